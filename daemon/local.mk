@@ -1,0 +1,1 @@
+# The programs: little more than main().

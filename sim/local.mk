@@ -1,0 +1,1 @@
+# smartpay-sim: the SmartPay gateway simulator.

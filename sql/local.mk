@@ -1,0 +1,1 @@
+# Migrations, applied in file-name order by `smartpayctl migrate`.
