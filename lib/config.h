@@ -63,6 +63,10 @@ struct sp_config {
 
 	/* [metrics] */
 	char *metrics_listen; /* default "127.0.0.1:9464"; "" disables */
+
+	/* Non-fatal problems found by config_load (e.g. origin not set), one
+	 * "FILE:LINE: key: reason" line each, or NULL. The daemon logs them as warnings. */
+	char *warnings;
 };
 
 /* Parses and validates `path`. On success returns true and sets *out (free with

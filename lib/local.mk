@@ -2,6 +2,14 @@
 noinst_LIBRARIES += lib/libsmartpay.a
 lib_libsmartpay_a_SOURCES = \
 	lib/xmalloc.c lib/xmalloc.h
+lib_libsmartpay_a_SOURCES += lib/money.c lib/money.h lib/log.c lib/log.h \
+	lib/config.c lib/config.h
+lib_libsmartpay_a_SOURCES += lib/migrate.c lib/migrate.h
+lib_libsmartpay_a_SOURCES += lib/uuid.c lib/uuid.h lib/modification.c lib/modification.h \
+	lib/response.c lib/response.h lib/classify.c lib/classify.h \
+	lib/backoff.c lib/backoff.h lib/http.c lib/http.h
+lib_libsmartpay_a_SOURCES += lib/pgconn.c lib/pgconn.h lib/store.c lib/store.h \
+	lib/engine.c lib/engine.h lib/service.c lib/service.h
 
 SP_LIBS = lib/libsmartpay.a $(LIBEVENT_LIBS) $(CURL_LIBS) $(JSONC_LIBS) $(LIBPQ_LIBS) \
 	$(INIH_LIBS) $(SYSTEMD_LIBS) $(OPENSSL_LIBS) -lm

@@ -24,5 +24,10 @@ void log_msg(enum log_level level, const char *event, const char *fmt, ...)
 
 /* Formats one line into a malloc'd string without writing it (for tests). */
 char *log_format_line(enum log_level level, const char *event, const char *const *pairs, int npairs);
+/* (log_format_line: `pairs` holds 2 * npairs strings, key then value; the result is the
+ * line without the timestamp or "<N>" prefix and without the newline. The caller frees it.) */
+
+/* True when a line at `level` would be written: lets callers skip costly formatting. */
+bool log_enabled(enum log_level level);
 
 #endif

@@ -1,1 +1,18 @@
 # Migrations, applied in file-name order by `smartpayctl migrate`.
+# To add one: create sql/NNN_name.sql with the next number (no BEGIN/COMMIT inside; it
+# runs in the migrator's transaction) and list it here. The files are embedded in the
+# programs (sp_builtin_migrations, lib/migrate.h) and installed for reference.
+SP_MIGRATIONS = \
+	sql/001_ledger.sql
+
+sqldir = $(pkgdatadir)/sql
+dist_sql_DATA = $(SP_MIGRATIONS) sql/example-orders.sql
+EXTRA_DIST += scripts/embed-sql.sh
+
+# Generated at build time from the .sql files: {version, file name, text}.
+nodist_lib_libsmartpay_a_SOURCES = sql/builtin-migrations.c
+CLEANFILES += sql/builtin-migrations.c
+sql/builtin-migrations.c: $(SP_MIGRATIONS) $(top_srcdir)/scripts/embed-sql.sh
+	$(AM_V_GEN)$(MKDIR_P) sql && \
+	$(SHELL) $(top_srcdir)/scripts/embed-sql.sh $(srcdir) $(SP_MIGRATIONS) >$@.tmp && \
+	mv $@.tmp $@

@@ -1,0 +1,297 @@
+#include "autoconfig.h"
+
+#include "config.h"
+#include "engine.h"
+#include "log.h"
+#include "service.h"
+#include "xmalloc.h"
+
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Exit codes of interfaces.md. */
+enum { EXIT_CLEAN = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+/* Everything main() owns while the loop runs. */
+struct daemon {
+	struct event_base *base;
+	struct sp_config *cfg;
+	char *secret;
+	struct engine *engine;
+	struct service *service;
+	bool once;
+	int signals_seen;
+	bool forced;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+	        "Usage: smartpayd [-c FILE] [--once] [--check-config] [--version] [--help]\n"
+	        "\n"
+	        "Captures, cancels and refunds SmartPay payments as the shop's orders ship,\n"
+	        "are cancelled or refunded. Runs in the foreground.\n"
+	        "\n"
+	        "  -c, --config FILE  configuration file (default %s)\n"
+	        "      --once         do what is due now, wait for the outcomes, exit\n"
+	        "                     (0 when nothing due is left undone)\n"
+	        "      --check-config validate the configuration and exit; connects nowhere\n"
+	        "      --version      print the version and exit\n"
+	        "  -h, --help         this text\n"
+	        "\n"
+	        "Signals: SIGTERM/SIGINT drain and exit (a second one exits at once),\n"
+	        "SIGHUP reloads the configuration. See smartpayd(8), smartpayd.conf(5).\n",
+	        CONFIG_DEFAULT_PATH);
+}
+
+/* Loads and validates a configuration, printing every problem. */
+static struct sp_config *load_config(const char *path)
+{
+	struct sp_config *cfg = NULL;
+	char *errors = NULL;
+	if (!config_load(path, &cfg, &errors)) {
+		fputs(errors, stderr);
+		free(errors);
+		return NULL;
+	}
+	return cfg;
+}
+
+static void on_ready(void *arg)
+{
+	struct daemon *d = arg;
+	service_ready(d->service);
+}
+
+static void on_idle_exit(void *arg)
+{
+	struct daemon *d = arg;
+	event_base_loopexit(d->base, NULL);
+}
+
+/* SIGTERM/SIGINT: the first drains, the second leaves at once. */
+static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+	(void)what;
+	d->signals_seen++;
+	if (d->signals_seen == 1) {
+		log_event(LOG_LVL_NOTICE, "stopping", "signal",
+		          sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
+		service_stopping(d->service);
+		engine_drain(d->engine);
+		return;
+	}
+	log_event(LOG_LVL_WARNING, "stopping_now", "msg",
+	          "second signal: in-flight modifications are resumed at the next start", NULL);
+	d->forced = true;
+	event_base_loopbreak(d->base);
+}
+
+/* Keys whose change needs a restart: they shape connections made at start. */
+static void warn_restart_needed(const struct sp_config *old, const struct sp_config *neu)
+{
+	struct {
+		const char *key, *a, *b;
+	} keys[] = {
+	    {"database.conninfo", old->db_conninfo, neu->db_conninfo},
+	    {"database.orders_relation", old->orders_relation, neu->orders_relation},
+	    {"smartpay.ca_file", old->ca_file, neu->ca_file},
+	    {"smartpay.user_agent", old->user_agent, neu->user_agent},
+	    {"daemon.instance_name", old->instance_name, neu->instance_name},
+	    {"metrics.listen", old->metrics_listen, neu->metrics_listen},
+	};
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (strcmp(keys[i].a ? keys[i].a : "", keys[i].b ? keys[i].b : "") != 0)
+			log_event(LOG_LVL_WARNING, "reload_needs_restart", "key", keys[i].key,
+			          "msg", "changed; the running value stays until a restart", NULL);
+	if (old->timeout_ms != neu->timeout_ms ||
+	    old->connect_timeout_ms != neu->connect_timeout_ms)
+		log_event(LOG_LVL_WARNING, "reload_needs_restart", "key", "smartpay.timeout", "msg",
+		          "changed; the running value stays until a restart", NULL);
+}
+
+/* SIGHUP: a fresh configuration replaces the old one only when it is valid. */
+static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+	(void)sig;
+	(void)what;
+	service_reloading(d->service);
+	struct sp_config *cfg = NULL;
+	char *errors = NULL;
+	if (!config_load(d->cfg->path, &cfg, &errors)) {
+		log_event(LOG_LVL_ERR, "reload_failed", "file", d->cfg->path, "errors", errors,
+		          "msg", "keeping the running configuration", NULL);
+		free(errors);
+		service_ready(d->service);
+		return;
+	}
+	char *why = NULL;
+	char *secret = config_read_secret(cfg, &why);
+	if (secret == NULL) {
+		log_event(LOG_LVL_ERR, "reload_failed", "reason", why, "msg",
+		          "keeping the running configuration", NULL);
+		free(why);
+		config_free(cfg);
+		service_ready(d->service);
+		return;
+	}
+	warn_restart_needed(d->cfg, cfg);
+	engine_reload(d->engine, cfg, secret);
+	explicit_bzero(d->secret, strlen(d->secret));
+	free(d->secret);
+	d->secret = secret;
+	config_free(d->cfg);
+	d->cfg = cfg;
+	log_init("smartpayd", (enum log_level)cfg->log_level);
+	log_event(LOG_LVL_NOTICE, "reloaded", "file", cfg->path, NULL);
+	service_ready(d->service);
+}
+
+/* Writes the final tally of a run. */
+static void log_summary(const struct engine *engine)
+{
+	const struct engine_stats *s = engine_stats(engine);
+	char sent[24], ok[24], refused[24], local[24], retries[24], attention[24];
+	snprintf(sent, sizeof(sent), "%llu", (unsigned long long)s->sent);
+	snprintf(ok, sizeof(ok), "%llu", (unsigned long long)s->succeeded);
+	snprintf(refused, sizeof(refused), "%llu", (unsigned long long)s->refused);
+	snprintf(local, sizeof(local), "%llu", (unsigned long long)s->refused_locally);
+	snprintf(retries, sizeof(retries), "%llu", (unsigned long long)s->retries);
+	snprintf(attention, sizeof(attention), "%llu", (unsigned long long)s->needs_attention);
+	log_event(LOG_LVL_NOTICE, "summary", "sent", sent, "succeeded", ok, "refused", refused,
+	          "refused_locally", local, "retries", retries, "needs_attention", attention, NULL);
+}
+
+/* Runs the loop until drained, finished (--once) or forced out; returns the exit code. */
+static int run(struct daemon *d)
+{
+	d->base = event_base_new();
+	if (d->base == NULL) {
+		log_event(LOG_LVL_ERR, "startup_failed", "reason", "cannot create the event loop",
+		          NULL);
+		return EXIT_RUNTIME;
+	}
+	struct engine_hooks hooks = {.ready = on_ready, .idle_exit = on_idle_exit, .arg = d};
+	d->engine = engine_new(d->base, d->cfg, d->secret, d->once, &hooks);
+	d->service = service_new(d->base, d->engine);
+	struct event *ev_term = evsignal_new(d->base, SIGTERM, on_stop_signal, d);
+	struct event *ev_int = evsignal_new(d->base, SIGINT, on_stop_signal, d);
+	struct event *ev_hup = evsignal_new(d->base, SIGHUP, on_reload_signal, d);
+	event_add(ev_term, NULL);
+	event_add(ev_int, NULL);
+	event_add(ev_hup, NULL);
+
+	log_event(LOG_LVL_NOTICE, "starting", "version", PACKAGE_VERSION, "instance",
+	          d->cfg->instance_name, "mode", d->once ? "once" : "service", NULL);
+	engine_start(d->engine);
+	event_base_dispatch(d->base);
+
+	int status = EXIT_CLEAN;
+	if (d->forced)
+		status = EXIT_RUNTIME;
+	else if (d->once && engine_exit_status(d->engine) != 0) {
+		const char *problem = engine_problem(d->engine);
+		log_event(LOG_LVL_ERR, "once_incomplete", "reason",
+		          problem ? problem : "some due modifications are still pending", NULL);
+		status = EXIT_RUNTIME;
+	}
+	log_summary(d->engine);
+
+	event_free(ev_term);
+	event_free(ev_int);
+	event_free(ev_hup);
+	service_free(d->service);
+	engine_free(d->engine);
+	event_base_free(d->base);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+	    {"config", required_argument, NULL, 'c'}, {"once", no_argument, NULL, 'o'},
+	    {"check-config", no_argument, NULL, 'k'}, {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+	const char *path = CONFIG_DEFAULT_PATH;
+	bool once = false, check = false;
+	int opt;
+	while ((opt = getopt_long(argc, argv, "c:h", options, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'o':
+			once = true;
+			break;
+		case 'k':
+			check = true;
+			break;
+		case 'V':
+			printf("smartpayd %s\n", PACKAGE_VERSION);
+			return EXIT_CLEAN;
+		case 'h':
+			usage(stdout);
+			return EXIT_CLEAN;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "smartpayd: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+
+	struct daemon d = {.once = once};
+	d.cfg = load_config(path);
+	if (d.cfg == NULL)
+		return EXIT_USAGE;
+	if (check) {
+		char *why = NULL;
+		char *secret = config_read_secret(d.cfg, &why);
+		if (secret == NULL) {
+			fprintf(stderr, "%s: warning: %s\n", path, why);
+			free(why);
+		} else {
+			explicit_bzero(secret, strlen(secret));
+			free(secret);
+		}
+		if (d.cfg->warnings)
+			fputs(d.cfg->warnings, stderr);
+		printf("%s: configuration OK\n", path);
+		config_free(d.cfg);
+		return EXIT_CLEAN;
+	}
+	log_init("smartpayd", (enum log_level)d.cfg->log_level);
+	if (d.cfg->warnings)
+		log_event(LOG_LVL_WARNING, "config_warning", "file", path, "warnings", d.cfg->warnings,
+			  NULL);
+
+	char *why = NULL;
+	d.secret = config_read_secret(d.cfg, &why);
+	if (d.secret == NULL) {
+		log_event(LOG_LVL_ERR, "startup_failed", "reason", why, NULL);
+		free(why);
+		config_free(d.cfg);
+		return EXIT_USAGE;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		log_event(LOG_LVL_ERR, "startup_failed", "reason", "curl_global_init failed", NULL);
+		return EXIT_RUNTIME;
+	}
+	int status = run(&d);
+	curl_global_cleanup();
+	explicit_bzero(d.secret, strlen(d.secret));
+	free(d.secret);
+	config_free(d.cfg);
+	return status;
+}

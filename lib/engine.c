@@ -1,0 +1,902 @@
+#include "autoconfig.h"
+
+#include "engine.h"
+
+#include "backoff.h"
+#include "classify.h"
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "modification.h"
+#include "money.h"
+#include "pgconn.h"
+#include "response.h"
+#include "store.h"
+#include "uuid.h"
+#include "xmalloc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Order ids remembered from notifications before falling back to a full scan. */
+#define MAX_NOTIFIED_IDS 20000
+/* Longest gateway answer kept in the ledger. */
+#define MAX_STORED_RESPONSE 65536
+/* Pause after credentials are rejected, doubled per failed probe up to retry_max. */
+#define BREAKER_FIRST_PAUSE_MS 30000
+/* Margin before the authorization deadline that the last retry must respect. */
+#define DEADLINE_MARGIN_MS 60000
+
+/* One modification on the wire. */
+struct flight {
+	struct engine *e;
+	struct store_claim claim; /* owned */
+};
+
+struct engine {
+	struct event_base *base;
+	const struct sp_config *cfg;
+	char *secret;
+	bool once;
+	struct engine_hooks hooks;
+
+	struct pg_conn *pc;
+	struct store *st;
+	struct http_client *http;
+
+	/* what the next claim cycle should look at */
+	bool scan_wanted; /* the whole orders relation */
+	bool due_wanted;  /* pending retries whose time has come */
+	bool own_wanted;  /* this instance's rows from before a restart */
+	char **ids;       /* order ids from notifications and finished captures */
+	size_t nids, cap_ids;
+	bool claiming; /* one claim cycle at a time */
+	bool scanning; /* the cycle reads the whole orders relation */
+	int claim_limit; /* rows asked for by the running cycle */
+	bool prepared;
+
+	/* outcomes waiting to be written, and the batch being written */
+	struct store_outcome *out;
+	size_t nout, cap_out;
+	struct store_outcome *writing;
+	size_t nwriting;
+
+	struct event *ev_kick;  /* deferred pump */
+	struct event *ev_timer; /* next poll, retry or breaker probe */
+	struct event *ev_drain; /* drain deadline */
+	int64_t next_poll_ms;
+	int64_t next_retry_ms; /* 0: none scheduled */
+
+	int64_t breaker_until_ms; /* 0: closed */
+	int64_t breaker_pause_ms;
+	bool probing;
+
+	bool draining;
+	bool exited;
+	unsigned left_undone; /* --once: attempted rows left pending or unwritten */
+	char *problem;
+	struct engine_stats stats;
+};
+
+static void engine_pump(struct engine *e);
+static void engine_flush(struct engine *e);
+static void engine_arm_timer(struct engine *e);
+
+/* Wall-clock time in unix milliseconds. */
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Asks for a pump on the next loop iteration, coalescing repeated requests. */
+static void engine_kick(struct engine *e)
+{
+	if (!e->exited)
+		event_active(e->ev_kick, EV_TIMEOUT, 0);
+}
+
+/* Leaves the loop when there is nothing more to do in --once or drain mode. */
+static void engine_check_idle(struct engine *e)
+{
+	if (e->exited || !(e->once || e->draining))
+		return;
+	if (e->claiming || http_inflight(e->http) > 0 || e->nout > 0 || e->writing)
+		return;
+	if (e->once && !e->draining && e->prepared &&
+	    (e->scan_wanted || e->due_wanted || e->own_wanted || e->nids > 0))
+		return;
+	if (e->once && !e->prepared && e->problem == NULL)
+		return;
+	e->exited = true;
+	if (e->hooks.idle_exit)
+		e->hooks.idle_exit(e->hooks.arg);
+}
+
+/* ---- outcomes ---- */
+
+/* Queues an outcome for the next batched write. Takes ownership of its strings. */
+static void engine_record(struct engine *e, struct store_outcome *o)
+{
+	if (e->nout == e->cap_out) {
+		e->cap_out = e->cap_out ? 2 * e->cap_out : 64;
+		e->out = xrealloc(e->out, e->cap_out * sizeof(*e->out));
+	}
+	e->out[e->nout++] = *o;
+	memset(o, 0, sizeof(*o));
+	engine_flush(e);
+}
+
+/* Remembers an order id for a targeted look at the orders relation. */
+static void engine_note_order(struct engine *e, const char *order_id)
+{
+	if (e->scan_wanted)
+		return;
+	if (e->nids >= MAX_NOTIFIED_IDS) {
+		for (size_t i = 0; i < e->nids; i++)
+			free(e->ids[i]);
+		e->nids = 0;
+		e->scan_wanted = true;
+		return;
+	}
+	if (e->nids == e->cap_ids) {
+		e->cap_ids = e->cap_ids ? 2 * e->cap_ids : 256;
+		e->ids = xrealloc(e->ids, e->cap_ids * sizeof(char *));
+	}
+	e->ids[e->nids++] = xstrdup(order_id);
+}
+
+static void engine_written(char **fenced, size_t nfenced, const char *error, void *arg)
+{
+	struct engine *e = arg;
+	if (error) {
+		/* keep the batch: it is written again once the database is back */
+		log_event(LOG_LVL_WARNING, "outcome_write_failed", "reason", error, NULL);
+		size_t total = e->nwriting + e->nout;
+		if (total > e->cap_out) {
+			e->cap_out = total;
+			e->out = xrealloc(e->out, e->cap_out * sizeof(*e->out));
+		}
+		memmove(e->out + e->nwriting, e->out, e->nout * sizeof(*e->out));
+		memcpy(e->out, e->writing, e->nwriting * sizeof(*e->out));
+		e->nout = total;
+		free(e->writing);
+		e->writing = NULL;
+		e->nwriting = 0;
+		return;
+	}
+	for (size_t i = 0; i < nfenced; i++) {
+		e->stats.fenced++;
+		log_event(LOG_LVL_WARNING, "outcome_fenced", "modification_id", fenced[i], "msg",
+			  "the lease moved to another owner; its outcome wins", NULL);
+	}
+	for (size_t i = 0; i < e->nwriting; i++) {
+		struct store_outcome *o = &e->writing[i];
+		/* a finished capture may unblock a cancel of the same order */
+		if (o->kind == MOD_CAPTURE && strcmp(o->state, "pending") != 0)
+			engine_note_order(e, o->order_id);
+		if (e->once && strcmp(o->state, "pending") == 0)
+			e->left_undone++;
+		store_outcome_clear(o);
+	}
+	free(e->writing);
+	e->writing = NULL;
+	e->nwriting = 0;
+	if (e->once)
+		e->scan_wanted = true; /* follow-ups (cancel after capture) are due now too */
+	engine_flush(e);
+	engine_kick(e);
+}
+
+/* Writes the queued outcomes when no write is under way (group commit). */
+static void engine_flush(struct engine *e)
+{
+	if (e->writing || e->nout == 0 || !pg_conn_is_up(e->pc))
+		return;
+	e->writing = e->out;
+	e->nwriting = e->nout;
+	e->out = NULL;
+	e->nout = e->cap_out = 0;
+	if (!store_write_outcomes(e->st, e->writing, e->nwriting, engine_written, e))
+		engine_written(NULL, 0, "database connection lost", e);
+}
+
+/* ---- sending ---- */
+
+/* Log fields shared by every line about one modification. */
+#define FLIGHT_IDS(c)                                                                              \
+	"modification_id", (c)->modification_id, "order_id", (c)->order_id, "transaction_id",      \
+		(c)->transaction_id, "kind", mod_kind_name((c)->kind)
+
+/* Opens the circuit breaker: credentials were rejected, so nobody's request can succeed. */
+static void engine_pause_gateway(struct engine *e, bool *first)
+{
+	*first = e->breaker_until_ms == 0;
+	if (e->breaker_pause_ms == 0)
+		e->breaker_pause_ms = BREAKER_FIRST_PAUSE_MS;
+	else if (e->probing)
+		e->breaker_pause_ms = e->breaker_pause_ms * 2 > e->cfg->retry_max_ms
+					      ? e->cfg->retry_max_ms
+					      : e->breaker_pause_ms * 2;
+	e->breaker_until_ms = now_ms() + e->breaker_pause_ms;
+	e->probing = false;
+	e->stats.gateway_paused = true;
+	engine_arm_timer(e);
+}
+
+/* Closes the circuit breaker after an answer that was not a credentials rejection. */
+static void engine_resume_gateway(struct engine *e)
+{
+	if (e->breaker_until_ms == 0 && !e->probing)
+		return;
+	e->breaker_until_ms = 0;
+	e->breaker_pause_ms = 0;
+	e->probing = false;
+	e->stats.gateway_paused = false;
+	log_event(LOG_LVL_NOTICE, "gateway_resumed", "msg", "credentials accepted again", NULL);
+}
+
+/* Turns one HTTP answer into an outcome: the heart of the lifecycle (design.md). */
+static void engine_on_answer(const struct http_result *res, void *arg)
+{
+	struct flight *f = arg;
+	struct engine *e = f->e;
+	struct store_claim *c = &f->claim;
+	int64_t now = now_ms();
+
+	struct gw_response parsed;
+	memset(&parsed, 0, sizeof(parsed));
+	bool body_ok = res->http_status > 0 &&
+		       response_parse(res->body, res->body_len, c->modification_id, &parsed);
+	struct classification cls;
+	classify_answer(res->http_status, res->transport_error, res->timed_out, body_ok,
+			res->retry_after, now, &cls);
+
+	struct store_outcome o;
+	memset(&o, 0, sizeof(o));
+	o.modification_id = xstrdup(c->modification_id);
+	o.order_id = xstrdup(c->order_id);
+	o.kind = c->kind;
+	o.generation = c->generation;
+	o.http_status = res->http_status;
+	o.counted = true;
+	if (res->http_status > 0 && res->body_len > 0)
+		o.response_body = xstrndup(res->body, res->body_len < MAX_STORED_RESPONSE
+								   ? res->body_len
+								   : MAX_STORED_RESPONSE);
+	char status[16];
+	snprintf(status, sizeof(status), "%d", res->http_status);
+	char attempt[16];
+	snprintf(attempt, sizeof(attempt), "%d", c->attempts + 1);
+	char elapsed[24];
+	snprintf(elapsed, sizeof(elapsed), "%lld", (long long)(res->elapsed_us / 1000));
+
+	switch (cls.outcome) {
+	case OUTCOME_ACCEPTED:
+		engine_resume_gateway(e);
+		o.state = "succeeded";
+		o.payment_status = parsed.payment_status ? xstrdup(parsed.payment_status) : NULL;
+		o.reconciliation_reference_id = parsed.reconciliation_reference_id
+							? xstrdup(parsed.reconciliation_reference_id)
+							: NULL;
+		e->stats.succeeded++;
+		log_event(LOG_LVL_INFO, "modification_succeeded", FLIGHT_IDS(c), "http_status", status,
+			  "payment_status", parsed.payment_status, "attempt", attempt, "elapsed_ms",
+			  elapsed, NULL);
+		break;
+	case OUTCOME_REFUSED:
+		engine_resume_gateway(e);
+		o.state = "refused";
+		o.reason = parsed.error ? xasprintf("%s: %s", cls.reason, parsed.error)
+					: xstrdup(cls.reason);
+		o.alert_kind = "modification_refused";
+		o.alert_severity = "critical";
+		e->stats.refused++;
+		log_event(LOG_LVL_WARNING, "modification_refused", FLIGHT_IDS(c), "http_status", status,
+			  "reason", o.reason, NULL);
+		break;
+	case OUTCOME_AUTH_REJECTED: {
+		/* not this order's fault: back in the queue, sending paused for everyone */
+		bool first;
+		engine_pause_gateway(e, &first);
+		o.state = "pending";
+		o.counted = false;
+		o.retry_delay_ms = 0;
+		o.reason = xstrdup(cls.reason);
+		if (first) {
+			o.alert_kind = "credentials_rejected";
+			o.alert_severity = "critical";
+		}
+		e->stats.auth_rejected++;
+		log_event(first ? LOG_LVL_ERR : LOG_LVL_WARNING, "credentials_rejected", FLIGHT_IDS(c),
+			  "http_status", status, "msg",
+			  "SmartPay rejected the merchant key or authentication key; sending paused",
+			  NULL);
+		break;
+	}
+	case OUTCOME_UNKNOWN: {
+		engine_resume_gateway(e);
+		struct backoff_policy pol = {.base_ms = e->cfg->retry_base_ms,
+					     .max_ms = e->cfg->retry_max_ms,
+					     .max_attempts = e->cfg->max_attempts,
+					     .deadline_margin_ms = DEADLINE_MARGIN_MS};
+		int64_t deadline = c->kind == MOD_CAPTURE ? c->deadline_ms : 0;
+		int64_t next_at = 0;
+		const char *why = NULL;
+		const char *detail = res->error && res->http_status == 0 ? res->error : cls.reason;
+		if (backoff_next(&pol, c->attempts + 1, now, deadline, cls.retry_after_ms,
+				 backoff_random(), &next_at, &why) == BACKOFF_GIVE_UP) {
+			o.state = "needs_attention";
+			o.reason = xasprintf("%s after %d attempts; last: %s", why, c->attempts + 1,
+					     detail);
+			o.alert_kind = "needs_attention";
+			o.alert_severity = "critical";
+			e->stats.needs_attention++;
+			log_event(LOG_LVL_ERR, "modification_needs_attention", FLIGHT_IDS(c), "reason",
+				  o.reason, NULL);
+		} else {
+			o.state = "pending";
+			o.reason = xasprintf("retrying: %s", detail);
+			o.retry_delay_ms = next_at - now;
+			if (e->next_retry_ms == 0 || next_at < e->next_retry_ms) {
+				e->next_retry_ms = next_at;
+				engine_arm_timer(e);
+			}
+			e->stats.retries++;
+			char delay[24];
+			snprintf(delay, sizeof(delay), "%lld", (long long)o.retry_delay_ms);
+			log_event(LOG_LVL_WARNING, "modification_retry", FLIGHT_IDS(c), "reason",
+				  detail, "attempt", attempt, "retry_in_ms", delay, NULL);
+		}
+		break;
+	}
+	}
+	response_free(&parsed);
+	store_claim_clear(&f->claim);
+	free(f);
+	e->stats.inflight = (unsigned)http_inflight(e->http);
+	engine_record(e, &o);
+	engine_kick(e);
+}
+
+/* Gives up on a capture whose authorization deadline passed while it was pending. */
+static void engine_expire(struct engine *e, struct store_claim *c)
+{
+	struct store_outcome o;
+	memset(&o, 0, sizeof(o));
+	o.modification_id = xstrdup(c->modification_id);
+	o.order_id = xstrdup(c->order_id);
+	o.kind = c->kind;
+	o.generation = c->generation;
+	o.state = "needs_attention";
+	o.reason = xstrdup("authorization deadline passed before the capture was confirmed");
+	o.alert_kind = "needs_attention";
+	o.alert_severity = "critical";
+	e->stats.needs_attention++;
+	log_event(LOG_LVL_ERR, "modification_needs_attention", FLIGHT_IDS(c), "reason", o.reason,
+		  NULL);
+	engine_record(e, &o);
+}
+
+/* Sends one leased modification: the stored body, byte for byte. Takes the claim's strings. */
+static void engine_send(struct engine *e, struct store_claim *claim)
+{
+	if (claim->kind == MOD_CAPTURE && claim->deadline_passed) {
+		engine_expire(e, claim);
+		store_claim_clear(claim);
+		return;
+	}
+	struct flight *f = xcalloc(1, sizeof(*f));
+	f->e = e;
+	f->claim = *claim;
+	memset(claim, 0, sizeof(*claim));
+	struct store_claim *c = &f->claim;
+	char *url = xasprintf("%s%s", e->cfg->base_url, mod_kind_path(c->kind));
+	char *origin = e->cfg->origin && *e->cfg->origin ? xasprintf("Origin: %s", e->cfg->origin)
+							 : NULL;
+	const char *headers[] = {"Content-Type: application/json", "Accept-Language: en-US",
+				 origin, NULL};
+	struct http_request req = {.method = "POST",
+				   .url = url,
+				   .headers = headers,
+				   .body = c->body,
+				   .body_len = strlen(c->body),
+				   .username = e->cfg->merchant_key,
+				   .password = e->secret};
+	bool ok = http_submit(e->http, &req, engine_on_answer, f);
+	free(url);
+	free(origin);
+	if (!ok) {
+		struct http_result res = {.transport_error = true, .error = "request setup failed"};
+		engine_on_answer(&res, f);
+		return;
+	}
+	e->stats.sent++;
+	e->stats.inflight = (unsigned)http_inflight(e->http);
+	char attempt[16];
+	snprintf(attempt, sizeof(attempt), "%d", c->attempts + 1);
+	log_event(LOG_LVL_DEBUG, "modification_sent", FLIGHT_IDS(c), "attempt", attempt, NULL);
+}
+
+/* Sends every claimed row. Takes the array. */
+static void engine_send_all(struct engine *e, struct store_claim *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		engine_send(e, &rows[i]);
+	free(rows);
+}
+
+/* ---- claiming ---- */
+
+/* How many more modifications may go out now. */
+static int engine_room(const struct engine *e)
+{
+	if (e->probing)
+		return 0;
+	if (e->breaker_until_ms != 0)
+		return now_ms() >= e->breaker_until_ms ? 1 : 0;
+	int room = e->cfg->max_inflight - (int)http_inflight(e->http);
+	if (room > e->cfg->batch_size)
+		room = e->cfg->batch_size;
+	return room < 0 ? 0 : room;
+}
+
+/* Ends a claim cycle that failed; the poll (or, with --once, the exit status) takes over. */
+static void engine_claim_failed(struct engine *e, const char *error)
+{
+	log_event(LOG_LVL_WARNING, "claim_failed", "reason", error, NULL);
+	e->claiming = false;
+	e->probing = false;
+	if (e->once) {
+		free(e->problem);
+		e->problem = xstrdup(error);
+		e->scan_wanted = e->due_wanted = e->own_wanted = false;
+		engine_check_idle(e);
+	}
+}
+
+/* Ends a claim cycle and looks for more work. */
+static void engine_claim_end(struct engine *e)
+{
+	e->claiming = false;
+	engine_kick(e);
+	engine_check_idle(e);
+}
+
+static void engine_on_due(struct store_claim *rows, size_t n, const char *error, void *arg)
+{
+	struct engine *e = arg;
+	if (error) {
+		engine_claim_failed(e, error);
+		return;
+	}
+	if (e->probing && n == 0) {
+		/* nothing to probe with: the next real request tests the credentials */
+		e->probing = false;
+		e->breaker_until_ms = 0;
+		e->stats.gateway_paused = false;
+	}
+	if ((int)n == e->claim_limit)
+		e->due_wanted = true; /* a full batch: more may be due */
+	if (n > 0) {
+		char count[24];
+		snprintf(count, sizeof(count), "%zu", n);
+		log_event(LOG_LVL_INFO, "retries_claimed", "count", count, NULL);
+	}
+	engine_send_all(e, rows, n);
+	engine_claim_end(e);
+}
+
+/* Turns a candidate order into an intent: the request body, or a local refusal. */
+static void engine_build_intent(struct engine *e, const struct store_candidate *c,
+				struct store_intent *in, char **reason_buf)
+{
+	memset(in, 0, sizeof(*in));
+	uuid_v4(in->modification_id);
+	in->order_id = c->order_id;
+	in->transaction_id = c->transaction_id;
+	in->kind = c->kind;
+	in->currency = c->currency;
+	in->deadline_ms = c->deadline_ms;
+	in->amount_minor = -1;
+	*reason_buf = NULL;
+
+	const char *why = NULL;
+	int64_t amount = 0, capture = -1;
+	if (c->transaction_id == NULL || c->transaction_id[0] == '\0')
+		why = "missing smartpay_transaction_id";
+	else if (c->currency == NULL || money_exponent(c->currency) < 0)
+		why = "unknown currency";
+	else if (c->amount == NULL)
+		why = "missing amount";
+	if (why == NULL && !money_parse(c->amount, c->currency, &amount, &why)) {
+		*reason_buf = xasprintf("invalid amount %s: %s", c->amount, why);
+	} else if (why == NULL && amount <= 0) {
+		why = "amount must be greater than zero";
+	} else if (why == NULL && c->kind == MOD_CAPTURE && c->capture_amount) {
+		if (!money_parse(c->capture_amount, c->currency, &capture, &why))
+			*reason_buf = xasprintf("invalid capture_amount %s: %s", c->capture_amount,
+						why);
+		else if (capture <= 0)
+			why = "capture_amount must be greater than zero";
+		else if (capture > amount)
+			why = "capture_amount above the authorized amount";
+	}
+	if (why == NULL && *reason_buf == NULL) {
+		bool partial = c->kind == MOD_CAPTURE && capture > 0 && capture < amount;
+		in->amount_minor = capture > 0 ? capture : amount;
+		struct mod_request req = {.kind = c->kind,
+					  .transaction_id = c->transaction_id,
+					  .merchant_key = e->cfg->merchant_key,
+					  .modification_id = in->modification_id,
+					  .has_amount = partial,
+					  .amount_minor = in->amount_minor,
+					  .currency = c->currency};
+		in->body = mod_request_body(&req, &why);
+	}
+	if (in->body == NULL && *reason_buf == NULL)
+		*reason_buf = xstrdup(why ? why : "request could not be built");
+	in->reason = *reason_buf;
+}
+
+static void engine_on_inserted(struct store_claim *rows, size_t n, const char *error, void *arg)
+{
+	struct engine *e = arg;
+	if (error) {
+		/* nothing was recorded, so nothing is sent; the orders are looked at again */
+		engine_claim_failed(e, error);
+		e->scan_wanted = !e->once;
+		return;
+	}
+	engine_send_all(e, rows, n);
+	engine_claim_end(e);
+}
+
+static void engine_on_candidates(struct store_candidate *rows, size_t n, const char *error,
+				 void *arg)
+{
+	struct engine *e = arg;
+	if (error) {
+		engine_claim_failed(e, error);
+		e->scan_wanted = !e->once;
+		return;
+	}
+	if (e->scanning && (int)n == e->claim_limit)
+		e->scan_wanted = true; /* a full page: more orders are waiting */
+	if (n == 0) {
+		store_candidates_free(rows, n);
+		engine_claim_end(e);
+		return;
+	}
+	struct store_intent *intents = xcalloc(n, sizeof(*intents));
+	char **reasons = xcalloc(n, sizeof(char *));
+	for (size_t i = 0; i < n; i++) {
+		engine_build_intent(e, &rows[i], &intents[i], &reasons[i]);
+		if (intents[i].reason) {
+			e->stats.refused_locally++;
+			log_event(LOG_LVL_ERR, "order_refused", "order_id", rows[i].order_id,
+				  "transaction_id", rows[i].transaction_id, "kind",
+				  mod_kind_name(rows[i].kind), "reason", intents[i].reason, NULL);
+		}
+	}
+	if (!store_insert_intents(e->st, intents, n, engine_on_inserted, e))
+		engine_claim_failed(e, "database connection lost");
+	for (size_t i = 0; i < n; i++) {
+		free(intents[i].body);
+		free(reasons[i]);
+	}
+	free(intents);
+	free(reasons);
+	store_candidates_free(rows, n);
+}
+
+/* Starts one claim cycle when there is room and a reason to look for work. */
+static void engine_pump(struct engine *e)
+{
+	if (e->claiming || e->draining || e->exited || !e->prepared || !pg_conn_is_up(e->pc))
+		goto out;
+	int room = engine_room(e);
+	if (room <= 0)
+		goto out;
+	/* batch claims: wait until a good share of the window is free, unless idle */
+	int low = e->cfg->max_inflight / 4;
+	if (low > e->cfg->batch_size)
+		low = e->cfg->batch_size;
+	if (room < low && http_inflight(e->http) > 0)
+		goto out;
+	e->claim_limit = room;
+	e->scanning = false;
+	if (e->breaker_until_ms != 0) {
+		/* half-open: one due row goes out as a probe */
+		e->probing = true;
+		e->claiming = true;
+		e->claim_limit = 1;
+		if (!store_claim_due(e->st, 1, false, engine_on_due, e))
+			e->claiming = e->probing = false;
+		goto out;
+	}
+	if (e->own_wanted || e->due_wanted) {
+		bool own = e->own_wanted;
+		e->own_wanted = e->due_wanted = false;
+		e->claiming = true;
+		if (!store_claim_due(e->st, room, own, engine_on_due, e)) {
+			e->claiming = false;
+			e->due_wanted = true;
+			e->own_wanted = own;
+		}
+		goto out;
+	}
+	if (e->nids > 0 && !e->scan_wanted) {
+		size_t take = e->nids < (size_t)room ? e->nids : (size_t)room;
+		char **ids = e->ids + (e->nids - take);
+		e->claiming = true;
+		bool ok = store_find_candidates(e->st, (const char *const *)ids, take, room,
+						engine_on_candidates, e);
+		if (!ok) {
+			e->claiming = false;
+			goto out;
+		}
+		for (size_t i = 0; i < take; i++)
+			free(ids[i]);
+		e->nids -= take;
+		goto out;
+	}
+	if (e->scan_wanted) {
+		e->scan_wanted = false;
+		for (size_t i = 0; i < e->nids; i++)
+			free(e->ids[i]);
+		e->nids = 0;
+		e->claiming = true;
+		e->scanning = true;
+		if (!store_find_candidates(e->st, NULL, 0, room, engine_on_candidates, e)) {
+			e->claiming = false;
+			e->scan_wanted = true;
+		}
+		goto out;
+	}
+out:
+	engine_check_idle(e);
+}
+
+static void engine_kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	engine_pump(arg);
+}
+
+/* ---- timers ---- */
+
+/* Arms the one timer for the earliest of: next poll, next retry, breaker probe. */
+static void engine_arm_timer(struct engine *e)
+{
+	if (e->once || e->exited)
+		return;
+	int64_t at = e->next_poll_ms;
+	if (e->next_retry_ms && e->next_retry_ms < at)
+		at = e->next_retry_ms;
+	if (e->breaker_until_ms && e->breaker_until_ms < at)
+		at = e->breaker_until_ms;
+	int64_t delay = at - now_ms();
+	if (delay < 0)
+		delay = 0;
+	struct timeval tv = {.tv_sec = delay / 1000, .tv_usec = (delay % 1000) * 1000};
+	evtimer_add(e->ev_timer, &tv);
+}
+
+static void engine_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct engine *e = arg;
+	(void)fd;
+	(void)what;
+	int64_t now = now_ms();
+	if (now >= e->next_poll_ms) {
+		/* the fallback for lost notifications and other daemons' expired leases */
+		e->scan_wanted = true;
+		e->due_wanted = true;
+		e->next_poll_ms = now + e->cfg->poll_interval_ms;
+	}
+	if (e->next_retry_ms && now >= e->next_retry_ms) {
+		e->due_wanted = true;
+		e->next_retry_ms = 0;
+	}
+	engine_arm_timer(e);
+	engine_flush(e);
+	engine_pump(e);
+}
+
+static void engine_drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct engine *e = arg;
+	(void)fd;
+	(void)what;
+	if (e->exited)
+		return;
+	char n[24];
+	snprintf(n, sizeof(n), "%zu", http_inflight(e->http));
+	log_event(LOG_LVL_WARNING, "drain_timeout", "inflight", n, "msg",
+		  "leaving requests in flight; they are resent with the same id at the next start",
+		  NULL);
+	e->exited = true;
+	if (e->hooks.idle_exit)
+		e->hooks.idle_exit(e->hooks.arg);
+}
+
+/* ---- database connection ---- */
+
+static void engine_prepared(size_t affected, const char *error, void *arg)
+{
+	struct engine *e = arg;
+	(void)affected;
+	if (error) {
+		free(e->problem);
+		e->problem = xstrdup(error);
+		log_event(LOG_LVL_ERR, "database_not_ready", "reason", error, NULL);
+		if (e->once) {
+			e->left_undone++;
+			e->exited = true;
+			if (e->hooks.idle_exit)
+				e->hooks.idle_exit(e->hooks.arg);
+		}
+		/* otherwise the next poll after a reconnect tries again */
+		return;
+	}
+	free(e->problem);
+	e->problem = NULL;
+	bool first = !e->stats.ready;
+	e->prepared = true;
+	e->stats.ready = true;
+	e->scan_wanted = true;
+	e->due_wanted = true;
+	engine_flush(e);
+	if (first && e->hooks.ready)
+		e->hooks.ready(e->hooks.arg);
+	engine_kick(e);
+}
+
+static void engine_db_up(void *arg)
+{
+	struct engine *e = arg;
+	e->stats.db_up = true;
+	e->prepared = false;
+	if (!store_prepare(e->st, engine_prepared, e))
+		log_event(LOG_LVL_WARNING, "database_not_ready", "reason", "connection lost", NULL);
+}
+
+static void engine_db_down(void *arg, const char *why)
+{
+	struct engine *e = arg;
+	(void)why;
+	e->stats.db_up = false;
+	e->prepared = false;
+	e->claiming = false;
+	if (e->once && !e->stats.ready) {
+		free(e->problem);
+		e->problem = xasprintf("cannot connect to the database: %s", why);
+		e->left_undone++;
+		e->exited = true;
+		if (e->hooks.idle_exit)
+			e->hooks.idle_exit(e->hooks.arg);
+	}
+}
+
+static void engine_db_notify(void *arg, const char *channel, const char *payload)
+{
+	struct engine *e = arg;
+	if (strcmp(channel, "smartpay_orders") == 0 && payload && *payload) {
+		engine_note_order(e, payload);
+		engine_kick(e);
+	}
+}
+
+/* ---- life cycle ---- */
+
+struct engine *engine_new(struct event_base *base, const struct sp_config *cfg, const char *secret,
+			  bool once, const struct engine_hooks *hooks)
+{
+	struct engine *e = xcalloc(1, sizeof(*e));
+	e->base = base;
+	e->cfg = cfg;
+	e->secret = xstrdup(secret);
+	e->once = once;
+	if (hooks)
+		e->hooks = *hooks;
+	struct pg_conn_handlers h = {
+		.up = engine_db_up, .down = engine_db_down, .notify = engine_db_notify};
+	e->pc = pg_conn_new(base, cfg->db_conninfo, &h, e);
+	e->st = store_new(e->pc, cfg);
+	struct http_options ho = {.ca_file = cfg->ca_file && *cfg->ca_file ? cfg->ca_file : NULL,
+				  .timeout_ms = cfg->timeout_ms,
+				  .connect_timeout_ms = cfg->connect_timeout_ms,
+				  .max_host_connections = cfg->max_inflight,
+				  .user_agent = cfg->user_agent};
+	e->http = http_client_new(base, &ho);
+	e->ev_kick = event_new(base, -1, 0, engine_kick_cb, e);
+	e->ev_timer = evtimer_new(base, engine_timer_cb, e);
+	e->ev_drain = evtimer_new(base, engine_drain_cb, e);
+	e->own_wanted = true;
+	e->scan_wanted = true;
+	e->due_wanted = true;
+	return e;
+}
+
+void engine_start(struct engine *e)
+{
+	e->next_poll_ms = now_ms() + e->cfg->poll_interval_ms;
+	engine_arm_timer(e);
+	pg_conn_start(e->pc);
+}
+
+void engine_drain(struct engine *e)
+{
+	if (e->draining)
+		return;
+	e->draining = true;
+	char n[24];
+	snprintf(n, sizeof(n), "%zu", http_inflight(e->http));
+	log_event(LOG_LVL_NOTICE, "draining", "inflight", n, NULL);
+	struct timeval tv = {.tv_sec = e->cfg->drain_timeout_ms / 1000,
+			     .tv_usec = (e->cfg->drain_timeout_ms % 1000) * 1000};
+	evtimer_add(e->ev_drain, &tv);
+	engine_check_idle(e);
+}
+
+void engine_reload(struct engine *e, const struct sp_config *cfg, const char *secret)
+{
+	e->cfg = cfg;
+	store_set_config(e->st, cfg);
+	free(e->secret);
+	e->secret = xstrdup(secret);
+	/* new credentials deserve a probe now rather than after the pause */
+	if (e->breaker_until_ms != 0)
+		e->breaker_until_ms = now_ms();
+	e->next_poll_ms = now_ms() + cfg->poll_interval_ms;
+	e->scan_wanted = true;
+	engine_arm_timer(e);
+	engine_kick(e);
+}
+
+const struct engine_stats *engine_stats(const struct engine *e)
+{
+	return &e->stats;
+}
+
+int engine_exit_status(const struct engine *e)
+{
+	return e->left_undone == 0 && e->problem == NULL ? 0 : 1;
+}
+
+const char *engine_problem(const struct engine *e)
+{
+	return e->problem;
+}
+
+void engine_free(struct engine *e)
+{
+	if (e == NULL)
+		return;
+	http_client_free(e->http);
+	pg_conn_free(e->pc);
+	store_free(e->st);
+	for (size_t i = 0; i < e->nout; i++)
+		store_outcome_clear(&e->out[i]);
+	free(e->out);
+	for (size_t i = 0; i < e->nwriting; i++)
+		store_outcome_clear(&e->writing[i]);
+	free(e->writing);
+	for (size_t i = 0; i < e->nids; i++)
+		free(e->ids[i]);
+	free(e->ids);
+	event_free(e->ev_kick);
+	event_free(e->ev_timer);
+	event_free(e->ev_drain);
+	if (e->secret) {
+		explicit_bzero(e->secret, strlen(e->secret));
+		free(e->secret);
+	}
+	free(e->problem);
+	free(e);
+}

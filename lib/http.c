@@ -1,0 +1,494 @@
+#include "autoconfig.h"
+
+#include "http.h"
+
+#include "xmalloc.h"
+
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+/* Longest Retry-After value kept (an HTTP-date is 29 characters). */
+#define HTTP_RETRY_AFTER_MAX 128
+
+/* One socket curl asked us to watch: its event, assigned with curl_multi_assign. */
+struct http_sock {
+	struct http_client *client;
+	struct event *ev;
+	struct http_sock *prev, *next;
+};
+
+/* One transfer: the curl handle, the collected answer and the caller's callback. */
+struct http_xfer {
+	struct http_client *client;
+	CURL *easy;
+	struct curl_slist *headers;
+	http_done_fn done;
+	void *arg;
+	char *body; /* NUL-terminated; at most HTTP_BODY_MAX bytes kept */
+	size_t body_len, body_cap;
+	bool body_truncated;
+	char *retry_after;
+	int64_t start_us;
+	char errbuf[CURL_ERROR_SIZE];
+	struct http_xfer *prev, *next;
+};
+
+struct http_client {
+	struct event_base *base;
+	CURLM *multi;
+	struct event *timer;
+	char *ca_file;
+	char *user_agent;
+	long timeout_ms;
+	long connect_timeout_ms;
+	struct http_xfer *xfers; /* running transfers */
+	size_t inflight;
+	struct http_sock *socks;
+	int depth;  /* > 0 while curl is being driven from a loop callback */
+	bool dying; /* http_client_free was called while depth > 0 */
+};
+
+/* Microseconds of the monotonic clock, for elapsed times. */
+static int64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Releases a transfer that is no longer attached to the multi handle. */
+static void xfer_free(struct http_xfer *x)
+{
+	curl_easy_cleanup(x->easy);
+	curl_slist_free_all(x->headers);
+	free(x->body);
+	free(x->retry_after);
+	free(x);
+}
+
+/* Detaches a transfer from the multi handle and the client's list. */
+static void xfer_detach(struct http_xfer *x)
+{
+	struct http_client *c = x->client;
+
+	curl_multi_remove_handle(c->multi, x->easy);
+	if (x->prev != NULL)
+		x->prev->next = x->next;
+	else
+		c->xfers = x->next;
+	if (x->next != NULL)
+		x->next->prev = x->prev;
+	x->prev = x->next = NULL;
+	c->inflight--;
+}
+
+/* Frees a socket context and stops watching its socket. */
+static void sock_free(struct http_sock *s)
+{
+	struct http_client *c = s->client;
+
+	event_free(s->ev);
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		c->socks = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	free(s);
+}
+
+/* Frees everything; no transfer callback runs. */
+static void client_destroy(struct http_client *c)
+{
+	while (c->xfers != NULL) {
+		struct http_xfer *x = c->xfers;
+		xfer_detach(x);
+		xfer_free(x);
+	}
+	curl_multi_cleanup(c->multi);
+	while (c->socks != NULL)
+		sock_free(c->socks);
+	event_free(c->timer);
+	free(c->ca_file);
+	free(c->user_agent);
+	free(c);
+	curl_global_cleanup();
+}
+
+/* Hands a finished transfer's result to its callback, then frees the transfer. */
+static void xfer_complete(struct http_xfer *x, CURLcode code)
+{
+	struct http_result res;
+	long status = 0;
+
+	memset(&res, 0, sizeof(res));
+	if (curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK)
+		res.http_status = (int)status;
+	res.timed_out = code == CURLE_OPERATION_TIMEDOUT;
+	res.transport_error = code != CURLE_OK && !res.timed_out;
+	if (code != CURLE_OK)
+		res.error = x->errbuf[0] != '\0' ? x->errbuf : curl_easy_strerror(code);
+	res.body = x->body != NULL ? x->body : "";
+	res.body_len = x->body_len;
+	res.body_truncated = x->body_truncated;
+	res.retry_after = x->retry_after;
+	res.elapsed_us = now_us() - x->start_us;
+
+	xfer_detach(x);
+	x->done(&res, x->arg);
+	xfer_free(x);
+}
+
+/* Collects finished transfers, as hiperfifo's check_multi_info does. */
+static void check_multi_info(struct http_client *c)
+{
+	CURLMsg *msg;
+	int left;
+
+	while (!c->dying && (msg = curl_multi_info_read(c->multi, &left)) != NULL) {
+		char *priv = NULL;
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+		if (priv != NULL)
+			xfer_complete((struct http_xfer *)(void *)priv, msg->data.result);
+	}
+}
+
+/* Tells curl about socket activity or a timeout, then completes finished transfers. */
+static void drive(struct http_client *c, curl_socket_t fd, int action)
+{
+	int running = 0;
+
+	c->depth++;
+	curl_multi_socket_action(c->multi, fd, action, &running);
+	/* curl cancels its own timer through curl_timer_cb; a callback below may have
+	 * added a transfer, so "running" is not a reason to drop the timer here */
+	check_multi_info(c);
+	c->depth--;
+	if (c->dying && c->depth == 0)
+		client_destroy(c);
+}
+
+/* Loop callback: a socket curl watches is readable or writable. */
+static void on_socket(evutil_socket_t fd, short kind, void *arg)
+{
+	int action =
+	    ((kind & EV_READ) ? CURL_CSELECT_IN : 0) | ((kind & EV_WRITE) ? CURL_CSELECT_OUT : 0);
+
+	drive(arg, fd, action);
+}
+
+/* Loop callback: curl's single timer expired. */
+static void on_timer(evutil_socket_t fd, short kind, void *arg)
+{
+	drive(arg, CURL_SOCKET_TIMEOUT, 0);
+}
+
+/* CURLMOPT_SOCKETFUNCTION: start, change or stop watching a socket. */
+static int curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+	struct http_client *c = userp;
+	struct http_sock *s = socketp;
+	short kind;
+
+	if (what == CURL_POLL_REMOVE) {
+		if (s != NULL)
+			sock_free(s);
+		return 0;
+	}
+	kind = (short)(((what & CURL_POLL_IN) ? EV_READ : 0) |
+	               ((what & CURL_POLL_OUT) ? EV_WRITE : 0) | EV_PERSIST);
+	if (s == NULL) {
+		s = xcalloc(1, sizeof(*s));
+		s->client = c;
+		s->ev = event_new(c->base, fd, kind, on_socket, c);
+		if (s->ev == NULL) {
+			free(s);
+			return -1;
+		}
+		s->next = c->socks;
+		if (c->socks != NULL)
+			c->socks->prev = s;
+		c->socks = s;
+		curl_multi_assign(c->multi, fd, s);
+	} else {
+		event_del(s->ev);
+		event_assign(s->ev, c->base, fd, kind, on_socket, c);
+	}
+	return event_add(s->ev, NULL) == 0 ? 0 : -1;
+}
+
+/* CURLMOPT_TIMERFUNCTION: (re)arm or cancel the one timer. */
+static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+	struct http_client *c = userp;
+	struct timeval tv;
+
+	if (timeout_ms < 0)
+		return evtimer_del(c->timer) == 0 ? 0 : -1;
+	tv.tv_sec = timeout_ms / 1000;
+	tv.tv_usec = (timeout_ms % 1000) * 1000;
+	return evtimer_add(c->timer, &tv) == 0 ? 0 : -1;
+}
+
+/* CURLOPT_WRITEFUNCTION: keeps up to HTTP_BODY_MAX bytes of the body, drops the rest. */
+static size_t curl_write_cb(char *data, size_t size, size_t nmemb, void *userdata)
+{
+	struct http_xfer *x = userdata;
+	size_t n = size * nmemb;
+	size_t keep = HTTP_BODY_MAX - x->body_len;
+
+	if (keep > n)
+		keep = n;
+	if (keep < n)
+		x->body_truncated = true;
+	if (keep == 0)
+		return n;
+	if (x->body_len + keep + 1 > x->body_cap) {
+		size_t cap = x->body_cap ? x->body_cap : 4096;
+		while (x->body_len + keep + 1 > cap)
+			cap *= 2;
+		x->body = xrealloc(x->body, cap);
+		x->body_cap = cap;
+	}
+	memcpy(x->body + x->body_len, data, keep);
+	x->body_len += keep;
+	x->body[x->body_len] = '\0';
+	return n;
+}
+
+/* CURLOPT_HEADERFUNCTION: remembers the final response's Retry-After value. */
+static size_t curl_header_cb(char *data, size_t size, size_t nitems, void *userdata)
+{
+	struct http_xfer *x = userdata;
+	size_t n = size * nitems;
+	static const char name[] = "Retry-After:";
+	size_t start, end;
+
+	if (n >= 5 && strncmp(data, "HTTP/", 5) == 0) {
+		/* a new response (after a 1xx): forget the previous one's header */
+		free(x->retry_after);
+		x->retry_after = NULL;
+		return n;
+	}
+	if (n < sizeof(name) - 1 || strncasecmp(data, name, sizeof(name) - 1) != 0)
+		return n;
+	start = sizeof(name) - 1;
+	end = n;
+	while (start < end && (data[start] == ' ' || data[start] == '\t'))
+		start++;
+	while (end > start && (data[end - 1] == '\r' || data[end - 1] == '\n' ||
+	                       data[end - 1] == ' ' || data[end - 1] == '\t'))
+		end--;
+	if (end - start > HTTP_RETRY_AFTER_MAX)
+		end = start + HTTP_RETRY_AFTER_MAX;
+	free(x->retry_after);
+	x->retry_after = xstrndup(data + start, end - start);
+	return n;
+}
+
+struct http_client *http_client_new(struct event_base *base, const struct http_options *opt)
+{
+	struct http_client *c;
+
+	if (base == NULL || opt == NULL || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return NULL;
+	c = xcalloc(1, sizeof(*c));
+	c->base = base;
+	c->multi = curl_multi_init();
+	c->timer = evtimer_new(base, on_timer, c);
+	if (c->multi == NULL || c->timer == NULL) {
+		if (c->multi != NULL)
+			curl_multi_cleanup(c->multi);
+		if (c->timer != NULL)
+			event_free(c->timer);
+		free(c);
+		curl_global_cleanup();
+		return NULL;
+	}
+	if (opt->ca_file != NULL && opt->ca_file[0] != '\0')
+		c->ca_file = xstrdup(opt->ca_file);
+	if (opt->user_agent != NULL && opt->user_agent[0] != '\0')
+		c->user_agent = xstrdup(opt->user_agent);
+	c->timeout_ms = opt->timeout_ms > 0 ? (long)opt->timeout_ms : HTTP_DEFAULT_TIMEOUT_MS;
+	c->connect_timeout_ms = opt->connect_timeout_ms > 0 ? (long)opt->connect_timeout_ms : 0;
+
+	curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb);
+	curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+	curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
+	curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+	curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+	curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+	                  opt->max_host_connections > 0 ? opt->max_host_connections : 0L);
+	return c;
+}
+
+void http_client_free(struct http_client *c)
+{
+	if (c == NULL)
+		return;
+	if (c->depth > 0) {
+		/* inside a done callback: drop the other transfers now, the rest on unwind */
+		c->dying = true;
+		while (c->xfers != NULL) {
+			struct http_xfer *x = c->xfers;
+			xfer_detach(x);
+			xfer_free(x);
+		}
+		return;
+	}
+	client_destroy(c);
+}
+
+/* True when the URL parses, is http or https and carries no credentials. */
+static bool url_acceptable(const char *url)
+{
+	CURLU *u = curl_url();
+	char *part = NULL;
+	bool ok = false;
+
+	if (u == NULL)
+		return false;
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
+		goto out;
+	if (curl_url_get(u, CURLUPART_SCHEME, &part, 0) != CURLUE_OK)
+		goto out;
+	ok = strcmp(part, "http") == 0 || strcmp(part, "https") == 0;
+	curl_free(part);
+	part = NULL;
+	if (curl_url_get(u, CURLUPART_USER, &part, 0) == CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PASSWORD, &part, 0) == CURLUE_OK)
+		ok = false;
+	curl_free(part);
+out:
+	curl_url_cleanup(u);
+	return ok;
+}
+
+/* Sets the per-transfer options; false when curl refuses one. */
+static bool xfer_setup(struct http_xfer *x, const struct http_request *req)
+{
+	struct http_client *c = x->client;
+	CURL *e = x->easy;
+	bool post = strcmp(req->method, "POST") == 0;
+	CURLcode rc = CURLE_OK;
+
+#define SETOPT(opt, val)                                                                           \
+	do {                                                                                       \
+		if (rc == CURLE_OK)                                                                \
+			rc = curl_easy_setopt(e, opt, val);                                        \
+	} while (0)
+
+	SETOPT(CURLOPT_PRIVATE, (void *)x);
+	SETOPT(CURLOPT_ERRORBUFFER, x->errbuf);
+	SETOPT(CURLOPT_NOSIGNAL, 1L);
+	SETOPT(CURLOPT_URL, req->url);
+#if LIBCURL_VERSION_NUM >= 0x075500
+	SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+	SETOPT(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+	SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
+	SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
+	SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
+	if (c->ca_file != NULL)
+		SETOPT(CURLOPT_CAINFO, c->ca_file);
+	SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	/* over TLS, ALPN tells at the handshake whether HTTP/2 can multiplex: wait for it
+	 * rather than open a connection per transfer. Plain http/1.1 would only be known
+	 * after the first answer, so there every transfer may open its own connection. */
+	if (strncasecmp(req->url, "https:", 6) == 0)
+		SETOPT(CURLOPT_PIPEWAIT, 1L);
+	SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
+	SETOPT(CURLOPT_TIMEOUT_MS, c->timeout_ms);
+	if (c->connect_timeout_ms > 0)
+		SETOPT(CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
+	if (c->user_agent != NULL)
+		SETOPT(CURLOPT_USERAGENT, c->user_agent);
+	SETOPT(CURLOPT_WRITEFUNCTION, curl_write_cb);
+	SETOPT(CURLOPT_WRITEDATA, (void *)x);
+	SETOPT(CURLOPT_HEADERFUNCTION, curl_header_cb);
+	SETOPT(CURLOPT_HEADERDATA, (void *)x);
+	if (x->headers != NULL)
+		SETOPT(CURLOPT_HTTPHEADER, x->headers);
+	if (req->username != NULL) {
+		SETOPT(CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+		SETOPT(CURLOPT_USERNAME, req->username);
+		SETOPT(CURLOPT_PASSWORD, req->password != NULL ? req->password : "");
+	}
+	if (post) {
+		SETOPT(CURLOPT_POST, 1L);
+		SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+		SETOPT(CURLOPT_COPYPOSTFIELDS, req->body_len > 0 ? req->body : "");
+	} else {
+		SETOPT(CURLOPT_HTTPGET, 1L);
+	}
+#undef SETOPT
+	return rc == CURLE_OK;
+}
+
+bool http_submit(struct http_client *c, const struct http_request *req, http_done_fn done,
+                 void *arg)
+{
+	struct http_xfer *x;
+
+	if (c == NULL || c->dying || req == NULL || done == NULL || req->method == NULL ||
+	    req->url == NULL)
+		return false;
+	if (strcmp(req->method, "POST") != 0 && strcmp(req->method, "GET") != 0)
+		return false;
+	if (strcmp(req->method, "GET") == 0 && req->body_len > 0)
+		return false;
+	if (req->body_len > 0 && req->body == NULL)
+		return false;
+	if (!url_acceptable(req->url))
+		return false;
+
+	x = xcalloc(1, sizeof(*x));
+	x->client = c;
+	x->done = done;
+	x->arg = arg;
+	x->easy = curl_easy_init();
+	if (x->easy == NULL) {
+		free(x);
+		return false;
+	}
+	for (const char *const *h = req->headers; h != NULL && *h != NULL; h++) {
+		struct curl_slist *l = curl_slist_append(x->headers, *h);
+		if (l == NULL)
+			goto fail;
+		x->headers = l;
+	}
+	/* no "Expect: 100-continue" round trip before the body */
+	{
+		struct curl_slist *l = curl_slist_append(x->headers, "Expect:");
+		if (l == NULL)
+			goto fail;
+		x->headers = l;
+	}
+	if (!xfer_setup(x, req))
+		goto fail;
+	x->start_us = now_us();
+	if (curl_multi_add_handle(c->multi, x->easy) != CURLM_OK)
+		goto fail;
+	x->next = c->xfers;
+	if (c->xfers != NULL)
+		c->xfers->prev = x;
+	c->xfers = x;
+	c->inflight++;
+	return true;
+fail:
+	xfer_free(x);
+	return false;
+}
+
+size_t http_inflight(const struct http_client *c)
+{
+	return c != NULL ? c->inflight : 0;
+}

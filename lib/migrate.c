@@ -1,0 +1,442 @@
+#include "autoconfig.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "migrate.h"
+#include "xmalloc.h"
+
+/* Drops trailing newlines and spaces that libpq leaves at the end of messages. */
+static char *trim_end(char *s)
+{
+	size_t len = strlen(s);
+
+	while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == ' '))
+		s[--len] = '\0';
+	return s;
+}
+
+/* Line (1-based) of the character at 1-based character position `pos` in UTF-8 `text`. */
+static int line_of_position(const char *text, long pos)
+{
+	int line = 1;
+	long chars = 0;
+
+	for (const unsigned char *p = (const unsigned char *)text; *p != '\0'; p++) {
+		if ((*p & 0xC0) == 0x80)
+			continue; /* UTF-8 continuation byte: same character */
+		if (++chars >= pos)
+			break;
+		if (*p == '\n')
+			line++;
+	}
+	return line;
+}
+
+/* Builds the message for a failed statement: "WHERE[:LINE]: SEVERITY: message", then
+ * DETAIL, HINT and CONTEXT lines when the server sent them. `sql` (may be NULL) is the
+ * text the statement position refers to. */
+static char *result_error(const char *where, const char *sql, PGconn *conn, const PGresult *res)
+{
+	const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	char *msg;
+
+	if (primary == NULL) {
+		/* no server error: a lost connection or an unexpected result status */
+		char *text =
+		    xstrdup(res && PQresultErrorMessage(res)[0] != '\0' ? PQresultErrorMessage(res)
+		                                                        : PQerrorMessage(conn));
+		if (text[0] == '\0' && res != NULL) {
+			free(text);
+			text = xasprintf("unexpected result %s", PQresStatus(PQresultStatus(res)));
+		}
+		msg = xasprintf("%s: %s", where, trim_end(text));
+		free(text);
+		return msg;
+	}
+
+	const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY);
+	const char *position = PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION);
+	char line[32] = "";
+	if (sql != NULL && position != NULL)
+		snprintf(line, sizeof(line), ":%d",
+		         line_of_position(sql, strtol(position, NULL, 10)));
+	msg = xasprintf("%s%s: %s: %s", where, line, severity ? severity : "ERROR", primary);
+
+	static const struct {
+		int field;
+		const char *label;
+	} extra[] = {
+	    {PG_DIAG_MESSAGE_DETAIL, "DETAIL"},
+	    {PG_DIAG_MESSAGE_HINT, "HINT"},
+	    {PG_DIAG_CONTEXT, "CONTEXT"},
+	};
+	for (size_t i = 0; i < sizeof(extra) / sizeof(extra[0]); i++) {
+		const char *value = PQresultErrorField(res, extra[i].field);
+		if (value == NULL)
+			continue;
+		char *longer = xasprintf("%s\n%s: %s", msg, extra[i].label, value);
+		free(msg);
+		msg = longer;
+	}
+	return msg;
+}
+
+/* Runs parameterless `sql`; true when it ends with `want`. On failure sets *err
+ * (prefixed with `where`) and returns false. */
+static bool exec_simple(PGconn *conn, const char *where, const char *sql, ExecStatusType want,
+                        char **err)
+{
+	PGresult *res = PQexec(conn, sql);
+	bool ok = res != NULL && PQresultStatus(res) == want;
+
+	if (!ok)
+		*err = result_error(where, NULL, conn, res);
+	PQclear(res);
+	return ok;
+}
+
+/* Runs one parameterised statement with text parameters; returns its result when its
+ * status is `want`, else NULL with *err set. */
+static PGresult *exec_params(PGconn *conn, const char *where, const char *sql, int nparams,
+                             const char *const *params, ExecStatusType want, char **err)
+{
+	PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+
+	if (res != NULL && PQresultStatus(res) == want)
+		return res;
+	*err = result_error(where, NULL, conn, res);
+	PQclear(res);
+	return NULL;
+}
+
+/* Ends a failed transaction; errors here add nothing to the first one. */
+static void rollback(PGconn *conn)
+{
+	if (PQtransactionStatus(conn) != PQTRANS_IDLE)
+		PQclear(PQexec(conn, "ROLLBACK"));
+}
+
+/* Opens the READ COMMITTED transaction and waits for the migration lock. READ COMMITTED
+ * so that every statement after the lock sees what a concurrent migrator committed. */
+static bool begin_locked(PGconn *conn, char **err)
+{
+	char key[32];
+	const char *params[1] = {key};
+
+	if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
+		*err = xstrdup(PQstatus(conn) == CONNECTION_OK
+		                   ? "migrate: the connection is inside a transaction"
+		                   : "migrate: not connected");
+		return false;
+	}
+	if (!exec_simple(conn, "migrate", "BEGIN ISOLATION LEVEL READ COMMITTED", PGRES_COMMAND_OK,
+	                 err))
+		return false;
+	snprintf(key, sizeof(key), "%" PRId64, MIGRATE_LOCK_KEY);
+	PGresult *res = exec_params(conn, "migrate", "SELECT pg_advisory_xact_lock($1::bigint)", 1,
+	                            params, PGRES_TUPLES_OK, err);
+	if (res == NULL) {
+		rollback(conn);
+		return false;
+	}
+	PQclear(res);
+	return true;
+}
+
+/* Commits; false with *err when the server did not commit. */
+static bool commit(PGconn *conn, char **err)
+{
+	PGresult *res = PQexec(conn, "COMMIT");
+	bool ok = res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK &&
+	          strcmp(PQcmdStatus(res), "COMMIT") == 0;
+
+	if (!ok) {
+		if (res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK)
+			*err = xasprintf("migrate: COMMIT answered %s", PQcmdStatus(res));
+		else
+			*err = result_error("migrate: COMMIT", NULL, conn, res);
+	}
+	PQclear(res);
+	rollback(conn);
+	return ok;
+}
+
+/* Checks that the list is usable before touching the database. */
+static bool list_valid(const struct sp_migration *list, size_t n, char **err)
+{
+	int previous = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (list[i].name == NULL || list[i].sql == NULL || list[i].version <= previous) {
+			*err =
+			    xasprintf("migrate: migration list entry %zu (%s) is out of order or "
+			              "incomplete",
+			              i, list[i].name ? list[i].name : "unnamed");
+			return false;
+		}
+		previous = list[i].version;
+	}
+	return true;
+}
+
+/* Creates schema smartpay and smartpay.schema_migrations when missing (inside the locked
+ * transaction, so concurrent migrators never race on it). Checking first avoids
+ * "already exists" notices and needs no CREATE privilege once they exist. */
+static bool ensure_bookkeeping(PGconn *conn, char **err)
+{
+	PGresult *res =
+	    PQexec(conn, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = "
+	                 "'smartpay'), to_regclass('smartpay.schema_migrations') IS NOT "
+	                 "NULL");
+	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		*err = result_error("migrate", NULL, conn, res);
+		PQclear(res);
+		return false;
+	}
+	bool have_schema = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	bool have_table = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+	PQclear(res);
+
+	if (!have_schema &&
+	    !exec_simple(conn, "migrate", "CREATE SCHEMA smartpay", PGRES_COMMAND_OK, err))
+		return false;
+	if (!have_table && !exec_simple(conn, "migrate",
+	                                "CREATE TABLE smartpay.schema_migrations (\n"
+	                                "    version    integer PRIMARY KEY,\n"
+	                                "    name       text NOT NULL,\n"
+	                                "    applied_at timestamptz NOT NULL DEFAULT now()\n"
+	                                ")",
+	                                PGRES_COMMAND_OK, err))
+		return false;
+	return true;
+}
+
+/* True when `version` is among the recorded versions in `res` (one column). */
+static bool recorded(const PGresult *res, int version)
+{
+	for (int row = 0; row < PQntuples(res); row++)
+		if (atoi(PQgetvalue(res, row, 0)) == version)
+			return true;
+	return false;
+}
+
+/* Runs one migration and records it; false with *err naming the file on failure. */
+static bool apply_one(PGconn *conn, const struct sp_migration *m, char **err)
+{
+	PGresult *res = PQexec(conn, m->sql);
+	ExecStatusType status = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+
+	if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK &&
+	    status != PGRES_EMPTY_QUERY) {
+		*err = result_error(m->name, m->sql, conn, res);
+		PQclear(res);
+		return false;
+	}
+	PQclear(res);
+	if (PQtransactionStatus(conn) != PQTRANS_INTRANS) {
+		*err = xasprintf("%s: the migration ended the transaction (it must not contain "
+		                 "COMMIT or ROLLBACK)",
+		                 m->name);
+		return false;
+	}
+
+	char version[16];
+	const char *params[2] = {version, m->name};
+	snprintf(version, sizeof(version), "%d", m->version);
+	res = exec_params(conn, m->name,
+	                  "INSERT INTO smartpay.schema_migrations (version, name) VALUES ($1, $2)",
+	                  2, params, PGRES_COMMAND_OK, err);
+	PQclear(res);
+	return res != NULL;
+}
+
+int migrate_apply(PGconn *conn, const struct sp_migration *list, size_t n, bool *applied_mask,
+                  int *applied, char **err)
+{
+	*applied = 0;
+	*err = NULL;
+	if (applied_mask != NULL)
+		memset(applied_mask, 0, n * sizeof(*applied_mask));
+	if (!list_valid(list, n, err) || !begin_locked(conn, err))
+		return -1;
+	if (!ensure_bookkeeping(conn, err))
+		goto fail;
+
+	PGresult *done = PQexec(conn, "SELECT version FROM smartpay.schema_migrations");
+	if (done == NULL || PQresultStatus(done) != PGRES_TUPLES_OK) {
+		*err = result_error("migrate", NULL, conn, done);
+		PQclear(done);
+		goto fail;
+	}
+	int count = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (recorded(done, list[i].version))
+			continue;
+		if (!apply_one(conn, &list[i], err)) {
+			PQclear(done);
+			goto fail;
+		}
+		if (applied_mask != NULL)
+			applied_mask[i] = true;
+		count++;
+	}
+	PQclear(done);
+	if (!commit(conn, err)) {
+		if (applied_mask != NULL)
+			memset(applied_mask, 0, n * sizeof(*applied_mask));
+		return -1;
+	}
+	*applied = count;
+	return 0;
+
+fail:
+	rollback(conn);
+	if (applied_mask != NULL)
+		memset(applied_mask, 0, n * sizeof(*applied_mask));
+	return -1;
+}
+
+int migrate_current_version(PGconn *conn, int *version, char **err)
+{
+	*version = 0;
+	*err = NULL;
+
+	PGresult *res =
+	    PQexec(conn, "SELECT to_regclass('smartpay.schema_migrations') IS NOT NULL");
+	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		*err = result_error("migrate", NULL, conn, res);
+		PQclear(res);
+		return -1;
+	}
+	bool have_table = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	if (!have_table)
+		return 0;
+
+	res = PQexec(conn, "SELECT coalesce(max(version), 0) FROM smartpay.schema_migrations");
+	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		*err = result_error("migrate", NULL, conn, res);
+		PQclear(res);
+		return -1;
+	}
+	*version = atoi(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return 0;
+}
+
+/* Quotes "schema.name" or "name" as SQL identifiers; NULL with *err when malformed. */
+static char *quote_relation(PGconn *conn, const char *relation, char **err)
+{
+	const char *dot = strchr(relation, '.');
+	char *quoted = NULL;
+
+	if (relation[0] == '\0' || dot == relation || (dot != NULL && dot[1] == '\0') ||
+	    (dot != NULL && strchr(dot + 1, '.') != NULL)) {
+		*err = xasprintf("orders relation \"%s\": expected NAME or SCHEMA.NAME", relation);
+		return NULL;
+	}
+	if (dot == NULL) {
+		quoted = PQescapeIdentifier(conn, relation, strlen(relation));
+		if (quoted == NULL)
+			goto fail;
+		char *copy = xstrdup(quoted);
+		PQfreemem(quoted);
+		return copy;
+	}
+
+	char *schema = PQescapeIdentifier(conn, relation, (size_t)(dot - relation));
+	char *name = PQescapeIdentifier(conn, dot + 1, strlen(dot + 1));
+	if (schema != NULL && name != NULL)
+		quoted = xasprintf("%s.%s", schema, name);
+	PQfreemem(schema);
+	PQfreemem(name);
+	if (quoted != NULL)
+		return quoted;
+fail:
+	*err = xasprintf("orders relation \"%s\": %s", relation, PQerrorMessage(conn));
+	trim_end(*err);
+	return NULL;
+}
+
+enum migrate_trigger_result migrate_attach_orders_trigger(PGconn *conn, const char *orders_relation,
+                                                          char **err)
+{
+	*err = NULL;
+	char *where = xasprintf("orders relation %s", orders_relation);
+	char *quoted = quote_relation(conn, orders_relation, err);
+	enum migrate_trigger_result result = MIGRATE_TRIGGER_ERROR;
+	char *lock_timeout = NULL;
+
+	if (quoted == NULL || !begin_locked(conn, err))
+		goto out;
+	/* CREATE TRIGGER waits for the shop's open transactions on the table, and while it
+	 * waits every new write to the table queues behind it: give up rather than stall
+	 * the shop (after the session's own lock_timeout when it has one) */
+	PGresult *res =
+	    PQexec(conn, "SELECT CASE WHEN current_setting('lock_timeout') = '0' "
+	                 "THEN set_config('lock_timeout', '" MIGRATE_TRIGGER_LOCK_TIMEOUT
+	                 "', true) ELSE current_setting('lock_timeout') END");
+	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		*err = result_error(where, NULL, conn, res);
+		PQclear(res);
+		goto fail;
+	}
+	lock_timeout = xstrdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+
+	const char *params[1] = {quoted};
+	res = exec_params(conn, where,
+	                  "SELECT c.relkind FROM pg_class c WHERE c.oid = to_regclass($1)", 1,
+	                  params, PGRES_TUPLES_OK, err);
+	if (res == NULL)
+		goto fail;
+	if (PQntuples(res) == 0) {
+		*err = xasprintf("%s does not exist", where);
+		PQclear(res);
+		goto fail;
+	}
+	char relkind = PQgetvalue(res, 0, 0)[0];
+	PQclear(res);
+
+	if (relkind == 'v' || relkind == 'm') {
+		rollback(conn);
+		result = MIGRATE_TRIGGER_VIEW;
+		goto out;
+	}
+	if (relkind != 'r' && relkind != 'p') {
+		*err = xasprintf("%s is neither a table nor a view (relkind %c)", where, relkind);
+		goto fail;
+	}
+	char *sql = xasprintf("CREATE OR REPLACE TRIGGER " MIGRATE_ORDERS_TRIGGER
+	                      " AFTER INSERT OR UPDATE OF status ON %s"
+	                      " FOR EACH ROW EXECUTE FUNCTION smartpay.orders_notify()",
+	                      quoted);
+	res = PQexec(conn, sql);
+	bool ok = res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK;
+	if (!ok) {
+		const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+		if (state != NULL && strcmp(state, "55P03") == 0)
+			*err = xasprintf("%s: could not lock it within lock_timeout %s (a "
+			                 "transaction holds it); try again",
+			                 where, lock_timeout);
+		else
+			*err = result_error(where, NULL, conn, res);
+	}
+	PQclear(res);
+	free(sql);
+	if (!ok || !commit(conn, err))
+		goto fail;
+	result = MIGRATE_TRIGGER_ATTACHED;
+	goto out;
+
+fail:
+	rollback(conn);
+out:
+	free(lock_timeout);
+	free(quoted);
+	free(where);
+	return result;
+}

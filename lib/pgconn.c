@@ -1,0 +1,438 @@
+#include "autoconfig.h"
+
+#include "pgconn.h"
+
+#include "log.h"
+#include "xmalloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#define RECONNECT_MIN_MS 100
+#define RECONNECT_MAX_MS 5000
+
+enum pg_conn_state { PGC_IDLE, PGC_CONNECTING, PGC_UP, PGC_WAITING };
+
+/* One queued statement; owns copies of its text and parameters. */
+struct pg_query {
+	struct pg_query *next;
+	char *sql;
+	int nparams; /* -1: simple protocol, several statements allowed */
+	char **params;
+	pg_query_fn done;
+	void *arg;
+};
+
+struct pg_conn {
+	struct event_base *base;
+	char *conninfo;
+	struct pg_conn_handlers handlers;
+	void *arg;
+
+	PGconn *conn;
+	enum pg_conn_state state;
+	int fd;
+	struct event *ev_read;  /* persistent while connected */
+	struct event *ev_write; /* armed while libpq has output to flush or asks for it */
+	struct event *ev_retry; /* reconnect timer */
+	int64_t retry_ms;
+	bool reading_for_connect; /* during connect: which direction PQconnectPoll asked for */
+
+	struct pg_query *head, *tail; /* head is the running query once sent */
+	bool sent;                    /* head has been sent and awaits its results */
+	PGresult *keep;               /* result kept for the callback of the running query */
+	unsigned queued;
+};
+
+static void pg_conn_on_io(evutil_socket_t fd, short what, void *arg);
+static void pg_conn_connect_step(struct pg_conn *pc);
+static void pg_conn_pump(struct pg_conn *pc);
+
+/* The reconnect timer fired. */
+static void pg_conn_on_retry(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	pg_conn_connect_step(arg);
+}
+
+/* Routes libpq's notices (warnings from the server) to our log. */
+static void pg_conn_notice(void *arg, const char *message)
+{
+	(void)arg;
+	size_t n = strlen(message);
+	while (n > 0 && message[n - 1] == '\n')
+		n--;
+	char *text = xstrndup(message, n);
+	log_event(LOG_LVL_NOTICE, "db_notice", "msg", text, NULL);
+	free(text);
+}
+
+static void query_free(struct pg_query *q)
+{
+	free(q->sql);
+	for (int i = 0; i < q->nparams; i++)
+		free(q->params[i]);
+	free(q->params);
+	free(q);
+}
+
+struct pg_conn *pg_conn_new(struct event_base *base, const char *conninfo,
+			    const struct pg_conn_handlers *handlers, void *arg)
+{
+	struct pg_conn *pc = xcalloc(1, sizeof(*pc));
+	pc->base = base;
+	pc->conninfo = xstrdup(conninfo ? conninfo : "");
+	if (handlers)
+		pc->handlers = *handlers;
+	pc->arg = arg;
+	pc->fd = -1;
+	pc->retry_ms = RECONNECT_MIN_MS;
+	pc->ev_retry = evtimer_new(base, pg_conn_on_retry, pc);
+	return pc;
+}
+
+/* Drops the socket events and the PGconn, keeping the query queue. */
+static void pg_conn_close(struct pg_conn *pc)
+{
+	if (pc->ev_read) {
+		event_free(pc->ev_read);
+		pc->ev_read = NULL;
+	}
+	if (pc->ev_write) {
+		event_free(pc->ev_write);
+		pc->ev_write = NULL;
+	}
+	if (pc->keep) {
+		PQclear(pc->keep);
+		pc->keep = NULL;
+	}
+	if (pc->conn) {
+		PQfinish(pc->conn);
+		pc->conn = NULL;
+	}
+	pc->fd = -1;
+	pc->sent = false;
+}
+
+/* Fails every queued query with `why`. Callbacks may queue nothing: the connection is down. */
+static void pg_conn_fail_queue(struct pg_conn *pc, const char *why)
+{
+	struct pg_query *q = pc->head;
+	pc->head = pc->tail = NULL;
+	pc->queued = 0;
+	while (q) {
+		struct pg_query *next = q->next;
+		if (q->done)
+			q->done(NULL, why, q->arg);
+		query_free(q);
+		q = next;
+	}
+}
+
+void pg_conn_free(struct pg_conn *pc)
+{
+	if (pc == NULL)
+		return;
+	pg_conn_close(pc);
+	struct pg_query *q = pc->head;
+	while (q) {
+		struct pg_query *next = q->next;
+		query_free(q);
+		q = next;
+	}
+	event_free(pc->ev_retry);
+	free(pc->conninfo);
+	free(pc);
+}
+
+/* Schedules the next connection attempt with exponential backoff and jitter. */
+static void pg_conn_schedule_retry(struct pg_conn *pc)
+{
+	uint32_t r = 0;
+	if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+		r = 0;
+	int64_t delay = pc->retry_ms / 2 + (int64_t)(r % (uint32_t)(pc->retry_ms / 2 + 1));
+	struct timeval tv = {.tv_sec = delay / 1000, .tv_usec = (delay % 1000) * 1000};
+	pc->state = PGC_WAITING;
+	evtimer_add(pc->ev_retry, &tv);
+	pc->retry_ms *= 2;
+	if (pc->retry_ms > RECONNECT_MAX_MS)
+		pc->retry_ms = RECONNECT_MAX_MS;
+}
+
+/* Tears the connection down after an error, tells the owner and plans a reconnect. */
+static void pg_conn_lost(struct pg_conn *pc, const char *why)
+{
+	char *reason = xstrdup(why && *why ? why : "connection lost");
+	size_t n = strlen(reason);
+	while (n > 0 && (reason[n - 1] == '\n' || reason[n - 1] == ' '))
+		reason[--n] = '\0';
+	bool was_up = pc->state == PGC_UP;
+	pg_conn_close(pc);
+	pg_conn_schedule_retry(pc);
+	pg_conn_fail_queue(pc, reason);
+	log_event(LOG_LVL_WARNING, was_up ? "db_disconnected" : "db_connect_failed", "reason", reason,
+		  NULL);
+	if (pc->handlers.down)
+		pc->handlers.down(pc->arg, reason);
+	free(reason);
+}
+
+/* (Re)creates the socket events for the current libpq socket. */
+static void pg_conn_watch(struct pg_conn *pc, short what)
+{
+	int fd = PQsocket(pc->conn);
+	if (fd != pc->fd) {
+		if (pc->ev_read)
+			event_free(pc->ev_read);
+		if (pc->ev_write)
+			event_free(pc->ev_write);
+		pc->fd = fd;
+		pc->ev_read = event_new(pc->base, fd, EV_READ | EV_PERSIST, pg_conn_on_io, pc);
+		pc->ev_write = event_new(pc->base, fd, EV_WRITE, pg_conn_on_io, pc);
+	}
+	if (what & EV_READ)
+		event_add(pc->ev_read, NULL);
+	else
+		event_del(pc->ev_read);
+	if (what & EV_WRITE)
+		event_add(pc->ev_write, NULL);
+	else
+		event_del(pc->ev_write);
+}
+
+void pg_conn_start(struct pg_conn *pc)
+{
+	if (pc->state == PGC_IDLE || pc->state == PGC_WAITING)
+		pg_conn_connect_step(pc);
+}
+
+/* Starts a connection or advances one that is under way (PQconnectPoll). */
+static void pg_conn_connect_step(struct pg_conn *pc)
+{
+	if (pc->state != PGC_CONNECTING) {
+		pc->conn = PQconnectStart(pc->conninfo);
+		if (pc->conn == NULL) {
+			pg_conn_lost(pc, "out of memory starting a connection");
+			return;
+		}
+		if (PQstatus(pc->conn) == CONNECTION_BAD) {
+			char *why = xstrdup(PQerrorMessage(pc->conn));
+			pg_conn_lost(pc, why);
+			free(why);
+			return;
+		}
+		PQsetNoticeProcessor(pc->conn, pg_conn_notice, pc);
+		pc->state = PGC_CONNECTING;
+		pc->fd = -1;
+		pc->reading_for_connect = false;
+		pg_conn_watch(pc, EV_WRITE);
+		return;
+	}
+	switch (PQconnectPoll(pc->conn)) {
+	case PGRES_POLLING_READING:
+		pg_conn_watch(pc, EV_READ);
+		return;
+	case PGRES_POLLING_WRITING:
+		pg_conn_watch(pc, EV_WRITE);
+		return;
+	case PGRES_POLLING_OK:
+		break;
+	default: {
+		char *why = xstrdup(PQerrorMessage(pc->conn));
+		pg_conn_lost(pc, why);
+		free(why);
+		return;
+	}
+	}
+	if (PQsetnonblocking(pc->conn, 1) != 0) {
+		pg_conn_lost(pc, "cannot make the connection non-blocking");
+		return;
+	}
+	pc->state = PGC_UP;
+	pc->retry_ms = RECONNECT_MIN_MS;
+	pg_conn_watch(pc, EV_READ);
+	log_event(LOG_LVL_INFO, "db_connected", "server_version",
+		  PQparameterStatus(pc->conn, "server_version"), NULL);
+	if (pc->handlers.up)
+		pc->handlers.up(pc->arg);
+	pg_conn_pump(pc);
+}
+
+bool pg_conn_is_up(const struct pg_conn *pc)
+{
+	return pc->state == PGC_UP;
+}
+
+unsigned pg_conn_queued(const struct pg_conn *pc)
+{
+	return pc->queued;
+}
+
+int pg_conn_server_version(const struct pg_conn *pc)
+{
+	return pc->state == PGC_UP ? PQserverVersion(pc->conn) : 0;
+}
+
+/* Appends a query to the queue and starts it when the connection is free. */
+static bool pg_conn_enqueue(struct pg_conn *pc, const char *sql, int nparams,
+			    const char *const *params, pg_query_fn done, void *arg)
+{
+	if (pc->state != PGC_UP)
+		return false;
+	struct pg_query *q = xcalloc(1, sizeof(*q));
+	q->sql = xstrdup(sql);
+	q->nparams = nparams;
+	if (nparams > 0) {
+		q->params = xcalloc((size_t)nparams, sizeof(char *));
+		for (int i = 0; i < nparams; i++)
+			q->params[i] = params[i] ? xstrdup(params[i]) : NULL;
+	}
+	q->done = done;
+	q->arg = arg;
+	if (pc->tail)
+		pc->tail->next = q;
+	else
+		pc->head = q;
+	pc->tail = q;
+	pc->queued++;
+	pg_conn_pump(pc);
+	return true;
+}
+
+bool pg_conn_query(struct pg_conn *pc, const char *sql, int nparams, const char *const *params,
+		   pg_query_fn done, void *arg)
+{
+	return pg_conn_enqueue(pc, sql, nparams < 0 ? 0 : nparams, params, done, arg);
+}
+
+bool pg_conn_exec(struct pg_conn *pc, const char *sql, pg_query_fn done, void *arg)
+{
+	return pg_conn_enqueue(pc, sql, -1, NULL, done, arg);
+}
+
+/* Flushes libpq's output buffer, waiting for writability while it is not empty. */
+static bool pg_conn_flush(struct pg_conn *pc)
+{
+	int r = PQflush(pc->conn);
+	if (r < 0) {
+		char *why = xstrdup(PQerrorMessage(pc->conn));
+		pg_conn_lost(pc, why);
+		free(why);
+		return false;
+	}
+	pg_conn_watch(pc, r == 1 ? (EV_READ | EV_WRITE) : EV_READ);
+	return true;
+}
+
+/* Sends the head of the queue if nothing is running. */
+static void pg_conn_pump(struct pg_conn *pc)
+{
+	if (pc->state != PGC_UP || pc->sent || pc->head == NULL)
+		return;
+	struct pg_query *q = pc->head;
+	int ok;
+	if (q->nparams < 0)
+		ok = PQsendQuery(pc->conn, q->sql);
+	else
+		ok = PQsendQueryParams(pc->conn, q->sql, q->nparams, NULL,
+				       (const char *const *)q->params, NULL, NULL, 0);
+	if (!ok) {
+		char *why = xstrdup(PQerrorMessage(pc->conn));
+		pg_conn_lost(pc, why);
+		free(why);
+		return;
+	}
+	pc->sent = true;
+	pg_conn_flush(pc);
+}
+
+/* Delivers pending notifications to the owner. */
+static void pg_conn_deliver_notifies(struct pg_conn *pc)
+{
+	PGnotify *n;
+	while (pc->conn && (n = PQnotifies(pc->conn)) != NULL) {
+		if (pc->handlers.notify)
+			pc->handlers.notify(pc->arg, n->relname, n->extra);
+		PQfreemem(n);
+	}
+}
+
+/* Completes the running query: callback with the kept result, then the next query. */
+static void pg_conn_complete(struct pg_conn *pc)
+{
+	struct pg_query *q = pc->head;
+	pc->head = q->next;
+	if (pc->head == NULL)
+		pc->tail = NULL;
+	pc->queued--;
+	pc->sent = false;
+	PGresult *res = pc->keep;
+	pc->keep = NULL;
+	const char *error = NULL;
+	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	if (res == NULL)
+		error = "no result";
+	else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY)
+		error = PQresultErrorMessage(res);
+	if (q->done)
+		q->done(res, error, q->arg);
+	if (res)
+		PQclear(res);
+	query_free(q);
+}
+
+/* Reads what the server sent: results of the running query and notifications. */
+static void pg_conn_read(struct pg_conn *pc)
+{
+	if (!PQconsumeInput(pc->conn)) {
+		char *why = xstrdup(PQerrorMessage(pc->conn));
+		pg_conn_lost(pc, why);
+		free(why);
+		return;
+	}
+	while (pc->state == PGC_UP && pc->sent && !PQisBusy(pc->conn)) {
+		PGresult *r = PQgetResult(pc->conn);
+		if (r == NULL) {
+			pg_conn_complete(pc);
+			continue;
+		}
+		/* keep the first error, otherwise the last result */
+		bool kept_error = pc->keep && (PQresultStatus(pc->keep) == PGRES_FATAL_ERROR ||
+					       PQresultStatus(pc->keep) == PGRES_BAD_RESPONSE);
+		if (kept_error) {
+			PQclear(r);
+		} else {
+			if (pc->keep)
+				PQclear(pc->keep);
+			pc->keep = r;
+		}
+	}
+	pg_conn_deliver_notifies(pc);
+	if (pc->state == PGC_UP && PQstatus(pc->conn) == CONNECTION_BAD) {
+		pg_conn_lost(pc, "server closed the connection");
+		return;
+	}
+	pg_conn_pump(pc);
+}
+
+/* Socket readiness: advances the connect handshake, flushes output, reads input. */
+static void pg_conn_on_io(evutil_socket_t fd, short what, void *arg)
+{
+	struct pg_conn *pc = arg;
+	(void)fd;
+	if (pc->state == PGC_CONNECTING) {
+		pg_conn_connect_step(pc);
+		return;
+	}
+	if (pc->state != PGC_UP)
+		return;
+	if (what & EV_WRITE) {
+		if (!pg_conn_flush(pc))
+			return;
+	}
+	if (what & EV_READ)
+		pg_conn_read(pc);
+}

@@ -1,0 +1,47 @@
+/* A non-blocking libpq connection driven by a libevent loop: one query at a time from a
+ * FIFO queue, LISTEN/NOTIFY delivery, and reconnection with backoff. */
+#ifndef SP_PGCONN_H
+#define SP_PGCONN_H
+
+#include <stdbool.h>
+#include <event2/event.h>
+#include <libpq-fe.h>
+
+struct pg_conn; /* opaque */
+
+/* Called on connection changes and notifications; every pointer is valid during the call only. */
+struct pg_conn_handlers {
+	void (*up)(void *arg);                   /* connected (again): issue LISTEN etc. */
+	void (*down)(void *arg, const char *why); /* lost or failed; reconnecting in the background */
+	void (*notify)(void *arg, const char *channel, const char *payload);
+};
+
+/* Completion of one query: `res` is the statement's result (NULL when the connection
+ * failed before it completed, then `error` says why); an error result comes with
+ * `error` set too. The result is cleared after the callback returns. */
+typedef void (*pg_query_fn)(PGresult *res, const char *error, void *arg);
+
+/* Creates the connection object; nothing happens until pg_conn_start. */
+struct pg_conn *pg_conn_new(struct event_base *base, const char *conninfo,
+			    const struct pg_conn_handlers *handlers, void *arg);
+/* Closes the connection; callbacks of queued queries are not called. */
+void pg_conn_free(struct pg_conn *pc);
+/* Starts connecting; after a failure it retries with backoff until pg_conn_free. */
+void pg_conn_start(struct pg_conn *pc);
+bool pg_conn_is_up(const struct pg_conn *pc);
+/* Number of queries queued or running. */
+unsigned pg_conn_queued(const struct pg_conn *pc);
+
+/* Queues one parameterised statement (text parameters, text results). Returns false
+ * when the connection is not up; the callback is then never called. */
+bool pg_conn_query(struct pg_conn *pc, const char *sql, int nparams, const char *const *params,
+		   pg_query_fn done, void *arg) __attribute__((warn_unused_result));
+
+/* Queues parameterless SQL that may hold several statements (e.g. "LISTEN a; LISTEN b"). */
+bool pg_conn_exec(struct pg_conn *pc, const char *sql, pg_query_fn done, void *arg)
+	__attribute__((warn_unused_result));
+
+/* The server version of the live connection, 0 when down. */
+int pg_conn_server_version(const struct pg_conn *pc);
+
+#endif

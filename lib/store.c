@@ -1,0 +1,605 @@
+#include "autoconfig.h"
+
+#include "store.h"
+
+#include "config.h"
+#include "migrate.h"
+#include "xmalloc.h"
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Key class of the advisory lock that keeps two daemons from sharing an instance name. */
+#define STORE_INSTANCE_LOCK_CLASS 0x53504431
+
+struct store {
+	struct pg_conn *pc;
+	const struct sp_config *cfg;
+	char *relation;     /* quoted orders relation, e.g. "public"."orders" */
+	char *id_type;      /* SQL type of the orders' id column, from the catalog */
+	char *sql_scan;     /* candidate query over the whole relation */
+	char *sql_targeted; /* candidate query for a list of order ids */
+};
+
+/* The context of one asynchronous store call. */
+struct store_call {
+	struct store *st;
+	void (*fn)(void);
+	void *arg;
+	int step;
+};
+
+static struct store_call *call_new(struct store *st, void (*fn)(void), void *arg)
+{
+	struct store_call *c = xcalloc(1, sizeof(*c));
+	c->st = st;
+	c->fn = fn;
+	c->arg = arg;
+	return c;
+}
+
+/* Quotes an SQL identifier; configuration validation allows only [A-Za-z0-9_] in each
+ * part, and quoting keeps the case as written. */
+static char *quote_relation(const char *relation)
+{
+	const char *dot = strchr(relation, '.');
+	if (dot == NULL)
+		return xasprintf("\"%s\"", relation);
+	return xasprintf("\"%.*s\".\"%s\"", (int)(dot - relation), relation, dot + 1);
+}
+
+struct store *store_new(struct pg_conn *pc, const struct sp_config *cfg)
+{
+	struct store *st = xcalloc(1, sizeof(*st));
+	st->pc = pc;
+	st->cfg = cfg;
+	st->relation = quote_relation(cfg->orders_relation);
+	return st;
+}
+
+void store_free(struct store *st)
+{
+	if (st == NULL)
+		return;
+	free(st->relation);
+	free(st->id_type);
+	free(st->sql_scan);
+	free(st->sql_targeted);
+	free(st);
+}
+
+void store_set_config(struct store *st, const struct sp_config *cfg)
+{
+	st->cfg = cfg;
+}
+
+/* Formats a duration in milliseconds as an SQL interval literal. */
+static void interval_text(int64_t ms, char out[32])
+{
+	snprintf(out, 32, "%lld milliseconds", (long long)ms);
+}
+
+/* Formats a list of strings as a PostgreSQL array literal. */
+static char *array_literal(char *const *items, size_t n)
+{
+	size_t cap = 3;
+	for (size_t i = 0; i < n; i++)
+		cap += 2 * strlen(items[i]) + 3;
+	char *out = xmalloc(cap);
+	char *p = out;
+	*p++ = '{';
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			*p++ = ',';
+		*p++ = '"';
+		for (const char *s = items[i]; *s; s++) {
+			if (*s == '"' || *s == '\\')
+				*p++ = '\\';
+			*p++ = *s;
+		}
+		*p++ = '"';
+	}
+	*p++ = '}';
+	*p = '\0';
+	return out;
+}
+
+/* The candidate query: shipped orders without a capture; cancelled orders without a
+ * cancel whose capture is absent, refused or succeeded (a pending or doubtful capture
+ * waits). `targeted` restricts it to a list of ids cast to the id column's type. */
+static char *candidate_sql(const char *relation, const char *id_type, bool targeted)
+{
+	char *filter = targeted ? xasprintf("AND o.id = ANY($5::%s[])", id_type) : xstrdup("");
+	char *sql = xasprintf(
+		"SELECT o.id::text, o.status::text, o.smartpay_transaction_id::text, o.amount::text, "
+		"o.currency::text, o.capture_amount::text, "
+		"(extract(epoch FROM coalesce(o.authorization_expires_at, "
+		"o.authorized_at + $3::interval)) * 1000)::bigint AS deadline_ms, "
+		"CASE WHEN o.status::text = ANY($1::text[]) THEN 'capture' "
+		"WHEN cap.state = 'succeeded' THEN 'cancel_or_refund' ELSE 'cancel' END "
+		"FROM %s o "
+		"LEFT JOIN LATERAL (SELECT m.state FROM smartpay.modifications m "
+		"WHERE m.order_id = o.id::text AND m.kind = 'capture' "
+		"ORDER BY m.state = 'refused', m.created_at DESC LIMIT 1) cap ON true "
+		"WHERE ((o.status::text = ANY($1::text[]) AND cap.state IS NULL) "
+		"OR (o.status::text = ANY($2::text[]) "
+		"AND (cap.state IS NULL OR cap.state IN ('succeeded', 'refused')) "
+		"AND NOT EXISTS (SELECT 1 FROM smartpay.modifications c WHERE c.order_id = o.id::text "
+		"AND c.kind IN ('cancel', 'cancel_or_refund')))) %s "
+		"ORDER BY deadline_ms NULLS LAST, o.id LIMIT $4",
+		relation, filter);
+	free(filter);
+	return sql;
+}
+
+/* ---- preparation after each connect ---- */
+
+/* The schema version this build needs: the last built-in migration. */
+static int schema_version_needed(void)
+{
+	return sp_builtin_migration_count ? sp_builtin_migrations[sp_builtin_migration_count - 1].version
+					  : 0;
+}
+
+static void prepare_step(PGresult *res, const char *error, void *arg);
+
+/* Runs the next preparation statement, or reports success. */
+static void prepare_next(struct store_call *c)
+{
+	struct store *st = c->st;
+	store_done_fn done = (store_done_fn)c->fn;
+	bool ok = true;
+	char buf[32];
+	switch (c->step) {
+	case 0: {
+		snprintf(buf, sizeof(buf), "%d", schema_version_needed());
+		const char *p[] = {buf};
+		ok = pg_conn_query(st->pc,
+				   "SELECT coalesce((SELECT max(version) FROM smartpay.schema_migrations "
+				   "WHERE to_regclass('smartpay.schema_migrations') IS NOT NULL), 0) >= "
+				   "$1::int AS ok, to_regclass('smartpay.schema_migrations') IS NOT NULL",
+				   1, p, prepare_step, c);
+		break;
+	}
+	case 1: {
+		const char *p[] = {st->cfg->orders_relation};
+		ok = pg_conn_query(st->pc,
+				   "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+				   "WHERE a.attrelid = to_regclass($1) AND a.attname = 'id' "
+				   "AND NOT a.attisdropped",
+				   1, p, prepare_step, c);
+		break;
+	}
+	case 2: {
+		/* the orders contract: every column is there */
+		char *sql = xasprintf("SELECT id, status, smartpay_transaction_id, amount, currency, "
+				      "capture_amount, authorized_at, authorization_expires_at "
+				      "FROM %s LIMIT 0",
+				      st->relation);
+		ok = pg_conn_query(st->pc, sql, 0, NULL, prepare_step, c);
+		free(sql);
+		break;
+	}
+	case 3: {
+		snprintf(buf, sizeof(buf), "%d", STORE_INSTANCE_LOCK_CLASS);
+		const char *p[] = {buf, st->cfg->instance_name};
+		ok = pg_conn_query(st->pc, "SELECT pg_try_advisory_lock($1::int, hashtext($2))", 2, p,
+				   prepare_step, c);
+		break;
+	}
+	case 4:
+		ok = pg_conn_exec(st->pc, "LISTEN smartpay_orders", prepare_step, c);
+		break;
+	default:
+		done(0, NULL, c->arg);
+		free(c);
+		return;
+	}
+	if (!ok) {
+		done(0, "database connection lost", c->arg);
+		free(c);
+	}
+}
+
+/* Checks one preparation answer and moves on. */
+static void prepare_step(PGresult *res, const char *error, void *arg)
+{
+	struct store_call *c = arg;
+	struct store *st = c->st;
+	store_done_fn done = (store_done_fn)c->fn;
+	char *why = NULL;
+	if (error) {
+		why = xasprintf("%s", error);
+	} else if (c->step == 0 && strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+		why = xasprintf("the database schema is not up to date (need version %d): run "
+				"`smartpayctl migrate`",
+				schema_version_needed());
+	} else if (c->step == 1) {
+		if (PQntuples(res) != 1) {
+			why = xasprintf("orders relation %s not found or has no id column",
+					st->cfg->orders_relation);
+		} else {
+			free(st->id_type);
+			st->id_type = xstrdup(PQgetvalue(res, 0, 0));
+			free(st->sql_scan);
+			free(st->sql_targeted);
+			st->sql_scan = candidate_sql(st->relation, st->id_type, false);
+			st->sql_targeted = candidate_sql(st->relation, st->id_type, true);
+		}
+	} else if (c->step == 3 && strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+		why = xasprintf("another smartpayd with instance_name %s is connected to this "
+				"database; each instance needs its own name",
+				st->cfg->instance_name);
+	}
+	if (why) {
+		/* strip libpq's trailing newline */
+		size_t n = strlen(why);
+		while (n > 0 && why[n - 1] == '\n')
+			why[--n] = '\0';
+		done(0, why, c->arg);
+		free(why);
+		free(c);
+		return;
+	}
+	c->step++;
+	prepare_next(c);
+}
+
+bool store_prepare(struct store *st, store_done_fn done, void *arg)
+{
+	if (!pg_conn_is_up(st->pc))
+		return false;
+	struct store_call *c = call_new(st, (void (*)(void))done, arg);
+	prepare_next(c);
+	return true;
+}
+
+/* ---- candidates ---- */
+
+/* Copies a nullable text field of a result. */
+static char *field(PGresult *res, int row, int col)
+{
+	if (PQgetisnull(res, row, col))
+		return NULL;
+	return xstrdup(PQgetvalue(res, row, col));
+}
+
+static int64_t field_int(PGresult *res, int row, int col)
+{
+	if (PQgetisnull(res, row, col))
+		return 0;
+	return strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+static void candidates_done(PGresult *res, const char *error, void *arg)
+{
+	struct store_call *c = arg;
+	store_candidates_fn done = (store_candidates_fn)c->fn;
+	if (error) {
+		done(NULL, 0, error, c->arg);
+		free(c);
+		return;
+	}
+	size_t n = (size_t)PQntuples(res);
+	struct store_candidate *rows = xcalloc(n ? n : 1, sizeof(*rows));
+	for (size_t i = 0; i < n; i++) {
+		int r = (int)i;
+		rows[i].order_id = field(res, r, 0);
+		rows[i].status = field(res, r, 1);
+		rows[i].transaction_id = field(res, r, 2);
+		rows[i].amount = field(res, r, 3);
+		rows[i].currency = field(res, r, 4);
+		rows[i].capture_amount = field(res, r, 5);
+		rows[i].deadline_ms = field_int(res, r, 6);
+		if (!mod_kind_parse(PQgetvalue(res, r, 7), &rows[i].kind))
+			rows[i].kind = MOD_CAPTURE;
+	}
+	done(rows, n, NULL, c->arg);
+	free(c);
+}
+
+bool store_find_candidates(struct store *st, const char *const *ids, size_t nids, int limit,
+			   store_candidates_fn done, void *arg)
+{
+	if (st->sql_scan == NULL || !pg_conn_is_up(st->pc))
+		return false;
+	const struct sp_config *cfg = st->cfg;
+	char *shipped = array_literal(cfg->shipped_statuses.items, cfg->shipped_statuses.count);
+	char *cancelled =
+		array_literal(cfg->cancelled_statuses.items, cfg->cancelled_statuses.count);
+	char validity[32], lim[16];
+	interval_text(cfg->authorization_validity_ms, validity);
+	snprintf(lim, sizeof(lim), "%d", limit);
+	char *idlist = ids ? array_literal((char *const *)ids, nids) : NULL;
+	const char *p[] = {shipped, cancelled, validity, lim, idlist};
+	struct store_call *c = call_new(st, (void (*)(void))done, arg);
+	bool ok = pg_conn_query(st->pc, ids ? st->sql_targeted : st->sql_scan, ids ? 5 : 4, p,
+				candidates_done, c);
+	if (!ok)
+		free(c);
+	free(shipped);
+	free(cancelled);
+	free(idlist);
+	return ok;
+}
+
+void store_candidates_free(struct store_candidate *rows, size_t n)
+{
+	for (size_t i = 0; rows && i < n; i++) {
+		free(rows[i].order_id);
+		free(rows[i].status);
+		free(rows[i].transaction_id);
+		free(rows[i].amount);
+		free(rows[i].currency);
+		free(rows[i].capture_amount);
+	}
+	free(rows);
+}
+
+/* ---- claims ---- */
+
+/* The columns every claim query returns, in the order claims_done reads them. */
+#define CLAIM_COLUMNS                                                                              \
+	"m.modification_id::text, m.order_id, m.transaction_id, m.kind, m.request_body, "        \
+	"m.attempts, m.lease_generation, (extract(epoch FROM m.deadline) * 1000)::bigint, "        \
+	"coalesce(m.deadline <= now(), false)"
+
+static void claims_done(PGresult *res, const char *error, void *arg)
+{
+	struct store_call *c = arg;
+	store_claims_fn done = (store_claims_fn)c->fn;
+	if (error) {
+		done(NULL, 0, error, c->arg);
+		free(c);
+		return;
+	}
+	size_t n = (size_t)PQntuples(res);
+	struct store_claim *rows = xcalloc(n ? n : 1, sizeof(*rows));
+	for (size_t i = 0; i < n; i++) {
+		int r = (int)i;
+		rows[i].modification_id = field(res, r, 0);
+		rows[i].order_id = field(res, r, 1);
+		rows[i].transaction_id = field(res, r, 2);
+		if (!mod_kind_parse(PQgetvalue(res, r, 3), &rows[i].kind))
+			rows[i].kind = MOD_CAPTURE;
+		rows[i].body = field(res, r, 4);
+		rows[i].attempts = (int)field_int(res, r, 5);
+		rows[i].generation = field_int(res, r, 6);
+		rows[i].deadline_ms = field_int(res, r, 7);
+		rows[i].deadline_passed = strcmp(PQgetvalue(res, r, 8), "t") == 0;
+	}
+	done(rows, n, NULL, c->arg);
+	free(c);
+}
+
+void store_claim_clear(struct store_claim *c)
+{
+	free(c->modification_id);
+	free(c->order_id);
+	free(c->transaction_id);
+	free(c->body);
+	memset(c, 0, sizeof(*c));
+}
+
+void store_claims_free(struct store_claim *rows, size_t n)
+{
+	for (size_t i = 0; rows && i < n; i++)
+		store_claim_clear(&rows[i]);
+	free(rows);
+}
+
+/* Adds a string member, or null. */
+static void json_put_str(json_object *o, const char *key, const char *value)
+{
+	json_object_object_add(o, key, value ? json_object_new_string(value) : NULL);
+}
+
+static void json_put_int(json_object *o, const char *key, int64_t value)
+{
+	json_object_object_add(o, key, json_object_new_int64(value));
+}
+
+bool store_insert_intents(struct store *st, const struct store_intent *intents, size_t n,
+			  store_claims_fn done, void *arg)
+{
+	static const char sql[] =
+		"WITH u AS (SELECT * FROM json_to_recordset($1::json) AS u(id uuid, order_id text, "
+		"transaction_id text, kind text, amount bigint, currency text, body text, "
+		"reason text, deadline_ms bigint)), "
+		"ins AS (INSERT INTO smartpay.modifications AS m (modification_id, order_id, "
+		"transaction_id, kind, amount_minor, currency, request_body, state, reason, deadline, "
+		"lease_owner, lease_generation, lease_expires_at, completed_at) "
+		"SELECT id, order_id, transaction_id, kind, amount, currency, body, "
+		"CASE WHEN reason IS NULL THEN 'pending' ELSE 'refused' END, reason, "
+		"to_timestamp(deadline_ms / 1000.0), CASE WHEN reason IS NULL THEN $2 END, 1, "
+		"CASE WHEN reason IS NULL THEN now() + $3::interval END, "
+		"CASE WHEN reason IS NULL THEN NULL ELSE now() END FROM u "
+		"ON CONFLICT DO NOTHING RETURNING *), "
+		"al AS (INSERT INTO smartpay.alerts (kind, severity, order_id, modification_id, "
+		"dedup_key, message) SELECT 'order_refused', 'critical', order_id, modification_id, "
+		"kind || ':' || order_id, 'order ' || order_id || ' refused: ' || reason "
+		"FROM ins WHERE state = 'refused' ON CONFLICT DO NOTHING) "
+		"SELECT " CLAIM_COLUMNS " FROM ins m WHERE m.state = 'pending'";
+	if (!pg_conn_is_up(st->pc))
+		return false;
+	json_object *arr = json_object_new_array_ext((int)n);
+	for (size_t i = 0; i < n; i++) {
+		const struct store_intent *in = &intents[i];
+		json_object *o = json_object_new_object();
+		json_put_str(o, "id", in->modification_id);
+		json_put_str(o, "order_id", in->order_id);
+		json_put_str(o, "transaction_id", in->transaction_id);
+		json_put_str(o, "kind", mod_kind_name(in->kind));
+		if (in->amount_minor >= 0)
+			json_put_int(o, "amount", in->amount_minor);
+		json_put_str(o, "currency", in->currency);
+		json_put_str(o, "body", in->body);
+		json_put_str(o, "reason", in->reason);
+		if (in->deadline_ms > 0)
+			json_put_int(o, "deadline_ms", in->deadline_ms);
+		json_object_array_add(arr, o);
+	}
+	char lease[32];
+	interval_text(st->cfg->lease_ms, lease);
+	const char *p[] = {json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN),
+			   st->cfg->instance_name, lease};
+	struct store_call *c = call_new(st, (void (*)(void))done, arg);
+	bool ok = pg_conn_query(st->pc, sql, 3, p, claims_done, c);
+	if (!ok)
+		free(c);
+	json_object_put(arr);
+	return ok;
+}
+
+bool store_claim_due(struct store *st, int limit, bool own, store_claims_fn done, void *arg)
+{
+	static const char sql[] =
+		"WITH due AS (SELECT modification_id FROM smartpay.modifications "
+		"WHERE state = 'pending' AND ((next_attempt_at <= now() AND (lease_owner IS NULL "
+		"OR lease_expires_at < now())) OR ($4::bool AND lease_owner = $1)) "
+		"ORDER BY deadline NULLS LAST, next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) "
+		"UPDATE smartpay.modifications m SET lease_owner = $1, "
+		"lease_generation = m.lease_generation + 1, lease_expires_at = now() + $2::interval, "
+		"updated_at = now() FROM due WHERE m.modification_id = due.modification_id "
+		"RETURNING " CLAIM_COLUMNS;
+	if (!pg_conn_is_up(st->pc))
+		return false;
+	char lease[32], lim[16];
+	interval_text(st->cfg->lease_ms, lease);
+	snprintf(lim, sizeof(lim), "%d", limit);
+	const char *p[] = {st->cfg->instance_name, lease, lim, own ? "t" : "f"};
+	struct store_call *c = call_new(st, (void (*)(void))done, arg);
+	bool ok = pg_conn_query(st->pc, sql, 4, p, claims_done, c);
+	if (!ok)
+		free(c);
+	return ok;
+}
+
+/* ---- outcomes ---- */
+
+static void outcomes_done(PGresult *res, const char *error, void *arg)
+{
+	struct store_call *c = arg;
+	store_written_fn done = (store_written_fn)c->fn;
+	if (error) {
+		done(NULL, 0, error, c->arg);
+		free(c);
+		return;
+	}
+	size_t n = (size_t)PQntuples(res);
+	char **fenced = xcalloc(n ? n : 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++)
+		fenced[i] = xstrdup(PQgetvalue(res, (int)i, 0));
+	done(fenced, n, NULL, c->arg);
+	for (size_t i = 0; i < n; i++)
+		free(fenced[i]);
+	free(fenced);
+	free(c);
+}
+
+bool store_write_outcomes(struct store *st, const struct store_outcome *outcomes, size_t n,
+			  store_written_fn done, void *arg)
+{
+	/* Rows whose lease moved on (another owner or generation) are not written; their ids
+	 * come back as fenced. */
+	static const char sql[] =
+		"WITH u AS (SELECT * FROM json_to_recordset($2::json) AS u(id uuid, gen bigint, "
+		"state text, reason text, http_status int, response_body text, payment_status text, "
+		"rrid text, delay_ms bigint, counted bool, alert_kind text, alert_severity text)), "
+		"upd AS (UPDATE smartpay.modifications m SET state = u.state, "
+		"reason = u.reason, "
+		"attempts = m.attempts + CASE WHEN u.counted THEN 1 ELSE 0 END, "
+		"http_status = coalesce(u.http_status, m.http_status), "
+		"response_body = coalesce(u.response_body, m.response_body), "
+		"payment_status = coalesce(u.payment_status, m.payment_status), "
+		"reconciliation_reference_id = coalesce(u.rrid, m.reconciliation_reference_id), "
+		"next_attempt_at = CASE WHEN u.state = 'pending' "
+		"THEN now() + coalesce(u.delay_ms, 0) * interval '1 millisecond' "
+		"ELSE m.next_attempt_at END, "
+		"lease_owner = NULL, lease_expires_at = NULL, updated_at = now(), "
+		"completed_at = CASE WHEN u.state = 'pending' THEN NULL ELSE now() END "
+		"FROM u WHERE m.modification_id = u.id AND m.lease_owner = $1 "
+		"AND m.lease_generation = u.gen AND m.state = 'pending' "
+		"RETURNING m.modification_id, m.order_id, m.kind, u.alert_kind, u.alert_severity, "
+		"m.reason), "
+		"al AS (INSERT INTO smartpay.alerts (kind, severity, order_id, modification_id, "
+		"dedup_key, message) SELECT alert_kind, alert_severity, order_id, modification_id, "
+		"modification_id::text, kind || ' for order ' || order_id || ': ' || "
+		"coalesce(reason, alert_kind) FROM upd WHERE alert_kind IS NOT NULL "
+		"ON CONFLICT DO NOTHING) "
+		"SELECT u.id::text FROM u WHERE u.id NOT IN (SELECT modification_id FROM upd)";
+	if (!pg_conn_is_up(st->pc))
+		return false;
+	json_object *arr = json_object_new_array_ext((int)n);
+	for (size_t i = 0; i < n; i++) {
+		const struct store_outcome *o = &outcomes[i];
+		json_object *j = json_object_new_object();
+		json_put_str(j, "id", o->modification_id);
+		json_put_int(j, "gen", o->generation);
+		json_put_str(j, "state", o->state);
+		json_put_str(j, "reason", o->reason);
+		if (o->http_status > 0)
+			json_put_int(j, "http_status", o->http_status);
+		json_put_str(j, "response_body", o->response_body);
+		json_put_str(j, "payment_status", o->payment_status);
+		json_put_str(j, "rrid", o->reconciliation_reference_id);
+		json_put_int(j, "delay_ms", o->retry_delay_ms);
+		json_object_object_add(j, "counted", json_object_new_boolean(o->counted));
+		json_put_str(j, "alert_kind", o->alert_kind);
+		json_put_str(j, "alert_severity", o->alert_severity);
+		json_object_array_add(arr, j);
+	}
+	const char *p[] = {st->cfg->instance_name,
+			   json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN)};
+	struct store_call *c = call_new(st, (void (*)(void))done, arg);
+	bool ok = pg_conn_query(st->pc, sql, 2, p, outcomes_done, c);
+	if (!ok)
+		free(c);
+	json_object_put(arr);
+	return ok;
+}
+
+void store_outcome_clear(struct store_outcome *o)
+{
+	free(o->modification_id);
+	free(o->reason);
+	free(o->response_body);
+	free(o->payment_status);
+	free(o->reconciliation_reference_id);
+	free(o->order_id);
+	memset(o, 0, sizeof(*o));
+}
+
+/* ---- next due ---- */
+
+static void next_due_done(PGresult *res, const char *error, void *arg)
+{
+	struct store_call *c = arg;
+	void (*done)(int64_t, const char *, void *) =
+		(void (*)(int64_t, const char *, void *))c->fn;
+	if (error)
+		done(-1, error, c->arg);
+	else if (PQgetisnull(res, 0, 0))
+		done(-1, NULL, c->arg);
+	else
+		done(field_int(res, 0, 0), NULL, c->arg);
+	free(c);
+}
+
+bool store_next_due(struct store *st, void (*done)(int64_t delay_ms, const char *error, void *arg),
+		    void *arg)
+{
+	static const char sql[] =
+		"SELECT greatest(0, (extract(epoch FROM min(greatest(next_attempt_at, "
+		"coalesce(lease_expires_at, next_attempt_at))) - now()) * 1000))::bigint "
+		"FROM smartpay.modifications WHERE state = 'pending'";
+	if (!pg_conn_is_up(st->pc))
+		return false;
+	struct store_call *c = call_new(st, (void (*)(void))done, arg);
+	bool ok = pg_conn_query(st->pc, sql, 0, NULL, next_due_done, c);
+	if (!ok)
+		free(c);
+	return ok;
+}

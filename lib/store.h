@@ -1,0 +1,115 @@
+/* All of the daemon's SQL: candidate orders, write-ahead intents, leases, outcomes.
+ * Every call is asynchronous on a pg_conn and reports through a callback. */
+#ifndef SP_STORE_H
+#define SP_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "modification.h"
+#include "pgconn.h"
+
+struct sp_config;
+struct store; /* opaque */
+
+/* An order that needs a modification, as read from the orders relation. */
+struct store_candidate {
+	char *order_id;
+	char *status;
+	char *transaction_id; /* NULL when the shop left it empty */
+	char *amount;         /* numeric text, NULL when missing */
+	char *currency;
+	char *capture_amount; /* NULL: capture the full amount */
+	int64_t deadline_ms;  /* authorization deadline, 0 when unknown */
+	enum mod_kind kind;   /* capture, cancel or cancel_or_refund */
+};
+
+/* A modification to record before anything is sent. With `reason` set it is refused
+ * locally (bad order data): recorded as refused, alerted, never sent. */
+struct store_intent {
+	char modification_id[37];
+	const char *order_id;
+	const char *transaction_id;
+	enum mod_kind kind;
+	int64_t amount_minor; /* -1 when unknown */
+	const char *currency;
+	char *body;           /* owned by the caller; NULL when refused */
+	const char *reason;
+	int64_t deadline_ms;
+};
+
+/* A modification this daemon holds the lease of and may send. */
+struct store_claim {
+	char *modification_id;
+	char *order_id;
+	char *transaction_id;
+	enum mod_kind kind;
+	char *body;
+	int attempts;
+	int64_t generation;
+	int64_t deadline_ms;  /* 0 when none */
+	bool deadline_passed; /* by the database clock */
+};
+
+/* The result of one attempt, written back under the lease (fenced). */
+struct store_outcome {
+	char *modification_id;
+	int64_t generation;
+	const char *state;     /* pending, succeeded, refused, needs_attention */
+	char *reason;          /* may be NULL */
+	int http_status;       /* 0 = none */
+	char *response_body;   /* may be NULL */
+	char *payment_status;  /* may be NULL */
+	char *reconciliation_reference_id;
+	int64_t retry_delay_ms; /* pending: next attempt after this delay */
+	bool counted;          /* counts as an attempt */
+	const char *alert_kind; /* NULL: no alert */
+	const char *alert_severity;
+	char *order_id;        /* for logs and follow-up scans */
+	enum mod_kind kind;
+};
+
+typedef void (*store_candidates_fn)(struct store_candidate *rows, size_t n, const char *error, void *arg);
+typedef void (*store_claims_fn)(struct store_claim *rows, size_t n, const char *error, void *arg);
+typedef void (*store_done_fn)(size_t affected, const char *error, void *arg);
+typedef void (*store_written_fn)(char **fenced_ids, size_t nfenced, const char *error, void *arg);
+
+struct store *store_new(struct pg_conn *pc, const struct sp_config *cfg);
+void store_free(struct store *st);
+void store_set_config(struct store *st, const struct sp_config *cfg);
+
+/* After (re)connecting: checks the schema version and the orders relation, learns the
+ * type of its id column, takes the instance lock and LISTENs. `done` gets an error text
+ * when the daemon cannot work on this database. */
+bool store_prepare(struct store *st, store_done_fn done, void *arg);
+
+/* Orders needing a capture, cancel or cancel_or_refund, earliest deadline first.
+ * With `ids` only those orders are looked at; else the whole relation. */
+bool store_find_candidates(struct store *st, const char *const *ids, size_t nids, int limit,
+			   store_candidates_fn done, void *arg);
+
+/* Records intents in one statement; the callback gets the rows that are now leased to
+ * this daemon and must be sent (others lost a race or were refused locally). */
+bool store_insert_intents(struct store *st, const struct store_intent *intents, size_t n,
+			  store_claims_fn done, void *arg);
+
+/* Leases pending modifications that are due (and, with `own`, every pending row this
+ * instance held before a restart), earliest deadline first. */
+bool store_claim_due(struct store *st, int limit, bool own, store_claims_fn done, void *arg);
+
+/* Writes outcomes in one statement, fenced by lease owner and generation. */
+bool store_write_outcomes(struct store *st, const struct store_outcome *outcomes, size_t n,
+			  store_written_fn done, void *arg);
+
+/* The delay until the earliest pending modification becomes due, or -1 for none. */
+bool store_next_due(struct store *st, void (*done)(int64_t delay_ms, const char *error, void *arg),
+		    void *arg);
+
+void store_candidates_free(struct store_candidate *rows, size_t n);
+void store_claims_free(struct store_claim *rows, size_t n);
+/* Frees the strings of one claim, not the struct. */
+void store_claim_clear(struct store_claim *c);
+void store_outcome_clear(struct store_outcome *o);
+
+#endif

@@ -1,0 +1,276 @@
+#include "autoconfig.h"
+
+#include "log.h"
+
+#include <check.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Formats a line from pairs and compares it with the expected text. */
+static void line_is(enum log_level level, const char *event, const char *const *pairs, int npairs,
+                    const char *expect)
+{
+	char *line = log_format_line(level, event, pairs, npairs);
+	ck_assert_msg(strcmp(line, expect) == 0, "got  %s\nwant %s", line, expect);
+	free(line);
+}
+
+START_TEST(test_format_plain)
+{
+	const char *pairs[] = {"order_id",        "42",
+	                       "modification_id", "7d2c9a10-3e4f-4b5a-8c7d-112233445566",
+	                       "amount",          "40.00"};
+	line_is(LOG_LVL_WARNING, "capture_sent", pairs, 3,
+	        "level=warning event=capture_sent order_id=42 "
+	        "modification_id=7d2c9a10-3e4f-4b5a-8c7d-112233445566 amount=40.00");
+	line_is(LOG_LVL_ERR, "x", NULL, 0, "level=error event=x");
+	line_is(LOG_LVL_NOTICE, "x", NULL, 0, "level=notice event=x");
+	line_is(LOG_LVL_INFO, "x", NULL, 0, "level=info event=x");
+	line_is(LOG_LVL_DEBUG, "x", NULL, 0, "level=debug event=x");
+}
+END_TEST
+
+START_TEST(test_format_quoting)
+{
+	const char *pairs[] = {
+	    "msg",   "hello world", /* space */
+	    "q",     "say \"hi\"",  /* quote */
+	    "eq",    "a=b",         /* '=' */
+	    "bs",    "C:\\dir",     /* backslash */
+	    "nl",    "two\nlines",  /* control characters */
+	    "tab",   "a\tb",
+	    "cr",    "a\rb",
+	    "bell",  "a\x01z",
+	    "del",   "a\x7f",
+	    "empty", "",       /* empty is quoted so the pair stays visible */
+	    "utf8",  "Zürich", /* non-ASCII passes through */
+	    "path",  "/payment/capture?x",
+	};
+	line_is(LOG_LVL_INFO, "ev", pairs, 12,
+	        "level=info event=ev msg=\"hello world\" q=\"say \\\"hi\\\"\" eq=\"a=b\" "
+	        "bs=\"C:\\\\dir\" nl=\"two\\nlines\" tab=\"a\\tb\" cr=\"a\\rb\" bell=\"a\\x01z\" "
+	        "del=\"a\\x7f\" empty=\"\" utf8=Zürich path=/payment/capture?x");
+}
+END_TEST
+
+START_TEST(test_format_null_and_keys)
+{
+	const char *pairs[] = {"order_id", NULL, "bad key=", "v", NULL, "w", "transaction_id", "-"};
+	line_is(LOG_LVL_INFO, "ev", pairs, 4,
+	        "level=info event=ev order_id=- bad_key_=v _=w transaction_id=-");
+	/* The event name follows the value rules too. */
+	line_is(LOG_LVL_INFO, "two words", NULL, 0, "level=info event=\"two words\"");
+	line_is(LOG_LVL_INFO, NULL, NULL, 0, "level=info event=-");
+}
+END_TEST
+
+START_TEST(test_format_long)
+{
+	size_t n = 5000;
+	char *big = malloc(n + 1);
+	memset(big, 'a', n);
+	big[n] = '\0';
+	big[10] = ' ';
+	const char *pairs[] = {"big", big};
+	char *line = log_format_line(LOG_LVL_INFO, "ev", pairs, 1);
+	ck_assert_uint_eq(strlen(line), strlen("level=info event=ev big=\"\"") + n);
+	ck_assert(strncmp(line, "level=info event=ev big=\"aaaaaaaaaa aaa", 36) == 0);
+	ck_assert_int_eq(line[strlen(line) - 1], '"');
+	free(line);
+	free(big);
+}
+END_TEST
+
+START_TEST(test_level_parse)
+{
+	enum log_level l = LOG_LVL_INFO;
+	ck_assert(log_level_parse("debug", &l) && l == LOG_LVL_DEBUG);
+	ck_assert(log_level_parse("info", &l) && l == LOG_LVL_INFO);
+	ck_assert(log_level_parse("notice", &l) && l == LOG_LVL_NOTICE);
+	ck_assert(log_level_parse("warning", &l) && l == LOG_LVL_WARNING);
+	ck_assert(log_level_parse("error", &l) && l == LOG_LVL_ERR);
+	l = LOG_LVL_NOTICE;
+	ck_assert(!log_level_parse("err", &l));
+	ck_assert(!log_level_parse("INFO", &l));
+	ck_assert(!log_level_parse("", &l));
+	ck_assert(!log_level_parse(NULL, &l));
+	ck_assert_int_eq(l, LOG_LVL_NOTICE);
+}
+END_TEST
+
+/* Points stderr at a fresh temporary file; returns the saved descriptor of the real one. */
+static int capture_stderr(char *path, size_t len)
+{
+	const char *dir = getenv("TMPDIR");
+	snprintf(path, len, "%s/check_log.XXXXXX", dir && *dir ? dir : "/tmp");
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	int saved = dup(STDERR_FILENO);
+	ck_assert_int_ge(saved, 0);
+	ck_assert_int_eq(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+	close(fd);
+	return saved;
+}
+
+/* Restores stderr and returns what was written to the temporary file (malloc'd). */
+static char *release_stderr(int saved, const char *path)
+{
+	ck_assert_int_eq(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+	close(saved);
+	FILE *f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	char *buf = calloc(1, 65536);
+	size_t n = fread(buf, 1, 65535, f);
+	buf[n] = '\0';
+	fclose(f);
+	unlink(path);
+	return buf;
+}
+
+static void assert_matches(const char *text, const char *pattern)
+{
+	regex_t re;
+	ck_assert_int_eq(regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB), 0);
+	int r = regexec(&re, text, 0, NULL, 0);
+	regfree(&re);
+	ck_assert_msg(r == 0, "output:\n%s\ndoes not match %s", text, pattern);
+}
+
+START_TEST(test_write_and_filter)
+{
+	char path[4096];
+	unsetenv("JOURNAL_STREAM");
+	int saved = capture_stderr(path, sizeof(path));
+	log_init("check_log", LOG_LVL_WARNING);
+	ck_assert(!log_enabled(LOG_LVL_INFO));
+	ck_assert(log_enabled(LOG_LVL_WARNING));
+	ck_assert(log_enabled(LOG_LVL_ERR));
+	log_event(LOG_LVL_DEBUG, "dropped_debug", "k", "v", NULL);
+	log_event(LOG_LVL_INFO, "dropped_info", NULL);
+	log_event(LOG_LVL_NOTICE, "dropped_notice", NULL);
+	log_event(LOG_LVL_WARNING, "capture_refused", "order_id", "42", "reason", NULL, NULL);
+	log_msg(LOG_LVL_INFO, "dropped_msg", "n=%d", 1);
+	log_msg(LOG_LVL_ERR, "db_down", "cannot connect: %s (%d)", "timeout expired", 3);
+	char *out = release_stderr(saved, path);
+	log_init("check_log", LOG_LVL_INFO);
+
+	ck_assert_ptr_null(strstr(out, "dropped"));
+	assert_matches(out, "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z "
+	                    "level=warning event=capture_refused order_id=42 reason=-\n"
+	                    "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z "
+	                    "level=error event=db_down msg=\"cannot connect: timeout expired "
+	                    "\\(3\\)\"\n$");
+	free(out);
+}
+END_TEST
+
+START_TEST(test_debug_level_writes_all)
+{
+	char path[4096];
+	unsetenv("JOURNAL_STREAM");
+	int saved = capture_stderr(path, sizeof(path));
+	log_init("check_log", LOG_LVL_DEBUG);
+	log_event(LOG_LVL_DEBUG, "a", NULL);
+	log_event(LOG_LVL_INFO, "b", NULL);
+	log_event(LOG_LVL_NOTICE, "c", NULL);
+	char *out = release_stderr(saved, path);
+	log_init("check_log", LOG_LVL_INFO);
+	assert_matches(out, "Z level=debug event=a\n.*Z level=info event=b\n.*Z level=notice "
+	                    "event=c\n$");
+	free(out);
+}
+END_TEST
+
+START_TEST(test_journal_prefix)
+{
+	char path[4096];
+	int saved = capture_stderr(path, sizeof(path));
+	struct stat st;
+	ck_assert_int_eq(fstat(STDERR_FILENO, &st), 0);
+	char env[64];
+	snprintf(env, sizeof(env), "%llu:%llu", (unsigned long long)st.st_dev,
+	         (unsigned long long)st.st_ino);
+	setenv("JOURNAL_STREAM", env, 1);
+	log_init("check_log", LOG_LVL_INFO);
+	log_event(LOG_LVL_WARNING, "capture_sent", "order_id", "42", NULL);
+	log_event(LOG_LVL_DEBUG, "dropped", NULL);
+	log_msg(LOG_LVL_INFO, "started", "version %s", "0.1.0");
+	log_event(LOG_LVL_ERR, "e", NULL);
+
+	/* A JOURNAL_STREAM naming another file means stderr was redirected: timestamps again. */
+	snprintf(env, sizeof(env), "%llu:%llu", (unsigned long long)st.st_dev,
+	         (unsigned long long)st.st_ino + 1);
+	setenv("JOURNAL_STREAM", env, 1);
+	log_init("check_log", LOG_LVL_INFO);
+	log_event(LOG_LVL_NOTICE, "not_journal", NULL);
+	setenv("JOURNAL_STREAM", "garbage", 1);
+	log_init("check_log", LOG_LVL_INFO);
+	log_event(LOG_LVL_NOTICE, "garbage_env", NULL);
+
+	char *out = release_stderr(saved, path);
+	unsetenv("JOURNAL_STREAM");
+	log_init("check_log", LOG_LVL_INFO);
+	assert_matches(out, "^<4>level=warning event=capture_sent order_id=42\n"
+	                    "<6>level=info event=started msg=\"version 0.1.0\"\n"
+	                    "<3>level=error event=e\n"
+	                    "[0-9-]{10}T[0-9:.]{12}Z level=notice event=not_journal\n"
+	                    "[0-9-]{10}T[0-9:.]{12}Z level=notice event=garbage_env\n$");
+	free(out);
+}
+END_TEST
+
+START_TEST(test_long_message)
+{
+	char path[4096];
+	unsetenv("JOURNAL_STREAM");
+	int saved = capture_stderr(path, sizeof(path));
+	log_init("check_log", LOG_LVL_INFO);
+	char big[3000];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	log_msg(LOG_LVL_INFO, "big", "%s|%s", big, "end");
+	log_event(LOG_LVL_INFO, "big2", "v", big, NULL);
+	char *out = release_stderr(saved, path);
+	char *nl = strchr(out, '\n');
+	ck_assert_ptr_nonnull(nl);
+	/* The whole message, not cut at any buffer size: prefix, msg, "|end". */
+	char *head = strstr(out, "Z level=info event=big msg=xxx");
+	ck_assert_ptr_nonnull(head);
+	ck_assert_int_eq(nl - head, (long)(strlen("Z level=info event=big msg=") +
+	                                   (sizeof(big) - 1) + strlen("|end")));
+	ck_assert(strncmp(nl - 4, "|end", 4) == 0);
+	ck_assert_ptr_nonnull(strstr(nl + 1, "level=info event=big2 v=xxx"));
+	ck_assert_int_eq(out[strlen(out) - 1], '\n');
+	free(out);
+}
+END_TEST
+
+static Suite *log_suite(void)
+{
+	Suite *s = suite_create("log");
+	TCase *tc = tcase_create("core");
+	tcase_add_test(tc, test_format_plain);
+	tcase_add_test(tc, test_format_quoting);
+	tcase_add_test(tc, test_format_null_and_keys);
+	tcase_add_test(tc, test_format_long);
+	tcase_add_test(tc, test_level_parse);
+	tcase_add_test(tc, test_write_and_filter);
+	tcase_add_test(tc, test_debug_level_writes_all);
+	tcase_add_test(tc, test_journal_prefix);
+	tcase_add_test(tc, test_long_message);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(log_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,209 @@
+#include "autoconfig.h"
+
+#include "daemonproc.h"
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Path of a built program, from the build tree the tests run in. */
+static char *built(const char *name)
+{
+	const char *top = getenv("SP_TOP_BUILDDIR");
+	static char path[512];
+	snprintf(path, sizeof(path), "%s/%s", top ? top : ".", name);
+	return path;
+}
+
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+	ck_assert_msg(fd >= 0, "cannot write %s: %s", path, strerror(errno));
+	size_t n = strlen(text);
+	ck_assert_int_eq(write(fd, text, n), (ssize_t)n);
+	close(fd);
+}
+
+void daemonproc_init(struct daemonproc *d, const char *conninfo, const char *base_url,
+		     const char *merchant_key, const char *auth_key, const char *extra)
+{
+	memset(d, 0, sizeof(*d));
+	snprintf(d->dir, sizeof(d->dir), "/tmp/smartpayd-test.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(d->dir));
+	snprintf(d->conf, sizeof(d->conf), "%s/smartpayd.conf", d->dir);
+	snprintf(d->log, sizeof(d->log), "%s/smartpayd.log", d->dir);
+	char key[300];
+	snprintf(key, sizeof(key), "%s/authentication-key", d->dir);
+	char *key_text = NULL;
+	ck_assert_int_ge(asprintf(&key_text, "%s\n", auth_key), 0);
+	write_file(key, key_text, 0600);
+	free(key_text);
+	char *conf = NULL;
+	int n = asprintf(&conf,
+			 "[database]\n"
+			 "conninfo = %s\n"
+			 "orders_relation = public.orders\n"
+			 "[smartpay]\n"
+			 "base_url = %s\n"
+			 "merchant_key = %s\n"
+			 "authentication_key_file = %s\n"
+			 "origin = https://shop.example\n"
+			 "timeout = 5s\n"
+			 "connect_timeout = 2s\n"
+			 "[daemon]\n"
+			 "instance_name = test\n"
+			 "poll_interval = 500ms\n"
+			 "retry_base = 20ms\n"
+			 "retry_max = 300ms\n"
+			 "lease = 10s\n"
+			 "drain_timeout = 10s\n"
+			 "log_level = debug\n"
+			 "[metrics]\n"
+			 "listen =\n"
+			 "%s",
+			 conninfo, base_url, merchant_key, key, extra ? extra : "");
+	ck_assert_int_ge(n, 0);
+	write_file(d->conf, conf, 0644);
+	free(conf);
+}
+
+void daemonproc_start(struct daemonproc *d, bool once)
+{
+	ck_assert_int_eq(d->pid, 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (fd >= 0) {
+			dup2(fd, 2);
+			dup2(fd, 1);
+			close(fd);
+		}
+		const char *prog = built("smartpayd");
+		if (once)
+			execl(prog, prog, "-c", d->conf, "--once", (char *)NULL);
+		else
+			execl(prog, prog, "-c", d->conf, (char *)NULL);
+		_exit(127);
+	}
+	d->pid = pid;
+}
+
+/* Waits for the daemon and returns its exit code, or -1 when a signal ended it. */
+static int reap(struct daemonproc *d)
+{
+	int st = 0;
+	while (waitpid(d->pid, &st, 0) < 0 && errno == EINTR)
+		;
+	d->pid = 0;
+	d->status = st;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int daemonproc_run_once(struct daemonproc *d)
+{
+	daemonproc_start(d, true);
+	return reap(d);
+}
+
+int daemonproc_stop(struct daemonproc *d)
+{
+	if (d->pid == 0)
+		return -1;
+	kill(d->pid, SIGTERM);
+	return reap(d);
+}
+
+void daemonproc_kill(struct daemonproc *d)
+{
+	if (d->pid == 0)
+		return;
+	kill(d->pid, SIGKILL);
+	reap(d);
+}
+
+void daemonproc_signal(struct daemonproc *d, int sig)
+{
+	if (d->pid)
+		kill(d->pid, sig);
+}
+
+/* Reads the whole log into a malloc'd string. */
+static char *read_log(const struct daemonproc *d)
+{
+	FILE *f = fopen(d->log, "r");
+	if (f == NULL)
+		return calloc(1, 1);
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&buf, &len);
+	char chunk[4096];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		fwrite(chunk, 1, n, mem);
+	fclose(f);
+	fclose(mem);
+	return buf;
+}
+
+bool daemonproc_log_contains(const struct daemonproc *d, const char *needle)
+{
+	char *text = read_log(d);
+	bool found = strstr(text, needle) != NULL;
+	free(text);
+	return found;
+}
+
+void daemonproc_print_log(const struct daemonproc *d)
+{
+	char *text = read_log(d);
+	size_t len = strlen(text);
+	/* the tail is what explains a failure */
+	const char *start = len > 8000 ? text + len - 8000 : text;
+	fprintf(stderr, "---- smartpayd log (%s) ----\n%s---- end of log ----\n", d->log, start);
+	free(text);
+}
+
+void daemonproc_cleanup(struct daemonproc *d)
+{
+	if (d->pid)
+		daemonproc_kill(d);
+	if (d->dir[0] && getenv("DAEMONPROC_KEEP") == NULL) {
+		char cmd[300];
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", d->dir);
+	}
+	d->dir[0] = '\0';
+}
+
+long long wait_for_count(PGconn *conn, const char *sql, long long want, int timeout_ms)
+{
+	long long value = -1;
+	struct timespec start, now;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		if (PQstatus(conn) != CONNECTION_OK)
+			PQreset(conn); /* the server may have been restarted under us */
+		PGresult *res = PQexec(conn, sql);
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+			value = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		PQclear(res);
+		if (value >= want)
+			return value;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long long elapsed = (now.tv_sec - start.tv_sec) * 1000LL +
+				    (now.tv_nsec - start.tv_nsec) / 1000000;
+		if (elapsed >= timeout_ms)
+			return value;
+		usleep(20000);
+	}
+}
