@@ -3,6 +3,7 @@
 #include "config.h"
 #include "engine.h"
 #include "log.h"
+#include "metrics.h"
 #include "service.h"
 #include "xmalloc.h"
 
@@ -23,6 +24,7 @@ struct daemon {
 	struct sp_config *cfg;
 	char *secret;
 	struct engine *engine;
+	struct metrics *metrics;
 	struct service *service;
 	bool once;
 	int signals_seen;
@@ -180,6 +182,15 @@ static int run(struct daemon *d)
 	}
 	struct engine_hooks hooks = {.ready = on_ready, .idle_exit = on_idle_exit, .arg = d};
 	d->engine = engine_new(d->base, d->cfg, d->secret, d->once, &hooks);
+	char *why = NULL;
+	if (!metrics_new(d->base, d->engine, d->once ? "" : d->cfg->metrics_listen, &d->metrics,
+			 &why)) {
+		log_event(LOG_LVL_ERR, "startup_failed", "reason", why, NULL);
+		free(why);
+		engine_free(d->engine);
+		event_base_free(d->base);
+		return EXIT_RUNTIME;
+	}
 	d->service = service_new(d->base, d->engine);
 	struct event *ev_term = evsignal_new(d->base, SIGTERM, on_stop_signal, d);
 	struct event *ev_int = evsignal_new(d->base, SIGINT, on_stop_signal, d);
@@ -208,6 +219,7 @@ static int run(struct daemon *d)
 	event_free(ev_int);
 	event_free(ev_hup);
 	service_free(d->service);
+	metrics_free(d->metrics);
 	engine_free(d->engine);
 	event_base_free(d->base);
 	return status;

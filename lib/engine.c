@@ -50,6 +50,7 @@ struct engine {
 	bool scan_wanted; /* the whole orders relation */
 	bool due_wanted;  /* pending retries whose time has come */
 	bool own_wanted;  /* this instance's rows from before a restart */
+	bool requests_wanted; /* open refund / cancel_or_refund requests of the shop */
 	char **ids;       /* order ids from notifications and finished captures */
 	size_t nids, cap_ids;
 	bool claiming; /* one claim cycle at a time */
@@ -80,6 +81,18 @@ struct engine {
 	struct engine_stats stats;
 };
 
+const int64_t engine_latency_bounds_us[ENGINE_LATENCY_BUCKETS] = {
+	5000,	 10000,	  25000,   50000,   100000,   250000,  500000,
+	1000000, 2500000, 5000000, 10000000, 30000000, 90000000};
+
+const char *engine_result_name(enum engine_result r)
+{
+	static const char *const names[ER_COUNT] = {"succeeded", "refused", "retry",
+						    "needs_attention", "auth_rejected",
+						    "refused_locally"};
+	return (unsigned)r < ER_COUNT ? names[r] : "unknown";
+}
+
 static void engine_pump(struct engine *e);
 static void engine_flush(struct engine *e);
 static void engine_arm_timer(struct engine *e);
@@ -107,7 +120,7 @@ static void engine_check_idle(struct engine *e)
 	if (e->claiming || http_inflight(e->http) > 0 || e->nout > 0 || e->writing)
 		return;
 	if (e->once && !e->draining && e->prepared &&
-	    (e->scan_wanted || e->due_wanted || e->own_wanted || e->nids > 0))
+	    (e->scan_wanted || e->due_wanted || e->own_wanted || e->requests_wanted || e->nids > 0))
 		return;
 	if (e->once && !e->prepared && e->problem == NULL)
 		return;
@@ -178,6 +191,9 @@ static void engine_written(char **fenced, size_t nfenced, const char *error, voi
 		/* a finished capture may unblock a cancel of the same order */
 		if (o->kind == MOD_CAPTURE && strcmp(o->state, "pending") != 0)
 			engine_note_order(e, o->order_id);
+		/* the transaction is free again: the next request for it may go */
+		if (strcmp(o->state, "pending") != 0)
+			e->requests_wanted = true;
 		if (e->once && strcmp(o->state, "pending") == 0)
 			e->left_undone++;
 		store_outcome_clear(o);
@@ -236,6 +252,7 @@ static void engine_resume_gateway(struct engine *e)
 	e->breaker_pause_ms = 0;
 	e->probing = false;
 	e->stats.gateway_paused = false;
+	e->due_wanted = true; /* the rows put back while paused */
 	log_event(LOG_LVL_NOTICE, "gateway_resumed", "msg", "credentials accepted again", NULL);
 }
 
@@ -267,6 +284,18 @@ static void engine_on_answer(const struct http_result *res, void *arg)
 		o.response_body = xstrndup(res->body, res->body_len < MAX_STORED_RESPONSE
 								   ? res->body_len
 								   : MAX_STORED_RESPONSE);
+	if (res->http_status > 0) {
+		e->stats.gateway_last_answer_ms = now;
+		int b = 0;
+		while (b < ENGINE_LATENCY_BUCKETS && res->elapsed_us > engine_latency_bounds_us[b])
+			b++;
+		e->stats.latency_buckets[b]++;
+		e->stats.latency_count++;
+		e->stats.latency_sum_us += (uint64_t)res->elapsed_us;
+		e->stats.gateway_failing_since_ms = 0;
+	} else if (e->stats.gateway_failing_since_ms == 0) {
+		e->stats.gateway_failing_since_ms = now;
+	}
 	char status[16];
 	snprintf(status, sizeof(status), "%d", res->http_status);
 	char attempt[16];
@@ -283,6 +312,7 @@ static void engine_on_answer(const struct http_result *res, void *arg)
 							? xstrdup(parsed.reconciliation_reference_id)
 							: NULL;
 		e->stats.succeeded++;
+		e->stats.results[c->kind][ER_SUCCEEDED]++;
 		log_event(LOG_LVL_INFO, "modification_succeeded", FLIGHT_IDS(c), "http_status", status,
 			  "payment_status", parsed.payment_status, "attempt", attempt, "elapsed_ms",
 			  elapsed, NULL);
@@ -295,6 +325,7 @@ static void engine_on_answer(const struct http_result *res, void *arg)
 		o.alert_kind = "modification_refused";
 		o.alert_severity = "critical";
 		e->stats.refused++;
+		e->stats.results[c->kind][ER_REFUSED]++;
 		log_event(LOG_LVL_WARNING, "modification_refused", FLIGHT_IDS(c), "http_status", status,
 			  "reason", o.reason, NULL);
 		break;
@@ -311,6 +342,7 @@ static void engine_on_answer(const struct http_result *res, void *arg)
 			o.alert_severity = "critical";
 		}
 		e->stats.auth_rejected++;
+		e->stats.results[c->kind][ER_AUTH_REJECTED]++;
 		log_event(first ? LOG_LVL_ERR : LOG_LVL_WARNING, "credentials_rejected", FLIGHT_IDS(c),
 			  "http_status", status, "msg",
 			  "SmartPay rejected the merchant key or authentication key; sending paused",
@@ -335,6 +367,7 @@ static void engine_on_answer(const struct http_result *res, void *arg)
 			o.alert_kind = "needs_attention";
 			o.alert_severity = "critical";
 			e->stats.needs_attention++;
+			e->stats.results[c->kind][ER_NEEDS_ATTENTION]++;
 			log_event(LOG_LVL_ERR, "modification_needs_attention", FLIGHT_IDS(c), "reason",
 				  o.reason, NULL);
 		} else {
@@ -346,6 +379,7 @@ static void engine_on_answer(const struct http_result *res, void *arg)
 				engine_arm_timer(e);
 			}
 			e->stats.retries++;
+			e->stats.results[c->kind][ER_RETRY]++;
 			char delay[24];
 			snprintf(delay, sizeof(delay), "%lld", (long long)o.retry_delay_ms);
 			log_event(LOG_LVL_WARNING, "modification_retry", FLIGHT_IDS(c), "reason",
@@ -376,6 +410,7 @@ static void engine_expire(struct engine *e, struct store_claim *c)
 	o.alert_kind = "needs_attention";
 	o.alert_severity = "critical";
 	e->stats.needs_attention++;
+	e->stats.results[c->kind][ER_NEEDS_ATTENTION]++;
 	log_event(LOG_LVL_ERR, "modification_needs_attention", FLIGHT_IDS(c), "reason", o.reason,
 		  NULL);
 	engine_record(e, &o);
@@ -453,7 +488,7 @@ static void engine_claim_failed(struct engine *e, const char *error)
 	if (e->once) {
 		free(e->problem);
 		e->problem = xstrdup(error);
-		e->scan_wanted = e->due_wanted = e->own_wanted = false;
+		e->scan_wanted = e->due_wanted = e->own_wanted = e->requests_wanted = false;
 		engine_check_idle(e);
 	}
 }
@@ -555,6 +590,21 @@ static void engine_on_inserted(struct store_claim *rows, size_t n, const char *e
 	engine_claim_end(e);
 }
 
+/* Records intents (local refusals included) in one statement; what comes back is sent.
+ * Frees the intents' bodies and reasons and both arrays. */
+static void engine_insert_intents(struct engine *e, struct store_intent *intents, char **reasons,
+				  size_t n)
+{
+	if (!store_insert_intents(e->st, intents, n, engine_on_inserted, e))
+		engine_claim_failed(e, "database connection lost");
+	for (size_t i = 0; i < n; i++) {
+		free(intents[i].body);
+		free(reasons[i]);
+	}
+	free(intents);
+	free(reasons);
+}
+
 static void engine_on_candidates(struct store_candidate *rows, size_t n, const char *error,
 				 void *arg)
 {
@@ -577,20 +627,86 @@ static void engine_on_candidates(struct store_candidate *rows, size_t n, const c
 		engine_build_intent(e, &rows[i], &intents[i], &reasons[i]);
 		if (intents[i].reason) {
 			e->stats.refused_locally++;
+			e->stats.results[rows[i].kind][ER_REFUSED_LOCALLY]++;
 			log_event(LOG_LVL_ERR, "order_refused", "order_id", rows[i].order_id,
 				  "transaction_id", rows[i].transaction_id, "kind",
 				  mod_kind_name(rows[i].kind), "reason", intents[i].reason, NULL);
 		}
 	}
-	if (!store_insert_intents(e->st, intents, n, engine_on_inserted, e))
-		engine_claim_failed(e, "database connection lost");
-	for (size_t i = 0; i < n; i++) {
-		free(intents[i].body);
-		free(reasons[i]);
-	}
-	free(intents);
-	free(reasons);
+	engine_insert_intents(e, intents, reasons, n);
 	store_candidates_free(rows, n);
+}
+
+/* Turns a shop request into an intent: a refund of its amount, or a cancel_or_refund. */
+static void engine_build_request_intent(struct engine *e, const struct store_request *r,
+					struct store_intent *in, char **reason_buf)
+{
+	memset(in, 0, sizeof(*in));
+	uuid_v4(in->modification_id);
+	in->order_id = r->order_id;
+	in->transaction_id = r->transaction_id;
+	in->kind = r->kind;
+	in->currency = r->currency;
+	in->request_id = r->request_id;
+	in->amount_minor = r->amount_minor;
+	*reason_buf = NULL;
+	const char *why = NULL;
+	if (r->transaction_id == NULL || r->transaction_id[0] == '\0')
+		why = r->kind == MOD_REFUND ? "the order has no successful capture to refund"
+					    : "the order has no smartpay_transaction_id";
+	else if (r->kind == MOD_REFUND && (r->amount_minor <= 0 || r->currency == NULL))
+		why = "refund request without a positive amount and currency";
+	if (why == NULL && r->kind == MOD_CANCEL_OR_REFUND && r->order_amount && r->currency) {
+		/* informational: cancelOrRefund always acts on the full amount */
+		int64_t amount;
+		const char *ignored;
+		if (money_parse(r->order_amount, r->currency, &amount, &ignored))
+			in->amount_minor = amount;
+	}
+	if (why == NULL) {
+		struct mod_request req = {.kind = r->kind,
+					  .transaction_id = r->transaction_id,
+					  .merchant_key = e->cfg->merchant_key,
+					  .modification_id = in->modification_id,
+					  .has_amount = r->kind == MOD_REFUND,
+					  .amount_minor = r->amount_minor,
+					  .currency = r->currency};
+		in->body = mod_request_body(&req, &why);
+	}
+	if (in->body == NULL)
+		*reason_buf = xstrdup(why ? why : "request could not be built");
+	in->reason = *reason_buf;
+}
+
+static void engine_on_requests(struct store_request *rows, size_t n, const char *error, void *arg)
+{
+	struct engine *e = arg;
+	if (error) {
+		engine_claim_failed(e, error);
+		e->requests_wanted = !e->once;
+		return;
+	}
+	if ((int)n == e->claim_limit)
+		e->requests_wanted = true;
+	if (n == 0) {
+		store_requests_free(rows, n);
+		engine_claim_end(e);
+		return;
+	}
+	struct store_intent *intents = xcalloc(n, sizeof(*intents));
+	char **reasons = xcalloc(n, sizeof(char *));
+	for (size_t i = 0; i < n; i++) {
+		engine_build_request_intent(e, &rows[i], &intents[i], &reasons[i]);
+		if (intents[i].reason) {
+			e->stats.refused_locally++;
+			e->stats.results[rows[i].kind][ER_REFUSED_LOCALLY]++;
+			log_event(LOG_LVL_ERR, "request_refused", "order_id", rows[i].order_id,
+				  "kind", mod_kind_name(rows[i].kind), "reason", intents[i].reason,
+				  NULL);
+		}
+	}
+	engine_insert_intents(e, intents, reasons, n);
+	store_requests_free(rows, n);
 }
 
 /* Starts one claim cycle when there is room and a reason to look for work. */
@@ -626,6 +742,15 @@ static void engine_pump(struct engine *e)
 			e->claiming = false;
 			e->due_wanted = true;
 			e->own_wanted = own;
+		}
+		goto out;
+	}
+	if (e->requests_wanted) {
+		e->requests_wanted = false;
+		e->claiming = true;
+		if (!store_find_requests(e->st, room, engine_on_requests, e)) {
+			e->claiming = false;
+			e->requests_wanted = true;
 		}
 		goto out;
 	}
@@ -697,6 +822,7 @@ static void engine_timer_cb(evutil_socket_t fd, short what, void *arg)
 		/* the fallback for lost notifications and other daemons' expired leases */
 		e->scan_wanted = true;
 		e->due_wanted = true;
+		e->requests_wanted = true;
 		e->next_poll_ms = now + e->cfg->poll_interval_ms;
 	}
 	if (e->next_retry_ms && now >= e->next_retry_ms) {
@@ -751,6 +877,7 @@ static void engine_prepared(size_t affected, const char *error, void *arg)
 	e->stats.ready = true;
 	e->scan_wanted = true;
 	e->due_wanted = true;
+	e->requests_wanted = true;
 	engine_flush(e);
 	if (first && e->hooks.ready)
 		e->hooks.ready(e->hooks.arg);
@@ -789,6 +916,9 @@ static void engine_db_notify(void *arg, const char *channel, const char *payload
 	if (strcmp(channel, "smartpay_orders") == 0 && payload && *payload) {
 		engine_note_order(e, payload);
 		engine_kick(e);
+	} else if (strcmp(channel, "smartpay_requests") == 0) {
+		e->requests_wanted = true;
+		engine_kick(e);
 	}
 }
 
@@ -820,6 +950,7 @@ struct engine *engine_new(struct event_base *base, const struct sp_config *cfg, 
 	e->own_wanted = true;
 	e->scan_wanted = true;
 	e->due_wanted = true;
+	e->requests_wanted = true;
 	return e;
 }
 
@@ -862,6 +993,16 @@ void engine_reload(struct engine *e, const struct sp_config *cfg, const char *se
 const struct engine_stats *engine_stats(const struct engine *e)
 {
 	return &e->stats;
+}
+
+struct store *engine_store(const struct engine *e)
+{
+	return e->st;
+}
+
+struct event_base *engine_base(const struct engine *e)
+{
+	return e->base;
 }
 
 int engine_exit_status(const struct engine *e)

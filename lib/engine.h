@@ -8,10 +8,36 @@
 #include <event2/event.h>
 
 struct sp_config;
+struct store;
 struct engine; /* opaque */
+
+/* What happened to one attempt (or, for ER_REFUSED_LOCALLY, to one order row). */
+enum engine_result {
+	ER_SUCCEEDED,
+	ER_REFUSED,
+	ER_RETRY,
+	ER_NEEDS_ATTENTION,
+	ER_AUTH_REJECTED,
+	ER_REFUSED_LOCALLY,
+	ER_COUNT
+};
+/* "succeeded", "refused", "retry", "needs_attention", "auth_rejected", "refused_locally". */
+const char *engine_result_name(enum engine_result r);
+
+/* Upper bounds (microseconds) of the gateway latency histogram buckets; one more
+ * bucket counts everything above the last bound. */
+#define ENGINE_LATENCY_BUCKETS 13
+extern const int64_t engine_latency_bounds_us[ENGINE_LATENCY_BUCKETS];
 
 /* Running totals, for logs, metrics and status lines. */
 struct engine_stats {
+	uint64_t results[4][ER_COUNT]; /* by enum mod_kind and result */
+	uint64_t latency_buckets[ENGINE_LATENCY_BUCKETS + 1]; /* not cumulative */
+	uint64_t latency_count;
+	uint64_t latency_sum_us;
+	int64_t gateway_last_answer_ms; /* unix ms of the last HTTP answer of any status, 0 never */
+	int64_t gateway_failing_since_ms; /* unix ms of the first request left without an HTTP
+					   * answer since the last answer, 0 none */
 	uint64_t sent;            /* requests sent, retries included */
 	uint64_t succeeded;
 	uint64_t refused;         /* by the gateway */
@@ -45,6 +71,9 @@ void engine_drain(struct engine *e);
  * the caller keeps cfg alive until the next swap or engine_free). */
 void engine_reload(struct engine *e, const struct sp_config *cfg, const char *secret);
 const struct engine_stats *engine_stats(const struct engine *e);
+/* The engine's store, for read-only queries of other modules (metrics gauges). */
+struct store *engine_store(const struct engine *e);
+struct event_base *engine_base(const struct engine *e);
 /* 0 when nothing that was due is left undone (for --once), 1 otherwise. */
 int engine_exit_status(const struct engine *e);
 /* Text of the last fatal preparation problem (schema missing, lock held), or NULL. */

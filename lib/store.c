@@ -21,6 +21,7 @@ struct store {
 	char *id_type;      /* SQL type of the orders' id column, from the catalog */
 	char *sql_scan;     /* candidate query over the whole relation */
 	char *sql_targeted; /* candidate query for a list of order ids */
+	char *sql_requests; /* open shop requests */
 };
 
 /* The context of one asynchronous store call. */
@@ -67,7 +68,23 @@ void store_free(struct store *st)
 	free(st->id_type);
 	free(st->sql_scan);
 	free(st->sql_targeted);
+	free(st->sql_requests);
 	free(st);
+}
+
+struct pg_conn *store_conn(const struct store *st)
+{
+	return st->pc;
+}
+
+const struct sp_config *store_config(const struct store *st)
+{
+	return st->cfg;
+}
+
+const char *store_orders_relation(const struct store *st)
+{
+	return st->relation;
 }
 
 void store_set_config(struct store *st, const struct sp_config *cfg)
@@ -108,30 +125,68 @@ static char *array_literal(char *const *items, size_t n)
 
 /* The candidate query: shipped orders without a capture; cancelled orders without a
  * cancel whose capture is absent, refused or succeeded (a pending or doubtful capture
- * waits). `targeted` restricts it to a list of ids cast to the id column's type. */
+ * waits); with the opt-in expiry policy, orders in an early status whose deadline is
+ * within the margin. `targeted` restricts it to a list of ids cast to the id column's
+ * type. Parameters: $1 shipped, $2 cancelled, $3 validity, $4 limit, $5 early statuses,
+ * $6 early margin, $7 early kind, $8 ids. */
 static char *candidate_sql(const char *relation, const char *id_type, bool targeted)
 {
-	char *filter = targeted ? xasprintf("AND o.id = ANY($5::%s[])", id_type) : xstrdup("");
+	char *filter = targeted ? xasprintf("AND o.id = ANY($8::%s[])", id_type) : xstrdup("");
 	char *sql = xasprintf(
 		"SELECT o.id::text, o.status::text, o.smartpay_transaction_id::text, o.amount::text, "
 		"o.currency::text, o.capture_amount::text, "
-		"(extract(epoch FROM coalesce(o.authorization_expires_at, "
-		"o.authorized_at + $3::interval)) * 1000)::bigint AS deadline_ms, "
+		"(extract(epoch FROM d.deadline) * 1000)::bigint AS deadline_ms, "
 		"CASE WHEN o.status::text = ANY($1::text[]) THEN 'capture' "
+		"WHEN o.status::text = ANY($5::text[]) THEN $7 "
 		"WHEN cap.state = 'succeeded' THEN 'cancel_or_refund' ELSE 'cancel' END "
 		"FROM %s o "
+		"CROSS JOIN LATERAL (SELECT coalesce(o.authorization_expires_at, "
+		"o.authorized_at + $3::interval) AS deadline) d "
 		"LEFT JOIN LATERAL (SELECT m.state FROM smartpay.modifications m "
 		"WHERE m.order_id = o.id::text AND m.kind = 'capture' "
 		"ORDER BY m.state = 'refused', m.created_at DESC LIMIT 1) cap ON true "
+		"LEFT JOIN LATERAL (SELECT true AS found FROM smartpay.modifications c "
+		"WHERE c.order_id = o.id::text AND c.kind IN ('cancel', 'cancel_or_refund') "
+		"LIMIT 1) can ON true "
 		"WHERE ((o.status::text = ANY($1::text[]) AND cap.state IS NULL) "
 		"OR (o.status::text = ANY($2::text[]) "
-		"AND (cap.state IS NULL OR cap.state IN ('succeeded', 'refused')) "
-		"AND NOT EXISTS (SELECT 1 FROM smartpay.modifications c WHERE c.order_id = o.id::text "
-		"AND c.kind IN ('cancel', 'cancel_or_refund')))) %s "
+		"AND (cap.state IS NULL OR cap.state IN ('succeeded', 'refused')) AND can.found IS NULL) "
+		"OR (o.status::text = ANY($5::text[]) AND cap.state IS NULL AND can.found IS NULL "
+		"AND d.deadline - $6::interval <= now())) %s "
 		"ORDER BY deadline_ms NULLS LAST, o.id LIMIT $4",
 		relation, filter);
 	free(filter);
 	return sql;
+}
+
+/* Open shop requests (refund, cancel_or_refund) whose transaction has nothing in flight,
+ * oldest first, with the transaction id from the succeeded capture or else the orders
+ * relation. A cancel_or_refund request for an order that already has a live cancel is
+ * linked to it instead. Parameters: $1 limit. */
+static char *requests_sql(const char *relation)
+{
+	return xasprintf(
+		"WITH linked AS (UPDATE smartpay.requests r SET modification_id = m.modification_id "
+		"FROM smartpay.modifications m WHERE r.modification_id IS NULL "
+		"AND r.kind = 'cancel_or_refund' AND m.order_id = r.order_id "
+		"AND m.kind IN ('cancel', 'cancel_or_refund') AND m.state <> 'refused' "
+		"RETURNING r.request_id) "
+		"SELECT r.request_id, r.order_id, r.kind, r.amount_minor, "
+		"coalesce(r.currency, cap.currency, ord.currency), r.reason, "
+		"coalesce(cap.transaction_id, ord.transaction_id), ord.amount "
+		"FROM smartpay.requests r "
+		"LEFT JOIN LATERAL (SELECT m.transaction_id, m.currency::text FROM "
+		"smartpay.modifications m WHERE m.order_id = r.order_id AND m.kind = 'capture' "
+		"AND m.state = 'succeeded' LIMIT 1) cap ON true "
+		"LEFT JOIN LATERAL (SELECT o.smartpay_transaction_id::text AS transaction_id, "
+		"o.currency::text AS currency, o.amount::text AS amount FROM %s o "
+		"WHERE o.id::text = r.order_id LIMIT 1) ord ON true "
+		"WHERE r.modification_id IS NULL "
+		"AND r.request_id NOT IN (SELECT request_id FROM linked) "
+		"AND NOT EXISTS (SELECT 1 FROM smartpay.modifications p WHERE p.state = 'pending' "
+		"AND p.transaction_id = coalesce(cap.transaction_id, ord.transaction_id)) "
+		"ORDER BY r.request_id LIMIT $1",
+		relation);
 }
 
 /* ---- preparation after each connect ---- */
@@ -190,7 +245,8 @@ static void prepare_next(struct store_call *c)
 		break;
 	}
 	case 4:
-		ok = pg_conn_exec(st->pc, "LISTEN smartpay_orders", prepare_step, c);
+		ok = pg_conn_exec(st->pc, "LISTEN smartpay_orders; LISTEN smartpay_requests",
+				  prepare_step, c);
 		break;
 	default:
 		done(0, NULL, c->arg);
@@ -225,8 +281,10 @@ static void prepare_step(PGresult *res, const char *error, void *arg)
 			st->id_type = xstrdup(PQgetvalue(res, 0, 0));
 			free(st->sql_scan);
 			free(st->sql_targeted);
+			free(st->sql_requests);
 			st->sql_scan = candidate_sql(st->relation, st->id_type, false);
 			st->sql_targeted = candidate_sql(st->relation, st->id_type, true);
+			st->sql_requests = requests_sql(st->relation);
 		}
 	} else if (c->step == 3 && strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
 		why = xasprintf("another smartpayd with instance_name %s is connected to this "
@@ -309,18 +367,22 @@ bool store_find_candidates(struct store *st, const char *const *ids, size_t nids
 	char *shipped = array_literal(cfg->shipped_statuses.items, cfg->shipped_statuses.count);
 	char *cancelled =
 		array_literal(cfg->cancelled_statuses.items, cfg->cancelled_statuses.count);
-	char validity[32], lim[16];
+	char *early = array_literal(cfg->early_statuses.items, cfg->early_statuses.count);
+	char validity[32], margin[32], lim[16];
 	interval_text(cfg->authorization_validity_ms, validity);
+	interval_text(cfg->early_margin_ms, margin);
 	snprintf(lim, sizeof(lim), "%d", limit);
 	char *idlist = ids ? array_literal((char *const *)ids, nids) : NULL;
-	const char *p[] = {shipped, cancelled, validity, lim, idlist};
+	const char *p[] = {shipped, cancelled, validity, lim, early, margin,
+			   cfg->early_action_cancel ? "cancel" : "capture", idlist};
 	struct store_call *c = call_new(st, (void (*)(void))done, arg);
-	bool ok = pg_conn_query(st->pc, ids ? st->sql_targeted : st->sql_scan, ids ? 5 : 4, p,
+	bool ok = pg_conn_query(st->pc, ids ? st->sql_targeted : st->sql_scan, ids ? 8 : 7, p,
 				candidates_done, c);
 	if (!ok)
 		free(c);
 	free(shipped);
 	free(cancelled);
+	free(early);
 	free(idlist);
 	return ok;
 }
@@ -334,6 +396,61 @@ void store_candidates_free(struct store_candidate *rows, size_t n)
 		free(rows[i].amount);
 		free(rows[i].currency);
 		free(rows[i].capture_amount);
+	}
+	free(rows);
+}
+
+/* ---- shop requests ---- */
+
+static void requests_done(PGresult *res, const char *error, void *arg)
+{
+	struct store_call *c = arg;
+	store_requests_fn done = (store_requests_fn)c->fn;
+	if (error) {
+		done(NULL, 0, error, c->arg);
+		free(c);
+		return;
+	}
+	size_t n = (size_t)PQntuples(res);
+	struct store_request *rows = xcalloc(n ? n : 1, sizeof(*rows));
+	for (size_t i = 0; i < n; i++) {
+		int r = (int)i;
+		rows[i].request_id = field_int(res, r, 0);
+		rows[i].order_id = field(res, r, 1);
+		if (!mod_kind_parse(PQgetvalue(res, r, 2), &rows[i].kind))
+			rows[i].kind = MOD_REFUND;
+		rows[i].amount_minor = PQgetisnull(res, r, 3) ? -1 : field_int(res, r, 3);
+		rows[i].currency = field(res, r, 4);
+		rows[i].reason = field(res, r, 5);
+		rows[i].transaction_id = field(res, r, 6);
+		rows[i].order_amount = field(res, r, 7);
+	}
+	done(rows, n, NULL, c->arg);
+	free(c);
+}
+
+bool store_find_requests(struct store *st, int limit, store_requests_fn done, void *arg)
+{
+	if (st->sql_requests == NULL || !pg_conn_is_up(st->pc))
+		return false;
+	char lim[16];
+	snprintf(lim, sizeof(lim), "%d", limit);
+	const char *p[] = {lim};
+	struct store_call *c = call_new(st, (void (*)(void))done, arg);
+	bool ok = pg_conn_query(st->pc, st->sql_requests, 1, p, requests_done, c);
+	if (!ok)
+		free(c);
+	return ok;
+}
+
+void store_requests_free(struct store_request *rows, size_t n)
+{
+	for (size_t i = 0; rows && i < n; i++) {
+		free(rows[i].order_id);
+		free(rows[i].currency);
+		free(rows[i].reason);
+		free(rows[i].transaction_id);
+		free(rows[i].order_amount);
 	}
 	free(rows);
 }
@@ -407,16 +524,18 @@ bool store_insert_intents(struct store *st, const struct store_intent *intents, 
 	static const char sql[] =
 		"WITH u AS (SELECT * FROM json_to_recordset($1::json) AS u(id uuid, order_id text, "
 		"transaction_id text, kind text, amount bigint, currency text, body text, "
-		"reason text, deadline_ms bigint)), "
+		"reason text, deadline_ms bigint, request_id bigint)), "
 		"ins AS (INSERT INTO smartpay.modifications AS m (modification_id, order_id, "
 		"transaction_id, kind, amount_minor, currency, request_body, state, reason, deadline, "
-		"lease_owner, lease_generation, lease_expires_at, completed_at) "
+		"lease_owner, lease_generation, lease_expires_at, completed_at, request_id) "
 		"SELECT id, order_id, transaction_id, kind, amount, currency, body, "
 		"CASE WHEN reason IS NULL THEN 'pending' ELSE 'refused' END, reason, "
 		"to_timestamp(deadline_ms / 1000.0), CASE WHEN reason IS NULL THEN $2 END, 1, "
 		"CASE WHEN reason IS NULL THEN now() + $3::interval END, "
-		"CASE WHEN reason IS NULL THEN NULL ELSE now() END FROM u "
+		"CASE WHEN reason IS NULL THEN NULL ELSE now() END, request_id FROM u "
 		"ON CONFLICT DO NOTHING RETURNING *), "
+		"req AS (UPDATE smartpay.requests r SET modification_id = ins.modification_id "
+		"FROM ins WHERE r.request_id = ins.request_id), "
 		"al AS (INSERT INTO smartpay.alerts (kind, severity, order_id, modification_id, "
 		"dedup_key, message) SELECT 'order_refused', 'critical', order_id, modification_id, "
 		"kind || ':' || order_id, 'order ' || order_id || ' refused: ' || reason "
@@ -439,6 +558,8 @@ bool store_insert_intents(struct store *st, const struct store_intent *intents, 
 		json_put_str(o, "reason", in->reason);
 		if (in->deadline_ms > 0)
 			json_put_int(o, "deadline_ms", in->deadline_ms);
+		if (in->request_id > 0)
+			json_put_int(o, "request_id", in->request_id);
 		json_object_array_add(arr, o);
 	}
 	char lease[32];

@@ -37,6 +37,19 @@ struct store_intent {
 	char *body;           /* owned by the caller; NULL when refused */
 	const char *reason;
 	int64_t deadline_ms;
+	int64_t request_id; /* the shop request it answers, 0 for none */
+};
+
+/* An open shop request (smartpay.requests) ready to become a modification. */
+struct store_request {
+	int64_t request_id;
+	char *order_id;
+	enum mod_kind kind;   /* refund or cancel_or_refund */
+	int64_t amount_minor; /* refund amount; -1 for cancel_or_refund */
+	char *currency;
+	char *reason;
+	char *transaction_id; /* NULL when neither a capture nor the order names one */
+	char *order_amount;   /* authorized amount text from the orders relation, or NULL */
 };
 
 /* A modification this daemon holds the lease of and may send. */
@@ -71,12 +84,18 @@ struct store_outcome {
 };
 
 typedef void (*store_candidates_fn)(struct store_candidate *rows, size_t n, const char *error, void *arg);
+typedef void (*store_requests_fn)(struct store_request *rows, size_t n, const char *error, void *arg);
 typedef void (*store_claims_fn)(struct store_claim *rows, size_t n, const char *error, void *arg);
 typedef void (*store_done_fn)(size_t affected, const char *error, void *arg);
 typedef void (*store_written_fn)(char **fenced_ids, size_t nfenced, const char *error, void *arg);
 
 struct store *store_new(struct pg_conn *pc, const struct sp_config *cfg);
 void store_free(struct store *st);
+/* The connection the store queries through (for store modules in other files). */
+struct pg_conn *store_conn(const struct store *st);
+const struct sp_config *store_config(const struct store *st);
+/* The orders relation as a quoted SQL identifier, e.g. "public"."orders". */
+const char *store_orders_relation(const struct store *st);
 void store_set_config(struct store *st, const struct sp_config *cfg);
 
 /* After (re)connecting: checks the schema version and the orders relation, learns the
@@ -88,6 +107,10 @@ bool store_prepare(struct store *st, store_done_fn done, void *arg);
  * With `ids` only those orders are looked at; else the whole relation. */
 bool store_find_candidates(struct store *st, const char *const *ids, size_t nids, int limit,
 			   store_candidates_fn done, void *arg);
+
+/* Open refund and cancel_or_refund requests whose transaction has nothing in flight. */
+bool store_find_requests(struct store *st, int limit, store_requests_fn done, void *arg);
+void store_requests_free(struct store_request *rows, size_t n);
 
 /* Records intents in one statement; the callback gets the rows that are now leased to
  * this daemon and must be sent (others lost a race or were refused locally). */

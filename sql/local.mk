@@ -3,7 +3,8 @@
 # runs in the migrator's transaction) and list it here. The files are embedded in the
 # programs (sp_builtin_migrations, lib/migrate.h) and installed for reference.
 SP_MIGRATIONS = \
-	sql/001_ledger.sql
+	sql/001_ledger.sql \
+	sql/002_requests_and_webhooks.sql
 
 sqldir = $(pkgdatadir)/sql
 dist_sql_DATA = $(SP_MIGRATIONS) sql/example-orders.sql

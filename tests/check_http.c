@@ -48,7 +48,6 @@ struct test_ctx {
 	int expected;
 	int done;
 	int failures;
-	char **bodies; /* per request: the body sent, echoed back */
 	struct http_result last;
 	char *last_body;
 	char *last_error;

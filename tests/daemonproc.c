@@ -31,6 +31,61 @@ static void write_file(const char *path, const char *text, mode_t mode)
 	close(fd);
 }
 
+/* One configuration line of a test config. */
+struct conf_entry {
+	char section[32];
+	char key[64];
+	char *value;
+};
+
+/* Sets section.key, replacing an earlier value (the config parser refuses duplicates). */
+static void conf_set(struct conf_entry *entries, size_t *n, size_t cap, const char *section,
+		     const char *key, const char *value)
+{
+	for (size_t i = 0; i < *n; i++) {
+		if (strcmp(entries[i].section, section) == 0 && strcmp(entries[i].key, key) == 0) {
+			free(entries[i].value);
+			entries[i].value = strdup(value);
+			return;
+		}
+	}
+	ck_assert_uint_lt(*n, cap);
+	snprintf(entries[*n].section, sizeof(entries[*n].section), "%s", section);
+	snprintf(entries[*n].key, sizeof(entries[*n].key), "%s", key);
+	entries[*n].value = strdup(value);
+	(*n)++;
+}
+
+/* Applies INI text ("[section]" and "key = value" lines) on top of the entries. */
+static void conf_apply(struct conf_entry *entries, size_t *n, size_t cap, const char *text)
+{
+	char section[32] = "";
+	char *copy = strdup(text), *save = NULL;
+	for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		while (*line == ' ' || *line == '\t')
+			line++;
+		if (*line == '[') {
+			char *close = strchr(line, ']');
+			ck_assert_ptr_nonnull(close);
+			snprintf(section, sizeof(section), "%.*s", (int)(close - line - 1), line + 1);
+			continue;
+		}
+		char *eq = strchr(line, '=');
+		if (*line == '\0' || *line == ';' || *line == '#' || eq == NULL)
+			continue;
+		char *key_end = eq;
+		while (key_end > line && key_end[-1] == ' ')
+			key_end--;
+		char key[64];
+		snprintf(key, sizeof(key), "%.*s", (int)(key_end - line), line);
+		const char *value = eq + 1;
+		while (*value == ' ')
+			value++;
+		conf_set(entries, n, cap, section, key, value);
+	}
+	free(copy);
+}
+
 void daemonproc_init(struct daemonproc *d, const char *conninfo, const char *base_url,
 		     const char *merchant_key, const char *auth_key, const char *extra)
 {
@@ -45,33 +100,48 @@ void daemonproc_init(struct daemonproc *d, const char *conninfo, const char *bas
 	ck_assert_int_ge(asprintf(&key_text, "%s\n", auth_key), 0);
 	write_file(key, key_text, 0600);
 	free(key_text);
+
+	struct conf_entry entries[64];
+	size_t n = 0, cap = sizeof(entries) / sizeof(entries[0]);
+	conf_set(entries, &n, cap, "database", "conninfo", conninfo);
+	conf_set(entries, &n, cap, "database", "orders_relation", "public.orders");
+	conf_set(entries, &n, cap, "smartpay", "base_url", base_url);
+	conf_set(entries, &n, cap, "smartpay", "merchant_key", merchant_key);
+	conf_set(entries, &n, cap, "smartpay", "authentication_key_file", key);
+	conf_set(entries, &n, cap, "smartpay", "origin", "https://shop.example");
+	conf_set(entries, &n, cap, "smartpay", "timeout", "5s");
+	conf_set(entries, &n, cap, "smartpay", "connect_timeout", "2s");
+	conf_set(entries, &n, cap, "daemon", "instance_name", "test");
+	conf_set(entries, &n, cap, "daemon", "poll_interval", "500ms");
+	conf_set(entries, &n, cap, "daemon", "retry_base", "20ms");
+	conf_set(entries, &n, cap, "daemon", "retry_max", "300ms");
+	conf_set(entries, &n, cap, "daemon", "lease", "10s");
+	conf_set(entries, &n, cap, "daemon", "drain_timeout", "10s");
+	conf_set(entries, &n, cap, "daemon", "log_level", "debug");
+	conf_set(entries, &n, cap, "metrics", "listen", "");
+	if (extra)
+		conf_apply(entries, &n, cap, extra);
+
 	char *conf = NULL;
-	int n = asprintf(&conf,
-			 "[database]\n"
-			 "conninfo = %s\n"
-			 "orders_relation = public.orders\n"
-			 "[smartpay]\n"
-			 "base_url = %s\n"
-			 "merchant_key = %s\n"
-			 "authentication_key_file = %s\n"
-			 "origin = https://shop.example\n"
-			 "timeout = 5s\n"
-			 "connect_timeout = 2s\n"
-			 "[daemon]\n"
-			 "instance_name = test\n"
-			 "poll_interval = 500ms\n"
-			 "retry_base = 20ms\n"
-			 "retry_max = 300ms\n"
-			 "lease = 10s\n"
-			 "drain_timeout = 10s\n"
-			 "log_level = debug\n"
-			 "[metrics]\n"
-			 "listen =\n"
-			 "%s",
-			 conninfo, base_url, merchant_key, key, extra ? extra : "");
-	ck_assert_int_ge(n, 0);
+	size_t len = 0;
+	FILE *out = open_memstream(&conf, &len);
+	/* each section once, in the order of first appearance */
+	for (size_t i = 0; i < n; i++) {
+		bool seen = false;
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = strcmp(entries[j].section, entries[i].section) == 0;
+		if (seen)
+			continue;
+		fprintf(out, "[%s]\n", entries[i].section);
+		for (size_t j = i; j < n; j++)
+			if (strcmp(entries[j].section, entries[i].section) == 0)
+				fprintf(out, "%s = %s\n", entries[j].key, entries[j].value);
+	}
+	fclose(out);
 	write_file(d->conf, conf, 0644);
 	free(conf);
+	for (size_t i = 0; i < n; i++)
+		free(entries[i].value);
 }
 
 void daemonproc_start(struct daemonproc *d, bool once)
@@ -86,6 +156,16 @@ void daemonproc_start(struct daemonproc *d, bool once)
 			dup2(fd, 2);
 			dup2(fd, 1);
 			close(fd);
+		}
+		for (const char *const *e = d->env; e && *e; e++) {
+			const char *eq = strchr(*e, '=');
+			if (eq == NULL) {
+				unsetenv(*e);
+			} else {
+				char *name = strndup(*e, (size_t)(eq - *e));
+				setenv(name, eq + 1, 1);
+				free(name);
+			}
 		}
 		const char *prog = built("smartpayd");
 		if (once)

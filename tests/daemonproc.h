@@ -15,6 +15,9 @@ struct daemonproc {
 	char log[300];
 	pid_t pid;          /* 0 when not running */
 	int status;         /* wait status of the last exit */
+	/* Environment changes for the daemon, applied in the child before exec: "NAME=value"
+	 * sets, "NAME" unsets. NULL-terminated; NULL (the default after init) for none. */
+	const char *const *env;
 };
 
 /* Writes DIR/smartpayd.conf: the given conninfo, SmartPay base URL and authentication

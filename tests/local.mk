@@ -26,6 +26,20 @@ TESTS += tests/check_migrate
 tests_check_migrate_SOURCES = tests/check_migrate.c tests/pgtest.c tests/pgtest.h
 tests_check_migrate_LDADD = $(SP_LIBS) $(CHECK_LIBS)
 tests_check_migrate_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+# smartpay-sim: its pure modules directly, and the program over HTTP (tests/simproc.h)
+check_PROGRAMS += tests/check_sim
+TESTS += tests/check_sim
+tests_check_sim_SOURCES = tests/check_sim.c tests/simproc.c tests/simproc.h $(SIM_CORE_SOURCES)
+tests_check_sim_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/sim
+tests_check_sim_LDADD = $(SP_LIBS) $(CHECK_LIBS)
+tests_check_sim_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+# the daemon end to end: real smartpayd, PostgreSQL and smartpay-sim
+check_PROGRAMS += tests/check_daemon
+TESTS += tests/check_daemon
+tests_check_daemon_SOURCES = tests/check_daemon.c tests/daemonproc.c tests/daemonproc.h \
+	tests/pgtest.c tests/pgtest.h tests/simproc.c tests/simproc.h
+tests_check_daemon_LDADD = $(SP_LIBS) $(CHECK_LIBS)
+tests_check_daemon_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 endif
 # the initdb template cached by tests/pgtest.c
 clean-local: clean-pgtemplate

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -71,7 +72,7 @@ bool simproc_make_tls(const char *dir, const char *name)
 	char *subj = xasprintf("/CN=%s throwaway test CA", name);
 	char serial[32];
 	snprintf(serial, sizeof(serial), "0x%lx%04x", (unsigned long)time(NULL),
-		 (unsigned)getpid() & 0xffff);
+	         (unsigned)getpid() & 0xffff);
 	bool ok = false;
 	FILE *f = fopen(ext, "w");
 	if (f != NULL) {
@@ -82,17 +83,45 @@ bool simproc_make_tls(const char *dir, const char *name)
 		      f);
 		ok = fclose(f) == 0;
 	}
-	char *const req_ca[] = {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-				"ec_paramgen_curve:prime256v1", "-nodes", "-keyout", ca_key,
-				"-out", ca, "-days", "2", "-subj", subj, "-addext",
-				"basicConstraints=critical,CA:TRUE", "-addext",
-				"keyUsage=critical,keyCertSign,cRLSign", NULL};
-	char *const req_srv[] = {"openssl", "req", "-new", "-newkey", "ec", "-pkeyopt",
-				 "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
-				 "-out", csr, "-subj", "/CN=localhost", NULL};
-	char *const sign[] = {"openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key,
-			      "-set_serial", serial, "-days", "2", "-extfile", ext, "-out", cert,
-			      NULL};
+	char *const req_ca[] = {"openssl",
+	                        "req",
+	                        "-x509",
+	                        "-newkey",
+	                        "ec",
+	                        "-pkeyopt",
+	                        "ec_paramgen_curve:prime256v1",
+	                        "-nodes",
+	                        "-keyout",
+	                        ca_key,
+	                        "-out",
+	                        ca,
+	                        "-days",
+	                        "2",
+	                        "-subj",
+	                        subj,
+	                        "-addext",
+	                        "basicConstraints=critical,CA:TRUE",
+	                        "-addext",
+	                        "keyUsage=critical,keyCertSign,cRLSign",
+	                        NULL};
+	char *const req_srv[] = {"openssl",
+	                         "req",
+	                         "-new",
+	                         "-newkey",
+	                         "ec",
+	                         "-pkeyopt",
+	                         "ec_paramgen_curve:prime256v1",
+	                         "-nodes",
+	                         "-keyout",
+	                         key,
+	                         "-out",
+	                         csr,
+	                         "-subj",
+	                         "/CN=localhost",
+	                         NULL};
+	char *const sign[] = {"openssl", "x509",     "-req", "-in",         csr,    "-CA",
+	                      ca,        "-CAkey",   ca_key, "-set_serial", serial, "-days",
+	                      "2",       "-extfile", ext,    "-out",        cert,   NULL};
 	ok = ok && run_quiet(req_ca, log) && run_quiet(req_srv, log) && run_quiet(sign, log);
 	if (!ok)
 		fprintf(stderr, "simproc: making TLS material with openssl failed, see %s\n", log);
@@ -147,7 +176,7 @@ static int read_port(int fd, int timeout_ms)
 static char *base64(const char *text)
 {
 	static const char tbl[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	size_t n = strlen(text), o = 0;
 	char *out = xmalloc(4 * ((n + 2) / 3) + 1);
 	for (size_t i = 0; i < n; i += 3) {
@@ -258,6 +287,8 @@ struct simproc *simproc_start(const struct simproc_opts *opts)
 	sim->pid = fork();
 	if (sim->pid == 0) {
 		dup2(pipefd[1], 1);
+		/* a test killed by its timeout must not leave the simulator behind */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (wrapper != NULL)
 			execvp(argv[0], (char *const *)argv);
 		else
@@ -319,8 +350,8 @@ bool simproc_stop(struct simproc *sim)
 			ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
 			if (!ok)
 				fprintf(stderr, "simproc: the simulator exited with %s %d\n",
-					WIFEXITED(st) ? "status" : "signal",
-					WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+				        WIFEXITED(st) ? "status" : "signal",
+				        WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
 		}
 	}
 	if (sim->out_fd >= 0)
@@ -409,8 +440,8 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
 }
 
 bool simproc_call(const struct simproc *sim, const char *method, const char *path,
-		  const char *const *headers, const char *body, long timeout_ms, const char *ca_file,
-		  struct simproc_reply *out)
+                  const char *const *headers, const char *body, long timeout_ms,
+                  const char *ca_file, struct simproc_reply *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->body = xstrdup("");
@@ -461,7 +492,7 @@ void simproc_reply_free(struct simproc_reply *r)
 }
 
 bool simproc_payment(const struct simproc *sim, const char *endpoint, const char *body,
-		     struct simproc_reply *out)
+                     struct simproc_reply *out)
 {
 	char *path = xasprintf("/payment/%s", endpoint);
 	bool ok = simproc_call(sim, "POST", path, sim->api_headers, body, 0, NULL, out);
@@ -470,7 +501,7 @@ bool simproc_payment(const struct simproc *sim, const char *endpoint, const char
 }
 
 bool simproc_status(const struct simproc *sim, const char *transaction_id,
-		    struct simproc_reply *out)
+                    struct simproc_reply *out)
 {
 	char *path = xasprintf("/payment/status/%s", transaction_id);
 	bool ok = simproc_call(sim, "GET", path, sim->api_headers, NULL, 0, NULL, out);
@@ -480,7 +511,7 @@ bool simproc_status(const struct simproc *sim, const char *transaction_id,
 
 /* A control call expecting a 2xx JSON object; returns the tree or NULL. */
 static struct json_object *control(const struct simproc *sim, const char *method, const char *path,
-				   const char *body)
+                                   const char *body)
 {
 	static const char *const json_hdr[] = {"Content-Type: application/json", NULL};
 	struct simproc_reply r;
@@ -490,7 +521,7 @@ static struct json_object *control(const struct simproc *sim, const char *method
 		tree = json_tokener_parse(r.body);
 	if (tree == NULL)
 		fprintf(stderr, "simproc: %s %s -> %ld (curl %d): %s\n", method, path, r.status,
-			r.curl_code, r.body ? r.body : "");
+		        r.curl_code, r.body ? r.body : "");
 	simproc_reply_free(&r);
 	return tree;
 }
@@ -542,6 +573,15 @@ struct json_object *simproc_ledger(const struct simproc *sim)
 	return control(sim, "GET", "/_sim/ledger", NULL);
 }
 
+/* True when a ledger type matches the asked one: any case, and "cancel" for
+ * "CANCELLATION". */
+static bool type_matches(const char *ledger_type, const char *asked)
+{
+	if (strcasecmp(asked, "cancel") == 0)
+		asked = "CANCELLATION";
+	return strcasecmp(ledger_type, asked) == 0;
+}
+
 int simproc_ledger_count(struct json_object *ledger, const char *transaction_id, const char *type)
 {
 	struct json_object *effects, *v;
@@ -556,7 +596,7 @@ int simproc_ledger_count(struct json_object *ledger, const char *transaction_id,
 		     strcmp(json_object_get_string(v), transaction_id) != 0))
 			continue;
 		if (type != NULL && (!json_object_object_get_ex(e, "type", &v) ||
-				     strcmp(json_object_get_string(v), type) != 0))
+		                     !type_matches(json_object_get_string(v), type)))
 			continue;
 		n++;
 	}
@@ -577,8 +617,8 @@ long simproc_request_count(const struct simproc *sim, const char *modification_i
 	long n = -1;
 	if (ledger != NULL && json_object_object_get_ex(ledger, "requests", &requests))
 		n = json_object_object_get_ex(requests, modification_id, &v)
-			    ? (long)json_object_get_int64(v)
-			    : 0;
+		        ? (long)json_object_get_int64(v)
+		        : 0;
 	json_object_put(ledger);
 	return n;
 }

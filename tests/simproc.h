@@ -9,10 +9,10 @@
  * ASan (or by a wrapper such as valgrind, see SIMPROC_WRAPPER) fail the test.
  *
  * The other helpers are blocking libcurl calls to the simulator, for test code
- * only. Functions report failures on stderr and return NULL / false / -1; wrap
- * them in ck_assert. Environment:
- *   SP_TOP_BUILDDIR   build tree holding sim/smartpay-sim (default ".")
- *   SIMPROC_WRAPPER   optional command prefix, e.g. "valgrind -q --error-exitcode=99"
+ * only (call curl_global_init once in main before using them). Functions report failures on stderr
+ * and return NULL / false / -1; wrap them in ck_assert. Environment: SP_TOP_BUILDDIR   build tree
+ * holding sim/smartpay-sim (default ".") SIMPROC_WRAPPER   optional command prefix, e.g. "valgrind
+ * -q --error-exitcode=99"
  */
 #ifndef SP_TESTS_SIMPROC_H
 #define SP_TESTS_SIMPROC_H
@@ -64,9 +64,9 @@ bool simproc_make_tls(const char *dir, const char *name);
 
 /* One HTTP exchange. */
 struct simproc_reply {
-	long status;       /* HTTP status, 0 when no answer arrived */
-	int curl_code;     /* CURLE_OK, or the transport error (timeout, reset, empty reply) */
-	char *body;        /* malloc'd, NUL-terminated (possibly empty) */
+	long status;   /* HTTP status, 0 when no answer arrived */
+	int curl_code; /* CURLE_OK, or the transport error (timeout, reset, empty reply) */
+	char *body;    /* malloc'd, NUL-terminated (possibly empty) */
 	size_t len;
 	char *retry_after; /* malloc'd Retry-After value, or NULL */
 };
@@ -77,8 +77,8 @@ struct simproc_reply {
  * Always fills *out (free it with simproc_reply_free); returns false only when the
  * request could not be set up. */
 bool simproc_call(const struct simproc *sim, const char *method, const char *path,
-		  const char *const *headers, const char *body, long timeout_ms, const char *ca_file,
-		  struct simproc_reply *out);
+                  const char *const *headers, const char *body, long timeout_ms,
+                  const char *ca_file, struct simproc_reply *out);
 void simproc_reply_free(struct simproc_reply *r);
 
 /* The header lines of a correct API call: Basic authentication with the
@@ -88,11 +88,11 @@ const char *const *simproc_api_headers(const struct simproc *sim);
 /* POST /payment/ENDPOINT ("capture", "cancel", "cancelOrRefund", "refund") with the
  * correct headers. */
 bool simproc_payment(const struct simproc *sim, const char *endpoint, const char *body,
-		     struct simproc_reply *out);
+                     struct simproc_reply *out);
 
 /* GET /payment/status/ID with the correct headers. */
 bool simproc_status(const struct simproc *sim, const char *transaction_id,
-		    struct simproc_reply *out);
+                    struct simproc_reply *out);
 
 /* POST /_sim/transactions {"amount": amount, "currencyCode": currency}; returns the
  * malloc'd transactionId or NULL. */
@@ -109,8 +109,10 @@ bool simproc_advance_clock(const struct simproc *sim, const char *duration);
 
 /* GET /_sim/ledger as a tree (json_object_put it), or NULL. */
 struct json_object *simproc_ledger(const struct simproc *sim);
-/* Effects in a fetched ledger for a transaction (NULL: all) of a type ("capture",
- * "cancel", "refund"; NULL: any). */
+/* Effects in a fetched ledger for a transaction (NULL: all) of a type (NULL: any).
+ * The ledger's types are "CAPTURE", "CANCELLATION" and "REFUND"; the type asked is
+ * matched in any case, and "cancel" stands for "CANCELLATION", so "capture",
+ * "cancel" and "refund" work too. */
 int simproc_ledger_count(struct json_object *ledger, const char *transaction_id, const char *type);
 /* The same on a freshly fetched ledger; -1 when it cannot be fetched. */
 int simproc_count_effects(const struct simproc *sim, const char *transaction_id, const char *type);

@@ -1,0 +1,310 @@
+#include "autoconfig.h"
+
+#include "api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+
+#include "render.h"
+#include "request.h"
+#include "server.h"
+#include "xmalloc.h"
+
+/* An answer: status and body. */
+struct answer {
+	int status;
+	const char *text; /* into ctx->out, or into a stored record */
+	size_t len;
+};
+
+/* Value of one base64 character, or -1. */
+static int b64val(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+/* Decodes padded or unpadded base64 into out (NUL-terminated); false on bad input. */
+static bool b64decode(const char *in, char *out, size_t outlen)
+{
+	size_t n = strlen(in), o = 0;
+	while (n > 0 && in[n - 1] == '=')
+		n--;
+	uint32_t acc = 0;
+	int bits = 0;
+	for (size_t i = 0; i < n; i++) {
+		int v = b64val(in[i]);
+		if (v < 0)
+			return false;
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			if (o + 1 >= outlen)
+				return false;
+			out[o++] = (char)((acc >> bits) & 0xff);
+		}
+	}
+	out[o] = '\0';
+	return memchr(out, '\0', o) == NULL;
+}
+
+bool sim_api_check_basic(const char *header, const char *merchant_key, const char *auth_key)
+{
+	if (header == NULL || strncasecmp(header, "Basic ", 6) != 0)
+		return false;
+	const char *p = header + 6;
+	while (*p == ' ')
+		p++;
+	char decoded[512];
+	if (!b64decode(p, decoded, sizeof(decoded)))
+		return false;
+	char *colon = strchr(decoded, ':');
+	if (colon == NULL)
+		return false;
+	*colon = '\0';
+	/* compare everything, so the time taken does not depend on where they differ */
+	bool user_ok = strcmp(decoded, merchant_key) == 0;
+	size_t a = strlen(colon + 1), b = strlen(auth_key);
+	unsigned char diff = (unsigned char)(a != b);
+	for (size_t i = 0; i < a && i < b; i++)
+		diff |= (unsigned char)(colon[1 + i] ^ auth_key[i]);
+	return user_ok && diff == 0;
+}
+
+/* True when the media type of a Content-Type value is application/json. */
+static bool is_json_type(const char *v)
+{
+	if (v == NULL)
+		return false;
+	while (*v == ' ')
+		v++;
+	size_t n = strcspn(v, ";");
+	while (n > 0 && v[n - 1] == ' ')
+		n--;
+	return n == 16 && strncasecmp(v, "application/json", 16) == 0;
+}
+
+/* True when Accept-Language is en-US (the API accepts nothing else). */
+static bool is_en_us(const char *v)
+{
+	if (v == NULL)
+		return false;
+	while (*v == ' ')
+		v++;
+	size_t n = strlen(v);
+	while (n > 0 && v[n - 1] == ' ')
+		n--;
+	return n == 5 && strncasecmp(v, "en-US", 5) == 0;
+}
+
+/* The render options that the current faults ask for. */
+static void render_opts(struct sim_ctx *ctx, struct sim_render_opts *o)
+{
+	o->array_shape = ctx->faults.array_shape;
+	o->extra_fields = ctx->faults.extra_fields;
+	o->reorder_fields = ctx->faults.reorder_fields;
+	o->omit_optional = ctx->faults.omit_optional;
+	o->rng = &ctx->rng;
+}
+
+/* Fills an error answer. */
+static void error_answer(struct sim_ctx *ctx, struct answer *a, int status, const char *error,
+                         const char *details, struct json_object *ignored)
+{
+	struct sim_render_opts o;
+	render_opts(ctx, &o);
+	sim_jw_reset(&ctx->out);
+	sim_render_error(&ctx->out, error, details, ignored, &o);
+	sim_render_finish(&ctx->out, &o);
+	a->status = status;
+	a->text = ctx->out.buf;
+	a->len = ctx->out.len;
+}
+
+/* Authentication and the required headers, common to every endpoint. */
+static bool check_envelope(struct sim_ctx *ctx, struct evhttp_request *req, struct answer *a)
+{
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	if (!sim_api_check_basic(evhttp_find_header(in, "Authorization"), ctx->merchant_key,
+	                         ctx->auth_key)) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+		                  "Basic realm=\"SmartPay\"");
+		error_answer(
+		    ctx, a, 401, "unauthorized",
+		    "missing or wrong credentials (HTTP Basic merchantKey:authenticationKey)",
+		    NULL);
+		return false;
+	}
+	if (!is_json_type(evhttp_find_header(in, "Content-Type"))) {
+		error_answer(ctx, a, 400, "invalid_header",
+		             "the Content-Type header must be application/json", NULL);
+		return false;
+	}
+	if (!is_en_us(evhttp_find_header(in, "Accept-Language"))) {
+		error_answer(ctx, a, 400, "invalid_header",
+		             "the Accept-Language header must be en-US", NULL);
+		return false;
+	}
+	return true;
+}
+
+/* Decides a modification request: validation, idempotency, business rules. */
+static void modification(struct sim_ctx *ctx, struct evhttp_request *req, enum sim_op op,
+                         struct json_object *root, const char *body, size_t len, struct answer *a)
+{
+	if (!check_envelope(ctx, req, a))
+		return;
+	struct sim_parsed parsed;
+	sim_request_validate(op, root, ctx->merchant_key, &parsed);
+	if (parsed.status != 0) {
+		error_answer(ctx, a, parsed.status, parsed.error, parsed.details, parsed.ignored);
+		sim_parsed_free(&parsed);
+		return;
+	}
+	struct sim_modrec *rec = sim_state_modrec(ctx->state, parsed.req.modification_id);
+	switch (sim_modrec_check(rec, op, body, len)) {
+	case SIM_REPLAY_SAME:
+		a->status = rec->status;
+		a->text = rec->response;
+		a->len = rec->response_len;
+		sim_parsed_free(&parsed);
+		return;
+	case SIM_REPLAY_CONFLICT:
+		error_answer(ctx, a, 422, "modification_id_conflict",
+		             "this modificationId was already used with a different request",
+		             parsed.ignored);
+		sim_parsed_free(&parsed);
+		return;
+	case SIM_REPLAY_NEW:
+		break;
+	}
+	struct sim_result res;
+	sim_state_apply(ctx->state, &parsed.req, &res);
+	if (res.outcome == SIM_NO_TXN) {
+		error_answer(ctx, a, 404, res.error, res.details, parsed.ignored);
+	} else if (res.outcome == SIM_REFUSED) {
+		error_answer(ctx, a, 422, res.error, res.details, parsed.ignored);
+	} else {
+		struct sim_render_opts o;
+		render_opts(ctx, &o);
+		sim_jw_reset(&ctx->out);
+		sim_render_txn(&ctx->out, res.txn, (long)res.mod_index, parsed.ignored, &o);
+		sim_render_finish(&ctx->out, &o);
+		a->status = 200;
+		a->text = ctx->out.buf;
+		a->len = ctx->out.len;
+	}
+	if (res.outcome != SIM_NO_TXN && rec != NULL)
+		sim_modrec_store(rec, op, body, len, a->status, a->text, a->len);
+	sim_parsed_free(&parsed);
+}
+
+/* Decides a Get Payment Status request. */
+static void status_query(struct sim_ctx *ctx, struct evhttp_request *req, const char *id,
+                         struct answer *a)
+{
+	if (!check_envelope(ctx, req, a))
+		return;
+	struct sim_txn *t = sim_state_find(ctx->state, id);
+	if (t == NULL) {
+		error_answer(ctx, a, 404, "transaction_not_found",
+		             "no transaction with this transactionId", NULL);
+		return;
+	}
+	struct sim_render_opts o;
+	render_opts(ctx, &o);
+	sim_jw_reset(&ctx->out);
+	sim_render_txn(&ctx->out, t, -1, NULL, &o);
+	sim_render_finish(&ctx->out, &o);
+	a->status = 200;
+	a->text = ctx->out.buf;
+	a->len = ctx->out.len;
+}
+
+/* Maps a path to a modification endpoint. */
+static bool op_for_path(const char *path, enum sim_op *op)
+{
+	static const struct {
+		const char *path;
+		enum sim_op op;
+	} routes[] = {
+	    {"/payment/capture", SIM_OP_CAPTURE},
+	    {"/payment/cancel", SIM_OP_CANCEL},
+	    {"/payment/cancelOrRefund", SIM_OP_CANCEL_OR_REFUND},
+	    {"/payment/refund", SIM_OP_REFUND},
+	};
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		if (strcmp(path, routes[i].path) == 0) {
+			*op = routes[i].op;
+			return true;
+		}
+	}
+	return false;
+}
+
+void sim_api_handle(struct sim_ctx *ctx, struct evhttp_request *req, const char *path)
+{
+	enum evhttp_cmd_type method = evhttp_request_get_command(req);
+	struct answer a = {0};
+	enum sim_op op;
+	bool is_mod = op_for_path(path, &op);
+	const char *status_id = NULL;
+	if (!is_mod && strncmp(path, "/payment/status/", 16) == 0 && path[16] != '\0' &&
+	    strchr(path + 16, '/') == NULL)
+		status_id = path + 16;
+	if (!is_mod && status_id == NULL) {
+		sim_reply_error(req, 404, "not_found", "unknown path");
+		return;
+	}
+	if ((is_mod && method != EVHTTP_REQ_POST) || (!is_mod && method != EVHTTP_REQ_GET)) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+		                  is_mod ? "POST" : "GET");
+		sim_reply_error(req, 405, "method_not_allowed", "method not allowed");
+		return;
+	}
+
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
+	struct json_object *root = NULL;
+	if (is_mod) {
+		root = sim_request_json(ctx->tok, body, len);
+		const char *mid = sim_request_modification_id(root);
+		if (mid != NULL)
+			sim_state_note_request(ctx->state, mid);
+	}
+
+	struct sim_fault_plan plan;
+	sim_faults_plan(&ctx->faults, &ctx->rng, &plan);
+	if (plan.action != SIM_FAULT_RESET && plan.action != SIM_FAULT_FAIL) {
+		if (is_mod)
+			modification(ctx, req, op, root, body, len, &a);
+		else
+			status_query(ctx, req, status_id, &a);
+	}
+	if (ctx->verbose) {
+		const char *mid = sim_request_modification_id(root);
+		fprintf(stderr,
+		        "smartpay-sim: event=request method=%s path=%s status=%d fault=%d "
+		        "modification_id=%s\n",
+		        method == EVHTTP_REQ_GET ? "GET" : "POST", path, a.status, (int)plan.action,
+		        mid ? mid : "-");
+	}
+	sim_answer(ctx, req, &plan, a.status, a.text, a.len);
+	json_object_put(root);
+}

@@ -1,0 +1,346 @@
+#include "autoconfig.h"
+
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/err.h>
+
+#include "api.h"
+#include "control.h"
+#include "xmalloc.h"
+
+/* An answer waiting on a timer (latency, slow answers, deferred drops and resets). */
+struct sim_pending {
+	struct sim_ctx *ctx;
+	struct evhttp_request *req;
+	struct event *timer;
+	enum sim_fault_action action;
+	int status;
+	char *body; /* owned */
+	size_t len;
+	struct sim_pending *prev, *next;
+};
+
+/* Adds the headers every JSON answer carries. */
+static void json_headers(struct evhttp_request *req)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evhttp_add_header(h, "Content-Type", "application/json");
+	evhttp_add_header(h, "Accept-Language", "en-US");
+}
+
+/* Sends status and body now. */
+static void send_now(struct evhttp_request *req, int status, const char *body, size_t len)
+{
+	json_headers(req);
+	evbuffer_add(evhttp_request_get_output_buffer(req), body, len);
+	evhttp_send_reply(req, status, NULL, NULL);
+}
+
+void sim_reply_json(struct evhttp_request *req, int status, struct json_object *obj)
+{
+	size_t len;
+	const char *text = json_object_to_json_string_length(
+	    obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	send_now(req, status, text, len);
+	json_object_put(obj);
+}
+
+void sim_reply_error(struct evhttp_request *req, int status, const char *error, const char *details)
+{
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "error", json_object_new_string(error));
+	json_object_object_add(o, "errorDetails", json_object_new_string(details));
+	sim_reply_json(req, status, o);
+}
+
+/* Closes the request's connection without an answer; with `reset`, the socket is
+ * aborted (SO_LINGER 0) so the client sees a connection reset instead of an EOF. */
+static void close_connection(struct evhttp_request *req, bool reset)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	if (evcon == NULL) {
+		/* the client went away already; sending frees the detached request */
+		evhttp_send_reply(req, 500, NULL, NULL);
+		return;
+	}
+	if (reset) {
+		int fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
+		if (fd >= 0) {
+			struct linger lg = {.l_onoff = 1, .l_linger = 0};
+			(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+			/* Replace the descriptor by an unconnected socket: this closes the
+			 * real one at once (RST), and libevent later closes the stand-in. */
+			int standin = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			if (standin >= 0) {
+				(void)dup2(standin, fd);
+				close(standin);
+			}
+		}
+	}
+	evhttp_connection_free(evcon);
+}
+
+/* The error body of an injected failure. */
+static void send_fault_status(struct sim_ctx *ctx, struct evhttp_request *req, int status)
+{
+	char details[96];
+	snprintf(details, sizeof(details), "injected failure: HTTP %d without processing", status);
+	if (status == 429 || status == 503) {
+		char ra[16];
+		snprintf(ra, sizeof(ra), "%d", ctx->faults.retry_after);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
+	}
+	sim_reply_error(req, status, "simulated_failure", details);
+}
+
+/* Carries out a plan's action now. */
+static void carry_out(struct sim_ctx *ctx, struct evhttp_request *req, enum sim_fault_action action,
+                      int status, const char *body, size_t len)
+{
+	switch (action) {
+	case SIM_FAULT_RESET:
+		close_connection(req, true);
+		break;
+	case SIM_FAULT_DROP:
+		close_connection(req, false);
+		break;
+	case SIM_FAULT_FAIL:
+		send_fault_status(ctx, req, status);
+		break;
+	case SIM_FAULT_GARBLE: {
+		size_t glen;
+		char *g = sim_faults_garble(&ctx->rng, body, len, &glen);
+		send_now(req, status, g, glen);
+		free(g);
+		break;
+	}
+	case SIM_FAULT_NONE:
+	case SIM_FAULT_SLOW:
+		send_now(req, status, body, len);
+		break;
+	}
+}
+
+/* Unlinks and frees a waiting answer (not its request). */
+static void pending_free(struct sim_pending *p)
+{
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		p->ctx->pending = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	event_free(p->timer);
+	free(p->body);
+	free(p);
+}
+
+/* Timer callback: the wait is over. */
+static void pending_fire(evutil_socket_t fd, short what, void *arg)
+{
+	struct sim_pending *p = arg;
+	carry_out(p->ctx, p->req, p->action, p->status, p->body, p->len);
+	pending_free(p);
+}
+
+void sim_answer(struct sim_ctx *ctx, struct evhttp_request *req, const struct sim_fault_plan *plan,
+                int status, const char *body, size_t len)
+{
+	if (plan->action == SIM_FAULT_FAIL)
+		status = ctx->faults.status;
+	/* Plain answers without delay go out at once; everything else through a timer,
+	 * so that no connection is freed inside libevent's own request callback. */
+	if (plan->delay_ms == 0 &&
+	    (plan->action == SIM_FAULT_NONE || plan->action == SIM_FAULT_FAIL ||
+	     plan->action == SIM_FAULT_GARBLE)) {
+		carry_out(ctx, req, plan->action, status, body, len);
+		return;
+	}
+	struct sim_pending *p = xcalloc(1, sizeof(*p));
+	p->ctx = ctx;
+	p->req = req;
+	p->action = plan->action;
+	p->status = status;
+	if (body != NULL) {
+		p->body = xmalloc(len + 1);
+		memcpy(p->body, body, len);
+		p->len = len;
+	}
+	p->timer = evtimer_new(ctx->base, pending_fire, p);
+	p->next = ctx->pending;
+	if (ctx->pending)
+		ctx->pending->prev = p;
+	ctx->pending = p;
+	struct timeval tv = {.tv_sec = plan->delay_ms / 1000,
+	                     .tv_usec = (suseconds_t)(plan->delay_ms % 1000) * 1000};
+	evtimer_add(p->timer, &tv);
+}
+
+/* Routes one request to the SmartPay API or the control API. */
+static void dispatch(struct evhttp_request *req, void *arg)
+{
+	struct sim_ctx *ctx = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	if (path == NULL)
+		path = "";
+	if (strncmp(path, "/payment/", 9) == 0) {
+		sim_api_handle(ctx, req, path);
+	} else if (strncmp(path, "/_sim/", 6) == 0) {
+		sim_control_handle(ctx, req, path);
+	} else {
+		sim_reply_error(req, 404, "not_found", "unknown path");
+	}
+}
+
+/* evhttp connection hook for TLS: every accepted socket gets an OpenSSL bufferevent. */
+static struct bufferevent *tls_bevcb(struct event_base *base, void *arg)
+{
+	SSL_CTX *ssl_ctx = arg;
+	SSL *ssl = SSL_new(ssl_ctx);
+	if (ssl == NULL)
+		return NULL;
+	return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	                                      BEV_OPT_CLOSE_ON_FREE);
+}
+
+/* Loads the certificate chain and key into a server context. */
+static SSL_CTX *tls_context(const char *cert, const char *key, char *err, size_t errlen)
+{
+	SSL_CTX *c = SSL_CTX_new(TLS_server_method());
+	if (c == NULL) {
+		snprintf(err, errlen, "cannot create a TLS context");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
+	if (SSL_CTX_use_certificate_chain_file(c, cert) != 1) {
+		snprintf(err, errlen, "%s: cannot load the TLS certificate: %s", cert,
+		         ERR_reason_error_string(ERR_get_error()));
+		SSL_CTX_free(c);
+		return NULL;
+	}
+	if (SSL_CTX_use_PrivateKey_file(c, key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(c) != 1) {
+		snprintf(err, errlen, "%s: cannot load the TLS key or it does not match: %s", key,
+		         ERR_reason_error_string(ERR_get_error()));
+		SSL_CTX_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* Splits "HOST:PORT" and accepts only loopback hosts; host gets the numeric form. */
+static bool parse_listen(const char *listen, char *host, size_t hostlen, int *port, char *err,
+                         size_t errlen)
+{
+	const char *colon = strrchr(listen, ':');
+	if (colon == NULL || colon == listen) {
+		snprintf(err, errlen, "--listen %s: expected HOST:PORT", listen);
+		return false;
+	}
+	char *end;
+	long p = strtol(colon + 1, &end, 10);
+	if (*end != '\0' || end == colon + 1 || p < 0 || p > 65535) {
+		snprintf(err, errlen, "--listen %s: bad port", listen);
+		return false;
+	}
+	*port = (int)p;
+	size_t n = (size_t)(colon - listen);
+	const char *h = listen;
+	if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
+		h++;
+		n -= 2;
+	}
+	if (n >= hostlen) {
+		snprintf(err, errlen, "--listen %s: bad host", listen);
+		return false;
+	}
+	memcpy(host, h, n);
+	host[n] = '\0';
+	if (strcmp(host, "localhost") == 0)
+		snprintf(host, hostlen, "127.0.0.1");
+	struct in_addr a4;
+	struct in6_addr a6;
+	if (inet_pton(AF_INET, host, &a4) == 1) {
+		if ((ntohl(a4.s_addr) >> 24) == 127)
+			return true;
+	} else if (inet_pton(AF_INET6, host, &a6) == 1) {
+		if (IN6_IS_ADDR_LOOPBACK(&a6))
+			return true;
+	}
+	snprintf(err, errlen, "--listen %s: only loopback addresses are allowed", listen);
+	return false;
+}
+
+bool sim_server_start(struct sim_ctx *ctx, const char *listen, const char *tls_cert,
+                      const char *tls_key, char *bound, size_t boundlen, char *err, size_t errlen)
+{
+	char host[64];
+	int port;
+	if (!parse_listen(listen, host, sizeof(host), &port, err, errlen))
+		return false;
+	if (tls_cert != NULL) {
+		ctx->ssl_ctx = tls_context(tls_cert, tls_key, err, errlen);
+		if (ctx->ssl_ctx == NULL)
+			return false;
+	}
+	ctx->http = evhttp_new(ctx->base);
+	if (ctx->http == NULL) {
+		snprintf(err, errlen, "cannot create the HTTP server");
+		return false;
+	}
+	evhttp_set_allowed_methods(ctx->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
+	                                          EVHTTP_REQ_PUT | EVHTTP_REQ_HEAD);
+	evhttp_set_max_body_size(ctx->http, 1 << 20);
+	evhttp_set_timeout(ctx->http, 3600);
+	evhttp_set_gencb(ctx->http, dispatch, ctx);
+	if (ctx->ssl_ctx != NULL)
+		evhttp_set_bevcb(ctx->http, tls_bevcb, ctx->ssl_ctx);
+	struct evhttp_bound_socket *bs =
+	    evhttp_bind_socket_with_handle(ctx->http, host, (ev_uint16_t)port);
+	if (bs == NULL) {
+		snprintf(err, errlen, "cannot listen on %s", listen);
+		return false;
+	}
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sl) != 0) {
+		snprintf(err, errlen, "getsockname failed");
+		return false;
+	}
+	int actual = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+	                                      : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (strchr(host, ':') != NULL)
+		snprintf(bound, boundlen, "[%s]:%d", host, actual);
+	else
+		snprintf(bound, boundlen, "%s:%d", host, actual);
+	return true;
+}
+
+void sim_server_stop(struct sim_ctx *ctx)
+{
+	while (ctx->pending != NULL) {
+		struct sim_pending *p = ctx->pending;
+		close_connection(p->req, false);
+		pending_free(p);
+	}
+	if (ctx->http != NULL)
+		evhttp_free(ctx->http);
+	ctx->http = NULL;
+	if (ctx->ssl_ctx != NULL)
+		SSL_CTX_free(ctx->ssl_ctx);
+	ctx->ssl_ctx = NULL;
+}

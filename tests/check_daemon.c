@@ -1,0 +1,638 @@
+/* End-to-end tests of smartpayd: the real daemon binary, a private PostgreSQL and the
+ * real smartpay-sim. Each test asserts on what a user would see: rows in the ledger,
+ * the simulator's effects and request counts, exit codes and log lines. */
+#include "autoconfig.h"
+
+#include "daemonproc.h"
+#include "pgtest.h"
+#include "simproc.h"
+
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define WAIT_MS 60000
+
+/* One test's world: a shop database, a simulator and a daemon configuration. */
+struct world {
+	char *conninfo;
+	PGconn *db;
+	struct simproc *sim;
+	struct daemonproc d;
+};
+
+static void world_up(struct world *w, const struct simproc_opts *opts, const char *extra)
+{
+	memset(w, 0, sizeof(*w));
+	w->conninfo = pgtest_createdb_shop(NULL);
+	w->db = pgtest_connect(w->conninfo);
+	w->sim = simproc_start(opts);
+	ck_assert_ptr_nonnull(w->sim);
+	daemonproc_init(&w->d, w->conninfo, simproc_base_url(w->sim), simproc_merchant_key(w->sim),
+			simproc_auth_key(w->sim), extra);
+}
+
+static void world_down(struct world *w)
+{
+	if (w->d.pid)
+		daemonproc_stop(&w->d);
+	daemonproc_cleanup(&w->d);
+	ck_assert(simproc_stop(w->sim));
+	PQfinish(w->db);
+	free(w->conninfo);
+}
+
+/* Creates an authorized transaction at the simulator and the shop's order for it. */
+static long add_order(struct world *w, const char *amount, const char *capture_amount,
+		      const char *status)
+{
+	char *txn = simproc_create_txn(w->sim, amount, "EUR");
+	ck_assert_ptr_nonnull(txn);
+	const char *p[] = {txn, amount, capture_amount, status};
+	PGresult *r = PQexecParams(w->db,
+				   "INSERT INTO public.orders (smartpay_transaction_id, amount, "
+				   "capture_amount, status) VALUES ($1, $2, $3, $4) RETURNING id",
+				   4, NULL, p, NULL, NULL, 0);
+	ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+	long id = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	free(txn);
+	return id;
+}
+
+/* Adds n orders of 10.00 EUR in one status. */
+static void add_orders(struct world *w, int n, const char *status)
+{
+	pgtest_exec(w->db, "BEGIN");
+	for (int i = 0; i < n; i++)
+		add_order(w, "10.00", NULL, status);
+	pgtest_exec(w->db, "COMMIT");
+}
+
+static long long count(struct world *w, const char *sql)
+{
+	return pgtest_int(w->db, sql);
+}
+
+/* Waits until `sql` counts `want`; prints the daemon's log when it does not. */
+static void await(struct world *w, const char *sql, long long want)
+{
+	long long got = wait_for_count(w->db, sql, want, WAIT_MS);
+	if (got != want)
+		daemonproc_print_log(&w->d);
+	ck_assert_msg(got == want, "%s: got %lld, want %lld", sql, got, want);
+}
+
+/* The simulator performed `expected_effects` effects of `type`; each succeeded capture's
+ * transaction has exactly one; every effect carries the modificationId of a succeeded
+ * ledger row (the id committed before sending). */
+static void assert_exactly_once(struct world *w, const char *type, int expected_effects)
+{
+	json_object *ledger = simproc_ledger(w->sim);
+	ck_assert_ptr_nonnull(ledger);
+	ck_assert_int_eq(simproc_ledger_count(ledger, NULL, type), expected_effects);
+	PGresult *r = pgtest_query(w->db, "SELECT transaction_id FROM smartpay.modifications "
+					  "WHERE state = 'succeeded' AND kind = 'capture'");
+	for (int i = 0; i < PQntuples(r); i++)
+		ck_assert_int_eq(simproc_ledger_count(ledger, PQgetvalue(r, i, 0), type), 1);
+	PQclear(r);
+	/* the effect carries the id the ledger committed before sending */
+	json_object *effects = json_object_object_get(ledger, "effects");
+	size_t n = json_object_array_length(effects);
+	for (size_t i = 0; i < n; i++) {
+		json_object *e = json_object_array_get_idx(effects, i);
+		const char *mid =
+			json_object_get_string(json_object_object_get(e, "modificationId"));
+		const char *p[] = {mid};
+		PGresult *q = PQexecParams(w->db,
+					   "SELECT count(*) FROM smartpay.modifications WHERE "
+					   "modification_id = $1::uuid AND state = 'succeeded'",
+					   1, NULL, p, NULL, NULL, 0);
+		ck_assert_str_eq(PQgetvalue(q, 0, 0), "1");
+		PQclear(q);
+	}
+	json_object_put(ledger);
+}
+
+START_TEST(ships_cancels_and_refuses_bad_rows)
+{
+	struct world w;
+	world_up(&w, NULL, NULL);
+	long full = add_order(&w, "35.99", NULL, "shipped");
+	long partial = add_order(&w, "50.00", "20.00", "shipped");
+	long cancelled = add_order(&w, "12.50", NULL, "cancelled");
+	long later = add_order(&w, "99.00", NULL, "shipped");
+	add_order(&w, "10.00", NULL, "authorized"); /* not shipped: left alone */
+	pgtest_exec(w.db, "INSERT INTO public.orders (smartpay_transaction_id, amount, status) "
+			  "VALUES (NULL, 10.00, 'shipped')");
+	pgtest_exec(w.db, "INSERT INTO public.orders (smartpay_transaction_id, amount, "
+			  "capture_amount, status) VALUES ('t-over', 10.00, 25.00, 'shipped')");
+	pgtest_exec(w.db, "INSERT INTO public.orders (smartpay_transaction_id, amount, currency, "
+			  "status) VALUES ('t-cur', 10.00, 'XYZ', 'shipped')");
+	pgtest_exec(w.db, "INSERT INTO public.orders (smartpay_transaction_id, amount, status) "
+			  "VALUES ('t-neg', -5.00, 'shipped')");
+
+	daemonproc_start(&w.d, false);
+	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state <> 'pending'", 8);
+
+	/* the shop cancels an order after its capture succeeded: cancelOrRefund */
+	char sql[200];
+	snprintf(sql, sizeof(sql), "UPDATE public.orders SET status = 'cancelled' WHERE id = %ld",
+		 later);
+	pgtest_exec(w.db, sql);
+	await(&w,
+	      "SELECT count(*) FROM smartpay.modifications WHERE kind = 'cancel_or_refund' "
+	      "AND state = 'succeeded'",
+	      1);
+	ck_assert_int_eq(daemonproc_stop(&w.d), 0);
+
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications WHERE "
+				   "kind = 'capture' AND state = 'succeeded'"),
+			 3);
+	snprintf(sql, sizeof(sql),
+		 "SELECT amount_minor FROM smartpay.modifications WHERE order_id = '%ld'", partial);
+	ck_assert_int_eq(count(&w, sql), 2000);
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM smartpay.modifications WHERE order_id = '%ld' AND "
+		 "kind = 'cancel' AND state = 'succeeded'",
+		 cancelled);
+	ck_assert_int_eq(count(&w, sql), 1);
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM smartpay.modifications WHERE order_id = '%ld' AND "
+		 "request_body NOT LIKE '%%modifiedAmount%%'",
+		 full);
+	ck_assert_int_eq(count(&w, sql), 1);
+	/* four bad rows: refused locally with a reason and an alert, never sent */
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = "
+				   "'refused' AND request_body IS NULL AND reason IS NOT NULL"),
+			 4);
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = "
+				   "'order_refused'"),
+			 4);
+	char *reason = pgtest_value(w.db, "SELECT reason FROM smartpay.modifications WHERE "
+					  "transaction_id = 't-over'");
+	ck_assert_str_eq(reason, "capture_amount above the authorized amount");
+	free(reason);
+	ck_assert(daemonproc_log_contains(&w.d, "event=order_refused"));
+
+	json_object *ledger = simproc_ledger(w.sim);
+	ck_assert_int_eq(simproc_ledger_count(ledger, NULL, "CAPTURE"), 3);
+	ck_assert_int_eq(simproc_ledger_count(ledger, NULL, "CANCELLATION"), 1);
+	ck_assert_int_eq(simproc_ledger_count(ledger, NULL, "REFUND"), 1);
+	json_object_put(ledger);
+	assert_exactly_once(&w, "CAPTURE", 3);
+	world_down(&w);
+}
+END_TEST
+
+START_TEST(notification_wakes_the_daemon)
+{
+	struct world w;
+	/* no polling to speak of: only the orders trigger's NOTIFY can start the capture */
+	world_up(&w, NULL, "[daemon]\npoll_interval = 1h\n");
+	long id = add_order(&w, "10.00", NULL, "authorized");
+	daemonproc_start(&w.d, false);
+	ck_assert(wait_for_count(w.db, "SELECT count(*) FROM smartpay.schema_migrations", 1,
+				 WAIT_MS) >= 1);
+	usleep(300000); /* connected and listening */
+	char sql[128];
+	snprintf(sql, sizeof(sql), "UPDATE public.orders SET status = 'shipped' WHERE id = %ld", id);
+	pgtest_exec(w.db, sql);
+	long long got = wait_for_count(w.db,
+				       "SELECT count(*) FROM smartpay.modifications "
+				       "WHERE state = 'succeeded'",
+				       1, 3000);
+	if (got != 1)
+		daemonproc_print_log(&w.d);
+	ck_assert_int_eq(got, 1);
+	world_down(&w);
+}
+END_TEST
+
+START_TEST(once_mode_exit_codes)
+{
+	struct world w;
+	world_up(&w, NULL, NULL);
+	add_orders(&w, 20, "shipped");
+	ck_assert_int_eq(daemonproc_run_once(&w.d), 0);
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = "
+				   "'succeeded'"),
+			 20);
+	/* nothing left: a second run is a no-op with exit 0 */
+	ck_assert_int_eq(daemonproc_run_once(&w.d), 0);
+	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "CAPTURE"), 20);
+
+	/* the gateway fails every request: the intents stay pending and --once says so */
+	ck_assert(simproc_set_faults(w.sim, "{\"fail_rate\": 1.0, \"status\": 503}"));
+	add_orders(&w, 2, "shipped");
+	ck_assert_int_eq(daemonproc_run_once(&w.d), 1);
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = "
+				   "'pending'"),
+			 2);
+	world_down(&w);
+}
+END_TEST
+
+START_TEST(check_config_reports_file_and_line)
+{
+	struct world w;
+	world_up(&w, NULL, "[daemon]\nmax_inflight = lots\n");
+	char cmd[1200];
+	snprintf(cmd, sizeof(cmd), "'%s/smartpayd' --check-config -c '%s' 2>'%s'",
+		 getenv("SP_TOP_BUILDDIR") ? getenv("SP_TOP_BUILDDIR") : ".", w.d.conf, w.d.log);
+	int st = system(cmd);
+	ck_assert(WIFEXITED(st));
+	ck_assert_int_eq(WEXITSTATUS(st), 2);
+	char needle[400];
+	snprintf(needle, sizeof(needle), "%s:", w.d.conf);
+	ck_assert(daemonproc_log_contains(&w.d, needle));
+	ck_assert(daemonproc_log_contains(&w.d, "max_inflight"));
+	world_down(&w);
+}
+END_TEST
+
+/* Intents committed, nothing reached the gateway (it was unreachable), then the daemon
+ * dies: the next start sends the same ids and bodies. */
+START_TEST(crash_after_intent_before_send)
+{
+	struct world w;
+	world_up(&w, NULL, NULL);
+	add_orders(&w, 10, "shipped");
+	struct daemonproc dead;
+	daemonproc_init(&dead, w.conninfo, "http://127.0.0.1:9", simproc_merchant_key(w.sim),
+			simproc_auth_key(w.sim), "[daemon]\nretry_base = 10s\nretry_max = 10s\n");
+	daemonproc_start(&dead, false);
+	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE attempts >= 1", 10);
+	daemonproc_kill(&dead);
+	daemonproc_cleanup(&dead);
+	PGresult *before = pgtest_query(w.db, "SELECT modification_id, request_body FROM "
+					      "smartpay.modifications ORDER BY 1");
+	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, NULL), 0);
+
+	daemonproc_start(&w.d, false);
+	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 10);
+	PGresult *after = pgtest_query(w.db, "SELECT modification_id, request_body FROM "
+					     "smartpay.modifications ORDER BY 1");
+	ck_assert_int_eq(PQntuples(after), 10);
+	for (int i = 0; i < 10; i++) {
+		ck_assert_str_eq(PQgetvalue(before, i, 0), PQgetvalue(after, i, 0));
+		ck_assert_str_eq(PQgetvalue(before, i, 1), PQgetvalue(after, i, 1));
+	}
+	PQclear(before);
+	PQclear(after);
+	assert_exactly_once(&w, "CAPTURE", 10);
+	world_down(&w);
+}
+END_TEST
+
+/* Requests in flight and already processed by the gateway when the daemon is killed:
+ * the restarted daemon resends the same ids and the gateway answers from its record. */
+START_TEST(crash_with_requests_in_flight)
+{
+	struct world w;
+	world_up(&w, NULL, NULL);
+	ck_assert(simproc_set_faults(w.sim, "{\"latency_ms\": 30000}"));
+	add_orders(&w, 20, "shipped");
+	daemonproc_start(&w.d, false);
+	/* the gateway has processed every capture; no answer has come back yet */
+	for (int i = 0; i < 500 && simproc_count_effects(w.sim, NULL, "CAPTURE") < 20; i++)
+		usleep(20000);
+	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "CAPTURE"), 20);
+	daemonproc_kill(&w.d);
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = "
+				   "'pending'"),
+			 20);
+	ck_assert(simproc_clear_faults(w.sim));
+
+	daemonproc_start(&w.d, false);
+	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 20);
+	assert_exactly_once(&w, "CAPTURE", 20);
+	PGresult *r = pgtest_query(w.db, "SELECT modification_id FROM smartpay.modifications");
+	for (int i = 0; i < PQntuples(r); i++)
+		ck_assert_int_eq(simproc_request_count(w.sim, PQgetvalue(r, i, 0)), 2);
+	PQclear(r);
+	world_down(&w);
+}
+END_TEST
+
+/* The gateway processes every request and drops the connection; the daemon is killed
+ * while retrying: after the restart the stored answers complete every order once. */
+START_TEST(crash_after_gateway_processed)
+{
+	struct world w;
+	world_up(&w, NULL, NULL);
+	ck_assert(simproc_set_faults(w.sim, "{\"drop_after_commit_rate\": 1.0}"));
+	add_orders(&w, 10, "shipped");
+	daemonproc_start(&w.d, false);
+	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE attempts >= 2", 10);
+	daemonproc_kill(&w.d);
+	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "CAPTURE"), 10);
+	ck_assert(simproc_clear_faults(w.sim));
+	daemonproc_start(&w.d, false);
+	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 10);
+	assert_exactly_once(&w, "CAPTURE", 10);
+	world_down(&w);
+}
+END_TEST
+
+/* 1,000 orders against a gateway that drops 30% of answers after processing, fails 20%
+ * (503, then 429) and adds latency: every order captured exactly once. */
+START_TEST(thousand_orders_under_faults)
+{
+	struct world w;
+	world_up(&w, NULL, "[daemon]\nmax_attempts = 100\n");
+	ck_assert(simproc_set_faults(w.sim, "{\"seed\": 7, \"drop_after_commit_rate\": 0.3, "
+					     "\"fail_rate\": 0.2, \"status\": 503, \"retry_after\": 0, "
+					     "\"latency_ms\": 5, \"jitter_ms\": 5}"));
+	add_orders(&w, 1000, "authorized");
+	daemonproc_start(&w.d, false);
+	pgtest_exec(w.db, "UPDATE public.orders SET status = 'shipped'");
+	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded' OR "
+		  "attempts >= 2",
+	      1000);
+	ck_assert(simproc_set_faults(w.sim, "{\"seed\": 8, \"drop_after_commit_rate\": 0.3, "
+					     "\"fail_rate\": 0.2, \"status\": 429, \"retry_after\": 0, "
+					     "\"latency_ms\": 5, \"jitter_ms\": 5}"));
+	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 1000);
+	ck_assert_int_eq(daemonproc_stop(&w.d), 0);
+	assert_exactly_once(&w, "CAPTURE", 1000);
+	ck_assert(count(&w, "SELECT sum(attempts) FROM smartpay.modifications") > 1200);
+	world_down(&w);
+}
+END_TEST
+
+START_TEST(postgres_restart_mid_run)
+{
+	struct world w;
+	world_up(&w, NULL, NULL);
+	ck_assert(simproc_set_faults(w.sim, "{\"latency_ms\": 20, \"jitter_ms\": 20}"));
+	add_orders(&w, 300, "authorized");
+	daemonproc_start(&w.d, false);
+	pgtest_exec(w.db, "UPDATE public.orders SET status = 'shipped'");
+	wait_for_count(w.db, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'",
+		       50, WAIT_MS);
+	pgtest_restart(true);
+	PQreset(w.db);
+	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 300);
+	ck_assert(daemonproc_log_contains(&w.d, "event=db_disconnected"));
+	assert_exactly_once(&w, "CAPTURE", 300);
+	world_down(&w);
+}
+END_TEST
+
+/* Two daemons share one database: the work is split and no id is sent twice. */
+START_TEST(two_daemons_no_duplicate_requests)
+{
+	struct world w;
+	world_up(&w, NULL, "[daemon]\ninstance_name = a\nmax_inflight = 16\n");
+	ck_assert(simproc_set_faults(w.sim, "{\"latency_ms\": 2, \"jitter_ms\": 2}"));
+	struct daemonproc b;
+	daemonproc_init(&b, w.conninfo, simproc_base_url(w.sim), simproc_merchant_key(w.sim),
+			simproc_auth_key(w.sim), "[daemon]\ninstance_name = b\nmax_inflight = 16\n");
+	add_orders(&w, 1000, "authorized");
+	daemonproc_start(&w.d, false);
+	daemonproc_start(&b, false);
+	usleep(300000);
+	pgtest_exec(w.db, "UPDATE public.orders SET status = 'shipped'");
+	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 1000);
+	ck_assert_int_eq(daemonproc_stop(&b), 0);
+	ck_assert(daemonproc_log_contains(&w.d, "event=modification_succeeded"));
+	ck_assert(daemonproc_log_contains(&b, "event=modification_succeeded"));
+	daemonproc_cleanup(&b);
+	assert_exactly_once(&w, "CAPTURE", 1000);
+	PGresult *r = pgtest_query(w.db, "SELECT modification_id FROM smartpay.modifications");
+	ck_assert_int_eq(PQntuples(r), 1000);
+	for (int i = 0; i < PQntuples(r); i++)
+		ck_assert_int_eq(simproc_request_count(w.sim, PQgetvalue(r, i, 0)), 1);
+	PQclear(r);
+	world_down(&w);
+}
+END_TEST
+
+START_TEST(same_instance_name_refused)
+{
+	struct world w;
+	world_up(&w, NULL, NULL);
+	daemonproc_start(&w.d, false);
+	ck_assert(wait_for_count(w.db,
+				 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'", 1,
+				 WAIT_MS) >= 1);
+	struct daemonproc twin;
+	daemonproc_init(&twin, w.conninfo, simproc_base_url(w.sim), simproc_merchant_key(w.sim),
+			simproc_auth_key(w.sim), NULL);
+	ck_assert_int_eq(daemonproc_run_once(&twin), 1);
+	ck_assert(daemonproc_log_contains(&twin, "instance_name test"));
+	daemonproc_cleanup(&twin);
+	world_down(&w);
+}
+END_TEST
+
+START_TEST(tls_with_private_ca)
+{
+	struct world w;
+	struct simproc_opts opts = {.tls = true};
+	world_up(&w, &opts, NULL);
+	daemonproc_cleanup(&w.d);
+	char extra[600];
+	snprintf(extra, sizeof(extra), "[smartpay]\nca_file = %s\n", simproc_ca_file(w.sim));
+	daemonproc_init(&w.d, w.conninfo, simproc_base_url(w.sim), simproc_merchant_key(w.sim),
+			simproc_auth_key(w.sim), extra);
+	add_orders(&w, 3, "shipped");
+	ck_assert_int_eq(daemonproc_run_once(&w.d), 0);
+	assert_exactly_once(&w, "CAPTURE", 3);
+
+	/* a CA that did not sign the gateway's certificate: nothing is sent */
+	ck_assert(simproc_make_tls(simproc_dir(w.sim), "other"));
+	struct daemonproc wrong;
+	snprintf(extra, sizeof(extra), "[smartpay]\nca_file = %s/other-ca.pem\n",
+		 simproc_dir(w.sim));
+	daemonproc_init(&wrong, w.conninfo, simproc_base_url(w.sim), simproc_merchant_key(w.sim),
+			simproc_auth_key(w.sim), extra);
+	add_orders(&w, 1, "shipped");
+	ck_assert_int_eq(daemonproc_run_once(&wrong), 1);
+	bool clear = daemonproc_log_contains(&wrong, "certificate");
+	if (!clear)
+		daemonproc_print_log(&wrong);
+	ck_assert(clear);
+	daemonproc_cleanup(&wrong);
+	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "CAPTURE"), 3);
+	char *mid = pgtest_value(w.db, "SELECT modification_id FROM smartpay.modifications WHERE "
+				       "state = 'pending'");
+	ck_assert_int_eq(simproc_request_count(w.sim, mid), 0);
+	free(mid);
+	world_down(&w);
+}
+END_TEST
+
+START_TEST(sigterm_drains_in_flight_requests)
+{
+	struct world w;
+	world_up(&w, NULL, NULL);
+	ck_assert(simproc_set_faults(w.sim, "{\"latency_ms\": 1500}"));
+	add_orders(&w, 10, "shipped");
+	daemonproc_start(&w.d, false);
+	for (int i = 0; i < 500 && simproc_count_effects(w.sim, NULL, "CAPTURE") < 10; i++)
+		usleep(20000);
+	ck_assert_int_eq(daemonproc_stop(&w.d), 0);
+	/* the answers arrived and were recorded before the exit */
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = "
+				   "'succeeded'"),
+			 10);
+	ck_assert(daemonproc_log_contains(&w.d, "event=draining"));
+	world_down(&w);
+}
+END_TEST
+
+START_TEST(credentials_rejected_pause_and_reload)
+{
+	struct world w;
+	world_up(&w, NULL, NULL);
+	daemonproc_cleanup(&w.d);
+	daemonproc_init(&w.d, w.conninfo, simproc_base_url(w.sim), simproc_merchant_key(w.sim),
+			"wrong-key", NULL);
+	add_orders(&w, 20, "shipped");
+	daemonproc_start(&w.d, false);
+	await(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = 'credentials_rejected'", 1);
+	usleep(500000);
+	/* paused for everyone: no flood of retries, no order marked as failed */
+	json_object *ledger = simproc_ledger(w.sim);
+	json_object *requests = json_object_object_get(ledger, "requests");
+	long total = 0;
+	json_object_object_foreach(requests, k, v)
+	{
+		(void)k;
+		total += json_object_get_int64(v);
+	}
+	json_object_put(ledger);
+	ck_assert_int_le(total, 20);
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = "
+				   "'pending' AND attempts = 0"),
+			 20);
+	/* the operator fixes the key file and reloads */
+	char key[400];
+	snprintf(key, sizeof(key), "%s/authentication-key", w.d.dir);
+	FILE *f = fopen(key, "w");
+	fprintf(f, "%s\n", simproc_auth_key(w.sim));
+	fclose(f);
+	daemonproc_signal(&w.d, SIGHUP);
+	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 20);
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = "
+				   "'credentials_rejected'"),
+			 1);
+	world_down(&w);
+}
+END_TEST
+
+START_TEST(reload_keeps_running_config_when_new_one_is_bad)
+{
+	struct world w;
+	world_up(&w, NULL, NULL);
+	daemonproc_start(&w.d, false);
+	usleep(300000);
+	FILE *f = fopen(w.d.conf, "a");
+	fprintf(f, "[daemon]\nbogus_key = 1\n");
+	fclose(f);
+	daemonproc_signal(&w.d, SIGHUP);
+	usleep(300000);
+	add_orders(&w, 2, "shipped");
+	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 2);
+	ck_assert(daemonproc_log_contains(&w.d, "event=reload_failed"));
+	ck_assert(daemonproc_log_contains(&w.d, "bogus_key"));
+	world_down(&w);
+}
+END_TEST
+
+START_TEST(retries_exhausted_need_attention)
+{
+	struct world w;
+	world_up(&w, NULL, "[daemon]\nmax_attempts = 3\n");
+	ck_assert(simproc_set_faults(w.sim, "{\"fail_rate\": 1.0, \"status\": 502}"));
+	add_orders(&w, 2, "shipped");
+	daemonproc_start(&w.d, false);
+	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'needs_attention'", 2);
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = "
+				   "'needs_attention'"),
+			 2);
+	ck_assert_int_eq(count(&w, "SELECT min(attempts) FROM smartpay.modifications"), 3);
+	char *reason = pgtest_value(w.db, "SELECT reason FROM smartpay.modifications LIMIT 1");
+	ck_assert_ptr_nonnull(strstr(reason, "retries exhausted"));
+	free(reason);
+	world_down(&w);
+}
+END_TEST
+
+START_TEST(gateway_refusal_is_recorded_and_alerted)
+{
+	struct world w;
+	world_up(&w, NULL, NULL);
+	/* an authorization that expired at the gateway: the capture is refused */
+	char *txn = simproc_create_txn_json(
+		w.sim, "{\"amount\": \"10.00\", \"currencyCode\": \"EUR\", "
+		       "\"authorizedAt\": \"2020-01-01T00:00:00.000Z\", "
+		       "\"expiresAt\": \"2020-01-06T00:00:00.000Z\"}");
+	ck_assert_ptr_nonnull(txn);
+	const char *p[] = {txn};
+	PGresult *r = PQexecParams(w.db,
+				   "INSERT INTO public.orders (smartpay_transaction_id, amount, status, "
+				   "authorization_expires_at) VALUES ($1, 10.00, 'shipped', "
+				   "now() + interval '1 day')",
+				   1, NULL, p, NULL, NULL, 0);
+	ck_assert_int_eq(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	free(txn);
+	ck_assert_int_eq(daemonproc_run_once(&w.d), 0);
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = "
+				   "'refused' AND http_status = 422 AND response_body IS NOT NULL"),
+			 1);
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = "
+				   "'modification_refused'"),
+			 1);
+	world_down(&w);
+}
+END_TEST
+
+static Suite *daemon_suite(void)
+{
+	Suite *s = suite_create("daemon");
+	TCase *flow = tcase_create("flow");
+	tcase_set_timeout(flow, 120);
+	tcase_add_test(flow, ships_cancels_and_refuses_bad_rows);
+	tcase_add_test(flow, notification_wakes_the_daemon);
+	tcase_add_test(flow, once_mode_exit_codes);
+	tcase_add_test(flow, check_config_reports_file_and_line);
+	tcase_add_test(flow, gateway_refusal_is_recorded_and_alerted);
+	tcase_add_test(flow, retries_exhausted_need_attention);
+	tcase_add_test(flow, tls_with_private_ca);
+	suite_add_tcase(s, flow);
+	TCase *crash = tcase_create("crash");
+	tcase_set_timeout(crash, 180);
+	tcase_add_test(crash, crash_after_intent_before_send);
+	tcase_add_test(crash, crash_with_requests_in_flight);
+	tcase_add_test(crash, crash_after_gateway_processed);
+	tcase_add_test(crash, postgres_restart_mid_run);
+	tcase_add_test(crash, thousand_orders_under_faults);
+	tcase_add_test(crash, two_daemons_no_duplicate_requests);
+	tcase_add_test(crash, same_instance_name_refused);
+	suite_add_tcase(s, crash);
+	TCase *ops = tcase_create("operations");
+	tcase_set_timeout(ops, 120);
+	tcase_add_test(ops, sigterm_drains_in_flight_requests);
+	tcase_add_test(ops, credentials_rejected_pause_and_reload);
+	tcase_add_test(ops, reload_keeps_running_config_when_new_one_is_bad);
+	suite_add_tcase(s, ops);
+	return s;
+}
+
+int main(void)
+{
+	pgtest_start();
+	SRunner *sr = srunner_create(daemon_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	pgtest_stop();
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,1373 @@
+#include "autoconfig.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <json-c/json.h>
+
+#include "api.h"
+#include "faults.h"
+#include "jsonw.h"
+#include "render.h"
+#include "request.h"
+#include "simproc.h"
+#include "state.h"
+#include "timeutil.h"
+#include "xmalloc.h"
+
+#define MK SIMPROC_MERCHANT_KEY
+
+/* ---------- pure logic: state.c ---------- */
+
+static struct sim_state *st;
+
+static void state_setup(void)
+{
+	st = sim_state_new(120LL * 3600 * 1000);
+}
+
+static void state_teardown(void)
+{
+	sim_state_free(st);
+	st = NULL;
+}
+
+/* Creates an authorized EUR transaction of `minor` cents. */
+static struct sim_txn *new_txn(const char *id, int64_t minor)
+{
+	const char *why = NULL;
+	struct sim_txn_spec spec = {
+	    .id = id, .amount = minor, .currency = "EUR", .status = SIM_PS_AUTHORIZATION_COMPLETED};
+	struct sim_txn *t = sim_state_create(st, &spec, &why);
+	ck_assert_msg(t != NULL, "create: %s", why);
+	return t;
+}
+
+/* Applies one modification and returns the outcome. */
+static enum sim_outcome apply(enum sim_op op, const char *txn, const char *mid, int64_t amount,
+                              struct sim_result *res)
+{
+	struct sim_mod_request r = {.op = op,
+	                            .transaction_id = txn,
+	                            .modification_id = mid,
+	                            .has_amount = amount >= 0,
+	                            .amount = amount,
+	                            .currency = "EUR"};
+	sim_state_apply(st, &r, res);
+	return res->outcome;
+}
+
+START_TEST(state_capture_partial_releases_rest)
+{
+	struct sim_result res;
+	struct sim_txn *t = new_txn("t1", 5000);
+	ck_assert_int_eq(apply(SIM_OP_CAPTURE, "t1", "m1", 4000, &res), SIM_APPLIED);
+	ck_assert_int_eq(t->status, SIM_PS_CAPTURED);
+	ck_assert_int_eq(t->captured, 4000);
+	ck_assert_str_eq(sim_mod_type_name(t->mods[res.mod_index].type), "CAPTURE");
+	size_t n;
+	const struct sim_effect *e = sim_state_effects(st, &n);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(e[0].type, "CAPTURE");
+	ck_assert_int_eq(e[0].amount, 4000);
+	ck_assert_int_eq(e[0].released, 1000);
+	/* once only */
+	ck_assert_int_eq(apply(SIM_OP_CAPTURE, "t1", "m2", 100, &res), SIM_REFUSED);
+	ck_assert_str_eq(res.error, "invalid_state");
+	ck_assert_int_eq(apply(SIM_OP_CAPTURE, "nope", "m3", -1, &res), SIM_NO_TXN);
+}
+END_TEST
+
+START_TEST(state_capture_amount_rules)
+{
+	struct sim_result res;
+	struct sim_txn *t = new_txn("t1", 5000);
+	ck_assert_int_eq(apply(SIM_OP_CAPTURE, "t1", "m1", 5001, &res), SIM_REFUSED);
+	ck_assert_str_eq(res.error, "amount_exceeds_authorized");
+	ck_assert_ptr_nonnull(strstr(res.details, "50.01"));
+	ck_assert_int_eq(apply(SIM_OP_CAPTURE, "t1", "m1", 0, &res), SIM_REFUSED);
+	struct sim_mod_request r = {.op = SIM_OP_CAPTURE,
+	                            .transaction_id = "t1",
+	                            .modification_id = "m1",
+	                            .has_amount = true,
+	                            .amount = 10,
+	                            .currency = "USD"};
+	sim_state_apply(st, &r, &res);
+	ck_assert_int_eq(res.outcome, SIM_REFUSED);
+	ck_assert_str_eq(res.error, "currency_mismatch");
+	ck_assert_int_eq(t->status, SIM_PS_AUTHORIZATION_COMPLETED);
+	/* omitted amount = full */
+	ck_assert_int_eq(apply(SIM_OP_CAPTURE, "t1", "m1", -1, &res), SIM_APPLIED);
+	ck_assert_int_eq(t->captured, 5000);
+}
+END_TEST
+
+START_TEST(state_capture_expired)
+{
+	struct sim_result res;
+	struct sim_txn *t = new_txn("t1", 5000);
+	ck_assert_int_eq(t->expires_at - t->authorized_at, 120LL * 3600 * 1000);
+	sim_state_advance(st, 119LL * 3600 * 1000);
+	struct sim_txn *t2 = new_txn("t2", 100);
+	(void)t2;
+	sim_state_advance(st, 2LL * 3600 * 1000);
+	ck_assert_int_eq(apply(SIM_OP_CAPTURE, "t1", "m1", -1, &res), SIM_REFUSED);
+	ck_assert_str_eq(res.error, "authorization_expired");
+	ck_assert_int_eq(apply(SIM_OP_CAPTURE, "t2", "m2", -1, &res), SIM_APPLIED);
+	/* an expired authorization can still be cancelled */
+	ck_assert_int_eq(apply(SIM_OP_CANCEL, "t1", "m3", -1, &res), SIM_APPLIED);
+}
+END_TEST
+
+START_TEST(state_cancel_only_before_capture)
+{
+	struct sim_result res;
+	struct sim_txn *t = new_txn("t1", 5000);
+	new_txn("t2", 5000);
+	ck_assert_int_eq(apply(SIM_OP_CANCEL, "t1", "c1", -1, &res), SIM_APPLIED);
+	ck_assert_int_eq(t->status, SIM_PS_CANCELLED);
+	ck_assert_str_eq(sim_mod_type_name(t->mods[0].type), "CANCELLATION");
+	ck_assert_int_eq(apply(SIM_OP_CAPTURE, "t1", "c2", -1, &res), SIM_REFUSED);
+	ck_assert_int_eq(apply(SIM_OP_CANCEL, "t1", "c3", -1, &res), SIM_REFUSED);
+	ck_assert_int_eq(apply(SIM_OP_CAPTURE, "t2", "c4", -1, &res), SIM_APPLIED);
+	ck_assert_int_eq(apply(SIM_OP_CANCEL, "t2", "c5", -1, &res), SIM_REFUSED);
+	ck_assert_str_eq(res.error, "invalid_state");
+}
+END_TEST
+
+START_TEST(state_refunds_up_to_captured)
+{
+	struct sim_result res;
+	struct sim_txn *t = new_txn("t1", 3599);
+	ck_assert_int_eq(apply(SIM_OP_REFUND, "t1", "r0", 100, &res), SIM_REFUSED);
+	ck_assert_int_eq(apply(SIM_OP_CAPTURE, "t1", "c1", 3000, &res), SIM_APPLIED);
+	ck_assert_int_eq(apply(SIM_OP_REFUND, "t1", "r1", 2500, &res), SIM_APPLIED);
+	ck_assert_int_eq(t->status, SIM_PS_CAPTURED);
+	ck_assert_int_eq(apply(SIM_OP_REFUND, "t1", "r2", 501, &res), SIM_REFUSED);
+	ck_assert_str_eq(res.error, "amount_exceeds_refundable");
+	ck_assert_int_eq(apply(SIM_OP_REFUND, "t1", "r3", 400, &res), SIM_APPLIED);
+	ck_assert_int_eq(t->status, SIM_PS_CAPTURED);
+	/* omitted amount = the rest */
+	ck_assert_int_eq(apply(SIM_OP_REFUND, "t1", "r4", -1, &res), SIM_APPLIED);
+	ck_assert_int_eq(t->mods[res.mod_index].amount, 100);
+	ck_assert_int_eq(t->status, SIM_PS_REFUNDED);
+	ck_assert_int_eq(t->refunded, 3000);
+	ck_assert_int_eq(apply(SIM_OP_REFUND, "t1", "r5", 1, &res), SIM_REFUSED);
+}
+END_TEST
+
+START_TEST(state_cancel_or_refund)
+{
+	struct sim_result res;
+	struct sim_txn *a = new_txn("a", 1099);
+	struct sim_txn *b = new_txn("b", 1099);
+	ck_assert_int_eq(apply(SIM_OP_CANCEL_OR_REFUND, "a", "x1", -1, &res), SIM_APPLIED);
+	ck_assert_int_eq(a->status, SIM_PS_CANCELED);
+	ck_assert_str_eq(sim_pay_status_name(a->status), "CANCELED");
+	ck_assert_str_eq(sim_mod_type_name(a->mods[0].type), "CANCELATION");
+	ck_assert_str_eq(sim_mod_status_name(a->mods[0].type), "CANCELED");
+	ck_assert_int_eq(apply(SIM_OP_CANCEL_OR_REFUND, "a", "x2", -1, &res), SIM_REFUSED);
+
+	ck_assert_int_eq(apply(SIM_OP_CAPTURE, "b", "y1", 1000, &res), SIM_APPLIED);
+	ck_assert_int_eq(apply(SIM_OP_REFUND, "b", "y2", 300, &res), SIM_APPLIED);
+	ck_assert_int_eq(apply(SIM_OP_CANCEL_OR_REFUND, "b", "y3", -1, &res), SIM_APPLIED);
+	ck_assert_int_eq(b->mods[res.mod_index].amount, 700);
+	ck_assert_int_eq(b->status, SIM_PS_REFUNDED);
+	size_t n;
+	const struct sim_effect *e = sim_state_effects(st, &n);
+	ck_assert_uint_eq(n, 4);
+	ck_assert_str_eq(e[0].type, "CANCELLATION");
+	ck_assert_int_eq(e[0].amount, 1099);
+	ck_assert_str_eq(e[3].type, "REFUND");
+	ck_assert_int_eq(e[3].op, SIM_OP_CANCEL_OR_REFUND);
+}
+END_TEST
+
+START_TEST(state_create_rules_and_preload)
+{
+	const char *why;
+	struct sim_txn_spec spec = {.amount = 100, .currency = "EUR", .status = SIM_PS_CAPTURED};
+	struct sim_txn *t = sim_state_create(st, &spec, &why);
+	ck_assert_ptr_nonnull(t);
+	ck_assert_int_eq(strlen(t->id), 36);
+	ck_assert_int_eq(t->id[14], '4');
+	ck_assert_int_eq(t->captured, 100);
+	spec.id = t->id;
+	ck_assert_ptr_null(sim_state_create(st, &spec, &why));
+	spec.id = NULL;
+	spec.currency = "XXQ";
+	ck_assert_ptr_null(sim_state_create(st, &spec, &why));
+	spec.currency = "EUR";
+	spec.amount = 0;
+	ck_assert_ptr_null(sim_state_create(st, &spec, &why));
+
+	sim_state_preload(st, 1000, 7);
+	char id[SIM_TXN_ID_MAX + 1];
+	sim_state_preload_id(7, 999, id);
+	ck_assert_str_eq(id, "00000007-0000-4000-8000-0000000003e7");
+	ck_assert_ptr_nonnull(sim_state_find(st, id));
+	ck_assert_uint_eq(sim_state_txn_count(st), 1001);
+}
+END_TEST
+
+START_TEST(state_idempotency_records)
+{
+	struct sim_modrec *r = sim_state_note_request(st, "m1");
+	ck_assert_int_eq(sim_modrec_check(r, SIM_OP_CAPTURE, "{}", 2), SIM_REPLAY_NEW);
+	sim_modrec_store(r, SIM_OP_CAPTURE, "{\"a\":1}", 7, 200, "ok", 2);
+	ck_assert_ptr_eq(sim_state_note_request(st, "m1"), r);
+	ck_assert_uint_eq(r->requests, 2);
+	ck_assert_int_eq(sim_modrec_check(r, SIM_OP_CAPTURE, "{\"a\":1}", 7), SIM_REPLAY_SAME);
+	ck_assert_int_eq(sim_modrec_check(r, SIM_OP_CAPTURE, "{\"a\": 1}", 8), SIM_REPLAY_CONFLICT);
+	ck_assert_int_eq(sim_modrec_check(r, SIM_OP_REFUND, "{\"a\":1}", 7), SIM_REPLAY_CONFLICT);
+	ck_assert_ptr_null(sim_state_modrec(st, "m2"));
+}
+END_TEST
+
+/* ---------- pure logic: request.c ---------- */
+
+/* Validates body for op; returns the HTTP status (0 valid). p is left for the caller. */
+static int validate(enum sim_op op, const char *body, struct json_object **root,
+                    struct sim_parsed *p)
+{
+	*root = sim_request_json(NULL, body, strlen(body));
+	sim_request_validate(op, *root, MK, p);
+	return p->status;
+}
+
+/* Validates and releases; returns the status and copies the error code. */
+static int check_body(enum sim_op op, const char *body, char *error, size_t errlen)
+{
+	struct json_object *root;
+	struct sim_parsed p;
+	int status = validate(op, body, &root, &p);
+	snprintf(error, errlen, "%s", p.error ? p.error : "");
+	sim_parsed_free(&p);
+	json_object_put(root);
+	return status;
+}
+
+START_TEST(request_fields)
+{
+	char err[64];
+	ck_assert_int_eq(check_body(SIM_OP_CAPTURE, "{", err, sizeof(err)), 400);
+	ck_assert_str_eq(err, "invalid_json");
+	ck_assert_int_eq(check_body(SIM_OP_CAPTURE, "[]", err, sizeof(err)), 400);
+	ck_assert_int_eq(check_body(SIM_OP_CAPTURE, "{\"a\":1} x", err, sizeof(err)), 400);
+	ck_assert_int_eq(check_body(SIM_OP_CAPTURE,
+	                            "{\"transactionId\":\"t\",\"modificationId\":\"m\"}", err,
+	                            sizeof(err)),
+	                 400);
+	ck_assert_str_eq(err, "missing_field");
+	ck_assert_int_eq(check_body(SIM_OP_CAPTURE,
+	                            "{\"transactionId\":\"t\",\"merchantKey\":\"other\","
+	                            "\"modificationId\":\"m\"}",
+	                            err, sizeof(err)),
+	                 403);
+	ck_assert_int_eq(check_body(SIM_OP_CAPTURE,
+	                            "{\"merchantKey\":\"" MK "\",\"modificationId\":\"m\"}", err,
+	                            sizeof(err)),
+	                 400);
+	ck_assert_int_eq(check_body(SIM_OP_CAPTURE,
+	                            "{\"merchantKey\":\"" MK "\",\"transactionId\":7,"
+	                            "\"modificationId\":\"m\"}",
+	                            err, sizeof(err)),
+	                 400);
+	ck_assert_str_eq(err, "invalid_field");
+	/* modificationId: 64 for capture, 36 for refund */
+	char id65[66], body[512];
+	memset(id65, 'a', 65);
+	id65[65] = '\0';
+	snprintf(body, sizeof(body),
+	         "{\"merchantKey\":\"" MK "\",\"transactionId\":\"t\",\"modificationId\":\"%s\"}",
+	         id65);
+	ck_assert_int_eq(check_body(SIM_OP_CAPTURE, body, err, sizeof(err)), 400);
+	id65[64] = '\0';
+	snprintf(body, sizeof(body),
+	         "{\"merchantKey\":\"" MK "\",\"transactionId\":\"t\",\"modificationId\":\"%s\"}",
+	         id65);
+	ck_assert_int_eq(check_body(SIM_OP_CAPTURE, body, err, sizeof(err)), 0);
+	ck_assert_int_eq(check_body(SIM_OP_REFUND, body, err, sizeof(err)), 400);
+	id65[36] = '\0';
+	snprintf(body, sizeof(body),
+	         "{\"merchantKey\":\"" MK "\",\"transactionId\":\"t\",\"modificationId\":\"%s\"}",
+	         id65);
+	ck_assert_int_eq(check_body(SIM_OP_REFUND, body, err, sizeof(err)), 0);
+	/* description at most 127 */
+	char desc[129];
+	memset(desc, 'd', 128);
+	desc[128] = '\0';
+	snprintf(body, sizeof(body),
+	         "{\"merchantKey\":\"" MK "\",\"transactionId\":\"t\",\"modificationId\":\"m\","
+	         "\"description\":\"%s\"}",
+	         desc);
+	ck_assert_int_eq(check_body(SIM_OP_CANCEL, body, err, sizeof(err)), 400);
+	ck_assert_int_eq(
+	    check_body(SIM_OP_CANCEL,
+	               "{\"merchantKey\":\"" MK "\",\"transactionId\":\"t\","
+	               "\"modificationId\":\"m\",\"customReferences\":{\"custom1\":5}}",
+	               err, sizeof(err)),
+	    400);
+}
+END_TEST
+
+/* Validates a capture with the given modifiedAmount JSON; returns status, sets *minor. */
+static int capture_amount(const char *amount_json, int64_t *minor, char *error, size_t errlen)
+{
+	char *body = xasprintf("{\"merchantKey\":\"" MK "\",\"transactionId\":\"t\","
+	                       "\"modificationId\":\"m\",\"modifiedAmount\":%s}",
+	                       amount_json);
+	struct json_object *root;
+	struct sim_parsed p;
+	int status = validate(SIM_OP_CAPTURE, body, &root, &p);
+	*minor = p.req.amount;
+	snprintf(error, errlen, "%s", p.error ? p.error : "");
+	sim_parsed_free(&p);
+	json_object_put(root);
+	free(body);
+	return status;
+}
+
+START_TEST(request_amounts_exact)
+{
+	char err[64];
+	int64_t m;
+	ck_assert_int_eq(capture_amount("{\"amount\":40.00,\"currencyCode\":\"EUR\"}", &m, err, 64),
+	                 0);
+	ck_assert_int_eq(m, 4000);
+	ck_assert_int_eq(capture_amount("{\"amount\":0.29,\"currencyCode\":\"EUR\"}", &m, err, 64),
+	                 0);
+	ck_assert_int_eq(m, 29); /* (int)(0.29 * 100) would be 28 */
+	ck_assert_int_eq(capture_amount("{\"amount\":25,\"currencyCode\":\"EUR\"}", &m, err, 64),
+	                 0);
+	ck_assert_int_eq(m, 2500);
+	ck_assert_int_eq(capture_amount("{\"amount\":1234567890123456.78,\"currencyCode\":\"EUR\"}",
+	                                &m, err, 64),
+	                 0);
+	ck_assert_int_eq(m, 123456789012345678LL);
+	ck_assert_int_eq(capture_amount("{\"amount\":500,\"currencyCode\":\"JPY\"}", &m, err, 64),
+	                 0);
+	ck_assert_int_eq(m, 500);
+	ck_assert_int_eq(
+	    capture_amount("{\"amount\":40.001,\"currencyCode\":\"EUR\"}", &m, err, 64), 400);
+	ck_assert_str_eq(err, "invalid_amount");
+	ck_assert_int_eq(
+	    capture_amount("{\"amount\":\"40.00\",\"currencyCode\":\"EUR\"}", &m, err, 64), 400);
+	ck_assert_int_eq(capture_amount("{\"amount\":-1,\"currencyCode\":\"EUR\"}", &m, err, 64),
+	                 400);
+	ck_assert_int_eq(capture_amount("{\"amount\":0,\"currencyCode\":\"EUR\"}", &m, err, 64),
+	                 400);
+	ck_assert_int_eq(capture_amount("{\"amount\":4e1,\"currencyCode\":\"EUR\"}", &m, err, 64),
+	                 400);
+	ck_assert_int_eq(capture_amount("{\"amount\":1,\"currencyCode\":\"EU\"}", &m, err, 64),
+	                 400);
+	ck_assert_int_eq(capture_amount("{\"amount\":1,\"currencyCode\":\"QQQ\"}", &m, err, 64),
+	                 400);
+	ck_assert_int_eq(capture_amount("{\"currencyCode\":\"EUR\"}", &m, err, 64), 400);
+	ck_assert_str_eq(err, "missing_field");
+	ck_assert_int_eq(capture_amount("5", &m, err, 64), 400);
+}
+END_TEST
+
+START_TEST(request_ignored_properties)
+{
+	struct json_object *root;
+	struct sim_parsed p;
+	int status =
+	    validate(SIM_OP_CAPTURE,
+	             "{\"merchantKey\":\"" MK "\",\"transactionId\":\"t\",\"modificationID\":"
+	             "\"x\",\"modificationId\":\"m\",\"extra\":[1],\"modifiedAmount\":{"
+	             "\"amount\":1.50,\"currencyCode\":\"EUR\",\"vat\":1}}",
+	             &root, &p);
+	ck_assert_int_eq(status, 0);
+	ck_assert_int_eq(json_object_array_length(p.ignored), 3);
+	ck_assert_str_eq(json_object_get_string(json_object_array_get_idx(p.ignored, 0)),
+	                 "modificationID");
+	ck_assert_str_eq(json_object_get_string(json_object_array_get_idx(p.ignored, 1)), "extra");
+	ck_assert_str_eq(json_object_get_string(json_object_array_get_idx(p.ignored, 2)),
+	                 "modifiedAmount.vat");
+	ck_assert_str_eq(p.req.modification_id, "m");
+	ck_assert_int_eq(p.req.amount, 150);
+	sim_parsed_free(&p);
+	json_object_put(root);
+}
+END_TEST
+
+/* ---------- pure logic: render, faults, time, writer ---------- */
+
+START_TEST(render_model_and_variants)
+{
+	struct sim_result res;
+	new_txn("t1", 5000);
+	ck_assert_int_eq(apply(SIM_OP_CAPTURE, "t1", "m1", 4000, &res), SIM_APPLIED);
+	struct sim_rng rng;
+	sim_rng_seed(&rng, 3);
+	struct sim_render_opts o = {.rng = &rng};
+	struct sim_jw w;
+	sim_jw_init(&w);
+	sim_render_txn(&w, res.txn, (long)res.mod_index, NULL, &o);
+	ck_assert_ptr_nonnull(strstr(w.buf, "\"modificationAmount\":{\"amount\":40.00,"));
+	ck_assert_ptr_nonnull(strstr(w.buf, "\"amount\":50.00,\"currencyCode\":\"EUR\""));
+	struct json_object *plain = json_tokener_parse(w.buf), *v;
+	ck_assert_ptr_nonnull(plain);
+	ck_assert(json_object_object_get_ex(plain, "modification", &v));
+	ck_assert(!json_object_object_get_ex(plain, "modifications", &v));
+	ck_assert(json_object_object_get_ex(plain, "creationDate", &v));
+	ck_assert_int_eq(strlen(json_object_get_string(v)), 24);
+
+	o.array_shape = true;
+	sim_jw_reset(&w);
+	sim_render_txn(&w, res.txn, (long)res.mod_index, NULL, &o);
+	struct json_object *arr = json_tokener_parse(w.buf);
+	ck_assert(json_object_object_get_ex(arr, "modifications", &v));
+	ck_assert_int_eq(json_object_array_length(v), 1);
+	json_object_put(arr);
+
+	o.array_shape = false;
+	o.omit_optional = true;
+	o.extra_fields = true;
+	sim_jw_reset(&w);
+	sim_render_txn(&w, res.txn, (long)res.mod_index, NULL, &o);
+	struct json_object *varied = json_tokener_parse(w.buf);
+	ck_assert_ptr_nonnull(varied);
+	ck_assert(!json_object_object_get_ex(varied, "creationDate", &v));
+	ck_assert(json_object_object_get_ex(varied, "simExtra", &v));
+	ck_assert(json_object_object_get_ex(varied, "paymentStatus", &v));
+	ck_assert_str_eq(json_object_get_string(v), "CAPTURED");
+	json_object_put(varied);
+
+	/* reordering changes the text, not the content, and keeps "40.00" */
+	o.omit_optional = o.extra_fields = false;
+	o.reorder_fields = true;
+	bool differs = false;
+	for (int i = 0; i < 5 && !differs; i++) {
+		sim_jw_reset(&w);
+		sim_render_txn(&w, res.txn, (long)res.mod_index, NULL, &o);
+		sim_render_finish(&w, &o);
+		struct json_object *re = json_tokener_parse(w.buf);
+		ck_assert(json_object_equal(re, plain));
+		ck_assert_ptr_nonnull(strstr(w.buf, "40.00"));
+		differs = strncmp(w.buf, "{\"reconciliationReferenceId\"", 28) != 0;
+		json_object_put(re);
+	}
+	ck_assert(differs);
+	json_object_put(plain);
+
+	sim_jw_reset(&w);
+	sim_render_error(&w, "e", "quote \" and \\ and \x01", NULL, &o);
+	ck_assert_str_eq(w.buf,
+	                 "{\"error\":\"e\",\"errorDetails\":\"quote \\\" and \\\\ and \\u0001\"}");
+	sim_jw_free(&w);
+}
+END_TEST
+
+/* Parses a faults document; returns success and the reason. */
+static bool faults_doc(const char *json, struct sim_faults *f, char *err)
+{
+	struct json_object *doc = json_tokener_parse(json);
+	bool ok = sim_faults_from_json(doc, f, err, 200);
+	json_object_put(doc);
+	return ok;
+}
+
+START_TEST(faults_config_and_plans)
+{
+	struct sim_faults f;
+	char err[200];
+	ck_assert(faults_doc("{}", &f, err));
+	ck_assert_int_eq(f.status, 503);
+	ck_assert(!faults_doc("{\"fail_rate\":1.5}", &f, err));
+	ck_assert(!faults_doc("{\"fail_rate\":0.6,\"reset_rate\":0.6}", &f, err));
+	ck_assert(!faults_doc("{\"status\":404}", &f, err));
+	ck_assert(!faults_doc("{\"bogus\":1}", &f, err));
+	ck_assert_ptr_nonnull(strstr(err, "bogus"));
+	ck_assert(!faults_doc("{\"shape\":\"list\"}", &f, err));
+	ck_assert(
+	    faults_doc("{\"shape\":\"modifications\",\"status\":429,\"retry_after\":9}", &f, err));
+	ck_assert(f.array_shape);
+	ck_assert_int_eq(f.retry_after, 9);
+	ck_assert(sim_faults_parse_latency("50:10", &f));
+	ck_assert_int_eq(f.latency_ms, 50);
+	ck_assert_int_eq(f.jitter_ms, 10);
+	ck_assert(!sim_faults_parse_latency("50:", &f));
+
+	/* the same seed gives the same decisions */
+	ck_assert(faults_doc("{\"fail_rate\":0.3,\"drop_after_commit_rate\":0.3,\"latency_ms\":20,"
+	                     "\"jitter_ms\":10}",
+	                     &f, err));
+	struct sim_rng a, b;
+	sim_rng_seed(&a, 42);
+	sim_rng_seed(&b, 42);
+	int counts[6] = {0};
+	for (int i = 0; i < 1000; i++) {
+		struct sim_fault_plan pa, pb;
+		sim_faults_plan(&f, &a, &pa);
+		sim_faults_plan(&f, &b, &pb);
+		ck_assert_int_eq(pa.action, pb.action);
+		ck_assert_int_eq(pa.delay_ms, pb.delay_ms);
+		ck_assert(pa.delay_ms >= 10 && pa.delay_ms <= 30);
+		counts[pa.action]++;
+	}
+	ck_assert(counts[SIM_FAULT_FAIL] > 200 && counts[SIM_FAULT_FAIL] < 400);
+	ck_assert(counts[SIM_FAULT_DROP] > 200 && counts[SIM_FAULT_DROP] < 400);
+	ck_assert_int_eq(
+	    counts[SIM_FAULT_RESET] + counts[SIM_FAULT_SLOW] + counts[SIM_FAULT_GARBLE], 0);
+
+	/* garbled bodies never parse */
+	const char *body = "{\"paymentStatus\":\"CAPTURED\",\"x\":[1,2,{\"y\":\"z\"}]}";
+	for (int i = 0; i < 200; i++) {
+		size_t n;
+		char *g = sim_faults_garble(&a, body, strlen(body), &n);
+		struct json_tokener *tok = json_tokener_new();
+		struct json_object *o = json_tokener_parse_ex(tok, g, (int)n);
+		ck_assert_msg(o == NULL || json_tokener_get_parse_end(tok) < n, "valid: %s", g);
+		json_object_put(o);
+		json_tokener_free(tok);
+		free(g);
+	}
+}
+END_TEST
+
+START_TEST(time_text)
+{
+	int64_t ms;
+	char text[SIM_TIME_TEXT_MAX];
+	sim_time_format(1608106159296LL, text);
+	ck_assert_str_eq(text, "2020-12-16T08:09:19.296Z");
+	ck_assert(sim_time_parse("2020-12-16T08:09:19.296Z", &ms));
+	ck_assert_int_eq(ms, 1608106159296LL);
+	ck_assert(sim_time_parse("2020-12-16T09:09:19+01:00", &ms));
+	ck_assert_int_eq(ms, 1608106159000LL);
+	ck_assert(!sim_time_parse("2020-12-16 08:09:19Z", &ms));
+	ck_assert(!sim_time_parse("2020-12-16T08:09:19", &ms));
+	ck_assert(sim_duration_parse("96h", &ms));
+	ck_assert_int_eq(ms, 96LL * 3600 * 1000);
+	ck_assert(sim_duration_parse("250ms", &ms));
+	ck_assert_int_eq(ms, 250);
+	ck_assert(!sim_duration_parse("96", &ms));
+	ck_assert(!sim_duration_parse("-1h", &ms));
+}
+END_TEST
+
+/* ---------- over HTTP ---------- */
+
+static struct simproc *sim;
+
+static void sim_setup(void)
+{
+	sim = simproc_start(NULL);
+	ck_assert_msg(sim != NULL, "the simulator did not start");
+}
+
+static void sim_teardown(void)
+{
+	if (sim != NULL)
+		ck_assert_msg(simproc_stop(sim), "the simulator did not exit cleanly");
+	sim = NULL;
+}
+
+/* A modification body. amount NULL leaves modifiedAmount out. */
+static char *mod_body(const char *txn, const char *mid, const char *amount)
+{
+	if (amount == NULL)
+		return xasprintf("{\"transactionId\":\"%s\",\"merchantKey\":\"" MK
+		                 "\",\"modificationId\":\"%s\"}",
+		                 txn, mid);
+	return xasprintf("{\"transactionId\":\"%s\",\"merchantKey\":\"" MK "\",\"modificationId\":"
+	                 "\"%s\",\"modifiedAmount\":{\"amount\":%s,\"currencyCode\":\"EUR\"}}",
+	                 txn, mid, amount);
+}
+
+/* POSTs a modification and returns the HTTP status; body kept in *r. */
+static long post(const char *endpoint, const char *txn, const char *mid, const char *amount,
+                 struct simproc_reply *r)
+{
+	char *body = mod_body(txn, mid, amount);
+	ck_assert(simproc_payment(sim, endpoint, body, r));
+	free(body);
+	return r->status;
+}
+
+/* A string member of a JSON body ("a.b" paths), or "" when absent. */
+static const char *field(struct json_object *o, const char *path)
+{
+	char buf[128];
+	snprintf(buf, sizeof(buf), "%s", path);
+	struct json_object *cur = o;
+	for (char *save = NULL, *k = strtok_r(buf, ".", &save); k; k = strtok_r(NULL, ".", &save)) {
+		if (!json_object_object_get_ex(cur, k, &cur))
+			return "";
+	}
+	return json_object_get_string(cur);
+}
+
+/* Posts and asserts the status; returns the parsed answer (put it). */
+static struct json_object *post_expect(const char *endpoint, const char *txn, const char *mid,
+                                       const char *amount, long status)
+{
+	struct simproc_reply r;
+	long got = post(endpoint, txn, mid, amount, &r);
+	ck_assert_msg(got == status, "%s %s: %ld, expected %ld: %s", endpoint, mid, got, status,
+	              r.body);
+	struct json_object *o = json_tokener_parse(r.body);
+	ck_assert_msg(o != NULL, "not JSON: %s", r.body);
+	simproc_reply_free(&r);
+	return o;
+}
+
+START_TEST(http_authentication_and_headers)
+{
+	char *id = simproc_create_txn(sim, "10.00", "EUR");
+	ck_assert_ptr_nonnull(id);
+	char *body = mod_body(id, "m1", NULL);
+	struct simproc_reply r;
+	const char *no_auth[] = {"Content-Type: application/json", "Accept-Language: en-US", NULL};
+	ck_assert(simproc_call(sim, "POST", "/payment/capture", no_auth, body, 0, NULL, &r));
+	ck_assert_int_eq(r.status, 401);
+	ck_assert_ptr_nonnull(strstr(r.body, "\"error\""));
+	ck_assert_ptr_nonnull(strstr(r.body, "\"errorDetails\""));
+	simproc_reply_free(&r);
+	/* wrong user and password ("wrong:wrong"), right user with a wrong password */
+	const char *wrong[] = {"Authorization: Basic d3Jvbmc6d3Jvbmc=",
+	                       "Content-Type: application/json", "Accept-Language: en-US", NULL};
+	ck_assert(simproc_call(sim, "POST", "/payment/capture", wrong, body, 0, NULL, &r));
+	ck_assert_int_eq(r.status, 401);
+	simproc_reply_free(&r);
+	ck_assert(sim_api_check_basic("Basic "
+	                              "MzE5MjhkZTktNWM1ZS00ZjQxLTlhM2UtNmE1YjJjMWQwZTBmOnNpbS1hdXRo"
+	                              "ZW50aWNhdGlvbi1rZXktMDEyMzQ1Njc4OQ==",
+	                              MK, SIMPROC_AUTH_KEY));
+	ck_assert(!sim_api_check_basic("Basic "
+	                               "MzE5MjhkZTktNWM1ZS00ZjQxLTlhM2UtNmE1YjJjMWQwZTBmOnNpbS1hdXR"
+	                               "oZW50aWNhdGlvbi1rZXktMDEyMzQ1Njc4OA==",
+	                               MK, SIMPROC_AUTH_KEY));
+	const char *garbage[] = {"Authorization: Basic !!!", "Content-Type: application/json",
+	                         "Accept-Language: en-US", NULL};
+	ck_assert(simproc_call(sim, "POST", "/payment/capture", garbage, body, 0, NULL, &r));
+	ck_assert_int_eq(r.status, 401);
+	simproc_reply_free(&r);
+
+	/* required headers */
+	const char *const *api = simproc_api_headers(sim);
+	const char *no_type[] = {api[0], "Accept-Language: en-US", NULL};
+	ck_assert(simproc_call(sim, "POST", "/payment/capture", no_type, body, 0, NULL, &r));
+	ck_assert_int_eq(r.status, 400);
+	ck_assert_ptr_nonnull(strstr(r.body, "Content-Type"));
+	simproc_reply_free(&r);
+	const char *no_lang[] = {api[0], "Content-Type: application/json", NULL};
+	ck_assert(simproc_call(sim, "POST", "/payment/capture", no_lang, body, 0, NULL, &r));
+	ck_assert_int_eq(r.status, 400);
+	simproc_reply_free(&r);
+	const char *de[] = {api[0], "Content-Type: application/json; charset=utf-8",
+	                    "Accept-Language: de-DE", NULL};
+	ck_assert(simproc_call(sim, "POST", "/payment/capture", de, body, 0, NULL, &r));
+	ck_assert_int_eq(r.status, 400);
+	simproc_reply_free(&r);
+	const char *ok[] = {api[0], "Content-Type: application/json; charset=utf-8",
+	                    "Accept-Language: en-US", NULL};
+	ck_assert(simproc_call(sim, "POST", "/payment/capture", ok, body, 0, NULL, &r));
+	ck_assert_int_eq(r.status, 200);
+	simproc_reply_free(&r);
+	/* GET status needs them too */
+	char *path = xasprintf("/payment/status/%s", id);
+	ck_assert(simproc_call(sim, "GET", path, no_auth, NULL, 0, NULL, &r));
+	ck_assert_int_eq(r.status, 401);
+	simproc_reply_free(&r);
+	ck_assert(simproc_call(sim, "GET", path, api, NULL, 0, NULL, &r));
+	ck_assert_int_eq(r.status, 200);
+	simproc_reply_free(&r);
+	ck_assert(simproc_call(sim, "GET", "/payment/capture", api, NULL, 0, NULL, &r));
+	ck_assert_int_eq(r.status, 405);
+	simproc_reply_free(&r);
+	free(path);
+	free(body);
+	free(id);
+	ck_assert_int_eq(simproc_count_effects(sim, NULL, NULL), 1);
+}
+END_TEST
+
+START_TEST(http_validation_errors)
+{
+	char *id = simproc_create_txn(sim, "10.00", "EUR");
+	struct simproc_reply r;
+	ck_assert(simproc_payment(sim, "capture", "{not json", &r));
+	ck_assert_int_eq(r.status, 400);
+	simproc_reply_free(&r);
+	char *other = xasprintf("{\"transactionId\":\"%s\",\"merchantKey\":\"someone-else\","
+	                        "\"modificationId\":\"m\"}",
+	                        id);
+	ck_assert(simproc_payment(sim, "capture", other, &r));
+	ck_assert_int_eq(r.status, 403);
+	simproc_reply_free(&r);
+	free(other);
+	ck_assert(simproc_payment(sim, "capture", "{\"merchantKey\":\"" MK "\",\"bogus\":1}", &r));
+	ck_assert_int_eq(r.status, 400);
+	struct json_object *o = json_tokener_parse(r.body);
+	ck_assert_str_eq(field(o, "error"), "missing_field");
+	ck_assert_str_eq(field(o, "ignoredProperties"), "[ \"bogus\" ]");
+	json_object_put(o);
+	simproc_reply_free(&r);
+	o = post_expect("capture", "00000000-0000-4000-8000-000000000000", "m", NULL, 404);
+	ck_assert_str_eq(field(o, "error"), "transaction_not_found");
+	json_object_put(o);
+	o = post_expect("capture", id, "m", "10.001", 400);
+	ck_assert_str_eq(field(o, "error"), "invalid_amount");
+	json_object_put(o);
+	o = post_expect("capture", id, "m", "0", 400);
+	json_object_put(o);
+	o = post_expect("capture", id, "m", "-1.00", 400);
+	json_object_put(o);
+	o = post_expect("capture", id, "m", "\"5.00\"", 400);
+	json_object_put(o);
+	ck_assert(simproc_status(sim, "no-such-transaction", &r));
+	ck_assert_int_eq(r.status, 404);
+	simproc_reply_free(&r);
+	ck_assert_int_eq(simproc_count_effects(sim, NULL, NULL), 0);
+	free(id);
+}
+END_TEST
+
+START_TEST(http_capture_refund_flow)
+{
+	char *id = simproc_create_txn(sim, "50.00", "EUR");
+	struct json_object *o = post_expect("capture", id, "cap-1", "40.00", 200);
+	ck_assert_str_eq(field(o, "paymentStatus"), "CAPTURED");
+	ck_assert_str_eq(field(o, "modification.modificationData.type"), "CAPTURE");
+	ck_assert_str_eq(field(o, "modification.modificationData.modificationId"), "cap-1");
+	ck_assert_str_eq(field(o, "modification.modificationAmount.amount"), "40.00");
+	ck_assert_str_eq(field(o, "transactionOverview.amount"), "50.00");
+	ck_assert_str_eq(field(o, "transactionOverview.transactionId"), id);
+	ck_assert_str_eq(field(o, "transactionOverview.currencyCode"), "EUR");
+	ck_assert_str_eq(field(o, "transactionOverview.mit"), "false");
+	ck_assert_int_eq(strlen(field(o, "reconciliationReferenceId")), 16);
+	ck_assert_int_eq(strlen(field(o, "lastStatusDate")), 24);
+	json_object_put(o);
+	/* capture once only; cancel only before capture */
+	json_object_put(post_expect("capture", id, "cap-2", "1.00", 422));
+	o = post_expect("cancel", id, "cnl-1", NULL, 422);
+	ck_assert_str_eq(field(o, "error"), "invalid_state");
+	json_object_put(o);
+	o = post_expect("refund", id, "ref-1", "25", 200);
+	ck_assert_str_eq(field(o, "paymentStatus"), "CAPTURED");
+	ck_assert_str_eq(field(o, "modification.modificationAmount.amount"), "25.00");
+	json_object_put(o);
+	json_object_put(post_expect("refund", id, "ref-2", "15.01", 422));
+	o = post_expect("refund", id, "ref-3", "15.00", 200);
+	ck_assert_str_eq(field(o, "paymentStatus"), "REFUNDED");
+	ck_assert_str_eq(field(o, "modification.status"), "REFUNDED");
+	json_object_put(o);
+	json_object_put(post_expect("refund", id, "ref-4", "0.01", 422));
+
+	struct simproc_reply r;
+	ck_assert(simproc_status(sim, id, &r));
+	ck_assert_int_eq(r.status, 200);
+	o = json_tokener_parse(r.body);
+	struct json_object *mods;
+	ck_assert(json_object_object_get_ex(o, "modifications", &mods));
+	ck_assert_int_eq(json_object_array_length(mods), 3);
+	ck_assert_str_eq(field(o, "paymentStatus"), "REFUNDED");
+	json_object_put(o);
+	simproc_reply_free(&r);
+
+	struct json_object *ledger = simproc_ledger(sim);
+	ck_assert_int_eq(simproc_ledger_count(ledger, id, "CAPTURE"), 1);
+	ck_assert_int_eq(simproc_ledger_count(ledger, id, "REFUND"), 2);
+	ck_assert_int_eq(simproc_ledger_count(ledger, id, "refund"), 2);
+	ck_assert_int_eq(simproc_ledger_count(ledger, id, "cancel"), 0);
+	ck_assert_int_eq(simproc_ledger_count(ledger, NULL, NULL), 3);
+	struct json_object *effects, *e;
+	ck_assert(json_object_object_get_ex(ledger, "effects", &effects));
+	e = json_object_array_get_idx(effects, 0);
+	ck_assert_str_eq(field(e, "amount"), "40.00");
+	ck_assert_str_eq(field(e, "released"), "10.00");
+	ck_assert_str_eq(field(e, "currencyCode"), "EUR");
+	ck_assert_str_eq(field(e, "modificationId"), "cap-1");
+	json_object_put(ledger);
+	free(id);
+}
+END_TEST
+
+START_TEST(http_cancel_and_cancel_or_refund)
+{
+	char *a = simproc_create_txn(sim, "10.99", "EUR");
+	char *b = simproc_create_txn(sim, "10.99", "EUR");
+	char *c = simproc_create_txn(sim, "10.99", "EUR");
+	struct json_object *o = post_expect("cancel", a, "a-1", NULL, 200);
+	ck_assert_str_eq(field(o, "paymentStatus"), "CANCELLED");
+	ck_assert_str_eq(field(o, "modification.modificationData.type"), "CANCELLATION");
+	ck_assert_str_eq(field(o, "modification.modificationAmount.amount"), "10.99");
+	json_object_put(o);
+	json_object_put(post_expect("capture", a, "a-2", NULL, 422));
+	json_object_put(post_expect("refund", a, "a-3", NULL, 422));
+
+	o = post_expect("cancelOrRefund", b, "b-1", NULL, 200);
+	ck_assert_str_eq(field(o, "paymentStatus"), "CANCELED");
+	ck_assert_str_eq(field(o, "modification.modificationData.type"), "CANCELATION");
+	ck_assert_str_eq(field(o, "modification.status"), "CANCELED");
+	json_object_put(o);
+
+	json_object_put(post_expect("capture", c, "c-1", NULL, 200));
+	json_object_put(post_expect("refund", c, "c-2", "0.99", 200));
+	o = post_expect("cancelOrRefund", c, "c-3", NULL, 200);
+	ck_assert_str_eq(field(o, "paymentStatus"), "REFUNDED");
+	ck_assert_str_eq(field(o, "modification.modificationData.type"), "REFUND");
+	ck_assert_str_eq(field(o, "modification.modificationAmount.amount"), "10.00");
+	json_object_put(o);
+	json_object_put(post_expect("cancelOrRefund", c, "c-4", NULL, 422));
+	ck_assert_int_eq(simproc_count_effects(sim, a, "CANCELLATION"), 1);
+	ck_assert_int_eq(simproc_count_effects(sim, b, "CANCELLATION"), 1);
+	ck_assert_int_eq(simproc_count_effects(sim, b, "cancel"), 1);
+	ck_assert_int_eq(simproc_count_effects(sim, c, "REFUND"), 2);
+	free(a);
+	free(b);
+	free(c);
+}
+END_TEST
+
+START_TEST(http_expiry_by_clock)
+{
+	char *a = simproc_create_txn(sim, "20.00", "EUR");
+	char *b = simproc_create_txn_json(
+	    sim, "{\"amount\":20.00,\"currencyCode\":\"EUR\",\"authorizedAt\":"
+	         "\"2020-01-01T00:00:00Z\",\"expiresAt\":\"2020-01-02T00:00:00.000Z\"}");
+	ck_assert_ptr_nonnull(b);
+	struct json_object *o = post_expect("capture", b, "b-1", NULL, 422);
+	ck_assert_str_eq(field(o, "error"), "authorization_expired");
+	json_object_put(o);
+	ck_assert(simproc_advance_clock(sim, "119h"));
+	json_object_put(post_expect("capture", a, "a-0", "0.01", 200));
+	char *a2 = simproc_create_txn(sim, "20.00", "EUR");
+	ck_assert(simproc_advance_clock(sim, "2h"));
+	o = post_expect("capture", a2, "a2-1", NULL, 200);
+	json_object_put(o);
+	ck_assert(simproc_advance_clock(sim, "119h"));
+	o = post_expect("capture", a2, "a2-2", NULL, 422);
+	json_object_put(o);
+	char *a3 = simproc_create_txn(sim, "20.00", "EUR");
+	ck_assert(simproc_advance_clock(sim, "120h"));
+	o = post_expect("capture", a3, "a3-1", NULL, 422);
+	ck_assert_str_eq(field(o, "error"), "authorization_expired");
+	json_object_put(o);
+	/* the clock reads back */
+	struct simproc_reply r;
+	ck_assert(simproc_call(sim, "GET", "/_sim/clock", NULL, NULL, 0, NULL, &r));
+	ck_assert_int_eq(r.status, 200);
+	o = json_tokener_parse(r.body);
+	ck_assert_str_eq(field(o, "offsetMs"), "1296000000"); /* 119h + 2h + 119h + 120h */
+	json_object_put(o);
+	simproc_reply_free(&r);
+	free(a);
+	free(a2);
+	free(a3);
+	free(b);
+}
+END_TEST
+
+START_TEST(http_auth_validity_option)
+{
+	const char *args[] = {"--auth-validity", "1h", NULL};
+	struct simproc_opts opts = {.extra_args = args};
+	struct simproc *s2 = simproc_start(&opts);
+	ck_assert_ptr_nonnull(s2);
+	char *id = simproc_create_txn(s2, "5.00", "EUR");
+	ck_assert(simproc_advance_clock(s2, "61m"));
+	char *body = mod_body(id, "m", NULL);
+	struct simproc_reply r;
+	ck_assert(simproc_payment(s2, "capture", body, &r));
+	ck_assert_int_eq(r.status, 422);
+	simproc_reply_free(&r);
+	free(body);
+	free(id);
+	ck_assert(simproc_stop(s2));
+}
+END_TEST
+
+START_TEST(http_idempotent_replay)
+{
+	char *id = simproc_create_txn(sim, "30.00", "EUR");
+	char *body = mod_body(id, "idem-1", "12.34");
+	struct simproc_reply r1, r2, r3;
+	ck_assert(simproc_payment(sim, "capture", body, &r1));
+	ck_assert_int_eq(r1.status, 200);
+	ck_assert(simproc_payment(sim, "capture", body, &r2));
+	ck_assert_int_eq(r2.status, 200);
+	ck_assert_str_eq(r1.body, r2.body);
+	/* later state changes do not alter the stored answer */
+	json_object_put(post_expect("refund", id, "idem-r", "1.00", 200));
+	ck_assert(simproc_payment(sim, "capture", body, &r3));
+	ck_assert_str_eq(r1.body, r3.body);
+	simproc_reply_free(&r1);
+	simproc_reply_free(&r2);
+	simproc_reply_free(&r3);
+	ck_assert_int_eq(simproc_count_effects(sim, id, "CAPTURE"), 1);
+	ck_assert_int_eq(simproc_request_count(sim, "idem-1"), 3);
+	ck_assert_int_eq(simproc_request_count(sim, "never-sent"), 0);
+
+	/* same id, different bytes: refused, no effect */
+	struct json_object *o = post_expect("capture", id, "idem-1", "12.35", 422);
+	ck_assert_str_eq(field(o, "error"), "modification_id_conflict");
+	json_object_put(o);
+	o = post_expect("refund", id, "idem-1", "12.34", 422);
+	ck_assert_str_eq(field(o, "error"), "modification_id_conflict");
+	json_object_put(o);
+	/* a refused request is answered the same way on replay */
+	char *refused = mod_body(id, "idem-2", "99.00");
+	ck_assert(simproc_payment(sim, "refund", refused, &r1));
+	ck_assert(simproc_payment(sim, "refund", refused, &r2));
+	ck_assert_int_eq(r1.status, 422);
+	ck_assert_int_eq(r2.status, 422);
+	ck_assert_str_eq(r1.body, r2.body);
+	simproc_reply_free(&r1);
+	simproc_reply_free(&r2);
+	ck_assert_int_eq(simproc_request_count(sim, "idem-1"), 5);
+	ck_assert_int_eq(simproc_count_effects(sim, id, NULL), 2);
+	free(refused);
+	free(body);
+	free(id);
+}
+END_TEST
+
+START_TEST(http_control_api)
+{
+	struct simproc_reply r;
+	char *id = simproc_create_txn_json(sim, "{\"amount\":35.99,\"currencyCode\":\"EUR\","
+	                                        "\"transactionId\":\"my-own-id\",\"description\":"
+	                                        "\"Order 4711\",\"mit\":true}");
+	ck_assert_str_eq(id, "my-own-id");
+	free(id);
+	const char *json[] = {"Content-Type: application/json", NULL};
+	ck_assert(simproc_call(sim, "POST", "/_sim/transactions", json,
+	                       "{\"amount\":\"1.00\",\"currencyCode\":\"EUR\",\"transactionId\":"
+	                       "\"my-own-id\"}",
+	                       0, NULL, &r));
+	ck_assert_int_eq(r.status, 409);
+	simproc_reply_free(&r);
+	ck_assert(simproc_call(sim, "POST", "/_sim/transactions", json,
+	                       "{\"amount\":\"1.001\",\"currencyCode\":\"EUR\"}", 0, NULL, &r));
+	ck_assert_int_eq(r.status, 400);
+	simproc_reply_free(&r);
+	ck_assert(simproc_call(sim, "POST", "/_sim/transactions", json,
+	                       "{\"amount\":\"1\",\"currencyCode\":\"EUR\",\"colour\":1}", 0, NULL,
+	                       &r));
+	ck_assert_int_eq(r.status, 400);
+	simproc_reply_free(&r);
+	ck_assert(simproc_call(sim, "POST", "/_sim/transactions", json,
+	                       "{\"amount\":\"1\",\"currencyCode\":\"EUR\",\"status\":\"NOPE\"}", 0,
+	                       NULL, &r));
+	ck_assert_int_eq(r.status, 400);
+	simproc_reply_free(&r);
+	char *cap = simproc_create_txn_json(
+	    sim, "{\"amount\":\"8.00\",\"currencyCode\":\"EUR\",\"status\":\"CAPTURED\"}");
+	json_object_put(post_expect("refund", cap, "cr-1", "8.00", 200));
+	free(cap);
+
+	ck_assert(simproc_status(sim, "my-own-id", &r));
+	struct json_object *o = json_tokener_parse(r.body);
+	ck_assert_str_eq(field(o, "description"), "Order 4711");
+	ck_assert_str_eq(field(o, "transactionOverview.amount"), "35.99");
+	ck_assert_str_eq(field(o, "transactionOverview.mit"), "true");
+	ck_assert_ptr_nonnull(strstr(r.body, "\"amount\":35.99,"));
+	json_object_put(o);
+	simproc_reply_free(&r);
+	ck_assert(
+	    simproc_call(sim, "GET", "/_sim/transactions/my-own-id", NULL, NULL, 0, NULL, &r));
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_nonnull(strstr(r.body, "\"amount\":\"35.99\""));
+	simproc_reply_free(&r);
+	ck_assert(
+	    simproc_call(sim, "POST", "/_sim/clock", json, "{\"advance\":\"soon\"}", 0, NULL, &r));
+	ck_assert_int_eq(r.status, 400);
+	simproc_reply_free(&r);
+	ck_assert(
+	    simproc_call(sim, "POST", "/_sim/faults", json, "{\"fail_rate\":2}", 0, NULL, &r));
+	ck_assert_int_eq(r.status, 400);
+	simproc_reply_free(&r);
+	ck_assert(simproc_call(sim, "GET", "/_sim/nothing", NULL, NULL, 0, NULL, &r));
+	ck_assert_int_eq(r.status, 404);
+	simproc_reply_free(&r);
+}
+END_TEST
+
+/* Elapsed wall-clock milliseconds since *t0. */
+static long elapsed_ms(const struct timespec *t0)
+{
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+START_TEST(http_fault_fail_status)
+{
+	char *id = simproc_create_txn(sim, "10.00", "EUR");
+	struct simproc_reply r;
+	ck_assert(simproc_set_faults(sim, "{\"fail_rate\":1,\"status\":503,\"retry_after\":7}"));
+	ck_assert_int_eq(post("capture", id, "f-1", NULL, &r), 503);
+	ck_assert_str_eq(r.retry_after, "7");
+	ck_assert_ptr_nonnull(strstr(r.body, "\"error\""));
+	simproc_reply_free(&r);
+	ck_assert(simproc_set_faults(sim, "{\"fail_rate\":1,\"status\":429,\"retry_after\":3}"));
+	ck_assert_int_eq(post("capture", id, "f-1", NULL, &r), 429);
+	ck_assert_str_eq(r.retry_after, "3");
+	simproc_reply_free(&r);
+	ck_assert(simproc_set_faults(sim, "{\"fail_rate\":1,\"status\":408}"));
+	ck_assert_int_eq(post("capture", id, "f-1", NULL, &r), 408);
+	ck_assert_ptr_null(r.retry_after);
+	simproc_reply_free(&r);
+	ck_assert(simproc_set_faults(sim, "{\"fail_rate\":1,\"status\":502}"));
+	ck_assert_int_eq(post("capture", id, "f-1", NULL, &r), 502);
+	simproc_reply_free(&r);
+	/* the control API is never faulted; nothing was processed */
+	ck_assert_int_eq(simproc_count_effects(sim, id, NULL), 0);
+	ck_assert(simproc_set_faults(sim, "{\"fail_rate\":1,\"status\":500}"));
+	ck_assert_int_eq(post("capture", id, "f-1", NULL, &r), 500);
+	simproc_reply_free(&r);
+	ck_assert(simproc_clear_faults(sim));
+	ck_assert_int_eq(post("capture", id, "f-1", NULL, &r), 200);
+	simproc_reply_free(&r);
+	ck_assert_int_eq(simproc_count_effects(sim, id, "CAPTURE"), 1);
+	ck_assert_int_eq(simproc_request_count(sim, "f-1"), 6);
+	free(id);
+}
+END_TEST
+
+START_TEST(http_fault_reset)
+{
+	char *id = simproc_create_txn(sim, "10.00", "EUR");
+	struct simproc_reply r;
+	ck_assert(simproc_set_faults(sim, "{\"reset_rate\":1}"));
+	ck_assert_int_eq(post("capture", id, "x-1", NULL, &r), 0);
+	ck_assert_msg(r.curl_code == CURLE_RECV_ERROR || r.curl_code == CURLE_GOT_NOTHING ||
+	                  r.curl_code == CURLE_SEND_ERROR,
+	              "curl %d", r.curl_code);
+	simproc_reply_free(&r);
+	ck_assert_int_eq(simproc_count_effects(sim, id, NULL), 0);
+	ck_assert_int_eq(simproc_request_count(sim, "x-1"), 1);
+	ck_assert(simproc_clear_faults(sim));
+	ck_assert_int_eq(post("capture", id, "x-1", NULL, &r), 200);
+	simproc_reply_free(&r);
+	ck_assert_int_eq(simproc_count_effects(sim, id, "CAPTURE"), 1);
+	free(id);
+}
+END_TEST
+
+START_TEST(http_fault_drop_after_commit)
+{
+	char *id = simproc_create_txn(sim, "10.00", "EUR");
+	char *body = mod_body(id, "d-1", "4.00");
+	struct simproc_reply r, replay;
+	ck_assert(simproc_set_faults(sim, "{\"drop_after_commit_rate\":1}"));
+	ck_assert(simproc_payment(sim, "capture", body, &r));
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_int_eq(r.curl_code, CURLE_GOT_NOTHING);
+	simproc_reply_free(&r);
+	/* the effect happened although nobody heard of it */
+	ck_assert_int_eq(simproc_count_effects(sim, id, "CAPTURE"), 1);
+	ck_assert(simproc_clear_faults(sim));
+	ck_assert(simproc_payment(sim, "capture", body, &replay));
+	ck_assert_int_eq(replay.status, 200);
+	struct json_object *o = json_tokener_parse(replay.body);
+	ck_assert_str_eq(field(o, "paymentStatus"), "CAPTURED");
+	ck_assert_str_eq(field(o, "modification.modificationId"), "");
+	ck_assert_str_eq(field(o, "modification.modificationData.modificationId"), "d-1");
+	json_object_put(o);
+	simproc_reply_free(&replay);
+	ck_assert_int_eq(simproc_count_effects(sim, id, "CAPTURE"), 1);
+	ck_assert_int_eq(simproc_request_count(sim, "d-1"), 2);
+	free(body);
+	free(id);
+}
+END_TEST
+
+START_TEST(http_fault_slow)
+{
+	char *id = simproc_create_txn(sim, "10.00", "EUR");
+	char *body = mod_body(id, "s-1", NULL);
+	struct simproc_reply r;
+	ck_assert(simproc_set_faults(sim, "{\"slow_rate\":1,\"slow_ms\":1500}"));
+	ck_assert(simproc_call(sim, "POST", "/payment/capture", simproc_api_headers(sim), body, 300,
+	                       NULL, &r));
+	ck_assert_int_eq(r.curl_code, CURLE_OPERATION_TIMEDOUT);
+	simproc_reply_free(&r);
+	/* processed at once, answered late */
+	ck_assert_int_eq(simproc_count_effects(sim, id, "CAPTURE"), 1);
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ck_assert(simproc_call(sim, "POST", "/payment/capture", simproc_api_headers(sim), body,
+	                       5000, NULL, &r));
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_int_ge(elapsed_ms(&t0), 1400);
+	simproc_reply_free(&r);
+	ck_assert_int_eq(simproc_count_effects(sim, id, "CAPTURE"), 1);
+	free(body);
+	free(id);
+}
+END_TEST
+
+START_TEST(http_fault_garble)
+{
+	char *id = simproc_create_txn(sim, "10.00", "EUR");
+	char *body = mod_body(id, "g-1", NULL);
+	struct simproc_reply r;
+	ck_assert(simproc_set_faults(sim, "{\"garble_rate\":1,\"seed\":5}"));
+	for (int i = 0; i < 5; i++) {
+		ck_assert(simproc_payment(sim, "capture", body, &r));
+		ck_assert_int_eq(r.status, 200);
+		struct json_tokener *tok = json_tokener_new();
+		struct json_object *o = json_tokener_parse_ex(tok, r.body, (int)r.len);
+		ck_assert_msg(o == NULL || json_tokener_get_parse_end(tok) < r.len, "parsed: %s",
+		              r.body);
+		json_object_put(o);
+		json_tokener_free(tok);
+		simproc_reply_free(&r);
+	}
+	ck_assert(simproc_clear_faults(sim));
+	ck_assert(simproc_payment(sim, "capture", body, &r));
+	struct json_object *o = json_tokener_parse(r.body);
+	ck_assert_ptr_nonnull(o);
+	ck_assert_str_eq(field(o, "paymentStatus"), "CAPTURED");
+	json_object_put(o);
+	simproc_reply_free(&r);
+	ck_assert_int_eq(simproc_count_effects(sim, id, "CAPTURE"), 1);
+	ck_assert_int_eq(simproc_request_count(sim, "g-1"), 6);
+	free(body);
+	free(id);
+}
+END_TEST
+
+START_TEST(http_fault_latency_and_seed)
+{
+	char *id = simproc_create_txn(sim, "10.00", "EUR");
+	struct simproc_reply r;
+	ck_assert(simproc_set_faults(sim, "{\"latency_ms\":300,\"jitter_ms\":50}"));
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ck_assert(simproc_status(sim, id, &r));
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_int_ge(elapsed_ms(&t0), 240);
+	simproc_reply_free(&r);
+
+	/* a seeded fail_rate gives the same sequence twice */
+	char seq[2][41];
+	for (int round = 0; round < 2; round++) {
+		ck_assert(simproc_set_faults(sim, "{\"fail_rate\":0.5,\"seed\":42}"));
+		for (int i = 0; i < 40; i++) {
+			ck_assert(simproc_status(sim, id, &r));
+			seq[round][i] = r.status == 200 ? 'o' : 'x';
+			ck_assert(r.status == 200 || r.status == 503);
+			simproc_reply_free(&r);
+		}
+		seq[round][40] = '\0';
+	}
+	ck_assert_str_eq(seq[0], seq[1]);
+	ck_assert_ptr_nonnull(strchr(seq[0], 'o'));
+	ck_assert_ptr_nonnull(strchr(seq[0], 'x'));
+	/* control calls are never faulted */
+	ck_assert(simproc_set_faults(sim, "{\"fail_rate\":1,\"reset_rate\":0}"));
+	struct json_object *ledger = simproc_ledger(sim);
+	ck_assert_ptr_nonnull(ledger);
+	json_object_put(ledger);
+	free(id);
+}
+END_TEST
+
+START_TEST(http_fault_formats)
+{
+	char *id = simproc_create_txn(sim, "10.00", "EUR");
+	json_object_put(post_expect("capture", id, "fm-1", "5.00", 200));
+	struct simproc_reply r;
+	ck_assert(simproc_status(sim, id, &r));
+	struct json_object *plain = json_tokener_parse(r.body);
+	simproc_reply_free(&r);
+
+	ck_assert(simproc_set_faults(sim, "{\"reorder_fields\":true,\"seed\":9}"));
+	ck_assert(simproc_status(sim, id, &r));
+	struct json_object *re = json_tokener_parse(r.body);
+	ck_assert(json_object_equal(plain, re));
+	ck_assert_ptr_nonnull(strstr(r.body, "5.00"));
+	json_object_put(re);
+	simproc_reply_free(&r);
+
+	ck_assert(simproc_set_faults(sim, "{\"extra_fields\":true,\"omit_optional\":true}"));
+	ck_assert(simproc_status(sim, id, &r));
+	struct json_object *x = json_tokener_parse(r.body), *v;
+	ck_assert(json_object_object_get_ex(x, "simExtra", &v));
+	ck_assert(!json_object_object_get_ex(x, "creationDate", &v));
+	ck_assert_str_eq(field(x, "paymentStatus"), "CAPTURED");
+	json_object_put(x);
+	simproc_reply_free(&r);
+
+	ck_assert(simproc_set_faults(sim, "{\"shape\":\"modifications\"}"));
+	char *id2 = simproc_create_txn(sim, "10.00", "EUR");
+	struct json_object *o = post_expect("capture", id2, "fm-2", NULL, 200);
+	ck_assert(json_object_object_get_ex(o, "modifications", &v));
+	ck_assert(!json_object_object_get_ex(o, "modification", &v));
+	json_object_put(o);
+	json_object_put(plain);
+	free(id);
+	free(id2);
+}
+END_TEST
+
+START_TEST(http_shape_option)
+{
+	const char *args[] = {"--shape", "modifications", "--latency", "1:1", "--preload",
+	                      "3",       "--seed",        "9",         NULL};
+	struct simproc_opts opts = {.extra_args = args};
+	struct simproc *s2 = simproc_start(&opts);
+	ck_assert_ptr_nonnull(s2);
+	char *id = simproc_create_txn(s2, "5.00", "EUR");
+	char *body = mod_body(id, "m", NULL);
+	struct simproc_reply r;
+	ck_assert(simproc_payment(s2, "capture", body, &r));
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_nonnull(strstr(r.body, "\"modifications\":["));
+	simproc_reply_free(&r);
+	/* preloaded transactions, ids derived from the seed */
+	ck_assert(simproc_status(s2, "00000009-0000-4000-8000-000000000002", &r));
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_nonnull(strstr(r.body, "\"paymentStatus\":\"AUTHORIZATION_COMPLETED\""));
+	simproc_reply_free(&r);
+	ck_assert(simproc_status(s2, "00000009-0000-4000-8000-000000000003", &r));
+	ck_assert_int_eq(r.status, 404);
+	simproc_reply_free(&r);
+	free(body);
+	free(id);
+	ck_assert(simproc_stop(s2));
+	/* non-loopback addresses are refused */
+	const char *bad[] = {"--listen", "0.0.0.0:0", NULL};
+	opts.extra_args = bad;
+	ck_assert_ptr_null(simproc_start(&opts));
+}
+END_TEST
+
+START_TEST(http_stop_with_answers_pending)
+{
+	/* answers still waiting on their timers are dropped cleanly at SIGTERM */
+	char *id = simproc_create_txn(sim, "10.00", "EUR");
+	char *body = mod_body(id, "p-1", NULL);
+	struct simproc_reply r;
+	ck_assert(simproc_set_faults(sim, "{\"slow_rate\":1,\"slow_ms\":60000}"));
+	ck_assert(simproc_call(sim, "POST", "/payment/capture", simproc_api_headers(sim), body, 200,
+	                       NULL, &r));
+	ck_assert_int_eq(r.curl_code, CURLE_OPERATION_TIMEDOUT);
+	simproc_reply_free(&r);
+	ck_assert(simproc_set_faults(sim, "{\"latency_ms\":60000}"));
+	ck_assert(simproc_call(sim, "GET", "/payment/status/x", simproc_api_headers(sim), NULL, 200,
+	                       NULL, &r));
+	ck_assert_int_eq(r.curl_code, CURLE_OPERATION_TIMEDOUT);
+	simproc_reply_free(&r);
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ck_assert(simproc_stop(sim));
+	sim = NULL;
+	ck_assert_int_lt(elapsed_ms(&t0), 10000);
+	free(body);
+	free(id);
+}
+END_TEST
+
+START_TEST(http_tls)
+{
+	struct simproc_opts opts = {.tls = true};
+	struct simproc *s2 = simproc_start(&opts);
+	ck_assert_ptr_nonnull(s2);
+	ck_assert_int_eq(strncmp(simproc_base_url(s2), "https://", 8), 0);
+	char *id = simproc_create_txn(s2, "5.00", "EUR");
+	ck_assert_ptr_nonnull(id);
+	char *body = mod_body(id, "t-1", NULL);
+	struct simproc_reply r;
+	ck_assert(simproc_payment(s2, "capture", body, &r));
+	ck_assert_int_eq(r.status, 200);
+	simproc_reply_free(&r);
+	/* a client trusting another CA refuses the server */
+	ck_assert(simproc_make_tls(simproc_dir(s2), "other"));
+	char *other = xasprintf("%s/other-ca.pem", simproc_dir(s2));
+	ck_assert(simproc_call(s2, "POST", "/payment/capture", simproc_api_headers(s2), body, 0,
+	                       other, &r));
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_int_eq(r.curl_code, CURLE_PEER_FAILED_VERIFICATION);
+	simproc_reply_free(&r);
+	ck_assert_int_eq(simproc_request_count(s2, "t-1"), 1);
+	/* faults work over TLS too */
+	ck_assert(simproc_set_faults(s2, "{\"drop_after_commit_rate\":1}"));
+	char *body2 = mod_body(id, "t-2", "1.00");
+	ck_assert(simproc_payment(s2, "refund", body2, &r));
+	ck_assert_int_eq(r.status, 0);
+	simproc_reply_free(&r);
+	ck_assert(simproc_set_faults(s2, "{\"reset_rate\":1}"));
+	ck_assert(simproc_payment(s2, "refund", body2, &r));
+	ck_assert_int_eq(r.status, 0);
+	simproc_reply_free(&r);
+	ck_assert(simproc_clear_faults(s2));
+	ck_assert_int_eq(simproc_count_effects(s2, id, "REFUND"), 1);
+	free(other);
+	free(body);
+	free(body2);
+	free(id);
+	ck_assert(simproc_stop(s2));
+}
+END_TEST
+
+static Suite *sim_suite(void)
+{
+	Suite *s = suite_create("smartpay-sim");
+	TCase *tc = tcase_create("state");
+	tcase_add_checked_fixture(tc, state_setup, state_teardown);
+	tcase_add_test(tc, state_capture_partial_releases_rest);
+	tcase_add_test(tc, state_capture_amount_rules);
+	tcase_add_test(tc, state_capture_expired);
+	tcase_add_test(tc, state_cancel_only_before_capture);
+	tcase_add_test(tc, state_refunds_up_to_captured);
+	tcase_add_test(tc, state_cancel_or_refund);
+	tcase_add_test(tc, state_create_rules_and_preload);
+	tcase_add_test(tc, state_idempotency_records);
+	tcase_add_test(tc, render_model_and_variants);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("pure");
+	tcase_add_test(tc, request_fields);
+	tcase_add_test(tc, request_amounts_exact);
+	tcase_add_test(tc, request_ignored_properties);
+	tcase_add_test(tc, faults_config_and_plans);
+	tcase_add_test(tc, time_text);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("http");
+	tcase_set_timeout(tc, 60);
+	tcase_add_checked_fixture(tc, sim_setup, sim_teardown);
+	tcase_add_test(tc, http_authentication_and_headers);
+	tcase_add_test(tc, http_validation_errors);
+	tcase_add_test(tc, http_capture_refund_flow);
+	tcase_add_test(tc, http_cancel_and_cancel_or_refund);
+	tcase_add_test(tc, http_expiry_by_clock);
+	tcase_add_test(tc, http_auth_validity_option);
+	tcase_add_test(tc, http_idempotent_replay);
+	tcase_add_test(tc, http_control_api);
+	tcase_add_test(tc, http_fault_fail_status);
+	tcase_add_test(tc, http_fault_reset);
+	tcase_add_test(tc, http_fault_drop_after_commit);
+	tcase_add_test(tc, http_fault_slow);
+	tcase_add_test(tc, http_fault_garble);
+	tcase_add_test(tc, http_fault_latency_and_seed);
+	tcase_add_test(tc, http_fault_formats);
+	tcase_add_test(tc, http_shape_option);
+	tcase_add_test(tc, http_stop_with_answers_pending);
+	tcase_add_test(tc, http_tls);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	SRunner *sr = srunner_create(sim_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	curl_global_cleanup();
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
