@@ -21,7 +21,7 @@
 #include <time.h>
 
 /* Order ids remembered from notifications before falling back to a full scan. */
-#define MAX_NOTIFIED_IDS 20000
+#define MAX_NOTIFIED_IDS 200000
 /* Longest gateway answer kept in the ledger. */
 #define MAX_STORED_RESPONSE 65536
 /* Pause after credentials are rejected, doubled per failed probe up to retry_max. */
@@ -41,6 +41,7 @@ struct engine {
 	char *secret;
 	bool once;
 	struct engine_hooks hooks;
+	struct engine_listener listener; /* the alerts module; zeroed when none */
 
 	struct pg_conn *pc;
 	struct store *st;
@@ -53,6 +54,9 @@ struct engine {
 	bool requests_wanted; /* open refund / cancel_or_refund requests of the shop */
 	char **ids;       /* order ids from notifications and finished captures */
 	size_t nids, cap_ids;
+	/* claimed rows waiting for room in the in-flight window, oldest first */
+	struct store_claim *queue;
+	size_t qhead, qlen, qcap;
 	bool claiming; /* one claim cycle at a time */
 	bool scanning; /* the cycle reads the whole orders relation */
 	int claim_limit; /* rows asked for by the running cycle */
@@ -96,6 +100,8 @@ const char *engine_result_name(enum engine_result r)
 static void engine_pump(struct engine *e);
 static void engine_flush(struct engine *e);
 static void engine_arm_timer(struct engine *e);
+static void engine_send_queued(struct engine *e);
+static void engine_release_queued(struct engine *e);
 
 /* Wall-clock time in unix milliseconds. */
 static int64_t now_ms(void)
@@ -117,7 +123,7 @@ static void engine_check_idle(struct engine *e)
 {
 	if (e->exited || !(e->once || e->draining))
 		return;
-	if (e->claiming || http_inflight(e->http) > 0 || e->nout > 0 || e->writing)
+	if (e->claiming || http_inflight(e->http) > 0 || e->qlen > 0 || e->nout > 0 || e->writing)
 		return;
 	if (e->once && !e->draining && e->prepared &&
 	    (e->scan_wanted || e->due_wanted || e->own_wanted || e->requests_wanted || e->nids > 0))
@@ -240,6 +246,7 @@ static void engine_pause_gateway(struct engine *e, bool *first)
 	e->breaker_until_ms = now_ms() + e->breaker_pause_ms;
 	e->probing = false;
 	e->stats.gateway_paused = true;
+	engine_release_queued(e);
 	engine_arm_timer(e);
 }
 
@@ -254,6 +261,7 @@ static void engine_resume_gateway(struct engine *e)
 	e->stats.gateway_paused = false;
 	e->due_wanted = true; /* the rows put back while paused */
 	log_event(LOG_LVL_NOTICE, "gateway_resumed", "msg", "credentials accepted again", NULL);
+	engine_send_queued(e);
 }
 
 /* Turns one HTTP answer into an outcome: the heart of the lifecycle (design.md). */
@@ -293,8 +301,11 @@ static void engine_on_answer(const struct http_result *res, void *arg)
 		e->stats.latency_count++;
 		e->stats.latency_sum_us += (uint64_t)res->elapsed_us;
 		e->stats.gateway_failing_since_ms = 0;
-	} else if (e->stats.gateway_failing_since_ms == 0) {
-		e->stats.gateway_failing_since_ms = now;
+	} else {
+		if (e->stats.gateway_failing_since_ms == 0)
+			e->stats.gateway_failing_since_ms = now;
+		if (e->listener.gateway_failed)
+			e->listener.gateway_failed(e->listener.arg);
 	}
 	char status[16];
 	snprintf(status, sizeof(status), "%d", res->http_status);
@@ -393,6 +404,7 @@ static void engine_on_answer(const struct http_result *res, void *arg)
 	free(f);
 	e->stats.inflight = (unsigned)http_inflight(e->http);
 	engine_record(e, &o);
+	engine_send_queued(e);
 	engine_kick(e);
 }
 
@@ -456,26 +468,68 @@ static void engine_send(struct engine *e, struct store_claim *claim)
 	log_event(LOG_LVL_DEBUG, "modification_sent", FLIGHT_IDS(c), "attempt", attempt, NULL);
 }
 
-/* Sends every claimed row. Takes the array. */
+/* Sends queued rows while the in-flight window has room and sending is allowed. */
+static void engine_send_queued(struct engine *e)
+{
+	while (e->qlen > 0 && !e->draining && e->breaker_until_ms == 0 &&
+	       (int)http_inflight(e->http) < e->cfg->max_inflight) {
+		struct store_claim *c = &e->queue[e->qhead++];
+		e->qlen--;
+		engine_send(e, c);
+	}
+	if (e->qlen == 0)
+		e->qhead = 0;
+}
+
+/* Queues claimed rows for sending and sends what the window allows. Takes the array. */
 static void engine_send_all(struct engine *e, struct store_claim *rows, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		engine_send(e, &rows[i]);
+	if (e->qhead + e->qlen + n > e->qcap) {
+		memmove(e->queue, e->queue + e->qhead, e->qlen * sizeof(*e->queue));
+		e->qhead = 0;
+		if (e->qlen + n > e->qcap) {
+			e->qcap = e->qlen + n;
+			e->queue = xrealloc(e->queue, e->qcap * sizeof(*e->queue));
+		}
+	}
+	memcpy(e->queue + e->qhead + e->qlen, rows, n * sizeof(*rows));
+	e->qlen += n;
 	free(rows);
+	engine_send_queued(e);
+}
+
+/* Gives the leases of queued, unsent rows back (drain, paused gateway): they stay
+ * pending, due now, for whoever claims them next, with the same id and body. */
+static void engine_release_queued(struct engine *e)
+{
+	while (e->qlen > 0) {
+		struct store_claim *c = &e->queue[e->qhead++];
+		e->qlen--;
+		struct store_outcome o;
+		memset(&o, 0, sizeof(o));
+		o.modification_id = c->modification_id;
+		o.order_id = c->order_id;
+		o.kind = c->kind;
+		o.generation = c->generation;
+		o.state = "pending";
+		o.reason = xstrdup("released unsent");
+		c->modification_id = c->order_id = NULL;
+		store_claim_clear(c);
+		engine_record(e, &o);
+	}
+	e->qhead = 0;
 }
 
 /* ---- claiming ---- */
 
-/* How many more modifications may go out now. */
+/* How many more modifications to claim now: a batch beyond what the window holds. */
 static int engine_room(const struct engine *e)
 {
 	if (e->probing)
 		return 0;
 	if (e->breaker_until_ms != 0)
-		return now_ms() >= e->breaker_until_ms ? 1 : 0;
-	int room = e->cfg->max_inflight - (int)http_inflight(e->http);
-	if (room > e->cfg->batch_size)
-		room = e->cfg->batch_size;
+		return now_ms() >= e->breaker_until_ms && e->qlen == 0 ? 1 : 0;
+	int room = e->cfg->batch_size - (int)e->qlen;
 	return room < 0 ? 0 : room;
 }
 
@@ -717,11 +771,8 @@ static void engine_pump(struct engine *e)
 	int room = engine_room(e);
 	if (room <= 0)
 		goto out;
-	/* batch claims: wait until a good share of the window is free, unless idle */
-	int low = e->cfg->max_inflight / 4;
-	if (low > e->cfg->batch_size)
-		low = e->cfg->batch_size;
-	if (room < low && http_inflight(e->http) > 0)
+	/* claim in batches: once half the queue has gone out, or when idle */
+	if ((int)e->qlen > e->cfg->batch_size / 2 && http_inflight(e->http) > 0)
 		goto out;
 	e->claim_limit = room;
 	e->scanning = false;
@@ -881,6 +932,8 @@ static void engine_prepared(size_t affected, const char *error, void *arg)
 	engine_flush(e);
 	if (first && e->hooks.ready)
 		e->hooks.ready(e->hooks.arg);
+	if (e->listener.db_ready)
+		e->listener.db_ready(e->listener.arg);
 	engine_kick(e);
 }
 
@@ -900,6 +953,8 @@ static void engine_db_down(void *arg, const char *why)
 	e->stats.db_up = false;
 	e->prepared = false;
 	e->claiming = false;
+	if (e->listener.db_down)
+		e->listener.db_down(e->listener.arg);
 	if (e->once && !e->stats.ready) {
 		free(e->problem);
 		e->problem = xasprintf("cannot connect to the database: %s", why);
@@ -920,6 +975,8 @@ static void engine_db_notify(void *arg, const char *channel, const char *payload
 		e->requests_wanted = true;
 		engine_kick(e);
 	}
+	if (e->listener.notify)
+		e->listener.notify(e->listener.arg, channel, payload);
 }
 
 /* ---- life cycle ---- */
@@ -969,6 +1026,7 @@ void engine_drain(struct engine *e)
 	char n[24];
 	snprintf(n, sizeof(n), "%zu", http_inflight(e->http));
 	log_event(LOG_LVL_NOTICE, "draining", "inflight", n, NULL);
+	engine_release_queued(e);
 	struct timeval tv = {.tv_sec = e->cfg->drain_timeout_ms / 1000,
 			     .tv_usec = (e->cfg->drain_timeout_ms % 1000) * 1000};
 	evtimer_add(e->ev_drain, &tv);
@@ -1005,6 +1063,14 @@ struct event_base *engine_base(const struct engine *e)
 	return e->base;
 }
 
+void engine_set_listener(struct engine *e, const struct engine_listener *l)
+{
+	if (l)
+		e->listener = *l;
+	else
+		memset(&e->listener, 0, sizeof(e->listener));
+}
+
 int engine_exit_status(const struct engine *e)
 {
 	return e->left_undone == 0 && e->problem == NULL ? 0 : 1;
@@ -1031,6 +1097,9 @@ void engine_free(struct engine *e)
 	for (size_t i = 0; i < e->nids; i++)
 		free(e->ids[i]);
 	free(e->ids);
+	for (size_t i = 0; i < e->qlen; i++)
+		store_claim_clear(&e->queue[e->qhead + i]);
+	free(e->queue);
 	event_free(e->ev_kick);
 	event_free(e->ev_timer);
 	event_free(e->ev_drain);

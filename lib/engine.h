@@ -59,6 +59,16 @@ struct engine_hooks {
 	void *arg;
 };
 
+/* Another module following the engine's database and gateway events (the alerts module).
+ * Every callback is optional and runs on the loop; pointers are valid during the call only. */
+struct engine_listener {
+	void (*db_ready)(void *arg); /* the database is connected and prepared (after each connect) */
+	void (*db_down)(void *arg);  /* the connection was lost or failed; reconnecting */
+	void (*notify)(void *arg, const char *channel, const char *payload); /* every NOTIFY */
+	void (*gateway_failed)(void *arg); /* an attempt ended without any HTTP answer */
+	void *arg;
+};
+
 /* Creates an engine; `secret` is the SmartPay authentication key (copied). With `once`
  * it does what is due now, waits for the outcomes and then calls hooks->idle_exit. */
 struct engine *engine_new(struct event_base *base, const struct sp_config *cfg, const char *secret,
@@ -74,6 +84,8 @@ const struct engine_stats *engine_stats(const struct engine *e);
 /* The engine's store, for read-only queries of other modules (metrics gauges). */
 struct store *engine_store(const struct engine *e);
 struct event_base *engine_base(const struct engine *e);
+/* Sets the one listener (copied), or clears it with NULL. */
+void engine_set_listener(struct engine *e, const struct engine_listener *l);
 /* 0 when nothing that was due is left undone (for --once), 1 otherwise. */
 int engine_exit_status(const struct engine *e);
 /* Text of the last fatal preparation problem (schema missing, lock held), or NULL. */

@@ -1,11 +1,13 @@
 #include "autoconfig.h"
 
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "migrate.h"
+#include "money.h"
 #include "xmalloc.h"
 
 /* Drops trailing newlines and spaces that libpq leaves at the end of messages. */
@@ -253,11 +255,23 @@ static bool apply_one(PGconn *conn, const struct sp_migration *m, char **err)
 	return res != NULL;
 }
 
+static bool write_settings(PGconn *conn, const struct migrate_settings *settings,
+                           size_t *currencies, char **err);
+
 int migrate_apply(PGconn *conn, const struct sp_migration *list, size_t n, bool *applied_mask,
                   int *applied, char **err)
 {
+	return migrate_apply_configured(conn, list, n, NULL, applied_mask, applied, NULL, err);
+}
+
+int migrate_apply_configured(PGconn *conn, const struct sp_migration *list, size_t n,
+                             const struct migrate_settings *settings, bool *applied_mask,
+                             int *applied, size_t *currencies, char **err)
+{
 	*applied = 0;
 	*err = NULL;
+	if (currencies != NULL)
+		*currencies = 0;
 	if (applied_mask != NULL)
 		memset(applied_mask, 0, n * sizeof(*applied_mask));
 	if (!list_valid(list, n, err) || !begin_locked(conn, err))
@@ -284,6 +298,8 @@ int migrate_apply(PGconn *conn, const struct sp_migration *list, size_t n, bool 
 		count++;
 	}
 	PQclear(done);
+	if (settings != NULL && !write_settings(conn, settings, currencies, err))
+		goto fail;
 	if (!commit(conn, err)) {
 		if (applied_mask != NULL)
 			memset(applied_mask, 0, n * sizeof(*applied_mask));
@@ -439,4 +455,92 @@ out:
 	free(quoted);
 	free(where);
 	return result;
+}
+
+/* Makes smartpay.currencies equal to the C table (inside the caller's transaction). The
+ * codes are three capital letters and the exponents one digit, so the array literals
+ * ("{AED,AFN,...}", "{2,2,...}") need no quoting. */
+static bool write_currencies(PGconn *conn, size_t *count, char **err)
+{
+	size_t n = money_currency_count();
+	char *codes = xmalloc(4 * n + 3), *exps = xmalloc(12 * n + 3);
+	char *c = codes, *e = exps;
+
+	*c++ = '{';
+	*e++ = '{';
+	for (size_t i = 0; i < n; i++) {
+		const char *code;
+		int exponent;
+		if (!money_currency_at(i, &code, &exponent))
+			break;
+		c += sprintf(c, "%s%s", i > 0 ? "," : "", code);
+		e += sprintf(e, "%s%d", i > 0 ? "," : "", exponent);
+	}
+	strcpy(c, "}");
+	strcpy(e, "}");
+
+	const char *params[2] = {codes, exps};
+	PGresult *res = exec_params(
+	    conn, "currencies",
+	    "INSERT INTO smartpay.currencies AS c (code, exponent) "
+	    "SELECT code, exponent FROM unnest($1::text[], $2::smallint[]) AS t(code, exponent) "
+	    "ON CONFLICT (code) DO UPDATE SET exponent = EXCLUDED.exponent "
+	    "WHERE c.exponent <> EXCLUDED.exponent",
+	    2, params, PGRES_COMMAND_OK, err);
+	if (res != NULL) {
+		PQclear(res);
+		res = exec_params(conn, "currencies",
+		                  "DELETE FROM smartpay.currencies WHERE code <> ALL ($1::text[])", 1,
+		                  params, PGRES_COMMAND_OK, err);
+	}
+	PQclear(res);
+	free(codes);
+	free(exps);
+	if (res != NULL && count != NULL)
+		*count = n;
+	return res != NULL;
+}
+
+/* Writes smartpay.settings and smartpay.currencies inside the caller's transaction. */
+static bool write_settings(PGconn *conn, const struct migrate_settings *settings,
+                           size_t *currencies, char **err)
+{
+	if (settings->orders_relation == NULL || settings->authorization_validity_ms <= 0) {
+		*err = xstrdup("settings: orders relation or authorization validity missing");
+		return false;
+	}
+	char *quoted = quote_relation(conn, settings->orders_relation, err);
+	if (quoted == NULL)
+		return false;
+
+	char validity[48];
+	snprintf(validity, sizeof(validity), "%" PRId64 " milliseconds",
+	         settings->authorization_validity_ms);
+	const char *params[2] = {quoted, validity};
+	PGresult *res = exec_params(
+	    conn, "settings",
+	    "INSERT INTO smartpay.settings AS s (only_row, orders_relation, authorization_validity) "
+	    "VALUES (true, $1, $2::interval) ON CONFLICT (only_row) DO UPDATE SET "
+	    "orders_relation = EXCLUDED.orders_relation, "
+	    "authorization_validity = EXCLUDED.authorization_validity "
+	    "WHERE (s.orders_relation, s.authorization_validity) IS DISTINCT FROM "
+	    "(EXCLUDED.orders_relation, EXCLUDED.authorization_validity)",
+	    2, params, PGRES_COMMAND_OK, err);
+	free(quoted);
+	if (res == NULL)
+		return false;
+	PQclear(res);
+	return write_currencies(conn, currencies, err);
+}
+
+int migrate_write_settings(PGconn *conn, const struct migrate_settings *settings, char **err)
+{
+	*err = NULL;
+	if (!begin_locked(conn, err))
+		return -1;
+	if (!write_settings(conn, settings, NULL, err)) {
+		rollback(conn);
+		return -1;
+	}
+	return commit(conn, err) ? 0 : -1;
 }

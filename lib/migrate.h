@@ -44,6 +44,34 @@ extern const size_t sp_builtin_migration_count;
 int migrate_apply(PGconn *conn, const struct sp_migration *list, size_t n, bool *applied_mask,
                   int *applied, char **err) __attribute__((warn_unused_result));
 
+/* What `smartpayctl migrate` writes from the configuration for the shop-facing SQL
+ * (sql/003_shop_api.sql): smartpay.settings and smartpay.currencies. */
+struct migrate_settings {
+	const char *orders_relation;       /* "schema.name" or "name", as in the configuration */
+	int64_t authorization_validity_ms; /* [capture] authorization_validity, > 0 */
+};
+
+/* migrate_apply, then, in the same transaction and under the same lock, the settings
+ * (when `settings` is not NULL; the list must then bring the schema to version 3 or
+ * later): smartpay.settings gets the orders relation, stored quoted as a SQL name
+ * ("public"."orders", so the functions cast it to regclass exactly as the daemon
+ * resolves it), and the authorization validity; smartpay.currencies is made equal to
+ * the C currency table (money_currency_at): missing codes inserted, changed exponents
+ * updated, codes no longer known deleted. Unchanged rows are not rewritten. When
+ * `currencies` is not NULL it is set to the number of currencies in the table. Same
+ * return values and errors as migrate_apply; a settings failure rolls back the
+ * migrations too. */
+int migrate_apply_configured(PGconn *conn, const struct sp_migration *list, size_t n,
+                             const struct migrate_settings *settings, bool *applied_mask,
+                             int *applied, size_t *currencies, char **err)
+    __attribute__((warn_unused_result));
+
+/* Writes only the settings and the currency table, as migrate_apply_configured does,
+ * in a transaction of its own under the migration lock (for a schema migrated without
+ * them, e.g. by the tests). Returns 0, or -1 with a malloc'd *err. */
+int migrate_write_settings(PGconn *conn, const struct migrate_settings *settings, char **err)
+    __attribute__((warn_unused_result));
+
 /* Sets *version to the highest applied migration version (0 when none, including when
  * the schema does not exist). Returns 0, or -1 with a malloc'd *err. */
 int migrate_current_version(PGconn *conn, int *version, char **err)

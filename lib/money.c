@@ -45,6 +45,22 @@ static const struct currency currencies[] = {
     {"ZMW", 2}, {"ZWG", 2}, {"ZWL", 2},
 };
 
+#define CURRENCY_COUNT (sizeof(currencies) / sizeof(currencies[0]))
+
+size_t money_currency_count(void)
+{
+	return CURRENCY_COUNT;
+}
+
+bool money_currency_at(size_t i, const char **code, int *exponent)
+{
+	if (i >= CURRENCY_COUNT)
+		return false;
+	*code = currencies[i].code;
+	*exponent = currencies[i].exponent;
+	return true;
+}
+
 /* bsearch comparator: a code string against a table entry. */
 static int currency_cmp(const void *key, const void *elem)
 {

@@ -28,4 +28,12 @@ bool money_parse(const char *text, const char *currency, int64_t *minor, const c
  * unknown currency. `out` must hold MONEY_TEXT_MAX bytes. */
 bool money_format(int64_t minor, const char *currency, char out[MONEY_TEXT_MAX]);
 
+/* The currency table behind money_exponent, for those that must mirror it (smartpayctl
+ * migrate fills smartpay.currencies from it): the number of currencies, and the i-th
+ * one in code order (0 <= i < money_currency_count()). money_currency_at sets *code to
+ * a static NUL-terminated three-letter code and *exponent to its minor-unit exponent,
+ * and returns true; it returns false, leaving both untouched, when i is out of range. */
+size_t money_currency_count(void);
+bool money_currency_at(size_t i, const char **code, int *exponent);
+
 #endif

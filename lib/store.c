@@ -132,29 +132,40 @@ static char *array_literal(char *const *items, size_t n)
 static char *candidate_sql(const char *relation, const char *id_type, bool targeted)
 {
 	char *filter = targeted ? xasprintf("AND o.id = ANY($8::%s[])", id_type) : xstrdup("");
+	/* the columns every branch returns, and its tests of the ledger */
+	static const char cols[] =
+		"o.id::text AS id, o.status::text, o.smartpay_transaction_id::text, o.amount::text, "
+		"o.currency::text, o.capture_amount::text, (extract(epoch FROM "
+		"coalesce(o.authorization_expires_at, o.authorized_at + $3::interval)) * 1000)::bigint "
+		"AS deadline_ms";
+	static const char no_capture[] =
+		"NOT EXISTS (SELECT 1 FROM smartpay.modifications m WHERE m.order_id = o.id::text "
+		"AND m.kind = 'capture')";
+	static const char no_cancel[] =
+		"NOT EXISTS (SELECT 1 FROM smartpay.modifications m WHERE m.order_id = o.id::text "
+		"AND m.kind IN ('cancel', 'cancel_or_refund'))";
 	char *sql = xasprintf(
-		"SELECT o.id::text, o.status::text, o.smartpay_transaction_id::text, o.amount::text, "
-		"o.currency::text, o.capture_amount::text, "
-		"(extract(epoch FROM d.deadline) * 1000)::bigint AS deadline_ms, "
-		"CASE WHEN o.status::text = ANY($1::text[]) THEN 'capture' "
-		"WHEN o.status::text = ANY($5::text[]) THEN $7 "
-		"WHEN cap.state = 'succeeded' THEN 'cancel_or_refund' ELSE 'cancel' END "
-		"FROM %s o "
-		"CROSS JOIN LATERAL (SELECT coalesce(o.authorization_expires_at, "
-		"o.authorized_at + $3::interval) AS deadline) d "
-		"LEFT JOIN LATERAL (SELECT m.state FROM smartpay.modifications m "
-		"WHERE m.order_id = o.id::text AND m.kind = 'capture' "
+		"SELECT * FROM ("
+		/* shipped: capture, unless a capture exists in any state */
+		"SELECT %s, 'capture' AS kind FROM %s o WHERE o.status::text = ANY($1::text[]) "
+		"AND %s %s "
+		"UNION ALL "
+		/* opt-in expiry policy: capture or cancel within the margin of the deadline */
+		"SELECT %s, $7 FROM %s o WHERE o.status::text = ANY($5::text[]) "
+		"AND coalesce(o.authorization_expires_at, o.authorized_at + $3::interval) "
+		"- $6::interval <= now() AND %s AND %s %s "
+		"UNION ALL "
+		/* cancelled: cancel before capture, cancel_or_refund after a successful one; a
+		 * pending or doubtful capture waits for its outcome */
+		"SELECT %s, CASE WHEN cap.state = 'succeeded' THEN 'cancel_or_refund' "
+		"ELSE 'cancel' END FROM %s o LEFT JOIN LATERAL (SELECT m.state FROM "
+		"smartpay.modifications m WHERE m.order_id = o.id::text AND m.kind = 'capture' "
 		"ORDER BY m.state = 'refused', m.created_at DESC LIMIT 1) cap ON true "
-		"LEFT JOIN LATERAL (SELECT true AS found FROM smartpay.modifications c "
-		"WHERE c.order_id = o.id::text AND c.kind IN ('cancel', 'cancel_or_refund') "
-		"LIMIT 1) can ON true "
-		"WHERE ((o.status::text = ANY($1::text[]) AND cap.state IS NULL) "
-		"OR (o.status::text = ANY($2::text[]) "
-		"AND (cap.state IS NULL OR cap.state IN ('succeeded', 'refused')) AND can.found IS NULL) "
-		"OR (o.status::text = ANY($5::text[]) AND cap.state IS NULL AND can.found IS NULL "
-		"AND d.deadline - $6::interval <= now())) %s "
-		"ORDER BY deadline_ms NULLS LAST, o.id LIMIT $4",
-		relation, filter);
+		"WHERE o.status::text = ANY($2::text[]) "
+		"AND (cap.state IS NULL OR cap.state IN ('succeeded', 'refused')) AND %s %s"
+		") c ORDER BY deadline_ms NULLS LAST, id LIMIT $4",
+		cols, relation, no_capture, filter, cols, relation, no_capture, no_cancel, filter, cols,
+		relation, no_cancel, filter);
 	free(filter);
 	return sql;
 }

@@ -40,6 +40,29 @@ tests_check_daemon_SOURCES = tests/check_daemon.c tests/daemonproc.c tests/daemo
 	tests/pgtest.c tests/pgtest.h tests/simproc.c tests/simproc.h
 tests_check_daemon_LDADD = $(SP_LIBS) $(CHECK_LIBS)
 tests_check_daemon_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+# operations: metrics and health, sd_notify, least-privilege role, no secrets in logs
+OPS_TEST_SOURCES = tests/opstest.c tests/opstest.h tests/daemonproc.c tests/daemonproc.h \
+	tests/pgtest.c tests/pgtest.h tests/simproc.c tests/simproc.h
+check_PROGRAMS += tests/check_metrics
+TESTS += tests/check_metrics
+tests_check_metrics_SOURCES = tests/check_metrics.c $(OPS_TEST_SOURCES)
+tests_check_metrics_LDADD = $(SP_LIBS) $(CHECK_LIBS)
+tests_check_metrics_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+check_PROGRAMS += tests/check_notify
+TESTS += tests/check_notify
+tests_check_notify_SOURCES = tests/check_notify.c $(OPS_TEST_SOURCES)
+tests_check_notify_LDADD = $(SP_LIBS) $(CHECK_LIBS)
+tests_check_notify_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+check_PROGRAMS += tests/check_privilege
+TESTS += tests/check_privilege
+tests_check_privilege_SOURCES = tests/check_privilege.c $(OPS_TEST_SOURCES)
+tests_check_privilege_LDADD = $(SP_LIBS) $(CHECK_LIBS)
+tests_check_privilege_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+check_PROGRAMS += tests/check_secrets
+TESTS += tests/check_secrets
+tests_check_secrets_SOURCES = tests/check_secrets.c $(OPS_TEST_SOURCES)
+tests_check_secrets_LDADD = $(SP_LIBS) $(CHECK_LIBS)
+tests_check_secrets_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 endif
 # the initdb template cached by tests/pgtest.c
 clean-local: clean-pgtemplate

@@ -1,0 +1,330 @@
+#include "autoconfig.h"
+
+#include "store_alerts.h"
+
+#include "config.h"
+#include "pgconn.h"
+#include "store.h"
+#include "xmalloc.h"
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void store_threshold_label(int64_t ms, char out[32])
+{
+	if (ms > 0 && ms % 3600000 == 0)
+		snprintf(out, 32, "%lldh", (long long)(ms / 3600000));
+	else if (ms > 0 && ms % 60000 == 0)
+		snprintf(out, 32, "%lldm", (long long)(ms / 60000));
+	else if (ms > 0 && ms % 1000 == 0)
+		snprintf(out, 32, "%llds", (long long)(ms / 1000));
+	else
+		snprintf(out, 32, "%lldms", (long long)ms);
+}
+
+/* Formats a duration as an SQL interval literal. */
+static void interval_literal(int64_t ms, char out[40])
+{
+	snprintf(out, 40, "%lld milliseconds", (long long)ms);
+}
+
+/* A copy of a nullable text field of a result: NULL for SQL NULL, else the value. */
+static const char *nullable(PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
+}
+
+static int64_t int_field(PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? 0 : strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+/* ---- the expiry sweep ---- */
+
+/* The sweep statement over the orders relation `relation` (quoted). Parameters:
+ * $1 authorization validity (interval), $2 thresholds in ms (bigint[], descending),
+ * $3 their labels (text[]), $4 their severities (text[]), $5 lookback for expired
+ * authorizations (interval). Rows: ('alert', id, kind, severity, order, modification,
+ * message) per inserted alert, ('capture', NULL, NULL, NULL, order, modification,
+ * transaction) per capture moved to needs_attention, and one ('next', delay ms).
+ * Every part of the statement sees one snapshot, and `now()` is one instant. */
+static char *sweep_sql(const char *relation)
+{
+	return xasprintf(
+		"WITH thr AS (SELECT t.ms, t.label, t.severity FROM unnest($2::bigint[], "
+		"$3::text[], $4::text[]) AS t(ms, label, severity)), "
+		"open_auth AS (SELECT o.id::text AS order_id, d.deadline FROM %s o "
+		"CROSS JOIN LATERAL (SELECT coalesce(o.authorization_expires_at, "
+		"o.authorized_at + $1::interval) AS deadline) d "
+		"WHERE o.smartpay_transaction_id IS NOT NULL "
+		"AND o.smartpay_transaction_id::text <> '' AND d.deadline > now() - $5::interval "
+		"AND NOT EXISTS (SELECT 1 FROM smartpay.modifications m "
+		"WHERE m.order_id = o.id::text AND m.state = 'succeeded' "
+		"AND m.kind IN ('capture', 'cancel', 'cancel_or_refund'))), "
+		"due AS (SELECT a.order_id, a.deadline, 'authorization_expired'::text AS kind, "
+		"'critical'::text AS severity, a.order_id AS dedup_key, NULL::text AS label "
+		"FROM open_auth a WHERE a.deadline <= now() "
+		"UNION ALL (SELECT DISTINCT ON (a.order_id) a.order_id, a.deadline, "
+		"'authorization_expiring', t.severity, a.order_id || ':' || t.label, t.label "
+		"FROM open_auth a JOIN thr t ON a.deadline <= now() + t.ms * interval '1 millisecond' "
+		"WHERE a.deadline > now() ORDER BY a.order_id, t.ms)), "
+		"fresh AS (SELECT d.* FROM due d WHERE NOT EXISTS (SELECT 1 FROM smartpay.alerts x "
+		"WHERE x.kind = d.kind AND x.dedup_key = d.dedup_key)), "
+		"att AS (UPDATE smartpay.modifications m SET state = 'needs_attention', "
+		"reason = 'authorization deadline passed before the capture was confirmed', "
+		"lease_owner = NULL, lease_expires_at = NULL, updated_at = now(), "
+		"completed_at = now() "
+		"WHERE m.kind = 'capture' AND m.state = 'pending' AND m.deadline <= now() "
+		"AND (m.lease_owner IS NULL OR coalesce(m.lease_expires_at, m.deadline) < now()) "
+		"RETURNING m.modification_id, m.order_id, m.transaction_id), "
+		"ins AS (INSERT INTO smartpay.alerts (kind, severity, order_id, modification_id, "
+		"dedup_key, message) "
+		"SELECT f.kind, f.severity, f.order_id, cap.modification_id, f.dedup_key, "
+		"'authorization of order ' || f.order_id || CASE WHEN f.label IS NULL "
+		"THEN ' expired at ' || to_char(f.deadline AT TIME ZONE 'UTC', "
+		"'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') || ' without a capture' "
+		"ELSE ' expires at ' || to_char(f.deadline AT TIME ZONE 'UTC', "
+		"'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') || ' (within ' || f.label || ') "
+		"and is not captured' END "
+		"FROM fresh f LEFT JOIN LATERAL (SELECT m.modification_id "
+		"FROM smartpay.modifications m WHERE m.order_id = f.order_id AND m.kind = 'capture' "
+		"AND m.state <> 'refused' LIMIT 1) cap ON true "
+		"UNION ALL SELECT 'needs_attention', 'critical', a.order_id, a.modification_id, "
+		"a.modification_id::text, 'capture for order ' || a.order_id || "
+		"': authorization deadline passed before the capture was confirmed' FROM att a "
+		"ON CONFLICT (kind, dedup_key) DO NOTHING "
+		"RETURNING alert_id, kind, severity, order_id, modification_id, message), "
+		"nxt AS (SELECT min(s.x) AS at FROM ("
+		"SELECT (SELECT min(a.deadline) FROM open_auth a "
+		"WHERE a.deadline > now() + t.ms * interval '1 millisecond') "
+		"- t.ms * interval '1 millisecond' AS x "
+		"FROM unnest($2::bigint[] || 0::bigint) AS t(ms) "
+		"UNION ALL SELECT min(p.at) FROM (SELECT greatest(m.deadline, CASE WHEN "
+		"m.lease_owner IS NULL THEN m.deadline ELSE coalesce(m.lease_expires_at, m.deadline) "
+		"END) AS at FROM smartpay.modifications m WHERE m.kind = 'capture' "
+		"AND m.state = 'pending' AND m.deadline IS NOT NULL) p WHERE p.at > now()) s) "
+		"SELECT 'alert', alert_id::text, kind, severity, order_id, modification_id::text, "
+		"message FROM ins "
+		"UNION ALL SELECT 'capture', NULL, NULL, NULL, order_id, modification_id::text, "
+		"transaction_id FROM att "
+		"UNION ALL SELECT 'next', ceil(extract(epoch FROM at - now()) * 1000)::bigint::text, "
+		"NULL, NULL, NULL, NULL, NULL FROM nxt",
+		relation);
+}
+
+/* Formats a list of strings as a PostgreSQL array literal (items are plain words). */
+static char *word_array(char labels[][32], size_t n)
+{
+	size_t cap = 3;
+	for (size_t i = 0; i < n; i++)
+		cap += strlen(labels[i]) + 3;
+	char *out = xmalloc(cap);
+	char *p = out;
+	*p++ = '{';
+	for (size_t i = 0; i < n; i++)
+		p += sprintf(p, "%s\"%s\"", i ? "," : "", labels[i]);
+	*p++ = '}';
+	*p = '\0';
+	return out;
+}
+
+static void sweep_done(PGresult *res, const char *error, void *arg)
+{
+	struct store_sweep_call *call = arg;
+	struct store_sweep_result r = {.next_delay_ms = -1};
+	if (error) {
+		call->done(NULL, error, call->arg);
+		return;
+	}
+	int n = PQntuples(res);
+	struct store_new_alert *alerts = xcalloc((size_t)n + 1, sizeof(*alerts));
+	struct store_expired_capture *caps = xcalloc((size_t)n + 1, sizeof(*caps));
+	for (int i = 0; i < n; i++) {
+		const char *what = PQgetvalue(res, i, 0);
+		if (strcmp(what, "alert") == 0) {
+			struct store_new_alert *a = &alerts[r.nalerts++];
+			a->alert_id = int_field(res, i, 1);
+			a->kind = PQgetvalue(res, i, 2);
+			a->severity = PQgetvalue(res, i, 3);
+			a->order_id = nullable(res, i, 4);
+			a->modification_id = nullable(res, i, 5);
+			a->message = PQgetvalue(res, i, 6);
+		} else if (strcmp(what, "capture") == 0) {
+			struct store_expired_capture *c = &caps[r.ncaptures++];
+			c->order_id = nullable(res, i, 4);
+			c->modification_id = nullable(res, i, 5);
+			c->transaction_id = nullable(res, i, 6);
+		} else if (!PQgetisnull(res, i, 1)) {
+			r.next_delay_ms = int_field(res, i, 1);
+			if (r.next_delay_ms < 0)
+				r.next_delay_ms = 0;
+		}
+	}
+	r.alerts = alerts;
+	r.captures = caps;
+	call->done(&r, NULL, call->arg);
+	free(alerts);
+	free(caps);
+}
+
+bool store_sweep_expiry(struct store *st, int64_t lookback_ms, struct store_sweep_call *call)
+{
+	struct pg_conn *pc = store_conn(st);
+	if (!pg_conn_is_up(pc))
+		return false;
+	const struct sp_config *cfg = store_config(st);
+	size_t n = cfg->expiry_threshold_count;
+	char(*labels)[32] = xcalloc(n + 1, sizeof(*labels));
+	char(*severities)[32] = xcalloc(n + 1, sizeof(*severities));
+	char(*numbers)[32] = xcalloc(n + 1, sizeof(*numbers));
+	for (size_t i = 0; i < n; i++) {
+		store_threshold_label(cfg->expiry_thresholds_ms[i], labels[i]);
+		/* thresholds are sorted descending: the last one is the most urgent */
+		snprintf(severities[i], 32, "%s", i + 1 == n ? "critical" : "warning");
+		snprintf(numbers[i], 32, "%lld", (long long)cfg->expiry_thresholds_ms[i]);
+	}
+	char *thresholds = word_array(numbers, n);
+	char *label_list = word_array(labels, n);
+	char *severity_list = word_array(severities, n);
+	char validity[40], lookback[40];
+	interval_literal(cfg->authorization_validity_ms, validity);
+	interval_literal(lookback_ms, lookback);
+	char *sql = sweep_sql(store_orders_relation(st));
+	const char *p[] = {validity, thresholds, label_list, severity_list, lookback};
+	bool ok = pg_conn_query(pc, sql, 5, p, sweep_done, call);
+	free(sql);
+	free(thresholds);
+	free(label_list);
+	free(severity_list);
+	free(labels);
+	free(severities);
+	free(numbers);
+	return ok;
+}
+
+/* ---- simple statements ---- */
+
+static void call_done(PGresult *res, const char *error, void *arg)
+{
+	struct store_alerts_call *call = arg;
+	(void)res;
+	call->done(error, call->arg);
+}
+
+bool store_alert_gateway(struct store *st, const char *dedup_key, const char *message,
+			 struct store_alerts_call *call)
+{
+	static const char sql[] =
+		"INSERT INTO smartpay.alerts (kind, severity, dedup_key, message) "
+		"VALUES ('gateway_unreachable', 'critical', $1, $2) "
+		"ON CONFLICT (kind, dedup_key) DO NOTHING";
+	struct pg_conn *pc = store_conn(st);
+	if (!pg_conn_is_up(pc))
+		return false;
+	const char *p[] = {dedup_key, message};
+	return pg_conn_query(pc, sql, 2, p, call_done, call);
+}
+
+bool store_listen_alerts(struct store *st, struct store_alerts_call *call)
+{
+	struct pg_conn *pc = store_conn(st);
+	if (!pg_conn_is_up(pc))
+		return false;
+	return pg_conn_exec(pc, "LISTEN smartpay_alerts", call_done, call);
+}
+
+/* ---- webhook delivery ---- */
+
+static void webhook_claim_done(PGresult *res, const char *error, void *arg)
+{
+	struct store_webhook_claim_call *call = arg;
+	if (error) {
+		call->done(NULL, 0, -1, error, call->arg);
+		return;
+	}
+	int n = PQntuples(res);
+	struct store_webhook_alert *rows = xcalloc((size_t)n + 1, sizeof(*rows));
+	size_t count = 0;
+	int64_t next = -1;
+	for (int i = 0; i < n; i++) {
+		if (PQgetisnull(res, i, 0)) {
+			if (!PQgetisnull(res, i, 8))
+				next = int_field(res, i, 8);
+			continue;
+		}
+		struct store_webhook_alert *a = &rows[count++];
+		a->alert_id = int_field(res, i, 0);
+		a->kind = PQgetvalue(res, i, 1);
+		a->severity = PQgetvalue(res, i, 2);
+		a->order_id = nullable(res, i, 3);
+		a->modification_id = nullable(res, i, 4);
+		a->message = PQgetvalue(res, i, 5);
+		a->created_at = PQgetvalue(res, i, 6);
+		a->attempts = (int)int_field(res, i, 7);
+	}
+	call->done(rows, count, next, NULL, call->arg);
+	free(rows);
+}
+
+bool store_webhook_claim(struct store *st, int limit, int64_t lease_ms,
+			 struct store_webhook_claim_call *call)
+{
+	static const char sql[] =
+		"WITH due AS (SELECT alert_id FROM smartpay.alerts WHERE webhook_state = 'pending' "
+		"AND acknowledged_at IS NULL AND webhook_next_attempt_at <= now() "
+		"ORDER BY webhook_next_attempt_at, alert_id LIMIT $1 FOR UPDATE SKIP LOCKED), "
+		"claimed AS (UPDATE smartpay.alerts a SET webhook_next_attempt_at = now() + "
+		"$2::interval FROM due WHERE a.alert_id = due.alert_id RETURNING a.alert_id, a.kind, "
+		"a.severity, a.order_id, a.modification_id, a.message, a.created_at, "
+		"a.webhook_attempts), "
+		"nxt AS (SELECT min(webhook_next_attempt_at) AS at FROM smartpay.alerts "
+		"WHERE webhook_state = 'pending' AND acknowledged_at IS NULL "
+		"AND alert_id NOT IN (SELECT alert_id FROM due)) "
+		"SELECT c.alert_id, c.kind, c.severity, c.order_id, c.modification_id::text, "
+		"c.message, to_char(c.created_at AT TIME ZONE 'UTC', "
+		"'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), c.webhook_attempts, NULL::bigint "
+		"FROM claimed c UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+		"greatest(0, ceil(extract(epoch FROM nxt.at - now()) * 1000))::bigint FROM nxt";
+	struct pg_conn *pc = store_conn(st);
+	if (!pg_conn_is_up(pc))
+		return false;
+	char lim[16], lease[40];
+	snprintf(lim, sizeof(lim), "%d", limit);
+	interval_literal(lease_ms, lease);
+	const char *p[] = {lim, lease};
+	return pg_conn_query(pc, sql, 2, p, webhook_claim_done, call);
+}
+
+bool store_webhook_record(struct store *st, const struct store_webhook_result *results, size_t n,
+			  struct store_alerts_call *call)
+{
+	static const char sql[] =
+		"WITH u AS (SELECT * FROM json_to_recordset($1::json) AS u(id bigint, ok bool, "
+		"error text, delay_ms bigint)) "
+		"UPDATE smartpay.alerts a SET webhook_attempts = a.webhook_attempts + 1, "
+		"webhook_state = CASE WHEN u.ok THEN 'delivered' ELSE a.webhook_state END, "
+		"webhook_delivered_at = CASE WHEN u.ok THEN now() ELSE a.webhook_delivered_at END, "
+		"webhook_last_error = CASE WHEN u.ok THEN a.webhook_last_error ELSE u.error END, "
+		"webhook_next_attempt_at = CASE WHEN u.ok THEN a.webhook_next_attempt_at "
+		"ELSE now() + u.delay_ms * interval '1 millisecond' END "
+		"FROM u WHERE a.alert_id = u.id AND a.webhook_state = 'pending'";
+	struct pg_conn *pc = store_conn(st);
+	if (!pg_conn_is_up(pc))
+		return false;
+	json_object *arr = json_object_new_array_ext((int)n);
+	for (size_t i = 0; i < n; i++) {
+		const struct store_webhook_result *r = &results[i];
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "id", json_object_new_int64(r->alert_id));
+		json_object_object_add(o, "ok", json_object_new_boolean(r->delivered));
+		json_object_object_add(o, "error", r->error ? json_object_new_string(r->error) : NULL);
+		json_object_object_add(o, "delay_ms", json_object_new_int64(r->retry_delay_ms));
+		json_object_array_add(arr, o);
+	}
+	const char *p[] = {json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN)};
+	bool ok = pg_conn_query(pc, sql, 1, p, call_done, call);
+	json_object_put(arr);
+	return ok;
+}

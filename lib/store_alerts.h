@@ -1,0 +1,121 @@
+/* The alerts module's SQL (part of the store module): the authorization expiry sweep,
+ * the gateway-unreachable alert and the webhook delivery queue of smartpay.alerts.
+ *
+ * Every call takes a caller-owned call record (done + arg) that must stay alive until
+ * `done` has run or the store's connection is freed (which drops queued statements
+ * without calling `done`); one statement at a time per record. Pointers handed to
+ * `done` are valid during the call only. */
+#ifndef SP_STORE_ALERTS_H
+#define SP_STORE_ALERTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+/* Completion of a statement that returns nothing of interest. */
+struct store_alerts_call {
+	void (*done)(const char *error, void *arg);
+	void *arg;
+};
+
+/* An alert row that a statement has just inserted. */
+struct store_new_alert {
+	int64_t alert_id;
+	const char *kind;
+	const char *severity;        /* "warning" or "critical" */
+	const char *order_id;        /* NULL when none */
+	const char *modification_id; /* NULL when none */
+	const char *message;
+};
+
+/* A pending capture the sweep moved to needs_attention. */
+struct store_expired_capture {
+	const char *modification_id;
+	const char *order_id;
+	const char *transaction_id;
+};
+
+struct store_sweep_result {
+	const struct store_new_alert *alerts;
+	size_t nalerts;
+	const struct store_expired_capture *captures;
+	size_t ncaptures;
+	/* Milliseconds (by the database clock) until the next moment an open authorization
+	 * crosses a threshold or its deadline, or a pending capture's deadline passes with
+	 * its lease free; -1 when there is none. */
+	int64_t next_delay_ms;
+};
+
+struct store_sweep_call {
+	void (*done)(const struct store_sweep_result *r, const char *error, void *arg);
+	void *arg;
+};
+
+/* The compact label of an expiry threshold: "24h", "90m", "45s", "1500ms". */
+void store_threshold_label(int64_t ms, char out[32]);
+
+/* One sweep in one statement, whatever the number of orders. An authorization is open
+ * while its order has a transaction id and no succeeded capture, cancel or
+ * cancel_or_refund (whatever the order's status); its deadline is
+ * coalesce(authorization_expires_at, authorized_at + authorization_validity).
+ *  - every open authorization whose deadline is within a configured threshold and not
+ *    passed gets one 'authorization_expiring' alert for the smallest such threshold
+ *    (dedup_key ORDER:LABEL; critical for the smallest threshold, warning for the others);
+ *  - every open authorization whose deadline passed less than `lookback_ms` ago gets one
+ *    'authorization_expired' alert (critical, dedup_key ORDER);
+ *  - every pending capture whose deadline passed and whose lease is free or expired goes
+ *    to needs_attention with a 'needs_attention' alert (critical, dedup_key its id).
+ * Alerts that exist already (acknowledged or not) are not raised again. */
+bool store_sweep_expiry(struct store *st, int64_t lookback_ms, struct store_sweep_call *call)
+	__attribute__((warn_unused_result));
+
+/* Raises one 'gateway_unreachable' alert (critical) unless one with this dedup_key
+ * exists. */
+bool store_alert_gateway(struct store *st, const char *dedup_key, const char *message,
+			 struct store_alerts_call *call) __attribute__((warn_unused_result));
+
+/* LISTEN smartpay_alerts on the store's connection (again after each connect). */
+bool store_listen_alerts(struct store *st, struct store_alerts_call *call)
+	__attribute__((warn_unused_result));
+
+/* An alert to POST to the webhook. */
+struct store_webhook_alert {
+	int64_t alert_id;
+	const char *kind;
+	const char *severity;
+	const char *order_id;        /* NULL when none */
+	const char *modification_id; /* NULL when none */
+	const char *message;
+	const char *created_at; /* ISO 8601 UTC with milliseconds, e.g. 2024-05-01T12:00:00.000Z */
+	int attempts;           /* delivery attempts made before this one */
+};
+
+struct store_webhook_claim_call {
+	/* next_delay_ms: until the earliest undelivered alert not claimed now becomes due
+	 * (0 when some are due already), -1 when there is none */
+	void (*done)(const struct store_webhook_alert *rows, size_t n, int64_t next_delay_ms,
+		     const char *error, void *arg);
+	void *arg;
+};
+
+/* Claims up to `limit` alerts whose delivery is due (webhook_state 'pending', not
+ * acknowledged, webhook_next_attempt_at passed), oldest first, by moving their next
+ * attempt `lease_ms` ahead so that no other daemon sends them meanwhile. */
+bool store_webhook_claim(struct store *st, int limit, int64_t lease_ms,
+			 struct store_webhook_claim_call *call) __attribute__((warn_unused_result));
+
+/* The outcome of one delivery attempt. */
+struct store_webhook_result {
+	int64_t alert_id;
+	bool delivered;         /* a 2xx answer: webhook_state 'delivered' */
+	char *error;            /* owned; the failure recorded in webhook_last_error */
+	int64_t retry_delay_ms; /* not delivered: next attempt after this delay */
+};
+
+/* Records outcomes in one statement (attempts counted, next attempt, last error). */
+bool store_webhook_record(struct store *st, const struct store_webhook_result *results, size_t n,
+			  struct store_alerts_call *call) __attribute__((warn_unused_result));
+
+#endif

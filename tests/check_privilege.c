@@ -1,0 +1,248 @@
+/* The least-privilege role of sql/grant-smartpayd.sql: applied with psql the way an
+ * operator does, then the real daemon runs as that role through captures, a cancel and a
+ * refund the shop requested, and the role is shown unable to delete, truncate, drop,
+ * alter or create anything, or to write the shop's orders. */
+#include "autoconfig.h"
+
+#include "daemonproc.h"
+#include "opstest.h"
+#include "pgtest.h"
+#include "simproc.h"
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Runs sql/grant-smartpayd.sql with psql on `conninfo` with extra -v assignments
+ * (NULL-terminated, may be NULL); returns psql's exit code. Its output goes to *output. */
+static int run_grant(const char *conninfo, const char *const *vars, char **output)
+{
+	const char *bindir = getenv("PG_BINDIR");
+	const char *src = getenv("SP_TOP_SRCDIR");
+	char psql[512], file[512], out_path[] = "/tmp/smartpayd-grant.XXXXXX";
+	snprintf(psql, sizeof(psql), "%s/psql", bindir ? bindir : "/usr/lib/postgresql/15/bin");
+	snprintf(file, sizeof(file), "%s/sql/grant-smartpayd.sql", src ? src : ".");
+	int out = mkstemp(out_path);
+	ck_assert_int_ge(out, 0);
+	const char *argv[32] = {psql, "-X", "-d", conninfo, "-f", file};
+	int argc = 6;
+	for (const char *const *v = vars; v && *v; v++) {
+		argv[argc++] = "-v";
+		argv[argc++] = *v;
+	}
+	argv[argc] = NULL;
+	fflush(NULL);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		dup2(out, 1);
+		dup2(out, 2);
+		execv(psql, (char *const *)argv);
+		_exit(127);
+	}
+	close(out);
+	int st = 0;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	*output = opstest_read_file(out_path);
+	unlink(out_path);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Runs `smartpayctl -c CONF migrate` (as the schema owner) and returns its exit code. */
+static int run_migrate(const char *conf)
+{
+	const char *top = getenv("SP_TOP_BUILDDIR");
+	char prog[512];
+	snprintf(prog, sizeof(prog), "%s/smartpayctl", top ? top : ".");
+	fflush(NULL);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		if (null >= 0)
+			dup2(null, 1);
+		execl(prog, prog, "-c", conf, "migrate", (char *)NULL);
+		_exit(127);
+	}
+	int st = 0;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The conninfo with user=postgres replaced by user=ROLE. */
+static char *as_role(const char *conninfo, const char *role)
+{
+	const char *at = strstr(conninfo, "user=postgres");
+	ck_assert_ptr_nonnull(at);
+	char *out = NULL;
+	ck_assert_int_ge(asprintf(&out, "%.*suser=%s%s", (int)(at - conninfo), conninfo, role,
+				  at + strlen("user=postgres")),
+			 0);
+	return out;
+}
+
+static long add_order(PGconn *db, struct simproc *sim, const char *status)
+{
+	char *txn = simproc_create_txn(sim, "30.00", "EUR");
+	ck_assert_ptr_nonnull(txn);
+	const char *p[] = {txn, status};
+	PGresult *r = PQexecParams(db,
+				   "INSERT INTO public.orders (smartpay_transaction_id, amount, status) "
+				   "VALUES ($1, 30.00, $2) RETURNING id",
+				   2, NULL, p, NULL, NULL, 0);
+	ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+	long id = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	free(txn);
+	return id;
+}
+
+START_TEST(daemon_runs_as_least_privilege_role)
+{
+	char *owner = pgtest_createdb_shop(NULL);
+	PGconn *db = pgtest_connect(owner);
+	struct simproc *sim = simproc_start(NULL);
+	ck_assert_ptr_nonnull(sim);
+	/* the operator's order: migrate as the owner, then the grant file */
+	struct daemonproc admin;
+	daemonproc_init(&admin, owner, simproc_base_url(sim), simproc_merchant_key(sim),
+			simproc_auth_key(sim), NULL);
+	ck_assert_int_eq(run_migrate(admin.conf), 0);
+	daemonproc_cleanup(&admin);
+	char *out = NULL;
+	int code = run_grant(owner, NULL, &out);
+	ck_assert_msg(code == 0, "psql exited %d:\n%s", code, out);
+	ck_assert_ptr_nonnull(strstr(out, "created role smartpayd"));
+	free(out);
+	/* idempotent: a second run (after an upgrade) changes nothing and succeeds */
+	code = run_grant(owner, NULL, &out);
+	ck_assert_msg(code == 0, "psql exited %d:\n%s", code, out);
+	ck_assert_ptr_null(strstr(out, "created role"));
+	free(out);
+	ck_assert_int_eq(pgtest_int(db, "SELECT count(*) FROM pg_roles WHERE rolname = 'smartpayd' "
+					"AND rolcanlogin AND NOT (rolsuper OR rolcreatedb OR "
+					"rolcreaterole OR rolreplication OR rolbypassrls)"),
+			 1);
+
+	long shipped1 = add_order(db, sim, "shipped");
+	add_order(db, sim, "shipped");
+	add_order(db, sim, "cancelled");
+	(void)shipped1;
+
+	char *role = as_role(owner, "smartpayd");
+	struct daemonproc d;
+	daemonproc_init(&d, role, simproc_base_url(sim), simproc_merchant_key(sim),
+			simproc_auth_key(sim), NULL);
+	code = daemonproc_run_once(&d);
+	if (code != 0 || daemonproc_log_contains(&d, "permission denied"))
+		daemonproc_print_log(&d);
+	ck_assert_int_eq(code, 0);
+	ck_assert(!daemonproc_log_contains(&d, "permission denied"));
+	ck_assert_int_eq(pgtest_int(db, "SELECT count(*) FROM smartpay.modifications "
+					"WHERE state = 'succeeded'"),
+			 3);
+	ck_assert_int_eq(simproc_count_effects(sim, NULL, "capture"), 2);
+	ck_assert_int_eq(simproc_count_effects(sim, NULL, "cancel"), 1);
+
+	/* the shop asks for a refund (as the owner here); the daemon, as its role, sends it */
+	{
+		char sql[160];
+		snprintf(sql, sizeof(sql), "SELECT smartpay.request_refund('%ld', 5.00, 'damaged')",
+			 shipped1);
+		pgtest_exec(db, sql);
+		code = daemonproc_run_once(&d);
+		if (code != 0)
+			daemonproc_print_log(&d);
+		ck_assert_int_eq(code, 0);
+		ck_assert_int_eq(simproc_count_effects(sim, NULL, "refund"), 1);
+		ck_assert(!daemonproc_log_contains(&d, "permission denied"));
+	}
+
+	/* what the role may not do: SQLSTATE 42501 insufficient_privilege each time */
+	PGconn *r = pgtest_connect(role);
+	ck_assert_int_ge(pgtest_int(r, "SELECT count(*) FROM smartpay.modifications"), 3);
+	static const char *const denied[] = {
+		"DELETE FROM smartpay.modifications",
+		"DELETE FROM smartpay.alerts",
+		"TRUNCATE smartpay.modifications",
+		"DROP TABLE smartpay.alerts",
+		"ALTER TABLE smartpay.modifications ADD COLUMN x int",
+		"CREATE TABLE smartpay.x (i int)",
+		"CREATE TABLE public.x (i int)",
+		"INSERT INTO smartpay.schema_migrations (version, name) VALUES (999, 'x')",
+		"UPDATE public.orders SET status = 'shipped'",
+		"INSERT INTO public.orders (amount) VALUES (1)",
+		"DELETE FROM public.orders",
+		"CREATE ROLE intruder",
+		"DROP SCHEMA smartpay CASCADE",
+	};
+	for (size_t i = 0; i < sizeof(denied) / sizeof(denied[0]); i++)
+		pgtest_exec_fails(r, denied[i], "42501");
+	PQfinish(r);
+
+	daemonproc_cleanup(&d);
+	ck_assert(simproc_stop(sim));
+	free(role);
+	PQfinish(db);
+	free(owner);
+}
+END_TEST
+
+START_TEST(grant_refuses_unsafe_setups)
+{
+	char *owner = pgtest_createdb_shop(NULL);
+	char *out = NULL;
+	/* restricting the role that runs the script */
+	const char *self[] = {"role=postgres", NULL};
+	ck_assert_int_ne(run_grant(owner, self, &out), 0);
+	ck_assert_ptr_nonnull(strstr(out, "refusing to restrict postgres"));
+	free(out);
+	/* an orders relation that does not exist */
+	const char *missing[] = {"role=sp_other", "orders_relation=public.nope", NULL};
+	ck_assert_int_ne(run_grant(owner, missing, &out), 0);
+	ck_assert_ptr_nonnull(strstr(out, "orders relation public.nope does not exist"));
+	free(out);
+	/* an existing role is stripped of its powers, and a view works as the orders relation */
+	PGconn *db = pgtest_connect(owner);
+	pgtest_exec(db, "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = "
+			"'sp_strong') THEN CREATE ROLE sp_strong LOGIN CREATEDB CREATEROLE; END IF; "
+			"END $$");
+	pgtest_exec(db, "CREATE VIEW public.shop_orders AS SELECT * FROM public.orders");
+	const char *view[] = {"role=sp_strong", "orders_relation=public.shop_orders", NULL};
+	int code = run_grant(owner, view, &out);
+	ck_assert_msg(code == 0, "psql exited %d:\n%s", code, out);
+	free(out);
+	ck_assert_int_eq(pgtest_int(db, "SELECT count(*) FROM pg_roles WHERE rolname = 'sp_strong' "
+					"AND NOT (rolcreatedb OR rolcreaterole)"),
+			 1);
+	ck_assert_int_eq(pgtest_int(db, "SELECT has_table_privilege('sp_strong', "
+					"'public.shop_orders', 'SELECT')::int + "
+					"has_table_privilege('sp_strong', 'public.orders', 'SELECT')::int"),
+			 1);
+	PQfinish(db);
+	free(owner);
+}
+END_TEST
+
+int main(void)
+{
+	pgtest_start();
+	Suite *s = suite_create("privilege");
+	TCase *tc = tcase_create("role");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, daemon_runs_as_least_privilege_role);
+	tcase_add_test(tc, grant_refuses_unsafe_setups);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,246 @@
+/* Secrets never reach a log: a full run at log_level debug, with a wrong authentication
+ * key first (401, sending paused, an alert), the key file fixed and SIGHUP, then retries
+ * through 503s and connection resets until every capture succeeds. The daemon's log,
+ * the --check-config output and the ledger are then searched for both keys, any ten
+ * characters of them, and the Basic authorization values. */
+#include "autoconfig.h"
+
+#include "daemonproc.h"
+#include "opstest.h"
+#include "pgtest.h"
+#include "simproc.h"
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define WAIT_MS 30000
+#define MERCHANT "7f0c2a55-3b1e-4d8a-9c6f-0e4b5d2a7c91"
+#define RIGHT_KEY "Rk7-Q2xv9-Zt4mW8pL-c3Hs"
+#define WRONG_KEY "Wz3-Jd8r1-Hn6yB2qT-u5Ne"
+
+/* Standard base64 of a string (malloc'd). */
+static char *base64(const char *in)
+{
+	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t n = strlen(in);
+	char *out = malloc(4 * ((n + 2) / 3) + 1);
+	char *p = out;
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned v = (unsigned)(unsigned char)in[i] << 16;
+		if (i + 1 < n)
+			v |= (unsigned)(unsigned char)in[i + 1] << 8;
+		if (i + 2 < n)
+			v |= (unsigned)(unsigned char)in[i + 2];
+		*p++ = tab[(v >> 18) & 63];
+		*p++ = tab[(v >> 12) & 63];
+		*p++ = i + 1 < n ? tab[(v >> 6) & 63] : '=';
+		*p++ = i + 2 < n ? tab[v & 63] : '=';
+	}
+	*p = '\0';
+	return out;
+}
+
+/* Looks in `text` for the key, any 10 characters of it, the base64 of merchant:key (the
+ * Basic authorization value) or its key-bearing tail, the key in base64, or an
+ * Authorization header. Returns what was found (static), or NULL. */
+static const char *find_secret(const char *text, const char *key)
+{
+	static char found[96];
+	size_t klen = strlen(key);
+	for (size_t i = 0; i + 10 <= klen; i++) {
+		char window[11];
+		memcpy(window, key + i, 10);
+		window[10] = '\0';
+		if (strstr(text, window)) {
+			snprintf(found, sizeof(found), "'%s' of a key", window);
+			return found;
+		}
+	}
+	char *userpass = NULL;
+	ck_assert_int_ge(asprintf(&userpass, "%s:%s", MERCHANT, key), 0);
+	char *b64 = base64(userpass);
+	char *b64key = base64(key);
+	const char *what = NULL;
+	if (strstr(text, b64))
+		what = "the Basic authorization value";
+	else if (strstr(text, b64 + strlen(b64) - 16))
+		what = "the tail of the Basic authorization value";
+	else if (strstr(text, b64key))
+		what = "the key in base64";
+	else if (strcasestr(text, "authorization:"))
+		what = "an Authorization header";
+	free(b64key);
+	free(b64);
+	free(userpass);
+	return what;
+}
+
+static void assert_no_secret(const char *where, const char *text, const char *key)
+{
+	const char *what = find_secret(text, key);
+	ck_assert_msg(what == NULL, "%s contains %s", where, what);
+}
+
+/* Runs `smartpayd --check-config -c CONF` and returns its output (malloc'd). */
+static char *check_config_output(const char *conf)
+{
+	const char *top = getenv("SP_TOP_BUILDDIR");
+	char prog[512], out_path[] = "/tmp/smartpayd-check.XXXXXX";
+	snprintf(prog, sizeof(prog), "%s/smartpayd", top ? top : ".");
+	int out = mkstemp(out_path);
+	ck_assert_int_ge(out, 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		dup2(out, 1);
+		dup2(out, 2);
+		execl(prog, prog, "--check-config", "-c", conf, (char *)NULL);
+		_exit(127);
+	}
+	close(out);
+	int st = 0;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	char *text = opstest_read_file(out_path);
+	unlink(out_path);
+	return text;
+}
+
+START_TEST(no_secret_in_logs)
+{
+	char *conninfo = pgtest_createdb_shop(NULL);
+	PGconn *db = pgtest_connect(conninfo);
+	struct simproc_opts opts = {.merchant_key = MERCHANT, .auth_key = RIGHT_KEY};
+	struct simproc *sim = simproc_start(&opts);
+	ck_assert_ptr_nonnull(sim);
+	pgtest_exec(db, "BEGIN");
+	for (int i = 0; i < 6; i++) {
+		char *txn = simproc_create_txn(sim, "19.99", "EUR");
+		ck_assert_ptr_nonnull(txn);
+		char sql[200];
+		snprintf(sql, sizeof(sql),
+			 "INSERT INTO public.orders (smartpay_transaction_id, amount, status) "
+			 "VALUES ('%s', 19.99, 'shipped')",
+			 txn);
+		pgtest_exec(db, sql);
+		free(txn);
+	}
+	pgtest_exec(db, "COMMIT");
+
+	/* a wrong key first: SmartPay answers 401 and the daemon pauses */
+	struct daemonproc d;
+	daemonproc_init(&d, conninfo, simproc_base_url(sim), MERCHANT, WRONG_KEY, NULL);
+	daemonproc_start(&d, false);
+	long long alerts = wait_for_count(db,
+					  "SELECT count(*) FROM smartpay.alerts "
+					  "WHERE kind = 'credentials_rejected'",
+					  1, WAIT_MS);
+	if (alerts < 1)
+		daemonproc_print_log(&d);
+	ck_assert_int_ge(alerts, 1);
+	ck_assert(daemonproc_log_contains(&d, "credentials_rejected"));
+
+	/* the operator fixes the key file and reloads; the gateway fails now and then */
+	ck_assert(simproc_set_faults(sim, "{\"seed\": 7, \"fail_rate\": 0.3, \"status\": 503, "
+					  "\"reset_rate\": 0.2}"));
+	char key_path[320];
+	snprintf(key_path, sizeof(key_path), "%s/authentication-key", d.dir);
+	opstest_write_file(key_path, RIGHT_KEY "\n");
+	daemonproc_signal(&d, SIGHUP);
+	long long done = wait_for_count(db,
+					"SELECT count(*) FROM smartpay.modifications "
+					"WHERE state = 'succeeded'",
+					6, WAIT_MS);
+	if (done < 6)
+		daemonproc_print_log(&d);
+	ck_assert_int_eq(done, 6);
+	ck_assert_int_eq(daemonproc_stop(&d), 0);
+	ck_assert(daemonproc_log_contains(&d, "reloaded"));
+	ck_assert(daemonproc_log_contains(&d, "modification_retry"));
+	ck_assert(daemonproc_log_contains(&d, "level=debug") ||
+		  daemonproc_log_contains(&d, "<7>"));
+
+	/* the whole log, the --check-config output and the ledger are clean */
+	char *log = opstest_read_file(d.log);
+	ck_assert_ptr_nonnull(log);
+	ck_assert_uint_gt(strlen(log), 1000);
+	assert_no_secret("the log", log, WRONG_KEY);
+	assert_no_secret("the log", log, RIGHT_KEY);
+	free(log);
+	char *checked = check_config_output(d.conf);
+	assert_no_secret("--check-config", checked, RIGHT_KEY);
+	free(checked);
+	PGresult *r = pgtest_query(db, "SELECT coalesce(string_agg(concat_ws(' ', request_body, "
+				       "response_body, reason), ' '), '') FROM smartpay.modifications");
+	assert_no_secret("the ledger", PQgetvalue(r, 0, 0), RIGHT_KEY);
+	assert_no_secret("the ledger", PQgetvalue(r, 0, 0), WRONG_KEY);
+	PQclear(r);
+	r = pgtest_query(db, "SELECT coalesce(string_agg(message, ' '), '') FROM smartpay.alerts");
+	assert_no_secret("the alerts", PQgetvalue(r, 0, 0), WRONG_KEY);
+	PQclear(r);
+
+	daemonproc_cleanup(&d);
+	ck_assert(simproc_stop(sim));
+	PQfinish(db);
+	free(conninfo);
+}
+END_TEST
+
+/* The search itself finds what it looks for (a test that cannot fail is a defect). */
+START_TEST(search_finds_leaks)
+{
+	char *userpass = NULL;
+	ck_assert_int_ge(asprintf(&userpass, "%s:%s", MERCHANT, RIGHT_KEY), 0);
+	char *b64 = base64(userpass);
+	char *line = NULL;
+	ck_assert_int_ge(asprintf(&line, "event=x header=\"Basic %s\"\n", b64), 0);
+	ck_assert_str_eq(find_secret(line, RIGHT_KEY), "the Basic authorization value");
+	free(line);
+	ck_assert_int_ge(asprintf(&line, "event=x auth=%s\n", b64 + 8), 0);
+	ck_assert_str_eq(find_secret(line, RIGHT_KEY), "the tail of the Basic authorization value");
+	free(line);
+	free(b64);
+	free(userpass);
+	ck_assert_str_eq(find_secret("event=x key_prefix=Zt4mW8pL-c\n", RIGHT_KEY),
+			 "'Zt4mW8pL-c' of a key");
+	ck_assert_str_eq(find_secret("> Authorization: Bearer x\n", RIGHT_KEY),
+			 "an Authorization header");
+	ck_assert_ptr_null(find_secret("event=x order_id=1 msg=\"all fine\"\n", RIGHT_KEY));
+}
+END_TEST
+
+START_TEST(base64_known_answer)
+{
+	char *b = base64("Aladdin:open sesame");
+	ck_assert_str_eq(b, "QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+	free(b);
+}
+END_TEST
+
+int main(void)
+{
+	pgtest_start();
+	Suite *s = suite_create("secrets");
+	TCase *tc = tcase_create("search");
+	tcase_add_test(tc, base64_known_answer);
+	tcase_add_test(tc, search_finds_leaks);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("daemon");
+	tcase_set_timeout(tc, 90);
+	tcase_add_test(tc, no_secret_in_logs);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
