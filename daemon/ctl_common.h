@@ -43,6 +43,14 @@ struct ctl_command {
 
 /* The commands (one definition per daemon/ctl_*.c file or daemon/smartpayctl.c). */
 extern const struct ctl_command ctl_cmd_migrate;
+extern const struct ctl_command ctl_cmd_status;
+extern const struct ctl_command ctl_cmd_list;
+extern const struct ctl_command ctl_cmd_show;
+extern const struct ctl_command ctl_cmd_retry;
+extern const struct ctl_command ctl_cmd_refund;
+extern const struct ctl_command ctl_cmd_cancel_or_refund;
+extern const struct ctl_command ctl_cmd_alerts;
+extern const struct ctl_command ctl_cmd_ack;
 
 /* Prints "smartpayctl: MESSAGE" on stderr. */
 void ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -70,5 +78,114 @@ void ctl_print_json(struct json_object *doc);
 
 /* Closes the connection and frees the configuration. */
 void ctl_context_free(struct ctl_context *ctx);
+
+/* ---- helpers for the commands' queries and output ---- */
+
+/* SQL expression turning a timestamptz expression into RFC 3339 text in UTC with
+ * milliseconds, "2025-01-31T12:00:00.123Z": every time smartpayctl prints. */
+#define CTL_SQL_TIME(expr) "to_char((" expr ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+/* The columns every command shows of a modification `m`, named as in the JSON output
+ * (amount is added from amount_minor and currency, see ctl_json_add_amount). */
+#define CTL_SQL_MODIFICATION_COLUMNS                                                               \
+	"m.modification_id::text AS modification_id, m.order_id, m.transaction_id, m.kind, "     \
+	"m.state, m.amount_minor, m.currency::text AS currency, m.attempts, m.reason, "          \
+	"m.request_id, " CTL_SQL_TIME("m.next_attempt_at") " AS next_attempt_at, "               \
+	CTL_SQL_TIME("m.deadline") " AS deadline, " CTL_SQL_TIME("m.created_at") " AS created_at, " \
+	CTL_SQL_TIME("m.updated_at") " AS updated_at, " CTL_SQL_TIME("m.completed_at")            \
+	" AS completed_at"
+
+/* The columns every command shows of an alert `a`, named as in the JSON output. */
+#define CTL_SQL_ALERT_COLUMNS                                                                      \
+	"a.alert_id, a.kind, a.severity, a.order_id, a.modification_id::text AS modification_id, " \
+	"a.message, " CTL_SQL_TIME("a.created_at") " AS created_at, "                              \
+	CTL_SQL_TIME("a.acknowledged_at") " AS acknowledged_at, a.acknowledged_by, "             \
+	"a.webhook_state"
+
+/* The usual options of a command: --json (same as the global one) and --help. Returns
+ * CTL_EXIT_OK with *optind_out at the first operand, CTL_HELP_SHOWN after printing the
+ * usage for --help, or a usage error (CTL_EXIT_USAGE). `extra` lists
+ * the command's own options (may be NULL): for each one it calls `on_option(ctx, opt,
+ * optarg, arg)`, which returns CTL_EXIT_OK or an exit code. */
+struct option;
+#define CTL_HELP_SHOWN (-1) /* ctl_parse_options printed --help: exit 0 */
+int ctl_parse_options(struct ctl_context *ctx, const struct ctl_command *cmd, int argc, char **argv,
+                      const char *shortopts, const struct option *extra,
+                      int (*on_option)(struct ctl_context *ctx, int opt, const char *optarg,
+                                       void *arg),
+                      void *arg, int *optind_out);
+
+/* Runs a parameterised statement (text parameters and results). Returns the result
+ * when it succeeded (PQclear it), else prints why as "smartpayctl: WHAT: message" with
+ * the server's DETAIL and HINT, and returns NULL. */
+PGresult *ctl_query(struct ctl_context *ctx, const char *what, const char *sql, int nparams,
+                    const char *const *params);
+
+/* Same, but returns the result whatever its status (never NULL) for callers that look
+ * at the SQLSTATE themselves; ctl_failed tells whether it failed. */
+PGresult *ctl_exec(struct ctl_context *ctx, const char *sql, int nparams, const char *const *params);
+bool ctl_failed(const PGresult *res);
+
+/* The SQLSTATE of a failed result, or "" */
+const char *ctl_sqlstate(const PGresult *res);
+
+/* Prints a failed result: "smartpayctl: WHAT: message" (just "smartpayctl: message"
+ * when `what` is NULL), then "  DETAIL: ..." and "  HINT: ..." lines; suggests
+ * `smartpayctl migrate` when the schema is missing or old. */
+void ctl_report(struct ctl_context *ctx, const char *what, const PGresult *res);
+
+/* The value of a column, or NULL when it is SQL NULL. */
+const char *ctl_value(const PGresult *res, int row, int col);
+
+/* The value of a column as JSON by its type: NULL for SQL NULL, an integer for
+ * int2/int4/int8, a boolean for bool, parsed JSON for json/jsonb, else a string (money
+ * is never a JSON number). */
+struct json_object *ctl_json_value(const PGresult *res, int row, int col);
+
+/* One row as a JSON object, keyed by the column names, in column order. */
+struct json_object *ctl_json_row(const PGresult *res, int row);
+
+/* Major-unit text of an amount given as minor-unit text and a currency ("4000", "EUR"
+ * -> "40.00"). False (out "") when either is NULL or unusable. */
+bool ctl_money_text(const char *minor, const char *currency, char out[32]);
+
+/* Adds "amount" (major-unit text or null) to `obj` from its "amount_minor" and
+ * "currency" members. */
+void ctl_json_add_amount(struct json_object *obj);
+
+/* People's form of an amount: "40.00 EUR"; "-" when there is none. */
+const char *ctl_amount_human(const char *minor, const char *currency, char out[48]);
+
+/* Calls a request function (smartpay.request_refund or request_cancel_or_refund) with
+ * `sql` and `params`, then prints the new request: its row as a JSON object, or one
+ * line for people. A refusal by the function is printed as the database worded it.
+ * Returns the exit code. */
+int ctl_request(struct ctl_context *ctx, const char *what, const char *sql, int nparams,
+                const char *const *params);
+
+/* Prints the first `rows` alerts selected with CTL_SQL_ALERT_COLUMNS as a table (with
+ * who acknowledged them when `acknowledged` is true), each line starting with `indent`. */
+void ctl_print_alerts(const PGresult *res, int rows, bool acknowledged, const char *indent);
+
+/* People's form of a CTL_SQL_TIME text: "2025-01-31 12:00:00Z"; "-" for NULL. */
+const char *ctl_time_human(const char *iso, char out[32]);
+
+/* People's form of a duration in seconds: "45s", "12m 5s", "3h 20m", "2d 4h". */
+const char *ctl_duration_human(long long seconds, char out[32]);
+
+/* Parses a whole decimal integer within [min, max]. */
+bool ctl_parse_int(const char *text, long long min, long long max, long long *out);
+
+/* A table printed with aligned columns (widths counted in UTF-8 characters); the last
+ * column is not padded. Cells are copied; NULL prints as "-". `headers` NULL: no
+ * header row. */
+struct ctl_table;
+struct ctl_table *ctl_table_new(size_t ncols, const char *const *headers);
+/* Aligns column `col` to the right (numbers). */
+void ctl_table_align_right(struct ctl_table *t, size_t col);
+void ctl_table_add(struct ctl_table *t, const char *const *cells);
+size_t ctl_table_rows(const struct ctl_table *t);
+void ctl_table_print(const struct ctl_table *t, const char *indent);
+void ctl_table_free(struct ctl_table *t);
 
 #endif

@@ -82,7 +82,7 @@ static const struct ctl_command ctl_cmd_help = {
 
 /* Prints migrate's result: people's text or one JSON document. */
 static void migrate_report(const struct ctl_context *ctx, const bool *applied_mask, int applied,
-                           int version, enum migrate_trigger_result trigger)
+                           int version, size_t currencies, enum migrate_trigger_result trigger)
 {
 	if (ctx->json) {
 		struct json_object *doc = json_object_new_object();
@@ -100,6 +100,7 @@ static void migrate_report(const struct ctl_context *ctx, const bool *applied_ma
 		                       json_object_new_string(trigger == MIGRATE_TRIGGER_ATTACHED
 		                                                  ? "attached"
 		                                                  : "view"));
+		json_object_object_add(doc, "currencies", json_object_new_int64((int64_t)currencies));
 		ctl_print_json(doc);
 		return;
 	}
@@ -110,6 +111,8 @@ static void migrate_report(const struct ctl_context *ctx, const bool *applied_ma
 		printf("schema is up to date (version %d)\n", version);
 	else
 		printf("schema is now at version %d\n", version);
+	printf("settings: orders relation %s, %zu currencies\n", ctx->cfg->orders_relation,
+	       currencies);
 	if (trigger == MIGRATE_TRIGGER_ATTACHED)
 		printf("orders trigger " MIGRATE_ORDERS_TRIGGER " is on %s\n",
 		       ctx->cfg->orders_relation);
@@ -126,9 +129,14 @@ static int migrate_run(struct ctl_context *ctx, int argc, char **argv)
 
 	bool *applied_mask = xcalloc(sp_builtin_migration_count, sizeof(*applied_mask));
 	int applied = 0, version = 0;
+	size_t currencies = 0;
 	char *err = NULL;
-	if (migrate_apply(ctx->conn, sp_builtin_migrations, sp_builtin_migration_count,
-	                  applied_mask, &applied, &err) != 0 ||
+	const struct migrate_settings settings = {
+	    .orders_relation = ctx->cfg->orders_relation,
+	    .authorization_validity_ms = ctx->cfg->authorization_validity_ms,
+	};
+	if (migrate_apply_configured(ctx->conn, sp_builtin_migrations, sp_builtin_migration_count,
+	                             &settings, applied_mask, &applied, &currencies, &err) != 0 ||
 	    migrate_current_version(ctx->conn, &version, &err) != 0) {
 		ctl_error("migrate: %s", err);
 		free(err);
@@ -147,7 +155,7 @@ static int migrate_run(struct ctl_context *ctx, int argc, char **argv)
 		return CTL_EXIT_FAILURE;
 	}
 
-	migrate_report(ctx, applied_mask, applied, version, trigger);
+	migrate_report(ctx, applied_mask, applied, version, currencies, trigger);
 	free(applied_mask);
 
 	int newest = sp_builtin_migrations[sp_builtin_migration_count - 1].version;

@@ -1,5 +1,6 @@
 #include "autoconfig.h"
 
+#include "alerts.h"
 #include "config.h"
 #include "engine.h"
 #include "log.h"
@@ -25,6 +26,7 @@ struct daemon {
 	char *secret;
 	struct engine *engine;
 	struct metrics *metrics;
+	struct alerts *alerts; /* NULL with --once */
 	struct service *service;
 	bool once;
 	int signals_seen;
@@ -146,6 +148,8 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 	}
 	warn_restart_needed(d->cfg, cfg);
 	engine_reload(d->engine, cfg, secret);
+	if (d->alerts)
+		alerts_reload(d->alerts);
 	explicit_bzero(d->secret, strlen(d->secret));
 	free(d->secret);
 	d->secret = secret;
@@ -191,6 +195,8 @@ static int run(struct daemon *d)
 		event_base_free(d->base);
 		return EXIT_RUNTIME;
 	}
+	if (!d->once)
+		d->alerts = alerts_new(d->engine);
 	d->service = service_new(d->base, d->engine);
 	struct event *ev_term = evsignal_new(d->base, SIGTERM, on_stop_signal, d);
 	struct event *ev_int = evsignal_new(d->base, SIGINT, on_stop_signal, d);
@@ -220,6 +226,7 @@ static int run(struct daemon *d)
 	event_free(ev_hup);
 	service_free(d->service);
 	metrics_free(d->metrics);
+	alerts_free(d->alerts);
 	engine_free(d->engine);
 	event_base_free(d->base);
 	return status;

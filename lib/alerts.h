@@ -29,10 +29,10 @@ struct alerts; /* opaque */
 /* Running totals, for logs and metrics. */
 struct alerts_stats {
 	uint64_t sweeps;
-	uint64_t raised;             /* alerts inserted by the sweep and the gateway check */
-	uint64_t captures_expired;   /* pending captures moved to needs_attention */
+	uint64_t raised;           /* alerts inserted by the sweep and the gateway check */
+	uint64_t captures_expired; /* pending captures moved to needs_attention */
 	uint64_t webhook_delivered;
-	uint64_t webhook_failed;     /* failed attempts, each retried later */
+	uint64_t webhook_failed; /* failed attempts, each retried later */
 	unsigned webhook_inflight;
 };
 

@@ -471,7 +471,8 @@ static void engine_send(struct engine *e, struct store_claim *claim)
 /* Sends queued rows while the in-flight window has room and sending is allowed. */
 static void engine_send_queued(struct engine *e)
 {
-	while (e->qlen > 0 && !e->draining && e->breaker_until_ms == 0 &&
+	/* while paused only the probe (the one row claimed for it) may go */
+	while (e->qlen > 0 && !e->draining && (e->breaker_until_ms == 0 || e->probing) &&
 	       (int)http_inflight(e->http) < e->cfg->max_inflight) {
 		struct store_claim *c = &e->queue[e->qhead++];
 		e->qlen--;

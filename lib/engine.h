@@ -62,7 +62,7 @@ struct engine_hooks {
 /* Another module following the engine's database and gateway events (the alerts module).
  * Every callback is optional and runs on the loop; pointers are valid during the call only. */
 struct engine_listener {
-	void (*db_ready)(void *arg); /* the database is connected and prepared (after each connect) */
+	void (*db_ready)(void *arg); /* connected and prepared (again, after each connect) */
 	void (*db_down)(void *arg);  /* the connection was lost or failed; reconnecting */
 	void (*notify)(void *arg, const char *channel, const char *payload); /* every NOTIFY */
 	void (*gateway_failed)(void *arg); /* an attempt ended without any HTTP answer */

@@ -30,7 +30,7 @@ static void interval_literal(int64_t ms, char out[40])
 	snprintf(out, 40, "%lld milliseconds", (long long)ms);
 }
 
-/* A copy of a nullable text field of a result: NULL for SQL NULL, else the value. */
+/* A nullable text field of a result: NULL for SQL NULL, else the value (valid with res). */
 static const char *nullable(PGresult *res, int row, int col)
 {
 	return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
@@ -53,65 +53,65 @@ static int64_t int_field(PGresult *res, int row, int col)
 static char *sweep_sql(const char *relation)
 {
 	return xasprintf(
-		"WITH thr AS (SELECT t.ms, t.label, t.severity FROM unnest($2::bigint[], "
-		"$3::text[], $4::text[]) AS t(ms, label, severity)), "
-		"open_auth AS (SELECT o.id::text AS order_id, d.deadline FROM %s o "
-		"CROSS JOIN LATERAL (SELECT coalesce(o.authorization_expires_at, "
-		"o.authorized_at + $1::interval) AS deadline) d "
-		"WHERE o.smartpay_transaction_id IS NOT NULL "
-		"AND o.smartpay_transaction_id::text <> '' AND d.deadline > now() - $5::interval "
-		"AND NOT EXISTS (SELECT 1 FROM smartpay.modifications m "
-		"WHERE m.order_id = o.id::text AND m.state = 'succeeded' "
-		"AND m.kind IN ('capture', 'cancel', 'cancel_or_refund'))), "
-		"due AS (SELECT a.order_id, a.deadline, 'authorization_expired'::text AS kind, "
-		"'critical'::text AS severity, a.order_id AS dedup_key, NULL::text AS label "
-		"FROM open_auth a WHERE a.deadline <= now() "
-		"UNION ALL (SELECT DISTINCT ON (a.order_id) a.order_id, a.deadline, "
-		"'authorization_expiring', t.severity, a.order_id || ':' || t.label, t.label "
-		"FROM open_auth a JOIN thr t ON a.deadline <= now() + t.ms * interval '1 millisecond' "
-		"WHERE a.deadline > now() ORDER BY a.order_id, t.ms)), "
-		"fresh AS (SELECT d.* FROM due d WHERE NOT EXISTS (SELECT 1 FROM smartpay.alerts x "
-		"WHERE x.kind = d.kind AND x.dedup_key = d.dedup_key)), "
-		"att AS (UPDATE smartpay.modifications m SET state = 'needs_attention', "
-		"reason = 'authorization deadline passed before the capture was confirmed', "
-		"lease_owner = NULL, lease_expires_at = NULL, updated_at = now(), "
-		"completed_at = now() "
-		"WHERE m.kind = 'capture' AND m.state = 'pending' AND m.deadline <= now() "
-		"AND (m.lease_owner IS NULL OR coalesce(m.lease_expires_at, m.deadline) < now()) "
-		"RETURNING m.modification_id, m.order_id, m.transaction_id), "
-		"ins AS (INSERT INTO smartpay.alerts (kind, severity, order_id, modification_id, "
-		"dedup_key, message) "
-		"SELECT f.kind, f.severity, f.order_id, cap.modification_id, f.dedup_key, "
-		"'authorization of order ' || f.order_id || CASE WHEN f.label IS NULL "
-		"THEN ' expired at ' || to_char(f.deadline AT TIME ZONE 'UTC', "
-		"'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') || ' without a capture' "
-		"ELSE ' expires at ' || to_char(f.deadline AT TIME ZONE 'UTC', "
-		"'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') || ' (within ' || f.label || ') "
-		"and is not captured' END "
-		"FROM fresh f LEFT JOIN LATERAL (SELECT m.modification_id "
-		"FROM smartpay.modifications m WHERE m.order_id = f.order_id AND m.kind = 'capture' "
-		"AND m.state <> 'refused' LIMIT 1) cap ON true "
-		"UNION ALL SELECT 'needs_attention', 'critical', a.order_id, a.modification_id, "
-		"a.modification_id::text, 'capture for order ' || a.order_id || "
-		"': authorization deadline passed before the capture was confirmed' FROM att a "
-		"ON CONFLICT (kind, dedup_key) DO NOTHING "
-		"RETURNING alert_id, kind, severity, order_id, modification_id, message), "
-		"nxt AS (SELECT min(s.x) AS at FROM ("
-		"SELECT (SELECT min(a.deadline) FROM open_auth a "
-		"WHERE a.deadline > now() + t.ms * interval '1 millisecond') "
-		"- t.ms * interval '1 millisecond' AS x "
-		"FROM unnest($2::bigint[] || 0::bigint) AS t(ms) "
-		"UNION ALL SELECT min(p.at) FROM (SELECT greatest(m.deadline, CASE WHEN "
-		"m.lease_owner IS NULL THEN m.deadline ELSE coalesce(m.lease_expires_at, m.deadline) "
-		"END) AS at FROM smartpay.modifications m WHERE m.kind = 'capture' "
-		"AND m.state = 'pending' AND m.deadline IS NOT NULL) p WHERE p.at > now()) s) "
-		"SELECT 'alert', alert_id::text, kind, severity, order_id, modification_id::text, "
-		"message FROM ins "
-		"UNION ALL SELECT 'capture', NULL, NULL, NULL, order_id, modification_id::text, "
-		"transaction_id FROM att "
-		"UNION ALL SELECT 'next', ceil(extract(epoch FROM at - now()) * 1000)::bigint::text, "
-		"NULL, NULL, NULL, NULL, NULL FROM nxt",
-		relation);
+	    "WITH thr AS (SELECT t.ms, t.label, t.severity FROM unnest($2::bigint[], "
+	    "$3::text[], $4::text[]) AS t(ms, label, severity)), "
+	    "open_auth AS (SELECT o.id::text AS order_id, d.deadline FROM %s o "
+	    "CROSS JOIN LATERAL (SELECT coalesce(o.authorization_expires_at, "
+	    "o.authorized_at + $1::interval) AS deadline) d "
+	    "WHERE o.smartpay_transaction_id IS NOT NULL "
+	    "AND o.smartpay_transaction_id::text <> '' AND d.deadline > now() - $5::interval "
+	    "AND NOT EXISTS (SELECT 1 FROM smartpay.modifications m "
+	    "WHERE m.order_id = o.id::text AND m.state = 'succeeded' "
+	    "AND m.kind IN ('capture', 'cancel', 'cancel_or_refund'))), "
+	    "due AS (SELECT a.order_id, a.deadline, 'authorization_expired'::text AS kind, "
+	    "'critical'::text AS severity, a.order_id AS dedup_key, NULL::text AS label "
+	    "FROM open_auth a WHERE a.deadline <= now() "
+	    "UNION ALL (SELECT DISTINCT ON (a.order_id) a.order_id, a.deadline, "
+	    "'authorization_expiring', t.severity, a.order_id || ':' || t.label, t.label "
+	    "FROM open_auth a JOIN thr t ON a.deadline <= now() + t.ms * interval '1 millisecond' "
+	    "WHERE a.deadline > now() ORDER BY a.order_id, t.ms)), "
+	    "fresh AS (SELECT d.* FROM due d WHERE NOT EXISTS (SELECT 1 FROM smartpay.alerts x "
+	    "WHERE x.kind = d.kind AND x.dedup_key = d.dedup_key)), "
+	    "att AS (UPDATE smartpay.modifications m SET state = 'needs_attention', "
+	    "reason = 'authorization deadline passed before the capture was confirmed', "
+	    "lease_owner = NULL, lease_expires_at = NULL, updated_at = now(), "
+	    "completed_at = now() "
+	    "WHERE m.kind = 'capture' AND m.state = 'pending' AND m.deadline <= now() "
+	    "AND (m.lease_owner IS NULL OR coalesce(m.lease_expires_at, m.deadline) < now()) "
+	    "RETURNING m.modification_id, m.order_id, m.transaction_id), "
+	    "ins AS (INSERT INTO smartpay.alerts (kind, severity, order_id, modification_id, "
+	    "dedup_key, message) "
+	    "SELECT f.kind, f.severity, f.order_id, cap.modification_id, f.dedup_key, "
+	    "'authorization of order ' || f.order_id || CASE WHEN f.label IS NULL "
+	    "THEN ' expired at ' || to_char(f.deadline AT TIME ZONE 'UTC', "
+	    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') || ' without a capture' "
+	    "ELSE ' expires at ' || to_char(f.deadline AT TIME ZONE 'UTC', "
+	    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') || ' (within ' || f.label || ') "
+	    "and is not captured' END "
+	    "FROM fresh f LEFT JOIN LATERAL (SELECT m.modification_id "
+	    "FROM smartpay.modifications m WHERE m.order_id = f.order_id AND m.kind = 'capture' "
+	    "AND m.state <> 'refused' LIMIT 1) cap ON true "
+	    "UNION ALL SELECT 'needs_attention', 'critical', a.order_id, a.modification_id, "
+	    "a.modification_id::text, 'capture for order ' || a.order_id || "
+	    "': authorization deadline passed before the capture was confirmed' FROM att a "
+	    "ON CONFLICT (kind, dedup_key) DO NOTHING "
+	    "RETURNING alert_id, kind, severity, order_id, modification_id, message), "
+	    "nxt AS (SELECT min(s.x) AS at FROM ("
+	    "SELECT (SELECT min(a.deadline) FROM open_auth a "
+	    "WHERE a.deadline > now() + t.ms * interval '1 millisecond') "
+	    "- t.ms * interval '1 millisecond' AS x "
+	    "FROM unnest($2::bigint[] || 0::bigint) AS t(ms) "
+	    "UNION ALL SELECT min(p.at) FROM (SELECT greatest(m.deadline, CASE WHEN "
+	    "m.lease_owner IS NULL THEN m.deadline ELSE coalesce(m.lease_expires_at, m.deadline) "
+	    "END) AS at FROM smartpay.modifications m WHERE m.kind = 'capture' "
+	    "AND m.state = 'pending' AND m.deadline IS NOT NULL) p WHERE p.at > now()) s) "
+	    "SELECT 'alert', alert_id::text, kind, severity, order_id, modification_id::text, "
+	    "message FROM ins "
+	    "UNION ALL SELECT 'capture', NULL, NULL, NULL, order_id, modification_id::text, "
+	    "transaction_id FROM att "
+	    "UNION ALL SELECT 'next', ceil(extract(epoch FROM at - now()) * 1000)::bigint::text, "
+	    "NULL, NULL, NULL, NULL, NULL FROM nxt",
+	    relation);
 }
 
 /* Formats a list of strings as a PostgreSQL array literal (items are plain words). */
@@ -214,12 +214,12 @@ static void call_done(PGresult *res, const char *error, void *arg)
 }
 
 bool store_alert_gateway(struct store *st, const char *dedup_key, const char *message,
-			 struct store_alerts_call *call)
+                         struct store_alerts_call *call)
 {
 	static const char sql[] =
-		"INSERT INTO smartpay.alerts (kind, severity, dedup_key, message) "
-		"VALUES ('gateway_unreachable', 'critical', $1, $2) "
-		"ON CONFLICT (kind, dedup_key) DO NOTHING";
+	    "INSERT INTO smartpay.alerts (kind, severity, dedup_key, message) "
+	    "VALUES ('gateway_unreachable', 'critical', $1, $2) "
+	    "ON CONFLICT (kind, dedup_key) DO NOTHING";
 	struct pg_conn *pc = store_conn(st);
 	if (!pg_conn_is_up(pc))
 		return false;
@@ -269,24 +269,24 @@ static void webhook_claim_done(PGresult *res, const char *error, void *arg)
 }
 
 bool store_webhook_claim(struct store *st, int limit, int64_t lease_ms,
-			 struct store_webhook_claim_call *call)
+                         struct store_webhook_claim_call *call)
 {
 	static const char sql[] =
-		"WITH due AS (SELECT alert_id FROM smartpay.alerts WHERE webhook_state = 'pending' "
-		"AND acknowledged_at IS NULL AND webhook_next_attempt_at <= now() "
-		"ORDER BY webhook_next_attempt_at, alert_id LIMIT $1 FOR UPDATE SKIP LOCKED), "
-		"claimed AS (UPDATE smartpay.alerts a SET webhook_next_attempt_at = now() + "
-		"$2::interval FROM due WHERE a.alert_id = due.alert_id RETURNING a.alert_id, a.kind, "
-		"a.severity, a.order_id, a.modification_id, a.message, a.created_at, "
-		"a.webhook_attempts), "
-		"nxt AS (SELECT min(webhook_next_attempt_at) AS at FROM smartpay.alerts "
-		"WHERE webhook_state = 'pending' AND acknowledged_at IS NULL "
-		"AND alert_id NOT IN (SELECT alert_id FROM due)) "
-		"SELECT c.alert_id, c.kind, c.severity, c.order_id, c.modification_id::text, "
-		"c.message, to_char(c.created_at AT TIME ZONE 'UTC', "
-		"'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), c.webhook_attempts, NULL::bigint "
-		"FROM claimed c UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
-		"greatest(0, ceil(extract(epoch FROM nxt.at - now()) * 1000))::bigint FROM nxt";
+	    "WITH due AS (SELECT alert_id FROM smartpay.alerts WHERE webhook_state = 'pending' "
+	    "AND acknowledged_at IS NULL AND webhook_next_attempt_at <= now() "
+	    "ORDER BY webhook_next_attempt_at, alert_id LIMIT $1 FOR UPDATE SKIP LOCKED), "
+	    "claimed AS (UPDATE smartpay.alerts a SET webhook_next_attempt_at = now() + "
+	    "$2::interval FROM due WHERE a.alert_id = due.alert_id RETURNING a.alert_id, a.kind, "
+	    "a.severity, a.order_id, a.modification_id, a.message, a.created_at, "
+	    "a.webhook_attempts), "
+	    "nxt AS (SELECT min(webhook_next_attempt_at) AS at FROM smartpay.alerts "
+	    "WHERE webhook_state = 'pending' AND acknowledged_at IS NULL "
+	    "AND alert_id NOT IN (SELECT alert_id FROM due)) "
+	    "SELECT c.alert_id, c.kind, c.severity, c.order_id, c.modification_id::text, "
+	    "c.message, to_char(c.created_at AT TIME ZONE 'UTC', "
+	    "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), c.webhook_attempts, NULL::bigint "
+	    "FROM claimed c UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+	    "greatest(0, ceil(extract(epoch FROM nxt.at - now()) * 1000))::bigint FROM nxt";
 	struct pg_conn *pc = store_conn(st);
 	if (!pg_conn_is_up(pc))
 		return false;
@@ -298,18 +298,18 @@ bool store_webhook_claim(struct store *st, int limit, int64_t lease_ms,
 }
 
 bool store_webhook_record(struct store *st, const struct store_webhook_result *results, size_t n,
-			  struct store_alerts_call *call)
+                          struct store_alerts_call *call)
 {
 	static const char sql[] =
-		"WITH u AS (SELECT * FROM json_to_recordset($1::json) AS u(id bigint, ok bool, "
-		"error text, delay_ms bigint)) "
-		"UPDATE smartpay.alerts a SET webhook_attempts = a.webhook_attempts + 1, "
-		"webhook_state = CASE WHEN u.ok THEN 'delivered' ELSE a.webhook_state END, "
-		"webhook_delivered_at = CASE WHEN u.ok THEN now() ELSE a.webhook_delivered_at END, "
-		"webhook_last_error = CASE WHEN u.ok THEN a.webhook_last_error ELSE u.error END, "
-		"webhook_next_attempt_at = CASE WHEN u.ok THEN a.webhook_next_attempt_at "
-		"ELSE now() + u.delay_ms * interval '1 millisecond' END "
-		"FROM u WHERE a.alert_id = u.id AND a.webhook_state = 'pending'";
+	    "WITH u AS (SELECT * FROM json_to_recordset($1::json) AS u(id bigint, ok bool, "
+	    "error text, delay_ms bigint)) "
+	    "UPDATE smartpay.alerts a SET webhook_attempts = a.webhook_attempts + 1, "
+	    "webhook_state = CASE WHEN u.ok THEN 'delivered' ELSE a.webhook_state END, "
+	    "webhook_delivered_at = CASE WHEN u.ok THEN now() ELSE a.webhook_delivered_at END, "
+	    "webhook_last_error = CASE WHEN u.ok THEN a.webhook_last_error ELSE u.error END, "
+	    "webhook_next_attempt_at = CASE WHEN u.ok THEN a.webhook_next_attempt_at "
+	    "ELSE now() + u.delay_ms * interval '1 millisecond' END "
+	    "FROM u WHERE a.alert_id = u.id AND a.webhook_state = 'pending'";
 	struct pg_conn *pc = store_conn(st);
 	if (!pg_conn_is_up(pc))
 		return false;
@@ -319,7 +319,8 @@ bool store_webhook_record(struct store *st, const struct store_webhook_result *r
 		json_object *o = json_object_new_object();
 		json_object_object_add(o, "id", json_object_new_int64(r->alert_id));
 		json_object_object_add(o, "ok", json_object_new_boolean(r->delivered));
-		json_object_object_add(o, "error", r->error ? json_object_new_string(r->error) : NULL);
+		json_object_object_add(o, "error",
+		                       r->error ? json_object_new_string(r->error) : NULL);
 		json_object_object_add(o, "delay_ms", json_object_new_int64(r->retry_delay_ms));
 		json_object_array_add(arr, o);
 	}

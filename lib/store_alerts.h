@@ -69,16 +69,16 @@ void store_threshold_label(int64_t ms, char out[32]);
  *    to needs_attention with a 'needs_attention' alert (critical, dedup_key its id).
  * Alerts that exist already (acknowledged or not) are not raised again. */
 bool store_sweep_expiry(struct store *st, int64_t lookback_ms, struct store_sweep_call *call)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Raises one 'gateway_unreachable' alert (critical) unless one with this dedup_key
  * exists. */
 bool store_alert_gateway(struct store *st, const char *dedup_key, const char *message,
-			 struct store_alerts_call *call) __attribute__((warn_unused_result));
+                         struct store_alerts_call *call) __attribute__((warn_unused_result));
 
 /* LISTEN smartpay_alerts on the store's connection (again after each connect). */
 bool store_listen_alerts(struct store *st, struct store_alerts_call *call)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* An alert to POST to the webhook. */
 struct store_webhook_alert {
@@ -96,7 +96,7 @@ struct store_webhook_claim_call {
 	/* next_delay_ms: until the earliest undelivered alert not claimed now becomes due
 	 * (0 when some are due already), -1 when there is none */
 	void (*done)(const struct store_webhook_alert *rows, size_t n, int64_t next_delay_ms,
-		     const char *error, void *arg);
+	             const char *error, void *arg);
 	void *arg;
 };
 
@@ -104,7 +104,7 @@ struct store_webhook_claim_call {
  * acknowledged, webhook_next_attempt_at passed), oldest first, by moving their next
  * attempt `lease_ms` ahead so that no other daemon sends them meanwhile. */
 bool store_webhook_claim(struct store *st, int limit, int64_t lease_ms,
-			 struct store_webhook_claim_call *call) __attribute__((warn_unused_result));
+                         struct store_webhook_claim_call *call) __attribute__((warn_unused_result));
 
 /* The outcome of one delivery attempt. */
 struct store_webhook_result {
@@ -116,6 +116,6 @@ struct store_webhook_result {
 
 /* Records outcomes in one statement (attempts counted, next attempt, last error). */
 bool store_webhook_record(struct store *st, const struct store_webhook_result *results, size_t n,
-			  struct store_alerts_call *call) __attribute__((warn_unused_result));
+                          struct store_alerts_call *call) __attribute__((warn_unused_result));
 
 #endif

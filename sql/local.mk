@@ -4,7 +4,8 @@
 # programs (sp_builtin_migrations, lib/migrate.h) and installed for reference.
 SP_MIGRATIONS = \
 	sql/001_ledger.sql \
-	sql/002_requests_and_webhooks.sql
+	sql/002_requests_and_webhooks.sql \
+	sql/003_shop_api.sql
 
 sqldir = $(pkgdatadir)/sql
 dist_sql_DATA = $(SP_MIGRATIONS) sql/example-orders.sql

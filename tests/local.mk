@@ -64,6 +64,11 @@ tests_check_secrets_SOURCES = tests/check_secrets.c $(OPS_TEST_SOURCES)
 tests_check_secrets_LDADD = $(SP_LIBS) $(CHECK_LIBS)
 tests_check_secrets_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 endif
+# the systemd unit: systemd-analyze verify and security --offline=true
+TESTS += tests/systemd-unit.sh
+EXTRA_DIST += tests/systemd-unit.sh
+TEST_EXTENSIONS = .sh
+SH_LOG_COMPILER = $(SHELL)
 # the initdb template cached by tests/pgtest.c
 clean-local: clean-pgtemplate
 .PHONY: clean-pgtemplate
