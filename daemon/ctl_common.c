@@ -106,7 +106,13 @@ int ctl_connect(struct ctl_context *ctx)
 		return CTL_EXIT_FAILURE;
 	}
 	PQsetNoticeProcessor(ctx->conn, print_notice, NULL);
-	return CTL_EXIT_OK;
+	/* every timestamp smartpayctl prints is UTC, in one known text form */
+	PGresult *res = PQexec(ctx->conn, "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'");
+	bool ok = res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK;
+	if (!ok)
+		ctl_error("database: %s", res ? PQresultErrorMessage(res) : "out of memory");
+	PQclear(res);
+	return ok ? CTL_EXIT_OK : CTL_EXIT_FAILURE;
 }
 
 void ctl_print_json(struct json_object *doc)
@@ -154,8 +160,8 @@ int ctl_parse_options(struct ctl_context *ctx, const struct ctl_command *cmd, in
 			ctx->json = true;
 			break;
 		case 'h':
-			printf("usage: " CTL_PROGRAM " [-c FILE] [--json] %s%s%s\n  %s\n", cmd->name,
-			       cmd->usage[0] != '\0' ? " " : "", cmd->usage, cmd->help);
+			printf("usage: " CTL_PROGRAM " [-c FILE] [--json] %s%s%s\n  %s\n",
+			       cmd->name, cmd->usage[0] != '\0' ? " " : "", cmd->usage, cmd->help);
 			rc = CTL_HELP_SHOWN;
 			break;
 		case ':':
@@ -164,7 +170,8 @@ int ctl_parse_options(struct ctl_context *ctx, const struct ctl_command *cmd, in
 			break;
 		case '?':
 			if (optopt != 0)
-				rc = ctl_usage_error(cmd, "%s: unknown option '-%c'", cmd->name, optopt);
+				rc = ctl_usage_error(cmd, "%s: unknown option '-%c'", cmd->name,
+				                     optopt);
 			else
 				rc = ctl_usage_error(cmd, "%s: unknown option '%s'", cmd->name,
 				                     argv[optind - 1]);
@@ -221,7 +228,8 @@ void ctl_report(struct ctl_context *ctx, const char *what, const PGresult *res)
 	const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
 	const char *hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
 	const char *state = ctl_sqlstate(res);
-	char *prefix = what != NULL ? xasprintf(CTL_PROGRAM ": %s: ", what) : xstrdup(CTL_PROGRAM ": ");
+	char *prefix =
+	    what != NULL ? xasprintf(CTL_PROGRAM ": %s: ", what) : xstrdup(CTL_PROGRAM ": ");
 
 	if (primary != NULL)
 		print_trimmed(prefix, primary);
@@ -230,7 +238,8 @@ void ctl_report(struct ctl_context *ctx, const char *what, const PGresult *res)
 	else if (ctx->conn != NULL && PQerrorMessage(ctx->conn)[0] != '\0')
 		print_trimmed(prefix, PQerrorMessage(ctx->conn));
 	else
-		fprintf(stderr, "%sunexpected result %s\n", prefix, PQresStatus(PQresultStatus(res)));
+		fprintf(stderr, "%sunexpected result %s\n", prefix,
+		        PQresStatus(PQresultStatus(res)));
 	if (detail != NULL)
 		print_trimmed("  DETAIL: ", detail);
 	if (hint != NULL)
@@ -270,7 +279,30 @@ enum {
 	OID_INT4 = 23,
 	OID_JSON = 114,
 	OID_JSONB = 3802,
+	OID_TIMESTAMPTZ = 1184,
 };
+
+/* RFC 3339 text with milliseconds of a timestamptz in the session's ISO form at UTC
+ * ("2025-01-31 12:00:00.123456+00" -> "2025-01-31T12:00:00.123Z"); other forms
+ * (infinity, years past 9999) are kept as they are. */
+static struct json_object *json_time(const char *value)
+{
+	char ms[4] = "000";
+	const char *p = value + 19;
+
+	if (strlen(value) < 22 || value[10] != ' ')
+		return json_object_new_string(value);
+	if (*p == '.') {
+		for (int i = 0; i < 3 && p[1 + i] >= '0' && p[1 + i] <= '9'; i++)
+			ms[i] = p[1 + i];
+		p += 1 + strspn(p + 1, "0123456789");
+	}
+	if (strcmp(p, "+00") != 0)
+		return json_object_new_string(value);
+	char text[32];
+	snprintf(text, sizeof(text), "%.10sT%.8s.%sZ", value, value + 11, ms);
+	return json_object_new_string(text);
+}
 
 struct json_object *ctl_json_value(const PGresult *res, int row, int col)
 {
@@ -285,6 +317,8 @@ struct json_object *ctl_json_value(const PGresult *res, int row, int col)
 	case OID_INT4:
 	case OID_INT8:
 		return json_object_new_int64(strtoll(value, NULL, 10));
+	case OID_TIMESTAMPTZ:
+		return json_time(value);
 	case OID_JSON:
 	case OID_JSONB: {
 		struct json_object *parsed = json_tokener_parse(value);
@@ -336,30 +370,40 @@ void ctl_json_add_amount(struct json_object *obj)
 	json_object_object_add(obj, "amount", NULL);
 }
 
-const char *ctl_time_human(const char *iso, char out[32])
+const char *ctl_time_human(const char *value, char out[32])
 {
-	if (iso == NULL || strlen(iso) < 19) {
+	if (value == NULL)
 		snprintf(out, 32, "-");
-		return out;
-	}
-	/* "YYYY-MM-DDTHH:MM:SS.mmmZ" -> "YYYY-MM-DD HH:MM:SSZ" */
-	snprintf(out, 32, "%.10s %.8sZ", iso, iso + 11);
+	else if (strlen(value) >= 22 && value[10] == ' ' && strstr(value + 19, "+00") != NULL)
+		snprintf(out, 32, "%.19sZ", value); /* "2025-01-31 12:00:00.123+00" */
+	else
+		snprintf(out, 32, "%s", value);
 	return out;
 }
 
 const char *ctl_duration_human(long long seconds, char out[32])
 {
 	const char *sign = seconds < 0 ? "-" : "";
-	unsigned long long s = seconds < 0 ? 0ULL - (unsigned long long)seconds : (unsigned long long)seconds;
+	unsigned long long s =
+	    seconds < 0 ? 0ULL - (unsigned long long)seconds : (unsigned long long)seconds;
+	unsigned long long big, small;
+	char big_unit, small_unit;
 
-	if (s < 60)
+	if (s < 60) {
 		snprintf(out, 32, "%s%llus", sign, s);
-	else if (s < 3600)
-		snprintf(out, 32, "%s%llum %llus", sign, s / 60, s % 60);
-	else if (s < 86400)
-		snprintf(out, 32, "%s%lluh %llum", sign, s / 3600, s % 3600 / 60);
+		return out;
+	}
+	if (s < 3600) {
+		big = s / 60, small = s % 60, big_unit = 'm', small_unit = 's';
+	} else if (s < 48 * 3600) {
+		big = s / 3600, small = s % 3600 / 60, big_unit = 'h', small_unit = 'm';
+	} else {
+		big = s / 86400, small = s % 86400 / 3600, big_unit = 'd', small_unit = 'h';
+	}
+	if (small == 0)
+		snprintf(out, 32, "%s%llu%c", sign, big, big_unit);
 	else
-		snprintf(out, 32, "%s%llud %lluh", sign, s / 86400, s % 86400 / 3600);
+		snprintf(out, 32, "%s%llu%c %llu%c", sign, big, big_unit, small, small_unit);
 	return out;
 }
 
@@ -484,8 +528,8 @@ const char *ctl_amount_human(const char *minor, const char *currency, char out[4
 
 void ctl_print_alerts(const PGresult *res, int rows, bool acknowledged, const char *indent)
 {
-	static const char *const headers[] = {"ID",    "CREATED", "SEVERITY",     "KIND",
-	                                      "ORDER", "ACKED",   "ACKNOWLEDGED BY", "MESSAGE"};
+	static const char *const headers[] = {"ID",    "CREATED",      "SEVERITY", "KIND",
+	                                      "ORDER", "ACKNOWLEDGED", "BY",       "MESSAGE"};
 	const char *const *h = headers;
 	struct ctl_table *t;
 	const int cols[] = {PQfnumber(res, "alert_id"),        PQfnumber(res, "created_at"),
@@ -543,8 +587,7 @@ int ctl_request(struct ctl_context *ctx, const char *what, const char *sql, int 
 	const char *p[1] = {id};
 	res = ctl_query(ctx, what,
 	                "SELECT r.request_id, r.order_id, r.kind, r.amount_minor, "
-	                "r.currency::text AS currency, r.reason, r.requested_by, "
-	                CTL_SQL_TIME("r.requested_at") " AS requested_at "
+	                "r.currency::text AS currency, r.reason, r.requested_by, r.requested_at "
 	                "FROM smartpay.requests r WHERE r.request_id = $1::bigint",
 	                1, p);
 	if (res == NULL || PQntuples(res) != 1) {

@@ -68,7 +68,9 @@ int ctl_no_arguments(const struct ctl_command *cmd, int argc, char **argv);
 int ctl_load_config(struct ctl_context *ctx);
 
 /* Loads the configuration when needed and opens ctx->conn (blocking libpq) with
- * cfg->db_conninfo, application_name smartpayctl, server notices printed on stderr.
+ * cfg->db_conninfo, application_name smartpayctl, server notices printed on stderr,
+ * and the session's TimeZone UTC and DateStyle ISO (what ctl_json_value and
+ * ctl_time_human expect of timestamps).
  * Returns CTL_EXIT_OK, CTL_EXIT_USAGE (configuration) or CTL_EXIT_FAILURE (connection,
  * after printing why). */
 int ctl_connect(struct ctl_context *ctx);
@@ -81,26 +83,18 @@ void ctl_context_free(struct ctl_context *ctx);
 
 /* ---- helpers for the commands' queries and output ---- */
 
-/* SQL expression turning a timestamptz expression into RFC 3339 text in UTC with
- * milliseconds, "2025-01-31T12:00:00.123Z": every time smartpayctl prints. */
-#define CTL_SQL_TIME(expr) "to_char((" expr ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-
 /* The columns every command shows of a modification `m`, named as in the JSON output
  * (amount is added from amount_minor and currency, see ctl_json_add_amount). */
 #define CTL_SQL_MODIFICATION_COLUMNS                                                               \
-	"m.modification_id::text AS modification_id, m.order_id, m.transaction_id, m.kind, "     \
-	"m.state, m.amount_minor, m.currency::text AS currency, m.attempts, m.reason, "          \
-	"m.request_id, " CTL_SQL_TIME("m.next_attempt_at") " AS next_attempt_at, "               \
-	CTL_SQL_TIME("m.deadline") " AS deadline, " CTL_SQL_TIME("m.created_at") " AS created_at, " \
-	CTL_SQL_TIME("m.updated_at") " AS updated_at, " CTL_SQL_TIME("m.completed_at")            \
-	" AS completed_at"
+	"m.modification_id::text AS modification_id, m.order_id, m.transaction_id, m.kind, "       \
+	"m.state, m.amount_minor, m.currency::text AS currency, m.attempts, m.reason, "            \
+	"m.request_id, m.next_attempt_at, m.deadline, m.created_at, m.updated_at, "                \
+	"m.completed_at"
 
 /* The columns every command shows of an alert `a`, named as in the JSON output. */
 #define CTL_SQL_ALERT_COLUMNS                                                                      \
 	"a.alert_id, a.kind, a.severity, a.order_id, a.modification_id::text AS modification_id, " \
-	"a.message, " CTL_SQL_TIME("a.created_at") " AS created_at, "                              \
-	CTL_SQL_TIME("a.acknowledged_at") " AS acknowledged_at, a.acknowledged_by, "             \
-	"a.webhook_state"
+	"a.message, a.created_at, a.acknowledged_at, a.acknowledged_by, a.webhook_state"
 
 /* The usual options of a command: --json (same as the global one) and --help. Returns
  * CTL_EXIT_OK with *optind_out at the first operand, CTL_HELP_SHOWN after printing the
@@ -123,7 +117,8 @@ PGresult *ctl_query(struct ctl_context *ctx, const char *what, const char *sql, 
 
 /* Same, but returns the result whatever its status (never NULL) for callers that look
  * at the SQLSTATE themselves; ctl_failed tells whether it failed. */
-PGresult *ctl_exec(struct ctl_context *ctx, const char *sql, int nparams, const char *const *params);
+PGresult *ctl_exec(struct ctl_context *ctx, const char *sql, int nparams,
+                   const char *const *params);
 bool ctl_failed(const PGresult *res);
 
 /* The SQLSTATE of a failed result, or "" */
@@ -138,7 +133,8 @@ void ctl_report(struct ctl_context *ctx, const char *what, const PGresult *res);
 const char *ctl_value(const PGresult *res, int row, int col);
 
 /* The value of a column as JSON by its type: NULL for SQL NULL, an integer for
- * int2/int4/int8, a boolean for bool, parsed JSON for json/jsonb, else a string (money
+ * int2/int4/int8, a boolean for bool, parsed JSON for json/jsonb, RFC 3339 text in UTC
+ * with milliseconds ("2025-01-31T12:00:00.123Z") for timestamptz, else a string (money
  * is never a JSON number). */
 struct json_object *ctl_json_value(const PGresult *res, int row, int col);
 
@@ -167,10 +163,11 @@ int ctl_request(struct ctl_context *ctx, const char *what, const char *sql, int 
  * who acknowledged them when `acknowledged` is true), each line starting with `indent`. */
 void ctl_print_alerts(const PGresult *res, int rows, bool acknowledged, const char *indent);
 
-/* People's form of a CTL_SQL_TIME text: "2025-01-31 12:00:00Z"; "-" for NULL. */
-const char *ctl_time_human(const char *iso, char out[32]);
+/* People's form of a timestamptz value (UTC, ISO): "2025-01-31 12:00:00Z"; "-" for
+ * NULL. */
+const char *ctl_time_human(const char *value, char out[32]);
 
-/* People's form of a duration in seconds: "45s", "12m 5s", "3h 20m", "2d 4h". */
+/* People's form of a duration in seconds: "45s", "12m 5s", "3h 20m", "24h", "2d 4h". */
 const char *ctl_duration_human(long long seconds, char out[32]);
 
 /* Parses a whole decimal integer within [min, max]. */

@@ -8,4 +8,31 @@ smartpayd_LDADD = $(SP_LIBS)
 # smartpayctl: one command per daemon/ctl_*.c, listed in daemon/smartpayctl.c.
 bin_PROGRAMS += smartpayctl
 smartpayctl_SOURCES = daemon/smartpayctl.c daemon/ctl_common.c daemon/ctl_common.h
+smartpayctl_SOURCES += daemon/ctl_status.c daemon/ctl_list.c daemon/ctl_show.c \
+	daemon/ctl_retry.c daemon/ctl_refund.c daemon/ctl_cancel_or_refund.c \
+	daemon/ctl_alerts.c daemon/ctl_ack.c
 smartpayctl_LDADD = $(SP_LIBS)
+
+# Manual pages, and the example configuration: kept as a reference in $(pkgdatadir) and
+# installed as $(sysconfdir)/smartpayd/smartpayd.conf unless one is there already (an
+# operator's file is never overwritten; uninstall removes it only when unchanged).
+dist_man_MANS = daemon/smartpayd.8 daemon/smartpayd.conf.5 daemon/smartpayctl.1
+dist_pkgdata_DATA = daemon/smartpayd.conf
+install-data-local: install-smartpayd-conf
+uninstall-local: uninstall-smartpayd-conf
+.PHONY: install-smartpayd-conf uninstall-smartpayd-conf
+install-smartpayd-conf:
+	$(MKDIR_P) '$(DESTDIR)$(sysconfdir)/smartpayd'
+	@if test -f '$(DESTDIR)$(sysconfdir)/smartpayd/smartpayd.conf'; then \
+		echo "keeping $(DESTDIR)$(sysconfdir)/smartpayd/smartpayd.conf"; \
+	else \
+		echo " $(INSTALL_DATA) daemon/smartpayd.conf '$(DESTDIR)$(sysconfdir)/smartpayd/smartpayd.conf'"; \
+		$(INSTALL_DATA) '$(srcdir)/daemon/smartpayd.conf' \
+			'$(DESTDIR)$(sysconfdir)/smartpayd/smartpayd.conf'; \
+	fi
+uninstall-smartpayd-conf:
+	@if cmp -s '$(srcdir)/daemon/smartpayd.conf' '$(DESTDIR)$(sysconfdir)/smartpayd/smartpayd.conf'; then \
+		echo " rm -f '$(DESTDIR)$(sysconfdir)/smartpayd/smartpayd.conf'"; \
+		rm -f '$(DESTDIR)$(sysconfdir)/smartpayd/smartpayd.conf'; \
+	fi
+	@rmdir '$(DESTDIR)$(sysconfdir)/smartpayd' 2>/dev/null || true

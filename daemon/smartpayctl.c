@@ -16,8 +16,8 @@ static const struct ctl_command ctl_cmd_help;
 
 /* Every command, in the order --help lists them. */
 static const struct ctl_command *const commands[] = {
-    &ctl_cmd_migrate,
-    &ctl_cmd_help,
+    &ctl_cmd_migrate, &ctl_cmd_status,           &ctl_cmd_list,   &ctl_cmd_show, &ctl_cmd_retry,
+    &ctl_cmd_refund,  &ctl_cmd_cancel_or_refund, &ctl_cmd_alerts, &ctl_cmd_ack,  &ctl_cmd_help,
 };
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
 
@@ -47,7 +47,10 @@ static void usage(FILE *out)
 		char *synopsis =
 		    xasprintf("%s%s%s", commands[i]->name, commands[i]->usage[0] != '\0' ? " " : "",
 		              commands[i]->usage);
-		fprintf(out, "  %-28s %s\n", synopsis, commands[i]->help);
+		if (strlen(synopsis) > 28)
+			fprintf(out, "  %s\n  %-28s %s\n", synopsis, "", commands[i]->help);
+		else
+			fprintf(out, "  %-28s %s\n", synopsis, commands[i]->help);
 		free(synopsis);
 	}
 	fprintf(out, "\nExit status: 0 success, 1 runtime failure, 2 usage or configuration "
@@ -100,7 +103,8 @@ static void migrate_report(const struct ctl_context *ctx, const bool *applied_ma
 		                       json_object_new_string(trigger == MIGRATE_TRIGGER_ATTACHED
 		                                                  ? "attached"
 		                                                  : "view"));
-		json_object_object_add(doc, "currencies", json_object_new_int64((int64_t)currencies));
+		json_object_object_add(doc, "currencies",
+		                       json_object_new_int64((int64_t)currencies));
 		ctl_print_json(doc);
 		return;
 	}

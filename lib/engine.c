@@ -89,14 +89,6 @@ const int64_t engine_latency_bounds_us[ENGINE_LATENCY_BUCKETS] = {
 	5000,	 10000,	  25000,   50000,   100000,   250000,  500000,
 	1000000, 2500000, 5000000, 10000000, 30000000, 90000000};
 
-const char *engine_result_name(enum engine_result r)
-{
-	static const char *const names[ER_COUNT] = {"succeeded", "refused", "retry",
-						    "needs_attention", "auth_rejected",
-						    "refused_locally"};
-	return (unsigned)r < ER_COUNT ? names[r] : "unknown";
-}
-
 static void engine_pump(struct engine *e);
 static void engine_flush(struct engine *e);
 static void engine_arm_timer(struct engine *e);
@@ -974,6 +966,9 @@ static void engine_db_notify(void *arg, const char *channel, const char *payload
 		engine_kick(e);
 	} else if (strcmp(channel, "smartpay_requests") == 0) {
 		e->requests_wanted = true;
+		engine_kick(e);
+	} else if (strcmp(channel, "smartpay_due") == 0) {
+		e->due_wanted = true; /* an operator requeued a modification */
 		engine_kick(e);
 	}
 	if (e->listener.notify)

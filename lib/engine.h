@@ -7,22 +7,11 @@
 #include <stdint.h>
 #include <event2/event.h>
 
+#include "outcome.h"
+
 struct sp_config;
 struct store;
 struct engine; /* opaque */
-
-/* What happened to one attempt (or, for ER_REFUSED_LOCALLY, to one order row). */
-enum engine_result {
-	ER_SUCCEEDED,
-	ER_REFUSED,
-	ER_RETRY,
-	ER_NEEDS_ATTENTION,
-	ER_AUTH_REJECTED,
-	ER_REFUSED_LOCALLY,
-	ER_COUNT
-};
-/* "succeeded", "refused", "retry", "needs_attention", "auth_rejected", "refused_locally". */
-const char *engine_result_name(enum engine_result r);
 
 /* Upper bounds (microseconds) of the gateway latency histogram buckets; one more
  * bucket counts everything above the last bound. */

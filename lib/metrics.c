@@ -65,7 +65,7 @@ static void put_seconds_us(struct evbuffer *out, uint64_t us)
 	while (n > 0 && frac[n - 1] == '0')
 		frac[--n] = '\0';
 	evbuffer_add_printf(out, "%llu%s%s", (unsigned long long)(us / 1000000), n ? "." : "",
-			    frac);
+	                    frac);
 }
 
 /* Writes a label value with the escapes of the text format (\\, \" and \n). */
@@ -125,41 +125,44 @@ static void render_engine(struct metrics *m, struct evbuffer *out)
 	int64_t now = clock_ms(CLOCK_REALTIME);
 
 	put_family(out, "smartpayd_build_info", "gauge",
-		   "Version and instance name of the running daemon (always 1).");
-	evbuffer_add_printf(out, "smartpayd_build_info{version=\"%s\",instance=\"", PACKAGE_VERSION);
+	           "Version and instance name of the running daemon (always 1).");
+	evbuffer_add_printf(out, "smartpayd_build_info{version=\"%s\",instance=\"",
+	                    PACKAGE_VERSION);
 	put_label_value(out, cfg->instance_name);
 	evbuffer_add_printf(out, "\"} 1\n");
 
 	put_family(out, "smartpayd_start_time_seconds", "gauge",
-		   "Time the daemon started, in seconds since the epoch.");
+	           "Time the daemon started, in seconds since the epoch.");
 	evbuffer_add_printf(out, "smartpayd_start_time_seconds %lld.%03lld\n",
-			    (long long)(m->started_ms / 1000), (long long)(m->started_ms % 1000));
+	                    (long long)(m->started_ms / 1000), (long long)(m->started_ms % 1000));
 
 	put_family(out, "smartpayd_modification_results_total", "counter",
-		   "Results of modification attempts by kind (each retry counts once; "
-		   "refused_locally counts order rows refused before sending).");
+	           "Results of modification attempts by kind (each retry counts once; "
+	           "refused_locally counts order rows refused before sending).");
 	for (int k = MOD_CAPTURE; k <= MOD_REFUND; k++)
 		for (int r = 0; r < ER_COUNT; r++)
-			evbuffer_add_printf(
-				out, "smartpayd_modification_results_total{kind=\"%s\",result=\"%s\"} %llu\n",
-				mod_kind_name((enum mod_kind)k), engine_result_name((enum engine_result)r),
-				(unsigned long long)st->results[k][r]);
+			evbuffer_add_printf(out,
+			                    "smartpayd_modification_results_total{kind=\"%s\","
+			                    "result=\"%s\"} %llu\n",
+			                    mod_kind_name((enum mod_kind)k),
+			                    engine_result_name((enum engine_result)r),
+			                    (unsigned long long)st->results[k][r]);
 
 	put_family(out, "smartpayd_gateway_requests_total", "counter",
-		   "Modification requests sent to SmartPay, retries included.");
+	           "Modification requests sent to SmartPay, retries included.");
 	put_u64(out, "smartpayd_gateway_requests_total", st->sent);
 	put_family(out, "smartpayd_retries_total", "counter",
-		   "Attempts whose outcome was unknown and that were scheduled again.");
+	           "Attempts whose outcome was unknown and that were scheduled again.");
 	put_u64(out, "smartpayd_retries_total", st->retries);
 	put_family(out, "smartpayd_outcomes_fenced_total", "counter",
-		   "Outcomes dropped because another daemon had taken over the lease.");
+	           "Outcomes dropped because another daemon had taken over the lease.");
 	put_u64(out, "smartpayd_outcomes_fenced_total", st->fenced);
 	put_family(out, "smartpayd_requests_in_flight", "gauge",
-		   "Requests to SmartPay waiting for an answer.");
+	           "Requests to SmartPay waiting for an answer.");
 	put_u64(out, "smartpayd_requests_in_flight", st->inflight);
 
 	put_family(out, "smartpayd_gateway_latency_seconds", "histogram",
-		   "Time from sending a request to SmartPay's HTTP answer.");
+	           "Time from sending a request to SmartPay's HTTP answer.");
 	uint64_t cumulative = 0;
 	for (int b = 0; b < ENGINE_LATENCY_BUCKETS; b++) {
 		cumulative += st->latency_buckets[b];
@@ -169,26 +172,25 @@ static void render_engine(struct metrics *m, struct evbuffer *out)
 	}
 	cumulative += st->latency_buckets[ENGINE_LATENCY_BUCKETS];
 	evbuffer_add_printf(out, "smartpayd_gateway_latency_seconds_bucket{le=\"+Inf\"} %llu\n",
-			    (unsigned long long)cumulative);
+	                    (unsigned long long)cumulative);
 	evbuffer_add_printf(out, "smartpayd_gateway_latency_seconds_sum ");
 	put_seconds_us(out, st->latency_sum_us);
 	evbuffer_add_printf(out, "\nsmartpayd_gateway_latency_seconds_count %llu\n",
-			    (unsigned long long)st->latency_count);
+	                    (unsigned long long)st->latency_count);
 
 	put_family(out, "smartpayd_gateway_last_answer_timestamp_seconds", "gauge",
-		   "Time of SmartPay's last HTTP answer of any status (0: none yet).");
+	           "Time of SmartPay's last HTTP answer of any status (0: none yet).");
 	evbuffer_add_printf(out, "smartpayd_gateway_last_answer_timestamp_seconds %lld.%03lld\n",
-			    (long long)(st->gateway_last_answer_ms / 1000),
-			    (long long)(st->gateway_last_answer_ms % 1000));
+	                    (long long)(st->gateway_last_answer_ms / 1000),
+	                    (long long)(st->gateway_last_answer_ms % 1000));
 	put_family(out, "smartpayd_gateway_up", "gauge",
-		   "0 when requests have gone without any HTTP answer from SmartPay for longer "
-		   "than [alerts] gateway_unreachable, else 1.");
+	           "0 when requests have gone without any HTTP answer from SmartPay for longer "
+	           "than [alerts] gateway_unreachable, else 1.");
 	put_u64(out, "smartpayd_gateway_up", gateway_up(st, cfg, now) ? 1 : 0);
 	put_family(out, "smartpayd_credentials_paused", "gauge",
-		   "1 while sending is paused because SmartPay rejected the credentials (401).");
+	           "1 while sending is paused because SmartPay rejected the credentials (401).");
 	put_u64(out, "smartpayd_credentials_paused", st->gateway_paused ? 1 : 0);
-	put_family(out, "smartpayd_database_up", "gauge",
-		   "1 while the database connection is up.");
+	put_family(out, "smartpayd_database_up", "gauge", "1 while the database connection is up.");
 	put_u64(out, "smartpayd_database_up", st->db_up ? 1 : 0);
 }
 
@@ -199,40 +201,41 @@ static void render_gauges(struct metrics *m, struct evbuffer *out)
 		return;
 	const struct store_gauges *g = &m->gauges;
 	put_family(out, "smartpayd_pending_modifications", "gauge",
-		   "Pending modifications by age since their intent was recorded.");
+	           "Pending modifications by age since their intent was recorded.");
 	for (int b = 0; b < STORE_PENDING_AGE_BUCKETS; b++)
 		evbuffer_add_printf(out, "smartpayd_pending_modifications{age=\"%s\"} %llu\n",
-				    store_pending_age_names[b], (unsigned long long)g->pending[b]);
+		                    store_pending_age_names[b], (unsigned long long)g->pending[b]);
 	put_family(out, "smartpayd_oldest_pending_modification_age_seconds", "gauge",
-		   "Age of the oldest pending modification (0: none).");
+	           "Age of the oldest pending modification (0: none).");
 	evbuffer_add_printf(out, "smartpayd_oldest_pending_modification_age_seconds %lld.%03lld\n",
-			    (long long)(g->oldest_pending_age_ms / 1000),
-			    (long long)(g->oldest_pending_age_ms % 1000));
+	                    (long long)(g->oldest_pending_age_ms / 1000),
+	                    (long long)(g->oldest_pending_age_ms % 1000));
 	put_family(out, "smartpayd_authorizations_expiring", "gauge",
-		   "Open authorizations (no succeeded capture or cancel) whose deadline is within "
-		   "each [alerts] expiry threshold and not passed.");
+	           "Open authorizations (no succeeded capture or cancel) whose deadline is within "
+	           "each [alerts] expiry threshold and not passed.");
 	for (size_t i = 0; i < g->nthresholds; i++) {
 		char label[32];
 		duration_label(g->thresholds_ms[i], label);
 		evbuffer_add_printf(out, "smartpayd_authorizations_expiring{within=\"%s\"} %llu\n",
-				    label, (unsigned long long)g->expiring[i]);
+		                    label, (unsigned long long)g->expiring[i]);
 	}
 	put_family(out, "smartpayd_alerts_open", "gauge",
-		   "Alerts not yet acknowledged, by kind (kinds with none are absent).");
+	           "Alerts not yet acknowledged, by kind (kinds with none are absent).");
 	for (size_t i = 0; i < g->nalerts; i++) {
 		evbuffer_add_printf(out, "smartpayd_alerts_open{kind=\"");
 		put_label_value(out, g->alerts[i].kind);
 		evbuffer_add_printf(out, "\"} %llu\n", (unsigned long long)g->alerts[i].count);
 	}
 	put_family(out, "smartpayd_database_gauges_timestamp_seconds", "gauge",
-		   "Time of the database read the gauges above come from.");
+	           "Time of the database read the gauges above come from.");
 	evbuffer_add_printf(out, "smartpayd_database_gauges_timestamp_seconds %lld.%03lld\n",
-			    (long long)(m->gauges_at_ms / 1000), (long long)(m->gauges_at_ms % 1000));
+	                    (long long)(m->gauges_at_ms / 1000),
+	                    (long long)(m->gauges_at_ms % 1000));
 }
 
 /* Sends a complete answer. */
 static void reply(struct evhttp_request *req, int code, const char *reason,
-		  const char *content_type, struct evbuffer *body)
+                  const char *content_type, struct evbuffer *body)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	evhttp_add_header(h, "Content-Type", content_type);
@@ -266,7 +269,7 @@ static void gauges_read(struct store_gauges *g, const char *error, void *arg)
 	if (g == NULL) {
 		if (!m->read_failing)
 			log_event(LOG_LVL_WARNING, "metrics_gauges_failed", "reason", error, "msg",
-				  "serving the last values read", NULL);
+			          "serving the last values read", NULL);
 		m->read_failing = true;
 	} else {
 		if (m->read_failing)
@@ -293,8 +296,8 @@ static void wait_expired(evutil_socket_t fd, short what, void *arg)
  * else after the read (or GAUGES_WAIT_MS). */
 static void serve_metrics(struct metrics *m, struct evhttp_request *req)
 {
-	bool fresh = m->have_gauges &&
-		     clock_ms(CLOCK_MONOTONIC) - m->gauges_at_mono_ms < GAUGES_MAX_AGE_MS;
+	bool fresh =
+	    m->have_gauges && clock_ms(CLOCK_MONOTONIC) - m->gauges_at_mono_ms < GAUGES_MAX_AGE_MS;
 	if (!fresh && !m->reading) {
 		m->read.done = gauges_read;
 		m->read.arg = m;
@@ -314,7 +317,7 @@ static void serve_metrics(struct metrics *m, struct evhttp_request *req)
 	m->waiting[m->nwaiting++] = req;
 	if (m->nwaiting == 1) {
 		struct timeval tv = {.tv_sec = GAUGES_WAIT_MS / 1000,
-				     .tv_usec = (GAUGES_WAIT_MS % 1000) * 1000};
+		                     .tv_usec = (GAUGES_WAIT_MS % 1000) * 1000};
 		evtimer_add(m->ev_wait, &tv);
 	}
 }
@@ -398,7 +401,7 @@ static bool split_listen(const char *listen, char **host, unsigned *port)
 }
 
 bool metrics_new(struct event_base *base, const struct engine *engine, const char *listen,
-		 struct metrics **out, char **why)
+                 struct metrics **out, char **why)
 {
 	*out = NULL;
 	*why = NULL;
@@ -420,7 +423,7 @@ bool metrics_new(struct event_base *base, const struct engine *engine, const cha
 	if (evhttp_bind_socket_with_handle(http, host, (ev_uint16_t)port) == NULL) {
 		int err = errno;
 		*why = xasprintf("metrics: cannot listen on %s: %s", listen,
-				 err ? strerror(err) : "address not usable");
+		                 err ? strerror(err) : "address not usable");
 		evhttp_free(http);
 		free(host);
 		return false;
@@ -437,7 +440,7 @@ bool metrics_new(struct event_base *base, const struct engine *engine, const cha
 	evhttp_set_max_headers_size(http, 16384);
 	evhttp_set_max_body_size(http, 4096);
 	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
-						 EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
+	                                     EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
 	evhttp_set_gencb(http, on_request, m);
 	log_event(LOG_LVL_INFO, "metrics_listening", "listen", listen, NULL);
 	*out = m;

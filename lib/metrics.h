@@ -19,7 +19,7 @@ struct metrics; /* opaque */
  * NULL). Reads the engine's stats and its store's configuration at every scrape. On a
  * bind failure returns false with a malloc'd reason naming the address in *why. */
 bool metrics_new(struct event_base *base, const struct engine *engine, const char *listen,
-		 struct metrics **out, char **why) __attribute__((warn_unused_result));
+                 struct metrics **out, char **why) __attribute__((warn_unused_result));
 
 /* Closes the listener and answers waiting scrapes. Call while the engine (and its
  * database connection) still exists and the loop is not running. NULL is accepted. */

@@ -490,8 +490,8 @@ static bool write_currencies(PGconn *conn, size_t *count, char **err)
 	if (res != NULL) {
 		PQclear(res);
 		res = exec_params(conn, "currencies",
-		                  "DELETE FROM smartpay.currencies WHERE code <> ALL ($1::text[])", 1,
-		                  params, PGRES_COMMAND_OK, err);
+		                  "DELETE FROM smartpay.currencies WHERE code <> ALL ($1::text[])",
+		                  1, params, PGRES_COMMAND_OK, err);
 	}
 	PQclear(res);
 	free(codes);
@@ -517,15 +517,16 @@ static bool write_settings(PGconn *conn, const struct migrate_settings *settings
 	snprintf(validity, sizeof(validity), "%" PRId64 " milliseconds",
 	         settings->authorization_validity_ms);
 	const char *params[2] = {quoted, validity};
-	PGresult *res = exec_params(
-	    conn, "settings",
-	    "INSERT INTO smartpay.settings AS s (only_row, orders_relation, authorization_validity) "
-	    "VALUES (true, $1, $2::interval) ON CONFLICT (only_row) DO UPDATE SET "
-	    "orders_relation = EXCLUDED.orders_relation, "
-	    "authorization_validity = EXCLUDED.authorization_validity "
-	    "WHERE (s.orders_relation, s.authorization_validity) IS DISTINCT FROM "
-	    "(EXCLUDED.orders_relation, EXCLUDED.authorization_validity)",
-	    2, params, PGRES_COMMAND_OK, err);
+	PGresult *res =
+	    exec_params(conn, "settings",
+	                "INSERT INTO smartpay.settings AS s (only_row, orders_relation, "
+	                "authorization_validity) "
+	                "VALUES (true, $1, $2::interval) ON CONFLICT (only_row) DO UPDATE SET "
+	                "orders_relation = EXCLUDED.orders_relation, "
+	                "authorization_validity = EXCLUDED.authorization_validity "
+	                "WHERE (s.orders_relation, s.authorization_validity) IS DISTINCT FROM "
+	                "(EXCLUDED.orders_relation, EXCLUDED.authorization_validity)",
+	                2, params, PGRES_COMMAND_OK, err);
 	free(quoted);
 	if (res == NULL)
 		return false;

@@ -184,7 +184,9 @@ static char *requests_sql(const char *relation)
 		"RETURNING r.request_id) "
 		"SELECT r.request_id, r.order_id, r.kind, r.amount_minor, "
 		"coalesce(r.currency, cap.currency, ord.currency), r.reason, "
-		"coalesce(cap.transaction_id, ord.transaction_id), ord.amount "
+		"coalesce(cap.transaction_id, ord.transaction_id), ord.amount, "
+		"EXISTS (SELECT 1 FROM smartpay.modifications c WHERE c.order_id = r.order_id "
+		"AND c.kind IN ('cancel', 'cancel_or_refund') AND c.state <> 'refused') "
 		"FROM smartpay.requests r "
 		"LEFT JOIN LATERAL (SELECT m.transaction_id, m.currency::text FROM "
 		"smartpay.modifications m WHERE m.order_id = r.order_id AND m.kind = 'capture' "
@@ -256,7 +258,8 @@ static void prepare_next(struct store_call *c)
 		break;
 	}
 	case 4:
-		ok = pg_conn_exec(st->pc, "LISTEN smartpay_orders; LISTEN smartpay_requests",
+		ok = pg_conn_exec(st->pc,
+				  "LISTEN smartpay_orders; LISTEN smartpay_requests; LISTEN smartpay_due",
 				  prepare_step, c);
 		break;
 	default:
@@ -435,6 +438,7 @@ static void requests_done(PGresult *res, const char *error, void *arg)
 		rows[i].reason = field(res, r, 5);
 		rows[i].transaction_id = field(res, r, 6);
 		rows[i].order_amount = field(res, r, 7);
+		rows[i].order_cancelled = strcmp(PQgetvalue(res, r, 8), "t") == 0;
 	}
 	done(rows, n, NULL, c->arg);
 	free(c);
@@ -654,11 +658,11 @@ bool store_write_outcomes(struct store *st, const struct store_outcome *outcomes
 		"completed_at = CASE WHEN u.state = 'pending' THEN NULL ELSE now() END "
 		"FROM u WHERE m.modification_id = u.id AND m.lease_owner = $1 "
 		"AND m.lease_generation = u.gen AND m.state = 'pending' "
-		"RETURNING m.modification_id, m.order_id, m.kind, u.alert_kind, u.alert_severity, "
-		"m.reason), "
+		"RETURNING m.modification_id, m.order_id, m.kind, m.attempts, u.alert_kind, "
+		"u.alert_severity, m.reason), "
 		"al AS (INSERT INTO smartpay.alerts (kind, severity, order_id, modification_id, "
 		"dedup_key, message) SELECT alert_kind, alert_severity, order_id, modification_id, "
-		"modification_id::text, kind || ' for order ' || order_id || ': ' || "
+		"modification_id::text || ':' || attempts, kind || ' for order ' || order_id || ': ' || "
 		"coalesce(reason, alert_kind) FROM upd WHERE alert_kind IS NOT NULL "
 		"ON CONFLICT DO NOTHING) "
 		"SELECT u.id::text FROM u WHERE u.id NOT IN (SELECT modification_id FROM upd)";

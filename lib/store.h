@@ -50,6 +50,7 @@ struct store_request {
 	char *reason;
 	char *transaction_id; /* NULL when neither a capture nor the order names one */
 	char *order_amount;   /* authorized amount text from the orders relation, or NULL */
+	bool order_cancelled; /* a cancel or cancel_or_refund of the order is live */
 };
 
 /* A modification this daemon holds the lease of and may send. */

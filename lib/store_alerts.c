@@ -286,7 +286,8 @@ bool store_webhook_claim(struct store *st, int limit, int64_t lease_ms,
 	    "c.message, to_char(c.created_at AT TIME ZONE 'UTC', "
 	    "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), c.webhook_attempts, NULL::bigint "
 	    "FROM claimed c UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
-	    "greatest(0, ceil(extract(epoch FROM nxt.at - now()) * 1000))::bigint FROM nxt";
+	    "CASE WHEN nxt.at IS NOT NULL THEN greatest(0, ceil(extract(epoch FROM nxt.at - now()) "
+	    "* 1000))::bigint END FROM nxt";
 	struct pg_conn *pc = store_conn(st);
 	if (!pg_conn_is_up(pc))
 		return false;

@@ -14,7 +14,7 @@
 
 const int64_t store_pending_age_bounds_s[STORE_PENDING_AGE_BUCKETS - 1] = {60, 300, 3600, 86400};
 const char *const store_pending_age_names[STORE_PENDING_AGE_BUCKETS] = {
-	"under_1m", "1m_5m", "5m_1h", "1h_1d", "over_1d"};
+    "under_1m", "1m_5m", "5m_1h", "1h_1d", "over_1d"};
 
 /* The gauges query. Parameters: $1 authorization validity (interval), $2 expiry
  * thresholds in ms (bigint[]), $3 pending age bucket bounds in seconds (float8[]).
@@ -26,29 +26,29 @@ const char *const store_pending_age_names[STORE_PENDING_AGE_BUCKETS] = {
 static char *gauges_sql(const char *relation)
 {
 	return xasprintf(
-		"WITH pend AS (SELECT created_at, width_bucket(extract(epoch FROM now() - "
-		"created_at)::float8, $3::float8[]) AS b FROM smartpay.modifications "
-		"WHERE state = 'pending'), "
-		"open_auth AS (SELECT d.deadline FROM %s o "
-		"CROSS JOIN LATERAL (SELECT coalesce(o.authorization_expires_at, "
-		"o.authorized_at + $1::interval) AS deadline) d "
-		"WHERE o.smartpay_transaction_id IS NOT NULL "
-		"AND o.smartpay_transaction_id::text <> '' AND d.deadline > now() "
-		"AND d.deadline <= now() + (SELECT max(t) FROM unnest($2::bigint[]) t) "
-		"* interval '1 millisecond' "
-		"AND NOT EXISTS (SELECT 1 FROM smartpay.modifications m "
-		"WHERE m.order_id = o.id::text AND m.state = 'succeeded' "
-		"AND m.kind IN ('capture', 'cancel', 'cancel_or_refund'))) "
-		"SELECT (SELECT json_object_agg(b, n) FROM (SELECT b, count(*) AS n FROM pend "
-		"GROUP BY b) c), "
-		"coalesce((SELECT (extract(epoch FROM now() - min(created_at)) * 1000)::bigint "
-		"FROM pend), 0), "
-		"(SELECT json_agg(json_build_array(t.ms, (SELECT count(*) FROM open_auth a "
-		"WHERE a.deadline <= now() + t.ms * interval '1 millisecond')) ORDER BY t.i) "
-		"FROM unnest($2::bigint[]) WITH ORDINALITY AS t(ms, i)), "
-		"(SELECT json_object_agg(kind, n ORDER BY kind) FROM (SELECT kind, count(*) AS n "
-		"FROM smartpay.alerts WHERE acknowledged_at IS NULL GROUP BY kind) a)",
-		relation);
+	    "WITH pend AS (SELECT created_at, width_bucket(extract(epoch FROM now() - "
+	    "created_at)::float8, $3::float8[]) AS b FROM smartpay.modifications "
+	    "WHERE state = 'pending'), "
+	    "open_auth AS (SELECT d.deadline FROM %s o "
+	    "CROSS JOIN LATERAL (SELECT coalesce(o.authorization_expires_at, "
+	    "o.authorized_at + $1::interval) AS deadline) d "
+	    "WHERE o.smartpay_transaction_id IS NOT NULL "
+	    "AND o.smartpay_transaction_id::text <> '' AND d.deadline > now() "
+	    "AND d.deadline <= now() + (SELECT max(t) FROM unnest($2::bigint[]) t) "
+	    "* interval '1 millisecond' "
+	    "AND NOT EXISTS (SELECT 1 FROM smartpay.modifications m "
+	    "WHERE m.order_id = o.id::text AND m.state = 'succeeded' "
+	    "AND m.kind IN ('capture', 'cancel', 'cancel_or_refund'))) "
+	    "SELECT (SELECT json_object_agg(b, n) FROM (SELECT b, count(*) AS n FROM pend "
+	    "GROUP BY b) c), "
+	    "coalesce((SELECT (extract(epoch FROM now() - min(created_at)) * 1000)::bigint "
+	    "FROM pend), 0), "
+	    "(SELECT json_agg(json_build_array(t.ms, (SELECT count(*) FROM open_auth a "
+	    "WHERE a.deadline <= now() + t.ms * interval '1 millisecond')) ORDER BY t.i) "
+	    "FROM unnest($2::bigint[]) WITH ORDINALITY AS t(ms, i)), "
+	    "(SELECT json_object_agg(kind, n ORDER BY kind) FROM (SELECT kind, count(*) AS n "
+	    "FROM smartpay.alerts WHERE acknowledged_at IS NULL GROUP BY kind) a)",
+	    relation);
 }
 
 void store_gauges_clear(struct store_gauges *g)
@@ -72,7 +72,7 @@ static struct json_object *json_column(PGresult *res, int col)
 static int alert_count_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct store_alert_count *)a)->kind,
-		      ((const struct store_alert_count *)b)->kind);
+	              ((const struct store_alert_count *)b)->kind);
 }
 
 /* Fills `g` from the query's single row; false when the row is not what was asked for. */
@@ -105,9 +105,10 @@ static bool gauges_parse(PGresult *res, struct store_gauges *g)
 				ok = false;
 				break;
 			}
-			g->thresholds_ms[i] = json_object_get_int64(json_object_array_get_idx(pair, 0));
+			g->thresholds_ms[i] =
+			    json_object_get_int64(json_object_array_get_idx(pair, 0));
 			g->expiring[i] =
-				(uint64_t)json_object_get_int64(json_object_array_get_idx(pair, 1));
+			    (uint64_t)json_object_get_int64(json_object_array_get_idx(pair, 1));
 			g->nthresholds = i + 1;
 		}
 	} else if (expiring) {
@@ -172,8 +173,9 @@ bool store_read_gauges(struct store *st, struct store_gauges_read *rd)
 	const struct sp_config *cfg = store_config(st);
 	char validity[40];
 	snprintf(validity, sizeof(validity), "%lld milliseconds",
-		 (long long)cfg->authorization_validity_ms);
-	char *thresholds = int_array_literal(cfg->expiry_thresholds_ms, cfg->expiry_threshold_count);
+	         (long long)cfg->authorization_validity_ms);
+	char *thresholds =
+	    int_array_literal(cfg->expiry_thresholds_ms, cfg->expiry_threshold_count);
 	char *bounds = int_array_literal(store_pending_age_bounds_s, STORE_PENDING_AGE_BUCKETS - 1);
 	char *sql = gauges_sql(store_orders_relation(st));
 	const char *params[3] = {validity, thresholds, bounds};

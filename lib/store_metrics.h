@@ -26,7 +26,7 @@ struct store_alert_count {
 /* One reading of the database gauges; every pointer is owned by the struct. */
 struct store_gauges {
 	uint64_t pending[STORE_PENDING_AGE_BUCKETS]; /* not cumulative */
-	int64_t oldest_pending_age_ms;                /* 0 when nothing is pending */
+	int64_t oldest_pending_age_ms;               /* 0 when nothing is pending */
 	/* Authorizations still open (no succeeded capture, cancel or cancel_or_refund) whose
 	 * deadline has not passed and falls within each threshold, in the order of
 	 * thresholds_ms (a copy of the configured expiry_thresholds at the time of the read). */
@@ -52,7 +52,7 @@ struct store_gauges_read {
  * the store's current configuration. Returns false when the connection is not up;
  * `done` is then never called. */
 bool store_read_gauges(struct store *st, struct store_gauges_read *rd)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Frees what a reading holds and zeroes it. */
 void store_gauges_clear(struct store_gauges *g);

@@ -5,10 +5,12 @@
 SP_MIGRATIONS = \
 	sql/001_ledger.sql \
 	sql/002_requests_and_webhooks.sql \
-	sql/003_shop_api.sql
+	sql/003_shop_api.sql \
+	sql/004_requeue_notify.sql
 
 sqldir = $(pkgdatadir)/sql
-dist_sql_DATA = $(SP_MIGRATIONS) sql/example-orders.sql
+# grant-smartpayd.sql: the daemon's least-privilege role (not a migration; run with psql)
+dist_sql_DATA = $(SP_MIGRATIONS) sql/example-orders.sql sql/grant-smartpayd.sql
 EXTRA_DIST += scripts/embed-sql.sh
 
 # Generated at build time from the .sql files: {version, file name, text}.

@@ -594,6 +594,97 @@ START_TEST(gateway_refusal_is_recorded_and_alerted)
 }
 END_TEST
 
+/* Runs SQL that must fail with the given SQLSTATE. */
+static void sql_fails(struct world *w, const char *sql, const char *sqlstate)
+{
+	pgtest_exec_fails(w->db, sql, sqlstate);
+}
+
+START_TEST(refunds_partial_partial_rest_one_at_a_time)
+{
+	struct world w;
+	world_up(&w, NULL, NULL);
+	long id = add_order(&w, "100.00", NULL, "shipped");
+	ck_assert_int_eq(daemonproc_run_once(&w.d), 0);
+	daemonproc_start(&w.d, false);
+	char sql[256];
+	snprintf(sql, sizeof(sql),
+		 "SELECT smartpay.request_refund('%ld', 30.00, 'first'), "
+		 "smartpay.request_refund('%ld', 30.50, 'second'), "
+		 "smartpay.request_refund('%ld', 39.50, 'the rest')",
+		 id, id, id);
+	pgtest_exec(w.db, sql);
+	/* nothing is left to refund: refused by the SQL function, nothing recorded */
+	snprintf(sql, sizeof(sql), "SELECT smartpay.request_refund('%ld', 0.01)", id);
+	sql_fails(&w, sql, "SP006");
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.requests"), 3);
+	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE kind = 'refund' AND state = "
+		  "'succeeded'",
+	      3);
+	/* one at a time: each refund was created after the previous one finished */
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM (SELECT created_at, lag(completed_at) "
+				   "OVER (ORDER BY created_at) AS prev FROM smartpay.modifications "
+				   "WHERE kind = 'refund') r WHERE prev IS NOT NULL AND "
+				   "created_at < prev"),
+			 0);
+	ck_assert_int_eq(count(&w, "SELECT count(DISTINCT modification_id) FROM "
+				   "smartpay.requests"),
+			 3);
+	json_object *ledger = simproc_ledger(w.sim);
+	ck_assert_int_eq(simproc_ledger_count(ledger, NULL, "REFUND"), 3);
+	json_object *effects = json_object_object_get(ledger, "effects");
+	long refunded = 0;
+	for (size_t i = 0; i < json_object_array_length(effects); i++) {
+		json_object *e = json_object_array_get_idx(effects, i);
+		const char *type = json_object_get_string(json_object_object_get(e, "type"));
+		const char *amount = json_object_get_string(json_object_object_get(e, "amount"));
+		if (strcmp(type, "REFUND") == 0) {
+			long major = 0, minor = 0;
+			ck_assert_int_eq(sscanf(amount, "%ld.%ld", &major, &minor), 2);
+			refunded += major * 100 + minor;
+		}
+	}
+	json_object_put(ledger);
+	ck_assert_int_eq(refunded, 10000);
+	snprintf(sql, sizeof(sql),
+		 "SELECT refundable_minor FROM smartpay.order_payments WHERE order_id = '%ld'", id);
+	ck_assert_int_eq(count(&w, sql), 0);
+	world_down(&w);
+}
+END_TEST
+
+START_TEST(cancel_or_refund_requests_before_and_after_capture)
+{
+	struct world w;
+	world_up(&w, NULL, NULL);
+	long before = add_order(&w, "20.00", NULL, "authorized");
+	long after = add_order(&w, "30.00", NULL, "shipped");
+	long cancelled = add_order(&w, "40.00", NULL, "cancelled");
+	ck_assert_int_eq(daemonproc_run_once(&w.d), 0);
+	char sql[256];
+	snprintf(sql, sizeof(sql),
+		 "SELECT smartpay.request_cancel_or_refund('%ld', 'customer withdrew'), "
+		 "smartpay.request_cancel_or_refund('%ld', 'returned')",
+		 before, after);
+	pgtest_exec(w.db, sql);
+	/* a cancelled order has nothing to refund */
+	snprintf(sql, sizeof(sql), "SELECT smartpay.request_refund('%ld', 1.00)", cancelled);
+	PGresult *r = PQexec(w.db, sql);
+	ck_assert_int_eq(PQresultStatus(r), PGRES_FATAL_ERROR);
+	PQclear(r);
+	ck_assert_int_eq(daemonproc_run_once(&w.d), 0);
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications WHERE kind = "
+				   "'cancel_or_refund' AND state = 'succeeded'"),
+			 2);
+	json_object *ledger = simproc_ledger(w.sim);
+	ck_assert_int_eq(simproc_ledger_count(ledger, NULL, "CAPTURE"), 1);
+	ck_assert_int_eq(simproc_ledger_count(ledger, NULL, "CANCELLATION"), 2);
+	ck_assert_int_eq(simproc_ledger_count(ledger, NULL, "REFUND"), 1);
+	json_object_put(ledger);
+	world_down(&w);
+}
+END_TEST
+
 static Suite *daemon_suite(void)
 {
 	Suite *s = suite_create("daemon");
@@ -622,6 +713,8 @@ static Suite *daemon_suite(void)
 	tcase_add_test(ops, sigterm_drains_in_flight_requests);
 	tcase_add_test(ops, credentials_rejected_pause_and_reload);
 	tcase_add_test(ops, reload_keeps_running_config_when_new_one_is_bad);
+	tcase_add_test(ops, refunds_partial_partial_rest_one_at_a_time);
+	tcase_add_test(ops, cancel_or_refund_requests_before_and_after_capture);
 	suite_add_tcase(s, ops);
 	return s;
 }

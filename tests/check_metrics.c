@@ -151,7 +151,7 @@ static bool prom_comment(struct prom *p, const char *line, int lineno)
 	const char *s = line + 7;
 	char name[256];
 	PROM_REQUIRE(p, read_name(&s, false, name, sizeof(name)), "line %d: bad metric name: %s",
-		     lineno, line);
+	             lineno, line);
 	PROM_REQUIRE(p, *s == ' ' || (help && *s == '\0'), "line %d: bad line: %s", lineno, line);
 	size_t i = prom_family_index(p, name);
 	if (i == (size_t)-1) {
@@ -163,7 +163,7 @@ static bool prom_comment(struct prom *p, const char *line, int lineno)
 		/* HELP and TYPE come before the family's first sample */
 		for (size_t k = 0; k < p->n; k++)
 			PROM_REQUIRE(p, p->s[k].family != i, "line %d: %s after samples of %s",
-				     lineno, help ? "HELP" : "TYPE", name);
+			             lineno, help ? "HELP" : "TYPE", name);
 	}
 	if (help) {
 		PROM_REQUIRE(p, !p->fam[i].help, "line %d: second HELP for %s", lineno, name);
@@ -173,29 +173,29 @@ static bool prom_comment(struct prom *p, const char *line, int lineno)
 	PROM_REQUIRE(p, p->fam[i].type == NULL, "line %d: second TYPE for %s", lineno, name);
 	const char *t = s + 1;
 	PROM_REQUIRE(p,
-		     strcmp(t, "counter") == 0 || strcmp(t, "gauge") == 0 ||
-			 strcmp(t, "histogram") == 0 || strcmp(t, "summary") == 0 ||
-			 strcmp(t, "untyped") == 0,
-		     "line %d: unknown type '%s'", lineno, t);
+	             strcmp(t, "counter") == 0 || strcmp(t, "gauge") == 0 ||
+	                 strcmp(t, "histogram") == 0 || strcmp(t, "summary") == 0 ||
+	                 strcmp(t, "untyped") == 0,
+	             "line %d: unknown type '%s'", lineno, t);
 	p->fam[i].type = strdup(t);
 	return true;
 }
 
 /* Reads {label="value",...} at *s into the series text; remembers the le label. */
 static bool prom_labels(struct prom *p, const char **sp, FILE *ser, char *le, size_t le_size,
-			int lineno)
+                        int lineno)
 {
 	const char *s = *sp + 1;
 	fputc('{', ser);
 	bool first = true;
 	while (*s != '}') {
 		char label[128];
-		PROM_REQUIRE(p, read_name(&s, true, label, sizeof(label)), "line %d: bad label name",
-			     lineno);
+		PROM_REQUIRE(p, read_name(&s, true, label, sizeof(label)),
+		             "line %d: bad label name", lineno);
 		PROM_REQUIRE(p, strncmp(label, "__", 2) != 0, "line %d: reserved label %s", lineno,
-			     label);
-		PROM_REQUIRE(p, s[0] == '=' && s[1] == '"', "line %d: expected =\" after %s", lineno,
-			     label);
+		             label);
+		PROM_REQUIRE(p, s[0] == '=' && s[1] == '"', "line %d: expected =\" after %s",
+		             lineno, label);
 		s += 2;
 		char value[512];
 		size_t n = 0;
@@ -205,10 +205,11 @@ static bool prom_labels(struct prom *p, const char **sp, FILE *ser, char *le, si
 			if (c == '\\') {
 				s++;
 				PROM_REQUIRE(p, *s == '\\' || *s == '"' || *s == 'n',
-					     "line %d: bad escape in a label value", lineno);
+				             "line %d: bad escape in a label value", lineno);
 				c = *s == 'n' ? '\n' : *s;
 			}
-			PROM_REQUIRE(p, n + 1 < sizeof(value), "line %d: label value too long", lineno);
+			PROM_REQUIRE(p, n + 1 < sizeof(value), "line %d: label value too long",
+			             lineno);
 			value[n++] = c;
 			s++;
 		}
@@ -223,7 +224,8 @@ static bool prom_labels(struct prom *p, const char **sp, FILE *ser, char *le, si
 		if (*s == ',')
 			s++;
 		else
-			PROM_REQUIRE(p, *s == '}', "line %d: expected , or } after a label", lineno);
+			PROM_REQUIRE(p, *s == '}', "line %d: expected , or } after a label",
+			             lineno);
 	}
 	fputc('}', ser);
 	*sp = s + 1;
@@ -236,7 +238,7 @@ static bool prom_sample_line(struct prom *p, const char *line, int lineno)
 	const char *s = line;
 	char name[256];
 	PROM_REQUIRE(p, read_name(&s, false, name, sizeof(name)), "line %d: bad metric name: %s",
-		     lineno, line);
+	             lineno, line);
 	char *series = NULL;
 	size_t slen = 0;
 	FILE *ser = open_memstream(&series, &slen);
@@ -253,21 +255,21 @@ static bool prom_sample_line(struct prom *p, const char *line, int lineno)
 	const char *sp = *s == ' ' ? strchr(s + 1, ' ') : NULL;
 	if (*s != ' ')
 		snprintf(p->err, sizeof(p->err), "line %d: no space before the value: %s", lineno,
-			 line);
+		         line);
 	else if (!read_value(s + 1, sp ? (size_t)(sp - s - 1) : strlen(s + 1), &value))
 		snprintf(p->err, sizeof(p->err), "line %d: bad value: %s", lineno, line);
 	else if (sp && (strspn(sp + 1, "-0123456789") != strlen(sp + 1) || sp[1] == '\0'))
 		snprintf(p->err, sizeof(p->err), "line %d: bad timestamp: %s", lineno, line);
 	else if (fam == (size_t)-1)
 		snprintf(p->err, sizeof(p->err), "line %d: sample of %s without a TYPE", lineno,
-			 name);
+		         name);
 	else if (p->fam[fam].closed)
 		snprintf(p->err, sizeof(p->err), "line %d: samples of %s not grouped together",
-			 lineno, p->fam[fam].name);
+		         lineno, p->fam[fam].name);
 	for (size_t i = 0; p->err[0] == '\0' && i < p->n; i++)
 		if (strcmp(p->s[i].series, series) == 0)
 			snprintf(p->err, sizeof(p->err), "line %d: duplicate series %s", lineno,
-				 series);
+			         series);
 	if (p->err[0] != '\0') {
 		free(series);
 		return false;
@@ -276,10 +278,10 @@ static bool prom_sample_line(struct prom *p, const char *line, int lineno)
 		p->fam[p->s[p->n - 1].family].closed = true;
 	p->s = realloc(p->s, (p->n + 1) * sizeof(*p->s));
 	p->s[p->n++] = (struct prom_sample){.series = series,
-					    .name = strdup(name),
-					    .le = le[0] ? strdup(le) : NULL,
-					    .value = value,
-					    .family = fam};
+	                                    .name = strdup(name),
+	                                    .le = le[0] ? strdup(le) : NULL,
+	                                    .value = value,
+	                                    .family = fam};
 	return true;
 }
 
@@ -290,11 +292,11 @@ static bool prom_check_families(struct prom *p)
 		const struct prom_family *fam = &p->fam[f];
 		PROM_REQUIRE(p, fam->type && fam->help, "%s lacks HELP or TYPE", fam->name);
 		PROM_REQUIRE(p, strncmp(fam->name, "smartpayd_", 10) == 0, "%s lacks the prefix",
-			     fam->name);
+		             fam->name);
 		size_t nl = strlen(fam->name);
 		bool total = nl > 6 && strcmp(fam->name + nl - 6, "_total") == 0;
 		PROM_REQUIRE(p, total == (strcmp(fam->type, "counter") == 0),
-			     "%s: counters and only counters end in _total", fam->name);
+		             "%s: counters and only counters end in _total", fam->name);
 		if (strcmp(fam->type, "histogram") != 0)
 			continue;
 		double last_le = -INFINITY, last = 0, count = -1;
@@ -307,10 +309,10 @@ static bool prom_check_families(struct prom *p)
 			if (sl > 7 && strcmp(s->name + sl - 7, "_bucket") == 0) {
 				double le = 0;
 				PROM_REQUIRE(p, s->le && read_value(s->le, strlen(s->le), &le),
-					     "%s: bad or missing le", s->series);
+				             "%s: bad or missing le", s->series);
 				PROM_REQUIRE(p, le > last_le, "%s: le not increasing", s->series);
 				PROM_REQUIRE(p, s->value >= last, "%s: buckets not cumulative",
-					     s->series);
+				             s->series);
 				last_le = le;
 				last = s->value;
 				inf = isinf(le) && le > 0;
@@ -320,7 +322,7 @@ static bool prom_check_families(struct prom *p)
 		}
 		PROM_REQUIRE(p, inf, "%s: no le=\"+Inf\" bucket", fam->name);
 		PROM_REQUIRE(p, count == last, "%s: _count %g != +Inf bucket %g", fam->name, count,
-			     last);
+		             last);
 	}
 	return true;
 }
@@ -340,7 +342,7 @@ static bool prom_parse(const char *text, struct prom *p)
 	     line = strtok_r(NULL, "\n", &save)) {
 		lineno++;
 		ok = line[0] == '#' ? prom_comment(p, line, lineno)
-				    : prom_sample_line(p, line, lineno);
+		                    : prom_sample_line(p, line, lineno);
 	}
 	free(copy);
 	return ok && prom_check_families(p);
@@ -408,13 +410,13 @@ START_TEST(parser_accepts)
 {
 	struct prom p;
 	bool ok = prom_parse(
-		"# HELP smartpayd_a_total A.\n# TYPE smartpayd_a_total counter\n"
-		"smartpayd_a_total{kind=\"x\\\"y\",result=\"ok\"} 3\n"
-		"# a comment\n"
-		"# HELP smartpayd_h_seconds H.\n# TYPE smartpayd_h_seconds histogram\n"
-		"smartpayd_h_seconds_bucket{le=\"0.5\"} 1\nsmartpayd_h_seconds_bucket{le=\"+Inf\"} 2\n"
-		"smartpayd_h_seconds_sum 0.7\nsmartpayd_h_seconds_count 2 1700000000000\n",
-		&p);
+	    "# HELP smartpayd_a_total A.\n# TYPE smartpayd_a_total counter\n"
+	    "smartpayd_a_total{kind=\"x\\\"y\",result=\"ok\"} 3\n"
+	    "# a comment\n"
+	    "# HELP smartpayd_h_seconds H.\n# TYPE smartpayd_h_seconds histogram\n"
+	    "smartpayd_h_seconds_bucket{le=\"0.5\"} 1\nsmartpayd_h_seconds_bucket{le=\"+Inf\"} 2\n"
+	    "smartpayd_h_seconds_sum 0.7\nsmartpayd_h_seconds_count 2 1700000000000\n",
+	    &p);
 	ck_assert_msg(ok, "%s", p.err);
 	ck_assert_double_eq(prom_get(&p, "smartpayd_a_total{kind=\"x\"y\",result=\"ok\"}"), 3);
 	ck_assert_double_eq(prom_get(&p, "smartpayd_h_seconds_sum"), 0.7);
@@ -424,20 +426,20 @@ END_TEST
 
 /* A reader that accepted anything would prove nothing. */
 static const char *const bad_expositions[] = {
-	"smartpayd_x 1\n",                                                      /* no TYPE */
-	"# HELP smartpayd_x X.\n# TYPE smartpayd_x gauge\nsmartpayd_x one\n",     /* value */
-	"# HELP smartpayd_x X.\n# TYPE smartpayd_x gauge\nsmartpayd_x{a=\"1} 1\n", /* quote */
-	"# HELP smartpayd_x X.\n# TYPE smartpayd_x counter\nsmartpayd_x 1\n",     /* _total */
-	"# HELP smartpayd_x X.\n# TYPE smartpayd_x gauge\nsmartpayd_x 1\nsmartpayd_x 2\n",
-	"# HELP smartpayd_h H.\n# TYPE smartpayd_h histogram\nsmartpayd_h_bucket{le=\"1\"} 2\n"
-	"smartpayd_h_bucket{le=\"+Inf\"} 1\nsmartpayd_h_sum 1\nsmartpayd_h_count 1\n",
-	"# HELP smartpayd_x X.\n# TYPE smartpayd_x gauge\nsmartpayd_x 1", /* final newline */
-	"# HELP smartpayd_x X.\n# TYPE smartpayd_x gauge\n# HELP smartpayd_y Y.\n"
-	"# TYPE smartpayd_y gauge\nsmartpayd_x 1\nsmartpayd_y 1\nsmartpayd_x{a=\"b\"} 1\n",
-	"# HELP smartpayd_x X.\n# TYPE smartpayd_x gauge\nsmartpayd_x{a=\"\\t\"} 1\n",
-	"# HELP smartpayd_x X.\n# TYPE smartpayd_x gaug\nsmartpayd_x 1\n",
-	"# HELP smartpayd_x X.\n# TYPE smartpayd_x gauge\nsmartpayd_x  1\n",
-	"# HELP other_x X.\n# TYPE other_x gauge\nother_x 1\n", /* prefix */
+    "smartpayd_x 1\n",                                                         /* no TYPE */
+    "# HELP smartpayd_x X.\n# TYPE smartpayd_x gauge\nsmartpayd_x one\n",      /* value */
+    "# HELP smartpayd_x X.\n# TYPE smartpayd_x gauge\nsmartpayd_x{a=\"1} 1\n", /* quote */
+    "# HELP smartpayd_x X.\n# TYPE smartpayd_x counter\nsmartpayd_x 1\n",      /* _total */
+    "# HELP smartpayd_x X.\n# TYPE smartpayd_x gauge\nsmartpayd_x 1\nsmartpayd_x 2\n",
+    "# HELP smartpayd_h H.\n# TYPE smartpayd_h histogram\nsmartpayd_h_bucket{le=\"1\"} 2\n"
+    "smartpayd_h_bucket{le=\"+Inf\"} 1\nsmartpayd_h_sum 1\nsmartpayd_h_count 1\n",
+    "# HELP smartpayd_x X.\n# TYPE smartpayd_x gauge\nsmartpayd_x 1", /* final newline */
+    "# HELP smartpayd_x X.\n# TYPE smartpayd_x gauge\n# HELP smartpayd_y Y.\n"
+    "# TYPE smartpayd_y gauge\nsmartpayd_x 1\nsmartpayd_y 1\nsmartpayd_x{a=\"b\"} 1\n",
+    "# HELP smartpayd_x X.\n# TYPE smartpayd_x gauge\nsmartpayd_x{a=\"\\t\"} 1\n",
+    "# HELP smartpayd_x X.\n# TYPE smartpayd_x gaug\nsmartpayd_x 1\n",
+    "# HELP smartpayd_x X.\n# TYPE smartpayd_x gauge\nsmartpayd_x  1\n",
+    "# HELP other_x X.\n# TYPE other_x gauge\nother_x 1\n", /* prefix */
 };
 
 START_TEST(parser_rejects)
@@ -469,11 +471,11 @@ static void world_up(struct world *w)
 	int port = opstest_free_port();
 	char extra[160];
 	snprintf(extra, sizeof(extra),
-		 "[alerts]\nexpiry_thresholds = 24h, 4h\ngateway_unreachable = 1s\n"
-		 "[metrics]\nlisten = 127.0.0.1:%d\n",
-		 port);
+	         "[alerts]\nexpiry_thresholds = 24h, 4h\ngateway_unreachable = 1s\n"
+	         "[metrics]\nlisten = 127.0.0.1:%d\n",
+	         port);
 	daemonproc_init(&w->d, w->conninfo, simproc_base_url(w->sim), simproc_merchant_key(w->sim),
-			simproc_auth_key(w->sim), extra);
+	                simproc_auth_key(w->sim), extra);
 	snprintf(w->base, sizeof(w->base), "http://127.0.0.1:%d", port);
 }
 
@@ -493,11 +495,12 @@ static void add_order(struct world *w, const char *status, const char *expires_s
 	char *txn = simproc_create_txn(w->sim, "10.00", "EUR");
 	ck_assert_ptr_nonnull(txn);
 	char *sql = NULL;
-	ck_assert_int_ge(asprintf(&sql,
-				  "INSERT INTO public.orders (smartpay_transaction_id, amount, status, "
-				  "authorization_expires_at) VALUES ('%s', 10.00, '%s', %s)",
-				  txn, status, expires_sql),
-			 0);
+	ck_assert_int_ge(
+	    asprintf(&sql,
+	             "INSERT INTO public.orders (smartpay_transaction_id, amount, status, "
+	             "authorization_expires_at) VALUES ('%s', 10.00, '%s', %s)",
+	             txn, status, expires_sql),
+	    0);
 	pgtest_exec(w->db, sql);
 	free(sql);
 	free(txn);
@@ -525,16 +528,16 @@ START_TEST(scrape_during_run)
 	add_order(&w, "authorized", "now() + interval '10 hours'");
 	add_order(&w, "authorized", "now() - interval '1 hour'");
 	pgtest_exec(w.db, "INSERT INTO public.orders (smartpay_transaction_id, amount, status, "
-			  "authorized_at) VALUES ('t-validity', 10.00, 'authorized', "
-			  "now() - interval '119 hours')");
+	                  "authorized_at) VALUES ('t-validity', 10.00, 'authorized', "
+	                  "now() - interval '119 hours')");
 	/* a pending refund due tomorrow, recorded two hours ago, and an open alert */
-	pgtest_exec(w.db,
-		    "INSERT INTO smartpay.modifications (modification_id, order_id, transaction_id, "
-		    "kind, amount_minor, currency, request_body, created_at, next_attempt_at) VALUES "
-		    "(gen_random_uuid(), 'o-pending', 't-pending', 'refund', 100, 'EUR', '{}', "
-		    "now() - interval '2 hours', now() + interval '1 day')");
+	pgtest_exec(
+	    w.db, "INSERT INTO smartpay.modifications (modification_id, order_id, transaction_id, "
+	          "kind, amount_minor, currency, request_body, created_at, next_attempt_at) VALUES "
+	          "(gen_random_uuid(), 'o-pending', 't-pending', 'refund', 100, 'EUR', '{}', "
+	          "now() - interval '2 hours', now() + interval '1 day')");
 	pgtest_exec(w.db, "INSERT INTO smartpay.alerts (kind, severity, dedup_key, message) "
-			  "VALUES ('test_kind', 'warning', 'k1', 'a test alert')");
+	                  "VALUES ('test_kind', 'warning', 'k1', 'a test alert')");
 
 	daemonproc_start(&w.d, false);
 	ck_assert_int_eq(opstest_wait_status(w.base, 404, 10000), 404); /* listening */
@@ -543,39 +546,42 @@ START_TEST(scrape_during_run)
 	ck_assert_int_eq(opstest_wait_status(health, 200, 10000), 200);
 
 	/* every capture failed at least once; then the gateway recovers */
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE kind = 'capture' "
-		  "AND attempts >= 1",
+	await(&w,
+	      "SELECT count(*) FROM smartpay.modifications WHERE kind = 'capture' "
+	      "AND attempts >= 1",
 	      5);
 	ck_assert(simproc_clear_faults(w.sim));
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE kind = 'capture' "
-		  "AND state = 'succeeded'",
+	await(&w,
+	      "SELECT count(*) FROM smartpay.modifications WHERE kind = 'capture' "
+	      "AND state = 'succeeded'",
 	      5);
 	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "capture"), 5);
 	/* the outcome writes are done once the counters settle: wait for nothing in flight */
-	long long attempts =
-		pgtest_int(w.db, "SELECT sum(attempts) FROM smartpay.modifications "
-				 "WHERE kind = 'capture'");
+	long long attempts = pgtest_int(w.db, "SELECT sum(attempts) FROM smartpay.modifications "
+	                                      "WHERE kind = 'capture'");
 
 	struct prom p;
 	scrape(w.base, &p);
 	ck_assert_double_eq(
-		prom_get(&p, "smartpayd_modification_results_total{kind=\"capture\",result=\"succeeded\"}"),
-		5);
+	    prom_get(&p,
+	             "smartpayd_modification_results_total{kind=\"capture\",result=\"succeeded\"}"),
+	    5);
 	ck_assert_double_eq(
-		prom_get(&p, "smartpayd_modification_results_total{kind=\"refund\",result=\"succeeded\"}"),
-		0);
+	    prom_get(&p,
+	             "smartpayd_modification_results_total{kind=\"refund\",result=\"succeeded\"}"),
+	    0);
 	double retries = prom_get(&p, "smartpayd_retries_total");
 	ck_assert_double_ge(retries, 5);
 	ck_assert_double_eq(
-		prom_get(&p, "smartpayd_modification_results_total{kind=\"capture\",result=\"retry\"}"),
-		retries);
+	    prom_get(&p, "smartpayd_modification_results_total{kind=\"capture\",result=\"retry\"}"),
+	    retries);
 	/* each attempt of the ledger was one request, answered, and is in the histogram */
 	ck_assert_double_eq(retries + 5, (double)attempts);
 	ck_assert_double_eq(prom_get(&p, "smartpayd_gateway_requests_total"), (double)attempts);
 	ck_assert_double_eq(prom_get(&p, "smartpayd_gateway_latency_seconds_count"),
-			    (double)attempts);
+	                    (double)attempts);
 	ck_assert_double_eq(prom_get(&p, "smartpayd_gateway_latency_seconds_bucket{le=\"+Inf\"}"),
-			    (double)attempts);
+	                    (double)attempts);
 	ck_assert_double_gt(prom_get(&p, "smartpayd_gateway_latency_seconds_sum"), 0);
 	ck_assert_double_lt(prom_get(&p, "smartpayd_gateway_latency_seconds_sum"), 5.0 * attempts);
 	ck_assert_double_eq(prom_get(&p, "smartpayd_requests_in_flight"), 0);
@@ -584,7 +590,7 @@ START_TEST(scrape_during_run)
 	ck_assert_double_eq(prom_get(&p, "smartpayd_credentials_paused"), 0);
 	ck_assert_double_gt(prom_get(&p, "smartpayd_gateway_last_answer_timestamp_seconds"), 1.6e9);
 	ck_assert_ptr_nonnull(prom_find(&p, "smartpayd_build_info{version=\"" PACKAGE_VERSION
-					    "\",instance=\"test\"}"));
+	                                    "\",instance=\"test\"}"));
 	/* the database gauges */
 	ck_assert_double_eq(prom_get(&p, "smartpayd_pending_modifications{age=\"1h_1d\"}"), 1);
 	ck_assert_double_eq(prom_sum(&p, "smartpayd_pending_modifications"), 1);
@@ -599,7 +605,7 @@ START_TEST(scrape_during_run)
 
 	/* acknowledging the alert shows at the next read (at most a few seconds later) */
 	pgtest_exec(w.db, "UPDATE smartpay.alerts SET acknowledged_at = now() WHERE kind = "
-			  "'test_kind'");
+	                  "'test_kind'");
 	opstest_sleep_ms(5500);
 	scrape(w.base, &p);
 	ck_assert_ptr_null(prom_find(&p, "smartpayd_alerts_open{kind=\"test_kind\"}"));
@@ -620,19 +626,21 @@ START_TEST(scrape_during_run)
 	/* connections are reset for longer than gateway_unreachable: the gateway is down */
 	ck_assert(simproc_set_faults(w.sim, "{\"reset_rate\": 1.0}"));
 	add_order(&w, "shipped", "NULL");
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE kind = 'capture' "
-		  "AND state = 'pending' AND attempts >= 2",
+	await(&w,
+	      "SELECT count(*) FROM smartpay.modifications WHERE kind = 'capture' "
+	      "AND state = 'pending' AND attempts >= 2",
 	      1);
 	opstest_sleep_ms(1200);
 	scrape(w.base, &p);
 	ck_assert_double_eq(prom_get(&p, "smartpayd_gateway_up"), 0);
 	/* requests without an answer count as sent, not in the latency histogram */
 	ck_assert_double_gt(prom_get(&p, "smartpayd_gateway_requests_total"),
-			    prom_get(&p, "smartpayd_gateway_latency_seconds_count"));
+	                    prom_get(&p, "smartpayd_gateway_latency_seconds_count"));
 	prom_free(&p);
 	ck_assert(simproc_clear_faults(w.sim));
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE kind = 'capture' "
-		  "AND state = 'succeeded'",
+	await(&w,
+	      "SELECT count(*) FROM smartpay.modifications WHERE kind = 'capture' "
+	      "AND state = 'succeeded'",
 	      6);
 	scrape(w.base, &p);
 	ck_assert_double_eq(prom_get(&p, "smartpayd_gateway_up"), 1);
@@ -713,7 +721,7 @@ static Suite *metrics_suite(void)
 	TCase *tc = tcase_create("parser");
 	tcase_add_test(tc, parser_accepts);
 	tcase_add_loop_test(tc, parser_rejects, 0,
-			    (int)(sizeof(bad_expositions) / sizeof(bad_expositions[0])));
+	                    (int)(sizeof(bad_expositions) / sizeof(bad_expositions[0])));
 	suite_add_tcase(s, tc);
 	tc = tcase_create("daemon");
 	tcase_set_timeout(tc, 90);

@@ -101,7 +101,7 @@ static bool message_has(const char *msg, const char *line)
 		const char *end = strchr(p, '\n');
 		size_t n = end ? (size_t)(end - p) : strlen(p);
 		if (prefix ? (n >= len && strncmp(p, line, len) == 0)
-			   : (n == len && strncmp(p, line, len) == 0))
+		           : (n == len && strncmp(p, line, len) == 0))
 			return true;
 		p += n;
 		if (*p == '\n')

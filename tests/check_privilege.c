@@ -83,8 +83,8 @@ static char *as_role(const char *conninfo, const char *role)
 	ck_assert_ptr_nonnull(at);
 	char *out = NULL;
 	ck_assert_int_ge(asprintf(&out, "%.*suser=%s%s", (int)(at - conninfo), conninfo, role,
-				  at + strlen("user=postgres")),
-			 0);
+	                          at + strlen("user=postgres")),
+	                 0);
 	return out;
 }
 
@@ -93,10 +93,11 @@ static long add_order(PGconn *db, struct simproc *sim, const char *status)
 	char *txn = simproc_create_txn(sim, "30.00", "EUR");
 	ck_assert_ptr_nonnull(txn);
 	const char *p[] = {txn, status};
-	PGresult *r = PQexecParams(db,
-				   "INSERT INTO public.orders (smartpay_transaction_id, amount, status) "
-				   "VALUES ($1, 30.00, $2) RETURNING id",
-				   2, NULL, p, NULL, NULL, 0);
+	PGresult *r =
+	    PQexecParams(db,
+	                 "INSERT INTO public.orders (smartpay_transaction_id, amount, status) "
+	                 "VALUES ($1, 30.00, $2) RETURNING id",
+	                 2, NULL, p, NULL, NULL, 0);
 	ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
 	long id = strtol(PQgetvalue(r, 0, 0), NULL, 10);
 	PQclear(r);
@@ -113,7 +114,7 @@ START_TEST(daemon_runs_as_least_privilege_role)
 	/* the operator's order: migrate as the owner, then the grant file */
 	struct daemonproc admin;
 	daemonproc_init(&admin, owner, simproc_base_url(sim), simproc_merchant_key(sim),
-			simproc_auth_key(sim), NULL);
+	                simproc_auth_key(sim), NULL);
 	ck_assert_int_eq(run_migrate(admin.conf), 0);
 	daemonproc_cleanup(&admin);
 	char *out = NULL;
@@ -127,9 +128,9 @@ START_TEST(daemon_runs_as_least_privilege_role)
 	ck_assert_ptr_null(strstr(out, "created role"));
 	free(out);
 	ck_assert_int_eq(pgtest_int(db, "SELECT count(*) FROM pg_roles WHERE rolname = 'smartpayd' "
-					"AND rolcanlogin AND NOT (rolsuper OR rolcreatedb OR "
-					"rolcreaterole OR rolreplication OR rolbypassrls)"),
-			 1);
+	                                "AND rolcanlogin AND NOT (rolsuper OR rolcreatedb OR "
+	                                "rolcreaterole OR rolreplication OR rolbypassrls)"),
+	                 1);
 
 	long shipped1 = add_order(db, sim, "shipped");
 	add_order(db, sim, "shipped");
@@ -139,15 +140,15 @@ START_TEST(daemon_runs_as_least_privilege_role)
 	char *role = as_role(owner, "smartpayd");
 	struct daemonproc d;
 	daemonproc_init(&d, role, simproc_base_url(sim), simproc_merchant_key(sim),
-			simproc_auth_key(sim), NULL);
+	                simproc_auth_key(sim), NULL);
 	code = daemonproc_run_once(&d);
 	if (code != 0 || daemonproc_log_contains(&d, "permission denied"))
 		daemonproc_print_log(&d);
 	ck_assert_int_eq(code, 0);
 	ck_assert(!daemonproc_log_contains(&d, "permission denied"));
 	ck_assert_int_eq(pgtest_int(db, "SELECT count(*) FROM smartpay.modifications "
-					"WHERE state = 'succeeded'"),
-			 3);
+	                                "WHERE state = 'succeeded'"),
+	                 3);
 	ck_assert_int_eq(simproc_count_effects(sim, NULL, "capture"), 2);
 	ck_assert_int_eq(simproc_count_effects(sim, NULL, "cancel"), 1);
 
@@ -155,7 +156,7 @@ START_TEST(daemon_runs_as_least_privilege_role)
 	{
 		char sql[160];
 		snprintf(sql, sizeof(sql), "SELECT smartpay.request_refund('%ld', 5.00, 'damaged')",
-			 shipped1);
+		         shipped1);
 		pgtest_exec(db, sql);
 		code = daemonproc_run_once(&d);
 		if (code != 0)
@@ -169,19 +170,19 @@ START_TEST(daemon_runs_as_least_privilege_role)
 	PGconn *r = pgtest_connect(role);
 	ck_assert_int_ge(pgtest_int(r, "SELECT count(*) FROM smartpay.modifications"), 3);
 	static const char *const denied[] = {
-		"DELETE FROM smartpay.modifications",
-		"DELETE FROM smartpay.alerts",
-		"TRUNCATE smartpay.modifications",
-		"DROP TABLE smartpay.alerts",
-		"ALTER TABLE smartpay.modifications ADD COLUMN x int",
-		"CREATE TABLE smartpay.x (i int)",
-		"CREATE TABLE public.x (i int)",
-		"INSERT INTO smartpay.schema_migrations (version, name) VALUES (999, 'x')",
-		"UPDATE public.orders SET status = 'shipped'",
-		"INSERT INTO public.orders (amount) VALUES (1)",
-		"DELETE FROM public.orders",
-		"CREATE ROLE intruder",
-		"DROP SCHEMA smartpay CASCADE",
+	    "DELETE FROM smartpay.modifications",
+	    "DELETE FROM smartpay.alerts",
+	    "TRUNCATE smartpay.modifications",
+	    "DROP TABLE smartpay.alerts",
+	    "ALTER TABLE smartpay.modifications ADD COLUMN x int",
+	    "CREATE TABLE smartpay.x (i int)",
+	    "CREATE TABLE public.x (i int)",
+	    "INSERT INTO smartpay.schema_migrations (version, name) VALUES (999, 'x')",
+	    "UPDATE public.orders SET status = 'shipped'",
+	    "INSERT INTO public.orders (amount) VALUES (1)",
+	    "DELETE FROM public.orders",
+	    "CREATE ROLE intruder",
+	    "DROP SCHEMA smartpay CASCADE",
 	};
 	for (size_t i = 0; i < sizeof(denied) / sizeof(denied[0]); i++)
 		pgtest_exec_fails(r, denied[i], "42501");
@@ -211,21 +212,23 @@ START_TEST(grant_refuses_unsafe_setups)
 	free(out);
 	/* an existing role is stripped of its powers, and a view works as the orders relation */
 	PGconn *db = pgtest_connect(owner);
-	pgtest_exec(db, "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = "
-			"'sp_strong') THEN CREATE ROLE sp_strong LOGIN CREATEDB CREATEROLE; END IF; "
-			"END $$");
+	pgtest_exec(db,
+	            "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = "
+	            "'sp_strong') THEN CREATE ROLE sp_strong LOGIN CREATEDB CREATEROLE; END IF; "
+	            "END $$");
 	pgtest_exec(db, "CREATE VIEW public.shop_orders AS SELECT * FROM public.orders");
 	const char *view[] = {"role=sp_strong", "orders_relation=public.shop_orders", NULL};
 	int code = run_grant(owner, view, &out);
 	ck_assert_msg(code == 0, "psql exited %d:\n%s", code, out);
 	free(out);
 	ck_assert_int_eq(pgtest_int(db, "SELECT count(*) FROM pg_roles WHERE rolname = 'sp_strong' "
-					"AND NOT (rolcreatedb OR rolcreaterole)"),
-			 1);
-	ck_assert_int_eq(pgtest_int(db, "SELECT has_table_privilege('sp_strong', "
-					"'public.shop_orders', 'SELECT')::int + "
-					"has_table_privilege('sp_strong', 'public.orders', 'SELECT')::int"),
-			 1);
+	                                "AND NOT (rolcreatedb OR rolcreaterole)"),
+	                 1);
+	ck_assert_int_eq(
+	    pgtest_int(db, "SELECT has_table_privilege('sp_strong', "
+	                   "'public.shop_orders', 'SELECT')::int + "
+	                   "has_table_privilege('sp_strong', 'public.orders', 'SELECT')::int"),
+	    1);
 	PQfinish(db);
 	free(owner);
 }

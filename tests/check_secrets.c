@@ -28,7 +28,8 @@
 /* Standard base64 of a string (malloc'd). */
 static char *base64(const char *in)
 {
-	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	static const char tab[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	size_t n = strlen(in);
 	char *out = malloc(4 * ((n + 2) / 3) + 1);
 	char *p = out;
@@ -128,9 +129,9 @@ START_TEST(no_secret_in_logs)
 		ck_assert_ptr_nonnull(txn);
 		char sql[200];
 		snprintf(sql, sizeof(sql),
-			 "INSERT INTO public.orders (smartpay_transaction_id, amount, status) "
-			 "VALUES ('%s', 19.99, 'shipped')",
-			 txn);
+		         "INSERT INTO public.orders (smartpay_transaction_id, amount, status) "
+		         "VALUES ('%s', 19.99, 'shipped')",
+		         txn);
 		pgtest_exec(db, sql);
 		free(txn);
 	}
@@ -141,9 +142,9 @@ START_TEST(no_secret_in_logs)
 	daemonproc_init(&d, conninfo, simproc_base_url(sim), MERCHANT, WRONG_KEY, NULL);
 	daemonproc_start(&d, false);
 	long long alerts = wait_for_count(db,
-					  "SELECT count(*) FROM smartpay.alerts "
-					  "WHERE kind = 'credentials_rejected'",
-					  1, WAIT_MS);
+	                                  "SELECT count(*) FROM smartpay.alerts "
+	                                  "WHERE kind = 'credentials_rejected'",
+	                                  1, WAIT_MS);
 	if (alerts < 1)
 		daemonproc_print_log(&d);
 	ck_assert_int_ge(alerts, 1);
@@ -151,23 +152,22 @@ START_TEST(no_secret_in_logs)
 
 	/* the operator fixes the key file and reloads; the gateway fails now and then */
 	ck_assert(simproc_set_faults(sim, "{\"seed\": 7, \"fail_rate\": 0.3, \"status\": 503, "
-					  "\"reset_rate\": 0.2}"));
+	                                  "\"reset_rate\": 0.2}"));
 	char key_path[320];
 	snprintf(key_path, sizeof(key_path), "%s/authentication-key", d.dir);
 	opstest_write_file(key_path, RIGHT_KEY "\n");
 	daemonproc_signal(&d, SIGHUP);
 	long long done = wait_for_count(db,
-					"SELECT count(*) FROM smartpay.modifications "
-					"WHERE state = 'succeeded'",
-					6, WAIT_MS);
+	                                "SELECT count(*) FROM smartpay.modifications "
+	                                "WHERE state = 'succeeded'",
+	                                6, WAIT_MS);
 	if (done < 6)
 		daemonproc_print_log(&d);
 	ck_assert_int_eq(done, 6);
 	ck_assert_int_eq(daemonproc_stop(&d), 0);
 	ck_assert(daemonproc_log_contains(&d, "reloaded"));
 	ck_assert(daemonproc_log_contains(&d, "modification_retry"));
-	ck_assert(daemonproc_log_contains(&d, "level=debug") ||
-		  daemonproc_log_contains(&d, "<7>"));
+	ck_assert(daemonproc_log_contains(&d, "level=debug") || daemonproc_log_contains(&d, "<7>"));
 
 	/* the whole log, the --check-config output and the ledger are clean */
 	char *log = opstest_read_file(d.log);
@@ -179,8 +179,9 @@ START_TEST(no_secret_in_logs)
 	char *checked = check_config_output(d.conf);
 	assert_no_secret("--check-config", checked, RIGHT_KEY);
 	free(checked);
-	PGresult *r = pgtest_query(db, "SELECT coalesce(string_agg(concat_ws(' ', request_body, "
-				       "response_body, reason), ' '), '') FROM smartpay.modifications");
+	PGresult *r =
+	    pgtest_query(db, "SELECT coalesce(string_agg(concat_ws(' ', request_body, "
+	                     "response_body, reason), ' '), '') FROM smartpay.modifications");
 	assert_no_secret("the ledger", PQgetvalue(r, 0, 0), RIGHT_KEY);
 	assert_no_secret("the ledger", PQgetvalue(r, 0, 0), WRONG_KEY);
 	PQclear(r);
@@ -211,9 +212,9 @@ START_TEST(search_finds_leaks)
 	free(b64);
 	free(userpass);
 	ck_assert_str_eq(find_secret("event=x key_prefix=Zt4mW8pL-c\n", RIGHT_KEY),
-			 "'Zt4mW8pL-c' of a key");
+	                 "'Zt4mW8pL-c' of a key");
 	ck_assert_str_eq(find_secret("> Authorization: Bearer x\n", RIGHT_KEY),
-			 "an Authorization header");
+	                 "an Authorization header");
 	ck_assert_ptr_null(find_secret("event=x order_id=1 msg=\"all fine\"\n", RIGHT_KEY));
 }
 END_TEST

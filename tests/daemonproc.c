@@ -168,7 +168,12 @@ void daemonproc_start(struct daemonproc *d, bool once)
 			}
 		}
 		const char *prog = built("smartpayd");
-		if (once)
+		const char *wrapper = getenv("DAEMONPROC_WRAPPER");
+		if (wrapper && *wrapper)
+			/* the wrapper (e.g. valgrind) execs the daemon in this same process */
+			execl("/bin/sh", "sh", "-c", "exec $DAEMONPROC_WRAPPER \"$0\" \"$@\"", prog,
+			      "-c", d->conf, once ? "--once" : (char *)NULL, (char *)NULL);
+		else if (once)
 			execl(prog, prog, "-c", d->conf, "--once", (char *)NULL);
 		else
 			execl(prog, prog, "-c", d->conf, (char *)NULL);

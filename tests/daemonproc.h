@@ -26,7 +26,9 @@ struct daemonproc {
 void daemonproc_init(struct daemonproc *d, const char *conninfo, const char *base_url,
 		     const char *merchant_key, const char *auth_key, const char *extra);
 
-/* Starts smartpayd (with --once when `once`) and returns at once. */
+/* Starts smartpayd (with --once when `once`) and returns at once. With
+ * DAEMONPROC_WRAPPER set in the environment (e.g. "valgrind -q --error-exitcode=99
+ * --leak-check=full"), the daemon runs under that command prefix, in the same process. */
 void daemonproc_start(struct daemonproc *d, bool once);
 /* Runs `smartpayd --once` to completion and returns its exit code. */
 int daemonproc_run_once(struct daemonproc *d);

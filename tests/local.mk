@@ -33,6 +33,12 @@ tests_check_sim_SOURCES = tests/check_sim.c tests/simproc.c tests/simproc.h $(SI
 tests_check_sim_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/sim
 tests_check_sim_LDADD = $(SP_LIBS) $(CHECK_LIBS)
 tests_check_sim_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+# the pure decisions: intents from orders and requests, outcomes from answers
+check_PROGRAMS += tests/check_decide
+TESTS += tests/check_decide
+tests_check_decide_SOURCES = tests/check_decide.c
+tests_check_decide_LDADD = $(SP_LIBS) $(CHECK_LIBS)
+tests_check_decide_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 # the daemon end to end: real smartpayd, PostgreSQL and smartpay-sim
 check_PROGRAMS += tests/check_daemon
 TESTS += tests/check_daemon
@@ -48,6 +54,13 @@ TESTS += tests/check_metrics
 tests_check_metrics_SOURCES = tests/check_metrics.c $(OPS_TEST_SOURCES)
 tests_check_metrics_LDADD = $(SP_LIBS) $(CHECK_LIBS)
 tests_check_metrics_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+# alerts: expiry sweep, needs_attention, gateway unreachable, webhook (real daemon)
+check_PROGRAMS += tests/check_alerts
+TESTS += tests/check_alerts
+tests_check_alerts_SOURCES = tests/check_alerts.c tests/daemonproc.c tests/daemonproc.h \
+	tests/pgtest.c tests/pgtest.h tests/simproc.c tests/simproc.h
+tests_check_alerts_LDADD = $(SP_LIBS) $(CHECK_LIBS)
+tests_check_alerts_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 check_PROGRAMS += tests/check_notify
 TESTS += tests/check_notify
 tests_check_notify_SOURCES = tests/check_notify.c $(OPS_TEST_SOURCES)
@@ -63,6 +76,15 @@ TESTS += tests/check_secrets
 tests_check_secrets_SOURCES = tests/check_secrets.c $(OPS_TEST_SOURCES)
 tests_check_secrets_LDADD = $(SP_LIBS) $(CHECK_LIBS)
 tests_check_secrets_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+# the shop-facing SQL API (sql/003_shop_api.sql) and the smartpayctl commands
+check_PROGRAMS += tests/check_shop_api tests/check_ctl
+TESTS += tests/check_shop_api tests/check_ctl
+tests_check_shop_api_SOURCES = tests/check_shop_api.c tests/pgtest.c tests/pgtest.h
+tests_check_shop_api_LDADD = $(SP_LIBS) $(CHECK_LIBS)
+tests_check_shop_api_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_check_ctl_SOURCES = tests/check_ctl.c tests/pgtest.c tests/pgtest.h
+tests_check_ctl_LDADD = $(SP_LIBS) $(CHECK_LIBS)
+tests_check_ctl_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 endif
 # the systemd unit: systemd-analyze verify and security --offline=true
 TESTS += tests/systemd-unit.sh

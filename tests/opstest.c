@@ -111,7 +111,7 @@ void opstest_conf_replace(const struct daemonproc *d, const char *from, const ch
 	ck_assert_msg(at != NULL, "'%s' not in %s", from, d->conf);
 	char *out = NULL;
 	ck_assert_int_ge(asprintf(&out, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from)),
-			 0);
+	                 0);
 	opstest_write_file(d->conf, out);
 	free(out);
 	free(text);
@@ -133,8 +133,8 @@ long opstest_wait_status(const char *url, long want, long timeout_ms)
 		if (status == want)
 			return status;
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		long elapsed = (now.tv_sec - start.tv_sec) * 1000L +
-			       (now.tv_nsec - start.tv_nsec) / 1000000L;
+		long elapsed =
+		    (now.tv_sec - start.tv_sec) * 1000L + (now.tv_nsec - start.tv_nsec) / 1000000L;
 		if (elapsed >= timeout_ms)
 			return status;
 		opstest_sleep_ms(100);

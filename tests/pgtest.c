@@ -796,6 +796,11 @@ char *pgtest_createdb_shop_at(const char *file, int line, const char *name)
 
 	pgtest_exec_file_at(file, line, conn, "sql/example-orders.sql");
 	pgtest_migrate_at(file, line, conn);
+	/* what `smartpayctl migrate` also does: settings and the currency table */
+	struct migrate_settings settings = {.orders_relation = "public.orders",
+					    .authorization_validity_ms = INT64_C(120) * 3600 * 1000};
+	if (migrate_write_settings(conn, &settings, &err) != 0)
+		fail_at(file, line, false, "settings: %s", err ? err : "not written");
 	if (migrate_attach_orders_trigger(conn, "public.orders", &err) != MIGRATE_TRIGGER_ATTACHED)
 		fail_at(file, line, false, "orders trigger: %s", err ? err : "not attached");
 	PQfinish(conn);

@@ -1,0 +1,167 @@
+#include "autoconfig.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "ctl_common.h"
+
+#define LIST_DEFAULT_LIMIT 50
+#define LIST_MAX_LIMIT 100000
+
+struct list_args {
+	const char *state;
+	const char *kind;
+	const char *order;
+	long long limit;
+};
+
+static const char *const states[] = {"pending", "succeeded", "refused", "needs_attention", NULL};
+static const char *const kinds[] = {"capture", "cancel", "cancel_or_refund", "refund", NULL};
+
+/* True when `value` is one of the NULL-terminated `allowed`. */
+static bool one_of(const char *value, const char *const *allowed)
+{
+	for (; *allowed != NULL; allowed++)
+		if (strcmp(value, *allowed) == 0)
+			return true;
+	return false;
+}
+
+/* Takes list's own options. */
+static int list_option(struct ctl_context *ctx, int opt, const char *value, void *arg)
+{
+	struct list_args *a = arg;
+
+	switch (opt) {
+	case 's':
+		if (!one_of(value, states))
+			return ctl_usage_error(
+			    &ctl_cmd_list,
+			    "list: unknown state '%s' (pending, succeeded, refused, "
+			    "needs_attention)",
+			    value);
+		a->state = value;
+		return CTL_EXIT_OK;
+	case 'k':
+		if (!one_of(value, kinds))
+			return ctl_usage_error(&ctl_cmd_list,
+			                       "list: unknown kind '%s' (capture, cancel, "
+			                       "cancel_or_refund, refund)",
+			                       value);
+		a->kind = value;
+		return CTL_EXIT_OK;
+	case 'o':
+		a->order = value;
+		return CTL_EXIT_OK;
+	case 'n':
+		if (!ctl_parse_int(value, 1, LIST_MAX_LIMIT, &a->limit))
+			return ctl_usage_error(&ctl_cmd_list,
+			                       "list: --limit wants a number from 1 to %d",
+			                       LIST_MAX_LIMIT);
+		return CTL_EXIT_OK;
+	default:
+		return CTL_EXIT_USAGE;
+	}
+}
+
+/* Prints the rows (at most `shown`) as a table. */
+static void list_print(const PGresult *res, int shown, bool truncated, long long limit)
+{
+	static const char *const headers[] = {"MODIFICATION_ID", "ORDER",    "KIND",    "STATE",
+	                                      "AMOUNT",          "ATTEMPTS", "UPDATED", "REASON"};
+	if (shown == 0) {
+		printf("no modifications match\n");
+		return;
+	}
+	struct ctl_table *t = ctl_table_new(8, headers);
+	ctl_table_align_right(t, 4);
+	ctl_table_align_right(t, 5);
+	for (int row = 0; row < shown; row++) {
+		char amount[48], updated[32];
+		const char *cells[8] = {
+		    ctl_value(res, row, PQfnumber(res, "modification_id")),
+		    ctl_value(res, row, PQfnumber(res, "order_id")),
+		    ctl_value(res, row, PQfnumber(res, "kind")),
+		    ctl_value(res, row, PQfnumber(res, "state")),
+		    ctl_amount_human(ctl_value(res, row, PQfnumber(res, "amount_minor")),
+		                     ctl_value(res, row, PQfnumber(res, "currency")), amount),
+		    ctl_value(res, row, PQfnumber(res, "attempts")),
+		    ctl_time_human(ctl_value(res, row, PQfnumber(res, "updated_at")), updated),
+		    ctl_value(res, row, PQfnumber(res, "reason")),
+		};
+		ctl_table_add(t, cells);
+	}
+	ctl_table_print(t, NULL);
+	ctl_table_free(t);
+	if (truncated)
+		printf("(the newest %lld shown; more match: raise --limit)\n", limit);
+}
+
+/* `list [--state S] [--kind K] [--order ID] [--limit N]`: modifications, newest first. */
+static int list_run(struct ctl_context *ctx, int argc, char **argv)
+{
+	static const struct option options[] = {
+	    {"state", required_argument, NULL, 's'},
+	    {"kind", required_argument, NULL, 'k'},
+	    {"order", required_argument, NULL, 'o'},
+	    {"limit", required_argument, NULL, 'n'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct list_args a = {.limit = LIST_DEFAULT_LIMIT};
+	int first;
+	int rc = ctl_parse_options(ctx, &ctl_cmd_list, argc, argv, "s:k:o:n:", options, list_option,
+	                           &a, &first);
+	if (rc != CTL_EXIT_OK)
+		return rc == CTL_HELP_SHOWN ? CTL_EXIT_OK : rc;
+	if (first < argc)
+		return ctl_usage_error(&ctl_cmd_list, "list: unexpected argument '%s'",
+		                       argv[first]);
+	if ((rc = ctl_connect(ctx)) != CTL_EXIT_OK)
+		return rc;
+
+	/* one row more than the limit tells whether more match */
+	char limit[32];
+	snprintf(limit, sizeof(limit), "%lld", a.limit + 1);
+	const char *params[4] = {a.state, a.kind, a.order, limit};
+	PGresult *res =
+	    ctl_query(ctx, "list",
+	              "SELECT " CTL_SQL_MODIFICATION_COLUMNS " FROM smartpay.modifications m"
+	              " WHERE ($1::text IS NULL OR m.state = $1)"
+	              " AND ($2::text IS NULL OR m.kind = $2)"
+	              " AND ($3::text IS NULL OR m.order_id = $3)"
+	              " ORDER BY m.created_at DESC, m.modification_id DESC LIMIT $4",
+	              4, params);
+	if (res == NULL)
+		return CTL_EXIT_FAILURE;
+
+	bool truncated = PQntuples(res) > a.limit;
+	int shown = truncated ? (int)a.limit : PQntuples(res);
+	if (ctx->json) {
+		struct json_object *doc = json_object_new_object();
+		struct json_object *list = json_object_new_array();
+		for (int row = 0; row < shown; row++) {
+			struct json_object *m = ctl_json_row(res, row);
+			ctl_json_add_amount(m);
+			json_object_array_add(list, m);
+		}
+		json_object_object_add(doc, "modifications", list);
+		json_object_object_add(doc, "count", json_object_new_int(shown));
+		json_object_object_add(doc, "truncated", json_object_new_boolean(truncated));
+		ctl_print_json(doc);
+	} else {
+		list_print(res, shown, truncated, a.limit);
+	}
+	PQclear(res);
+	return CTL_EXIT_OK;
+}
+
+const struct ctl_command ctl_cmd_list = {
+    "list",
+    "[--state S] [--kind K] [--order ID] [--limit N]",
+    "list modifications, newest first (default limit 50)",
+    list_run,
+};

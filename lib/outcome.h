@@ -1,0 +1,62 @@
+/* What one gateway answer means for a modification (design.md, "Classify"): the next
+ * ledger state, the reason, the alert, the retry time. Pure: no I/O. */
+#ifndef SP_OUTCOME_H
+#define SP_OUTCOME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+/* What happened to one attempt (or, for ER_REFUSED_LOCALLY, to one order row). */
+enum engine_result {
+	ER_SUCCEEDED,
+	ER_REFUSED,
+	ER_RETRY,
+	ER_NEEDS_ATTENTION,
+	ER_AUTH_REJECTED,
+	ER_REFUSED_LOCALLY,
+	ER_COUNT
+};
+/* "succeeded", "refused", "retry", "needs_attention", "auth_rejected", "refused_locally". */
+const char *engine_result_name(enum engine_result r);
+
+/* Longest gateway answer kept in the ledger. */
+#define OUTCOME_MAX_STORED_RESPONSE 65536
+/* Margin before the authorization deadline that the last retry must respect. */
+#define OUTCOME_DEADLINE_MARGIN_MS 60000
+
+/* One attempt as the transport saw it. */
+struct outcome_answer {
+	int http_status; /* 0: no HTTP answer */
+	bool transport_error;
+	bool timed_out;
+	const char *error; /* the transport's message, or NULL */
+	const char *body;
+	size_t body_len;
+	const char *retry_after; /* header value or NULL */
+};
+
+struct outcome_policy {
+	int64_t retry_base_ms;
+	int64_t retry_max_ms;
+	int max_attempts;
+};
+
+/* Decides the outcome of attempt number c->attempts + 1 of claim `c`: fills *o (owned
+ * strings; store_outcome_clear frees them) and returns the result. Accepted answers
+ * record paymentStatus and reconciliationReferenceId; refusals the gateway's error;
+ * unknown outcomes a retry delay (full jitter from `random`, Retry-After honoured,
+ * pulled in before a capture's deadline) or, when retries are exhausted or the
+ * deadline passed, needs_attention; a credentials rejection leaves the row pending,
+ * uncounted and due at once. Alerts are set for refusals and needs_attention; the
+ * caller adds the one credentials alert per episode. */
+enum engine_result outcome_decide(const struct outcome_policy *p, const struct store_claim *c,
+				  const struct outcome_answer *a, int64_t now_ms, uint64_t random,
+				  struct store_outcome *o);
+
+/* The outcome of a capture whose authorization deadline passed while it was pending. */
+void outcome_expired(const struct store_claim *c, struct store_outcome *o);
+
+#endif

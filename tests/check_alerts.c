@@ -1,0 +1,765 @@
+/* Alerts: the pure helpers, then the real smartpayd against a private PostgreSQL (with
+ * every statement logged, to count what an idle daemon issues), smartpay-sim for the
+ * gateway, and a small webhook receiver (libevent evhttp) driven inside the test. */
+#include "autoconfig.h"
+
+#include "alerts.h"
+#include "daemonproc.h"
+#include "pgtest.h"
+#include "simproc.h"
+#include "store_alerts.h"
+
+#include <check.h>
+#include <curl/curl.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <json-c/json.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define WAIT_MS 30000
+
+/* ---- pure helpers ---- */
+
+START_TEST(threshold_labels_are_compact)
+{
+	char out[32];
+	store_threshold_label(INT64_C(24) * 3600 * 1000, out);
+	ck_assert_str_eq(out, "24h");
+	store_threshold_label(INT64_C(4) * 3600 * 1000, out);
+	ck_assert_str_eq(out, "4h");
+	store_threshold_label(INT64_C(90) * 60 * 1000, out);
+	ck_assert_str_eq(out, "90m");
+	store_threshold_label(45000, out);
+	ck_assert_str_eq(out, "45s");
+	store_threshold_label(1500, out);
+	ck_assert_str_eq(out, "1500ms");
+}
+END_TEST
+
+START_TEST(webhook_url_is_redacted)
+{
+	static const char *const cases[][2] = {
+	    {"https://hooks.example/smartpay?token=abc", "https://hooks.example/smartpay"},
+	    {"http://user:pw@127.0.0.1:9000/a/b?x=1#f", "http://127.0.0.1:9000/a/b"},
+	    {"https://hooks.example?token=abc", "https://hooks.example"},
+	    {"https://hooks.example/p#secret", "https://hooks.example/p"},
+	    {"https://hooks.example", "https://hooks.example"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *r = alerts_redact_url(cases[i][0]);
+		ck_assert_str_eq(r, cases[i][1]);
+		free(r);
+	}
+}
+END_TEST
+
+START_TEST(webhook_body_has_every_field)
+{
+	struct store_webhook_alert a = {.alert_id = 9000000000LL,
+	                                .kind = "authorization_expiring",
+	                                .severity = "warning",
+	                                .order_id = "42",
+	                                .modification_id = NULL,
+	                                .message = "authorization of order 42 \"expires\"",
+	                                .created_at = "2024-05-01T12:00:00.123Z"};
+	char *body = alerts_webhook_body(&a);
+	json_object *o = json_tokener_parse(body);
+	ck_assert_ptr_nonnull(o);
+	ck_assert_int_eq(json_object_get_int64(json_object_object_get(o, "alert_id")),
+	                 9000000000LL);
+	ck_assert_str_eq(json_object_get_string(json_object_object_get(o, "kind")),
+	                 "authorization_expiring");
+	ck_assert_str_eq(json_object_get_string(json_object_object_get(o, "severity")), "warning");
+	ck_assert_str_eq(json_object_get_string(json_object_object_get(o, "order_id")), "42");
+	json_object *mid = NULL;
+	ck_assert(json_object_object_get_ex(o, "modification_id", &mid));
+	ck_assert_ptr_null(mid);
+	ck_assert_str_eq(json_object_get_string(json_object_object_get(o, "message")),
+	                 "authorization of order 42 \"expires\"");
+	ck_assert_str_eq(json_object_get_string(json_object_object_get(o, "created_at")),
+	                 "2024-05-01T12:00:00.123Z");
+	json_object_put(o);
+	free(body);
+}
+END_TEST
+
+/* ---- the daemon ---- */
+
+struct world {
+	char *conninfo;
+	char *dbname;
+	PGconn *db;
+	struct simproc *sim;
+	struct daemonproc d;
+};
+
+/* A loopback port that nothing listens on (bound, then closed). */
+static int closed_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ge(fd, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	socklen_t len = sizeof(sa);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	close(fd);
+	return ntohs(sa.sin_port);
+}
+
+/* A shop database and a daemon configuration; with `sim` the gateway is a simulator,
+ * else a closed port (nothing in these tests needs an answer from it). */
+static void world_up(struct world *w, bool sim, const char *extra)
+{
+	memset(w, 0, sizeof(*w));
+	w->conninfo = pgtest_createdb_shop(NULL);
+	w->db = pgtest_connect(w->conninfo);
+	w->dbname = pgtest_value(w->db, "SELECT current_database()");
+	char base[64];
+	if (sim) {
+		w->sim = simproc_start(NULL);
+		ck_assert_ptr_nonnull(w->sim);
+		snprintf(base, sizeof(base), "%s", simproc_base_url(w->sim));
+	} else {
+		snprintf(base, sizeof(base), "http://127.0.0.1:%d", closed_port());
+	}
+	daemonproc_init(&w->d, w->conninfo, base, SIMPROC_MERCHANT_KEY, SIMPROC_AUTH_KEY, extra);
+}
+
+static void world_down(struct world *w)
+{
+	if (w->d.pid)
+		ck_assert_int_eq(daemonproc_stop(&w->d), 0);
+	daemonproc_cleanup(&w->d);
+	if (w->sim)
+		ck_assert(simproc_stop(w->sim));
+	PQfinish(w->db);
+	free(w->dbname);
+	free(w->conninfo);
+}
+
+static long long count(struct world *w, const char *sql)
+{
+	return pgtest_int(w->db, sql);
+}
+
+/* Waits until `sql` counts `want`; prints the daemon's log when it does not. */
+static void await(struct world *w, const char *sql, long long want)
+{
+	long long got = wait_for_count(w->db, sql, want, WAIT_MS);
+	if (got != want)
+		daemonproc_print_log(&w->d);
+	ck_assert_msg(got == want, "%s: got %lld, want %lld", sql, got, want);
+}
+
+/* Inserts an order (SQL expressions for the timestamps) and returns its id as text
+ * (static buffer rotation: good for a few calls in one expression). */
+static const char *add_order(struct world *w, const char *txn, const char *status,
+                             const char *authorized_at, const char *expires_at)
+{
+	static char ids[8][24];
+	static int next;
+	char sql[512];
+	snprintf(
+	    sql, sizeof(sql),
+	    "INSERT INTO public.orders (smartpay_transaction_id, amount, status, authorized_at, "
+	    "authorization_expires_at) VALUES (%s, 10.00, '%s', %s, %s) RETURNING id",
+	    txn, status, authorized_at, expires_at);
+	char *id = pgtest_value(w->db, sql);
+	char *slot = ids[next++ % 8];
+	snprintf(slot, 24, "%s", id);
+	free(id);
+	return slot;
+}
+
+/* Inserts a modification row for an order. */
+static void add_modification(struct world *w, const char *id, const char *order_id, const char *txn,
+                             const char *kind, const char *state, const char *deadline,
+                             const char *lease_owner, const char *lease_expires,
+                             const char *next_attempt)
+{
+	char sql[1024];
+	snprintf(sql, sizeof(sql),
+	         "INSERT INTO smartpay.modifications (modification_id, order_id, transaction_id, "
+	         "kind, amount_minor, currency, request_body, state, deadline, lease_owner, "
+	         "lease_expires_at, next_attempt_at) VALUES ('%s', '%s', '%s', '%s', 1000, 'EUR', "
+	         "'{}', '%s', %s, %s, %s, %s)",
+	         id, order_id, txn, kind, state, deadline, lease_owner, lease_expires,
+	         next_attempt);
+	pgtest_exec(w->db, sql);
+}
+
+/* How many times `needle` occurs in the daemon's log. */
+static int log_count(const struct world *w, const char *needle)
+{
+	FILE *f = fopen(w->d.log, "r");
+	if (f == NULL)
+		return 0;
+	int n = 0;
+	char line[8192];
+	while (fgets(line, sizeof(line), f))
+		for (const char *p = line; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+			n++;
+	fclose(f);
+	return n;
+}
+
+/* Waits until the daemon's log holds `needle` at least `want` times. */
+static void await_log(struct world *w, const char *needle, int want)
+{
+	for (int waited = 0; waited < WAIT_MS; waited += 20) {
+		if (log_count(w, needle) >= want)
+			return;
+		usleep(20000);
+	}
+	daemonproc_print_log(&w->d);
+	ck_abort_msg("log never held %d x %s", want, needle);
+}
+
+/* The alert of this kind and dedup key: "severity|order_id|modification_id". */
+static char *alert_row(struct world *w, const char *kind, const char *dedup_key)
+{
+	char sql[512];
+	snprintf(sql, sizeof(sql),
+	         "SELECT severity || '|' || coalesce(order_id, '-') || '|' || "
+	         "coalesce(modification_id::text, '-') FROM smartpay.alerts WHERE kind = '%s' AND "
+	         "dedup_key = '%s'",
+	         kind, dedup_key);
+	return pgtest_value(w->db, sql);
+}
+
+static void assert_alert(struct world *w, const char *kind, const char *dedup_key, const char *want)
+{
+	char *row = alert_row(w, kind, dedup_key);
+	ck_assert_str_eq(row, want);
+	free(row);
+}
+
+#define CAP_J "00000000-0000-4000-8000-00000000000a"
+
+START_TEST(expiry_alerts_once_per_order_and_threshold)
+{
+	struct world w;
+	world_up(&w, false,
+	         "[daemon]\npoll_interval = 1h\n[alerts]\nexpiry_thresholds = 24h, 4h\n");
+	const char *now = "now()";
+	/* inside the 24h window only: a warning */
+	char a[24], b[24], c[24], d[24], e[24], f[24], g[24], h[24], i[24], j[24];
+	snprintf(a, 24, "%s", add_order(&w, "'t-a'", "authorized", now, "now() + interval '20h'"));
+	/* inside 4h: only the most urgent threshold, critical */
+	snprintf(b, 24, "%s", add_order(&w, "'t-b'", "authorized", now, "now() + interval '2h'"));
+	/* expired by authorized_at + the default 120h validity */
+	snprintf(c, 24, "%s",
+	         add_order(&w, "'t-c'", "authorized", "now() - interval '121h'", "NULL"));
+	/* captured: nothing, whatever the deadline */
+	snprintf(d, 24, "%s", add_order(&w, "'t-d'", "shipped", now, "now() + interval '2h'"));
+	add_modification(&w, "00000000-0000-4000-8000-00000000000d", d, "t-d", "capture",
+	                 "succeeded", "now() + interval '2h'", "NULL", "NULL", "now()");
+	/* cancelled by the shop and at the gateway: nothing */
+	snprintf(e, 24, "%s", add_order(&w, "'t-e'", "cancelled", now, "now() - interval '1h'"));
+	add_modification(&w, "00000000-0000-4000-8000-00000000000e", e, "t-e", "cancel",
+	                 "succeeded", "NULL", "NULL", "NULL", "now()");
+	/* cancelled by the shop, the cancel stuck: the expiry still deserves its alert */
+	snprintf(f, 24, "%s", add_order(&w, "'t-f'", "cancelled", now, "now() - interval '1h'"));
+	add_modification(&w, "00000000-0000-4000-8000-00000000000f", f, "t-f", "cancel",
+	                 "needs_attention", "NULL", "NULL", "NULL", "now()");
+	/* outside every window, no transaction, expired long ago: nothing */
+	snprintf(g, 24, "%s", add_order(&w, "'t-g'", "authorized", now, "now() + interval '30h'"));
+	snprintf(h, 24, "%s", add_order(&w, "NULL", "authorized", now, "now() + interval '1h'"));
+	snprintf(i, 24, "%s",
+	         add_order(&w, "'t-i'", "authorized", now, "now() - interval '30 days'"));
+	/* a capture still pending (leased by a live daemon) counts as not captured */
+	snprintf(j, 24, "%s", add_order(&w, "'t-j'", "shipped", now, "now() + interval '3h'"));
+	add_modification(&w, CAP_J, j, "t-j", "capture", "pending", "now() + interval '3h'",
+	                 "'other'", "now() + interval '1h'", "now() + interval '1 day'");
+
+	daemonproc_start(&w.d, false);
+	await(&w, "SELECT count(*) FROM smartpay.alerts", 5);
+	char key[64], want[96];
+	snprintf(key, sizeof(key), "%s:24h", a);
+	snprintf(want, sizeof(want), "warning|%s|-", a);
+	assert_alert(&w, "authorization_expiring", key, want);
+	snprintf(key, sizeof(key), "%s:4h", b);
+	snprintf(want, sizeof(want), "critical|%s|-", b);
+	assert_alert(&w, "authorization_expiring", key, want);
+	snprintf(want, sizeof(want), "critical|%s|-", c);
+	assert_alert(&w, "authorization_expired", c, want);
+	snprintf(want, sizeof(want), "critical|%s|-", f);
+	assert_alert(&w, "authorization_expired", f, want);
+	snprintf(key, sizeof(key), "%s:4h", j);
+	snprintf(want, sizeof(want), "critical|%s|%s", j, CAP_J);
+	assert_alert(&w, "authorization_expiring", key, want);
+	char *msg = pgtest_value(w.db, "SELECT message FROM smartpay.alerts WHERE kind = "
+	                               "'authorization_expiring' AND dedup_key LIKE '%:24h'");
+	ck_assert_msg(strstr(msg, "within 24h") != NULL, "%s", msg);
+	free(msg);
+	await_log(&w, "event=alert_raised", 5);
+	char needle[96];
+	snprintf(needle, sizeof(needle), "order_id=%s modification_id=%s", j, CAP_J);
+	ck_assert_msg(log_count(&w, needle) == 1, "no log line with %s", needle);
+
+	/* more sweeps (an orders notification, a reload, a restart) raise nothing new */
+	int swept = log_count(&w, "event=expiry_swept");
+	pgtest_exec(w.db, "SELECT pg_notify('smartpay_orders', '999999')");
+	await_log(&w, "event=expiry_swept", swept + 1);
+	daemonproc_signal(&w.d, SIGHUP);
+	await_log(&w, "event=expiry_swept", swept + 2);
+	ck_assert_int_eq(daemonproc_stop(&w.d), 0);
+	daemonproc_start(&w.d, false);
+	await_log(&w, "event=expiry_swept", swept + 3);
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts"), 5);
+	ck_assert_int_eq(log_count(&w, "event=alert_raised"), 5);
+	/* an acknowledged alert is not raised again either */
+	pgtest_exec(w.db, "UPDATE smartpay.alerts SET acknowledged_at = now()");
+	pgtest_exec(w.db, "SELECT pg_notify('smartpay_orders', '999999')");
+	await_log(&w, "event=expiry_swept", swept + 4);
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts"), 5);
+	world_down(&w);
+}
+END_TEST
+
+#define CAP_K "00000000-0000-4000-8000-00000000001a"
+#define CAP_L "00000000-0000-4000-8000-00000000001b"
+#define CAP_M "00000000-0000-4000-8000-00000000001c"
+#define CAP_N "00000000-0000-4000-8000-00000000001d"
+
+START_TEST(pending_capture_past_deadline_needs_attention)
+{
+	struct world w;
+	world_up(&w, false, "[daemon]\npoll_interval = 1h\n");
+	const char *past = "now() - interval '1 minute'";
+	const char *later = "now() + interval '1 day'";
+	/* free lease: given up */
+	const char *k = add_order(&w, "'t-k'", "shipped", "now()", past);
+	add_modification(&w, CAP_K, k, "t-k", "capture", "pending", past, "NULL", "NULL", later);
+	/* lease of a daemon that died: given up */
+	const char *l = add_order(&w, "'t-l'", "shipped", "now()", past);
+	add_modification(&w, CAP_L, l, "t-l", "capture", "pending", past, "'ghost'", past, later);
+	/* lease of a live daemon: its owner decides */
+	const char *m = add_order(&w, "'t-m'", "shipped", "now()", past);
+	add_modification(&w, CAP_M, m, "t-m", "capture", "pending", past, "'other'",
+	                 "now() + interval '1 hour'", later);
+	/* deadline three seconds ahead: the timer, not a poll, gives it up then */
+	const char *n = add_order(&w, "'t-n'", "shipped", "now()", "now() + interval '3s'");
+	add_modification(&w, CAP_N, n, "t-n", "capture", "pending", "now() + interval '3s'", "NULL",
+	                 "NULL", later);
+
+	daemonproc_start(&w.d, false);
+	await(&w,
+	      "SELECT count(*) FROM smartpay.modifications WHERE state = 'needs_attention' AND "
+	      "reason LIKE 'authorization deadline passed%' AND completed_at IS NOT NULL",
+	      3);
+	char sql[256];
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM smartpay.modifications WHERE modification_id = '%s' AND "
+	         "state = 'pending' AND lease_owner = 'other'",
+	         CAP_M);
+	ck_assert_int_eq(count(&w, sql), 1);
+	char want[128];
+	snprintf(want, sizeof(want), "critical|%s|%s", k, CAP_K);
+	assert_alert(&w, "needs_attention", CAP_K, want);
+	snprintf(want, sizeof(want), "critical|%s|%s", l, CAP_L);
+	assert_alert(&w, "needs_attention", CAP_L, want);
+	snprintf(want, sizeof(want), "critical|%s|%s", n, CAP_N);
+	assert_alert(&w, "needs_attention", CAP_N, want);
+	/* the expired authorizations themselves: one alert each, the live lease's too */
+	await(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = 'authorization_expired'", 4);
+	char needle[96];
+	snprintf(needle, sizeof(needle), "event=modification_needs_attention modification_id=%s",
+	         CAP_K);
+	ck_assert_int_eq(log_count(&w, needle), 1);
+	/* no poll (1h) and no notification: a handful of sweeps, not a busy loop */
+	int sweeps = log_count(&w, "event=expiry_swept");
+	ck_assert_msg(sweeps >= 2 && sweeps <= 4, "%d sweeps", sweeps);
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = "
+	                           "'needs_attention'"),
+	                 3);
+	world_down(&w);
+}
+END_TEST
+
+START_TEST(threshold_crossing_wakes_the_timer)
+{
+	struct world w;
+	world_up(&w, false,
+	         "[daemon]\npoll_interval = 1h\n[alerts]\nexpiry_thresholds = 24h, 4h\n");
+	/* inside 24h now; crosses into 4h in three seconds, expires four hours later */
+	const char *o =
+	    add_order(&w, "'t-o'", "authorized", "now()", "now() + interval '4h' + interval '3s'");
+	char key24[48], key4[48];
+	snprintf(key24, sizeof(key24), "%s:24h", o);
+	snprintf(key4, sizeof(key4), "%s:4h", o);
+	daemonproc_start(&w.d, false);
+	await(&w, "SELECT count(*) FROM smartpay.alerts WHERE dedup_key LIKE '%:24h'", 1);
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts WHERE dedup_key LIKE "
+	                           "'%:4h'"),
+	                 0);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	await(&w, "SELECT count(*) FROM smartpay.alerts WHERE dedup_key LIKE '%:4h'", 1);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	long ms = (long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
+	ck_assert_msg(ms < 6000, "the 4h alert came after %ld ms", ms);
+	char want[64];
+	snprintf(want, sizeof(want), "critical|%s|-", o);
+	assert_alert(&w, "authorization_expiring", key4, want);
+	snprintf(want, sizeof(want), "warning|%s|-", o);
+	assert_alert(&w, "authorization_expiring", key24, want);
+	world_down(&w);
+}
+END_TEST
+
+/* ---- webhook receiver ---- */
+
+#define MAX_ALERTS 16
+
+struct receiver {
+	struct event_base *base;
+	struct evhttp *http;
+	int port;
+	int failures_first; /* answer 500 to this many attempts of each alert */
+	int64_t ids[MAX_ALERTS];
+	int attempts[MAX_ALERTS];
+	int accepted[MAX_ALERTS];
+	json_object *bodies[MAX_ALERTS]; /* the accepted document of each alert */
+	int bad_requests;                /* wrong method, path, token or content type */
+};
+
+static void receiver_cb(struct evhttp_request *req, void *arg)
+{
+	struct receiver *r = arg;
+	const char *uri = evhttp_request_get_uri(req);
+	const char *ctype =
+	    evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	char *body = calloc(1, len + 1);
+	evbuffer_remove(in, body, len);
+	json_object *doc = json_tokener_parse(body);
+	free(body);
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST ||
+	    strcmp(uri, "/hook?token=s3cr3t-token") != 0 || ctype == NULL ||
+	    strcmp(ctype, "application/json") != 0 || doc == NULL) {
+		r->bad_requests++;
+		json_object_put(doc);
+		evhttp_send_reply(req, 400, "Bad Request", NULL);
+		return;
+	}
+	int64_t id = json_object_get_int64(json_object_object_get(doc, "alert_id"));
+	int slot = 0;
+	while (slot < MAX_ALERTS && r->ids[slot] != 0 && r->ids[slot] != id)
+		slot++;
+	ck_assert_int_lt(slot, MAX_ALERTS);
+	r->ids[slot] = id;
+	r->attempts[slot]++;
+	if (r->attempts[slot] <= r->failures_first) {
+		json_object_put(doc);
+		evhttp_send_reply(req, 500, "Internal Server Error", NULL);
+		return;
+	}
+	r->accepted[slot]++;
+	json_object_put(r->bodies[slot]);
+	r->bodies[slot] = doc;
+	evhttp_send_reply(req, 200, "OK", NULL);
+}
+
+static void receiver_start(struct receiver *r, int failures_first)
+{
+	memset(r, 0, sizeof(*r));
+	r->failures_first = failures_first;
+	r->base = event_base_new();
+	r->http = evhttp_new(r->base);
+	struct evhttp_bound_socket *s = evhttp_bind_socket_with_handle(r->http, "127.0.0.1", 0);
+	ck_assert_ptr_nonnull(s);
+	struct sockaddr_in sa;
+	socklen_t len = sizeof(sa);
+	ck_assert_int_eq(getsockname(evhttp_bound_socket_get_fd(s), (struct sockaddr *)&sa, &len),
+	                 0);
+	r->port = ntohs(sa.sin_port);
+	evhttp_set_gencb(r->http, receiver_cb, r);
+}
+
+static void receiver_stop(struct receiver *r)
+{
+	evhttp_free(r->http);
+	event_base_free(r->base);
+	for (int i = 0; i < MAX_ALERTS; i++)
+		json_object_put(r->bodies[i]);
+}
+
+/* The slot of an alert id, or -1. */
+static int receiver_slot(const struct receiver *r, int64_t id)
+{
+	for (int i = 0; i < MAX_ALERTS; i++)
+		if (r->ids[i] == id)
+			return i;
+	return -1;
+}
+
+/* Serves the receiver while waiting for `sql` to count `want` (then serves `linger_ms`
+ * more, so that a duplicate would be seen). */
+static void serve_until(struct world *w, struct receiver *r, const char *sql, long long want,
+                        int linger_ms)
+{
+	long long got = -1;
+	for (int waited = 0; waited < WAIT_MS; waited += 10) {
+		event_base_loop(r->base, EVLOOP_NONBLOCK);
+		got = pgtest_int(w->db, sql);
+		if (got == want)
+			break;
+		usleep(10000);
+	}
+	if (got != want)
+		daemonproc_print_log(&w->d);
+	ck_assert_msg(got == want, "%s: got %lld, want %lld", sql, got, want);
+	for (int waited = 0; waited < linger_ms; waited += 10) {
+		event_base_loop(r->base, EVLOOP_NONBLOCK);
+		usleep(10000);
+	}
+}
+
+/* Checks that alert `id` reached the receiver once after `failures` failures, with the
+ * document the database holds. */
+static void assert_delivered_once(struct world *w, struct receiver *r, const char *id, int failures)
+{
+	int slot = receiver_slot(r, strtoll(id, NULL, 10));
+	ck_assert_msg(slot >= 0, "alert %s never received", id);
+	ck_assert_int_eq(r->attempts[slot], failures + 1);
+	ck_assert_int_eq(r->accepted[slot], 1);
+	char sql[512];
+	snprintf(sql, sizeof(sql),
+	         "SELECT kind || '|' || severity || '|' || coalesce(order_id, '-') || '|' || "
+	         "message || '|' || to_char(created_at AT TIME ZONE 'UTC', "
+	         "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') || '|' || webhook_state || '|' || "
+	         "webhook_attempts || '|' || coalesce(webhook_last_error, '-') || '|' || "
+	         "(webhook_delivered_at IS NOT NULL) FROM smartpay.alerts WHERE alert_id = %s",
+	         id);
+	char *row = pgtest_value(w->db, sql);
+	json_object *b = r->bodies[slot];
+	const char *order = json_object_get_string(json_object_object_get(b, "order_id"));
+	char want[1024];
+	snprintf(want, sizeof(want), "%s|%s|%s|%s|%s|delivered|%d|%s|true",
+	         json_object_get_string(json_object_object_get(b, "kind")),
+	         json_object_get_string(json_object_object_get(b, "severity")), order ? order : "-",
+	         json_object_get_string(json_object_object_get(b, "message")),
+	         json_object_get_string(json_object_object_get(b, "created_at")), failures + 1,
+	         failures ? "http 500" : "-");
+	ck_assert_str_eq(row, want);
+	free(row);
+}
+
+START_TEST(webhook_delivers_each_alert_once_despite_failures)
+{
+	struct receiver r;
+	receiver_start(&r, 2);
+	char extra[256];
+	snprintf(extra, sizeof(extra),
+	         "[daemon]\npoll_interval = 1h\n[alerts]\nexpiry_thresholds = 24h, 4h\n"
+	         "webhook_url = http://127.0.0.1:%d/hook?token=s3cr3t-token\n",
+	         r.port);
+	struct world w;
+	world_up(&w, false, extra);
+	add_order(&w, "'t-a'", "authorized", "now()", "now() + interval '20h'");
+	add_order(&w, "'t-b'", "authorized", "now() - interval '121h'", "NULL");
+	/* acknowledged before anyone sent it: never sent */
+	pgtest_exec(w.db,
+	            "INSERT INTO smartpay.alerts (kind, severity, dedup_key, message, "
+	            "acknowledged_at) VALUES ('test', 'warning', 'acked', 'seen already', now())");
+
+	daemonproc_start(&w.d, false);
+	serve_until(&w, &r,
+	            "SELECT count(*) FROM smartpay.alerts WHERE webhook_state = 'delivered'", 2,
+	            1000);
+	/* a new alert from anyone wakes the daemon by NOTIFY (no poll: 1h) */
+	pgtest_exec(w.db, "INSERT INTO smartpay.alerts (kind, severity, order_id, dedup_key, "
+	                  "message) VALUES ('test', 'critical', '77', 'late', 'raised later')");
+	serve_until(&w, &r,
+	            "SELECT count(*) FROM smartpay.alerts WHERE webhook_state = 'delivered'", 3,
+	            1500);
+
+	PGresult *res = pgtest_query(w.db, "SELECT alert_id FROM smartpay.alerts WHERE "
+	                                   "acknowledged_at IS NULL ORDER BY alert_id");
+	ck_assert_int_eq(PQntuples(res), 3);
+	for (int i = 0; i < PQntuples(res); i++)
+		assert_delivered_once(&w, &r, PQgetvalue(res, i, 0), 2);
+	PQclear(res);
+	char *acked = pgtest_value(w.db, "SELECT alert_id FROM smartpay.alerts WHERE "
+	                                 "dedup_key = 'acked'");
+	ck_assert_int_eq(receiver_slot(&r, strtoll(acked, NULL, 10)), -1);
+	free(acked);
+	ck_assert_int_eq(r.bad_requests, 0);
+	ck_assert_int_eq(log_count(&w, "event=webhook_failed"), 6);
+	ck_assert_int_eq(log_count(&w, "event=webhook_delivered"), 3);
+	char url[96];
+	snprintf(url, sizeof(url), "url=http://127.0.0.1:%d/hook ", r.port);
+	ck_assert_int_eq(log_count(&w, url), 6);
+	ck_assert_int_eq(daemonproc_stop(&w.d), 0);
+	/* the token in the query string never reaches the log */
+	ck_assert_int_eq(log_count(&w, "s3cr3t"), 0);
+	world_down(&w);
+	receiver_stop(&r);
+}
+END_TEST
+
+START_TEST(gateway_unreachable_once_per_episode)
+{
+	struct world w;
+	world_up(&w, true, "[daemon]\nmax_attempts = 100000\n[alerts]\ngateway_unreachable = 1s\n");
+	/* every request is reset before an answer: SmartPay is unreachable */
+	ck_assert(simproc_set_faults(w.sim, "{\"reset_rate\": 1.0}"));
+	char *txn = simproc_create_txn(w.sim, "10.00", "EUR");
+	ck_assert_ptr_nonnull(txn);
+	char q[64];
+	snprintf(q, sizeof(q), "'%s'", txn);
+	add_order(&w, q, "shipped", "now()", "NULL");
+	free(txn);
+	daemonproc_start(&w.d, false);
+	await(&w,
+	      "SELECT count(*) FROM smartpay.alerts WHERE kind = 'gateway_unreachable' AND "
+	      "severity = 'critical'",
+	      1);
+	/* the same episode goes on: still one alert */
+	usleep(2500000);
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = "
+	                           "'gateway_unreachable'"),
+	                 1);
+	ck_assert_int_eq(log_count(&w, "event=gateway_unreachable"), 1);
+	/* recovery: the retried capture gets its answer */
+	ck_assert(simproc_clear_faults(w.sim));
+	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 1);
+	/* a new episode: a new alert */
+	ck_assert(simproc_set_faults(w.sim, "{\"reset_rate\": 1.0}"));
+	txn = simproc_create_txn(w.sim, "20.00", "EUR");
+	ck_assert_ptr_nonnull(txn);
+	snprintf(q, sizeof(q), "'%s'", txn);
+	add_order(&w, q, "shipped", "now()", "NULL");
+	free(txn);
+	await(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = 'gateway_unreachable'", 2);
+	ck_assert_int_eq(count(&w, "SELECT count(DISTINCT dedup_key) FROM smartpay.alerts WHERE "
+	                           "kind = 'gateway_unreachable'"),
+	                 2);
+	char *msg = pgtest_value(w.db, "SELECT message FROM smartpay.alerts WHERE kind = "
+	                               "'gateway_unreachable' ORDER BY alert_id LIMIT 1");
+	ck_assert_msg(strstr(msg, "longer than 1s") != NULL, "%s", msg);
+	free(msg);
+	ck_assert(simproc_clear_faults(w.sim));
+	world_down(&w);
+}
+END_TEST
+
+/* Statements the server logged for database `db` from byte `from` of its log: all of
+ * them, and those of the alerts module (the sweep and the webhook claim). */
+static void count_statements(const char *db, long from, int *all, int *sweeps, int *claims)
+{
+	FILE *f = fopen(pgtest_log_path(), "r");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fseek(f, from, SEEK_SET), 0);
+	char tag[96];
+	snprintf(tag, sizeof(tag), " db=%s ", db);
+	*all = *sweeps = *claims = 0;
+	char *line = NULL;
+	size_t cap = 0;
+	while (getline(&line, &cap, f) > 0) {
+		if (strstr(line, tag) == NULL)
+			continue;
+		if (strstr(line, "LOG:  statement: ") == NULL &&
+		    strstr(line, "LOG:  execute ") == NULL)
+			continue;
+		(*all)++;
+		if (strstr(line, "'authorization_expiring'"))
+			(*sweeps)++;
+		if (strstr(line, "webhook_next_attempt_at <= now()"))
+			(*claims)++;
+	}
+	free(line);
+	fclose(f);
+}
+
+static long log_size(void)
+{
+	FILE *f = fopen(pgtest_log_path(), "r");
+	ck_assert_ptr_nonnull(f);
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	fclose(f);
+	return n;
+}
+
+START_TEST(idle_daemon_query_rate)
+{
+	struct receiver r;
+	receiver_start(&r, 0);
+	char extra[256];
+	snprintf(extra, sizeof(extra),
+	         "[daemon]\npoll_interval = 2s\n[alerts]\n"
+	         "webhook_url = http://127.0.0.1:%d/hook?token=s3cr3t-token\n",
+	         r.port);
+	struct world w;
+	world_up(&w, false, extra);
+	/* an authorization far from any threshold: the next crossing is hours away */
+	add_order(&w, "'t-z'", "authorized", "now()", "now() + interval '100h'");
+	daemonproc_start(&w.d, false);
+	await_log(&w, "event=expiry_swept", 1);
+	usleep(500000);
+	long from = log_size();
+	const int window_s = 10;
+	sleep(window_s);
+	int all, sweeps, claims;
+	count_statements(w.dbname, from, &all, &sweeps, &claims);
+	fprintf(stderr,
+	        "idle daemon, poll_interval 2s: %d statements in %d s (%d per minute); "
+	        "alerts sweeps %d, webhook claims %d\n",
+	        all, window_s, all * 60 / window_s, sweeps, claims);
+	/* the engine's poll: claim due, open requests, candidates (3 per poll) */
+	ck_assert_msg(all >= 3 && all <= 3 * (window_s / 2 + 1), "%d statements", all);
+	ck_assert_int_eq(sweeps, 0);
+	ck_assert_int_eq(claims, 0);
+	ck_assert_int_eq(log_count(&w, "event=expiry_swept"), 1);
+	world_down(&w);
+	receiver_stop(&r);
+}
+END_TEST
+
+static Suite *alerts_suite(void)
+{
+	Suite *s = suite_create("alerts");
+	TCase *pure = tcase_create("pure");
+	tcase_add_test(pure, threshold_labels_are_compact);
+	tcase_add_test(pure, webhook_url_is_redacted);
+	tcase_add_test(pure, webhook_body_has_every_field);
+	suite_add_tcase(s, pure);
+	TCase *daemon = tcase_create("daemon");
+	tcase_set_timeout(daemon, 90);
+	tcase_add_test(daemon, expiry_alerts_once_per_order_and_threshold);
+	tcase_add_test(daemon, pending_capture_past_deadline_needs_attention);
+	tcase_add_test(daemon, threshold_crossing_wakes_the_timer);
+	tcase_add_test(daemon, webhook_delivers_each_alert_once_despite_failures);
+	tcase_add_test(daemon, gateway_unreachable_once_per_episode);
+	tcase_add_test(daemon, idle_daemon_query_rate);
+	suite_add_tcase(s, daemon);
+	return s;
+}
+
+int main(void)
+{
+	/* every statement in the server log, with its database, for the idle query count */
+	struct pgtest_options opts = {.extra_conf = "log_statement = all\n"
+	                                            "log_line_prefix = '%m [%p] db=%d '"};
+	pgtest_start_with(&opts);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	SRunner *sr = srunner_create(alerts_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	curl_global_cleanup();
+	pgtest_stop();
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,968 @@
+#include "autoconfig.h"
+
+#include <check.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+#include <libpq-fe.h>
+
+#include "migrate.h"
+#include "money.h"
+#include "pgtest.h"
+#include "xmalloc.h"
+
+extern char **environ;
+
+/* The seeded ledger's fixed ids. */
+#define M_CAPTURE_1 "11111111-1111-4111-8111-111111111111" /* order 1, 100.00 EUR, succeeded */
+#define M_CAPTURE_3 "33333333-3333-4333-8333-333333333333" /* order 3, 1000 JPY, succeeded */
+#define M_STUCK_3 "44444444-4444-4444-8444-444444444444"   /* order 3 refund, needs_attention */
+#define M_PENDING_1 "55555555-5555-4555-8555-555555555555" /* order 1 refund 10.00, pending */
+#define M_REFUSED_1 "66666666-6666-4666-8666-666666666666" /* order 1 refund 50.00, refused */
+#define STUCK_BODY                                                                                 \
+	"{\"transactionId\":\"tx-3\",\"merchantKey\":\"test-merchant\",\"modificationId\":"        \
+	"\"44444444-4444-4444-8444-444444444444\",\"modifiedAmount\":{\"amount\":100,"             \
+	"\"currencyCode\":\"JPY\"}}"
+
+/* Output of one smartpayctl run. */
+struct run {
+	int status; /* exit status, or 128 + signal */
+	char *out;
+	char *err;
+};
+
+/* A seeded shop database and a configuration file for it. */
+struct shop {
+	char *conninfo;
+	char *config;
+	PGconn *conn;
+};
+
+/* Reads a whole file into a malloc'd string. */
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	size_t len = 0, cap = 1024;
+	char *text = xmalloc(cap);
+
+	ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
+	for (size_t n; (n = fread(text + len, 1, cap - len - 1, f)) > 0;) {
+		len += n;
+		if (cap - len - 1 == 0)
+			text = xrealloc(text, cap *= 2);
+	}
+	text[len] = '\0';
+	fclose(f);
+	return text;
+}
+
+/* Runs the built smartpayctl with `args` (NULL-terminated, after the program name). */
+static struct run run_ctl(const char *const *args)
+{
+	const char *top = getenv("SP_TOP_BUILDDIR");
+	char *program = xasprintf("%s/smartpayctl", top ? top : ".");
+	char *out_path = xasprintf("%s/ctl-%ld.out", pgtest_dir(), (long)getpid());
+	char *err_path = xasprintf("%s/ctl-%ld.err", pgtest_dir(), (long)getpid());
+	const char *argv[24] = {program};
+	size_t argc = 1;
+	posix_spawn_file_actions_t actions;
+	struct run r = {0};
+	pid_t pid;
+	int status;
+
+	for (; args[argc - 1] != NULL; argc++) {
+		ck_assert_uint_lt(argc, 23);
+		argv[argc] = args[argc - 1];
+	}
+	argv[argc] = NULL;
+	posix_spawn_file_actions_init(&actions);
+	posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out_path,
+	                                 O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_path,
+	                                 O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	int rc = posix_spawn(&pid, program, &actions, NULL, (char *const *)argv, environ);
+	posix_spawn_file_actions_destroy(&actions);
+	ck_assert_msg(rc == 0, "%s: %s", program, strerror(rc));
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	r.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	r.out = slurp(out_path);
+	r.err = slurp(err_path);
+	unlink(out_path);
+	unlink(err_path);
+	free(out_path);
+	free(err_path);
+	free(program);
+	return r;
+}
+
+static void run_free(struct run *r)
+{
+	free(r->out);
+	free(r->err);
+}
+
+/* Runs smartpayctl -c CONFIG ARGS... and checks the exit status. */
+#define CTL(shop, expect, ...)                                                                     \
+	ctl_expect(__LINE__, (shop), (expect), (const char *const[]){__VA_ARGS__, NULL})
+
+static struct run ctl_expect(int line, const struct shop *s, int expect, const char *const *args)
+{
+	const char *argv[22] = {"-c", s->config};
+	size_t n = 2;
+
+	for (; args[n - 2] != NULL; n++) {
+		ck_assert_uint_lt(n, 21);
+		argv[n] = args[n - 2];
+	}
+	argv[n] = NULL;
+	struct run r = run_ctl(argv);
+	ck_assert_msg(r.status == expect,
+	              "line %d: %s: exit %d, expected %d\nstdout:\n%sstderr:\n%s", line, args[0],
+	              r.status, expect, r.out, r.err);
+	if (expect != 0)
+		ck_assert_msg(r.err[0] != '\0', "line %d: %s failed without a message", line,
+		              args[0]);
+	return r;
+}
+
+/* Writes a configuration for `conninfo`; `tail` (may be "") is appended as is. */
+static char *write_config(const char *conninfo, const char *tail)
+{
+	static unsigned counter;
+	char *path = xasprintf("%s/ctl-%ld-%u.conf", pgtest_dir(), (long)getpid(), ++counter);
+	FILE *f = fopen(path, "w");
+
+	ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
+	fprintf(f,
+	        "[database]\n"
+	        "conninfo = %s\n"
+	        "orders_relation = public.orders\n"
+	        "\n"
+	        "[smartpay]\n"
+	        "base_url = http://127.0.0.1:9\n"
+	        "merchant_key = test-merchant\n"
+	        "%s",
+	        conninfo, tail);
+	ck_assert_int_eq(fclose(f), 0);
+	return path;
+}
+
+/* The seeded shop: five orders, six modifications, a request, three alerts.
+ *   order 1  shipped, 100.00 EUR captured; refund 10.00 pending (oldest pending, 2 h),
+ *            refund 50.00 refused
+ *   order 2  authorized 100 h ago, nothing captured: expires in 20 h
+ *   order 3  shipped, 1000 JPY captured; refund 100 JPY needs_attention (a shop request)
+ *   order 4  authorized 130 h ago: expired
+ *   order 5  authorized 10 h ago: expires in 110 h
+ * Alerts: 1 needs_attention (order 3, open), 2 authorization_expiring (order 2, open),
+ * 3 modification_refused (order 1, acknowledged by bob). */
+static void seed(PGconn *conn)
+{
+	pgtest_exec(conn,
+	            "INSERT INTO orders (id, status, smartpay_transaction_id, amount, currency, "
+	            "authorized_at) VALUES "
+	            "(1, 'shipped', 'tx-1', 100.00, 'EUR', now() - interval '30 hours'), "
+	            "(2, 'authorized', 'tx-2', 50.00, 'EUR', now() - interval '100 hours'), "
+	            "(3, 'shipped', 'tx-3', 1000, 'JPY', now() - interval '30 hours'), "
+	            "(4, 'authorized', 'tx-4', 20.00, 'EUR', now() - interval '130 hours'), "
+	            "(5, 'packed', 'tx-5', 20.00, 'EUR', now() - interval '10 hours')");
+	pgtest_exec(
+	    conn,
+	    "INSERT INTO smartpay.requests (request_id, order_id, kind, amount_minor, currency, "
+	    "reason, requested_by) VALUES (1, '3', 'refund', 100, 'JPY', 'late delivery', 'shop')");
+	pgtest_exec(conn, "SELECT setval('smartpay.requests_request_id_seq', 1)");
+	pgtest_exec(
+	    conn,
+	    "INSERT INTO smartpay.modifications (modification_id, order_id, transaction_id, kind, "
+	    "amount_minor, currency, request_body, state, attempts, deadline, http_status, "
+	    "response_body, payment_status, reconciliation_reference_id, reason, created_at, "
+	    "updated_at, completed_at, lease_owner, lease_generation, lease_expires_at, "
+	    "next_attempt_at, request_id) VALUES "
+	    "('" M_CAPTURE_1
+	    "', '1', 'tx-1', 'capture', 10000, 'EUR', '{\"transactionId\":\"tx-1\"}', "
+	    "'succeeded', 1, now() + interval '90 hours', 200, '{\"paymentStatus\":\"CAPTURED\"}', "
+	    "'CAPTURED', 'rr-1', NULL, now() - interval '5 hours', now() - interval '5 hours', "
+	    "now() - interval '5 hours', NULL, 1, NULL, now() - interval '5 hours', NULL), "
+	    "('" M_CAPTURE_3
+	    "', '3', 'tx-3', 'capture', 1000, 'JPY', '{\"transactionId\":\"tx-3\"}', "
+	    "'succeeded', 1, now() + interval '90 hours', 200, '{}', 'CAPTURED', 'rr-3', NULL, "
+	    "now() - interval '4 hours', now() - interval '4 hours', now() - interval '4 hours', "
+	    "NULL, 1, NULL, now() - interval '4 hours', NULL), "
+	    "('" M_STUCK_3 "', '3', 'tx-3', 'refund', 100, 'JPY', '" STUCK_BODY "', "
+	    "'needs_attention', 50, NULL, 503, 'upstream timeout', NULL, NULL, "
+	    "'retries exhausted after 50 attempts; last: HTTP 503', now() - interval '3 hours', "
+	    "now() - interval '1 hour', now() - interval '1 hour', NULL, 50, NULL, "
+	    "now() - interval '1 hour', 1), "
+	    "('" M_PENDING_1
+	    "', '1', 'tx-1', 'refund', 1000, 'EUR', '{\"transactionId\":\"tx-1\"}', "
+	    "'pending', 2, NULL, NULL, NULL, NULL, NULL, 'retrying: HTTP 503', "
+	    "now() - interval '2 hours', now() - interval '10 minutes', NULL, 'host-a', 3, "
+	    "now() + interval '5 minutes', now() + interval '1 minute', NULL), "
+	    "('" M_REFUSED_1
+	    "', '1', 'tx-1', 'refund', 5000, 'EUR', '{\"transactionId\":\"tx-1\"}', "
+	    "'refused', 1, NULL, 422, '{\"error\":\"amount\"}', NULL, NULL, 'HTTP 422', "
+	    "now() - interval '90 minutes', now() - interval '90 minutes', "
+	    "now() - interval '90 minutes', NULL, 1, NULL, now() - interval '90 minutes', NULL)");
+	pgtest_exec(conn, "UPDATE smartpay.requests SET modification_id = '" M_STUCK_3 "'");
+	pgtest_exec(
+	    conn,
+	    "INSERT INTO smartpay.alerts (alert_id, kind, severity, order_id, "
+	    "modification_id, dedup_key, message, created_at, acknowledged_at, "
+	    "acknowledged_by) VALUES "
+	    "(1, 'needs_attention', 'critical', '3', '" M_STUCK_3 "', '" M_STUCK_3 "', "
+	    "'refund for order 3: retries exhausted', now() - interval '1 hour', NULL, NULL), "
+	    "(2, 'authorization_expiring', 'warning', '2', NULL, '2:24h', "
+	    "'authorization of order 2 expires within 24h', now() - interval '30 minutes', "
+	    "NULL, NULL), "
+	    "(3, 'modification_refused', 'critical', '1', '" M_REFUSED_1 "', "
+	    "'" M_REFUSED_1 "', 'refund for order 1: HTTP 422', now() - interval '80 minutes', "
+	    "now() - interval '70 minutes', 'bob')");
+	pgtest_exec(conn, "SELECT setval('smartpay.alerts_alert_id_seq', 3)");
+}
+
+/* A seeded shop with the configuration written (`tail` appended to it). */
+static struct shop shop_open(const char *tail)
+{
+	struct shop s;
+	char *err = NULL;
+	const struct migrate_settings settings = {"public.orders", 120 * 3600 * INT64_C(1000)};
+
+	s.conninfo = pgtest_createdb_shop(NULL);
+	s.conn = pgtest_connect(s.conninfo);
+	ck_assert_msg(migrate_write_settings(s.conn, &settings, &err) == 0, "%s", err);
+	seed(s.conn);
+	s.config = write_config(s.conninfo, tail);
+	return s;
+}
+
+static void shop_close(struct shop *s)
+{
+	PQfinish(s->conn);
+	unlink(s->config);
+	free(s->config);
+	free(s->conninfo);
+}
+
+/* Asserts that `haystack` contains `needle`. */
+#define assert_contains(haystack, needle)                                                          \
+	ck_assert_msg(strstr((haystack), (needle)) != NULL, "expected \"%s\" in:\n%s", (needle),   \
+	              (haystack))
+#define assert_not_contains(haystack, needle)                                                      \
+	ck_assert_msg(strstr((haystack), (needle)) == NULL, "unexpected \"%s\" in:\n%s", (needle), \
+	              (haystack))
+
+/* True when some line of `text`, with runs of spaces squeezed to one and leading
+ * spaces dropped, equals `line`: column contents checked without their widths. */
+static bool has_line(const char *text, const char *line)
+{
+	char *copy = xstrdup(text);
+	bool found = false;
+
+	for (char *save = NULL, *l = strtok_r(copy, "\n", &save); l && !found;
+	     l = strtok_r(NULL, "\n", &save)) {
+		char squeezed[1024];
+		size_t n = 0;
+		for (const char *p = l; *p != '\0' && n + 1 < sizeof(squeezed); p++) {
+			if (*p == ' ' && (n == 0 || squeezed[n - 1] == ' '))
+				continue;
+			squeezed[n++] = *p;
+		}
+		while (n > 0 && squeezed[n - 1] == ' ')
+			n--;
+		squeezed[n] = '\0';
+		found = strcmp(squeezed, line) == 0;
+	}
+	free(copy);
+	return found;
+}
+
+#define assert_line(text, line)                                                                    \
+	ck_assert_msg(has_line((text), (line)), "expected the line \"%s\" in:\n%s", (line), (text))
+
+/* The member at a dotted path ("a.b.0.c": numbers index arrays), or NULL. */
+static struct json_object *jpath(struct json_object *obj, const char *path)
+{
+	char *copy = xstrdup(path);
+
+	for (char *save = NULL, *key = strtok_r(copy, ".", &save); key && obj;
+	     key = strtok_r(NULL, ".", &save)) {
+		if (isdigit((unsigned char)key[0]) && json_object_is_type(obj, json_type_array))
+			obj = json_object_array_get_idx(obj, (size_t)atoi(key));
+		else if (!json_object_object_get_ex(obj, key, &obj))
+			obj = NULL;
+	}
+	free(copy);
+	return obj;
+}
+
+/* Parses a run's stdout as one JSON document. */
+static struct json_object *parse(const struct run *r)
+{
+	struct json_object *doc = json_tokener_parse(r->out);
+	ck_assert_msg(doc != NULL, "not JSON:\n%s", r->out);
+	return doc;
+}
+
+#define assert_jstr(doc, path, expected)                                                           \
+	do {                                                                                       \
+		struct json_object *v_ = jpath((doc), (path));                                     \
+		ck_assert_msg(v_ != NULL && json_object_is_type(v_, json_type_string),             \
+		              "%s: not a string", (path));                                         \
+		ck_assert_str_eq(json_object_get_string(v_), (expected));                          \
+	} while (0)
+#define assert_jint(doc, path, expected)                                                           \
+	do {                                                                                       \
+		struct json_object *v_ = jpath((doc), (path));                                     \
+		ck_assert_msg(v_ != NULL && json_object_is_type(v_, json_type_int),                \
+		              "%s: not an integer", (path));                                       \
+		ck_assert_int_eq(json_object_get_int64(v_), (expected));                           \
+	} while (0)
+#define assert_jbool(doc, path, expected)                                                          \
+	do {                                                                                       \
+		struct json_object *v_ = jpath((doc), (path));                                     \
+		ck_assert_msg(v_ != NULL && json_object_is_type(v_, json_type_boolean),            \
+		              "%s: not a boolean", (path));                                        \
+		ck_assert_int_eq(json_object_get_boolean(v_), (expected));                         \
+	} while (0)
+#define assert_jnull(doc, path) ck_assert_msg(jpath((doc), (path)) == NULL, "%s: not null", (path))
+#define assert_jlen(doc, path, expected)                                                           \
+	do {                                                                                       \
+		struct json_object *v_ = jpath((doc), (path));                                     \
+		ck_assert_msg(v_ != NULL && json_object_is_type(v_, json_type_array),              \
+		              "%s: not an array", (path));                                         \
+		ck_assert_uint_eq(json_object_array_length(v_), (expected));                       \
+	} while (0)
+
+/* A value from the database (must exist); free it. */
+static char *db_value(PGconn *conn, const char *sql)
+{
+	char *v = pgtest_value(conn, sql);
+	ck_assert_msg(v != NULL, "NULL from %s", sql);
+	return v;
+}
+
+START_TEST(test_status)
+{
+	struct shop s = shop_open("");
+
+	struct run r = CTL(&s, 0, "status");
+	assert_line(r.out, "MODIFICATIONS pending succeeded refused needs_attention total");
+	assert_line(r.out, "capture 0 2 0 0 2");
+	assert_line(r.out, "cancel 0 0 0 0 0");
+	assert_line(r.out, "refund 1 0 1 1 3");
+	assert_line(r.out, "total 1 2 1 1 5");
+	assert_contains(r.out, "oldest pending: " M_PENDING_1 " (refund of order 1), 2h ");
+	assert_contains(r.out, "open shop requests: 0\n");
+	assert_contains(
+	    r.out, "authorizations expiring within 24h without a succeeded capture or cancel: 1\n");
+	assert_contains(r.out, "  ORDER  STATUS      TRANSACTION  DEADLINE");
+	assert_contains(r.out, "  2      authorized  tx-2         ");
+	assert_contains(r.out, "open alerts: 2\n");
+	assert_line(r.out, "authorization_expiring warning 1");
+	assert_line(r.out, "needs_attention critical 1");
+	ck_assert_str_eq(r.err, "");
+	run_free(&r);
+
+	r = CTL(&s, 0, "--json", "status");
+	struct json_object *doc = parse(&r);
+	assert_jint(doc, "modifications.total", 5);
+	assert_jint(doc, "modifications.by_state.pending", 1);
+	assert_jint(doc, "modifications.by_state.succeeded", 2);
+	assert_jint(doc, "modifications.by_state.needs_attention", 1);
+	assert_jint(doc, "modifications.by_kind.refund.refused", 1);
+	assert_jint(doc, "modifications.by_kind.refund.total", 3);
+	assert_jint(doc, "modifications.by_kind.cancel_or_refund.total", 0);
+	assert_jstr(doc, "oldest_pending.modification_id", M_PENDING_1);
+	assert_jstr(doc, "oldest_pending.order_id", "1");
+	assert_jstr(doc, "oldest_pending.kind", "refund");
+	assert_jint(doc, "oldest_pending.attempts", 2);
+	long long age = json_object_get_int64(jpath(doc, "oldest_pending.age_seconds"));
+	ck_assert(age >= 7200 && age < 7300);
+	assert_jint(doc, "open_requests.count", 0);
+	assert_jnull(doc, "open_requests.oldest_requested_at");
+	assert_jint(doc, "expiring.window_seconds", 86400);
+	assert_jint(doc, "expiring.count", 1);
+	assert_jlen(doc, "expiring.orders", 1);
+	assert_jstr(doc, "expiring.orders.0.order_id", "2");
+	assert_jstr(doc, "expiring.orders.0.status", "authorized");
+	assert_jstr(doc, "expiring.orders.0.transaction_id", "tx-2");
+	assert_jnull(doc, "expiring.orders.0.capture_state");
+	long long left = json_object_get_int64(jpath(doc, "expiring.orders.0.expires_in_seconds"));
+	ck_assert(left > 19 * 3600 && left <= 20 * 3600);
+	assert_jint(doc, "open_alerts.total", 2);
+	assert_jint(doc, "open_alerts.by_kind.needs_attention", 1);
+	assert_jint(doc, "open_alerts.by_severity.critical", 1);
+	assert_jint(doc, "open_alerts.by_severity.warning", 1);
+	json_object_put(doc);
+	run_free(&r);
+	shop_close(&s);
+
+	/* the window is the largest threshold; captured, cancelled and expired orders are
+	 * not listed, a pending capture is, soonest first */
+	s = shop_open("[alerts]\nexpiry_thresholds = 4h, 200h\n");
+	pgtest_exec(s.conn, "INSERT INTO smartpay.modifications (modification_id, order_id, "
+	                    "transaction_id, kind, amount_minor, currency, request_body, state) "
+	                    "VALUES (gen_random_uuid(), '5', 'tx-5', 'capture', 2000, 'EUR', '{}', "
+	                    "'pending')");
+	r = CTL(&s, 0, "status", "--json");
+	doc = parse(&r);
+	assert_jint(doc, "expiring.window_seconds", 200 * 3600);
+	assert_jint(doc, "expiring.count", 2);
+	assert_jstr(doc, "expiring.orders.0.order_id", "2");
+	assert_jstr(doc, "expiring.orders.1.order_id", "5");
+	assert_jstr(doc, "expiring.orders.1.capture_state", "pending");
+	json_object_put(doc);
+	run_free(&r);
+
+	r = CTL(&s, 2, "status", "now");
+	assert_contains(r.err, "unexpected argument 'now'");
+	run_free(&r);
+	shop_close(&s);
+}
+END_TEST
+
+START_TEST(test_list)
+{
+	struct shop s = shop_open("");
+
+	struct run r = CTL(&s, 0, "list");
+	assert_contains(r.out, "MODIFICATION_ID");
+	/* newest first; amounts in the currency's format */
+	const char *first = strstr(r.out, M_PENDING_1), *last = strstr(r.out, M_CAPTURE_1);
+	ck_assert(first != NULL && last != NULL && first < last);
+	assert_contains(r.out, "100.00 EUR");
+	assert_contains(r.out, "100 JPY");
+	assert_contains(r.out, "retries exhausted after 50 attempts; last: HTTP 503\n");
+	run_free(&r);
+
+	r = CTL(&s, 0, "list", "--state", "needs_attention");
+	assert_contains(r.out, M_STUCK_3);
+	assert_not_contains(r.out, M_CAPTURE_1);
+	assert_not_contains(r.out, M_PENDING_1);
+	run_free(&r);
+
+	r = CTL(&s, 0, "--json", "list", "--kind", "refund", "--order", "1");
+	struct json_object *doc = parse(&r);
+	assert_jint(doc, "count", 2);
+	assert_jbool(doc, "truncated", false);
+	assert_jstr(doc, "modifications.0.modification_id", M_REFUSED_1);
+	assert_jstr(doc, "modifications.1.modification_id", M_PENDING_1);
+	assert_jstr(doc, "modifications.1.state", "pending");
+	assert_jstr(doc, "modifications.1.amount", "10.00");
+	assert_jint(doc, "modifications.1.amount_minor", 1000);
+	assert_jstr(doc, "modifications.1.currency", "EUR");
+	assert_jint(doc, "modifications.1.attempts", 2);
+	assert_jstr(doc, "modifications.1.transaction_id", "tx-1");
+	assert_jnull(doc, "modifications.1.completed_at");
+	struct json_object *created = jpath(doc, "modifications.1.created_at");
+	ck_assert(created != NULL && strlen(json_object_get_string(created)) == 24 &&
+	          json_object_get_string(created)[23] == 'Z');
+	json_object_put(doc);
+	run_free(&r);
+
+	r = CTL(&s, 0, "list", "--limit", "2", "--json");
+	doc = parse(&r);
+	assert_jint(doc, "count", 2);
+	assert_jbool(doc, "truncated", true);
+	json_object_put(doc);
+	run_free(&r);
+	r = CTL(&s, 0, "list", "--limit", "2");
+	assert_contains(r.out, "(the newest 2 shown; more match: raise --limit)");
+	run_free(&r);
+
+	r = CTL(&s, 0, "list", "--order", "404");
+	ck_assert_str_eq(r.out, "no modifications match\n");
+	run_free(&r);
+	r = CTL(&s, 0, "list", "--json", "--order", "404");
+	doc = parse(&r);
+	assert_jlen(doc, "modifications", 0);
+	json_object_put(doc);
+	run_free(&r);
+
+	/* usage errors */
+	r = CTL(&s, 2, "list", "--state", "stuck");
+	assert_contains(r.err, "unknown state 'stuck'");
+	run_free(&r);
+	r = CTL(&s, 2, "list", "--kind", "void");
+	run_free(&r);
+	r = CTL(&s, 2, "list", "--limit", "0");
+	run_free(&r);
+	r = CTL(&s, 2, "list", "--limit");
+	assert_contains(r.err, "needs a value");
+	run_free(&r);
+	r = CTL(&s, 2, "list", "--frobnicate");
+	assert_contains(r.err, "unknown option '--frobnicate'");
+	run_free(&r);
+	r = CTL(&s, 2, "list", "extra");
+	run_free(&r);
+	shop_close(&s);
+}
+END_TEST
+
+START_TEST(test_show)
+{
+	struct shop s = shop_open("");
+
+	struct run r = CTL(&s, 0, "show", M_STUCK_3);
+	assert_contains(r.out, "modification " M_STUCK_3 "\n");
+	assert_line(r.out, "state needs_attention");
+	assert_line(r.out, "amount 100 JPY");
+	assert_line(r.out, "attempts 50");
+	assert_line(r.out, "http_status 503");
+	assert_line(r.out, "lease_generation 50");
+	assert_line(r.out, "request_id 1");
+	assert_contains(r.out, "\nrequest body:\n" STUCK_BODY "\n");
+	assert_contains(r.out, "\nresponse body:\nupstream timeout\n");
+	assert_contains(r.out, "shop request 1: refund 100 JPY, requested by shop at ");
+	assert_contains(r.out, "reason \"late delivery\"");
+	assert_contains(r.out, "refund for order 3: retries exhausted");
+	run_free(&r);
+
+	r = CTL(&s, 0, "show", "--json", M_STUCK_3);
+	struct json_object *doc = parse(&r);
+	assert_jstr(doc, "modification.modification_id", M_STUCK_3);
+	assert_jstr(doc, "modification.request_body", STUCK_BODY);
+	assert_jstr(doc, "modification.response_body", "upstream timeout");
+	assert_jint(doc, "modification.http_status", 503);
+	assert_jstr(doc, "modification.amount", "100");
+	assert_jstr(doc, "modification.state", "needs_attention");
+	assert_jnull(doc, "modification.lease_owner");
+	assert_jnull(doc, "modification.payment_status");
+	assert_jint(doc, "request.request_id", 1);
+	assert_jstr(doc, "request.reason", "late delivery");
+	assert_jstr(doc, "request.amount", "100");
+	assert_jlen(doc, "alerts", 1);
+	assert_jint(doc, "alerts.0.alert_id", 1);
+	assert_jstr(doc, "alerts.0.kind", "needs_attention");
+	assert_jnull(doc, "alerts.0.acknowledged_at");
+	json_object_put(doc);
+	run_free(&r);
+
+	/* a modification without request or alerts */
+	r = CTL(&s, 0, "--json", "show", M_CAPTURE_1);
+	doc = parse(&r);
+	assert_jstr(doc, "modification.payment_status", "CAPTURED");
+	assert_jstr(doc, "modification.reconciliation_reference_id", "rr-1");
+	assert_jstr(doc, "modification.amount", "100.00");
+	assert_jnull(doc, "request");
+	assert_jlen(doc, "alerts", 0);
+	json_object_put(doc);
+	run_free(&r);
+	r = CTL(&s, 0, "show", M_CAPTURE_1);
+	assert_contains(r.out, "\nalerts: none\n");
+	run_free(&r);
+
+	r = CTL(&s, 1, "show", "99999999-9999-4999-8999-999999999999");
+	assert_contains(r.err, "no modification 99999999-9999-4999-8999-999999999999");
+	ck_assert_str_eq(r.out, "");
+	run_free(&r);
+	r = CTL(&s, 1, "--json", "show", "99999999-9999-4999-8999-999999999999");
+	ck_assert_str_eq(r.out, "");
+	run_free(&r);
+	r = CTL(&s, 2, "show", "not-a-uuid");
+	assert_contains(r.err, "not a modification id");
+	run_free(&r);
+	r = CTL(&s, 2, "show");
+	run_free(&r);
+	shop_close(&s);
+}
+END_TEST
+
+START_TEST(test_retry)
+{
+	struct shop s = shop_open("");
+	long long before = pgtest_int(s.conn, "SELECT count(*) FROM smartpay.modifications");
+
+	struct run r = CTL(&s, 0, "retry", M_STUCK_3);
+	assert_contains(r.out, "requeued modification " M_STUCK_3 " (refund of order 3)");
+	run_free(&r);
+	/* same row, same body, attempts kept; pending, due now, lease cleared */
+	char *row =
+	    db_value(s.conn, "SELECT concat_ws('|', state, attempts, request_body, "
+	                     "coalesce(lease_owner, '-'), coalesce(lease_expires_at::text, '-'), "
+	                     "reason, next_attempt_at <= now(), completed_at IS NULL, "
+	                     "lease_generation) FROM smartpay.modifications WHERE "
+	                     "modification_id = '" M_STUCK_3 "'");
+	ck_assert_str_eq(row, "pending|50|" STUCK_BODY "|-|-|requeued by operator|t|t|50");
+	free(row);
+	ck_assert_int_eq(pgtest_int(s.conn, "SELECT count(*) FROM smartpay.modifications"), before);
+	ck_assert_int_eq(pgtest_int(s.conn, "SELECT count(*) FROM smartpay.requests WHERE "
+	                                    "modification_id = '" M_STUCK_3 "'"),
+	                 1);
+
+	/* only needs_attention rows */
+	r = CTL(&s, 1, "retry", M_STUCK_3);
+	assert_contains(r.err, "is pending; only a needs_attention modification can be requeued");
+	run_free(&r);
+	r = CTL(&s, 1, "retry", M_CAPTURE_1);
+	assert_contains(r.err, "is succeeded");
+	run_free(&r);
+	r = CTL(&s, 1, "retry", M_REFUSED_1);
+	assert_contains(r.err, "is refused");
+	run_free(&r);
+	r = CTL(&s, 1, "retry", "99999999-9999-4999-8999-999999999999");
+	assert_contains(r.err, "no modification 99999999-9999-4999-8999-999999999999");
+	run_free(&r);
+	r = CTL(&s, 2, "retry", "12345");
+	run_free(&r);
+
+	/* another modification of the transaction is in flight: the unique index refuses,
+	 * and the message says which one */
+	pgtest_exec(s.conn,
+	            "INSERT INTO smartpay.modifications (modification_id, order_id, "
+	            "transaction_id, kind, amount_minor, currency, request_body, state, "
+	            "attempts) VALUES ('77777777-7777-4777-8777-777777777777', '1', 'tx-1', "
+	            "'refund', 500, 'EUR', '{\"x\":1}', 'needs_attention', 9)");
+	r = CTL(&s, 1, "retry", "77777777-7777-4777-8777-777777777777");
+	assert_contains(r.err, "refund " M_PENDING_1 " of the same transaction tx-1 is pending");
+	run_free(&r);
+	row = db_value(s.conn, "SELECT state FROM smartpay.modifications WHERE modification_id = "
+	                       "'77777777-7777-4777-8777-777777777777'");
+	ck_assert_str_eq(row, "needs_attention");
+	free(row);
+
+	/* once that one is done, it goes; --json shows the requeued row */
+	pgtest_exec(s.conn, "UPDATE smartpay.modifications SET state = 'succeeded' WHERE "
+	                    "modification_id = '" M_PENDING_1 "'");
+	r = CTL(&s, 0, "--json", "retry", "77777777-7777-4777-8777-777777777777");
+	struct json_object *doc = parse(&r);
+	assert_jstr(doc, "modification.modification_id", "77777777-7777-4777-8777-777777777777");
+	assert_jstr(doc, "modification.state", "pending");
+	assert_jstr(doc, "modification.reason", "requeued by operator");
+	assert_jint(doc, "modification.attempts", 9);
+	assert_jstr(doc, "modification.amount", "5.00");
+	assert_jstr(doc, "previous_state", "needs_attention");
+	ck_assert_ptr_null(jpath(doc, "modification.deadline_passed"));
+	json_object_put(doc);
+	run_free(&r);
+	row = db_value(s.conn, "SELECT request_body FROM smartpay.modifications WHERE "
+	                       "modification_id = '77777777-7777-4777-8777-777777777777'");
+	ck_assert_str_eq(row, "{\"x\":1}");
+	free(row);
+
+	/* a capture whose deadline passed: requeued, with a warning */
+	pgtest_exec(s.conn,
+	            "INSERT INTO smartpay.modifications (modification_id, order_id, "
+	            "transaction_id, kind, amount_minor, currency, request_body, state, "
+	            "deadline) VALUES ('88888888-8888-4888-8888-888888888888', '4', 'tx-4', "
+	            "'capture', 2000, 'EUR', '{}', 'needs_attention', now() - interval "
+	            "'1 hour')");
+	r = CTL(&s, 0, "retry", "88888888-8888-4888-8888-888888888888");
+	assert_contains(r.err, "warning: the authorization deadline");
+	run_free(&r);
+	shop_close(&s);
+}
+END_TEST
+
+START_TEST(test_refund)
+{
+	struct shop s = shop_open("");
+
+	/* captured 100.00, 10.00 pending, the refused 50.00 does not count */
+	struct run r = CTL(&s, 0, "refund", "1", "30");
+	ck_assert_str_eq(r.out, "refund request 2 queued for order 1: 30.00 EUR\n");
+	run_free(&r);
+	r = CTL(&s, 0, "--json", "refund", "1", "20.5", "box damaged");
+	struct json_object *doc = parse(&r);
+	assert_jint(doc, "request_id", 3);
+	assert_jstr(doc, "order_id", "1");
+	assert_jstr(doc, "kind", "refund");
+	assert_jstr(doc, "amount", "20.50");
+	assert_jint(doc, "amount_minor", 2050);
+	assert_jstr(doc, "currency", "EUR");
+	assert_jstr(doc, "reason", "box damaged");
+	ck_assert(jpath(doc, "requested_by") != NULL && jpath(doc, "requested_at") != NULL);
+	json_object_put(doc);
+	run_free(&r);
+
+	/* refused by the database: exit 1, its words */
+	r = CTL(&s, 1, "refund", "1", "39.51");
+	assert_contains(r.err, "refund refused: 39.51 EUR for order 1 exceeds the refundable "
+	                       "amount 39.50 EUR");
+	assert_contains(r.err, "DETAIL: Captured 100.00 EUR; refunded 0.00, in progress 10.00, "
+	                       "requested 50.50.");
+	ck_assert_str_eq(r.out, "");
+	run_free(&r);
+	r = CTL(&s, 1, "refund", "404", "5");
+	assert_contains(r.err, "unknown order 404");
+	run_free(&r);
+	r = CTL(&s, 1, "refund", "2", "5");
+	assert_contains(r.err, "order 2 has not been captured");
+	run_free(&r);
+	r = CTL(&s, 1, "--json", "refund", "2", "5");
+	ck_assert_str_eq(r.out, "");
+	run_free(&r);
+
+	/* bad amounts: usage errors, nothing asked */
+	r = CTL(&s, 2, "refund", "1", "10.001");
+	assert_contains(r.err, "invalid amount '10.001' for EUR");
+	run_free(&r);
+	r = CTL(&s, 2, "refund", "3", "1.5");
+	assert_contains(r.err, "for JPY (0 decimals)");
+	run_free(&r);
+	r = CTL(&s, 2, "refund", "1", "abc");
+	assert_contains(r.err, "invalid amount 'abc'");
+	run_free(&r);
+	r = CTL(&s, 2, "refund", "1", "0");
+	assert_contains(r.err, "greater than zero");
+	run_free(&r);
+	r = CTL(&s, 2, "refund", "1", "-1");
+	assert_contains(r.err, "negative amount");
+	run_free(&r);
+	r = CTL(&s, 2, "refund", "1", "1,50");
+	run_free(&r);
+	r = CTL(&s, 2, "refund", "1");
+	run_free(&r);
+	r = CTL(&s, 2, "refund", "1", "1", "why", "extra");
+	run_free(&r);
+
+	/* the last of it: exactly the refundable amount, then nothing */
+	r = CTL(&s, 0, "refund", "1", "39.50");
+	run_free(&r);
+	r = CTL(&s, 1, "refund", "1", "0.01");
+	run_free(&r);
+	char *sum = db_value(s.conn, "SELECT sum(amount_minor) || ' ' || count(*) FROM "
+	                             "smartpay.requests WHERE order_id = '1'");
+	ck_assert_str_eq(sum, "9000 3");
+	free(sum);
+
+	/* JPY, whole units */
+	r = CTL(&s, 0, "refund", "3", "250");
+	ck_assert_str_eq(r.out, "refund request 5 queued for order 3: 250 JPY\n");
+	run_free(&r);
+	shop_close(&s);
+}
+END_TEST
+
+START_TEST(test_cancel_or_refund)
+{
+	struct shop s = shop_open("");
+
+	struct run r = CTL(&s, 0, "cancel-or-refund", "2", "customer changed their mind");
+	ck_assert_str_eq(r.out, "cancel_or_refund request 2 queued for order 2\n");
+	run_free(&r);
+	r = CTL(&s, 1, "cancel-or-refund", "2");
+	assert_contains(r.err, "order 2 has an open cancel_or_refund request 2");
+	run_free(&r);
+	r = CTL(&s, 0, "--json", "cancel-or-refund", "1");
+	struct json_object *doc = parse(&r);
+	assert_jint(doc, "request_id", 3);
+	assert_jstr(doc, "kind", "cancel_or_refund");
+	assert_jnull(doc, "amount");
+	assert_jnull(doc, "amount_minor");
+	assert_jnull(doc, "reason");
+	json_object_put(doc);
+	run_free(&r);
+	/* and then no refund of order 1 */
+	r = CTL(&s, 1, "refund", "1", "1");
+	assert_contains(r.err, "open cancel_or_refund request 3");
+	run_free(&r);
+	r = CTL(&s, 1, "cancel-or-refund", "404");
+	assert_contains(r.err, "unknown order 404");
+	run_free(&r);
+	r = CTL(&s, 2, "cancel-or-refund");
+	run_free(&r);
+	char *reason =
+	    db_value(s.conn, "SELECT reason FROM smartpay.requests WHERE request_id = 2");
+	ck_assert_str_eq(reason, "customer changed their mind");
+	free(reason);
+	shop_close(&s);
+}
+END_TEST
+
+START_TEST(test_alerts)
+{
+	struct shop s = shop_open("");
+
+	struct run r = CTL(&s, 0, "alerts");
+	assert_contains(r.out, "refund for order 3: retries exhausted\n");
+	assert_contains(r.out, "authorization of order 2 expires within 24h\n");
+	assert_not_contains(r.out, "HTTP 422");
+	assert_not_contains(r.out, "bob");
+	/* newest first */
+	ck_assert(strstr(r.out, "order 2 expires") < strstr(r.out, "retries exhausted"));
+	run_free(&r);
+
+	r = CTL(&s, 0, "alerts", "--all");
+	assert_contains(r.out, "refund for order 1: HTTP 422\n");
+	assert_contains(r.out, "bob");
+	run_free(&r);
+
+	r = CTL(&s, 0, "--json", "alerts", "--kind", "needs_attention");
+	struct json_object *doc = parse(&r);
+	assert_jint(doc, "count", 1);
+	assert_jbool(doc, "truncated", false);
+	assert_jint(doc, "alerts.0.alert_id", 1);
+	assert_jstr(doc, "alerts.0.severity", "critical");
+	assert_jstr(doc, "alerts.0.order_id", "3");
+	assert_jstr(doc, "alerts.0.modification_id", M_STUCK_3);
+	assert_jstr(doc, "alerts.0.message", "refund for order 3: retries exhausted");
+	assert_jnull(doc, "alerts.0.acknowledged_by");
+	assert_jstr(doc, "alerts.0.webhook_state", "pending");
+	json_object_put(doc);
+	run_free(&r);
+
+	r = CTL(&s, 0, "alerts", "--all", "--json", "--limit", "2");
+	doc = parse(&r);
+	assert_jint(doc, "count", 2);
+	assert_jbool(doc, "truncated", true);
+	assert_jint(doc, "alerts.0.alert_id", 3);
+	assert_jstr(doc, "alerts.0.acknowledged_by", "bob");
+	json_object_put(doc);
+	run_free(&r);
+
+	r = CTL(&s, 0, "alerts", "--kind", "gateway_unreachable");
+	ck_assert_str_eq(r.out, "no open alerts\n");
+	run_free(&r);
+	r = CTL(&s, 2, "alerts", "--limit", "x");
+	run_free(&r);
+	shop_close(&s);
+}
+END_TEST
+
+START_TEST(test_ack)
+{
+	struct shop s = shop_open("");
+
+	setenv("USER", "alice", 1);
+	struct run r = CTL(&s, 0, "ack", "1", "2");
+	assert_contains(r.out, "acknowledged alert 1 as alice\n");
+	assert_contains(r.out, "acknowledged alert 2 as alice\n");
+	run_free(&r);
+	ck_assert_int_eq(pgtest_int(s.conn,
+	                            "SELECT count(*) FROM smartpay.alerts WHERE "
+	                            "acknowledged_by = 'alice' AND acknowledged_at > now() - "
+	                            "interval '1 minute'"),
+	                 2);
+
+	/* again, with one acknowledged by someone else long ago: nothing changes */
+	setenv("USER", "carol", 1);
+	r = CTL(&s, 0, "--json", "ack", "2", "3");
+	struct json_object *doc = parse(&r);
+	assert_jlen(doc, "acknowledged", 0);
+	assert_jlen(doc, "already_acknowledged", 2);
+	assert_jint(doc, "already_acknowledged.0.alert_id", 2);
+	assert_jstr(doc, "already_acknowledged.0.acknowledged_by", "alice");
+	assert_jstr(doc, "already_acknowledged.1.acknowledged_by", "bob");
+	assert_jstr(doc, "acknowledged_by", "carol");
+	json_object_put(doc);
+	run_free(&r);
+
+	/* an unknown id: nothing acknowledged at all */
+	pgtest_exec(s.conn, "INSERT INTO smartpay.alerts (alert_id, kind, severity, dedup_key, "
+	                    "message) VALUES (4, 'gateway_unreachable', 'critical', 'gw', 'down')");
+	r = CTL(&s, 1, "ack", "4", "999");
+	assert_contains(r.err, "no alert 999; nothing acknowledged");
+	run_free(&r);
+	ck_assert_int_eq(pgtest_int(s.conn, "SELECT count(*) FROM smartpay.alerts WHERE "
+	                                    "acknowledged_at IS NULL"),
+	                 1);
+
+	/* without $USER: the database user */
+	unsetenv("USER");
+	r = CTL(&s, 0, "--json", "ack", "4");
+	doc = parse(&r);
+	assert_jint(doc, "acknowledged.0", 4);
+	assert_jstr(doc, "acknowledged_by", "postgres");
+	json_object_put(doc);
+	run_free(&r);
+
+	r = CTL(&s, 2, "ack");
+	run_free(&r);
+	r = CTL(&s, 2, "ack", "0");
+	run_free(&r);
+	r = CTL(&s, 2, "ack", "1", "two");
+	assert_contains(r.err, "'two' is not an alert id");
+	run_free(&r);
+	shop_close(&s);
+}
+END_TEST
+
+START_TEST(test_migrate_settings)
+{
+	char *conninfo = pgtest_createdb(NULL);
+	PGconn *conn = pgtest_connect(conninfo);
+	pgtest_exec_file(conn, "sql/example-orders.sql");
+	struct shop s = {.conninfo = conninfo,
+	                 .conn = conn,
+	                 .config =
+	                     write_config(conninfo, "[capture]\nauthorization_validity = 7d\n")};
+
+	/* before migrate: a clear hint */
+	struct run r = CTL(&s, 1, "status");
+	assert_contains(r.err, "smartpayctl migrate");
+	run_free(&r);
+
+	r = CTL(&s, 0, "--json", "migrate");
+	struct json_object *doc = parse(&r);
+	assert_jint(doc, "currencies", (long long)money_currency_count());
+	json_object_put(doc);
+	run_free(&r);
+	ck_assert_int_eq(pgtest_int(conn, "SELECT count(*) FROM smartpay.currencies"),
+	                 (long long)money_currency_count());
+	char *settings = db_value(conn, "SELECT orders_relation || ' ' || authorization_validity "
+	                                "FROM smartpay.settings");
+	ck_assert_str_eq(settings, "\"public\".\"orders\" 168:00:00");
+	free(settings);
+	r = CTL(&s, 0, "migrate");
+	assert_contains(r.out, "currencies");
+	run_free(&r);
+
+	/* the help of each command */
+	r = CTL(&s, 0, "refund", "--help");
+	assert_contains(r.out,
+	                "usage: smartpayctl [-c FILE] [--json] refund ORDER AMOUNT [REASON]");
+	run_free(&r);
+	r = CTL(&s, 0, "help", "ack");
+	assert_contains(r.out, "ack ALERT_ID...");
+	run_free(&r);
+	r = CTL(&s, 0, "--help");
+	const char *commands[] = {"status",           "list",   "show", "retry", "refund",
+	                          "cancel-or-refund", "alerts", "ack"};
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		assert_contains(r.out, commands[i]);
+	run_free(&r);
+	shop_close(&s);
+}
+END_TEST
+
+static Suite *ctl_suite(void)
+{
+	Suite *s = suite_create("smartpayctl");
+	TCase *tc = tcase_create("commands");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_status);
+	tcase_add_test(tc, test_list);
+	tcase_add_test(tc, test_show);
+	tcase_add_test(tc, test_retry);
+	tcase_add_test(tc, test_refund);
+	tcase_add_test(tc, test_cancel_or_refund);
+	tcase_add_test(tc, test_alerts);
+	tcase_add_test(tc, test_ack);
+	tcase_add_test(tc, test_migrate_settings);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	pgtest_start();
+
+	SRunner *sr = srunner_create(ctl_suite());
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+
+	pgtest_stop();
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

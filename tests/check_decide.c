@@ -1,0 +1,303 @@
+/* Unit tests of the pure decisions: which intent an order row or a request gives, and
+ * what a gateway answer means for a modification. No database, no network. */
+#include "autoconfig.h"
+
+#include "intent.h"
+#include "outcome.h"
+
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MKEY "31928de9-5b5e-4a66-b8ab-8c1e4c9a1d00"
+#define MID "7d2c9a10-3e4f-4b5a-8c7d-112233445566"
+#define TXN "5b1f0c7e-2a41-4f0e-9d55-0c1a2b3c4d5e"
+
+static struct store_candidate order(enum mod_kind kind, const char *txn, const char *amount,
+				    const char *currency, const char *capture)
+{
+	struct store_candidate c = {.order_id = "42",
+				    .status = "shipped",
+				    .transaction_id = (char *)txn,
+				    .amount = (char *)amount,
+				    .currency = (char *)currency,
+				    .capture_amount = (char *)capture,
+				    .deadline_ms = 1700000000000,
+				    .kind = kind};
+	return c;
+}
+
+/* Builds the intent and returns its body ("" when refused) and reason. */
+static void build(struct store_candidate c, char **body, char **reason)
+{
+	struct store_intent in;
+	char *buf;
+	intent_from_order(MKEY, MID, &c, &in, &buf);
+	*body = in.body ? in.body : strdup("");
+	*reason = in.reason ? strdup(in.reason) : NULL;
+	free(buf);
+}
+
+START_TEST(full_capture_omits_the_amount)
+{
+	char *body, *reason;
+	build(order(MOD_CAPTURE, TXN, "35.99", "EUR", NULL), &body, &reason);
+	ck_assert_ptr_null(reason);
+	ck_assert_str_eq(body, "{\"transactionId\":\"" TXN "\",\"merchantKey\":\"" MKEY
+			       "\",\"modificationId\":\"" MID "\"}");
+	free(body);
+	/* a capture_amount equal to the authorization is a full capture too */
+	build(order(MOD_CAPTURE, TXN, "35.99", "EUR", "35.99"), &body, &reason);
+	ck_assert_ptr_null(strstr(body, "modifiedAmount"));
+	free(body);
+}
+END_TEST
+
+START_TEST(partial_capture_sends_exact_decimal)
+{
+	struct store_candidate c = order(MOD_CAPTURE, TXN, "50.00", "EUR", "20.10");
+	struct store_intent in;
+	char *buf;
+	intent_from_order(MKEY, MID, &c, &in, &buf);
+	ck_assert_ptr_null(in.reason);
+	ck_assert_int_eq(in.amount_minor, 2010);
+	ck_assert_ptr_nonnull(
+		strstr(in.body, "\"modifiedAmount\":{\"amount\":20.10,\"currencyCode\":\"EUR\"}"));
+	ck_assert_int_eq(in.deadline_ms, 1700000000000);
+	free(in.body);
+	/* numeric(18,2) text of a zero-decimal currency */
+	c = order(MOD_CAPTURE, TXN, "5000.00", "JPY", "1200.00");
+	intent_from_order(MKEY, MID, &c, &in, &buf);
+	ck_assert_ptr_nonnull(strstr(in.body, "\"amount\":1200,"));
+	free(in.body);
+}
+END_TEST
+
+START_TEST(bad_rows_are_refused_with_a_reason)
+{
+	static const struct {
+		const char *txn, *amount, *currency, *capture, *reason;
+	} cases[] = {
+		{NULL, "10.00", "EUR", NULL, "missing smartpay_transaction_id"},
+		{"", "10.00", "EUR", NULL, "missing smartpay_transaction_id"},
+		{TXN, "10.00", "XYZ", NULL, "unknown currency"},
+		{TXN, NULL, "EUR", NULL, "missing amount"},
+		{TXN, "0.00", "EUR", NULL, "amount must be greater than zero"},
+		{TXN, "10.00", "EUR", "25.00", "capture_amount above the authorized amount"},
+		{TXN, "10.00", "EUR", "0.00", "capture_amount must be greater than zero"},
+		{"0123456789012345678901234567890123456789", "10.00", "EUR", NULL, NULL},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *body, *reason;
+		build(order(MOD_CAPTURE, cases[i].txn, cases[i].amount, cases[i].currency,
+			    cases[i].capture),
+		      &body, &reason);
+		ck_assert_msg(reason != NULL, "case %zu was not refused", i);
+		ck_assert_str_eq(body, "");
+		if (cases[i].reason)
+			ck_assert_str_eq(reason, cases[i].reason);
+		free(body);
+		free(reason);
+	}
+	char *body, *reason;
+	build(order(MOD_CAPTURE, TXN, "-5.00", "EUR", NULL), &body, &reason);
+	ck_assert_ptr_nonnull(strstr(reason, "invalid amount -5.00"));
+	free(body);
+	free(reason);
+	build(order(MOD_CAPTURE, TXN, "10.00", "EUR", "1.005"), &body, &reason);
+	ck_assert_ptr_nonnull(strstr(reason, "invalid capture_amount 1.005"));
+	free(body);
+	free(reason);
+}
+END_TEST
+
+START_TEST(cancels_carry_no_amount)
+{
+	char *body, *reason;
+	build(order(MOD_CANCEL, TXN, "10.00", "EUR", "5.00"), &body, &reason);
+	ck_assert_ptr_null(reason);
+	ck_assert_ptr_null(strstr(body, "modifiedAmount"));
+	free(body);
+	build(order(MOD_CANCEL_OR_REFUND, TXN, "10.00", "EUR", NULL), &body, &reason);
+	ck_assert_ptr_null(reason);
+	ck_assert_ptr_null(strstr(body, "modifiedAmount"));
+	free(body);
+}
+END_TEST
+
+START_TEST(requests_become_refunds)
+{
+	struct store_request r = {.request_id = 9,
+				  .order_id = "42",
+				  .kind = MOD_REFUND,
+				  .amount_minor = 2500,
+				  .currency = "EUR",
+				  .transaction_id = TXN};
+	struct store_intent in;
+	char *buf;
+	intent_from_request(MKEY, MID, &r, &in, &buf);
+	ck_assert_ptr_null(in.reason);
+	ck_assert_int_eq(in.request_id, 9);
+	ck_assert_ptr_nonnull(strstr(in.body, "\"amount\":25.00"));
+	free(in.body);
+	r.transaction_id = NULL;
+	intent_from_request(MKEY, MID, &r, &in, &buf);
+	ck_assert_ptr_null(in.body);
+	ck_assert_str_eq(in.reason, "the order has no successful capture to refund");
+	free(buf);
+	struct store_request cor = {.request_id = 10,
+				    .order_id = "42",
+				    .kind = MOD_CANCEL_OR_REFUND,
+				    .amount_minor = -1,
+				    .currency = "EUR",
+				    .transaction_id = TXN,
+				    .order_amount = "99.00"};
+	intent_from_request(MKEY, MID, &cor, &in, &buf);
+	ck_assert_int_eq(in.amount_minor, 9900);
+	ck_assert_ptr_null(strstr(in.body, "modifiedAmount"));
+	free(in.body);
+}
+END_TEST
+
+static const struct outcome_policy policy = {
+	.retry_base_ms = 1000, .retry_max_ms = 60000, .max_attempts = 5};
+
+static struct store_claim claim(enum mod_kind kind, int attempts, int64_t deadline_ms)
+{
+	struct store_claim c = {.modification_id = MID,
+				.order_id = "42",
+				.transaction_id = TXN,
+				.kind = kind,
+				.body = "{}",
+				.attempts = attempts,
+				.generation = 3,
+				.deadline_ms = deadline_ms};
+	return c;
+}
+
+static enum engine_result decide(struct store_claim c, int status, const char *body,
+				 const char *retry_after, struct store_outcome *o)
+{
+	struct outcome_answer a = {.http_status = status,
+				   .transport_error = status == 0,
+				   .error = status == 0 ? "Connection refused" : NULL,
+				   .body = body,
+				   .body_len = body ? strlen(body) : 0,
+				   .retry_after = retry_after};
+	return outcome_decide(&policy, &c, &a, 1000000, 123456789, o);
+}
+
+START_TEST(accepted_answers_record_the_gateway_ids)
+{
+	struct store_outcome o;
+	const char *body =
+		"{\"extra\":1,\"paymentStatus\":\"CAPTURED\",\"modification\":{\"modificationData\":"
+		"{\"modificationId\":\"" MID "\",\"reconciliationReferenceId\":\"R1\"}}}";
+	ck_assert_int_eq(decide(claim(MOD_CAPTURE, 0, 0), 200, body, NULL, &o), ER_SUCCEEDED);
+	ck_assert_str_eq(o.state, "succeeded");
+	ck_assert_str_eq(o.payment_status, "CAPTURED");
+	ck_assert_str_eq(o.reconciliation_reference_id, "R1");
+	ck_assert_str_eq(o.response_body, body);
+	ck_assert_int_eq(o.generation, 3);
+	ck_assert(o.counted);
+	ck_assert_ptr_null(o.alert_kind);
+	store_outcome_clear(&o);
+}
+END_TEST
+
+START_TEST(garbled_success_is_retried_not_guessed)
+{
+	struct store_outcome o;
+	ck_assert_int_eq(decide(claim(MOD_CAPTURE, 0, 0), 200, "{\"paymentStatus\":\"CAPT", NULL,
+				&o),
+			 ER_RETRY);
+	ck_assert_str_eq(o.state, "pending");
+	ck_assert_int_ge(o.retry_delay_ms, 0);
+	ck_assert_int_le(o.retry_delay_ms, 2000);
+	store_outcome_clear(&o);
+}
+END_TEST
+
+START_TEST(refusals_are_alerted_with_the_gateway_error)
+{
+	struct store_outcome o;
+	ck_assert_int_eq(decide(claim(MOD_REFUND, 0, 0), 422,
+				"{\"error\":\"amount_too_high\",\"errorDetails\":\"over\"}", NULL, &o),
+			 ER_REFUSED);
+	ck_assert_str_eq(o.state, "refused");
+	ck_assert_ptr_nonnull(strstr(o.reason, "amount_too_high"));
+	ck_assert_str_eq(o.alert_kind, "modification_refused");
+	store_outcome_clear(&o);
+}
+END_TEST
+
+START_TEST(unknown_outcomes_back_off_and_give_up)
+{
+	struct store_outcome o;
+	ck_assert_int_eq(decide(claim(MOD_CAPTURE, 0, 0), 503, "", "7", &o), ER_RETRY);
+	ck_assert_int_eq(o.retry_delay_ms, 7000); /* Retry-After wins over the jitter */
+	store_outcome_clear(&o);
+	ck_assert_int_eq(decide(claim(MOD_CAPTURE, 2, 0), 0, NULL, NULL, &o), ER_RETRY);
+	ck_assert_ptr_nonnull(strstr(o.reason, "Connection refused"));
+	store_outcome_clear(&o);
+	ck_assert_int_eq(decide(claim(MOD_CAPTURE, 4, 0), 500, "", NULL, &o), ER_NEEDS_ATTENTION);
+	ck_assert_str_eq(o.state, "needs_attention");
+	ck_assert_ptr_nonnull(strstr(o.reason, "retries exhausted after 5 attempts"));
+	ck_assert_str_eq(o.alert_kind, "needs_attention");
+	store_outcome_clear(&o);
+	/* a capture whose authorization deadline passed is not retried */
+	ck_assert_int_eq(decide(claim(MOD_CAPTURE, 0, 999000), 502, "", NULL, &o),
+			 ER_NEEDS_ATTENTION);
+	ck_assert_ptr_nonnull(strstr(o.reason, "deadline"));
+	store_outcome_clear(&o);
+	/* the last retry is pulled in before the deadline */
+	ck_assert_int_eq(decide(claim(MOD_CAPTURE, 0, 1000000 + 61000), 503, "", "3600", &o),
+			 ER_RETRY);
+	ck_assert_int_le(o.retry_delay_ms, 1000);
+	store_outcome_clear(&o);
+}
+END_TEST
+
+START_TEST(credentials_rejected_are_not_the_orders_fault)
+{
+	struct store_outcome o;
+	ck_assert_int_eq(decide(claim(MOD_CAPTURE, 3, 0), 401, "", NULL, &o), ER_AUTH_REJECTED);
+	ck_assert_str_eq(o.state, "pending");
+	ck_assert(!o.counted);
+	ck_assert_int_eq(o.retry_delay_ms, 0);
+	store_outcome_clear(&o);
+	struct store_claim c = claim(MOD_CAPTURE, 0, 0);
+	outcome_expired(&c, &o);
+	ck_assert_str_eq(o.state, "needs_attention");
+	store_outcome_clear(&o);
+}
+END_TEST
+
+static Suite *decide_suite(void)
+{
+	Suite *s = suite_create("decide");
+	TCase *t = tcase_create("intent");
+	tcase_add_test(t, full_capture_omits_the_amount);
+	tcase_add_test(t, partial_capture_sends_exact_decimal);
+	tcase_add_test(t, bad_rows_are_refused_with_a_reason);
+	tcase_add_test(t, cancels_carry_no_amount);
+	tcase_add_test(t, requests_become_refunds);
+	suite_add_tcase(s, t);
+	t = tcase_create("outcome");
+	tcase_add_test(t, accepted_answers_record_the_gateway_ids);
+	tcase_add_test(t, garbled_success_is_retried_not_guessed);
+	tcase_add_test(t, refusals_are_alerted_with_the_gateway_error);
+	tcase_add_test(t, unknown_outcomes_back_off_and_give_up);
+	tcase_add_test(t, credentials_rejected_are_not_the_orders_fault);
+	suite_add_tcase(s, t);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(decide_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
