@@ -3,14 +3,12 @@
 #include "engine.h"
 
 #include "backoff.h"
-#include "classify.h"
 #include "config.h"
 #include "http.h"
+#include "intent.h"
 #include "log.h"
 #include "modification.h"
-#include "money.h"
 #include "pgconn.h"
-#include "response.h"
 #include "store.h"
 #include "uuid.h"
 #include "xmalloc.h"
@@ -22,12 +20,11 @@
 
 /* Order ids remembered from notifications before falling back to a full scan. */
 #define MAX_NOTIFIED_IDS 200000
-/* Longest gateway answer kept in the ledger. */
-#define MAX_STORED_RESPONSE 65536
+/* At most this many notified ids go into one targeted claim; more make a full scan,
+ * which orders every candidate by deadline too. */
+#define TARGETED_MAX_IDS 20000
 /* Pause after credentials are rejected, doubled per failed probe up to retry_max. */
 #define BREAKER_FIRST_PAUSE_MS 30000
-/* Margin before the authorization deadline that the last retry must respect. */
-#define DEADLINE_MARGIN_MS 60000
 
 /* One modification on the wire. */
 struct flight {
@@ -59,6 +56,7 @@ struct engine {
 	size_t qhead, qlen, qcap;
 	bool claiming; /* one claim cycle at a time */
 	bool scanning; /* the cycle reads the whole orders relation */
+	size_t targeted; /* ids[0..targeted) were given to the running targeted claim */
 	int claim_limit; /* rows asked for by the running cycle */
 	bool prepared;
 
@@ -256,34 +254,9 @@ static void engine_resume_gateway(struct engine *e)
 	engine_send_queued(e);
 }
 
-/* Turns one HTTP answer into an outcome: the heart of the lifecycle (design.md). */
-static void engine_on_answer(const struct http_result *res, void *arg)
+/* Feeds the gateway statistics from one attempt. */
+static void engine_note_gateway(struct engine *e, const struct http_result *res, int64_t now)
 {
-	struct flight *f = arg;
-	struct engine *e = f->e;
-	struct store_claim *c = &f->claim;
-	int64_t now = now_ms();
-
-	struct gw_response parsed;
-	memset(&parsed, 0, sizeof(parsed));
-	bool body_ok = res->http_status > 0 &&
-		       response_parse(res->body, res->body_len, c->modification_id, &parsed);
-	struct classification cls;
-	classify_answer(res->http_status, res->transport_error, res->timed_out, body_ok,
-			res->retry_after, now, &cls);
-
-	struct store_outcome o;
-	memset(&o, 0, sizeof(o));
-	o.modification_id = xstrdup(c->modification_id);
-	o.order_id = xstrdup(c->order_id);
-	o.kind = c->kind;
-	o.generation = c->generation;
-	o.http_status = res->http_status;
-	o.counted = true;
-	if (res->http_status > 0 && res->body_len > 0)
-		o.response_body = xstrndup(res->body, res->body_len < MAX_STORED_RESPONSE
-								   ? res->body_len
-								   : MAX_STORED_RESPONSE);
 	if (res->http_status > 0) {
 		e->stats.gateway_last_answer_ms = now;
 		int b = 0;
@@ -299,99 +272,83 @@ static void engine_on_answer(const struct http_result *res, void *arg)
 		if (e->listener.gateway_failed)
 			e->listener.gateway_failed(e->listener.arg);
 	}
-	char status[16];
-	snprintf(status, sizeof(status), "%d", res->http_status);
-	char attempt[16];
-	snprintf(attempt, sizeof(attempt), "%d", c->attempts + 1);
-	char elapsed[24];
-	snprintf(elapsed, sizeof(elapsed), "%lld", (long long)(res->elapsed_us / 1000));
+}
 
-	switch (cls.outcome) {
-	case OUTCOME_ACCEPTED:
+/* One HTTP answer: decide the outcome (lib/outcome.c), act on what it means for the
+ * daemon (breaker, retry timer), log it and queue it for the batched write. */
+static void engine_on_answer(const struct http_result *res, void *arg)
+{
+	struct flight *f = arg;
+	struct engine *e = f->e;
+	struct store_claim *c = &f->claim;
+	int64_t now = now_ms();
+	engine_note_gateway(e, res, now);
+
+	struct outcome_policy pol = {.retry_base_ms = e->cfg->retry_base_ms,
+				     .retry_max_ms = e->cfg->retry_max_ms,
+				     .max_attempts = e->cfg->max_attempts};
+	struct outcome_answer ans = {.http_status = res->http_status,
+				     .transport_error = res->transport_error,
+				     .timed_out = res->timed_out,
+				     .error = res->error,
+				     .body = res->body,
+				     .body_len = res->body_len,
+				     .retry_after = res->retry_after};
+	struct store_outcome o;
+	enum engine_result r = outcome_decide(&pol, c, &ans, now, backoff_random(), &o);
+	e->stats.results[c->kind][r]++;
+
+	char status[16], attempt[16], elapsed[24], delay[24];
+	snprintf(status, sizeof(status), "%d", res->http_status);
+	snprintf(attempt, sizeof(attempt), "%d", c->attempts + 1);
+	snprintf(elapsed, sizeof(elapsed), "%lld", (long long)(res->elapsed_us / 1000));
+	switch (r) {
+	case ER_SUCCEEDED:
 		engine_resume_gateway(e);
-		o.state = "succeeded";
-		o.payment_status = parsed.payment_status ? xstrdup(parsed.payment_status) : NULL;
-		o.reconciliation_reference_id = parsed.reconciliation_reference_id
-							? xstrdup(parsed.reconciliation_reference_id)
-							: NULL;
 		e->stats.succeeded++;
-		e->stats.results[c->kind][ER_SUCCEEDED]++;
 		log_event(LOG_LVL_INFO, "modification_succeeded", FLIGHT_IDS(c), "http_status", status,
-			  "payment_status", parsed.payment_status, "attempt", attempt, "elapsed_ms",
+			  "payment_status", o.payment_status, "attempt", attempt, "elapsed_ms",
 			  elapsed, NULL);
 		break;
-	case OUTCOME_REFUSED:
+	case ER_REFUSED:
 		engine_resume_gateway(e);
-		o.state = "refused";
-		o.reason = parsed.error ? xasprintf("%s: %s", cls.reason, parsed.error)
-					: xstrdup(cls.reason);
-		o.alert_kind = "modification_refused";
-		o.alert_severity = "critical";
 		e->stats.refused++;
-		e->stats.results[c->kind][ER_REFUSED]++;
 		log_event(LOG_LVL_WARNING, "modification_refused", FLIGHT_IDS(c), "http_status", status,
 			  "reason", o.reason, NULL);
 		break;
-	case OUTCOME_AUTH_REJECTED: {
-		/* not this order's fault: back in the queue, sending paused for everyone */
+	case ER_AUTH_REJECTED: {
+		/* not this order's fault: sending pauses for everyone, one alert per episode */
 		bool first;
 		engine_pause_gateway(e, &first);
-		o.state = "pending";
-		o.counted = false;
-		o.retry_delay_ms = 0;
-		o.reason = xstrdup(cls.reason);
 		if (first) {
 			o.alert_kind = "credentials_rejected";
 			o.alert_severity = "critical";
 		}
 		e->stats.auth_rejected++;
-		e->stats.results[c->kind][ER_AUTH_REJECTED]++;
 		log_event(first ? LOG_LVL_ERR : LOG_LVL_WARNING, "credentials_rejected", FLIGHT_IDS(c),
 			  "http_status", status, "msg",
 			  "SmartPay rejected the merchant key or authentication key; sending paused",
 			  NULL);
 		break;
 	}
-	case OUTCOME_UNKNOWN: {
+	case ER_NEEDS_ATTENTION:
 		engine_resume_gateway(e);
-		struct backoff_policy pol = {.base_ms = e->cfg->retry_base_ms,
-					     .max_ms = e->cfg->retry_max_ms,
-					     .max_attempts = e->cfg->max_attempts,
-					     .deadline_margin_ms = DEADLINE_MARGIN_MS};
-		int64_t deadline = c->kind == MOD_CAPTURE ? c->deadline_ms : 0;
-		int64_t next_at = 0;
-		const char *why = NULL;
-		const char *detail = res->error && res->http_status == 0 ? res->error : cls.reason;
-		if (backoff_next(&pol, c->attempts + 1, now, deadline, cls.retry_after_ms,
-				 backoff_random(), &next_at, &why) == BACKOFF_GIVE_UP) {
-			o.state = "needs_attention";
-			o.reason = xasprintf("%s after %d attempts; last: %s", why, c->attempts + 1,
-					     detail);
-			o.alert_kind = "needs_attention";
-			o.alert_severity = "critical";
-			e->stats.needs_attention++;
-			e->stats.results[c->kind][ER_NEEDS_ATTENTION]++;
-			log_event(LOG_LVL_ERR, "modification_needs_attention", FLIGHT_IDS(c), "reason",
-				  o.reason, NULL);
-		} else {
-			o.state = "pending";
-			o.reason = xasprintf("retrying: %s", detail);
-			o.retry_delay_ms = next_at - now;
-			if (e->next_retry_ms == 0 || next_at < e->next_retry_ms) {
-				e->next_retry_ms = next_at;
-				engine_arm_timer(e);
-			}
-			e->stats.retries++;
-			e->stats.results[c->kind][ER_RETRY]++;
-			char delay[24];
-			snprintf(delay, sizeof(delay), "%lld", (long long)o.retry_delay_ms);
-			log_event(LOG_LVL_WARNING, "modification_retry", FLIGHT_IDS(c), "reason",
-				  detail, "attempt", attempt, "retry_in_ms", delay, NULL);
+		e->stats.needs_attention++;
+		log_event(LOG_LVL_ERR, "modification_needs_attention", FLIGHT_IDS(c), "reason",
+			  o.reason, NULL);
+		break;
+	default:
+		engine_resume_gateway(e);
+		if (e->next_retry_ms == 0 || now + o.retry_delay_ms < e->next_retry_ms) {
+			e->next_retry_ms = now + o.retry_delay_ms;
+			engine_arm_timer(e);
 		}
+		e->stats.retries++;
+		snprintf(delay, sizeof(delay), "%lld", (long long)o.retry_delay_ms);
+		log_event(LOG_LVL_WARNING, "modification_retry", FLIGHT_IDS(c), "reason", o.reason,
+			  "attempt", attempt, "retry_in_ms", delay, NULL);
 		break;
 	}
-	}
-	response_free(&parsed);
 	store_claim_clear(&f->claim);
 	free(f);
 	e->stats.inflight = (unsigned)http_inflight(e->http);
@@ -404,15 +361,7 @@ static void engine_on_answer(const struct http_result *res, void *arg)
 static void engine_expire(struct engine *e, struct store_claim *c)
 {
 	struct store_outcome o;
-	memset(&o, 0, sizeof(o));
-	o.modification_id = xstrdup(c->modification_id);
-	o.order_id = xstrdup(c->order_id);
-	o.kind = c->kind;
-	o.generation = c->generation;
-	o.state = "needs_attention";
-	o.reason = xstrdup("authorization deadline passed before the capture was confirmed");
-	o.alert_kind = "needs_attention";
-	o.alert_severity = "critical";
+	outcome_expired(c, &o);
 	e->stats.needs_attention++;
 	e->stats.results[c->kind][ER_NEEDS_ATTENTION]++;
 	log_event(LOG_LVL_ERR, "modification_needs_attention", FLIGHT_IDS(c), "reason", o.reason,
@@ -572,58 +521,6 @@ static void engine_on_due(struct store_claim *rows, size_t n, const char *error,
 	engine_claim_end(e);
 }
 
-/* Turns a candidate order into an intent: the request body, or a local refusal. */
-static void engine_build_intent(struct engine *e, const struct store_candidate *c,
-				struct store_intent *in, char **reason_buf)
-{
-	memset(in, 0, sizeof(*in));
-	uuid_v4(in->modification_id);
-	in->order_id = c->order_id;
-	in->transaction_id = c->transaction_id;
-	in->kind = c->kind;
-	in->currency = c->currency;
-	in->deadline_ms = c->deadline_ms;
-	in->amount_minor = -1;
-	*reason_buf = NULL;
-
-	const char *why = NULL;
-	int64_t amount = 0, capture = -1;
-	if (c->transaction_id == NULL || c->transaction_id[0] == '\0')
-		why = "missing smartpay_transaction_id";
-	else if (c->currency == NULL || money_exponent(c->currency) < 0)
-		why = "unknown currency";
-	else if (c->amount == NULL)
-		why = "missing amount";
-	if (why == NULL && !money_parse(c->amount, c->currency, &amount, &why)) {
-		*reason_buf = xasprintf("invalid amount %s: %s", c->amount, why);
-	} else if (why == NULL && amount <= 0) {
-		why = "amount must be greater than zero";
-	} else if (why == NULL && c->kind == MOD_CAPTURE && c->capture_amount) {
-		if (!money_parse(c->capture_amount, c->currency, &capture, &why))
-			*reason_buf = xasprintf("invalid capture_amount %s: %s", c->capture_amount,
-						why);
-		else if (capture <= 0)
-			why = "capture_amount must be greater than zero";
-		else if (capture > amount)
-			why = "capture_amount above the authorized amount";
-	}
-	if (why == NULL && *reason_buf == NULL) {
-		bool partial = c->kind == MOD_CAPTURE && capture > 0 && capture < amount;
-		in->amount_minor = capture > 0 ? capture : amount;
-		struct mod_request req = {.kind = c->kind,
-					  .transaction_id = c->transaction_id,
-					  .merchant_key = e->cfg->merchant_key,
-					  .modification_id = in->modification_id,
-					  .has_amount = partial,
-					  .amount_minor = in->amount_minor,
-					  .currency = c->currency};
-		in->body = mod_request_body(&req, &why);
-	}
-	if (in->body == NULL && *reason_buf == NULL)
-		*reason_buf = xstrdup(why ? why : "request could not be built");
-	in->reason = *reason_buf;
-}
-
 static void engine_on_inserted(struct store_claim *rows, size_t n, const char *error, void *arg)
 {
 	struct engine *e = arg;
@@ -652,17 +549,50 @@ static void engine_insert_intents(struct engine *e, struct store_intent *intents
 	free(reasons);
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* After a targeted claim: a partial page means every candidate among the given ids was
+ * returned, so they are all done with; a full page leaves the ids it did not return
+ * for the next claim. Ids notified meanwhile stay. */
+static void engine_forget_ids(struct engine *e, const struct store_candidate *rows, size_t n)
+{
+	size_t given = e->targeted;
+	e->targeted = 0;
+	bool full = (int)n == e->claim_limit;
+	char **returned = xcalloc(n ? n : 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++)
+		returned[i] = rows[i].order_id;
+	qsort(returned, n, sizeof(char *), cmp_str);
+	size_t kept = 0;
+	for (size_t i = 0; i < e->nids; i++) {
+		bool keep = i >= given ||
+			    (full && !bsearch(&e->ids[i], returned, n, sizeof(char *), cmp_str));
+		if (keep)
+			e->ids[kept++] = e->ids[i];
+		else
+			free(e->ids[i]);
+	}
+	e->nids = kept;
+	free(returned);
+}
+
 static void engine_on_candidates(struct store_candidate *rows, size_t n, const char *error,
 				 void *arg)
 {
 	struct engine *e = arg;
 	if (error) {
+		e->targeted = 0;
 		engine_claim_failed(e, error);
 		e->scan_wanted = !e->once;
 		return;
 	}
 	if (e->scanning && (int)n == e->claim_limit)
 		e->scan_wanted = true; /* a full page: more orders are waiting */
+	if (e->targeted)
+		engine_forget_ids(e, rows, n);
 	if (n == 0) {
 		store_candidates_free(rows, n);
 		engine_claim_end(e);
@@ -671,7 +601,9 @@ static void engine_on_candidates(struct store_candidate *rows, size_t n, const c
 	struct store_intent *intents = xcalloc(n, sizeof(*intents));
 	char **reasons = xcalloc(n, sizeof(char *));
 	for (size_t i = 0; i < n; i++) {
-		engine_build_intent(e, &rows[i], &intents[i], &reasons[i]);
+		char id[37];
+		uuid_v4(id);
+		intent_from_order(e->cfg->merchant_key, id, &rows[i], &intents[i], &reasons[i]);
 		if (intents[i].reason) {
 			e->stats.refused_locally++;
 			e->stats.results[rows[i].kind][ER_REFUSED_LOCALLY]++;
@@ -682,47 +614,6 @@ static void engine_on_candidates(struct store_candidate *rows, size_t n, const c
 	}
 	engine_insert_intents(e, intents, reasons, n);
 	store_candidates_free(rows, n);
-}
-
-/* Turns a shop request into an intent: a refund of its amount, or a cancel_or_refund. */
-static void engine_build_request_intent(struct engine *e, const struct store_request *r,
-					struct store_intent *in, char **reason_buf)
-{
-	memset(in, 0, sizeof(*in));
-	uuid_v4(in->modification_id);
-	in->order_id = r->order_id;
-	in->transaction_id = r->transaction_id;
-	in->kind = r->kind;
-	in->currency = r->currency;
-	in->request_id = r->request_id;
-	in->amount_minor = r->amount_minor;
-	*reason_buf = NULL;
-	const char *why = NULL;
-	if (r->transaction_id == NULL || r->transaction_id[0] == '\0')
-		why = r->kind == MOD_REFUND ? "the order has no successful capture to refund"
-					    : "the order has no smartpay_transaction_id";
-	else if (r->kind == MOD_REFUND && (r->amount_minor <= 0 || r->currency == NULL))
-		why = "refund request without a positive amount and currency";
-	if (why == NULL && r->kind == MOD_CANCEL_OR_REFUND && r->order_amount && r->currency) {
-		/* informational: cancelOrRefund always acts on the full amount */
-		int64_t amount;
-		const char *ignored;
-		if (money_parse(r->order_amount, r->currency, &amount, &ignored))
-			in->amount_minor = amount;
-	}
-	if (why == NULL) {
-		struct mod_request req = {.kind = r->kind,
-					  .transaction_id = r->transaction_id,
-					  .merchant_key = e->cfg->merchant_key,
-					  .modification_id = in->modification_id,
-					  .has_amount = r->kind == MOD_REFUND,
-					  .amount_minor = r->amount_minor,
-					  .currency = r->currency};
-		in->body = mod_request_body(&req, &why);
-	}
-	if (in->body == NULL)
-		*reason_buf = xstrdup(why ? why : "request could not be built");
-	in->reason = *reason_buf;
 }
 
 static void engine_on_requests(struct store_request *rows, size_t n, const char *error, void *arg)
@@ -743,7 +634,9 @@ static void engine_on_requests(struct store_request *rows, size_t n, const char 
 	struct store_intent *intents = xcalloc(n, sizeof(*intents));
 	char **reasons = xcalloc(n, sizeof(char *));
 	for (size_t i = 0; i < n; i++) {
-		engine_build_request_intent(e, &rows[i], &intents[i], &reasons[i]);
+		char id[37];
+		uuid_v4(id);
+		intent_from_request(e->cfg->merchant_key, id, &rows[i], &intents[i], &reasons[i]);
 		if (intents[i].reason) {
 			e->stats.refused_locally++;
 			e->stats.results[rows[i].kind][ER_REFUSED_LOCALLY]++;
@@ -798,19 +691,17 @@ static void engine_pump(struct engine *e)
 		}
 		goto out;
 	}
+	if (e->nids > TARGETED_MAX_IDS)
+		e->scan_wanted = true;
 	if (e->nids > 0 && !e->scan_wanted) {
-		size_t take = e->nids < (size_t)room ? e->nids : (size_t)room;
-		char **ids = e->ids + (e->nids - take);
+		/* every notified order competes: the earliest deadlines win the room */
 		e->claiming = true;
-		bool ok = store_find_candidates(e->st, (const char *const *)ids, take, room,
-						engine_on_candidates, e);
-		if (!ok) {
+		e->targeted = e->nids;
+		if (!store_find_candidates(e->st, (const char *const *)e->ids, e->nids, room,
+					   engine_on_candidates, e)) {
 			e->claiming = false;
-			goto out;
+			e->targeted = 0;
 		}
-		for (size_t i = 0; i < take; i++)
-			free(ids[i]);
-		e->nids -= take;
 		goto out;
 	}
 	if (e->scan_wanted) {

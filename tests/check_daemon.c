@@ -685,6 +685,67 @@ START_TEST(cancel_or_refund_requests_before_and_after_capture)
 }
 END_TEST
 
+/* With room for one request at a time, the orders shipped together are captured in the
+ * order of their authorization deadlines. */
+START_TEST(earliest_deadline_first_when_capacity_is_short)
+{
+	struct world w;
+	world_up(&w, NULL, "[daemon]\nmax_inflight = 1\nbatch_size = 1\n");
+	ck_assert(simproc_set_faults(w.sim, "{\"latency_ms\": 30}"));
+	static const int hours[] = {90, 5, 60, 2, 30, 10, 100, 1};
+	for (size_t i = 0; i < sizeof(hours) / sizeof(hours[0]); i++) {
+		long id = add_order(&w, "10.00", NULL, "authorized");
+		char sql[200];
+		snprintf(sql, sizeof(sql),
+			 "UPDATE public.orders SET authorization_expires_at = now() + interval "
+			 "'%d hours' WHERE id = %ld",
+			 hours[i], id);
+		pgtest_exec(w.db, sql);
+	}
+	daemonproc_start(&w.d, false);
+	usleep(500000);
+	pgtest_exec(w.db, "UPDATE public.orders SET status = 'shipped'");
+	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 8);
+	/* no capture was recorded before one with an earlier deadline */
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications a JOIN "
+				   "smartpay.modifications b ON a.deadline < b.deadline "
+				   "WHERE a.created_at > b.created_at"),
+			 0);
+	world_down(&w);
+}
+END_TEST
+
+/* The opt-in policy: an order still "packed" is captured when its authorization is
+ * within the margin of expiring; one further away is left alone. */
+START_TEST(early_capture_policy_before_expiry)
+{
+	struct world w;
+	world_up(&w, NULL, "[capture]\nearly_statuses = packed\nearly_margin = 6h\n");
+	long close = add_order(&w, "10.00", NULL, "packed");
+	long far = add_order(&w, "10.00", NULL, "packed");
+	char sql[200];
+	snprintf(sql, sizeof(sql),
+		 "UPDATE public.orders SET authorization_expires_at = now() + interval '2 hours' "
+		 "WHERE id = %ld",
+		 close);
+	pgtest_exec(w.db, sql);
+	snprintf(sql, sizeof(sql),
+		 "UPDATE public.orders SET authorization_expires_at = now() + interval '3 days' "
+		 "WHERE id = %ld",
+		 far);
+	pgtest_exec(w.db, sql);
+	ck_assert_int_eq(daemonproc_run_once(&w.d), 0);
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM smartpay.modifications WHERE order_id = '%ld' AND kind = "
+		 "'capture' AND state = 'succeeded'",
+		 close);
+	ck_assert_int_eq(count(&w, sql), 1);
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications"), 1);
+	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "CAPTURE"), 1);
+	world_down(&w);
+}
+END_TEST
+
 static Suite *daemon_suite(void)
 {
 	Suite *s = suite_create("daemon");
@@ -697,6 +758,8 @@ static Suite *daemon_suite(void)
 	tcase_add_test(flow, gateway_refusal_is_recorded_and_alerted);
 	tcase_add_test(flow, retries_exhausted_need_attention);
 	tcase_add_test(flow, tls_with_private_ca);
+	tcase_add_test(flow, earliest_deadline_first_when_capacity_is_short);
+	tcase_add_test(flow, early_capture_policy_before_expiry);
 	suite_add_tcase(s, flow);
 	TCase *crash = tcase_create("crash");
 	tcase_set_timeout(crash, 180);
