@@ -8,6 +8,7 @@
 #include "engine.h"
 #include "http.h"
 #include "log.h"
+#include "pgconn.h"
 #include "store.h"
 #include "store_alerts.h"
 #include "xmalloc.h"
@@ -131,6 +132,12 @@ static bool webhook_enabled(const struct alerts *a)
 	return a->http != NULL && url != NULL && url[0] != '\0';
 }
 
+/* True when statements may be issued: prepared by the engine and still connected. */
+static bool db_usable(const struct alerts *a)
+{
+	return a->db_ready && pg_conn_is_up(store_conn(a->st));
+}
+
 /* Asks for a pump on the next loop iteration, coalescing repeated requests. */
 static void alerts_kick(struct alerts *a)
 {
@@ -200,7 +207,7 @@ static void alerts_arm_timer(struct alerts *a)
 {
 	int64_t now = mono_ms();
 	int64_t at = INT64_MAX;
-	if (a->db_ready) {
+	if (db_usable(a)) {
 		if (a->sweep_wanted && !a->sweeping)
 			at = a->sweep_allowed_at;
 		else if (a->sweep_at && !a->sweeping)
@@ -563,7 +570,7 @@ static void alerts_start_claim(struct alerts *a)
 static void alerts_pump(struct alerts *a)
 {
 	int64_t now = mono_ms();
-	if (a->db_ready && now >= a->retry_at) {
+	if (db_usable(a) && now >= a->retry_at) {
 		alerts_start_sweep(a, now);
 		alerts_start_claim(a);
 		alerts_flush_results(a);

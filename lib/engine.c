@@ -427,14 +427,16 @@ static void engine_send_queued(struct engine *e)
 static void engine_send_all(struct engine *e, struct store_claim *rows, size_t n)
 {
 	if (e->qhead + e->qlen + n > e->qcap) {
-		memmove(e->queue, e->queue + e->qhead, e->qlen * sizeof(*e->queue));
+		if (e->qlen > 0)
+			memmove(e->queue, e->queue + e->qhead, e->qlen * sizeof(*e->queue));
 		e->qhead = 0;
 		if (e->qlen + n > e->qcap) {
 			e->qcap = e->qlen + n;
 			e->queue = xrealloc(e->queue, e->qcap * sizeof(*e->queue));
 		}
 	}
-	memcpy(e->queue + e->qhead + e->qlen, rows, n * sizeof(*rows));
+	if (n > 0)
+		memcpy(e->queue + e->qhead + e->qlen, rows, n * sizeof(*rows));
 	e->qlen += n;
 	free(rows);
 	engine_send_queued(e);

@@ -66,7 +66,8 @@ void store_threshold_label(int64_t ms, char out[32]);
  *  - every open authorization whose deadline passed less than `lookback_ms` ago gets one
  *    'authorization_expired' alert (critical, dedup_key ORDER);
  *  - every pending capture whose deadline passed and whose lease is free or expired goes
- *    to needs_attention with a 'needs_attention' alert (critical, dedup_key its id).
+ *    to needs_attention with a 'needs_attention' alert (critical, dedup_key ID:ATTEMPTS as
+ *    the engine's outcome alerts).
  * Alerts that exist already (acknowledged or not) are not raised again. */
 bool store_sweep_expiry(struct store *st, int64_t lookback_ms, struct store_sweep_call *call)
     __attribute__((warn_unused_result));

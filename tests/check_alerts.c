@@ -365,11 +365,11 @@ START_TEST(pending_capture_past_deadline_needs_attention)
 	ck_assert_int_eq(count(&w, sql), 1);
 	char want[128];
 	snprintf(want, sizeof(want), "critical|%s|%s", k, CAP_K);
-	assert_alert(&w, "needs_attention", CAP_K, want);
+	assert_alert(&w, "needs_attention", CAP_K ":0", want);
 	snprintf(want, sizeof(want), "critical|%s|%s", l, CAP_L);
-	assert_alert(&w, "needs_attention", CAP_L, want);
+	assert_alert(&w, "needs_attention", CAP_L ":0", want);
 	snprintf(want, sizeof(want), "critical|%s|%s", n, CAP_N);
-	assert_alert(&w, "needs_attention", CAP_N, want);
+	assert_alert(&w, "needs_attention", CAP_N ":0", want);
 	/* the expired authorizations themselves: one alert each, the live lease's too */
 	await(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = 'authorization_expired'", 4);
 	char needle[96];
@@ -596,11 +596,28 @@ START_TEST(webhook_delivers_each_alert_once_despite_failures)
 	ck_assert_int_eq(receiver_slot(&r, strtoll(acked, NULL, 10)), -1);
 	free(acked);
 	ck_assert_int_eq(r.bad_requests, 0);
-	ck_assert_int_eq(log_count(&w, "event=webhook_failed"), 6);
-	ck_assert_int_eq(log_count(&w, "event=webhook_delivered"), 3);
+
+	/* PostgreSQL restarts: the daemon reconnects and LISTENs again */
+	pgtest_restart(false);
+	PQreset(w.db);
+	ck_assert_int_eq(PQstatus(w.db), CONNECTION_OK);
+	await_log(&w, "event=db_connected", 2);
+	await_log(&w, "event=expiry_swept", 2);
+	usleep(300000); /* the webhook round after the reconnect is over */
+	pgtest_exec(w.db, "INSERT INTO smartpay.alerts (kind, severity, dedup_key, message) "
+	                  "VALUES ('test', 'warning', 'after-restart', 'raised after a restart')");
+	serve_until(&w, &r,
+	            "SELECT count(*) FROM smartpay.alerts WHERE webhook_state = 'delivered'", 4,
+	            1000);
+	char *late = pgtest_value(w.db, "SELECT alert_id FROM smartpay.alerts WHERE "
+	                                "dedup_key = 'after-restart'");
+	assert_delivered_once(&w, &r, late, 2);
+	free(late);
+	ck_assert_int_eq(log_count(&w, "event=webhook_failed"), 8);
+	ck_assert_int_eq(log_count(&w, "event=webhook_delivered"), 4);
 	char url[96];
 	snprintf(url, sizeof(url), "url=http://127.0.0.1:%d/hook ", r.port);
-	ck_assert_int_eq(log_count(&w, url), 6);
+	ck_assert_int_eq(log_count(&w, url), 8);
 	ck_assert_int_eq(daemonproc_stop(&w.d), 0);
 	/* the token in the query string never reaches the log */
 	ck_assert_int_eq(log_count(&w, "s3cr3t"), 0);
