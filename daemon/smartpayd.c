@@ -33,6 +33,16 @@ struct daemon {
 	bool forced;
 };
 
+/* libevent's own messages go to the same log as ours. */
+static void libevent_log(int severity, const char *msg)
+{
+	enum log_level level = severity >= EVENT_LOG_ERR    ? LOG_LVL_ERR
+			       : severity == EVENT_LOG_WARN ? LOG_LVL_WARNING
+			       : severity == EVENT_LOG_MSG  ? LOG_LVL_INFO
+							    : LOG_LVL_DEBUG;
+	log_event(level, "libevent", "msg", msg, NULL);
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out,
@@ -303,6 +313,7 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	event_set_log_callback(libevent_log);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		log_event(LOG_LVL_ERR, "startup_failed", "reason", "curl_global_init failed", NULL);
 		return EXIT_RUNTIME;
