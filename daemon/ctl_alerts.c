@@ -2,9 +2,6 @@
 
 #include <getopt.h>
 #include <stdio.h>
-#include <string.h>
-
-#include <json-c/json.h>
 
 #include "ctl_common.h"
 
@@ -30,11 +27,7 @@ static int alerts_option(struct ctl_context *ctx, int opt, const char *value, vo
 		a->kind = value;
 		return CTL_EXIT_OK;
 	case 'n':
-		if (!ctl_parse_int(value, 1, ALERTS_MAX_LIMIT, &a->limit))
-			return ctl_usage_error(&ctl_cmd_alerts,
-			                       "alerts: --limit wants a number from 1 to %d",
-			                       ALERTS_MAX_LIMIT);
-		return CTL_EXIT_OK;
+		return ctl_parse_limit(&ctl_cmd_alerts, value, ALERTS_MAX_LIMIT, &a->limit);
 	default:
 		return CTL_EXIT_USAGE;
 	}
@@ -51,19 +44,12 @@ static int alerts_run(struct ctl_context *ctx, int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	struct alerts_args a = {.limit = ALERTS_DEFAULT_LIMIT};
-	int first;
-	int rc = ctl_parse_options(ctx, &ctl_cmd_alerts, argc, argv, "ak:n:", options,
-	                           alerts_option, &a, &first);
-	if (rc != CTL_EXIT_OK)
-		return rc == CTL_HELP_SHOWN ? CTL_EXIT_OK : rc;
-	if (first < argc)
-		return ctl_usage_error(&ctl_cmd_alerts, "alerts: unexpected argument '%s'",
-		                       argv[first]);
-	if ((rc = ctl_connect(ctx)) != CTL_EXIT_OK)
+	int rc;
+	if (!ctl_begin(ctx, &ctl_cmd_alerts, argc, argv, "ak:n:", options, alerts_option, &a, &rc))
 		return rc;
 
 	char limit[32];
-	snprintf(limit, sizeof(limit), "%lld", a.limit + 1);
+	ctl_limit_text(a.limit, limit);
 	const char *params[3] = {a.all ? "t" : "f", a.kind, limit};
 	PGresult *res = ctl_query(ctx, "alerts",
 	                          "SELECT " CTL_SQL_ALERT_COLUMNS " FROM smartpay.alerts a"
@@ -74,23 +60,16 @@ static int alerts_run(struct ctl_context *ctx, int argc, char **argv)
 	if (res == NULL)
 		return CTL_EXIT_FAILURE;
 
-	bool truncated = PQntuples(res) > a.limit;
-	int shown = truncated ? (int)a.limit : PQntuples(res);
+	bool truncated;
+	int shown = ctl_rows_shown(res, a.limit, &truncated);
 	if (ctx->json) {
-		struct json_object *doc = json_object_new_object();
-		struct json_object *list = json_object_new_array();
-		for (int row = 0; row < shown; row++)
-			json_object_array_add(list, ctl_json_row(res, row));
-		json_object_object_add(doc, "alerts", list);
-		json_object_object_add(doc, "count", json_object_new_int(shown));
-		json_object_object_add(doc, "truncated", json_object_new_boolean(truncated));
-		ctl_print_json(doc);
+		ctl_print_json_list(res, "alerts", shown, truncated, false);
 	} else if (shown == 0) {
 		printf(a.all ? "no alerts\n" : "no open alerts\n");
 	} else {
 		ctl_print_alerts(res, shown, a.all, NULL);
 		if (truncated)
-			printf("(the newest %lld shown; more match: raise --limit)\n", a.limit);
+			ctl_print_truncated(a.limit);
 	}
 	PQclear(res);
 	return CTL_EXIT_OK;

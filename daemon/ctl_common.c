@@ -13,6 +13,7 @@
 #include "config.h"
 #include "ctl_common.h"
 #include "money.h"
+#include "uuid.h"
 #include "xmalloc.h"
 
 #define CTL_PROGRAM "smartpayctl"
@@ -185,6 +186,87 @@ int ctl_parse_options(struct ctl_context *ctx, const struct ctl_command *cmd, in
 	free(shorts);
 	free(options);
 	return rc;
+}
+
+bool ctl_begin(struct ctl_context *ctx, const struct ctl_command *cmd, int argc, char **argv,
+               const char *shortopts, const struct option *extra,
+               int (*on_option)(struct ctl_context *ctx, int opt, const char *optarg, void *arg),
+               void *arg, int *rc)
+{
+	int first;
+	*rc = ctl_parse_options(ctx, cmd, argc, argv, shortopts, extra, on_option, arg, &first);
+	if (*rc == CTL_EXIT_OK && first < argc)
+		*rc = ctl_usage_error(cmd, "%s: unexpected argument '%s'", cmd->name, argv[first]);
+	if (*rc == CTL_EXIT_OK)
+		*rc = ctl_connect(ctx);
+	if (*rc == CTL_HELP_SHOWN)
+		*rc = CTL_EXIT_OK;
+	else if (*rc == CTL_EXIT_OK)
+		return true;
+	return false;
+}
+
+bool ctl_begin_with_id(struct ctl_context *ctx, const struct ctl_command *cmd, int argc,
+                       char **argv, const char **id, int *rc)
+{
+	int first;
+	*rc = ctl_parse_options(ctx, cmd, argc, argv, "", NULL, NULL, NULL, &first);
+	if (*rc == CTL_EXIT_OK && argc - first != 1)
+		*rc = ctl_usage_error(cmd, "%s: expected one modification id", cmd->name);
+	if (*rc == CTL_EXIT_OK && !uuid_valid(argv[first]))
+		*rc = ctl_usage_error(cmd, "%s: '%s' is not a modification id (a UUID)", cmd->name,
+		                      argv[first]);
+	if (*rc == CTL_EXIT_OK)
+		*rc = ctl_connect(ctx);
+	if (*rc == CTL_HELP_SHOWN)
+		*rc = CTL_EXIT_OK;
+	else if (*rc == CTL_EXIT_OK) {
+		*id = argv[first];
+		return true;
+	}
+	return false;
+}
+
+int ctl_parse_limit(const struct ctl_command *cmd, const char *value, long long max,
+                    long long *limit)
+{
+	if (!ctl_parse_int(value, 1, max, limit))
+		return ctl_usage_error(cmd, "%s: --limit wants a number from 1 to %lld", cmd->name,
+		                       max);
+	return CTL_EXIT_OK;
+}
+
+void ctl_limit_text(long long limit, char out[32])
+{
+	snprintf(out, 32, "%lld", limit + 1);
+}
+
+int ctl_rows_shown(const PGresult *res, long long limit, bool *truncated)
+{
+	*truncated = PQntuples(res) > limit;
+	return *truncated ? (int)limit : PQntuples(res);
+}
+
+void ctl_print_json_list(const PGresult *res, const char *key, int shown, bool truncated,
+                         bool amounts)
+{
+	struct json_object *doc = json_object_new_object();
+	struct json_object *list = json_object_new_array();
+	for (int row = 0; row < shown; row++) {
+		struct json_object *obj = ctl_json_row(res, row);
+		if (amounts)
+			ctl_json_add_amount(obj);
+		json_object_array_add(list, obj);
+	}
+	json_object_object_add(doc, key, list);
+	json_object_object_add(doc, "count", json_object_new_int(shown));
+	json_object_object_add(doc, "truncated", json_object_new_boolean(truncated));
+	ctl_print_json(doc);
+}
+
+void ctl_print_truncated(long long limit)
+{
+	printf("(the newest %lld shown; more match: raise --limit)\n", limit);
 }
 
 PGresult *ctl_exec(struct ctl_context *ctx, const char *sql, int nparams, const char *const *params)

@@ -5,7 +5,8 @@
  *     const struct ctl_command ctl_cmd_NAME = {"NAME", "ARGS", "one line of help", run};
  * declare it below, list it in the table of daemon/smartpayctl.c and add the file to
  * smartpayctl_SOURCES in daemon/local.mk. A handler parses its own arguments
- * (argv[0] is the command name), calls ctl_connect when it needs the database, prints
+ * (argv[0] is the command name; ctl_begin and ctl_begin_with_id do the usual ones and
+ * connect), calls ctl_connect when it needs the database, prints
  * people's text on stdout or, when ctx->json, exactly one JSON document
  * (ctl_print_json), reports problems with ctl_error (always text on stderr) and
  * returns an enum ctl_exit value. main() frees the context. */
@@ -108,6 +109,40 @@ int ctl_parse_options(struct ctl_context *ctx, const struct ctl_command *cmd, in
                       int (*on_option)(struct ctl_context *ctx, int opt, const char *optarg,
                                        void *arg),
                       void *arg, int *optind_out);
+
+/* The start of a command without operands: its options (as ctl_parse_options), no
+ * operand, then ctl_connect. Returns true to go on; else false with *rc the command's
+ * exit code (CTL_EXIT_OK after --help, or a usage or connection error). */
+bool ctl_begin(struct ctl_context *ctx, const struct ctl_command *cmd, int argc, char **argv,
+               const char *shortopts, const struct option *extra,
+               int (*on_option)(struct ctl_context *ctx, int opt, const char *optarg, void *arg),
+               void *arg, int *rc);
+
+/* Same for a command whose one operand is a modification id (a UUID), set in *id; the
+ * command has only the usual options. */
+bool ctl_begin_with_id(struct ctl_context *ctx, const struct ctl_command *cmd, int argc,
+                       char **argv, const char **id, int *rc);
+
+/* ---- listings capped by --limit: the query asks for one row more than the limit (the
+ * LIMIT parameter from ctl_limit_text) to tell whether more rows match ---- */
+
+/* Parses the value of --limit, from 1 to max; CTL_EXIT_OK or a usage error. */
+int ctl_parse_limit(const struct ctl_command *cmd, const char *value, long long max,
+                    long long *limit);
+
+/* The LIMIT parameter of a listing query: limit + 1. */
+void ctl_limit_text(long long limit, char out[32]);
+
+/* How many of the result's rows to show; *truncated tells whether more matched. */
+int ctl_rows_shown(const PGresult *res, long long limit, bool *truncated);
+
+/* Prints the first `shown` rows as one JSON document {"KEY": [rows], "count": N,
+ * "truncated": B}; `amounts` adds "amount" to each row (ctl_json_add_amount). */
+void ctl_print_json_list(const PGresult *res, const char *key, int shown, bool truncated,
+                         bool amounts);
+
+/* Tells people that the listing stops at `limit` rows and more match. */
+void ctl_print_truncated(long long limit);
 
 /* Runs a parameterised statement (text parameters and results). Returns the result
  * when it succeeded (PQclear it), else prints why as "smartpayctl: WHAT: message" with

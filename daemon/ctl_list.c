@@ -5,8 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <json-c/json.h>
-
 #include "ctl_common.h"
 
 #define LIST_DEFAULT_LIMIT 50
@@ -58,11 +56,7 @@ static int list_option(struct ctl_context *ctx, int opt, const char *value, void
 		a->order = value;
 		return CTL_EXIT_OK;
 	case 'n':
-		if (!ctl_parse_int(value, 1, LIST_MAX_LIMIT, &a->limit))
-			return ctl_usage_error(&ctl_cmd_list,
-			                       "list: --limit wants a number from 1 to %d",
-			                       LIST_MAX_LIMIT);
-		return CTL_EXIT_OK;
+		return ctl_parse_limit(&ctl_cmd_list, value, LIST_MAX_LIMIT, &a->limit);
 	default:
 		return CTL_EXIT_USAGE;
 	}
@@ -98,7 +92,7 @@ static void list_print(const PGresult *res, int shown, bool truncated, long long
 	ctl_table_print(t, NULL);
 	ctl_table_free(t);
 	if (truncated)
-		printf("(the newest %lld shown; more match: raise --limit)\n", limit);
+		ctl_print_truncated(limit);
 }
 
 /* `list [--state S] [--kind K] [--order ID] [--limit N]`: modifications, newest first. */
@@ -112,20 +106,12 @@ static int list_run(struct ctl_context *ctx, int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	struct list_args a = {.limit = LIST_DEFAULT_LIMIT};
-	int first;
-	int rc = ctl_parse_options(ctx, &ctl_cmd_list, argc, argv, "s:k:o:n:", options, list_option,
-	                           &a, &first);
-	if (rc != CTL_EXIT_OK)
-		return rc == CTL_HELP_SHOWN ? CTL_EXIT_OK : rc;
-	if (first < argc)
-		return ctl_usage_error(&ctl_cmd_list, "list: unexpected argument '%s'",
-		                       argv[first]);
-	if ((rc = ctl_connect(ctx)) != CTL_EXIT_OK)
+	int rc;
+	if (!ctl_begin(ctx, &ctl_cmd_list, argc, argv, "s:k:o:n:", options, list_option, &a, &rc))
 		return rc;
 
-	/* one row more than the limit tells whether more match */
 	char limit[32];
-	snprintf(limit, sizeof(limit), "%lld", a.limit + 1);
+	ctl_limit_text(a.limit, limit);
 	const char *params[4] = {a.state, a.kind, a.order, limit};
 	PGresult *res =
 	    ctl_query(ctx, "list",
@@ -138,20 +124,10 @@ static int list_run(struct ctl_context *ctx, int argc, char **argv)
 	if (res == NULL)
 		return CTL_EXIT_FAILURE;
 
-	bool truncated = PQntuples(res) > a.limit;
-	int shown = truncated ? (int)a.limit : PQntuples(res);
+	bool truncated;
+	int shown = ctl_rows_shown(res, a.limit, &truncated);
 	if (ctx->json) {
-		struct json_object *doc = json_object_new_object();
-		struct json_object *list = json_object_new_array();
-		for (int row = 0; row < shown; row++) {
-			struct json_object *m = ctl_json_row(res, row);
-			ctl_json_add_amount(m);
-			json_object_array_add(list, m);
-		}
-		json_object_object_add(doc, "modifications", list);
-		json_object_object_add(doc, "count", json_object_new_int(shown));
-		json_object_object_add(doc, "truncated", json_object_new_boolean(truncated));
-		ctl_print_json(doc);
+		ctl_print_json_list(res, "modifications", shown, truncated, true);
 	} else {
 		list_print(res, shown, truncated, a.limit);
 	}

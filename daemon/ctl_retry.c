@@ -7,7 +7,6 @@
 #include <json-c/json.h>
 
 #include "ctl_common.h"
-#include "uuid.h"
 #include "xmalloc.h"
 
 #define RETRY_REASON "requeued by operator"
@@ -114,17 +113,9 @@ static int requeue(struct ctl_context *ctx, const char *id, PGresult **row)
  * same id and body. */
 static int retry_run(struct ctl_context *ctx, int argc, char **argv)
 {
-	int first;
-	int rc = ctl_parse_options(ctx, &ctl_cmd_retry, argc, argv, "", NULL, NULL, NULL, &first);
-	if (rc != CTL_EXIT_OK)
-		return rc == CTL_HELP_SHOWN ? CTL_EXIT_OK : rc;
-	if (argc - first != 1)
-		return ctl_usage_error(&ctl_cmd_retry, "retry: expected one modification id");
-	const char *id = argv[first];
-	if (!uuid_valid(id))
-		return ctl_usage_error(&ctl_cmd_retry,
-		                       "retry: '%s' is not a modification id (a UUID)", id);
-	if ((rc = ctl_connect(ctx)) != CTL_EXIT_OK)
+	const char *id;
+	int rc;
+	if (!ctl_begin_with_id(ctx, &ctl_cmd_retry, argc, argv, &id, &rc))
 		return rc;
 
 	PGresult *row = NULL;

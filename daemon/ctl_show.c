@@ -7,7 +7,6 @@
 #include <json-c/json.h>
 
 #include "ctl_common.h"
-#include "uuid.h"
 
 /* Every column of the modification, in the order people read them. */
 static const char show_sql[] =
@@ -102,17 +101,9 @@ static void show_print(const PGresult *m, const PGresult *req, const PGresult *a
  * its alerts. */
 static int show_run(struct ctl_context *ctx, int argc, char **argv)
 {
-	int first;
-	int rc = ctl_parse_options(ctx, &ctl_cmd_show, argc, argv, "", NULL, NULL, NULL, &first);
-	if (rc != CTL_EXIT_OK)
-		return rc == CTL_HELP_SHOWN ? CTL_EXIT_OK : rc;
-	if (argc - first != 1)
-		return ctl_usage_error(&ctl_cmd_show, "show: expected one modification id");
-	const char *id = argv[first];
-	if (!uuid_valid(id))
-		return ctl_usage_error(&ctl_cmd_show,
-		                       "show: '%s' is not a modification id (a UUID)", id);
-	if ((rc = ctl_connect(ctx)) != CTL_EXIT_OK)
+	const char *id;
+	int rc;
+	if (!ctl_begin_with_id(ctx, &ctl_cmd_show, argc, argv, &id, &rc))
 		return rc;
 
 	const char *params[1] = {id};

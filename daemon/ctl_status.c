@@ -327,14 +327,8 @@ static void status_print(const struct status *st)
  * about to expire and open alerts. */
 static int status_run(struct ctl_context *ctx, int argc, char **argv)
 {
-	int first;
-	int rc = ctl_parse_options(ctx, &ctl_cmd_status, argc, argv, "", NULL, NULL, NULL, &first);
-	if (rc != CTL_EXIT_OK)
-		return rc == CTL_HELP_SHOWN ? CTL_EXIT_OK : rc;
-	if (first < argc)
-		return ctl_usage_error(&ctl_cmd_status, "status: unexpected argument '%s'",
-		                       argv[first]);
-	if ((rc = ctl_connect(ctx)) != CTL_EXIT_OK)
+	int rc;
+	if (!ctl_begin(ctx, &ctl_cmd_status, argc, argv, "", NULL, NULL, NULL, &rc))
 		return rc;
 
 	/* the largest configured expiry threshold */

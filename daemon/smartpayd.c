@@ -76,6 +76,17 @@ static struct sp_config *load_config(const char *path)
 	return cfg;
 }
 
+/* Prints the configuration's warnings (FILE:LINE: key: reason lines) marked as such. */
+static void print_warnings(const char *warnings)
+{
+	for (const char *line = warnings; line && *line;) {
+		const char *end = strchr(line, '\n');
+		int len = end ? (int)(end - line) : (int)strlen(line);
+		fprintf(stderr, "warning: %.*s\n", len, line);
+		line = end ? end + 1 : line + len;
+	}
+}
+
 static void on_ready(void *arg)
 {
 	struct daemon *d = arg;
@@ -293,8 +304,7 @@ int main(int argc, char **argv)
 			explicit_bzero(secret, strlen(secret));
 			free(secret);
 		}
-		if (d.cfg->warnings)
-			fputs(d.cfg->warnings, stderr);
+		print_warnings(d.cfg->warnings);
 		printf("%s: configuration OK\n", path);
 		config_free(d.cfg);
 		return EXIT_CLEAN;

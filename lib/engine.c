@@ -55,6 +55,7 @@ struct engine {
 	struct store_claim *queue;
 	size_t qhead, qlen, qcap;
 	bool claiming; /* one claim cycle at a time */
+	bool preparing; /* store_prepare under way */
 	bool scanning; /* the cycle reads the whole orders relation */
 	size_t targeted; /* ids[0..targeted) were given to the running targeted claim */
 	int claim_limit; /* rows asked for by the running cycle */
@@ -92,6 +93,7 @@ static void engine_flush(struct engine *e);
 static void engine_arm_timer(struct engine *e);
 static void engine_send_queued(struct engine *e);
 static void engine_release_queued(struct engine *e);
+static void engine_prepared(size_t affected, const char *error, void *arg);
 
 /* Wall-clock time in unix milliseconds. */
 static int64_t now_ms(void)
@@ -551,6 +553,17 @@ static void engine_insert_intents(struct engine *e, struct store_intent *intents
 	free(reasons);
 }
 
+/* Counts and logs an order row or request refused locally (no-op for a sendable intent). */
+static void engine_note_refusal(struct engine *e, const char *event, const struct store_intent *in)
+{
+	if (in->reason == NULL)
+		return;
+	e->stats.refused_locally++;
+	e->stats.results[in->kind][ER_REFUSED_LOCALLY]++;
+	log_event(LOG_LVL_ERR, event, "order_id", in->order_id, "transaction_id", in->transaction_id,
+		  "kind", mod_kind_name(in->kind), "reason", in->reason, NULL);
+}
+
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -606,13 +619,7 @@ static void engine_on_candidates(struct store_candidate *rows, size_t n, const c
 		char id[37];
 		uuid_v4(id);
 		intent_from_order(e->cfg->merchant_key, id, &rows[i], &intents[i], &reasons[i]);
-		if (intents[i].reason) {
-			e->stats.refused_locally++;
-			e->stats.results[rows[i].kind][ER_REFUSED_LOCALLY]++;
-			log_event(LOG_LVL_ERR, "order_refused", "order_id", rows[i].order_id,
-				  "transaction_id", rows[i].transaction_id, "kind",
-				  mod_kind_name(rows[i].kind), "reason", intents[i].reason, NULL);
-		}
+		engine_note_refusal(e, "order_refused", &intents[i]);
 	}
 	engine_insert_intents(e, intents, reasons, n);
 	store_candidates_free(rows, n);
@@ -639,13 +646,7 @@ static void engine_on_requests(struct store_request *rows, size_t n, const char 
 		char id[37];
 		uuid_v4(id);
 		intent_from_request(e->cfg->merchant_key, id, &rows[i], &intents[i], &reasons[i]);
-		if (intents[i].reason) {
-			e->stats.refused_locally++;
-			e->stats.results[rows[i].kind][ER_REFUSED_LOCALLY]++;
-			log_event(LOG_LVL_ERR, "request_refused", "order_id", rows[i].order_id,
-				  "kind", mod_kind_name(rows[i].kind), "reason", intents[i].reason,
-				  NULL);
-		}
+		engine_note_refusal(e, "request_refused", &intents[i]);
 	}
 	engine_insert_intents(e, intents, reasons, n);
 	store_requests_free(rows, n);
@@ -755,7 +756,8 @@ static void engine_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	int64_t now = now_ms();
-	if (now >= e->next_poll_ms) {
+	bool poll = now >= e->next_poll_ms;
+	if (poll) {
 		/* the fallback for lost notifications and other daemons' expired leases */
 		e->scan_wanted = true;
 		e->due_wanted = true;
@@ -766,6 +768,10 @@ static void engine_timer_cb(evutil_socket_t fd, short what, void *arg)
 		e->due_wanted = true;
 		e->next_retry_ms = 0;
 	}
+	/* a database that was not ready (schema missing, instance name taken) is checked
+	 * again at every poll, so the daemon starts working once the cause is gone */
+	if (poll && e->problem && !e->prepared && !e->preparing && pg_conn_is_up(e->pc))
+		e->preparing = store_prepare(e->st, engine_prepared, e);
 	engine_arm_timer(e);
 	engine_flush(e);
 	engine_pump(e);
@@ -794,6 +800,7 @@ static void engine_prepared(size_t affected, const char *error, void *arg)
 {
 	struct engine *e = arg;
 	(void)affected;
+	e->preparing = false;
 	if (error) {
 		free(e->problem);
 		e->problem = xstrdup(error);
@@ -828,7 +835,8 @@ static void engine_db_up(void *arg)
 	struct engine *e = arg;
 	e->stats.db_up = true;
 	e->prepared = false;
-	if (!store_prepare(e->st, engine_prepared, e))
+	e->preparing = store_prepare(e->st, engine_prepared, e);
+	if (!e->preparing)
 		log_event(LOG_LVL_WARNING, "database_not_ready", "reason", "connection lost", NULL);
 }
 
@@ -838,6 +846,7 @@ static void engine_db_down(void *arg, const char *why)
 	(void)why;
 	e->stats.db_up = false;
 	e->prepared = false;
+	e->preparing = false;
 	e->claiming = false;
 	if (e->listener.db_down)
 		e->listener.db_down(e->listener.arg);

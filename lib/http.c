@@ -248,18 +248,8 @@ static size_t curl_write_cb(char *data, size_t size, size_t nmemb, void *userdat
 		keep = n;
 	if (keep < n)
 		x->body_truncated = true;
-	if (keep == 0)
-		return n;
-	if (x->body_len + keep + 1 > x->body_cap) {
-		size_t cap = x->body_cap ? x->body_cap : 4096;
-		while (x->body_len + keep + 1 > cap)
-			cap *= 2;
-		x->body = xrealloc(x->body, cap);
-		x->body_cap = cap;
-	}
-	memcpy(x->body + x->body_len, data, keep);
-	x->body_len += keep;
-	x->body[x->body_len] = '\0';
+	if (keep > 0)
+		xappend(&x->body, &x->body_len, &x->body_cap, data, keep);
 	return n;
 }
 

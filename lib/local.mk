@@ -3,7 +3,7 @@ noinst_LIBRARIES += lib/libsmartpay.a
 lib_libsmartpay_a_SOURCES = \
 	lib/xmalloc.c lib/xmalloc.h
 lib_libsmartpay_a_SOURCES += lib/money.c lib/money.h lib/log.c lib/log.h \
-	lib/config.c lib/config.h
+	lib/config.c lib/config.h lib/config_internal.h lib/config_ini.c lib/config_value.c
 lib_libsmartpay_a_SOURCES += lib/migrate.c lib/migrate.h
 lib_libsmartpay_a_SOURCES += lib/uuid.c lib/uuid.h lib/modification.c lib/modification.h \
 	lib/response.c lib/response.h lib/classify.c lib/classify.h \

@@ -7,6 +7,7 @@
 #include "log.h"
 #include "modification.h"
 #include "store.h"
+#include "store_alerts.h"
 #include "store_metrics.h"
 #include "xmalloc.h"
 
@@ -89,22 +90,21 @@ static void put_family(struct evbuffer *out, const char *name, const char *type,
 	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void put_u64(struct evbuffer *out, const char *name, uint64_t v)
+/* Writes a family of one unlabelled sample: its HELP and TYPE lines and the value. */
+static void put_single(struct evbuffer *out, const char *name, const char *type, const char *help,
+                       uint64_t v)
 {
+	put_family(out, name, type, help);
 	evbuffer_add_printf(out, "%s %llu\n", name, (unsigned long long)v);
 }
 
-/* A duration in milliseconds as the shortest exact label: "24h", "90m", "30s", "1500ms". */
-static void duration_label(int64_t ms, char out[32])
+/* Writes a family of one unlabelled sample in seconds, from milliseconds ("12.345"). */
+static void put_single_ms(struct evbuffer *out, const char *name, const char *type,
+                          const char *help, int64_t ms)
 {
-	if (ms > 0 && ms % 3600000 == 0)
-		snprintf(out, 32, "%lldh", (long long)(ms / 3600000));
-	else if (ms > 0 && ms % 60000 == 0)
-		snprintf(out, 32, "%lldm", (long long)(ms / 60000));
-	else if (ms > 0 && ms % 1000 == 0)
-		snprintf(out, 32, "%llds", (long long)(ms / 1000));
-	else
-		snprintf(out, 32, "%lldms", (long long)ms);
+	put_family(out, name, type, help);
+	evbuffer_add_printf(out, "%s %lld.%03lld\n", name, (long long)(ms / 1000),
+	                    (long long)(ms % 1000));
 }
 
 /* The gateway counts as up unless requests have gone without any HTTP answer for longer
@@ -131,10 +131,8 @@ static void render_engine(struct metrics *m, struct evbuffer *out)
 	put_label_value(out, cfg->instance_name);
 	evbuffer_add_printf(out, "\"} 1\n");
 
-	put_family(out, "smartpayd_start_time_seconds", "gauge",
-	           "Time the daemon started, in seconds since the epoch.");
-	evbuffer_add_printf(out, "smartpayd_start_time_seconds %lld.%03lld\n",
-	                    (long long)(m->started_ms / 1000), (long long)(m->started_ms % 1000));
+	put_single_ms(out, "smartpayd_start_time_seconds", "gauge",
+	              "Time the daemon started, in seconds since the epoch.", m->started_ms);
 
 	put_family(out, "smartpayd_modification_results_total", "counter",
 	           "Results of modification attempts by kind (each retry counts once; "
@@ -148,18 +146,15 @@ static void render_engine(struct metrics *m, struct evbuffer *out)
 			                    engine_result_name((enum engine_result)r),
 			                    (unsigned long long)st->results[k][r]);
 
-	put_family(out, "smartpayd_gateway_requests_total", "counter",
-	           "Modification requests sent to SmartPay, retries included.");
-	put_u64(out, "smartpayd_gateway_requests_total", st->sent);
-	put_family(out, "smartpayd_retries_total", "counter",
-	           "Attempts whose outcome was unknown and that were scheduled again.");
-	put_u64(out, "smartpayd_retries_total", st->retries);
-	put_family(out, "smartpayd_outcomes_fenced_total", "counter",
-	           "Outcomes dropped because another daemon had taken over the lease.");
-	put_u64(out, "smartpayd_outcomes_fenced_total", st->fenced);
-	put_family(out, "smartpayd_requests_in_flight", "gauge",
-	           "Requests to SmartPay waiting for an answer.");
-	put_u64(out, "smartpayd_requests_in_flight", st->inflight);
+	put_single(out, "smartpayd_gateway_requests_total", "counter",
+	           "Modification requests sent to SmartPay, retries included.", st->sent);
+	put_single(out, "smartpayd_retries_total", "counter",
+	           "Attempts whose outcome was unknown and that were scheduled again.",
+	           st->retries);
+	put_single(out, "smartpayd_outcomes_fenced_total", "counter",
+	           "Outcomes dropped because another daemon had taken over the lease.", st->fenced);
+	put_single(out, "smartpayd_requests_in_flight", "gauge",
+	           "Requests to SmartPay waiting for an answer.", st->inflight);
 
 	put_family(out, "smartpayd_gateway_latency_seconds", "histogram",
 	           "Time from sending a request to SmartPay's HTTP answer.");
@@ -178,20 +173,18 @@ static void render_engine(struct metrics *m, struct evbuffer *out)
 	evbuffer_add_printf(out, "\nsmartpayd_gateway_latency_seconds_count %llu\n",
 	                    (unsigned long long)st->latency_count);
 
-	put_family(out, "smartpayd_gateway_last_answer_timestamp_seconds", "gauge",
-	           "Time of SmartPay's last HTTP answer of any status (0: none yet).");
-	evbuffer_add_printf(out, "smartpayd_gateway_last_answer_timestamp_seconds %lld.%03lld\n",
-	                    (long long)(st->gateway_last_answer_ms / 1000),
-	                    (long long)(st->gateway_last_answer_ms % 1000));
-	put_family(out, "smartpayd_gateway_up", "gauge",
+	put_single_ms(out, "smartpayd_gateway_last_answer_timestamp_seconds", "gauge",
+	              "Time of SmartPay's last HTTP answer of any status (0: none yet).",
+	              st->gateway_last_answer_ms);
+	put_single(out, "smartpayd_gateway_up", "gauge",
 	           "0 when requests have gone without any HTTP answer from SmartPay for longer "
-	           "than [alerts] gateway_unreachable, else 1.");
-	put_u64(out, "smartpayd_gateway_up", gateway_up(st, cfg, now) ? 1 : 0);
-	put_family(out, "smartpayd_credentials_paused", "gauge",
-	           "1 while sending is paused because SmartPay rejected the credentials (401).");
-	put_u64(out, "smartpayd_credentials_paused", st->gateway_paused ? 1 : 0);
-	put_family(out, "smartpayd_database_up", "gauge", "1 while the database connection is up.");
-	put_u64(out, "smartpayd_database_up", st->db_up ? 1 : 0);
+	           "than [alerts] gateway_unreachable, else 1.",
+	           gateway_up(st, cfg, now) ? 1 : 0);
+	put_single(out, "smartpayd_credentials_paused", "gauge",
+	           "1 while sending is paused because SmartPay rejected the credentials (401).",
+	           st->gateway_paused ? 1 : 0);
+	put_single(out, "smartpayd_database_up", "gauge", "1 while the database connection is up.",
+	           st->db_up ? 1 : 0);
 }
 
 /* The gauges read from the database, from the last successful read (absent before one). */
@@ -205,17 +198,15 @@ static void render_gauges(struct metrics *m, struct evbuffer *out)
 	for (int b = 0; b < STORE_PENDING_AGE_BUCKETS; b++)
 		evbuffer_add_printf(out, "smartpayd_pending_modifications{age=\"%s\"} %llu\n",
 		                    store_pending_age_names[b], (unsigned long long)g->pending[b]);
-	put_family(out, "smartpayd_oldest_pending_modification_age_seconds", "gauge",
-	           "Age of the oldest pending modification (0: none).");
-	evbuffer_add_printf(out, "smartpayd_oldest_pending_modification_age_seconds %lld.%03lld\n",
-	                    (long long)(g->oldest_pending_age_ms / 1000),
-	                    (long long)(g->oldest_pending_age_ms % 1000));
+	put_single_ms(out, "smartpayd_oldest_pending_modification_age_seconds", "gauge",
+	              "Age of the oldest pending modification (0: none).",
+	              g->oldest_pending_age_ms);
 	put_family(out, "smartpayd_authorizations_expiring", "gauge",
 	           "Open authorizations (no succeeded capture or cancel) whose deadline is within "
 	           "each [alerts] expiry threshold and not passed.");
 	for (size_t i = 0; i < g->nthresholds; i++) {
 		char label[32];
-		duration_label(g->thresholds_ms[i], label);
+		store_threshold_label(g->thresholds_ms[i], label);
 		evbuffer_add_printf(out, "smartpayd_authorizations_expiring{within=\"%s\"} %llu\n",
 		                    label, (unsigned long long)g->expiring[i]);
 	}
@@ -226,11 +217,8 @@ static void render_gauges(struct metrics *m, struct evbuffer *out)
 		put_label_value(out, g->alerts[i].kind);
 		evbuffer_add_printf(out, "\"} %llu\n", (unsigned long long)g->alerts[i].count);
 	}
-	put_family(out, "smartpayd_database_gauges_timestamp_seconds", "gauge",
-	           "Time of the database read the gauges above come from.");
-	evbuffer_add_printf(out, "smartpayd_database_gauges_timestamp_seconds %lld.%03lld\n",
-	                    (long long)(m->gauges_at_ms / 1000),
-	                    (long long)(m->gauges_at_ms % 1000));
+	put_single_ms(out, "smartpayd_database_gauges_timestamp_seconds", "gauge",
+	              "Time of the database read the gauges above come from.", m->gauges_at_ms);
 }
 
 /* Sends a complete answer. */

@@ -134,16 +134,7 @@ static bool check_field(const char *value, long max, bool required, const char *
 /* Appends len bytes to the buffer, growing it as needed. */
 static void buf_add(struct mod_buf *b, const char *s, size_t len)
 {
-	if (b->len + len + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		while (b->len + len + 1 > cap)
-			cap *= 2;
-		b->data = xrealloc(b->data, cap);
-		b->cap = cap;
-	}
-	memcpy(b->data + b->len, s, len);
-	b->len += len;
-	b->data[b->len] = '\0';
+	xappend(&b->data, &b->len, &b->cap, s, len);
 }
 
 /* Appends a NUL-terminated string verbatim. */

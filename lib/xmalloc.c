@@ -65,3 +65,18 @@ char *xasprintf(const char *fmt, ...)
 		oom(0);
 	return p;
 }
+
+void xappend(char **data, size_t *len, size_t *cap, const void *src, size_t n)
+{
+	size_t need = *len + n + 1;
+	if (need > *cap) {
+		size_t grown = *cap ? *cap : 256;
+		while (grown < need)
+			grown *= 2;
+		*data = xrealloc(*data, grown);
+		*cap = grown;
+	}
+	memcpy(*data + *len, src, n);
+	*len += n;
+	(*data)[*len] = '\0';
+}

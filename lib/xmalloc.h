@@ -11,5 +11,8 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 /* Returns a newly allocated formatted string. */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Appends n bytes to a growable NUL-terminated buffer: *data holds *len bytes in *cap
+ * (all three 0 / NULL at first); the capacity doubles as needed. */
+void xappend(char **data, size_t *len, size_t *cap, const void *src, size_t n);
 
 #endif

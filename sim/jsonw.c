@@ -35,14 +35,7 @@ void sim_jw_reset(struct sim_jw *w)
 /* Appends n bytes, growing the buffer as needed. */
 static void put(struct sim_jw *w, const char *s, size_t n)
 {
-	if (w->len + n + 1 > w->cap) {
-		while (w->len + n + 1 > w->cap)
-			w->cap *= 2;
-		w->buf = xrealloc(w->buf, w->cap);
-	}
-	memcpy(w->buf + w->len, s, n);
-	w->len += n;
-	w->buf[w->len] = '\0';
+	xappend(&w->buf, &w->len, &w->cap, s, n);
 }
 
 /* Writes the comma that separates this value from the previous one, if any. */

@@ -2,6 +2,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "testutil.h"
 
 #include <check.h>
 #include <errno.h>
@@ -903,9 +904,5 @@ static Suite *config_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(config_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return testutil_run_suite(config_suite(), CK_NORMAL);
 }

@@ -3,12 +3,9 @@
 #include <check.h>
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -17,9 +14,8 @@
 #include "migrate.h"
 #include "money.h"
 #include "pgtest.h"
+#include "testutil.h"
 #include "xmalloc.h"
-
-extern char **environ;
 
 /* The seeded ledger's fixed ids. */
 #define M_CAPTURE_1 "11111111-1111-4111-8111-111111111111" /* order 1, 100.00 EUR, succeeded */
@@ -32,13 +28,6 @@ extern char **environ;
 	"\"44444444-4444-4444-8444-444444444444\",\"modifiedAmount\":{\"amount\":100,"             \
 	"\"currencyCode\":\"JPY\"}}"
 
-/* Output of one smartpayctl run. */
-struct run {
-	int status; /* exit status, or 128 + signal */
-	char *out;
-	char *err;
-};
-
 /* A seeded shop database and a configuration file for it. */
 struct shop {
 	char *conninfo;
@@ -46,75 +35,12 @@ struct shop {
 	PGconn *conn;
 };
 
-/* Reads a whole file into a malloc'd string. */
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	size_t len = 0, cap = 1024;
-	char *text = xmalloc(cap);
-
-	ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
-	for (size_t n; (n = fread(text + len, 1, cap - len - 1, f)) > 0;) {
-		len += n;
-		if (cap - len - 1 == 0)
-			text = xrealloc(text, cap *= 2);
-	}
-	text[len] = '\0';
-	fclose(f);
-	return text;
-}
-
-/* Runs the built smartpayctl with `args` (NULL-terminated, after the program name). */
-static struct run run_ctl(const char *const *args)
-{
-	const char *top = getenv("SP_TOP_BUILDDIR");
-	char *program = xasprintf("%s/smartpayctl", top ? top : ".");
-	char *out_path = xasprintf("%s/ctl-%ld.out", pgtest_dir(), (long)getpid());
-	char *err_path = xasprintf("%s/ctl-%ld.err", pgtest_dir(), (long)getpid());
-	const char *argv[24] = {program};
-	size_t argc = 1;
-	posix_spawn_file_actions_t actions;
-	struct run r = {0};
-	pid_t pid;
-	int status;
-
-	for (; args[argc - 1] != NULL; argc++) {
-		ck_assert_uint_lt(argc, 23);
-		argv[argc] = args[argc - 1];
-	}
-	argv[argc] = NULL;
-	posix_spawn_file_actions_init(&actions);
-	posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out_path,
-	                                 O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_path,
-	                                 O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	int rc = posix_spawn(&pid, program, &actions, NULL, (char *const *)argv, environ);
-	posix_spawn_file_actions_destroy(&actions);
-	ck_assert_msg(rc == 0, "%s: %s", program, strerror(rc));
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	r.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-	r.out = slurp(out_path);
-	r.err = slurp(err_path);
-	unlink(out_path);
-	unlink(err_path);
-	free(out_path);
-	free(err_path);
-	free(program);
-	return r;
-}
-
-static void run_free(struct run *r)
-{
-	free(r->out);
-	free(r->err);
-}
-
 /* Runs smartpayctl -c CONFIG ARGS... and checks the exit status. */
 #define CTL(shop, expect, ...)                                                                     \
 	ctl_expect(__LINE__, (shop), (expect), (const char *const[]){__VA_ARGS__, NULL})
 
-static struct run ctl_expect(int line, const struct shop *s, int expect, const char *const *args)
+static struct testutil_run ctl_expect(int line, const struct shop *s, int expect,
+                                      const char *const *args)
 {
 	const char *argv[22] = {"-c", s->config};
 	size_t n = 2;
@@ -124,7 +50,7 @@ static struct run ctl_expect(int line, const struct shop *s, int expect, const c
 		argv[n] = args[n - 2];
 	}
 	argv[n] = NULL;
-	struct run r = run_ctl(argv);
+	struct testutil_run r = testutil_run_built("smartpayctl", argv, pgtest_dir());
 	ck_assert_msg(r.status == expect,
 	              "line %d: %s: exit %d, expected %d\nstdout:\n%sstderr:\n%s", line, args[0],
 	              r.status, expect, r.out, r.err);
@@ -305,42 +231,35 @@ static struct json_object *jpath(struct json_object *obj, const char *path)
 }
 
 /* Parses a run's stdout as one JSON document. */
-static struct json_object *parse(const struct run *r)
+static struct json_object *parse(const struct testutil_run *r)
 {
 	struct json_object *doc = json_tokener_parse(r->out);
 	ck_assert_msg(doc != NULL, "not JSON:\n%s", r->out);
 	return doc;
 }
 
+/* Asserts that the value at `path` is of JSON type `type` (`what` names the type in the
+ * failure), then runs `check`, which sees the value as v_. */
+#define assert_jtyped(doc, path, type, what, check)                                                \
+	do {                                                                                       \
+		struct json_object *v_ = jpath((doc), (path));                                     \
+		ck_assert_msg(v_ != NULL && json_object_is_type(v_, (type)), "%s: not %s", (path), \
+		              (what));                                                             \
+		check;                                                                             \
+	} while (0)
 #define assert_jstr(doc, path, expected)                                                           \
-	do {                                                                                       \
-		struct json_object *v_ = jpath((doc), (path));                                     \
-		ck_assert_msg(v_ != NULL && json_object_is_type(v_, json_type_string),             \
-		              "%s: not a string", (path));                                         \
-		ck_assert_str_eq(json_object_get_string(v_), (expected));                          \
-	} while (0)
+	assert_jtyped(doc, path, json_type_string, "a string",                                     \
+	              ck_assert_str_eq(json_object_get_string(v_), (expected)))
 #define assert_jint(doc, path, expected)                                                           \
-	do {                                                                                       \
-		struct json_object *v_ = jpath((doc), (path));                                     \
-		ck_assert_msg(v_ != NULL && json_object_is_type(v_, json_type_int),                \
-		              "%s: not an integer", (path));                                       \
-		ck_assert_int_eq(json_object_get_int64(v_), (expected));                           \
-	} while (0)
+	assert_jtyped(doc, path, json_type_int, "an integer",                                      \
+	              ck_assert_int_eq(json_object_get_int64(v_), (expected)))
 #define assert_jbool(doc, path, expected)                                                          \
-	do {                                                                                       \
-		struct json_object *v_ = jpath((doc), (path));                                     \
-		ck_assert_msg(v_ != NULL && json_object_is_type(v_, json_type_boolean),            \
-		              "%s: not a boolean", (path));                                        \
-		ck_assert_int_eq(json_object_get_boolean(v_), (expected));                         \
-	} while (0)
+	assert_jtyped(doc, path, json_type_boolean, "a boolean",                                   \
+	              ck_assert_int_eq(json_object_get_boolean(v_), (expected)))
 #define assert_jnull(doc, path) ck_assert_msg(jpath((doc), (path)) == NULL, "%s: not null", (path))
 #define assert_jlen(doc, path, expected)                                                           \
-	do {                                                                                       \
-		struct json_object *v_ = jpath((doc), (path));                                     \
-		ck_assert_msg(v_ != NULL && json_object_is_type(v_, json_type_array),              \
-		              "%s: not an array", (path));                                         \
-		ck_assert_uint_eq(json_object_array_length(v_), (expected));                       \
-	} while (0)
+	assert_jtyped(doc, path, json_type_array, "an array",                                      \
+	              ck_assert_uint_eq(json_object_array_length(v_), (expected)))
 
 /* A value from the database (must exist); free it. */
 static char *db_value(PGconn *conn, const char *sql)
@@ -354,7 +273,7 @@ START_TEST(test_status)
 {
 	struct shop s = shop_open("");
 
-	struct run r = CTL(&s, 0, "status");
+	struct testutil_run r = CTL(&s, 0, "status");
 	assert_line(r.out, "MODIFICATIONS pending succeeded refused needs_attention total");
 	assert_line(r.out, "capture 0 2 0 0 2");
 	assert_line(r.out, "cancel 0 0 0 0 0");
@@ -370,7 +289,7 @@ START_TEST(test_status)
 	assert_line(r.out, "authorization_expiring warning 1");
 	assert_line(r.out, "needs_attention critical 1");
 	ck_assert_str_eq(r.err, "");
-	run_free(&r);
+	testutil_run_free(&r);
 
 	r = CTL(&s, 0, "--json", "status");
 	struct json_object *doc = parse(&r);
@@ -403,7 +322,7 @@ START_TEST(test_status)
 	assert_jint(doc, "open_alerts.by_severity.critical", 1);
 	assert_jint(doc, "open_alerts.by_severity.warning", 1);
 	json_object_put(doc);
-	run_free(&r);
+	testutil_run_free(&r);
 	shop_close(&s);
 
 	/* the window is the largest threshold; captured, cancelled and expired orders are
@@ -421,11 +340,11 @@ START_TEST(test_status)
 	assert_jstr(doc, "expiring.orders.1.order_id", "5");
 	assert_jstr(doc, "expiring.orders.1.capture_state", "pending");
 	json_object_put(doc);
-	run_free(&r);
+	testutil_run_free(&r);
 
 	r = CTL(&s, 2, "status", "now");
 	assert_contains(r.err, "unexpected argument 'now'");
-	run_free(&r);
+	testutil_run_free(&r);
 	shop_close(&s);
 }
 END_TEST
@@ -434,7 +353,7 @@ START_TEST(test_list)
 {
 	struct shop s = shop_open("");
 
-	struct run r = CTL(&s, 0, "list");
+	struct testutil_run r = CTL(&s, 0, "list");
 	assert_contains(r.out, "MODIFICATION_ID");
 	/* newest first; amounts in the currency's format */
 	const char *first = strstr(r.out, M_PENDING_1), *last = strstr(r.out, M_CAPTURE_1);
@@ -442,13 +361,13 @@ START_TEST(test_list)
 	assert_contains(r.out, "100.00 EUR");
 	assert_contains(r.out, "100 JPY");
 	assert_contains(r.out, "retries exhausted after 50 attempts; last: HTTP 503\n");
-	run_free(&r);
+	testutil_run_free(&r);
 
 	r = CTL(&s, 0, "list", "--state", "needs_attention");
 	assert_contains(r.out, M_STUCK_3);
 	assert_not_contains(r.out, M_CAPTURE_1);
 	assert_not_contains(r.out, M_PENDING_1);
-	run_free(&r);
+	testutil_run_free(&r);
 
 	r = CTL(&s, 0, "--json", "list", "--kind", "refund", "--order", "1");
 	struct json_object *doc = parse(&r);
@@ -467,43 +386,43 @@ START_TEST(test_list)
 	ck_assert(created != NULL && strlen(json_object_get_string(created)) == 24 &&
 	          json_object_get_string(created)[23] == 'Z');
 	json_object_put(doc);
-	run_free(&r);
+	testutil_run_free(&r);
 
 	r = CTL(&s, 0, "list", "--limit", "2", "--json");
 	doc = parse(&r);
 	assert_jint(doc, "count", 2);
 	assert_jbool(doc, "truncated", true);
 	json_object_put(doc);
-	run_free(&r);
+	testutil_run_free(&r);
 	r = CTL(&s, 0, "list", "--limit", "2");
 	assert_contains(r.out, "(the newest 2 shown; more match: raise --limit)");
-	run_free(&r);
+	testutil_run_free(&r);
 
 	r = CTL(&s, 0, "list", "--order", "404");
 	ck_assert_str_eq(r.out, "no modifications match\n");
-	run_free(&r);
+	testutil_run_free(&r);
 	r = CTL(&s, 0, "list", "--json", "--order", "404");
 	doc = parse(&r);
 	assert_jlen(doc, "modifications", 0);
 	json_object_put(doc);
-	run_free(&r);
+	testutil_run_free(&r);
 
 	/* usage errors */
 	r = CTL(&s, 2, "list", "--state", "stuck");
 	assert_contains(r.err, "unknown state 'stuck'");
-	run_free(&r);
+	testutil_run_free(&r);
 	r = CTL(&s, 2, "list", "--kind", "void");
-	run_free(&r);
+	testutil_run_free(&r);
 	r = CTL(&s, 2, "list", "--limit", "0");
-	run_free(&r);
+	testutil_run_free(&r);
 	r = CTL(&s, 2, "list", "--limit");
 	assert_contains(r.err, "needs a value");
-	run_free(&r);
+	testutil_run_free(&r);
 	r = CTL(&s, 2, "list", "--frobnicate");
 	assert_contains(r.err, "unknown option '--frobnicate'");
-	run_free(&r);
+	testutil_run_free(&r);
 	r = CTL(&s, 2, "list", "extra");
-	run_free(&r);
+	testutil_run_free(&r);
 	shop_close(&s);
 }
 END_TEST
@@ -512,7 +431,7 @@ START_TEST(test_show)
 {
 	struct shop s = shop_open("");
 
-	struct run r = CTL(&s, 0, "show", M_STUCK_3);
+	struct testutil_run r = CTL(&s, 0, "show", M_STUCK_3);
 	assert_contains(r.out, "modification " M_STUCK_3 "\n");
 	assert_line(r.out, "state needs_attention");
 	assert_line(r.out, "amount 100 JPY");
@@ -525,7 +444,7 @@ START_TEST(test_show)
 	assert_contains(r.out, "shop request 1: refund 100 JPY, requested by shop at ");
 	assert_contains(r.out, "reason \"late delivery\"");
 	assert_contains(r.out, "refund for order 3: retries exhausted");
-	run_free(&r);
+	testutil_run_free(&r);
 
 	r = CTL(&s, 0, "show", "--json", M_STUCK_3);
 	struct json_object *doc = parse(&r);
@@ -545,7 +464,7 @@ START_TEST(test_show)
 	assert_jstr(doc, "alerts.0.kind", "needs_attention");
 	assert_jnull(doc, "alerts.0.acknowledged_at");
 	json_object_put(doc);
-	run_free(&r);
+	testutil_run_free(&r);
 
 	/* a modification without request or alerts */
 	r = CTL(&s, 0, "--json", "show", M_CAPTURE_1);
@@ -556,23 +475,23 @@ START_TEST(test_show)
 	assert_jnull(doc, "request");
 	assert_jlen(doc, "alerts", 0);
 	json_object_put(doc);
-	run_free(&r);
+	testutil_run_free(&r);
 	r = CTL(&s, 0, "show", M_CAPTURE_1);
 	assert_contains(r.out, "\nalerts: none\n");
-	run_free(&r);
+	testutil_run_free(&r);
 
 	r = CTL(&s, 1, "show", "99999999-9999-4999-8999-999999999999");
 	assert_contains(r.err, "no modification 99999999-9999-4999-8999-999999999999");
 	ck_assert_str_eq(r.out, "");
-	run_free(&r);
+	testutil_run_free(&r);
 	r = CTL(&s, 1, "--json", "show", "99999999-9999-4999-8999-999999999999");
 	ck_assert_str_eq(r.out, "");
-	run_free(&r);
+	testutil_run_free(&r);
 	r = CTL(&s, 2, "show", "not-a-uuid");
 	assert_contains(r.err, "not a modification id");
-	run_free(&r);
+	testutil_run_free(&r);
 	r = CTL(&s, 2, "show");
-	run_free(&r);
+	testutil_run_free(&r);
 	shop_close(&s);
 }
 END_TEST
@@ -582,9 +501,9 @@ START_TEST(test_retry)
 	struct shop s = shop_open("");
 	long long before = pgtest_int(s.conn, "SELECT count(*) FROM smartpay.modifications");
 
-	struct run r = CTL(&s, 0, "retry", M_STUCK_3);
+	struct testutil_run r = CTL(&s, 0, "retry", M_STUCK_3);
 	assert_contains(r.out, "requeued modification " M_STUCK_3 " (refund of order 3)");
-	run_free(&r);
+	testutil_run_free(&r);
 	/* same row, same body, attempts kept; pending, due now, lease cleared */
 	char *row =
 	    db_value(s.conn, "SELECT concat_ws('|', state, attempts, request_body, "
@@ -602,18 +521,18 @@ START_TEST(test_retry)
 	/* only needs_attention rows */
 	r = CTL(&s, 1, "retry", M_STUCK_3);
 	assert_contains(r.err, "is pending; only a needs_attention modification can be requeued");
-	run_free(&r);
+	testutil_run_free(&r);
 	r = CTL(&s, 1, "retry", M_CAPTURE_1);
 	assert_contains(r.err, "is succeeded");
-	run_free(&r);
+	testutil_run_free(&r);
 	r = CTL(&s, 1, "retry", M_REFUSED_1);
 	assert_contains(r.err, "is refused");
-	run_free(&r);
+	testutil_run_free(&r);
 	r = CTL(&s, 1, "retry", "99999999-9999-4999-8999-999999999999");
 	assert_contains(r.err, "no modification 99999999-9999-4999-8999-999999999999");
-	run_free(&r);
+	testutil_run_free(&r);
 	r = CTL(&s, 2, "retry", "12345");
-	run_free(&r);
+	testutil_run_free(&r);
 
 	/* another modification of the transaction is in flight: the unique index refuses,
 	 * and the message says which one */
@@ -624,7 +543,7 @@ START_TEST(test_retry)
 	            "'refund', 500, 'EUR', '{\"x\":1}', 'needs_attention', 9)");
 	r = CTL(&s, 1, "retry", "77777777-7777-4777-8777-777777777777");
 	assert_contains(r.err, "refund " M_PENDING_1 " of the same transaction tx-1 is pending");
-	run_free(&r);
+	testutil_run_free(&r);
 	row = db_value(s.conn, "SELECT state FROM smartpay.modifications WHERE modification_id = "
 	                       "'77777777-7777-4777-8777-777777777777'");
 	ck_assert_str_eq(row, "needs_attention");
@@ -643,7 +562,7 @@ START_TEST(test_retry)
 	assert_jstr(doc, "previous_state", "needs_attention");
 	ck_assert_ptr_null(jpath(doc, "modification.deadline_passed"));
 	json_object_put(doc);
-	run_free(&r);
+	testutil_run_free(&r);
 	row = db_value(s.conn, "SELECT request_body FROM smartpay.modifications WHERE "
 	                       "modification_id = '77777777-7777-4777-8777-777777777777'");
 	ck_assert_str_eq(row, "{\"x\":1}");
@@ -658,7 +577,7 @@ START_TEST(test_retry)
 	            "'1 hour')");
 	r = CTL(&s, 0, "retry", "88888888-8888-4888-8888-888888888888");
 	assert_contains(r.err, "warning: the authorization deadline");
-	run_free(&r);
+	testutil_run_free(&r);
 	shop_close(&s);
 }
 END_TEST
@@ -668,9 +587,9 @@ START_TEST(test_refund)
 	struct shop s = shop_open("");
 
 	/* captured 100.00, 10.00 pending, the refused 50.00 does not count */
-	struct run r = CTL(&s, 0, "refund", "1", "30");
+	struct testutil_run r = CTL(&s, 0, "refund", "1", "30");
 	ck_assert_str_eq(r.out, "refund request 2 queued for order 1: 30.00 EUR\n");
-	run_free(&r);
+	testutil_run_free(&r);
 	r = CTL(&s, 0, "--json", "refund", "1", "20.5", "box damaged");
 	struct json_object *doc = parse(&r);
 	assert_jint(doc, "request_id", 3);
@@ -682,7 +601,7 @@ START_TEST(test_refund)
 	assert_jstr(doc, "reason", "box damaged");
 	ck_assert(jpath(doc, "requested_by") != NULL && jpath(doc, "requested_at") != NULL);
 	json_object_put(doc);
-	run_free(&r);
+	testutil_run_free(&r);
 
 	/* refused by the database: exit 1, its words */
 	r = CTL(&s, 1, "refund", "1", "39.51");
@@ -691,45 +610,45 @@ START_TEST(test_refund)
 	assert_contains(r.err, "DETAIL: Captured 100.00 EUR; refunded 0.00, in progress 10.00, "
 	                       "requested 50.50.");
 	ck_assert_str_eq(r.out, "");
-	run_free(&r);
+	testutil_run_free(&r);
 	r = CTL(&s, 1, "refund", "404", "5");
 	assert_contains(r.err, "unknown order 404");
-	run_free(&r);
+	testutil_run_free(&r);
 	r = CTL(&s, 1, "refund", "2", "5");
 	assert_contains(r.err, "order 2 has not been captured");
-	run_free(&r);
+	testutil_run_free(&r);
 	r = CTL(&s, 1, "--json", "refund", "2", "5");
 	ck_assert_str_eq(r.out, "");
-	run_free(&r);
+	testutil_run_free(&r);
 
 	/* bad amounts: usage errors, nothing asked */
 	r = CTL(&s, 2, "refund", "1", "10.001");
 	assert_contains(r.err, "invalid amount '10.001' for EUR");
-	run_free(&r);
+	testutil_run_free(&r);
 	r = CTL(&s, 2, "refund", "3", "1.5");
 	assert_contains(r.err, "for JPY (0 decimals)");
-	run_free(&r);
+	testutil_run_free(&r);
 	r = CTL(&s, 2, "refund", "1", "abc");
 	assert_contains(r.err, "invalid amount 'abc'");
-	run_free(&r);
+	testutil_run_free(&r);
 	r = CTL(&s, 2, "refund", "1", "0");
 	assert_contains(r.err, "greater than zero");
-	run_free(&r);
+	testutil_run_free(&r);
 	r = CTL(&s, 2, "refund", "1", "-1");
 	assert_contains(r.err, "negative amount");
-	run_free(&r);
+	testutil_run_free(&r);
 	r = CTL(&s, 2, "refund", "1", "1,50");
-	run_free(&r);
+	testutil_run_free(&r);
 	r = CTL(&s, 2, "refund", "1");
-	run_free(&r);
+	testutil_run_free(&r);
 	r = CTL(&s, 2, "refund", "1", "1", "why", "extra");
-	run_free(&r);
+	testutil_run_free(&r);
 
 	/* the last of it: exactly the refundable amount, then nothing */
 	r = CTL(&s, 0, "refund", "1", "39.50");
-	run_free(&r);
+	testutil_run_free(&r);
 	r = CTL(&s, 1, "refund", "1", "0.01");
-	run_free(&r);
+	testutil_run_free(&r);
 	char *sum = db_value(s.conn, "SELECT sum(amount_minor) || ' ' || count(*) FROM "
 	                             "smartpay.requests WHERE order_id = '1'");
 	ck_assert_str_eq(sum, "9000 3");
@@ -738,7 +657,7 @@ START_TEST(test_refund)
 	/* JPY, whole units */
 	r = CTL(&s, 0, "refund", "3", "250");
 	ck_assert_str_eq(r.out, "refund request 5 queued for order 3: 250 JPY\n");
-	run_free(&r);
+	testutil_run_free(&r);
 	shop_close(&s);
 }
 END_TEST
@@ -747,12 +666,12 @@ START_TEST(test_cancel_or_refund)
 {
 	struct shop s = shop_open("");
 
-	struct run r = CTL(&s, 0, "cancel-or-refund", "2", "customer changed their mind");
+	struct testutil_run r = CTL(&s, 0, "cancel-or-refund", "2", "customer changed their mind");
 	ck_assert_str_eq(r.out, "cancel_or_refund request 2 queued for order 2\n");
-	run_free(&r);
+	testutil_run_free(&r);
 	r = CTL(&s, 1, "cancel-or-refund", "2");
 	assert_contains(r.err, "order 2 has an open cancel_or_refund request 2");
-	run_free(&r);
+	testutil_run_free(&r);
 	r = CTL(&s, 0, "--json", "cancel-or-refund", "1");
 	struct json_object *doc = parse(&r);
 	assert_jint(doc, "request_id", 3);
@@ -761,16 +680,16 @@ START_TEST(test_cancel_or_refund)
 	assert_jnull(doc, "amount_minor");
 	assert_jnull(doc, "reason");
 	json_object_put(doc);
-	run_free(&r);
+	testutil_run_free(&r);
 	/* and then no refund of order 1 */
 	r = CTL(&s, 1, "refund", "1", "1");
 	assert_contains(r.err, "open cancel_or_refund request 3");
-	run_free(&r);
+	testutil_run_free(&r);
 	r = CTL(&s, 1, "cancel-or-refund", "404");
 	assert_contains(r.err, "unknown order 404");
-	run_free(&r);
+	testutil_run_free(&r);
 	r = CTL(&s, 2, "cancel-or-refund");
-	run_free(&r);
+	testutil_run_free(&r);
 	char *reason =
 	    db_value(s.conn, "SELECT reason FROM smartpay.requests WHERE request_id = 2");
 	ck_assert_str_eq(reason, "customer changed their mind");
@@ -783,19 +702,19 @@ START_TEST(test_alerts)
 {
 	struct shop s = shop_open("");
 
-	struct run r = CTL(&s, 0, "alerts");
+	struct testutil_run r = CTL(&s, 0, "alerts");
 	assert_contains(r.out, "refund for order 3: retries exhausted\n");
 	assert_contains(r.out, "authorization of order 2 expires within 24h\n");
 	assert_not_contains(r.out, "HTTP 422");
 	assert_not_contains(r.out, "bob");
 	/* newest first */
 	ck_assert(strstr(r.out, "order 2 expires") < strstr(r.out, "retries exhausted"));
-	run_free(&r);
+	testutil_run_free(&r);
 
 	r = CTL(&s, 0, "alerts", "--all");
 	assert_contains(r.out, "refund for order 1: HTTP 422\n");
 	assert_contains(r.out, "bob");
-	run_free(&r);
+	testutil_run_free(&r);
 
 	r = CTL(&s, 0, "--json", "alerts", "--kind", "needs_attention");
 	struct json_object *doc = parse(&r);
@@ -809,7 +728,7 @@ START_TEST(test_alerts)
 	assert_jnull(doc, "alerts.0.acknowledged_by");
 	assert_jstr(doc, "alerts.0.webhook_state", "pending");
 	json_object_put(doc);
-	run_free(&r);
+	testutil_run_free(&r);
 
 	r = CTL(&s, 0, "alerts", "--all", "--json", "--limit", "2");
 	doc = parse(&r);
@@ -818,13 +737,13 @@ START_TEST(test_alerts)
 	assert_jint(doc, "alerts.0.alert_id", 3);
 	assert_jstr(doc, "alerts.0.acknowledged_by", "bob");
 	json_object_put(doc);
-	run_free(&r);
+	testutil_run_free(&r);
 
 	r = CTL(&s, 0, "alerts", "--kind", "gateway_unreachable");
 	ck_assert_str_eq(r.out, "no open alerts\n");
-	run_free(&r);
+	testutil_run_free(&r);
 	r = CTL(&s, 2, "alerts", "--limit", "x");
-	run_free(&r);
+	testutil_run_free(&r);
 	shop_close(&s);
 }
 END_TEST
@@ -834,10 +753,10 @@ START_TEST(test_ack)
 	struct shop s = shop_open("");
 
 	setenv("USER", "alice", 1);
-	struct run r = CTL(&s, 0, "ack", "1", "2");
+	struct testutil_run r = CTL(&s, 0, "ack", "1", "2");
 	assert_contains(r.out, "acknowledged alert 1 as alice\n");
 	assert_contains(r.out, "acknowledged alert 2 as alice\n");
-	run_free(&r);
+	testutil_run_free(&r);
 	ck_assert_int_eq(pgtest_int(s.conn,
 	                            "SELECT count(*) FROM smartpay.alerts WHERE "
 	                            "acknowledged_by = 'alice' AND acknowledged_at > now() - "
@@ -855,14 +774,14 @@ START_TEST(test_ack)
 	assert_jstr(doc, "already_acknowledged.1.acknowledged_by", "bob");
 	assert_jstr(doc, "acknowledged_by", "carol");
 	json_object_put(doc);
-	run_free(&r);
+	testutil_run_free(&r);
 
 	/* an unknown id: nothing acknowledged at all */
 	pgtest_exec(s.conn, "INSERT INTO smartpay.alerts (alert_id, kind, severity, dedup_key, "
 	                    "message) VALUES (4, 'gateway_unreachable', 'critical', 'gw', 'down')");
 	r = CTL(&s, 1, "ack", "4", "999");
 	assert_contains(r.err, "no alert 999; nothing acknowledged");
-	run_free(&r);
+	testutil_run_free(&r);
 	ck_assert_int_eq(pgtest_int(s.conn, "SELECT count(*) FROM smartpay.alerts WHERE "
 	                                    "acknowledged_at IS NULL"),
 	                 1);
@@ -874,15 +793,15 @@ START_TEST(test_ack)
 	assert_jint(doc, "acknowledged.0", 4);
 	assert_jstr(doc, "acknowledged_by", "postgres");
 	json_object_put(doc);
-	run_free(&r);
+	testutil_run_free(&r);
 
 	r = CTL(&s, 2, "ack");
-	run_free(&r);
+	testutil_run_free(&r);
 	r = CTL(&s, 2, "ack", "0");
-	run_free(&r);
+	testutil_run_free(&r);
 	r = CTL(&s, 2, "ack", "1", "two");
 	assert_contains(r.err, "'two' is not an alert id");
-	run_free(&r);
+	testutil_run_free(&r);
 	shop_close(&s);
 }
 END_TEST
@@ -898,15 +817,15 @@ START_TEST(test_migrate_settings)
 	                     write_config(conninfo, "[capture]\nauthorization_validity = 7d\n")};
 
 	/* before migrate: a clear hint */
-	struct run r = CTL(&s, 1, "status");
+	struct testutil_run r = CTL(&s, 1, "status");
 	assert_contains(r.err, "smartpayctl migrate");
-	run_free(&r);
+	testutil_run_free(&r);
 
 	r = CTL(&s, 0, "--json", "migrate");
 	struct json_object *doc = parse(&r);
 	assert_jint(doc, "currencies", (long long)money_currency_count());
 	json_object_put(doc);
-	run_free(&r);
+	testutil_run_free(&r);
 	ck_assert_int_eq(pgtest_int(conn, "SELECT count(*) FROM smartpay.currencies"),
 	                 (long long)money_currency_count());
 	char *settings = db_value(conn, "SELECT orders_relation || ' ' || authorization_validity "
@@ -915,22 +834,22 @@ START_TEST(test_migrate_settings)
 	free(settings);
 	r = CTL(&s, 0, "migrate");
 	assert_contains(r.out, "currencies");
-	run_free(&r);
+	testutil_run_free(&r);
 
 	/* the help of each command */
 	r = CTL(&s, 0, "refund", "--help");
 	assert_contains(r.out,
 	                "usage: smartpayctl [-c FILE] [--json] refund ORDER AMOUNT [REASON]");
-	run_free(&r);
+	testutil_run_free(&r);
 	r = CTL(&s, 0, "help", "ack");
 	assert_contains(r.out, "ack ALERT_ID...");
-	run_free(&r);
+	testutil_run_free(&r);
 	r = CTL(&s, 0, "--help");
 	const char *commands[] = {"status",           "list",   "show", "retry", "refund",
 	                          "cancel-or-refund", "alerts", "ack"};
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		assert_contains(r.out, commands[i]);
-	run_free(&r);
+	testutil_run_free(&r);
 	shop_close(&s);
 }
 END_TEST
@@ -957,12 +876,7 @@ static Suite *ctl_suite(void)
 int main(void)
 {
 	pgtest_start();
-
-	SRunner *sr = srunner_create(ctl_suite());
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-
+	int status = testutil_run_suite(ctl_suite(), CK_ENV);
 	pgtest_stop();
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return status;
 }

@@ -77,6 +77,14 @@ static long long count(struct world *w, const char *sql)
 	return pgtest_int(w->db, sql);
 }
 
+/* Waits (up to 10 s) until the simulator has performed `want` effects of `type`. */
+static void await_effects(struct world *w, const char *type, int want)
+{
+	for (int i = 0; i < 500 && simproc_count_effects(w->sim, NULL, type) < want; i++)
+		usleep(20000);
+	ck_assert_int_eq(simproc_count_effects(w->sim, NULL, type), want);
+}
+
 /* Waits until `sql` counts `want`; prints the daemon's log when it does not. */
 static void await(struct world *w, const char *sql, long long want)
 {
@@ -298,9 +306,7 @@ START_TEST(crash_with_requests_in_flight)
 	add_orders(&w, 20, "shipped");
 	daemonproc_start(&w.d, false);
 	/* the gateway has processed every capture; no answer has come back yet */
-	for (int i = 0; i < 500 && simproc_count_effects(w.sim, NULL, "CAPTURE") < 20; i++)
-		usleep(20000);
-	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "CAPTURE"), 20);
+	await_effects(&w, "CAPTURE", 20);
 	daemonproc_kill(&w.d);
 	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = "
 				   "'pending'"),
@@ -425,6 +431,19 @@ START_TEST(same_instance_name_refused)
 			simproc_auth_key(w.sim), NULL);
 	ck_assert_int_eq(daemonproc_run_once(&twin), 1);
 	ck_assert(daemonproc_log_contains(&twin, "instance_name test"));
+	/* as a service the twin waits, and takes over once the first one is gone */
+	daemonproc_start(&twin, false);
+	usleep(700000);
+	ck_assert_int_eq(daemonproc_stop(&w.d), 0);
+	add_orders(&w, 2, "shipped");
+	long long got = wait_for_count(w.db,
+				       "SELECT count(*) FROM smartpay.modifications WHERE state = "
+				       "'succeeded'",
+				       2, WAIT_MS);
+	if (got != 2)
+		daemonproc_print_log(&twin);
+	ck_assert_int_eq(got, 2);
+	ck_assert_int_eq(daemonproc_stop(&twin), 0);
 	daemonproc_cleanup(&twin);
 	world_down(&w);
 }
@@ -474,8 +493,7 @@ START_TEST(sigterm_drains_in_flight_requests)
 	ck_assert(simproc_set_faults(w.sim, "{\"latency_ms\": 1500}"));
 	add_orders(&w, 10, "shipped");
 	daemonproc_start(&w.d, false);
-	for (int i = 0; i < 500 && simproc_count_effects(w.sim, NULL, "CAPTURE") < 10; i++)
-		usleep(20000);
+	await_effects(&w, "CAPTURE", 10);
 	ck_assert_int_eq(daemonproc_stop(&w.d), 0);
 	/* the answers arrived and were recorded before the exit */
 	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = "

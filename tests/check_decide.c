@@ -4,6 +4,7 @@
 
 #include "intent.h"
 #include "outcome.h"
+#include "testutil.h"
 
 #include <check.h>
 #include <stdlib.h>
@@ -14,16 +15,16 @@
 #define TXN "5b1f0c7e-2a41-4f0e-9d55-0c1a2b3c4d5e"
 
 static struct store_candidate order(enum mod_kind kind, const char *txn, const char *amount,
-				    const char *currency, const char *capture)
+                                    const char *currency, const char *capture)
 {
 	struct store_candidate c = {.order_id = "42",
-				    .status = "shipped",
-				    .transaction_id = (char *)txn,
-				    .amount = (char *)amount,
-				    .currency = (char *)currency,
-				    .capture_amount = (char *)capture,
-				    .deadline_ms = 1700000000000,
-				    .kind = kind};
+	                            .status = "shipped",
+	                            .transaction_id = (char *)txn,
+	                            .amount = (char *)amount,
+	                            .currency = (char *)currency,
+	                            .capture_amount = (char *)capture,
+	                            .deadline_ms = 1700000000000,
+	                            .kind = kind};
 	return c;
 }
 
@@ -44,7 +45,7 @@ START_TEST(full_capture_omits_the_amount)
 	build(order(MOD_CAPTURE, TXN, "35.99", "EUR", NULL), &body, &reason);
 	ck_assert_ptr_null(reason);
 	ck_assert_str_eq(body, "{\"transactionId\":\"" TXN "\",\"merchantKey\":\"" MKEY
-			       "\",\"modificationId\":\"" MID "\"}");
+	                       "\",\"modificationId\":\"" MID "\"}");
 	free(body);
 	/* a capture_amount equal to the authorization is a full capture too */
 	build(order(MOD_CAPTURE, TXN, "35.99", "EUR", "35.99"), &body, &reason);
@@ -62,7 +63,7 @@ START_TEST(partial_capture_sends_exact_decimal)
 	ck_assert_ptr_null(in.reason);
 	ck_assert_int_eq(in.amount_minor, 2010);
 	ck_assert_ptr_nonnull(
-		strstr(in.body, "\"modifiedAmount\":{\"amount\":20.10,\"currencyCode\":\"EUR\"}"));
+	    strstr(in.body, "\"modifiedAmount\":{\"amount\":20.10,\"currencyCode\":\"EUR\"}"));
 	ck_assert_int_eq(in.deadline_ms, 1700000000000);
 	free(in.body);
 	/* numeric(18,2) text of a zero-decimal currency */
@@ -78,19 +79,19 @@ START_TEST(bad_rows_are_refused_with_a_reason)
 	static const struct {
 		const char *txn, *amount, *currency, *capture, *reason;
 	} cases[] = {
-		{NULL, "10.00", "EUR", NULL, "missing smartpay_transaction_id"},
-		{"", "10.00", "EUR", NULL, "missing smartpay_transaction_id"},
-		{TXN, "10.00", "XYZ", NULL, "unknown currency"},
-		{TXN, NULL, "EUR", NULL, "missing amount"},
-		{TXN, "0.00", "EUR", NULL, "amount must be greater than zero"},
-		{TXN, "10.00", "EUR", "25.00", "capture_amount above the authorized amount"},
-		{TXN, "10.00", "EUR", "0.00", "capture_amount must be greater than zero"},
-		{"0123456789012345678901234567890123456789", "10.00", "EUR", NULL, NULL},
+	    {NULL, "10.00", "EUR", NULL, "missing smartpay_transaction_id"},
+	    {"", "10.00", "EUR", NULL, "missing smartpay_transaction_id"},
+	    {TXN, "10.00", "XYZ", NULL, "unknown currency"},
+	    {TXN, NULL, "EUR", NULL, "missing amount"},
+	    {TXN, "0.00", "EUR", NULL, "amount must be greater than zero"},
+	    {TXN, "10.00", "EUR", "25.00", "capture_amount above the authorized amount"},
+	    {TXN, "10.00", "EUR", "0.00", "capture_amount must be greater than zero"},
+	    {"0123456789012345678901234567890123456789", "10.00", "EUR", NULL, NULL},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char *body, *reason;
 		build(order(MOD_CAPTURE, cases[i].txn, cases[i].amount, cases[i].currency,
-			    cases[i].capture),
+		            cases[i].capture),
 		      &body, &reason);
 		ck_assert_msg(reason != NULL, "case %zu was not refused", i);
 		ck_assert_str_eq(body, "");
@@ -128,11 +129,11 @@ END_TEST
 START_TEST(requests_become_refunds)
 {
 	struct store_request r = {.request_id = 9,
-				  .order_id = "42",
-				  .kind = MOD_REFUND,
-				  .amount_minor = 2500,
-				  .currency = "EUR",
-				  .transaction_id = TXN};
+	                          .order_id = "42",
+	                          .kind = MOD_REFUND,
+	                          .amount_minor = 2500,
+	                          .currency = "EUR",
+	                          .transaction_id = TXN};
 	struct store_intent in;
 	char *buf;
 	intent_from_request(MKEY, MID, &r, &in, &buf);
@@ -146,12 +147,12 @@ START_TEST(requests_become_refunds)
 	ck_assert_str_eq(in.reason, "the order has no successful capture to refund");
 	free(buf);
 	struct store_request cor = {.request_id = 10,
-				    .order_id = "42",
-				    .kind = MOD_CANCEL_OR_REFUND,
-				    .amount_minor = -1,
-				    .currency = "EUR",
-				    .transaction_id = TXN,
-				    .order_amount = "99.00"};
+	                            .order_id = "42",
+	                            .kind = MOD_CANCEL_OR_REFUND,
+	                            .amount_minor = -1,
+	                            .currency = "EUR",
+	                            .transaction_id = TXN,
+	                            .order_amount = "99.00"};
 	intent_from_request(MKEY, MID, &cor, &in, &buf);
 	ck_assert_int_eq(in.amount_minor, 9900);
 	ck_assert_ptr_null(strstr(in.body, "modifiedAmount"));
@@ -160,30 +161,30 @@ START_TEST(requests_become_refunds)
 END_TEST
 
 static const struct outcome_policy policy = {
-	.retry_base_ms = 1000, .retry_max_ms = 60000, .max_attempts = 5};
+    .retry_base_ms = 1000, .retry_max_ms = 60000, .max_attempts = 5};
 
 static struct store_claim claim(enum mod_kind kind, int attempts, int64_t deadline_ms)
 {
 	struct store_claim c = {.modification_id = MID,
-				.order_id = "42",
-				.transaction_id = TXN,
-				.kind = kind,
-				.body = "{}",
-				.attempts = attempts,
-				.generation = 3,
-				.deadline_ms = deadline_ms};
+	                        .order_id = "42",
+	                        .transaction_id = TXN,
+	                        .kind = kind,
+	                        .body = "{}",
+	                        .attempts = attempts,
+	                        .generation = 3,
+	                        .deadline_ms = deadline_ms};
 	return c;
 }
 
 static enum engine_result decide(struct store_claim c, int status, const char *body,
-				 const char *retry_after, struct store_outcome *o)
+                                 const char *retry_after, struct store_outcome *o)
 {
 	struct outcome_answer a = {.http_status = status,
-				   .transport_error = status == 0,
-				   .error = status == 0 ? "Connection refused" : NULL,
-				   .body = body,
-				   .body_len = body ? strlen(body) : 0,
-				   .retry_after = retry_after};
+	                           .transport_error = status == 0,
+	                           .error = status == 0 ? "Connection refused" : NULL,
+	                           .body = body,
+	                           .body_len = body ? strlen(body) : 0,
+	                           .retry_after = retry_after};
 	return outcome_decide(&policy, &c, &a, 1000000, 123456789, o);
 }
 
@@ -191,8 +192,8 @@ START_TEST(accepted_answers_record_the_gateway_ids)
 {
 	struct store_outcome o;
 	const char *body =
-		"{\"extra\":1,\"paymentStatus\":\"CAPTURED\",\"modification\":{\"modificationData\":"
-		"{\"modificationId\":\"" MID "\",\"reconciliationReferenceId\":\"R1\"}}}";
+	    "{\"extra\":1,\"paymentStatus\":\"CAPTURED\",\"modification\":{\"modificationData\":"
+	    "{\"modificationId\":\"" MID "\",\"reconciliationReferenceId\":\"R1\"}}}";
 	ck_assert_int_eq(decide(claim(MOD_CAPTURE, 0, 0), 200, body, NULL, &o), ER_SUCCEEDED);
 	ck_assert_str_eq(o.state, "succeeded");
 	ck_assert_str_eq(o.payment_status, "CAPTURED");
@@ -208,9 +209,8 @@ END_TEST
 START_TEST(garbled_success_is_retried_not_guessed)
 {
 	struct store_outcome o;
-	ck_assert_int_eq(decide(claim(MOD_CAPTURE, 0, 0), 200, "{\"paymentStatus\":\"CAPT", NULL,
-				&o),
-			 ER_RETRY);
+	ck_assert_int_eq(
+	    decide(claim(MOD_CAPTURE, 0, 0), 200, "{\"paymentStatus\":\"CAPT", NULL, &o), ER_RETRY);
 	ck_assert_str_eq(o.state, "pending");
 	ck_assert_int_ge(o.retry_delay_ms, 0);
 	ck_assert_int_le(o.retry_delay_ms, 2000);
@@ -222,8 +222,9 @@ START_TEST(refusals_are_alerted_with_the_gateway_error)
 {
 	struct store_outcome o;
 	ck_assert_int_eq(decide(claim(MOD_REFUND, 0, 0), 422,
-				"{\"error\":\"amount_too_high\",\"errorDetails\":\"over\"}", NULL, &o),
-			 ER_REFUSED);
+	                        "{\"error\":\"amount_too_high\",\"errorDetails\":\"over\"}", NULL,
+	                        &o),
+	                 ER_REFUSED);
 	ck_assert_str_eq(o.state, "refused");
 	ck_assert_ptr_nonnull(strstr(o.reason, "amount_too_high"));
 	ck_assert_str_eq(o.alert_kind, "modification_refused");
@@ -247,12 +248,12 @@ START_TEST(unknown_outcomes_back_off_and_give_up)
 	store_outcome_clear(&o);
 	/* a capture whose authorization deadline passed is not retried */
 	ck_assert_int_eq(decide(claim(MOD_CAPTURE, 0, 999000), 502, "", NULL, &o),
-			 ER_NEEDS_ATTENTION);
+	                 ER_NEEDS_ATTENTION);
 	ck_assert_ptr_nonnull(strstr(o.reason, "deadline"));
 	store_outcome_clear(&o);
 	/* the last retry is pulled in before the deadline */
 	ck_assert_int_eq(decide(claim(MOD_CAPTURE, 0, 1000000 + 61000), 503, "", "3600", &o),
-			 ER_RETRY);
+	                 ER_RETRY);
 	ck_assert_int_le(o.retry_delay_ms, 1000);
 	store_outcome_clear(&o);
 }
@@ -295,9 +296,5 @@ static Suite *decide_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(decide_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return testutil_run_suite(decide_suite(), CK_NORMAL);
 }

@@ -4,6 +4,7 @@
 #include "classify.h"
 #include "modification.h"
 #include "response.h"
+#include "testutil.h"
 #include "uuid.h"
 
 #include <check.h>
@@ -1137,11 +1138,5 @@ static Suite *gateway_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(gateway_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return testutil_run_suite(gateway_suite(), CK_NORMAL);
 }

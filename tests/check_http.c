@@ -1,6 +1,7 @@
 #include "autoconfig.h"
 
 #include "http.h"
+#include "testutil.h"
 
 #include <arpa/inet.h>
 #include <check.h>
@@ -430,22 +431,12 @@ START_TEST(test_connection_refused)
 {
 	struct test_server srv;
 	struct test_ctx ctx;
-	struct sockaddr_in sin;
-	socklen_t slen = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int port = testutil_free_port(); /* a port that was just free */
 	char *url;
 
-	/* a port that was just free: bind, learn it, close */
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &slen), 0);
-	close(fd);
-
+	ck_assert_int_gt(port, 0);
 	ctx_init(&ctx, &srv, 5000);
-	ck_assert_int_gt(asprintf(&url, "http://127.0.0.1:%d/payment/capture", ntohs(sin.sin_port)),
-	                 0);
+	ck_assert_int_gt(asprintf(&url, "http://127.0.0.1:%d/payment/capture", port), 0);
 	{
 		struct http_request req = {.method = "POST",
 		                           .url = url,
@@ -747,13 +738,6 @@ static Suite *http_suite(void)
 
 int main(void)
 {
-	SRunner *sr;
-	int failed;
-
 	signal(SIGPIPE, SIG_IGN);
-	sr = srunner_create(http_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return testutil_run_suite(http_suite(), CK_NORMAL);
 }

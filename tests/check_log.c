@@ -1,6 +1,7 @@
 #include "autoconfig.h"
 
 #include "log.h"
+#include "testutil.h"
 
 #include <check.h>
 #include <regex.h>
@@ -268,9 +269,5 @@ static Suite *log_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(log_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return testutil_run_suite(log_suite(), CK_NORMAL);
 }

@@ -8,12 +8,11 @@
 #include "opstest.h"
 #include "pgtest.h"
 #include "simproc.h"
+#include "testutil.h"
 
-#include <arpa/inet.h>
 #include <check.h>
 #include <ctype.h>
 #include <math.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -468,7 +467,8 @@ static void world_up(struct world *w)
 	w->db = pgtest_connect(w->conninfo);
 	w->sim = simproc_start(NULL);
 	ck_assert_ptr_nonnull(w->sim);
-	int port = opstest_free_port();
+	int port = testutil_free_port();
+	ck_assert_int_gt(port, 0);
 	char extra[160];
 	snprintf(extra, sizeof(extra),
 	         "[alerts]\nexpiry_thresholds = 24h, 4h\ngateway_unreachable = 1s\n"
@@ -508,9 +508,7 @@ static void add_order(struct world *w, const char *status, const char *expires_s
 
 static void await(struct world *w, const char *sql, long long want)
 {
-	long long got = wait_for_count(w->db, sql, want, WAIT_MS);
-	if (got < want)
-		daemonproc_print_log(&w->d);
+	long long got = daemonproc_wait_count(&w->d, w->db, sql, want, WAIT_MS);
 	ck_assert_msg(got >= want, "%s: got %lld, want %lld", sql, got, want);
 }
 
@@ -606,7 +604,7 @@ START_TEST(scrape_during_run)
 	/* acknowledging the alert shows at the next read (at most a few seconds later) */
 	pgtest_exec(w.db, "UPDATE smartpay.alerts SET acknowledged_at = now() WHERE kind = "
 	                  "'test_kind'");
-	opstest_sleep_ms(5500);
+	testutil_sleep_ms(5500);
 	scrape(w.base, &p);
 	ck_assert_ptr_null(prom_find(&p, "smartpayd_alerts_open{kind=\"test_kind\"}"));
 	prom_free(&p);
@@ -630,7 +628,7 @@ START_TEST(scrape_during_run)
 	      "SELECT count(*) FROM smartpay.modifications WHERE kind = 'capture' "
 	      "AND state = 'pending' AND attempts >= 2",
 	      1);
-	opstest_sleep_ms(1200);
+	testutil_sleep_ms(1200);
 	scrape(w.base, &p);
 	ck_assert_double_eq(prom_get(&p, "smartpayd_gateway_up"), 0);
 	/* requests without an answer count as sent, not in the latency histogram */
@@ -676,22 +674,16 @@ END_TEST
 START_TEST(bind_failure_is_fatal)
 {
 	/* the port is taken: the daemon refuses to start and names the address */
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int port;
+	int fd = testutil_bind_loopback(&port);
 	ck_assert_int_ge(fd, 0);
-	struct sockaddr_in a;
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
 	ck_assert_int_eq(listen(fd, 1), 0);
-	socklen_t len = sizeof(a);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
 
 	char *conninfo = pgtest_createdb_shop(NULL);
 	struct daemonproc d;
 	char extra[64], needle[64];
-	snprintf(extra, sizeof(extra), "[metrics]\nlisten = 127.0.0.1:%d\n", ntohs(a.sin_port));
-	snprintf(needle, sizeof(needle), "cannot listen on 127.0.0.1:%d", ntohs(a.sin_port));
+	snprintf(extra, sizeof(extra), "[metrics]\nlisten = 127.0.0.1:%d\n", port);
+	snprintf(needle, sizeof(needle), "cannot listen on 127.0.0.1:%d", port);
 	daemonproc_init(&d, conninfo, "http://127.0.0.1:9", "m", "k", extra);
 	daemonproc_start(&d, false);
 	int status = -1;
@@ -701,7 +693,7 @@ START_TEST(bind_failure_is_fatal)
 			d.pid = 0;
 			status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 		} else {
-			opstest_sleep_ms(50);
+			testutil_sleep_ms(50);
 		}
 	}
 	if (!daemonproc_log_contains(&d, needle))
@@ -734,9 +726,5 @@ static Suite *metrics_suite(void)
 int main(void)
 {
 	pgtest_start();
-	SRunner *sr = srunner_create(metrics_suite());
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return testutil_run_suite(metrics_suite(), CK_ENV);
 }

@@ -2,14 +2,10 @@
 
 #include <check.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -17,23 +13,13 @@
 
 #include "migrate.h"
 #include "pgtest.h"
+#include "testutil.h"
 #include "xmalloc.h"
-
-extern char **environ;
 
 /* The newest built-in migration version. */
 static int newest_version(void)
 {
 	return sp_builtin_migrations[sp_builtin_migration_count - 1].version;
-}
-
-/* Sleeps for `ms` milliseconds. */
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
 }
 
 START_TEST(test_builtin_list)
@@ -143,16 +129,7 @@ START_TEST(test_concurrent)
 		ck_assert_int_eq(pthread_create(&m[i].thread, NULL, migrator_run, &m[i]), 0);
 
 	PGconn *observer = pgtest_connect(conninfo);
-	long long waiting = 0;
-	for (int tries = 0; tries < 1000 && waiting < 2; tries++) {
-		waiting =
-		    pgtest_int(observer, "SELECT count(*) FROM pg_locks WHERE locktype = "
-		                         "'advisory' AND NOT granted AND database = (SELECT oid "
-		                         "FROM pg_database WHERE datname = current_database())");
-		if (waiting < 2)
-			sleep_ms(10);
-	}
-	ck_assert_int_eq(waiting, 2);
+	pgtest_wait_advisory_waiters(observer, 2);
 	pgtest_exec(holder, "COMMIT");
 
 	for (int i = 0; i < 2; i++)
@@ -501,75 +478,10 @@ START_TEST(test_orders_relations)
 }
 END_TEST
 
-/* Output of one smartpayctl run. */
-struct run {
-	int status; /* exit status, or 128 + signal */
-	char *out;
-	char *err;
-};
-
-/* Reads a whole file into a malloc'd string. */
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	size_t len = 0, cap = 1024;
-	char *text = xmalloc(cap);
-
-	ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
-	for (size_t n; (n = fread(text + len, 1, cap - len - 1, f)) > 0;) {
-		len += n;
-		if (cap - len - 1 == 0)
-			text = xrealloc(text, cap *= 2);
-	}
-	text[len] = '\0';
-	fclose(f);
-	return text;
-}
-
 /* Runs the built smartpayctl with `args` (NULL-terminated, after the program name). */
-static struct run run_ctl(const char *const *args)
+static struct testutil_run run_ctl(const char *const *args)
 {
-	const char *top = getenv("SP_TOP_BUILDDIR");
-	char *program = xasprintf("%s/smartpayctl", top ? top : ".");
-	char *out_path = xasprintf("%s/ctl-%ld.out", pgtest_dir(), (long)getpid());
-	char *err_path = xasprintf("%s/ctl-%ld.err", pgtest_dir(), (long)getpid());
-	const char *argv[16] = {program};
-	size_t argc = 1;
-	posix_spawn_file_actions_t actions;
-	struct run r = {0};
-	pid_t pid;
-	int status;
-
-	for (; args[argc - 1] != NULL; argc++) {
-		ck_assert_uint_lt(argc, 15);
-		argv[argc] = args[argc - 1];
-	}
-	argv[argc] = NULL;
-	posix_spawn_file_actions_init(&actions);
-	posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out_path,
-	                                 O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_path,
-	                                 O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	int rc = posix_spawn(&pid, program, &actions, NULL, (char *const *)argv, environ);
-	posix_spawn_file_actions_destroy(&actions);
-	ck_assert_msg(rc == 0, "%s: %s", program, strerror(rc));
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	r.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-	r.out = slurp(out_path);
-	r.err = slurp(err_path);
-	unlink(out_path);
-	unlink(err_path);
-	free(out_path);
-	free(err_path);
-	free(program);
-	return r;
-}
-
-static void run_free(struct run *r)
-{
-	free(r->out);
-	free(r->err);
+	return testutil_run_built("smartpayctl", args, pgtest_dir());
 }
 
 /* Writes a configuration file for database `conninfo` into the cluster's directory;
@@ -609,14 +521,14 @@ START_TEST(test_ctl_migrate)
 	char *config = write_config(conninfo, "public.orders", "");
 	char *expect = NULL;
 
-	struct run r = run_ctl((const char *[]){"-c", config, "migrate", NULL});
+	struct testutil_run r = run_ctl((const char *[]){"-c", config, "migrate", NULL});
 	ck_assert_msg(r.status == 0, "exit %d\n%s%s", r.status, r.out, r.err);
 	assert_contains(r.out, "applied 001_ledger.sql\n");
 	expect = xasprintf("schema is now at version %d\n", newest_version());
 	assert_contains(r.out, expect);
 	free(expect);
 	assert_contains(r.out, "orders trigger smartpay_orders_notify is on public.orders\n");
-	run_free(&r);
+	testutil_run_free(&r);
 
 	r = run_ctl((const char *[]){"-c", config, "migrate", NULL});
 	ck_assert_msg(r.status == 0, "exit %d\n%s%s", r.status, r.out, r.err);
@@ -625,7 +537,7 @@ START_TEST(test_ctl_migrate)
 	free(expect);
 	ck_assert_ptr_null(strstr(r.out, "applied"));
 	ck_assert_str_eq(r.err, "");
-	run_free(&r);
+	testutil_run_free(&r);
 
 	ck_assert_int_eq(pgtest_int(conn, "SELECT count(*) FROM smartpay.schema_migrations"),
 	                 (long long)sp_builtin_migration_count);
@@ -649,7 +561,7 @@ START_TEST(test_ctl_migrate)
 	ck_assert(json_object_object_get_ex(doc, "orders_trigger", &field));
 	ck_assert_str_eq(json_object_get_string(field), "attached");
 	json_object_put(doc);
-	run_free(&r);
+	testutil_run_free(&r);
 
 	unlink(config);
 	free(config);
@@ -665,7 +577,7 @@ START_TEST(test_ctl_json_first_run)
 	pgtest_exec_file(conn, "sql/example-orders.sql");
 	char *config = write_config(conninfo, "public.orders", "");
 
-	struct run r = run_ctl((const char *[]){"-c", config, "--json", "migrate", NULL});
+	struct testutil_run r = run_ctl((const char *[]){"-c", config, "--json", "migrate", NULL});
 	ck_assert_msg(r.status == 0, "exit %d\n%s%s", r.status, r.out, r.err);
 	struct json_object *doc = json_tokener_parse(r.out);
 	ck_assert_msg(doc != NULL, "not JSON: %s", r.out);
@@ -675,7 +587,7 @@ START_TEST(test_ctl_json_first_run)
 	first = json_object_array_get_idx(applied, 0);
 	ck_assert_str_eq(json_object_get_string(first), "001_ledger.sql");
 	json_object_put(doc);
-	run_free(&r);
+	testutil_run_free(&r);
 
 	unlink(config);
 	free(config);
@@ -692,11 +604,11 @@ START_TEST(test_ctl_view_and_missing_relation)
 	pgtest_exec(conn, "CREATE VIEW public.orders_v AS SELECT * FROM public.orders");
 
 	char *config = write_config(conninfo, "public.orders_v", "");
-	struct run r = run_ctl((const char *[]){"-c", config, "migrate", NULL});
+	struct testutil_run r = run_ctl((const char *[]){"-c", config, "migrate", NULL});
 	ck_assert_msg(r.status == 0, "exit %d\n%s%s", r.status, r.out, r.err);
 	assert_contains(r.out, "applied 001_ledger.sql\n");
 	assert_contains(r.err, "public.orders_v is a view");
-	run_free(&r);
+	testutil_run_free(&r);
 	unlink(config);
 	free(config);
 
@@ -705,7 +617,7 @@ START_TEST(test_ctl_view_and_missing_relation)
 	r = run_ctl((const char *[]){"-c", config, "migrate", NULL});
 	ck_assert_msg(r.status == 1, "exit %d\n%s%s", r.status, r.out, r.err);
 	assert_contains(r.err, "orders relation public.nosuch does not exist");
-	run_free(&r);
+	testutil_run_free(&r);
 	unlink(config);
 	free(config);
 
@@ -720,13 +632,13 @@ START_TEST(test_ctl_errors)
 
 	/* an unknown key: configuration error, exit 2, FILE:LINE on stderr */
 	char *config = write_config(conninfo, "public.orders", "no_such_key = 1\n");
-	struct run r = run_ctl((const char *[]){"-c", config, "migrate", NULL});
+	struct testutil_run r = run_ctl((const char *[]){"-c", config, "migrate", NULL});
 	ck_assert_msg(r.status == 2, "exit %d\n%s%s", r.status, r.out, r.err);
 	char *where = xasprintf("%s:5", config);
 	assert_contains(r.err, where);
 	assert_contains(r.err, "no_such_key");
 	free(where);
-	run_free(&r);
+	testutil_run_free(&r);
 	unlink(config);
 	free(config);
 
@@ -735,24 +647,24 @@ START_TEST(test_ctl_errors)
 	r = run_ctl((const char *[]){"-c", config, "migrate", NULL});
 	ck_assert_msg(r.status == 1, "exit %d\n%s%s", r.status, r.out, r.err);
 	assert_contains(r.err, "smartpayctl: database: ");
-	run_free(&r);
+	testutil_run_free(&r);
 
 	/* usage errors: exit 2 */
 	r = run_ctl((const char *[]){"-c", config, NULL});
 	ck_assert_int_eq(r.status, 2);
 	assert_contains(r.err, "no command");
-	run_free(&r);
+	testutil_run_free(&r);
 	r = run_ctl((const char *[]){"-c", config, "frobnicate", NULL});
 	ck_assert_int_eq(r.status, 2);
 	assert_contains(r.err, "unknown command 'frobnicate'");
-	run_free(&r);
+	testutil_run_free(&r);
 	r = run_ctl((const char *[]){"-c", config, "migrate", "now", NULL});
 	ck_assert_int_eq(r.status, 2);
 	assert_contains(r.err, "unexpected argument 'now'");
-	run_free(&r);
+	testutil_run_free(&r);
 	r = run_ctl((const char *[]){"--bogus", NULL});
 	ck_assert_int_eq(r.status, 2);
-	run_free(&r);
+	testutil_run_free(&r);
 	unlink(config);
 	free(config);
 
@@ -760,22 +672,22 @@ START_TEST(test_ctl_errors)
 	r = run_ctl((const char *[]){"-c", "/nonexistent/smartpayd.conf", "migrate", NULL});
 	ck_assert_msg(r.status == 2, "exit %d\n%s%s", r.status, r.out, r.err);
 	assert_contains(r.err, "/nonexistent/smartpayd.conf");
-	run_free(&r);
+	testutil_run_free(&r);
 
 	/* --help and --version need no configuration */
 	r = run_ctl((const char *[]){"--help", NULL});
 	ck_assert_int_eq(r.status, 0);
 	assert_contains(r.out, "migrate");
 	assert_contains(r.out, "--json");
-	run_free(&r);
+	testutil_run_free(&r);
 	r = run_ctl((const char *[]){"--version", NULL});
 	ck_assert_int_eq(r.status, 0);
 	assert_contains(r.out, "smartpayctl (" PACKAGE_NAME ") " PACKAGE_VERSION "\n");
-	run_free(&r);
+	testutil_run_free(&r);
 	r = run_ctl((const char *[]){"help", "migrate", NULL});
 	ck_assert_int_eq(r.status, 0);
 	assert_contains(r.out, "usage: smartpayctl [-c FILE] [--json] migrate\n");
-	run_free(&r);
+	testutil_run_free(&r);
 
 	free(conninfo);
 }
@@ -855,12 +767,7 @@ static Suite *migrate_suite(void)
 int main(void)
 {
 	pgtest_start();
-
-	SRunner *sr = srunner_create(migrate_suite());
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-
+	int status = testutil_run_suite(migrate_suite(), CK_ENV);
 	pgtest_stop();
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return status;
 }

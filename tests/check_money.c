@@ -1,6 +1,7 @@
 #include "autoconfig.h"
 
 #include "money.h"
+#include "testutil.h"
 
 #include <check.h>
 #include <inttypes.h>
@@ -234,9 +235,5 @@ static Suite *money_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(money_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return testutil_run_suite(money_suite(), CK_NORMAL);
 }

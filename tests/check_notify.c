@@ -5,8 +5,8 @@
 #include "autoconfig.h"
 
 #include "daemonproc.h"
-#include "opstest.h"
 #include "pgtest.h"
+#include "testutil.h"
 
 #include <check.h>
 #include <errno.h>
@@ -56,13 +56,6 @@ static void manager_close(struct manager *m)
 	free(m->msgs);
 }
 
-static long elapsed_ms(const struct timespec *start)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (now.tv_sec - start->tv_sec) * 1000L + (now.tv_nsec - start->tv_nsec) / 1000000L;
-}
-
 /* Receives datagrams for up to timeout_ms (returns early once one has arrived when
  * `one` is set). */
 static void manager_receive(struct manager *m, long timeout_ms, bool one)
@@ -70,7 +63,7 @@ static void manager_receive(struct manager *m, long timeout_ms, bool one)
 	struct timespec start;
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
-		long left = timeout_ms - elapsed_ms(&start);
+		long left = timeout_ms - testutil_elapsed_ms(&start);
 		if (left <= 0)
 			return;
 		struct pollfd pfd = {.fd = m->fd, .events = POLLIN};
@@ -131,7 +124,7 @@ static size_t manager_expect(struct manager *m, const char *line, long timeout_m
 				return i;
 			}
 		}
-		long left = timeout_ms - elapsed_ms(&start);
+		long left = timeout_ms - testutil_elapsed_ms(&start);
 		if (left <= 0) {
 			manager_dump(m);
 			ck_abort_msg("no %s within %ld ms", line, timeout_ms);
@@ -188,16 +181,16 @@ START_TEST(notify_lifecycle)
 	manager_expect(&m, "READY=1", 5000);
 
 	/* a broken configuration is refused: still RELOADING=1 then READY=1, old config kept */
-	char *conf = opstest_read_file(d.conf);
+	char *conf = testutil_read_file(d.conf);
 	ck_assert_ptr_nonnull(conf);
 	char *broken = NULL;
 	ck_assert_int_ge(asprintf(&broken, "%s[daemon]\nno_such_key = 1\n", conf), 0);
-	opstest_write_file(d.conf, broken);
+	testutil_write_file(d.conf, broken, 0600);
 	daemonproc_signal(&d, SIGHUP);
 	manager_expect(&m, "RELOADING=1", 5000);
 	manager_expect(&m, "READY=1", 5000);
 	ck_assert(daemonproc_log_contains(&d, "reload_failed"));
-	opstest_write_file(d.conf, conf);
+	testutil_write_file(d.conf, conf, 0600);
 	free(broken);
 	free(conf);
 
@@ -233,10 +226,6 @@ int main(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, notify_lifecycle);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return testutil_run_suite(s, CK_ENV);
 #endif
 }

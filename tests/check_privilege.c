@@ -5,75 +5,47 @@
 #include "autoconfig.h"
 
 #include "daemonproc.h"
-#include "opstest.h"
 #include "pgtest.h"
 #include "simproc.h"
+#include "testutil.h"
 
 #include <check.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 /* Runs sql/grant-smartpayd.sql with psql on `conninfo` with extra -v assignments
- * (NULL-terminated, may be NULL); returns psql's exit code. Its output goes to *output. */
+ * (NULL-terminated, may be NULL); returns psql's exit code. Its output (standard output,
+ * then standard error) goes to *output. */
 static int run_grant(const char *conninfo, const char *const *vars, char **output)
 {
 	const char *bindir = getenv("PG_BINDIR");
 	const char *src = getenv("SP_TOP_SRCDIR");
-	char psql[512], file[512], out_path[] = "/tmp/smartpayd-grant.XXXXXX";
+	char psql[512], file[512];
 	snprintf(psql, sizeof(psql), "%s/psql", bindir ? bindir : "/usr/lib/postgresql/15/bin");
 	snprintf(file, sizeof(file), "%s/sql/grant-smartpayd.sql", src ? src : ".");
-	int out = mkstemp(out_path);
-	ck_assert_int_ge(out, 0);
-	const char *argv[32] = {psql, "-X", "-d", conninfo, "-f", file};
-	int argc = 6;
+	const char *args[32] = {"-X", "-d", conninfo, "-f", file};
+	int argc = 5;
 	for (const char *const *v = vars; v && *v; v++) {
-		argv[argc++] = "-v";
-		argv[argc++] = *v;
+		args[argc++] = "-v";
+		args[argc++] = *v;
 	}
-	argv[argc] = NULL;
-	fflush(NULL);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		dup2(out, 1);
-		dup2(out, 2);
-		execv(psql, (char *const *)argv);
-		_exit(127);
-	}
-	close(out);
-	int st = 0;
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	*output = opstest_read_file(out_path);
-	unlink(out_path);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	args[argc] = NULL;
+	struct testutil_run r = testutil_run(psql, args, pgtest_dir());
+	ck_assert_int_ge(asprintf(output, "%s%s", r.out, r.err), 0);
+	testutil_run_free(&r);
+	return r.status;
 }
 
-/* Runs `smartpayctl -c CONF migrate` (as the schema owner) and returns its exit code. */
+/* Runs `smartpayctl -c CONF migrate` (as the schema owner) and returns its exit code;
+ * its standard error is passed on. */
 static int run_migrate(const char *conf)
 {
-	const char *top = getenv("SP_TOP_BUILDDIR");
-	char prog[512];
-	snprintf(prog, sizeof(prog), "%s/smartpayctl", top ? top : ".");
-	fflush(NULL);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		int null = open("/dev/null", O_WRONLY);
-		if (null >= 0)
-			dup2(null, 1);
-		execl(prog, prog, "-c", conf, "migrate", (char *)NULL);
-		_exit(127);
-	}
-	int st = 0;
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	struct testutil_run r = testutil_run_built(
+	    "smartpayctl", (const char *[]){"-c", conf, "migrate", NULL}, pgtest_dir());
+	fputs(r.err, stderr);
+	testutil_run_free(&r);
+	return r.status;
 }
 
 /* The conninfo with user=postgres replaced by user=ROLE. */
@@ -243,9 +215,5 @@ int main(void)
 	tcase_add_test(tc, daemon_runs_as_least_privilege_role);
 	tcase_add_test(tc, grant_refuses_unsafe_setups);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return testutil_run_suite(s, CK_ENV);
 }

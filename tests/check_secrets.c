@@ -6,47 +6,20 @@
 #include "autoconfig.h"
 
 #include "daemonproc.h"
-#include "opstest.h"
 #include "pgtest.h"
 #include "simproc.h"
+#include "testutil.h"
 
 #include <check.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #define WAIT_MS 30000
 #define MERCHANT "7f0c2a55-3b1e-4d8a-9c6f-0e4b5d2a7c91"
 #define RIGHT_KEY "Rk7-Q2xv9-Zt4mW8pL-c3Hs"
 #define WRONG_KEY "Wz3-Jd8r1-Hn6yB2qT-u5Ne"
-
-/* Standard base64 of a string (malloc'd). */
-static char *base64(const char *in)
-{
-	static const char tab[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t n = strlen(in);
-	char *out = malloc(4 * ((n + 2) / 3) + 1);
-	char *p = out;
-	for (size_t i = 0; i < n; i += 3) {
-		unsigned v = (unsigned)(unsigned char)in[i] << 16;
-		if (i + 1 < n)
-			v |= (unsigned)(unsigned char)in[i + 1] << 8;
-		if (i + 2 < n)
-			v |= (unsigned)(unsigned char)in[i + 2];
-		*p++ = tab[(v >> 18) & 63];
-		*p++ = tab[(v >> 12) & 63];
-		*p++ = i + 1 < n ? tab[(v >> 6) & 63] : '=';
-		*p++ = i + 2 < n ? tab[v & 63] : '=';
-	}
-	*p = '\0';
-	return out;
-}
 
 /* Looks in `text` for the key, any 10 characters of it, the base64 of merchant:key (the
  * Basic authorization value) or its key-bearing tail, the key in base64, or an
@@ -66,8 +39,8 @@ static const char *find_secret(const char *text, const char *key)
 	}
 	char *userpass = NULL;
 	ck_assert_int_ge(asprintf(&userpass, "%s:%s", MERCHANT, key), 0);
-	char *b64 = base64(userpass);
-	char *b64key = base64(key);
+	char *b64 = testutil_base64(userpass);
+	char *b64key = testutil_base64(key);
 	const char *what = NULL;
 	if (strstr(text, b64))
 		what = "the Basic authorization value";
@@ -89,30 +62,16 @@ static void assert_no_secret(const char *where, const char *text, const char *ke
 	ck_assert_msg(what == NULL, "%s contains %s", where, what);
 }
 
-/* Runs `smartpayd --check-config -c CONF` and returns its output (malloc'd). */
+/* Runs `smartpayd --check-config -c CONF`, which must succeed, and returns its output
+ * (malloc'd). */
 static char *check_config_output(const char *conf)
 {
-	const char *top = getenv("SP_TOP_BUILDDIR");
-	char prog[512], out_path[] = "/tmp/smartpayd-check.XXXXXX";
-	snprintf(prog, sizeof(prog), "%s/smartpayd", top ? top : ".");
-	int out = mkstemp(out_path);
-	ck_assert_int_ge(out, 0);
-	fflush(NULL);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		dup2(out, 1);
-		dup2(out, 2);
-		execl(prog, prog, "--check-config", "-c", conf, (char *)NULL);
-		_exit(127);
-	}
-	close(out);
-	int st = 0;
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	char *text = opstest_read_file(out_path);
-	unlink(out_path);
+	struct testutil_run r = testutil_run_built(
+	    "smartpayd", (const char *[]){"--check-config", "-c", conf, NULL}, pgtest_dir());
+	ck_assert_int_eq(r.status, 0);
+	char *text = NULL;
+	ck_assert_int_ge(asprintf(&text, "%s%s", r.out, r.err), 0);
+	testutil_run_free(&r);
 	return text;
 }
 
@@ -141,12 +100,10 @@ START_TEST(no_secret_in_logs)
 	struct daemonproc d;
 	daemonproc_init(&d, conninfo, simproc_base_url(sim), MERCHANT, WRONG_KEY, NULL);
 	daemonproc_start(&d, false);
-	long long alerts = wait_for_count(db,
-	                                  "SELECT count(*) FROM smartpay.alerts "
-	                                  "WHERE kind = 'credentials_rejected'",
-	                                  1, WAIT_MS);
-	if (alerts < 1)
-		daemonproc_print_log(&d);
+	long long alerts = daemonproc_wait_count(&d, db,
+	                                         "SELECT count(*) FROM smartpay.alerts "
+	                                         "WHERE kind = 'credentials_rejected'",
+	                                         1, WAIT_MS);
 	ck_assert_int_ge(alerts, 1);
 	ck_assert(daemonproc_log_contains(&d, "credentials_rejected"));
 
@@ -155,14 +112,12 @@ START_TEST(no_secret_in_logs)
 	                                  "\"reset_rate\": 0.2}"));
 	char key_path[320];
 	snprintf(key_path, sizeof(key_path), "%s/authentication-key", d.dir);
-	opstest_write_file(key_path, RIGHT_KEY "\n");
+	testutil_write_file(key_path, RIGHT_KEY "\n", 0600);
 	daemonproc_signal(&d, SIGHUP);
-	long long done = wait_for_count(db,
-	                                "SELECT count(*) FROM smartpay.modifications "
-	                                "WHERE state = 'succeeded'",
-	                                6, WAIT_MS);
-	if (done < 6)
-		daemonproc_print_log(&d);
+	long long done = daemonproc_wait_count(&d, db,
+	                                       "SELECT count(*) FROM smartpay.modifications "
+	                                       "WHERE state = 'succeeded'",
+	                                       6, WAIT_MS);
 	ck_assert_int_eq(done, 6);
 	ck_assert_int_eq(daemonproc_stop(&d), 0);
 	ck_assert(daemonproc_log_contains(&d, "reloaded"));
@@ -170,7 +125,7 @@ START_TEST(no_secret_in_logs)
 	ck_assert(daemonproc_log_contains(&d, "level=debug") || daemonproc_log_contains(&d, "<7>"));
 
 	/* the whole log, the --check-config output and the ledger are clean */
-	char *log = opstest_read_file(d.log);
+	char *log = testutil_read_file(d.log);
 	ck_assert_ptr_nonnull(log);
 	ck_assert_uint_gt(strlen(log), 1000);
 	assert_no_secret("the log", log, WRONG_KEY);
@@ -201,7 +156,7 @@ START_TEST(search_finds_leaks)
 {
 	char *userpass = NULL;
 	ck_assert_int_ge(asprintf(&userpass, "%s:%s", MERCHANT, RIGHT_KEY), 0);
-	char *b64 = base64(userpass);
+	char *b64 = testutil_base64(userpass);
 	char *line = NULL;
 	ck_assert_int_ge(asprintf(&line, "event=x header=\"Basic %s\"\n", b64), 0);
 	ck_assert_str_eq(find_secret(line, RIGHT_KEY), "the Basic authorization value");
@@ -221,7 +176,7 @@ END_TEST
 
 START_TEST(base64_known_answer)
 {
-	char *b = base64("Aladdin:open sesame");
+	char *b = testutil_base64("Aladdin:open sesame");
 	ck_assert_str_eq(b, "QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
 	free(b);
 }
@@ -239,9 +194,5 @@ int main(void)
 	tcase_set_timeout(tc, 90);
 	tcase_add_test(tc, no_secret_in_logs);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return testutil_run_suite(s, CK_ENV);
 }

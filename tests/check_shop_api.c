@@ -1,19 +1,18 @@
 #include "autoconfig.h"
 
 #include <check.h>
-#include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <libpq-fe.h>
 
 #include "migrate.h"
 #include "money.h"
 #include "pgtest.h"
+#include "testutil.h"
 #include "xmalloc.h"
 
 /* The settings smartpayctl migrate writes for the example shop. */
@@ -418,31 +417,6 @@ START_TEST(test_refund_amounts)
 }
 END_TEST
 
-/* Sleeps for `ms` milliseconds. */
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-/* Waits until `n` backends of this database wait for an advisory lock. */
-static void wait_for_lock_waiters(PGconn *observer, long long n)
-{
-	long long waiting = 0;
-
-	for (int tries = 0; tries < 1000 && waiting < n; tries++) {
-		waiting =
-		    pgtest_int(observer, "SELECT count(*) FROM pg_locks WHERE locktype = "
-		                         "'advisory' AND NOT granted AND database = (SELECT oid "
-		                         "FROM pg_database WHERE datname = current_database())");
-		if (waiting < n)
-			sleep_ms(10);
-	}
-	ck_assert_int_eq(waiting, n);
-}
-
 /* Waits for the result of an asynchronous query on `conn`; returns it (PQclear it). */
 static PGresult *await_result(PGconn *conn)
 {
@@ -469,7 +443,7 @@ START_TEST(test_concurrent_last_amount)
 	pgtest_exec(a, "BEGIN");
 	request_ok(a, "SELECT smartpay.request_refund('1', 40)");
 	ck_assert(PQsendQuery(b, "SELECT smartpay.request_refund('1', 40)"));
-	wait_for_lock_waiters(observer, 1);
+	pgtest_wait_advisory_waiters(observer, 1);
 	pgtest_exec(a, "COMMIT");
 	PGresult *res = await_result(b);
 	ck_assert_int_eq(PQresultStatus(res), PGRES_FATAL_ERROR);
@@ -483,7 +457,7 @@ START_TEST(test_concurrent_last_amount)
 	pgtest_exec(a, "BEGIN");
 	request_ok(a, "SELECT smartpay.request_refund('2', 10)");
 	ck_assert(PQsendQuery(b, "SELECT smartpay.request_refund('2', 10)"));
-	wait_for_lock_waiters(observer, 1);
+	pgtest_wait_advisory_waiters(observer, 1);
 	pgtest_exec(a, "ROLLBACK");
 	res = await_result(b);
 	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
@@ -496,7 +470,7 @@ START_TEST(test_concurrent_last_amount)
 	pgtest_exec(a, "BEGIN");
 	request_ok(a, "SELECT smartpay.request_cancel_or_refund('3')");
 	ck_assert(PQsendQuery(b, "SELECT smartpay.request_refund('3', 1)"));
-	wait_for_lock_waiters(observer, 1);
+	pgtest_wait_advisory_waiters(observer, 1);
 	pgtest_exec(a, "COMMIT");
 	res = await_result(b);
 	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "SP003");
@@ -776,12 +750,7 @@ static Suite *shop_api_suite(void)
 int main(void)
 {
 	pgtest_start();
-
-	SRunner *sr = srunner_create(shop_api_suite());
-	srunner_run_all(sr, CK_ENV);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-
+	int status = testutil_run_suite(shop_api_suite(), CK_ENV);
 	pgtest_stop();
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return status;
 }

@@ -16,6 +16,7 @@
 #include "request.h"
 #include "simproc.h"
 #include "state.h"
+#include "testutil.h"
 #include "timeutil.h"
 #include "xmalloc.h"
 
@@ -992,14 +993,6 @@ START_TEST(http_control_api)
 }
 END_TEST
 
-/* Elapsed wall-clock milliseconds since *t0. */
-static long elapsed_ms(const struct timespec *t0)
-{
-	struct timespec t1;
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
-}
-
 START_TEST(http_fault_fail_status)
 {
 	char *id = simproc_create_txn(sim, "10.00", "EUR");
@@ -1099,7 +1092,7 @@ START_TEST(http_fault_slow)
 	ck_assert(simproc_call(sim, "POST", "/payment/capture", simproc_api_headers(sim), body,
 	                       5000, NULL, &r));
 	ck_assert_int_eq(r.status, 200);
-	ck_assert_int_ge(elapsed_ms(&t0), 1400);
+	ck_assert_int_ge(testutil_elapsed_ms(&t0), 1400);
 	simproc_reply_free(&r);
 	ck_assert_int_eq(simproc_count_effects(sim, id, "CAPTURE"), 1);
 	free(body);
@@ -1147,7 +1140,7 @@ START_TEST(http_fault_latency_and_seed)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	ck_assert(simproc_status(sim, id, &r));
 	ck_assert_int_eq(r.status, 200);
-	ck_assert_int_ge(elapsed_ms(&t0), 240);
+	ck_assert_int_ge(testutil_elapsed_ms(&t0), 240);
 	simproc_reply_free(&r);
 
 	/* a seeded fail_rate gives the same sequence twice */
@@ -1264,7 +1257,7 @@ START_TEST(http_stop_with_answers_pending)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	ck_assert(simproc_stop(sim));
 	sim = NULL;
-	ck_assert_int_lt(elapsed_ms(&t0), 10000);
+	ck_assert_int_lt(testutil_elapsed_ms(&t0), 10000);
 	free(body);
 	free(id);
 }
@@ -1364,10 +1357,7 @@ static Suite *sim_suite(void)
 int main(void)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	SRunner *sr = srunner_create(sim_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	int status = testutil_run_suite(sim_suite(), CK_NORMAL);
 	curl_global_cleanup();
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return status;
 }

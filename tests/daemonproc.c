@@ -1,6 +1,7 @@
 #include "autoconfig.h"
 
 #include "daemonproc.h"
+#include "testutil.h"
 
 #include <check.h>
 #include <errno.h>
@@ -13,24 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Path of a built program, from the build tree the tests run in. */
-static char *built(const char *name)
-{
-	const char *top = getenv("SP_TOP_BUILDDIR");
-	static char path[512];
-	snprintf(path, sizeof(path), "%s/%s", top ? top : ".", name);
-	return path;
-}
-
-static void write_file(const char *path, const char *text, mode_t mode)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
-	ck_assert_msg(fd >= 0, "cannot write %s: %s", path, strerror(errno));
-	size_t n = strlen(text);
-	ck_assert_int_eq(write(fd, text, n), (ssize_t)n);
-	close(fd);
-}
-
 /* One configuration line of a test config. */
 struct conf_entry {
 	char section[32];
@@ -40,7 +23,7 @@ struct conf_entry {
 
 /* Sets section.key, replacing an earlier value (the config parser refuses duplicates). */
 static void conf_set(struct conf_entry *entries, size_t *n, size_t cap, const char *section,
-		     const char *key, const char *value)
+                     const char *key, const char *value)
 {
 	for (size_t i = 0; i < *n; i++) {
 		if (strcmp(entries[i].section, section) == 0 && strcmp(entries[i].key, key) == 0) {
@@ -67,7 +50,8 @@ static void conf_apply(struct conf_entry *entries, size_t *n, size_t cap, const 
 		if (*line == '[') {
 			char *close = strchr(line, ']');
 			ck_assert_ptr_nonnull(close);
-			snprintf(section, sizeof(section), "%.*s", (int)(close - line - 1), line + 1);
+			snprintf(section, sizeof(section), "%.*s", (int)(close - line - 1),
+			         line + 1);
 			continue;
 		}
 		char *eq = strchr(line, '=');
@@ -87,7 +71,7 @@ static void conf_apply(struct conf_entry *entries, size_t *n, size_t cap, const 
 }
 
 void daemonproc_init(struct daemonproc *d, const char *conninfo, const char *base_url,
-		     const char *merchant_key, const char *auth_key, const char *extra)
+                     const char *merchant_key, const char *auth_key, const char *extra)
 {
 	memset(d, 0, sizeof(*d));
 	snprintf(d->dir, sizeof(d->dir), "/tmp/smartpayd-test.XXXXXX");
@@ -98,7 +82,7 @@ void daemonproc_init(struct daemonproc *d, const char *conninfo, const char *bas
 	snprintf(key, sizeof(key), "%s/authentication-key", d->dir);
 	char *key_text = NULL;
 	ck_assert_int_ge(asprintf(&key_text, "%s\n", auth_key), 0);
-	write_file(key, key_text, 0600);
+	testutil_write_file(key, key_text, 0600);
 	free(key_text);
 
 	struct conf_entry entries[64];
@@ -138,7 +122,7 @@ void daemonproc_init(struct daemonproc *d, const char *conninfo, const char *bas
 				fprintf(out, "%s = %s\n", entries[j].key, entries[j].value);
 	}
 	fclose(out);
-	write_file(d->conf, conf, 0644);
+	testutil_write_file(d->conf, conf, 0644);
 	free(conf);
 	for (size_t i = 0; i < n; i++)
 		free(entries[i].value);
@@ -147,6 +131,7 @@ void daemonproc_init(struct daemonproc *d, const char *conninfo, const char *bas
 void daemonproc_start(struct daemonproc *d, bool once)
 {
 	ck_assert_int_eq(d->pid, 0);
+	char *prog = testutil_built_program("smartpayd");
 	fflush(NULL);
 	pid_t pid = fork();
 	ck_assert_int_ge(pid, 0);
@@ -167,7 +152,6 @@ void daemonproc_start(struct daemonproc *d, bool once)
 				free(name);
 			}
 		}
-		const char *prog = built("smartpayd");
 		const char *wrapper = getenv("DAEMONPROC_WRAPPER");
 		if (wrapper && *wrapper)
 			/* the wrapper (e.g. valgrind) execs the daemon in this same process */
@@ -179,6 +163,7 @@ void daemonproc_start(struct daemonproc *d, bool once)
 			execl(prog, prog, "-c", d->conf, (char *)NULL);
 		_exit(127);
 	}
+	free(prog);
 	d->pid = pid;
 }
 
@@ -221,22 +206,11 @@ void daemonproc_signal(struct daemonproc *d, int sig)
 		kill(d->pid, sig);
 }
 
-/* Reads the whole log into a malloc'd string. */
+/* Reads the whole log into a malloc'd string ("" when there is none yet). */
 static char *read_log(const struct daemonproc *d)
 {
-	FILE *f = fopen(d->log, "r");
-	if (f == NULL)
-		return calloc(1, 1);
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *mem = open_memstream(&buf, &len);
-	char chunk[4096];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		fwrite(chunk, 1, n, mem);
-	fclose(f);
-	fclose(mem);
-	return buf;
+	char *text = testutil_read_file(d->log);
+	return text != NULL ? text : calloc(1, 1);
 }
 
 bool daemonproc_log_contains(const struct daemonproc *d, const char *needle)
@@ -273,7 +247,7 @@ void daemonproc_cleanup(struct daemonproc *d)
 long long wait_for_count(PGconn *conn, const char *sql, long long want, int timeout_ms)
 {
 	long long value = -1;
-	struct timespec start, now;
+	struct timespec start;
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
 		if (PQstatus(conn) != CONNECTION_OK)
@@ -284,11 +258,17 @@ long long wait_for_count(PGconn *conn, const char *sql, long long want, int time
 		PQclear(res);
 		if (value >= want)
 			return value;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		long long elapsed = (now.tv_sec - start.tv_sec) * 1000LL +
-				    (now.tv_nsec - start.tv_nsec) / 1000000;
-		if (elapsed >= timeout_ms)
+		if (testutil_elapsed_ms(&start) >= timeout_ms)
 			return value;
 		usleep(20000);
 	}
+}
+
+long long daemonproc_wait_count(const struct daemonproc *d, PGconn *conn, const char *sql,
+                                long long want, int timeout_ms)
+{
+	long long got = wait_for_count(conn, sql, want, timeout_ms);
+	if (got < want)
+		daemonproc_print_log(d);
+	return got;
 }

@@ -10,11 +10,11 @@
 #include <libpq-fe.h>
 
 struct daemonproc {
-	char dir[256];      /* temp dir with smartpayd.conf, the key file and the log */
+	char dir[256]; /* temp dir with smartpayd.conf, the key file and the log */
 	char conf[300];
 	char log[300];
-	pid_t pid;          /* 0 when not running */
-	int status;         /* wait status of the last exit */
+	pid_t pid;  /* 0 when not running */
+	int status; /* wait status of the last exit */
 	/* Environment changes for the daemon, applied in the child before exec: "NAME=value"
 	 * sets, "NAME" unsets. NULL-terminated; NULL (the default after init) for none. */
 	const char *const *env;
@@ -24,7 +24,7 @@ struct daemonproc {
  * key, short retry and poll times for tests, and `extra` appended verbatim (INI lines,
  * may repeat sections, e.g. "[daemon]\ninstance_name = b\n"). */
 void daemonproc_init(struct daemonproc *d, const char *conninfo, const char *base_url,
-		     const char *merchant_key, const char *auth_key, const char *extra);
+                     const char *merchant_key, const char *auth_key, const char *extra);
 
 /* Starts smartpayd (with --once when `once`) and returns at once. With
  * DAEMONPROC_WRAPPER set in the environment (e.g. "valgrind -q --error-exitcode=99
@@ -48,5 +48,9 @@ void daemonproc_cleanup(struct daemonproc *d);
 /* Polls until `sql` (one row, one integer column) returns at least `want`, or the
  * timeout passes; returns the last value seen. */
 long long wait_for_count(PGconn *conn, const char *sql, long long want, int timeout_ms);
+
+/* Same, printing the daemon's log when the count stays below `want`. */
+long long daemonproc_wait_count(const struct daemonproc *d, PGconn *conn, const char *sql,
+                                long long want, int timeout_ms);
 
 #endif

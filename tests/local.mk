@@ -3,52 +3,54 @@ TESTS_ENVIRONMENT = SP_TOP_BUILDDIR='$(abs_top_builddir)' SP_TOP_SRCDIR='$(abs_t
 if HAVE_CHECK
 check_PROGRAMS += tests/check_gateway tests/check_http
 TESTS += tests/check_gateway tests/check_http
-tests_check_gateway_SOURCES = tests/check_gateway.c
+tests_check_gateway_SOURCES = tests/check_gateway.c tests/testutil.c tests/testutil.h
 tests_check_gateway_LDADD = $(SP_LIBS) $(CHECK_LIBS)
 tests_check_gateway_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-tests_check_http_SOURCES = tests/check_http.c
+tests_check_http_SOURCES = tests/check_http.c tests/testutil.c tests/testutil.h
 tests_check_http_LDADD = $(SP_LIBS) $(CHECK_LIBS)
 tests_check_http_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 check_PROGRAMS += tests/check_money tests/check_log tests/check_config
 TESTS += tests/check_money tests/check_log tests/check_config
-tests_check_money_SOURCES = tests/check_money.c
+tests_check_money_SOURCES = tests/check_money.c tests/testutil.c tests/testutil.h
 tests_check_money_LDADD = $(SP_LIBS) $(CHECK_LIBS)
 tests_check_money_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-tests_check_log_SOURCES = tests/check_log.c
+tests_check_log_SOURCES = tests/check_log.c tests/testutil.c tests/testutil.h
 tests_check_log_LDADD = $(SP_LIBS) $(CHECK_LIBS)
 tests_check_log_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-tests_check_config_SOURCES = tests/check_config.c
+tests_check_config_SOURCES = tests/check_config.c tests/testutil.c tests/testutil.h
 tests_check_config_LDADD = $(SP_LIBS) $(CHECK_LIBS)
 tests_check_config_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 # migrations and smartpayctl against a private PostgreSQL (tests/pgtest.h)
 check_PROGRAMS += tests/check_migrate
 TESTS += tests/check_migrate
-tests_check_migrate_SOURCES = tests/check_migrate.c tests/pgtest.c tests/pgtest.h
+tests_check_migrate_SOURCES = tests/check_migrate.c tests/pgtest.c tests/pgtest.h \
+	tests/testutil.c tests/testutil.h
 tests_check_migrate_LDADD = $(SP_LIBS) $(CHECK_LIBS)
 tests_check_migrate_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 # smartpay-sim: its pure modules directly, and the program over HTTP (tests/simproc.h)
 check_PROGRAMS += tests/check_sim
 TESTS += tests/check_sim
-tests_check_sim_SOURCES = tests/check_sim.c tests/simproc.c tests/simproc.h $(SIM_CORE_SOURCES)
+tests_check_sim_SOURCES = tests/check_sim.c tests/simproc.c tests/simproc.h $(SIM_CORE_SOURCES) \
+	tests/testutil.c tests/testutil.h
 tests_check_sim_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/sim
 tests_check_sim_LDADD = $(SP_LIBS) $(CHECK_LIBS)
 tests_check_sim_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 # the pure decisions: intents from orders and requests, outcomes from answers
 check_PROGRAMS += tests/check_decide
 TESTS += tests/check_decide
-tests_check_decide_SOURCES = tests/check_decide.c
+tests_check_decide_SOURCES = tests/check_decide.c tests/testutil.c tests/testutil.h
 tests_check_decide_LDADD = $(SP_LIBS) $(CHECK_LIBS)
 tests_check_decide_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 # the daemon end to end: real smartpayd, PostgreSQL and smartpay-sim
 check_PROGRAMS += tests/check_daemon
 TESTS += tests/check_daemon
 tests_check_daemon_SOURCES = tests/check_daemon.c tests/daemonproc.c tests/daemonproc.h \
-	tests/pgtest.c tests/pgtest.h tests/simproc.c tests/simproc.h
+	tests/pgtest.c tests/pgtest.h tests/simproc.c tests/simproc.h tests/testutil.c tests/testutil.h
 tests_check_daemon_LDADD = $(SP_LIBS) $(CHECK_LIBS)
 tests_check_daemon_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 # operations: metrics and health, sd_notify, least-privilege role, no secrets in logs
 OPS_TEST_SOURCES = tests/opstest.c tests/opstest.h tests/daemonproc.c tests/daemonproc.h \
-	tests/pgtest.c tests/pgtest.h tests/simproc.c tests/simproc.h
+	tests/pgtest.c tests/pgtest.h tests/simproc.c tests/simproc.h tests/testutil.c tests/testutil.h
 check_PROGRAMS += tests/check_metrics
 TESTS += tests/check_metrics
 tests_check_metrics_SOURCES = tests/check_metrics.c $(OPS_TEST_SOURCES)
@@ -58,7 +60,7 @@ tests_check_metrics_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 check_PROGRAMS += tests/check_alerts
 TESTS += tests/check_alerts
 tests_check_alerts_SOURCES = tests/check_alerts.c tests/daemonproc.c tests/daemonproc.h \
-	tests/pgtest.c tests/pgtest.h tests/simproc.c tests/simproc.h
+	tests/pgtest.c tests/pgtest.h tests/simproc.c tests/simproc.h tests/testutil.c tests/testutil.h
 tests_check_alerts_LDADD = $(SP_LIBS) $(CHECK_LIBS)
 tests_check_alerts_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 check_PROGRAMS += tests/check_notify
@@ -79,10 +81,12 @@ tests_check_secrets_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 # the shop-facing SQL API (sql/003_shop_api.sql) and the smartpayctl commands
 check_PROGRAMS += tests/check_shop_api tests/check_ctl
 TESTS += tests/check_shop_api tests/check_ctl
-tests_check_shop_api_SOURCES = tests/check_shop_api.c tests/pgtest.c tests/pgtest.h
+tests_check_shop_api_SOURCES = tests/check_shop_api.c tests/pgtest.c tests/pgtest.h \
+	tests/testutil.c tests/testutil.h
 tests_check_shop_api_LDADD = $(SP_LIBS) $(CHECK_LIBS)
 tests_check_shop_api_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-tests_check_ctl_SOURCES = tests/check_ctl.c tests/pgtest.c tests/pgtest.h
+tests_check_ctl_SOURCES = tests/check_ctl.c tests/pgtest.c tests/pgtest.h \
+	tests/testutil.c tests/testutil.h
 tests_check_ctl_LDADD = $(SP_LIBS) $(CHECK_LIBS)
 tests_check_ctl_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 endif

@@ -1,5 +1,6 @@
 /* Helpers shared by the operations tests (metrics, sd_notify, least privilege, secrets):
- * free ports, one-shot HTTP requests, editing the generated daemon configuration. */
+ * one-shot HTTP requests, editing the generated daemon configuration (the generic
+ * helpers, files, ports and time, are in testutil.h). */
 #ifndef SP_OPSTEST_H
 #define SP_OPSTEST_H
 
@@ -7,19 +8,10 @@
 
 struct daemonproc;
 
-/* A TCP port on 127.0.0.1 that was free a moment ago. */
-int opstest_free_port(void);
-
 /* Sends one request (method GET, HEAD or POST with an empty body) and returns the HTTP
  * status, or 0 when no answer arrived within timeout_ms. *body (may be NULL) receives
  * the malloc'd answer body. */
 long opstest_http(const char *method, const char *url, long timeout_ms, char **body);
-
-/* Reads a whole file into a malloc'd string; NULL when it cannot be read. */
-char *opstest_read_file(const char *path);
-
-/* Writes text to path (mode 0600), failing the test on error. */
-void opstest_write_file(const char *path, const char *text);
 
 /* Replaces the first occurrence of `from` in the daemon's configuration file by `to`,
  * failing the test when it is absent. */
@@ -28,8 +20,5 @@ void opstest_conf_replace(const struct daemonproc *d, const char *from, const ch
 /* Polls url until it answers `want` (status) or timeout_ms passes; returns the last
  * status seen. */
 long opstest_wait_status(const char *url, long want, long timeout_ms);
-
-/* Sleeps for ms milliseconds. */
-void opstest_sleep_ms(long ms);
 
 #endif

@@ -24,6 +24,7 @@
 
 #include "migrate.h"
 #include "pgtest.h"
+#include "testutil.h"
 #include "xmalloc.h"
 
 #define PGTEST_DEFAULT_BINDIR "/usr/lib/postgresql/15/bin"
@@ -166,24 +167,6 @@ static void start_watchdog(void)
 	pg.watchdog_fd = fds[1];
 }
 
-/* A TCP port on 127.0.0.1 that nobody listens on right now. */
-static int free_port(void)
-{
-	struct sockaddr_in addr = {.sin_family = AF_INET};
-	socklen_t len = sizeof(addr);
-	int port = -1;
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return -1;
-	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&addr, &len) == 0)
-		port = ntohs(addr.sin_port);
-	close(fd);
-	return port;
-}
-
 /* Copies a whole file to stderr (the server log on failures). */
 static void print_file(const char *path)
 {
@@ -200,29 +183,6 @@ static void print_file(const char *path)
 		fwrite(buf, 1, n, stderr);
 	fprintf(stderr, "----- end of %s -----\n", path);
 	fclose(f);
-}
-
-/* The whole content of a file (malloc'd), or NULL. */
-static char *read_file(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	size_t len = 0, cap = 4096;
-	char *text;
-
-	if (f == NULL)
-		return NULL;
-	text = xmalloc(cap);
-	for (;;) {
-		size_t n = fread(text + len, 1, cap - len - 1, f);
-		len += n;
-		if (n == 0)
-			break;
-		if (cap - len - 1 == 0)
-			text = xrealloc(text, cap *= 2);
-	}
-	text[len] = '\0';
-	fclose(f);
-	return text;
 }
 
 /* Runs a coreutils program (cp, rm) as ourselves; true on exit status 0. */
@@ -262,7 +222,7 @@ static char *template_stamp(void)
 static bool template_valid(const char *template)
 {
 	char *path = xasprintf("%s/" PGTEST_TEMPLATE_STAMP, template);
-	char *have = read_file(path);
+	char *have = testutil_read_file(path);
 	char *want = template_stamp();
 	bool ok = have != NULL && strcmp(have, want) == 0;
 
@@ -398,10 +358,10 @@ static bool server_stop(bool immediate)
 	return ok;
 }
 
-/* True when the server log says the port was taken between free_port() and start. */
+/* True when the server log says the port was taken between testutil_free_port() and start. */
 static bool port_was_taken(void)
 {
-	char *log = read_file(pg.log);
+	char *log = testutil_read_file(pg.log);
 	bool taken = log != NULL && strstr(log, "Address already in use") != NULL;
 
 	free(log);
@@ -514,7 +474,7 @@ const char *pgtest_start_with(const struct pgtest_options *opts)
 	}
 	bool started = false;
 	for (int attempt = 0; attempt < PGTEST_PORT_ATTEMPTS && !started; attempt++) {
-		pg.port = free_port();
+		pg.port = testutil_free_port();
 		if (pg.port < 0 || !write_conf(attempt == 0)) {
 			note("no free port on 127.0.0.1");
 			exit(1);
@@ -734,7 +694,7 @@ void pgtest_exec_file_at(const char *file, int line, PGconn *conn, const char *p
 {
 	const char *top = getenv("SP_TOP_SRCDIR");
 	char *full = xasprintf("%s/%s", top != NULL && top[0] != '\0' ? top : ".", path);
-	char *sql = read_file(full);
+	char *sql = testutil_read_file(full);
 
 	if (sql == NULL) {
 		char *why = xasprintf("%s: %s", full, strerror(errno));
@@ -798,7 +758,8 @@ char *pgtest_createdb_shop_at(const char *file, int line, const char *name)
 	pgtest_migrate_at(file, line, conn);
 	/* what `smartpayctl migrate` also does: settings and the currency table */
 	struct migrate_settings settings = {.orders_relation = "public.orders",
-					    .authorization_validity_ms = INT64_C(120) * 3600 * 1000};
+	                                    .authorization_validity_ms =
+	                                        INT64_C(120) * 3600 * 1000};
 	if (migrate_write_settings(conn, &settings, &err) != 0)
 		fail_at(file, line, false, "settings: %s", err ? err : "not written");
 	if (migrate_attach_orders_trigger(conn, "public.orders", &err) != MIGRATE_TRIGGER_ATTACHED)
@@ -836,4 +797,22 @@ PGnotify *pgtest_wait_notify_at(const char *file, int line, PGconn *conn, int ti
 		if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR)
 			fail_at(file, line, false, "poll: %s", strerror(errno));
 	}
+}
+
+void pgtest_wait_advisory_waiters_at(const char *file, int line, PGconn *conn, long long n)
+{
+	long long waiting = 0;
+
+	for (int tries = 0; tries < 1000 && waiting < n; tries++) {
+		waiting =
+		    pgtest_int_at(file, line, conn,
+		                  "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+		                  "AND NOT granted AND database = (SELECT oid FROM pg_database "
+		                  "WHERE datname = current_database())");
+		if (waiting < n)
+			testutil_sleep_ms(10);
+	}
+	if (waiting != n)
+		fail_at(file, line, false, "%lld backends wait for an advisory lock, expected %lld",
+		        waiting, n);
 }

@@ -136,4 +136,10 @@ void pgtest_migrate_at(const char *file, int line, PGconn *conn);
 	pgtest_wait_notify_at(__FILE__, __LINE__, (conn), (timeout_ms))
 PGnotify *pgtest_wait_notify_at(const char *file, int line, PGconn *conn, int timeout_ms);
 
+/* Waits (up to about 10 s) until exactly `n` backends of the connection's database wait
+ * for an advisory lock; fails the test when they do not. */
+#define pgtest_wait_advisory_waiters(conn, n)                                                      \
+	pgtest_wait_advisory_waiters_at(__FILE__, __LINE__, (conn), (n))
+void pgtest_wait_advisory_waiters_at(const char *file, int line, PGconn *conn, long long n);
+
 #endif

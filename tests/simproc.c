@@ -1,6 +1,7 @@
 #include "autoconfig.h"
 
 #include "simproc.h"
+#include "testutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -172,28 +173,6 @@ static int read_port(int fd, int timeout_ms)
 	return atoi(colon + 1);
 }
 
-/* Base64 of text, for the Authorization header. */
-static char *base64(const char *text)
-{
-	static const char tbl[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t n = strlen(text), o = 0;
-	char *out = xmalloc(4 * ((n + 2) / 3) + 1);
-	for (size_t i = 0; i < n; i += 3) {
-		unsigned v = (unsigned char)text[i] << 16;
-		if (i + 1 < n)
-			v |= (unsigned char)text[i + 1] << 8;
-		if (i + 2 < n)
-			v |= (unsigned char)text[i + 2];
-		out[o++] = tbl[(v >> 18) & 63];
-		out[o++] = tbl[(v >> 12) & 63];
-		out[o++] = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
-		out[o++] = i + 2 < n ? tbl[v & 63] : '=';
-	}
-	out[o] = '\0';
-	return out;
-}
-
 /* Frees the handle's memory (not the process). */
 static void simproc_free(struct simproc *sim)
 {
@@ -245,8 +224,7 @@ struct simproc *simproc_start(const struct simproc_opts *opts)
 		key = xasprintf("%s/sim-key.pem", sim->dir);
 	}
 
-	const char *top = getenv("SP_TOP_BUILDDIR");
-	char *exe = xasprintf("%s/sim/smartpay-sim", top && *top ? top : ".");
+	char *exe = testutil_built_program("sim/smartpay-sim");
 	const char *argv[64];
 	int argc = 0;
 	char *wrapper = getenv("SIMPROC_WRAPPER") ? xstrdup(getenv("SIMPROC_WRAPPER")) : NULL;
@@ -311,7 +289,7 @@ struct simproc *simproc_start(const struct simproc_opts *opts)
 	}
 	sim->base_url = xasprintf("%s://127.0.0.1:%d", opts->tls ? "https" : "http", sim->port);
 	char *userpass = xasprintf("%s:%s", sim->merchant_key, sim->auth_key);
-	char *b64 = base64(userpass);
+	char *b64 = testutil_base64(userpass);
 	sim->hdr_auth = xasprintf("Authorization: Basic %s", b64);
 	free(userpass);
 	free(b64);
