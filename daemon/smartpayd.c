@@ -37,9 +37,9 @@ struct daemon {
 static void libevent_log(int severity, const char *msg)
 {
 	enum log_level level = severity >= EVENT_LOG_ERR    ? LOG_LVL_ERR
-			       : severity == EVENT_LOG_WARN ? LOG_LVL_WARNING
-			       : severity == EVENT_LOG_MSG  ? LOG_LVL_INFO
-							    : LOG_LVL_DEBUG;
+	                       : severity == EVENT_LOG_WARN ? LOG_LVL_WARNING
+	                       : severity == EVENT_LOG_MSG  ? LOG_LVL_INFO
+	                                                    : LOG_LVL_DEBUG;
 	log_event(level, "libevent", "msg", msg, NULL);
 }
 
@@ -209,7 +209,7 @@ static int run(struct daemon *d)
 	d->engine = engine_new(d->base, d->cfg, d->secret, d->once, &hooks);
 	char *why = NULL;
 	if (!metrics_new(d->base, d->engine, d->once ? "" : d->cfg->metrics_listen, &d->metrics,
-			 &why)) {
+	                 &why)) {
 		log_event(LOG_LVL_ERR, "startup_failed", "reason", why, NULL);
 		free(why);
 		engine_free(d->engine);
@@ -311,8 +311,8 @@ int main(int argc, char **argv)
 	}
 	log_init("smartpayd", (enum log_level)d.cfg->log_level);
 	if (d.cfg->warnings)
-		log_event(LOG_LVL_WARNING, "config_warning", "file", path, "warnings", d.cfg->warnings,
-			  NULL);
+		log_event(LOG_LVL_WARNING, "config_warning", "file", path, "warnings",
+		          d.cfg->warnings, NULL);
 
 	char *why = NULL;
 	d.secret = config_read_secret(d.cfg, &why);

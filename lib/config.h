@@ -21,8 +21,8 @@ struct sp_config {
 	char *path; /* the file this was loaded from */
 
 	/* [database] */
-	char *db_conninfo;      /* default "" (libpq defaults / PG* env) */
-	char *orders_relation;  /* default "public.orders"; "schema.name" or "name" */
+	char *db_conninfo;     /* default "" (libpq defaults / PG* env) */
+	char *orders_relation; /* default "public.orders"; "schema.name" or "name" */
 
 	/* [smartpay] */
 	char *base_url;                /* required; no trailing slash after load */
@@ -45,7 +45,8 @@ struct sp_config {
 	int64_t retry_base_ms;    /* default 1s */
 	int64_t retry_max_ms;     /* default 10m */
 	int64_t drain_timeout_ms; /* default 30s: SIGTERM waits this long for in-flight requests */
-	int log_level;            /* enum log_level; default info; key log_level = debug|info|notice|warning|error */
+	int log_level;            /* enum log_level; default info; key log_level =
+	                             debug|info|notice|warning|error */
 
 	/* [capture] */
 	struct sp_strlist shipped_statuses;   /* default "shipped" */
@@ -58,7 +59,7 @@ struct sp_config {
 	/* [alerts] */
 	int64_t *expiry_thresholds_ms; /* default 24h, 4h; sorted descending */
 	size_t expiry_threshold_count;
-	char *webhook_url;             /* default "" = no webhook */
+	char *webhook_url;              /* default "" = no webhook */
 	int64_t gateway_unreachable_ms; /* default 5m */
 
 	/* [metrics] */
@@ -74,18 +75,18 @@ struct sp_config {
  * one line per problem, each "FILE:LINE: key: reason" (LINE 0 for a missing
  * required key or an unreadable file). Unknown sections and keys are errors. */
 bool config_load(const char *path, struct sp_config **out, char **errors)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Same as config_load, from text in memory; `name` stands for the file name in errors. */
 bool config_load_string(const char *name, const char *text, struct sp_config **out, char **errors)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 void config_free(struct sp_config *cfg);
 
 /* Parses a duration: an integer followed by ms, s, m, h or d ("90s", "120h", "5d").
  * A bare integer is refused. Returns false with a static reason in *why. */
 bool config_parse_duration(const char *text, int64_t *ms, const char **why)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Reads the SmartPay authentication key: from authentication_key_file, or else
  * $CREDENTIALS_DIRECTORY/authentication-key. Trailing newlines are stripped.

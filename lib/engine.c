@@ -45,18 +45,18 @@ struct engine {
 	struct http_client *http;
 
 	/* what the next claim cycle should look at */
-	bool scan_wanted; /* the whole orders relation */
-	bool due_wanted;  /* pending retries whose time has come */
-	bool own_wanted;  /* this instance's rows from before a restart */
+	bool scan_wanted;     /* the whole orders relation */
+	bool due_wanted;      /* pending retries whose time has come */
+	bool own_wanted;      /* this instance's rows from before a restart */
 	bool requests_wanted; /* open refund / cancel_or_refund requests of the shop */
-	char **ids;       /* order ids from notifications and finished captures */
+	char **ids;           /* order ids from notifications and finished captures */
 	size_t nids, cap_ids;
 	/* claimed rows waiting for room in the in-flight window, oldest first */
 	struct store_claim *queue;
 	size_t qhead, qlen, qcap;
-	bool claiming; /* one claim cycle at a time */
-	bool preparing; /* store_prepare under way */
-	bool scanning; /* the cycle reads the whole orders relation */
+	bool claiming;   /* one claim cycle at a time */
+	bool preparing;  /* store_prepare under way */
+	bool scanning;   /* the cycle reads the whole orders relation */
 	size_t targeted; /* ids[0..targeted) were given to the running targeted claim */
 	int claim_limit; /* rows asked for by the running cycle */
 	bool prepared;
@@ -85,8 +85,8 @@ struct engine {
 };
 
 const int64_t engine_latency_bounds_us[ENGINE_LATENCY_BUCKETS] = {
-	5000,	 10000,	  25000,   50000,   100000,   250000,  500000,
-	1000000, 2500000, 5000000, 10000000, 30000000, 90000000};
+    5000,    10000,   25000,   50000,    100000,   250000,  500000,
+    1000000, 2500000, 5000000, 10000000, 30000000, 90000000};
 
 static void engine_pump(struct engine *e);
 static void engine_flush(struct engine *e);
@@ -182,7 +182,7 @@ static void engine_written(char **fenced, size_t nfenced, const char *error, voi
 	for (size_t i = 0; i < nfenced; i++) {
 		e->stats.fenced++;
 		log_event(LOG_LVL_WARNING, "outcome_fenced", "modification_id", fenced[i], "msg",
-			  "the lease moved to another owner; its outcome wins", NULL);
+		          "the lease moved to another owner; its outcome wins", NULL);
 	}
 	for (size_t i = 0; i < e->nwriting; i++) {
 		struct store_outcome *o = &e->writing[i];
@@ -223,7 +223,7 @@ static void engine_flush(struct engine *e)
 /* Log fields shared by every line about one modification. */
 #define FLIGHT_IDS(c)                                                                              \
 	"modification_id", (c)->modification_id, "order_id", (c)->order_id, "transaction_id",      \
-		(c)->transaction_id, "kind", mod_kind_name((c)->kind)
+	    (c)->transaction_id, "kind", mod_kind_name((c)->kind)
 
 /* Opens the circuit breaker: credentials were rejected, so nobody's request can succeed. */
 static void engine_pause_gateway(struct engine *e, bool *first)
@@ -233,8 +233,8 @@ static void engine_pause_gateway(struct engine *e, bool *first)
 		e->breaker_pause_ms = BREAKER_FIRST_PAUSE_MS;
 	else if (e->probing)
 		e->breaker_pause_ms = e->breaker_pause_ms * 2 > e->cfg->retry_max_ms
-					      ? e->cfg->retry_max_ms
-					      : e->breaker_pause_ms * 2;
+		                          ? e->cfg->retry_max_ms
+		                          : e->breaker_pause_ms * 2;
 	e->breaker_until_ms = now_ms() + e->breaker_pause_ms;
 	e->probing = false;
 	e->stats.gateway_paused = true;
@@ -287,15 +287,15 @@ static void engine_on_answer(const struct http_result *res, void *arg)
 	engine_note_gateway(e, res, now);
 
 	struct outcome_policy pol = {.retry_base_ms = e->cfg->retry_base_ms,
-				     .retry_max_ms = e->cfg->retry_max_ms,
-				     .max_attempts = e->cfg->max_attempts};
+	                             .retry_max_ms = e->cfg->retry_max_ms,
+	                             .max_attempts = e->cfg->max_attempts};
 	struct outcome_answer ans = {.http_status = res->http_status,
-				     .transport_error = res->transport_error,
-				     .timed_out = res->timed_out,
-				     .error = res->error,
-				     .body = res->body,
-				     .body_len = res->body_len,
-				     .retry_after = res->retry_after};
+	                             .transport_error = res->transport_error,
+	                             .timed_out = res->timed_out,
+	                             .error = res->error,
+	                             .body = res->body,
+	                             .body_len = res->body_len,
+	                             .retry_after = res->retry_after};
 	struct store_outcome o;
 	enum engine_result r = outcome_decide(&pol, c, &ans, now, backoff_random(), &o);
 	e->stats.results[c->kind][r]++;
@@ -308,15 +308,15 @@ static void engine_on_answer(const struct http_result *res, void *arg)
 	case ER_SUCCEEDED:
 		engine_resume_gateway(e);
 		e->stats.succeeded++;
-		log_event(LOG_LVL_INFO, "modification_succeeded", FLIGHT_IDS(c), "http_status", status,
-			  "payment_status", o.payment_status, "attempt", attempt, "elapsed_ms",
-			  elapsed, NULL);
+		log_event(LOG_LVL_INFO, "modification_succeeded", FLIGHT_IDS(c), "http_status",
+		          status, "payment_status", o.payment_status, "attempt", attempt,
+		          "elapsed_ms", elapsed, NULL);
 		break;
 	case ER_REFUSED:
 		engine_resume_gateway(e);
 		e->stats.refused++;
-		log_event(LOG_LVL_WARNING, "modification_refused", FLIGHT_IDS(c), "http_status", status,
-			  "reason", o.reason, NULL);
+		log_event(LOG_LVL_WARNING, "modification_refused", FLIGHT_IDS(c), "http_status",
+		          status, "reason", o.reason, NULL);
 		break;
 	case ER_AUTH_REJECTED: {
 		/* not this order's fault: sending pauses for everyone, one alert per episode */
@@ -327,17 +327,18 @@ static void engine_on_answer(const struct http_result *res, void *arg)
 			o.alert_severity = "critical";
 		}
 		e->stats.auth_rejected++;
-		log_event(first ? LOG_LVL_ERR : LOG_LVL_WARNING, "credentials_rejected", FLIGHT_IDS(c),
-			  "http_status", status, "msg",
-			  "SmartPay rejected the merchant key or authentication key; sending paused",
-			  NULL);
+		log_event(
+		    first ? LOG_LVL_ERR : LOG_LVL_WARNING, "credentials_rejected", FLIGHT_IDS(c),
+		    "http_status", status, "msg",
+		    "SmartPay rejected the merchant key or authentication key; sending paused",
+		    NULL);
 		break;
 	}
 	case ER_NEEDS_ATTENTION:
 		engine_resume_gateway(e);
 		e->stats.needs_attention++;
 		log_event(LOG_LVL_ERR, "modification_needs_attention", FLIGHT_IDS(c), "reason",
-			  o.reason, NULL);
+		          o.reason, NULL);
 		break;
 	default:
 		engine_resume_gateway(e);
@@ -348,7 +349,7 @@ static void engine_on_answer(const struct http_result *res, void *arg)
 		e->stats.retries++;
 		snprintf(delay, sizeof(delay), "%lld", (long long)o.retry_delay_ms);
 		log_event(LOG_LVL_WARNING, "modification_retry", FLIGHT_IDS(c), "reason", o.reason,
-			  "attempt", attempt, "retry_in_ms", delay, NULL);
+		          "attempt", attempt, "retry_in_ms", delay, NULL);
 		break;
 	}
 	store_claim_clear(&f->claim);
@@ -367,7 +368,7 @@ static void engine_expire(struct engine *e, struct store_claim *c)
 	e->stats.needs_attention++;
 	e->stats.results[c->kind][ER_NEEDS_ATTENTION]++;
 	log_event(LOG_LVL_ERR, "modification_needs_attention", FLIGHT_IDS(c), "reason", o.reason,
-		  NULL);
+	          NULL);
 	engine_record(e, &o);
 }
 
@@ -385,17 +386,17 @@ static void engine_send(struct engine *e, struct store_claim *claim)
 	memset(claim, 0, sizeof(*claim));
 	struct store_claim *c = &f->claim;
 	char *url = xasprintf("%s%s", e->cfg->base_url, mod_kind_path(c->kind));
-	char *origin = e->cfg->origin && *e->cfg->origin ? xasprintf("Origin: %s", e->cfg->origin)
-							 : NULL;
-	const char *headers[] = {"Content-Type: application/json", "Accept-Language: en-US",
-				 origin, NULL};
+	char *origin =
+	    e->cfg->origin && *e->cfg->origin ? xasprintf("Origin: %s", e->cfg->origin) : NULL;
+	const char *headers[] = {"Content-Type: application/json", "Accept-Language: en-US", origin,
+	                         NULL};
 	struct http_request req = {.method = "POST",
-				   .url = url,
-				   .headers = headers,
-				   .body = c->body,
-				   .body_len = strlen(c->body),
-				   .username = e->cfg->merchant_key,
-				   .password = e->secret};
+	                           .url = url,
+	                           .headers = headers,
+	                           .body = c->body,
+	                           .body_len = strlen(c->body),
+	                           .username = e->cfg->merchant_key,
+	                           .password = e->secret};
 	bool ok = http_submit(e->http, &req, engine_on_answer, f);
 	free(url);
 	free(origin);
@@ -541,7 +542,7 @@ static void engine_on_inserted(struct store_claim *rows, size_t n, const char *e
 /* Records intents (local refusals included) in one statement; what comes back is sent.
  * Frees the intents' bodies and reasons and both arrays. */
 static void engine_insert_intents(struct engine *e, struct store_intent *intents, char **reasons,
-				  size_t n)
+                                  size_t n)
 {
 	if (!store_insert_intents(e->st, intents, n, engine_on_inserted, e))
 		engine_claim_failed(e, "database connection lost");
@@ -560,8 +561,8 @@ static void engine_note_refusal(struct engine *e, const char *event, const struc
 		return;
 	e->stats.refused_locally++;
 	e->stats.results[in->kind][ER_REFUSED_LOCALLY]++;
-	log_event(LOG_LVL_ERR, event, "order_id", in->order_id, "transaction_id", in->transaction_id,
-		  "kind", mod_kind_name(in->kind), "reason", in->reason, NULL);
+	log_event(LOG_LVL_ERR, event, "order_id", in->order_id, "transaction_id",
+	          in->transaction_id, "kind", mod_kind_name(in->kind), "reason", in->reason, NULL);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -584,7 +585,7 @@ static void engine_forget_ids(struct engine *e, const struct store_candidate *ro
 	size_t kept = 0;
 	for (size_t i = 0; i < e->nids; i++) {
 		bool keep = i >= given ||
-			    (full && !bsearch(&e->ids[i], returned, n, sizeof(char *), cmp_str));
+		            (full && !bsearch(&e->ids[i], returned, n, sizeof(char *), cmp_str));
 		if (keep)
 			e->ids[kept++] = e->ids[i];
 		else
@@ -595,7 +596,7 @@ static void engine_forget_ids(struct engine *e, const struct store_candidate *ro
 }
 
 static void engine_on_candidates(struct store_candidate *rows, size_t n, const char *error,
-				 void *arg)
+                                 void *arg)
 {
 	struct engine *e = arg;
 	if (error) {
@@ -701,7 +702,7 @@ static void engine_pump(struct engine *e)
 		e->claiming = true;
 		e->targeted = e->nids;
 		if (!store_find_candidates(e->st, (const char *const *)e->ids, e->nids, room,
-					   engine_on_candidates, e)) {
+		                           engine_on_candidates, e)) {
 			e->claiming = false;
 			e->targeted = 0;
 		}
@@ -787,8 +788,8 @@ static void engine_drain_cb(evutil_socket_t fd, short what, void *arg)
 	char n[24];
 	snprintf(n, sizeof(n), "%zu", http_inflight(e->http));
 	log_event(LOG_LVL_WARNING, "drain_timeout", "inflight", n, "msg",
-		  "leaving requests in flight; they are resent with the same id at the next start",
-		  NULL);
+	          "leaving requests in flight; they are resent with the same id at the next start",
+	          NULL);
 	e->exited = true;
 	if (e->hooks.idle_exit)
 		e->hooks.idle_exit(e->hooks.arg);
@@ -880,7 +881,7 @@ static void engine_db_notify(void *arg, const char *channel, const char *payload
 /* ---- life cycle ---- */
 
 struct engine *engine_new(struct event_base *base, const struct sp_config *cfg, const char *secret,
-			  bool once, const struct engine_hooks *hooks)
+                          bool once, const struct engine_hooks *hooks)
 {
 	struct engine *e = xcalloc(1, sizeof(*e));
 	e->base = base;
@@ -890,14 +891,14 @@ struct engine *engine_new(struct event_base *base, const struct sp_config *cfg, 
 	if (hooks)
 		e->hooks = *hooks;
 	struct pg_conn_handlers h = {
-		.up = engine_db_up, .down = engine_db_down, .notify = engine_db_notify};
+	    .up = engine_db_up, .down = engine_db_down, .notify = engine_db_notify};
 	e->pc = pg_conn_new(base, cfg->db_conninfo, &h, e);
 	e->st = store_new(e->pc, cfg);
 	struct http_options ho = {.ca_file = cfg->ca_file && *cfg->ca_file ? cfg->ca_file : NULL,
-				  .timeout_ms = cfg->timeout_ms,
-				  .connect_timeout_ms = cfg->connect_timeout_ms,
-				  .max_host_connections = cfg->max_inflight,
-				  .user_agent = cfg->user_agent};
+	                          .timeout_ms = cfg->timeout_ms,
+	                          .connect_timeout_ms = cfg->connect_timeout_ms,
+	                          .max_host_connections = cfg->max_inflight,
+	                          .user_agent = cfg->user_agent};
 	e->http = http_client_new(base, &ho);
 	e->ev_kick = event_new(base, -1, 0, engine_kick_cb, e);
 	e->ev_timer = evtimer_new(base, engine_timer_cb, e);
@@ -926,7 +927,7 @@ void engine_drain(struct engine *e)
 	log_event(LOG_LVL_NOTICE, "draining", "inflight", n, NULL);
 	engine_release_queued(e);
 	struct timeval tv = {.tv_sec = e->cfg->drain_timeout_ms / 1000,
-			     .tv_usec = (e->cfg->drain_timeout_ms % 1000) * 1000};
+	                     .tv_usec = (e->cfg->drain_timeout_ms % 1000) * 1000};
 	evtimer_add(e->ev_drain, &tv);
 	engine_check_idle(e);
 }

@@ -20,20 +20,20 @@ extern const int64_t engine_latency_bounds_us[ENGINE_LATENCY_BUCKETS];
 
 /* Running totals, for logs, metrics and status lines. */
 struct engine_stats {
-	uint64_t results[4][ER_COUNT]; /* by enum mod_kind and result */
+	uint64_t results[4][ER_COUNT];                        /* by enum mod_kind and result */
 	uint64_t latency_buckets[ENGINE_LATENCY_BUCKETS + 1]; /* not cumulative */
 	uint64_t latency_count;
 	uint64_t latency_sum_us;
 	int64_t gateway_last_answer_ms; /* unix ms of the last HTTP answer of any status, 0 never */
 	int64_t gateway_failing_since_ms; /* unix ms of the first request left without an HTTP
-					   * answer since the last answer, 0 none */
-	uint64_t sent;            /* requests sent, retries included */
+	                                   * answer since the last answer, 0 none */
+	uint64_t sent;                    /* requests sent, retries included */
 	uint64_t succeeded;
 	uint64_t refused;         /* by the gateway */
 	uint64_t refused_locally; /* bad order rows */
 	uint64_t retries;         /* unknown outcomes scheduled again */
 	uint64_t needs_attention;
-	uint64_t fenced;          /* outcomes dropped because the lease moved on */
+	uint64_t fenced; /* outcomes dropped because the lease moved on */
 	uint64_t auth_rejected;
 	unsigned inflight;
 	bool db_up;
@@ -43,7 +43,7 @@ struct engine_stats {
 
 /* Optional hooks for the service manager. */
 struct engine_hooks {
-	void (*ready)(void *arg);  /* first time the database is connected and checked */
+	void (*ready)(void *arg);     /* first time the database is connected and checked */
 	void (*idle_exit)(void *arg); /* --once finished, or a drain completed */
 	void *arg;
 };
@@ -61,7 +61,7 @@ struct engine_listener {
 /* Creates an engine; `secret` is the SmartPay authentication key (copied). With `once`
  * it does what is due now, waits for the outcomes and then calls hooks->idle_exit. */
 struct engine *engine_new(struct event_base *base, const struct sp_config *cfg, const char *secret,
-			  bool once, const struct engine_hooks *hooks);
+                          bool once, const struct engine_hooks *hooks);
 void engine_free(struct engine *e);
 void engine_start(struct engine *e);
 /* Stops claiming; idle_exit runs once in-flight requests and outcome writes are done. */

@@ -11,10 +11,10 @@
  * refusal: in->reason says why and in->body is NULL. *reason_buf owns the reason text
  * when one was formatted (free it with the body). Pointers into `c` are kept. */
 void intent_from_order(const char *merchant_key, const char *modification_id,
-		       const struct store_candidate *c, struct store_intent *in, char **reason_buf);
+                       const struct store_candidate *c, struct store_intent *in, char **reason_buf);
 
 /* The same for a shop request: a refund of its amount, or a cancel_or_refund. */
 void intent_from_request(const char *merchant_key, const char *modification_id,
-			 const struct store_request *r, struct store_intent *in, char **reason_buf);
+                         const struct store_request *r, struct store_intent *in, char **reason_buf);
 
 #endif

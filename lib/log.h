@@ -4,7 +4,13 @@
 
 #include <stdbool.h>
 
-enum log_level { LOG_LVL_ERR = 3, LOG_LVL_WARNING = 4, LOG_LVL_NOTICE = 5, LOG_LVL_INFO = 6, LOG_LVL_DEBUG = 7 };
+enum log_level {
+	LOG_LVL_ERR = 3,
+	LOG_LVL_WARNING = 4,
+	LOG_LVL_NOTICE = 5,
+	LOG_LVL_INFO = 6,
+	LOG_LVL_DEBUG = 7
+};
 
 /* Sets the lowest priority that is written (default LOG_LVL_INFO) and the program name. */
 void log_init(const char *program, enum log_level max_level);
@@ -20,10 +26,11 @@ void log_event(enum log_level level, const char *event, ...) __attribute__((sent
 
 /* Writes one event with a free-text msg= made from a printf format. */
 void log_msg(enum log_level level, const char *event, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Formats one line into a malloc'd string without writing it (for tests). */
-char *log_format_line(enum log_level level, const char *event, const char *const *pairs, int npairs);
+char *log_format_line(enum log_level level, const char *event, const char *const *pairs,
+                      int npairs);
 /* (log_format_line: `pairs` holds 2 * npairs strings, key then value; the result is the
  * line without the timestamp or "<N>" prefix and without the newline. The caller frees it.) */
 

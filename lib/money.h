@@ -20,7 +20,7 @@ int money_exponent(const char *currency);
  * Refuses signs, exponents, spaces, empty text. On failure returns false and sets
  * *why to a static, human-readable reason. */
 bool money_parse(const char *text, const char *currency, int64_t *minor, const char **why)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Formats minor units as major-unit decimal text with exactly the currency's
  * exponent of fraction digits: 4000 EUR -> "40.00", 500 JPY -> "500",

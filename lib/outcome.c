@@ -11,9 +11,8 @@
 
 const char *engine_result_name(enum engine_result r)
 {
-	static const char *const names[ER_COUNT] = {"succeeded", "refused", "retry",
-						    "needs_attention", "auth_rejected",
-						    "refused_locally"};
+	static const char *const names[ER_COUNT] = {
+	    "succeeded", "refused", "retry", "needs_attention", "auth_rejected", "refused_locally"};
 	return (unsigned)r < ER_COUNT ? names[r] : "unknown";
 }
 
@@ -34,23 +33,23 @@ static char *dup_or_null(const char *s)
 }
 
 enum engine_result outcome_decide(const struct outcome_policy *p, const struct store_claim *c,
-				  const struct outcome_answer *a, int64_t now_ms, uint64_t random,
-				  struct store_outcome *o)
+                                  const struct outcome_answer *a, int64_t now_ms, uint64_t random,
+                                  struct store_outcome *o)
 {
 	struct gw_response parsed;
 	memset(&parsed, 0, sizeof(parsed));
-	bool body_ok = a->http_status > 0 &&
-		       response_parse(a->body, a->body_len, c->modification_id, &parsed);
+	bool body_ok =
+	    a->http_status > 0 && response_parse(a->body, a->body_len, c->modification_id, &parsed);
 	struct classification cls;
 	classify_answer(a->http_status, a->transport_error, a->timed_out, body_ok, a->retry_after,
-			now_ms, &cls);
+	                now_ms, &cls);
 
 	outcome_init(c, o);
 	o->http_status = a->http_status;
 	if (a->http_status > 0 && a->body_len > 0)
 		o->response_body = xstrndup(a->body, a->body_len < OUTCOME_MAX_STORED_RESPONSE
-							     ? a->body_len
-							     : OUTCOME_MAX_STORED_RESPONSE);
+		                                         ? a->body_len
+		                                         : OUTCOME_MAX_STORED_RESPONSE);
 	enum engine_result result;
 	switch (cls.outcome) {
 	case OUTCOME_ACCEPTED:
@@ -62,7 +61,7 @@ enum engine_result outcome_decide(const struct outcome_policy *p, const struct s
 	case OUTCOME_REFUSED:
 		o->state = "refused";
 		o->reason = parsed.error ? xasprintf("%s: %s", cls.reason, parsed.error)
-					 : xstrdup(cls.reason);
+		                         : xstrdup(cls.reason);
 		o->alert_kind = "modification_refused";
 		o->alert_severity = "critical";
 		result = ER_REFUSED;
@@ -76,18 +75,18 @@ enum engine_result outcome_decide(const struct outcome_policy *p, const struct s
 		break;
 	default: {
 		struct backoff_policy pol = {.base_ms = p->retry_base_ms,
-					     .max_ms = p->retry_max_ms,
-					     .max_attempts = p->max_attempts,
-					     .deadline_margin_ms = OUTCOME_DEADLINE_MARGIN_MS};
+		                             .max_ms = p->retry_max_ms,
+		                             .max_attempts = p->max_attempts,
+		                             .deadline_margin_ms = OUTCOME_DEADLINE_MARGIN_MS};
 		int64_t deadline = c->kind == MOD_CAPTURE ? c->deadline_ms : 0;
 		int64_t next_at = 0;
 		const char *why = NULL;
 		const char *detail = a->error && a->http_status == 0 ? a->error : cls.reason;
-		if (backoff_next(&pol, c->attempts + 1, now_ms, deadline, cls.retry_after_ms, random,
-				 &next_at, &why) == BACKOFF_GIVE_UP) {
+		if (backoff_next(&pol, c->attempts + 1, now_ms, deadline, cls.retry_after_ms,
+		                 random, &next_at, &why) == BACKOFF_GIVE_UP) {
 			o->state = "needs_attention";
-			o->reason = xasprintf("%s after %d attempts; last: %s", why, c->attempts + 1,
-					      detail);
+			o->reason = xasprintf("%s after %d attempts; last: %s", why,
+			                      c->attempts + 1, detail);
 			o->alert_kind = "needs_attention";
 			o->alert_severity = "critical";
 			result = ER_NEEDS_ATTENTION;

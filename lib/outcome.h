@@ -53,8 +53,8 @@ struct outcome_policy {
  * uncounted and due at once. Alerts are set for refusals and needs_attention; the
  * caller adds the one credentials alert per episode. */
 enum engine_result outcome_decide(const struct outcome_policy *p, const struct store_claim *c,
-				  const struct outcome_answer *a, int64_t now_ms, uint64_t random,
-				  struct store_outcome *o);
+                                  const struct outcome_answer *a, int64_t now_ms, uint64_t random,
+                                  struct store_outcome *o);
 
 /* The outcome of a capture whose authorization deadline passed while it was pending. */
 void outcome_expired(const struct store_claim *c, struct store_outcome *o);

@@ -79,7 +79,7 @@ static void query_free(struct pg_query *q)
 }
 
 struct pg_conn *pg_conn_new(struct event_base *base, const char *conninfo,
-			    const struct pg_conn_handlers *handlers, void *arg)
+                            const struct pg_conn_handlers *handlers, void *arg)
 {
 	struct pg_conn *pc = xcalloc(1, sizeof(*pc));
 	pc->base = base;
@@ -173,8 +173,8 @@ static void pg_conn_lost(struct pg_conn *pc, const char *why)
 	pg_conn_close(pc);
 	pg_conn_schedule_retry(pc);
 	pg_conn_fail_queue(pc, reason);
-	log_event(LOG_LVL_WARNING, was_up ? "db_disconnected" : "db_connect_failed", "reason", reason,
-		  NULL);
+	log_event(LOG_LVL_WARNING, was_up ? "db_disconnected" : "db_connect_failed", "reason",
+	          reason, NULL);
 	if (pc->handlers.down)
 		pc->handlers.down(pc->arg, reason);
 	free(reason);
@@ -255,7 +255,7 @@ static void pg_conn_connect_step(struct pg_conn *pc)
 	pc->retry_ms = RECONNECT_MIN_MS;
 	pg_conn_watch(pc, EV_READ);
 	log_event(LOG_LVL_INFO, "db_connected", "server_version",
-		  PQparameterStatus(pc->conn, "server_version"), NULL);
+	          PQparameterStatus(pc->conn, "server_version"), NULL);
 	if (pc->handlers.up)
 		pc->handlers.up(pc->arg);
 	pg_conn_pump(pc);
@@ -278,7 +278,7 @@ int pg_conn_server_version(const struct pg_conn *pc)
 
 /* Appends a query to the queue and starts it when the connection is free. */
 static bool pg_conn_enqueue(struct pg_conn *pc, const char *sql, int nparams,
-			    const char *const *params, pg_query_fn done, void *arg)
+                            const char *const *params, pg_query_fn done, void *arg)
 {
 	if (pc->state != PGC_UP)
 		return false;
@@ -303,7 +303,7 @@ static bool pg_conn_enqueue(struct pg_conn *pc, const char *sql, int nparams,
 }
 
 bool pg_conn_query(struct pg_conn *pc, const char *sql, int nparams, const char *const *params,
-		   pg_query_fn done, void *arg)
+                   pg_query_fn done, void *arg)
 {
 	return pg_conn_enqueue(pc, sql, nparams < 0 ? 0 : nparams, params, done, arg);
 }
@@ -338,7 +338,7 @@ static void pg_conn_pump(struct pg_conn *pc)
 		ok = PQsendQuery(pc->conn, q->sql);
 	else
 		ok = PQsendQueryParams(pc->conn, q->sql, q->nparams, NULL,
-				       (const char *const *)q->params, NULL, NULL, 0);
+		                       (const char *const *)q->params, NULL, NULL, 0);
 	if (!ok) {
 		char *why = xstrdup(PQerrorMessage(pc->conn));
 		pg_conn_lost(pc, why);
@@ -401,7 +401,7 @@ static void pg_conn_read(struct pg_conn *pc)
 		}
 		/* keep the first error, otherwise the last result */
 		bool kept_error = pc->keep && (PQresultStatus(pc->keep) == PGRES_FATAL_ERROR ||
-					       PQresultStatus(pc->keep) == PGRES_BAD_RESPONSE);
+		                               PQresultStatus(pc->keep) == PGRES_BAD_RESPONSE);
 		if (kept_error) {
 			PQclear(r);
 		} else {

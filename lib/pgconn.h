@@ -11,8 +11,9 @@ struct pg_conn; /* opaque */
 
 /* Called on connection changes and notifications; every pointer is valid during the call only. */
 struct pg_conn_handlers {
-	void (*up)(void *arg);                   /* connected (again): issue LISTEN etc. */
-	void (*down)(void *arg, const char *why); /* lost or failed; reconnecting in the background */
+	void (*up)(void *arg); /* connected (again): issue LISTEN etc. */
+	void (*down)(void *arg,
+	             const char *why); /* lost or failed; reconnecting in the background */
 	void (*notify)(void *arg, const char *channel, const char *payload);
 };
 
@@ -23,7 +24,7 @@ typedef void (*pg_query_fn)(PGresult *res, const char *error, void *arg);
 
 /* Creates the connection object; nothing happens until pg_conn_start. */
 struct pg_conn *pg_conn_new(struct event_base *base, const char *conninfo,
-			    const struct pg_conn_handlers *handlers, void *arg);
+                            const struct pg_conn_handlers *handlers, void *arg);
 /* Closes the connection; callbacks of queued queries are not called. */
 void pg_conn_free(struct pg_conn *pc);
 /* Starts connecting; after a failure it retries with backoff until pg_conn_free. */
@@ -35,11 +36,11 @@ unsigned pg_conn_queued(const struct pg_conn *pc);
 /* Queues one parameterised statement (text parameters, text results). Returns false
  * when the connection is not up; the callback is then never called. */
 bool pg_conn_query(struct pg_conn *pc, const char *sql, int nparams, const char *const *params,
-		   pg_query_fn done, void *arg) __attribute__((warn_unused_result));
+                   pg_query_fn done, void *arg) __attribute__((warn_unused_result));
 
 /* Queues parameterless SQL that may hold several statements (e.g. "LISTEN a; LISTEN b"). */
 bool pg_conn_exec(struct pg_conn *pc, const char *sql, pg_query_fn done, void *arg)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* The server version of the live connection, 0 when down. */
 int pg_conn_server_version(const struct pg_conn *pc);

@@ -38,14 +38,16 @@ static void service_status(struct service *s)
 {
 	const struct engine_stats *st = engine_stats(s->engine);
 	char line[256];
-	snprintf(line, sizeof(line),
-		 "STATUS=%s; database %s; in flight %u; succeeded %llu, refused %llu, retries %llu, "
-		 "needs attention %llu",
-		 s->stopping ? "draining" : st->gateway_paused ? "paused: credentials rejected"
-							     : "running",
-		 st->db_up ? "up" : "down", st->inflight, (unsigned long long)st->succeeded,
-		 (unsigned long long)(st->refused + st->refused_locally),
-		 (unsigned long long)st->retries, (unsigned long long)st->needs_attention);
+	snprintf(
+	    line, sizeof(line),
+	    "STATUS=%s; database %s; in flight %u; succeeded %llu, refused %llu, retries %llu, "
+	    "needs attention %llu",
+	    s->stopping          ? "draining"
+	    : st->gateway_paused ? "paused: credentials rejected"
+	                         : "running",
+	    st->db_up ? "up" : "down", st->inflight, (unsigned long long)st->succeeded,
+	    (unsigned long long)(st->refused + st->refused_locally),
+	    (unsigned long long)st->retries, (unsigned long long)st->needs_attention);
 	service_notify(line);
 }
 
@@ -74,7 +76,7 @@ struct service *service_new(struct event_base *base, const struct engine *engine
 	if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
 		/* ping at half the interval, as sd_watchdog_enabled(3) advises */
 		struct timeval tv = {.tv_sec = (time_t)(usec / 2 / 1000000),
-				     .tv_usec = (suseconds_t)(usec / 2 % 1000000)};
+		                     .tv_usec = (suseconds_t)(usec / 2 % 1000000)};
 		s->ev_watchdog = event_new(base, -1, EV_PERSIST, service_watchdog_cb, s);
 		event_add(s->ev_watchdog, &tv);
 	}
@@ -112,7 +114,8 @@ void service_reloading(struct service *s)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	char line[64];
 	snprintf(line, sizeof(line), "RELOADING=1\nMONOTONIC_USEC=%llu",
-		 (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
+	         (unsigned long long)ts.tv_sec * 1000000ULL +
+	             (unsigned long long)ts.tv_nsec / 1000);
 	service_notify(line);
 }
 

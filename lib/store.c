@@ -134,38 +134,38 @@ static char *candidate_sql(const char *relation, const char *id_type, bool targe
 	char *filter = targeted ? xasprintf("AND o.id = ANY($8::%s[])", id_type) : xstrdup("");
 	/* the columns every branch returns, and its tests of the ledger */
 	static const char cols[] =
-		"o.id::text AS id, o.status::text, o.smartpay_transaction_id::text, o.amount::text, "
-		"o.currency::text, o.capture_amount::text, (extract(epoch FROM "
-		"coalesce(o.authorization_expires_at, o.authorized_at + $3::interval)) * 1000)::bigint "
-		"AS deadline_ms";
+	    "o.id::text AS id, o.status::text, o.smartpay_transaction_id::text, o.amount::text, "
+	    "o.currency::text, o.capture_amount::text, (extract(epoch FROM "
+	    "coalesce(o.authorization_expires_at, o.authorized_at + $3::interval)) * 1000)::bigint "
+	    "AS deadline_ms";
 	static const char no_capture[] =
-		"NOT EXISTS (SELECT 1 FROM smartpay.modifications m WHERE m.order_id = o.id::text "
-		"AND m.kind = 'capture')";
+	    "NOT EXISTS (SELECT 1 FROM smartpay.modifications m WHERE m.order_id = o.id::text "
+	    "AND m.kind = 'capture')";
 	static const char no_cancel[] =
-		"NOT EXISTS (SELECT 1 FROM smartpay.modifications m WHERE m.order_id = o.id::text "
-		"AND m.kind IN ('cancel', 'cancel_or_refund'))";
+	    "NOT EXISTS (SELECT 1 FROM smartpay.modifications m WHERE m.order_id = o.id::text "
+	    "AND m.kind IN ('cancel', 'cancel_or_refund'))";
 	char *sql = xasprintf(
-		"SELECT * FROM ("
-		/* shipped: capture, unless a capture exists in any state */
-		"SELECT %s, 'capture' AS kind FROM %s o WHERE o.status::text = ANY($1::text[]) "
-		"AND %s %s "
-		"UNION ALL "
-		/* opt-in expiry policy: capture or cancel within the margin of the deadline */
-		"SELECT %s, $7 FROM %s o WHERE o.status::text = ANY($5::text[]) "
-		"AND coalesce(o.authorization_expires_at, o.authorized_at + $3::interval) "
-		"- $6::interval <= now() AND %s AND %s %s "
-		"UNION ALL "
-		/* cancelled: cancel before capture, cancel_or_refund after a successful one; a
-		 * pending or doubtful capture waits for its outcome */
-		"SELECT %s, CASE WHEN cap.state = 'succeeded' THEN 'cancel_or_refund' "
-		"ELSE 'cancel' END FROM %s o LEFT JOIN LATERAL (SELECT m.state FROM "
-		"smartpay.modifications m WHERE m.order_id = o.id::text AND m.kind = 'capture' "
-		"ORDER BY m.state = 'refused', m.created_at DESC LIMIT 1) cap ON true "
-		"WHERE o.status::text = ANY($2::text[]) "
-		"AND (cap.state IS NULL OR cap.state IN ('succeeded', 'refused')) AND %s %s"
-		") c ORDER BY deadline_ms NULLS LAST, id LIMIT $4",
-		cols, relation, no_capture, filter, cols, relation, no_capture, no_cancel, filter, cols,
-		relation, no_cancel, filter);
+	    "SELECT * FROM ("
+	    /* shipped: capture, unless a capture exists in any state */
+	    "SELECT %s, 'capture' AS kind FROM %s o WHERE o.status::text = ANY($1::text[]) "
+	    "AND %s %s "
+	    "UNION ALL "
+	    /* opt-in expiry policy: capture or cancel within the margin of the deadline */
+	    "SELECT %s, $7 FROM %s o WHERE o.status::text = ANY($5::text[]) "
+	    "AND coalesce(o.authorization_expires_at, o.authorized_at + $3::interval) "
+	    "- $6::interval <= now() AND %s AND %s %s "
+	    "UNION ALL "
+	    /* cancelled: cancel before capture, cancel_or_refund after a successful one; a
+	     * pending or doubtful capture waits for its outcome */
+	    "SELECT %s, CASE WHEN cap.state = 'succeeded' THEN 'cancel_or_refund' "
+	    "ELSE 'cancel' END FROM %s o LEFT JOIN LATERAL (SELECT m.state FROM "
+	    "smartpay.modifications m WHERE m.order_id = o.id::text AND m.kind = 'capture' "
+	    "ORDER BY m.state = 'refused', m.created_at DESC LIMIT 1) cap ON true "
+	    "WHERE o.status::text = ANY($2::text[]) "
+	    "AND (cap.state IS NULL OR cap.state IN ('succeeded', 'refused')) AND %s %s"
+	    ") c ORDER BY deadline_ms NULLS LAST, id LIMIT $4",
+	    cols, relation, no_capture, filter, cols, relation, no_capture, no_cancel, filter, cols,
+	    relation, no_cancel, filter);
 	free(filter);
 	return sql;
 }
@@ -177,29 +177,29 @@ static char *candidate_sql(const char *relation, const char *id_type, bool targe
 static char *requests_sql(const char *relation)
 {
 	return xasprintf(
-		"WITH linked AS (UPDATE smartpay.requests r SET modification_id = m.modification_id "
-		"FROM smartpay.modifications m WHERE r.modification_id IS NULL "
-		"AND r.kind = 'cancel_or_refund' AND m.order_id = r.order_id "
-		"AND m.kind IN ('cancel', 'cancel_or_refund') AND m.state <> 'refused' "
-		"RETURNING r.request_id) "
-		"SELECT r.request_id, r.order_id, r.kind, r.amount_minor, "
-		"coalesce(r.currency, cap.currency, ord.currency), r.reason, "
-		"coalesce(cap.transaction_id, ord.transaction_id), ord.amount, "
-		"EXISTS (SELECT 1 FROM smartpay.modifications c WHERE c.order_id = r.order_id "
-		"AND c.kind IN ('cancel', 'cancel_or_refund') AND c.state <> 'refused') "
-		"FROM smartpay.requests r "
-		"LEFT JOIN LATERAL (SELECT m.transaction_id, m.currency::text FROM "
-		"smartpay.modifications m WHERE m.order_id = r.order_id AND m.kind = 'capture' "
-		"AND m.state = 'succeeded' LIMIT 1) cap ON true "
-		"LEFT JOIN LATERAL (SELECT o.smartpay_transaction_id::text AS transaction_id, "
-		"o.currency::text AS currency, o.amount::text AS amount FROM %s o "
-		"WHERE o.id::text = r.order_id LIMIT 1) ord ON true "
-		"WHERE r.modification_id IS NULL "
-		"AND r.request_id NOT IN (SELECT request_id FROM linked) "
-		"AND NOT EXISTS (SELECT 1 FROM smartpay.modifications p WHERE p.state = 'pending' "
-		"AND p.transaction_id = coalesce(cap.transaction_id, ord.transaction_id)) "
-		"ORDER BY r.request_id LIMIT $1",
-		relation);
+	    "WITH linked AS (UPDATE smartpay.requests r SET modification_id = m.modification_id "
+	    "FROM smartpay.modifications m WHERE r.modification_id IS NULL "
+	    "AND r.kind = 'cancel_or_refund' AND m.order_id = r.order_id "
+	    "AND m.kind IN ('cancel', 'cancel_or_refund') AND m.state <> 'refused' "
+	    "RETURNING r.request_id) "
+	    "SELECT r.request_id, r.order_id, r.kind, r.amount_minor, "
+	    "coalesce(r.currency, cap.currency, ord.currency), r.reason, "
+	    "coalesce(cap.transaction_id, ord.transaction_id), ord.amount, "
+	    "EXISTS (SELECT 1 FROM smartpay.modifications c WHERE c.order_id = r.order_id "
+	    "AND c.kind IN ('cancel', 'cancel_or_refund') AND c.state <> 'refused') "
+	    "FROM smartpay.requests r "
+	    "LEFT JOIN LATERAL (SELECT m.transaction_id, m.currency::text FROM "
+	    "smartpay.modifications m WHERE m.order_id = r.order_id AND m.kind = 'capture' "
+	    "AND m.state = 'succeeded' LIMIT 1) cap ON true "
+	    "LEFT JOIN LATERAL (SELECT o.smartpay_transaction_id::text AS transaction_id, "
+	    "o.currency::text AS currency, o.amount::text AS amount FROM %s o "
+	    "WHERE o.id::text = r.order_id LIMIT 1) ord ON true "
+	    "WHERE r.modification_id IS NULL "
+	    "AND r.request_id NOT IN (SELECT request_id FROM linked) "
+	    "AND NOT EXISTS (SELECT 1 FROM smartpay.modifications p WHERE p.state = 'pending' "
+	    "AND p.transaction_id = coalesce(cap.transaction_id, ord.transaction_id)) "
+	    "ORDER BY r.request_id LIMIT $1",
+	    relation);
 }
 
 /* ---- preparation after each connect ---- */
@@ -207,8 +207,9 @@ static char *requests_sql(const char *relation)
 /* The schema version this build needs: the last built-in migration. */
 static int schema_version_needed(void)
 {
-	return sp_builtin_migration_count ? sp_builtin_migrations[sp_builtin_migration_count - 1].version
-					  : 0;
+	return sp_builtin_migration_count
+	           ? sp_builtin_migrations[sp_builtin_migration_count - 1].version
+	           : 0;
 }
 
 static void prepare_step(PGresult *res, const char *error, void *arg);
@@ -224,28 +225,31 @@ static void prepare_next(struct store_call *c)
 	case 0: {
 		snprintf(buf, sizeof(buf), "%d", schema_version_needed());
 		const char *p[] = {buf};
-		ok = pg_conn_query(st->pc,
-				   "SELECT coalesce((SELECT max(version) FROM smartpay.schema_migrations "
-				   "WHERE to_regclass('smartpay.schema_migrations') IS NOT NULL), 0) >= "
-				   "$1::int AS ok, to_regclass('smartpay.schema_migrations') IS NOT NULL",
-				   1, p, prepare_step, c);
+		ok = pg_conn_query(
+		    st->pc,
+		    "SELECT coalesce((SELECT max(version) FROM smartpay.schema_migrations "
+		    "WHERE to_regclass('smartpay.schema_migrations') IS NOT NULL), 0) >= "
+		    "$1::int AS ok, to_regclass('smartpay.schema_migrations') IS NOT NULL",
+		    1, p, prepare_step, c);
 		break;
 	}
 	case 1: {
 		const char *p[] = {st->cfg->orders_relation};
-		ok = pg_conn_query(st->pc,
-				   "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
-				   "WHERE a.attrelid = to_regclass($1) AND a.attname = 'id' "
-				   "AND NOT a.attisdropped",
-				   1, p, prepare_step, c);
+		ok =
+		    pg_conn_query(st->pc,
+		                  "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+		                  "WHERE a.attrelid = to_regclass($1) AND a.attname = 'id' "
+		                  "AND NOT a.attisdropped",
+		                  1, p, prepare_step, c);
 		break;
 	}
 	case 2: {
 		/* the orders contract: every column is there */
-		char *sql = xasprintf("SELECT id, status, smartpay_transaction_id, amount, currency, "
-				      "capture_amount, authorized_at, authorization_expires_at "
-				      "FROM %s LIMIT 0",
-				      st->relation);
+		char *sql =
+		    xasprintf("SELECT id, status, smartpay_transaction_id, amount, currency, "
+		              "capture_amount, authorized_at, authorization_expires_at "
+		              "FROM %s LIMIT 0",
+		              st->relation);
 		ok = pg_conn_query(st->pc, sql, 0, NULL, prepare_step, c);
 		free(sql);
 		break;
@@ -253,14 +257,14 @@ static void prepare_next(struct store_call *c)
 	case 3: {
 		snprintf(buf, sizeof(buf), "%d", STORE_INSTANCE_LOCK_CLASS);
 		const char *p[] = {buf, st->cfg->instance_name};
-		ok = pg_conn_query(st->pc, "SELECT pg_try_advisory_lock($1::int, hashtext($2))", 2, p,
-				   prepare_step, c);
+		ok = pg_conn_query(st->pc, "SELECT pg_try_advisory_lock($1::int, hashtext($2))", 2,
+		                   p, prepare_step, c);
 		break;
 	}
 	case 4:
-		ok = pg_conn_exec(st->pc,
-				  "LISTEN smartpay_orders; LISTEN smartpay_requests; LISTEN smartpay_due",
-				  prepare_step, c);
+		ok = pg_conn_exec(
+		    st->pc, "LISTEN smartpay_orders; LISTEN smartpay_requests; LISTEN smartpay_due",
+		    prepare_step, c);
 		break;
 	default:
 		done(0, NULL, c->arg);
@@ -284,12 +288,12 @@ static void prepare_step(PGresult *res, const char *error, void *arg)
 		why = xasprintf("%s", error);
 	} else if (c->step == 0 && strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
 		why = xasprintf("the database schema is not up to date (need version %d): run "
-				"`smartpayctl migrate`",
-				schema_version_needed());
+		                "`smartpayctl migrate`",
+		                schema_version_needed());
 	} else if (c->step == 1) {
 		if (PQntuples(res) != 1) {
 			why = xasprintf("orders relation %s not found or has no id column",
-					st->cfg->orders_relation);
+			                st->cfg->orders_relation);
 		} else {
 			free(st->id_type);
 			st->id_type = xstrdup(PQgetvalue(res, 0, 0));
@@ -302,8 +306,8 @@ static void prepare_step(PGresult *res, const char *error, void *arg)
 		}
 	} else if (c->step == 3 && strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
 		why = xasprintf("another smartpayd with instance_name %s is connected to this "
-				"database; each instance needs its own name",
-				st->cfg->instance_name);
+		                "database; each instance needs its own name",
+		                st->cfg->instance_name);
 	}
 	if (why) {
 		/* strip libpq's trailing newline */
@@ -373,25 +377,31 @@ static void candidates_done(PGresult *res, const char *error, void *arg)
 }
 
 bool store_find_candidates(struct store *st, const char *const *ids, size_t nids, int limit,
-			   store_candidates_fn done, void *arg)
+                           store_candidates_fn done, void *arg)
 {
 	if (st->sql_scan == NULL || !pg_conn_is_up(st->pc))
 		return false;
 	const struct sp_config *cfg = st->cfg;
 	char *shipped = array_literal(cfg->shipped_statuses.items, cfg->shipped_statuses.count);
 	char *cancelled =
-		array_literal(cfg->cancelled_statuses.items, cfg->cancelled_statuses.count);
+	    array_literal(cfg->cancelled_statuses.items, cfg->cancelled_statuses.count);
 	char *early = array_literal(cfg->early_statuses.items, cfg->early_statuses.count);
 	char validity[32], margin[32], lim[16];
 	interval_text(cfg->authorization_validity_ms, validity);
 	interval_text(cfg->early_margin_ms, margin);
 	snprintf(lim, sizeof(lim), "%d", limit);
 	char *idlist = ids ? array_literal((char *const *)ids, nids) : NULL;
-	const char *p[] = {shipped, cancelled, validity, lim, early, margin,
-			   cfg->early_action_cancel ? "cancel" : "capture", idlist};
+	const char *p[] = {shipped,
+	                   cancelled,
+	                   validity,
+	                   lim,
+	                   early,
+	                   margin,
+	                   cfg->early_action_cancel ? "cancel" : "capture",
+	                   idlist};
 	struct store_call *c = call_new(st, (void (*)(void))done, arg);
 	bool ok = pg_conn_query(st->pc, ids ? st->sql_targeted : st->sql_scan, ids ? 8 : 7, p,
-				candidates_done, c);
+	                        candidates_done, c);
 	if (!ok)
 		free(c);
 	free(shipped);
@@ -474,7 +484,7 @@ void store_requests_free(struct store_request *rows, size_t n)
 
 /* The columns every claim query returns, in the order claims_done reads them. */
 #define CLAIM_COLUMNS                                                                              \
-	"m.modification_id::text, m.order_id, m.transaction_id, m.kind, m.request_body, "        \
+	"m.modification_id::text, m.order_id, m.transaction_id, m.kind, m.request_body, "          \
 	"m.attempts, m.lease_generation, (extract(epoch FROM m.deadline) * 1000)::bigint, "        \
 	"coalesce(m.deadline <= now(), false)"
 
@@ -534,28 +544,28 @@ static void json_put_int(json_object *o, const char *key, int64_t value)
 }
 
 bool store_insert_intents(struct store *st, const struct store_intent *intents, size_t n,
-			  store_claims_fn done, void *arg)
+                          store_claims_fn done, void *arg)
 {
 	static const char sql[] =
-		"WITH u AS (SELECT * FROM json_to_recordset($1::json) AS u(id uuid, order_id text, "
-		"transaction_id text, kind text, amount bigint, currency text, body text, "
-		"reason text, deadline_ms bigint, request_id bigint)), "
-		"ins AS (INSERT INTO smartpay.modifications AS m (modification_id, order_id, "
-		"transaction_id, kind, amount_minor, currency, request_body, state, reason, deadline, "
-		"lease_owner, lease_generation, lease_expires_at, completed_at, request_id) "
-		"SELECT id, order_id, transaction_id, kind, amount, currency, body, "
-		"CASE WHEN reason IS NULL THEN 'pending' ELSE 'refused' END, reason, "
-		"to_timestamp(deadline_ms / 1000.0), CASE WHEN reason IS NULL THEN $2 END, 1, "
-		"CASE WHEN reason IS NULL THEN now() + $3::interval END, "
-		"CASE WHEN reason IS NULL THEN NULL ELSE now() END, request_id FROM u "
-		"ON CONFLICT DO NOTHING RETURNING *), "
-		"req AS (UPDATE smartpay.requests r SET modification_id = ins.modification_id "
-		"FROM ins WHERE r.request_id = ins.request_id), "
-		"al AS (INSERT INTO smartpay.alerts (kind, severity, order_id, modification_id, "
-		"dedup_key, message) SELECT 'order_refused', 'critical', order_id, modification_id, "
-		"kind || ':' || order_id, 'order ' || order_id || ' refused: ' || reason "
-		"FROM ins WHERE state = 'refused' ON CONFLICT DO NOTHING) "
-		"SELECT " CLAIM_COLUMNS " FROM ins m WHERE m.state = 'pending'";
+	    "WITH u AS (SELECT * FROM json_to_recordset($1::json) AS u(id uuid, order_id text, "
+	    "transaction_id text, kind text, amount bigint, currency text, body text, "
+	    "reason text, deadline_ms bigint, request_id bigint)), "
+	    "ins AS (INSERT INTO smartpay.modifications AS m (modification_id, order_id, "
+	    "transaction_id, kind, amount_minor, currency, request_body, state, reason, deadline, "
+	    "lease_owner, lease_generation, lease_expires_at, completed_at, request_id) "
+	    "SELECT id, order_id, transaction_id, kind, amount, currency, body, "
+	    "CASE WHEN reason IS NULL THEN 'pending' ELSE 'refused' END, reason, "
+	    "to_timestamp(deadline_ms / 1000.0), CASE WHEN reason IS NULL THEN $2 END, 1, "
+	    "CASE WHEN reason IS NULL THEN now() + $3::interval END, "
+	    "CASE WHEN reason IS NULL THEN NULL ELSE now() END, request_id FROM u "
+	    "ON CONFLICT DO NOTHING RETURNING *), "
+	    "req AS (UPDATE smartpay.requests r SET modification_id = ins.modification_id "
+	    "FROM ins WHERE r.request_id = ins.request_id), "
+	    "al AS (INSERT INTO smartpay.alerts (kind, severity, order_id, modification_id, "
+	    "dedup_key, message) SELECT 'order_refused', 'critical', order_id, modification_id, "
+	    "kind || ':' || order_id, 'order ' || order_id || ' refused: ' || reason "
+	    "FROM ins WHERE state = 'refused' ON CONFLICT DO NOTHING) "
+	    "SELECT " CLAIM_COLUMNS " FROM ins m WHERE m.state = 'pending'";
 	if (!pg_conn_is_up(st->pc))
 		return false;
 	json_object *arr = json_object_new_array_ext((int)n);
@@ -580,7 +590,7 @@ bool store_insert_intents(struct store *st, const struct store_intent *intents, 
 	char lease[32];
 	interval_text(st->cfg->lease_ms, lease);
 	const char *p[] = {json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN),
-			   st->cfg->instance_name, lease};
+	                   st->cfg->instance_name, lease};
 	struct store_call *c = call_new(st, (void (*)(void))done, arg);
 	bool ok = pg_conn_query(st->pc, sql, 3, p, claims_done, c);
 	if (!ok)
@@ -592,14 +602,14 @@ bool store_insert_intents(struct store *st, const struct store_intent *intents, 
 bool store_claim_due(struct store *st, int limit, bool own, store_claims_fn done, void *arg)
 {
 	static const char sql[] =
-		"WITH due AS (SELECT modification_id FROM smartpay.modifications "
-		"WHERE state = 'pending' AND ((next_attempt_at <= now() AND (lease_owner IS NULL "
-		"OR lease_expires_at < now())) OR ($4::bool AND lease_owner = $1)) "
-		"ORDER BY deadline NULLS LAST, next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) "
-		"UPDATE smartpay.modifications m SET lease_owner = $1, "
-		"lease_generation = m.lease_generation + 1, lease_expires_at = now() + $2::interval, "
-		"updated_at = now() FROM due WHERE m.modification_id = due.modification_id "
-		"RETURNING " CLAIM_COLUMNS;
+	    "WITH due AS (SELECT modification_id FROM smartpay.modifications "
+	    "WHERE state = 'pending' AND ((next_attempt_at <= now() AND (lease_owner IS NULL "
+	    "OR lease_expires_at < now())) OR ($4::bool AND lease_owner = $1)) "
+	    "ORDER BY deadline NULLS LAST, next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) "
+	    "UPDATE smartpay.modifications m SET lease_owner = $1, "
+	    "lease_generation = m.lease_generation + 1, lease_expires_at = now() + $2::interval, "
+	    "updated_at = now() FROM due WHERE m.modification_id = due.modification_id "
+	    "RETURNING " CLAIM_COLUMNS;
 	if (!pg_conn_is_up(st->pc))
 		return false;
 	char lease[32], lim[16];
@@ -636,36 +646,37 @@ static void outcomes_done(PGresult *res, const char *error, void *arg)
 }
 
 bool store_write_outcomes(struct store *st, const struct store_outcome *outcomes, size_t n,
-			  store_written_fn done, void *arg)
+                          store_written_fn done, void *arg)
 {
 	/* Rows whose lease moved on (another owner or generation) are not written; their ids
 	 * come back as fenced. */
 	static const char sql[] =
-		"WITH u AS (SELECT * FROM json_to_recordset($2::json) AS u(id uuid, gen bigint, "
-		"state text, reason text, http_status int, response_body text, payment_status text, "
-		"rrid text, delay_ms bigint, counted bool, alert_kind text, alert_severity text)), "
-		"upd AS (UPDATE smartpay.modifications m SET state = u.state, "
-		"reason = u.reason, "
-		"attempts = m.attempts + CASE WHEN u.counted THEN 1 ELSE 0 END, "
-		"http_status = coalesce(u.http_status, m.http_status), "
-		"response_body = coalesce(u.response_body, m.response_body), "
-		"payment_status = coalesce(u.payment_status, m.payment_status), "
-		"reconciliation_reference_id = coalesce(u.rrid, m.reconciliation_reference_id), "
-		"next_attempt_at = CASE WHEN u.state = 'pending' "
-		"THEN now() + coalesce(u.delay_ms, 0) * interval '1 millisecond' "
-		"ELSE m.next_attempt_at END, "
-		"lease_owner = NULL, lease_expires_at = NULL, updated_at = now(), "
-		"completed_at = CASE WHEN u.state = 'pending' THEN NULL ELSE now() END "
-		"FROM u WHERE m.modification_id = u.id AND m.lease_owner = $1 "
-		"AND m.lease_generation = u.gen AND m.state = 'pending' "
-		"RETURNING m.modification_id, m.order_id, m.kind, m.attempts, u.alert_kind, "
-		"u.alert_severity, m.reason), "
-		"al AS (INSERT INTO smartpay.alerts (kind, severity, order_id, modification_id, "
-		"dedup_key, message) SELECT alert_kind, alert_severity, order_id, modification_id, "
-		"modification_id::text || ':' || attempts, kind || ' for order ' || order_id || ': ' || "
-		"coalesce(reason, alert_kind) FROM upd WHERE alert_kind IS NOT NULL "
-		"ON CONFLICT DO NOTHING) "
-		"SELECT u.id::text FROM u WHERE u.id NOT IN (SELECT modification_id FROM upd)";
+	    "WITH u AS (SELECT * FROM json_to_recordset($2::json) AS u(id uuid, gen bigint, "
+	    "state text, reason text, http_status int, response_body text, payment_status text, "
+	    "rrid text, delay_ms bigint, counted bool, alert_kind text, alert_severity text)), "
+	    "upd AS (UPDATE smartpay.modifications m SET state = u.state, "
+	    "reason = u.reason, "
+	    "attempts = m.attempts + CASE WHEN u.counted THEN 1 ELSE 0 END, "
+	    "http_status = coalesce(u.http_status, m.http_status), "
+	    "response_body = coalesce(u.response_body, m.response_body), "
+	    "payment_status = coalesce(u.payment_status, m.payment_status), "
+	    "reconciliation_reference_id = coalesce(u.rrid, m.reconciliation_reference_id), "
+	    "next_attempt_at = CASE WHEN u.state = 'pending' "
+	    "THEN now() + coalesce(u.delay_ms, 0) * interval '1 millisecond' "
+	    "ELSE m.next_attempt_at END, "
+	    "lease_owner = NULL, lease_expires_at = NULL, updated_at = now(), "
+	    "completed_at = CASE WHEN u.state = 'pending' THEN NULL ELSE now() END "
+	    "FROM u WHERE m.modification_id = u.id AND m.lease_owner = $1 "
+	    "AND m.lease_generation = u.gen AND m.state = 'pending' "
+	    "RETURNING m.modification_id, m.order_id, m.kind, m.attempts, u.alert_kind, "
+	    "u.alert_severity, m.reason), "
+	    "al AS (INSERT INTO smartpay.alerts (kind, severity, order_id, modification_id, "
+	    "dedup_key, message) SELECT alert_kind, alert_severity, order_id, modification_id, "
+	    "modification_id::text || ':' || attempts, kind || ' for order ' || order_id || ': ' "
+	    "|| "
+	    "coalesce(reason, alert_kind) FROM upd WHERE alert_kind IS NOT NULL "
+	    "ON CONFLICT DO NOTHING) "
+	    "SELECT u.id::text FROM u WHERE u.id NOT IN (SELECT modification_id FROM upd)";
 	if (!pg_conn_is_up(st->pc))
 		return false;
 	json_object *arr = json_object_new_array_ext((int)n);
@@ -688,7 +699,7 @@ bool store_write_outcomes(struct store *st, const struct store_outcome *outcomes
 		json_object_array_add(arr, j);
 	}
 	const char *p[] = {st->cfg->instance_name,
-			   json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN)};
+	                   json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN)};
 	struct store_call *c = call_new(st, (void (*)(void))done, arg);
 	bool ok = pg_conn_query(st->pc, sql, 2, p, outcomes_done, c);
 	if (!ok)
@@ -714,7 +725,7 @@ static void next_due_done(PGresult *res, const char *error, void *arg)
 {
 	struct store_call *c = arg;
 	void (*done)(int64_t, const char *, void *) =
-		(void (*)(int64_t, const char *, void *))c->fn;
+	    (void (*)(int64_t, const char *, void *))c->fn;
 	if (error)
 		done(-1, error, c->arg);
 	else if (PQgetisnull(res, 0, 0))
@@ -725,12 +736,12 @@ static void next_due_done(PGresult *res, const char *error, void *arg)
 }
 
 bool store_next_due(struct store *st, void (*done)(int64_t delay_ms, const char *error, void *arg),
-		    void *arg)
+                    void *arg)
 {
 	static const char sql[] =
-		"SELECT greatest(0, (extract(epoch FROM min(greatest(next_attempt_at, "
-		"coalesce(lease_expires_at, next_attempt_at))) - now()) * 1000))::bigint "
-		"FROM smartpay.modifications WHERE state = 'pending'";
+	    "SELECT greatest(0, (extract(epoch FROM min(greatest(next_attempt_at, "
+	    "coalesce(lease_expires_at, next_attempt_at))) - now()) * 1000))::bigint "
+	    "FROM smartpay.modifications WHERE state = 'pending'";
 	if (!pg_conn_is_up(st->pc))
 		return false;
 	struct store_call *c = call_new(st, (void (*)(void))done, arg);

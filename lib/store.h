@@ -34,7 +34,7 @@ struct store_intent {
 	enum mod_kind kind;
 	int64_t amount_minor; /* -1 when unknown */
 	const char *currency;
-	char *body;           /* owned by the caller; NULL when refused */
+	char *body; /* owned by the caller; NULL when refused */
 	const char *reason;
 	int64_t deadline_ms;
 	int64_t request_id; /* the shop request it answers, 0 for none */
@@ -70,22 +70,24 @@ struct store_claim {
 struct store_outcome {
 	char *modification_id;
 	int64_t generation;
-	const char *state;     /* pending, succeeded, refused, needs_attention */
-	char *reason;          /* may be NULL */
-	int http_status;       /* 0 = none */
-	char *response_body;   /* may be NULL */
-	char *payment_status;  /* may be NULL */
+	const char *state;    /* pending, succeeded, refused, needs_attention */
+	char *reason;         /* may be NULL */
+	int http_status;      /* 0 = none */
+	char *response_body;  /* may be NULL */
+	char *payment_status; /* may be NULL */
 	char *reconciliation_reference_id;
 	int64_t retry_delay_ms; /* pending: next attempt after this delay */
-	bool counted;          /* counts as an attempt */
+	bool counted;           /* counts as an attempt */
 	const char *alert_kind; /* NULL: no alert */
 	const char *alert_severity;
-	char *order_id;        /* for logs and follow-up scans */
+	char *order_id; /* for logs and follow-up scans */
 	enum mod_kind kind;
 };
 
-typedef void (*store_candidates_fn)(struct store_candidate *rows, size_t n, const char *error, void *arg);
-typedef void (*store_requests_fn)(struct store_request *rows, size_t n, const char *error, void *arg);
+typedef void (*store_candidates_fn)(struct store_candidate *rows, size_t n, const char *error,
+                                    void *arg);
+typedef void (*store_requests_fn)(struct store_request *rows, size_t n, const char *error,
+                                  void *arg);
 typedef void (*store_claims_fn)(struct store_claim *rows, size_t n, const char *error, void *arg);
 typedef void (*store_done_fn)(size_t affected, const char *error, void *arg);
 typedef void (*store_written_fn)(char **fenced_ids, size_t nfenced, const char *error, void *arg);
@@ -107,7 +109,7 @@ bool store_prepare(struct store *st, store_done_fn done, void *arg);
 /* Orders needing a capture, cancel or cancel_or_refund, earliest deadline first.
  * With `ids` only those orders are looked at; else the whole relation. */
 bool store_find_candidates(struct store *st, const char *const *ids, size_t nids, int limit,
-			   store_candidates_fn done, void *arg);
+                           store_candidates_fn done, void *arg);
 
 /* Open refund and cancel_or_refund requests whose transaction has nothing in flight. */
 bool store_find_requests(struct store *st, int limit, store_requests_fn done, void *arg);
@@ -116,7 +118,7 @@ void store_requests_free(struct store_request *rows, size_t n);
 /* Records intents in one statement; the callback gets the rows that are now leased to
  * this daemon and must be sent (others lost a race or were refused locally). */
 bool store_insert_intents(struct store *st, const struct store_intent *intents, size_t n,
-			  store_claims_fn done, void *arg);
+                          store_claims_fn done, void *arg);
 
 /* Leases pending modifications that are due (and, with `own`, every pending row this
  * instance held before a restart), earliest deadline first. */
@@ -124,11 +126,11 @@ bool store_claim_due(struct store *st, int limit, bool own, store_claims_fn done
 
 /* Writes outcomes in one statement, fenced by lease owner and generation. */
 bool store_write_outcomes(struct store *st, const struct store_outcome *outcomes, size_t n,
-			  store_written_fn done, void *arg);
+                          store_written_fn done, void *arg);
 
 /* The delay until the earliest pending modification becomes due, or -1 for none. */
 bool store_next_due(struct store *st, void (*done)(int64_t delay_ms, const char *error, void *arg),
-		    void *arg);
+                    void *arg);
 
 void store_candidates_free(struct store_candidate *rows, size_t n);
 void store_claims_free(struct store_claim *rows, size_t n);

@@ -32,7 +32,7 @@ static void world_up(struct world *w, const struct simproc_opts *opts, const cha
 	w->sim = simproc_start(opts);
 	ck_assert_ptr_nonnull(w->sim);
 	daemonproc_init(&w->d, w->conninfo, simproc_base_url(w->sim), simproc_merchant_key(w->sim),
-			simproc_auth_key(w->sim), extra);
+	                simproc_auth_key(w->sim), extra);
 }
 
 static void world_down(struct world *w)
@@ -47,15 +47,15 @@ static void world_down(struct world *w)
 
 /* Creates an authorized transaction at the simulator and the shop's order for it. */
 static long add_order(struct world *w, const char *amount, const char *capture_amount,
-		      const char *status)
+                      const char *status)
 {
 	char *txn = simproc_create_txn(w->sim, amount, "EUR");
 	ck_assert_ptr_nonnull(txn);
 	const char *p[] = {txn, amount, capture_amount, status};
 	PGresult *r = PQexecParams(w->db,
-				   "INSERT INTO public.orders (smartpay_transaction_id, amount, "
-				   "capture_amount, status) VALUES ($1, $2, $3, $4) RETURNING id",
-				   4, NULL, p, NULL, NULL, 0);
+	                           "INSERT INTO public.orders (smartpay_transaction_id, amount, "
+	                           "capture_amount, status) VALUES ($1, $2, $3, $4) RETURNING id",
+	                           4, NULL, p, NULL, NULL, 0);
 	ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
 	long id = strtol(PQgetvalue(r, 0, 0), NULL, 10);
 	PQclear(r);
@@ -103,7 +103,7 @@ static void assert_exactly_once(struct world *w, const char *type, int expected_
 	ck_assert_ptr_nonnull(ledger);
 	ck_assert_int_eq(simproc_ledger_count(ledger, NULL, type), expected_effects);
 	PGresult *r = pgtest_query(w->db, "SELECT transaction_id FROM smartpay.modifications "
-					  "WHERE state = 'succeeded' AND kind = 'capture'");
+	                                  "WHERE state = 'succeeded' AND kind = 'capture'");
 	for (int i = 0; i < PQntuples(r); i++)
 		ck_assert_int_eq(simproc_ledger_count(ledger, PQgetvalue(r, i, 0), type), 1);
 	PQclear(r);
@@ -113,12 +113,12 @@ static void assert_exactly_once(struct world *w, const char *type, int expected_
 	for (size_t i = 0; i < n; i++) {
 		json_object *e = json_object_array_get_idx(effects, i);
 		const char *mid =
-			json_object_get_string(json_object_object_get(e, "modificationId"));
+		    json_object_get_string(json_object_object_get(e, "modificationId"));
 		const char *p[] = {mid};
 		PGresult *q = PQexecParams(w->db,
-					   "SELECT count(*) FROM smartpay.modifications WHERE "
-					   "modification_id = $1::uuid AND state = 'succeeded'",
-					   1, NULL, p, NULL, NULL, 0);
+		                           "SELECT count(*) FROM smartpay.modifications WHERE "
+		                           "modification_id = $1::uuid AND state = 'succeeded'",
+		                           1, NULL, p, NULL, NULL, 0);
 		ck_assert_str_eq(PQgetvalue(q, 0, 0), "1");
 		PQclear(q);
 	}
@@ -135,13 +135,13 @@ START_TEST(ships_cancels_and_refuses_bad_rows)
 	long later = add_order(&w, "99.00", NULL, "shipped");
 	add_order(&w, "10.00", NULL, "authorized"); /* not shipped: left alone */
 	pgtest_exec(w.db, "INSERT INTO public.orders (smartpay_transaction_id, amount, status) "
-			  "VALUES (NULL, 10.00, 'shipped')");
+	                  "VALUES (NULL, 10.00, 'shipped')");
 	pgtest_exec(w.db, "INSERT INTO public.orders (smartpay_transaction_id, amount, "
-			  "capture_amount, status) VALUES ('t-over', 10.00, 25.00, 'shipped')");
+	                  "capture_amount, status) VALUES ('t-over', 10.00, 25.00, 'shipped')");
 	pgtest_exec(w.db, "INSERT INTO public.orders (smartpay_transaction_id, amount, currency, "
-			  "status) VALUES ('t-cur', 10.00, 'XYZ', 'shipped')");
+	                  "status) VALUES ('t-cur', 10.00, 'XYZ', 'shipped')");
 	pgtest_exec(w.db, "INSERT INTO public.orders (smartpay_transaction_id, amount, status) "
-			  "VALUES ('t-neg', -5.00, 'shipped')");
+	                  "VALUES ('t-neg', -5.00, 'shipped')");
 
 	daemonproc_start(&w.d, false);
 	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state <> 'pending'", 8);
@@ -149,7 +149,7 @@ START_TEST(ships_cancels_and_refuses_bad_rows)
 	/* the shop cancels an order after its capture succeeded: cancelOrRefund */
 	char sql[200];
 	snprintf(sql, sizeof(sql), "UPDATE public.orders SET status = 'cancelled' WHERE id = %ld",
-		 later);
+	         later);
 	pgtest_exec(w.db, sql);
 	await(&w,
 	      "SELECT count(*) FROM smartpay.modifications WHERE kind = 'cancel_or_refund' "
@@ -158,30 +158,30 @@ START_TEST(ships_cancels_and_refuses_bad_rows)
 	ck_assert_int_eq(daemonproc_stop(&w.d), 0);
 
 	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications WHERE "
-				   "kind = 'capture' AND state = 'succeeded'"),
-			 3);
+	                           "kind = 'capture' AND state = 'succeeded'"),
+	                 3);
 	snprintf(sql, sizeof(sql),
-		 "SELECT amount_minor FROM smartpay.modifications WHERE order_id = '%ld'", partial);
+	         "SELECT amount_minor FROM smartpay.modifications WHERE order_id = '%ld'", partial);
 	ck_assert_int_eq(count(&w, sql), 2000);
 	snprintf(sql, sizeof(sql),
-		 "SELECT count(*) FROM smartpay.modifications WHERE order_id = '%ld' AND "
-		 "kind = 'cancel' AND state = 'succeeded'",
-		 cancelled);
+	         "SELECT count(*) FROM smartpay.modifications WHERE order_id = '%ld' AND "
+	         "kind = 'cancel' AND state = 'succeeded'",
+	         cancelled);
 	ck_assert_int_eq(count(&w, sql), 1);
 	snprintf(sql, sizeof(sql),
-		 "SELECT count(*) FROM smartpay.modifications WHERE order_id = '%ld' AND "
-		 "request_body NOT LIKE '%%modifiedAmount%%'",
-		 full);
+	         "SELECT count(*) FROM smartpay.modifications WHERE order_id = '%ld' AND "
+	         "request_body NOT LIKE '%%modifiedAmount%%'",
+	         full);
 	ck_assert_int_eq(count(&w, sql), 1);
 	/* four bad rows: refused locally with a reason and an alert, never sent */
 	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = "
-				   "'refused' AND request_body IS NULL AND reason IS NOT NULL"),
-			 4);
+	                           "'refused' AND request_body IS NULL AND reason IS NOT NULL"),
+	                 4);
 	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = "
-				   "'order_refused'"),
-			 4);
+	                           "'order_refused'"),
+	                 4);
 	char *reason = pgtest_value(w.db, "SELECT reason FROM smartpay.modifications WHERE "
-					  "transaction_id = 't-over'");
+	                                  "transaction_id = 't-over'");
 	ck_assert_str_eq(reason, "capture_amount above the authorized amount");
 	free(reason);
 	ck_assert(daemonproc_log_contains(&w.d, "event=order_refused"));
@@ -204,15 +204,16 @@ START_TEST(notification_wakes_the_daemon)
 	long id = add_order(&w, "10.00", NULL, "authorized");
 	daemonproc_start(&w.d, false);
 	ck_assert(wait_for_count(w.db, "SELECT count(*) FROM smartpay.schema_migrations", 1,
-				 WAIT_MS) >= 1);
+	                         WAIT_MS) >= 1);
 	usleep(300000); /* connected and listening */
 	char sql[128];
-	snprintf(sql, sizeof(sql), "UPDATE public.orders SET status = 'shipped' WHERE id = %ld", id);
+	snprintf(sql, sizeof(sql), "UPDATE public.orders SET status = 'shipped' WHERE id = %ld",
+	         id);
 	pgtest_exec(w.db, sql);
 	long long got = wait_for_count(w.db,
-				       "SELECT count(*) FROM smartpay.modifications "
-				       "WHERE state = 'succeeded'",
-				       1, 3000);
+	                               "SELECT count(*) FROM smartpay.modifications "
+	                               "WHERE state = 'succeeded'",
+	                               1, 3000);
 	if (got != 1)
 		daemonproc_print_log(&w.d);
 	ck_assert_int_eq(got, 1);
@@ -227,8 +228,8 @@ START_TEST(once_mode_exit_codes)
 	add_orders(&w, 20, "shipped");
 	ck_assert_int_eq(daemonproc_run_once(&w.d), 0);
 	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = "
-				   "'succeeded'"),
-			 20);
+	                           "'succeeded'"),
+	                 20);
 	/* nothing left: a second run is a no-op with exit 0 */
 	ck_assert_int_eq(daemonproc_run_once(&w.d), 0);
 	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "CAPTURE"), 20);
@@ -238,8 +239,8 @@ START_TEST(once_mode_exit_codes)
 	add_orders(&w, 2, "shipped");
 	ck_assert_int_eq(daemonproc_run_once(&w.d), 1);
 	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = "
-				   "'pending'"),
-			 2);
+	                           "'pending'"),
+	                 2);
 	world_down(&w);
 }
 END_TEST
@@ -250,7 +251,7 @@ START_TEST(check_config_reports_file_and_line)
 	world_up(&w, NULL, "[daemon]\nmax_inflight = lots\n");
 	char cmd[1200];
 	snprintf(cmd, sizeof(cmd), "'%s/smartpayd' --check-config -c '%s' 2>'%s'",
-		 getenv("SP_TOP_BUILDDIR") ? getenv("SP_TOP_BUILDDIR") : ".", w.d.conf, w.d.log);
+	         getenv("SP_TOP_BUILDDIR") ? getenv("SP_TOP_BUILDDIR") : ".", w.d.conf, w.d.log);
 	int st = system(cmd);
 	ck_assert(WIFEXITED(st));
 	ck_assert_int_eq(WEXITSTATUS(st), 2);
@@ -271,19 +272,19 @@ START_TEST(crash_after_intent_before_send)
 	add_orders(&w, 10, "shipped");
 	struct daemonproc dead;
 	daemonproc_init(&dead, w.conninfo, "http://127.0.0.1:9", simproc_merchant_key(w.sim),
-			simproc_auth_key(w.sim), "[daemon]\nretry_base = 10s\nretry_max = 10s\n");
+	                simproc_auth_key(w.sim), "[daemon]\nretry_base = 10s\nretry_max = 10s\n");
 	daemonproc_start(&dead, false);
 	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE attempts >= 1", 10);
 	daemonproc_kill(&dead);
 	daemonproc_cleanup(&dead);
 	PGresult *before = pgtest_query(w.db, "SELECT modification_id, request_body FROM "
-					      "smartpay.modifications ORDER BY 1");
+	                                      "smartpay.modifications ORDER BY 1");
 	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, NULL), 0);
 
 	daemonproc_start(&w.d, false);
 	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 10);
 	PGresult *after = pgtest_query(w.db, "SELECT modification_id, request_body FROM "
-					     "smartpay.modifications ORDER BY 1");
+	                                     "smartpay.modifications ORDER BY 1");
 	ck_assert_int_eq(PQntuples(after), 10);
 	for (int i = 0; i < 10; i++) {
 		ck_assert_str_eq(PQgetvalue(before, i, 0), PQgetvalue(after, i, 0));
@@ -309,8 +310,8 @@ START_TEST(crash_with_requests_in_flight)
 	await_effects(&w, "CAPTURE", 20);
 	daemonproc_kill(&w.d);
 	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = "
-				   "'pending'"),
-			 20);
+	                           "'pending'"),
+	                 20);
 	ck_assert(simproc_clear_faults(w.sim));
 
 	daemonproc_start(&w.d, false);
@@ -350,18 +351,21 @@ START_TEST(thousand_orders_under_faults)
 {
 	struct world w;
 	world_up(&w, NULL, "[daemon]\nmax_attempts = 100\n");
-	ck_assert(simproc_set_faults(w.sim, "{\"seed\": 7, \"drop_after_commit_rate\": 0.3, "
-					     "\"fail_rate\": 0.2, \"status\": 503, \"retry_after\": 0, "
-					     "\"latency_ms\": 5, \"jitter_ms\": 5}"));
+	ck_assert(simproc_set_faults(w.sim,
+	                             "{\"seed\": 7, \"drop_after_commit_rate\": 0.3, "
+	                             "\"fail_rate\": 0.2, \"status\": 503, \"retry_after\": 0, "
+	                             "\"latency_ms\": 5, \"jitter_ms\": 5}"));
 	add_orders(&w, 1000, "authorized");
 	daemonproc_start(&w.d, false);
 	pgtest_exec(w.db, "UPDATE public.orders SET status = 'shipped'");
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded' OR "
-		  "attempts >= 2",
+	await(&w,
+	      "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded' OR "
+	      "attempts >= 2",
 	      1000);
-	ck_assert(simproc_set_faults(w.sim, "{\"seed\": 8, \"drop_after_commit_rate\": 0.3, "
-					     "\"fail_rate\": 0.2, \"status\": 429, \"retry_after\": 0, "
-					     "\"latency_ms\": 5, \"jitter_ms\": 5}"));
+	ck_assert(simproc_set_faults(w.sim,
+	                             "{\"seed\": 8, \"drop_after_commit_rate\": 0.3, "
+	                             "\"fail_rate\": 0.2, \"status\": 429, \"retry_after\": 0, "
+	                             "\"latency_ms\": 5, \"jitter_ms\": 5}"));
 	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 1000);
 	ck_assert_int_eq(daemonproc_stop(&w.d), 0);
 	assert_exactly_once(&w, "CAPTURE", 1000);
@@ -378,8 +382,9 @@ START_TEST(postgres_restart_mid_run)
 	add_orders(&w, 300, "authorized");
 	daemonproc_start(&w.d, false);
 	pgtest_exec(w.db, "UPDATE public.orders SET status = 'shipped'");
-	wait_for_count(w.db, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'",
-		       50, WAIT_MS);
+	wait_for_count(w.db,
+	               "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 50,
+	               WAIT_MS);
 	pgtest_restart(true);
 	PQreset(w.db);
 	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 300);
@@ -397,7 +402,8 @@ START_TEST(two_daemons_no_duplicate_requests)
 	ck_assert(simproc_set_faults(w.sim, "{\"latency_ms\": 2, \"jitter_ms\": 2}"));
 	struct daemonproc b;
 	daemonproc_init(&b, w.conninfo, simproc_base_url(w.sim), simproc_merchant_key(w.sim),
-			simproc_auth_key(w.sim), "[daemon]\ninstance_name = b\nmax_inflight = 16\n");
+	                simproc_auth_key(w.sim),
+	                "[daemon]\ninstance_name = b\nmax_inflight = 16\n");
 	add_orders(&w, 1000, "authorized");
 	daemonproc_start(&w.d, false);
 	daemonproc_start(&b, false);
@@ -423,12 +429,11 @@ START_TEST(same_instance_name_refused)
 	struct world w;
 	world_up(&w, NULL, NULL);
 	daemonproc_start(&w.d, false);
-	ck_assert(wait_for_count(w.db,
-				 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'", 1,
-				 WAIT_MS) >= 1);
+	ck_assert(wait_for_count(w.db, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'",
+	                         1, WAIT_MS) >= 1);
 	struct daemonproc twin;
 	daemonproc_init(&twin, w.conninfo, simproc_base_url(w.sim), simproc_merchant_key(w.sim),
-			simproc_auth_key(w.sim), NULL);
+	                simproc_auth_key(w.sim), NULL);
 	ck_assert_int_eq(daemonproc_run_once(&twin), 1);
 	ck_assert(daemonproc_log_contains(&twin, "instance_name test"));
 	/* as a service the twin waits, and takes over once the first one is gone */
@@ -437,9 +442,9 @@ START_TEST(same_instance_name_refused)
 	ck_assert_int_eq(daemonproc_stop(&w.d), 0);
 	add_orders(&w, 2, "shipped");
 	long long got = wait_for_count(w.db,
-				       "SELECT count(*) FROM smartpay.modifications WHERE state = "
-				       "'succeeded'",
-				       2, WAIT_MS);
+	                               "SELECT count(*) FROM smartpay.modifications WHERE state = "
+	                               "'succeeded'",
+	                               2, WAIT_MS);
 	if (got != 2)
 		daemonproc_print_log(&twin);
 	ck_assert_int_eq(got, 2);
@@ -458,7 +463,7 @@ START_TEST(tls_with_private_ca)
 	char extra[600];
 	snprintf(extra, sizeof(extra), "[smartpay]\nca_file = %s\n", simproc_ca_file(w.sim));
 	daemonproc_init(&w.d, w.conninfo, simproc_base_url(w.sim), simproc_merchant_key(w.sim),
-			simproc_auth_key(w.sim), extra);
+	                simproc_auth_key(w.sim), extra);
 	add_orders(&w, 3, "shipped");
 	ck_assert_int_eq(daemonproc_run_once(&w.d), 0);
 	assert_exactly_once(&w, "CAPTURE", 3);
@@ -467,9 +472,9 @@ START_TEST(tls_with_private_ca)
 	ck_assert(simproc_make_tls(simproc_dir(w.sim), "other"));
 	struct daemonproc wrong;
 	snprintf(extra, sizeof(extra), "[smartpay]\nca_file = %s/other-ca.pem\n",
-		 simproc_dir(w.sim));
+	         simproc_dir(w.sim));
 	daemonproc_init(&wrong, w.conninfo, simproc_base_url(w.sim), simproc_merchant_key(w.sim),
-			simproc_auth_key(w.sim), extra);
+	                simproc_auth_key(w.sim), extra);
 	add_orders(&w, 1, "shipped");
 	ck_assert_int_eq(daemonproc_run_once(&wrong), 1);
 	bool clear = daemonproc_log_contains(&wrong, "certificate");
@@ -479,7 +484,7 @@ START_TEST(tls_with_private_ca)
 	daemonproc_cleanup(&wrong);
 	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "CAPTURE"), 3);
 	char *mid = pgtest_value(w.db, "SELECT modification_id FROM smartpay.modifications WHERE "
-				       "state = 'pending'");
+	                               "state = 'pending'");
 	ck_assert_int_eq(simproc_request_count(w.sim, mid), 0);
 	free(mid);
 	world_down(&w);
@@ -497,8 +502,8 @@ START_TEST(sigterm_drains_in_flight_requests)
 	ck_assert_int_eq(daemonproc_stop(&w.d), 0);
 	/* the answers arrived and were recorded before the exit */
 	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = "
-				   "'succeeded'"),
-			 10);
+	                           "'succeeded'"),
+	                 10);
 	ck_assert(daemonproc_log_contains(&w.d, "event=draining"));
 	world_down(&w);
 }
@@ -510,7 +515,7 @@ START_TEST(credentials_rejected_pause_and_reload)
 	world_up(&w, NULL, NULL);
 	daemonproc_cleanup(&w.d);
 	daemonproc_init(&w.d, w.conninfo, simproc_base_url(w.sim), simproc_merchant_key(w.sim),
-			"wrong-key", NULL);
+	                "wrong-key", NULL);
 	add_orders(&w, 20, "shipped");
 	daemonproc_start(&w.d, false);
 	await(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = 'credentials_rejected'", 1);
@@ -527,8 +532,8 @@ START_TEST(credentials_rejected_pause_and_reload)
 	json_object_put(ledger);
 	ck_assert_int_le(total, 20);
 	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = "
-				   "'pending' AND attempts = 0"),
-			 20);
+	                           "'pending' AND attempts = 0"),
+	                 20);
 	/* the operator fixes the key file and reloads */
 	char key[400];
 	snprintf(key, sizeof(key), "%s/authentication-key", w.d.dir);
@@ -538,8 +543,8 @@ START_TEST(credentials_rejected_pause_and_reload)
 	daemonproc_signal(&w.d, SIGHUP);
 	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 20);
 	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = "
-				   "'credentials_rejected'"),
-			 1);
+	                           "'credentials_rejected'"),
+	                 1);
 	world_down(&w);
 }
 END_TEST
@@ -572,8 +577,8 @@ START_TEST(retries_exhausted_need_attention)
 	daemonproc_start(&w.d, false);
 	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'needs_attention'", 2);
 	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = "
-				   "'needs_attention'"),
-			 2);
+	                           "'needs_attention'"),
+	                 2);
 	ck_assert_int_eq(count(&w, "SELECT min(attempts) FROM smartpay.modifications"), 3);
 	char *reason = pgtest_value(w.db, "SELECT reason FROM smartpay.modifications LIMIT 1");
 	ck_assert_ptr_nonnull(strstr(reason, "retries exhausted"));
@@ -587,27 +592,28 @@ START_TEST(gateway_refusal_is_recorded_and_alerted)
 	struct world w;
 	world_up(&w, NULL, NULL);
 	/* an authorization that expired at the gateway: the capture is refused */
-	char *txn = simproc_create_txn_json(
-		w.sim, "{\"amount\": \"10.00\", \"currencyCode\": \"EUR\", "
-		       "\"authorizedAt\": \"2020-01-01T00:00:00.000Z\", "
-		       "\"expiresAt\": \"2020-01-06T00:00:00.000Z\"}");
+	char *txn =
+	    simproc_create_txn_json(w.sim, "{\"amount\": \"10.00\", \"currencyCode\": \"EUR\", "
+	                                   "\"authorizedAt\": \"2020-01-01T00:00:00.000Z\", "
+	                                   "\"expiresAt\": \"2020-01-06T00:00:00.000Z\"}");
 	ck_assert_ptr_nonnull(txn);
 	const char *p[] = {txn};
-	PGresult *r = PQexecParams(w.db,
-				   "INSERT INTO public.orders (smartpay_transaction_id, amount, status, "
-				   "authorization_expires_at) VALUES ($1, 10.00, 'shipped', "
-				   "now() + interval '1 day')",
-				   1, NULL, p, NULL, NULL, 0);
+	PGresult *r =
+	    PQexecParams(w.db,
+	                 "INSERT INTO public.orders (smartpay_transaction_id, amount, status, "
+	                 "authorization_expires_at) VALUES ($1, 10.00, 'shipped', "
+	                 "now() + interval '1 day')",
+	                 1, NULL, p, NULL, NULL, 0);
 	ck_assert_int_eq(PQresultStatus(r), PGRES_COMMAND_OK);
 	PQclear(r);
 	free(txn);
 	ck_assert_int_eq(daemonproc_run_once(&w.d), 0);
 	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = "
-				   "'refused' AND http_status = 422 AND response_body IS NOT NULL"),
-			 1);
+	                           "'refused' AND http_status = 422 AND response_body IS NOT NULL"),
+	                 1);
 	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = "
-				   "'modification_refused'"),
-			 1);
+	                           "'modification_refused'"),
+	                 1);
 	world_down(&w);
 }
 END_TEST
@@ -627,27 +633,28 @@ START_TEST(refunds_partial_partial_rest_one_at_a_time)
 	daemonproc_start(&w.d, false);
 	char sql[256];
 	snprintf(sql, sizeof(sql),
-		 "SELECT smartpay.request_refund('%ld', 30.00, 'first'), "
-		 "smartpay.request_refund('%ld', 30.50, 'second'), "
-		 "smartpay.request_refund('%ld', 39.50, 'the rest')",
-		 id, id, id);
+	         "SELECT smartpay.request_refund('%ld', 30.00, 'first'), "
+	         "smartpay.request_refund('%ld', 30.50, 'second'), "
+	         "smartpay.request_refund('%ld', 39.50, 'the rest')",
+	         id, id, id);
 	pgtest_exec(w.db, sql);
 	/* nothing is left to refund: refused by the SQL function, nothing recorded */
 	snprintf(sql, sizeof(sql), "SELECT smartpay.request_refund('%ld', 0.01)", id);
 	sql_fails(&w, sql, "SP006");
 	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.requests"), 3);
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE kind = 'refund' AND state = "
-		  "'succeeded'",
+	await(&w,
+	      "SELECT count(*) FROM smartpay.modifications WHERE kind = 'refund' AND state = "
+	      "'succeeded'",
 	      3);
 	/* one at a time: each refund was created after the previous one finished */
 	ck_assert_int_eq(count(&w, "SELECT count(*) FROM (SELECT created_at, lag(completed_at) "
-				   "OVER (ORDER BY created_at) AS prev FROM smartpay.modifications "
-				   "WHERE kind = 'refund') r WHERE prev IS NOT NULL AND "
-				   "created_at < prev"),
-			 0);
+	                           "OVER (ORDER BY created_at) AS prev FROM smartpay.modifications "
+	                           "WHERE kind = 'refund') r WHERE prev IS NOT NULL AND "
+	                           "created_at < prev"),
+	                 0);
 	ck_assert_int_eq(count(&w, "SELECT count(DISTINCT modification_id) FROM "
-				   "smartpay.requests"),
-			 3);
+	                           "smartpay.requests"),
+	                 3);
 	json_object *ledger = simproc_ledger(w.sim);
 	ck_assert_int_eq(simproc_ledger_count(ledger, NULL, "REFUND"), 3);
 	json_object *effects = json_object_object_get(ledger, "effects");
@@ -665,7 +672,7 @@ START_TEST(refunds_partial_partial_rest_one_at_a_time)
 	json_object_put(ledger);
 	ck_assert_int_eq(refunded, 10000);
 	snprintf(sql, sizeof(sql),
-		 "SELECT refundable_minor FROM smartpay.order_payments WHERE order_id = '%ld'", id);
+	         "SELECT refundable_minor FROM smartpay.order_payments WHERE order_id = '%ld'", id);
 	ck_assert_int_eq(count(&w, sql), 0);
 	world_down(&w);
 }
@@ -681,9 +688,9 @@ START_TEST(cancel_or_refund_requests_before_and_after_capture)
 	ck_assert_int_eq(daemonproc_run_once(&w.d), 0);
 	char sql[256];
 	snprintf(sql, sizeof(sql),
-		 "SELECT smartpay.request_cancel_or_refund('%ld', 'customer withdrew'), "
-		 "smartpay.request_cancel_or_refund('%ld', 'returned')",
-		 before, after);
+	         "SELECT smartpay.request_cancel_or_refund('%ld', 'customer withdrew'), "
+	         "smartpay.request_cancel_or_refund('%ld', 'returned')",
+	         before, after);
 	pgtest_exec(w.db, sql);
 	/* a cancelled order has nothing to refund */
 	snprintf(sql, sizeof(sql), "SELECT smartpay.request_refund('%ld', 1.00)", cancelled);
@@ -692,8 +699,8 @@ START_TEST(cancel_or_refund_requests_before_and_after_capture)
 	PQclear(r);
 	ck_assert_int_eq(daemonproc_run_once(&w.d), 0);
 	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications WHERE kind = "
-				   "'cancel_or_refund' AND state = 'succeeded'"),
-			 2);
+	                           "'cancel_or_refund' AND state = 'succeeded'"),
+	                 2);
 	json_object *ledger = simproc_ledger(w.sim);
 	ck_assert_int_eq(simproc_ledger_count(ledger, NULL, "CAPTURE"), 1);
 	ck_assert_int_eq(simproc_ledger_count(ledger, NULL, "CANCELLATION"), 2);
@@ -715,9 +722,9 @@ START_TEST(earliest_deadline_first_when_capacity_is_short)
 		long id = add_order(&w, "10.00", NULL, "authorized");
 		char sql[200];
 		snprintf(sql, sizeof(sql),
-			 "UPDATE public.orders SET authorization_expires_at = now() + interval "
-			 "'%d hours' WHERE id = %ld",
-			 hours[i], id);
+		         "UPDATE public.orders SET authorization_expires_at = now() + interval "
+		         "'%d hours' WHERE id = %ld",
+		         hours[i], id);
 		pgtest_exec(w.db, sql);
 	}
 	daemonproc_start(&w.d, false);
@@ -726,9 +733,9 @@ START_TEST(earliest_deadline_first_when_capacity_is_short)
 	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 8);
 	/* no capture was recorded before one with an earlier deadline */
 	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications a JOIN "
-				   "smartpay.modifications b ON a.deadline < b.deadline "
-				   "WHERE a.created_at > b.created_at"),
-			 0);
+	                           "smartpay.modifications b ON a.deadline < b.deadline "
+	                           "WHERE a.created_at > b.created_at"),
+	                 0);
 	world_down(&w);
 }
 END_TEST
@@ -743,20 +750,20 @@ START_TEST(early_capture_policy_before_expiry)
 	long far = add_order(&w, "10.00", NULL, "packed");
 	char sql[200];
 	snprintf(sql, sizeof(sql),
-		 "UPDATE public.orders SET authorization_expires_at = now() + interval '2 hours' "
-		 "WHERE id = %ld",
-		 close);
+	         "UPDATE public.orders SET authorization_expires_at = now() + interval '2 hours' "
+	         "WHERE id = %ld",
+	         close);
 	pgtest_exec(w.db, sql);
 	snprintf(sql, sizeof(sql),
-		 "UPDATE public.orders SET authorization_expires_at = now() + interval '3 days' "
-		 "WHERE id = %ld",
-		 far);
+	         "UPDATE public.orders SET authorization_expires_at = now() + interval '3 days' "
+	         "WHERE id = %ld",
+	         far);
 	pgtest_exec(w.db, sql);
 	ck_assert_int_eq(daemonproc_run_once(&w.d), 0);
 	snprintf(sql, sizeof(sql),
-		 "SELECT count(*) FROM smartpay.modifications WHERE order_id = '%ld' AND kind = "
-		 "'capture' AND state = 'succeeded'",
-		 close);
+	         "SELECT count(*) FROM smartpay.modifications WHERE order_id = '%ld' AND kind = "
+	         "'capture' AND state = 'succeeded'",
+	         close);
 	ck_assert_int_eq(count(&w, sql), 1);
 	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications"), 1);
 	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "CAPTURE"), 1);
