@@ -48,6 +48,7 @@ extern const struct ctl_command ctl_cmd_status;
 extern const struct ctl_command ctl_cmd_list;
 extern const struct ctl_command ctl_cmd_show;
 extern const struct ctl_command ctl_cmd_retry;
+extern const struct ctl_command ctl_cmd_dismiss;
 extern const struct ctl_command ctl_cmd_refund;
 extern const struct ctl_command ctl_cmd_cancel_or_refund;
 extern const struct ctl_command ctl_cmd_alerts;

@@ -28,7 +28,8 @@ static void explain_state(const char *id, const char *state)
 		why = "it succeeded: there is nothing to retry";
 	else if (strcmp(state, "refused") == 0)
 		why = "it was refused, a definitive answer: resending the same request would be "
-		      "refused again; fix the cause and let the daemon create a new modification";
+		      "refused again; fix the cause, then `smartpayctl dismiss` it so the daemon "
+		      "creates a new modification";
 	ctl_error("retry: modification %s is %s; only a needs_attention modification can be "
 	          "requeued (%s)",
 	          id, state, why);

@@ -140,10 +140,10 @@ static char *candidate_sql(const char *relation, const char *id_type, bool targe
 	    "AS deadline_ms";
 	static const char no_capture[] =
 	    "NOT EXISTS (SELECT 1 FROM smartpay.modifications m WHERE m.order_id = o.id::text "
-	    "AND m.kind = 'capture')";
+	    "AND m.kind = 'capture' AND m.dismissed_at IS NULL)";
 	static const char no_cancel[] =
 	    "NOT EXISTS (SELECT 1 FROM smartpay.modifications m WHERE m.order_id = o.id::text "
-	    "AND m.kind IN ('cancel', 'cancel_or_refund'))";
+	    "AND m.kind IN ('cancel', 'cancel_or_refund') AND m.dismissed_at IS NULL)";
 	char *sql = xasprintf(
 	    "SELECT * FROM ("
 	    /* shipped: capture, unless a capture exists in any state */
@@ -160,6 +160,7 @@ static char *candidate_sql(const char *relation, const char *id_type, bool targe
 	    "SELECT %s, CASE WHEN cap.state = 'succeeded' THEN 'cancel_or_refund' "
 	    "ELSE 'cancel' END FROM %s o LEFT JOIN LATERAL (SELECT m.state FROM "
 	    "smartpay.modifications m WHERE m.order_id = o.id::text AND m.kind = 'capture' "
+	    "AND m.dismissed_at IS NULL "
 	    "ORDER BY m.state = 'refused', m.created_at DESC LIMIT 1) cap ON true "
 	    "WHERE o.status::text = ANY($2::text[]) "
 	    "AND (cap.state IS NULL OR cap.state IN ('succeeded', 'refused')) AND %s %s"

@@ -35,7 +35,8 @@ ALTER TABLE smartpay.modifications ADD COLUMN request_id bigint REFERENCES smart
 CREATE UNIQUE INDEX modifications_one_per_request ON smartpay.modifications (request_id)
     WHERE request_id IS NOT NULL;
 
--- Webhook delivery of alerts: 'none' without a webhook, else 'pending' until accepted.
+-- Webhook delivery of alerts: 'pending' until a configured webhook accepted it, then
+-- 'delivered' ('none' is kept for alerts that are never to be sent).
 ALTER TABLE smartpay.alerts
     ADD COLUMN webhook_state text NOT NULL DEFAULT 'pending'
         CHECK (webhook_state IN ('none', 'pending', 'delivered')),

@@ -7,6 +7,7 @@
 #include "daemonproc.h"
 #include "pgtest.h"
 #include "simproc.h"
+#include "testutil.h"
 #include "store_alerts.h"
 
 #include <check.h>
@@ -772,11 +773,8 @@ int main(void)
 	                                            "log_line_prefix = '%m [%p] db=%d '"};
 	pgtest_start_with(&opts);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	SRunner *sr = srunner_create(alerts_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	int status = testutil_run_suite(alerts_suite(), CK_NORMAL);
 	curl_global_cleanup();
 	pgtest_stop();
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return status;
 }

@@ -6,6 +6,7 @@
 #include "daemonproc.h"
 #include "pgtest.h"
 #include "simproc.h"
+#include "testutil.h"
 
 #include <check.h>
 #include <signal.h>
@@ -85,12 +86,10 @@ static void await_effects(struct world *w, const char *type, int want)
 	ck_assert_int_eq(simproc_count_effects(w->sim, NULL, type), want);
 }
 
-/* Waits until `sql` counts `want`; prints the daemon's log when it does not. */
+/* Waits until `sql` counts `want`; the daemon's log explains a miss. */
 static void await(struct world *w, const char *sql, long long want)
 {
-	long long got = wait_for_count(w->db, sql, want, WAIT_MS);
-	if (got != want)
-		daemonproc_print_log(&w->d);
+	long long got = daemonproc_wait_count(&w->d, w->db, sql, want, WAIT_MS);
 	ck_assert_msg(got == want, "%s: got %lld, want %lld", sql, got, want);
 }
 
@@ -771,6 +770,48 @@ START_TEST(early_capture_policy_before_expiry)
 }
 END_TEST
 
+/* A bad order row is refused locally; the shop corrects it and the operator dismisses the
+ * refusal: the daemon creates a new capture (a new id) and it goes through. */
+START_TEST(dismissed_refusal_gets_a_new_modification)
+{
+	struct world w;
+	world_up(&w, NULL, NULL);
+	long id = add_order(&w, "10.00", "25.00", "shipped");
+	ck_assert_int_eq(daemonproc_run_once(&w.d), 0);
+	char *refused = pgtest_value(w.db, "SELECT modification_id FROM smartpay.modifications "
+	                                   "WHERE state = 'refused'");
+	ck_assert_ptr_nonnull(refused);
+	/* retry is for needs_attention only; a refusal is final for its id */
+	const char *retry[] = {"-c", w.d.conf, "retry", refused, NULL};
+	struct testutil_run r = testutil_run_built("smartpayctl", retry, w.d.dir);
+	ck_assert_int_eq(r.status, 1);
+	ck_assert_ptr_nonnull(strstr(r.err, "dismiss"));
+	testutil_run_free(&r);
+
+	char sql[160];
+	snprintf(sql, sizeof(sql), "UPDATE public.orders SET capture_amount = 5.00 WHERE id = %ld",
+	         id);
+	pgtest_exec(w.db, sql);
+	daemonproc_start(&w.d, false);
+	usleep(300000);
+	const char *dismiss[] = {"-c", w.d.conf, "dismiss", refused, NULL};
+	r = testutil_run_built("smartpayctl", dismiss, w.d.dir);
+	ck_assert_msg(r.status == 0, "%s", r.err);
+	testutil_run_free(&r);
+	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 1);
+	ck_assert_int_eq(count(&w, "SELECT amount_minor FROM smartpay.modifications WHERE state = "
+	                           "'succeeded'"),
+	                 500);
+	/* dismissing twice is refused */
+	r = testutil_run_built("smartpayctl", dismiss, w.d.dir);
+	ck_assert_int_eq(r.status, 1);
+	testutil_run_free(&r);
+	free(refused);
+	assert_exactly_once(&w, "CAPTURE", 1);
+	world_down(&w);
+}
+END_TEST
+
 static Suite *daemon_suite(void)
 {
 	Suite *s = suite_create("daemon");
@@ -803,6 +844,7 @@ static Suite *daemon_suite(void)
 	tcase_add_test(ops, reload_keeps_running_config_when_new_one_is_bad);
 	tcase_add_test(ops, refunds_partial_partial_rest_one_at_a_time);
 	tcase_add_test(ops, cancel_or_refund_requests_before_and_after_capture);
+	tcase_add_test(ops, dismissed_refusal_gets_a_new_modification);
 	suite_add_tcase(s, ops);
 	return s;
 }
@@ -810,10 +852,7 @@ static Suite *daemon_suite(void)
 int main(void)
 {
 	pgtest_start();
-	SRunner *sr = srunner_create(daemon_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	int status = testutil_run_suite(daemon_suite(), CK_NORMAL);
 	pgtest_stop();
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return status;
 }
