@@ -20,9 +20,10 @@
 
 /* Order ids remembered from notifications before falling back to a full scan. */
 #define MAX_NOTIFIED_IDS 200000
-/* At most this many notified ids go into one targeted claim; more make a full scan,
- * which orders every candidate by deadline too. */
-#define TARGETED_MAX_IDS 20000
+/* The oldest this many notified orders compete by deadline in one targeted claim: exact
+ * deadline order for any backlog up to that size, a bounded query beyond it (the poll's
+ * full scan orders every candidate). */
+#define TARGETED_MAX_IDS 2048
 /* Pause after credentials are rejected, doubled per failed probe up to retry_max. */
 #define BREAKER_FIRST_PAUSE_MS 30000
 
@@ -695,13 +696,12 @@ static void engine_pump(struct engine *e)
 		}
 		goto out;
 	}
-	if (e->nids > TARGETED_MAX_IDS)
-		e->scan_wanted = true;
 	if (e->nids > 0 && !e->scan_wanted) {
-		/* every notified order competes: the earliest deadlines win the room */
+		/* the notified orders compete: the earliest deadlines win the room */
+		size_t give = e->nids < TARGETED_MAX_IDS ? e->nids : TARGETED_MAX_IDS;
 		e->claiming = true;
-		e->targeted = e->nids;
-		if (!store_find_candidates(e->st, (const char *const *)e->ids, e->nids, room,
+		e->targeted = give;
+		if (!store_find_candidates(e->st, (const char *const *)e->ids, give, room,
 		                           engine_on_candidates, e)) {
 			e->claiming = false;
 			e->targeted = 0;
