@@ -47,13 +47,6 @@ int ctl_usage_error(const struct ctl_command *cmd, const char *fmt, ...)
 	return CTL_EXIT_USAGE;
 }
 
-int ctl_no_arguments(const struct ctl_command *cmd, int argc, char **argv)
-{
-	if (argc > 1)
-		return ctl_usage_error(cmd, "%s: unexpected argument '%s'", cmd->name, argv[1]);
-	return CTL_EXIT_OK;
-}
-
 int ctl_load_config(struct ctl_context *ctx)
 {
 	char *errors = NULL;

@@ -62,9 +62,6 @@ void ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int ctl_usage_error(const struct ctl_command *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* For commands without arguments: CTL_EXIT_OK, or a usage error naming the extra one. */
-int ctl_no_arguments(const struct ctl_command *cmd, int argc, char **argv);
-
 /* Loads ctx->config_path into ctx->cfg (once). Returns CTL_EXIT_OK, or CTL_EXIT_USAGE
  * after printing every problem as "FILE:LINE: key: reason". */
 int ctl_load_config(struct ctl_context *ctx);

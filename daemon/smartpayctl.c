@@ -126,10 +126,8 @@ static void migrate_report(const struct ctl_context *ctx, const bool *applied_ma
 /* `migrate`: applies the built-in migrations and attaches the orders trigger. */
 static int migrate_run(struct ctl_context *ctx, int argc, char **argv)
 {
-	int rc = ctl_no_arguments(&ctl_cmd_migrate, argc, argv);
-	if (rc == CTL_EXIT_OK)
-		rc = ctl_connect(ctx);
-	if (rc != CTL_EXIT_OK)
+	int rc;
+	if (!ctl_begin(ctx, &ctl_cmd_migrate, argc, argv, "", NULL, NULL, NULL, &rc))
 		return rc;
 
 	bool *applied_mask = xcalloc(sp_builtin_migration_count, sizeof(*applied_mask));
