@@ -306,6 +306,13 @@ static void one_request(struct test_ctx *ctx, const struct http_request *req)
 	ck_assert_uint_eq(http_inflight(ctx->client), 0);
 }
 
+/* POSTs "{}" to url and waits for the answer. */
+static void post_empty(struct test_ctx *ctx, const char *url)
+{
+	struct http_request req = {.method = "POST", .url = url, .body = "{}", .body_len = 2};
+	one_request(ctx, &req);
+}
+
 /* Per-request argument of the concurrency test. */
 struct echo_arg {
 	struct test_ctx *ctx;
@@ -374,11 +381,7 @@ START_TEST(test_retry_after_header)
 
 	ctx_init(&ctx, &srv, 10000);
 	url = url_for(&srv, "/retry");
-	{
-		struct http_request req = {
-		    .method = "POST", .url = url, .body = "{}", .body_len = 2};
-		one_request(&ctx, &req);
-	}
+	post_empty(&ctx, url);
 	ck_assert_int_eq(ctx.last.http_status, 503);
 	ck_assert(!ctx.last.transport_error);
 	ck_assert(!ctx.last.timed_out);
@@ -410,11 +413,7 @@ START_TEST(test_timeout)
 
 	ctx_init(&ctx, &srv, 300);
 	url = url_for(&srv, "/slow");
-	{
-		struct http_request req = {
-		    .method = "POST", .url = url, .body = "{}", .body_len = 2};
-		one_request(&ctx, &req);
-	}
+	post_empty(&ctx, url);
 	ck_assert(ctx.last.timed_out);
 	ck_assert(!ctx.last.transport_error);
 	ck_assert_int_eq(ctx.last.http_status, 0);
@@ -465,11 +464,7 @@ START_TEST(test_closed_without_answer)
 
 	ctx_init(&ctx, &srv, 5000);
 	url = url_for(&srv, "/close");
-	{
-		struct http_request req = {
-		    .method = "POST", .url = url, .body = "{}", .body_len = 2};
-		one_request(&ctx, &req);
-	}
+	post_empty(&ctx, url);
 	ck_assert(ctx.last.transport_error);
 	ck_assert(!ctx.last.timed_out);
 	ck_assert_int_eq(ctx.last.http_status, 0);

@@ -508,6 +508,29 @@ static char *write_config(const char *conninfo, const char *orders_relation, con
 	return path;
 }
 
+/* A fresh database with the example orders table and a config file pointing at it. */
+struct shop_db {
+	char *conninfo;
+	PGconn *conn;
+	char *config;
+};
+
+static void shop_db_open(struct shop_db *db)
+{
+	db->conninfo = pgtest_createdb(NULL);
+	db->conn = pgtest_connect(db->conninfo);
+	pgtest_exec_file(db->conn, "sql/example-orders.sql");
+	db->config = write_config(db->conninfo, "public.orders", "");
+}
+
+static void shop_db_close(struct shop_db *db)
+{
+	unlink(db->config);
+	free(db->config);
+	PQfinish(db->conn);
+	free(db->conninfo);
+}
+
 /* Asserts that `haystack` contains `needle`, showing both otherwise. */
 #define assert_contains(haystack, needle)                                                          \
 	ck_assert_msg(strstr((haystack), (needle)) != NULL, "expected \"%s\" in:\n%s", (needle),   \
@@ -515,13 +538,11 @@ static char *write_config(const char *conninfo, const char *orders_relation, con
 
 START_TEST(test_ctl_migrate)
 {
-	char *conninfo = pgtest_createdb(NULL);
-	PGconn *conn = pgtest_connect(conninfo);
-	pgtest_exec_file(conn, "sql/example-orders.sql");
-	char *config = write_config(conninfo, "public.orders", "");
+	struct shop_db shop;
+	shop_db_open(&shop);
 	char *expect = NULL;
 
-	struct testutil_run r = run_ctl((const char *[]){"-c", config, "migrate", NULL});
+	struct testutil_run r = run_ctl((const char *[]){"-c", shop.config, "migrate", NULL});
 	ck_assert_msg(r.status == 0, "exit %d\n%s%s", r.status, r.out, r.err);
 	assert_contains(r.out, "applied 001_ledger.sql\n");
 	expect = xasprintf("schema is now at version %d\n", newest_version());
@@ -530,7 +551,7 @@ START_TEST(test_ctl_migrate)
 	assert_contains(r.out, "orders trigger smartpay_orders_notify is on public.orders\n");
 	testutil_run_free(&r);
 
-	r = run_ctl((const char *[]){"-c", config, "migrate", NULL});
+	r = run_ctl((const char *[]){"-c", shop.config, "migrate", NULL});
 	ck_assert_msg(r.status == 0, "exit %d\n%s%s", r.status, r.out, r.err);
 	expect = xasprintf("schema is up to date (version %d)\n", newest_version());
 	assert_contains(r.out, expect);
@@ -539,15 +560,15 @@ START_TEST(test_ctl_migrate)
 	ck_assert_str_eq(r.err, "");
 	testutil_run_free(&r);
 
-	ck_assert_int_eq(pgtest_int(conn, "SELECT count(*) FROM smartpay.schema_migrations"),
+	ck_assert_int_eq(pgtest_int(shop.conn, "SELECT count(*) FROM smartpay.schema_migrations"),
 	                 (long long)sp_builtin_migration_count);
-	ck_assert_int_eq(pgtest_int(conn, "SELECT count(*) FROM pg_trigger WHERE tgrelid = "
-	                                  "'public.orders'::regclass AND tgname = "
-	                                  "'smartpay_orders_notify'"),
+	ck_assert_int_eq(pgtest_int(shop.conn, "SELECT count(*) FROM pg_trigger WHERE tgrelid = "
+	                                       "'public.orders'::regclass AND tgname = "
+	                                       "'smartpay_orders_notify'"),
 	                 1);
 
 	/* --json: one document for programs */
-	r = run_ctl((const char *[]){"--json", "-c", config, "migrate", NULL});
+	r = run_ctl((const char *[]){"--json", "-c", shop.config, "migrate", NULL});
 	ck_assert_msg(r.status == 0, "exit %d\n%s%s", r.status, r.out, r.err);
 	struct json_object *doc = json_tokener_parse(r.out);
 	ck_assert_msg(doc != NULL, "not JSON: %s", r.out);
@@ -563,21 +584,17 @@ START_TEST(test_ctl_migrate)
 	json_object_put(doc);
 	testutil_run_free(&r);
 
-	unlink(config);
-	free(config);
-	PQfinish(conn);
-	free(conninfo);
+	shop_db_close(&shop);
 }
 END_TEST
 
 START_TEST(test_ctl_json_first_run)
 {
-	char *conninfo = pgtest_createdb(NULL);
-	PGconn *conn = pgtest_connect(conninfo);
-	pgtest_exec_file(conn, "sql/example-orders.sql");
-	char *config = write_config(conninfo, "public.orders", "");
+	struct shop_db shop;
+	shop_db_open(&shop);
 
-	struct testutil_run r = run_ctl((const char *[]){"-c", config, "--json", "migrate", NULL});
+	struct testutil_run r =
+	    run_ctl((const char *[]){"-c", shop.config, "--json", "migrate", NULL});
 	ck_assert_msg(r.status == 0, "exit %d\n%s%s", r.status, r.out, r.err);
 	struct json_object *doc = json_tokener_parse(r.out);
 	ck_assert_msg(doc != NULL, "not JSON: %s", r.out);
@@ -589,10 +606,7 @@ START_TEST(test_ctl_json_first_run)
 	json_object_put(doc);
 	testutil_run_free(&r);
 
-	unlink(config);
-	free(config);
-	PQfinish(conn);
-	free(conninfo);
+	shop_db_close(&shop);
 }
 END_TEST
 
