@@ -29,8 +29,8 @@ static void outcome_init(const struct store_claim *c, struct store_outcome *o)
 	o->counted = true;
 }
 
-/* The detail of an answer that did not confirm a 2xx: what was seen, from the parsed
- * body (already well-formed text), or NULL. */
+/* What a 2xx that did not confirm this modification showed instead (the error, the
+ * entry's type or status; well-formed text from the parsed body), or NULL. */
 static const char *unconfirmed_detail(const struct classification *cls,
                                       const struct gw_response *parsed)
 {
