@@ -11,6 +11,7 @@
 #include "pgconn.h"
 #include "store.h"
 #include "store_alerts.h"
+#include "text.h"
 #include "xmalloc.h"
 
 #include <event2/event.h>
@@ -446,7 +447,7 @@ static void webhook_outcome(struct alerts *a, int64_t alert_id, int attempts,
 		else if (res->timed_out)
 			r.error = xstrdup("timeout");
 		else
-			r.error = xstrdup(res->error ? res->error : "no answer");
+			r.error = text_storable_str(res->error ? res->error : "no answer", 2048);
 		int64_t now = real_ms();
 		struct backoff_policy pol = {.base_ms = cfg->retry_base_ms,
 		                             .max_ms = cfg->retry_max_ms,
