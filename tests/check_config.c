@@ -750,6 +750,8 @@ START_TEST(test_example_config)
 	    "webhook_url",
 	    "gateway_unreachable",
 	    "listen",
+	    "max_connections",
+	    "request_timeout",
 	};
 	const char *top = getenv("SP_TOP_SRCDIR");
 	ck_assert_msg(top != NULL, "SP_TOP_SRCDIR is not set (run through make check)");
