@@ -1128,8 +1128,8 @@ START_TEST(low_fd_limit)
 
 	/* out of descriptors altogether: accept() fails with EMFILE, and the listener rests */
 	for (int i = 0; i < 20 && !daemonproc_log_contains(&w.d, "metrics_accept_failed"); i++) {
+		/* the refused connections, opened again, wait for accept() */
 		set_fd_limit(w.d.pid, (rlim_t)lowest_free_fd(w.d.pid));
-		slow_close_all(s, NHOLD / 2); /* new connections wait for accept() */
 		pressure_window(&w, s, NHOLD, &t0, 500, 50);
 	}
 	if (!daemonproc_log_contains(&w.d, "metrics_accept_failed"))
