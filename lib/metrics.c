@@ -115,6 +115,7 @@ static int64_t clock_ms(clockid_t clock)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* A libevent timeout of `ms` milliseconds. */
 static struct timeval tv_from_ms(int64_t ms)
 {
 	return (struct timeval){.tv_sec = (time_t)(ms / 1000),
@@ -342,6 +343,7 @@ static void log_trouble(struct metrics *m, struct ratelog *r, const char *event,
 
 /* ---- one connection: read one small request, answer it, close ----------------------- */
 
+/* The reason phrase of the statuses this listener answers with. */
 static const char *status_reason(int status)
 {
 	switch (status) {
@@ -457,6 +459,7 @@ static void conn_answer_text(struct conn *c, int status, const char *text, const
 	evbuffer_free(body);
 }
 
+/* Answers a scrape with everything known now. */
 static void reply_metrics(struct metrics *m, struct conn *c)
 {
 	struct evbuffer *body = evbuffer_new();
@@ -480,6 +483,7 @@ static void answer_waiting(struct metrics *m)
 	}
 }
 
+/* The database read finished (g NULL on failure): keep it and answer the waiting scrapes. */
 static void gauges_read(struct store_gauges *g, const char *error, void *arg)
 {
 	struct metrics *m = arg;
@@ -503,6 +507,7 @@ static void gauges_read(struct store_gauges *g, const char *error, void *arg)
 	answer_waiting(m);
 }
 
+/* The read takes too long: the waiting scrapes get the last values read. */
 static void wait_expired(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -599,7 +604,7 @@ static int parse_request_line(struct conn *c, const char *line)
 		if ((unsigned char)*p <= ' ' || *p == 0x7f)
 			return 400;
 	const char *version = sp2 + 1;
-	if (strncmp(version, "HTTP/", 5) != 0)
+	if (strncmp(version, "HTTP/", 5) != 0 || strchr(version, ' ') != NULL)
 		return 400;
 	if (strcmp(version, "HTTP/1.0") != 0 && strcmp(version, "HTTP/1.1") != 0)
 		return 505;
@@ -779,6 +784,7 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 	log_trouble(m, &m->log_accept, "metrics_accept_failed", evutil_socket_error_to_string(err));
 }
 
+/* The pause after an accept error is over: accept again. */
 static void on_resume(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;

@@ -821,6 +821,7 @@ static const struct raw_case raw_cases[] = {
     RAW("GET /metrics HTTP/2.0\r\n\r\n", 505),
     RAW("GET /metrics\r\n\r\n", 400),
     RAW("GET  /metrics HTTP/1.1\r\n\r\n", 400),
+    RAW("GET /metrics HTTP/1.1 x\r\n\r\n", 400),
     RAW("G(T /metrics HTTP/1.1\r\n\r\n", 400),
     RAW("GET /metrics HTTP/1.1\r\nno colon here\r\n\r\n", 400),
     RAW("GET /metrics HTTP/1.1\r\nHost: a\r\n folded: b\r\n\r\n", 400),
