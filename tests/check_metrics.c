@@ -955,7 +955,7 @@ START_TEST(slowloris)
 {
 	/* more slow clients than the cap, each trickling its headers for far longer than the
 	 * deadline, while orders are shipped */
-	enum { NSLOW = 24, NORDERS = 10, TICK_MS = 50, MAX_TRICKLE = 200 };
+	enum { NSLOW = 24, NORDERS = 10, TICK_MS = 50, MAX_TRICKLE = 400 };
 	struct world w;
 	world_up(&w, "max_connections = 4\nrequest_timeout = 1s\n");
 	world_start(&w);
