@@ -77,6 +77,10 @@ const struct key_desc config_keys[K_COUNT] = {
                                  F(gateway_unreachable_ms), MS_PER_S, MS_PER_D},
     [K_M_LISTEN] = {"metrics", "listen", "127.0.0.1:9464", config_value_listen, F(metrics_listen),
                     0, 0},
+    [K_M_MAX_CONNECTIONS] = {"metrics", "max_connections", "16", config_value_count,
+                             F(metrics_max_connections), 1, 10000},
+    [K_M_REQUEST_TIMEOUT] = {"metrics", "request_timeout", "5s", config_value_duration,
+                             F(metrics_request_timeout_ms), 100, 5 * MS_PER_M},
 };
 
 #undef F

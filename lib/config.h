@@ -63,7 +63,9 @@ struct sp_config {
 	int64_t gateway_unreachable_ms; /* default 5m */
 
 	/* [metrics] */
-	char *metrics_listen; /* default "127.0.0.1:9464"; "" disables */
+	char *metrics_listen;               /* default "127.0.0.1:9464"; "" disables */
+	int metrics_max_connections;        /* default 16, 1..10000 */
+	int64_t metrics_request_timeout_ms; /* default 5s, 100ms..5m: accept to last byte */
 
 	/* Non-fatal problems found by config_load (e.g. origin not set), one
 	 * "FILE:LINE: key: reason" line each, or NULL. The daemon logs them as warnings. */

@@ -11,31 +11,90 @@
 #include "store_metrics.h"
 #include "xmalloc.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 
 /* Database gauges younger than this are served as they are. */
 #define GAUGES_MAX_AGE_MS 5000
 /* How long a scrape waits for a fresh read of the database gauges. */
 #define GAUGES_WAIT_MS 2000
-/* Idle HTTP connections are closed after this many seconds. */
-#define HTTP_TIMEOUT_S 30
+/* The request line and headers together; a request body is read and discarded. */
+#define MAX_HEAD_BYTES 8192
+#define MAX_BODY_BYTES 4096
+/* After accept() fails (EMFILE, ENFILE, ENOBUFS...), the listener rests this long
+ * instead of being called again at once for the same pending connection. */
+#define ACCEPT_PAUSE_MS 1000
+/* Descriptors kept free below RLIMIT_NOFILE beside [daemon] max_inflight: the database
+ * connections, the webhook, name resolution, the log, curl's spares. */
+#define FD_RESERVE_MARGIN 32
+/* At most one log line of each kind of listener trouble in this many milliseconds. */
+#define LOG_EVERY_MS 10000
+#define LISTEN_BACKLOG 128
 
 #define CONTENT_TYPE_METRICS "text/plain; version=0.0.4; charset=utf-8"
 #define CONTENT_TYPE_TEXT "text/plain; charset=utf-8"
 
+/* A kind of log line written at most once per LOG_EVERY_MS, with a count of the rest. */
+struct ratelog {
+	bool logged;     /* a line was written */
+	int64_t last_ms; /* when (monotonic) */
+	uint64_t held;   /* occurrences since then that were not logged */
+};
+
+enum conn_state {
+	CONN_READING, /* the request line, the headers, a small body */
+	CONN_WAITING, /* a /metrics answer waits for the database gauges */
+	CONN_WRITING, /* the answer is going out */
+	CONN_CLOSING, /* sent and shut down for writing: waits for the client to close */
+};
+
+/* One accepted connection: one request, one answer, then closed; never longer than
+ * [metrics] request_timeout from accept. */
+struct conn {
+	struct metrics *m;
+	struct bufferevent *bev; /* owns the socket */
+	struct event *ev_deadline;
+	enum conn_state state;
+	size_t head_bytes;      /* request line and headers read so far */
+	bool have_line;         /* the request line was read */
+	bool head_done;         /* the empty line after the headers was read */
+	int64_t content_length; /* -1: none given */
+	int64_t body_left;      /* body bytes still to read and discard */
+	char method[16];
+	char *path; /* the request target without its query (malloc'd) */
+	TAILQ_ENTRY(conn) link;
+};
+
+TAILQ_HEAD(conn_list, conn);
+
 struct metrics {
 	struct event_base *base;
 	const struct engine *engine;
-	struct evhttp *http;
+	struct evconnlistener *listener;
+	struct event *ev_resume; /* enables the listener again after an accept error */
 	char *listen;
 	int64_t started_ms; /* unix ms */
+
+	struct conn_list conns; /* every open connection */
+	size_t nconns;
+	uint64_t refused_limit; /* connections closed at once: max_connections reached */
+	uint64_t refused_fds;   /* connections closed at once: descriptors in reserve */
+	uint64_t accept_errors; /* accept() failures, each followed by a pause */
+	uint64_t timed_out;     /* connections closed at request_timeout */
+	struct ratelog log_limit, log_fds, log_accept, log_timeout;
 
 	struct store_gauges gauges; /* the last successful read */
 	bool have_gauges;
@@ -45,8 +104,7 @@ struct metrics {
 	bool reading;
 	bool read_failing; /* the last read failed (logged once per streak) */
 
-	struct evhttp_request **waiting; /* scrapes waiting for the read */
-	size_t nwaiting, cap_waiting;
+	size_t nwaiting;       /* connections in CONN_WAITING */
 	struct event *ev_wait; /* stops waiting after GAUGES_WAIT_MS */
 };
 
@@ -55,6 +113,13 @@ static int64_t clock_ms(clockid_t clock)
 	struct timespec ts;
 	clock_gettime(clock, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A libevent timeout of `ms` milliseconds. */
+static struct timeval tv_from_ms(int64_t ms)
+{
+	return (struct timeval){.tv_sec = (time_t)(ms / 1000),
+	                        .tv_usec = (suseconds_t)(ms % 1000) * 1000};
 }
 
 /* Writes a non-negative quantity of microseconds as seconds without trailing zeros. */
@@ -221,22 +286,187 @@ static void render_gauges(struct metrics *m, struct evbuffer *out)
 	              "Time of the database read the gauges above come from.", m->gauges_at_ms);
 }
 
-/* Sends a complete answer. */
-static void reply(struct evhttp_request *req, int code, const char *reason,
-                  const char *content_type, struct evbuffer *body)
+/* The listener's own counters: what it refused and closed to protect the daemon. */
+static void render_listener(struct metrics *m, struct evbuffer *out)
 {
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	evhttp_add_header(h, "Content-Type", content_type);
-	evhttp_add_header(h, "Cache-Control", "no-store");
-	evhttp_send_reply(req, code, reason, body);
+	put_single(out, "smartpayd_metrics_connections_open", "gauge",
+	           "Connections open to this metrics listener.", m->nconns);
+	put_family(out, "smartpayd_metrics_connections_refused_total", "counter",
+	           "Connections to this listener closed at once: [metrics] max_connections "
+	           "reached, or the file descriptors left are kept for the database and SmartPay.");
+	evbuffer_add_printf(
+	    out,
+	    "smartpayd_metrics_connections_refused_total{reason=\"max_connections\"} "
+	    "%llu\n"
+	    "smartpayd_metrics_connections_refused_total{reason=\"fd_reserve\"} %llu\n",
+	    (unsigned long long)m->refused_limit, (unsigned long long)m->refused_fds);
+	put_single(out, "smartpayd_metrics_accept_errors_total", "counter",
+	           "Failures of accept() on this listener (e.g. out of file descriptors), each "
+	           "followed by a pause.",
+	           m->accept_errors);
+	put_single(out, "smartpayd_metrics_requests_timed_out_total", "counter",
+	           "Connections closed because their request and answer took longer than "
+	           "[metrics] request_timeout.",
+	           m->timed_out);
 }
 
-static void reply_metrics(struct metrics *m, struct evhttp_request *req)
+/* ---- log lines about the listener, rate-limited ------------------------------------- */
+
+/* Counts one occurrence; true when a line may be written now, with *held the number of
+ * occurrences not logged since the previous line. */
+static bool ratelog_take(struct ratelog *r, uint64_t *held)
+{
+	int64_t now = clock_ms(CLOCK_MONOTONIC);
+	if (r->logged && now - r->last_ms < LOG_EVERY_MS) {
+		r->held++;
+		return false;
+	}
+	*held = r->held;
+	r->held = 0;
+	r->logged = true;
+	r->last_ms = now;
+	return true;
+}
+
+/* Logs a kind of listener trouble: at most one line per LOG_EVERY_MS, saying how many
+ * occurrences were left out since the previous line. */
+static void log_trouble(struct metrics *m, struct ratelog *r, const char *event, const char *reason)
+{
+	uint64_t held = 0;
+	if (!ratelog_take(r, &held))
+		return;
+	char suppressed[24];
+	snprintf(suppressed, sizeof(suppressed), "%llu", (unsigned long long)held);
+	log_event(LOG_LVL_WARNING, event, "listen", m->listen, "reason", reason, "suppressed",
+	          suppressed, NULL);
+}
+
+/* ---- one connection: read one small request, answer it, close ----------------------- */
+
+/* The reason phrase of the statuses this listener answers with. */
+static const char *status_reason(int status)
+{
+	switch (status) {
+	case 200:
+		return "OK";
+	case 400:
+		return "Bad Request";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 413:
+		return "Content Too Large";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 501:
+		return "Not Implemented";
+	case 503:
+		return "Service Unavailable";
+	case 505:
+		return "HTTP Version Not Supported";
+	default:
+		return "Error";
+	}
+}
+
+/* Closes the connection and forgets it. */
+static void conn_free(struct conn *c)
+{
+	struct metrics *m = c->m;
+	if (c->state == CONN_WAITING)
+		m->nwaiting--;
+	TAILQ_REMOVE(&m->conns, c, link);
+	m->nconns--;
+	bufferevent_free(c->bev);
+	event_free(c->ev_deadline);
+	free(c->path);
+	free(c);
+}
+
+/* End of file or an error from the client's side: nothing more to do for it. */
+static void conn_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		conn_free(arg);
+}
+
+/* Throws away whatever the client still sends after the answer. */
+static void conn_discard(struct bufferevent *bev, void *arg)
+{
+	(void)arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+/* The answer is out: shut down our side and close when the client closes (or at the
+ * deadline), so that unread request bytes cannot turn the close into a reset that
+ * loses the answer. */
+static void conn_written(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	c->state = CONN_CLOSING;
+	shutdown(bufferevent_getfd(bev), SHUT_WR);
+	bufferevent_setcb(bev, conn_discard, NULL, conn_event, c);
+	bufferevent_enable(bev, EV_READ);
+}
+
+/* The whole-request deadline: the connection is closed whatever it is doing. */
+static void conn_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct conn *c = arg;
+	struct metrics *m = c->m;
+	if (c->state != CONN_CLOSING) {
+		m->timed_out++;
+		log_trouble(m, &m->log_timeout, "metrics_request_timeout",
+		            "request not completed within [metrics] request_timeout; closed");
+	}
+	conn_free(c);
+}
+
+/* Queues the whole answer (the body left out for HEAD); the connection closes once it
+ * is sent. `allow` adds an Allow header when not NULL. */
+static void conn_answer(struct conn *c, int status, const char *content_type, struct evbuffer *body,
+                        const char *allow)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	evbuffer_add_printf(out,
+	                    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+	                    "Cache-Control: no-store\r\nConnection: close\r\n",
+	                    status, status_reason(status), content_type, evbuffer_get_length(body));
+	if (allow != NULL)
+		evbuffer_add_printf(out, "Allow: %s\r\n", allow);
+	evbuffer_add(out, "\r\n", 2);
+	if (strcmp(c->method, "HEAD") != 0)
+		evbuffer_add_buffer(out, body);
+	if (c->state == CONN_WAITING)
+		c->m->nwaiting--;
+	c->state = CONN_WRITING;
+	bufferevent_disable(c->bev, EV_READ);
+	bufferevent_setcb(c->bev, conn_discard, conn_written, conn_event, c);
+	bufferevent_enable(c->bev, EV_WRITE);
+}
+
+/* Answers with a short plain-text body. */
+static void conn_answer_text(struct conn *c, int status, const char *text, const char *allow)
+{
+	struct evbuffer *body = evbuffer_new();
+	evbuffer_add_printf(body, "%s\n", text);
+	conn_answer(c, status, CONTENT_TYPE_TEXT, body, allow);
+	evbuffer_free(body);
+}
+
+/* Answers a scrape with everything known now. */
+static void reply_metrics(struct metrics *m, struct conn *c)
 {
 	struct evbuffer *body = evbuffer_new();
 	render_engine(m, body);
 	render_gauges(m, body);
-	reply(req, HTTP_OK, "OK", CONTENT_TYPE_METRICS, body);
+	render_listener(m, body);
+	conn_answer(c, 200, CONTENT_TYPE_METRICS, body, NULL);
 	evbuffer_free(body);
 }
 
@@ -245,11 +475,15 @@ static void answer_waiting(struct metrics *m)
 {
 	if (m->ev_wait)
 		evtimer_del(m->ev_wait);
-	for (size_t i = 0; i < m->nwaiting; i++)
-		reply_metrics(m, m->waiting[i]);
-	m->nwaiting = 0;
+	struct conn *c;
+	TAILQ_FOREACH(c, &m->conns, link)
+	{
+		if (c->state == CONN_WAITING)
+			reply_metrics(m, c);
+	}
 }
 
+/* The database read finished (g NULL on failure): keep it and answer the waiting scrapes. */
 static void gauges_read(struct store_gauges *g, const char *error, void *arg)
 {
 	struct metrics *m = arg;
@@ -273,6 +507,7 @@ static void gauges_read(struct store_gauges *g, const char *error, void *arg)
 	answer_waiting(m);
 }
 
+/* The read takes too long: the waiting scrapes get the last values read. */
 static void wait_expired(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -282,7 +517,7 @@ static void wait_expired(evutil_socket_t fd, short what, void *arg)
 
 /* Serves /metrics: at once when the database gauges are fresh or cannot be read now,
  * else after the read (or GAUGES_WAIT_MS). */
-static void serve_metrics(struct metrics *m, struct evhttp_request *req)
+static void serve_metrics(struct metrics *m, struct conn *c)
 {
 	bool fresh =
 	    m->have_gauges && clock_ms(CLOCK_MONOTONIC) - m->gauges_at_mono_ms < GAUGES_MAX_AGE_MS;
@@ -295,74 +530,267 @@ static void serve_metrics(struct metrics *m, struct evhttp_request *req)
 			m->reading = false;
 	}
 	if (fresh || !m->reading) {
-		reply_metrics(m, req);
+		reply_metrics(m, c);
 		return;
 	}
-	if (m->nwaiting == m->cap_waiting) {
-		m->cap_waiting = m->cap_waiting ? 2 * m->cap_waiting : 4;
-		m->waiting = xrealloc(m->waiting, m->cap_waiting * sizeof(*m->waiting));
-	}
-	m->waiting[m->nwaiting++] = req;
-	if (m->nwaiting == 1) {
-		struct timeval tv = {.tv_sec = GAUGES_WAIT_MS / 1000,
-		                     .tv_usec = (GAUGES_WAIT_MS % 1000) * 1000};
+	c->state = CONN_WAITING;
+	if (m->nwaiting++ == 0) {
+		struct timeval tv = tv_from_ms(GAUGES_WAIT_MS);
 		evtimer_add(m->ev_wait, &tv);
 	}
 }
 
 /* Serves /healthz: the loop answers, so it is alive; the database must be up and usable. */
-static void serve_health(struct metrics *m, struct evhttp_request *req)
+static void serve_health(struct metrics *m, struct conn *c)
 {
 	const struct engine_stats *st = engine_stats(m->engine);
 	const char *problem = engine_problem(m->engine);
 	struct evbuffer *body = evbuffer_new();
-	int code = HTTP_OK;
-	const char *reason = "OK";
+	int code = 200;
 	if (!st->db_up) {
 		evbuffer_add_printf(body, "database down\n");
-		code = HTTP_SERVUNAVAIL;
+		code = 503;
 	} else if (problem != NULL) {
 		evbuffer_add_printf(body, "database not ready: %s\n", problem);
-		code = HTTP_SERVUNAVAIL;
+		code = 503;
 	} else if (!st->ready) {
 		evbuffer_add_printf(body, "database not ready: still checking the schema\n");
-		code = HTTP_SERVUNAVAIL;
+		code = 503;
 	} else {
 		evbuffer_add_printf(body, "ok\n");
 	}
-	if (code != HTTP_OK)
-		reason = "Service Unavailable";
-	reply(req, code, reason, CONTENT_TYPE_TEXT, body);
+	conn_answer(c, code, CONTENT_TYPE_TEXT, body, NULL);
 	evbuffer_free(body);
 }
 
-/* Routes one request. */
-static void on_request(struct evhttp_request *req, void *arg)
+/* Routes the complete request. */
+static void conn_route(struct conn *c)
 {
-	struct metrics *m = arg;
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-	bool known = path && (strcmp(path, "/metrics") == 0 || strcmp(path, "/healthz") == 0);
-	if (!known) {
-		struct evbuffer *body = evbuffer_new();
-		evbuffer_add_printf(body, "not found: try /metrics or /healthz\n");
-		reply(req, HTTP_NOTFOUND, "Not Found", CONTENT_TYPE_TEXT, body);
-		evbuffer_free(body);
+	bool metrics = strcmp(c->path, "/metrics") == 0;
+	if (!metrics && strcmp(c->path, "/healthz") != 0) {
+		conn_answer_text(c, 404, "not found: try /metrics or /healthz", NULL);
 		return;
 	}
-	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
-		struct evbuffer *body = evbuffer_new();
-		evbuffer_add_printf(body, "method not allowed\n");
-		reply(req, HTTP_BADMETHOD, "Method Not Allowed", CONTENT_TYPE_TEXT, body);
-		evbuffer_free(body);
+	if (strcmp(c->method, "GET") != 0 && strcmp(c->method, "HEAD") != 0) {
+		conn_answer_text(c, 405, "method not allowed", "GET, HEAD");
 		return;
 	}
-	if (strcmp(path, "/metrics") == 0)
-		serve_metrics(m, req);
+	if (metrics)
+		serve_metrics(c->m, c);
 	else
-		serve_health(m, req);
+		serve_health(c->m, c);
+}
+
+/* True for the characters of an HTTP token (a method, a header name). */
+static bool is_tchar(char ch)
+{
+	return isalnum((unsigned char)ch) || (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+/* Reads "METHOD SP target SP HTTP/1.x"; returns 0, or the status to answer. */
+static int parse_request_line(struct conn *c, const char *line)
+{
+	const char *sp1 = strchr(line, ' ');
+	if (sp1 == NULL || sp1 == line || (size_t)(sp1 - line) >= sizeof(c->method))
+		return 400;
+	for (const char *p = line; p < sp1; p++)
+		if (!is_tchar(*p))
+			return 400;
+	const char *target = sp1 + 1;
+	const char *sp2 = strchr(target, ' ');
+	if (sp2 == NULL || sp2 == target)
+		return 400;
+	for (const char *p = target; p < sp2; p++)
+		if ((unsigned char)*p <= ' ' || *p == 0x7f)
+			return 400;
+	const char *version = sp2 + 1;
+	if (strncmp(version, "HTTP/", 5) != 0 || strchr(version, ' ') != NULL)
+		return 400;
+	if (strcmp(version, "HTTP/1.0") != 0 && strcmp(version, "HTTP/1.1") != 0)
+		return 505;
+	memcpy(c->method, line, (size_t)(sp1 - line));
+	c->method[sp1 - line] = '\0';
+	size_t plen = strcspn(target, "? ");
+	c->path = xstrndup(target, plen);
+	return 0;
+}
+
+/* Reads one header line: only the body's framing matters here (no endpoint takes a
+ * body). Returns 0, or the status to answer. */
+static int parse_header(struct conn *c, const char *line)
+{
+	const char *colon = strchr(line, ':');
+	if (colon == NULL || colon == line)
+		return 400; /* also obsolete line folding: it starts with a space */
+	for (const char *p = line; p < colon; p++)
+		if (!is_tchar(*p))
+			return 400;
+	size_t nlen = (size_t)(colon - line);
+	const char *v = colon + 1 + strspn(colon + 1, " \t");
+	if (nlen == 17 && strncasecmp(line, "Transfer-Encoding", 17) == 0)
+		return 501;
+	if (nlen != 14 || strncasecmp(line, "Content-Length", 14) != 0)
+		return 0;
+	size_t digits = strspn(v, "0123456789");
+	if (digits == 0 || v[digits + strspn(v + digits, " \t")] != '\0')
+		return 400;
+	int64_t n = 0;
+	for (size_t i = 0; i < digits && n <= MAX_BODY_BYTES; i++)
+		n = n * 10 + (v[i] - '0');
+	if (n > MAX_BODY_BYTES)
+		return 413;
+	if (c->content_length >= 0 && c->content_length != n)
+		return 400;
+	c->content_length = n;
+	return 0;
+}
+
+/* Takes one line of the request head (without its line end). Returns 0, or the status
+ * to answer. */
+static int conn_head_line(struct conn *c, const char *line, size_t len)
+{
+	if (strlen(line) != len)
+		return 400; /* a NUL byte */
+	if (!c->have_line) {
+		if (len == 0)
+			return 0; /* an empty line before the request line is ignored */
+		c->have_line = true;
+		return parse_request_line(c, line);
+	}
+	if (len == 0) {
+		c->head_done = true;
+		c->body_left = c->content_length > 0 ? c->content_length : 0;
+		return 0;
+	}
+	return parse_header(c, line);
+}
+
+/* Reads what arrived: the head line by line within MAX_HEAD_BYTES, then the body, then
+ * routes the request. */
+static void conn_read(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	while (c->state == CONN_READING) {
+		if (c->head_done) {
+			size_t n = evbuffer_get_length(in);
+			if ((int64_t)n > c->body_left)
+				n = (size_t)c->body_left;
+			evbuffer_drain(in, n);
+			c->body_left -= (int64_t)n;
+			if (c->body_left == 0)
+				conn_route(c);
+			return;
+		}
+		size_t before = evbuffer_get_length(in);
+		size_t len = 0;
+		char *line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF);
+		if (line == NULL) {
+			if (c->head_bytes + before > MAX_HEAD_BYTES)
+				conn_answer_text(c, 431, "request head too large", NULL);
+			return;
+		}
+		c->head_bytes += before - evbuffer_get_length(in);
+		int status = c->head_bytes > MAX_HEAD_BYTES ? 431 : conn_head_line(c, line, len);
+		free(line);
+		if (status == 431)
+			conn_answer_text(c, status, "request head too large", NULL);
+		else if (status == 413)
+			conn_answer_text(c, status, "request body too large", NULL);
+		else if (status != 0)
+			conn_answer_text(c, status, "bad request", NULL);
+	}
+}
+
+/* ---- the listener ------------------------------------------------------------------- */
+
+/* True when `fd` is one of the last max_inflight + FD_RESERVE_MARGIN descriptors below
+ * the RLIMIT_NOFILE soft limit. The kernel hands out the lowest free descriptor, so all
+ * below fd are in use: refusing such a connection keeps that many for the database and
+ * SmartPay, whatever else holds descriptors. */
+static bool fd_in_reserve(evutil_socket_t fd, const struct sp_config *cfg)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+		return false;
+	rlim_t reserve = (rlim_t)cfg->max_inflight + FD_RESERVE_MARGIN;
+	return (rlim_t)fd + reserve >= rl.rlim_cur;
+}
+
+/* Takes a new connection, or closes it at once beyond max_connections or when the
+ * descriptor is in the reserve. */
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                      void *arg)
+{
+	(void)l;
+	(void)sa;
+	(void)salen;
+	struct metrics *m = arg;
+	const struct sp_config *cfg = store_config(engine_store(m->engine));
+	if (m->nconns >= (size_t)cfg->metrics_max_connections) {
+		evutil_closesocket(fd);
+		m->refused_limit++;
+		log_trouble(m, &m->log_limit, "metrics_connection_refused",
+		            "[metrics] max_connections reached");
+		return;
+	}
+	if (fd_in_reserve(fd, cfg)) {
+		evutil_closesocket(fd);
+		m->refused_fds++;
+		log_trouble(m, &m->log_fds, "metrics_connection_refused",
+		            "file descriptors near RLIMIT_NOFILE are kept for the database and "
+		            "SmartPay");
+		return;
+	}
+	struct bufferevent *bev = bufferevent_socket_new(m->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	struct event *ev_deadline = NULL;
+	struct conn *c = xcalloc(1, sizeof(*c));
+	if (bev != NULL)
+		ev_deadline = evtimer_new(m->base, conn_deadline, c);
+	if (ev_deadline == NULL) {
+		if (bev != NULL)
+			bufferevent_free(bev);
+		else
+			evutil_closesocket(fd);
+		free(c);
+		m->accept_errors++;
+		log_trouble(m, &m->log_accept, "metrics_accept_failed", "out of memory");
+		return;
+	}
+	c->m = m;
+	c->bev = bev;
+	c->ev_deadline = ev_deadline;
+	c->content_length = -1;
+	TAILQ_INSERT_TAIL(&m->conns, c, link);
+	m->nconns++;
+	struct timeval tv = tv_from_ms(cfg->metrics_request_timeout_ms);
+	evtimer_add(ev_deadline, &tv);
+	bufferevent_setcb(bev, conn_read, NULL, conn_event, c);
+	bufferevent_setwatermark(bev, EV_READ, 0, MAX_HEAD_BYTES + 1);
+	bufferevent_enable(bev, EV_READ);
+}
+
+/* accept() failed for a reason other than a vanished client: out of descriptors or
+ * memory. The pending connection stays in the queue, so calling accept() again at once
+ * would spin: the listener rests for ACCEPT_PAUSE_MS. */
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+	int err = EVUTIL_SOCKET_ERROR();
+	struct metrics *m = arg;
+	m->accept_errors++;
+	evconnlistener_disable(l);
+	struct timeval tv = tv_from_ms(ACCEPT_PAUSE_MS);
+	evtimer_add(m->ev_resume, &tv);
+	log_trouble(m, &m->log_accept, "metrics_accept_failed", evutil_socket_error_to_string(err));
+}
+
+/* The pause after an accept error is over: accept again. */
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct metrics *m = arg;
+	evconnlistener_enable(m->listener);
 }
 
 /* Splits "host:port" or "[v6]:port" (already validated by the configuration). */
@@ -388,6 +816,39 @@ static bool split_listen(const char *listen, char **host, unsigned *port)
 	return true;
 }
 
+/* Listens on host:port (a name or an address; the first address that binds). */
+static struct evconnlistener *listen_on(struct metrics *m, const char *host, unsigned port,
+                                        char **why)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+	                         .ai_socktype = SOCK_STREAM,
+	                         .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	char service[8];
+	snprintf(service, sizeof(service), "%u", port);
+	struct addrinfo *ai = NULL;
+	int rc = getaddrinfo(host, service, &hints, &ai);
+	if (rc != 0) {
+		*why = xasprintf("metrics: cannot listen on %s: %s", m->listen, gai_strerror(rc));
+		return NULL;
+	}
+	struct evconnlistener *l = NULL;
+	int err = 0;
+	for (struct addrinfo *p = ai; p != NULL && l == NULL; p = p->ai_next) {
+		errno = 0;
+		l = evconnlistener_new_bind(m->base, on_accept, m,
+		                            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
+		                                LEV_OPT_REUSEABLE,
+		                            LISTEN_BACKLOG, p->ai_addr, (int)p->ai_addrlen);
+		if (l == NULL)
+			err = errno;
+	}
+	freeaddrinfo(ai);
+	if (l == NULL)
+		*why = xasprintf("metrics: cannot listen on %s: %s", m->listen,
+		                 err ? strerror(err) : "address not usable");
+	return l;
+}
+
 bool metrics_new(struct event_base *base, const struct engine *engine, const char *listen,
                  struct metrics **out, char **why)
 {
@@ -401,36 +862,27 @@ bool metrics_new(struct event_base *base, const struct engine *engine, const cha
 		*why = xasprintf("metrics: bad listen address %s: expected host:port", listen);
 		return false;
 	}
-	struct evhttp *http = evhttp_new(base);
-	if (http == NULL) {
-		free(host);
-		*why = xasprintf("metrics: cannot create the HTTP server for %s", listen);
-		return false;
-	}
-	errno = 0;
-	if (evhttp_bind_socket_with_handle(http, host, (ev_uint16_t)port) == NULL) {
-		int err = errno;
-		*why = xasprintf("metrics: cannot listen on %s: %s", listen,
-		                 err ? strerror(err) : "address not usable");
-		evhttp_free(http);
-		free(host);
-		return false;
-	}
-	free(host);
 	struct metrics *m = xcalloc(1, sizeof(*m));
 	m->base = base;
 	m->engine = engine;
-	m->http = http;
 	m->listen = xstrdup(listen);
+	TAILQ_INIT(&m->conns);
+	m->listener = listen_on(m, host, port, why);
+	free(host);
+	if (m->listener == NULL) {
+		free(m->listen);
+		free(m);
+		return false;
+	}
+	evconnlistener_set_error_cb(m->listener, on_accept_error);
 	m->started_ms = clock_ms(CLOCK_REALTIME);
 	m->ev_wait = evtimer_new(base, wait_expired, m);
-	evhttp_set_timeout(http, HTTP_TIMEOUT_S);
-	evhttp_set_max_headers_size(http, 16384);
-	evhttp_set_max_body_size(http, 4096);
-	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
-	                                     EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
-	evhttp_set_gencb(http, on_request, m);
-	log_event(LOG_LVL_INFO, "metrics_listening", "listen", listen, NULL);
+	m->ev_resume = evtimer_new(base, on_resume, m);
+	struct rlimit rl;
+	char limit[24] = "unlimited";
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		snprintf(limit, sizeof(limit), "%llu", (unsigned long long)rl.rlim_cur);
+	log_event(LOG_LVL_INFO, "metrics_listening", "listen", listen, "fd_limit", limit, NULL);
 	*out = m;
 	return true;
 }
@@ -439,15 +891,19 @@ void metrics_free(struct metrics *m)
 {
 	if (m == NULL)
 		return;
-	for (size_t i = 0; i < m->nwaiting; i++) {
-		struct evbuffer *body = evbuffer_new();
-		evbuffer_add_printf(body, "shutting down\n");
-		reply(m->waiting[i], HTTP_SERVUNAVAIL, "Service Unavailable", CONTENT_TYPE_TEXT,
-		      body);
-		evbuffer_free(body);
+	struct conn *c;
+	/* the loop has stopped: a waiting scrape gets what one write can send now */
+	TAILQ_FOREACH(c, &m->conns, link)
+	{
+		if (c->state != CONN_WAITING)
+			continue;
+		conn_answer_text(c, 503, "shutting down", NULL);
+		evbuffer_write(bufferevent_get_output(c->bev), bufferevent_getfd(c->bev));
 	}
-	free(m->waiting);
-	evhttp_free(m->http);
+	while ((c = TAILQ_FIRST(&m->conns)) != NULL)
+		conn_free(c);
+	evconnlistener_free(m->listener);
+	event_free(m->ev_resume);
 	event_free(m->ev_wait);
 	store_gauges_clear(&m->gauges);
 	free(m->listen);

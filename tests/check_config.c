@@ -106,6 +106,8 @@ START_TEST(test_minimal_and_defaults)
 	ck_assert_str_eq(cfg->webhook_url, "");
 	ck_assert_int_eq(cfg->gateway_unreachable_ms, 300000);
 	ck_assert_str_eq(cfg->metrics_listen, "127.0.0.1:9464");
+	ck_assert_int_eq(cfg->metrics_max_connections, 16);
+	ck_assert_int_eq(cfg->metrics_request_timeout_ms, 5000);
 	/* origin is required by SmartPay but has no sensible default: a warning. */
 	ck_assert_str_eq(cfg->warnings, "t.conf:0: smartpay.origin: not set: SmartPay requires an "
 	                                "Origin header on every request\n");
@@ -579,6 +581,10 @@ START_TEST(test_other_values)
 	one_error("[metrics]\nlisten = ::1:9464\n",
 	          "t.conf:5: metrics.listen: IPv6 addresses need brackets, e.g. [::1]");
 	one_error("[metrics]\nlisten = :9464\n", "t.conf:5: metrics.listen: missing host");
+	one_error("[metrics]\nmax_connections = 0\n",
+	          "t.conf:5: metrics.max_connections: must be between 1 and 10000");
+	one_error("[metrics]\nrequest_timeout = 10ms\n",
+	          "t.conf:5: metrics.request_timeout: must be between 100ms and 5m");
 	one_error("[daemon]\ninstance_name = node 1\n",
 	          "t.conf:5: daemon.instance_name: 'node 1' may only contain letters, digits and "
 	          ". - _ : @");
@@ -750,6 +756,8 @@ START_TEST(test_example_config)
 	    "webhook_url",
 	    "gateway_unreachable",
 	    "listen",
+	    "max_connections",
+	    "request_timeout",
 	};
 	const char *top = getenv("SP_TOP_SRCDIR");
 	ck_assert_msg(top != NULL, "SP_TOP_SRCDIR is not set (run through make check)");

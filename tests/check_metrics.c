@@ -1,7 +1,9 @@
 /* The metrics endpoint during a real run: smartpayd, a private PostgreSQL and
  * smartpay-sim. Every scrape is parsed with a strict reader of the Prometheus text
  * format 0.0.4, and the values are compared with what the run did (the ledger, the
- * simulator). /healthz follows the database going away and coming back. */
+ * simulator). /healthz follows the database going away and coming back. Hostile
+ * clients (malformed and oversized requests, slowloris, a daemon at its file
+ * descriptor limit) must not stop captures, spin the loop or flood the log. */
 #include "autoconfig.h"
 
 #include "daemonproc.h"
@@ -10,14 +12,22 @@
 #include "simproc.h"
 #include "testutil.h"
 
+#include <arpa/inet.h>
 #include <check.h>
 #include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define WAIT_MS 30000
@@ -458,9 +468,12 @@ struct world {
 	struct simproc *sim;
 	struct daemonproc d;
 	char base[64]; /* http://127.0.0.1:PORT of the metrics listener */
+	int port;
 };
 
-static void world_up(struct world *w)
+/* PostgreSQL, the simulator and the daemon's configuration; `more` (may be NULL) is
+ * appended to the configuration's [metrics] section and may open other sections. */
+static void world_up(struct world *w, const char *more)
 {
 	memset(w, 0, sizeof(*w));
 	w->conninfo = pgtest_createdb_shop(NULL);
@@ -469,14 +482,15 @@ static void world_up(struct world *w)
 	ck_assert_ptr_nonnull(w->sim);
 	int port = testutil_free_port();
 	ck_assert_int_gt(port, 0);
-	char extra[160];
+	char extra[512];
 	snprintf(extra, sizeof(extra),
 	         "[alerts]\nexpiry_thresholds = 24h, 4h\ngateway_unreachable = 1s\n"
-	         "[metrics]\nlisten = 127.0.0.1:%d\n",
-	         port);
+	         "[metrics]\nlisten = 127.0.0.1:%d\n%s",
+	         port, more ? more : "");
 	daemonproc_init(&w->d, w->conninfo, simproc_base_url(w->sim), simproc_merchant_key(w->sim),
 	                simproc_auth_key(w->sim), extra);
 	snprintf(w->base, sizeof(w->base), "http://127.0.0.1:%d", port);
+	w->port = port;
 }
 
 static void world_down(struct world *w)
@@ -515,7 +529,7 @@ static void await(struct world *w, const char *sql, long long want)
 START_TEST(scrape_during_run)
 {
 	struct world w;
-	world_up(&w);
+	world_up(&w, NULL);
 	/* every request fails with 503 at first: each capture is retried */
 	ck_assert(simproc_set_faults(w.sim, "{\"fail_rate\": 1.0, \"status\": 503}"));
 	for (int i = 0; i < 4; i++)
@@ -707,6 +721,447 @@ START_TEST(bind_failure_is_fatal)
 }
 END_TEST
 
+/* ---- hostile clients ---- */
+
+/* Starts the daemon and waits until it is healthy. */
+static void world_start(struct world *w)
+{
+	daemonproc_start(&w->d, false);
+	char health[128];
+	snprintf(health, sizeof(health), "%s/healthz", w->base);
+	long status = opstest_wait_status(health, 200, 20000);
+	if (status != 200)
+		daemonproc_print_log(&w->d);
+	ck_assert_int_eq(status, 200);
+}
+
+static long long count_of(struct world *w, const char *sql)
+{
+	return pgtest_int(w->db, sql);
+}
+
+#define SQL_CAPTURED                                                                               \
+	"SELECT count(*) FROM smartpay.modifications WHERE kind = 'capture' AND state = "          \
+	"'succeeded'"
+#define SQL_ATTENTION "SELECT count(*) FROM smartpay.modifications WHERE state = 'needs_attention'"
+
+/* A TCP connection to 127.0.0.1:port, non-blocking unless `blocking`; -1 on failure. */
+static int tcp_connect(int port, bool blocking)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | (blocking ? 0 : SOCK_NONBLOCK), 0);
+	if (fd < 0)
+		return -1;
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 && errno != EINPROGRESS) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Sends one raw request on a new connection and reads until the server closes; returns
+ * the status of the answer (0 when none) with the whole answer in *answer (malloc'd). */
+static int raw_request(int port, const char *request, size_t len, char **answer)
+{
+	int fd = tcp_connect(port, true);
+	ck_assert_int_ge(fd, 0);
+	struct timeval tv = {.tv_sec = 15};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	for (size_t off = 0; off < len;) {
+		ssize_t n = send(fd, request + off, len - off, MSG_NOSIGNAL);
+		if (n <= 0)
+			break; /* answered and closed before the end: read the answer */
+		off += (size_t)n;
+	}
+	size_t size = 0, cap = 4096;
+	char *buf = malloc(cap + 1);
+	ssize_t n;
+	while ((n = recv(fd, buf + size, cap - size, 0)) > 0) {
+		size += (size_t)n;
+		if (size == cap)
+			buf = realloc(buf, (cap *= 2) + 1);
+	}
+	buf[size] = '\0';
+	close(fd);
+	ck_assert_msg(n == 0, "no orderly close after the answer: %s", strerror(errno));
+	int status = 0;
+	if (sscanf(buf, "HTTP/1.1 %d ", &status) != 1)
+		status = 0;
+	*answer = buf;
+	return status;
+}
+
+/* One request and the status it must get. */
+struct raw_case {
+	const char *request; /* NULL: an oversized header built by the test */
+	size_t len;          /* 0: strlen(request) */
+	int status;
+};
+
+#define RAW(text, status)                                                                          \
+	{                                                                                          \
+		text, sizeof(text) - 1, status                                                     \
+	}
+
+static const struct raw_case raw_cases[] = {
+    RAW("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 200),
+    RAW("GET /metrics?name[]=x HTTP/1.0\r\n\r\n", 200),
+    RAW("GET /metrics HTTP/1.1\nHost: lf-only\n\n", 200),
+    RAW("\r\nGET /healthz HTTP/1.1\r\n\r\n", 200),
+    RAW("HEAD /metrics HTTP/1.1\r\n\r\n", 200),
+    RAW("GET /nope HTTP/1.1\r\n\r\n", 404),
+    RAW("DELETE /metrics HTTP/1.1\r\n\r\n", 405),
+    RAW("POST /healthz HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", 405),
+    RAW("POST /metrics HTTP/1.1\r\nContent-Length: 4097\r\n\r\n", 413),
+    RAW("POST /metrics HTTP/1.1\r\ncontent-length: 99999999999999999999999\r\n\r\n", 413),
+    RAW("POST /metrics HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 501),
+    RAW("GET /metrics HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400),
+    RAW("GET /metrics HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400),
+    RAW("GET /metrics HTTP/2.0\r\n\r\n", 505),
+    RAW("GET /metrics\r\n\r\n", 400),
+    RAW("GET  /metrics HTTP/1.1\r\n\r\n", 400),
+    RAW("GET /metrics HTTP/1.1 x\r\n\r\n", 400),
+    RAW("G(T /metrics HTTP/1.1\r\n\r\n", 400),
+    RAW("GET /metrics HTTP/1.1\r\nno colon here\r\n\r\n", 400),
+    RAW("GET /metrics HTTP/1.1\r\nHost: a\r\n folded: b\r\n\r\n", 400),
+    RAW("GET /metrics HTTP/1.1\r\nX-Nul: a\0b\r\n\r\n", 400),
+    {NULL, 0, 431},
+};
+
+START_TEST(request_limits)
+{
+	struct world w;
+	world_up(&w, NULL);
+	world_start(&w);
+	for (size_t i = 0; i < sizeof(raw_cases) / sizeof(raw_cases[0]); i++) {
+		const struct raw_case *rc = &raw_cases[i];
+		char *big = NULL;
+		const char *req = rc->request;
+		size_t len = rc->len;
+		if (req == NULL) { /* one header line longer than the 8 KiB the head may have */
+			size_t n = 9000;
+			big = malloc(n + 64);
+			int k = snprintf(big, 64, "GET /metrics HTTP/1.1\r\nX-Big: ");
+			memset(big + k, 'a', n);
+			memcpy(big + k + n, "\r\n\r\n", 4);
+			req = big;
+			len = (size_t)k + n + 4;
+		}
+		char *answer = NULL;
+		int status = raw_request(w.port, req, len, &answer);
+		ck_assert_msg(status == rc->status, "case %zu: status %d, want %d; answer:\n%s", i,
+		              status, rc->status, answer);
+		ck_assert_msg(strstr(answer, "\r\nConnection: close\r\n") != NULL,
+		              "case %zu: no Connection: close", i);
+		const char *body = strstr(answer, "\r\n\r\n");
+		ck_assert_ptr_nonnull(body);
+		body += 4;
+		long clen = -1;
+		const char *cl = strstr(answer, "\r\nContent-Length: ");
+		ck_assert_ptr_nonnull(cl);
+		clen = strtol(cl + 18, NULL, 10);
+		if (strncmp(req, "HEAD", 4) == 0) {
+			ck_assert_str_eq(body, "");
+			ck_assert_int_gt(clen, 100);
+		} else {
+			ck_assert_int_eq(clen, (long)strlen(body));
+		}
+		if (status == 200 && strstr(req, "/metrics") && strncmp(req, "GET", 3) == 0) {
+			struct prom p;
+			bool ok = prom_parse(body, &p);
+			ck_assert_msg(ok, "case %zu: %s", i, p.err);
+			prom_free(&p);
+		}
+		if (status == 405)
+			ck_assert_ptr_nonnull(strstr(answer, "\r\nAllow: GET, HEAD\r\n"));
+		free(answer);
+		free(big);
+	}
+	ck_assert_int_eq(daemonproc_stop(&w.d), 0);
+	world_down(&w);
+}
+END_TEST
+
+/* A hostile connection that sends its request a byte at a time. */
+struct slow {
+	int fd;       /* -1: closed, to be opened again */
+	int trickled; /* bytes sent since it was opened */
+	long reopen_at_ms;
+};
+
+/* True when the server has closed the connection (end of file or a reset). */
+static bool slow_closed_by_server(int fd)
+{
+	char buf[4096];
+	for (;;) {
+		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n > 0)
+			continue;
+		if (n == 0)
+			return true;
+		return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+		       errno != ENOTCONN;
+	}
+}
+
+/* Opens connections that are due, notes the ones the server closed, and sends one more
+ * byte on each of the others. Returns how many the server closed. Fails when one got
+ * `max_trickle` bytes through without being closed. */
+static int slow_pump(struct slow *s, size_t n, int port, long now_ms, bool reopen, int max_trickle)
+{
+	static const char start[] = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
+	int closed = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i].fd < 0) {
+			if (!reopen || now_ms < s[i].reopen_at_ms)
+				continue;
+			s[i].fd = tcp_connect(port, false);
+			s[i].trickled = 0;
+			continue;
+		}
+		if (slow_closed_by_server(s[i].fd)) {
+			close(s[i].fd);
+			s[i].fd = -1;
+			s[i].reopen_at_ms = now_ms + 200;
+			closed++;
+			continue;
+		}
+		ck_assert_msg(s[i].trickled < max_trickle,
+		              "a slow connection sent %d bytes and is still open", s[i].trickled);
+		int k = s[i].trickled;
+		const char *byte = k < (int)sizeof(start) - 1 ? start + k : "a";
+		if (send(s[i].fd, byte, 1, MSG_NOSIGNAL | MSG_DONTWAIT) == 1)
+			s[i].trickled++;
+	}
+	return closed;
+}
+
+static void slow_close_all(struct slow *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i].fd >= 0) {
+			close(s[i].fd);
+			s[i].fd = -1;
+		}
+}
+
+static long ms_since(const struct timespec *t0)
+{
+	return testutil_elapsed_ms(t0);
+}
+
+START_TEST(slowloris)
+{
+	/* more slow clients than the cap, each trickling its headers for far longer than the
+	 * deadline, while orders are shipped */
+	enum { NSLOW = 24, NORDERS = 10, TICK_MS = 50, MAX_TRICKLE = 400 };
+	struct world w;
+	world_up(&w, "max_connections = 4\nrequest_timeout = 1s\n");
+	world_start(&w);
+	struct slow s[NSLOW];
+	for (size_t i = 0; i < NSLOW; i++)
+		s[i] = (struct slow){.fd = -1};
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	slow_pump(s, NSLOW, w.port, 0, true, MAX_TRICKLE);
+	for (int i = 0; i < NORDERS; i++)
+		add_order(&w, "shipped", "NULL");
+
+	/* the attack goes on until every order is captured and for at least 4 deadlines */
+	long closed = 0;
+	bool attacking = true;
+	for (int tick = 0;; tick++) {
+		ck_assert_msg(ms_since(&t0) < 90000, "captures: %lld of %d",
+		              count_of(&w, SQL_CAPTURED), NORDERS);
+		closed += slow_pump(s, NSLOW, w.port, ms_since(&t0), attacking, MAX_TRICKLE);
+		if (attacking && tick % 10 == 0 && ms_since(&t0) > 4000 &&
+		    count_of(&w, SQL_CAPTURED) >= NORDERS)
+			attacking = false;
+		bool open = false;
+		for (size_t i = 0; i < NSLOW; i++)
+			open = open || s[i].fd >= 0;
+		if (!attacking && !open)
+			break; /* the server closed every slow connection */
+		testutil_sleep_ms(TICK_MS);
+	}
+	ck_assert_int_ge(closed, NSLOW);
+
+	ck_assert_int_eq(count_of(&w, SQL_CAPTURED), NORDERS);
+	ck_assert_int_eq(count_of(&w, SQL_ATTENTION), 0);
+	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "capture"), NORDERS);
+
+	/* and the listener answers again, with nothing left open but the scrape itself */
+	struct prom p;
+	scrape(w.base, &p);
+	ck_assert_double_eq(prom_get(&p, "smartpayd_metrics_connections_open"), 1);
+	ck_assert_double_ge(prom_get(&p, "smartpayd_metrics_requests_timed_out_total"), 4);
+	ck_assert_double_ge(
+	    prom_get(&p, "smartpayd_metrics_connections_refused_total{reason=\"max_connections\"}"),
+	    1);
+	prom_free(&p);
+	/* a few rate-limited lines for hundreds of refusals and timeouts */
+	char *log = testutil_read_file(w.d.log);
+	int lines = 0;
+	for (const char *q = log; (q = strstr(q, "event=metrics_")) != NULL; q++)
+		lines++;
+	free(log);
+	ck_assert_int_ge(lines, 1);
+	ck_assert_int_le(lines, 30);
+	ck_assert_int_eq(daemonproc_stop(&w.d), 0);
+	world_down(&w);
+}
+END_TEST
+
+/* CPU time (user + system) the process has used, in milliseconds. */
+static long proc_cpu_ms(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	char *text = testutil_read_file(path);
+	ck_assert_ptr_nonnull(text);
+	const char *p = strrchr(text, ')');
+	ck_assert_ptr_nonnull(p);
+	unsigned long long ut = 0, st = 0;
+	int n = sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st);
+	free(text);
+	ck_assert_int_eq(n, 2);
+	return (long)((ut + st) * 1000 / (unsigned long long)sysconf(_SC_CLK_TCK));
+}
+
+/* Lines in the daemon's log. */
+static long log_lines(const struct daemonproc *d)
+{
+	char *text = testutil_read_file(d->log);
+	ck_assert_ptr_nonnull(text);
+	long n = 0;
+	for (const char *q = text; *q; q++)
+		n += *q == '\n';
+	free(text);
+	return n;
+}
+
+/* The lowest descriptor number the process does not use: with its RLIMIT_NOFILE set
+ * to it, the next descriptor it asks for fails with EMFILE. */
+static int lowest_free_fd(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	bool used[4096] = {false};
+	DIR *dir = opendir(path);
+	ck_assert_ptr_nonnull(dir);
+	struct dirent *e;
+	while ((e = readdir(dir)) != NULL) {
+		int fd = atoi(e->d_name);
+		if (e->d_name[0] != '.' && fd >= 0 && fd < 4096)
+			used[fd] = true;
+	}
+	closedir(dir);
+	int fd = 0;
+	while (fd < 4096 && used[fd])
+		fd++;
+	return fd;
+}
+
+static void set_fd_limit(pid_t pid, rlim_t soft)
+{
+	struct rlimit old;
+	ck_assert_int_eq(prlimit(pid, RLIMIT_NOFILE, NULL, &old), 0);
+	struct rlimit rl = {.rlim_cur = soft, .rlim_max = old.rlim_max};
+	ck_assert_int_eq(prlimit(pid, RLIMIT_NOFILE, &rl, NULL), 0);
+}
+
+/* Keeps the connections busy for `ms` and returns the daemon's CPU time meanwhile; the
+ * log may grow by at most `max_lines` meanwhile. */
+static long pressure_window(struct world *w, struct slow *s, size_t n, const struct timespec *t0,
+                            long ms, long max_lines)
+{
+	long cpu0 = proc_cpu_ms(w->d.pid), lines0 = log_lines(&w->d);
+	long end = ms_since(t0) + ms;
+	while (ms_since(t0) < end) {
+		slow_pump(s, n, w->port, ms_since(t0), true, 1 << 30);
+		testutil_sleep_ms(50);
+	}
+	long cpu = proc_cpu_ms(w->d.pid) - cpu0, lines = log_lines(&w->d) - lines0;
+	ck_assert_msg(lines <= max_lines, "the log grew by %ld lines in %ld ms", lines, ms);
+	return cpu;
+}
+
+START_TEST(low_fd_limit)
+{
+	/* 64 descriptors: the metrics listener may use what max_inflight + 32 leave */
+	enum { LIMIT = 64, NHOLD = 120, NORDERS = 10, WINDOW_MS = 3000 };
+	struct world w;
+	world_up(&w, "max_connections = 1000\nrequest_timeout = 2m\n"
+	             "[daemon]\nmax_inflight = 4\nlog_level = info\n");
+	daemonproc_start(&w.d, false);
+	set_fd_limit(w.d.pid, LIMIT);
+	char health[128];
+	snprintf(health, sizeof(health), "%s/healthz", w.base);
+	ck_assert_int_eq(opstest_wait_status(health, 200, 20000), 200);
+
+	/* far more connections than descriptors, held open, reopened when refused */
+	struct slow s[NHOLD];
+	for (size_t i = 0; i < NHOLD; i++)
+		s[i] = (struct slow){.fd = -1};
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	slow_pump(s, NHOLD, w.port, 0, true, 1 << 30);
+	for (int i = 0; i < NORDERS; i++)
+		add_order(&w, "shipped", "NULL");
+	while (count_of(&w, SQL_CAPTURED) < NORDERS) {
+		ck_assert_msg(ms_since(&t0) < 60000, "captures: %lld of %d",
+		              count_of(&w, SQL_CAPTURED), NORDERS);
+		slow_pump(s, NHOLD, w.port, ms_since(&t0), true, 1 << 30);
+		testutil_sleep_ms(50);
+	}
+	ck_assert_int_eq(count_of(&w, SQL_ATTENTION), 0);
+	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "capture"), NORDERS);
+	/* the daemon holds some of them and refuses the rest, quietly, without spinning */
+	long cpu = pressure_window(&w, s, NHOLD, &t0, WINDOW_MS, 50);
+	ck_assert_msg(cpu < WINDOW_MS / 2, "the daemon used %ld ms of CPU in %d ms", cpu,
+	              WINDOW_MS);
+	int held = 0;
+	for (size_t i = 0; i < NHOLD; i++)
+		held += s[i].fd >= 0 && s[i].trickled >= 20; /* a refused one closes at once */
+	ck_assert_int_ge(held, 1);
+	ck_assert(daemonproc_log_contains(&w.d, "metrics_connection_refused"));
+
+	/* out of descriptors altogether: accept() fails with EMFILE, and the listener rests */
+	for (int i = 0; i < 20 && !daemonproc_log_contains(&w.d, "metrics_accept_failed"); i++) {
+		/* the refused connections, opened again, wait for accept() */
+		set_fd_limit(w.d.pid, (rlim_t)lowest_free_fd(w.d.pid));
+		pressure_window(&w, s, NHOLD, &t0, 500, 50);
+	}
+	if (!daemonproc_log_contains(&w.d, "metrics_accept_failed"))
+		daemonproc_print_log(&w.d);
+	ck_assert(daemonproc_log_contains(&w.d, "metrics_accept_failed"));
+	cpu = pressure_window(&w, s, NHOLD, &t0, WINDOW_MS, 20);
+	ck_assert_msg(cpu < WINDOW_MS / 2, "the daemon used %ld ms of CPU in %d ms at EMFILE", cpu,
+	              WINDOW_MS);
+
+	/* descriptors come back: the listener serves again, captures go on */
+	set_fd_limit(w.d.pid, LIMIT);
+	slow_close_all(s, NHOLD);
+	char url[128];
+	snprintf(url, sizeof(url), "%s/metrics", w.base);
+	ck_assert_int_eq(opstest_wait_status(url, 200, 20000), 200);
+	struct prom p;
+	scrape(w.base, &p);
+	ck_assert_double_ge(prom_get(&p, "smartpayd_metrics_accept_errors_total"), 1);
+	ck_assert_double_ge(
+	    prom_get(&p, "smartpayd_metrics_connections_refused_total{reason=\"fd_reserve\"}"), 1);
+	prom_free(&p);
+	for (int i = 0; i < NORDERS; i++)
+		add_order(&w, "shipped", "NULL");
+	await(&w, SQL_CAPTURED, 2 * NORDERS);
+	ck_assert_int_eq(count_of(&w, SQL_ATTENTION), 0);
+	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "capture"), 2 * NORDERS);
+	ck_assert_int_eq(daemonproc_stop(&w.d), 0);
+	world_down(&w);
+}
+END_TEST
+
 static Suite *metrics_suite(void)
 {
 	Suite *s = suite_create("metrics");
@@ -719,6 +1174,12 @@ static Suite *metrics_suite(void)
 	tcase_set_timeout(tc, 90);
 	tcase_add_test(tc, scrape_during_run);
 	tcase_add_test(tc, bind_failure_is_fatal);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("hostile");
+	tcase_set_timeout(tc, 240);
+	tcase_add_test(tc, request_limits);
+	tcase_add_test(tc, slowloris);
+	tcase_add_test(tc, low_fd_limit);
 	suite_add_tcase(s, tc);
 	return s;
 }
