@@ -23,6 +23,7 @@ struct sp_config {
 	/* [database] */
 	char *db_conninfo;     /* default "" (libpq defaults / PG* env) */
 	char *orders_relation; /* default "public.orders"; "schema.name" or "name" */
+	int64_t statement_timeout_ms; /* default 30s; 0 = none: every session's statement_timeout */
 
 	/* [smartpay] */
 	char *base_url;                /* required; no trailing slash after load */

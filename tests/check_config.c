@@ -73,6 +73,7 @@ START_TEST(test_minimal_and_defaults)
 	ck_assert_str_eq(cfg->path, "t.conf");
 	ck_assert_str_eq(cfg->db_conninfo, "");
 	ck_assert_str_eq(cfg->orders_relation, "public.orders");
+	ck_assert_int_eq(cfg->statement_timeout_ms, 30000);
 	ck_assert_str_eq(cfg->base_url, "https://smartpay.example/api");
 	ck_assert_str_eq(cfg->merchant_key, "31928de9-1111-2222-3333-444455556666");
 	ck_assert_str_eq(cfg->authentication_key_file, "");
@@ -721,6 +722,7 @@ START_TEST(test_example_config)
 	static const char *const key_names[] = {
 	    "conninfo",
 	    "orders_relation",
+	    "statement_timeout",
 	    "base_url",
 	    "merchant_key",
 	    "authentication_key_file",
