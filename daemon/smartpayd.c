@@ -139,8 +139,9 @@ static void warn_restart_needed(const struct sp_config *old, const struct sp_con
 			log_event(LOG_LVL_WARNING, "reload_needs_restart", "key", keys[i].key,
 			          "msg", "changed; the running value stays until a restart", NULL);
 	if (old->statement_timeout_ms != neu->statement_timeout_ms)
-		log_event(LOG_LVL_WARNING, "reload_needs_restart", "key", "database.statement_timeout",
-		          "msg", "changed; the running value stays until a restart", NULL);
+		log_event(LOG_LVL_WARNING, "reload_needs_restart", "key",
+		          "database.statement_timeout", "msg",
+		          "changed; the running value stays until a restart", NULL);
 	if (old->timeout_ms != neu->timeout_ms ||
 	    old->connect_timeout_ms != neu->connect_timeout_ms)
 		log_event(LOG_LVL_WARNING, "reload_needs_restart", "key", "smartpay.timeout", "msg",

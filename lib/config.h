@@ -21,8 +21,8 @@ struct sp_config {
 	char *path; /* the file this was loaded from */
 
 	/* [database] */
-	char *db_conninfo;     /* default "" (libpq defaults / PG* env) */
-	char *orders_relation; /* default "public.orders"; "schema.name" or "name" */
+	char *db_conninfo;            /* default "" (libpq defaults / PG* env) */
+	char *orders_relation;        /* default "public.orders"; "schema.name" or "name" */
 	int64_t statement_timeout_ms; /* default 30s; 0 = none: every session's statement_timeout */
 
 	/* [smartpay] */

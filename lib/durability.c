@@ -33,8 +33,9 @@ char *durability_problems(const struct db_durability *d)
 	char *list = NULL;
 	bool sync_names = d->synchronous_standby_names && d->synchronous_standby_names[0] != '\0';
 	if (!d->fsync)
-		add_problem(&list, "fsync=off: a committed intent is lost when the operating system "
-		                   "crashes or the power fails");
+		add_problem(&list,
+		            "fsync=off: a committed intent is lost when the operating system "
+		            "crashes or the power fails");
 	if (!d->full_page_writes)
 		add_problem(&list, "full_page_writes=off: a crash can leave torn pages and lose "
 		                   "committed intents");
@@ -49,11 +50,12 @@ char *durability_problems(const struct db_durability *d)
 		free(p);
 	}
 	if (d->wal_senders > 0 && !sync_names) {
-		char *p = xasprintf("%ld standby(s) stream from this server asynchronously "
-		                    "(synchronous_standby_names is empty): after a failover the last "
-		                    "committed intents can be missing, and what was sent for them "
-		                    "would be sent again under new ids",
-		                    d->wal_senders);
+		char *p =
+		    xasprintf("%ld standby(s) stream from this server asynchronously "
+		              "(synchronous_standby_names is empty): after a failover the last "
+		              "committed intents can be missing, and what was sent for them "
+		              "would be sent again under new ids",
+		              d->wal_senders);
 		add_problem(&list, p);
 		free(p);
 	}

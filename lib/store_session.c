@@ -53,11 +53,12 @@ static void session_checked(PGresult *res, const char *error, void *arg)
 
 bool store_session_check(struct pg_conn *pc, char **reported)
 {
-	return pg_conn_query(pc,
-	                     "SELECT current_setting('fsync'), current_setting('full_page_writes'), "
-	                     "current_setting('synchronous_commit'), "
-	                     "current_setting('synchronous_standby_names'), "
-	                     "current_setting('statement_timeout'), "
-	                     "(SELECT count(*) FROM pg_catalog.pg_stat_replication)",
-	                     0, NULL, session_checked, reported);
+	return pg_conn_query(
+	    pc,
+	    "SELECT current_setting('fsync'), current_setting('full_page_writes'), "
+	    "current_setting('synchronous_commit'), "
+	    "current_setting('synchronous_standby_names'), "
+	    "current_setting('statement_timeout'), "
+	    "(SELECT count(*) FROM pg_catalog.pg_stat_replication)",
+	    0, NULL, session_checked, reported);
 }
