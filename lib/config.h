@@ -21,9 +21,10 @@ struct sp_config {
 	char *path; /* the file this was loaded from */
 
 	/* [database] */
-	char *db_conninfo;            /* default "" (libpq defaults / PG* env) */
-	char *orders_relation;        /* default "public.orders"; "schema.name" or "name" */
-	int64_t statement_timeout_ms; /* default 30s; 0 = none: every session's statement_timeout */
+	char *db_conninfo;     /* default "" (libpq defaults / PG* env) */
+	char *orders_relation; /* default "public.orders"; "schema.name" or "name" */
+	/* default 30s; 0 = none: the statement_timeout of every session */
+	int64_t statement_timeout_ms;
 
 	/* [smartpay] */
 	char *base_url;                /* required; no trailing slash after load */

@@ -18,12 +18,13 @@
 struct store {
 	struct pg_conn *pc;
 	const struct sp_config *cfg;
-	char *relation;         /* quoted orders relation, e.g. "public"."orders" */
-	char *id_type;          /* SQL type of the orders' id column, from the catalog */
-	char *sql_scan;         /* candidate query over the whole relation */
-	char *sql_targeted;     /* candidate query for a list of order ids */
-	char *sql_requests;     /* open shop requests */
-	char *session_reported; /* the durability settings last logged (store_session.c) */
+	char *relation;     /* quoted orders relation, e.g. "public"."orders" */
+	char *id_type;      /* SQL type of the orders' id column, from the catalog */
+	char *sql_scan;     /* candidate query over the whole relation */
+	char *sql_targeted; /* candidate query for a list of order ids */
+	char *sql_requests; /* open shop requests */
+	/* the durability settings last logged (store_session.c) */
+	char *session_reported;
 };
 
 /* The context of one asynchronous store call. */
