@@ -37,8 +37,8 @@ char *durability_problems(const struct db_durability *d)
 		            "fsync=off: a committed intent is lost when the operating system "
 		            "crashes or the power fails");
 	if (!d->full_page_writes)
-		add_problem(&list, "full_page_writes=off: a crash can leave torn pages and lose "
-		                   "committed intents");
+		add_problem(&list, "full_page_writes=off: a crash can leave torn pages (unless the "
+		                   "file system rules them out) and lose committed intents");
 	if (!waits_for_local_flush(d->synchronous_commit))
 		add_problem(&list, "synchronous_commit=off in the daemon's session: the last "
 		                   "commits are lost when the server crashes");
