@@ -13,6 +13,7 @@
 #include "config.h"
 #include "ctl_common.h"
 #include "money.h"
+#include "store_session.h"
 #include "uuid.h"
 #include "xmalloc.h"
 
@@ -100,8 +101,13 @@ int ctl_connect(struct ctl_context *ctx)
 		return CTL_EXIT_FAILURE;
 	}
 	PQsetNoticeProcessor(ctx->conn, print_notice, NULL);
-	/* every timestamp smartpayctl prints is UTC, in one known text form */
-	PGresult *res = PQexec(ctx->conn, "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'");
+	/* the daemon's session settings (durable commits, statement_timeout), and every
+	 * timestamp smartpayctl prints is UTC, in one known text form */
+	char *setup = store_session_setup_sql(ctx->cfg->statement_timeout_ms);
+	char *sql = xasprintf("%s; SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'", setup);
+	PGresult *res = PQexec(ctx->conn, sql);
+	free(sql);
+	free(setup);
 	bool ok = res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK;
 	if (!ok)
 		ctl_error("database: %s", res ? PQresultErrorMessage(res) : "out of memory");

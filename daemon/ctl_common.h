@@ -68,8 +68,9 @@ int ctl_load_config(struct ctl_context *ctx);
 
 /* Loads the configuration when needed and opens ctx->conn (blocking libpq) with
  * cfg->db_conninfo, application_name smartpayctl, server notices printed on stderr,
- * and the session's TimeZone UTC and DateStyle ISO (what ctl_json_value and
- * ctl_time_human expect of timestamps).
+ * the daemon's session settings (store_session_setup_sql: synchronous_commit on, the
+ * configured statement_timeout), and the session's TimeZone UTC and DateStyle ISO (what
+ * ctl_json_value and ctl_time_human expect of timestamps).
  * Returns CTL_EXIT_OK, CTL_EXIT_USAGE (configuration) or CTL_EXIT_FAILURE (connection,
  * after printing why). */
 int ctl_connect(struct ctl_context *ctx);

@@ -129,6 +129,15 @@ static int migrate_run(struct ctl_context *ctx, int argc, char **argv)
 	int rc;
 	if (!ctl_begin(ctx, &ctl_cmd_migrate, argc, argv, "", NULL, NULL, NULL, &rc))
 		return rc;
+	/* DDL on a large ledger may outlast statement_timeout; migrate bounds its lock
+	 * waits with lock_timeout instead */
+	PGresult *res = PQexec(ctx->conn, "SET statement_timeout = 0");
+	bool set = res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK;
+	if (!set)
+		ctl_error("migrate: %s", res ? PQresultErrorMessage(res) : "out of memory");
+	PQclear(res);
+	if (!set)
+		return CTL_EXIT_FAILURE;
 
 	bool *applied_mask = xcalloc(sp_builtin_migration_count, sizeof(*applied_mask));
 	int applied = 0, version = 0;

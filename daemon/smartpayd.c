@@ -15,6 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 /* Exit codes of interfaces.md. */
 enum { EXIT_CLEAN = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
@@ -135,6 +138,10 @@ static void warn_restart_needed(const struct sp_config *old, const struct sp_con
 		if (strcmp(keys[i].a ? keys[i].a : "", keys[i].b ? keys[i].b : "") != 0)
 			log_event(LOG_LVL_WARNING, "reload_needs_restart", "key", keys[i].key,
 			          "msg", "changed; the running value stays until a restart", NULL);
+	if (old->statement_timeout_ms != neu->statement_timeout_ms)
+		log_event(LOG_LVL_WARNING, "reload_needs_restart", "key",
+		          "database.statement_timeout", "msg",
+		          "changed; the running value stays until a restart", NULL);
 	if (old->timeout_ms != neu->timeout_ms ||
 	    old->connect_timeout_ms != neu->connect_timeout_ms)
 		log_event(LOG_LVL_WARNING, "reload_needs_restart", "key", "smartpay.timeout", "msg",
@@ -253,8 +260,20 @@ static int run(struct daemon *d)
 	return status;
 }
 
+/* Keeps the authentication key out of core dumps and away from same-user ptrace and
+ * /proc/PID/mem readers: the process is made non-dumpable (Linux; the unit also sets
+ * LimitCORE=0). */
+static void no_core_dumps(void)
+{
+#ifdef __linux__
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+		fprintf(stderr, "smartpayd: warning: prctl(PR_SET_DUMPABLE, 0) failed\n");
+#endif
+}
+
 int main(int argc, char **argv)
 {
+	no_core_dumps();
 	static const struct option options[] = {
 	    {"config", required_argument, NULL, 'c'}, {"once", no_argument, NULL, 'o'},
 	    {"check-config", no_argument, NULL, 'k'}, {"version", no_argument, NULL, 'V'},

@@ -26,6 +26,8 @@ const struct key_desc config_keys[K_COUNT] = {
     [K_DB_CONNINFO] = {"database", "conninfo", "", config_value_conninfo, F(db_conninfo), 0, 0},
     [K_DB_ORDERS_RELATION] = {"database", "orders_relation", "public.orders", config_value_relation,
                               F(orders_relation), 0, 0},
+    [K_DB_STATEMENT_TIMEOUT] = {"database", "statement_timeout", "30s", config_value_duration,
+                                F(statement_timeout_ms), 0, MS_PER_H},
     [K_SP_BASE_URL] = {"smartpay", "base_url", NULL, config_value_url, F(base_url), 0, 0},
     [K_SP_MERCHANT_KEY] = {"smartpay", "merchant_key", NULL, config_value_merchant_key,
                            F(merchant_key), 0, 0},

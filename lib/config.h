@@ -23,6 +23,8 @@ struct sp_config {
 	/* [database] */
 	char *db_conninfo;     /* default "" (libpq defaults / PG* env) */
 	char *orders_relation; /* default "public.orders"; "schema.name" or "name" */
+	/* default 30s; 0 = none: the statement_timeout of every session */
+	int64_t statement_timeout_ms;
 
 	/* [smartpay] */
 	char *base_url;                /* required; no trailing slash after load */

@@ -29,6 +29,9 @@ struct pg_conn {
 	char *conninfo;
 	struct pg_conn_handlers handlers;
 	void *arg;
+	char *fallback_appname; /* NULL: none */
+	char *setup_sql;        /* NULL: none */
+	bool setting_up;        /* connected, setup_sql running: not up for the owner yet */
 
 	PGconn *conn;
 	enum pg_conn_state state;
@@ -48,6 +51,8 @@ struct pg_conn {
 static void pg_conn_on_io(evutil_socket_t fd, short what, void *arg);
 static void pg_conn_connect_step(struct pg_conn *pc);
 static void pg_conn_pump(struct pg_conn *pc);
+static void pg_conn_announce_up(struct pg_conn *pc);
+static void pg_conn_setup_done(PGresult *res, const char *error, void *arg);
 
 /* The reconnect timer fired. */
 static void pg_conn_on_retry(evutil_socket_t fd, short what, void *arg)
@@ -114,6 +119,7 @@ static void pg_conn_close(struct pg_conn *pc)
 	}
 	pc->fd = -1;
 	pc->sent = false;
+	pc->setting_up = false;
 }
 
 /* Fails every queued query with `why`. Callbacks may queue nothing: the connection is down. */
@@ -144,6 +150,8 @@ void pg_conn_free(struct pg_conn *pc)
 	}
 	event_free(pc->ev_retry);
 	free(pc->conninfo);
+	free(pc->fallback_appname);
+	free(pc->setup_sql);
 	free(pc);
 }
 
@@ -203,6 +211,16 @@ static void pg_conn_watch(struct pg_conn *pc, short what)
 		event_del(pc->ev_write);
 }
 
+void pg_conn_set_session(struct pg_conn *pc, const struct pg_conn_session *session)
+{
+	free(pc->fallback_appname);
+	free(pc->setup_sql);
+	pc->fallback_appname = session && session->fallback_application_name
+	                           ? xstrdup(session->fallback_application_name)
+	                           : NULL;
+	pc->setup_sql = session && session->setup_sql ? xstrdup(session->setup_sql) : NULL;
+}
+
 void pg_conn_start(struct pg_conn *pc)
 {
 	if (pc->state == PGC_IDLE || pc->state == PGC_WAITING)
@@ -213,7 +231,11 @@ void pg_conn_start(struct pg_conn *pc)
 static void pg_conn_connect_step(struct pg_conn *pc)
 {
 	if (pc->state != PGC_CONNECTING) {
-		pc->conn = PQconnectStart(pc->conninfo);
+		/* dbname with expand_dbname takes the whole conninfo string or URI; an empty
+		 * one leaves libpq's defaults (PGHOST, ...) in force */
+		const char *const keywords[] = {"dbname", "fallback_application_name", NULL};
+		const char *const values[] = {pc->conninfo, pc->fallback_appname, NULL};
+		pc->conn = PQconnectStartParams(keywords, values, 1);
 		if (pc->conn == NULL) {
 			pg_conn_lost(pc, "out of memory starting a connection");
 			return;
@@ -254,6 +276,19 @@ static void pg_conn_connect_step(struct pg_conn *pc)
 	pc->state = PGC_UP;
 	pc->retry_ms = RECONNECT_MIN_MS;
 	pg_conn_watch(pc, EV_READ);
+	if (pc->setup_sql == NULL) {
+		pg_conn_announce_up(pc);
+		return;
+	}
+	/* the queue is empty after a (re)connect: the setup runs before anything else */
+	pc->setting_up = true;
+	if (!pg_conn_exec(pc, pc->setup_sql, pg_conn_setup_done, pc))
+		pg_conn_lost(pc, "cannot queue the session setup");
+}
+
+/* The connection is ready for the owner: log it, tell the owner, run what it queued. */
+static void pg_conn_announce_up(struct pg_conn *pc)
+{
 	log_event(LOG_LVL_INFO, "db_connected", "server_version",
 	          PQparameterStatus(pc->conn, "server_version"), NULL);
 	if (pc->handlers.up)
@@ -261,9 +296,26 @@ static void pg_conn_connect_step(struct pg_conn *pc)
 	pg_conn_pump(pc);
 }
 
+/* The session setup finished: a failure drops the connection (and retries later). */
+static void pg_conn_setup_done(PGresult *res, const char *error, void *arg)
+{
+	struct pg_conn *pc = arg;
+	(void)res;
+	if (pc->state != PGC_UP)
+		return; /* the connection was lost meanwhile */
+	pc->setting_up = false;
+	if (error) {
+		char *why = xasprintf("session setup failed: %s", error);
+		pg_conn_lost(pc, why);
+		free(why);
+		return;
+	}
+	pg_conn_announce_up(pc);
+}
+
 bool pg_conn_is_up(const struct pg_conn *pc)
 {
-	return pc->state == PGC_UP;
+	return pc->state == PGC_UP && !pc->setting_up;
 }
 
 unsigned pg_conn_queued(const struct pg_conn *pc)

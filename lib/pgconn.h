@@ -27,6 +27,20 @@ struct pg_conn *pg_conn_new(struct event_base *base, const char *conninfo,
                             const struct pg_conn_handlers *handlers, void *arg);
 /* Closes the connection; callbacks of queued queries are not called. */
 void pg_conn_free(struct pg_conn *pc);
+/* What every connection gets before anything else runs on it. */
+struct pg_conn_session {
+	/* application_name unless the conninfo or PGAPPNAME names one; NULL: none */
+	const char *fallback_application_name;
+	/* parameterless SQL (e.g. "SET statement_timeout = 30000") run right after each
+	 * connect, before the up handler and any queued query; a failure drops the
+	 * connection, which is retried. NULL: none */
+	const char *setup_sql;
+};
+
+/* Sets (copies) the session of the connections made from now on; call before
+ * pg_conn_start. */
+void pg_conn_set_session(struct pg_conn *pc, const struct pg_conn_session *session);
+
 /* Starts connecting; after a failure it retries with backoff until pg_conn_free. */
 void pg_conn_start(struct pg_conn *pc);
 bool pg_conn_is_up(const struct pg_conn *pc);

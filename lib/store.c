@@ -4,6 +4,7 @@
 
 #include "config.h"
 #include "migrate.h"
+#include "store_session.h"
 #include "xmalloc.h"
 
 #include <json-c/json.h>
@@ -22,6 +23,8 @@ struct store {
 	char *sql_scan;     /* candidate query over the whole relation */
 	char *sql_targeted; /* candidate query for a list of order ids */
 	char *sql_requests; /* open shop requests */
+	/* the durability settings last logged (store_session.c) */
+	char *session_reported;
 };
 
 /* The context of one asynchronous store call. */
@@ -57,6 +60,11 @@ struct store *store_new(struct pg_conn *pc, const struct sp_config *cfg)
 	st->pc = pc;
 	st->cfg = cfg;
 	st->relation = quote_relation(cfg->orders_relation);
+	/* every connection: synchronous_commit = on and the statement_timeout first */
+	char *setup = store_session_setup_sql(cfg->statement_timeout_ms);
+	pg_conn_set_session(pc, &(struct pg_conn_session){.fallback_application_name = "smartpayd",
+	                                                  .setup_sql = setup});
+	free(setup);
 	return st;
 }
 
@@ -69,6 +77,7 @@ void store_free(struct store *st)
 	free(st->sql_scan);
 	free(st->sql_targeted);
 	free(st->sql_requests);
+	free(st->session_reported);
 	free(st);
 }
 
@@ -329,6 +338,9 @@ static void prepare_step(PGresult *res, const char *error, void *arg)
 bool store_prepare(struct store *st, store_done_fn done, void *arg)
 {
 	if (!pg_conn_is_up(st->pc))
+		return false;
+	/* logs once what the server does with a commit (fire and forget) */
+	if (!store_session_check(st->pc, &st->session_reported))
 		return false;
 	struct store_call *c = call_new(st, (void (*)(void))done, arg);
 	prepare_next(c);

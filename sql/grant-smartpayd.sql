@@ -98,6 +98,9 @@ BEGIN
     -- schema smartpay: start from nothing
     EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA smartpay FROM %I', v_role);
     EXECUTE format('REVOKE ALL ON ALL SEQUENCES IN SCHEMA smartpay FROM %I', v_role);
+    -- the shop's request functions (SECURITY DEFINER, not granted to PUBLIC) stay out of
+    -- reach: the daemon never asks for money to move on its own
+    EXECUTE format('REVOKE ALL ON ALL FUNCTIONS IN SCHEMA smartpay FROM %I', v_role);
     EXECUTE format('REVOKE ALL ON SCHEMA smartpay FROM %I', v_role);
     EXECUTE format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), v_role);
     EXECUTE format('GRANT USAGE ON SCHEMA smartpay TO %I', v_role);

@@ -73,6 +73,7 @@ START_TEST(test_minimal_and_defaults)
 	ck_assert_str_eq(cfg->path, "t.conf");
 	ck_assert_str_eq(cfg->db_conninfo, "");
 	ck_assert_str_eq(cfg->orders_relation, "public.orders");
+	ck_assert_int_eq(cfg->statement_timeout_ms, 30000);
 	ck_assert_str_eq(cfg->base_url, "https://smartpay.example/api");
 	ck_assert_str_eq(cfg->merchant_key, "31928de9-1111-2222-3333-444455556666");
 	ck_assert_str_eq(cfg->authentication_key_file, "");
@@ -146,6 +147,7 @@ START_TEST(test_every_key_set)
 	            "[database]\n"
 	            "conninfo = postgresql://shop@db.example:5433/shop?sslmode=verify-full\n"
 	            "orders_relation = Shop_1.orders_v2\n"
+	            "statement_timeout = 0s\n"
 	            "[smartpay]\n"
 	            "allow_insecure_http = Yes\n"
 	            "base_url = HTTPS://smartpay.example:8443/api/v1///\n"
@@ -187,6 +189,7 @@ START_TEST(test_every_key_set)
 	ck_assert_int_eq(cfg->retry_base_ms, 2000);
 	ck_assert_int_eq(cfg->retry_max_ms, 3600000);
 	ck_assert_int_eq(cfg->drain_timeout_ms, 0);
+	ck_assert_int_eq(cfg->statement_timeout_ms, 0);
 	ck_assert_int_eq(cfg->log_level, LOG_LVL_DEBUG);
 	ck_assert_str_eq(cfg->db_conninfo,
 	                 "postgresql://shop@db.example:5433/shop?sslmode=verify-full");
@@ -395,6 +398,8 @@ START_TEST(test_durations_in_file)
 	one_error("[daemon]\nlease = 500ms\n", "t.conf:5: daemon.lease: must be between 1s and 1d");
 	one_error("[daemon]\ndrain_timeout = 2h\n", "t.conf:5: daemon.drain_timeout: must be at "
 	                                            "most 1h");
+	one_error("[database]\nstatement_timeout = 2h\n",
+	          "t.conf:5: database.statement_timeout: must be at most 1h");
 	one_error("[alerts]\nexpiry_thresholds = 24h, 0s\n",
 	          "t.conf:5: alerts.expiry_thresholds: '0s': must be between 1m and 366d");
 	one_error("[alerts]\nexpiry_thresholds = 24h, 1d\n",
@@ -727,6 +732,7 @@ START_TEST(test_example_config)
 	static const char *const key_names[] = {
 	    "conninfo",
 	    "orders_relation",
+	    "statement_timeout",
 	    "base_url",
 	    "merchant_key",
 	    "authentication_key_file",

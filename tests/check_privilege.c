@@ -155,6 +155,10 @@ START_TEST(daemon_runs_as_least_privilege_role)
 	    "DELETE FROM public.orders",
 	    "CREATE ROLE intruder",
 	    "DROP SCHEMA smartpay CASCADE",
+	    /* the shop's functions run as their owner: not for the daemon's role */
+	    "SELECT smartpay.request_refund('1', 1.00)",
+	    "SELECT smartpay.request_cancel_or_refund('1')",
+	    "SELECT * FROM smartpay.order_payment('1')",
 	};
 	for (size_t i = 0; i < sizeof(denied) / sizeof(denied[0]); i++)
 		pgtest_exec_fails(r, denied[i], "42501");

@@ -727,6 +727,137 @@ START_TEST(test_view_numbers)
 }
 END_TEST
 
+/* A login role for the shop with exactly the grants the README gives a shop role (USAGE
+ * on the schema, EXECUTE on the functions, SELECT on the view); its name is derived from
+ * the database's, roles being shared by the cluster. Returns a connection as that role
+ * and its name (malloc'd) in *role. */
+static PGconn *connect_shop_role(PGconn *owner, const char *conninfo, char **role)
+{
+	*role = xasprintf("shop_%s", PQdb(owner));
+	char *sql = xasprintf(
+	    "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '%s') THEN "
+	    "CREATE ROLE %s LOGIN; END IF; END $$; "
+	    "GRANT USAGE ON SCHEMA smartpay TO %s; "
+	    "GRANT EXECUTE ON FUNCTION smartpay.request_refund(text, numeric, text), "
+	    "smartpay.request_cancel_or_refund(text, text), smartpay.order_payment(text) TO %s; "
+	    "GRANT SELECT ON smartpay.order_payments TO %s",
+	    *role, *role, *role, *role, *role);
+	pgtest_exec(owner, sql);
+	free(sql);
+	const char *at = strstr(conninfo, "user=postgres");
+	ck_assert_ptr_nonnull(at);
+	char *as_role = xasprintf("%.*suser=%s%s", (int)(at - conninfo), conninfo, *role,
+	                          at + strlen("user=postgres"));
+	PGconn *conn = pgtest_connect(as_role);
+	free(as_role);
+	return conn;
+}
+
+/* A shop role with only EXECUTE (and SELECT on the view) requests refunds and
+ * cancelOrRefunds and reads the payment state; it cannot write or read the ledger, the
+ * requests or the orders directly. */
+START_TEST(test_shop_role_needs_only_execute)
+{
+	PGconn *conn;
+	char *conninfo = shop_db(&conn);
+	add_order(conn, 1, "shipped", "tx-1", "100.00", "EUR", 2);
+	add_mod_quiet(conn, "1", "tx-1", "capture", "succeeded", 10000, "EUR");
+	add_order(conn, 2, "cancelled", "tx-2", "20.00", "EUR", 2);
+	char *role = NULL;
+	PGconn *shop = connect_shop_role(conn, conninfo, &role);
+
+	long long r1 = request_ok(shop, "SELECT smartpay.request_refund('1', 25.00, 'damaged')");
+	long long r2 = request_ok(shop, "SELECT smartpay.request_cancel_or_refund('2')");
+	ck_assert(r1 < r2);
+	request_refused(shop, "SELECT smartpay.request_refund('1', 80.00)", "SP006",
+	                "refundable amount 75.00 EUR", NULL);
+	/* who asked: the role that logged in, not the functions' owner */
+	char *sql =
+	    xasprintf("SELECT count(*) FROM smartpay.requests WHERE requested_by = '%s'", role);
+	ck_assert_int_eq(pgtest_int(conn, sql), 2);
+	free(sql);
+	ck_assert_int_eq(pgtest_int(shop, "SELECT refundable_minor FROM "
+	                                  "smartpay.order_payment('1')"),
+	                 7500);
+	ck_assert_int_eq(pgtest_int(shop, "SELECT refund_pending_minor FROM "
+	                                  "smartpay.order_payments WHERE order_id = '1'"),
+	                 2500);
+
+	static const char *const denied[] = {
+	    "INSERT INTO smartpay.requests (order_id, kind, amount_minor, currency) "
+	    "VALUES ('1', 'refund', 7500, 'EUR')",
+	    "UPDATE smartpay.requests SET amount_minor = 1",
+	    "SELECT count(*) FROM smartpay.requests",
+	    "SELECT count(*) FROM smartpay.modifications",
+	    "SELECT count(*) FROM public.orders",
+	    "SELECT nextval('smartpay.requests_request_id_seq')",
+	};
+	for (size_t i = 0; i < sizeof(denied) / sizeof(denied[0]); i++)
+		pgtest_exec_fails(shop, denied[i], "42501");
+	ck_assert_int_eq(request_count(conn, "1"), 1);
+
+	/* a role without the grant cannot ask for money to move at all */
+	pgtest_exec(conn, "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = "
+	                  "'sp_no_grant') THEN CREATE ROLE sp_no_grant; END IF; END $$; "
+	                  "GRANT USAGE ON SCHEMA smartpay TO sp_no_grant");
+	pgtest_exec(conn, "SET ROLE sp_no_grant");
+	pgtest_exec_fails(conn, "SELECT smartpay.request_refund('1', 1.00)", "42501");
+	pgtest_exec(conn, "RESET ROLE");
+	PQfinish(shop);
+	free(role);
+	PQfinish(conn);
+	free(conninfo);
+}
+END_TEST
+
+/* The functions run with their owner's rights under a fixed search_path: a caller's
+ * schema with functions named like the built-ins they use (length, hashtext, round,
+ * current_setting) is never consulted, and the checks those built-ins make still hold. */
+START_TEST(test_search_path_cannot_shadow)
+{
+	PGconn *conn;
+	char *conninfo = shop_db(&conn);
+	add_order(conn, 1, "shipped", "tx-1", "100.00", "EUR", 2);
+	add_mod_quiet(conn, "1", "tx-1", "capture", "succeeded", 10000, "EUR");
+	char *role = NULL;
+	PGconn *shop = connect_shop_role(conn, conninfo, &role);
+	char *sql = xasprintf("CREATE SCHEMA evil AUTHORIZATION %s", role);
+	pgtest_exec(conn, sql);
+	free(sql);
+	/* each stand-in records who called it and answers what would defeat a check */
+	pgtest_exec(shop,
+	            "CREATE TABLE evil.calls (fn text, who text); "
+	            "CREATE FUNCTION evil.length(text) RETURNS integer LANGUAGE sql AS "
+	            "$$ INSERT INTO evil.calls VALUES ('length', current_user) RETURNING 0 $$; "
+	            "CREATE FUNCTION evil.hashtext(text) RETURNS integer LANGUAGE sql AS "
+	            "$$ INSERT INTO evil.calls VALUES ('hashtext', current_user) RETURNING 0 $$; "
+	            "CREATE FUNCTION evil.round(numeric, integer) RETURNS numeric LANGUAGE sql AS "
+	            "$$ INSERT INTO evil.calls VALUES ('round', current_user) RETURNING $1 $$; "
+	            "CREATE FUNCTION evil.current_setting(text) RETURNS text LANGUAGE sql AS "
+	            "$$ INSERT INTO evil.calls VALUES ('current_setting', current_user) "
+	            "RETURNING 'read committed'::text $$; "
+	            "GRANT ALL ON evil.calls TO PUBLIC; "
+	            "SET search_path = evil, pg_catalog, smartpay");
+
+	request_ok(shop, "SELECT smartpay.request_refund('1', 10.00, 'x')");
+	char *long_reason = xasprintf("SELECT smartpay.request_refund('1', 1.00, '%0128d')", 0);
+	request_refused(shop, long_reason, "22001", "at most 127", NULL);
+	free(long_reason);
+	request_refused(shop, "SELECT smartpay.request_refund('1', 1.001)", "SP005", NULL);
+	pgtest_exec(shop, "BEGIN ISOLATION LEVEL REPEATABLE READ");
+	request_refused(shop, "SELECT smartpay.request_refund('1', 1.00)", "SP009",
+	                "REPEATABLE READ", NULL);
+	pgtest_exec(shop, "ROLLBACK");
+	request_ok(shop, "SELECT smartpay.request_cancel_or_refund('1')");
+	ck_assert_int_eq(pgtest_int(shop, "SELECT count(*) FROM smartpay.order_payment('1')"), 1);
+	ck_assert_int_eq(pgtest_int(shop, "SELECT count(*) FROM evil.calls"), 0);
+	PQfinish(shop);
+	free(role);
+	PQfinish(conn);
+	free(conninfo);
+}
+END_TEST
+
 static Suite *shop_api_suite(void)
 {
 	Suite *s = suite_create("shop_api");
@@ -743,6 +874,8 @@ static Suite *shop_api_suite(void)
 	tcase_add_test(tc, test_concurrent_race);
 	tcase_add_test(tc, test_cancel_or_refund_rules);
 	tcase_add_test(tc, test_view_numbers);
+	tcase_add_test(tc, test_shop_role_needs_only_execute);
+	tcase_add_test(tc, test_search_path_cannot_shadow);
 	suite_add_tcase(s, tc);
 	return s;
 }

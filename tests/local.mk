@@ -73,6 +73,20 @@ TESTS += tests/check_privilege
 tests_check_privilege_SOURCES = tests/check_privilege.c $(OPS_TEST_SOURCES)
 tests_check_privilege_LDADD = $(SP_LIBS) $(CHECK_LIBS)
 tests_check_privilege_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+# durable sessions, statement_timeout, the non-dumpable daemon (durability.c row by row)
+check_PROGRAMS += tests/check_durable
+TESTS += tests/check_durable
+tests_check_durable_SOURCES = tests/check_durable.c tests/daemonproc.c tests/daemonproc.h \
+	tests/pgtest.c tests/pgtest.h tests/simproc.c tests/simproc.h tests/testutil.c tests/testutil.h
+tests_check_durable_LDADD = $(SP_LIBS) $(CHECK_LIBS)
+tests_check_durable_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+# failover to a synchronous standby: a multi-host conninfo, the primary killed mid-run
+check_PROGRAMS += tests/check_failover
+TESTS += tests/check_failover
+tests_check_failover_SOURCES = tests/check_failover.c tests/daemonproc.c tests/daemonproc.h \
+	tests/pgtest.c tests/pgtest.h tests/simproc.c tests/simproc.h tests/testutil.c tests/testutil.h
+tests_check_failover_LDADD = $(SP_LIBS) $(CHECK_LIBS)
+tests_check_failover_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 check_PROGRAMS += tests/check_secrets
 TESTS += tests/check_secrets
 tests_check_secrets_SOURCES = tests/check_secrets.c $(OPS_TEST_SOURCES)

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -15,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ipc.h>
+#include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -54,6 +57,13 @@ static struct {
 	struct pgtest_options opts;
 	char *stop_argv[8]; /* pg_ctl -D DATA -m immediate -w stop */
 	char *rm_argv[4];   /* rm -rf DIR */
+	/* the streaming standby (pgtest_standby_start); standby_port 0 when none */
+	int standby_port;
+	char standby_data[160];
+	char standby_sock[160];
+	char standby_log[160];
+	char *standby_conninfo;
+	char *standby_stop_argv[8];
 } pg = {.watchdog_fd = -1};
 
 /* Prints "pgtest: MESSAGE" on stderr. */
@@ -115,6 +125,8 @@ static int run_argv(char *const argv[], const char *out_path, bool drop)
  * exit handler share it). */
 static void destroy_cluster(void)
 {
+	if (pg.standby_port != 0)
+		run_argv(pg.standby_stop_argv, pg.ctl_log, true);
 	run_argv(pg.stop_argv, pg.ctl_log, true);
 	if (!pg.keep)
 		run_argv(pg.rm_argv, NULL, false);
@@ -322,6 +334,10 @@ static bool write_conf(bool with_settings)
 		        "log_timezone = 'UTC'\n",
 		        pg.dir, pg.opts.max_connections > 0 ? pg.opts.max_connections : 100,
 		        durable, durable, pg.opts.async_commit ? "off" : "on");
+		if (pg.opts.replication)
+			fprintf(f, "wal_level = replica\n"
+			           "max_wal_senders = 4\n"
+			           "max_replication_slots = 4\n");
 		if (pg.opts.extra_conf != NULL)
 			fprintf(f, "%s\n", pg.opts.extra_conf);
 	}
@@ -550,6 +566,9 @@ void pgtest_stop(void)
 	pg.owner = 0;
 	free(pg.conninfo);
 	pg.conninfo = NULL;
+	free(pg.standby_conninfo);
+	pg.standby_conninfo = NULL;
+	pg.standby_port = 0;
 }
 
 /* Fails the current test with the caller's position; prints the server log first when
@@ -815,4 +834,268 @@ void pgtest_wait_advisory_waiters_at(const char *file, int line, PGconn *conn, l
 	if (waiting != n)
 		fail_at(file, line, false, "%lld backends wait for an advisory lock, expected %lld",
 		        waiting, n);
+}
+
+/* ---- the streaming standby ---- */
+
+/* Runs one statement on the primary from main() (no test to fail): false after printing
+ * why. */
+static bool primary_exec(const char *sql)
+{
+	PGconn *conn = PQconnectdb(pg.conninfo);
+	PGresult *res = PQstatus(conn) == CONNECTION_OK ? PQexec(conn, sql) : NULL;
+	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+
+	if (!ok)
+		note("%s: %s", sql, res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+	PQclear(res);
+	PQfinish(conn);
+	return ok;
+}
+
+/* Polls the primary until the standby streams as the synchronous one (up to 60 s). */
+static bool standby_is_sync(void)
+{
+	PGconn *conn = PQconnectdb(pg.conninfo);
+	bool sync = false;
+
+	for (int i = 0; i < 600 && !sync && PQstatus(conn) == CONNECTION_OK; i++) {
+		PGresult *res = PQexec(conn, "SELECT count(*) FROM pg_stat_replication "
+		                             "WHERE application_name = 'pgtest_standby' "
+		                             "AND state = 'streaming' AND sync_state = 'sync'");
+		sync = PQresultStatus(res) == PGRES_TUPLES_OK &&
+		       strcmp(PQgetvalue(res, 0, 0), "1") == 0;
+		PQclear(res);
+		if (!sync)
+			testutil_sleep_ms(100);
+	}
+	PQfinish(conn);
+	return sync;
+}
+
+/* Writes the standby's own settings after those pg_basebackup copied from the primary. */
+static bool write_standby_conf(void)
+{
+	char *path = xasprintf("%s/postgresql.conf", pg.standby_data);
+	FILE *f = fopen(path, "a");
+	bool ok = f != NULL;
+
+	if (f != NULL) {
+		fprintf(f,
+		        "\n# pgtest standby\n"
+		        "port = %d\n"
+		        "unix_socket_directories = '%s'\n"
+		        "cluster_name = 'pgtest_standby'\n"
+		        "synchronous_standby_names = ''\n"
+		        "hot_standby = on\n",
+		        pg.standby_port, pg.standby_sock);
+		ok = fclose(f) == 0;
+	}
+	if (!ok)
+		note("%s: %s", path, strerror(errno));
+	free(path);
+	return ok;
+}
+
+/* Replaces the watchdog by one that knows about the standby too. */
+static void restart_watchdog(void)
+{
+	if (pg.watchdog_fd >= 0) {
+		ssize_t n = write(pg.watchdog_fd, "x", 1);
+		(void)n;
+		close(pg.watchdog_fd);
+		pg.watchdog_fd = -1;
+	}
+	start_watchdog();
+}
+
+const char *pgtest_standby_start(void)
+{
+	if (pg.standby_port != 0)
+		return pg.standby_conninfo;
+	if (pg.owner != getpid() || !pg.opts.replication) {
+		note("pgtest_standby_start: start the cluster with pgtest_options.replication "
+		     "first");
+		exit(1);
+	}
+	snprintf(pg.standby_data, sizeof(pg.standby_data), "%s/standby", pg.dir);
+	snprintf(pg.standby_sock, sizeof(pg.standby_sock), "%s/s", pg.dir);
+	snprintf(pg.standby_log, sizeof(pg.standby_log), "%s/standby.log", pg.dir);
+	if (mkdir(pg.standby_sock, 0700) != 0 ||
+	    (pg.drop && chown(pg.standby_sock, pg.uid, pg.gid) != 0)) {
+		note("mkdir %s: %s", pg.standby_sock, strerror(errno));
+		exit(1);
+	}
+	char *basebackup = xasprintf("%s/pg_basebackup", pg.bindir);
+	char *port = xasprintf("%d", pg.port);
+	char *bb_argv[] = {basebackup,
+	                   "-D",
+	                   pg.standby_data,
+	                   "-h",
+	                   "127.0.0.1",
+	                   "-p",
+	                   port,
+	                   "-U",
+	                   "postgres",
+	                   "-R",
+	                   "-X",
+	                   "stream",
+	                   "-C",
+	                   "-S",
+	                   "pgtest_standby",
+	                   "--checkpoint=fast",
+	                   "--no-sync",
+	                   NULL};
+	int rc = run_argv(bb_argv, pg.ctl_log, true);
+	free(basebackup);
+	free(port);
+	if (rc != 0) {
+		note("pg_basebackup failed (status %d)", rc);
+		print_file(pg.ctl_log);
+		exit(1);
+	}
+
+	pg.standby_port = testutil_free_port();
+	if (pg.standby_port < 0 || !write_standby_conf())
+		exit(1);
+	pg.standby_stop_argv[0] = pg.pg_ctl;
+	pg.standby_stop_argv[1] = "-D";
+	pg.standby_stop_argv[2] = pg.standby_data;
+	pg.standby_stop_argv[3] = "-m";
+	pg.standby_stop_argv[4] = "immediate";
+	pg.standby_stop_argv[5] = "-w";
+	pg.standby_stop_argv[6] = "stop";
+	pg.standby_stop_argv[7] = NULL;
+	restart_watchdog();
+	char *start_argv[] = {pg.pg_ctl,       "-w", "-t",           "120",   "-D",
+	                      pg.standby_data, "-l", pg.standby_log, "start", NULL};
+	if (run_argv(start_argv, pg.ctl_log, true) != 0) {
+		note("the standby did not start");
+		print_file(pg.ctl_log);
+		print_file(pg.standby_log);
+		exit(1);
+	}
+	/* from now on every commit on the primary waits for the standby's flush */
+	if (!primary_exec("ALTER SYSTEM SET synchronous_standby_names = 'pgtest_standby'") ||
+	    !primary_exec("SELECT pg_reload_conf()") || !standby_is_sync()) {
+		note("the standby does not stream synchronously");
+		print_file(pg.log);
+		print_file(pg.standby_log);
+		exit(1);
+	}
+	pg.standby_conninfo = pgtest_standby_conninfo_db("postgres");
+	note("synchronous standby ready (port %d)", pg.standby_port);
+	return pg.standby_conninfo;
+}
+
+int pgtest_standby_port(void)
+{
+	return pg.standby_port;
+}
+
+const char *pgtest_standby_log_path(void)
+{
+	return pg.standby_log;
+}
+
+char *pgtest_standby_conninfo_db(const char *dbname)
+{
+	return xasprintf("host=127.0.0.1 port=%d user=postgres dbname=%s", pg.standby_port, dbname);
+}
+
+/* The parent process id of `pid` from /proc, or -1; *zombie tells whether it is one. */
+static pid_t proc_parent(pid_t pid, bool *zombie)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* "PID (COMM) STATE PPID ...": COMM may hold anything but ends at the last ')' */
+	char *close = strrchr(buf, ')');
+	char state;
+	long ppid;
+	if (close == NULL || sscanf(close + 1, " %c %ld", &state, &ppid) != 2)
+		return -1;
+	if (zombie)
+		*zombie = state == 'Z';
+	return (pid_t)ppid;
+}
+
+/* The pids of the processes whose parent is `parent` (malloc'd, *n of them). */
+static pid_t *proc_children(pid_t parent, size_t *n)
+{
+	DIR *dir = opendir("/proc");
+	size_t cap = 16;
+	pid_t *pids = xmalloc(cap * sizeof(*pids));
+	struct dirent *e;
+
+	*n = 0;
+	while (dir && (e = readdir(dir)) != NULL) {
+		char *end;
+		long pid = strtol(e->d_name, &end, 10);
+		if (*end != '\0' || pid <= 0 || proc_parent((pid_t)pid, NULL) != parent)
+			continue;
+		if (*n == cap) {
+			cap *= 2;
+			pids = xrealloc(pids, cap * sizeof(*pids));
+		}
+		pids[(*n)++] = (pid_t)pid;
+	}
+	if (dir)
+		closedir(dir);
+	return pids;
+}
+
+void pgtest_primary_kill_at(const char *file, int line)
+{
+	char *pidfile = xasprintf("%s/postmaster.pid", pg.data);
+	char *text = testutil_read_file(pidfile);
+	free(pidfile);
+	long postmaster = text ? strtol(text, NULL, 10) : 0;
+	/* line 7: the key and id of the System V segment, which nobody removes after a kill */
+	const char *at = text;
+	for (int i = 0; at && i < 6; i++)
+		at = (at = strchr(at, '\n')) ? at + 1 : NULL;
+	unsigned long shm_key = 0;
+	int shm_id = -1;
+	if (at == NULL || sscanf(at, "%lx %d", &shm_key, &shm_id) != 2)
+		shm_id = -1;
+	free(text);
+	if (postmaster <= 0)
+		fail_at(file, line, false, "pgtest_primary_kill: no postmaster.pid");
+	/* stopped, it forks nothing while its processes are collected */
+	if (kill((pid_t)postmaster, SIGSTOP) != 0)
+		fail_at(file, line, false, "kill %ld: %s", postmaster, strerror(errno));
+	size_t n;
+	pid_t *children = proc_children((pid_t)postmaster, &n);
+	kill((pid_t)postmaster, SIGKILL);
+	for (size_t i = 0; i < n; i++)
+		kill(children[i], SIGKILL);
+	free(children);
+	/* gone (or a zombie nobody reaps yet) within 10 s */
+	bool zombie = false;
+	for (int i = 0; i < 1000 && proc_parent((pid_t)postmaster, &zombie) >= 0 && !zombie; i++)
+		testutil_sleep_ms(10);
+	if (proc_parent((pid_t)postmaster, &zombie) >= 0 && !zombie)
+		fail_at(file, line, false, "the postmaster %ld survived SIGKILL", postmaster);
+	if (shm_id >= 0)
+		shmctl(shm_id, IPC_RMID, NULL);
+	pg.running = false;
+}
+
+void pgtest_standby_promote_at(const char *file, int line)
+{
+	if (pg.standby_port == 0)
+		fail_at(file, line, false, "pgtest_standby_promote: no standby");
+	char *argv[] = {pg.pg_ctl, "-D", pg.standby_data, "-w", "-t", "120", "promote", NULL};
+	if (run_argv(argv, pg.ctl_log, true) != 0) {
+		print_file(pg.ctl_log);
+		print_file(pg.standby_log);
+		fail_at(file, line, false, "pg_ctl promote failed");
+	}
 }

@@ -43,6 +43,9 @@ struct pgtest_options {
 	int max_connections;
 	/* further postgresql.conf lines (a later line wins), or NULL */
 	const char *extra_conf;
+	/* ready for streaming replication (wal_level = replica, WAL senders and slots), so
+	 * that pgtest_standby_start can make a standby of it */
+	bool replication;
 };
 
 /* Starts the cluster once per process with default options and returns its conninfo,
@@ -141,5 +144,34 @@ PGnotify *pgtest_wait_notify_at(const char *file, int line, PGconn *conn, int ti
 #define pgtest_wait_advisory_waiters(conn, n)                                                      \
 	pgtest_wait_advisory_waiters_at(__FILE__, __LINE__, (conn), (n))
 void pgtest_wait_advisory_waiters_at(const char *file, int line, PGconn *conn, long long n);
+
+/* ---- a synchronous streaming standby (pgtest_options.replication) ----
+ *
+ * pgtest_standby_start (in the process that started the cluster, before Check forks)
+ * makes a standby with pg_basebackup -R through a physical replication slot, in the
+ * cluster's directory (data in DIR/standby, socket directory DIR/s) on its own port of
+ * 127.0.0.1, running as the same user; then sets synchronous_standby_names on the
+ * primary, so that every commit waits until the standby has flushed it, and waits until
+ * the standby is the synchronous one. The standby's own synchronous_standby_names is
+ * empty: once promoted it commits alone. It is stopped and removed with the cluster. */
+
+/* Starts the standby; returns its conninfo "host=127.0.0.1 port=N user=postgres
+ * dbname=postgres". Exits the program with status 1 when it cannot. */
+const char *pgtest_standby_start(void);
+
+/* The standby's TCP port on 127.0.0.1 (0 before pgtest_standby_start), its server log,
+ * and the conninfo of database `dbname` on it (malloc'd). */
+int pgtest_standby_port(void);
+const char *pgtest_standby_log_path(void);
+char *pgtest_standby_conninfo_db(const char *dbname);
+
+/* Kills the primary like a power cut: SIGKILL to the postmaster and each of its
+ * processes, nothing flushed, no shutdown. */
+#define pgtest_primary_kill() pgtest_primary_kill_at(__FILE__, __LINE__)
+void pgtest_primary_kill_at(const char *file, int line);
+
+/* Promotes the standby (pg_ctl promote -w): it becomes a primary that accepts writes. */
+#define pgtest_standby_promote() pgtest_standby_promote_at(__FILE__, __LINE__)
+void pgtest_standby_promote_at(const char *file, int line);
 
 #endif

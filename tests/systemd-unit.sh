@@ -31,6 +31,8 @@ for key in Type=notify WatchdogSec= ExecReload= Restart=on-failure TimeoutStopSe
 	DynamicUser=yes; do
 	grep -q "^$key" "$unit" || fail "$key missing in $unit"
 done
+# memory holds the authentication key: no core files
+grep -qx 'LimitCORE=0' "$unit" || fail "LimitCORE=0 missing in $unit"
 
 if ! command -v systemd-analyze >/dev/null 2>&1; then
 	echo "SKIP: systemd-analyze not found (Debian package systemd)"

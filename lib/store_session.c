@@ -1,0 +1,64 @@
+#include "autoconfig.h"
+
+#include "store_session.h"
+
+#include "durability.h"
+#include "log.h"
+#include "xmalloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+char *store_session_setup_sql(int64_t statement_timeout_ms)
+{
+	return xasprintf("SET synchronous_commit = on; SET statement_timeout = %lld",
+	                 (long long)statement_timeout_ms);
+}
+
+/* Logs the settings and their problems when they changed since the last report. */
+static void session_checked(PGresult *res, const char *error, void *arg)
+{
+	char **reported = arg;
+	if (error || res == NULL || PQntuples(res) != 1)
+		return; /* the connection went away: the next connection checks again */
+	struct db_durability d = {
+	    .fsync = strcmp(PQgetvalue(res, 0, 0), "on") == 0,
+	    .full_page_writes = strcmp(PQgetvalue(res, 0, 1), "on") == 0,
+	    .synchronous_commit = PQgetvalue(res, 0, 2),
+	    .synchronous_standby_names = PQgetvalue(res, 0, 3),
+	    .wal_senders = strtol(PQgetvalue(res, 0, 5), NULL, 10),
+	};
+	char *seen = xasprintf("fsync=%s full_page_writes=%s synchronous_commit=%s "
+	                       "synchronous_standby_names=%s statement_timeout=%s wal_senders=%s",
+	                       PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
+	                       PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4), PQgetvalue(res, 0, 5));
+	if (*reported && strcmp(*reported, seen) == 0) {
+		free(seen);
+		return;
+	}
+	free(*reported);
+	*reported = seen;
+	log_event(LOG_LVL_INFO, "db_session", "fsync", PQgetvalue(res, 0, 0), "full_page_writes",
+	          PQgetvalue(res, 0, 1), "synchronous_commit", PQgetvalue(res, 0, 2),
+	          "synchronous_standby_names", PQgetvalue(res, 0, 3), "statement_timeout",
+	          PQgetvalue(res, 0, 4), "wal_senders", PQgetvalue(res, 0, 5), NULL);
+	char *problems = durability_problems(&d);
+	if (problems)
+		log_event(LOG_LVL_WARNING, "db_not_durable", "reason", problems, "msg",
+		          "an intent the server acknowledged may be lost; see the README's "
+		          "Durability and high availability",
+		          NULL);
+	free(problems);
+}
+
+bool store_session_check(struct pg_conn *pc, char **reported)
+{
+	return pg_conn_query(
+	    pc,
+	    "SELECT current_setting('fsync'), current_setting('full_page_writes'), "
+	    "current_setting('synchronous_commit'), "
+	    "current_setting('synchronous_standby_names'), "
+	    "current_setting('statement_timeout'), "
+	    "(SELECT count(*) FROM pg_catalog.pg_stat_replication)",
+	    0, NULL, session_checked, reported);
+}
