@@ -436,8 +436,8 @@ START_TEST(bodies_cut_inside_a_character)
 END_TEST
 
 /* A long run mixing every hostile kind with lost answers and 503s, processed or not:
- * every order ends captured exactly once, the ledgers agree row by row, and the gateway
- * saw exactly as many requests per id as the daemon counted attempts. */
+ * every order ends captured exactly once, the ledgers agree row by row (same id, same
+ * bytes on every resend), and every attempt the daemon counted reached the gateway. */
 START_TEST(mixed_hostile_run)
 {
 	struct world w;
@@ -471,9 +471,13 @@ START_TEST(mixed_hostile_run)
 	                                 "smartpay.modifications");
 	long hostile = 0;
 	for (int i = 0; i < PQntuples(r); i++) {
+		/* every counted attempt reached the gateway; libcurl itself may resend once
+		 * (same bytes) when a reused connection closes before any answer */
 		const char *mid = PQgetvalue(r, i, 0);
-		ck_assert_int_eq(simproc_ledger_per_id(ledger, "requests", mid),
-		                 strtol(PQgetvalue(r, i, 1), NULL, 10));
+		long attempts = strtol(PQgetvalue(r, i, 1), NULL, 10);
+		long requests = simproc_ledger_per_id(ledger, "requests", mid);
+		ck_assert_msg(requests >= attempts && requests <= 2 * attempts,
+		              "%s: %ld requests for %ld attempts", mid, requests, attempts);
 		hostile += simproc_ledger_per_id(ledger, "hostileAnswers", mid);
 	}
 	PQclear(r);
