@@ -249,10 +249,12 @@ static const char *body_string(struct json_object *root, const char *key)
 	return json_object_get_string(v);
 }
 
-/* A transaction standing in for an unknown one in a made-up answer. */
+/* A transaction standing in for an unknown one in a made-up answer (its strings are
+ * borrowed: it is only rendered, never freed). */
 static void stand_in_txn(struct sim_txn *t, const char *id, const struct sim_mod_request *r,
                          int64_t now)
 {
+	static char cards[] = "CARDS";
 	memset(t, 0, sizeof(*t));
 	snprintf(t->id, sizeof(t->id), "%s", id ? id : "unknown");
 	snprintf(t->currency, sizeof(t->currency), "%s",
@@ -262,7 +264,7 @@ static void stand_in_txn(struct sim_txn *t, const char *id, const struct sim_mod
 	t->amount = r->has_amount ? r->amount : 0;
 	t->created_at = t->authorized_at = t->last_status_at = now;
 	t->expires_at = now;
-	t->payment_method = (char *)"CARDS";
+	t->payment_method = cards;
 }
 
 /* Turns t into the state a successful `op` of the request leaves, with m as the one
@@ -319,6 +321,7 @@ static void would_be_answer(struct sim_ctx *ctx, enum sim_op op, struct json_obj
 		t = *found;
 	else
 		stand_in_txn(&t, r.transaction_id, &r, now);
+	/* a copy of the transaction and one entry, only rendered: their strings are borrowed */
 	struct sim_mod m = {.op = op, .at = now, .description = (char *)r.description};
 	m.modification_id = (char *)(r.modification_id ? r.modification_id : "");
 	snprintf(m.recon_id, sizeof(m.recon_id), "SH%014" PRIX64,
