@@ -2,6 +2,7 @@
 
 #include "api.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,8 @@
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
 
+#include "hostile.h"
+#include "money.h"
 #include "render.h"
 #include "request.h"
 #include "server.h"
@@ -236,6 +239,130 @@ static void status_query(struct sim_ctx *ctx, struct evhttp_request *req, const 
 	a->len = ctx->out.len;
 }
 
+/* A string member of a request body, or NULL. */
+static const char *body_string(struct json_object *root, const char *key)
+{
+	struct json_object *v;
+	if (root == NULL || !json_object_is_type(root, json_type_object) ||
+	    !json_object_object_get_ex(root, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+/* A transaction standing in for an unknown one in a made-up answer (its strings are
+ * borrowed: it is only rendered, never freed). */
+static void stand_in_txn(struct sim_txn *t, const char *id, const struct sim_mod_request *r,
+                         int64_t now)
+{
+	static char cards[] = "CARDS";
+	memset(t, 0, sizeof(*t));
+	snprintf(t->id, sizeof(t->id), "%s", id ? id : "unknown");
+	snprintf(t->currency, sizeof(t->currency), "%s",
+	         r->currency && money_exponent(r->currency) >= 0 ? r->currency : "EUR");
+	snprintf(t->recon_id, sizeof(t->recon_id), "SR00000000000000");
+	t->status = SIM_PS_AUTHORIZATION_COMPLETED;
+	t->amount = r->has_amount ? r->amount : 0;
+	t->created_at = t->authorized_at = t->last_status_at = now;
+	t->expires_at = now;
+	t->payment_method = cards;
+}
+
+/* Turns t into the state a successful `op` of the request leaves, with m as the one
+ * modification entry (the amount the gateway would have moved). */
+static void would_be_effect(struct sim_txn *t, struct sim_mod *m, const struct sim_mod_request *r)
+{
+	int64_t left = t->captured - t->refunded;
+	bool captured = t->status == SIM_PS_CAPTURED || t->status == SIM_PS_SETTLED;
+	switch (r->op) {
+	case SIM_OP_CAPTURE:
+		m->type = SIM_MOD_CAPTURE;
+		m->amount = r->has_amount ? r->amount : t->amount;
+		t->captured = m->amount;
+		t->status = SIM_PS_CAPTURED;
+		break;
+	case SIM_OP_CANCEL:
+		m->type = SIM_MOD_CANCELLATION;
+		m->amount = t->amount;
+		t->status = SIM_PS_CANCELLED;
+		break;
+	case SIM_OP_CANCEL_OR_REFUND:
+		m->type = captured ? SIM_MOD_REFUND : SIM_MOD_CANCELATION;
+		m->amount = captured ? left : t->amount;
+		t->status = captured ? SIM_PS_REFUNDED : SIM_PS_CANCELED;
+		break;
+	case SIM_OP_REFUND:
+		m->type = SIM_MOD_REFUND;
+		m->amount = r->has_amount ? r->amount : left;
+		t->refunded += m->amount;
+		t->status = t->refunded >= t->captured ? SIM_PS_REFUNDED : SIM_PS_CAPTURED;
+		break;
+	}
+}
+
+/* Writes into ctx->out the answer that would confirm a modification request, without
+ * performing it: its transaction (or a stand-in) in the state a success leaves, with
+ * one modification entry for the request's modificationId. */
+static void would_be_answer(struct sim_ctx *ctx, enum sim_op op, struct json_object *root)
+{
+	struct sim_parsed parsed;
+	sim_request_validate(op, root, ctx->merchant_key, &parsed);
+	struct sim_mod_request r = {.op = op};
+	if (parsed.status == 0)
+		r = parsed.req;
+	if (r.transaction_id == NULL)
+		r.transaction_id = body_string(root, "transactionId");
+	if (r.modification_id == NULL)
+		r.modification_id = sim_request_modification_id(root);
+	int64_t now = sim_state_now(ctx->state);
+	struct sim_txn t;
+	const struct sim_txn *found =
+	    r.transaction_id ? sim_state_find(ctx->state, r.transaction_id) : NULL;
+	if (found != NULL)
+		t = *found;
+	else
+		stand_in_txn(&t, r.transaction_id, &r, now);
+	/* a copy of the transaction and one entry, only rendered: their strings are borrowed */
+	struct sim_mod m = {.op = op, .at = now, .description = (char *)r.description};
+	m.modification_id = (char *)(r.modification_id ? r.modification_id : "");
+	snprintf(m.recon_id, sizeof(m.recon_id), "SH%014" PRIX64,
+	         sim_rng_next(&ctx->rng) & UINT64_C(0xffffffffffffff));
+	would_be_effect(&t, &m, &r);
+	t.mods = &m;
+	t.nmods = 1;
+	t.last_status_at = now;
+	struct sim_render_opts o;
+	render_opts(ctx, &o);
+	sim_jw_reset(&ctx->out);
+	sim_render_txn(&ctx->out, &t, 0, parsed.ignored, &o);
+	sim_render_finish(&ctx->out, &o);
+	sim_parsed_free(&parsed);
+}
+
+/* Replaces the answer by the plan's hostile one (kept in *ha), built from the answer
+ * that confirms the request: the real one when it was processed and succeeded, else
+ * a made-up one. */
+static void hostile_answer(struct sim_ctx *ctx, enum sim_op op, struct json_object *root,
+                           struct sim_modrec *rec, struct sim_fault_plan *plan, struct answer *a,
+                           struct sim_hostile_answer *ha)
+{
+	const struct sim_hostile *h = plan->hostile;
+	const char *tmpl = NULL;
+	size_t tlen = 0;
+	if (sim_hostile_needs_template(h->mode)) {
+		if (!(h->processed && a->status == 200))
+			would_be_answer(ctx, op, root);
+		tmpl = h->processed && a->status == 200 ? a->text : ctx->out.buf;
+		tlen = h->processed && a->status == 200 ? a->len : ctx->out.len;
+	}
+	sim_hostile_build(h, tmpl, tlen, sim_request_modification_id(root), &ctx->rng, ha);
+	a->status = ha->status;
+	a->text = ha->body;
+	a->len = ha->len;
+	plan->content_type = ha->content_type;
+	if (rec != NULL)
+		rec->hostile++;
+}
+
 /* Maps a path to a modification endpoint. */
 static bool op_for_path(const char *path, enum sim_op *op)
 {
@@ -261,7 +388,7 @@ void sim_api_handle(struct sim_ctx *ctx, struct evhttp_request *req, const char 
 {
 	enum evhttp_cmd_type method = evhttp_request_get_command(req);
 	struct answer a = {0};
-	enum sim_op op;
+	enum sim_op op = SIM_OP_CAPTURE;
 	bool is_mod = op_for_path(path, &op);
 	const char *status_id = NULL;
 	if (!is_mod && strncmp(path, "/payment/status/", 16) == 0 && path[16] != '\0' &&
@@ -282,21 +409,31 @@ void sim_api_handle(struct sim_ctx *ctx, struct evhttp_request *req, const char 
 	size_t len = evbuffer_get_length(in);
 	const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
 	struct json_object *root = NULL;
+	struct sim_modrec *rec = NULL;
 	if (is_mod) {
 		root = sim_request_json(ctx->tok, body, len);
 		const char *mid = sim_request_modification_id(root);
 		if (mid != NULL)
-			sim_state_note_request(ctx->state, mid);
+			rec = sim_state_note_request(ctx->state, mid, body, len);
 	}
 
 	struct sim_fault_plan plan;
 	sim_faults_plan(&ctx->faults, &ctx->rng, &plan);
-	if (plan.action != SIM_FAULT_RESET && plan.action != SIM_FAULT_FAIL) {
+	if (is_mod && ctx->faults.nhostile > 0)
+		sim_faults_pick_hostile(&ctx->faults, &ctx->rng, body_string(root, "transactionId"),
+		                        sim_request_modification_id(root), rec ? rec->requests : 0,
+		                        &plan);
+	bool unprocessed = plan.action == SIM_FAULT_RESET || plan.action == SIM_FAULT_FAIL ||
+	                   (plan.action == SIM_FAULT_HOSTILE && !plan.hostile->processed);
+	if (!unprocessed) {
 		if (is_mod)
 			modification(ctx, req, op, root, body, len, &a);
 		else
 			status_query(ctx, req, status_id, &a);
 	}
+	struct sim_hostile_answer ha = {0};
+	if (plan.action == SIM_FAULT_HOSTILE)
+		hostile_answer(ctx, op, root, rec, &plan, &a, &ha);
 	if (ctx->verbose) {
 		const char *mid = sim_request_modification_id(root);
 		fprintf(stderr,
@@ -306,5 +443,6 @@ void sim_api_handle(struct sim_ctx *ctx, struct evhttp_request *req, const char 
 		        mid ? mid : "-");
 	}
 	sim_answer(ctx, req, &plan, a.status, a.text, a.len);
+	sim_hostile_answer_free(&ha);
 	json_object_put(root);
 }

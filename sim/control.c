@@ -186,7 +186,8 @@ out:
 	json_object_put(doc);
 }
 
-/* GET /_sim/ledger: every effect, and the request count per modificationId. */
+/* GET /_sim/ledger: every effect, and per modificationId the request count, the
+ * requests whose body differed from the first one's and the hostile answers. */
 static void ledger(struct sim_ctx *ctx, struct evhttp_request *req)
 {
 	size_t n;
@@ -210,19 +211,33 @@ static void ledger(struct sim_ctx *ctx, struct evhttp_request *req)
 	}
 	struct sim_modrec *const *recs = sim_state_modrecs(ctx->state, &n);
 	struct json_object *requests = json_object_new_object();
-	for (size_t i = 0; i < n; i++)
+	struct json_object *other = json_object_new_object();
+	struct json_object *hostile = json_object_new_object();
+	for (size_t i = 0; i < n; i++) {
 		json_object_object_add(requests, recs[i]->modification_id,
 		                       json_object_new_int64((int64_t)recs[i]->requests));
+		if (recs[i]->other_bodies > 0)
+			json_object_object_add(
+			    other, recs[i]->modification_id,
+			    json_object_new_int64((int64_t)recs[i]->other_bodies));
+		if (recs[i]->hostile > 0)
+			json_object_object_add(hostile, recs[i]->modification_id,
+			                       json_object_new_int64((int64_t)recs[i]->hostile));
+	}
 	struct json_object *o = json_object_new_object();
 	json_object_object_add(o, "effects", effects);
 	json_object_object_add(o, "requests", requests);
+	json_object_object_add(o, "otherBodies", other);
+	json_object_object_add(o, "hostileAnswers", hostile);
 	sim_reply_json(req, 200, o);
 }
 
-void sim_control_set_faults(struct sim_ctx *ctx, const struct sim_faults *f)
+void sim_control_set_faults(struct sim_ctx *ctx, struct sim_faults *f)
 {
+	sim_faults_free(&ctx->faults);
 	ctx->faults = *f;
 	sim_rng_seed(&ctx->rng, f->has_seed ? f->seed : ctx->seed);
+	sim_faults_clear(f);
 }
 
 /* /_sim/faults: GET reads, POST replaces, DELETE clears. */

@@ -11,7 +11,8 @@
 void sim_control_handle(struct sim_ctx *ctx, struct evhttp_request *req, const char *path);
 
 /* Applies a faults configuration: reseeds the fault generator with its seed, or
- * with the --seed value when it has none. */
-void sim_control_set_faults(struct sim_ctx *ctx, const struct sim_faults *f);
+ * with the --seed value when it has none. Frees the previous configuration's
+ * hostile rules and takes over f's (f is left cleared). */
+void sim_control_set_faults(struct sim_ctx *ctx, struct sim_faults *f);
 
 #endif

@@ -17,6 +17,68 @@ void sim_faults_clear(struct sim_faults *f)
 	f->slow_ms = 95000;
 }
 
+/* Frees a list of owned strings. */
+static void free_ids(char **ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+}
+
+void sim_faults_free(struct sim_faults *f)
+{
+	for (size_t i = 0; i < f->nhostile; i++) {
+		free_ids(f->hostile[i].transactions, f->hostile[i].ntransactions);
+		free_ids(f->hostile[i].modifications, f->hostile[i].nmodifications);
+	}
+	free(f->hostile);
+	sim_faults_clear(f);
+}
+
+/* The mode names of the faults document, indexed by enum sim_hostile_mode. */
+static const char *const hostile_names[SIM_HOSTILE_MODE_COUNT] = {
+    "error_200", "empty_202", "other_id",    "failed_status", "nul_status", "nul_id",
+    "html_200",  "empty_200", "latin1_page", "nul_body",      "cut_utf8",   "long_utf8",
+};
+
+const char *sim_hostile_mode_name(enum sim_hostile_mode m)
+{
+	return (unsigned)m < SIM_HOSTILE_MODE_COUNT ? hostile_names[m] : "?";
+}
+
+bool sim_hostile_mode_parse(const char *name, enum sim_hostile_mode *out)
+{
+	for (int i = 0; i < SIM_HOSTILE_MODE_COUNT; i++) {
+		if (strcmp(name, hostile_names[i]) == 0) {
+			*out = (enum sim_hostile_mode)i;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* True for the modes whose status may also be a 5xx (error pages and long bodies). */
+static bool mode_allows_5xx(enum sim_hostile_mode m)
+{
+	return m == SIM_HOSTILE_LATIN1 || m == SIM_HOSTILE_NUL_BODY || m == SIM_HOSTILE_CUT_UTF8 ||
+	       m == SIM_HOSTILE_LONG_UTF8;
+}
+
+/* The status a mode sends unless the rule says otherwise. */
+static int mode_default_status(enum sim_hostile_mode m)
+{
+	switch (m) {
+	case SIM_HOSTILE_EMPTY_202:
+		return 202;
+	case SIM_HOSTILE_LATIN1:
+	case SIM_HOSTILE_NUL_BODY:
+	case SIM_HOSTILE_CUT_UTF8:
+		return 503;
+	default:
+		return 200;
+	}
+}
+
 /* Reads a rate in [0, 1]. */
 static bool get_rate(struct json_object *v, const char *key, double *out, char *err, size_t errlen)
 {
@@ -61,7 +123,156 @@ static bool get_bool(struct json_object *v, const char *key, bool *out, char *er
 	return true;
 }
 
-bool sim_faults_from_json(struct json_object *doc, struct sim_faults *out, char *err, size_t errlen)
+/* Reads a list of 1..SIM_HOSTILE_TARGETS_MAX non-empty ids (owned copies). */
+static bool get_ids(struct json_object *v, const char *key, char ***ids, size_t *n, char *err,
+                    size_t errlen)
+{
+	size_t len = json_object_is_type(v, json_type_array) ? json_object_array_length(v) : 0;
+	if (len == 0 || len > SIM_HOSTILE_TARGETS_MAX) {
+		snprintf(err, errlen, "%s must be an array of 1 to %d ids", key,
+		         SIM_HOSTILE_TARGETS_MAX);
+		return false;
+	}
+	for (size_t i = 0; i < len; i++) {
+		struct json_object *e = json_object_array_get_idx(v, i);
+		if (!json_object_is_type(e, json_type_string) ||
+		    json_object_get_string_len(e) == 0) {
+			snprintf(err, errlen, "%s must hold non-empty strings", key);
+			return false;
+		}
+	}
+	free_ids(*ids, *n);
+	*ids = xcalloc(len, sizeof(**ids));
+	*n = len;
+	for (size_t i = 0; i < len; i++)
+		(*ids)[i] = xstrdup(json_object_get_string(json_object_array_get_idx(v, i)));
+	return true;
+}
+
+/* Reads one member of a hostile rule. */
+static bool hostile_member(const char *key, struct json_object *v, struct sim_hostile *h,
+                           bool *has_mode, bool *has_processed, bool *has_status, char *err,
+                           size_t errlen)
+{
+	int64_t n;
+	if (strcmp(key, "mode") == 0) {
+		if (!json_object_is_type(v, json_type_string) ||
+		    !sim_hostile_mode_parse(json_object_get_string(v), &h->mode)) {
+			snprintf(err, errlen,
+			         "mode must be one of error_200, empty_202, other_id, "
+			         "failed_status, nul_status, nul_id, html_200, empty_200, "
+			         "latin1_page, nul_body, cut_utf8, long_utf8");
+			return false;
+		}
+		*has_mode = true;
+		return true;
+	}
+	if (strcmp(key, "processed") == 0) {
+		*has_processed = true;
+		return get_bool(v, key, &h->processed, err, errlen);
+	}
+	if (strcmp(key, "rate") == 0)
+		return get_rate(v, key, &h->rate, err, errlen);
+	if (strcmp(key, "status") == 0) {
+		*has_status = true;
+		if (!get_int(v, key, 599, &n, err, errlen))
+			return false;
+		h->status = (int)n;
+		return true;
+	}
+	if (strcmp(key, "max_per_id") == 0) {
+		if (!get_int(v, key, INT64_MAX, &n, err, errlen))
+			return false;
+		h->max_per_id = (uint64_t)n;
+		return true;
+	}
+	if (strcmp(key, "failed_status") == 0) {
+		const char *s =
+		    json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
+		if (s[0] == '\0' || strlen(s) >= sizeof(h->failed_status)) {
+			snprintf(err, errlen,
+			         "failed_status must be a string of 1 to %zu characters",
+			         sizeof(h->failed_status) - 1);
+			return false;
+		}
+		snprintf(h->failed_status, sizeof(h->failed_status), "%s", s);
+		return true;
+	}
+	if (strcmp(key, "transactions") == 0)
+		return get_ids(v, key, &h->transactions, &h->ntransactions, err, errlen);
+	if (strcmp(key, "modifications") == 0)
+		return get_ids(v, key, &h->modifications, &h->nmodifications, err, errlen);
+	snprintf(err, errlen, "unknown setting \"%s\"", key);
+	return false;
+}
+
+/* Reads one hostile rule; mode and processed are required. */
+static bool hostile_rule(struct json_object *v, struct sim_hostile *h, char *err, size_t errlen)
+{
+	memset(h, 0, sizeof(*h));
+	h->rate = 1.0;
+	snprintf(h->failed_status, sizeof(h->failed_status), "FAILED");
+	if (!json_object_is_type(v, json_type_object)) {
+		snprintf(err, errlen, "must be an object");
+		return false;
+	}
+	bool has_mode = false, has_processed = false, has_status = false;
+	json_object_object_foreach(v, key, m)
+	{
+		if (!hostile_member(key, m, h, &has_mode, &has_processed, &has_status, err, errlen))
+			return false;
+	}
+	if (!has_mode || !has_processed) {
+		snprintf(err, errlen, "mode and processed (true or false) are required");
+		return false;
+	}
+	if (!has_status)
+		h->status = mode_default_status(h->mode);
+	bool ok = (h->status >= 200 && h->status <= 299) ||
+	          (mode_allows_5xx(h->mode) && h->status >= 500 && h->status <= 599);
+	if (!ok) {
+		snprintf(err, errlen, "status must be 2xx%s",
+		         mode_allows_5xx(h->mode) ? " or 5xx" : "");
+		return false;
+	}
+	return true;
+}
+
+/* Reads the "hostile" array into out->hostile. */
+static bool get_hostile(struct json_object *v, struct sim_faults *out, char *err, size_t errlen)
+{
+	size_t n = json_object_is_type(v, json_type_array) ? json_object_array_length(v) : 0;
+	if (!json_object_is_type(v, json_type_array) || n > SIM_HOSTILE_MAX) {
+		snprintf(err, errlen, "hostile must be an array of at most %d rules",
+		         SIM_HOSTILE_MAX);
+		return false;
+	}
+	out->hostile = xcalloc(n ? n : 1, sizeof(*out->hostile));
+	double untargeted = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct sim_hostile *h = &out->hostile[i];
+		char why[160];
+		bool ok = hostile_rule(json_object_array_get_idx(v, i), h, why, sizeof(why));
+		out->nhostile = i + 1; /* what was allocated is freed on failure */
+		if (!ok) {
+			snprintf(err, errlen, "hostile[%zu]: %s", i, why);
+			return false;
+		}
+		if (h->ntransactions == 0 && h->nmodifications == 0)
+			untargeted += h->rate;
+	}
+	if (untargeted > 1.0 + 1e-9) {
+		snprintf(err, errlen,
+		         "the rates of the hostile rules without targets must not "
+		         "exceed 1");
+		return false;
+	}
+	return true;
+}
+
+/* sim_faults_from_json without the clean-up on failure. */
+static bool sim_faults_read(struct json_object *doc, struct sim_faults *out, char *err,
+                            size_t errlen)
 {
 	const int64_t day_ms = 86400000;
 	sim_faults_clear(out);
@@ -109,6 +320,8 @@ bool sim_faults_from_json(struct json_object *doc, struct sim_faults *out, char 
 			ok = get_bool(v, key, &out->reorder_fields, err, errlen);
 		} else if (strcmp(key, "omit_optional") == 0) {
 			ok = get_bool(v, key, &out->omit_optional, err, errlen);
+		} else if (strcmp(key, "hostile") == 0) {
+			ok = get_hostile(v, out, err, errlen);
 		} else if (strcmp(key, "shape") == 0) {
 			const char *s = json_object_is_type(v, json_type_string)
 			                    ? json_object_get_string(v)
@@ -140,6 +353,14 @@ bool sim_faults_from_json(struct json_object *doc, struct sim_faults *out, char 
 	return true;
 }
 
+bool sim_faults_from_json(struct json_object *doc, struct sim_faults *out, char *err, size_t errlen)
+{
+	bool ok = sim_faults_read(doc, out, err, errlen);
+	if (!ok)
+		sim_faults_free(out);
+	return ok;
+}
+
 bool sim_faults_parse_latency(const char *text, struct sim_faults *f)
 {
 	char *end;
@@ -158,6 +379,43 @@ bool sim_faults_parse_latency(const char *text, struct sim_faults *f)
 	f->latency_ms = ms;
 	f->jitter_ms = jitter;
 	return true;
+}
+
+/* A list of ids as a JSON array. */
+static struct json_object *ids_to_json(char *const *ids, size_t n)
+{
+	struct json_object *a = json_object_new_array_ext((int)n);
+	for (size_t i = 0; i < n; i++)
+		json_object_array_add(a, json_object_new_string(ids[i]));
+	return a;
+}
+
+/* The hostile rules as the array of the faults document, every setting spelled out. */
+static struct json_object *hostile_to_json(const struct sim_faults *f)
+{
+	struct json_object *a = json_object_new_array_ext((int)f->nhostile);
+	for (size_t i = 0; i < f->nhostile; i++) {
+		const struct sim_hostile *h = &f->hostile[i];
+		struct json_object *o = json_object_new_object();
+		json_object_object_add(o, "mode", json_object_new_string(hostile_names[h->mode]));
+		json_object_object_add(o, "processed", json_object_new_boolean(h->processed));
+		json_object_object_add(o, "rate", json_object_new_double(h->rate));
+		json_object_object_add(o, "status", json_object_new_int(h->status));
+		if (h->mode == SIM_HOSTILE_FAILED_STATUS)
+			json_object_object_add(o, "failed_status",
+			                       json_object_new_string(h->failed_status));
+		if (h->max_per_id > 0)
+			json_object_object_add(o, "max_per_id",
+			                       json_object_new_int64((int64_t)h->max_per_id));
+		if (h->ntransactions > 0)
+			json_object_object_add(o, "transactions",
+			                       ids_to_json(h->transactions, h->ntransactions));
+		if (h->nmodifications > 0)
+			json_object_object_add(o, "modifications",
+			                       ids_to_json(h->modifications, h->nmodifications));
+		json_object_array_add(a, o);
+	}
+	return a;
 }
 
 struct json_object *sim_faults_to_json(const struct sim_faults *f)
@@ -181,6 +439,8 @@ struct json_object *sim_faults_to_json(const struct sim_faults *f)
 	json_object_object_add(o, "omit_optional", json_object_new_boolean(f->omit_optional));
 	json_object_object_add(
 	    o, "shape", json_object_new_string(f->array_shape ? "modifications" : "modification"));
+	if (f->nhostile > 0)
+		json_object_object_add(o, "hostile", hostile_to_json(f));
 	return o;
 }
 
@@ -191,6 +451,8 @@ void sim_faults_plan(const struct sim_faults *f, struct sim_rng *rng, struct sim
 	int64_t delay = f->latency_ms - f->jitter_ms + (int64_t)j;
 	plan->delay_ms = delay > 0 ? delay : 0;
 	plan->action = SIM_FAULT_NONE;
+	plan->hostile = NULL;
+	plan->content_type = NULL;
 	double edge = f->reset_rate;
 	if (u < edge) {
 		plan->action = SIM_FAULT_RESET;
@@ -211,6 +473,52 @@ void sim_faults_plan(const struct sim_faults *f, struct sim_rng *rng, struct sim
 	}
 	if (u < edge + f->garble_rate)
 		plan->action = SIM_FAULT_GARBLE;
+}
+
+/* True when id is one of ids. */
+static bool listed(char *const *ids, size_t n, const char *id)
+{
+	if (id == NULL)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(ids[i], id) == 0)
+			return true;
+	return false;
+}
+
+/* True when the rule applies to a request with these ids. */
+static bool hostile_matches(const struct sim_hostile *h, const char *transaction_id,
+                            const char *modification_id, uint64_t id_requests)
+{
+	if (h->max_per_id > 0 && id_requests > h->max_per_id)
+		return false;
+	if (h->ntransactions == 0 && h->nmodifications == 0)
+		return true;
+	return listed(h->transactions, h->ntransactions, transaction_id) ||
+	       listed(h->modifications, h->nmodifications, modification_id);
+}
+
+void sim_faults_pick_hostile(const struct sim_faults *f, struct sim_rng *rng,
+                             const char *transaction_id, const char *modification_id,
+                             uint64_t id_requests, struct sim_fault_plan *plan)
+{
+	if (f->nhostile == 0)
+		return;
+	double u = sim_rng_unit(rng);
+	if (plan->action != SIM_FAULT_NONE)
+		return;
+	double edge = 0;
+	for (size_t i = 0; i < f->nhostile; i++) {
+		const struct sim_hostile *h = &f->hostile[i];
+		if (!hostile_matches(h, transaction_id, modification_id, id_requests))
+			continue;
+		edge += h->rate;
+		if (u < edge) {
+			plan->action = SIM_FAULT_HOSTILE;
+			plan->hostile = h;
+			return;
+		}
+	}
 }
 
 char *sim_faults_garble(struct sim_rng *rng, const char *body, size_t len, size_t *out_len)

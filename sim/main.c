@@ -289,6 +289,7 @@ int main(int argc, char **argv)
 	event_free(sigint);
 	event_base_free(ctx.base);
 	sim_state_free(ctx.state);
+	sim_faults_free(&ctx.faults);
 	sim_jw_free(&ctx.out);
 	json_tokener_free(ctx.tok);
 	free(ctx.merchant_key);

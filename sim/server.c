@@ -28,25 +28,43 @@ struct sim_pending {
 	struct event *timer;
 	enum sim_fault_action action;
 	int status;
-	char *body; /* owned */
+	const char *content_type; /* static; NULL: application/json */
+	char *body;               /* owned */
 	size_t len;
 	struct sim_pending *prev, *next;
 };
 
-/* Adds the headers every JSON answer carries. */
-static void json_headers(struct evhttp_request *req)
+/* Adds the headers every answer carries; content_type NULL means JSON. */
+static void answer_headers(struct evhttp_request *req, const char *content_type)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	evhttp_add_header(h, "Content-Type", "application/json");
+	evhttp_add_header(h, "Content-Type", content_type ? content_type : "application/json");
 	evhttp_add_header(h, "Accept-Language", "en-US");
 }
 
 /* Sends status and body now. */
-static void send_now(struct evhttp_request *req, int status, const char *body, size_t len)
+static void send_typed(struct evhttp_request *req, int status, const char *content_type,
+                       const char *body, size_t len)
 {
-	json_headers(req);
+	answer_headers(req, content_type);
 	evbuffer_add(evhttp_request_get_output_buffer(req), body, len);
 	evhttp_send_reply(req, status, NULL, NULL);
+}
+
+/* Sends a JSON status and body now. */
+static void send_now(struct evhttp_request *req, int status, const char *body, size_t len)
+{
+	send_typed(req, status, NULL, body, len);
+}
+
+/* Adds Retry-After (the faults' retry_after) to a 429 or 503. */
+static void add_retry_after(struct sim_ctx *ctx, struct evhttp_request *req, int status)
+{
+	if (status != 429 && status != 503)
+		return;
+	char ra[16];
+	snprintf(ra, sizeof(ra), "%d", ctx->faults.retry_after);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
 }
 
 void sim_reply_json(struct evhttp_request *req, int status, struct json_object *obj)
@@ -98,17 +116,13 @@ static void send_fault_status(struct sim_ctx *ctx, struct evhttp_request *req, i
 {
 	char details[96];
 	snprintf(details, sizeof(details), "injected failure: HTTP %d without processing", status);
-	if (status == 429 || status == 503) {
-		char ra[16];
-		snprintf(ra, sizeof(ra), "%d", ctx->faults.retry_after);
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
-	}
+	add_retry_after(ctx, req, status);
 	sim_reply_error(req, status, "simulated_failure", details);
 }
 
 /* Carries out a plan's action now. */
 static void carry_out(struct sim_ctx *ctx, struct evhttp_request *req, enum sim_fault_action action,
-                      int status, const char *body, size_t len)
+                      int status, const char *content_type, const char *body, size_t len)
 {
 	switch (action) {
 	case SIM_FAULT_RESET:
@@ -127,6 +141,10 @@ static void carry_out(struct sim_ctx *ctx, struct evhttp_request *req, enum sim_
 		free(g);
 		break;
 	}
+	case SIM_FAULT_HOSTILE:
+		add_retry_after(ctx, req, status);
+		send_typed(req, status, content_type, body, len);
+		break;
 	case SIM_FAULT_NONE:
 	case SIM_FAULT_SLOW:
 		send_now(req, status, body, len);
@@ -152,7 +170,7 @@ static void pending_free(struct sim_pending *p)
 static void pending_fire(evutil_socket_t fd, short what, void *arg)
 {
 	struct sim_pending *p = arg;
-	carry_out(p->ctx, p->req, p->action, p->status, p->body, p->len);
+	carry_out(p->ctx, p->req, p->action, p->status, p->content_type, p->body, p->len);
 	pending_free(p);
 }
 
@@ -165,8 +183,8 @@ void sim_answer(struct sim_ctx *ctx, struct evhttp_request *req, const struct si
 	 * so that no connection is freed inside libevent's own request callback. */
 	if (plan->delay_ms == 0 &&
 	    (plan->action == SIM_FAULT_NONE || plan->action == SIM_FAULT_FAIL ||
-	     plan->action == SIM_FAULT_GARBLE)) {
-		carry_out(ctx, req, plan->action, status, body, len);
+	     plan->action == SIM_FAULT_GARBLE || plan->action == SIM_FAULT_HOSTILE)) {
+		carry_out(ctx, req, plan->action, status, plan->content_type, body, len);
 		return;
 	}
 	struct sim_pending *p = xcalloc(1, sizeof(*p));
@@ -174,6 +192,7 @@ void sim_answer(struct sim_ctx *ctx, struct evhttp_request *req, const struct si
 	p->req = req;
 	p->action = plan->action;
 	p->status = status;
+	p->content_type = plan->content_type;
 	if (body != NULL) {
 		p->body = xmalloc(len + 1);
 		memcpy(p->body, body, len);

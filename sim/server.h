@@ -31,7 +31,9 @@ void sim_reply_error(struct evhttp_request *req, int status, const char *error,
 
 /* Answers a /payment/ request the way the plan says: after plan->delay_ms, the
  * body with `status`, or a garbled body, or an error `status` of the faults
- * (SIM_FAULT_FAIL, body ignored), or no answer at all (drop, reset). */
+ * (SIM_FAULT_FAIL, body ignored), or no answer at all (drop, reset). A hostile
+ * answer (SIM_FAULT_HOSTILE) is the body given, with plan->content_type and, for
+ * 503, Retry-After. body is copied when the answer waits. */
 void sim_answer(struct sim_ctx *ctx, struct evhttp_request *req, const struct sim_fault_plan *plan,
                 int status, const char *body, size_t len);
 

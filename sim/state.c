@@ -467,9 +467,24 @@ void sim_state_apply(struct sim_state *st, const struct sim_mod_request *req,
 	}
 }
 
-struct sim_modrec *sim_state_note_request(struct sim_state *st, const char *modification_id)
+/* 64-bit FNV-1a of len bytes. */
+static uint64_t fnv1a(const char *p, size_t len)
+{
+	uint64_t h = UINT64_C(0xcbf29ce484222325);
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)p[i];
+		h *= UINT64_C(0x100000001b3);
+	}
+	return h;
+}
+
+struct sim_modrec *sim_state_note_request(struct sim_state *st, const char *modification_id,
+                                          const char *body, size_t len)
 {
 	struct sim_modrec *r = sim_htab_get(st->mod_index, modification_id);
+	uint64_t h = fnv1a(body, len);
+	if (r != NULL && h != r->body_hash)
+		r->other_bodies++;
 	if (r == NULL) {
 		r = xcalloc(1, sizeof(*r));
 		r->modification_id = xstrdup(modification_id);
@@ -477,6 +492,7 @@ struct sim_modrec *sim_state_note_request(struct sim_state *st, const char *modi
 		    grow(st->modrecs, &st->capmodrecs, st->nmodrecs, sizeof(*st->modrecs));
 		st->modrecs[st->nmodrecs++] = r;
 		sim_htab_put(st->mod_index, r->modification_id, r);
+		r->body_hash = h;
 	}
 	r->requests++;
 	return r;

@@ -75,6 +75,9 @@ struct sim_effect {
 struct sim_modrec {
 	char *modification_id; /* owned */
 	uint64_t requests;     /* every request received with this id, retries included */
+	uint64_t body_hash;    /* FNV-1a of the first request's body */
+	uint64_t other_bodies; /* requests whose body differed from the first one's */
+	uint64_t hostile;      /* answers replaced by a hostile rule (faults.h) */
 	bool answered;
 	enum sim_op op;
 	char *body; /* owned request bytes */
@@ -154,8 +157,11 @@ struct sim_txn *sim_state_find(const struct sim_state *st, const char *id);
 void sim_state_apply(struct sim_state *st, const struct sim_mod_request *req,
                      struct sim_result *res);
 
-/* Counts one request carrying modification_id; returns its record (created on first use). */
-struct sim_modrec *sim_state_note_request(struct sim_state *st, const char *modification_id);
+/* Counts one request carrying modification_id, and notes whether its body (len
+ * bytes) differs from the first one seen with that id; returns its record (created
+ * on first use). */
+struct sim_modrec *sim_state_note_request(struct sim_state *st, const char *modification_id,
+                                          const char *body, size_t len);
 struct sim_modrec *sim_state_modrec(const struct sim_state *st, const char *modification_id);
 
 /* Compares a request with what was stored under its id: byte-identical body and

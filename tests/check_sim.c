@@ -1,6 +1,7 @@
 #include "autoconfig.h"
 
 #include <check.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 
 #include "api.h"
 #include "faults.h"
+#include "hostile.h"
 #include "jsonw.h"
 #include "render.h"
 #include "request.h"
@@ -217,10 +219,10 @@ END_TEST
 
 START_TEST(state_idempotency_records)
 {
-	struct sim_modrec *r = sim_state_note_request(st, "m1");
+	struct sim_modrec *r = sim_state_note_request(st, "m1", "{}", 2);
 	ck_assert_int_eq(sim_modrec_check(r, SIM_OP_CAPTURE, "{}", 2), SIM_REPLAY_NEW);
 	sim_modrec_store(r, SIM_OP_CAPTURE, "{\"a\":1}", 7, 200, "ok", 2);
-	ck_assert_ptr_eq(sim_state_note_request(st, "m1"), r);
+	ck_assert_ptr_eq(sim_state_note_request(st, "m1", "{}", 2), r);
 	ck_assert_uint_eq(r->requests, 2);
 	ck_assert_int_eq(sim_modrec_check(r, SIM_OP_CAPTURE, "{\"a\":1}", 7), SIM_REPLAY_SAME);
 	ck_assert_int_eq(sim_modrec_check(r, SIM_OP_CAPTURE, "{\"a\": 1}", 8), SIM_REPLAY_CONFLICT);
@@ -530,6 +532,333 @@ START_TEST(faults_config_and_plans)
 		json_tokener_free(tok);
 		free(g);
 	}
+}
+END_TEST
+
+/* True when n bytes are well-formed UTF-8 (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF). */
+static bool utf8_valid(const char *text, size_t n)
+{
+	const unsigned char *s = (const unsigned char *)text;
+	size_t i = 0;
+	while (i < n) {
+		unsigned c = s[i], cp, min;
+		size_t k;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if ((c & 0xe0) == 0xc0) {
+			k = 1, cp = c & 0x1f, min = 0x80;
+		} else if ((c & 0xf0) == 0xe0) {
+			k = 2, cp = c & 0x0f, min = 0x800;
+		} else if ((c & 0xf8) == 0xf0) {
+			k = 3, cp = c & 0x07, min = 0x10000;
+		} else {
+			return false;
+		}
+		if (k >= n - i)
+			return false;
+		for (size_t j = 1; j <= k; j++) {
+			if ((s[i + j] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (s[i + j] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += k + 1;
+	}
+	return true;
+}
+
+/* Parses a faults document that must be valid and returns its first hostile rule. */
+static void hostile_doc(const char *json, struct sim_faults *f)
+{
+	char err[200];
+	struct json_object *doc = json_tokener_parse(json);
+	ck_assert_msg(doc != NULL, "not JSON: %s", json);
+	ck_assert_msg(sim_faults_from_json(doc, f, err, sizeof(err)), "%s: %s", json, err);
+	json_object_put(doc);
+	ck_assert_uint_ge(f->nhostile, 1);
+}
+
+START_TEST(hostile_config_and_picks)
+{
+	struct sim_faults f;
+	char err[200];
+	/* processed must be said; unknown modes, members and statuses are refused */
+	ck_assert(!faults_doc("{\"hostile\":[{\"mode\":\"error_200\"}]}", &f, err));
+	ck_assert_ptr_nonnull(strstr(err, "processed"));
+	ck_assert(!faults_doc("{\"hostile\":[{\"mode\":\"nope\",\"processed\":true}]}", &f, err));
+	ck_assert(!faults_doc("{\"hostile\":[{\"processed\":true}]}", &f, err));
+	ck_assert(!faults_doc(
+	    "{\"hostile\":[{\"mode\":\"error_200\",\"processed\":true,\"colour\":1}]}", &f, err));
+	ck_assert(!faults_doc(
+	    "{\"hostile\":[{\"mode\":\"error_200\",\"processed\":true,\"status\":503}]}", &f, err));
+	ck_assert(!faults_doc(
+	    "{\"hostile\":[{\"mode\":\"latin1_page\",\"processed\":false,\"status\":404}]}", &f,
+	    err));
+	ck_assert(
+	    !faults_doc("{\"hostile\":{\"mode\":\"error_200\",\"processed\":true}}", &f, err));
+	ck_assert(!faults_doc("{\"hostile\":[{\"mode\":\"error_200\",\"processed\":true,"
+	                      "\"transactions\":[]}]}",
+	                      &f, err));
+	ck_assert(!faults_doc("{\"hostile\":[{\"mode\":\"error_200\",\"processed\":true,"
+	                      "\"rate\":0.6},{\"mode\":\"html_200\",\"processed\":true,"
+	                      "\"rate\":0.6}]}",
+	                      &f, err));
+	ck_assert_ptr_nonnull(strstr(err, "exceed 1"));
+	/* targeted rules may each have rate 1 */
+	hostile_doc("{\"hostile\":[{\"mode\":\"error_200\",\"processed\":true,\"transactions\":"
+	            "[\"a\"]},{\"mode\":\"latin1_page\",\"processed\":false,\"modifications\":"
+	            "[\"m\",\"n\"],\"status\":502},{\"mode\":\"empty_202\",\"processed\":true}]}",
+	            &f);
+	ck_assert_uint_eq(f.nhostile, 3);
+	ck_assert_int_eq(f.hostile[0].status, 200);
+	ck_assert(f.hostile[0].processed);
+	ck_assert(f.hostile[0].rate == 1.0);
+	ck_assert_int_eq(f.hostile[1].status, 502);
+	ck_assert(!f.hostile[1].processed);
+	ck_assert_uint_eq(f.hostile[1].nmodifications, 2);
+	ck_assert_int_eq(f.hostile[2].status, 202);
+	/* the document round-trips */
+	struct json_object *out = sim_faults_to_json(&f);
+	struct sim_faults g;
+	ck_assert(sim_faults_from_json(out, &g, err, sizeof(err)));
+	struct json_object *again = sim_faults_to_json(&g);
+	ck_assert(json_object_equal(out, again));
+	json_object_put(out);
+	json_object_put(again);
+	sim_faults_free(&g);
+	sim_faults_free(&f);
+
+	/* picks: rules that match stack their rates; max_per_id limits by request count */
+	hostile_doc("{\"hostile\":[{\"mode\":\"other_id\",\"processed\":true,\"rate\":0.5,"
+	            "\"transactions\":[\"t1\"]},{\"mode\":\"empty_200\",\"processed\":false,"
+	            "\"rate\":0.5,\"max_per_id\":2}]}",
+	            &f);
+	struct sim_rng a, b;
+	sim_rng_seed(&a, 11);
+	int first = 0, second = 0, none_t2 = 0;
+	for (int i = 0; i < 1000; i++) {
+		struct sim_fault_plan p;
+		sim_faults_plan(&f, &a, &p);
+		sim_faults_pick_hostile(&f, &a, "t1", "m", 1, &p);
+		ck_assert_int_eq(p.action, SIM_FAULT_HOSTILE);
+		first += p.hostile == &f.hostile[0];
+		second += p.hostile == &f.hostile[1];
+		sim_faults_plan(&f, &a, &p);
+		sim_faults_pick_hostile(&f, &a, "t2", "m", 2, &p);
+		none_t2 += p.action == SIM_FAULT_NONE;
+		if (p.action == SIM_FAULT_HOSTILE)
+			ck_assert_ptr_eq(p.hostile, &f.hostile[1]);
+		sim_faults_plan(&f, &a, &p);
+		sim_faults_pick_hostile(&f, &a, "t2", "m", 3, &p);
+		ck_assert_int_eq(p.action, SIM_FAULT_NONE);
+	}
+	ck_assert(first > 400 && first < 600);
+	ck_assert_int_eq(first + second, 1000);
+	ck_assert(none_t2 > 400 && none_t2 < 600);
+	/* a draw is taken whether or not a rule matches, and another action wins */
+	sim_rng_seed(&a, 5);
+	sim_rng_seed(&b, 5);
+	struct sim_fault_plan pa = {.action = SIM_FAULT_FAIL}, pb = {.action = SIM_FAULT_NONE};
+	sim_faults_pick_hostile(&f, &a, "t1", "m", 1, &pa);
+	sim_faults_pick_hostile(&f, &b, "zz", "m", 9, &pb);
+	ck_assert_int_eq(pa.action, SIM_FAULT_FAIL);
+	ck_assert_int_eq(pb.action, SIM_FAULT_NONE);
+	ck_assert_uint_eq(sim_rng_next(&a), sim_rng_next(&b));
+	sim_faults_free(&f);
+	/* without rules nothing is drawn */
+	sim_faults_clear(&f);
+	sim_rng_seed(&a, 5);
+	sim_rng_seed(&b, 5);
+	sim_faults_pick_hostile(&f, &a, "t1", "m", 1, &pa);
+	ck_assert_uint_eq(sim_rng_next(&a), sim_rng_next(&b));
+}
+END_TEST
+
+/* Builds the answer of a one-rule faults document from template t (len n). */
+static void hostile_build_doc(const char *json, const char *t, size_t n,
+                              struct sim_hostile_answer *out)
+{
+	struct sim_faults f;
+	struct sim_rng rng;
+	sim_rng_seed(&rng, 1);
+	hostile_doc(json, &f);
+	sim_hostile_build(&f.hostile[0], t, n, "m1", &rng, out);
+	sim_faults_free(&f);
+}
+
+/* The member at path ("a.b") of a parsed body, or NULL. */
+static struct json_object *member_at(struct json_object *o, const char *path)
+{
+	char buf[128];
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *save = NULL, *k = strtok_r(buf, ".", &save); k; k = strtok_r(NULL, ".", &save)) {
+		if (!json_object_object_get_ex(o, k, &o))
+			return NULL;
+	}
+	return o;
+}
+
+/* True when a string member holds a NUL byte and reads as `prefix` as a C string. */
+static bool nul_after(struct json_object *o, const char *path, const char *prefix)
+{
+	struct json_object *v = member_at(o, path);
+	return v != NULL && json_object_is_type(v, json_type_string) &&
+	       strcmp(json_object_get_string(v), prefix) == 0 &&
+	       (size_t)json_object_get_string_len(v) > strlen(prefix);
+}
+
+/* Parses a whole body (which must be one JSON object) or returns NULL. */
+static struct json_object *parse_all(const char *body, size_t len)
+{
+	struct json_tokener *tok = json_tokener_new();
+	struct json_object *o = json_tokener_parse_ex(tok, body, (int)len);
+	if (o != NULL && (json_tokener_get_error(tok) != json_tokener_success ||
+	                  json_tokener_get_parse_end(tok) != len)) {
+		json_object_put(o);
+		o = NULL;
+	}
+	json_tokener_free(tok);
+	return o;
+}
+
+START_TEST(hostile_bodies)
+{
+	struct sim_result res;
+	new_txn("t1", 5000);
+	ck_assert_int_eq(apply(SIM_OP_CAPTURE, "t1", "m1", 4000, &res), SIM_APPLIED);
+	struct sim_render_opts o = {0};
+	struct sim_jw w;
+	sim_jw_init(&w);
+	sim_render_txn(&w, res.txn, (long)res.mod_index, NULL, &o);
+	struct sim_hostile_answer a;
+	struct json_object *v;
+
+	hostile_build_doc("{\"hostile\":[{\"mode\":\"error_200\",\"processed\":true}]}", w.buf,
+	                  w.len, &a);
+	v = parse_all(a.body, a.len);
+	ck_assert_int_eq(a.status, 200);
+	ck_assert_ptr_nonnull(member_at(v, "error"));
+	ck_assert_ptr_null(member_at(v, "modification"));
+	json_object_put(v);
+	sim_hostile_answer_free(&a);
+
+	hostile_build_doc("{\"hostile\":[{\"mode\":\"empty_202\",\"processed\":true}]}", NULL, 0,
+	                  &a);
+	ck_assert_int_eq(a.status, 202);
+	ck_assert_str_eq(a.body, "{}");
+	sim_hostile_answer_free(&a);
+
+	hostile_build_doc("{\"hostile\":[{\"mode\":\"empty_200\",\"processed\":false}]}", NULL, 0,
+	                  &a);
+	ck_assert_int_eq(a.status, 200);
+	ck_assert_uint_eq(a.len, 0);
+	sim_hostile_answer_free(&a);
+
+	hostile_build_doc("{\"hostile\":[{\"mode\":\"other_id\",\"processed\":true}]}", w.buf,
+	                  w.len, &a);
+	v = parse_all(a.body, a.len);
+	ck_assert_str_eq(json_object_get_string(member_at(v, "paymentStatus")), "CAPTURED");
+	const char *other =
+	    json_object_get_string(member_at(v, "modification.modificationData.modificationId"));
+	ck_assert_uint_eq(strlen(other), 36);
+	ck_assert_str_ne(other, "m1");
+	json_object_put(v);
+	sim_hostile_answer_free(&a);
+
+	hostile_build_doc("{\"hostile\":[{\"mode\":\"failed_status\",\"processed\":false,"
+	                  "\"failed_status\":\"REFUSED\"}]}",
+	                  w.buf, w.len, &a);
+	v = parse_all(a.body, a.len);
+	ck_assert_str_eq(
+	    json_object_get_string(member_at(v, "modification.modificationData.modificationId")),
+	    "m1");
+	ck_assert_str_eq(json_object_get_string(member_at(v, "modification.status")), "REFUSED");
+	ck_assert_ptr_null(member_at(v, "modification.statusHistory"));
+	json_object_put(v);
+	sim_hostile_answer_free(&a);
+
+	/* \u0000 tricks: the C-string reading is exactly what a real confirmation says */
+	hostile_build_doc("{\"hostile\":[{\"mode\":\"nul_status\",\"processed\":true}]}", w.buf,
+	                  w.len, &a);
+	ck_assert_ptr_nonnull(strstr(a.body, "\"paymentStatus\":\"CAPTURED\\u0000junk\""));
+	v = parse_all(a.body, a.len);
+	ck_assert(nul_after(v, "paymentStatus", "CAPTURED"));
+	ck_assert(nul_after(v, "modification.status", "CAPTURED"));
+	ck_assert_str_eq(
+	    json_object_get_string(member_at(v, "modification.modificationData.modificationId")),
+	    "m1");
+	json_object_put(v);
+	sim_hostile_answer_free(&a);
+
+	hostile_build_doc("{\"hostile\":[{\"mode\":\"nul_id\",\"processed\":true}]}", w.buf, w.len,
+	                  &a);
+	ck_assert_ptr_nonnull(strstr(a.body, "\"modificationId\":\"m1\\u0000other\""));
+	v = parse_all(a.body, a.len);
+	ck_assert(nul_after(v, "modification.modificationData.modificationId", "m1"));
+	ck_assert_str_eq(json_object_get_string(member_at(v, "modification.status")), "CAPTURED");
+	json_object_put(v);
+	sim_hostile_answer_free(&a);
+
+	hostile_build_doc("{\"hostile\":[{\"mode\":\"html_200\",\"processed\":true}]}", NULL, 0,
+	                  &a);
+	ck_assert_int_eq(a.status, 200);
+	ck_assert_str_eq(a.content_type, "text/html");
+	ck_assert_int_eq(strncmp(a.body, "<!DOCTYPE html>", 15), 0);
+	ck_assert_ptr_null(parse_all(a.body, a.len));
+	sim_hostile_answer_free(&a);
+
+	/* error pages that are not UTF-8 */
+	hostile_build_doc("{\"hostile\":[{\"mode\":\"latin1_page\",\"processed\":false}]}", NULL, 0,
+	                  &a);
+	ck_assert_int_eq(a.status, 503);
+	ck_assert_ptr_nonnull(strstr(a.content_type, "windows-1252"));
+	ck_assert(!utf8_valid(a.body, a.len));
+	ck_assert_ptr_nonnull(strchr(a.body, '\xe9'));
+	ck_assert_ptr_null(memchr(a.body, '\0', a.len));
+	sim_hostile_answer_free(&a);
+
+	hostile_build_doc(
+	    "{\"hostile\":[{\"mode\":\"nul_body\",\"processed\":false,\"status\":502}]}", NULL, 0,
+	    &a);
+	ck_assert_int_eq(a.status, 502);
+	ck_assert_ptr_nonnull(memchr(a.body, '\0', a.len));
+	ck_assert_uint_gt(a.len, strlen(a.body));
+	sim_hostile_answer_free(&a);
+
+	/* past 64 KiB: byte 65536 is inside a character; cut_utf8 also ends inside one */
+	hostile_build_doc("{\"hostile\":[{\"mode\":\"long_utf8\",\"processed\":true}]}", w.buf,
+	                  w.len, &a);
+	ck_assert_int_eq(a.status, 200);
+	ck_assert_uint_gt(a.len, SIM_HOSTILE_CUT_OFFSET + 1000);
+	ck_assert(utf8_valid(a.body, a.len));
+	ck_assert(!utf8_valid(a.body, SIM_HOSTILE_CUT_OFFSET));
+	ck_assert_int_eq((unsigned char)a.body[SIM_HOSTILE_CUT_OFFSET] & 0xc0, 0x80);
+	v = parse_all(a.body, a.len);
+	ck_assert_ptr_nonnull(v);
+	ck_assert_str_eq(json_object_get_string(member_at(v, "paymentStatus")), "CAPTURED");
+	ck_assert_str_eq(
+	    json_object_get_string(member_at(v, "modification.modificationData.modificationId")),
+	    "m1");
+	ck_assert_uint_gt(strlen(json_object_get_string(member_at(v, "description"))), 65536);
+	json_object_put(v);
+	sim_hostile_answer_free(&a);
+
+	hostile_build_doc("{\"hostile\":[{\"mode\":\"cut_utf8\",\"processed\":true,"
+	                  "\"status\":200}]}",
+	                  w.buf, w.len, &a);
+	ck_assert_int_eq(a.status, 200);
+	ck_assert_uint_gt(a.len, SIM_HOSTILE_CUT_OFFSET);
+	ck_assert(!utf8_valid(a.body, a.len));
+	ck_assert(utf8_valid(a.body, a.len - 2));
+	ck_assert(!utf8_valid(a.body, SIM_HOSTILE_CUT_OFFSET));
+	ck_assert_int_eq((unsigned char)a.body[a.len - 2], 0xe2);
+	ck_assert_ptr_null(parse_all(a.body, a.len));
+	sim_hostile_answer_free(&a);
+	sim_jw_free(&w);
 }
 END_TEST
 
@@ -1131,6 +1460,193 @@ START_TEST(http_fault_garble)
 }
 END_TEST
 
+/* Sets a faults document built from a format. */
+__attribute__((format(printf, 1, 2))) static void set_faults_for(const char *fmt, ...)
+{
+	va_list ap;
+	char *doc = NULL;
+	va_start(ap, fmt);
+	ck_assert_int_ge(vasprintf(&doc, fmt, ap), 0);
+	va_end(ap);
+	ck_assert_msg(simproc_set_faults(sim, doc), "refused: %s", doc);
+	free(doc);
+}
+
+/* A per-id count of a freshly fetched ledger. */
+static long ledger_per_id(const char *key, const char *mid)
+{
+	struct json_object *ledger = simproc_ledger(sim);
+	long n = simproc_ledger_per_id(ledger, key, mid);
+	json_object_put(ledger);
+	return n;
+}
+
+START_TEST(http_hostile_processed_or_not)
+{
+	char *id = simproc_create_txn(sim, "10.00", "EUR");
+	char *bystander = simproc_create_txn(sim, "10.00", "EUR");
+	char *body = mod_body(id, "h-1", NULL);
+	struct simproc_reply r;
+	set_faults_for("{\"hostile\":[{\"mode\":\"error_200\",\"processed\":false,"
+	               "\"transactions\":[\"%s\"]}]}",
+	               id);
+	ck_assert(simproc_payment(sim, "capture", body, &r));
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_nonnull(strstr(r.body, "\"error\""));
+	simproc_reply_free(&r);
+	ck_assert_int_eq(simproc_count_effects(sim, id, "CAPTURE"), 0);
+	/* a transaction the rule does not name is answered normally */
+	json_object_put(post_expect("capture", bystander, "h-other", NULL, 200));
+	ck_assert_int_eq(simproc_count_effects(sim, bystander, "CAPTURE"), 1);
+
+	/* processed: the capture happens, the answer still says nothing */
+	set_faults_for("{\"hostile\":[{\"mode\":\"empty_202\",\"processed\":true,"
+	               "\"transactions\":[\"%s\"]}]}",
+	               id);
+	ck_assert(simproc_payment(sim, "capture", body, &r));
+	ck_assert_int_eq(r.status, 202);
+	ck_assert_str_eq(r.body, "{}");
+	simproc_reply_free(&r);
+	ck_assert_int_eq(simproc_count_effects(sim, id, "CAPTURE"), 1);
+	/* the stored answer of a replay is the real one */
+	ck_assert(simproc_clear_faults(sim));
+	ck_assert(simproc_payment(sim, "capture", body, &r));
+	ck_assert_int_eq(r.status, 200);
+	struct json_object *o = json_tokener_parse(r.body);
+	ck_assert_str_eq(field(o, "modification.modificationData.modificationId"), "h-1");
+	ck_assert_str_eq(field(o, "modification.status"), "CAPTURED");
+	json_object_put(o);
+	simproc_reply_free(&r);
+	ck_assert_int_eq(simproc_count_effects(sim, id, "CAPTURE"), 1);
+	ck_assert_int_eq(simproc_request_count(sim, "h-1"), 3);
+	ck_assert_int_eq(ledger_per_id("hostileAnswers", "h-1"), 2);
+	ck_assert_int_eq(ledger_per_id("hostileAnswers", "h-other"), 0);
+	ck_assert_int_eq(ledger_per_id("otherBodies", "h-1"), 0);
+	/* the same id with other bytes is counted (and refused as a conflict) */
+	char *changed = mod_body(id, "h-1", "5.00");
+	ck_assert(simproc_payment(sim, "capture", changed, &r));
+	ck_assert_int_eq(r.status, 422);
+	simproc_reply_free(&r);
+	ck_assert_int_eq(ledger_per_id("otherBodies", "h-1"), 1);
+	free(changed);
+	free(body);
+	free(bystander);
+	free(id);
+}
+END_TEST
+
+START_TEST(http_hostile_confirmations_that_are_not)
+{
+	struct simproc_reply r;
+	char *id = simproc_create_txn(sim, "10.00", "EUR");
+	char *body = mod_body(id, "n-1", NULL);
+	/* not processed, yet the answer reads CAPTURED as a C string */
+	ck_assert(simproc_set_faults(sim, "{\"hostile\":[{\"mode\":\"nul_status\",\"processed\":"
+	                                  "false}],\"shape\":\"modifications\"}"));
+	ck_assert(simproc_payment(sim, "capture", body, &r));
+	ck_assert_int_eq(r.status, 200);
+	struct json_object *o = json_tokener_parse(r.body);
+	ck_assert_ptr_nonnull(o);
+	ck_assert(nul_after(o, "paymentStatus", "CAPTURED"));
+	struct json_object *mods = member_at(o, "modifications");
+	ck_assert_uint_eq(json_object_array_length(mods), 1);
+	ck_assert(nul_after(json_object_array_get_idx(mods, 0), "status", "CAPTURED"));
+	json_object_put(o);
+	simproc_reply_free(&r);
+	ck_assert_int_eq(simproc_count_effects(sim, id, "CAPTURE"), 0);
+
+	ck_assert(simproc_set_faults(sim, "{\"hostile\":[{\"mode\":\"nul_id\",\"processed\":"
+	                                  "false}]}"));
+	ck_assert(simproc_payment(sim, "capture", body, &r));
+	o = json_tokener_parse(r.body);
+	ck_assert(nul_after(o, "modification.modificationData.modificationId", "n-1"));
+	ck_assert_str_eq(field(o, "modification.status"), "CAPTURED");
+	ck_assert_str_eq(field(o, "transactionOverview.transactionId"), id);
+	json_object_put(o);
+	simproc_reply_free(&r);
+
+	ck_assert(simproc_set_faults(sim, "{\"hostile\":[{\"mode\":\"other_id\",\"processed\":"
+	                                  "true}]}"));
+	ck_assert(simproc_payment(sim, "capture", body, &r));
+	o = json_tokener_parse(r.body);
+	ck_assert_str_ne(field(o, "modification.modificationData.modificationId"), "n-1");
+	ck_assert_str_eq(field(o, "paymentStatus"), "CAPTURED");
+	json_object_put(o);
+	simproc_reply_free(&r);
+	ck_assert_int_eq(simproc_count_effects(sim, id, "CAPTURE"), 1);
+
+	/* a refund of an unknown transaction, not processed: a made-up confirmation */
+	ck_assert(simproc_set_faults(sim, "{\"hostile\":[{\"mode\":\"failed_status\","
+	                                  "\"processed\":false}]}"));
+	json_object_put(post_expect("refund", "no-such-txn", "n-2", "3.00", 200));
+	ck_assert(simproc_status(sim, id, &r));
+	ck_assert_int_eq(r.status, 200); /* status queries are never replaced */
+	o = json_tokener_parse(r.body);
+	ck_assert_str_eq(field(o, "paymentStatus"), "CAPTURED");
+	json_object_put(o);
+	simproc_reply_free(&r);
+	ck_assert_int_eq(simproc_count_effects(sim, NULL, NULL), 1);
+	free(body);
+	free(id);
+}
+END_TEST
+
+START_TEST(http_hostile_pages_and_cut_bodies)
+{
+	struct simproc_reply r;
+	char *id = simproc_create_txn(sim, "10.00", "EUR");
+	char *body = mod_body(id, "p-1", NULL);
+	/* two Windows-1252 pages (through the latency timer), then the real answer */
+	ck_assert(simproc_set_faults(sim, "{\"latency_ms\":20,\"retry_after\":0,\"hostile\":[{"
+	                                  "\"mode\":\"latin1_page\",\"processed\":false,"
+	                                  "\"max_per_id\":2}]}"));
+	for (int i = 0; i < 2; i++) {
+		ck_assert(simproc_payment(sim, "capture", body, &r));
+		ck_assert_int_eq(r.status, 503);
+		ck_assert_str_eq(r.retry_after, "0");
+		ck_assert_ptr_nonnull(strstr(r.content_type, "windows-1252"));
+		ck_assert(!utf8_valid(r.body, r.len));
+		simproc_reply_free(&r);
+	}
+	ck_assert_int_eq(simproc_count_effects(sim, id, "CAPTURE"), 0);
+	json_object_put(post_expect("capture", id, "p-1", NULL, 200));
+	ck_assert_int_eq(simproc_count_effects(sim, id, "CAPTURE"), 1);
+
+	char *other = simproc_create_txn(sim, "10.00", "EUR");
+	char *body2 = mod_body(other, "p-2", NULL);
+	ck_assert(simproc_set_faults(sim, "{\"hostile\":[{\"mode\":\"cut_utf8\",\"processed\":"
+	                                  "true,\"status\":200}]}"));
+	ck_assert(simproc_payment(sim, "capture", body2, &r));
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_uint_gt(r.len, 65536);
+	ck_assert(!utf8_valid(r.body, r.len));
+	ck_assert_ptr_null(parse_all(r.body, r.len));
+	simproc_reply_free(&r);
+	ck_assert_int_eq(simproc_count_effects(sim, other, "CAPTURE"), 1);
+
+	ck_assert(simproc_set_faults(sim, "{\"hostile\":[{\"mode\":\"nul_body\",\"processed\":"
+	                                  "false},{\"mode\":\"html_200\",\"processed\":false,"
+	                                  "\"modifications\":[\"p-3\"]}]}"));
+	ck_assert(simproc_payment(sim, "capture", body2, &r));
+	ck_assert_int_eq(r.status, 503);
+	ck_assert_ptr_nonnull(memchr(r.body, '\0', r.len));
+	simproc_reply_free(&r);
+	struct simproc_reply g;
+	ck_assert(simproc_call(sim, "GET", "/_sim/faults", NULL, NULL, 0, NULL, &g));
+	struct json_object *o = json_tokener_parse(g.body);
+	struct json_object *rules = member_at(o, "hostile");
+	ck_assert_uint_eq(json_object_array_length(rules), 2);
+	ck_assert_str_eq(field(json_object_array_get_idx(rules, 1), "mode"), "html_200");
+	ck_assert_str_eq(field(json_object_array_get_idx(rules, 1), "processed"), "false");
+	json_object_put(o);
+	simproc_reply_free(&g);
+	free(body2);
+	free(other);
+	free(body);
+	free(id);
+}
+END_TEST
+
 START_TEST(http_fault_latency_and_seed)
 {
 	char *id = simproc_create_txn(sim, "10.00", "EUR");
@@ -1319,6 +1835,7 @@ static Suite *sim_suite(void)
 	tcase_add_test(tc, state_create_rules_and_preload);
 	tcase_add_test(tc, state_idempotency_records);
 	tcase_add_test(tc, render_model_and_variants);
+	tcase_add_test(tc, hostile_bodies);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("pure");
@@ -1326,6 +1843,7 @@ static Suite *sim_suite(void)
 	tcase_add_test(tc, request_amounts_exact);
 	tcase_add_test(tc, request_ignored_properties);
 	tcase_add_test(tc, faults_config_and_plans);
+	tcase_add_test(tc, hostile_config_and_picks);
 	tcase_add_test(tc, time_text);
 	suite_add_tcase(s, tc);
 
@@ -1345,6 +1863,9 @@ static Suite *sim_suite(void)
 	tcase_add_test(tc, http_fault_drop_after_commit);
 	tcase_add_test(tc, http_fault_slow);
 	tcase_add_test(tc, http_fault_garble);
+	tcase_add_test(tc, http_hostile_processed_or_not);
+	tcase_add_test(tc, http_hostile_confirmations_that_are_not);
+	tcase_add_test(tc, http_hostile_pages_and_cut_bodies);
 	tcase_add_test(tc, http_fault_latency_and_seed);
 	tcase_add_test(tc, http_fault_formats);
 	tcase_add_test(tc, http_shape_option);

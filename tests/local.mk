@@ -48,6 +48,13 @@ tests_check_daemon_SOURCES = tests/check_daemon.c tests/daemonproc.c tests/daemo
 	tests/pgtest.c tests/pgtest.h tests/simproc.c tests/simproc.h tests/testutil.c tests/testutil.h
 tests_check_daemon_LDADD = $(SP_LIBS) $(CHECK_LIBS)
 tests_check_daemon_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+# hostile gateway answers end to end (smartpay-sim's "hostile" rules)
+check_PROGRAMS += tests/check_hostile
+TESTS += tests/check_hostile
+tests_check_hostile_SOURCES = tests/check_hostile.c tests/daemonproc.c tests/daemonproc.h \
+	tests/pgtest.c tests/pgtest.h tests/simproc.c tests/simproc.h tests/testutil.c tests/testutil.h
+tests_check_hostile_LDADD = $(SP_LIBS) $(CHECK_LIBS)
+tests_check_hostile_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 # operations: metrics and health, sd_notify, least-privilege role, no secrets in logs
 OPS_TEST_SOURCES = tests/opstest.c tests/opstest.h tests/daemonproc.c tests/daemonproc.h \
 	tests/pgtest.c tests/pgtest.h tests/simproc.c tests/simproc.h tests/testutil.c tests/testutil.h

@@ -397,22 +397,38 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
-/* libcurl header callback: keeps Retry-After. */
+/* The trimmed value of header line data (n bytes) when it is `name` (with its
+ * colon), malloc'd; else NULL. */
+static char *header_value(const char *data, size_t n, const char *name)
+{
+	size_t k = strlen(name);
+	if (n <= k || strncasecmp(data, name, k) != 0)
+		return NULL;
+	const char *v = data + k;
+	size_t vn = n - k;
+	while (vn > 0 && (*v == ' ' || *v == '\t')) {
+		v++;
+		vn--;
+	}
+	while (vn > 0 && (v[vn - 1] == '\r' || v[vn - 1] == '\n' || v[vn - 1] == ' '))
+		vn--;
+	return xstrndup(v, vn);
+}
+
+/* libcurl header callback: keeps Retry-After and Content-Type. */
 static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
 {
 	struct simproc_reply *r = arg;
 	size_t n = size * nmemb;
-	if (n > 12 && strncasecmp(data, "Retry-After:", 12) == 0) {
-		const char *v = data + 12;
-		size_t vn = n - 12;
-		while (vn > 0 && (*v == ' ' || *v == '\t')) {
-			v++;
-			vn--;
-		}
-		while (vn > 0 && (v[vn - 1] == '\r' || v[vn - 1] == '\n' || v[vn - 1] == ' '))
-			vn--;
+	char *v = header_value(data, n, "Retry-After:");
+	if (v != NULL) {
 		free(r->retry_after);
-		r->retry_after = xstrndup(v, vn);
+		r->retry_after = v;
+	}
+	v = header_value(data, n, "Content-Type:");
+	if (v != NULL) {
+		free(r->content_type);
+		r->content_type = v;
 	}
 	return n;
 }
@@ -466,6 +482,7 @@ void simproc_reply_free(struct simproc_reply *r)
 {
 	free(r->body);
 	free(r->retry_after);
+	free(r->content_type);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -599,4 +616,13 @@ long simproc_request_count(const struct simproc *sim, const char *modification_i
 		        : 0;
 	json_object_put(ledger);
 	return n;
+}
+
+long simproc_ledger_per_id(struct json_object *ledger, const char *key, const char *modification_id)
+{
+	struct json_object *map, *v;
+	if (ledger == NULL || !json_object_object_get_ex(ledger, key, &map))
+		return -1;
+	return json_object_object_get_ex(map, modification_id, &v) ? (long)json_object_get_int64(v)
+	                                                           : 0;
 }

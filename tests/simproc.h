@@ -68,7 +68,8 @@ struct simproc_reply {
 	int curl_code; /* CURLE_OK, or the transport error (timeout, reset, empty reply) */
 	char *body;    /* malloc'd, NUL-terminated (possibly empty) */
 	size_t len;
-	char *retry_after; /* malloc'd Retry-After value, or NULL */
+	char *retry_after;  /* malloc'd Retry-After value, or NULL */
+	char *content_type; /* malloc'd Content-Type value, or NULL */
 };
 
 /* Sends method path (relative to the base URL) with the given header lines
@@ -118,5 +119,10 @@ int simproc_ledger_count(struct json_object *ledger, const char *transaction_id,
 int simproc_count_effects(const struct simproc *sim, const char *transaction_id, const char *type);
 /* Requests received with this modificationId (0 when none); -1 on error. */
 long simproc_request_count(const struct simproc *sim, const char *modification_id);
+/* A per-modificationId count of a fetched ledger: key "requests", "otherBodies"
+ * (requests whose body differed from the first one's) or "hostileAnswers" (answers
+ * replaced by a hostile rule); 0 when the id is not listed, -1 without the key. */
+long simproc_ledger_per_id(struct json_object *ledger, const char *key,
+                           const char *modification_id);
 
 #endif
