@@ -16,6 +16,7 @@
 #include "render.h"
 #include "request.h"
 #include "server.h"
+#include "timeutil.h"
 #include "xmalloc.h"
 
 /* An answer: status and body. */
@@ -418,7 +419,12 @@ void sim_api_handle(struct sim_ctx *ctx, struct evhttp_request *req, const char 
 	}
 
 	struct sim_fault_plan plan;
-	sim_faults_plan(&ctx->faults, &ctx->rng, &plan);
+	if (is_mod) {
+		sim_faults_plan(&ctx->faults, &ctx->rng, &plan);
+	} else {
+		sim_state_note_status_call(ctx->state, status_id, sim_time_real_ms());
+		sim_faults_plan_status(&ctx->faults, &ctx->rng, &plan);
+	}
 	if (is_mod && ctx->faults.nhostile > 0)
 		sim_faults_pick_hostile(&ctx->faults, &ctx->rng, body_string(root, "transactionId"),
 		                        sim_request_modification_id(root), rec ? rec->requests : 0,

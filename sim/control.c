@@ -10,6 +10,7 @@
 
 #include "money.h"
 #include "request.h"
+#include "rng.h"
 #include "server.h"
 #include "timeutil.h"
 
@@ -103,6 +104,7 @@ static struct json_object *txn_json(const struct sim_txn *t)
 	add_time(o, "authorizedAt", t->authorized_at);
 	add_time(o, "expiresAt", t->expires_at);
 	json_object_object_add(o, "modifications", json_object_new_int64((int64_t)t->nmods));
+	json_object_object_add(o, "statusCalls", json_object_new_int64((int64_t)t->status_calls));
 	return o;
 }
 
@@ -164,7 +166,7 @@ static void create_transaction(struct sim_ctx *ctx, struct evhttp_request *req)
 		control_error(req, 400, "invalid_field",
 		              "status must be one of CREATED, AUTORIZATION_INITIALIZED, "
 		              "AUTHORIZATION_COMPLETED, CAPTURED, SETTLED, CANCELLED, CANCELED, "
-		              "REFUNDED");
+		              "REFUNDED, EXPIRED");
 		goto out;
 	}
 	if (json_object_object_get_ex(doc, "mit", &mit)) {
@@ -186,6 +188,118 @@ out:
 	json_object_put(doc);
 }
 
+/* Per transaction with at least one, its GET /payment/status request count. */
+static struct json_object *status_calls_json(const struct sim_state *st)
+{
+	struct json_object *o = json_object_new_object();
+	size_t n = sim_state_txn_count(st);
+	for (size_t i = 0; i < n; i++) {
+		const struct sim_txn *t = sim_state_txn_at(st, i);
+		if (t->status_calls > 0)
+			json_object_object_add(o, t->id,
+			                       json_object_new_int64((int64_t)t->status_calls));
+	}
+	return o;
+}
+
+/* Reads the optional amount of an outside effect into r (the transaction's currency). */
+static bool external_amount(struct evhttp_request *req, struct json_object *doc,
+                            const struct sim_txn *t, struct sim_mod_request *r)
+{
+	struct json_object *amount;
+	const char *why;
+	if (!json_object_object_get_ex(doc, "amount", &amount) ||
+	    json_object_is_type(amount, json_type_null))
+		return true;
+	if (!(json_object_is_type(amount, json_type_string) ||
+	      json_object_is_type(amount, json_type_int) ||
+	      json_object_is_type(amount, json_type_double)) ||
+	    !money_parse(json_object_get_string(amount), t->currency, &r->amount, &why)) {
+		control_error(req, 400, "invalid_amount",
+		              "amount must be a decimal string or number in the transaction's "
+		              "currency");
+		return false;
+	}
+	r->has_amount = true;
+	r->currency = t->currency;
+	return true;
+}
+
+/* The operation of an outside effect. */
+static bool external_op(const char *name, enum sim_op *op)
+{
+	static const enum sim_op ops[] = {SIM_OP_CAPTURE, SIM_OP_CANCEL, SIM_OP_CANCEL_OR_REFUND,
+	                                  SIM_OP_REFUND};
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		if (strcmp(name, sim_op_name(ops[i])) == 0) {
+			*op = ops[i];
+			return true;
+		}
+	}
+	return false;
+}
+
+/* POST /_sim/transactions/{id}/external {"operation", "amount"?, "modificationId"?,
+ * "description"?}: an effect made outside the API (portal capture, support cancel or
+ * refund, "expire" for an early expiry). */
+static void external_effect(struct sim_ctx *ctx, struct evhttp_request *req, const char *id)
+{
+	struct sim_txn *t = sim_state_find(ctx->state, id);
+	if (t == NULL) {
+		control_error(req, 404, "transaction_not_found", "no such transaction");
+		return;
+	}
+	struct json_object *doc = body_object(req);
+	if (doc == NULL)
+		return;
+	const char *opname = NULL, *mid = NULL, *description = NULL;
+	char generated[SIM_TXN_ID_MAX + 1];
+	struct sim_mod_request r = {.transaction_id = t->id};
+	if (!opt_string(req, doc, "operation", &opname) ||
+	    !opt_string(req, doc, "modificationId", &mid) ||
+	    !opt_string(req, doc, "description", &description))
+		goto out;
+	if (opname != NULL && strcmp(opname, "expire") == 0) {
+		if (!sim_state_expire(ctx->state, t))
+			control_error(req, 422, "invalid_state",
+			              "only an authorized, uncaptured transaction can expire");
+		else
+			sim_reply_json(req, 200, txn_json(t));
+		goto out;
+	}
+	if (opname == NULL || !external_op(opname, &r.op)) {
+		control_error(req, 400, "invalid_field",
+		              "operation must be capture, cancel, cancelOrRefund, refund or "
+		              "expire");
+		goto out;
+	}
+	if (mid != NULL && (mid[0] == '\0' || strlen(mid) > 64 ||
+	                    sim_state_modification_id_used(ctx->state, mid))) {
+		control_error(req, 400, "invalid_field",
+		              "modificationId must be 1 to 64 characters and not used before");
+		goto out;
+	}
+	if (mid == NULL) {
+		sim_uuid_random(generated);
+		mid = generated;
+	}
+	r.modification_id = mid;
+	r.description = description;
+	if (!external_amount(req, doc, t, &r))
+		goto out;
+	struct sim_result res;
+	sim_state_apply_external(ctx->state, &r, &res);
+	if (res.outcome != SIM_APPLIED) {
+		control_error(req, 422, res.error, res.details);
+		goto out;
+	}
+	struct json_object *o = txn_json(t);
+	json_object_object_add(o, "modificationId", json_object_new_string(mid));
+	sim_reply_json(req, 200, o);
+out:
+	json_object_put(doc);
+}
+
 /* GET /_sim/ledger: every effect, and per modificationId the request count, the
  * requests whose body differed from the first one's and the hostile answers. */
 static void ledger(struct sim_ctx *ctx, struct evhttp_request *req)
@@ -196,8 +310,9 @@ static void ledger(struct sim_ctx *ctx, struct evhttp_request *req)
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *o = json_object_new_object();
 		json_object_object_add(o, "transactionId", json_object_new_string(e[i].txn->id));
-		json_object_object_add(o, "modificationId",
-		                       json_object_new_string(e[i].modification_id));
+		json_object_object_add(
+		    o, "modificationId",
+		    e[i].modification_id ? json_object_new_string(e[i].modification_id) : NULL);
 		json_object_object_add(o, "type", json_object_new_string(e[i].type));
 		add_amount(o, "amount", e[i].amount, e[i].txn->currency);
 		json_object_object_add(o, "currencyCode",
@@ -207,6 +322,8 @@ static void ledger(struct sim_ctx *ctx, struct evhttp_request *req)
 		                       json_object_new_string(sim_op_name(e[i].op)));
 		if (strcmp(e[i].type, "CAPTURE") == 0)
 			add_amount(o, "released", e[i].released, e[i].txn->currency);
+		json_object_object_add(o, "origin",
+		                       json_object_new_string(e[i].external ? "external" : "api"));
 		json_object_array_add(effects, o);
 	}
 	struct sim_modrec *const *recs = sim_state_modrecs(ctx->state, &n);
@@ -229,6 +346,12 @@ static void ledger(struct sim_ctx *ctx, struct evhttp_request *req)
 	json_object_object_add(o, "requests", requests);
 	json_object_object_add(o, "otherBodies", other);
 	json_object_object_add(o, "hostileAnswers", hostile);
+	json_object_object_add(o, "statusCalls", status_calls_json(ctx->state));
+	json_object_object_add(o, "statusCallsTotal",
+	                       json_object_new_int64((int64_t)sim_state_status_calls(ctx->state)));
+	json_object_object_add(
+	    o, "statusCallsMaxPerSecond",
+	    json_object_new_int64((int64_t)sim_state_status_calls_max_per_second(ctx->state)));
 	sim_reply_json(req, 200, o);
 }
 
@@ -309,12 +432,28 @@ static void clock_handler(struct sim_ctx *ctx, struct evhttp_request *req,
 	sim_reply_json(req, 200, clock_json(ctx));
 }
 
+/* Reads ID out of "ID/external". */
+static bool external_path(const char *rest, char *id, size_t idlen)
+{
+	const char *slash = strchr(rest, '/');
+	if (slash == NULL || strcmp(slash, "/external") != 0 || slash == rest ||
+	    (size_t)(slash - rest) >= idlen)
+		return false;
+	memcpy(id, rest, (size_t)(slash - rest));
+	id[slash - rest] = '\0';
+	return true;
+}
+
 void sim_control_handle(struct sim_ctx *ctx, struct evhttp_request *req, const char *path)
 {
 	enum evhttp_cmd_type m = evhttp_request_get_command(req);
 	const char *sub = path + 6;
+	char id[SIM_TXN_ID_MAX + 1];
 	if (strcmp(sub, "transactions") == 0 && m == EVHTTP_REQ_POST) {
 		create_transaction(ctx, req);
+	} else if (strncmp(sub, "transactions/", 13) == 0 && m == EVHTTP_REQ_POST &&
+	           external_path(sub + 13, id, sizeof(id))) {
+		external_effect(ctx, req, id);
 	} else if (strncmp(sub, "transactions/", 13) == 0 && m == EVHTTP_REQ_GET) {
 		const struct sim_txn *t = sim_state_find(ctx->state, sub + 13);
 		if (t == NULL)

@@ -15,6 +15,8 @@ void sim_faults_clear(struct sim_faults *f)
 	f->status = 503;
 	f->retry_after = 1;
 	f->slow_ms = 95000;
+	f->status_status = 503;
+	f->status_hang_ms = 95000;
 }
 
 /* Frees a list of owned strings. */
@@ -270,6 +272,64 @@ static bool get_hostile(struct json_object *v, struct sim_faults *out, char *err
 	return true;
 }
 
+/* Reads a fault status: 408, 429 or 5xx. */
+static bool get_fault_status(struct json_object *v, const char *key, int *out, char *err,
+                             size_t errlen)
+{
+	int64_t n;
+	if (!get_int(v, key, 599, &n, err, errlen))
+		return false;
+	if (n != 408 && n != 429 && (n < 500 || n > 599)) {
+		snprintf(err, errlen, "%s must be 408, 429 or 5xx", key);
+		return false;
+	}
+	*out = (int)n;
+	return true;
+}
+
+/* Reads the "status_call" object: the faults of GET /payment/status alone. */
+static bool get_status_call(struct json_object *doc, struct sim_faults *out, char *err,
+                            size_t errlen)
+{
+	const int64_t day_ms = 86400000;
+	if (!json_object_is_type(doc, json_type_object)) {
+		snprintf(err, errlen, "status_call must be an object");
+		return false;
+	}
+	out->has_status_call = true;
+	json_object_object_foreach(doc, key, v)
+	{
+		bool ok;
+		if (strcmp(key, "fail_rate") == 0)
+			ok = get_rate(v, "status_call.fail_rate", &out->status_fail_rate, err,
+			              errlen);
+		else if (strcmp(key, "status") == 0)
+			ok = get_fault_status(v, "status_call.status", &out->status_status, err,
+			                      errlen);
+		else if (strcmp(key, "hang_rate") == 0)
+			ok = get_rate(v, "status_call.hang_rate", &out->status_hang_rate, err,
+			              errlen);
+		else if (strcmp(key, "hang_ms") == 0)
+			ok = get_int(v, "status_call.hang_ms", day_ms, &out->status_hang_ms, err,
+			             errlen);
+		else if (strcmp(key, "garble_rate") == 0)
+			ok = get_rate(v, "status_call.garble_rate", &out->status_garble_rate, err,
+			              errlen);
+		else {
+			snprintf(err, errlen, "unknown status_call setting \"%s\"", key);
+			ok = false;
+		}
+		if (!ok)
+			return false;
+	}
+	if (out->status_fail_rate + out->status_hang_rate + out->status_garble_rate > 1.0 + 1e-9) {
+		snprintf(err, errlen,
+		         "status_call: fail_rate + hang_rate + garble_rate must not exceed 1");
+		return false;
+	}
+	return true;
+}
+
 /* sim_faults_from_json without the clean-up on failure. */
 static bool sim_faults_read(struct json_object *doc, struct sim_faults *out, char *err,
                             size_t errlen)
@@ -297,12 +357,7 @@ static bool sim_faults_read(struct json_object *doc, struct sim_faults *out, cha
 		} else if (strcmp(key, "fail_rate") == 0) {
 			ok = get_rate(v, key, &out->fail_rate, err, errlen);
 		} else if (strcmp(key, "status") == 0) {
-			ok = get_int(v, key, 599, &n, err, errlen);
-			if (ok && n != 408 && n != 429 && (n < 500 || n > 599)) {
-				snprintf(err, errlen, "status must be 408, 429 or 5xx");
-				ok = false;
-			}
-			out->status = (int)n;
+			ok = get_fault_status(v, key, &out->status, err, errlen);
 		} else if (strcmp(key, "retry_after") == 0) {
 			ok = get_int(v, key, 86400, &n, err, errlen);
 			out->retry_after = (int)n;
@@ -322,6 +377,8 @@ static bool sim_faults_read(struct json_object *doc, struct sim_faults *out, cha
 			ok = get_bool(v, key, &out->omit_optional, err, errlen);
 		} else if (strcmp(key, "hostile") == 0) {
 			ok = get_hostile(v, out, err, errlen);
+		} else if (strcmp(key, "status_call") == 0) {
+			ok = get_status_call(v, out, err, errlen);
 		} else if (strcmp(key, "shape") == 0) {
 			const char *s = json_object_is_type(v, json_type_string)
 			                    ? json_object_get_string(v)
@@ -441,6 +498,18 @@ struct json_object *sim_faults_to_json(const struct sim_faults *f)
 	    o, "shape", json_object_new_string(f->array_shape ? "modifications" : "modification"));
 	if (f->nhostile > 0)
 		json_object_object_add(o, "hostile", hostile_to_json(f));
+	if (f->has_status_call) {
+		struct json_object *sc = json_object_new_object();
+		json_object_object_add(sc, "fail_rate",
+		                       json_object_new_double(f->status_fail_rate));
+		json_object_object_add(sc, "status", json_object_new_int(f->status_status));
+		json_object_object_add(sc, "hang_rate",
+		                       json_object_new_double(f->status_hang_rate));
+		json_object_object_add(sc, "hang_ms", json_object_new_int64(f->status_hang_ms));
+		json_object_object_add(sc, "garble_rate",
+		                       json_object_new_double(f->status_garble_rate));
+		json_object_object_add(o, "status_call", sc);
+	}
 	return o;
 }
 
@@ -453,6 +522,7 @@ void sim_faults_plan(const struct sim_faults *f, struct sim_rng *rng, struct sim
 	plan->action = SIM_FAULT_NONE;
 	plan->hostile = NULL;
 	plan->content_type = NULL;
+	plan->status = 0;
 	double edge = f->reset_rate;
 	if (u < edge) {
 		plan->action = SIM_FAULT_RESET;
@@ -473,6 +543,33 @@ void sim_faults_plan(const struct sim_faults *f, struct sim_rng *rng, struct sim
 	}
 	if (u < edge + f->garble_rate)
 		plan->action = SIM_FAULT_GARBLE;
+}
+
+void sim_faults_plan_status(const struct sim_faults *f, struct sim_rng *rng,
+                            struct sim_fault_plan *plan)
+{
+	if (!f->has_status_call) {
+		sim_faults_plan(f, rng, plan);
+		return;
+	}
+	double u = sim_rng_unit(rng);
+	uint64_t j = sim_rng_below(rng, (uint64_t)f->jitter_ms * 2 + 1);
+	int64_t delay = f->latency_ms - f->jitter_ms + (int64_t)j;
+	plan->delay_ms = delay > 0 ? delay : 0;
+	plan->action = SIM_FAULT_NONE;
+	plan->hostile = NULL;
+	plan->content_type = NULL;
+	plan->status = 0;
+	double edge = f->status_fail_rate;
+	if (u < edge) {
+		plan->action = SIM_FAULT_FAIL;
+		plan->status = f->status_status;
+	} else if (u < (edge += f->status_hang_rate)) {
+		plan->action = SIM_FAULT_SLOW;
+		plan->delay_ms += f->status_hang_ms;
+	} else if (u < edge + f->status_garble_rate) {
+		plan->action = SIM_FAULT_GARBLE;
+	}
 }
 
 /* True when id is one of ids. */

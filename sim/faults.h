@@ -66,6 +66,14 @@ struct sim_faults {
 	bool array_shape;            /* "shape": "modifications" */
 	struct sim_hostile *hostile; /* owned array of nhostile rules (sim_faults_free) */
 	size_t nhostile;
+	/* "status_call": when set, GET /payment/status is planned by these alone (the
+	 * settings above then apply to modification calls only) */
+	bool has_status_call;
+	double status_fail_rate;   /* answer status_status without an answer body of the model */
+	int status_status;         /* 500, 502, 503, 429 or 408 (default 503) */
+	double status_hang_rate;   /* answer after status_hang_ms */
+	int64_t status_hang_ms;    /* default 95000: past the 90 s client timeout */
+	double status_garble_rate; /* a body that is not JSON */
 };
 
 enum sim_fault_action {
@@ -86,6 +94,7 @@ struct sim_fault_plan {
 	 * the request is being handled, not once the answer waits on a timer) */
 	const struct sim_hostile *hostile;
 	const char *content_type; /* static; NULL: application/json */
+	int status;               /* SIM_FAULT_FAIL: the status sent; 0: the faults' status */
 };
 
 /* No faults: every rate 0, status 503, retry_after 1, slow_ms 95000. Does not free
@@ -115,6 +124,12 @@ struct json_object *sim_faults_to_json(const struct sim_faults *f);
 /* Draws the plan for one request: always two draws from rng, so a seed and the
  * same sequence of requests give the same faults. */
 void sim_faults_plan(const struct sim_faults *f, struct sim_rng *rng, struct sim_fault_plan *plan);
+
+/* Draws the plan for one GET /payment/status request: sim_faults_plan without a
+ * "status_call" setting; with one, the same two draws decide between its fail, hang
+ * and garble rates (latency and jitter as for every answer). */
+void sim_faults_plan_status(const struct sim_faults *f, struct sim_rng *rng,
+                            struct sim_fault_plan *plan);
 
 /* Picks the hostile rule, if any, for a modification request to which the plan gave
  * no other action: the rules that match (transactionId, modificationId, the id's

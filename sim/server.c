@@ -178,7 +178,7 @@ void sim_answer(struct sim_ctx *ctx, struct evhttp_request *req, const struct si
                 int status, const char *body, size_t len)
 {
 	if (plan->action == SIM_FAULT_FAIL)
-		status = ctx->faults.status;
+		status = plan->status != 0 ? plan->status : ctx->faults.status;
 	/* Plain answers without delay go out at once; everything else through a timer,
 	 * so that no connection is freed inside libevent's own request callback. */
 	if (plan->delay_ms == 0 &&

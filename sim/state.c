@@ -29,7 +29,14 @@ struct sim_state {
 	struct sim_htab *mod_index;  /* modificationId -> struct sim_modrec * */
 	struct sim_modrec **modrecs; /* owned, in order of first request */
 	size_t nmodrecs, capmodrecs;
+
+	uint64_t status_calls;      /* every GET /payment/status */
+	int64_t *status_call_times; /* real ms of each, in order (the most recent kept) */
+	size_t nstatus_times, capstatus_times;
 };
+
+/* Status call times kept for the per-second maximum. */
+#define SIM_STATUS_TIMES_MAX 1000000
 
 static const char *const pay_status_names[] = {
     [SIM_PS_CREATED] = "CREATED",
@@ -40,6 +47,7 @@ static const char *const pay_status_names[] = {
     [SIM_PS_CANCELLED] = "CANCELLED",
     [SIM_PS_CANCELED] = "CANCELED",
     [SIM_PS_REFUNDED] = "REFUNDED",
+    [SIM_PS_EXPIRED] = "EXPIRED",
 };
 
 const char *sim_pay_status_name(enum sim_pay_status s)
@@ -130,6 +138,7 @@ void sim_state_free(struct sim_state *st)
 	}
 	free(st->modrecs);
 	free(st->effects);
+	free(st->status_call_times);
 	sim_htab_free(st->txn_index);
 	sim_htab_free(st->mod_index);
 	free(st);
@@ -312,6 +321,7 @@ static void record(struct sim_state *st, struct sim_txn *t, const struct sim_mod
 	e->amount = amount;
 	e->released = released;
 	e->at = now;
+	e->external = false;
 }
 
 /* Checks the currency and the positivity of a request's modifiedAmount. */
@@ -336,6 +346,11 @@ static void apply_capture(struct sim_state *st, struct sim_txn *t,
                           const struct sim_mod_request *req, int64_t now, struct sim_result *res)
 {
 	char a[MONEY_TEXT_MAX], b[MONEY_TEXT_MAX];
+	if (t->status == SIM_PS_EXPIRED) {
+		refuse(res, SIM_REFUSED, "authorization_expired",
+		       "the authorization expired and can no longer be captured");
+		return;
+	}
 	if (t->status != SIM_PS_AUTHORIZATION_COMPLETED) {
 		refuse(res, SIM_REFUSED, "invalid_state",
 		       "capture is not allowed: the transaction is %s (captures only from "
@@ -467,6 +482,80 @@ void sim_state_apply(struct sim_state *st, const struct sim_mod_request *req,
 	}
 }
 
+void sim_state_apply_external(struct sim_state *st, const struct sim_mod_request *req,
+                              struct sim_result *res)
+{
+	sim_state_apply(st, req, res);
+	if (res->outcome != SIM_APPLIED)
+		return;
+	res->txn->mods[res->mod_index].external = true;
+	st->effects[st->neffects - 1].external = true;
+}
+
+bool sim_state_modification_id_used(const struct sim_state *st, const char *modification_id)
+{
+	if (sim_htab_get(st->mod_index, modification_id) != NULL)
+		return true;
+	for (size_t i = 0; i < st->ntxns; i++)
+		for (size_t j = 0; j < st->txns[i]->nmods; j++)
+			if (strcmp(st->txns[i]->mods[j].modification_id, modification_id) == 0)
+				return true;
+	return false;
+}
+
+bool sim_state_expire(struct sim_state *st, struct sim_txn *t)
+{
+	if (t->status != SIM_PS_AUTHORIZATION_COMPLETED)
+		return false;
+	int64_t now = sim_state_now(st);
+	t->status = SIM_PS_EXPIRED;
+	t->expires_at = now;
+	t->last_status_at = now;
+	st->effects = grow(st->effects, &st->capeffects, st->neffects, sizeof(*st->effects));
+	struct sim_effect *e = &st->effects[st->neffects++];
+	memset(e, 0, sizeof(*e));
+	e->txn = t;
+	e->type = "EXPIRY";
+	e->op = SIM_OP_CANCEL;
+	e->amount = t->amount;
+	e->at = now;
+	e->external = true;
+	return true;
+}
+
+void sim_state_note_status_call(struct sim_state *st, const char *id, int64_t real_ms)
+{
+	struct sim_txn *t = sim_state_find(st, id);
+	if (t != NULL)
+		t->status_calls++;
+	st->status_calls++;
+	if (st->nstatus_times == SIM_STATUS_TIMES_MAX) {
+		memmove(st->status_call_times, st->status_call_times + 1,
+		        (st->nstatus_times - 1) * sizeof(*st->status_call_times));
+		st->nstatus_times--;
+	}
+	st->status_call_times = grow(st->status_call_times, &st->capstatus_times, st->nstatus_times,
+	                             sizeof(*st->status_call_times));
+	st->status_call_times[st->nstatus_times++] = real_ms;
+}
+
+uint64_t sim_state_status_calls(const struct sim_state *st)
+{
+	return st->status_calls;
+}
+
+uint64_t sim_state_status_calls_max_per_second(const struct sim_state *st)
+{
+	size_t best = 0, lo = 0;
+	for (size_t hi = 0; hi < st->nstatus_times; hi++) {
+		while (st->status_call_times[hi] - st->status_call_times[lo] >= 1000)
+			lo++;
+		if (hi - lo + 1 > best)
+			best = hi - lo + 1;
+	}
+	return best;
+}
+
 /* 64-bit FNV-1a of len bytes. */
 static uint64_t fnv1a(const char *p, size_t len)
 {
@@ -546,4 +635,9 @@ struct sim_modrec *const *sim_state_modrecs(const struct sim_state *st, size_t *
 size_t sim_state_txn_count(const struct sim_state *st)
 {
 	return st->ntxns;
+}
+
+const struct sim_txn *sim_state_txn_at(const struct sim_state *st, size_t i)
+{
+	return st->txns[i];
 }

@@ -22,6 +22,7 @@ enum sim_pay_status {
 	SIM_PS_CANCELLED,
 	SIM_PS_CANCELED,
 	SIM_PS_REFUNDED,
+	SIM_PS_EXPIRED, /* only through an early expiry of the control API */
 };
 
 /* The four modification endpoints. */
@@ -39,6 +40,7 @@ struct sim_mod {
 	int64_t amount;    /* minor units of the transaction's currency */
 	char *description; /* owned, may be NULL */
 	int64_t at;        /* simulator clock, ms */
+	bool external;     /* made outside the API (portal, support): the control API */
 };
 
 /* One checkout transaction. */
@@ -56,6 +58,7 @@ struct sim_txn {
 	bool mit;
 	struct sim_mod *mods; /* owned array, in the order performed */
 	size_t nmods, capmods;
+	uint64_t status_calls; /* GET /payment/status requests for this transaction */
 };
 
 /* One money movement in the ledger. */
@@ -68,6 +71,9 @@ struct sim_effect {
 	int64_t amount;              /* captured, cancelled (released) or refunded */
 	int64_t released;            /* capture only: the uncaptured remainder released */
 	int64_t at;
+	bool external; /* made through the control API, not a modification call; an early
+	                * expiry is one with type "EXPIRY", no modificationId and the
+	                * authorized amount */
 };
 
 /* Everything known about one modificationId: the request count and, once a
@@ -173,10 +179,35 @@ enum sim_replay sim_modrec_check(const struct sim_modrec *rec, enum sim_op op, c
 void sim_modrec_store(struct sim_modrec *rec, enum sim_op op, const char *body, size_t body_len,
                       int status, const char *response, size_t response_len);
 
+/* An effect made outside the modification API (a portal capture, a support cancel or
+ * refund): `req` as a modification call would carry it, with a modificationId the
+ * caller chose (the gateway's own). Recorded as external in the history and the
+ * ledger; not stored for idempotency. */
+void sim_state_apply_external(struct sim_state *st, const struct sim_mod_request *req,
+                              struct sim_result *res);
+
+/* Whether a modificationId was used: by a modification call or in any history. */
+bool sim_state_modification_id_used(const struct sim_state *st, const char *modification_id);
+
+/* An early expiry of an authorized, uncaptured transaction: status EXPIRED, the
+ * deadline now, an external "EXPIRY" effect. False (and nothing changed) in any other
+ * state. */
+bool sim_state_expire(struct sim_state *st, struct sim_txn *t);
+
+/* Counts one GET /payment/status request for transaction id `id` (known or not) at
+ * the real time `real_ms`. */
+void sim_state_note_status_call(struct sim_state *st, const char *id, int64_t real_ms);
+
+/* Status calls in total, and the most received within any one second. */
+uint64_t sim_state_status_calls(const struct sim_state *st);
+uint64_t sim_state_status_calls_max_per_second(const struct sim_state *st);
+
 /* Read access for the ledger. */
 const struct sim_effect *sim_state_effects(const struct sim_state *st, size_t *n);
 struct sim_modrec *const *sim_state_modrecs(const struct sim_state *st, size_t *n);
 size_t sim_state_txn_count(const struct sim_state *st);
+/* The i-th transaction in creation order (i < sim_state_txn_count). */
+const struct sim_txn *sim_state_txn_at(const struct sim_state *st, size_t i);
 
 /* Names. */
 const char *sim_pay_status_name(enum sim_pay_status s);

@@ -1821,6 +1821,206 @@ START_TEST(http_tls)
 }
 END_TEST
 
+/* The "origin" of the index-th effect of a fetched ledger for a transaction. */
+static const char *effect_origin(struct json_object *ledger, const char *txn, int index,
+                                 const char **type)
+{
+	struct json_object *effects;
+	ck_assert(json_object_object_get_ex(ledger, "effects", &effects));
+	int seen = 0;
+	for (size_t i = 0; i < json_object_array_length(effects); i++) {
+		struct json_object *e = json_object_array_get_idx(effects, i);
+		if (strcmp(field(e, "transactionId"), txn) != 0)
+			continue;
+		if (seen++ == index) {
+			*type = field(e, "type");
+			return field(e, "origin");
+		}
+	}
+	return NULL;
+}
+
+START_TEST(http_external_effects)
+{
+	char *a = simproc_create_txn(sim, "50.00", "EUR");
+	char *b = simproc_create_txn(sim, "20.00", "EUR");
+	char *c = simproc_create_txn(sim, "30.00", "EUR");
+	/* a portal capture, then a support refund of part of it */
+	char *cap = simproc_external(sim, a, "{\"operation\":\"capture\",\"amount\":\"40.00\"}");
+	ck_assert_ptr_nonnull(cap);
+	ck_assert_uint_eq(strlen(cap), 36);
+	char *ref = simproc_external(
+	    sim, a,
+	    "{\"operation\":\"refund\",\"amount\":\"5.00\",\"modificationId\":\"support-1\"}");
+	ck_assert_str_eq(ref, "support-1");
+	/* the daemon's own capture is refused now: the transaction is captured */
+	struct simproc_reply r;
+	ck_assert_int_eq(post("capture", a, "api-cap-a", NULL, &r), 422);
+	simproc_reply_free(&r);
+	/* the status answer shows both outside effects in the history */
+	ck_assert(simproc_status(sim, a, &r));
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_nonnull(strstr(r.body, cap));
+	ck_assert_ptr_nonnull(strstr(r.body, "support-1"));
+	ck_assert_ptr_nonnull(strstr(r.body, "\"paymentStatus\":\"CAPTURED\""));
+	simproc_reply_free(&r);
+	/* a support cancel and an early expiry */
+	char *cnl = simproc_external(sim, b, "{\"operation\":\"cancel\"}");
+	ck_assert_ptr_nonnull(cnl);
+	char *exp = simproc_external(sim, c, "{\"operation\":\"expire\"}");
+	ck_assert_str_eq(exp, "");
+	ck_assert(simproc_status(sim, c, &r));
+	ck_assert_ptr_nonnull(strstr(r.body, "\"paymentStatus\":\"EXPIRED\""));
+	simproc_reply_free(&r);
+	ck_assert_int_eq(post("capture", c, "api-cap-c", NULL, &r), 422);
+	ck_assert_ptr_nonnull(strstr(r.body, "authorization_expired"));
+	simproc_reply_free(&r);
+	/* refused outside effects change nothing */
+	ck_assert_ptr_null(simproc_external(sim, b, "{\"operation\":\"capture\"}"));
+	ck_assert_ptr_null(simproc_external(sim, c, "{\"operation\":\"expire\"}"));
+	ck_assert_ptr_null(simproc_external(sim, c, "{\"operation\":\"teleport\"}"));
+	ck_assert_ptr_null(simproc_external(
+	    sim, a, "{\"operation\":\"refund\",\"modificationId\":\"support-1\"}"));
+	ck_assert_ptr_null(simproc_external(sim, "no-such", "{\"operation\":\"cancel\"}"));
+	/* the ledger marks every one as external */
+	struct json_object *ledger = simproc_ledger(sim);
+	const char *type;
+	ck_assert_str_eq(effect_origin(ledger, a, 0, &type), "external");
+	ck_assert_str_eq(type, "CAPTURE");
+	ck_assert_str_eq(effect_origin(ledger, a, 1, &type), "external");
+	ck_assert_str_eq(type, "REFUND");
+	ck_assert_ptr_null(effect_origin(ledger, a, 2, &type));
+	ck_assert_str_eq(effect_origin(ledger, b, 0, &type), "external");
+	ck_assert_str_eq(type, "CANCELLATION");
+	ck_assert_str_eq(effect_origin(ledger, c, 0, &type), "external");
+	ck_assert_str_eq(type, "EXPIRY");
+	ck_assert_int_eq(simproc_ledger_per_id(ledger, "requests", cap), 0);
+	json_object_put(ledger);
+	/* an effect through the API is marked as such */
+	char *d = simproc_create_txn(sim, "10.00", "EUR");
+	ck_assert_int_eq(post("capture", d, "api-cap-d", NULL, &r), 200);
+	simproc_reply_free(&r);
+	ledger = simproc_ledger(sim);
+	ck_assert_str_eq(effect_origin(ledger, d, 0, &type), "api");
+	json_object_put(ledger);
+	free(a), free(b), free(c), free(d), free(cap), free(ref), free(cnl), free(exp);
+}
+END_TEST
+
+START_TEST(http_status_call_faults_and_counts)
+{
+	char *id = simproc_create_txn(sim, "10.00", "EUR");
+	char *other = simproc_create_txn(sim, "10.00", "EUR");
+	struct simproc_reply r;
+	ck_assert_int_eq(simproc_status_calls(sim, NULL), 0);
+	/* status_call faults affect the status call only; modification calls go through */
+	ck_assert(simproc_set_faults(sim, "{\"status_call\":{\"fail_rate\":1,\"status\":500}}"));
+	ck_assert(simproc_status(sim, id, &r));
+	ck_assert_int_eq(r.status, 500);
+	ck_assert_ptr_nonnull(strstr(r.body, "\"error\""));
+	simproc_reply_free(&r);
+	ck_assert_int_eq(post("capture", id, "sc-1", NULL, &r), 200);
+	simproc_reply_free(&r);
+	/* garbage */
+	ck_assert(simproc_set_faults(sim, "{\"status_call\":{\"garble_rate\":1}}"));
+	ck_assert(simproc_status(sim, id, &r));
+	ck_assert_int_eq(r.status, 200);
+	struct json_object *o = json_tokener_parse(r.body);
+	ck_assert_ptr_null(o);
+	simproc_reply_free(&r);
+	/* a hang: no answer within the client's timeout */
+	ck_assert(simproc_set_faults(sim, "{\"status_call\":{\"hang_rate\":1,\"hang_ms\":3000}}"));
+	ck_assert(simproc_call(sim, "GET", "/payment/status/x", simproc_api_headers(sim), NULL, 500,
+	                       NULL, &r));
+	ck_assert_int_eq(r.status, 0);
+	simproc_reply_free(&r);
+	/* modification-call faults leave a configured status call alone */
+	ck_assert(simproc_set_faults(sim, "{\"fail_rate\":1,\"status_call\":{}}"));
+	ck_assert(simproc_status(sim, other, &r));
+	ck_assert_int_eq(r.status, 200);
+	simproc_reply_free(&r);
+	ck_assert_int_eq(post("capture", other, "sc-2", NULL, &r), 503);
+	simproc_reply_free(&r);
+	/* without status_call, the status call has the general faults as before */
+	ck_assert(simproc_set_faults(sim, "{\"fail_rate\":1,\"status\":502}"));
+	ck_assert(simproc_status(sim, other, &r));
+	ck_assert_int_eq(r.status, 502);
+	simproc_reply_free(&r);
+	ck_assert(simproc_clear_faults(sim));
+	/* counts: faulted calls included, per transaction and in total */
+	ck_assert_int_eq(simproc_status_calls(sim, id), 2);
+	ck_assert_int_eq(simproc_status_calls(sim, other), 2);
+	ck_assert_int_eq(simproc_status_calls(sim, NULL), 5);
+	struct json_object *ledger = simproc_ledger(sim), *v;
+	ck_assert(json_object_object_get_ex(ledger, "statusCallsMaxPerSecond", &v));
+	ck_assert_int_ge(json_object_get_int64(v), 1);
+	ck_assert_int_le(json_object_get_int64(v), 5);
+	json_object_put(ledger);
+	/* bad status_call documents are refused */
+	ck_assert(simproc_call(sim, "POST", "/_sim/faults", NULL,
+	                       "{\"status_call\":{\"fail_rate\":0.7,\"hang_rate\":0.7}}", 0, NULL,
+	                       &r));
+	ck_assert_int_eq(r.status, 400);
+	simproc_reply_free(&r);
+	ck_assert(simproc_call(sim, "POST", "/_sim/faults", NULL,
+	                       "{\"status_call\":{\"status\":200}}", 0, NULL, &r));
+	ck_assert_int_eq(r.status, 400);
+	simproc_reply_free(&r);
+	ck_assert(simproc_call(sim, "POST", "/_sim/faults", NULL, "{\"status_call\":{\"x\":1}}", 0,
+	                       NULL, &r));
+	ck_assert_int_eq(r.status, 400);
+	simproc_reply_free(&r);
+	free(id);
+	free(other);
+}
+END_TEST
+
+START_TEST(state_status_call_rate)
+{
+	struct sim_txn *t = new_txn("rate-1", 1000);
+	for (int i = 0; i < 10; i++)
+		sim_state_note_status_call(st, "rate-1", 1000 + i * 250);
+	sim_state_note_status_call(st, "unknown", 5000);
+	ck_assert_uint_eq(t->status_calls, 10);
+	ck_assert_uint_eq(sim_state_status_calls(st), 11);
+	/* 1000, 1250, 1500, 1750 fall within one second; 2000 does not */
+	ck_assert_uint_eq(sim_state_status_calls_max_per_second(st), 4);
+	sim_state_note_status_call(st, "rate-1", 5000);
+	sim_state_note_status_call(st, "rate-1", 5000);
+	sim_state_note_status_call(st, "rate-1", 5001);
+	sim_state_note_status_call(st, "rate-1", 5999);
+	ck_assert_uint_eq(sim_state_status_calls_max_per_second(st), 5);
+}
+END_TEST
+
+START_TEST(state_external_and_expiry)
+{
+	struct sim_txn *t = new_txn("ext-1", 5000);
+	struct sim_mod_request req = {
+	    .op = SIM_OP_CAPTURE, .transaction_id = "ext-1", .modification_id = "portal-1"};
+	struct sim_result res;
+	sim_state_apply_external(st, &req, &res);
+	ck_assert_int_eq(res.outcome, SIM_APPLIED);
+	ck_assert(t->mods[0].external);
+	size_t n;
+	const struct sim_effect *e = sim_state_effects(st, &n);
+	ck_assert_uint_eq(n, 1);
+	ck_assert(e[0].external);
+	ck_assert_ptr_null(sim_state_modrec(st, "portal-1"));
+	ck_assert(!sim_state_expire(st, t)); /* captured: cannot expire */
+	struct sim_txn *u = new_txn("ext-2", 5000);
+	ck_assert(sim_state_expire(st, u));
+	ck_assert_int_eq(u->status, SIM_PS_EXPIRED);
+	e = sim_state_effects(st, &n);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(e[1].type, "EXPIRY");
+	ck_assert_ptr_null(e[1].modification_id);
+	ck_assert(e[1].external);
+	ck_assert_int_eq(apply(SIM_OP_CAPTURE, "ext-2", "late", -1, &res), SIM_REFUSED);
+	ck_assert_str_eq(res.error, "authorization_expired");
+}
+END_TEST
+
 static Suite *sim_suite(void)
 {
 	Suite *s = suite_create("smartpay-sim");
@@ -1834,6 +2034,8 @@ static Suite *sim_suite(void)
 	tcase_add_test(tc, state_cancel_or_refund);
 	tcase_add_test(tc, state_create_rules_and_preload);
 	tcase_add_test(tc, state_idempotency_records);
+	tcase_add_test(tc, state_status_call_rate);
+	tcase_add_test(tc, state_external_and_expiry);
 	tcase_add_test(tc, render_model_and_variants);
 	tcase_add_test(tc, hostile_bodies);
 	suite_add_tcase(s, tc);
@@ -1871,6 +2073,8 @@ static Suite *sim_suite(void)
 	tcase_add_test(tc, http_shape_option);
 	tcase_add_test(tc, http_stop_with_answers_pending);
 	tcase_add_test(tc, http_tls);
+	tcase_add_test(tc, http_external_effects);
+	tcase_add_test(tc, http_status_call_faults_and_counts);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -547,6 +547,33 @@ bool simproc_set_faults(const struct simproc *sim, const char *json)
 	return tree != NULL;
 }
 
+char *simproc_external(const struct simproc *sim, const char *transaction_id, const char *json)
+{
+	char *path = xasprintf("/_sim/transactions/%s/external", transaction_id);
+	struct json_object *tree = control(sim, "POST", path, json);
+	struct json_object *id;
+	char *out = NULL;
+	if (tree != NULL)
+		out = xstrdup(json_object_object_get_ex(tree, "modificationId", &id)
+		                  ? json_object_get_string(id)
+		                  : "");
+	json_object_put(tree);
+	free(path);
+	return out;
+}
+
+long simproc_status_calls(const struct simproc *sim, const char *transaction_id)
+{
+	struct json_object *ledger = simproc_ledger(sim), *v;
+	long n = -1;
+	if (transaction_id != NULL)
+		n = simproc_ledger_per_id(ledger, "statusCalls", transaction_id);
+	else if (ledger != NULL && json_object_object_get_ex(ledger, "statusCallsTotal", &v))
+		n = (long)json_object_get_int64(v);
+	json_object_put(ledger);
+	return n;
+}
+
 bool simproc_clear_faults(const struct simproc *sim)
 {
 	struct json_object *tree = control(sim, "DELETE", "/_sim/faults", NULL);

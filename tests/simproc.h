@@ -108,6 +108,13 @@ bool simproc_clear_faults(const struct simproc *sim);
 /* POST /_sim/clock {"advance": duration} ("96h", "90m", "500ms"). */
 bool simproc_advance_clock(const struct simproc *sim, const char *duration);
 
+/* POST /_sim/transactions/ID/external with `json` ({"operation": "capture", "amount":
+ * "10.00"} ...): an effect made outside the API. Returns the malloc'd modificationId
+ * the gateway recorded ("" for "expire"), or NULL when refused. */
+char *simproc_external(const struct simproc *sim, const char *transaction_id, const char *json);
+/* GET /payment/status requests received for a transaction (NULL: in total), or -1. */
+long simproc_status_calls(const struct simproc *sim, const char *transaction_id);
+
 /* GET /_sim/ledger as a tree (json_object_put it), or NULL. */
 struct json_object *simproc_ledger(const struct simproc *sim);
 /* Effects in a fetched ledger for a transaction (NULL: all) of a type (NULL: any).
