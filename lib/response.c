@@ -2,6 +2,7 @@
 
 #include "response.h"
 
+#include "money.h"
 #include "text.h"
 #include "xmalloc.h"
 
@@ -293,4 +294,104 @@ void response_free(struct gw_response *r)
 	free(r->modification_type);
 	free(r->error);
 	memset(r, 0, sizeof(*r));
+}
+
+/* A growing list of history entries. */
+struct entry_list {
+	struct gw_entry *items;
+	size_t n, cap;
+	const char *currency; /* the transaction's, for entries without their own */
+};
+
+/* Reads an entry's modificationAmount exactly (its source text through money_parse). */
+static void entry_amount(struct json_object *amount_obj, struct gw_entry *e)
+{
+	struct json_object *a = member(amount_obj, "amount");
+	const char *why;
+
+	if (e->currency == NULL || a == NULL ||
+	    !(json_object_is_type(a, json_type_double) || json_object_is_type(a, json_type_int) ||
+	      json_object_is_type(a, json_type_string)))
+		return;
+	e->has_amount = money_parse(json_object_get_string(a), e->currency, &e->amount_minor, &why);
+}
+
+/* Appends one entry object (one with modificationData) to the list. */
+static void add_entry(struct entry_list *l, struct json_object *v)
+{
+	struct json_object *data = member(v, "modificationData");
+	struct json_object *amount = member(v, "modificationAmount");
+	struct gw_entry *e;
+
+	if (data == NULL || !json_object_is_type(data, json_type_object))
+		return;
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 8;
+		l->items = xrealloc(l->items, l->cap * sizeof(*l->items));
+	}
+	e = &l->items[l->n++];
+	memset(e, 0, sizeof(*e));
+	e->modification_id = text_member(data, "modificationId");
+	e->type = status_member(data, "type");
+	e->status = status_member(v, "status");
+	e->currency = text_member(amount, "currencyCode");
+	if (e->currency == NULL && l->currency != NULL)
+		e->currency = xstrdup(l->currency);
+	entry_amount(amount, e);
+}
+
+/* Collects every entry of an entry object or an array of entries (arrays may nest). */
+static void collect_entries(struct json_object *v, struct entry_list *l, int depth)
+{
+	if (v == NULL || depth > RESPONSE_MAX_DEPTH)
+		return;
+	if (json_object_is_type(v, json_type_object)) {
+		add_entry(l, v);
+		return;
+	}
+	if (json_object_is_type(v, json_type_array)) {
+		size_t n = json_object_array_length(v);
+		for (size_t i = 0; i < n; i++)
+			collect_entries(json_object_array_get_idx(v, i), l, depth + 1);
+	}
+}
+
+bool response_parse_history(const char *body, size_t len, struct gw_history *out)
+{
+	struct json_object *root, *overview;
+	struct entry_list l;
+
+	memset(out, 0, sizeof(*out));
+	root = parse_object(body, len);
+	if (root == NULL)
+		return false;
+	overview = member(root, "transactionOverview");
+	out->payment_status = status_member(root, "paymentStatus");
+	out->transaction_id = text_member(overview, "transactionId");
+	out->currency = text_member(overview, "currencyCode");
+	memset(&l, 0, sizeof(l));
+	l.currency = out->currency;
+	collect_entries(member(root, "modification"), &l, 0);
+	collect_entries(member(root, "modifications"), &l, 0);
+	out->entries = l.items;
+	out->nentries = l.n;
+	json_object_put(root);
+	return true;
+}
+
+void response_history_free(struct gw_history *h)
+{
+	if (h == NULL)
+		return;
+	for (size_t i = 0; i < h->nentries; i++) {
+		free(h->entries[i].modification_id);
+		free(h->entries[i].type);
+		free(h->entries[i].status);
+		free(h->entries[i].currency);
+	}
+	free(h->entries);
+	free(h->payment_status);
+	free(h->transaction_id);
+	free(h->currency);
+	memset(h, 0, sizeof(*h));
 }

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* What the daemon needs from an answer. Every string is malloc'd and owned by the
  * struct (response_free releases them); NULL means absent. Every string is well-formed
@@ -41,6 +42,36 @@ struct gw_response {
  * *out is always initialised (all NULL on false); release it with response_free. */
 bool response_parse(const char *body, size_t len, const char *modification_id,
                     struct gw_response *out) __attribute__((warn_unused_result));
+
+/* One modification entry of a transaction's history (GET /payment/status). Strings
+ * are malloc'd, storable text (as in gw_response), NULL when absent. */
+struct gw_entry {
+	char *modification_id; /* modificationData.modificationId, exact text */
+	char *type;            /* modificationData.type, normalised (CANCELATION -> CANCELLATION) */
+	char *status;          /* status, normalised */
+	bool has_amount;       /* modificationAmount.amount read exactly in the currency */
+	int64_t amount_minor;
+	char *currency; /* modificationAmount.currencyCode, else the transaction's */
+};
+
+/* Every entry of an answer: the whole history of a status answer. */
+struct gw_history {
+	char *payment_status;     /* normalised, as in gw_response */
+	char *transaction_id;     /* transactionOverview.transactionId */
+	char *currency;           /* transactionOverview.currencyCode */
+	struct gw_entry *entries; /* in the order of the body (`modification` first, then the
+	                           * `modifications` arrays, nested ones flattened); only
+	                           * objects with a modificationData member count */
+	size_t nentries;
+};
+
+/* Parses every modification entry of an answer (the same leniency and limits as
+ * response_parse). False, with *out empty, when the body is not one JSON object. */
+bool response_parse_history(const char *body, size_t len, struct gw_history *out)
+    __attribute__((warn_unused_result));
+
+/* Frees a parsed history and empties it. */
+void response_history_free(struct gw_history *h);
 
 /* Frees the strings of a parsed response and resets them to NULL. */
 void response_free(struct gw_response *r);

@@ -1,8 +1,11 @@
 # Tests: Check suites run by `make check`.
 TESTS_ENVIRONMENT = SP_TOP_BUILDDIR='$(abs_top_builddir)' SP_TOP_SRCDIR='$(abs_top_srcdir)' PG_BINDIR='$(PG_BINDIR)'
 if HAVE_CHECK
-check_PROGRAMS += tests/check_gateway tests/check_http
-TESTS += tests/check_gateway tests/check_http
+check_PROGRAMS += tests/check_gateway tests/check_http tests/check_reconcile
+TESTS += tests/check_gateway tests/check_http tests/check_reconcile
+tests_check_reconcile_SOURCES = tests/check_reconcile.c tests/testutil.c tests/testutil.h
+tests_check_reconcile_LDADD = $(SP_LIBS) $(CHECK_LIBS)
+tests_check_reconcile_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_check_gateway_SOURCES = tests/check_gateway.c tests/testutil.c tests/testutil.h
 tests_check_gateway_LDADD = $(SP_LIBS) $(CHECK_LIBS)
 tests_check_gateway_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
