@@ -164,8 +164,7 @@ static char *cancelled_problem(const struct store_candidate *c)
 	                  : strcmp(c->cancel_state, "pending") == 0
 	                      ? "is pending"
 	                      : "is in doubt (needs attention)";
-	return xasprintf("the order was cancelled before it was shipped (cancel %s %s): no "
-	                 "capture is sent",
+	return xasprintf("the order is cancelled (cancel %s %s): no capture is sent",
 	                 c->cancel_id ? c->cancel_id : "?", how);
 }
 
