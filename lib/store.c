@@ -17,8 +17,10 @@
 struct store {
 	struct pg_conn *pc;
 	const struct sp_config *cfg;
-	char *relation;     /* quoted orders relation, e.g. "public"."orders" */
-	char *id_type;      /* SQL type of the orders' id column, from the catalog */
+	char *relation;        /* quoted orders relation, e.g. "public"."orders" */
+	char *id_type;         /* SQL type of the orders' id column, from the catalog */
+	char *authorized_type; /* SQL types of the time columns; NULL until known */
+	char *expires_type;
 	char *sql_scan;     /* candidate query over the whole relation */
 	char *sql_targeted; /* candidate query for a list of order ids */
 	char *sql_requests; /* open shop requests */
@@ -66,6 +68,8 @@ void store_free(struct store *st)
 		return;
 	free(st->relation);
 	free(st->id_type);
+	free(st->authorized_type);
+	free(st->expires_type);
 	free(st->sql_scan);
 	free(st->sql_targeted);
 	free(st->sql_requests);
@@ -142,17 +146,24 @@ static char *time_expr(const char *column, const char *type)
 }
 
 /* The authorization deadline as timestamptz: authorization_expires_at when the shop set
- * it, else authorized_at + $3 (the validity); NULL when the time there is unusable. */
-static char *deadline_expr(const char *authorized_type, const char *expires_type)
+ * it, else authorized_at + the validity (the parameter placeholder `validity`); NULL
+ * when the time there is unusable. */
+static char *deadline_expr(const char *authorized_type, const char *expires_type,
+                           const char *validity)
 {
 	char *a = time_expr("authorized_at", authorized_type);
 	char *x = time_expr("authorization_expires_at", expires_type);
-	char *d = xasprintf("(CASE WHEN o.authorization_expires_at IS NULL THEN %s + $3::interval "
+	char *d = xasprintf("(CASE WHEN o.authorization_expires_at IS NULL THEN %s + %s::interval "
 	                    "ELSE %s END)",
-	                    a, x);
+	                    a, validity, x);
 	free(a);
 	free(x);
 	return d;
+}
+
+char *store_deadline_sql(const struct store *st, const char *validity)
+{
+	return deadline_expr(st->authorized_type, st->expires_type, validity);
 }
 
 /* The columns of every candidate branch after the transaction id and before the kind:
@@ -179,7 +190,7 @@ static char *candidate_sql(const char *relation, const char *id_type, const char
                            const char *expires_type, bool targeted)
 {
 	char *filter = targeted ? xasprintf("AND o.id = ANY($8::%s[])", id_type) : xstrdup("");
-	char *dl = deadline_expr(authorized_type, expires_type);
+	char *dl = deadline_expr(authorized_type, expires_type, "$3");
 	/* ids the ledger can record */
 	char *ids = xasprintf("o.id IS NOT NULL AND octet_length(o.id::text) <= %d",
 	                      STORE_ORDER_ID_MAX_BYTES);
@@ -296,6 +307,7 @@ static int schema_version_needed(void)
 }
 
 static void prepare_step(PGresult *res, const char *error, void *arg);
+static char *field(PGresult *res, int row, int col);
 
 /* Runs the next preparation statement, or reports success. */
 static void prepare_next(struct store_call *c)
@@ -386,13 +398,17 @@ static void prepare_step(PGresult *res, const char *error, void *arg)
 		} else {
 			free(st->id_type);
 			st->id_type = xstrdup(PQgetvalue(res, 0, 0));
-			const char *at = PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1);
-			const char *xt = PQgetisnull(res, 0, 2) ? NULL : PQgetvalue(res, 0, 2);
+			free(st->authorized_type);
+			free(st->expires_type);
+			st->authorized_type = field(res, 0, 1);
+			st->expires_type = field(res, 0, 2);
 			free(st->sql_scan);
 			free(st->sql_targeted);
 			free(st->sql_requests);
-			st->sql_scan = candidate_sql(st->relation, st->id_type, at, xt, false);
-			st->sql_targeted = candidate_sql(st->relation, st->id_type, at, xt, true);
+			st->sql_scan = candidate_sql(st->relation, st->id_type, st->authorized_type,
+			                             st->expires_type, false);
+			st->sql_targeted = candidate_sql(
+			    st->relation, st->id_type, st->authorized_type, st->expires_type, true);
 			st->sql_requests = requests_sql(st->relation);
 		}
 	} else if (c->step == 3 && strcmp(PQgetvalue(res, 0, 0), "t") != 0) {

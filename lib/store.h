@@ -117,6 +117,11 @@ struct pg_conn *store_conn(const struct store *st);
 const struct sp_config *store_config(const struct store *st);
 /* The orders relation as a quoted SQL identifier, e.g. "public"."orders". */
 const char *store_orders_relation(const struct store *st);
+/* The authorization deadline of the orders row `o` as an SQL timestamptz expression:
+ * authorization_expires_at, else authorized_at + the interval parameter `validity`
+ * (a placeholder such as "$1"); NULL when the time it needs is null, infinite, outside
+ * 1970..9999 or not a time, so that no row can make a statement fail. Malloc'd. */
+char *store_deadline_sql(const struct store *st, const char *validity);
 void store_set_config(struct store *st, const struct sp_config *cfg);
 
 /* After (re)connecting: checks the schema version and the orders relation, learns the

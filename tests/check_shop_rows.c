@@ -314,6 +314,43 @@ START_TEST(bad_rows_in_a_view_refuse_only_themselves)
 }
 END_TEST
 
+/* The expiry sweep reads the same relation: rows whose times are infinite or not times
+ * leave it working for the others. */
+START_TEST(expiry_alerts_read_past_bad_times)
+{
+	struct world w;
+	world_up(&w, "[database]\norders_relation = public.shop_view\n");
+	pgtest_exec(w.db, shop_schema);
+	char *t1 = new_txn(&w, "10.00"), *t2 = new_txn(&w, "10.00"), *t3 = new_txn(&w, "10.00"),
+	     *t4 = new_txn(&w, "10.00");
+	const char *p[] = {t1, t2, t3, t4};
+	free(
+	    exec_params(&w,
+	                "INSERT INTO public.shop_rows VALUES "
+	                "('inf', 'authorized', $1, '10.00', 'EUR', NULL, 'infinity', NULL), "
+	                "('text', 'authorized', $2, '10.00', 'EUR', NULL, 'garbage', NULL), "
+	                "('expiry-inf', 'authorized', $3, '10.00', 'EUR', NULL, NULL, 'infinity'), "
+	                "('soon', 'authorized', $4, '10.00', 'EUR', NULL, NULL, "
+	                "now() + interval '2 hours')",
+	                4, p));
+	daemonproc_start(&w.d, false);
+	long long got = daemonproc_wait_count(&w.d, w.db,
+	                                      "SELECT count(*) FROM smartpay.alerts WHERE kind = "
+	                                      "'authorization_expiring' AND order_id = 'soon'",
+	                                      1, 60000);
+	ck_assert_int_eq(got, 1);
+	ck_assert_int_eq(daemonproc_stop(&w.d), 0);
+	ck_assert_int_eq(pgtest_int(w.db, "SELECT count(*) FROM smartpay.alerts WHERE order_id "
+	                                  "<> 'soon'"),
+	                 0);
+	free(t1);
+	free(t2);
+	free(t3);
+	free(t4);
+	world_down(&w);
+}
+END_TEST
+
 /* Inserts a cancel of an order straight into the ledger, in `state`, leased to another
  * daemon for an hour (so this one leaves a pending one alone). */
 static void ledger_cancel(struct world *w, const char *order_id, const char *txn, const char *state)
@@ -534,6 +571,7 @@ static Suite *shop_rows_suite(void)
 	TCase *t = tcase_create("rows");
 	tcase_set_timeout(t, 180);
 	tcase_add_test(t, bad_rows_in_a_view_refuse_only_themselves);
+	tcase_add_test(t, expiry_alerts_read_past_bad_times);
 	tcase_add_test(t, capture_never_after_a_cancel);
 	tcase_add_test(t, cancels_and_refunds_go_to_the_captured_transaction);
 	tcase_add_test(t, cancel_after_partial_refunds_refunds_the_rest);
