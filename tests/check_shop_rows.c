@@ -474,30 +474,36 @@ START_TEST(cancel_after_partial_refunds_refunds_the_rest)
 {
 	struct world w;
 	world_up(&w, NULL);
-	char *t_part, *t_full;
+	char *t_part, *t_full, *t_req;
 	char *part = add_order(&w, "50.00", "shipped", &t_part);
 	char *full = add_order(&w, "40.00", "shipped", &t_full);
+	char *req = add_order(&w, "30.00", "shipped", &t_req);
 	run_once(&w);
 	const char *p1[] = {part};
 	free(exec_params(&w, "SELECT smartpay.request_refund($1, 20.00, 'partial')", 1, p1));
 	const char *p2[] = {full};
 	free(exec_params(&w, "SELECT smartpay.request_refund($1, 40.00, 'all of it')", 1, p2));
+	const char *p3[] = {req};
+	free(exec_params(&w, "SELECT smartpay.request_refund($1, 10.00, 'partial')", 1, p3));
 	run_once(&w);
 	ck_assert_int_eq(effect_cents(&w, t_part, "REFUND"), 2000);
 	ck_assert_int_eq(effect_cents(&w, t_full, "REFUND"), 4000);
+	ck_assert_int_eq(effect_cents(&w, t_req, "REFUND"), 1000);
 
+	/* the shop cancels two of them, and asks for a cancelOrRefund of the third */
 	set_status(&w, part, "cancelled");
 	set_status(&w, full, "cancelled");
+	free(exec_params(&w, "SELECT smartpay.request_cancel_or_refund($1, 'returned')", 1, p3));
 	run_once(&w);
 	ck_assert_int_eq(effect_cents(&w, t_part, "REFUND"), 5000);
 	ck_assert_int_eq(effect_cents(&w, t_full, "REFUND"), 4000);
+	ck_assert_int_eq(effect_cents(&w, t_req, "REFUND"), 3000);
 	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "CANCELLATION"), 0);
-	ck_assert_int_eq(count1(&w,
-	                        "SELECT count(*) FROM smartpay.modifications WHERE order_id = $1 "
-	                        "AND kind = 'refund' AND settles_cancel AND amount_minor = 3000 "
-	                        "AND state = 'succeeded'",
-	                        part),
-	                 1);
+	static const char settled[] =
+	    "SELECT amount_minor FROM smartpay.modifications WHERE order_id = $1 "
+	    "AND kind = 'refund' AND settles_cancel AND state = 'succeeded'";
+	ck_assert_int_eq(count1(&w, settled, part), 3000);
+	ck_assert_int_eq(count1(&w, settled, req), 2000);
 	ck_assert_int_eq(count1(&w,
 	                        "SELECT count(*) FROM smartpay.modifications WHERE kind = "
 	                        "'cancel_or_refund' OR order_id = $1",
@@ -505,12 +511,14 @@ START_TEST(cancel_after_partial_refunds_refunds_the_rest)
 	                 2);
 	/* and nothing more on later scans */
 	run_once(&w);
-	ck_assert_int_eq(pgtest_int(w.db, "SELECT count(*) FROM smartpay.modifications"), 5);
-	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "REFUND"), 3);
+	ck_assert_int_eq(pgtest_int(w.db, "SELECT count(*) FROM smartpay.modifications"), 8);
+	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "REFUND"), 5);
 	free(part);
 	free(full);
+	free(req);
 	free(t_part);
 	free(t_full);
+	free(t_req);
 	world_down(&w);
 }
 END_TEST
