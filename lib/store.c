@@ -682,6 +682,15 @@ bool store_insert_intents(struct store *st, const struct store_intent *intents, 
 	    "CASE WHEN reason IS NULL THEN now() + $3::interval END, "
 	    "CASE WHEN reason IS NULL THEN NULL ELSE now() END, request_id, "
 	    "coalesce(settles_cancel, false) FROM u "
+	    /* a refund is recorded only within what remains captured by the ledger as this
+	     * statement sees it (another daemon may have recorded one since the claim read
+	     * it); one left out is looked at again and refused with its reason */
+	    "WHERE CASE WHEN u.kind = 'refund' AND u.reason IS NULL THEN u.amount + "
+	    "(SELECT coalesce(sum(r.amount_minor), 0) FROM smartpay.modifications r "
+	    "WHERE r.order_id = u.order_id AND r.kind = 'refund' "
+	    "AND r.state IN ('succeeded', 'pending', 'needs_attention')) <= "
+	    "(SELECT c.amount_minor FROM smartpay.modifications c WHERE c.order_id = u.order_id "
+	    "AND c.kind = 'capture' AND c.state = 'succeeded' LIMIT 1) ELSE true END "
 	    "ON CONFLICT DO NOTHING RETURNING *), "
 	    "req AS (UPDATE smartpay.requests r SET modification_id = ins.modification_id "
 	    "FROM ins WHERE r.request_id = ins.request_id), "

@@ -139,7 +139,9 @@ bool store_find_requests(struct store *st, int limit, store_requests_fn done, vo
 void store_requests_free(struct store_request *rows, size_t n);
 
 /* Records intents in one statement; the callback gets the rows that are now leased to
- * this daemon and must be sent (others lost a race or were refused locally). */
+ * this daemon and must be sent. Others were refused locally, or lost a race: a unique
+ * index (a live capture, cancel, settling refund, or a pending modification of the
+ * transaction), or a refund that no longer fits what the ledger shows captured. */
 bool store_insert_intents(struct store *st, const struct store_intent *intents, size_t n,
                           store_claims_fn done, void *arg);
 

@@ -573,6 +573,62 @@ START_TEST(refund_requests_are_rechecked_before_sending)
 }
 END_TEST
 
+/* Another daemon records a refund of the same order between this one's claim of a
+ * refund request and its insert: the refund is not recorded past what remains
+ * captured, nothing is sent, and the next claim refuses it with its reason. The race is
+ * made deterministic with a trigger: linking a cancel_or_refund request (part of the
+ * claim statement) commits a refund elsewhere. */
+START_TEST(a_refund_recorded_meanwhile_is_counted)
+{
+	struct world w;
+	world_up(&w, NULL);
+	char *t_x, *t_y;
+	char *x = add_order(&w, "10.00", "shipped", &t_x);
+	char *y = add_order(&w, "10.00", "cancelled", &t_y);
+	run_once(&w);
+	ck_assert_int_eq(simproc_count_effects(w.sim, t_x, "CAPTURE"), 1);
+	ck_assert_int_eq(simproc_count_effects(w.sim, t_y, "CANCELLATION"), 1);
+	char *fn = NULL;
+	if (asprintf(&fn,
+	             "CREATE FUNCTION public.race() RETURNS trigger LANGUAGE plpgsql AS $f$ "
+	             "BEGIN IF NEW.kind = 'cancel_or_refund' AND NOT EXISTS (SELECT 1 FROM "
+	             "smartpay.modifications WHERE reason = 'elsewhere') THEN INSERT INTO "
+	             "smartpay.modifications (modification_id, order_id, transaction_id, kind, "
+	             "amount_minor, currency, request_body, state, reason, completed_at) VALUES "
+	             "(gen_random_uuid(), '%s', '%s', 'refund', 500, 'EUR', '{}', 'succeeded', "
+	             "'elsewhere', now()); END IF; RETURN NULL; END $f$; "
+	             "CREATE TRIGGER race AFTER UPDATE ON smartpay.requests FOR EACH ROW "
+	             "EXECUTE FUNCTION public.race();",
+	             x, t_x) < 0)
+		ck_abort();
+	pgtest_exec(w.db, fn);
+	free(fn);
+	const char *p[] = {x, y};
+	free(exec_params(&w,
+	                 "INSERT INTO smartpay.requests (order_id, kind, amount_minor, currency) "
+	                 "VALUES ($1, 'refund', 800, 'EUR'), ($2, 'cancel_or_refund', NULL, NULL)",
+	                 2, p));
+	run_once(&w);
+	run_once(&w);
+	ck_assert_int_eq(simproc_count_effects(w.sim, t_x, "REFUND"), 0);
+	const char *q[] = {x};
+	char *reason = exec_params(&w,
+	                           "SELECT m.reason FROM smartpay.requests r JOIN "
+	                           "smartpay.modifications m USING (modification_id) WHERE "
+	                           "r.order_id = $1 AND m.state = 'refused'",
+	                           1, q);
+	ck_assert_ptr_nonnull(reason);
+	ck_assert_str_eq(reason, "refund of 8.00 EUR exceeds what remains captured: 5.00 of 10.00 "
+	                         "already refunded or in progress");
+	free(reason);
+	free(x);
+	free(y);
+	free(t_x);
+	free(t_y);
+	world_down(&w);
+}
+END_TEST
+
 static Suite *shop_rows_suite(void)
 {
 	Suite *s = suite_create("shop_rows");
@@ -584,6 +640,7 @@ static Suite *shop_rows_suite(void)
 	tcase_add_test(t, cancels_and_refunds_go_to_the_captured_transaction);
 	tcase_add_test(t, cancel_after_partial_refunds_refunds_the_rest);
 	tcase_add_test(t, refund_requests_are_rechecked_before_sending);
+	tcase_add_test(t, a_refund_recorded_meanwhile_is_counted);
 	suite_add_tcase(s, t);
 	return s;
 }
