@@ -43,6 +43,21 @@ static struct store_call *call_new(struct store *st, void (*fn)(void), void *arg
 	return c;
 }
 
+/* Copies a nullable text field of a result. */
+static char *field(PGresult *res, int row, int col)
+{
+	if (PQgetisnull(res, row, col))
+		return NULL;
+	return xstrdup(PQgetvalue(res, row, col));
+}
+
+static int64_t field_int(PGresult *res, int row, int col)
+{
+	if (PQgetisnull(res, row, col))
+		return 0;
+	return strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
 /* Quotes an SQL identifier; configuration validation allows only [A-Za-z0-9_] in each
  * part, and quoting keeps the case as written. */
 static char *quote_relation(const char *relation)
@@ -307,7 +322,6 @@ static int schema_version_needed(void)
 }
 
 static void prepare_step(PGresult *res, const char *error, void *arg);
-static char *field(PGresult *res, int row, int col);
 
 /* Runs the next preparation statement, or reports success. */
 static void prepare_next(struct store_call *c)
@@ -334,9 +348,8 @@ static void prepare_next(struct store_call *c)
 		ok = pg_conn_query(
 		    st->pc,
 		    "SELECT t.id, t.authorized_at, t.expires_at FROM (SELECT "
-		    "max(format_type(a.atttypid, a.atttypmod)) FILTER (WHERE a.attname = 'id') AS "
-		    "id, "
-		    "max(format_type(a.atttypid, a.atttypmod)) FILTER (WHERE a.attname = "
+		    "max(format_type(a.atttypid, a.atttypmod)) FILTER (WHERE a.attname = 'id') "
+		    "AS id, max(format_type(a.atttypid, a.atttypmod)) FILTER (WHERE a.attname = "
 		    "'authorized_at') AS authorized_at, max(format_type(a.atttypid, a.atttypmod)) "
 		    "FILTER (WHERE a.attname = 'authorization_expires_at') AS expires_at "
 		    "FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 "
@@ -440,21 +453,6 @@ bool store_prepare(struct store *st, store_done_fn done, void *arg)
 }
 
 /* ---- candidates ---- */
-
-/* Copies a nullable text field of a result. */
-static char *field(PGresult *res, int row, int col)
-{
-	if (PQgetisnull(res, row, col))
-		return NULL;
-	return xstrdup(PQgetvalue(res, row, col));
-}
-
-static int64_t field_int(PGresult *res, int row, int col)
-{
-	if (PQgetisnull(res, row, col))
-		return 0;
-	return strtoll(PQgetvalue(res, row, col), NULL, 10);
-}
 
 static void candidates_done(PGresult *res, const char *error, void *arg)
 {
