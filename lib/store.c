@@ -18,8 +18,10 @@
 struct store {
 	struct pg_conn *pc;
 	const struct sp_config *cfg;
-	char *relation;     /* quoted orders relation, e.g. "public"."orders" */
-	char *id_type;      /* SQL type of the orders' id column, from the catalog */
+	char *relation;        /* quoted orders relation, e.g. "public"."orders" */
+	char *id_type;         /* SQL type of the orders' id column, from the catalog */
+	char *authorized_type; /* SQL types of the time columns; NULL until known */
+	char *expires_type;
 	char *sql_scan;     /* candidate query over the whole relation */
 	char *sql_targeted; /* candidate query for a list of order ids */
 	char *sql_requests; /* open shop requests */
@@ -42,6 +44,21 @@ static struct store_call *call_new(struct store *st, void (*fn)(void), void *arg
 	c->fn = fn;
 	c->arg = arg;
 	return c;
+}
+
+/* Copies a nullable text field of a result. */
+static char *field(PGresult *res, int row, int col)
+{
+	if (PQgetisnull(res, row, col))
+		return NULL;
+	return xstrdup(PQgetvalue(res, row, col));
+}
+
+static int64_t field_int(PGresult *res, int row, int col)
+{
+	if (PQgetisnull(res, row, col))
+		return 0;
+	return strtoll(PQgetvalue(res, row, col), NULL, 10);
 }
 
 /* Quotes an SQL identifier; configuration validation allows only [A-Za-z0-9_] in each
@@ -74,6 +91,8 @@ void store_free(struct store *st)
 		return;
 	free(st->relation);
 	free(st->id_type);
+	free(st->authorized_type);
+	free(st->expires_type);
 	free(st->sql_scan);
 	free(st->sql_targeted);
 	free(st->sql_requests);
@@ -132,21 +151,74 @@ static char *array_literal(char *const *items, size_t n)
 	return out;
 }
 
+/* Longest order id the ledger can hold: its indexes on order_id cannot take more. Rows
+ * with longer ids are not looked at (README, "The shop's side"). */
+#define STORE_ORDER_ID_MAX_BYTES 1000
+
+/* An SQL expression for a time column of the orders relation as timestamptz, NULL when
+ * it is null, infinite or outside 1970..9999: compared in its own type when that is a
+ * time type, else read as text through smartpay.shop_time(), so that no value makes the
+ * query fail. */
+static char *time_expr(const char *column, const char *type)
+{
+	if (type && (strcmp(type, "timestamp with time zone") == 0 ||
+	             strcmp(type, "timestamp without time zone") == 0 || strcmp(type, "date") == 0))
+		return xasprintf("CASE WHEN o.%s >= '1970-01-01' AND o.%s < '10000-01-01' "
+		                 "THEN o.%s::timestamptz END",
+		                 column, column, column);
+	return xasprintf("smartpay.shop_time(o.%s::text)", column);
+}
+
+/* The authorization deadline as timestamptz: authorization_expires_at when the shop set
+ * it, else authorized_at + the validity (the parameter placeholder `validity`); NULL
+ * when the time there is unusable. */
+static char *deadline_expr(const char *authorized_type, const char *expires_type,
+                           const char *validity)
+{
+	char *a = time_expr("authorized_at", authorized_type);
+	char *x = time_expr("authorization_expires_at", expires_type);
+	char *d = xasprintf("(CASE WHEN o.authorization_expires_at IS NULL THEN %s + %s::interval "
+	                    "ELSE %s END)",
+	                    a, validity, x);
+	free(a);
+	free(x);
+	return d;
+}
+
+char *store_deadline_sql(const struct store *st, const char *validity)
+{
+	return deadline_expr(st->authorized_type, st->expires_type, validity);
+}
+
+/* The columns of every candidate branch after the transaction id and before the kind:
+ * amount, currency (the given expression), capture_amount, deadline_ms. */
+static char *candidate_money_columns(const char *deadline, const char *currency)
+{
+	return xasprintf("o.amount::text, %s, o.capture_amount::text, "
+	                 "(extract(epoch FROM %s) * 1000)::bigint AS deadline_ms",
+	                 currency, deadline);
+}
+
 /* The candidate query: shipped orders without a capture; cancelled orders without a
  * cancel whose capture is absent, refused or succeeded (a pending or doubtful capture
  * waits); with the opt-in expiry policy, orders in an early status whose deadline is
- * within the margin. `targeted` restricts it to a list of ids cast to the id column's
- * type. Parameters: $1 shipped, $2 cancelled, $3 validity, $4 limit, $5 early statuses,
- * $6 early margin, $7 early kind, $8 ids. */
-static char *candidate_sql(const char *relation, const char *id_type, bool targeted)
+ * within the margin. Every column is read as text and nothing is cast that could fail:
+ * lib/intent.c judges the values, so one bad row is refused on its own. A shipped order
+ * whose cancel is live comes with that cancel (and is refused, never captured). After a
+ * succeeded capture a cancelled order gets a cancel_or_refund on the capture's
+ * transaction, or when it was partly refunded a refund of the rest (none when nothing
+ * is left; a pending refund is waited for). `targeted` restricts it to a list of ids
+ * cast to the id column's type. Parameters: $1 shipped, $2 cancelled, $3 validity, $4
+ * limit, $5 early statuses, $6 early margin, $7 early kind, $8 ids. */
+static char *candidate_sql(const char *relation, const char *id_type, const char *authorized_type,
+                           const char *expires_type, bool targeted)
 {
 	char *filter = targeted ? xasprintf("AND o.id = ANY($8::%s[])", id_type) : xstrdup("");
-	/* the columns every branch returns, and its tests of the ledger */
-	static const char cols[] =
-	    "o.id::text AS id, o.status::text, o.smartpay_transaction_id::text, o.amount::text, "
-	    "o.currency::text, o.capture_amount::text, (extract(epoch FROM "
-	    "coalesce(o.authorization_expires_at, o.authorized_at + $3::interval)) * 1000)::bigint "
-	    "AS deadline_ms";
+	char *dl = deadline_expr(authorized_type, expires_type, "$3");
+	/* ids the ledger can record */
+	char *ids = xasprintf("o.id IS NOT NULL AND octet_length(o.id::text) <= %d",
+	                      STORE_ORDER_ID_MAX_BYTES);
+	static const char times[] = "o.authorized_at::text, o.authorization_expires_at::text";
 	/* LIMIT 1 keeps these per-row index probes: as an anti-join the planner would hash
 	 * the whole ledger on every claim */
 	static const char no_capture[] =
@@ -154,55 +226,89 @@ static char *candidate_sql(const char *relation, const char *id_type, bool targe
 	    "AND m.kind = 'capture' AND m.dismissed_at IS NULL LIMIT 1)";
 	static const char no_cancel[] =
 	    "NOT EXISTS (SELECT 1 FROM smartpay.modifications m WHERE m.order_id = o.id::text "
-	    "AND m.kind IN ('cancel', 'cancel_or_refund') AND m.dismissed_at IS NULL LIMIT 1)";
+	    "AND (m.kind IN ('cancel', 'cancel_or_refund') OR m.settles_cancel) "
+	    "AND m.dismissed_at IS NULL LIMIT 1)";
+	char *mid_order = candidate_money_columns(dl, "o.currency::text");
+	char *mid_cancel = candidate_money_columns(
+	    dl, "CASE WHEN cap.state = 'succeeded' THEN cap.currency ELSE o.currency::text END");
 	char *sql = xasprintf(
 	    "SELECT * FROM ("
-	    /* shipped: capture, unless a capture exists in any state */
-	    "SELECT %s, 'capture' AS kind FROM %s o WHERE o.status::text = ANY($1::text[]) "
-	    "AND %s %s "
+	    /* shipped: capture, unless a capture exists in any state; a live cancel comes
+	     * along so that the capture is refused */
+	    "SELECT o.id::text AS id, o.status::text AS status, "
+	    "o.smartpay_transaction_id::text AS transaction_id, %s, 'capture' AS kind, %s, "
+	    "can.state AS cancel_state, can.id AS cancel_id, NULL::bigint AS captured_minor, "
+	    "NULL::bigint AS refunded_minor FROM %s o LEFT JOIN LATERAL (SELECT m.state, "
+	    "m.modification_id::text AS id FROM smartpay.modifications m "
+	    "WHERE m.order_id = o.id::text AND m.kind IN ('cancel', 'cancel_or_refund') "
+	    "AND m.state <> 'refused' LIMIT 1) can ON true "
+	    "WHERE o.status::text = ANY($1::text[]) AND %s AND %s %s "
 	    "UNION ALL "
 	    /* opt-in expiry policy: capture or cancel within the margin of the deadline */
-	    "SELECT %s, $7 FROM %s o WHERE o.status::text = ANY($5::text[]) "
-	    "AND coalesce(o.authorization_expires_at, o.authorized_at + $3::interval) "
-	    "- $6::interval <= now() AND %s AND %s %s "
+	    "SELECT o.id::text, o.status::text, o.smartpay_transaction_id::text, %s, $7, %s, "
+	    "NULL, NULL, NULL, NULL FROM %s o WHERE o.status::text = ANY($5::text[]) "
+	    "AND %s - $6::interval <= now() AND %s AND %s AND %s %s "
 	    "UNION ALL "
-	    /* cancelled: cancel before capture, cancel_or_refund after a successful one; a
-	     * pending or doubtful capture waits for its outcome */
-	    "SELECT %s, CASE WHEN cap.state = 'succeeded' THEN 'cancel_or_refund' "
-	    "ELSE 'cancel' END FROM %s o LEFT JOIN LATERAL (SELECT m.state FROM "
+	    /* cancelled: cancel before capture; after a successful one cancel_or_refund, or
+	     * the rest of a partly refunded capture; a pending or doubtful capture, and a
+	     * pending refund, wait for their outcome */
+	    "SELECT o.id::text, o.status::text, CASE WHEN cap.state = 'succeeded' "
+	    "THEN cap.transaction_id ELSE o.smartpay_transaction_id::text END, %s, "
+	    "CASE WHEN cap.state IS DISTINCT FROM 'succeeded' THEN 'cancel' "
+	    "WHEN rf.refunded > 0 THEN 'refund' ELSE 'cancel_or_refund' END, %s, NULL, NULL, "
+	    "CASE WHEN cap.state = 'succeeded' THEN cap.amount_minor END, rf.refunded "
+	    "FROM %s o LEFT JOIN LATERAL (SELECT m.state, m.transaction_id, "
+	    "m.currency::text AS currency, m.amount_minor FROM "
 	    "smartpay.modifications m WHERE m.order_id = o.id::text AND m.kind = 'capture' "
 	    "AND m.dismissed_at IS NULL "
 	    "ORDER BY m.state = 'refused', m.created_at DESC LIMIT 1) cap ON true "
+	    "CROSS JOIN LATERAL (SELECT coalesce(sum(m.amount_minor) FILTER (WHERE m.state "
+	    "IN ('succeeded', 'needs_attention')), 0)::bigint AS refunded, count(*) FILTER "
+	    "(WHERE m.state = 'pending') AS pending FROM smartpay.modifications m "
+	    "WHERE m.order_id = o.id::text AND m.kind = 'refund' AND cap.state = 'succeeded') rf "
 	    "WHERE o.status::text = ANY($2::text[]) "
-	    "AND (cap.state IS NULL OR cap.state IN ('succeeded', 'refused')) AND %s %s"
+	    "AND (cap.state IS NULL OR cap.state IN ('succeeded', 'refused')) "
+	    "AND (cap.state IS DISTINCT FROM 'succeeded' OR (rf.pending = 0 AND "
+	    "(rf.refunded = 0 OR rf.refunded < cap.amount_minor))) AND %s AND %s %s"
 	    ") c ORDER BY deadline_ms NULLS LAST, id LIMIT $4",
-	    cols, relation, no_capture, filter, cols, relation, no_capture, no_cancel, filter, cols,
-	    relation, no_cancel, filter);
+	    mid_order, times, relation, ids, no_capture, filter, mid_order, times, relation, dl,
+	    ids, no_capture, no_cancel, filter, mid_cancel, times, relation, ids, no_cancel,
+	    filter);
 	free(filter);
+	free(dl);
+	free(ids);
+	free(mid_order);
+	free(mid_cancel);
 	return sql;
 }
 
 /* Open shop requests (refund, cancel_or_refund) whose transaction has nothing in flight,
  * oldest first, with the transaction id from the succeeded capture or else the orders
- * relation. A cancel_or_refund request for an order that already has a live cancel is
- * linked to it instead. Parameters: $1 limit. */
+ * relation, and what lib/intent.c re-checks them against: the succeeded capture's
+ * amount and currency and the order's refunds succeeded, pending or in doubt. A
+ * cancel_or_refund request for an order that already has a live cancel (or a refund
+ * standing for one) is linked to it instead. Parameters: $1 limit. */
 static char *requests_sql(const char *relation)
 {
 	return xasprintf(
 	    "WITH linked AS (UPDATE smartpay.requests r SET modification_id = m.modification_id "
 	    "FROM smartpay.modifications m WHERE r.modification_id IS NULL "
 	    "AND r.kind = 'cancel_or_refund' AND m.order_id = r.order_id "
-	    "AND m.kind IN ('cancel', 'cancel_or_refund') AND m.state <> 'refused' "
-	    "RETURNING r.request_id) "
+	    "AND (m.kind IN ('cancel', 'cancel_or_refund') OR m.settles_cancel) "
+	    "AND m.state <> 'refused' RETURNING r.request_id) "
 	    "SELECT r.request_id, r.order_id, r.kind, r.amount_minor, "
 	    "coalesce(r.currency, cap.currency, ord.currency), r.reason, "
 	    "coalesce(cap.transaction_id, ord.transaction_id), ord.amount, "
 	    "EXISTS (SELECT 1 FROM smartpay.modifications c WHERE c.order_id = r.order_id "
-	    "AND c.kind IN ('cancel', 'cancel_or_refund') AND c.state <> 'refused') "
+	    "AND (c.kind IN ('cancel', 'cancel_or_refund') OR c.settles_cancel) "
+	    "AND c.state <> 'refused'), cap.amount_minor, cap.currency, rf.refunded "
 	    "FROM smartpay.requests r "
-	    "LEFT JOIN LATERAL (SELECT m.transaction_id, m.currency::text FROM "
+	    "LEFT JOIN LATERAL (SELECT m.transaction_id, m.currency::text, m.amount_minor FROM "
 	    "smartpay.modifications m WHERE m.order_id = r.order_id AND m.kind = 'capture' "
 	    "AND m.state = 'succeeded' LIMIT 1) cap ON true "
+	    "CROSS JOIN LATERAL (SELECT coalesce(sum(m.amount_minor), 0)::bigint AS refunded "
+	    "FROM smartpay.modifications m WHERE m.order_id = r.order_id AND m.kind = 'refund' "
+	    "AND m.state IN ('succeeded', 'pending', 'needs_attention')) rf "
 	    "LEFT JOIN LATERAL (SELECT o.smartpay_transaction_id::text AS transaction_id, "
 	    "o.currency::text AS currency, o.amount::text AS amount FROM %s o "
 	    "WHERE o.id::text = r.order_id LIMIT 1) ord ON true "
@@ -246,13 +352,18 @@ static void prepare_next(struct store_call *c)
 		break;
 	}
 	case 1: {
+		/* the types of the id and time columns shape the candidate query */
 		const char *p[] = {st->cfg->orders_relation};
-		ok =
-		    pg_conn_query(st->pc,
-		                  "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
-		                  "WHERE a.attrelid = to_regclass($1) AND a.attname = 'id' "
-		                  "AND NOT a.attisdropped",
-		                  1, p, prepare_step, c);
+		ok = pg_conn_query(
+		    st->pc,
+		    "SELECT t.id, t.authorized_at, t.expires_at FROM (SELECT "
+		    "max(format_type(a.atttypid, a.atttypmod)) FILTER (WHERE a.attname = 'id') "
+		    "AS id, max(format_type(a.atttypid, a.atttypmod)) FILTER (WHERE a.attname = "
+		    "'authorized_at') AS authorized_at, max(format_type(a.atttypid, a.atttypmod)) "
+		    "FILTER (WHERE a.attname = 'authorization_expires_at') AS expires_at "
+		    "FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 "
+		    "AND NOT a.attisdropped) t WHERE t.id IS NOT NULL",
+		    1, p, prepare_step, c);
 		break;
 	}
 	case 2: {
@@ -309,11 +420,17 @@ static void prepare_step(PGresult *res, const char *error, void *arg)
 		} else {
 			free(st->id_type);
 			st->id_type = xstrdup(PQgetvalue(res, 0, 0));
+			free(st->authorized_type);
+			free(st->expires_type);
+			st->authorized_type = field(res, 0, 1);
+			st->expires_type = field(res, 0, 2);
 			free(st->sql_scan);
 			free(st->sql_targeted);
 			free(st->sql_requests);
-			st->sql_scan = candidate_sql(st->relation, st->id_type, false);
-			st->sql_targeted = candidate_sql(st->relation, st->id_type, true);
+			st->sql_scan = candidate_sql(st->relation, st->id_type, st->authorized_type,
+			                             st->expires_type, false);
+			st->sql_targeted = candidate_sql(
+			    st->relation, st->id_type, st->authorized_type, st->expires_type, true);
 			st->sql_requests = requests_sql(st->relation);
 		}
 	} else if (c->step == 3 && strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
@@ -349,21 +466,6 @@ bool store_prepare(struct store *st, store_done_fn done, void *arg)
 
 /* ---- candidates ---- */
 
-/* Copies a nullable text field of a result. */
-static char *field(PGresult *res, int row, int col)
-{
-	if (PQgetisnull(res, row, col))
-		return NULL;
-	return xstrdup(PQgetvalue(res, row, col));
-}
-
-static int64_t field_int(PGresult *res, int row, int col)
-{
-	if (PQgetisnull(res, row, col))
-		return 0;
-	return strtoll(PQgetvalue(res, row, col), NULL, 10);
-}
-
 static void candidates_done(PGresult *res, const char *error, void *arg)
 {
 	struct store_call *c = arg;
@@ -383,9 +485,16 @@ static void candidates_done(PGresult *res, const char *error, void *arg)
 		rows[i].amount = field(res, r, 3);
 		rows[i].currency = field(res, r, 4);
 		rows[i].capture_amount = field(res, r, 5);
+		rows[i].has_deadline = !PQgetisnull(res, r, 6);
 		rows[i].deadline_ms = field_int(res, r, 6);
 		if (!mod_kind_parse(PQgetvalue(res, r, 7), &rows[i].kind))
 			rows[i].kind = MOD_CAPTURE;
+		rows[i].authorized_at = field(res, r, 8);
+		rows[i].expires_at = field(res, r, 9);
+		rows[i].cancel_state = field(res, r, 10);
+		rows[i].cancel_id = field(res, r, 11);
+		rows[i].captured_minor = PQgetisnull(res, r, 12) ? -1 : field_int(res, r, 12);
+		rows[i].refunded_minor = field_int(res, r, 13);
 	}
 	done(rows, n, NULL, c->arg);
 	free(c);
@@ -435,6 +544,10 @@ void store_candidates_free(struct store_candidate *rows, size_t n)
 		free(rows[i].amount);
 		free(rows[i].currency);
 		free(rows[i].capture_amount);
+		free(rows[i].authorized_at);
+		free(rows[i].expires_at);
+		free(rows[i].cancel_state);
+		free(rows[i].cancel_id);
 	}
 	free(rows);
 }
@@ -464,6 +577,9 @@ static void requests_done(PGresult *res, const char *error, void *arg)
 		rows[i].transaction_id = field(res, r, 6);
 		rows[i].order_amount = field(res, r, 7);
 		rows[i].order_cancelled = strcmp(PQgetvalue(res, r, 8), "t") == 0;
+		rows[i].captured_minor = PQgetisnull(res, r, 9) ? -1 : field_int(res, r, 9);
+		rows[i].capture_currency = field(res, r, 10);
+		rows[i].refunded_minor = field_int(res, r, 11);
 	}
 	done(rows, n, NULL, c->arg);
 	free(c);
@@ -491,6 +607,7 @@ void store_requests_free(struct store_request *rows, size_t n)
 		free(rows[i].reason);
 		free(rows[i].transaction_id);
 		free(rows[i].order_amount);
+		free(rows[i].capture_currency);
 	}
 	free(rows);
 }
@@ -564,21 +681,32 @@ bool store_insert_intents(struct store *st, const struct store_intent *intents, 
 	static const char sql[] =
 	    "WITH u AS (SELECT * FROM json_to_recordset($1::json) AS u(id uuid, order_id text, "
 	    "transaction_id text, kind text, amount bigint, currency text, body text, "
-	    "reason text, deadline_ms bigint, request_id bigint)), "
+	    "reason text, deadline_ms bigint, request_id bigint, settles_cancel bool)), "
 	    "ins AS (INSERT INTO smartpay.modifications AS m (modification_id, order_id, "
 	    "transaction_id, kind, amount_minor, currency, request_body, state, reason, deadline, "
-	    "lease_owner, lease_generation, lease_expires_at, completed_at, request_id) "
+	    "lease_owner, lease_generation, lease_expires_at, completed_at, request_id, "
+	    "settles_cancel) "
 	    "SELECT id, order_id, transaction_id, kind, amount, currency, body, "
 	    "CASE WHEN reason IS NULL THEN 'pending' ELSE 'refused' END, reason, "
 	    "to_timestamp(deadline_ms / 1000.0), CASE WHEN reason IS NULL THEN $2 END, 1, "
 	    "CASE WHEN reason IS NULL THEN now() + $3::interval END, "
-	    "CASE WHEN reason IS NULL THEN NULL ELSE now() END, request_id FROM u "
+	    "CASE WHEN reason IS NULL THEN NULL ELSE now() END, request_id, "
+	    "coalesce(settles_cancel, false) FROM u "
+	    /* a refund is recorded only within what remains captured by the ledger as this
+	     * statement sees it (another daemon may have recorded one since the claim read
+	     * it); one left out is looked at again and refused with its reason */
+	    "WHERE CASE WHEN u.kind = 'refund' AND u.reason IS NULL THEN u.amount + "
+	    "(SELECT coalesce(sum(r.amount_minor), 0) FROM smartpay.modifications r "
+	    "WHERE r.order_id = u.order_id AND r.kind = 'refund' "
+	    "AND r.state IN ('succeeded', 'pending', 'needs_attention')) <= "
+	    "(SELECT c.amount_minor FROM smartpay.modifications c WHERE c.order_id = u.order_id "
+	    "AND c.kind = 'capture' AND c.state = 'succeeded' LIMIT 1) ELSE true END "
 	    "ON CONFLICT DO NOTHING RETURNING *), "
 	    "req AS (UPDATE smartpay.requests r SET modification_id = ins.modification_id "
 	    "FROM ins WHERE r.request_id = ins.request_id), "
 	    "al AS (INSERT INTO smartpay.alerts (kind, severity, order_id, modification_id, "
 	    "dedup_key, message) SELECT 'order_refused', 'critical', order_id, modification_id, "
-	    "kind || ':' || order_id, 'order ' || order_id || ' refused: ' || reason "
+	    "modification_id::text, 'order ' || order_id || ' refused: ' || reason "
 	    "FROM ins WHERE state = 'refused' ON CONFLICT DO NOTHING) "
 	    "SELECT " CLAIM_COLUMNS " FROM ins m WHERE m.state = 'pending'";
 	if (!pg_conn_is_up(st->pc))
@@ -600,6 +728,8 @@ bool store_insert_intents(struct store *st, const struct store_intent *intents, 
 			json_put_int(o, "deadline_ms", in->deadline_ms);
 		if (in->request_id > 0)
 			json_put_int(o, "request_id", in->request_id);
+		if (in->settles_cancel)
+			json_object_object_add(o, "settles_cancel", json_object_new_boolean(true));
 		json_object_array_add(arr, o);
 	}
 	char lease[32];

@@ -13,16 +13,30 @@
 struct sp_config;
 struct store; /* opaque */
 
-/* An order that needs a modification, as read from the orders relation. */
+/* An order that needs a modification, as read from the orders relation. Every column
+ * is read as text, whatever its type, so that no row can make the query fail; the
+ * values are checked by lib/intent.c. */
 struct store_candidate {
 	char *order_id;
 	char *status;
-	char *transaction_id; /* NULL when the shop left it empty */
-	char *amount;         /* numeric text, NULL when missing */
+	/* the order's; after a succeeded capture, the capture's. NULL when missing */
+	char *transaction_id;
+	char *amount; /* the relation's text of it, NULL when missing */
+	/* the order's; after a succeeded capture, the capture's */
 	char *currency;
 	char *capture_amount; /* NULL: capture the full amount */
+	char *authorized_at;  /* the relation's text, NULL when missing */
+	char *expires_at;     /* authorization_expires_at's text, NULL when missing */
+	bool has_deadline;    /* the two times gave a usable deadline */
 	int64_t deadline_ms;  /* authorization deadline, 0 when unknown */
-	enum mod_kind kind;   /* capture, cancel or cancel_or_refund */
+	/* capture, cancel, cancel_or_refund, or refund (the rest of a partly refunded
+	 * capture of a cancelled order) */
+	enum mod_kind kind;
+	/* a capture: the order's live cancel or cancel_or_refund (state and id), else NULL */
+	char *cancel_state;
+	char *cancel_id;
+	int64_t captured_minor; /* the succeeded capture's amount, -1 without one */
+	int64_t refunded_minor; /* its refunds succeeded or in doubt */
 };
 
 /* A modification to record before anything is sent. With `reason` set it is refused
@@ -37,7 +51,8 @@ struct store_intent {
 	char *body; /* owned by the caller; NULL when refused */
 	const char *reason;
 	int64_t deadline_ms;
-	int64_t request_id; /* the shop request it answers, 0 for none */
+	int64_t request_id;  /* the shop request it answers, 0 for none */
+	bool settles_cancel; /* a refund of what remains captured, standing for a cancel */
 };
 
 /* An open shop request (smartpay.requests) ready to become a modification. */
@@ -48,9 +63,12 @@ struct store_request {
 	int64_t amount_minor; /* refund amount; -1 for cancel_or_refund */
 	char *currency;
 	char *reason;
-	char *transaction_id; /* NULL when neither a capture nor the order names one */
-	char *order_amount;   /* authorized amount text from the orders relation, or NULL */
-	bool order_cancelled; /* a cancel or cancel_or_refund of the order is live */
+	char *transaction_id;   /* NULL when neither a capture nor the order names one */
+	char *order_amount;     /* authorized amount text from the orders relation, or NULL */
+	bool order_cancelled;   /* a cancel, cancel_or_refund or settling refund is live */
+	int64_t captured_minor; /* the succeeded capture's amount, -1 without one */
+	char *capture_currency; /* its currency, NULL without one */
+	int64_t refunded_minor; /* the order's refunds succeeded, pending or in doubt */
 };
 
 /* A modification this daemon holds the lease of and may send. */
@@ -99,6 +117,11 @@ struct pg_conn *store_conn(const struct store *st);
 const struct sp_config *store_config(const struct store *st);
 /* The orders relation as a quoted SQL identifier, e.g. "public"."orders". */
 const char *store_orders_relation(const struct store *st);
+/* The authorization deadline of the orders row `o` as an SQL timestamptz expression:
+ * authorization_expires_at, else authorized_at + the interval parameter `validity`
+ * (a placeholder such as "$1"); NULL when the time it needs is null, infinite, outside
+ * 1970..9999 or not a time, so that no row can make a statement fail. Malloc'd. */
+char *store_deadline_sql(const struct store *st, const char *validity);
 void store_set_config(struct store *st, const struct sp_config *cfg);
 
 /* After (re)connecting: checks the schema version and the orders relation, learns the
@@ -116,7 +139,9 @@ bool store_find_requests(struct store *st, int limit, store_requests_fn done, vo
 void store_requests_free(struct store_request *rows, size_t n);
 
 /* Records intents in one statement; the callback gets the rows that are now leased to
- * this daemon and must be sent (others lost a race or were refused locally). */
+ * this daemon and must be sent. Others were refused locally, or lost a race: a unique
+ * index (a live capture, cancel, settling refund, or a pending modification of the
+ * transaction), or a refund that no longer fits what the ledger shows captured. */
 bool store_insert_intents(struct store *st, const struct store_intent *intents, size_t n,
                           store_claims_fn done, void *arg);
 

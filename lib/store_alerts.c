@@ -50,14 +50,13 @@ static int64_t int_field(PGresult *res, int row, int col)
  * message) per inserted alert, ('capture', NULL, NULL, NULL, order, modification,
  * transaction) per capture moved to needs_attention, and one ('next', delay ms).
  * Every part of the statement sees one snapshot, and `now()` is one instant. */
-static char *sweep_sql(const char *relation)
+static char *sweep_sql(const char *relation, const char *deadline)
 {
 	return xasprintf(
 	    "WITH thr AS (SELECT t.ms, t.label, t.severity FROM unnest($2::bigint[], "
 	    "$3::text[], $4::text[]) AS t(ms, label, severity)), "
 	    "open_auth AS (SELECT o.id::text AS order_id, d.deadline FROM %s o "
-	    "CROSS JOIN LATERAL (SELECT coalesce(o.authorization_expires_at, "
-	    "o.authorized_at + $1::interval) AS deadline) d "
+	    "CROSS JOIN LATERAL (SELECT %s AS deadline) d "
 	    "WHERE o.smartpay_transaction_id IS NOT NULL "
 	    "AND o.smartpay_transaction_id::text <> '' AND d.deadline > now() - $5::interval "
 	    "AND NOT EXISTS (SELECT 1 FROM smartpay.modifications m "
@@ -111,7 +110,7 @@ static char *sweep_sql(const char *relation)
 	    "transaction_id FROM att "
 	    "UNION ALL SELECT 'next', ceil(extract(epoch FROM at - now()) * 1000)::bigint::text, "
 	    "NULL, NULL, NULL, NULL, NULL FROM nxt",
-	    relation);
+	    relation, deadline);
 }
 
 /* Formats a list of strings as a PostgreSQL array literal (items are plain words). */
@@ -191,7 +190,9 @@ bool store_sweep_expiry(struct store *st, int64_t lookback_ms, struct store_swee
 	char validity[40], lookback[40];
 	interval_literal(cfg->authorization_validity_ms, validity);
 	interval_literal(lookback_ms, lookback);
-	char *sql = sweep_sql(store_orders_relation(st));
+	char *deadline = store_deadline_sql(st, "$1");
+	char *sql = sweep_sql(store_orders_relation(st), deadline);
+	free(deadline);
 	const char *p[] = {validity, thresholds, label_list, severity_list, lookback};
 	bool ok = pg_conn_query(pc, sql, 5, p, sweep_done, call);
 	free(sql);

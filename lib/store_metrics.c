@@ -23,15 +23,14 @@ const char *const store_pending_age_names[STORE_PENDING_AGE_BUCKETS] = {
  * An authorization is open while the order has a transaction id and no succeeded
  * capture, cancel or cancel_or_refund; the orders relation is read only when there
  * are thresholds. */
-static char *gauges_sql(const char *relation)
+static char *gauges_sql(const char *relation, const char *deadline)
 {
 	return xasprintf(
 	    "WITH pend AS (SELECT created_at, width_bucket(extract(epoch FROM now() - "
 	    "created_at)::float8, $3::float8[]) AS b FROM smartpay.modifications "
 	    "WHERE state = 'pending'), "
 	    "open_auth AS (SELECT d.deadline FROM %s o "
-	    "CROSS JOIN LATERAL (SELECT coalesce(o.authorization_expires_at, "
-	    "o.authorized_at + $1::interval) AS deadline) d "
+	    "CROSS JOIN LATERAL (SELECT %s AS deadline) d "
 	    "WHERE o.smartpay_transaction_id IS NOT NULL "
 	    "AND o.smartpay_transaction_id::text <> '' AND d.deadline > now() "
 	    "AND d.deadline <= now() + (SELECT max(t) FROM unnest($2::bigint[]) t) "
@@ -48,7 +47,7 @@ static char *gauges_sql(const char *relation)
 	    "FROM unnest($2::bigint[]) WITH ORDINALITY AS t(ms, i)), "
 	    "(SELECT json_object_agg(kind, n ORDER BY kind) FROM (SELECT kind, count(*) AS n "
 	    "FROM smartpay.alerts WHERE acknowledged_at IS NULL GROUP BY kind) a)",
-	    relation);
+	    relation, deadline);
 }
 
 void store_gauges_clear(struct store_gauges *g)
@@ -177,7 +176,9 @@ bool store_read_gauges(struct store *st, struct store_gauges_read *rd)
 	char *thresholds =
 	    int_array_literal(cfg->expiry_thresholds_ms, cfg->expiry_threshold_count);
 	char *bounds = int_array_literal(store_pending_age_bounds_s, STORE_PENDING_AGE_BUCKETS - 1);
-	char *sql = gauges_sql(store_orders_relation(st));
+	char *deadline = store_deadline_sql(st, "$1");
+	char *sql = gauges_sql(store_orders_relation(st), deadline);
+	free(deadline);
 	const char *params[3] = {validity, thresholds, bounds};
 	bool ok = pg_conn_query(pc, sql, 3, params, gauges_done, rd);
 	free(sql);

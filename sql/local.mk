@@ -8,7 +8,8 @@ SP_MIGRATIONS = \
 	sql/003_shop_api.sql \
 	sql/004_requeue_notify.sql \
 	sql/005_dismiss.sql \
-	sql/006_security_definer.sql
+	sql/006_security_definer.sql \
+	sql/007_shop_rows.sql
 
 sqldir = $(pkgdatadir)/sql
 # grant-smartpayd.sql: the daemon's least-privilege role (not a migration; run with psql)

@@ -58,6 +58,13 @@ tests_check_hostile_SOURCES = tests/check_hostile.c tests/daemonproc.c tests/dae
 	tests/pgtest.c tests/pgtest.h tests/simproc.c tests/simproc.h tests/testutil.c tests/testutil.h
 tests_check_hostile_LDADD = $(SP_LIBS) $(CHECK_LIBS)
 tests_check_hostile_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+# the shop's data as it comes: bad rows in a view, cancels and refunds (real daemon)
+check_PROGRAMS += tests/check_shop_rows
+TESTS += tests/check_shop_rows
+tests_check_shop_rows_SOURCES = tests/check_shop_rows.c tests/daemonproc.c tests/daemonproc.h \
+	tests/pgtest.c tests/pgtest.h tests/simproc.c tests/simproc.h tests/testutil.c tests/testutil.h
+tests_check_shop_rows_LDADD = $(SP_LIBS) $(CHECK_LIBS)
+tests_check_shop_rows_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 # operations: metrics and health, sd_notify, least-privilege role, no secrets in logs
 OPS_TEST_SOURCES = tests/opstest.c tests/opstest.h tests/daemonproc.c tests/daemonproc.h \
 	tests/pgtest.c tests/pgtest.h tests/simproc.c tests/simproc.h tests/testutil.c tests/testutil.h
