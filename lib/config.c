@@ -83,6 +83,14 @@ const struct key_desc config_keys[K_COUNT] = {
                              F(metrics_max_connections), 1, 10000},
     [K_M_REQUEST_TIMEOUT] = {"metrics", "request_timeout", "5s", config_value_duration,
                              F(metrics_request_timeout_ms), 100, 5 * MS_PER_M},
+    [K_R_INTERVAL] = {"reconcile", "interval", "5m", config_value_duration,
+                      F(reconcile_interval_ms), 0, MS_PER_D},
+    [K_R_LOOKBACK] = {"reconcile", "lookback", "7d", config_value_duration,
+                      F(reconcile_lookback_ms), MS_PER_M, 366 * MS_PER_D},
+    [K_R_REQUESTS_PER_SECOND] = {"reconcile", "requests_per_second", "5", config_value_count,
+                                 F(reconcile_requests_per_second), 1, 1000},
+    [K_R_UNKNOWN_ANSWERS] = {"reconcile", "unknown_answers", "3", config_value_count,
+                             F(reconcile_unknown_answers), 1, 100000},
 };
 
 #undef F

@@ -69,6 +69,12 @@ struct sp_config {
 	int metrics_max_connections;        /* default 16, 1..10000 */
 	int64_t metrics_request_timeout_ms; /* default 5s, 100ms..5m: accept to last byte */
 
+	/* [reconcile] */
+	int64_t reconcile_interval_ms;     /* default 5m, 0 = no periodic pass; at most 1d */
+	int64_t reconcile_lookback_ms;     /* default 7d: how far back a pass looks */
+	int reconcile_requests_per_second; /* default 5, 1..1000: status calls at most */
+	int reconcile_unknown_answers;     /* default 3: unknown answers before a status call */
+
 	/* Non-fatal problems found by config_load (e.g. origin not set), one
 	 * "FILE:LINE: key: reason" line each, or NULL. The daemon logs them as warnings. */
 	char *warnings;

@@ -16,8 +16,8 @@
 /* Marks a value that config_reader kept aside because the line was longer than libinih's buffer. */
 #define LONG_VALUE_MARK "\x01"
 
-static const char *const sections[] = {"database", "smartpay", "daemon",
-                                       "capture",  "alerts",   "metrics"};
+static const char *const sections[] = {"database", "smartpay", "daemon",   "capture",
+                                       "alerts",   "metrics",  "reconcile"};
 
 /* Cuts an inline comment (';' or '#' after a blank) off a value and trims it, in place. */
 static void strip_inline_comment(char *v)
@@ -136,7 +136,7 @@ static char *config_reader(char *str, int num, void *stream)
 			config_error_at(
 			    st, ln, shown,
 			    "unknown section (known: database, smartpay, daemon, capture, "
-			    "alerts, metrics)");
+			    "alerts, metrics, reconcile)");
 			st->section = -2;
 			return str;
 		}

@@ -20,6 +20,8 @@
 --   SELECT on smartpay.schema_migrations (the daemon checks the schema version),
 --   SELECT, INSERT, UPDATE on smartpay.modifications and smartpay.alerts,
 --   SELECT, UPDATE on smartpay.requests (the daemon links each request to its modification),
+--   SELECT, INSERT, UPDATE on smartpay.reconciliations (when each transaction was last
+--   compared with the gateway),
 --   USAGE on the sequences of the tables it inserts into,
 --   SELECT on the orders relation.
 -- No DELETE, no TRUNCATE, no DDL, no access to anything else of the shop. The role has
@@ -110,7 +112,8 @@ BEGIN
             ('schema_migrations', 'SELECT', false),
             ('modifications', 'SELECT, INSERT, UPDATE', true),
             ('alerts', 'SELECT, INSERT, UPDATE', true),
-            ('requests', 'SELECT, UPDATE', false)) AS t(name, privileges, inserts)
+            ('requests', 'SELECT, UPDATE', false),
+            ('reconciliations', 'SELECT, INSERT, UPDATE', false)) AS t(name, privileges, inserts)
     LOOP
         IF to_regclass(format('smartpay.%I', v_table.name)) IS NULL THEN
             RAISE NOTICE 'smartpay.% does not exist at this schema version: skipped', v_table.name;

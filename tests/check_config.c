@@ -327,7 +327,7 @@ START_TEST(test_error_lines)
 	           "t.conf:9: daemon.poll_interval: fractions are not allowed: use a smaller unit "
 	           "(90m, not 1.5h)\n"
 	           "t.conf:10: [nonsense]: unknown section (known: database, smartpay, daemon, "
-	           "capture, alerts, metrics)\n"
+	           "capture, alerts, metrics, reconcile)\n"
 	           "t.conf:13: capture.shipped_statuses: empty item in the list (a stray comma?)\n"
 	           "t.conf:14: syntax: expected 'key = value', '[section]' or a comment\n"
 	           "t.conf:15: capture.early_action: must be capture or cancel\n"
@@ -367,7 +367,7 @@ START_TEST(test_syntax_errors)
 	/* Keys in an unknown section are not reported one by one. */
 	one_error("[Smartpay]\na = 1\nb = 2\n",
 	          "t.conf:4: [Smartpay]: unknown section (known: database, smartpay, daemon, "
-	          "capture, alerts, metrics)");
+	          "capture, alerts, metrics, reconcile)");
 }
 END_TEST
 
