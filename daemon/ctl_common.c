@@ -693,3 +693,20 @@ int ctl_request(struct ctl_context *ctx, const char *what, const char *sql, int 
 	free(id);
 	return CTL_EXIT_OK;
 }
+
+/* The configured orders relation, each part quoted as an identifier. */
+char *ctl_quoted_relation(struct ctl_context *ctx)
+{
+	const char *rel = ctx->cfg->orders_relation;
+	const char *dot = strchr(rel, '.');
+	char *schema = dot ? PQescapeIdentifier(ctx->conn, rel, (size_t)(dot - rel)) : NULL;
+	char *name =
+	    PQescapeIdentifier(ctx->conn, dot ? dot + 1 : rel, strlen(dot ? dot + 1 : rel));
+	char *quoted = NULL;
+
+	if (name != NULL && (dot == NULL || schema != NULL))
+		quoted = dot ? xasprintf("%s.%s", schema, name) : xstrdup(name);
+	PQfreemem(schema);
+	PQfreemem(name);
+	return quoted;
+}

@@ -25,6 +25,7 @@ enum ctl_exit {
 	CTL_EXIT_OK = 0,
 	CTL_EXIT_FAILURE = 1, /* runtime failure: database, SQL, a refused request */
 	CTL_EXIT_USAGE = 2,   /* bad arguments or configuration */
+	CTL_EXIT_DRIFT = 3,   /* reconcile: the ledger and the gateway differ */
 };
 
 /* What main() hands to a command. */
@@ -53,6 +54,7 @@ extern const struct ctl_command ctl_cmd_refund;
 extern const struct ctl_command ctl_cmd_cancel_or_refund;
 extern const struct ctl_command ctl_cmd_alerts;
 extern const struct ctl_command ctl_cmd_ack;
+extern const struct ctl_command ctl_cmd_reconcile;
 
 /* Prints "smartpayctl: MESSAGE" on stderr. */
 void ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -196,6 +198,10 @@ int ctl_request(struct ctl_context *ctx, const char *what, const char *sql, int 
 /* Prints the first `rows` alerts selected with CTL_SQL_ALERT_COLUMNS as a table (with
  * who acknowledged them when `acknowledged` is true), each line starting with `indent`. */
 void ctl_print_alerts(const PGresult *res, int rows, bool acknowledged, const char *indent);
+
+/* The configured orders relation, each part quoted as an identifier (malloc'd), or NULL
+ * when the connection cannot quote it. */
+char *ctl_quoted_relation(struct ctl_context *ctx);
 
 /* People's form of a timestamptz value (UTC, ISO): "2025-01-31 12:00:00Z"; "-" for
  * NULL. */

@@ -40,28 +40,11 @@ static int index_of(const char *value, const char *const *list, int n)
 	return -1;
 }
 
-/* The configured orders relation, each part quoted as an identifier. */
-static char *quoted_relation(struct ctl_context *ctx)
-{
-	const char *rel = ctx->cfg->orders_relation;
-	const char *dot = strchr(rel, '.');
-	char *schema = dot ? PQescapeIdentifier(ctx->conn, rel, (size_t)(dot - rel)) : NULL;
-	char *name =
-	    PQescapeIdentifier(ctx->conn, dot ? dot + 1 : rel, strlen(dot ? dot + 1 : rel));
-	char *quoted = NULL;
-
-	if (name != NULL && (dot == NULL || schema != NULL))
-		quoted = dot ? xasprintf("%s.%s", schema, name) : xstrdup(name);
-	PQfreemem(schema);
-	PQfreemem(name);
-	return quoted;
-}
-
 /* Orders whose authorization expires within the window, without a succeeded capture or
  * cancel. */
 static PGresult *query_expiring(struct ctl_context *ctx, int64_t window_ms)
 {
-	char *relation = quoted_relation(ctx);
+	char *relation = ctl_quoted_relation(ctx);
 	if (relation == NULL) {
 		ctl_error("status: orders relation %s: %s", ctx->cfg->orders_relation,
 		          PQerrorMessage(ctx->conn));

@@ -5,6 +5,8 @@
 #include "engine.h"
 #include "log.h"
 #include "metrics.h"
+#include "reconciler.h"
+#include "status_call.h"
 #include "service.h"
 #include "xmalloc.h"
 
@@ -29,7 +31,9 @@ struct daemon {
 	char *secret;
 	struct engine *engine;
 	struct metrics *metrics;
-	struct alerts *alerts; /* NULL with --once */
+	struct alerts *alerts;         /* NULL with --once */
+	struct status_client *status;  /* NULL with --once */
+	struct reconciler *reconciler; /* NULL with --once */
 	struct service *service;
 	bool once;
 	int signals_seen;
@@ -178,6 +182,10 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 	engine_reload(d->engine, cfg, secret);
 	if (d->alerts)
 		alerts_reload(d->alerts);
+	if (d->status)
+		status_client_reload(d->status, cfg, secret);
+	if (d->reconciler)
+		reconciler_reload(d->reconciler, cfg);
 	explicit_bzero(d->secret, strlen(d->secret));
 	free(d->secret);
 	d->secret = secret;
@@ -223,8 +231,16 @@ static int run(struct daemon *d)
 		event_base_free(d->base);
 		return EXIT_RUNTIME;
 	}
-	if (!d->once)
+	if (!d->once) {
 		d->alerts = alerts_new(d->engine);
+		d->status = status_client_new(d->base, d->cfg, d->secret);
+		if (d->status != NULL)
+			d->reconciler = reconciler_new(d->base, d->cfg, d->status);
+		else
+			log_event(LOG_LVL_ERR, "reconcile_disabled", "reason",
+			          "the HTTP client for status calls could not be set up", NULL);
+		metrics_set_reconcile(d->metrics, d->reconciler, d->status);
+	}
 	d->service = service_new(d->base, d->engine);
 	struct event *ev_term = evsignal_new(d->base, SIGTERM, on_stop_signal, d);
 	struct event *ev_int = evsignal_new(d->base, SIGINT, on_stop_signal, d);
@@ -236,6 +252,8 @@ static int run(struct daemon *d)
 	log_event(LOG_LVL_NOTICE, "starting", "version", PACKAGE_VERSION, "instance",
 	          d->cfg->instance_name, "mode", d->once ? "once" : "service", NULL);
 	engine_start(d->engine);
+	if (d->reconciler)
+		reconciler_start(d->reconciler);
 	event_base_dispatch(d->base);
 
 	int status = EXIT_CLEAN;
@@ -254,6 +272,8 @@ static int run(struct daemon *d)
 	event_free(ev_hup);
 	service_free(d->service);
 	metrics_free(d->metrics);
+	reconciler_free(d->reconciler);
+	status_client_free(d->status);
 	alerts_free(d->alerts);
 	engine_free(d->engine);
 	event_base_free(d->base);

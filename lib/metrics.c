@@ -1,6 +1,8 @@
 #include "autoconfig.h"
 
 #include "metrics.h"
+#include "reconciler.h"
+#include "status_call.h"
 
 #include "config.h"
 #include "engine.h"
@@ -106,6 +108,9 @@ struct metrics {
 
 	size_t nwaiting;       /* connections in CONN_WAITING */
 	struct event *ev_wait; /* stops waiting after GAUGES_WAIT_MS */
+
+	const struct reconciler *reconciler; /* NULL: no reconcile metrics */
+	const struct status_client *status;  /* NULL: no status call metrics */
 };
 
 static int64_t clock_ms(clockid_t clock)
@@ -460,10 +465,54 @@ static void conn_answer_text(struct conn *c, int status, const char *text, const
 }
 
 /* Answers a scrape with everything known now. */
+/* The reconciliation's counters: status calls, drift, passes. */
+static void render_reconcile(struct metrics *m, struct evbuffer *out)
+{
+	if (m->status != NULL) {
+		const struct status_stats *ss = status_client_stats(m->status);
+		put_family(out, "smartpayd_status_calls_total", "counter",
+		           "Get Payment Status calls by result (only ok decides anything).");
+		for (int r = 0; r < STATUS_RESULT_COUNT; r++)
+			evbuffer_add_printf(out,
+			                    "smartpayd_status_calls_total{result=\"%s\"} %llu\n",
+			                    status_result_name((enum status_result)r),
+			                    (unsigned long long)ss->calls[r]);
+		put_single(out, "smartpayd_status_calls_queued", "gauge",
+		           "Status calls waiting for the [reconcile] requests_per_second cap.",
+		           ss->queued);
+	}
+	if (m->reconciler == NULL)
+		return;
+	const struct reconciler_stats *rs = reconciler_stats(m->reconciler);
+	put_family(out, "smartpayd_reconcile_drift_total", "counter",
+	           "Differences between the ledger and SmartPay found by the reconcile pass.");
+	for (int d = RC_DRIFT_EXTERNAL; d <= RC_DRIFT_AUTH_ENDED; d++)
+		evbuffer_add_printf(out, "smartpayd_reconcile_drift_total{kind=\"%s\"} %llu\n",
+		                    reconcile_drift_name((enum rc_drift)d),
+		                    (unsigned long long)rs->drift[d]);
+	put_single(out, "smartpayd_reconcile_passes_total", "counter", "Complete reconcile passes.",
+	           rs->passes);
+	put_single(out, "smartpayd_reconcile_transactions_total", "counter",
+	           "Transactions compared with SmartPay's record.", rs->compared);
+	put_single_ms(out, "smartpayd_reconcile_last_pass_timestamp_seconds", "gauge",
+	              "Time the last complete reconcile pass ended (0: none yet).",
+	              rs->last_pass_ms);
+}
+
+void metrics_set_reconcile(struct metrics *m, const struct reconciler *r,
+                           const struct status_client *status)
+{
+	if (m == NULL)
+		return;
+	m->reconciler = r;
+	m->status = status;
+}
+
 static void reply_metrics(struct metrics *m, struct conn *c)
 {
 	struct evbuffer *body = evbuffer_new();
 	render_engine(m, body);
+	render_reconcile(m, body);
 	render_gauges(m, body);
 	render_listener(m, body);
 	conn_answer(c, 200, CONTENT_TYPE_METRICS, body, NULL);

@@ -21,6 +21,15 @@ struct metrics; /* opaque */
 bool metrics_new(struct event_base *base, const struct engine *engine, const char *listen,
                  struct metrics **out, char **why) __attribute__((warn_unused_result));
 
+struct reconciler;
+struct status_client;
+
+/* Adds the reconciliation's metrics (status calls by result, drift found by kind, the
+ * time of the last complete pass) from `r` and `status`, which must outlive m or be
+ * cleared with NULLs first. */
+void metrics_set_reconcile(struct metrics *m, const struct reconciler *r,
+                           const struct status_client *status);
+
 /* Closes the listener and answers waiting scrapes. Call while the engine (and its
  * database connection) still exists and the loop is not running. NULL is accepted. */
 void metrics_free(struct metrics *m);

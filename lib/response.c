@@ -369,6 +369,7 @@ bool response_parse_history(const char *body, size_t len, struct gw_history *out
 	out->payment_status = status_member(root, "paymentStatus");
 	out->transaction_id = text_member(overview, "transactionId");
 	out->currency = text_member(overview, "currencyCode");
+	out->has_error = present(member(root, "error")) || present(member(root, "errorDetails"));
 	memset(&l, 0, sizeof(l));
 	l.currency = out->currency;
 	collect_entries(member(root, "modification"), &l, 0);

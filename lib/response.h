@@ -56,9 +56,10 @@ struct gw_entry {
 
 /* Every entry of an answer: the whole history of a status answer. */
 struct gw_history {
-	char *payment_status;     /* normalised, as in gw_response */
-	char *transaction_id;     /* transactionOverview.transactionId */
-	char *currency;           /* transactionOverview.currencyCode */
+	char *payment_status; /* normalised, as in gw_response */
+	char *transaction_id; /* transactionOverview.transactionId */
+	char *currency;       /* transactionOverview.currencyCode */
+	bool has_error;       /* a top-level `error` or `errorDetails` member that is not null */
 	struct gw_entry *entries; /* in the order of the body (`modification` first, then the
 	                           * `modifications` arrays, nested ones flattened); only
 	                           * objects with a modificationData member count */

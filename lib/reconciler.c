@@ -1,0 +1,324 @@
+#include "autoconfig.h"
+
+#include "reconciler.h"
+
+#include "config.h"
+#include "log.h"
+#include "pgconn.h"
+#include "reconcile.h"
+#include "status_call.h"
+#include "store.h"
+#include "store_reconcile.h"
+#include "xmalloc.h"
+
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Transactions compared at once (each waits for its status call, then two statements). */
+#define RC_WORKERS 4
+/* Transactions one pass looks at, at most. */
+#define RC_PASS_LIMIT 10000
+/* After a failed pass (database down, a statement failed), try again after this long. */
+#define RC_RETRY_MS 30000
+
+struct reconciler;
+
+/* One transaction being compared. */
+struct rc_worker {
+	struct reconciler *r;
+	bool busy;
+	char *transaction_id;
+	char *order_id;
+	bool order_open;
+	struct gw_history history;
+	struct store_rc_rows rows;
+	struct rc_report report;
+	struct store_rc_record record;
+};
+
+/* A target of the pass. */
+struct rc_target {
+	char *transaction_id;
+	char *order_id;
+	bool order_open;
+};
+
+struct reconciler {
+	struct event_base *base;
+	const struct sp_config *cfg;
+	struct status_client *status;
+	struct pg_conn *pc;
+	struct store *st; /* for the orders relation's quoted name and the session setup */
+	struct event *ev_timer;
+	struct rc_target *targets;
+	size_t ntargets, next;
+	bool failed; /* this pass met a database error */
+	struct rc_worker workers[RC_WORKERS];
+	struct reconciler_stats stats;
+};
+
+/* Wall-clock milliseconds. */
+static int64_t real_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Arms the timer for the next pass. */
+static void rc_arm(struct reconciler *r, int64_t delay_ms)
+{
+	struct timeval tv = {.tv_sec = delay_ms / 1000, .tv_usec = (delay_ms % 1000) * 1000};
+	evtimer_del(r->ev_timer);
+	evtimer_add(r->ev_timer, &tv);
+}
+
+/* Frees the pass's target list. */
+static void rc_targets_free(struct reconciler *r)
+{
+	for (size_t i = 0; i < r->ntargets; i++) {
+		free(r->targets[i].transaction_id);
+		free(r->targets[i].order_id);
+	}
+	free(r->targets);
+	r->targets = NULL;
+	r->ntargets = r->next = 0;
+}
+
+/* Releases what a worker held and marks it free. */
+static void rc_worker_clear(struct rc_worker *w)
+{
+	free(w->transaction_id);
+	free(w->order_id);
+	response_history_free(&w->history);
+	store_rc_rows_free(&w->rows);
+	reconcile_report_free(&w->report);
+	store_rc_record_free(&w->record);
+	struct reconciler *r = w->r;
+	memset(w, 0, sizeof(*w));
+	w->r = r;
+}
+
+static void rc_dispatch(struct reconciler *r);
+
+/* A worker is done with its transaction: take the next one, or end the pass. */
+static void rc_worker_done(struct rc_worker *w)
+{
+	struct reconciler *r = w->r;
+	rc_worker_clear(w);
+	rc_dispatch(r);
+}
+
+/* The record statement's answer: log every alert it inserted. */
+static void rc_on_recorded(PGresult *res, const char *error, void *arg)
+{
+	struct rc_worker *w = arg;
+	struct reconciler *r = w->r;
+	if (error != NULL) {
+		r->failed = true;
+		log_event(LOG_LVL_WARNING, "reconcile_record_failed", "transaction_id",
+		          w->transaction_id, "order_id", w->order_id, "error", error, NULL);
+		rc_worker_done(w);
+		return;
+	}
+	for (int i = 0; i < PQntuples(res); i++) {
+		const char *severity = PQgetvalue(res, i, 2);
+		r->stats.alerts++;
+		log_event(strcmp(severity, "critical") == 0 ? LOG_LVL_ERR : LOG_LVL_WARNING,
+		          "alert", "alert_id", PQgetvalue(res, i, 0), "kind", PQgetvalue(res, i, 1),
+		          "severity", severity, "order_id", PQgetvalue(res, i, 3),
+		          "modification_id", PQgetisnull(res, i, 4) ? NULL : PQgetvalue(res, i, 4),
+		          "transaction_id", w->transaction_id, "message", PQgetvalue(res, i, 5),
+		          NULL);
+	}
+	rc_worker_done(w);
+}
+
+/* The transaction's rows, read after its status answer (a row is committed before its
+ * request is sent, so every effect of ours at the gateway has its row by now). */
+static void rc_on_rows(PGresult *res, const char *error, void *arg)
+{
+	struct rc_worker *w = arg;
+	struct reconciler *r = w->r;
+	if (error != NULL) {
+		r->failed = true;
+		rc_worker_done(w);
+		return;
+	}
+	store_rc_rows_read(res, &w->rows);
+	reconcile_compare(w->rows.rows, w->rows.n, &w->history, w->order_open, &w->report);
+	r->stats.compared++;
+	for (size_t i = 0; i < w->report.nfindings; i++)
+		r->stats.drift[w->report.findings[i].drift]++;
+	const char *order = w->rows.order_id ? w->rows.order_id : w->order_id;
+	store_rc_record_build(w->transaction_id, order, &w->history, &w->rows, &w->report,
+	                      &w->record);
+	if (!store_rc_record(r->pc, &w->record, rc_on_recorded, w)) {
+		r->failed = true;
+		rc_worker_done(w);
+	}
+}
+
+/* The status answer: a failed call decides nothing. */
+static void rc_on_status(enum status_result result, struct gw_history *history, int http_status,
+                         const char *error, void *arg)
+{
+	(void)http_status;
+	struct rc_worker *w = arg;
+	struct reconciler *r = w->r;
+	if (result != STATUS_OK) {
+		r->stats.undecided++;
+		log_event(LOG_LVL_INFO, "reconcile_status_failed", "transaction_id",
+		          w->transaction_id, "order_id", w->order_id, "result",
+		          status_result_name(result), "error", error, NULL);
+		rc_worker_done(w);
+		return;
+	}
+	w->history = *history;
+	memset(history, 0, sizeof(*history));
+	if (!store_rc_rows(r->pc, w->transaction_id, rc_on_rows, w)) {
+		r->failed = true;
+		rc_worker_done(w);
+	}
+}
+
+/* Hands targets to idle workers; ends the pass when all are done. */
+static void rc_dispatch(struct reconciler *r)
+{
+	for (size_t i = 0; i < RC_WORKERS && r->next < r->ntargets && !r->failed; i++) {
+		struct rc_worker *w = &r->workers[i];
+		if (w->busy)
+			continue;
+		struct rc_target *t = &r->targets[r->next++];
+		w->busy = true;
+		w->transaction_id = xstrdup(t->transaction_id);
+		w->order_id = xstrdup(t->order_id);
+		w->order_open = t->order_open;
+		status_client_get(r->status, w->transaction_id, rc_on_status, w);
+	}
+	for (size_t i = 0; i < RC_WORKERS; i++)
+		if (r->workers[i].busy)
+			return;
+	if (!r->stats.running)
+		return;
+	r->stats.running = false;
+	size_t n = r->ntargets;
+	rc_targets_free(r);
+	if (r->failed) {
+		rc_arm(r, RC_RETRY_MS);
+		return;
+	}
+	r->stats.passes++;
+	r->stats.last_pass_ms = real_ms();
+	char count[24];
+	snprintf(count, sizeof(count), "%zu", n);
+	log_event(LOG_LVL_DEBUG, "reconcile_pass", "transactions", count, NULL);
+	if (r->cfg->reconcile_interval_ms > 0)
+		rc_arm(r, r->cfg->reconcile_interval_ms);
+}
+
+/* The pass's transactions. */
+static void rc_on_targets(PGresult *res, const char *error, void *arg)
+{
+	struct reconciler *r = arg;
+	if (error != NULL) {
+		log_event(LOG_LVL_WARNING, "reconcile_failed", "error", error, NULL);
+		r->stats.running = false;
+		rc_arm(r, RC_RETRY_MS);
+		return;
+	}
+	int n = PQntuples(res);
+	r->targets = xcalloc((size_t)n + 1, sizeof(*r->targets));
+	for (int i = 0; i < n; i++) {
+		r->targets[i].transaction_id = xstrdup(PQgetvalue(res, i, 0));
+		r->targets[i].order_id = xstrdup(PQgetvalue(res, i, 1));
+		r->targets[i].order_open = strcmp(PQgetvalue(res, i, 2), "t") == 0;
+	}
+	r->ntargets = (size_t)n;
+	r->next = 0;
+	rc_dispatch(r);
+}
+
+/* The timer: starts a pass when the database is up. */
+static void rc_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct reconciler *r = arg;
+	if (r->stats.running || r->cfg->reconcile_interval_ms == 0)
+		return;
+	r->failed = false;
+	if (!store_rc_targets(r->pc, store_orders_relation(r->st), r->cfg,
+	                      r->cfg->reconcile_lookback_ms, RC_PASS_LIMIT, rc_on_targets, r)) {
+		rc_arm(r, RC_RETRY_MS);
+		return;
+	}
+	r->stats.running = true;
+}
+
+/* Connected: a pass soon. */
+static void rc_db_up(void *arg)
+{
+	struct reconciler *r = arg;
+	if (!r->stats.running && r->cfg->reconcile_interval_ms > 0)
+		rc_arm(r, 0);
+}
+
+/* Disconnected: the running statements fail on their own; pg_conn reconnects. */
+static void rc_db_down(void *arg, const char *why)
+{
+	(void)arg;
+	log_event(LOG_LVL_WARNING, "reconcile_database_down", "error", why, NULL);
+}
+
+struct reconciler *reconciler_new(struct event_base *base, const struct sp_config *cfg,
+                                  struct status_client *status)
+{
+	struct reconciler *r = xcalloc(1, sizeof(*r));
+	r->base = base;
+	r->cfg = cfg;
+	r->status = status;
+	struct pg_conn_handlers h = {.up = rc_db_up, .down = rc_db_down};
+	r->pc = pg_conn_new(base, cfg->db_conninfo, &h, r);
+	r->st = store_new(r->pc, cfg);
+	r->ev_timer = evtimer_new(base, rc_timer_cb, r);
+	for (size_t i = 0; i < RC_WORKERS; i++)
+		r->workers[i].r = r;
+	return r;
+}
+
+void reconciler_start(struct reconciler *r)
+{
+	pg_conn_start(r->pc);
+}
+
+void reconciler_reload(struct reconciler *r, const struct sp_config *cfg)
+{
+	r->cfg = cfg;
+	store_set_config(r->st, cfg);
+	if (!r->stats.running && cfg->reconcile_interval_ms > 0 && pg_conn_is_up(r->pc))
+		rc_arm(r, cfg->reconcile_interval_ms);
+}
+
+void reconciler_free(struct reconciler *r)
+{
+	if (r == NULL)
+		return;
+	for (size_t i = 0; i < RC_WORKERS; i++) {
+		status_client_cancel(r->status, &r->workers[i]);
+		rc_worker_clear(&r->workers[i]);
+	}
+	rc_targets_free(r);
+	event_free(r->ev_timer);
+	store_free(r->st);
+	pg_conn_free(r->pc);
+	free(r);
+}
+
+const struct reconciler_stats *reconciler_stats(const struct reconciler *r)
+{
+	return &r->stats;
+}

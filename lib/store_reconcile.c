@@ -1,0 +1,342 @@
+#include "autoconfig.h"
+
+#include "store_reconcile.h"
+
+#include "config.h"
+#include "money.h"
+#include "pgconn.h"
+#include "uuid.h"
+#include "xmalloc.h"
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Transactions per pass statement at most. */
+#define STORE_RC_ORDER_ID_MAX_BYTES 1000
+
+char *store_rc_targets_sql(const char *relation)
+{
+	return xasprintf(
+	    "WITH t AS ("
+	    "SELECT m.transaction_id, min(m.order_id) AS order_id FROM smartpay.modifications m "
+	    "WHERE m.transaction_id IS NOT NULL AND ($2::text IS NULL OR m.order_id = $2) "
+	    "AND (m.state IN ('pending', 'needs_attention') "
+	    "OR m.updated_at > now() - $1::bigint * interval '1 millisecond') "
+	    "GROUP BY m.transaction_id "
+	    "UNION "
+	    "SELECT o.smartpay_transaction_id::text, o.id::text FROM %s o "
+	    "WHERE o.smartpay_transaction_id IS NOT NULL AND o.smartpay_transaction_id::text <> '' "
+	    "AND octet_length(o.id::text) <= %d AND ($2::text IS NULL OR o.id::text = $2) "
+	    "AND smartpay.shop_time(o.authorized_at::text) > now() - $1::bigint * interval "
+	    "'1 millisecond' "
+	    "AND NOT EXISTS (SELECT 1 FROM smartpay.modifications m WHERE m.order_id = o.id::text "
+	    "AND m.state = 'succeeded' AND m.kind IN ('capture', 'cancel', 'cancel_or_refund'))) "
+	    "SELECT DISTINCT ON (r.reconciled_at, t.transaction_id) t.transaction_id, t.order_id, "
+	    "(NOT EXISTS (SELECT 1 FROM smartpay.modifications m WHERE m.order_id = t.order_id "
+	    "AND m.kind IN ('capture', 'cancel', 'cancel_or_refund') "
+	    "AND m.state IN ('succeeded', 'pending', 'needs_attention')) "
+	    "AND NOT coalesce((SELECT o.status::text = ANY (ARRAY(SELECT "
+	    "jsonb_array_elements_text($3::jsonb))) FROM %s o WHERE o.id::text = t.order_id "
+	    "LIMIT 1), false)) AS order_open "
+	    "FROM t LEFT JOIN smartpay.reconciliations r ON r.transaction_id = t.transaction_id "
+	    "ORDER BY r.reconciled_at NULLS FIRST, t.transaction_id LIMIT $4",
+	    relation, STORE_RC_ORDER_ID_MAX_BYTES, relation);
+}
+
+const char store_rc_rows_sql[] =
+    "SELECT coalesce(m.external_id, m.modification_id::text), m.kind, m.state, "
+    "coalesce(m.amount_minor, -1), m.origin = 'external', m.order_id, m.modification_id::text "
+    "FROM smartpay.modifications m WHERE m.transaction_id = $1 ORDER BY m.created_at, "
+    "m.modification_id";
+
+/* $1 transaction, $2 order, $3 payment status, $4 external rows (JSON array of
+ * {modification_id, id, kind, amount, currency, reason}), $5 alerts (JSON array of
+ * {kind, severity, modification_id, external, dedup_key, message}: `external` names the
+ * external row the alert is about), $6 findings, $7 the id of a refused capture row that
+ * blocks captures (NULL: none), $8 its reason. An external row is recorded only when no
+ * row of the transaction names its id (by then a row of ours could have been committed
+ * and sent); a blocking row only when the order has no capture row. */
+const char store_rc_record_sql[] =
+    "WITH ext AS (INSERT INTO smartpay.modifications (modification_id, order_id, "
+    "transaction_id, kind, amount_minor, currency, state, reason, origin, external_id, "
+    "settled_by, payment_status, completed_at) "
+    "SELECT e.modification_id::uuid, $2, $1, e.kind, e.amount, e.currency, 'succeeded', "
+    "e.reason, 'external', e.id, 'status', $3, now() "
+    "FROM jsonb_to_recordset($4::jsonb) AS e(modification_id text, id text, kind text, "
+    "amount bigint, currency text, reason text) "
+    "WHERE NOT EXISTS (SELECT 1 FROM smartpay.modifications m WHERE m.transaction_id = $1 "
+    "AND (m.modification_id::text = e.id OR m.external_id = e.id)) "
+    "ON CONFLICT DO NOTHING RETURNING modification_id, external_id), "
+    "blk AS (INSERT INTO smartpay.modifications (modification_id, order_id, transaction_id, "
+    "kind, state, reason, settled_by, payment_status, completed_at) "
+    "SELECT $7::uuid, $2, $1, 'capture', 'refused', $8, 'status', $3, now() "
+    "WHERE $7 IS NOT NULL AND NOT EXISTS (SELECT 1 FROM smartpay.modifications m "
+    "WHERE m.order_id = $2 AND m.kind = 'capture' AND m.dismissed_at IS NULL) "
+    "ON CONFLICT DO NOTHING RETURNING modification_id), "
+    "al AS (INSERT INTO smartpay.alerts (kind, severity, order_id, modification_id, "
+    "dedup_key, message) "
+    "SELECT a.kind, a.severity, $2, CASE WHEN a.external IS NOT NULL THEN (SELECT "
+    "x.modification_id FROM ext x WHERE x.external_id = a.external) WHEN a.kind = "
+    "'authorization_ended' THEN (SELECT b.modification_id FROM blk b) ELSE "
+    "a.modification_id::uuid END, a.dedup_key, a.message "
+    "FROM jsonb_to_recordset($5::jsonb) AS a(kind text, severity text, modification_id "
+    "text, external text, dedup_key text, message text) "
+    "ON CONFLICT (kind, dedup_key) DO NOTHING "
+    "RETURNING alert_id, kind, severity, order_id, modification_id::text, message), "
+    "st AS (INSERT INTO smartpay.reconciliations (transaction_id, order_id, reconciled_at, "
+    "payment_status, findings) VALUES ($1, $2, now(), $3, $6::integer) "
+    "ON CONFLICT (transaction_id) DO UPDATE SET order_id = EXCLUDED.order_id, "
+    "reconciled_at = now(), payment_status = EXCLUDED.payment_status, "
+    "findings = EXCLUDED.findings) "
+    "SELECT * FROM al";
+
+/* Parses a ledger state. */
+static bool rows_state(const char *s, enum rc_state *out)
+{
+	if (strcmp(s, "pending") == 0)
+		*out = RC_ROW_PENDING;
+	else if (strcmp(s, "needs_attention") == 0)
+		*out = RC_ROW_NEEDS_ATTENTION;
+	else if (strcmp(s, "succeeded") == 0)
+		*out = RC_ROW_SUCCEEDED;
+	else if (strcmp(s, "refused") == 0)
+		*out = RC_ROW_REFUSED;
+	else
+		return false;
+	return true;
+}
+
+void store_rc_rows_read(PGresult *res, struct store_rc_rows *out)
+{
+	int n = PQntuples(res);
+	memset(out, 0, sizeof(*out));
+	out->rows = xcalloc((size_t)n + 1, sizeof(*out->rows));
+	out->ids = xcalloc((size_t)n + 1, sizeof(*out->ids));
+	out->uuids = xcalloc((size_t)n + 1, sizeof(*out->uuids));
+	for (int i = 0; i < n; i++) {
+		struct rc_row *r = &out->rows[out->n];
+		if (!mod_kind_parse(PQgetvalue(res, i, 1), &r->kind) ||
+		    !rows_state(PQgetvalue(res, i, 2), &r->state))
+			continue;
+		out->ids[out->n] = xstrdup(PQgetvalue(res, i, 0));
+		out->uuids[out->n] = xstrdup(PQgetvalue(res, i, 6));
+		r->modification_id = out->ids[out->n];
+		r->amount_minor = strtoll(PQgetvalue(res, i, 3), NULL, 10);
+		r->external = strcmp(PQgetvalue(res, i, 4), "t") == 0;
+		if (out->order_id == NULL)
+			out->order_id = xstrdup(PQgetvalue(res, i, 5));
+		out->n++;
+	}
+}
+
+void store_rc_rows_free(struct store_rc_rows *r)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		free(r->ids[i]);
+		free(r->uuids[i]);
+	}
+	free(r->ids);
+	free(r->uuids);
+	free(r->rows);
+	free(r->order_id);
+	memset(r, 0, sizeof(*r));
+}
+
+/* An amount as "40.00 EUR", or "an unknown amount". */
+static void amount_text(bool has, int64_t minor, const char *currency, char out[64])
+{
+	char m[MONEY_TEXT_MAX];
+	if (has && currency != NULL && money_format(minor, currency, m))
+		snprintf(out, 64, "%s %s", m, currency);
+	else
+		snprintf(out, 64, "an unknown amount");
+}
+
+/* The verb of an external effect. */
+static const char *kind_verb(enum mod_kind k)
+{
+	return k == MOD_CAPTURE ? "captured" : k == MOD_REFUND ? "refunded" : "cancelled";
+}
+
+char *store_rc_finding_text(const struct rc_finding *f, const struct gw_history *h,
+                            const struct store_rc_rows *rows)
+{
+	char amount[64];
+	switch (f->drift) {
+	case RC_DRIFT_EXTERNAL: {
+		const struct gw_entry *e = &h->entries[f->entry];
+		amount_text(e->has_amount, e->amount_minor, e->currency, amount);
+		return xasprintf("%s %s outside the daemon (gateway modificationId %s, status %s)",
+		                 kind_verb(f->kind), amount,
+		                 e->modification_id ? e->modification_id : "none",
+		                 e->status ? e->status : "none");
+	}
+	case RC_DRIFT_LEDGER: {
+		const struct rc_row *r = &rows->rows[f->row];
+		return xasprintf("the ledger has %s %s as %s, but %s (payment status %s)",
+		                 mod_kind_name(r->kind), rows->uuids[f->row],
+		                 r->state == RC_ROW_REFUSED ? "refused" : "succeeded", f->what,
+		                 h->payment_status ? h->payment_status : "none");
+	}
+	case RC_DRIFT_AUTH_ENDED:
+		return xasprintf("%s (payment status %s) while the order is open: no capture "
+		                 "will be sent",
+		                 f->what, h->payment_status ? h->payment_status : "none");
+	}
+	return xstrdup("drift");
+}
+
+/* The gateway's id of an external effect, or a stand-in for an entry without one. */
+static char *external_id(const struct gw_entry *e, size_t index)
+{
+	if (e->modification_id != NULL && e->modification_id[0] != '\0')
+		return xstrndup(e->modification_id, 256);
+	return xasprintf("unnamed:%s:%zu", e->type ? e->type : "", index);
+}
+
+/* Adds one alert to the JSON array. */
+static void add_alert(struct json_object *alerts, const char *kind, const char *severity,
+                      const char *modification_id, const char *external, const char *dedup,
+                      const char *message)
+{
+	struct json_object *a = json_object_new_object();
+	json_object_object_add(a, "kind", json_object_new_string(kind));
+	json_object_object_add(a, "severity", json_object_new_string(severity));
+	json_object_object_add(a, "modification_id",
+	                       modification_id ? json_object_new_string(modification_id) : NULL);
+	json_object_object_add(a, "external", external ? json_object_new_string(external) : NULL);
+	json_object_object_add(a, "dedup_key", json_object_new_string(dedup));
+	json_object_object_add(a, "message", json_object_new_string(message));
+	json_object_array_add(alerts, a);
+}
+
+/* The JSON text of an array, malloc'd; releases it. */
+static char *json_take(struct json_object *o)
+{
+	char *s = xstrdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	return s;
+}
+
+/* Records an external effect: its row and its alert. */
+static void build_external(const char *transaction_id, const struct gw_history *h,
+                           const struct store_rc_rows *rows, const struct rc_finding *f,
+                           struct json_object *exts, struct json_object *alerts)
+{
+	const struct gw_entry *e = &h->entries[f->entry];
+	char id[37];
+	uuid_v4(id);
+	char *eid = external_id(e, f->entry);
+	char *text = store_rc_finding_text(f, h, rows);
+	char *reason = xasprintf("recorded from the gateway's history: %s", text);
+	struct json_object *x = json_object_new_object();
+	json_object_object_add(x, "modification_id", json_object_new_string(id));
+	json_object_object_add(x, "id", json_object_new_string(eid));
+	json_object_object_add(x, "kind", json_object_new_string(mod_kind_name(f->kind)));
+	json_object_object_add(x, "amount",
+	                       e->has_amount ? json_object_new_int64(e->amount_minor) : NULL);
+	json_object_object_add(
+	    x, "currency",
+	    e->currency && strlen(e->currency) == 3 ? json_object_new_string(e->currency) : NULL);
+	json_object_object_add(x, "reason", json_object_new_string(reason));
+	json_object_array_add(exts, x);
+	char *dedup = xasprintf("%s:%s", transaction_id, eid);
+	add_alert(alerts, "external_modification", "warning", NULL, eid, dedup, text);
+	free(dedup);
+	free(reason);
+	free(text);
+	free(eid);
+}
+
+void store_rc_record_build(const char *transaction_id, const char *order_id,
+                           const struct gw_history *h, const struct store_rc_rows *rows,
+                           const struct rc_report *rep, struct store_rc_record *out)
+{
+	struct json_object *exts = json_object_new_array();
+	struct json_object *alerts = json_object_new_array();
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < rep->nfindings; i++) {
+		const struct rc_finding *f = &rep->findings[i];
+		char *text = NULL;
+		switch (f->drift) {
+		case RC_DRIFT_EXTERNAL:
+			build_external(transaction_id, h, rows, f, exts, alerts);
+			break;
+		case RC_DRIFT_LEDGER:
+			text = store_rc_finding_text(f, h, rows);
+			add_alert(alerts, "ledger_drift", "critical", rows->uuids[f->row], NULL,
+			          rows->uuids[f->row], text);
+			break;
+		case RC_DRIFT_AUTH_ENDED: {
+			char id[37];
+			uuid_v4(id);
+			text = store_rc_finding_text(f, h, rows);
+			out->params[6] = xstrdup(id);
+			out->params[7] = xstrdup(text);
+			add_alert(alerts, "authorization_ended", "critical", NULL, NULL, order_id,
+			          text);
+			break;
+		}
+		}
+		free(text);
+	}
+	out->nalerts = json_object_array_length(alerts);
+	out->params[0] = xstrdup(transaction_id);
+	out->params[1] = xstrdup(order_id);
+	out->params[2] = h->payment_status ? xstrdup(h->payment_status) : NULL;
+	out->params[3] = json_take(exts);
+	out->params[4] = json_take(alerts);
+	out->params[5] = xasprintf("%zu", rep->nfindings);
+}
+
+void store_rc_record_free(struct store_rc_record *r)
+{
+	for (size_t i = 0; i < sizeof(r->params) / sizeof(r->params[0]); i++)
+		free(r->params[i]);
+	memset(r, 0, sizeof(*r));
+}
+
+char *store_rc_statuses_json(const struct sp_config *cfg)
+{
+	struct json_object *a = json_object_new_array();
+	for (size_t i = 0; i < cfg->cancelled_statuses.count; i++)
+		json_object_array_add(a, json_object_new_string(cfg->cancelled_statuses.items[i]));
+	return json_take(a);
+}
+
+bool store_rc_targets(struct pg_conn *pc, const char *relation, const struct sp_config *cfg,
+                      int64_t lookback_ms, int limit, store_rc_result_fn done, void *arg)
+{
+	if (!pg_conn_is_up(pc))
+		return false;
+	char lb[24], lim[24];
+	snprintf(lb, sizeof(lb), "%lld", (long long)lookback_ms);
+	snprintf(lim, sizeof(lim), "%d", limit);
+	char *sql = store_rc_targets_sql(relation);
+	char *statuses = store_rc_statuses_json(cfg);
+	const char *p[] = {lb, NULL, statuses, lim};
+	bool ok = pg_conn_query(pc, sql, 4, p, done, arg);
+	free(sql);
+	free(statuses);
+	return ok;
+}
+
+bool store_rc_rows(struct pg_conn *pc, const char *transaction_id, store_rc_result_fn done,
+                   void *arg)
+{
+	if (!pg_conn_is_up(pc))
+		return false;
+	const char *p[] = {transaction_id};
+	return pg_conn_query(pc, store_rc_rows_sql, 1, p, done, arg);
+}
+
+bool store_rc_record(struct pg_conn *pc, const struct store_rc_record *rec, store_rc_result_fn done,
+                     void *arg)
+{
+	if (!pg_conn_is_up(pc))
+		return false;
+	return pg_conn_query(pc, store_rc_record_sql, 8, (const char *const *)rec->params, done,
+	                     arg);
+}

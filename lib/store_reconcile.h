@@ -1,0 +1,90 @@
+/* The reconciliation's SQL (part of the store module): which transactions a pass looks
+ * at, a transaction's rows, and recording what a comparison found (external rows, a
+ * blocked capture, alerts, the time of the comparison) in one statement.
+ *
+ * The statements are also run by smartpayctl reconcile (blocking libpq), so each comes
+ * as text with documented parameters, and the daemon's asynchronous calls run the same
+ * text on the reconciler's own connection. */
+#ifndef SP_STORE_RECONCILE_H
+#define SP_STORE_RECONCILE_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "reconcile.h"
+
+struct pg_conn;
+struct sp_config;
+
+/* The transactions with open business, least recently reconciled first: those with a
+ * pending or needs_attention row, a row updated within the lookback, or an order whose
+ * authorization (authorized_at) is within the lookback and that has no succeeded
+ * capture, cancel or cancel_or_refund. Columns: transaction_id, order_id, order_open
+ * ('t'/'f': not cancelled in the shop, no capture or cancel of ours succeeded or under
+ * way). Parameters: $1 lookback in ms, $2 order id or NULL (only that order), $3 the
+ * cancelled statuses as a JSON array, $4 limit. `relation` is the quoted orders relation.
+ * Malloc'd. */
+char *store_rc_targets_sql(const char *relation);
+
+/* Every row of a transaction: id (the gateway's id for an external row, else our
+ * modification_id), kind, state, amount_minor (-1 when null), external ('t'/'f'),
+ * order_id, modification_id. Parameter: $1 the transaction id. */
+extern const char store_rc_rows_sql[];
+
+/* Records one comparison; returns the alerts it inserted (alert_id, kind, severity,
+ * order_id, modification_id, message). Parameters: see store_rc_record. */
+extern const char store_rc_record_sql[];
+
+/* The rows of one transaction, read from a store_rc_rows_sql result. */
+struct store_rc_rows {
+	struct rc_row *rows; /* their strings point into `ids` */
+	char **ids;          /* owned */
+	char **uuids;        /* owned: each row's modification_id */
+	size_t n;
+	char *order_id; /* owned: the order of the rows, NULL without rows */
+};
+
+/* Reads a result of store_rc_rows_sql (rows with unknown kinds or states are left out). */
+void store_rc_rows_read(PGresult *res, struct store_rc_rows *out);
+void store_rc_rows_free(struct store_rc_rows *r);
+
+/* The parameters of store_rc_record_sql for one comparison. */
+struct store_rc_record {
+	char *params[8]; /* owned; NULL for SQL NULL */
+	size_t nalerts;  /* alerts asked for (some may exist already) */
+};
+
+/* Builds the parameters from a comparison of `rows` with `h` (reconcile_compare's
+ * report): an external row (succeeded, origin external, no request body) for each
+ * external effect, an 'external_modification' alert (warning) for it, a 'ledger_drift'
+ * alert (critical) per drifted row, and for an ended authorization an
+ * 'authorization_ended' alert (critical) and a refused capture row without a request
+ * body, so that no capture is created for the order (smartpayctl dismiss removes it). */
+void store_rc_record_build(const char *transaction_id, const char *order_id,
+                           const struct gw_history *h, const struct store_rc_rows *rows,
+                           const struct rc_report *rep, struct store_rc_record *out);
+void store_rc_record_free(struct store_rc_record *r);
+
+/* A human sentence for one finding: "captured 40.00 EUR outside the daemon (gateway
+ * modificationId X, status CAPTURED)". Malloc'd. */
+char *store_rc_finding_text(const struct rc_finding *f, const struct gw_history *h,
+                            const struct store_rc_rows *rows);
+
+/* ---- the daemon's asynchronous calls (on its own connection) ---- */
+
+typedef void (*store_rc_result_fn)(PGresult *res, const char *error, void *arg);
+
+bool store_rc_targets(struct pg_conn *pc, const char *relation, const struct sp_config *cfg,
+                      int64_t lookback_ms, int limit, store_rc_result_fn done, void *arg)
+    __attribute__((warn_unused_result));
+bool store_rc_rows(struct pg_conn *pc, const char *transaction_id, store_rc_result_fn done,
+                   void *arg) __attribute__((warn_unused_result));
+bool store_rc_record(struct pg_conn *pc, const struct store_rc_record *rec, store_rc_result_fn done,
+                     void *arg) __attribute__((warn_unused_result));
+
+/* The cancelled statuses of the configuration as the JSON array parameter. Malloc'd. */
+char *store_rc_statuses_json(const struct sp_config *cfg);
+
+#endif
