@@ -1,0 +1,389 @@
+/* Reconciliation end to end: the real smartpayd and smartpayctl against a private
+ * PostgreSQL and smartpay-sim, the simulator making changes behind the daemon's back
+ * (its control API) and failing its status endpoint on demand. */
+#include "autoconfig.h"
+
+#include "daemonproc.h"
+#include "pgtest.h"
+#include "simproc.h"
+#include "testutil.h"
+#include "xmalloc.h"
+
+#include <check.h>
+#include <curl/curl.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define WAIT_MS 60000
+
+struct world {
+	char *conninfo;
+	PGconn *db;
+	struct simproc *sim;
+	struct daemonproc d;
+	char config[400]; /* smartpayctl's configuration: the daemon's */
+};
+
+/* A shop database, a simulator and a daemon configuration with `extra` appended. */
+static void world_up(struct world *w, const char *extra)
+{
+	memset(w, 0, sizeof(*w));
+	w->conninfo = pgtest_createdb_shop(NULL);
+	w->db = pgtest_connect(w->conninfo);
+	w->sim = simproc_start(NULL);
+	ck_assert_ptr_nonnull(w->sim);
+	daemonproc_init(&w->d, w->conninfo, simproc_base_url(w->sim), SIMPROC_MERCHANT_KEY,
+	                SIMPROC_AUTH_KEY, extra);
+	snprintf(w->config, sizeof(w->config), "%s", w->d.conf);
+}
+
+static void world_down(struct world *w)
+{
+	if (w->d.pid)
+		ck_assert_int_eq(daemonproc_stop(&w->d), 0);
+	daemonproc_cleanup(&w->d);
+	ck_assert(simproc_stop(w->sim));
+	PQfinish(w->db);
+	free(w->conninfo);
+}
+
+/* An authorized order of 10.00 EUR on a fresh simulator transaction; returns the order
+ * id (malloc'd) and the transaction id in *txn (malloc'd). */
+static char *add_order(struct world *w, const char *status, char **txn)
+{
+	*txn = simproc_create_txn(w->sim, "10.00", "EUR");
+	ck_assert_ptr_nonnull(*txn);
+	char sql[512];
+	snprintf(sql, sizeof(sql),
+	         "INSERT INTO public.orders (smartpay_transaction_id, amount, status) "
+	         "VALUES ('%s', 10.00, '%s') RETURNING id",
+	         *txn, status);
+	return pgtest_value(w->db, sql);
+}
+
+/* Waits until `sql` counts `want`; prints the daemon's log when it does not. */
+static void await(struct world *w, const char *sql, long long want)
+{
+	long long got = daemonproc_wait_count(&w->d, w->db, sql, want, WAIT_MS);
+	ck_assert_msg(got >= want, "%s: got %lld, want %lld", sql, got, want);
+}
+
+/* Runs smartpayctl -c CONFIG ARGS... and checks the exit status. */
+#define CTL(w, expect, ...)                                                                        \
+	ctl_expect(__LINE__, (w), (expect), (const char *const[]){__VA_ARGS__, NULL})
+
+static struct testutil_run ctl_expect(int line, const struct world *w, int expect,
+                                      const char *const *args)
+{
+	const char *argv[16] = {"-c", w->config};
+	size_t n = 2;
+	for (; args[n - 2] != NULL; n++)
+		argv[n] = args[n - 2];
+	argv[n] = NULL;
+	struct testutil_run r = testutil_run_built("smartpayctl", argv, pgtest_dir());
+	ck_assert_msg(r.status == expect,
+	              "line %d: %s: exit %d, expected %d\nstdout:\n%sstderr:\n%s", line, args[0],
+	              r.status, expect, r.out, r.err);
+	return r;
+}
+
+/* Everything the ledger holds, as one text (to prove that nothing changed). */
+static char *ledger_snapshot(struct world *w)
+{
+	return pgtest_value(
+	    w->db, "SELECT coalesce(string_agg(concat_ws('|', modification_id, kind, state, "
+	           "amount_minor, settled_by, origin, attempts, updated_at), ',' ORDER BY "
+	           "modification_id), '') || ';' || (SELECT count(*) FROM smartpay.alerts) "
+	           "FROM smartpay.modifications");
+}
+
+/* Replaces `from` by `to` in the daemon's (and smartpayctl's) configuration file. */
+static void conf_replace(struct world *w, const char *from, const char *to)
+{
+	char *conf = testutil_read_file(w->d.conf);
+	ck_assert_ptr_nonnull(conf);
+	char *at = strstr(conf, from);
+	ck_assert_msg(at != NULL, "%s not in the configuration", from);
+	char *edited = xasprintf("%.*s%s%s", (int)(at - conf), conf, to, at + strlen(from));
+	testutil_write_file(w->d.conf, edited, 0600);
+	free(conf);
+	free(edited);
+}
+
+/* A succeeded capture row for an order, as if the gateway had confirmed it. */
+static void force_succeeded_capture(struct world *w, const char *order, const char *txn,
+                                    const char *id)
+{
+	char sql[1024];
+	snprintf(sql, sizeof(sql),
+	         "INSERT INTO smartpay.modifications (modification_id, order_id, transaction_id, "
+	         "kind, amount_minor, currency, request_body, state, completed_at) VALUES ('%s', "
+	         "'%s', '%s', 'capture', 1000, 'EUR', '{}', 'succeeded', now())",
+	         id, order, txn);
+	pgtest_exec(w->db, sql);
+}
+
+START_TEST(ledger_drift_found_by_ctl_and_by_the_pass)
+{
+	struct world w;
+	world_up(&w, "[reconcile]\ninterval = 0s\n");
+	char *txn, *order = add_order(&w, "shipped", &txn);
+	char *txn2, *order2 = add_order(&w, "authorized", &txn2);
+	/* agreeing: nothing to report */
+	struct testutil_run r = CTL(&w, 0, "reconcile");
+	ck_assert_ptr_nonnull(strstr(r.out, "agree"));
+	testutil_run_free(&r);
+	/* a row forced to succeeded that the gateway never performed */
+	force_succeeded_capture(&w, order, txn, "0d6c1c49-5a1b-4c3e-9f43-0c7a1d2e3f40");
+	r = CTL(&w, 3, "reconcile", "--json");
+	struct json_object *doc = json_tokener_parse(r.out), *findings, *v;
+	ck_assert_ptr_nonnull(doc);
+	ck_assert(json_object_object_get_ex(doc, "findings", &findings));
+	ck_assert_uint_eq(json_object_array_length(findings), 1);
+	struct json_object *f = json_object_array_get_idx(findings, 0);
+	ck_assert(json_object_object_get_ex(f, "kind", &v));
+	ck_assert_str_eq(json_object_get_string(v), "ledger_drift");
+	ck_assert(json_object_object_get_ex(f, "modification_id", &v));
+	ck_assert_str_eq(json_object_get_string(v), "0d6c1c49-5a1b-4c3e-9f43-0c7a1d2e3f40");
+	json_object_put(doc);
+	testutil_run_free(&r);
+	ck_assert_int_eq(
+	    pgtest_int(w.db, "SELECT count(*) FROM smartpay.alerts WHERE kind = 'ledger_drift' "
+	                     "AND severity = 'critical' AND modification_id = "
+	                     "'0d6c1c49-5a1b-4c3e-9f43-0c7a1d2e3f40'"),
+	    1);
+	/* the same difference again: exit 3, no second alert */
+	r = CTL(&w, 3, "reconcile", "--order", order);
+	ck_assert_ptr_nonnull(strstr(r.out, "ledger_drift"));
+	testutil_run_free(&r);
+	ck_assert_int_eq(pgtest_int(w.db, "SELECT count(*) FROM smartpay.alerts"), 1);
+	/* another order alone agrees */
+	r = CTL(&w, 0, "reconcile", "--order", order2);
+	testutil_run_free(&r);
+	/* the daemon's pass finds a second one */
+	force_succeeded_capture(&w, order2, txn2, "1d6c1c49-5a1b-4c3e-9f43-0c7a1d2e3f41");
+	conf_replace(&w, "interval = 0s", "interval = 1s");
+	daemonproc_start(&w.d, false);
+	await(&w,
+	      "SELECT count(*) FROM smartpay.alerts WHERE kind = 'ledger_drift' AND "
+	      "modification_id = '1d6c1c49-5a1b-4c3e-9f43-0c7a1d2e3f41'",
+	      1);
+	ck_assert(daemonproc_log_contains(&w.d, "kind=ledger_drift"));
+	/* usage errors */
+	r = CTL(&w, 2, "reconcile", "--order", order, "--since", "1h");
+	testutil_run_free(&r);
+	r = CTL(&w, 2, "reconcile", "--since", "soon");
+	testutil_run_free(&r);
+	free(order), free(order2), free(txn), free(txn2);
+	world_down(&w);
+}
+END_TEST
+
+/* Requests the simulator received for any modificationId. */
+static long requests_received(struct world *w)
+{
+	struct json_object *ledger = simproc_ledger(w->sim), *requests;
+	ck_assert_ptr_nonnull(ledger);
+	ck_assert(json_object_object_get_ex(ledger, "requests", &requests));
+	long n = 0;
+	json_object_object_foreach(requests, key, val)
+	{
+		(void)key;
+		n += (long)json_object_get_int64(val);
+	}
+	json_object_put(ledger);
+	return n;
+}
+
+START_TEST(external_capture_recorded_and_refundable)
+{
+	struct world w;
+	world_up(&w, "[reconcile]\ninterval = 1s\n");
+	char *txn, *order = add_order(&w, "authorized", &txn);
+	char *portal =
+	    simproc_external(w.sim, txn, "{\"operation\":\"capture\",\"amount\":\"8.00\"}");
+	ck_assert_ptr_nonnull(portal);
+	daemonproc_start(&w.d, false);
+	char sql[512];
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM smartpay.modifications WHERE origin = 'external' AND "
+	         "kind = 'capture' AND state = 'succeeded' AND external_id = '%s' AND "
+	         "amount_minor = 800 AND request_body IS NULL AND settled_by = 'status'",
+	         portal);
+	await(&w, sql, 1);
+	await(&w,
+	      "SELECT count(*) FROM smartpay.alerts WHERE kind = 'external_modification' AND "
+	      "modification_id IS NOT NULL",
+	      1);
+	/* the order ships afterwards: no capture is sent */
+	snprintf(sql, sizeof(sql), "UPDATE public.orders SET status = 'shipped' WHERE id = %s",
+	         order);
+	pgtest_exec(w.db, sql);
+	testutil_sleep_ms(2500); /* several polls and passes */
+	ck_assert_int_eq(requests_received(&w), 0);
+	ck_assert_int_eq(simproc_count_effects(w.sim, txn, "CAPTURE"), 1);
+	ck_assert_int_eq(
+	    pgtest_int(w.db, "SELECT count(*) FROM smartpay.modifications WHERE origin = 'daemon'"),
+	    0);
+	/* the order's payment state shows the capture; the refund API works on it */
+	snprintf(sql, sizeof(sql),
+	         "SELECT captured_minor FROM smartpay.order_payments WHERE order_id = '%s'", order);
+	ck_assert_int_eq(pgtest_int(w.db, sql), 800);
+	snprintf(sql, sizeof(sql), "SELECT smartpay.request_refund('%s', 3.00, 'test')", order);
+	pgtest_exec(w.db, sql);
+	await(&w,
+	      "SELECT count(*) FROM smartpay.modifications WHERE kind = 'refund' AND state = "
+	      "'succeeded' AND amount_minor = 300",
+	      1);
+	ck_assert_int_eq(simproc_count_effects(w.sim, txn, "REFUND"), 1);
+	/* the ledger and the gateway agree now */
+	struct testutil_run r = CTL(&w, 0, "reconcile");
+	testutil_run_free(&r);
+	ck_assert_int_eq(
+	    pgtest_int(w.db,
+	               "SELECT count(*) FROM smartpay.alerts WHERE kind = 'external_modification'"),
+	    1);
+	free(portal), free(order), free(txn);
+	world_down(&w);
+}
+END_TEST
+
+START_TEST(ended_authorization_blocks_the_capture)
+{
+	struct world w;
+	world_up(&w, "[reconcile]\ninterval = 1s\n");
+	char *txn, *order = add_order(&w, "authorized", &txn);
+	char *txn2, *order2 = add_order(&w, "authorized", &txn2);
+	char *e = simproc_external(w.sim, txn, "{\"operation\":\"expire\"}");
+	char *c = simproc_external(w.sim, txn2, "{\"operation\":\"cancel\"}");
+	ck_assert_ptr_nonnull(e);
+	ck_assert_ptr_nonnull(c);
+	daemonproc_start(&w.d, false);
+	await(&w,
+	      "SELECT count(*) FROM smartpay.alerts WHERE kind = 'authorization_ended' AND "
+	      "severity = 'critical'",
+	      2);
+	await(&w,
+	      "SELECT count(*) FROM smartpay.modifications WHERE origin = 'external' AND kind = "
+	      "'cancel'",
+	      1);
+	char sql[256];
+	snprintf(sql, sizeof(sql),
+	         "UPDATE public.orders SET status = 'shipped' WHERE id IN (%s, %s)", order, order2);
+	pgtest_exec(w.db, sql);
+	testutil_sleep_ms(2500);
+	ck_assert_int_eq(requests_received(&w), 0);
+	free(e), free(c), free(order), free(order2), free(txn), free(txn2);
+	world_down(&w);
+}
+END_TEST
+
+START_TEST(status_calls_obey_the_rate_cap)
+{
+	struct world w;
+	world_up(&w, "[reconcile]\ninterval = 1s\nrequests_per_second = 3\n");
+	enum { N = 12 };
+	char *orders[N], *txns[N];
+	for (int i = 0; i < N; i++)
+		orders[i] = add_order(&w, "authorized", &txns[i]);
+	daemonproc_start(&w.d, false);
+	await(&w, "SELECT count(*) FROM smartpay.reconciliations", N);
+	ck_assert_int_eq(daemonproc_stop(&w.d), 0);
+	struct json_object *ledger = simproc_ledger(w.sim), *v;
+	ck_assert(json_object_object_get_ex(ledger, "statusCallsMaxPerSecond", &v));
+	long max = (long)json_object_get_int64(v);
+	ck_assert(json_object_object_get_ex(ledger, "statusCallsTotal", &v));
+	long total = (long)json_object_get_int64(v);
+	json_object_put(ledger);
+	fprintf(stderr, "status calls: %ld in total, at most %ld within one second\n", total, max);
+	ck_assert_int_ge(total, N);
+	ck_assert_int_le(max, 3);
+	/* smartpayctl reconcile keeps the same cap */
+	conf_replace(&w, "requests_per_second = 3", "requests_per_second = 2");
+	struct testutil_run r = CTL(&w, 0, "reconcile");
+	testutil_run_free(&r);
+	ledger = simproc_ledger(w.sim);
+	ck_assert(json_object_object_get_ex(ledger, "statusCallsTotal", &v));
+	ck_assert_int_ge(json_object_get_int64(v), total + N);
+	json_object_put(ledger);
+	for (int i = 0; i < N; i++) {
+		free(orders[i]);
+		free(txns[i]);
+	}
+	world_down(&w);
+}
+END_TEST
+
+START_TEST(failing_status_endpoint_changes_nothing)
+{
+	static const char *const faults[] = {
+	    "{\"status_call\":{\"fail_rate\":1,\"status\":500}}",
+	    "{\"status_call\":{\"fail_rate\":1,\"status\":503}}",
+	    "{\"status_call\":{\"garble_rate\":1}}",
+	    "{\"status_call\":{\"hang_rate\":1,\"hang_ms\":8000}}",
+	};
+	struct world w;
+	world_up(&w, "[smartpay]\ntimeout = 2s\n[reconcile]\ninterval = 1s\n");
+	char *txn, *order = add_order(&w, "authorized", &txn);
+	char *txn2, *order2 = add_order(&w, "shipped", &txn2);
+	/* both would be found by a working status call */
+	char *portal = simproc_external(w.sim, txn, "{\"operation\":\"capture\"}");
+	ck_assert_ptr_nonnull(portal);
+	force_succeeded_capture(&w, order2, txn2, "2d6c1c49-5a1b-4c3e-9f43-0c7a1d2e3f42");
+	char *before = ledger_snapshot(&w);
+	for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++) {
+		ck_assert(simproc_set_faults(w.sim, faults[i]));
+		struct testutil_run r = CTL(&w, 1, "reconcile");
+		ck_assert_ptr_nonnull(strstr(r.err, "nothing decided"));
+		testutil_run_free(&r);
+		char *now = ledger_snapshot(&w);
+		ck_assert_str_eq(now, before);
+		free(now);
+	}
+	/* the daemon's passes under the same faults */
+	ck_assert(simproc_set_faults(w.sim, faults[0]));
+	daemonproc_start(&w.d, false);
+	long calls = simproc_status_calls(w.sim, NULL);
+	for (int tries = 0; tries < 300 && simproc_status_calls(w.sim, NULL) < calls + 6; tries++)
+		testutil_sleep_ms(100);
+	ck_assert_int_ge(simproc_status_calls(w.sim, NULL), calls + 6);
+	char *now = ledger_snapshot(&w);
+	ck_assert_str_eq(now, before);
+	free(now);
+	/* once it answers again, both are found */
+	ck_assert(simproc_clear_faults(w.sim));
+	await(&w,
+	      "SELECT count(*) FROM smartpay.alerts WHERE kind IN ('external_modification', "
+	      "'ledger_drift')",
+	      2);
+	free(before), free(portal), free(order), free(order2), free(txn), free(txn2);
+	world_down(&w);
+}
+END_TEST
+
+static Suite *reconcile_daemon_suite(void)
+{
+	Suite *s = suite_create("reconcile_daemon");
+	TCase *tc = tcase_create("daemon");
+	tcase_set_timeout(tc, 180);
+	tcase_add_test(tc, ledger_drift_found_by_ctl_and_by_the_pass);
+	tcase_add_test(tc, external_capture_recorded_and_refundable);
+	tcase_add_test(tc, ended_authorization_blocks_the_capture);
+	tcase_add_test(tc, status_calls_obey_the_rate_cap);
+	tcase_add_test(tc, failing_status_endpoint_changes_nothing);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	pgtest_start();
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	int status = testutil_run_suite(reconcile_daemon_suite(), CK_NORMAL);
+	curl_global_cleanup();
+	pgtest_stop();
+	return status;
+}
