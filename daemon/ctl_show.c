@@ -12,7 +12,7 @@
 static const char show_sql[] =
     "SELECT " CTL_SQL_MODIFICATION_COLUMNS ", m.lease_owner, m.lease_generation, "
     "m.lease_expires_at, m.http_status, m.payment_status, m.reconciliation_reference_id, "
-    "m.request_body, m.response_body "
+    "m.settled_by, m.origin, m.external_id, m.request_body, m.response_body "
     "FROM smartpay.modifications m WHERE m.modification_id = $1::uuid";
 
 /* The shop's request it came from (or that asked for it). */
