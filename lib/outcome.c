@@ -4,6 +4,7 @@
 
 #include "backoff.h"
 #include "classify.h"
+#include "reconcile.h"
 #include "response.h"
 #include "text.h"
 #include "xmalloc.h"
@@ -157,6 +158,65 @@ enum engine_result outcome_decide(const struct outcome_policy *p, const struct s
 	}
 	o->reason = storable_reason(o->reason);
 	response_free(&parsed);
+	return result;
+}
+
+/* Replaces o's reason by a storable copy of `reason` (malloc'd, taken). */
+static void set_reason(struct store_outcome *o, char *reason)
+{
+	free(o->reason);
+	o->reason = storable_reason(reason);
+}
+
+enum engine_result outcome_settle(const struct outcome_policy *p, const struct store_claim *c,
+                                  const struct gw_history *h, enum engine_result unknown,
+                                  struct store_outcome *o)
+{
+	struct rc_row row = {
+	    .kind = c->kind, .modification_id = c->modification_id, .state = RC_ROW_PENDING};
+	struct rc_report rep;
+	reconcile_compare(&row, 1, h, false, &rep);
+	const struct rc_settlement *s = &rep.settlements[0];
+	const char *ps = h->payment_status ? h->payment_status : "none";
+	const char *gs = s->gateway_status ? s->gateway_status : "none";
+	enum engine_result result = unknown;
+	if (s->settle == RC_SETTLE_SUCCEEDED) {
+		o->state = "succeeded";
+		o->settled_by = "status";
+		o->alert_kind = o->alert_severity = NULL;
+		o->retry_delay_ms = 0;
+		free(o->payment_status);
+		o->payment_status = text_storable_str(h->payment_status, OUTCOME_MAX_STORED_FIELD);
+		set_reason(o, xasprintf("settled from the gateway's status history: its entry for "
+		                        "this modificationId has status %s",
+		                        gs));
+		result = ER_SUCCEEDED;
+	} else if (s->settle == RC_SETTLE_REFUSED) {
+		o->state = "refused";
+		o->settled_by = "status";
+		o->alert_kind = "modification_refused";
+		o->alert_severity = "critical";
+		o->retry_delay_ms = 0;
+		set_reason(o, xasprintf("refused at the gateway: its status history has status %s "
+		                        "for this modificationId",
+		                        gs));
+		result = ER_REFUSED;
+	} else if (s->settle == RC_SETTLE_ABSENT && s->resend) {
+		if (unknown == ER_NEEDS_ATTENTION)
+			o->retry_delay_ms = p->retry_max_ms;
+		o->state = "pending";
+		o->alert_kind = o->alert_severity = NULL;
+		set_reason(o, xasprintf("resending the same request: the gateway's status history "
+		                        "does not have this modificationId and its payment status "
+		                        "%s shows it can still be made",
+		                        ps));
+		result = ER_RETRY;
+	} else {
+		set_reason(o, xasprintf("%s; the gateway's status history: %s (payment status %s)",
+		                        o->reason ? o->reason : "unknown",
+		                        reconcile_settle_name(s->settle), ps));
+	}
+	reconcile_report_free(&rep);
 	return result;
 }
 

@@ -63,6 +63,26 @@ enum engine_result outcome_decide(const struct outcome_policy *p, const struct s
                                   const struct outcome_answer *a, int64_t now_ms, uint64_t random,
                                   struct store_outcome *o);
 
+struct gw_history;
+
+/* Settles an unknown outcome from the transaction's status history (GET /payment/status,
+ * answered and readable). `o` and `unknown` are what outcome_decide gave for the attempt
+ * (ER_RETRY or ER_NEEDS_ATTENTION); *o is rewritten when the history decides:
+ *  - an entry with this modificationId confirms it: succeeded (ER_SUCCEEDED), the
+ *    payment status recorded, settled_by "status";
+ *  - it reports a refusal (FAILED, REFUSED, DECLINED ...): refused with the gateway's
+ *    status, a modification_refused alert (ER_REFUSED), settled_by "status";
+ *  - no entry has it and the payment status shows the modification can still be made:
+ *    pending, resent with the same id and body (ER_RETRY): after the backoff's delay, or
+ *    after retry_max when retries had run out;
+ *  - anything else (entries that disagree, a status that decides nothing, absent while
+ *    it can no longer be made): *o is left as it was, its reason saying what the history
+ *    showed.
+ * Returns the result for the attempt. Pure. */
+enum engine_result outcome_settle(const struct outcome_policy *p, const struct store_claim *c,
+                                  const struct gw_history *h, enum engine_result unknown,
+                                  struct store_outcome *o);
+
 /* The outcome of a capture whose authorization deadline passed while it was pending. */
 void outcome_expired(const struct store_claim *c, struct store_outcome *o);
 

@@ -96,6 +96,7 @@ struct store_outcome {
 	char *reconciliation_reference_id;
 	int64_t retry_delay_ms; /* pending: next attempt after this delay */
 	bool counted;           /* counts as an attempt */
+	const char *settled_by; /* "status" when the status history decided; NULL: "answer" */
 	const char *alert_kind; /* NULL: no alert */
 	const char *alert_severity;
 	char *order_id; /* for logs and follow-up scans */

@@ -1,5 +1,6 @@
 #include "autoconfig.h"
 
+#include "outcome.h"
 #include "reconcile.h"
 #include "response.h"
 #include "testutil.h"
@@ -396,6 +397,95 @@ START_TEST(names_and_kinds)
 }
 END_TEST
 
+/* What outcome_settle makes of an unknown answer (a 503) for a capture `mid` given the
+ * status body. */
+static enum engine_result settle_case(const char *body, int attempts, struct store_outcome *o,
+                                      enum engine_result *unknown)
+{
+	struct outcome_policy pol = {
+	    .retry_base_ms = 100, .retry_max_ms = 60000, .max_attempts = 3};
+	struct store_claim c = {.modification_id = "m1",
+	                        .order_id = "o1",
+	                        .transaction_id = "T1",
+	                        .kind = MOD_CAPTURE,
+	                        .attempts = attempts,
+	                        .generation = 1};
+	struct outcome_answer a = {.http_status = 503, .body = "", .body_len = 0};
+	*unknown = outcome_decide(&pol, &c, &a, 1000000, 7, o);
+	struct gw_history h;
+	ck_assert(response_parse_history(body, strlen(body), &h));
+	enum engine_result r = outcome_settle(&pol, &c, &h, *unknown, o);
+	response_history_free(&h);
+	return r;
+}
+
+START_TEST(settle_unknown_outcomes)
+{
+	struct store_outcome o;
+	enum engine_result unknown;
+	/* confirmed in the history */
+	char *b = status_body("CAPTURED", (const char *const[]){"m1|CAPTURE|CAPTURED|10.00", NULL});
+	ck_assert_int_eq(settle_case(b, 0, &o, &unknown), ER_SUCCEEDED);
+	ck_assert_int_eq(unknown, ER_RETRY);
+	ck_assert_str_eq(o.state, "succeeded");
+	ck_assert_str_eq(o.settled_by, "status");
+	ck_assert_str_eq(o.payment_status, "CAPTURED");
+	ck_assert_ptr_null(o.alert_kind);
+	ck_assert_ptr_nonnull(strstr(o.reason, "status history"));
+	store_outcome_clear(&o);
+	/* retries ran out: settled before needs_attention */
+	ck_assert_int_eq(settle_case(b, 2, &o, &unknown), ER_SUCCEEDED);
+	ck_assert_int_eq(unknown, ER_NEEDS_ATTENTION);
+	ck_assert_str_eq(o.state, "succeeded");
+	ck_assert_ptr_null(o.alert_kind);
+	store_outcome_clear(&o);
+	free(b);
+	/* refused at the gateway */
+	b = status_body("AUTHORIZATION_COMPLETED",
+	                (const char *const[]){"m1|CAPTURE|DECLINED|10.00", NULL});
+	ck_assert_int_eq(settle_case(b, 0, &o, &unknown), ER_REFUSED);
+	ck_assert_str_eq(o.state, "refused");
+	ck_assert_str_eq(o.settled_by, "status");
+	ck_assert_str_eq(o.alert_kind, "modification_refused");
+	ck_assert_ptr_nonnull(strstr(o.reason, "DECLINED"));
+	store_outcome_clear(&o);
+	free(b);
+	/* not there, still capturable: resent (after retry_max once retries ran out) */
+	b = status_body("AUTHORIZATION_COMPLETED", (const char *const[]){NULL});
+	ck_assert_int_eq(settle_case(b, 0, &o, &unknown), ER_RETRY);
+	ck_assert_str_eq(o.state, "pending");
+	ck_assert_ptr_null(o.settled_by);
+	ck_assert_int_le(o.retry_delay_ms, 100);
+	store_outcome_clear(&o);
+	ck_assert_int_eq(settle_case(b, 2, &o, &unknown), ER_RETRY);
+	ck_assert_str_eq(o.state, "pending");
+	ck_assert_int_eq(o.retry_delay_ms, 60000);
+	ck_assert_ptr_null(o.alert_kind);
+	ck_assert_ptr_nonnull(strstr(o.reason, "resending"));
+	store_outcome_clear(&o);
+	free(b);
+	/* not there, captured by someone else: nothing decided, needs_attention stays */
+	b = status_body("CAPTURED", (const char *const[]){"portal|CAPTURE|CAPTURED|10.00", NULL});
+	ck_assert_int_eq(settle_case(b, 2, &o, &unknown), ER_NEEDS_ATTENTION);
+	ck_assert_str_eq(o.state, "needs_attention");
+	ck_assert_str_eq(o.alert_kind, "needs_attention");
+	ck_assert_ptr_null(o.settled_by);
+	ck_assert_ptr_nonnull(strstr(o.reason, "absent"));
+	store_outcome_clear(&o);
+	ck_assert_int_eq(settle_case(b, 0, &o, &unknown), ER_RETRY);
+	ck_assert_str_eq(o.state, "pending");
+	store_outcome_clear(&o);
+	free(b);
+	/* a status that decides nothing */
+	b = status_body("CAPTURED", (const char *const[]){"m1|CAPTURE|ON_HOLD|10.00", NULL});
+	ck_assert_int_eq(settle_case(b, 0, &o, &unknown), ER_RETRY);
+	ck_assert_ptr_null(o.settled_by);
+	ck_assert_ptr_nonnull(strstr(o.reason, "undecided"));
+	store_outcome_clear(&o);
+	free(b);
+}
+END_TEST
+
 static Suite *reconcile_suite(void)
 {
 	Suite *s = suite_create("reconcile");
@@ -403,6 +493,7 @@ static Suite *reconcile_suite(void)
 	tcase_add_loop_test(tc, compare_table, 0, (int)(sizeof(cases) / sizeof(cases[0])));
 	tcase_add_test(tc, history_parse);
 	tcase_add_test(tc, names_and_kinds);
+	tcase_add_test(tc, settle_unknown_outcomes);
 	suite_add_tcase(s, tc);
 	return s;
 }
