@@ -144,6 +144,10 @@ static int retry_run(struct ctl_context *ctx, int argc, char **argv)
 		       id, ctl_value(row, 0, PQfnumber(row, "kind")),
 		       ctl_value(row, 0, PQfnumber(row, "order_id")),
 		       ctl_value(row, 0, PQfnumber(row, "attempts")));
+		printf(
+		    "the daemon settles an outcome it cannot read from SmartPay's status history "
+		    "itself; `smartpayctl reconcile --order %s` shows what SmartPay has\n",
+		    ctl_value(row, 0, PQfnumber(row, "order_id")));
 	}
 	PQclear(row);
 	return CTL_EXIT_OK;

@@ -109,6 +109,10 @@ START_TEST(test_minimal_and_defaults)
 	ck_assert_str_eq(cfg->metrics_listen, "127.0.0.1:9464");
 	ck_assert_int_eq(cfg->metrics_max_connections, 16);
 	ck_assert_int_eq(cfg->metrics_request_timeout_ms, 5000);
+	ck_assert_int_eq(cfg->reconcile_interval_ms, 300000);
+	ck_assert_int_eq(cfg->reconcile_lookback_ms, INT64_C(7) * 86400000);
+	ck_assert_int_eq(cfg->reconcile_requests_per_second, 5);
+	ck_assert_int_eq(cfg->reconcile_unknown_answers, 3);
 	/* origin is required by SmartPay but has no sensible default: a warning. */
 	ck_assert_str_eq(cfg->warnings, "t.conf:0: smartpay.origin: not set: SmartPay requires an "
 	                                "Origin header on every request\n");
@@ -590,6 +594,14 @@ START_TEST(test_other_values)
 	          "t.conf:5: metrics.max_connections: must be between 1 and 10000");
 	one_error("[metrics]\nrequest_timeout = 10ms\n",
 	          "t.conf:5: metrics.request_timeout: must be between 100ms and 5m");
+	one_error("[reconcile]\nrequests_per_second = 0\n",
+	          "t.conf:5: reconcile.requests_per_second: must be between 1 and 1000");
+	one_error("[reconcile]\nlookback = 30s\n",
+	          "t.conf:5: reconcile.lookback: must be between 1m and 366d");
+	one_error("[reconcile]\ninterval = 2d\n",
+	          "t.conf:5: reconcile.interval: must be at most 1d");
+	one_error("[reconcile]\nunknown_answers = 0\n",
+	          "t.conf:5: reconcile.unknown_answers: must be between 1 and 100000");
 	one_error("[daemon]\ninstance_name = node 1\n",
 	          "t.conf:5: daemon.instance_name: 'node 1' may only contain letters, digits and "
 	          ". - _ : @");
@@ -764,6 +776,10 @@ START_TEST(test_example_config)
 	    "listen",
 	    "max_connections",
 	    "request_timeout",
+	    "interval",
+	    "lookback",
+	    "requests_per_second",
+	    "unknown_answers",
 	};
 	const char *top = getenv("SP_TOP_SRCDIR");
 	ck_assert_msg(top != NULL, "SP_TOP_SRCDIR is not set (run through make check)");
