@@ -165,7 +165,7 @@ static bool reconcile_one(struct reconcile_run *run, const char *transaction, co
 		report_finding(run, transaction, owner, &w.history, &rows, &rep.findings[i]);
 	struct store_rc_record rec;
 	store_rc_record_build(transaction, owner, &w.history, &rows, &rep, &rec);
-	res = ctl_query(run->ctx, "reconcile", store_rc_record_sql, 8,
+	res = ctl_query(run->ctx, "reconcile", store_rc_record_sql, 9,
 	                (const char *const *)rec.params);
 	bool ok = res != NULL;
 	if (ok)

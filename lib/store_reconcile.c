@@ -55,9 +55,13 @@ const char store_rc_rows_sql[] =
  * {modification_id, id, kind, amount, currency, reason}), $5 alerts (JSON array of
  * {kind, severity, modification_id, external, dedup_key, message}: `external` names the
  * external row the alert is about), $6 findings, $7 the id of a refused capture row that
- * blocks captures (NULL: none), $8 its reason. An external row is recorded only when no
+ * blocks captures (NULL: none), $8 its reason, $9 settlements of needs_attention rows
+ * (JSON array of {modification_id, state, reason, payment_status}: succeeded or refused
+ * from the history, or pending to be resent). An external row is recorded only when no
  * row of the transaction names its id (by then a row of ours could have been committed
- * and sent); a blocking row only when the order has no capture row. */
+ * and sent); a blocking row only when the order has no capture row; a settlement only
+ * while the row is needs_attention, and a resend only when nothing else of the
+ * transaction is pending and a capture's deadline has not passed. */
 const char store_rc_record_sql[] =
     "WITH ext AS (INSERT INTO smartpay.modifications (modification_id, order_id, "
     "transaction_id, kind, amount_minor, currency, state, reason, origin, external_id, "
@@ -75,6 +79,18 @@ const char store_rc_record_sql[] =
     "WHERE $7 IS NOT NULL AND NOT EXISTS (SELECT 1 FROM smartpay.modifications m "
     "WHERE m.order_id = $2 AND m.kind = 'capture' AND m.dismissed_at IS NULL) "
     "ON CONFLICT DO NOTHING RETURNING modification_id), "
+    "stl AS (UPDATE smartpay.modifications m SET state = s.state, settled_by = CASE WHEN "
+    "s.state = 'pending' THEN m.settled_by ELSE 'status' END, reason = s.reason, "
+    "payment_status = coalesce(s.payment_status, m.payment_status), next_attempt_at = "
+    "now(), lease_owner = NULL, lease_expires_at = NULL, updated_at = now(), completed_at "
+    "= CASE WHEN s.state = 'pending' THEN NULL ELSE now() END "
+    "FROM jsonb_to_recordset($9::jsonb) AS s(modification_id text, state text, reason "
+    "text, payment_status text) "
+    "WHERE m.modification_id = s.modification_id::uuid AND m.transaction_id = $1 "
+    "AND m.state = 'needs_attention' AND (s.state <> 'pending' OR (NOT EXISTS (SELECT 1 "
+    "FROM smartpay.modifications p WHERE p.transaction_id = $1 AND p.state = 'pending') "
+    "AND (m.kind <> 'capture' OR m.deadline IS NULL OR m.deadline > now()))) "
+    "RETURNING m.modification_id), "
     "al AS (INSERT INTO smartpay.alerts (kind, severity, order_id, modification_id, "
     "dedup_key, message) "
     "SELECT a.kind, a.severity, $2, CASE WHEN a.external IS NOT NULL THEN (SELECT "
@@ -83,6 +99,8 @@ const char store_rc_record_sql[] =
     "a.modification_id::uuid END, a.dedup_key, a.message "
     "FROM jsonb_to_recordset($5::jsonb) AS a(kind text, severity text, modification_id "
     "text, external text, dedup_key text, message text) "
+    "WHERE a.kind <> 'modification_refused' OR a.modification_id::uuid IN (SELECT "
+    "modification_id FROM stl) "
     "ON CONFLICT (kind, dedup_key) DO NOTHING "
     "RETURNING alert_id, kind, severity, order_id, modification_id::text, message), "
     "st AS (INSERT INTO smartpay.reconciliations (transaction_id, order_id, reconciled_at, "
@@ -250,6 +268,55 @@ static void build_external(const char *transaction_id, const struct gw_history *
 	free(eid);
 }
 
+/* Settles a needs_attention row from the history: succeeded or refused, or pending to be
+ * resent when the history lacks it and it can still be made (the engine's own pending
+ * rows are its business). */
+static void build_settlement(const struct gw_history *h, const struct store_rc_rows *rows,
+                             const struct rc_settlement *s, struct json_object *stl,
+                             struct json_object *alerts)
+{
+	const struct rc_row *row = &rows->rows[s->row];
+	const char *state = s->settle == RC_SETTLE_SUCCEEDED             ? "succeeded"
+	                    : s->settle == RC_SETTLE_REFUSED             ? "refused"
+	                    : s->settle == RC_SETTLE_ABSENT && s->resend ? "pending"
+	                                                                 : NULL;
+	if (row->state != RC_ROW_NEEDS_ATTENTION || row->external || state == NULL)
+		return;
+	const char *ps = h->payment_status ? h->payment_status : "none";
+	const char *gs = s->gateway_status ? s->gateway_status : "none";
+	char *reason =
+	    s->settle == RC_SETTLE_SUCCEEDED
+	        ? xasprintf("settled from the gateway's status history: its entry for this "
+	                    "modificationId has status %s",
+	                    gs)
+	    : s->settle == RC_SETTLE_REFUSED
+	        ? xasprintf("refused at the gateway: its status history has status %s for this "
+	                    "modificationId",
+	                    gs)
+	        : xasprintf("resending the same request: the gateway's status history does not "
+	                    "have this modificationId and its payment status %s shows it can "
+	                    "still be made",
+	                    ps);
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "modification_id", json_object_new_string(rows->uuids[s->row]));
+	json_object_object_add(o, "state", json_object_new_string(state));
+	json_object_object_add(o, "reason", json_object_new_string(reason));
+	json_object_object_add(o, "payment_status",
+	                       h->payment_status ? json_object_new_string(h->payment_status)
+	                                         : NULL);
+	json_object_array_add(stl, o);
+	if (s->settle == RC_SETTLE_REFUSED) {
+		char *dedup = xasprintf("%s:status", rows->uuids[s->row]);
+		char *text = xasprintf("%s for order %s: %s", mod_kind_name(row->kind),
+		                       rows->order_id ? rows->order_id : "?", reason);
+		add_alert(alerts, "modification_refused", "critical", rows->uuids[s->row], NULL,
+		          dedup, text);
+		free(text);
+		free(dedup);
+	}
+	free(reason);
+}
+
 void store_rc_record_build(const char *transaction_id, const char *order_id,
                            const struct gw_history *h, const struct store_rc_rows *rows,
                            const struct rc_report *rep, struct store_rc_record *out)
@@ -282,6 +349,9 @@ void store_rc_record_build(const char *transaction_id, const char *order_id,
 		}
 		free(text);
 	}
+	struct json_object *stl = json_object_new_array();
+	for (size_t i = 0; i < rep->nsettlements; i++)
+		build_settlement(h, rows, &rep->settlements[i], stl, alerts);
 	out->nalerts = json_object_array_length(alerts);
 	out->params[0] = xstrdup(transaction_id);
 	out->params[1] = xstrdup(order_id);
@@ -289,6 +359,7 @@ void store_rc_record_build(const char *transaction_id, const char *order_id,
 	out->params[3] = json_take(exts);
 	out->params[4] = json_take(alerts);
 	out->params[5] = xasprintf("%zu", rep->nfindings);
+	out->params[8] = json_take(stl);
 }
 
 void store_rc_record_free(struct store_rc_record *r)
@@ -337,6 +408,6 @@ bool store_rc_record(struct pg_conn *pc, const struct store_rc_record *rec, stor
 {
 	if (!pg_conn_is_up(pc))
 		return false;
-	return pg_conn_query(pc, store_rc_record_sql, 8, (const char *const *)rec->params, done,
+	return pg_conn_query(pc, store_rc_record_sql, 9, (const char *const *)rec->params, done,
 	                     arg);
 }

@@ -52,7 +52,7 @@ void store_rc_rows_free(struct store_rc_rows *r);
 
 /* The parameters of store_rc_record_sql for one comparison. */
 struct store_rc_record {
-	char *params[8]; /* owned; NULL for SQL NULL */
+	char *params[9]; /* owned; NULL for SQL NULL */
 	size_t nalerts;  /* alerts asked for (some may exist already) */
 };
 
@@ -61,7 +61,10 @@ struct store_rc_record {
  * external effect, an 'external_modification' alert (warning) for it, a 'ledger_drift'
  * alert (critical) per drifted row, and for an ended authorization an
  * 'authorization_ended' alert (critical) and a refused capture row without a request
- * body, so that no capture is created for the order (smartpayctl dismiss removes it). */
+ * body, so that no capture is created for the order (smartpayctl dismiss removes it).
+ * A needs_attention row that the history settles becomes succeeded or refused (with a
+ * modification_refused alert), settled_by status; one it lacks and that can still be
+ * made goes back to pending, to be resent with the same id and body. */
 void store_rc_record_build(const char *transaction_id, const char *order_id,
                            const struct gw_history *h, const struct store_rc_rows *rows,
                            const struct rc_report *rep, struct store_rc_record *out);

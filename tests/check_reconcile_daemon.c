@@ -364,6 +364,79 @@ START_TEST(failing_status_endpoint_changes_nothing)
 }
 END_TEST
 
+/* A needs_attention capture row with its exact request body. */
+static void add_needs_attention(struct world *w, const char *order, const char *txn, const char *id,
+                                const char *body)
+{
+	const char *p[] = {id, order, txn, body};
+	PGresult *res = PQexecParams(
+	    w->db,
+	    "INSERT INTO smartpay.modifications (modification_id, order_id, transaction_id, kind, "
+	    "amount_minor, currency, request_body, state, attempts, reason, completed_at) VALUES "
+	    "($1, $2, $3, 'capture', 1000, 'EUR', $4, 'needs_attention', 5, 'retries ran out', "
+	    "now())",
+	    4, NULL, p, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(w->db));
+	PQclear(res);
+}
+
+START_TEST(needs_attention_settled_from_history)
+{
+	struct world w;
+	world_up(&w, "[reconcile]\ninterval = 0s\n");
+	char *txn, *order = add_order(&w, "shipped", &txn);
+	char *txn2, *order2 = add_order(&w, "shipped", &txn2);
+	static const char m1[] = "3d6c1c49-5a1b-4c3e-9f43-0c7a1d2e3f43";
+	static const char m2[] = "4d6c1c49-5a1b-4c3e-9f43-0c7a1d2e3f44";
+	char *b1 = xasprintf("{\"transactionId\":\"%s\",\"merchantKey\":\"%s\","
+	                     "\"modificationId\":\"%s\"}",
+	                     txn, SIMPROC_MERCHANT_KEY, m1);
+	char *b2 = xasprintf("{\"transactionId\":\"%s\",\"merchantKey\":\"%s\","
+	                     "\"modificationId\":\"%s\"}",
+	                     txn2, SIMPROC_MERCHANT_KEY, m2);
+	/* the first was performed, its answers lost; the second never reached the gateway */
+	struct simproc_reply r0;
+	ck_assert(simproc_payment(w.sim, "capture", b1, &r0));
+	ck_assert_int_eq(r0.status, 200);
+	simproc_reply_free(&r0);
+	add_needs_attention(&w, order, txn, m1, b1);
+	add_needs_attention(&w, order2, txn2, m2, b2);
+	struct testutil_run r = CTL(&w, 0, "reconcile");
+	testutil_run_free(&r);
+	ck_assert_int_eq(pgtest_int(w.db,
+	                            "SELECT count(*) FROM smartpay.modifications WHERE "
+	                            "modification_id = '3d6c1c49-5a1b-4c3e-9f43-0c7a1d2e3f43' "
+	                            "AND state = 'succeeded' AND settled_by = 'status' AND "
+	                            "payment_status = 'CAPTURED'"),
+	                 1);
+	ck_assert_int_eq(pgtest_int(w.db,
+	                            "SELECT count(*) FROM smartpay.modifications WHERE "
+	                            "modification_id = '4d6c1c49-5a1b-4c3e-9f43-0c7a1d2e3f44' "
+	                            "AND state = 'pending' AND reason LIKE 'resending%'"),
+	                 1);
+	/* smartpayctl show says where the outcome came from */
+	r = CTL(&w, 0, "show", m1);
+	ck_assert_ptr_nonnull(strstr(r.out, "settled_by"));
+	ck_assert_ptr_nonnull(strstr(r.out, "status"));
+	testutil_run_free(&r);
+	/* the daemon resends the second with the same id and bytes */
+	daemonproc_start(&w.d, false);
+	await(&w,
+	      "SELECT count(*) FROM smartpay.modifications WHERE modification_id = "
+	      "'4d6c1c49-5a1b-4c3e-9f43-0c7a1d2e3f44' AND state = 'succeeded'",
+	      1);
+	ck_assert_int_eq(simproc_count_effects(w.sim, txn, "CAPTURE"), 1);
+	ck_assert_int_eq(simproc_count_effects(w.sim, txn2, "CAPTURE"), 1);
+	ck_assert_int_eq(simproc_request_count(w.sim, m1), 1);
+	struct json_object *ledger = simproc_ledger(w.sim);
+	ck_assert_int_eq(simproc_ledger_per_id(ledger, "otherBodies", m2), 0);
+	json_object_put(ledger);
+	ck_assert_int_eq(pgtest_int(w.db, "SELECT count(*) FROM smartpay.alerts"), 0);
+	free(b1), free(b2), free(order), free(order2), free(txn), free(txn2);
+	world_down(&w);
+}
+END_TEST
+
 static Suite *reconcile_daemon_suite(void)
 {
 	Suite *s = suite_create("reconcile_daemon");
@@ -374,6 +447,7 @@ static Suite *reconcile_daemon_suite(void)
 	tcase_add_test(tc, ended_authorization_blocks_the_capture);
 	tcase_add_test(tc, status_calls_obey_the_rate_cap);
 	tcase_add_test(tc, failing_status_endpoint_changes_nothing);
+	tcase_add_test(tc, needs_attention_settled_from_history);
 	suite_add_tcase(s, tc);
 	return s;
 }
