@@ -15,20 +15,26 @@ pglog=/var/log/postgresql/postgresql-15-main.log
 max_exposure=1.5
 passed=0
 
-# Prints a failure with the service's last journal lines and stops.
+# Prints a failure with the service's last journal lines (on stderr: it may be called in
+# a command substitution) and stops.
 fail() {
-	echo "FAIL: $*"
-	echo "---- journalctl -u smartpayd (last 40 lines)"
-	journalctl -u smartpayd --no-pager -n 40 -o short-precise 2>&1 || true
-	echo "---- systemctl status smartpayd"
-	systemctl status smartpayd --no-pager 2>&1 | head -20 || true
-	echo "checks: $passed passed, 1 failed"
+	{
+		echo "FAIL: $*"
+		echo "---- journalctl -u smartpayd (last 40 lines)"
+		journalctl -u smartpayd --no-pager -n 40 -o short-precise 2>&1 || true
+		echo "---- systemctl status smartpayd"
+		systemctl status smartpayd --no-pager 2>&1 | head -20 || true
+		echo "checks: $passed passed, 1 failed"
+	} >&2
 	exit 1
 }
+trap 'echo "FAIL: unexpected error at line $LINENO" >&2' ERR
+# Counts and prints a passed check.
 ok() {
 	passed=$((passed + 1))
 	echo "ok $passed - $*"
 }
+# Prints the heading of a group of checks.
 step() { echo "== $*"; }
 
 # wait_until SECONDS COMMAND...: polls COMMAND until it succeeds; false on time-out.
@@ -42,17 +48,20 @@ wait_until() {
 	done
 }
 
+# psql on the shop database as its owner, postgres.
 psql_shop() { runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -At -d shop "$@"; }
+# One property of the unit (systemctl show).
 prop() { systemctl show -p "$1" --value smartpayd; }
 main_pid() { prop MainPID; }
+# The daemon's own lines in the journal (not systemd's about the unit).
 daemon_journal() { journalctl _SYSTEMD_UNIT=smartpayd.service _COMM=smartpayd --no-pager -o cat "$@"; }
-count_state() {
-	psql_shop -c "SELECT count(*) FROM smartpay.modifications WHERE kind = 'capture' AND state = '$1'"
-}
 is_active() { [ "$(systemctl is-active smartpayd)" = active ]; }
 sim_up() { curl -sf "$sim/_sim/clock" >/dev/null; }
+# set_conf KEY VALUE: sets a key of smartpayd.conf in place.
 set_conf() { sed -i "s|^$1 =.*|$1 = $2|" "$conf"; }
+# Captures in the simulator's ledger.
 captures_at_sim() { curl -sf "$sim/_sim/ledger" | grep -o '"type" *: *"CAPTURE"' | wc -l; }
+# Replaces the simulator's fault configuration.
 sim_faults() { curl -sf -X POST "$sim/_sim/faults" -H 'Content-Type: application/json' -d "$1" >/dev/null; }
 
 # new_orders N: N authorized transactions at the simulator and their orders; prints the ids.
@@ -67,11 +76,13 @@ new_orders() {
 		echo "$id"
 	done
 }
+# Ships the orders whose ids are on stdin, one per line.
 ship() { psql_shop -c "UPDATE public.orders SET status = 'shipped' WHERE id IN ($(paste -sd, -))" >/dev/null; }
+# captured_orders ID,ID,...: how many of these orders have a succeeded capture.
 captured_orders() {
 	psql_shop -c "SELECT count(*) FROM smartpay.modifications WHERE kind = 'capture' AND state = 'succeeded' AND order_id = ANY (string_to_array('$1', ','))"
 }
-# the files a package could leave behind
+# Lists the files a package could create or leave behind (not the database's, the logs').
 fs_snapshot() {
 	find /etc /usr /lib /var/lib /var/log /opt /srv -xdev \
 		\( -path /var/lib/dpkg -o -path /var/lib/apt -o -path /var/log/journal \
