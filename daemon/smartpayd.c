@@ -158,7 +158,7 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 	struct sp_config *cfg = NULL;
 	char *errors = NULL;
 	if (!config_load(d->cfg->path, &cfg, &errors)) {
-		log_event(LOG_LVL_ERR, "reload_failed", "file", d->cfg->path, "errors", errors,
+		log_event(LOG_LVL_WARNING, "reload_failed", "file", d->cfg->path, "errors", errors,
 		          "msg", "keeping the running configuration", NULL);
 		free(errors);
 		service_ready(d->service);
@@ -167,7 +167,7 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 	char *why = NULL;
 	char *secret = config_read_secret(cfg, &why);
 	if (secret == NULL) {
-		log_event(LOG_LVL_ERR, "reload_failed", "reason", why, "msg",
+		log_event(LOG_LVL_WARNING, "reload_failed", "reason", why, "msg",
 		          "keeping the running configuration", NULL);
 		free(why);
 		config_free(cfg);
