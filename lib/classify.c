@@ -2,7 +2,10 @@
 
 #include "classify.h"
 
+#include "xmalloc.h"
+
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -231,11 +234,114 @@ static bool is_transient_4xx(int status)
 	}
 }
 
-void classify_answer(int http_status, bool transport_error, bool timed_out, bool body_parsed,
-                     const char *retry_after, int64_t now_ms, struct classification *out)
+/* The modification a type or a status belongs to. */
+enum family { FAM_NONE, FAM_CAPTURE, FAM_CANCEL, FAM_REFUND };
+
+/* A spelling in canonical form (ASCII upper case, CANCELED -> CANCELLED ...). */
+static char *canonical(const char *s)
+{
+	char *upper = xstrdup(s);
+	char *out;
+
+	for (char *p = upper; *p != '\0'; p++)
+		if (*p >= 'a' && *p <= 'z')
+			*p = (char)(*p - 'a' + 'A');
+	out = response_normalise_status(upper);
+	free(upper);
+	return out;
+}
+
+/* Looks a canonical word up in a table of {text, family}; FAM_NONE when absent. */
+static enum family lookup(const char *canon, const char *const *texts, const enum family *families,
+                          size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(canon, texts[i]) == 0)
+			return families[i];
+	return FAM_NONE;
+}
+
+/* The modification a modificationData.type names. */
+static enum family type_family(const char *type)
+{
+	static const char *const texts[] = {"CAPTURE", "CANCELLATION", "REFUND"};
+	static const enum family families[] = {FAM_CAPTURE, FAM_CANCEL, FAM_REFUND};
+	char *canon = canonical(type);
+	enum family f = lookup(canon, texts, families, sizeof(texts) / sizeof(texts[0]));
+
+	free(canon);
+	return f;
+}
+
+/* The modification a status confirms, FAM_NONE when it confirms none. */
+static enum family status_family(const char *status)
+{
+	static const char *const texts[] = {"CAPTURED",      "CAPTURE_PENDING",      "SETTLED",
+	                                    "CANCELLED",     "CANCELLATION_PENDING", "REFUNDED",
+	                                    "REFUND_PENDING"};
+	static const enum family families[] = {FAM_CAPTURE, FAM_CAPTURE, FAM_CAPTURE, FAM_CANCEL,
+	                                       FAM_CANCEL,  FAM_REFUND,  FAM_REFUND};
+	char *canon = canonical(status);
+	enum family f = lookup(canon, texts, families, sizeof(texts) / sizeof(texts[0]));
+
+	free(canon);
+	return f;
+}
+
+/* Whether a modification of `kind` can be one of family f. */
+static bool kind_allows(enum mod_kind kind, enum family f)
+{
+	switch (kind) {
+	case MOD_CAPTURE:
+		return f == FAM_CAPTURE;
+	case MOD_CANCEL:
+		return f == FAM_CANCEL;
+	case MOD_REFUND:
+		return f == FAM_REFUND;
+	case MOD_CANCEL_OR_REFUND:
+		return f == FAM_CANCEL || f == FAM_REFUND;
+	}
+	return false;
+}
+
+const char *classify_confirms(enum mod_kind kind, const char *type, const char *status)
+{
+	enum family tf = FAM_NONE, sf;
+
+	if (type != NULL) {
+		tf = type_family(type);
+		if (!kind_allows(kind, tf))
+			return CLASSIFY_UNCONFIRMED_WRONG_TYPE;
+	}
+	if (status == NULL)
+		return CLASSIFY_UNCONFIRMED_NO_STATUS;
+	sf = status_family(status);
+	if (!kind_allows(kind, sf) || (type != NULL && sf != tf))
+		return CLASSIFY_UNCONFIRMED_STATUS;
+	return NULL;
+}
+
+/* Why a 2xx body does not confirm a modification of `kind`, or NULL when it does. */
+static const char *unconfirmed_why(const struct gw_response *body, enum mod_kind kind)
+{
+	if (body == NULL)
+		return CLASSIFY_UNCONFIRMED_NOT_JSON;
+	if (body->has_error)
+		return CLASSIFY_UNCONFIRMED_ERROR;
+	if (body->modification_entries == 0)
+		return CLASSIFY_UNCONFIRMED_NO_ENTRY;
+	if (body->entries_disagree)
+		return CLASSIFY_UNCONFIRMED_DISAGREE;
+	return classify_confirms(kind, body->modification_type, body->modification_status);
+}
+
+void classify_answer(int http_status, bool transport_error, bool timed_out,
+                     const struct gw_response *body, enum mod_kind kind, const char *retry_after,
+                     int64_t now_ms, struct classification *out)
 {
 	out->retry_after_ms = classify_retry_after(retry_after, now_ms);
 	out->outcome = OUTCOME_UNKNOWN;
+	out->unconfirmed = NULL;
 	if (timed_out) {
 		out->reason = "timeout";
 	} else if (transport_error) {
@@ -245,12 +351,10 @@ void classify_answer(int http_status, bool transport_error, bool timed_out, bool
 	} else if (http_status < 100 || http_status > 599) {
 		out->reason = "invalid http status";
 	} else if (http_status >= 200 && http_status <= 299) {
-		if (body_parsed) {
+		out->reason = http_text[http_status - 100];
+		out->unconfirmed = unconfirmed_why(body, kind);
+		if (out->unconfirmed == NULL)
 			out->outcome = OUTCOME_ACCEPTED;
-			out->reason = http_text[http_status - 100];
-		} else {
-			out->reason = "unreadable body";
-		}
 	} else if (http_status == 401 || http_status == 407) {
 		out->outcome = OUTCOME_AUTH_REJECTED;
 		out->reason = http_status == 401 ? "credentials rejected: http 401"

@@ -6,7 +6,7 @@ lib_libsmartpay_a_SOURCES += lib/money.c lib/money.h lib/log.c lib/log.h \
 	lib/config.c lib/config.h lib/config_internal.h lib/config_ini.c lib/config_value.c
 lib_libsmartpay_a_SOURCES += lib/migrate.c lib/migrate.h
 lib_libsmartpay_a_SOURCES += lib/uuid.c lib/uuid.h lib/modification.c lib/modification.h \
-	lib/response.c lib/response.h lib/classify.c lib/classify.h \
+	lib/response.c lib/response.h lib/classify.c lib/classify.h lib/text.c lib/text.h \
 	lib/backoff.c lib/backoff.h lib/http.c lib/http.h
 lib_libsmartpay_a_SOURCES += lib/pgconn.c lib/pgconn.h lib/store.c lib/store.h \
 	lib/intent.c lib/intent.h lib/outcome.c lib/outcome.h \

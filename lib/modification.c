@@ -3,6 +3,7 @@
 #include "modification.h"
 
 #include "money.h"
+#include "text.h"
 #include "xmalloc.h"
 
 #include <stddef.h>
@@ -70,37 +71,15 @@ const char *mod_kind_path(enum mod_kind k)
 static long utf8_length(const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
+	size_t avail = strlen(s), subpart;
 	long n = 0;
 
-	while (*p != '\0') {
-		unsigned char c = *p;
-		size_t extra;
-		unsigned long cp;
-		if (c < 0x80) {
-			p++;
-			n++;
-			continue;
-		} else if (c >= 0xc2 && c <= 0xdf) {
-			extra = 1;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			extra = 2;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			extra = 3;
-			cp = c & 0x07;
-		} else {
+	while (avail > 0) {
+		size_t k = text_utf8_sequence(p, avail, &subpart);
+		if (k == 0)
 			return -1;
-		}
-		for (size_t i = 1; i <= extra; i++) {
-			if ((p[i] & 0xc0) != 0x80)
-				return -1;
-			cp = (cp << 6) | (p[i] & 0x3f);
-		}
-		if ((extra == 2 && cp < 0x800) || (extra == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return -1;
-		p += extra + 1;
+		p += k;
+		avail -= k;
 		n++;
 	}
 	return n;

@@ -5,8 +5,10 @@
 #include "backoff.h"
 #include "classify.h"
 #include "response.h"
+#include "text.h"
 #include "xmalloc.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 const char *engine_result_name(enum engine_result r)
@@ -27,9 +29,84 @@ static void outcome_init(const struct store_claim *c, struct store_outcome *o)
 	o->counted = true;
 }
 
-static char *dup_or_null(const char *s)
+/* What a 2xx that did not confirm this modification showed instead (the error, the
+ * entry's type or status; well-formed text from the parsed body), or NULL. */
+static const char *unconfirmed_detail(const struct classification *cls,
+                                      const struct gw_response *parsed)
 {
-	return s ? xstrdup(s) : NULL;
+	if (strcmp(cls->unconfirmed, CLASSIFY_UNCONFIRMED_ERROR) == 0)
+		return parsed->error;
+	if (strcmp(cls->unconfirmed, CLASSIFY_UNCONFIRMED_WRONG_TYPE) == 0)
+		return parsed->modification_type;
+	if (strcmp(cls->unconfirmed, CLASSIFY_UNCONFIRMED_STATUS) == 0)
+		return parsed->modification_status;
+	return NULL;
+}
+
+/* What an unknown outcome says happened, malloc'd: the transport's message, why a 2xx
+ * did not confirm this modification, or the classification's reason. */
+static char *unknown_detail(const struct outcome_answer *a, const struct classification *cls,
+                            const struct gw_response *parsed)
+{
+	const char *seen;
+
+	if (a->error != NULL && a->http_status == 0)
+		return xstrdup(a->error);
+	if (cls->unconfirmed == NULL)
+		return xstrdup(cls->reason);
+	seen = unconfirmed_detail(cls, parsed);
+	if (seen != NULL)
+		return xasprintf(
+		    "gateway answered %s without confirming this modification: %s (%s)",
+		    cls->reason, cls->unconfirmed, seen);
+	return xasprintf("gateway answered %s without confirming this modification: %s",
+	                 cls->reason, cls->unconfirmed);
+}
+
+/* Takes a malloc'd reason and returns it storable (well-formed, bounded). */
+static char *storable_reason(char *reason)
+{
+	char *out = text_storable_str(reason, OUTCOME_MAX_STORED_REASON);
+
+	free(reason);
+	return out;
+}
+
+/* Fills the outcome of an unknown answer: a retry, or needs_attention when retries are
+ * exhausted or a capture's deadline leaves no room. */
+static enum engine_result outcome_unknown(const struct outcome_policy *p,
+                                          const struct store_claim *c,
+                                          const struct outcome_answer *a,
+                                          const struct classification *cls,
+                                          const struct gw_response *parsed, int64_t now_ms,
+                                          uint64_t random, struct store_outcome *o)
+{
+	struct backoff_policy pol = {.base_ms = p->retry_base_ms,
+	                             .max_ms = p->retry_max_ms,
+	                             .max_attempts = p->max_attempts,
+	                             .deadline_margin_ms = OUTCOME_DEADLINE_MARGIN_MS};
+	int64_t deadline = c->kind == MOD_CAPTURE ? c->deadline_ms : 0;
+	int64_t next_at = 0;
+	const char *why = NULL;
+	char *detail = unknown_detail(a, cls, parsed);
+	enum engine_result result;
+
+	if (backoff_next(&pol, c->attempts + 1, now_ms, deadline, cls->retry_after_ms, random,
+	                 &next_at, &why) == BACKOFF_GIVE_UP) {
+		o->state = "needs_attention";
+		o->reason =
+		    xasprintf("%s after %d attempts; last: %s", why, c->attempts + 1, detail);
+		o->alert_kind = "needs_attention";
+		o->alert_severity = "critical";
+		result = ER_NEEDS_ATTENTION;
+	} else {
+		o->state = "pending";
+		o->reason = xasprintf("retrying: %s", detail);
+		o->retry_delay_ms = next_at - now_ms;
+		result = ER_RETRY;
+	}
+	free(detail);
+	return result;
 }
 
 enum engine_result outcome_decide(const struct outcome_policy *p, const struct store_claim *c,
@@ -41,21 +118,22 @@ enum engine_result outcome_decide(const struct outcome_policy *p, const struct s
 	bool body_ok =
 	    a->http_status > 0 && response_parse(a->body, a->body_len, c->modification_id, &parsed);
 	struct classification cls;
-	classify_answer(a->http_status, a->transport_error, a->timed_out, body_ok, a->retry_after,
-	                now_ms, &cls);
+	classify_answer(a->http_status, a->transport_error, a->timed_out, body_ok ? &parsed : NULL,
+	                c->kind, a->retry_after, now_ms, &cls);
 
 	outcome_init(c, o);
 	o->http_status = a->http_status;
 	if (a->http_status > 0 && a->body_len > 0)
-		o->response_body = xstrndup(a->body, a->body_len < OUTCOME_MAX_STORED_RESPONSE
-		                                         ? a->body_len
-		                                         : OUTCOME_MAX_STORED_RESPONSE);
+		o->response_body =
+		    text_storable(a->body, a->body_len, OUTCOME_MAX_STORED_RESPONSE, TEXT_NUL_DROP);
 	enum engine_result result;
 	switch (cls.outcome) {
 	case OUTCOME_ACCEPTED:
 		o->state = "succeeded";
-		o->payment_status = dup_or_null(parsed.payment_status);
-		o->reconciliation_reference_id = dup_or_null(parsed.reconciliation_reference_id);
+		o->payment_status =
+		    text_storable_str(parsed.payment_status, OUTCOME_MAX_STORED_FIELD);
+		o->reconciliation_reference_id =
+		    text_storable_str(parsed.reconciliation_reference_id, OUTCOME_MAX_STORED_FIELD);
 		result = ER_SUCCEEDED;
 		break;
 	case OUTCOME_REFUSED:
@@ -73,32 +151,11 @@ enum engine_result outcome_decide(const struct outcome_policy *p, const struct s
 		o->reason = xstrdup(cls.reason);
 		result = ER_AUTH_REJECTED;
 		break;
-	default: {
-		struct backoff_policy pol = {.base_ms = p->retry_base_ms,
-		                             .max_ms = p->retry_max_ms,
-		                             .max_attempts = p->max_attempts,
-		                             .deadline_margin_ms = OUTCOME_DEADLINE_MARGIN_MS};
-		int64_t deadline = c->kind == MOD_CAPTURE ? c->deadline_ms : 0;
-		int64_t next_at = 0;
-		const char *why = NULL;
-		const char *detail = a->error && a->http_status == 0 ? a->error : cls.reason;
-		if (backoff_next(&pol, c->attempts + 1, now_ms, deadline, cls.retry_after_ms,
-		                 random, &next_at, &why) == BACKOFF_GIVE_UP) {
-			o->state = "needs_attention";
-			o->reason = xasprintf("%s after %d attempts; last: %s", why,
-			                      c->attempts + 1, detail);
-			o->alert_kind = "needs_attention";
-			o->alert_severity = "critical";
-			result = ER_NEEDS_ATTENTION;
-		} else {
-			o->state = "pending";
-			o->reason = xasprintf("retrying: %s", detail);
-			o->retry_delay_ms = next_at - now_ms;
-			result = ER_RETRY;
-		}
+	default:
+		result = outcome_unknown(p, c, a, &cls, &parsed, now_ms, random, o);
 		break;
 	}
-	}
+	o->reason = storable_reason(o->reason);
 	response_free(&parsed);
 	return result;
 }

@@ -22,8 +22,12 @@ enum engine_result {
 /* "succeeded", "refused", "retry", "needs_attention", "auth_rejected", "refused_locally". */
 const char *engine_result_name(enum engine_result r);
 
-/* Longest gateway answer kept in the ledger. */
+/* Longest gateway answer kept in the ledger, in bytes of well-formed UTF-8. */
 #define OUTCOME_MAX_STORED_RESPONSE 65536
+/* Longest reason kept (it quotes the gateway's error text), in bytes. */
+#define OUTCOME_MAX_STORED_REASON 2048
+/* Longest paymentStatus or reconciliationReferenceId kept, in bytes. */
+#define OUTCOME_MAX_STORED_FIELD 256
 /* Margin before the authorization deadline that the last retry must respect. */
 #define OUTCOME_DEADLINE_MARGIN_MS 60000
 
@@ -44,14 +48,17 @@ struct outcome_policy {
 	int max_attempts;
 };
 
-/* Decides the outcome of attempt number c->attempts + 1 of claim `c`: fills *o (owned
- * strings; store_outcome_clear frees them) and returns the result. Accepted answers
- * record paymentStatus and reconciliationReferenceId; refusals the gateway's error;
- * unknown outcomes a retry delay (full jitter from `random`, Retry-After honoured,
- * pulled in before a capture's deadline) or, when retries are exhausted or the
- * deadline passed, needs_attention; a credentials rejection leaves the row pending,
- * uncounted and due at once. Alerts are set for refusals and needs_attention; the
- * caller adds the one credentials alert per episode. */
+/* Decides the outcome of attempt number c->attempts + 1 of claim `c` (classify_answer's
+ * decision table): fills *o (owned strings; store_outcome_clear frees them) and returns
+ * the result. Only an answer that confirms this modification succeeds; it records
+ * paymentStatus and reconciliationReferenceId. Refusals record the gateway's error;
+ * unknown outcomes (a 2xx that confirms nothing among them, its reason saying why) a
+ * retry delay (full jitter from `random`, Retry-After honoured, pulled in before a
+ * capture's deadline) or, when retries are exhausted or the deadline passed,
+ * needs_attention; a credentials rejection leaves the row pending, uncounted and due at
+ * once. Alerts are set for refusals and needs_attention; the caller adds the one
+ * credentials alert per episode. Every string stored is well-formed UTF-8 without NUL
+ * bytes and bounded (OUTCOME_MAX_STORED_*), whatever the gateway or transport sent. */
 enum engine_result outcome_decide(const struct outcome_policy *p, const struct store_claim *c,
                                   const struct outcome_answer *a, int64_t now_ms, uint64_t random,
                                   struct store_outcome *o);

@@ -2,6 +2,7 @@
 
 #include "response.h"
 
+#include "text.h"
 #include "xmalloc.h"
 
 #include <json-c/json.h>
@@ -66,68 +67,137 @@ static struct json_object *member(struct json_object *v, const char *key)
 	return m;
 }
 
-/* Returns a string member, or NULL when absent or not a string. */
-static const char *string_member(struct json_object *v, const char *key)
+/* Returns a string member's bytes and length (they may hold NULs), or NULL when absent
+ * or not a string. */
+static const char *raw_member(struct json_object *v, const char *key, size_t *len)
 {
 	struct json_object *m = member(v, key);
+	int n;
 
 	if (m == NULL || !json_object_is_type(m, json_type_string))
 		return NULL;
+	n = json_object_get_string_len(m);
+	*len = n > 0 ? (size_t)n : 0;
 	return json_object_get_string(m);
 }
 
-/* Finds the modification entry whose modificationData.modificationId is id, in an
- * entry object or an array of entries (arrays may nest). */
-static struct json_object *find_modification(struct json_object *v, const char *id, int depth)
+/* Returns a string member as text (NUL and ill-formed UTF-8 read as U+FFFD), or NULL
+ * when absent or not a string. */
+static char *text_member(struct json_object *v, const char *key)
+{
+	size_t len;
+	const char *raw = raw_member(v, key, &len);
+
+	return raw != NULL ? text_storable(raw, len, TEXT_UNLIMITED, TEXT_NUL_REPLACE) : NULL;
+}
+
+/* Returns a status member in its normalised spelling, or NULL. */
+static char *status_member(struct json_object *v, const char *key)
+{
+	char *text = text_member(v, key);
+	char *status;
+
+	if (text == NULL)
+		return NULL;
+	status = response_normalise_status(text);
+	free(text);
+	return status;
+}
+
+/* True when two optional texts are equal ignoring ASCII case (both NULL counts). */
+static bool same_text(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcasecmp(a, b) == 0;
+}
+
+/* What the search for our modification has found so far. */
+struct mod_search {
+	const char *id;
+	size_t id_len;
+	struct json_object *first; /* the first entry naming our id */
+	char *status, *type;       /* of the first entry */
+	size_t entries;
+	bool disagree;
+};
+
+/* Notes one entry that names our id: the first is kept, later ones compared with it. */
+static void note_entry(struct mod_search *ms, struct json_object *entry)
+{
+	char *status = status_member(entry, "status");
+	char *type = status_member(member(entry, "modificationData"), "type");
+
+	ms->entries++;
+	if (ms->first == NULL) {
+		ms->first = entry;
+		ms->status = status;
+		ms->type = type;
+		return;
+	}
+	if (!same_text(ms->status, status) || !same_text(ms->type, type))
+		ms->disagree = true;
+	free(status);
+	free(type);
+}
+
+/* Visits every modification entry in an entry object or an array of entries (arrays
+ * may nest) and notes those whose modificationData.modificationId is exactly ours. */
+static void find_modifications(struct json_object *v, struct mod_search *ms, int depth)
 {
 	if (v == NULL || depth > RESPONSE_MAX_DEPTH)
-		return NULL;
+		return;
 	if (json_object_is_type(v, json_type_object)) {
-		const char *mid = string_member(member(v, "modificationData"), "modificationId");
-		if (mid != NULL && strcasecmp(mid, id) == 0)
-			return v;
-		return NULL;
+		size_t len;
+		const char *mid = raw_member(member(v, "modificationData"), "modificationId", &len);
+		if (mid != NULL && len == ms->id_len && memcmp(mid, ms->id, len) == 0)
+			note_entry(ms, v);
+		return;
 	}
 	if (json_object_is_type(v, json_type_array)) {
 		size_t n = json_object_array_length(v);
-		for (size_t i = 0; i < n; i++) {
-			struct json_object *hit =
-			    find_modification(json_object_array_get_idx(v, i), id, depth + 1);
-			if (hit != NULL)
-				return hit;
-		}
+		for (size_t i = 0; i < n; i++)
+			find_modifications(json_object_array_get_idx(v, i), ms, depth + 1);
 	}
-	return NULL;
-}
-
-/* Copies a status string in its normalised spelling; NULL stays NULL. */
-static char *dup_status(const char *s)
-{
-	return s != NULL ? response_normalise_status(s) : NULL;
 }
 
 /* Appends the text of an error-ish member to *acc, joined with "; ". */
 static void join_error(char **acc, struct json_object *v)
 {
-	const char *text;
+	char *text;
 	char *joined;
 
 	if (v == NULL || json_object_is_type(v, json_type_null))
 		return;
-	if (json_object_is_type(v, json_type_string))
-		text = json_object_get_string(v);
-	else
-		text = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN |
-		                                             JSON_C_TO_STRING_NOSLASHESCAPE);
-	if (text == NULL || text[0] == '\0')
+	if (json_object_is_type(v, json_type_string)) {
+		int n = json_object_get_string_len(v);
+		text = text_storable(json_object_get_string(v), n > 0 ? (size_t)n : 0,
+		                     TEXT_UNLIMITED, TEXT_NUL_REPLACE);
+	} else {
+		const char *json = json_object_to_json_string_ext(
+		    v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+		text = json != NULL
+		           ? text_storable(json, strlen(json), TEXT_UNLIMITED, TEXT_NUL_REPLACE)
+		           : NULL;
+	}
+	if (text == NULL || text[0] == '\0') {
+		free(text);
 		return;
+	}
 	if (*acc == NULL) {
-		*acc = xstrdup(text);
+		*acc = text;
 		return;
 	}
 	joined = xasprintf("%s; %s", *acc, text);
 	free(*acc);
+	free(text);
 	*acc = joined;
+}
+
+/* True when v is present and not JSON null. */
+static bool present(struct json_object *v)
+{
+	return v != NULL && !json_object_is_type(v, json_type_null);
 }
 
 /* Parses the body into a json-c object; NULL unless it is exactly one JSON object
@@ -173,31 +243,39 @@ bool response_parse(const char *body, size_t len, const char *modification_id,
                     struct gw_response *out)
 {
 	struct json_object *root;
-	struct json_object *mod = NULL;
-	struct json_object *data;
-	const char *rrid = NULL;
+	struct mod_search ms;
+	char *rrid = NULL;
 
 	memset(out, 0, sizeof(*out));
 	root = parse_object(body, len);
 	if (root == NULL)
 		return false;
 
-	out->payment_status = dup_status(string_member(root, "paymentStatus"));
+	out->payment_status = status_member(root, "paymentStatus");
+	memset(&ms, 0, sizeof(ms));
 	if (modification_id != NULL && modification_id[0] != '\0') {
-		mod = find_modification(member(root, "modification"), modification_id, 0);
-		if (mod == NULL)
-			mod = find_modification(member(root, "modifications"), modification_id, 0);
+		ms.id = modification_id;
+		ms.id_len = strlen(modification_id);
+		find_modifications(member(root, "modification"), &ms, 0);
+		find_modifications(member(root, "modifications"), &ms, 0);
 	}
-	if (mod != NULL) {
-		data = member(mod, "modificationData");
-		out->modification_status = dup_status(string_member(mod, "status"));
-		out->modification_type = dup_status(string_member(data, "type"));
-		rrid = string_member(data, "reconciliationReferenceId");
+	out->modification_entries = ms.entries;
+	out->entries_disagree = ms.disagree;
+	out->modification_status = ms.status;
+	out->modification_type = ms.type;
+	if (ms.first != NULL)
+		rrid =
+		    text_member(member(ms.first, "modificationData"), "reconciliationReferenceId");
+	if (rrid == NULL || rrid[0] == '\0') {
+		free(rrid);
+		rrid = text_member(root, "reconciliationReferenceId");
 	}
-	if (rrid == NULL || rrid[0] == '\0')
-		rrid = string_member(root, "reconciliationReferenceId");
-	if (rrid != NULL && rrid[0] != '\0')
-		out->reconciliation_reference_id = xstrdup(rrid);
+	if (rrid != NULL && rrid[0] == '\0') {
+		free(rrid);
+		rrid = NULL;
+	}
+	out->reconciliation_reference_id = rrid;
+	out->has_error = present(member(root, "error")) || present(member(root, "errorDetails"));
 	join_error(&out->error, member(root, "error"));
 	join_error(&out->error, member(root, "errorDetails"));
 	join_error(&out->error, member(root, "message"));

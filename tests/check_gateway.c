@@ -4,6 +4,7 @@
 #include "classify.h"
 #include "modification.h"
 #include "response.h"
+#include "text.h"
 #include "testutil.h"
 #include "uuid.h"
 
@@ -425,9 +426,20 @@ START_TEST(test_response_array)
 	expect_str(r.modification_type, "CAPTURE");
 	response_free(&r);
 
-	/* ids compare ignoring case */
+	/* ids compare exactly: another case, a prefix or a longer id is not ours */
 	parse_ok(modifications_array, "7D2C9A10-3E4F-4B5A-8C7D-112233445566", &r);
-	expect_str(r.modification_type, "REFUND");
+	expect_str(r.modification_type, NULL);
+	ck_assert_uint_eq(r.modification_entries, 0);
+	response_free(&r);
+	parse_ok(modifications_array, "7d2c9a10-3e4f-4b5a-8c7d-11223344556", &r);
+	ck_assert_uint_eq(r.modification_entries, 0);
+	response_free(&r);
+	parse_ok(modifications_array, MODID "0", &r);
+	ck_assert_uint_eq(r.modification_entries, 0);
+	response_free(&r);
+	parse_ok(modifications_array, MODID, &r);
+	ck_assert_uint_eq(r.modification_entries, 1);
+	ck_assert(!r.entries_disagree);
 	response_free(&r);
 
 	/* not ours: the top-level reference, no modification fields */
@@ -640,6 +652,92 @@ START_TEST(test_response_errors)
 }
 END_TEST
 
+/* json-c decodes \u0000 inside strings: nothing may read such a string as the C
+ * string before the NUL. */
+START_TEST(test_response_nul_in_strings)
+{
+	struct gw_response r;
+
+	parse_ok("{\"paymentStatus\":\"CAPTURED\\u0000junk\",\"modification\":{"
+	         "\"status\":\"CAPTURED\\u0000\",\"modificationData\":{\"modificationId\":\"" MODID
+	         "\",\"type\":\"CAPTURE\\u0000X\",\"reconciliationReferenceId\":\"R\\u0000S\"}}}",
+	         MODID, &r);
+	expect_str(r.payment_status, "CAPTURED\xEF\xBF\xBDjunk");
+	expect_str(r.modification_status, "CAPTURED\xEF\xBF\xBD");
+	expect_str(r.modification_type, "CAPTURE\xEF\xBF\xBDX");
+	expect_str(r.reconciliation_reference_id, "R\xEF\xBF\xBDS");
+	response_free(&r);
+
+	/* "<ours>\u0000other" is not ours; "<ours>" beside it is */
+	parse_ok("{\"modifications\":[{\"status\":\"CAPTURED\",\"modificationData\":{"
+	         "\"modificationId\":\"" MODID "\\u0000other\"}}]}",
+	         MODID, &r);
+	ck_assert_uint_eq(r.modification_entries, 0);
+	expect_str(r.modification_status, NULL);
+	response_free(&r);
+	parse_ok("{\"modifications\":[{\"status\":\"CAPTURED\",\"modificationData\":{"
+	         "\"modificationId\":\"" MODID "\\u0000other\"}},{\"status\":\"FAILED\","
+	         "\"modificationData\":{\"modificationId\":\"" MODID "\"}}]}",
+	         MODID, &r);
+	ck_assert_uint_eq(r.modification_entries, 1);
+	expect_str(r.modification_status, "FAILED");
+	response_free(&r);
+
+	/* ill-formed UTF-8 inside the JSON strings comes out well-formed */
+	parse_ok("{\"paymentStatus\":\"caf\xe9\",\"error\":\"\xc0\xaf\\u0000\"}", MODID, &r);
+	expect_str(r.payment_status, "caf\xEF\xBF\xBD");
+	expect_str(r.error, "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+	ck_assert(r.has_error);
+	response_free(&r);
+}
+END_TEST
+
+/* Entries naming our id in both `modification` and `modifications` must agree. */
+START_TEST(test_response_entries_agree)
+{
+	struct gw_response r;
+
+	parse_ok("{\"modification\":{\"status\":\"CANCELED\",\"modificationData\":{"
+	         "\"modificationId\":\"" MODID "\",\"type\":\"CANCELATION\"}},\"modifications\":[{"
+	         "\"status\":\"cancelled\",\"modificationData\":{\"modificationId\":\"" MODID
+	         "\",\"type\":\"CANCELLATION\"}}]}",
+	         MODID, &r);
+	ck_assert_uint_eq(r.modification_entries, 2);
+	ck_assert(!r.entries_disagree);
+	expect_str(r.modification_status, "CANCELLED");
+	response_free(&r);
+
+	parse_ok("{\"modification\":{\"status\":\"CAPTURED\",\"modificationData\":{"
+	         "\"modificationId\":\"" MODID "\"}},\"modifications\":[{\"status\":\"FAILED\","
+	         "\"modificationData\":{\"modificationId\":\"" MODID "\"}}]}",
+	         MODID, &r);
+	ck_assert_uint_eq(r.modification_entries, 2);
+	ck_assert(r.entries_disagree);
+	response_free(&r);
+
+	/* one gives a type, the other none: they disagree */
+	parse_ok("{\"modifications\":[{\"status\":\"CAPTURED\",\"modificationData\":{"
+	         "\"modificationId\":\"" MODID "\",\"type\":\"CAPTURE\"}},{\"status\":\"CAPTURED\","
+	         "\"modificationData\":{\"modificationId\":\"" MODID "\"}}]}",
+	         MODID, &r);
+	ck_assert(r.entries_disagree);
+	response_free(&r);
+
+	/* an error member is noted even when it is empty or not a string */
+	parse_ok("{\"error\":\"\"}", MODID, &r);
+	ck_assert(r.has_error);
+	expect_str(r.error, NULL);
+	response_free(&r);
+	parse_ok("{\"errorDetails\":{}}", MODID, &r);
+	ck_assert(r.has_error);
+	response_free(&r);
+	parse_ok("{\"error\":null,\"message\":\"fine\"}", MODID, &r);
+	ck_assert(!r.has_error);
+	expect_str(r.error, "fine");
+	response_free(&r);
+}
+END_TEST
+
 /* Truncations and byte mutations of real answers must never crash and only the
  * complete text may parse. */
 START_TEST(test_response_fuzz)
@@ -688,6 +786,247 @@ static enum outcome expected_outcome(int status)
 	return OUTCOME_UNKNOWN;
 }
 
+/* A parsed answer that confirms a capture, for the status-only rows. */
+static const struct gw_response capture_ok = {.modification_status = (char *)"CAPTURED",
+                                              .modification_type = (char *)"CAPTURE",
+                                              .modification_entries = 1};
+
+/* One entry of the modification history: our id, a type and a status. */
+#define ENTRY(id, type, status)                                                                    \
+	"{\"modificationData\":{\"modificationId\":\"" id "\",\"type\":\"" type                    \
+	"\",\"reconciliationReferenceId\":\"RR\"},\"status\":\"" status "\"}"
+/* An answer whose `modification` is that entry. */
+#define SINGLE(type, status)                                                                       \
+	"{\"paymentStatus\":\"X\",\"modification\":" ENTRY(MODID, type, status) "}"
+
+/* The decision table of README.md ("Decision table"), row by row: the HTTP status, the
+ * body as received, the kind of modification, and what it means. */
+static const struct decision_row {
+	int status;
+	bool timed_out;
+	enum mod_kind kind;
+	const char *body;
+	enum outcome outcome;
+	const char *unconfirmed; /* NULL: not a 2xx that failed to confirm */
+} decision_table[] = {
+    /* 2xx confirming our entry */
+    {200, false, MOD_CAPTURE, SINGLE("CAPTURE", "CAPTURED"), OUTCOME_ACCEPTED, NULL},
+    {201, false, MOD_CAPTURE, SINGLE("CAPTURE", "CAPTURE_PENDING"), OUTCOME_ACCEPTED, NULL},
+    {200, false, MOD_CAPTURE, SINGLE("CAPTURE", "SETTLED"), OUTCOME_ACCEPTED, NULL},
+    {200, false, MOD_CAPTURE, SINGLE("capture", "captured"), OUTCOME_ACCEPTED, NULL},
+    {200, false, MOD_CAPTURE,
+     "{\"modification\":{\"status\":\"CAPTURED\",\"modificationData\":{\"modificationId\":\"" MODID
+     "\"}}}",
+     OUTCOME_ACCEPTED, NULL},
+    {200, false, MOD_CAPTURE,
+     "{\"modifications\":[" ENTRY("other", "CAPTURE", "FAILED") "," ENTRY(MODID, "CAPTURE",
+                                                                          "CAPTURED") "]}",
+     OUTCOME_ACCEPTED, NULL},
+    {200, false, MOD_CAPTURE,
+     "{\"modification\":" ENTRY(MODID, "CAPTURE", "CAPTURED") ",\"modifications\":[" ENTRY(
+         MODID, "CAPTURE", "CAPTURED") "]}",
+     OUTCOME_ACCEPTED, NULL},
+    {200, false, MOD_CANCEL, SINGLE("CANCELLATION", "CANCELLED"), OUTCOME_ACCEPTED, NULL},
+    {200, false, MOD_CANCEL, SINGLE("CANCELATION", "CANCELED"), OUTCOME_ACCEPTED, NULL},
+    {200, false, MOD_CANCEL, SINGLE("CANCELLATION", "CANCELATION_PENDING"), OUTCOME_ACCEPTED, NULL},
+    {200, false, MOD_CANCEL, SINGLE("Cancellation", "Canceled"), OUTCOME_ACCEPTED, NULL},
+    {200, false, MOD_REFUND, SINGLE("REFUND", "REFUNDED"), OUTCOME_ACCEPTED, NULL},
+    {200, false, MOD_REFUND, SINGLE("REFUND", "REFUND_PENDING"), OUTCOME_ACCEPTED, NULL},
+    {200, false, MOD_CANCEL_OR_REFUND, SINGLE("CANCELATION", "CANCELED"), OUTCOME_ACCEPTED, NULL},
+    {200, false, MOD_CANCEL_OR_REFUND, SINGLE("CANCELLATION", "CANCELLATION_PENDING"),
+     OUTCOME_ACCEPTED, NULL},
+    {200, false, MOD_CANCEL_OR_REFUND, SINGLE("REFUND", "REFUNDED"), OUTCOME_ACCEPTED, NULL},
+    {200, false, MOD_CANCEL_OR_REFUND, SINGLE("REFUND", "REFUND_PENDING"), OUTCOME_ACCEPTED, NULL},
+    /* 2xx whose body is not one JSON object */
+    {200, false, MOD_CAPTURE, "", OUTCOME_UNKNOWN, CLASSIFY_UNCONFIRMED_NOT_JSON},
+    {204, false, MOD_CAPTURE, "", OUTCOME_UNKNOWN, CLASSIFY_UNCONFIRMED_NOT_JSON},
+    {200, false, MOD_CAPTURE, "<html>OK</html>", OUTCOME_UNKNOWN, CLASSIFY_UNCONFIRMED_NOT_JSON},
+    {200, false, MOD_CAPTURE, "[" SINGLE("CAPTURE", "CAPTURED") "]", OUTCOME_UNKNOWN,
+     CLASSIFY_UNCONFIRMED_NOT_JSON},
+    {200, false, MOD_CAPTURE, "{\"modification\":{\"status\":\"CAPTURED\"", OUTCOME_UNKNOWN,
+     CLASSIFY_UNCONFIRMED_NOT_JSON},
+    {200, false, MOD_CAPTURE, SINGLE("CAPTURE", "CAPTURED") "x", OUTCOME_UNKNOWN,
+     CLASSIFY_UNCONFIRMED_NOT_JSON},
+    /* 2xx carrying an error, even beside a confirming entry */
+    {200, false, MOD_CAPTURE, "{\"error\":\"payment_failed\",\"errorDetails\":\"x\"}",
+     OUTCOME_UNKNOWN, CLASSIFY_UNCONFIRMED_ERROR},
+    {200, false, MOD_CAPTURE,
+     "{\"error\":{\"code\":1},\"modification\":" ENTRY(MODID, "CAPTURE", "CAPTURED") "}",
+     OUTCOME_UNKNOWN, CLASSIFY_UNCONFIRMED_ERROR},
+    {200, false, MOD_CAPTURE,
+     "{\"errorDetails\":\"late\",\"modification\":" ENTRY(MODID, "CAPTURE", "CAPTURED") "}",
+     OUTCOME_UNKNOWN, CLASSIFY_UNCONFIRMED_ERROR},
+    {200, false, MOD_CAPTURE,
+     "{\"error\":\"\",\"modification\":" ENTRY(MODID, "CAPTURE", "CAPTURED") "}", OUTCOME_UNKNOWN,
+     CLASSIFY_UNCONFIRMED_ERROR},
+    /* 2xx with no entry naming exactly our id */
+    {202, false, MOD_CAPTURE, "{}", OUTCOME_UNKNOWN, CLASSIFY_UNCONFIRMED_NO_ENTRY},
+    {200, false, MOD_CAPTURE, "{\"paymentStatus\":\"CAPTURED\"}", OUTCOME_UNKNOWN,
+     CLASSIFY_UNCONFIRMED_NO_ENTRY},
+    {200, false, MOD_CAPTURE, "{\"modification\":" ENTRY("other-id", "CAPTURE", "CAPTURED") "}",
+     OUTCOME_UNKNOWN, CLASSIFY_UNCONFIRMED_NO_ENTRY},
+    {200, false, MOD_CAPTURE,
+     "{\"modification\":" ENTRY("7D2C9A10-3E4F-4B5A-8C7D-112233445566", "CAPTURE", "CAPTURED") "}",
+     OUTCOME_UNKNOWN, CLASSIFY_UNCONFIRMED_NO_ENTRY},
+    {200, false, MOD_CAPTURE,
+     "{\"modification\":" ENTRY("7d2c9a10-3e4f-4b5a-8c7d-11223344556", "CAPTURE", "CAPTURED") "}",
+     OUTCOME_UNKNOWN, CLASSIFY_UNCONFIRMED_NO_ENTRY},
+    {200, false, MOD_CAPTURE, "{\"modification\":" ENTRY(MODID "7", "CAPTURE", "CAPTURED") "}",
+     OUTCOME_UNKNOWN, CLASSIFY_UNCONFIRMED_NO_ENTRY},
+    {200, false, MOD_CAPTURE,
+     "{\"modification\":" ENTRY(MODID "\\u0000other", "CAPTURE", "CAPTURED") "}", OUTCOME_UNKNOWN,
+     CLASSIFY_UNCONFIRMED_NO_ENTRY},
+    {200, false, MOD_CAPTURE,
+     "{\"modification\":{\"modificationId\":\"" MODID "\",\"status\":\"CAPTURED\"}}",
+     OUTCOME_UNKNOWN, CLASSIFY_UNCONFIRMED_NO_ENTRY},
+    {200, false, MOD_CAPTURE,
+     "{\"simExtra\":{\"modification\":" ENTRY(MODID, "CAPTURE", "CAPTURED") "}}", OUTCOME_UNKNOWN,
+     CLASSIFY_UNCONFIRMED_NO_ENTRY},
+    /* 2xx whose entries naming our id disagree */
+    {200, false, MOD_CAPTURE,
+     "{\"modification\":" ENTRY(MODID, "CAPTURE", "CAPTURED") ",\"modifications\":[" ENTRY(
+         MODID, "CAPTURE", "FAILED") "]}",
+     OUTCOME_UNKNOWN, CLASSIFY_UNCONFIRMED_DISAGREE},
+    /* 2xx whose entry is of another type */
+    {200, false, MOD_CAPTURE, SINGLE("REFUND", "REFUNDED"), OUTCOME_UNKNOWN,
+     CLASSIFY_UNCONFIRMED_WRONG_TYPE},
+    {200, false, MOD_CAPTURE, SINGLE("SETTLEMENT", "SETTLED"), OUTCOME_UNKNOWN,
+     CLASSIFY_UNCONFIRMED_WRONG_TYPE},
+    {200, false, MOD_CAPTURE, SINGLE("CAPTURE\\u0000", "CAPTURED"), OUTCOME_UNKNOWN,
+     CLASSIFY_UNCONFIRMED_WRONG_TYPE},
+    {200, false, MOD_CANCEL, SINGLE("REFUND", "REFUNDED"), OUTCOME_UNKNOWN,
+     CLASSIFY_UNCONFIRMED_WRONG_TYPE},
+    {200, false, MOD_REFUND, SINGLE("CANCELLATION", "CANCELLED"), OUTCOME_UNKNOWN,
+     CLASSIFY_UNCONFIRMED_WRONG_TYPE},
+    {200, false, MOD_CANCEL_OR_REFUND, SINGLE("CAPTURE", "CAPTURED"), OUTCOME_UNKNOWN,
+     CLASSIFY_UNCONFIRMED_WRONG_TYPE},
+    /* 2xx whose entry has no status */
+    {200, false, MOD_CAPTURE,
+     "{\"modification\":{\"modificationData\":{\"modificationId\":\"" MODID
+     "\",\"type\":\"CAPTURE\"}}}",
+     OUTCOME_UNKNOWN, CLASSIFY_UNCONFIRMED_NO_STATUS},
+    {200, false, MOD_CAPTURE,
+     "{\"modification\":{\"status\":7,\"modificationData\":{\"modificationId\":\"" MODID "\"}}}",
+     OUTCOME_UNKNOWN, CLASSIFY_UNCONFIRMED_NO_STATUS},
+    /* 2xx whose entry's status does not confirm this kind */
+    {200, false, MOD_CAPTURE, SINGLE("CAPTURE", "FAILED"), OUTCOME_UNKNOWN,
+     CLASSIFY_UNCONFIRMED_STATUS},
+    {200, false, MOD_CAPTURE, SINGLE("CAPTURE", "REFUSED"), OUTCOME_UNKNOWN,
+     CLASSIFY_UNCONFIRMED_STATUS},
+    {200, false, MOD_CAPTURE, SINGLE("CAPTURE", "DECLINED"), OUTCOME_UNKNOWN,
+     CLASSIFY_UNCONFIRMED_STATUS},
+    {200, false, MOD_CAPTURE, SINGLE("CAPTURE", "CAPTURE_FAILED"), OUTCOME_UNKNOWN,
+     CLASSIFY_UNCONFIRMED_STATUS},
+    {200, false, MOD_CAPTURE, SINGLE("CAPTURE", "AUTHORIZATION_COMPLETED"), OUTCOME_UNKNOWN,
+     CLASSIFY_UNCONFIRMED_STATUS},
+    {200, false, MOD_CAPTURE, SINGLE("CAPTURE", "CAPTURED\\u0000junk"), OUTCOME_UNKNOWN,
+     CLASSIFY_UNCONFIRMED_STATUS},
+    {200, false, MOD_CAPTURE, SINGLE("CAPTURE", "CAPTURED\\u0000"), OUTCOME_UNKNOWN,
+     CLASSIFY_UNCONFIRMED_STATUS},
+    {200, false, MOD_CAPTURE, SINGLE("CAPTURE", " CAPTURED"), OUTCOME_UNKNOWN,
+     CLASSIFY_UNCONFIRMED_STATUS},
+    {200, false, MOD_CAPTURE, SINGLE("CAPTURE", ""), OUTCOME_UNKNOWN, CLASSIFY_UNCONFIRMED_STATUS},
+    {200, false, MOD_CAPTURE, SINGLE("CAPTURE", "CANCELLED"), OUTCOME_UNKNOWN,
+     CLASSIFY_UNCONFIRMED_STATUS},
+    {200, false, MOD_CAPTURE,
+     "{\"modification\":{\"status\":\"REFUNDED\",\"modificationData\":{\"modificationId\":\"" MODID
+     "\"}}}",
+     OUTCOME_UNKNOWN, CLASSIFY_UNCONFIRMED_STATUS},
+    {200, false, MOD_CANCEL, SINGLE("CANCELLATION", "CAPTURED"), OUTCOME_UNKNOWN,
+     CLASSIFY_UNCONFIRMED_STATUS},
+    {200, false, MOD_CANCEL, SINGLE("CANCELLATION", "CANCELLATION_FAILED"), OUTCOME_UNKNOWN,
+     CLASSIFY_UNCONFIRMED_STATUS},
+    {200, false, MOD_REFUND, SINGLE("REFUND", "REFUND_DECLINED"), OUTCOME_UNKNOWN,
+     CLASSIFY_UNCONFIRMED_STATUS},
+    {200, false, MOD_CANCEL_OR_REFUND, SINGLE("CANCELLATION", "REFUNDED"), OUTCOME_UNKNOWN,
+     CLASSIFY_UNCONFIRMED_STATUS},
+    {200, false, MOD_CANCEL_OR_REFUND, SINGLE("REFUND", "CANCELED"), OUTCOME_UNKNOWN,
+     CLASSIFY_UNCONFIRMED_STATUS},
+    /* not 2xx: the body does not matter */
+    {422, false, MOD_CAPTURE, SINGLE("CAPTURE", "CAPTURED"), OUTCOME_REFUSED, NULL},
+    {404, false, MOD_REFUND, "", OUTCOME_REFUSED, NULL},
+    {503, false, MOD_CAPTURE, SINGLE("CAPTURE", "CAPTURED"), OUTCOME_UNKNOWN, NULL},
+    {409, false, MOD_CANCEL, SINGLE("CANCELLATION", "CANCELLED"), OUTCOME_UNKNOWN, NULL},
+    {302, false, MOD_CAPTURE, SINGLE("CAPTURE", "CAPTURED"), OUTCOME_UNKNOWN, NULL},
+    {401, false, MOD_CAPTURE, SINGLE("CAPTURE", "CAPTURED"), OUTCOME_AUTH_REJECTED, NULL},
+    {407, false, MOD_REFUND, "", OUTCOME_AUTH_REJECTED, NULL},
+    /* a timeout after a confirming 200 was seen */
+    {200, true, MOD_CAPTURE, SINGLE("CAPTURE", "CAPTURED"), OUTCOME_UNKNOWN, NULL},
+};
+
+START_TEST(test_decision_table)
+{
+	for (size_t i = 0; i < sizeof(decision_table) / sizeof(decision_table[0]); i++) {
+		const struct decision_row *row = &decision_table[i];
+		struct gw_response r;
+		struct classification c;
+		bool parsed = response_parse(row->body, strlen(row->body), MODID, &r);
+
+		classify_answer(row->status, false, row->timed_out, parsed ? &r : NULL, row->kind,
+		                NULL, 0, &c);
+		ck_assert_msg(c.outcome == row->outcome, "row %zu (%d %s): %s, want %s", i,
+		              row->status, row->body, outcome_name(c.outcome),
+		              outcome_name(row->outcome));
+		if (row->unconfirmed == NULL)
+			ck_assert_msg(c.unconfirmed == NULL, "row %zu: unconfirmed \"%s\"", i,
+			              c.unconfirmed);
+		else
+			ck_assert_msg(c.unconfirmed != NULL &&
+			                  strcmp(c.unconfirmed, row->unconfirmed) == 0,
+			              "row %zu (%s): \"%s\", want \"%s\"", i, row->body,
+			              c.unconfirmed ? c.unconfirmed : "(null)", row->unconfirmed);
+		response_free(&r);
+	}
+}
+END_TEST
+
+/* The statuses that confirm each kind, and spellings that must not. */
+START_TEST(test_classify_confirms)
+{
+	static const struct {
+		enum mod_kind kind;
+		const char *type, *status;
+		bool confirms;
+	} cases[] = {
+	    {MOD_CAPTURE, NULL, "CAPTURED", true},
+	    {MOD_CAPTURE, NULL, "capture_pending", true},
+	    {MOD_CAPTURE, "CAPTURE", "Settled", true},
+	    {MOD_CAPTURE, NULL, "CAPTURE", false},
+	    {MOD_CAPTURE, NULL, "CAPTURED_", false},
+	    {MOD_CAPTURE, NULL, "CAPTUREDD", false},
+	    {MOD_CAPTURE, NULL, "CAPTURE-PENDING", false},
+	    {MOD_CAPTURE, NULL, "PARTIALLY_CAPTURED", false},
+	    {MOD_CAPTURE, NULL, NULL, false},
+	    {MOD_CAPTURE, "", "CAPTURED", false},
+	    {MOD_CANCEL, NULL, "CANCELLED", true},
+	    {MOD_CANCEL, NULL, "CANCELED", true},
+	    {MOD_CANCEL, "CANCELATION", "cancelation_pending", true},
+	    {MOD_CANCEL, NULL, "CANCELLATION_PENDING", true},
+	    {MOD_CANCEL, NULL, "CANCEL", false},
+	    {MOD_CANCEL, NULL, "REFUNDED", false},
+	    {MOD_REFUND, NULL, "REFUNDED", true},
+	    {MOD_REFUND, "REFUND", "REFUND_PENDING", true},
+	    {MOD_REFUND, NULL, "REFUND", false},
+	    {MOD_REFUND, NULL, "PARTIALLY_REFUNDED", false},
+	    {MOD_REFUND, NULL, "CAPTURED", false},
+	    {MOD_CANCEL_OR_REFUND, NULL, "CANCELED", true},
+	    {MOD_CANCEL_OR_REFUND, NULL, "REFUNDED", true},
+	    {MOD_CANCEL_OR_REFUND, "REFUND", "REFUNDED", true},
+	    {MOD_CANCEL_OR_REFUND, "CANCELATION", "CANCELED", true},
+	    {MOD_CANCEL_OR_REFUND, "REFUND", "CANCELLED", false},
+	    {MOD_CANCEL_OR_REFUND, NULL, "CAPTURED", false},
+	    {(enum mod_kind)17, NULL, "CAPTURED", false},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *why = classify_confirms(cases[i].kind, cases[i].type, cases[i].status);
+		ck_assert_msg((why == NULL) == cases[i].confirms, "case %zu (%s %s): %s", i,
+		              cases[i].type ? cases[i].type : "-",
+		              cases[i].status ? cases[i].status : "-", why ? why : "confirms");
+	}
+}
+END_TEST
+
 START_TEST(test_classify_table)
 {
 	static const struct {
@@ -730,7 +1069,8 @@ START_TEST(test_classify_table)
 	struct classification c;
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		classify_answer(cases[i].status, false, false, true, NULL, 0, &c);
+		classify_answer(cases[i].status, false, false, &capture_ok, MOD_CAPTURE, NULL, 0,
+		                &c);
 		ck_assert_msg(c.outcome == cases[i].outcome, "status %d: %s", cases[i].status,
 		              outcome_name(c.outcome));
 		ck_assert_str_eq(c.reason, cases[i].reason);
@@ -739,7 +1079,7 @@ START_TEST(test_classify_table)
 	/* every status in range, against the independent statement of the rules */
 	for (int s = 100; s <= 599; s++) {
 		char want[32];
-		classify_answer(s, false, false, true, NULL, 0, &c);
+		classify_answer(s, false, false, &capture_ok, MOD_CAPTURE, NULL, 0, &c);
 		ck_assert_msg(c.outcome == expected_outcome(s), "status %d", s);
 		if (c.outcome == OUTCOME_REFUSED)
 			snprintf(want, sizeof(want), "refused: http %d", s);
@@ -757,29 +1097,30 @@ START_TEST(test_classify_transport)
 	struct classification c;
 
 	/* 2xx needs a readable body */
-	classify_answer(200, false, false, false, NULL, 0, &c);
+	classify_answer(200, false, false, NULL, MOD_CAPTURE, NULL, 0, &c);
 	ck_assert_int_eq(c.outcome, OUTCOME_UNKNOWN);
-	ck_assert_str_eq(c.reason, "unreadable body");
-	classify_answer(204, false, false, false, NULL, 0, &c);
+	ck_assert_str_eq(c.reason, "http 200");
+	ck_assert_str_eq(c.unconfirmed, CLASSIFY_UNCONFIRMED_NOT_JSON);
+	classify_answer(204, false, false, NULL, MOD_CAPTURE, NULL, 0, &c);
 	ck_assert_int_eq(c.outcome, OUTCOME_UNKNOWN);
 	/* an unreadable body does not hide a refusal */
-	classify_answer(422, false, false, false, NULL, 0, &c);
+	classify_answer(422, false, false, NULL, MOD_CAPTURE, NULL, 0, &c);
 	ck_assert_int_eq(c.outcome, OUTCOME_REFUSED);
 
-	classify_answer(0, false, true, false, NULL, 0, &c);
+	classify_answer(0, false, true, NULL, MOD_CAPTURE, NULL, 0, &c);
 	ck_assert_int_eq(c.outcome, OUTCOME_UNKNOWN);
 	ck_assert_str_eq(c.reason, "timeout");
-	classify_answer(0, true, false, false, NULL, 0, &c);
+	classify_answer(0, true, false, NULL, MOD_CAPTURE, NULL, 0, &c);
 	ck_assert_int_eq(c.outcome, OUTCOME_UNKNOWN);
 	ck_assert_str_eq(c.reason, "connection error");
 	/* a status seen before the transfer broke is not trusted */
-	classify_answer(200, false, true, true, NULL, 0, &c);
+	classify_answer(200, false, true, &capture_ok, MOD_CAPTURE, NULL, 0, &c);
 	ck_assert_int_eq(c.outcome, OUTCOME_UNKNOWN);
 	ck_assert_str_eq(c.reason, "timeout");
-	classify_answer(422, true, false, true, NULL, 0, &c);
+	classify_answer(422, true, false, &capture_ok, MOD_CAPTURE, NULL, 0, &c);
 	ck_assert_int_eq(c.outcome, OUTCOME_UNKNOWN);
 	ck_assert_str_eq(c.reason, "connection error");
-	classify_answer(0, true, true, false, NULL, 0, &c);
+	classify_answer(0, true, true, NULL, MOD_CAPTURE, NULL, 0, &c);
 	ck_assert_str_eq(c.reason, "timeout");
 
 	ck_assert_str_eq(outcome_name(OUTCOME_ACCEPTED), "accepted");
@@ -841,13 +1182,14 @@ START_TEST(test_retry_after)
 		              garbage[i]);
 	ck_assert_int_eq(classify_retry_after(NULL, t), -1);
 
-	classify_answer(503, false, false, false, "7", 0, &c);
+	classify_answer(503, false, false, NULL, MOD_CAPTURE, "7", 0, &c);
 	ck_assert_int_eq(c.outcome, OUTCOME_UNKNOWN);
 	ck_assert_str_eq(c.reason, "http 503");
 	ck_assert_int_eq(c.retry_after_ms, 7000);
-	classify_answer(429, false, false, true, "Sun, 06 Nov 1994 08:49:37 GMT", t - 4000, &c);
+	classify_answer(429, false, false, &capture_ok, MOD_CAPTURE,
+	                "Sun, 06 Nov 1994 08:49:37 GMT", t - 4000, &c);
 	ck_assert_int_eq(c.retry_after_ms, 4000);
-	classify_answer(503, false, false, false, "whenever", 0, &c);
+	classify_answer(503, false, false, NULL, MOD_CAPTURE, "whenever", 0, &c);
 	ck_assert_int_eq(c.retry_after_ms, -1);
 }
 END_TEST
@@ -1083,6 +1425,157 @@ START_TEST(test_uuid)
 }
 END_TEST
 
+/* text_storable of a byte string with explicit length (it may hold NULs). */
+static void expect_storable(const char *in, size_t len, size_t max, enum text_nul nul,
+                            const char *want)
+{
+	char *got = text_storable(in, len, max, nul);
+
+	ck_assert_msg(strcmp(got, want) == 0,
+	              "input of %zu bytes, max %zu: got \"%s\", want \"%s\"", len, max, got, want);
+	ck_assert(testutil_utf8_valid(got));
+	ck_assert_uint_le(strlen(got), max);
+	free(got);
+}
+
+#define FFFD "\xEF\xBF\xBD"
+/* A literal with its length (NULs included). */
+#define LIT(s) s, sizeof(s) - 1
+
+START_TEST(test_text_ill_formed)
+{
+	static const struct {
+		const char *in;
+		size_t len;
+		const char *want;
+	} cases[] = {
+	    {LIT("plain ASCII"), "plain ASCII"},
+	    {LIT("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf"),
+	     "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf"},
+	    /* Latin-1 */
+	    {LIT("caf\xe9"), "caf" FFFD},
+	    {LIT("\xe9t\xe9 \xa0\xff"), FFFD "t" FFFD " " FFFD FFFD},
+	    {LIT("<p>Fehler: Zahlung abgelehnt f\xfcr \xc4nderung</p>"),
+	     "<p>Fehler: Zahlung abgelehnt f" FFFD "r " FFFD "nderung</p>"},
+	    /* overlong forms */
+	    {LIT("\xc0\xaf"), FFFD FFFD},
+	    {LIT("\xc1\xbf"), FFFD FFFD},
+	    {LIT("\xe0\x80\xaf"), FFFD FFFD FFFD},
+	    {LIT("\xe0\x9f\xbf"), FFFD FFFD FFFD},
+	    {LIT("\xf0\x80\x80\xaf"), FFFD FFFD FFFD FFFD},
+	    {LIT("\xf0\x8f\xbf\xbf"), FFFD FFFD FFFD FFFD},
+	    /* surrogates, also as a CESU-8 pair */
+	    {LIT("\xed\xa0\x80"), FFFD FFFD FFFD},
+	    {LIT("\xed\xbf\xbf"), FFFD FFFD FFFD},
+	    {LIT("\xed\xa0\xbd\xed\xb8\x80"), FFFD FFFD FFFD FFFD FFFD FFFD},
+	    {LIT("\xed\x9f\xbf"), "\xed\x9f\xbf"},
+	    /* beyond U+10FFFF, bytes that never occur */
+	    {LIT("\xf4\x90\x80\x80"), FFFD FFFD FFFD FFFD},
+	    {LIT("\xf5\x80\x80\x80"), FFFD FFFD FFFD FFFD},
+	    {LIT("\xfe\xff"), FFFD FFFD},
+	    /* sequences cut short: one U+FFFD per maximal subpart */
+	    {LIT("\xe2\x82"), FFFD},
+	    {LIT("\xe2\x82x"), FFFD "x"},
+	    {LIT("\xf0\x9f\x98"), FFFD},
+	    {LIT("\xf0\x9f\x98\xf0\x9f\x98\x80"), FFFD "\xf0\x9f\x98\x80"},
+	    {LIT("\xc3"), FFFD},
+	    {LIT("a\x80\x80z"), "a" FFFD FFFD "z"},
+	    /* NUL bytes are dropped */
+	    {LIT("a\0b\0\0c"), "abc"},
+	    {LIT("\0"), ""},
+	    {LIT("\xc3\0\xa9"), FFFD FFFD},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		expect_storable(cases[i].in, cases[i].len, TEXT_UNLIMITED, TEXT_NUL_DROP,
+		                cases[i].want);
+	/* or replaced, where the text is compared afterwards */
+	expect_storable(LIT("CAPTURED\0junk"), TEXT_UNLIMITED, TEXT_NUL_REPLACE,
+	                "CAPTURED" FFFD "junk");
+	expect_storable(LIT("\0"), TEXT_UNLIMITED, TEXT_NUL_REPLACE, FFFD);
+	expect_storable(NULL, 0, 10, TEXT_NUL_DROP, "");
+	ck_assert_ptr_null(text_storable_str(NULL, 10));
+	{
+		char *s = text_storable_str("x\xffy", 10);
+		ck_assert_str_eq(s, "x" FFFD "y");
+		free(s);
+	}
+}
+END_TEST
+
+START_TEST(test_text_truncation)
+{
+	char *body, *got;
+	size_t n = 65536;
+
+	/* at a character boundary, never inside one */
+	expect_storable(LIT("\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac"), 9, TEXT_NUL_DROP,
+	                "\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac");
+	expect_storable(LIT("\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac"), 8, TEXT_NUL_DROP,
+	                "\xe2\x82\xac\xe2\x82\xac");
+	expect_storable(LIT("\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac"), 6, TEXT_NUL_DROP,
+	                "\xe2\x82\xac\xe2\x82\xac");
+	expect_storable(LIT("\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac"), 5, TEXT_NUL_DROP,
+	                "\xe2\x82\xac");
+	expect_storable(LIT("\xf0\x9f\x98\x80"), 3, TEXT_NUL_DROP, "");
+	expect_storable(LIT("abc"), 0, TEXT_NUL_DROP, "");
+	/* a replacement that does not fit is left out whole */
+	expect_storable(LIT("aa\xff"), 4, TEXT_NUL_DROP, "aa");
+	expect_storable(LIT("aa\xff"), 5, TEXT_NUL_DROP, "aa" FFFD);
+	/* dropped NULs take no room */
+	expect_storable(LIT("\0\0\0abc"), 3, TEXT_NUL_DROP, "abc");
+
+	/* a 64 KiB body cut by the transport in the middle of a character */
+	body = malloc(n + 3);
+	ck_assert_ptr_nonnull(body);
+	memset(body, 'a', n - 1);
+	memcpy(body + n - 1, "\xe2\x82\xac", 3);
+	got = text_storable(body, n + 1, n, TEXT_NUL_DROP); /* ends in E2 82 */
+	ck_assert_uint_eq(strlen(got), n - 1);
+	ck_assert(testutil_utf8_valid(got));
+	free(got);
+	got = text_storable(body, n + 2, n, TEXT_NUL_DROP); /* the whole euro does not fit */
+	ck_assert_uint_eq(strlen(got), n - 1);
+	free(got);
+	got = text_storable(body, n + 2, n + 2, TEXT_NUL_DROP);
+	ck_assert_uint_eq(strlen(got), n + 2);
+	ck_assert(memcmp(got + n - 1, "\xe2\x82\xac", 3) == 0);
+	free(got);
+	got = text_storable(body, n + 1, TEXT_UNLIMITED, TEXT_NUL_DROP);
+	ck_assert_uint_eq(strlen(got), n - 1 + 3);
+	ck_assert_str_eq(got + n - 1, FFFD);
+	free(got);
+	free(body);
+}
+END_TEST
+
+/* Whatever the bytes: well-formed, no NUL, within the limit, and stable when applied
+ * twice; well-formed input comes back unchanged. */
+START_TEST(test_text_random)
+{
+	uint64_t rng = 0x243f6a8885a308d3u;
+	unsigned char in[64];
+
+	for (int round = 0; round < 20000; round++) {
+		size_t len = (size_t)(test_rng(&rng) % sizeof(in));
+		size_t max = (size_t)(test_rng(&rng) % 100);
+		for (size_t i = 0; i < len; i++) {
+			uint64_t r = test_rng(&rng);
+			/* mostly bytes that start or continue sequences */
+			in[i] = (unsigned char)(r % 3 == 0 ? (r >> 8) : 0x80 | ((r >> 8) & 0x7f));
+		}
+		char *once = text_storable((const char *)in, len, max, TEXT_NUL_DROP);
+		ck_assert(testutil_utf8_valid(once));
+		ck_assert_uint_le(strlen(once), max);
+		ck_assert_ptr_null(memchr(once, '\0', strlen(once)));
+		char *twice = text_storable(once, strlen(once), max, TEXT_NUL_DROP);
+		ck_assert_str_eq(once, twice);
+		free(twice);
+		free(once);
+	}
+}
+END_TEST
+
 /* Builds the suite: one test case per module. */
 static Suite *gateway_suite(void)
 {
@@ -1110,13 +1603,24 @@ static Suite *gateway_suite(void)
 	tcase_add_test(tc, test_response_unreadable);
 	tcase_add_test(tc, test_response_deep_nesting);
 	tcase_add_test(tc, test_response_errors);
+	tcase_add_test(tc, test_response_nul_in_strings);
+	tcase_add_test(tc, test_response_entries_agree);
 	tcase_add_test(tc, test_response_fuzz);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("classify");
 	tcase_add_test(tc, test_classify_table);
+	tcase_add_test(tc, test_decision_table);
+	tcase_add_test(tc, test_classify_confirms);
 	tcase_add_test(tc, test_classify_transport);
 	tcase_add_test(tc, test_retry_after);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("text");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_text_ill_formed);
+	tcase_add_test(tc, test_text_truncation);
+	tcase_add_test(tc, test_text_random);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("backoff");

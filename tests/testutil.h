@@ -4,6 +4,7 @@
 #define SP_TESTUTIL_H
 
 #include <check.h>
+#include <stdbool.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -51,5 +52,9 @@ struct testutil_run testutil_run(const char *program, const char *const *args, c
 /* Same for a program of the build tree (testutil_built_program). */
 struct testutil_run testutil_run_built(const char *name, const char *const *args, const char *dir);
 void testutil_run_free(struct testutil_run *r);
+
+/* True when s is well-formed UTF-8: no overlong form, surrogate or code point above
+ * U+10FFFF, no sequence cut short (decoded by value, independently of lib/text.c). */
+bool testutil_utf8_valid(const char *s);
 
 #endif
