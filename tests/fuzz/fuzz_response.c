@@ -11,7 +11,14 @@
  *   then        our modificationId, up to a space or the end of the line
  *   then        the Retry-After value, up to the end of the line (empty: none)
  *   "\n"        then the body
- * e.g. "c2000cap-0001 7\n{...}". */
+ * e.g. "c2000cap-0001 7\n{...}".
+ *
+ * Invariants: the state, counting and alert agree with the result; a success needs a
+ * clean 2xx whose body confirms this modification (the decision table's conditions,
+ * checked here with json-c directly); retry delays stay within backoff, Retry-After and
+ * deadline bounds; every stored string is well-formed UTF-8 without NUL and bounded,
+ * and a well-formed body is kept byte for byte (NULs dropped); deciding twice gives the
+ * same outcome; nothing leaks. */
 #include "autoconfig.h"
 
 #include "classify.h"
@@ -19,8 +26,10 @@
 #include "outcome.h"
 #include "xmalloc.h"
 
+#include <json-c/json.h>
 #include <stdbool.h>
 #include <string.h>
+#include <strings.h>
 
 #define NOW_MS INT64_C(1764581330000)
 #define DAY_MS INT64_C(86400000)
@@ -133,6 +142,165 @@ static bool same_text(const char *a, const char *b)
 	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
+/* True when s[0..len) is well-formed UTF-8 (no overlong forms, surrogates or code
+ * points above U+10FFFF), with NUL bytes only when nul_ok. */
+static bool utf8_clean(const unsigned char *s, size_t len, bool nul_ok)
+{
+	size_t i = 0;
+	while (i < len) {
+		unsigned c = s[i];
+		size_t n = c < 0x80                 ? 1
+		           : c >= 0xc2 && c <= 0xdf ? 2
+		           : (c & 0xf0) == 0xe0     ? 3
+		           : c >= 0xf0 && c <= 0xf4 ? 4
+		                                    : 0;
+		if ((c == 0 && !nul_ok) || n == 0 || i + n > len)
+			return false;
+		for (size_t k = 1; k < n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return false;
+		}
+		if ((c == 0xe0 && s[i + 1] < 0xa0) || (c == 0xed && s[i + 1] > 0x9f) ||
+		    (c == 0xf0 && s[i + 1] < 0x90) || (c == 0xf4 && s[i + 1] > 0x8f))
+			return false;
+		i += n;
+	}
+	return true;
+}
+
+/* Checks that an optional stored string is storable text of at most max bytes. */
+static void check_storable(const char *s, size_t max)
+{
+	if (s == NULL)
+		return;
+	size_t len = strlen(s);
+	FUZZ_CHECK(len <= max);
+	FUZZ_CHECK(utf8_clean((const unsigned char *)s, len, false));
+}
+
+/* True when `text` is one of the NULL-terminated `names`, ignoring case. */
+static bool one_of(const char *text, const char *const *names)
+{
+	for (; *names != NULL; names++) {
+		if (strcasecmp(text, *names) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* The decision table's confirming types and statuses of a modification kind
+ * (README, "Decision table"), in both spellings. */
+static void confirming(enum mod_kind kind, const char *const **types,
+                       const char *const **capture_like, const char *const **cancel_like,
+                       const char *const **refund_like)
+{
+	static const char *const capture_types[] = {"CAPTURE", NULL};
+	static const char *const cancel_types[] = {"CANCELLATION", "CANCELATION", NULL};
+	static const char *const refund_types[] = {"REFUND", NULL};
+	static const char *const both_types[] = {"CANCELLATION", "CANCELATION", "REFUND", NULL};
+	static const char *const captured[] = {"CAPTURED", "CAPTURE_PENDING", "SETTLED", NULL};
+	static const char *const cancelled[] = {"CANCELLED", "CANCELED", "CANCELLATION_PENDING",
+	                                        "CANCELATION_PENDING", NULL};
+	static const char *const refunded[] = {"REFUNDED", "REFUND_PENDING", NULL};
+	*capture_like = kind == MOD_CAPTURE ? captured : NULL;
+	*cancel_like = kind == MOD_CANCEL || kind == MOD_CANCEL_OR_REFUND ? cancelled : NULL;
+	*refund_like = kind == MOD_REFUND || kind == MOD_CANCEL_OR_REFUND ? refunded : NULL;
+	*types = kind == MOD_CAPTURE  ? capture_types
+	         : kind == MOD_CANCEL ? cancel_types
+	         : kind == MOD_REFUND ? refund_types
+	                              : both_types;
+}
+
+/* True when entry `e` (a modification object) confirms a modification of `kind`: a
+ * confirming status that belongs to its type when it gives one. */
+static bool entry_confirms(struct json_object *e, enum mod_kind kind)
+{
+	static const char *const cancel_types[] = {"CANCELLATION", "CANCELATION", NULL};
+	static const char *const refund_types[] = {"REFUND", NULL};
+	const char *const *types, *const *cap, *const *can, *const *ref;
+	confirming(kind, &types, &cap, &can, &ref);
+	struct json_object *status = NULL, *data = NULL, *type = NULL;
+	if (!json_object_object_get_ex(e, "status", &status) ||
+	    !json_object_is_type(status, json_type_string))
+		return false;
+	const char *st = json_object_get_string(status);
+	if ((size_t)json_object_get_string_len(status) != strlen(st))
+		return false;
+	const char *ty = NULL;
+	if (json_object_object_get_ex(e, "modificationData", &data) &&
+	    json_object_object_get_ex(data, "type", &type) &&
+	    json_object_is_type(type, json_type_string))
+		ty = json_object_get_string(type);
+	if (ty != NULL && !one_of(ty, types))
+		return false;
+	if (cap != NULL && one_of(st, cap))
+		return true;
+	if (can != NULL && one_of(st, can) && (ty == NULL || one_of(ty, cancel_types)))
+		return true;
+	return ref != NULL && one_of(st, ref) && (ty == NULL || one_of(ty, refund_types));
+}
+
+/* True when object v's modificationData.modificationId is exactly `id`. */
+static bool names_id(struct json_object *v, const char *id)
+{
+	struct json_object *data = NULL, *mid = NULL;
+	return json_object_object_get_ex(v, "modificationData", &data) &&
+	       json_object_is_type(data, json_type_object) &&
+	       json_object_object_get_ex(data, "modificationId", &mid) &&
+	       json_object_is_type(mid, json_type_string) &&
+	       (size_t)json_object_get_string_len(mid) == strlen(id) &&
+	       strcmp(json_object_get_string(mid), id) == 0;
+}
+
+/* True when JSON value v holds, at any depth, an entry naming `id` that confirms a
+ * modification of `kind`. */
+static bool holds_confirming_entry(struct json_object *v, const char *id, enum mod_kind kind,
+                                   int depth)
+{
+	if (v == NULL || depth > 64)
+		return false;
+	if (json_object_is_type(v, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(v); i++) {
+			if (holds_confirming_entry(json_object_array_get_idx(v, i), id, kind,
+			                           depth + 1))
+				return true;
+		}
+		return false;
+	}
+	if (!json_object_is_type(v, json_type_object))
+		return false;
+	if (names_id(v, id) && entry_confirms(v, kind))
+		return true;
+	json_object_object_foreach(v, key, val)
+	{
+		(void)key;
+		if (holds_confirming_entry(val, id, kind, depth + 1))
+			return true;
+	}
+	return false;
+}
+
+/* The decision table's necessary conditions for a success, checked on the body with
+ * json-c directly: one JSON object, no non-null error or errorDetails member, and an
+ * entry naming our modificationId exactly with a status that confirms its kind. */
+static bool body_confirms(const char *body, size_t len, const char *id, enum mod_kind kind)
+{
+	struct json_tokener *tok = json_tokener_new_ex(64);
+	FUZZ_CHECK(tok != NULL);
+	struct json_object *v = json_tokener_parse_ex(tok, body, (int)len);
+	bool yes = v != NULL && json_tokener_get_error(tok) == json_tokener_success &&
+	           json_object_is_type(v, json_type_object);
+	struct json_object *err = NULL;
+	if (yes && json_object_object_get_ex(v, "error", &err) && err != NULL)
+		yes = false;
+	if (yes && json_object_object_get_ex(v, "errorDetails", &err) && err != NULL)
+		yes = false;
+	yes = yes && holds_confirming_entry(v, id, kind, 0);
+	json_object_put(v);
+	json_tokener_free(tok);
+	return yes;
+}
+
 /* Checks that the state, alert and counting agree with the result. */
 static void check_result_fields(enum engine_result r, const struct store_outcome *o)
 {
@@ -154,8 +322,9 @@ static void check_result_cause(enum engine_result r, const struct fuzz_case *fc,
 	const struct outcome_answer *a = &fc->answer;
 	bool clean = !a->transport_error && !a->timed_out;
 	if (r == ER_SUCCEEDED)
-		FUZZ_CHECK(clean && a->http_status >= 200 && a->http_status <= 299 &&
-		           a->body_len > 0);
+		FUZZ_CHECK(
+		    clean && a->http_status >= 200 && a->http_status <= 299 &&
+		    body_confirms(a->body, a->body_len, fc->claim.modification_id, fc->claim.kind));
 	if (r == ER_REFUSED)
 		FUZZ_CHECK(clean && a->http_status >= 400 && a->http_status <= 499);
 	if (r == ER_AUTH_REJECTED)
@@ -177,7 +346,30 @@ static void check_result_cause(enum engine_result r, const struct fuzz_case *fc,
 		FUZZ_CHECK(o->retry_delay_ms == 0);
 }
 
-/* Checks what the outcome stores: the claim's identity and the kept answer. */
+/* Checks that a body that is well-formed UTF-8 (NUL bytes allowed, as characters of
+ * their own) is kept as it came without its NULs, whole or cut between characters at
+ * the size limit. */
+static void check_kept_body(const struct outcome_answer *a, const char *kept)
+{
+	FUZZ_CHECK(kept != NULL);
+	if (!utf8_clean((const unsigned char *)a->body, a->body_len, true))
+		return;
+	char *bare = xmalloc(a->body_len + 1);
+	size_t n = 0;
+	for (size_t i = 0; i < a->body_len; i++) {
+		if (a->body[i] != '\0')
+			bare[n++] = a->body[i];
+	}
+	size_t k = strlen(kept);
+	if (n <= OUTCOME_MAX_STORED_RESPONSE)
+		FUZZ_CHECK(k == n);
+	else
+		FUZZ_CHECK(k > OUTCOME_MAX_STORED_RESPONSE - 4);
+	FUZZ_CHECK(memcmp(kept, bare, k) == 0);
+	free(bare);
+}
+
+/* Checks what the outcome stores: the claim's identity and storable gateway text. */
 static void check_stored(const struct fuzz_case *fc, const struct store_outcome *o)
 {
 	const struct store_claim *c = &fc->claim;
@@ -188,8 +380,12 @@ static void check_stored(const struct fuzz_case *fc, const struct store_outcome 
 	FUZZ_CHECK(o->http_status == a->http_status);
 	if (a->http_status == 0 || a->body_len == 0)
 		FUZZ_CHECK(o->response_body == NULL);
-	if (o->response_body != NULL)
-		FUZZ_CHECK(strlen(o->response_body) <= OUTCOME_MAX_STORED_RESPONSE);
+	check_storable(o->response_body, OUTCOME_MAX_STORED_RESPONSE);
+	check_storable(o->reason, OUTCOME_MAX_STORED_REASON);
+	check_storable(o->payment_status, OUTCOME_MAX_STORED_FIELD);
+	check_storable(o->reconciliation_reference_id, OUTCOME_MAX_STORED_FIELD);
+	if (a->http_status > 0 && a->body_len > 0)
+		check_kept_body(a, o->response_body);
 }
 
 /* Checks that deciding the same answer again gives the same outcome. */
