@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -57,8 +58,9 @@ static void check_config(const struct sp_config *cfg, const char *path)
 	FUZZ_CHECK(cfg->db_conninfo != NULL && cfg->orders_relation != NULL);
 	FUZZ_CHECK(cfg->base_url != NULL && *cfg->base_url != '\0');
 	FUZZ_CHECK(cfg->base_url[strlen(cfg->base_url) - 1] != '/');
-	FUZZ_CHECK(strncmp(cfg->base_url, "http://", 7) == 0 ||
-	           strncmp(cfg->base_url, "https://", 8) == 0);
+	/* the scheme is case-insensitive (RFC 3986), as for libcurl */
+	FUZZ_CHECK(strncasecmp(cfg->base_url, "http://", 7) == 0 ||
+	           strncasecmp(cfg->base_url, "https://", 8) == 0);
 	size_t mk = strlen(cfg->merchant_key);
 	FUZZ_CHECK(mk >= 1 && mk <= 36);
 	FUZZ_CHECK(cfg->instance_name != NULL && *cfg->instance_name != '\0');
