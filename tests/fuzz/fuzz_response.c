@@ -252,37 +252,81 @@ static bool names_id(struct json_object *v, const char *id)
 	       strcmp(json_object_get_string(mid), id) == 0;
 }
 
-/* True when JSON value v holds, at any depth, an entry naming `id` that confirms a
- * modification of `kind`. */
-static bool holds_confirming_entry(struct json_object *v, const char *id, enum mod_kind kind,
-                                   int depth)
+/* What the entries naming our modificationId say, over all of them. */
+struct entries_seen {
+	size_t count;
+	bool all_confirm;
+	struct json_object *first; /* the first of them */
+	bool disagree;
+};
+
+/* A status or type in one spelling: upper case, CANCELED -> CANCELLED and
+ * CANCELATION -> CANCELLATION, into buf. */
+static const char *one_spelling(const char *s, char *buf, size_t cap)
 {
-	if (v == NULL || depth > 64)
-		return false;
-	if (json_object_is_type(v, json_type_array)) {
-		for (size_t i = 0; i < json_object_array_length(v); i++) {
-			if (holds_confirming_entry(json_object_array_get_idx(v, i), id, kind,
-			                           depth + 1))
-				return true;
-		}
-		return false;
+	size_t o = 0;
+	for (const char *p = s; *p != '\0' && o + 2 < cap; p++) {
+		char c = *p >= 'a' && *p <= 'z' ? (char)(*p - 'a' + 'A') : *p;
+		buf[o++] = c;
+		if (o >= 5 && strncmp(buf + o - 5, "CANCE", 5) == 0 &&
+		    (p[1] == 'l' || p[1] == 'L') && p[2] != 'l' && p[2] != 'L')
+			buf[o++] = 'L';
 	}
-	if (!json_object_is_type(v, json_type_object))
-		return false;
-	if (names_id(v, id) && entry_confirms(v, kind))
-		return true;
-	json_object_object_foreach(v, key, val)
-	{
-		(void)key;
-		if (holds_confirming_entry(val, id, kind, depth + 1))
-			return true;
-	}
-	return false;
+	buf[o] = '\0';
+	return buf;
 }
 
-/* The decision table's necessary conditions for a success, checked on the body with
- * json-c directly: one JSON object, no non-null error or errorDetails member, and an
- * entry naming our modificationId exactly with a status that confirms its kind. */
+/* The string member `key` of entry e (of its modificationData when `data`), or NULL. */
+static const char *entry_text(struct json_object *e, bool data, const char *key)
+{
+	struct json_object *m = NULL, *v = NULL;
+	if (data && !json_object_object_get_ex(e, "modificationData", &m))
+		return NULL;
+	if (!json_object_object_get_ex(data ? m : e, key, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+/* True when two optional texts name the same status or type (NULL matches anything). */
+static bool same_spelling(const char *a, const char *b)
+{
+	char x[128], y[128];
+	if (a == NULL || b == NULL)
+		return true;
+	return strcmp(one_spelling(a, x, sizeof(x)), one_spelling(b, y, sizeof(y))) == 0;
+}
+
+/* Collects the entries naming `id` in v, an entry or an array of them (arrays may nest),
+ * as the decision table reads `modification` and `modifications`. */
+static void collect_entries(struct json_object *v, const char *id, enum mod_kind kind, int depth,
+                            struct entries_seen *seen)
+{
+	if (v == NULL || depth > 64)
+		return;
+	if (json_object_is_type(v, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(v); i++)
+			collect_entries(json_object_array_get_idx(v, i), id, kind, depth + 1, seen);
+		return;
+	}
+	if (!json_object_is_type(v, json_type_object) || !names_id(v, id))
+		return;
+	if (!entry_confirms(v, kind))
+		seen->all_confirm = false;
+	if (seen->count++ == 0) {
+		seen->first = v;
+		return;
+	}
+	if (!same_spelling(entry_text(v, false, "status"),
+	                   entry_text(seen->first, false, "status")) ||
+	    !same_spelling(entry_text(v, true, "type"), entry_text(seen->first, true, "type")))
+		seen->disagree = true;
+}
+
+/* The decision table's conditions for a success, checked on the body with json-c
+ * directly: one JSON object, no non-null error or errorDetails member, and in its
+ * `modification` / `modifications` at least one entry naming our modificationId
+ * exactly, all of them agreeing and with a status that confirms the kind. */
 static bool body_confirms(const char *body, size_t len, const char *id, enum mod_kind kind)
 {
 	struct json_tokener *tok = json_tokener_new_ex(64);
@@ -295,7 +339,13 @@ static bool body_confirms(const char *body, size_t len, const char *id, enum mod
 		yes = false;
 	if (yes && json_object_object_get_ex(v, "errorDetails", &err) && err != NULL)
 		yes = false;
-	yes = yes && holds_confirming_entry(v, id, kind, 0);
+	struct entries_seen seen = {.all_confirm = true};
+	struct json_object *m = NULL;
+	if (yes && json_object_object_get_ex(v, "modification", &m))
+		collect_entries(m, id, kind, 0, &seen);
+	if (yes && json_object_object_get_ex(v, "modifications", &m))
+		collect_entries(m, id, kind, 0, &seen);
+	yes = yes && seen.count > 0 && seen.all_confirm && !seen.disagree;
 	json_object_put(v);
 	json_tokener_free(tok);
 	return yes;
