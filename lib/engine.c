@@ -120,7 +120,7 @@ struct engine {
 	int64_t next_retry_ms; /* 0: none scheduled */
 
 	struct breaker br;
-	bool probe_on_wire;
+	unsigned probes_on_wire; /* probes with the current credentials not answered yet */
 
 	bool draining;
 	bool gave_up; /* --once: credentials rejected, nothing more is sent */
@@ -205,6 +205,18 @@ static void engine_give_up(struct engine *e, const char *why)
 	engine_check_idle(e);
 }
 
+/* Completion of an alert the engine raises itself (claim_failed, outcome_unstorable). */
+static void engine_alert_done(size_t affected, const char *error, void *arg)
+{
+	(void)affected;
+	(void)arg;
+	if (error) {
+		char *why = store_error_text(error);
+		log_event(LOG_LVL_WARNING, "alert_insert_failed", "reason", why, NULL);
+		free(why);
+	}
+}
+
 /* ---- outcomes ---- */
 
 /* Queues an outcome for the next batched write. Takes ownership of its strings. */
@@ -266,7 +278,8 @@ static void engine_sanitise_outcome(struct store_outcome *o, const char *error)
 	free(o->reason);
 	o->reason = xasprintf("the gateway's answer could not be stored: %s", why);
 	free(why);
-	o->counted = o->counted || o->http_status > 0;
+	/* a 401 is the daemon's fault, never the order's: it stays uncounted */
+	o->counted = o->counted || (o->http_status > 0 && o->http_status != 401);
 }
 
 /* Follow-ups of outcomes that were written (or given up), then frees them. */
@@ -316,6 +329,17 @@ static void engine_write_rejected(struct engine *e, struct store_outcome *w, siz
 		e->stats.outcomes_dropped++;
 		if (e->once)
 			e->left_undone++;
+		char *msg = xasprintf("%s for order %s: the database refuses its outcome (%s) even "
+		                      "without the gateway's answer; modification %s stays pending",
+		                      mod_kind_name(w->kind), w->order_id ? w->order_id : "-",
+		                      w->state, w->modification_id);
+		char *text = xasprintf("%s: %s", msg, why);
+		if (!store_raise_alert(e->st, "outcome_unstorable", "critical", w->modification_id,
+		                       text, engine_alert_done, e))
+			log_event(LOG_LVL_WARNING, "alert_insert_failed", "kind",
+			          "outcome_unstorable", NULL);
+		free(msg);
+		free(text);
 		store_outcome_clear(w);
 	}
 	free(why);
@@ -490,8 +514,8 @@ static void engine_on_answer(const struct http_result *res, void *arg)
 	struct store_claim *c = &f->claim;
 	int64_t now = now_ms();
 	engine_note_gateway(e, res, now);
-	if (f->probe)
-		e->probe_on_wire = false;
+	if (f->probe && f->epoch == e->br.epoch && e->probes_on_wire > 0)
+		e->probes_on_wire--;
 
 	struct outcome_policy pol = {.retry_base_ms = e->cfg->retry_base_ms,
 	                             .retry_max_ms = e->cfg->retry_max_ms,
@@ -578,7 +602,7 @@ static void engine_send(struct engine *e, struct store_claim *claim)
 	f->epoch = e->br.epoch;
 	f->probe = e->br.state == BREAKER_PROBING;
 	if (f->probe)
-		e->probe_on_wire = true;
+		e->probes_on_wire++;
 	memset(claim, 0, sizeof(*claim));
 	struct store_claim *c = &f->claim;
 	char *url = xasprintf("%s%s", e->cfg->base_url, mod_kind_path(c->kind));
@@ -711,18 +735,6 @@ static bool engine_claim_ready(const struct engine *e, enum claim_kind k, int64_
 
 static const char *const claim_kind_names[CK_COUNT] = {"due", "requests", "targeted", "scan"};
 
-static void engine_alert_done(size_t affected, const char *error, void *arg)
-{
-	(void)affected;
-	(void)arg;
-	if (error) {
-		char *why = store_error_text(error);
-		log_event(LOG_LVL_WARNING, "alert_insert_failed", "kind", "claim_failed", "reason",
-		          why, NULL);
-		free(why);
-	}
-}
-
 /* Raises the one claim_failed alert of an episode of failures of one claim. */
 static void engine_alert_claim_failed(struct engine *e, enum claim_kind k, const char *why)
 {
@@ -753,7 +765,7 @@ static void engine_claim_failed(struct engine *e, const char *error)
 	e->claiming = false;
 	e->targeted = 0;
 	int64_t now = now_ms();
-	if (e->br.state == BREAKER_PROBING && !e->probe_on_wire)
+	if (e->br.state == BREAKER_PROBING && e->probes_on_wire == 0)
 		breaker_probe_unsent(&e->br, now, false);
 	if (e->once) {
 		free(e->problem);
@@ -837,7 +849,7 @@ static void engine_on_due(struct store_claim *rows, size_t n, const char *error,
 		log_event(LOG_LVL_INFO, "retries_claimed", "count", count, NULL);
 	}
 	engine_send_all(e, rows, n);
-	if (e->br.state == BREAKER_PROBING && !e->probe_on_wire) {
+	if (e->br.state == BREAKER_PROBING && e->probes_on_wire == 0) {
 		/* the probe was given up locally (a capture past its deadline): another one */
 		breaker_probe_unsent(&e->br, now_ms(), false);
 		engine_breaker_changed(e);
@@ -884,22 +896,23 @@ static size_t engine_note_blocked(struct engine *e, const struct store_claim *ro
 	for (size_t i = 0; i < n; i++)
 		recorded[i] = rows[i].order_id;
 	qsort(recorded, n, sizeof(char *), cmp_str);
-	size_t added = 0;
+	/* the ids of one page are distinct (one status, one branch of the candidate query) */
+	size_t old = e->nblocked;
 	for (size_t i = 0; i < e->nscan_sent && e->nblocked < MAX_BLOCKED_IDS; i++) {
 		const char *id = e->scan_sent[i];
-		if (bsearch(&id, recorded, n, sizeof(char *), cmp_str) || engine_is_blocked(e, id))
+		if (bsearch(&id, recorded, n, sizeof(char *), cmp_str) ||
+		    (old > 0 && bsearch(&id, e->blocked, old, sizeof(char *), cmp_str)))
 			continue;
 		if (e->nblocked == e->cap_blocked) {
 			e->cap_blocked = e->cap_blocked ? 2 * e->cap_blocked : 64;
-			e->blocked = xrealloc(e->blocked, (e->cap_blocked) * sizeof(char *));
+			e->blocked = xrealloc(e->blocked, e->cap_blocked * sizeof(char *));
 		}
 		e->blocked[e->nblocked++] = e->scan_sent[i];
-		e->scan_sent[i] = xstrdup("");
-		qsort(e->blocked, e->nblocked, sizeof(char *), cmp_str);
-		added++;
+		e->scan_sent[i] = NULL;
 	}
+	qsort(e->blocked, e->nblocked, sizeof(char *), cmp_str);
 	free(recorded);
-	return added;
+	return e->nblocked - old;
 }
 
 /* Sends the leased rows of an insert; the ones recorded unleased are claimed as due. */
@@ -1386,6 +1399,7 @@ void engine_reload(struct engine *e, const struct sp_config *cfg, const char *se
 	/* new credentials deserve a probe now rather than after the pause, and the answers
 	 * to requests sent with the old ones do not count against them */
 	breaker_reload(&e->br, now_ms());
+	e->probes_on_wire = 0; /* those are of the old credentials */
 	engine_breaker_changed(e);
 	e->next_poll_ms = now_ms() + cfg->poll_interval_ms;
 	e->scan_wanted = true;

@@ -534,7 +534,7 @@ static int64_t store_mono_ms(void)
 	"m.modification_id::text, m.order_id, m.transaction_id, m.kind, m.request_body, "          \
 	"m.attempts, m.lease_generation, (extract(epoch FROM m.deadline) * 1000)::bigint, "        \
 	"coalesce(m.deadline <= now(), false), m.lease_owner IS NOT NULL, "                        \
-	"coalesce((extract(epoch FROM m.lease_expires_at - now()) * 1000)::bigint, 0)"
+	"coalesce((extract(epoch FROM m.lease_expires_at - clock_timestamp()) * 1000)::bigint, 0)"
 
 static void claims_done(PGresult *res, const char *error, void *arg)
 {

@@ -264,6 +264,12 @@ START_TEST(refused_outcome_does_not_hold_back_the_batch)
 	ck_assert_int_eq(count(&w, sql), 1);
 	ck_assert(daemonproc_log_contains(&w.d, "event=outcome_rejected"));
 	ck_assert(daemonproc_log_contains(&w.d, "event=outcome_unstorable"));
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM smartpay.alerts a JOIN smartpay.modifications m ON "
+	         "a.dedup_key = m.modification_id::text WHERE a.kind = 'outcome_unstorable' AND "
+	         "m.order_id = '%ld'",
+	         ids[7]);
+	await(&w, sql, 1);
 	world_down(&w);
 }
 END_TEST
