@@ -87,11 +87,12 @@ struct engine {
 	enum claim_kind claim_kind; /* of the running cycle */
 	bool claim_own;             /* the running due claim included own rows */
 	struct claim_failures claim_failed[CK_COUNT];
-	bool preparing;  /* store_prepare under way */
-	bool scanning;   /* the cycle reads the whole orders relation */
-	size_t targeted; /* ids[0..targeted) were given to the running targeted claim */
-	int claim_limit; /* rows asked for by the running cycle */
-	int claim_room;  /* rows the running cycle may lease */
+	bool preparing;      /* store_prepare under way */
+	bool scanning;       /* the cycle reads the whole orders relation */
+	size_t targeted;     /* ids[0..targeted) were given to the running targeted claim */
+	size_t targeted_max; /* ids given at most: halved while a targeted query fails */
+	int claim_limit;     /* rows asked for by the running cycle */
+	int claim_room;      /* rows the running cycle may lease */
 	bool prepared;
 	/* the scans of this poll: blocked candidates (sorted), and what the running scan
 	 * submitted for sending */
@@ -763,6 +764,7 @@ static void engine_claim_failed(struct engine *e, const char *error)
 	log_event(LOG_LVL_WARNING, "claim_failed", "claim", claim_kind_names[k], "reason", why,
 	          NULL);
 	e->claiming = false;
+	size_t given = e->targeted;
 	e->targeted = 0;
 	int64_t now = now_ms();
 	if (e->br.state == BREAKER_PROBING && e->probes_on_wire == 0)
@@ -784,6 +786,23 @@ static void engine_claim_failed(struct engine *e, const char *error)
 	if (k == CK_SCAN)
 		e->scan_wanted = true;
 	struct claim_failures *f = &e->claim_failed[k];
+	if (k == CK_TARGETED && given > 1 && pg_conn_is_up(e->pc)) {
+		/* one notified row the query cannot read fails all of them: fewer ids at once
+		 * until it is alone, so the others go on at once */
+		e->targeted_max = given / 2;
+		free(why);
+		engine_kick(e);
+		return;
+	}
+	if (k == CK_TARGETED && given == 1 && e->nids > 0 && pg_conn_is_up(e->pc)) {
+		/* that one is left to the scans (alerted and backed off if they fail too) */
+		log_event(LOG_LVL_WARNING, "order_skipped", "order_id", e->ids[0], "reason", why,
+		          "msg", "left to the scans of the orders relation", NULL);
+		free(e->ids[0]);
+		memmove(e->ids, e->ids + 1, (e->nids - 1) * sizeof(char *));
+		e->nids--;
+		e->targeted_max = TARGETED_MAX_IDS;
+	}
 	if (pg_conn_is_up(e->pc)) {
 		f->count++;
 		if (f->since_ms == 0)
@@ -1044,8 +1063,11 @@ static void engine_on_candidates(struct store_candidate *rows, size_t n, const c
 		return;
 	}
 	engine_claim_ok(e);
-	if (e->targeted)
+	if (e->targeted) {
 		engine_forget_ids(e, rows, n);
+		e->targeted_max =
+		    e->targeted_max * 2 > TARGETED_MAX_IDS ? TARGETED_MAX_IDS : e->targeted_max * 2;
+	}
 	if (e->scanning) {
 		e->scan_full = (int)n == e->claim_limit; /* a full page: more may be waiting */
 		n = engine_drop_blocked(e, rows, n);
@@ -1152,7 +1174,7 @@ static void engine_pump(struct engine *e)
 	}
 	if (e->nids > 0 && engine_claim_ready(e, CK_TARGETED, now)) {
 		/* the notified orders compete: the earliest deadlines win the room */
-		size_t give = e->nids < TARGETED_MAX_IDS ? e->nids : TARGETED_MAX_IDS;
+		size_t give = e->nids < e->targeted_max ? e->nids : e->targeted_max;
 		engine_claim_begin(e, CK_TARGETED, room, room);
 		e->targeted = give;
 		if (!store_find_candidates(e->st, (const char *const *)e->ids, give, room,
@@ -1361,6 +1383,7 @@ struct engine *engine_new(struct event_base *base, const struct sp_config *cfg, 
 	e->ev_kick = event_new(base, -1, 0, engine_kick_cb, e);
 	e->ev_timer = evtimer_new(base, engine_timer_cb, e);
 	e->ev_drain = evtimer_new(base, engine_drain_cb, e);
+	e->targeted_max = TARGETED_MAX_IDS;
 	e->own_wanted = true;
 	e->scan_wanted = true;
 	e->due_wanted = true;

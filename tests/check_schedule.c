@@ -170,7 +170,8 @@ END_TEST
 
 /* A candidate query that fails on every scan (one order row that cannot be read) is
  * alerted once, retried with backoff rather than at every poll, and the orders notified
- * meanwhile are captured; once the row can be read the scan recovers. */
+ * meanwhile are captured, even beside the bad one; once the row can be read the scan
+ * recovers. */
 START_TEST(failing_candidate_query_is_alerted_and_backs_off)
 {
 	struct world w;
@@ -193,11 +194,12 @@ START_TEST(failing_candidate_query_is_alerted_and_backs_off)
 	await_ready(&w);
 	await(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = 'claim_failed'", 1);
 
-	/* the other orders go on */
-	snprintf(sql, sizeof(sql), "UPDATE public.orders SET status = 'shipped' WHERE id = %ld",
-	         good);
+	/* the other orders go on, also when notified together with the bad one */
+	snprintf(sql, sizeof(sql),
+	         "UPDATE public.orders SET status = 'shipped' WHERE id IN (%ld, %ld)", bad, good);
 	pgtest_exec(w.db, sql);
 	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 1);
+	ck_assert(daemonproc_log_contains(&w.d, "event=order_skipped"));
 
 	/* retried with backoff: at 500 ms polls, six seconds would see a dozen failures */
 	int before = log_count(&w, "event=claim_failed claim=scan");
