@@ -802,6 +802,9 @@ static void engine_claim_failed(struct engine *e, const char *error)
 		memmove(e->ids, e->ids + 1, (e->nids - 1) * sizeof(char *));
 		e->nids--;
 		e->targeted_max = TARGETED_MAX_IDS;
+		free(why);
+		engine_kick(e);
+		return;
 	}
 	if (pg_conn_is_up(e->pc)) {
 		f->count++;
@@ -929,7 +932,8 @@ static size_t engine_note_blocked(struct engine *e, const struct store_claim *ro
 		e->blocked[e->nblocked++] = e->scan_sent[i];
 		e->scan_sent[i] = NULL;
 	}
-	qsort(e->blocked, e->nblocked, sizeof(char *), cmp_str);
+	if (e->nblocked > old)
+		qsort(e->blocked, e->nblocked, sizeof(char *), cmp_str);
 	free(recorded);
 	return e->nblocked - old;
 }

@@ -196,7 +196,9 @@ START_TEST(failing_candidate_query_is_alerted_and_backs_off)
 
 	/* the other orders go on, also when notified together with the bad one */
 	snprintf(sql, sizeof(sql),
-	         "UPDATE public.orders SET status = 'shipped' WHERE id IN (%ld, %ld)", bad, good);
+	         "BEGIN; UPDATE public.orders SET status = 'packed' WHERE id = %ld; "
+	         "UPDATE public.orders SET status = 'shipped' WHERE id IN (%ld, %ld); COMMIT",
+	         bad, bad, good);
 	pgtest_exec(w.db, sql);
 	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 1);
 	ck_assert(daemonproc_log_contains(&w.d, "event=order_skipped"));
