@@ -802,9 +802,8 @@ static void engine_claim_failed(struct engine *e, const char *error)
 		memmove(e->ids, e->ids + 1, (e->nids - 1) * sizeof(char *));
 		e->nids--;
 		e->targeted_max = TARGETED_MAX_IDS;
-		free(why);
-		engine_kick(e);
-		return;
+		/* and the usual backoff: when every query fails (a broken relation), ids
+		 * are not dropped in a burst */
 	}
 	if (pg_conn_is_up(e->pc)) {
 		f->count++;
