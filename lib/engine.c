@@ -1043,16 +1043,20 @@ static void engine_forget_ids(struct engine *e, const struct store_candidate *ro
 	free(returned);
 }
 
-/* Drops the blocked candidates from a scan's page; returns how many rows are left. */
+/* Moves the blocked candidates of a scan's page behind the others (in page order);
+ * returns how many are not blocked. */
 static size_t engine_drop_blocked(struct engine *e, struct store_candidate *rows, size_t n)
 {
 	size_t kept = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (engine_is_blocked(e, rows[i].order_id)) {
-			store_candidates_free_one(&rows[i]);
+		if (engine_is_blocked(e, rows[i].order_id))
 			continue;
+		if (i != kept) {
+			struct store_candidate t = rows[kept];
+			rows[kept] = rows[i];
+			rows[i] = t;
 		}
-		rows[kept++] = rows[i];
+		kept++;
 	}
 	return kept;
 }
@@ -1071,12 +1075,13 @@ static void engine_on_candidates(struct store_candidate *rows, size_t n, const c
 		e->targeted_max =
 		    e->targeted_max * 2 > TARGETED_MAX_IDS ? TARGETED_MAX_IDS : e->targeted_max * 2;
 	}
+	size_t all = n; /* rows[n..all) are blocked ones the scan looks past */
 	if (e->scanning) {
 		e->scan_full = (int)n == e->claim_limit; /* a full page: more may be waiting */
 		n = engine_drop_blocked(e, rows, n);
 	}
 	if (n == 0) {
-		store_candidates_free(rows, n);
+		store_candidates_free(rows, all);
 		engine_claim_end(e);
 		return;
 	}
@@ -1089,7 +1094,7 @@ static void engine_on_candidates(struct store_candidate *rows, size_t n, const c
 		engine_note_refusal(e, "order_refused", &intents[i]);
 	}
 	engine_insert_intents(e, intents, reasons, n);
-	store_candidates_free(rows, n);
+	store_candidates_free(rows, all);
 }
 
 static void engine_on_requests(struct store_request *rows, size_t n, const char *error, void *arg)

@@ -423,21 +423,16 @@ bool store_find_candidates(struct store *st, const char *const *ids, size_t nids
 	return ok;
 }
 
-void store_candidates_free_one(struct store_candidate *row)
-{
-	free(row->order_id);
-	free(row->status);
-	free(row->transaction_id);
-	free(row->amount);
-	free(row->currency);
-	free(row->capture_amount);
-	memset(row, 0, sizeof(*row));
-}
-
 void store_candidates_free(struct store_candidate *rows, size_t n)
 {
-	for (size_t i = 0; rows && i < n; i++)
-		store_candidates_free_one(&rows[i]);
+	for (size_t i = 0; rows && i < n; i++) {
+		free(rows[i].order_id);
+		free(rows[i].status);
+		free(rows[i].transaction_id);
+		free(rows[i].amount);
+		free(rows[i].currency);
+		free(rows[i].capture_amount);
+	}
 	free(rows);
 }
 

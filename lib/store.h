@@ -153,8 +153,6 @@ bool store_next_due(struct store *st, void (*done)(int64_t delay_ms, const char 
                     void *arg);
 
 void store_candidates_free(struct store_candidate *rows, size_t n);
-/* Frees the strings of one candidate, not the struct. */
-void store_candidates_free_one(struct store_candidate *row);
 /* A database error message as one line fit for a log, a reason or an alert: the first
  * line without the "ERROR:" prefix, printable ASCII only, at most 200 bytes
  * (malloc'd). NULL gives "unknown error". */

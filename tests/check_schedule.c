@@ -41,8 +41,9 @@ static void world_up(struct world *w, const char *extra)
 
 static void world_down(struct world *w)
 {
+	/* a clean drain, and under ASan no leak report */
 	if (w->d.pid)
-		daemonproc_stop(&w->d);
+		ck_assert_int_eq(daemonproc_stop(&w->d), 0);
 	daemonproc_cleanup(&w->d);
 	ck_assert(simproc_stop(w->sim));
 	PQfinish(w->db);
