@@ -100,8 +100,8 @@ struct engine {
 	size_t nblocked, cap_blocked;
 	char **scan_sent; /* order ids of the sendable intents of the running scan */
 	size_t nscan_sent;
-	size_t scan_refused; /* local refusals recorded by the running scan */
-	bool scan_full;      /* its page came back full */
+	size_t claim_refused; /* local refusals the running cycle records */
+	bool claim_full;      /* its page of candidates or requests came back full */
 
 	/* outcomes waiting to be written, and the batch being written */
 	struct store_outcome *out;
@@ -845,6 +845,8 @@ static void engine_claim_begin(struct engine *e, enum claim_kind kind, int limit
 	e->claim_kind = kind;
 	e->claim_limit = limit;
 	e->claim_room = room;
+	e->claim_refused = 0;
+	e->claim_full = false;
 	e->scanning = kind == CK_SCAN;
 }
 
@@ -891,7 +893,7 @@ static void engine_scan_sent_clear(struct engine *e)
 	free(e->scan_sent);
 	e->scan_sent = NULL;
 	e->nscan_sent = 0;
-	e->scan_refused = 0;
+	e->claim_refused = 0;
 }
 
 /* Forgets the blocked candidates (at each poll: they are looked at again). */
@@ -967,10 +969,14 @@ static void engine_on_inserted(struct store_claim *rows, size_t n, const char *e
 		 * recorded, or blocked ones to look past): no back-to-back rescans of a page
 		 * that cannot move until the next poll */
 		size_t blocked = engine_note_blocked(e, rows, n);
-		if (e->scan_full && (n > 0 || e->scan_refused > 0 || blocked > 0))
+		if (e->claim_full && (n > 0 || e->claim_refused > 0 || blocked > 0))
 			e->scan_wanted = true;
 		engine_scan_sent_clear(e);
 	}
+	/* likewise a full page of requests: only when this one recorded something */
+	if (e->claim_kind == CK_REQUESTS && e->claim_full && (n > 0 || e->claim_refused > 0))
+		e->requests_wanted = true;
+	e->claim_refused = 0;
 	engine_send_leased(e, rows, n);
 	engine_claim_end(e);
 }
@@ -986,8 +992,8 @@ static void engine_insert_intents(struct engine *e, struct store_intent *intents
 		intents[i].lease = intents[i].reason == NULL && leased < e->claim_room;
 		if (intents[i].lease)
 			leased++;
-		if (e->scanning && intents[i].reason != NULL)
-			e->scan_refused++;
+		if (intents[i].reason != NULL)
+			e->claim_refused++;
 	}
 	if (e->scanning) {
 		e->scan_sent = xcalloc(n ? n : 1, sizeof(char *));
@@ -1077,7 +1083,7 @@ static void engine_on_candidates(struct store_candidate *rows, size_t n, const c
 	}
 	size_t all = n; /* rows[n..all) are blocked ones the scan looks past */
 	if (e->scanning) {
-		e->scan_full = (int)n == e->claim_limit; /* a full page: more may be waiting */
+		e->claim_full = (int)n == e->claim_limit; /* a full page: more may be waiting */
 		n = engine_drop_blocked(e, rows, n);
 	}
 	if (n == 0) {
@@ -1105,8 +1111,7 @@ static void engine_on_requests(struct store_request *rows, size_t n, const char 
 		return;
 	}
 	engine_claim_ok(e);
-	if ((int)n == e->claim_limit)
-		e->requests_wanted = true;
+	e->claim_full = (int)n == e->claim_limit;
 	if (n == 0) {
 		store_requests_free(rows, n);
 		engine_claim_end(e);
