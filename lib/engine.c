@@ -10,6 +10,7 @@
 #include "log.h"
 #include "modification.h"
 #include "pgconn.h"
+#include "schedule.h"
 #include "store.h"
 #include "uuid.h"
 #include "xmalloc.h"
@@ -42,9 +43,6 @@ struct flight {
 	unsigned epoch;           /* the credentials it was sent with (breaker.h) */
 	bool probe;               /* the breaker's probe */
 };
-
-/* The claim statements, each with its own failure backoff. */
-enum claim_kind { CK_DUE, CK_REQUESTS, CK_TARGETED, CK_SCAN, CK_COUNT };
 
 /* The failures in a row of one kind of claim. */
 struct claim_failures {
@@ -83,10 +81,10 @@ struct engine {
 	/* claimed rows waiting for room in the in-flight window, oldest first */
 	struct store_claim *queue;
 	size_t qhead, qlen, qcap;
-	bool claiming;              /* one claim cycle at a time */
-	enum claim_kind claim_kind; /* of the running cycle */
-	bool claim_own;             /* the running due claim included own rows */
-	struct claim_failures claim_failed[CK_COUNT];
+	bool claiming;               /* one claim cycle at a time */
+	enum sched_claim claim_kind; /* of the running cycle */
+	bool claim_own;              /* the running due claim included own rows */
+	struct claim_failures claim_failed[SCHED_KINDS];
 	bool preparing;      /* store_prepare under way */
 	bool scanning;       /* the cycle reads the whole orders relation */
 	size_t targeted;     /* ids[0..targeted) were given to the running targeted claim */
@@ -715,41 +713,43 @@ static void engine_release_queued(struct engine *e)
 
 /* ---- claiming ---- */
 
-/* How many more modifications to claim now: a batch beyond what the window holds; none
- * while outcomes cannot be written (backpressure); one probe when the breaker allows. */
-static int engine_room(const struct engine *e, int64_t now)
+/* The engine's state as the scheduler sees it (lib/schedule.c). */
+static struct sched_state engine_sched_state(const struct engine *e, int64_t now)
 {
-	if (e->br.state != BREAKER_CLOSED)
-		return breaker_probe_due(&e->br, now) && e->qlen == 0 ? 1 : 0;
-	if (e->out_blocked ||
-	    engine_outcomes_held(e) >= (size_t)e->cfg->batch_size + (size_t)e->cfg->max_inflight)
-		return 0;
-	int room = e->cfg->batch_size - (int)e->qlen;
-	return room < 0 ? 0 : room;
+	struct sched_state st = {.usable = !e->claiming && !e->draining && !e->exited &&
+	                                   !e->gave_up && e->prepared && pg_conn_is_up(e->pc),
+	                         .breaker_closed = e->br.state == BREAKER_CLOSED,
+	                         .probe_due = breaker_probe_due(&e->br, now),
+	                         .outcomes_blocked =
+	                             e->out_blocked ||
+	                             engine_outcomes_held(e) >=
+	                                 (size_t)e->cfg->batch_size + (size_t)e->cfg->max_inflight,
+	                         .batch_size = e->cfg->batch_size,
+	                         .queued = e->qlen,
+	                         .inflight = http_inflight(e->http) > 0,
+	                         .want_due = e->own_wanted || e->due_wanted,
+	                         .want_requests = e->requests_wanted,
+	                         .want_scan = e->scan_wanted,
+	                         .notified = e->nids};
+	for (int k = 0; k < SCHED_KINDS; k++)
+		st.waiting[k] = now < e->claim_failed[k].retry_at_ms;
+	return st;
 }
-
-/* True when claims of this kind are not waiting out a failure. */
-static bool engine_claim_ready(const struct engine *e, enum claim_kind k, int64_t now)
-{
-	return now >= e->claim_failed[k].retry_at_ms;
-}
-
-static const char *const claim_kind_names[CK_COUNT] = {"due", "requests", "targeted", "scan"};
 
 /* Raises the one claim_failed alert of an episode of failures of one claim. */
-static void engine_alert_claim_failed(struct engine *e, enum claim_kind k, const char *why)
+static void engine_alert_claim_failed(struct engine *e, enum sched_claim k, const char *why)
 {
 	struct claim_failures *f = &e->claim_failed[k];
 	if (f->alerted || f->count < 2 || !pg_conn_is_up(e->pc))
 		return;
 	char key[64];
-	snprintf(key, sizeof(key), "%s:%lld", claim_kind_names[k], (long long)f->since_ms);
+	snprintf(key, sizeof(key), "%s:%lld", sched_claim_name(k), (long long)f->since_ms);
 	char *msg = xasprintf("the %s claim of instance %s fails (%d times in a row, retried with "
 	                      "backoff): %s",
-	                      claim_kind_names[k], store_instance_name(e->st), f->count, why);
+	                      sched_claim_name(k), store_instance_name(e->st), f->count, why);
 	if (store_raise_alert(e->st, "claim_failed", "critical", key, msg, engine_alert_done, e)) {
 		f->alerted = true;
-		log_event(LOG_LVL_ERR, "claim_failed_alert", "claim", claim_kind_names[k], "msg",
+		log_event(LOG_LVL_ERR, "claim_failed_alert", "claim", sched_claim_name(k), "msg",
 		          msg, NULL);
 	}
 	free(msg);
@@ -759,9 +759,9 @@ static void engine_alert_claim_failed(struct engine *e, enum claim_kind k, const
  * other claims go on; with --once the exit status says it. */
 static void engine_claim_failed(struct engine *e, const char *error)
 {
-	enum claim_kind k = e->claim_kind;
+	enum sched_claim k = e->claim_kind;
 	char *why = store_error_text(error);
-	log_event(LOG_LVL_WARNING, "claim_failed", "claim", claim_kind_names[k], "reason", why,
+	log_event(LOG_LVL_WARNING, "claim_failed", "claim", sched_claim_name(k), "reason", why,
 	          NULL);
 	e->claiming = false;
 	size_t given = e->targeted;
@@ -777,16 +777,16 @@ static void engine_claim_failed(struct engine *e, const char *error)
 		engine_check_idle(e);
 		return;
 	}
-	if (k == CK_DUE)
+	if (k == SCHED_DUE)
 		e->due_wanted = true;
-	if (k == CK_DUE && e->claim_own)
+	if (k == SCHED_DUE && e->claim_own)
 		e->own_wanted = true;
-	if (k == CK_REQUESTS)
+	if (k == SCHED_REQUESTS)
 		e->requests_wanted = true;
-	if (k == CK_SCAN)
+	if (k == SCHED_SCAN)
 		e->scan_wanted = true;
 	struct claim_failures *f = &e->claim_failed[k];
-	if (k == CK_TARGETED && given > 1 && pg_conn_is_up(e->pc)) {
+	if (k == SCHED_TARGETED && given > 1 && pg_conn_is_up(e->pc)) {
 		/* one notified row the query cannot read fails all of them: fewer ids at once
 		 * until it is alone, so the others go on at once */
 		e->targeted_max = given / 2;
@@ -794,7 +794,7 @@ static void engine_claim_failed(struct engine *e, const char *error)
 		engine_kick(e);
 		return;
 	}
-	if (k == CK_TARGETED && given == 1 && e->nids > 0 && pg_conn_is_up(e->pc)) {
+	if (k == SCHED_TARGETED && given == 1 && e->nids > 0 && pg_conn_is_up(e->pc)) {
 		/* that one is left to the scans (alerted and backed off if they fail too) */
 		log_event(LOG_LVL_WARNING, "order_skipped", "order_id", e->ids[0], "reason", why,
 		          "msg", "left to the scans of the orders relation", NULL);
@@ -826,7 +826,7 @@ static void engine_claim_ok(struct engine *e)
 	struct claim_failures *f = &e->claim_failed[e->claim_kind];
 	if (f->count > 0)
 		log_event(LOG_LVL_NOTICE, "claim_recovered", "claim",
-		          claim_kind_names[e->claim_kind], NULL);
+		          sched_claim_name(e->claim_kind), NULL);
 	memset(f, 0, sizeof(*f));
 }
 
@@ -839,7 +839,7 @@ static void engine_claim_end(struct engine *e)
 }
 
 /* Marks a claim cycle of `kind` as running. */
-static void engine_claim_begin(struct engine *e, enum claim_kind kind, int limit, int room)
+static void engine_claim_begin(struct engine *e, enum sched_claim kind, int limit, int room)
 {
 	e->claiming = true;
 	e->claim_kind = kind;
@@ -847,7 +847,7 @@ static void engine_claim_begin(struct engine *e, enum claim_kind kind, int limit
 	e->claim_room = room;
 	e->claim_refused = 0;
 	e->claim_full = false;
-	e->scanning = kind == CK_SCAN;
+	e->scanning = kind == SCHED_SCAN;
 }
 
 static void engine_on_due(struct store_claim *rows, size_t n, const char *error, void *arg)
@@ -974,7 +974,7 @@ static void engine_on_inserted(struct store_claim *rows, size_t n, const char *e
 		engine_scan_sent_clear(e);
 	}
 	/* likewise a full page of requests: only when this one recorded something */
-	if (e->claim_kind == CK_REQUESTS && e->claim_full && (n > 0 || e->claim_refused > 0))
+	if (e->claim_kind == SCHED_REQUESTS && e->claim_full && (n > 0 || e->claim_refused > 0))
 		e->requests_wanted = true;
 	e->claim_refused = 0;
 	engine_send_leased(e, rows, n);
@@ -1137,77 +1137,68 @@ static int engine_scan_limit(const struct engine *e, int room)
 	return room + 2 * (int)e->nblocked;
 }
 
-/* Starts one claim cycle when there is room and a reason to look for work: retries and
- * own rows first, then shop requests, notified orders, and the scan of the relation. */
+/* Starts the claim the scheduler picks (lib/schedule.c), if any. */
 static void engine_pump(struct engine *e)
 {
-	if (e->claiming || e->draining || e->exited || e->gave_up || !e->prepared ||
-	    !pg_conn_is_up(e->pc))
-		goto out;
 	int64_t now = now_ms();
-	int room = engine_room(e, now);
-	if (room <= 0)
-		goto out;
-	/* claim in batches: once half the queue has gone out, or when idle */
-	if ((int)e->qlen > e->cfg->batch_size / 2 && http_inflight(e->http) > 0)
-		goto out;
-	if (e->br.state != BREAKER_CLOSED) {
+	struct sched_state st = engine_sched_state(e, now);
+	struct sched_choice next = sched_next(&st);
+	int room = next.room;
+	bool ok = true;
+	switch (next.claim) {
+	case SCHED_PROBE:
 		/* half-open: one due row goes out as a probe */
-		if (!engine_claim_ready(e, CK_DUE, now))
-			goto out;
 		breaker_probe_claimed(&e->br);
-		engine_claim_begin(e, CK_DUE, 1, 1);
+		engine_claim_begin(e, SCHED_DUE, 1, 1);
 		e->claim_own = false;
-		if (!store_claim_due(e->st, 1, false, engine_on_due, e)) {
-			e->claiming = false;
+		ok = store_claim_due(e->st, 1, false, engine_on_due, e);
+		if (!ok)
 			breaker_probe_unsent(&e->br, now, false);
-		}
-		goto out;
-	}
-	if ((e->own_wanted || e->due_wanted) && engine_claim_ready(e, CK_DUE, now)) {
+		break;
+	case SCHED_DUE: {
 		bool own = e->own_wanted;
 		e->own_wanted = e->due_wanted = false;
-		engine_claim_begin(e, CK_DUE, room, room);
+		engine_claim_begin(e, SCHED_DUE, room, room);
 		e->claim_own = own;
-		if (!store_claim_due(e->st, room, own, engine_on_due, e)) {
-			e->claiming = false;
+		ok = store_claim_due(e->st, room, own, engine_on_due, e);
+		if (!ok) {
 			e->due_wanted = true;
 			e->own_wanted = own;
 		}
-		goto out;
+		break;
 	}
-	if (e->requests_wanted && engine_claim_ready(e, CK_REQUESTS, now)) {
+	case SCHED_REQUESTS:
 		e->requests_wanted = false;
-		engine_claim_begin(e, CK_REQUESTS, room, room);
-		if (!store_find_requests(e->st, room, engine_on_requests, e)) {
-			e->claiming = false;
+		engine_claim_begin(e, SCHED_REQUESTS, room, room);
+		ok = store_find_requests(e->st, room, engine_on_requests, e);
+		if (!ok)
 			e->requests_wanted = true;
-		}
-		goto out;
-	}
-	if (e->nids > 0 && engine_claim_ready(e, CK_TARGETED, now)) {
+		break;
+	case SCHED_TARGETED: {
 		/* the notified orders compete: the earliest deadlines win the room */
 		size_t give = e->nids < e->targeted_max ? e->nids : e->targeted_max;
-		engine_claim_begin(e, CK_TARGETED, room, room);
+		engine_claim_begin(e, SCHED_TARGETED, room, room);
 		e->targeted = give;
-		if (!store_find_candidates(e->st, (const char *const *)e->ids, give, room,
-		                           engine_on_candidates, e)) {
-			e->claiming = false;
+		ok = store_find_candidates(e->st, (const char *const *)e->ids, give, room,
+		                           engine_on_candidates, e);
+		if (!ok)
 			e->targeted = 0;
-		}
-		goto out;
+		break;
 	}
-	if (e->scan_wanted && engine_claim_ready(e, CK_SCAN, now)) {
+	case SCHED_SCAN: {
 		e->scan_wanted = false;
 		int limit = engine_scan_limit(e, room);
-		engine_claim_begin(e, CK_SCAN, limit, room);
-		if (!store_find_candidates(e->st, NULL, 0, limit, engine_on_candidates, e)) {
-			e->claiming = false;
+		engine_claim_begin(e, SCHED_SCAN, limit, room);
+		ok = store_find_candidates(e->st, NULL, 0, limit, engine_on_candidates, e);
+		if (!ok)
 			e->scan_wanted = true;
-		}
-		goto out;
+		break;
 	}
-out:
+	default:
+		break;
+	}
+	if (!ok)
+		e->claiming = false;
 	engine_check_idle(e);
 }
 
@@ -1232,7 +1223,7 @@ static void engine_arm_timer(struct engine *e)
 	int64_t probe = breaker_wake_at(&e->br);
 	if (probe && probe < at)
 		at = probe;
-	for (int k = 0; k < CK_COUNT; k++)
+	for (int k = 0; k < SCHED_KINDS; k++)
 		if (e->claim_failed[k].retry_at_ms && e->claim_failed[k].retry_at_ms < at)
 			at = e->claim_failed[k].retry_at_ms;
 	int64_t delay = at - now_ms();

@@ -7,6 +7,7 @@
 #include "breaker.h"
 #include "daemonproc.h"
 #include "pgtest.h"
+#include "schedule.h"
 #include "simproc.h"
 #include "store.h"
 #include "testutil.h"
@@ -359,6 +360,75 @@ START_TEST(breaker_transitions)
 }
 END_TEST
 
+/* Asserts what the scheduler picks in state `s`. */
+static void expect_pick(const char *what, struct sched_state s, enum sched_claim claim, int room)
+{
+	struct sched_choice c = sched_next(&s);
+	ck_assert_msg(c.claim == claim && c.room == room, "%s: got %s/%d, want %s/%d", what,
+	              sched_claim_name(c.claim), c.room, sched_claim_name(claim), room);
+}
+
+/* The scheduler's choices (lib/schedule.c), one situation per line. */
+START_TEST(scheduler_choices)
+{
+	/* an idle engine with room, breaker closed, nothing waiting out a failure */
+	const struct sched_state idle = {.usable = true, .breaker_closed = true, .batch_size = 10};
+	struct sched_state s = idle;
+	expect_pick("nothing wanted", s, SCHED_NONE, 0);
+	s.want_scan = true;
+	s.notified = 3;
+	s.want_requests = true;
+	s.want_due = true;
+	expect_pick("everything wanted: due first", s, SCHED_DUE, 10);
+	s.want_due = false;
+	expect_pick("then requests", s, SCHED_REQUESTS, 10);
+	s.want_requests = false;
+	expect_pick("notified orders before the scan", s, SCHED_TARGETED, 10);
+	s.notified = 0;
+	expect_pick("then the scan", s, SCHED_SCAN, 10);
+
+	s = idle;
+	s.want_due = s.want_requests = s.want_scan = true;
+	s.notified = 1;
+	s.waiting[SCHED_DUE] = s.waiting[SCHED_REQUESTS] = s.waiting[SCHED_SCAN] = true;
+	expect_pick("failing claims wait, the others go on", s, SCHED_TARGETED, 10);
+	s.waiting[SCHED_TARGETED] = true;
+	expect_pick("all waiting", s, SCHED_NONE, 0);
+
+	s = idle;
+	s.want_scan = true;
+	s.queued = 4;
+	expect_pick("room is the batch beyond the queue", s, SCHED_SCAN, 6);
+	s.queued = 6;
+	s.inflight = true;
+	expect_pick("claims in batches: half the queue must go out first", s, SCHED_NONE, 0);
+	s.queued = 12;
+	s.inflight = false;
+	expect_pick("no room", s, SCHED_NONE, 0);
+	s = idle;
+	s.want_scan = true;
+	s.outcomes_blocked = true;
+	expect_pick("backpressure: outcomes cannot be written", s, SCHED_NONE, 0);
+	s = idle;
+	s.want_scan = true;
+	s.usable = false;
+	expect_pick("a claim running, draining or no database", s, SCHED_NONE, 0);
+
+	s = idle;
+	s.want_scan = s.want_due = true;
+	s.breaker_closed = false;
+	expect_pick("breaker open, pause not over", s, SCHED_NONE, 0);
+	s.probe_due = true;
+	expect_pick("breaker open, pause over: one probe", s, SCHED_PROBE, 1);
+	s.queued = 1;
+	expect_pick("probe only with an empty queue", s, SCHED_NONE, 0);
+	s.queued = 0;
+	s.waiting[SCHED_DUE] = true;
+	expect_pick("probe claim waiting out a failure", s, SCHED_NONE, 0);
+	ck_assert_str_eq(sched_claim_name(SCHED_TARGETED), "targeted");
+}
+END_TEST
+
 /* Database error text as a reason (store_error_text). */
 START_TEST(error_text_is_one_printable_line)
 {
@@ -488,6 +558,7 @@ static Suite *schedule_suite(void)
 	Suite *s = suite_create("schedule");
 	TCase *units = tcase_create("units");
 	tcase_add_test(units, breaker_transitions);
+	tcase_add_test(units, scheduler_choices);
 	tcase_add_test(units, error_text_is_one_printable_line);
 	suite_add_tcase(s, units);
 	TCase *claims = tcase_create("claims");
