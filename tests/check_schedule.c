@@ -90,6 +90,14 @@ static void await_ready(struct world *w)
 	await(w, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted", 1);
 }
 
+/* Waits until the simulator has performed `want` effects of any kind. */
+static void await_effects_count(struct world *w, int want)
+{
+	for (int i = 0; i < 500 && simproc_count_effects(w->sim, NULL, NULL) < want; i++)
+		usleep(20000);
+	ck_assert_int_eq(simproc_count_effects(w->sim, NULL, NULL), want);
+}
+
 /* How many lines of the daemon's log contain `needle`. */
 static int log_count(const struct world *w, const char *needle)
 {
@@ -276,6 +284,52 @@ START_TEST(refused_outcome_does_not_hold_back_the_batch)
 	         "m.order_id = '%ld'",
 	         ids[7]);
 	await(&w, sql, 1);
+	world_down(&w);
+}
+END_TEST
+
+/* While outcomes cannot be written (a transient failure, here a serialization failure
+ * raised by a trigger) nothing more is claimed: new orders wait instead of piling up
+ * intents and outcomes in memory; once writes pass, everything completes. */
+START_TEST(no_claims_while_outcomes_cannot_be_written)
+{
+	struct world w;
+	world_up(&w, NULL);
+	pgtest_exec(
+	    w.db, "CREATE TABLE public.write_blocked (on_ boolean); INSERT INTO "
+	          "public.write_blocked VALUES (true); "
+	          "CREATE FUNCTION public.block_write() RETURNS trigger LANGUAGE plpgsql AS "
+	          "$$BEGIN IF EXISTS (SELECT 1 FROM public.write_blocked) THEN RAISE EXCEPTION "
+	          "'outcome writes blocked' USING ERRCODE = '40001'; END IF; RETURN NEW; END$$; "
+	          "CREATE TRIGGER block_write BEFORE UPDATE ON smartpay.modifications FOR EACH ROW "
+	          "WHEN (OLD.lease_owner IS NOT NULL AND NEW.lease_owner IS NULL) "
+	          "EXECUTE FUNCTION public.block_write()");
+	long first = add_order(&w, "authorized", 10);
+	enum { LATER = 20 };
+	pgtest_exec(w.db, "BEGIN");
+	for (int i = 0; i < LATER; i++)
+		add_order(&w, "authorized", 20);
+	pgtest_exec(w.db, "COMMIT");
+	daemonproc_start(&w.d, false);
+	await_ready(&w);
+	char sql[160];
+	snprintf(sql, sizeof(sql), "UPDATE public.orders SET status = 'shipped' WHERE id = %ld",
+	         first);
+	pgtest_exec(w.db, sql);
+	await_effects_count(&w, 1);
+	for (int i = 0; i < 250 && !daemonproc_log_contains(&w.d, "event=outcome_write_failed");
+	     i++)
+		usleep(20000);
+	ck_assert(daemonproc_log_contains(&w.d, "event=outcome_write_failed"));
+	pgtest_exec(w.db, "UPDATE public.orders SET status = 'shipped'");
+	usleep(2000000);
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications"), 1);
+	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "capture"), 1);
+
+	pgtest_exec(w.db, "DELETE FROM public.write_blocked");
+	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'",
+	      LATER + 1);
+	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "capture"), LATER + 1);
 	world_down(&w);
 }
 END_TEST
@@ -569,6 +623,7 @@ static Suite *schedule_suite(void)
 	TCase *outcomes = tcase_create("outcomes");
 	tcase_set_timeout(outcomes, 120);
 	tcase_add_test(outcomes, refused_outcome_does_not_hold_back_the_batch);
+	tcase_add_test(outcomes, no_claims_while_outcomes_cannot_be_written);
 	tcase_add_test(outcomes, once_with_rejected_credentials_exits);
 	suite_add_tcase(s, outcomes);
 	TCase *leases = tcase_create("leases");
