@@ -344,6 +344,8 @@ static void engine_write_rejected(struct engine *e, struct store_outcome *w, siz
 	free(why);
 }
 
+/* An outcome write finished: follow-ups, fenced and disagreeing outcomes logged; a
+ * transient failure keeps the outcomes (and stops claims), a refusal splits them. */
 static void engine_written(char **fenced, const bool *disagrees, size_t nfenced, const char *error,
                            bool rejected, void *arg)
 {
@@ -904,6 +906,7 @@ static void engine_blocked_clear(struct engine *e)
 	e->nblocked = 0;
 }
 
+/* True when this poll's scans found the order's candidate blocked. */
 static bool engine_is_blocked(const struct engine *e, const char *order_id)
 {
 	return e->nblocked > 0 &&
@@ -954,6 +957,7 @@ static void engine_send_leased(struct engine *e, struct store_claim *rows, size_
 	engine_send_all(e, rows, kept);
 }
 
+/* Intents recorded: the leased ones are sent; a scan notes what it must look past. */
 static void engine_on_inserted(struct store_claim *rows, size_t n, const char *error, void *arg)
 {
 	struct engine *e = arg;
