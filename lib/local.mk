@@ -9,14 +9,14 @@ lib_libsmartpay_a_SOURCES += lib/uuid.c lib/uuid.h lib/modification.c lib/modifi
 	lib/response.c lib/response.h lib/classify.c lib/classify.h lib/text.c lib/text.h \
 	lib/reconcile.c lib/reconcile.h lib/status_call.c lib/status_call.h \
 	lib/reconciler.c lib/reconciler.h \
-	lib/backoff.c lib/backoff.h lib/http.c lib/http.h
+	lib/backoff.c lib/backoff.h lib/breaker.c lib/breaker.h lib/http.c lib/http.h
 lib_libsmartpay_a_SOURCES += lib/pgconn.c lib/pgconn.h lib/store.c lib/store.h \
 	lib/intent.c lib/intent.h lib/outcome.c lib/outcome.h \
-	lib/engine.c lib/engine.h lib/service.c lib/service.h
+	lib/schedule.c lib/schedule.h lib/engine.c lib/engine.h lib/service.c lib/service.h
 lib_libsmartpay_a_SOURCES += lib/metrics.c lib/metrics.h lib/store_metrics.c lib/store_metrics.h
 lib_libsmartpay_a_SOURCES += lib/alerts.c lib/alerts.h lib/store_alerts.c lib/store_alerts.h
-lib_libsmartpay_a_SOURCES += lib/durability.c lib/durability.h lib/store_session.c lib/store_reconcile.c lib/store_reconcile.h \
-	lib/store_session.h
+lib_libsmartpay_a_SOURCES += lib/durability.c lib/durability.h lib/store_session.c \
+	lib/store_session.h lib/store_reconcile.c lib/store_reconcile.h
 
 SP_LIBS = lib/libsmartpay.a $(LIBEVENT_LIBS) $(CURL_LIBS) $(JSONC_LIBS) $(LIBPQ_LIBS) \
 	$(INIH_LIBS) $(SYSTEMD_LIBS) $(OPENSSL_LIBS) -lm
