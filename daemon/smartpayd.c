@@ -32,7 +32,7 @@ struct daemon {
 	struct engine *engine;
 	struct metrics *metrics;
 	struct alerts *alerts;         /* NULL with --once */
-	struct status_client *status;  /* NULL with --once */
+	struct status_client *status;  /* NULL when curl could not be set up */
 	struct reconciler *reconciler; /* NULL with --once */
 	struct service *service;
 	bool once;
@@ -256,14 +256,16 @@ static int run(struct daemon *d)
 		event_base_free(d->base);
 		return EXIT_RUNTIME;
 	}
+	/* status calls settle unknown outcomes (--once too) and serve the reconcile pass */
+	d->status = status_client_new(d->base, d->cfg, d->secret);
+	if (d->status == NULL)
+		log_event(LOG_LVL_ERR, "status_calls_disabled", "reason",
+		          "the HTTP client for status calls could not be set up", NULL);
+	engine_set_status_client(d->engine, d->status);
 	if (!d->once) {
 		d->alerts = alerts_new(d->engine);
-		d->status = status_client_new(d->base, d->cfg, d->secret);
 		if (d->status != NULL)
 			d->reconciler = reconciler_new(d->base, d->cfg, d->status);
-		else
-			log_event(LOG_LVL_ERR, "reconcile_disabled", "reason",
-			          "the HTTP client for status calls could not be set up", NULL);
 		metrics_set_reconcile(d->metrics, d->reconciler, d->status);
 	}
 	d->service = service_new(d->base, d->engine);
@@ -298,9 +300,9 @@ static int run(struct daemon *d)
 	service_free(d->service);
 	metrics_free(d->metrics);
 	reconciler_free(d->reconciler);
-	status_client_free(d->status);
 	alerts_free(d->alerts);
 	engine_free(d->engine);
+	status_client_free(d->status);
 	event_base_free(d->base);
 	return status;
 }

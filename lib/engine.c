@@ -11,6 +11,7 @@
 #include "modification.h"
 #include "pgconn.h"
 #include "schedule.h"
+#include "status_call.h"
 #include "store.h"
 #include "uuid.h"
 #include "xmalloc.h"
@@ -36,12 +37,20 @@
 #define CLAIM_BACKOFF_FIRST_MS 1000
 #define CLAIM_BACKOFF_MAX_MS 300000
 
-/* One modification on the wire. */
+/* One modification on the wire, or waiting for its transaction's status to settle an
+ * unknown outcome. */
 struct flight {
 	struct engine *e;
 	struct store_claim claim; /* owned */
 	unsigned epoch;           /* the credentials it was sent with (breaker.h) */
 	bool probe;               /* the breaker's probe */
+	/* while settling: the outcome of the unknown answer, kept unless the status history
+	 * decides otherwise, and what the answer was */
+	struct store_outcome held;
+	enum engine_result held_result;
+	int http_status;
+	int64_t elapsed_us;
+	struct flight *prev, *next; /* in engine.settling */
 };
 
 /* The failures in a row of one kind of claim. */
@@ -70,6 +79,9 @@ struct engine {
 	struct pg_conn *pc;
 	struct store *st;
 	struct http_client *http;
+	struct status_client *status; /* NULL: unknown outcomes are not settled from status */
+	struct flight *settling;      /* flights waiting for their status call */
+	size_t nsettling;
 
 	/* what the next claim cycle should look at */
 	bool scan_wanted;     /* the whole orders relation */
@@ -139,6 +151,13 @@ static void engine_arm_timer(struct engine *e);
 static void engine_send_queued(struct engine *e);
 static void engine_release_queued(struct engine *e);
 static void engine_prepared(size_t affected, const char *error, void *arg);
+struct flight;
+static bool engine_wants_status(const struct engine *e, const struct store_claim *c,
+                                enum engine_result r);
+static void engine_ask_status(struct engine *e, struct flight *f, enum engine_result r,
+                              struct store_outcome *o);
+static void engine_conclude(struct engine *e, struct flight *f, enum engine_result r,
+                            struct store_outcome *op);
 
 /* Wall-clock time in unix milliseconds. */
 static int64_t now_ms(void)
@@ -174,7 +193,7 @@ static void engine_check_idle(struct engine *e)
 {
 	if (e->exited || !(e->once || e->draining))
 		return;
-	if (e->claiming || http_inflight(e->http) > 0 || e->qlen > 0 ||
+	if (e->claiming || http_inflight(e->http) > 0 || e->qlen > 0 || e->nsettling > 0 ||
 	    engine_outcomes_held(e) > 0 || e->writing)
 		return;
 	if (e->once && !e->draining && !e->gave_up && e->prepared &&
@@ -530,20 +549,38 @@ static void engine_on_answer(const struct http_result *res, void *arg)
 	                             .retry_after = res->retry_after};
 	struct store_outcome o;
 	enum engine_result r = outcome_decide(&pol, c, &ans, now, backoff_random(), &o);
-	e->stats.results[c->kind][r]++;
-
-	char status[16], attempt[16], elapsed[24], delay[24];
-	snprintf(status, sizeof(status), "%d", res->http_status);
-	snprintf(attempt, sizeof(attempt), "%d", c->attempts + 1);
-	snprintf(elapsed, sizeof(elapsed), "%lld", (long long)(res->elapsed_us / 1000));
 	if (r != ER_AUTH_REJECTED)
 		engine_resume_gateway(e, f, res->http_status);
+	f->http_status = res->http_status;
+	f->elapsed_us = res->elapsed_us;
+	e->stats.inflight = (unsigned)http_inflight(e->http);
+	if (engine_wants_status(e, c, r)) {
+		engine_ask_status(e, f, r, &o);
+		return;
+	}
+	engine_conclude(e, f, r, &o);
+}
+
+/* Counts, logs and records the outcome of one attempt; frees the flight. */
+static void engine_conclude(struct engine *e, struct flight *f, enum engine_result r,
+                            struct store_outcome *op)
+{
+	struct store_claim *c = &f->claim;
+	struct store_outcome o = *op;
+	memset(op, 0, sizeof(*op));
+	int64_t now = now_ms();
+	e->stats.results[c->kind][r]++;
+	char status[16], attempt[16], elapsed[24], delay[24];
+	snprintf(status, sizeof(status), "%d", f->http_status);
+	snprintf(attempt, sizeof(attempt), "%d", c->attempts + 1);
+	snprintf(elapsed, sizeof(elapsed), "%lld", (long long)(f->elapsed_us / 1000));
 	switch (r) {
 	case ER_SUCCEEDED:
 		e->stats.succeeded++;
 		log_event(LOG_LVL_INFO, "modification_succeeded", FLIGHT_IDS(c), "http_status",
 		          status, "payment_status", o.payment_status, "attempt", attempt,
-		          "elapsed_ms", elapsed, NULL);
+		          "elapsed_ms", elapsed, "settled_by",
+		          o.settled_by ? o.settled_by : "answer", NULL);
 		break;
 	case ER_REFUSED:
 		e->stats.refused++;
@@ -571,10 +608,71 @@ static void engine_on_answer(const struct http_result *res, void *arg)
 	}
 	store_claim_clear(&f->claim);
 	free(f);
-	e->stats.inflight = (unsigned)http_inflight(e->http);
 	engine_record(e, &o);
 	engine_send_queued(e);
 	engine_kick(e);
+}
+
+/* Whether an unknown outcome is to be settled from the transaction's status first: after
+ * [reconcile] unknown_answers unknown answers, and always before needs_attention. */
+static bool engine_wants_status(const struct engine *e, const struct store_claim *c,
+                                enum engine_result r)
+{
+	if (e->status == NULL || c->transaction_id == NULL || c->transaction_id[0] == '\0')
+		return false;
+	if (r == ER_NEEDS_ATTENTION)
+		return true;
+	return r == ER_RETRY && c->attempts + 1 >= e->cfg->reconcile_unknown_answers;
+}
+
+/* The status answer for a flight with an unknown outcome: a readable history may settle
+ * it; a failed call decides nothing and the unknown outcome stands. */
+static void engine_on_status(enum status_result result, struct gw_history *history, int http_status,
+                             const char *error, void *arg)
+{
+	(void)http_status;
+	struct flight *f = arg;
+	struct engine *e = f->e;
+	struct store_claim *c = &f->claim;
+	if (f->prev)
+		f->prev->next = f->next;
+	else
+		e->settling = f->next;
+	if (f->next)
+		f->next->prev = f->prev;
+	e->nsettling--;
+	enum engine_result r = f->held_result;
+	if (result == STATUS_OK) {
+		struct outcome_policy pol = {.retry_base_ms = e->cfg->retry_base_ms,
+		                             .retry_max_ms = e->cfg->retry_max_ms,
+		                             .max_attempts = e->cfg->max_attempts};
+		r = outcome_settle(&pol, c, history, f->held_result, &f->held);
+		log_event(r == f->held_result ? LOG_LVL_INFO : LOG_LVL_NOTICE, "status_checked",
+		          FLIGHT_IDS(c), "payment_status", history->payment_status, "result",
+		          engine_result_name(r), "reason", f->held.reason, NULL);
+	} else {
+		log_event(LOG_LVL_WARNING, "status_call_failed", FLIGHT_IDS(c), "result",
+		          status_result_name(result), "error", error, "msg",
+		          "nothing decided from it", NULL);
+	}
+	engine_conclude(e, f, r, &f->held);
+}
+
+/* Holds a flight's unknown outcome and asks for its transaction's status. */
+static void engine_ask_status(struct engine *e, struct flight *f, enum engine_result r,
+                              struct store_outcome *o)
+{
+	f->held = *o;
+	memset(o, 0, sizeof(*o));
+	f->held_result = r;
+	f->prev = NULL;
+	f->next = e->settling;
+	if (e->settling)
+		e->settling->prev = f;
+	e->settling = f;
+	e->nsettling++;
+	log_event(LOG_LVL_DEBUG, "status_asked", FLIGHT_IDS(&f->claim), NULL);
+	status_client_get(e->status, f->claim.transaction_id, engine_on_status, f);
 }
 
 /* Gives up on a capture whose authorization deadline passed while it was pending. */
@@ -1471,10 +1569,34 @@ const char *engine_problem(const struct engine *e)
 	return e->problem;
 }
 
+/* Drops the flights waiting for a status call (their rows stay pending under the lease,
+ * taken up again after it). */
+static void engine_drop_settling(struct engine *e)
+{
+	while (e->settling != NULL) {
+		struct flight *f = e->settling;
+		e->settling = f->next;
+		if (e->status)
+			status_client_cancel(e->status, f);
+		store_outcome_clear(&f->held);
+		store_claim_clear(&f->claim);
+		free(f);
+	}
+	e->nsettling = 0;
+}
+
+void engine_set_status_client(struct engine *e, struct status_client *status)
+{
+	if (status != e->status)
+		engine_drop_settling(e);
+	e->status = status;
+}
+
 void engine_free(struct engine *e)
 {
 	if (e == NULL)
 		return;
+	engine_drop_settling(e);
 	http_client_free(e->http);
 	pg_conn_free(e->pc);
 	store_free(e->st);

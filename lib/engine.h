@@ -74,6 +74,14 @@ const struct engine_stats *engine_stats(const struct engine *e);
 /* The engine's store, for read-only queries of other modules (metrics gauges). */
 struct store *engine_store(const struct engine *e);
 struct event_base *engine_base(const struct engine *e);
+struct status_client;
+/* Sets the status client that settles unknown outcomes from the transaction's status
+ * history (after [reconcile] unknown_answers unknown answers, and always before
+ * needs_attention), or NULL for none. It must outlive the engine or be cleared first;
+ * changing it drops the settlements under way (their rows are taken up again after
+ * their lease). */
+void engine_set_status_client(struct engine *e, struct status_client *status);
+
 /* Sets the one listener (copied), or clears it with NULL. */
 void engine_set_listener(struct engine *e, const struct engine_listener *l);
 /* 0 when nothing that was due is left undone (for --once), 1 otherwise. */

@@ -724,7 +724,8 @@ bool store_insert_intents(struct store *st, const struct store_intent *intents, 
 	static const char sql[] =
 	    "WITH u AS (SELECT * FROM json_to_recordset($1::json) AS u(id uuid, order_id text, "
 	    "transaction_id text, kind text, amount bigint, currency text, body text, "
-	    "reason text, deadline_ms bigint, request_id bigint, settles_cancel bool, lease bool)), "
+	    "reason text, deadline_ms bigint, request_id bigint, settles_cancel bool, lease "
+	    "bool)), "
 	    "ins AS (INSERT INTO smartpay.modifications AS m (modification_id, order_id, "
 	    "transaction_id, kind, amount_minor, currency, request_body, state, reason, deadline, "
 	    "lease_owner, lease_generation, lease_expires_at, completed_at, request_id, "
@@ -864,9 +865,10 @@ bool store_write_outcomes(struct store *st, const struct store_outcome *outcomes
 	static const char sql[] =
 	    "WITH u AS (SELECT * FROM json_to_recordset($2::json) AS u(id uuid, gen bigint, "
 	    "state text, reason text, http_status int, response_body text, payment_status text, "
-	    "rrid text, delay_ms bigint, counted bool, alert_kind text, alert_severity text)), "
+	    "rrid text, delay_ms bigint, counted bool, alert_kind text, alert_severity text, "
+	    "settled_by text)), "
 	    "upd AS (UPDATE smartpay.modifications m SET state = u.state, "
-	    "reason = u.reason, "
+	    "reason = u.reason, settled_by = coalesce(u.settled_by, m.settled_by), "
 	    "attempts = m.attempts + CASE WHEN u.counted THEN 1 ELSE 0 END, "
 	    "http_status = coalesce(u.http_status, m.http_status), "
 	    "response_body = coalesce(u.response_body, m.response_body), "
@@ -923,6 +925,7 @@ bool store_write_outcomes(struct store *st, const struct store_outcome *outcomes
 		json_object_object_add(j, "counted", json_object_new_boolean(o->counted));
 		json_put_str(j, "alert_kind", o->alert_kind);
 		json_put_str(j, "alert_severity", o->alert_severity);
+		json_put_str(j, "settled_by", o->settled_by);
 		json_object_array_add(arr, j);
 	}
 	char **ids = xcalloc(n ? n : 1, sizeof(char *));

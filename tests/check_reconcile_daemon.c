@@ -437,6 +437,125 @@ START_TEST(needs_attention_settled_from_history)
 }
 END_TEST
 
+/* The id of the order's capture, malloc'd (waits until there is one). */
+static char *capture_id(struct world *w, const char *order)
+{
+	char sql[256];
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM smartpay.modifications WHERE order_id = '%s' AND kind = "
+	         "'capture'",
+	         order);
+	await(w, sql, 1);
+	snprintf(sql, sizeof(sql),
+	         "SELECT modification_id::text FROM smartpay.modifications WHERE order_id = '%s' "
+	         "AND kind = 'capture'",
+	         order);
+	return pgtest_value(w->db, sql);
+}
+
+START_TEST(lost_answers_settled_from_status_history)
+{
+	struct world w;
+	world_up(&w,
+	         "[reconcile]\ninterval = 0s\nunknown_answers = 2\n[daemon]\nmax_attempts = 4\n");
+	/* every modification answer is lost after processing, retries' answers too; the
+	 * status call works */
+	ck_assert(simproc_set_faults(w.sim, "{\"drop_after_commit_rate\":1,\"status_call\":{}}"));
+	char *txn, *order = add_order(&w, "shipped", &txn);
+	daemonproc_start(&w.d, false);
+	char *id = capture_id(&w, order);
+	char sql[256];
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM smartpay.modifications WHERE modification_id = '%s' AND "
+	         "state = 'succeeded' AND settled_by = 'status' AND payment_status = 'CAPTURED'",
+	         id);
+	await(&w, sql, 1);
+	ck_assert_int_eq(simproc_count_effects(w.sim, txn, "CAPTURE"), 1);
+	long sent = simproc_request_count(w.sim, id);
+	ck_assert_int_eq(sent, 2); /* unknown_answers: the status is asked after the second */
+	ck_assert_int_ge(simproc_status_calls(w.sim, txn), 1);
+	ck_assert_int_eq(pgtest_int(w.db, "SELECT count(*) FROM smartpay.alerts"), 0);
+	struct testutil_run r = CTL(&w, 0, "show", id);
+	ck_assert_ptr_nonnull(strstr(r.out, "settled_by"));
+	ck_assert_ptr_nonnull(strstr(r.out, "status history"));
+	testutil_run_free(&r);
+	ck_assert(daemonproc_log_contains(&w.d, "event=status_checked"));
+	free(id), free(order), free(txn);
+	world_down(&w);
+}
+END_TEST
+
+START_TEST(failing_status_call_decides_nothing_in_the_engine)
+{
+	struct world w;
+	world_up(&w,
+	         "[reconcile]\ninterval = 0s\nunknown_answers = 1\n[daemon]\nmax_attempts = 3\n");
+	ck_assert(simproc_set_faults(
+	    w.sim,
+	    "{\"drop_after_commit_rate\":1,\"status_call\":{\"fail_rate\":1,\"status\":500}}"));
+	char *txn, *order = add_order(&w, "shipped", &txn);
+	daemonproc_start(&w.d, false);
+	char *id = capture_id(&w, order);
+	char sql[256];
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM smartpay.modifications WHERE modification_id = '%s' AND "
+	         "state = 'needs_attention' AND settled_by = 'answer'",
+	         id);
+	await(&w, sql, 1);
+	ck_assert_int_ge(simproc_status_calls(w.sim, txn), 3);
+	ck_assert_int_eq(simproc_request_count(w.sim, id), 3);
+	ck_assert(daemonproc_log_contains(&w.d, "event=status_call_failed"));
+	ck_assert_int_eq(daemonproc_stop(&w.d), 0);
+	/* once the status call works, smartpayctl reconcile settles it */
+	ck_assert(simproc_set_faults(w.sim, "{\"drop_after_commit_rate\":1,\"status_call\":{}}"));
+	struct testutil_run r = CTL(&w, 0, "reconcile", "--order", order);
+	testutil_run_free(&r);
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM smartpay.modifications WHERE modification_id = '%s' AND "
+	         "state = 'succeeded' AND settled_by = 'status'",
+	         id);
+	ck_assert_int_eq(pgtest_int(w.db, sql), 1);
+	ck_assert_int_eq(simproc_count_effects(w.sim, txn, "CAPTURE"), 1);
+	free(id), free(order), free(txn);
+	world_down(&w);
+}
+END_TEST
+
+START_TEST(absent_from_history_is_resent_not_given_up)
+{
+	struct world w;
+	world_up(&w, "[reconcile]\ninterval = 0s\nunknown_answers = 1\n[daemon]\nmax_attempts = 2\n"
+	             "retry_max = 300ms\n");
+	/* nothing reaches the gateway's books: 503 without processing */
+	ck_assert(
+	    simproc_set_faults(w.sim, "{\"fail_rate\":1,\"retry_after\":0,\"status_call\":{}}"));
+	char *txn, *order = add_order(&w, "shipped", &txn);
+	daemonproc_start(&w.d, false);
+	char *id = capture_id(&w, order);
+	char sql[256];
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM smartpay.modifications WHERE modification_id = '%s' AND "
+	         "state = 'pending' AND attempts >= 3 AND reason LIKE 'resending%%'",
+	         id);
+	await(&w, sql, 1);
+	ck_assert_int_eq(pgtest_int(w.db, "SELECT count(*) FROM smartpay.modifications WHERE "
+	                                  "state = 'needs_attention'"),
+	                 0);
+	ck_assert(simproc_clear_faults(w.sim));
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM smartpay.modifications WHERE modification_id = '%s' AND "
+	         "state = 'succeeded'",
+	         id);
+	await(&w, sql, 1);
+	ck_assert_int_eq(simproc_count_effects(w.sim, txn, "CAPTURE"), 1);
+	struct json_object *ledger = simproc_ledger(w.sim);
+	ck_assert_int_eq(simproc_ledger_per_id(ledger, "otherBodies", id), 0);
+	json_object_put(ledger);
+	free(id), free(order), free(txn);
+	world_down(&w);
+}
+END_TEST
+
 static Suite *reconcile_daemon_suite(void)
 {
 	Suite *s = suite_create("reconcile_daemon");
@@ -448,6 +567,9 @@ static Suite *reconcile_daemon_suite(void)
 	tcase_add_test(tc, status_calls_obey_the_rate_cap);
 	tcase_add_test(tc, failing_status_endpoint_changes_nothing);
 	tcase_add_test(tc, needs_attention_settled_from_history);
+	tcase_add_test(tc, lost_answers_settled_from_status_history);
+	tcase_add_test(tc, failing_status_call_decides_nothing_in_the_engine);
+	tcase_add_test(tc, absent_from_history_is_resent_not_given_up);
 	suite_add_tcase(s, tc);
 	return s;
 }
