@@ -201,7 +201,8 @@ enum engine_result outcome_settle(const struct outcome_policy *p, const struct s
 		                        "for this modificationId",
 		                        gs));
 		result = ER_REFUSED;
-	} else if (s->settle == RC_SETTLE_ABSENT && s->resend) {
+	} else if (s->settle == RC_SETTLE_ABSENT && s->resend &&
+	           (unknown != ER_NEEDS_ATTENTION || c->attempts + 1 < 2 * p->max_attempts)) {
 		if (unknown == ER_NEEDS_ATTENTION)
 			o->retry_delay_ms = p->retry_max_ms;
 		o->state = "pending";

@@ -74,7 +74,8 @@ struct gw_history;
  *    status, a modification_refused alert (ER_REFUSED), settled_by "status";
  *  - no entry has it and the payment status shows the modification can still be made:
  *    pending, resent with the same id and body (ER_RETRY): after the backoff's delay, or
- *    after retry_max when retries had run out;
+ *    after retry_max when retries had run out, until 2 * max_attempts attempts were made
+ *    (a gateway that answers without ever performing it is then left to an operator);
  *  - anything else (entries that disagree, a status that decides nothing, absent while
  *    it can no longer be made): *o is left as it was, its reason saying what the history
  *    showed.

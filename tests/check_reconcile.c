@@ -463,6 +463,14 @@ START_TEST(settle_unknown_outcomes)
 	ck_assert_ptr_null(o.alert_kind);
 	ck_assert_ptr_nonnull(strstr(o.reason, "resending"));
 	store_outcome_clear(&o);
+	/* ... but not past twice max_attempts: then it needs attention */
+	ck_assert_int_eq(settle_case(b, 5, &o, &unknown), ER_NEEDS_ATTENTION);
+	ck_assert_str_eq(o.state, "needs_attention");
+	ck_assert_str_eq(o.alert_kind, "needs_attention");
+	ck_assert_ptr_nonnull(strstr(o.reason, "absent"));
+	store_outcome_clear(&o);
+	ck_assert_int_eq(settle_case(b, 4, &o, &unknown), ER_RETRY);
+	store_outcome_clear(&o);
 	free(b);
 	/* not there, captured by someone else: nothing decided, needs_attention stays */
 	b = status_body("CAPTURED", (const char *const[]){"portal|CAPTURE|CAPTURED|10.00", NULL});
