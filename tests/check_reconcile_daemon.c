@@ -4,6 +4,7 @@
 #include "autoconfig.h"
 
 #include "daemonproc.h"
+#include "opstest.h"
 #include "pgtest.h"
 #include "simproc.h"
 #include "testutil.h"
@@ -284,13 +285,39 @@ END_TEST
 START_TEST(status_calls_obey_the_rate_cap)
 {
 	struct world w;
-	world_up(&w, "[reconcile]\ninterval = 1s\nrequests_per_second = 3\n");
+	int port = testutil_free_port();
+	ck_assert_int_gt(port, 0);
+	char extra[160];
+	snprintf(extra, sizeof(extra),
+	         "[reconcile]\ninterval = 1s\nrequests_per_second = 3\n[metrics]\nlisten = "
+	         "127.0.0.1:%d\n",
+	         port);
+	world_up(&w, extra);
 	enum { N = 12 };
 	char *orders[N], *txns[N];
 	for (int i = 0; i < N; i++)
 		orders[i] = add_order(&w, "authorized", &txns[i]);
 	daemonproc_start(&w.d, false);
 	await(&w, "SELECT count(*) FROM smartpay.reconciliations", N);
+	/* the metrics: status calls by result, drift by kind, the last complete pass */
+	char url[64], *body = NULL;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", port);
+	for (int tries = 0; tries < 100; tries++) {
+		free(body);
+		body = NULL;
+		if (opstest_http("GET", url, 5000, &body) == 200 && body != NULL &&
+		    strstr(body, "smartpayd_reconcile_passes_total 0") == NULL)
+			break;
+		testutil_sleep_ms(100);
+	}
+	ck_assert_ptr_nonnull(body);
+	ck_assert_ptr_nonnull(strstr(body, "smartpayd_status_calls_total{result=\"ok\"} "));
+	ck_assert_ptr_null(strstr(body, "smartpayd_status_calls_total{result=\"ok\"} 0\n"));
+	ck_assert_ptr_nonnull(
+	    strstr(body, "smartpayd_reconcile_drift_total{kind=\"ledger_drift\"} 0\n"));
+	ck_assert_ptr_nonnull(strstr(body, "smartpayd_reconcile_last_pass_timestamp_seconds "));
+	ck_assert_ptr_null(strstr(body, "smartpayd_reconcile_last_pass_timestamp_seconds 0.000\n"));
+	free(body);
 	ck_assert_int_eq(daemonproc_stop(&w.d), 0);
 	struct json_object *ledger = simproc_ledger(w.sim), *v;
 	ck_assert(json_object_object_get_ex(ledger, "statusCallsMaxPerSecond", &v));

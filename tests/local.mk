@@ -85,7 +85,7 @@ check_PROGRAMS += tests/check_alerts tests/check_reconcile_daemon
 TESTS += tests/check_alerts tests/check_reconcile_daemon
 tests_check_reconcile_daemon_SOURCES = tests/check_reconcile_daemon.c tests/daemonproc.c \
 	tests/daemonproc.h tests/pgtest.c tests/pgtest.h tests/simproc.c tests/simproc.h \
-	tests/testutil.c tests/testutil.h
+	tests/testutil.c tests/testutil.h tests/opstest.c tests/opstest.h
 tests_check_reconcile_daemon_LDADD = $(SP_LIBS) $(CHECK_LIBS)
 tests_check_reconcile_daemon_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_check_alerts_SOURCES = tests/check_alerts.c tests/daemonproc.c tests/daemonproc.h \
