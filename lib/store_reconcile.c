@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Transactions per pass statement at most. */
+/* Longest order id the ledger can hold (as in store.c): longer ones are not looked at. */
 #define STORE_RC_ORDER_ID_MAX_BYTES 1000
 
 char *store_rc_targets_sql(const char *relation)
