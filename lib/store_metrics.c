@@ -5,6 +5,7 @@
 #include "config.h"
 #include "pgconn.h"
 #include "store.h"
+#include "store_alerts.h"
 #include "xmalloc.h"
 
 #include <json-c/json.h>
@@ -21,21 +22,23 @@ const char *const store_pending_age_names[STORE_PENDING_AGE_BUCKETS] = {
  * Columns: pending counts by bucket index (JSON object), oldest pending age in ms,
  * [threshold_ms, count] pairs (JSON array), open alerts by kind (JSON object).
  * An authorization is open while the order has a transaction id and no succeeded
- * capture, cancel or cancel_or_refund; the orders relation is read only when there
- * are thresholds. */
+ * capture, cancel or cancel_or_refund; the orders relation is read only inside the
+ * window of deadlines the thresholds cover, through the same indexes as the sweep. */
 static char *gauges_sql(const char *relation)
 {
-	return xasprintf(
+	char *window = store_deadline_window(
+	    "$1::interval", "now()",
+	    "now() + coalesce((SELECT max(t) FROM unnest($2::bigint[]) t), 0) "
+	    "* interval '1 millisecond'");
+	char *sql = xasprintf(
 	    "WITH pend AS (SELECT created_at, width_bucket(extract(epoch FROM now() - "
 	    "created_at)::float8, $3::float8[]) AS b FROM smartpay.modifications "
 	    "WHERE state = 'pending'), "
 	    "open_auth AS (SELECT d.deadline FROM %s o "
 	    "CROSS JOIN LATERAL (SELECT coalesce(o.authorization_expires_at, "
 	    "o.authorized_at + $1::interval) AS deadline) d "
-	    "WHERE o.smartpay_transaction_id IS NOT NULL "
-	    "AND o.smartpay_transaction_id::text <> '' AND d.deadline > now() "
-	    "AND d.deadline <= now() + (SELECT max(t) FROM unnest($2::bigint[]) t) "
-	    "* interval '1 millisecond' "
+	    "WHERE %s AND o.smartpay_transaction_id IS NOT NULL "
+	    "AND o.smartpay_transaction_id::text <> '' "
 	    "AND NOT EXISTS (SELECT 1 FROM smartpay.modifications m "
 	    "WHERE m.order_id = o.id::text AND m.state = 'succeeded' "
 	    "AND m.kind IN ('capture', 'cancel', 'cancel_or_refund'))) "
@@ -48,7 +51,9 @@ static char *gauges_sql(const char *relation)
 	    "FROM unnest($2::bigint[]) WITH ORDINALITY AS t(ms, i)), "
 	    "(SELECT json_object_agg(kind, n ORDER BY kind) FROM (SELECT kind, count(*) AS n "
 	    "FROM smartpay.alerts WHERE acknowledged_at IS NULL GROUP BY kind) a)",
-	    relation);
+	    relation, window);
+	free(window);
+	return sql;
 }
 
 void store_gauges_clear(struct store_gauges *g)
