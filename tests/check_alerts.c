@@ -5,10 +5,13 @@
 
 #include "alerts.h"
 #include "daemonproc.h"
+#include "opstest.h"
 #include "pgtest.h"
 #include "simproc.h"
-#include "testutil.h"
 #include "store_alerts.h"
+#include "store_indexes.h"
+#include "testutil.h"
+#include "xmalloc.h"
 
 #include <check.h>
 #include <curl/curl.h>
@@ -746,6 +749,138 @@ START_TEST(idle_daemon_query_rate)
 }
 END_TEST
 
+/* ---- a shop with history: indexes, summaries, the housekeeping connection ---- */
+
+/* How many server log lines from byte `from` on, for database `db`, contain `needle`. */
+static int __attribute__((unused)) server_log_count(const char *db, long from, const char *needle)
+{
+	char *text = testutil_read_file(pgtest_log_path());
+	ck_assert_ptr_nonnull(text);
+	char tag[96];
+	snprintf(tag, sizeof(tag), " db=%s ", db);
+	int n = 0;
+	for (char *line = text + from; line && *line;) {
+		char *end = strchr(line, '\n');
+		if (end)
+			*end = '\0';
+		if (strstr(line, tag) && strstr(line, needle))
+			n++;
+		line = end ? end + 1 : NULL;
+	}
+	free(text);
+	return n;
+}
+
+/* The plan auto_explain logged for the last statement of database `db` whose text starts
+ * with `query_start`, from byte `from` of the server log on (malloc'd; NULL if none). */
+static char *logged_plan(const char *db, long from, const char *query_start)
+{
+	char *text = testutil_read_file(pgtest_log_path());
+	ck_assert_ptr_nonnull(text);
+	char tag[96], query[256];
+	snprintf(tag, sizeof(tag), " db=%s LOG:  duration:", db);
+	snprintf(query, sizeof(query), "Query Text: %s", query_start);
+	char *plan = NULL;
+	for (char *p = text + from; (p = strstr(p, tag)) != NULL; p++) {
+		/* the plan runs until the next line with the log line prefix */
+		char *end = strstr(p + 1, "\n20");
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		char *entry = xstrndup(p, len);
+		if (strstr(entry, query)) {
+			free(plan);
+			plan = entry;
+		} else {
+			free(entry);
+		}
+	}
+	free(text);
+	return plan;
+}
+
+/* Fills public.orders with `n` orders of years of history: delivered and captured long
+ * ago (authorized 10 to 400 days ago, deadlines from authorized_at), and every 200th one
+ * authorized recently with a deadline the shop set a few hours ahead. */
+static void add_history(struct world *w, int n)
+{
+	char sql[1024];
+	snprintf(sql, sizeof(sql),
+	         "INSERT INTO public.orders (smartpay_transaction_id, amount, status, "
+	         "authorized_at, authorization_expires_at) SELECT 'h-' || g, 10.00, "
+	         "CASE WHEN g %% 200 = 0 THEN 'authorized' ELSE 'delivered' END, "
+	         "CASE WHEN g %% 200 = 0 THEN now() - interval '1 hour' "
+	         "ELSE now() - interval '10 days' - (g %% 390) * interval '1 day' END, "
+	         "CASE WHEN g %% 200 = 0 THEN now() + interval '30 hours' END "
+	         "FROM generate_series(1, %d) g",
+	         n);
+	pgtest_exec(w->db, sql);
+	pgtest_exec(w->db, "ANALYZE public.orders");
+}
+
+START_TEST(sweep_reads_the_window_through_the_indexes)
+{
+	struct world w;
+	world_up(&w, false, "[daemon]\npoll_interval = 1h\n[alerts]\nexpiry_thresholds = 24h, 4h\n");
+	pgtest_exec(w.db, "DROP INDEX public.orders_authorized_at_idx");
+	pgtest_exec(w.db, "DROP INDEX public.orders_authorization_expires_at_idx");
+	add_history(&w, 200000);
+
+	/* without the indexes: the start says which ones to create */
+	daemonproc_start(&w.d, false);
+	await_log(&w, "event=orders_index_missing", 2);
+	await_log(&w, "event=expiry_swept", 1);
+	ck_assert_int_eq(daemonproc_stop(&w.d), 0);
+	for (size_t i = 0; i < store_index_need_count; i++) {
+		const char *column = store_index_needs[i].column;
+		char *create = store_index_statement("public.orders", column);
+		char *needle = xasprintf("event=orders_index_missing relation=public.orders "
+		                         "column=%s ",
+		                         column);
+		ck_assert_msg(log_count(&w, needle) == 1, "no log line with %s", needle);
+		free(needle);
+		char *name = store_index_name("public.orders", column);
+		ck_assert_msg(log_count(&w, name) >= 1, "the log never names %s", name);
+		free(name);
+		/* the shop creates them as the warning says */
+		pgtest_exec(w.db, create);
+		free(create);
+	}
+	pgtest_exec(w.db, "ANALYZE public.orders");
+
+	/* the next sweep's plan, as the server ran it, reads orders through both indexes */
+	char sql[256];
+	snprintf(sql, sizeof(sql), "ALTER DATABASE \"%s\" SET auto_explain.log_min_duration = 0",
+	         w.dbname);
+	pgtest_exec(w.db, sql);
+	long from = log_size();
+	int missing = log_count(&w, "event=orders_index_missing");
+	int swept = log_count(&w, "event=expiry_swept");
+	daemonproc_start(&w.d, false);
+	await_log(&w, "event=expiry_swept", swept + 1);
+	ck_assert_int_eq(log_count(&w, "event=orders_index_missing"), missing);
+	char *plan = logged_plan(w.dbname, from, "WITH thr AS");
+	ck_assert_msg(plan != NULL, "no plan of the sweep in the server log");
+	for (size_t i = 0; i < store_index_need_count; i++) {
+		char *name = store_index_name("public.orders", store_index_needs[i].column);
+		char *bitmap = xasprintf("Bitmap Index Scan on %s", name);
+		char *scan = xasprintf("Index Scan using %s on orders", name);
+		ck_assert_msg(strstr(plan, bitmap) || strstr(plan, scan), "%s not used:\n%s", name,
+		              plan);
+		free(bitmap);
+		free(scan);
+		free(name);
+	}
+	ck_assert_msg(strstr(plan, "Seq Scan on orders") == NULL, "%s", plan);
+	free(plan);
+	/* nothing in the history is alerted: the recent ones expire in 30h (beyond 24h), the
+	 * old ones expired more than [alerts] expired_lookback (24h) ago */
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts"), 0);
+	snprintf(sql, sizeof(sql), "ALTER DATABASE \"%s\" RESET auto_explain.log_min_duration",
+	         w.dbname);
+	pgtest_exec(w.db, sql);
+	world_down(&w);
+}
+END_TEST
+
 static Suite *alerts_suite(void)
 {
 	Suite *s = suite_create("alerts");
@@ -762,6 +897,7 @@ static Suite *alerts_suite(void)
 	tcase_add_test(daemon, webhook_delivers_each_alert_once_despite_failures);
 	tcase_add_test(daemon, gateway_unreachable_once_per_episode);
 	tcase_add_test(daemon, idle_daemon_query_rate);
+	tcase_add_test(daemon, sweep_reads_the_window_through_the_indexes);
 	suite_add_tcase(s, daemon);
 	return s;
 }
@@ -770,7 +906,9 @@ int main(void)
 {
 	/* every statement in the server log, with its database, for the idle query count */
 	struct pgtest_options opts = {.extra_conf = "log_statement = all\n"
-	                                            "log_line_prefix = '%m [%p] db=%d '"};
+	                                            "log_line_prefix = '%m [%p] db=%d '\n"
+	                                            "shared_preload_libraries = 'auto_explain'\n"
+	                                            "auto_explain.log_min_duration = -1"};
 	pgtest_start_with(&opts);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	int status = testutil_run_suite(alerts_suite(), CK_NORMAL);
