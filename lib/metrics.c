@@ -31,7 +31,7 @@
  * never wait: they get the last reading). */
 #define GAUGES_WAIT_MS 2000
 /* Before the first successful read, one is tried at least this often. */
-#define GAUGES_FIRST_RETRY_MS 1000
+#define GAUGES_FIRST_RETRY_MS 200
 /* The request line and headers together; a request body is read and discarded. */
 #define MAX_HEAD_BYTES 8192
 #define MAX_BODY_BYTES 4096
@@ -491,6 +491,17 @@ static void answer_waiting(struct metrics *m)
 	}
 }
 
+/* Arms the next background read: every [metrics] gauges_interval, more often until the
+ * first read succeeded. */
+static void arm_refresh(struct metrics *m)
+{
+	int64_t every = store_config(m->gauges_st)->metrics_gauges_interval_ms;
+	if (!m->have_gauges && every > GAUGES_FIRST_RETRY_MS)
+		every = GAUGES_FIRST_RETRY_MS;
+	struct timeval tv = tv_from_ms(every);
+	evtimer_add(m->ev_refresh, &tv);
+}
+
 /* The database read finished (g NULL on failure): keep it and answer the waiting scrapes. */
 static void gauges_read(struct store_gauges *g, const char *error, void *arg)
 {
@@ -508,9 +519,12 @@ static void gauges_read(struct store_gauges *g, const char *error, void *arg)
 		store_gauges_clear(&m->gauges);
 		m->gauges = *g;
 		memset(g, 0, sizeof(*g));
+		bool first = !m->have_gauges;
 		m->have_gauges = true;
 		m->gauges_at_mono_ms = m->read_mono_ms;
 		m->gauges_at_ms = m->read_ms;
+		if (first)
+			arm_refresh(m);
 	}
 	answer_waiting(m);
 }
@@ -532,11 +546,7 @@ static void gauges_refresh(evutil_socket_t fd, short what, void *arg)
 		if (!store_read_gauges(m->gauges_st, &m->read))
 			m->reading = false;
 	}
-	int64_t every = store_config(m->gauges_st)->metrics_gauges_interval_ms;
-	if (!m->have_gauges && every > GAUGES_FIRST_RETRY_MS)
-		every = GAUGES_FIRST_RETRY_MS;
-	struct timeval tv = tv_from_ms(every);
-	evtimer_add(m->ev_refresh, &tv);
+	arm_refresh(m);
 }
 
 /* The read takes too long: the waiting scrapes get the last values read. */
@@ -548,11 +558,11 @@ static void wait_expired(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Serves /metrics from what the daemon has: the database gauges of the last background
- * read. Only before the first reading, while it is under way, does a scrape wait for it
- * (at most GAUGES_WAIT_MS). */
+ * read. Only before the first reading does a scrape wait for it (at most
+ * GAUGES_WAIT_MS); without a database to read from it answers at once. */
 static void serve_metrics(struct metrics *m, struct conn *c)
 {
-	if (m->have_gauges || !m->reading) {
+	if (m->have_gauges || m->gauges_st == NULL) {
 		reply_metrics(m, c);
 		return;
 	}
