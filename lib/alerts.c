@@ -660,7 +660,7 @@ static void indexes_done(const char *const *missing, size_t n, const char *error
 	}
 }
 
-/* Sweeps and delivers as soon as both the connection and the schema are ready. */
+/* Sweeps and delivers now: both the connection and the schema have become ready. */
 static void alerts_start_work(struct alerts *a)
 {
 	a->retry_at = 0;
@@ -680,7 +680,8 @@ static void on_conn_up(void *arg)
 	if (!a->indexes_checked && !store_check_indexes(a->st, &a->indexes_call))
 		log_event(LOG_LVL_WARNING, "orders_index_check_failed", "reason", "connection lost",
 		          NULL);
-	alerts_start_work(a);
+	if (a->engine_ready)
+		alerts_start_work(a);
 }
 
 static void on_conn_down(void *arg, const char *why)
@@ -707,7 +708,8 @@ static void on_db_ready(void *arg)
 {
 	struct alerts *a = arg;
 	a->engine_ready = true;
-	alerts_start_work(a);
+	if (a->conn_up)
+		alerts_start_work(a);
 }
 
 static void on_db_down(void *arg)

@@ -605,7 +605,8 @@ START_TEST(webhook_delivers_each_alert_once_despite_failures)
 	pgtest_restart(false);
 	PQreset(w.db);
 	ck_assert_int_eq(PQstatus(w.db), CONNECTION_OK);
-	await_log(&w, "event=db_connected", 2);
+	/* both connections, the engine's and the housekeeping one, twice */
+	await_log(&w, "event=db_connected", 4);
 	await_log(&w, "event=expiry_swept", 2);
 	usleep(300000); /* the webhook round after the reconnect is over */
 	pgtest_exec(w.db, "INSERT INTO smartpay.alerts (kind, severity, dedup_key, message) "
