@@ -96,6 +96,29 @@ START_TEST(webhook_body_has_every_field)
 }
 END_TEST
 
+START_TEST(orders_index_statements)
+{
+	char *sql = store_index_statement("shop.Orders", "authorized_at");
+	ck_assert_str_eq(sql, "CREATE INDEX CONCURRENTLY \"Orders_authorized_at_idx\" ON "
+	                      "\"shop\".\"Orders\" (\"authorized_at\")");
+	free(sql);
+	sql = store_index_statement("orders", "authorization_expires_at");
+	ck_assert_str_eq(sql, "CREATE INDEX CONCURRENTLY \"orders_authorization_expires_at_idx\" "
+	                      "ON \"orders\" (\"authorization_expires_at\")");
+	free(sql);
+	/* PostgreSQL keeps 63 bytes of a name: the name given is the one it will have */
+	char *name = store_index_name("public.a_very_long_shop_orders_table_name_of_forty_bytes",
+	                              "authorization_expires_at");
+	ck_assert_uint_eq(strlen(name), 63);
+	free(name);
+	char *cols = store_index_columns_literal();
+	ck_assert_str_eq(cols, "{authorization_expires_at,authorized_at}");
+	free(cols);
+	ck_assert_ptr_nonnull(store_index_used_by("authorized_at"));
+	ck_assert_ptr_null(store_index_used_by("status"));
+}
+END_TEST
+
 /* ---- the daemon ---- */
 
 struct world {
@@ -351,9 +374,10 @@ START_TEST(pending_capture_past_deadline_needs_attention)
 	const char *m = add_order(&w, "'t-m'", "shipped", "now()", past);
 	add_modification(&w, CAP_M, m, "t-m", "capture", "pending", past, "'other'",
 	                 "now() + interval '1 hour'", later);
-	/* deadline three seconds ahead: the timer, not a poll, gives it up then */
-	const char *n = add_order(&w, "'t-n'", "shipped", "now()", "now() + interval '3s'");
-	add_modification(&w, CAP_N, n, "t-n", "capture", "pending", "now() + interval '3s'", "NULL",
+	/* deadline six seconds ahead (well after the first sweep, even on a loaded machine):
+	 * the timer, not a poll, gives it up then */
+	const char *n = add_order(&w, "'t-n'", "shipped", "now()", "now() + interval '6s'");
+	add_modification(&w, CAP_N, n, "t-n", "capture", "pending", "now() + interval '6s'", "NULL",
 	                 "NULL", later);
 
 	daemonproc_start(&w.d, false);
@@ -1090,6 +1114,7 @@ static Suite *alerts_suite(void)
 	tcase_add_test(pure, threshold_labels_are_compact);
 	tcase_add_test(pure, webhook_url_is_redacted);
 	tcase_add_test(pure, webhook_body_has_every_field);
+	tcase_add_test(pure, orders_index_statements);
 	suite_add_tcase(s, pure);
 	TCase *daemon = tcase_create("daemon");
 	tcase_set_timeout(daemon, 90);
