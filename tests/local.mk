@@ -80,8 +80,7 @@ tests_check_metrics_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 # alerts: expiry sweep, needs_attention, gateway unreachable, webhook (real daemon)
 check_PROGRAMS += tests/check_alerts
 TESTS += tests/check_alerts
-tests_check_alerts_SOURCES = tests/check_alerts.c tests/daemonproc.c tests/daemonproc.h \
-	tests/pgtest.c tests/pgtest.h tests/simproc.c tests/simproc.h tests/testutil.c tests/testutil.h
+tests_check_alerts_SOURCES = tests/check_alerts.c $(OPS_TEST_SOURCES)
 tests_check_alerts_LDADD = $(SP_LIBS) $(CHECK_LIBS)
 tests_check_alerts_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 check_PROGRAMS += tests/check_notify
