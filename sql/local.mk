@@ -7,7 +7,8 @@ SP_MIGRATIONS = \
 	sql/002_requests_and_webhooks.sql \
 	sql/003_shop_api.sql \
 	sql/004_requeue_notify.sql \
-	sql/005_dismiss.sql
+	sql/005_dismiss.sql \
+	sql/009_order_summaries.sql
 
 sqldir = $(pkgdatadir)/sql
 # grant-smartpayd.sql: the daemon's least-privilege role (not a migration; run with psql)

@@ -1,0 +1,277 @@
+-- One summary row per order, kept up to date in the writing transaction, so that the
+-- shop's admin pages read smartpay.order_payments by index: the newest orders, by state,
+-- the refundable ones, one order. Until now the view computed every order from the
+-- ledger before it could sort or filter.
+--
+-- The summary holds what order_payments derives from smartpay.modifications and
+-- smartpay.requests; open alerts and the money in major units are still computed for
+-- the rows a query returns. Statement-level triggers with transition tables refresh the
+-- orders a statement touched: one refresh per statement, whatever its number of rows.
+
+-- One row per order id with a modification or a request; the columns of
+-- smartpay.order_payments (see sql/003_shop_api.sql) in minor units.
+CREATE TABLE smartpay.order_summaries (
+    order_id             text PRIMARY KEY,
+    transaction_id       text,
+    currency             text,
+    capture_state        text,
+    captured_minor       bigint NOT NULL,
+    refunded_minor       bigint NOT NULL,
+    refund_pending_minor bigint NOT NULL,
+    refundable_minor     bigint NOT NULL,
+    cancel_state         text,
+    cancelled            boolean NOT NULL,
+    deadline             timestamptz,
+    last_modification_id uuid,
+    last_kind            text,
+    last_state           text,
+    last_at              timestamptz,
+    pending_requests     bigint NOT NULL
+);
+
+-- The admin grid's query shapes (README, "The shop's side"); order_id breaks ties so a
+-- page can continue after its last row.
+--   newest N:    ORDER BY last_at DESC, order_id DESC LIMIT n
+CREATE INDEX order_summaries_newest
+    ON smartpay.order_summaries (last_at DESC, order_id DESC);
+--   by state:    WHERE last_state = $1 ORDER BY last_at DESC, order_id DESC LIMIT n
+CREATE INDEX order_summaries_by_state
+    ON smartpay.order_summaries (last_state, last_at DESC, order_id DESC);
+--   refundable:  WHERE refundable_minor > 0 ORDER BY last_at DESC, order_id DESC LIMIT n
+CREATE INDEX order_summaries_refundable
+    ON smartpay.order_summaries (last_at DESC, order_id DESC) WHERE refundable_minor > 0;
+
+-- The summary rows of the given orders computed from the ledger and the requests, with
+-- the rules order_payments had: the live capture (else the latest refused one), the
+-- newest modification, the live cancel or cancelOrRefund, the refund totals. No row for
+-- an order without a modification or a request.
+CREATE FUNCTION smartpay.order_summary_compute(p_order_ids text[])
+RETURNS SETOF smartpay.order_summaries
+LANGUAGE sql STABLE AS $$
+    WITH ids AS (
+        SELECT DISTINCT i.order_id FROM unnest(p_order_ids) AS i(order_id)),
+    m AS (
+        SELECT m.order_id, m.modification_id, m.transaction_id, m.kind, m.amount_minor,
+               m.currency, m.state, m.deadline, m.created_at, m.updated_at
+        FROM ids JOIN smartpay.modifications m ON m.order_id = ids.order_id),
+    r AS (
+        SELECT r.order_id,
+               count(*) FILTER (WHERE r.modification_id IS NULL) AS pending_requests,
+               coalesce(sum(r.amount_minor) FILTER (WHERE r.modification_id IS NULL
+                                                      AND r.kind = 'refund'), 0)::bigint
+                   AS requested_minor,
+               bool_or(r.modification_id IS NULL AND r.kind = 'cancel_or_refund')
+                   AS open_cancel_or_refund
+        FROM ids JOIN smartpay.requests r ON r.order_id = ids.order_id
+        GROUP BY r.order_id),
+    cap AS (
+        SELECT DISTINCT ON (m.order_id) m.order_id, m.transaction_id, m.currency, m.state,
+               m.deadline, CASE WHEN m.state = 'succeeded' THEN m.amount_minor END AS captured_minor
+        FROM m WHERE m.kind = 'capture'
+        ORDER BY m.order_id, m.state = 'refused', m.created_at DESC, m.modification_id DESC),
+    last AS (
+        SELECT DISTINCT ON (m.order_id) m.order_id, m.modification_id, m.transaction_id,
+               m.currency, m.kind, m.state, m.deadline, m.updated_at
+        FROM m
+        ORDER BY m.order_id, m.created_at DESC, m.modification_id DESC),
+    can AS (
+        SELECT DISTINCT ON (m.order_id) m.order_id, m.state
+        FROM m WHERE m.kind IN ('cancel', 'cancel_or_refund')
+        ORDER BY m.order_id, m.state = 'refused', m.created_at DESC, m.modification_id DESC),
+    rf AS (
+        SELECT m.order_id,
+               coalesce(sum(m.amount_minor) FILTER (WHERE m.state = 'succeeded'), 0)::bigint
+                   AS refunded_minor,
+               coalesce(sum(m.amount_minor) FILTER (WHERE m.state IN ('pending', 'needs_attention')),
+                        0)::bigint AS in_progress_minor
+        FROM m WHERE m.kind = 'refund'
+        GROUP BY m.order_id)
+    SELECT ids.order_id,
+           coalesce(cap.transaction_id, last.transaction_id),
+           coalesce(cap.currency, last.currency)::text,
+           cap.state,
+           coalesce(cap.captured_minor, 0),
+           CASE WHEN can.state = 'succeeded' AND cap.captured_minor IS NOT NULL
+                THEN cap.captured_minor ELSE coalesce(rf.refunded_minor, 0) END,
+           coalesce(rf.in_progress_minor, 0) + coalesce(r.requested_minor, 0),
+           CASE WHEN cap.captured_minor IS NULL OR can.state IS NOT NULL
+                     OR coalesce(r.open_cancel_or_refund, false)
+                THEN 0
+                ELSE greatest(cap.captured_minor - coalesce(rf.refunded_minor, 0)
+                              - coalesce(rf.in_progress_minor, 0)
+                              - coalesce(r.requested_minor, 0), 0)
+           END,
+           can.state,
+           coalesce(can.state = 'succeeded', false),
+           coalesce(cap.deadline, last.deadline),
+           last.modification_id,
+           last.kind,
+           last.state,
+           last.updated_at,
+           coalesce(r.pending_requests, 0)
+    FROM ids
+    LEFT JOIN last ON last.order_id = ids.order_id
+    LEFT JOIN cap ON cap.order_id = ids.order_id
+    LEFT JOIN can ON can.order_id = ids.order_id
+    LEFT JOIN rf ON rf.order_id = ids.order_id
+    LEFT JOIN r ON r.order_id = ids.order_id
+    WHERE last.order_id IS NOT NULL OR r.order_id IS NOT NULL
+$$;
+
+-- Brings the summary rows of the given orders up to date, inside the caller's
+-- transaction. Orders new to the summary are inserted as computed. An existing row is
+-- locked first (in order_id order, so that two writers cannot deadlock here) and then
+-- recomputed by a later statement: under READ COMMITTED that statement's snapshot sees
+-- what every earlier holder of the lock committed, so the last writer of an order always
+-- leaves the summary as the ledger is. Under REPEATABLE READ and SERIALIZABLE a row
+-- changed since the snapshot fails the lock with a serialization error instead.
+-- SECURITY DEFINER: the daemon's role and the shop's roles write the ledger and the
+-- requests but have no privilege on the summary.
+CREATE FUNCTION smartpay.order_summaries_refresh(p_order_ids text[]) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_inserted text[];
+    v_existing text[];
+BEGIN
+    IF p_order_ids IS NULL OR cardinality(p_order_ids) = 0 THEN
+        RETURN;
+    END IF;
+    WITH ins AS (
+        INSERT INTO smartpay.order_summaries AS s
+        SELECT c.*
+        FROM smartpay.order_summary_compute(ARRAY(
+            SELECT i.order_id FROM unnest(p_order_ids) AS i(order_id)
+            WHERE NOT EXISTS (SELECT 1 FROM smartpay.order_summaries x
+                              WHERE x.order_id = i.order_id))) c
+        ORDER BY c.order_id
+        ON CONFLICT (order_id) DO NOTHING
+        RETURNING s.order_id)
+    SELECT array_agg(ins.order_id) INTO v_inserted FROM ins;
+
+    SELECT array_agg(DISTINCT i.order_id ORDER BY i.order_id) INTO v_existing
+    FROM unnest(p_order_ids) AS i(order_id)
+    WHERE i.order_id <> ALL (coalesce(v_inserted, '{}'));
+    IF v_existing IS NULL THEN
+        RETURN;
+    END IF;
+
+    PERFORM 1 FROM smartpay.order_summaries s
+    WHERE s.order_id = ANY (v_existing)
+    ORDER BY s.order_id
+    FOR UPDATE;
+
+    WITH c AS (
+        SELECT * FROM smartpay.order_summary_compute(v_existing)),
+    upd AS (
+        UPDATE smartpay.order_summaries s
+        SET transaction_id = c.transaction_id, currency = c.currency,
+            capture_state = c.capture_state, captured_minor = c.captured_minor,
+            refunded_minor = c.refunded_minor, refund_pending_minor = c.refund_pending_minor,
+            refundable_minor = c.refundable_minor, cancel_state = c.cancel_state,
+            cancelled = c.cancelled, deadline = c.deadline,
+            last_modification_id = c.last_modification_id, last_kind = c.last_kind,
+            last_state = c.last_state, last_at = c.last_at,
+            pending_requests = c.pending_requests
+        FROM c
+        WHERE s.order_id = c.order_id AND ROW(s.*) IS DISTINCT FROM ROW(c.*))
+    DELETE FROM smartpay.order_summaries s
+    WHERE s.order_id = ANY (v_existing)
+      AND NOT EXISTS (SELECT 1 FROM c WHERE c.order_id = s.order_id);
+END
+$$;
+
+-- Recomputes the whole summary from the ledger and the requests: the migration's
+-- backfill, and after a TRUNCATE. Concurrent writers wait for it and then refresh their
+-- orders over the rebuilt rows.
+CREATE FUNCTION smartpay.order_summaries_rebuild() RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_rows bigint;
+BEGIN
+    LOCK TABLE smartpay.order_summaries IN EXCLUSIVE MODE;
+    DELETE FROM smartpay.order_summaries;
+    INSERT INTO smartpay.order_summaries
+    SELECT * FROM smartpay.order_summary_compute(ARRAY(
+        SELECT m.order_id FROM smartpay.modifications m
+        UNION
+        SELECT r.order_id FROM smartpay.requests r));
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    RETURN v_rows;
+END
+$$;
+
+-- Statement-level trigger function on smartpay.modifications and smartpay.requests:
+-- refreshes the orders in the statement's transition tables (new_rows, old_rows).
+CREATE FUNCTION smartpay.order_summaries_changed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM smartpay.order_summaries_refresh(ARRAY(SELECT n.order_id FROM new_rows n));
+    ELSIF TG_OP = 'UPDATE' THEN
+        PERFORM smartpay.order_summaries_refresh(ARRAY(
+            SELECT n.order_id FROM new_rows n
+            UNION
+            SELECT o.order_id FROM old_rows o));
+    ELSIF TG_OP = 'DELETE' THEN
+        PERFORM smartpay.order_summaries_refresh(ARRAY(SELECT o.order_id FROM old_rows o));
+    ELSE
+        PERFORM smartpay.order_summaries_rebuild();
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+-- Transition tables allow one event per trigger: three per table, and one for TRUNCATE.
+CREATE TRIGGER order_summaries_insert AFTER INSERT ON smartpay.modifications
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION smartpay.order_summaries_changed();
+CREATE TRIGGER order_summaries_update AFTER UPDATE ON smartpay.modifications
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION smartpay.order_summaries_changed();
+CREATE TRIGGER order_summaries_delete AFTER DELETE ON smartpay.modifications
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION smartpay.order_summaries_changed();
+CREATE TRIGGER order_summaries_truncate AFTER TRUNCATE ON smartpay.modifications
+    FOR EACH STATEMENT EXECUTE FUNCTION smartpay.order_summaries_changed();
+CREATE TRIGGER order_summaries_insert AFTER INSERT ON smartpay.requests
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION smartpay.order_summaries_changed();
+CREATE TRIGGER order_summaries_update AFTER UPDATE ON smartpay.requests
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION smartpay.order_summaries_changed();
+CREATE TRIGGER order_summaries_delete AFTER DELETE ON smartpay.requests
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION smartpay.order_summaries_changed();
+CREATE TRIGGER order_summaries_truncate AFTER TRUNCATE ON smartpay.requests
+    FOR EACH STATEMENT EXECUTE FUNCTION smartpay.order_summaries_changed();
+
+-- Backfill from the ledger already there.
+SELECT smartpay.order_summaries_rebuild();
+
+-- The same columns and meaning as before (sql/003_shop_api.sql), read from the summary:
+-- a filter or an ORDER BY on its columns uses the summary's indexes, and the money in
+-- major units and the open alerts are computed only for the rows returned.
+CREATE OR REPLACE VIEW smartpay.order_payments AS
+SELECT s.order_id,
+       s.transaction_id,
+       s.currency,
+       s.capture_state,
+       s.captured_minor,
+       smartpay.minor_to_numeric(s.captured_minor, s.currency) AS captured,
+       s.refunded_minor,
+       smartpay.minor_to_numeric(s.refunded_minor, s.currency) AS refunded,
+       s.refund_pending_minor,
+       smartpay.minor_to_numeric(s.refund_pending_minor, s.currency) AS refund_pending,
+       s.refundable_minor,
+       smartpay.minor_to_numeric(s.refundable_minor, s.currency) AS refundable,
+       s.cancel_state,
+       s.cancelled,
+       s.deadline,
+       s.last_modification_id,
+       s.last_kind,
+       s.last_state,
+       s.last_at,
+       (SELECT count(*) FROM smartpay.alerts a
+        WHERE a.order_id = s.order_id AND a.acknowledged_at IS NULL) AS open_alerts,
+       s.pending_requests
+FROM smartpay.order_summaries s;
