@@ -53,7 +53,8 @@ LANGUAGE sql STABLE AS $$
     m AS (
         SELECT m.order_id, m.modification_id, m.transaction_id, m.kind, m.amount_minor,
                m.currency, m.state, m.deadline, m.created_at, m.updated_at
-        FROM ids JOIN smartpay.modifications m ON m.order_id = ids.order_id),
+        FROM smartpay.modifications m
+        WHERE m.order_id = ANY (p_order_ids)),
     r AS (
         SELECT r.order_id,
                count(*) FILTER (WHERE r.modification_id IS NULL) AS pending_requests,
@@ -62,7 +63,8 @@ LANGUAGE sql STABLE AS $$
                    AS requested_minor,
                bool_or(r.modification_id IS NULL AND r.kind = 'cancel_or_refund')
                    AS open_cancel_or_refund
-        FROM ids JOIN smartpay.requests r ON r.order_id = ids.order_id
+        FROM smartpay.requests r
+        WHERE r.order_id = ANY (p_order_ids)
         GROUP BY r.order_id),
     cap AS (
         SELECT DISTINCT ON (m.order_id) m.order_id, m.transaction_id, m.currency, m.state,
@@ -119,19 +121,27 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- Brings the summary rows of the given orders up to date, inside the caller's
--- transaction. Orders new to the summary are inserted as computed. An existing row is
--- locked first (in order_id order, so that two writers cannot deadlock here) and then
--- recomputed by a later statement: under READ COMMITTED that statement's snapshot sees
--- what every earlier holder of the lock committed, so the last writer of an order always
--- leaves the summary as the ledger is. Under REPEATABLE READ and SERIALIZABLE a row
--- changed since the snapshot fails the lock with a serialization error instead.
+-- transaction. Orders new to the summary are inserted as computed (a concurrent insert of
+-- the same order waits for the other transaction, and the order is then treated as an
+-- existing one). An existing row is recomputed from this statement's snapshot and
+-- rewritten only if it is still the version that snapshot saw; every refresh writes a
+-- new version, so a row another transaction refreshed meanwhile fails that test. Those
+-- rows are locked (in order_id order) and recomputed by a later statement, whose
+-- snapshot under READ COMMITTED sees what the other transaction committed: the last
+-- writer of an order always leaves the summary as the ledger is. Under REPEATABLE READ
+-- and SERIALIZABLE such a row fails the lock with a serialization error instead.
 -- SECURITY DEFINER: the daemon's role and the shop's roles write the ledger and the
 -- requests but have no privilege on the summary.
+-- Every row set here is found through an index (= ANY) and joined by hashing: nested
+-- loops are off because the planner, without statistics on the statement's order ids,
+-- would otherwise rescan one side per row of the other.
 CREATE FUNCTION smartpay.order_summaries_refresh(p_order_ids text[]) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+SET enable_nestloop = off AS $$
 DECLARE
     v_inserted text[];
     v_existing text[];
+    v_stale    text[];
 BEGIN
     IF p_order_ids IS NULL OR cardinality(p_order_ids) = 0 THEN
         RETURN;
@@ -140,28 +150,29 @@ BEGIN
         INSERT INTO smartpay.order_summaries AS s
         SELECT c.*
         FROM smartpay.order_summary_compute(ARRAY(
-            SELECT i.order_id FROM unnest(p_order_ids) AS i(order_id)
-            WHERE NOT EXISTS (SELECT 1 FROM smartpay.order_summaries x
-                              WHERE x.order_id = i.order_id))) c
+            SELECT unnest(p_order_ids)
+            EXCEPT
+            SELECT x.order_id FROM smartpay.order_summaries x
+            WHERE x.order_id = ANY (p_order_ids))) c
         ORDER BY c.order_id
         ON CONFLICT (order_id) DO NOTHING
         RETURNING s.order_id)
     SELECT array_agg(ins.order_id) INTO v_inserted FROM ins;
 
-    SELECT array_agg(DISTINCT i.order_id ORDER BY i.order_id) INTO v_existing
-    FROM unnest(p_order_ids) AS i(order_id)
-    WHERE i.order_id <> ALL (coalesce(v_inserted, '{}'));
+    SELECT array_agg(e.order_id ORDER BY e.order_id) INTO v_existing
+    FROM (SELECT unnest(p_order_ids) EXCEPT SELECT unnest(v_inserted)) AS e(order_id);
     IF v_existing IS NULL THEN
         RETURN;
     END IF;
 
-    PERFORM 1 FROM smartpay.order_summaries s
-    WHERE s.order_id = ANY (v_existing)
-    ORDER BY s.order_id
-    FOR UPDATE;
-
-    WITH c AS (
-        SELECT * FROM smartpay.order_summary_compute(v_existing)),
+    -- the rows as this statement's snapshot sees them, rewritten only if unchanged since
+    WITH seen AS (
+        SELECT s.order_id, s.ctid AS tid FROM smartpay.order_summaries s
+        WHERE s.order_id = ANY (v_existing)),
+    c AS (
+        SELECT f.*, seen.tid
+        FROM smartpay.order_summary_compute(v_existing) f
+        JOIN seen ON seen.order_id = f.order_id),
     upd AS (
         UPDATE smartpay.order_summaries s
         SET transaction_id = c.transaction_id, currency = c.currency,
@@ -173,9 +184,36 @@ BEGIN
             last_state = c.last_state, last_at = c.last_at,
             pending_requests = c.pending_requests
         FROM c
-        WHERE s.order_id = c.order_id AND ROW(s.*) IS DISTINCT FROM ROW(c.*))
+        WHERE s.order_id = ANY (v_existing) AND s.order_id = c.order_id AND s.ctid = c.tid
+        RETURNING s.order_id)
+    SELECT array_agg(x.order_id ORDER BY x.order_id) INTO v_stale
+    FROM (SELECT unnest(v_existing) EXCEPT SELECT upd.order_id FROM upd) AS x(order_id);
+    IF v_stale IS NULL THEN
+        RETURN;
+    END IF;
+
+    -- changed by another transaction since, or no longer an order with a modification
+    -- or a request: lock, then recompute with a snapshot taken after the lock
+    PERFORM 1 FROM smartpay.order_summaries s
+    WHERE s.order_id = ANY (v_stale)
+    ORDER BY s.order_id
+    FOR UPDATE;
+    WITH c AS (
+        SELECT * FROM smartpay.order_summary_compute(v_stale)),
+    upd AS (
+        UPDATE smartpay.order_summaries s
+        SET transaction_id = c.transaction_id, currency = c.currency,
+            capture_state = c.capture_state, captured_minor = c.captured_minor,
+            refunded_minor = c.refunded_minor, refund_pending_minor = c.refund_pending_minor,
+            refundable_minor = c.refundable_minor, cancel_state = c.cancel_state,
+            cancelled = c.cancelled, deadline = c.deadline,
+            last_modification_id = c.last_modification_id, last_kind = c.last_kind,
+            last_state = c.last_state, last_at = c.last_at,
+            pending_requests = c.pending_requests
+        FROM c
+        WHERE s.order_id = ANY (v_stale) AND s.order_id = c.order_id)
     DELETE FROM smartpay.order_summaries s
-    WHERE s.order_id = ANY (v_existing)
+    WHERE s.order_id = ANY (v_stale)
       AND NOT EXISTS (SELECT 1 FROM c WHERE c.order_id = s.order_id);
 END
 $$;
