@@ -97,12 +97,12 @@ static void assert_agrees_at(const char *file, int line, PGconn *conn)
 	    "EXCEPT ALL SELECT * FROM smartpay.order_payments) l) d");
 	if (diff != NULL)
 		ck_assert_msg(false, "%s:%d: summary and ledger differ:\n%s", file, line, diff);
-	long long rows = pgtest_int_at(file, line, conn,
-	                               "SELECT count(*) FROM smartpay.order_summaries");
-	long long orders = pgtest_int_at(file, line, conn,
-	                                 "SELECT count(*) FROM public.reference_payments");
-	ck_assert_msg(rows == orders, "%s:%d: %lld summary rows for %lld orders", file, line,
-	              rows, orders);
+	long long rows =
+	    pgtest_int_at(file, line, conn, "SELECT count(*) FROM smartpay.order_summaries");
+	long long orders =
+	    pgtest_int_at(file, line, conn, "SELECT count(*) FROM public.reference_payments");
+	ck_assert_msg(rows == orders, "%s:%d: %lld summary rows for %lld orders", file, line, rows,
+	              orders);
 }
 
 /* A modification as the daemon's claim inserts it (pending, leased), or a finished one;
@@ -115,7 +115,8 @@ static char *add_mod(PGconn *conn, const char *order, const char *kind, const ch
 	    "INSERT INTO smartpay.modifications (modification_id, order_id, transaction_id, kind, "
 	    "amount_minor, currency, request_body, state, lease_owner, lease_generation, "
 	    "lease_expires_at, deadline, completed_at) VALUES (gen_random_uuid(), '%s', 'tx-%s' || "
-	    "CASE WHEN '%s' = 'refund' THEN '-' || gen_random_uuid() ELSE '' END, '%s', %lld, 'EUR', '{}', '%s', CASE WHEN '%s' = 'pending' THEN 'test' END, 1, "
+	    "CASE WHEN '%s' = 'refund' THEN '-' || gen_random_uuid() ELSE '' END, '%s', %lld, "
+	    "'EUR', '{}', '%s', CASE WHEN '%s' = 'pending' THEN 'test' END, 1, "
 	    "CASE WHEN '%s' = 'pending' THEN now() + interval '1 minute' END, "
 	    "now() + interval '3 days', CASE WHEN '%s' <> 'pending' THEN now() END) "
 	    "RETURNING modification_id::text",
@@ -376,7 +377,7 @@ START_TEST(test_concurrent_writers_of_one_order)
 	PQclear(res);
 	assert_agrees(a);
 	ck_assert_int_eq(pgtest_int(a, "SELECT refunded_minor FROM smartpay.order_payments "
-	                                "WHERE order_id = 'x'"),
+	                               "WHERE order_id = 'x'"),
 	                 3000);
 
 	/* the first two writes of a new order, at once: the second waits for the first's
@@ -392,7 +393,7 @@ START_TEST(test_concurrent_writers_of_one_order)
 	PQclear(res);
 	assert_agrees(a);
 	ck_assert_int_eq(pgtest_int(a, "SELECT pending_requests FROM smartpay.order_payments "
-	                                "WHERE order_id = 'y' AND capture_state = 'pending'"),
+	                               "WHERE order_id = 'y' AND capture_state = 'pending'"),
 	                 1);
 
 	/* one writer rolls back: the other's summary holds only its own change */
@@ -507,15 +508,18 @@ static void *writer_run(void *arg)
 		for (int i = 0; i < n && !failed; i++) {
 			char order[8];
 			snprintf(order, sizeof(order), "w%d", rand_r(&w->seed) % 5);
-			char *sql = with_order(writer_statements[(size_t)rand_r(&w->seed) % kinds], order);
+			char *sql =
+			    with_order(writer_statements[(size_t)rand_r(&w->seed) % kinds], order);
 			PGresult *res = PQexec(conn, sql);
 			free(sql);
 			if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 				const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-				if (state && (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0))
+				if (state &&
+				    (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0))
 					w->retried++;
 				else
-					snprintf(w->error, sizeof(w->error), "%s", PQresultErrorMessage(res));
+					snprintf(w->error, sizeof(w->error), "%s",
+					         PQresultErrorMessage(res));
 				failed = true;
 			}
 			PQclear(res);
@@ -590,8 +594,8 @@ static void assert_plan_uses(PGconn *conn, const char *query, const char *index)
 	char *plan = plan_of(conn, query);
 	char *scan = xasprintf("Index Scan using %s on order_summaries", index);
 	ck_assert_msg(strstr(plan, scan) != NULL, "%s\nexpected %s in:\n%s", query, scan, plan);
-	ck_assert_msg(strstr(plan, "Seq Scan on order_summaries") == NULL, "%s\nscans:\n%s",
-	              query, plan);
+	ck_assert_msg(strstr(plan, "Seq Scan on order_summaries") == NULL, "%s\nscans:\n%s", query,
+	              plan);
 	ck_assert_msg(strstr(plan, "Sort") == NULL, "%s\nsorts:\n%s", query, plan);
 	free(scan);
 	free(plan);
@@ -743,13 +747,14 @@ START_TEST(test_shop_role_keeps_the_summary)
 
 	free(add_mod(conn, "42", "capture", "succeeded", 5000));
 	/* the grants README.md gives a shop role: nothing on the summary itself */
-	pgtest_exec(conn,
-	            "CREATE ROLE shop_summary_app; GRANT USAGE ON SCHEMA smartpay TO shop_summary_app; "
-	            "GRANT SELECT ON smartpay.modifications, smartpay.requests, "
-	            "smartpay.settings, smartpay.currencies, smartpay.order_payments TO shop_summary_app; "
-	            "GRANT INSERT ON smartpay.requests TO shop_summary_app; "
-	            "GRANT USAGE ON SEQUENCE smartpay.requests_request_id_seq TO shop_summary_app; "
-	            "GRANT SELECT ON orders TO shop_summary_app");
+	pgtest_exec(
+	    conn,
+	    "CREATE ROLE shop_summary_app; GRANT USAGE ON SCHEMA smartpay TO shop_summary_app; "
+	    "GRANT SELECT ON smartpay.modifications, smartpay.requests, "
+	    "smartpay.settings, smartpay.currencies, smartpay.order_payments TO shop_summary_app; "
+	    "GRANT INSERT ON smartpay.requests TO shop_summary_app; "
+	    "GRANT USAGE ON SEQUENCE smartpay.requests_request_id_seq TO shop_summary_app; "
+	    "GRANT SELECT ON orders TO shop_summary_app");
 	pgtest_exec(conn, "SET ROLE shop_summary_app");
 	pgtest_exec_fails(conn, "SELECT * FROM smartpay.order_summaries", "42501");
 	pgtest_int(conn, "SELECT smartpay.request_refund('42', 10.00)");
