@@ -120,58 +120,65 @@ LANGUAGE sql STABLE AS $$
     WHERE last.order_id IS NOT NULL OR r.order_id IS NOT NULL
 $$;
 
--- Brings the summary rows of the given orders up to date, inside the caller's
--- transaction. Orders new to the summary are inserted as computed (a concurrent insert of
--- the same order waits for the other transaction, and the order is then treated as an
--- existing one). An existing row is recomputed from this statement's snapshot and
--- rewritten only if it is still the version that snapshot saw; every refresh writes a
--- new version, so a row another transaction refreshed meanwhile fails that test. Those
--- rows are locked (in order_id order) and recomputed by a later statement, whose
--- snapshot under READ COMMITTED sees what the other transaction committed: the last
--- writer of an order always leaves the summary as the ledger is. Under REPEATABLE READ
--- and SERIALIZABLE such a row fails the lock with a serialization error instead.
--- SECURITY DEFINER: the daemon's role and the shop's roles write the ledger and the
--- requests but have no privilege on the summary.
--- Every row set here is found through an index (= ANY) and joined by hashing: nested
--- loops are off because the planner, without statistics on the statement's order ids,
--- would otherwise rescan one side per row of the other.
-CREATE FUNCTION smartpay.order_summaries_refresh(p_order_ids text[]) RETURNS void
+-- The summary is written in the writer's transaction by the functions below, SECURITY
+-- DEFINER because the daemon's role and the shop's roles write the ledger and the
+-- requests but have no privilege on the summary. Every row set is found through an
+-- index (= ANY) and joined by hashing: nested loops are off because the planner,
+-- without statistics on a statement's order ids, would rescan one side per row of the
+-- other. Each function returns the ids it left to the next one, sorted.
+--
+-- Correctness under concurrent writers rests on one rule: every refresh writes a new
+-- version of each row it keeps, and rewrites a row only if it is still the version its
+-- own snapshot computed from. A row another transaction refreshed since then fails that
+-- test and is locked and recomputed by a later statement, whose snapshot under READ
+-- COMMITTED sees what that transaction committed; so the last writer of an order always
+-- leaves the summary as the ledger is. Under REPEATABLE READ and SERIALIZABLE such a row
+-- fails with a serialization error instead.
+
+-- Inserts the rows of the given orders that have none yet, as computed; returns the
+-- others (an order another transaction is inserting waits for it and is returned).
+CREATE FUNCTION smartpay.order_summaries_insert_new(p_order_ids text[]) RETURNS text[]
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 SET enable_nestloop = off AS $$
 DECLARE
+    v_new      text[];
     v_inserted text[];
-    v_existing text[];
-    v_stale    text[];
+    v_rest     text[];
 BEGIN
-    IF p_order_ids IS NULL OR cardinality(p_order_ids) = 0 THEN
-        RETURN;
+    SELECT array_agg(n.order_id) INTO v_new
+    FROM (SELECT unnest(p_order_ids)
+          EXCEPT
+          SELECT x.order_id FROM smartpay.order_summaries x
+          WHERE x.order_id = ANY (p_order_ids)) AS n(order_id);
+    IF v_new IS NOT NULL THEN
+        WITH ins AS (
+            INSERT INTO smartpay.order_summaries AS s
+            SELECT c.* FROM smartpay.order_summary_compute(v_new) c
+            ORDER BY c.order_id
+            ON CONFLICT (order_id) DO NOTHING
+            RETURNING s.order_id)
+        SELECT array_agg(ins.order_id) INTO v_inserted FROM ins;
     END IF;
-    WITH ins AS (
-        INSERT INTO smartpay.order_summaries AS s
-        SELECT c.*
-        FROM smartpay.order_summary_compute(ARRAY(
-            SELECT unnest(p_order_ids)
-            EXCEPT
-            SELECT x.order_id FROM smartpay.order_summaries x
-            WHERE x.order_id = ANY (p_order_ids))) c
-        ORDER BY c.order_id
-        ON CONFLICT (order_id) DO NOTHING
-        RETURNING s.order_id)
-    SELECT array_agg(ins.order_id) INTO v_inserted FROM ins;
-
-    SELECT array_agg(e.order_id ORDER BY e.order_id) INTO v_existing
+    SELECT array_agg(e.order_id ORDER BY e.order_id) INTO v_rest
     FROM (SELECT unnest(p_order_ids) EXCEPT SELECT unnest(v_inserted)) AS e(order_id);
-    IF v_existing IS NULL THEN
-        RETURN;
-    END IF;
+    RETURN v_rest;
+END
+$$;
 
-    -- the rows as this statement's snapshot sees them, rewritten only if unchanged since
+-- Rewrites the rows of the given orders, computed with this statement's snapshot, where
+-- the row is still the version that snapshot sees; returns the orders not rewritten.
+CREATE FUNCTION smartpay.order_summaries_rewrite(p_order_ids text[]) RETURNS text[]
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+SET enable_nestloop = off AS $$
+DECLARE
+    v_rest text[];
+BEGIN
     WITH seen AS (
         SELECT s.order_id, s.ctid AS tid FROM smartpay.order_summaries s
-        WHERE s.order_id = ANY (v_existing)),
+        WHERE s.order_id = ANY (p_order_ids)),
     c AS (
         SELECT f.*, seen.tid
-        FROM smartpay.order_summary_compute(v_existing) f
+        FROM smartpay.order_summary_compute(p_order_ids) f
         JOIN seen ON seen.order_id = f.order_id),
     upd AS (
         UPDATE smartpay.order_summaries s
@@ -184,22 +191,27 @@ BEGIN
             last_state = c.last_state, last_at = c.last_at,
             pending_requests = c.pending_requests
         FROM c
-        WHERE s.order_id = ANY (v_existing) AND s.order_id = c.order_id AND s.ctid = c.tid
+        WHERE s.order_id = ANY (p_order_ids) AND s.order_id = c.order_id AND s.ctid = c.tid
         RETURNING s.order_id)
-    SELECT array_agg(x.order_id ORDER BY x.order_id) INTO v_stale
-    FROM (SELECT unnest(v_existing) EXCEPT SELECT upd.order_id FROM upd) AS x(order_id);
-    IF v_stale IS NULL THEN
-        RETURN;
-    END IF;
+    SELECT array_agg(x.order_id ORDER BY x.order_id) INTO v_rest
+    FROM (SELECT unnest(p_order_ids) EXCEPT SELECT upd.order_id FROM upd) AS x(order_id);
+    RETURN v_rest;
+END
+$$;
 
-    -- changed by another transaction since, or no longer an order with a modification
-    -- or a request: lock, then recompute with a snapshot taken after the lock
+-- Locks the rows of the given orders (in order_id order, so that two writers cannot
+-- deadlock here), then recomputes them with a snapshot taken after the lock, deleting
+-- the rows of orders left without a modification or a request.
+CREATE FUNCTION smartpay.order_summaries_recompute_locked(p_order_ids text[]) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+SET enable_nestloop = off AS $$
+BEGIN
     PERFORM 1 FROM smartpay.order_summaries s
-    WHERE s.order_id = ANY (v_stale)
+    WHERE s.order_id = ANY (p_order_ids)
     ORDER BY s.order_id
     FOR UPDATE;
     WITH c AS (
-        SELECT * FROM smartpay.order_summary_compute(v_stale)),
+        SELECT * FROM smartpay.order_summary_compute(p_order_ids)),
     upd AS (
         UPDATE smartpay.order_summaries s
         SET transaction_id = c.transaction_id, currency = c.currency,
@@ -211,10 +223,37 @@ BEGIN
             last_state = c.last_state, last_at = c.last_at,
             pending_requests = c.pending_requests
         FROM c
-        WHERE s.order_id = ANY (v_stale) AND s.order_id = c.order_id)
+        WHERE s.order_id = ANY (p_order_ids) AND s.order_id = c.order_id)
     DELETE FROM smartpay.order_summaries s
-    WHERE s.order_id = ANY (v_stale)
+    WHERE s.order_id = ANY (p_order_ids)
       AND NOT EXISTS (SELECT 1 FROM c WHERE c.order_id = s.order_id);
+END
+$$;
+
+-- Brings the summary rows of the given orders up to date, inside the caller's
+-- transaction: new orders inserted, the others rewritten, what a concurrent writer
+-- touched meanwhile locked and recomputed. `p_mostly_new` (a statement inserting
+-- modifications) tries the insert first; either order gives the same rows.
+CREATE FUNCTION smartpay.order_summaries_refresh(p_order_ids text[], p_mostly_new boolean)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_rest text[] := p_order_ids;
+BEGIN
+    IF p_mostly_new THEN
+        v_rest := smartpay.order_summaries_insert_new(v_rest);
+        IF v_rest IS NOT NULL THEN
+            v_rest := smartpay.order_summaries_rewrite(v_rest);
+        END IF;
+    ELSE
+        v_rest := smartpay.order_summaries_rewrite(v_rest);
+        IF v_rest IS NOT NULL THEN
+            v_rest := smartpay.order_summaries_insert_new(v_rest);
+        END IF;
+    END IF;
+    IF v_rest IS NOT NULL THEN
+        PERFORM smartpay.order_summaries_recompute_locked(v_rest);
+    END IF;
 END
 $$;
 
@@ -224,15 +263,16 @@ $$;
 CREATE FUNCTION smartpay.order_summaries_rebuild() RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+    v_ids  text[];
     v_rows bigint;
 BEGIN
     LOCK TABLE smartpay.order_summaries IN EXCLUSIVE MODE;
     DELETE FROM smartpay.order_summaries;
+    v_ids := ARRAY(SELECT m.order_id FROM smartpay.modifications m
+                   UNION
+                   SELECT r.order_id FROM smartpay.requests r);
     INSERT INTO smartpay.order_summaries
-    SELECT * FROM smartpay.order_summary_compute(ARRAY(
-        SELECT m.order_id FROM smartpay.modifications m
-        UNION
-        SELECT r.order_id FROM smartpay.requests r));
+    SELECT * FROM smartpay.order_summary_compute(v_ids);
     GET DIAGNOSTICS v_rows = ROW_COUNT;
     RETURN v_rows;
 END
@@ -242,18 +282,24 @@ $$;
 -- refreshes the orders in the statement's transition tables (new_rows, old_rows).
 CREATE FUNCTION smartpay.order_summaries_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    v_ids text[];
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        PERFORM smartpay.order_summaries_refresh(ARRAY(SELECT n.order_id FROM new_rows n));
+        v_ids := ARRAY(SELECT DISTINCT n.order_id FROM new_rows n);
     ELSIF TG_OP = 'UPDATE' THEN
-        PERFORM smartpay.order_summaries_refresh(ARRAY(
-            SELECT n.order_id FROM new_rows n
-            UNION
-            SELECT o.order_id FROM old_rows o));
+        v_ids := ARRAY(SELECT n.order_id FROM new_rows n
+                       UNION
+                       SELECT o.order_id FROM old_rows o);
     ELSIF TG_OP = 'DELETE' THEN
-        PERFORM smartpay.order_summaries_refresh(ARRAY(SELECT o.order_id FROM old_rows o));
+        v_ids := ARRAY(SELECT DISTINCT o.order_id FROM old_rows o);
     ELSE
         PERFORM smartpay.order_summaries_rebuild();
+        RETURN NULL;
+    END IF;
+    IF cardinality(v_ids) > 0 THEN
+        PERFORM smartpay.order_summaries_refresh(
+            v_ids, TG_OP = 'INSERT' AND TG_TABLE_NAME = 'modifications');
     END IF;
     RETURN NULL;
 END
