@@ -167,6 +167,8 @@ $$;
 
 -- Rewrites the rows of the given orders, computed with this statement's snapshot, where
 -- the row is still the version that snapshot sees; returns the orders not rewritten.
+-- The rows are locked first, in order_id order, so that two writers of several orders
+-- cannot deadlock here; the lock returns the newest version, which must be the one seen.
 CREATE FUNCTION smartpay.order_summaries_rewrite(p_order_ids text[]) RETURNS text[]
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 SET enable_nestloop = off AS $$
@@ -176,10 +178,16 @@ BEGIN
     WITH seen AS (
         SELECT s.order_id, s.ctid AS tid FROM smartpay.order_summaries s
         WHERE s.order_id = ANY (p_order_ids)),
+    locked AS MATERIALIZED (
+        SELECT s.order_id, s.ctid AS tid FROM smartpay.order_summaries s
+        WHERE s.order_id = ANY (p_order_ids)
+        ORDER BY s.order_id
+        FOR UPDATE),
     c AS (
         SELECT f.*, seen.tid
         FROM smartpay.order_summary_compute(p_order_ids) f
-        JOIN seen ON seen.order_id = f.order_id),
+        JOIN seen ON seen.order_id = f.order_id
+        JOIN locked ON locked.order_id = f.order_id AND locked.tid = seen.tid),
     upd AS (
         UPDATE smartpay.order_summaries s
         SET transaction_id = c.transaction_id, currency = c.currency,
