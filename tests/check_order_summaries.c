@@ -1,9 +1,9 @@
 /* smartpay.order_summaries (sql/009_order_summaries.sql): the per-order summary behind
- * smartpay.order_payments agrees with the ledger after every kind of write, including
- * concurrent ones and the backfill, and the admin grid's documented query shapes use
- * their indexes. "Agrees" means: the view returns exactly the rows that the view of
- * sql/003_shop_api.sql, which computed every order from the ledger, returned; that
- * definition is kept here as the reference. */
+ * smartpay.order_payments agrees with the ledger after every kind of write (concurrent
+ * ones, the backfill and the real daemon's included), and the admin grid's documented
+ * query shapes use their indexes. "Agrees" means: the view returns exactly the rows that
+ * the view of sql/003_shop_api.sql, which computed every order from the ledger,
+ * returned; that definition is kept here as the reference. */
 #include "autoconfig.h"
 
 #include <check.h>
@@ -15,8 +15,10 @@
 
 #include <libpq-fe.h>
 
+#include "daemonproc.h"
 #include "migrate.h"
 #include "pgtest.h"
+#include "simproc.h"
 #include "testutil.h"
 #include "xmalloc.h"
 
@@ -769,6 +771,87 @@ START_TEST(test_shop_role_keeps_the_summary)
 }
 END_TEST
 
+/* An order of `amount` EUR authorized at the simulator (or, with `txn` given, naming that
+ * transaction) in `status`; returns its id. */
+static long sim_order(PGconn *conn, struct simproc *sim, const char *amount, const char *txn,
+                      const char *status)
+{
+	char *own = txn ? NULL : simproc_create_txn(sim, amount, "EUR");
+	ck_assert_ptr_nonnull(txn ? txn : own);
+	const char *p[] = {txn ? txn : own, amount, status};
+	PGresult *r = PQexecParams(conn,
+	                           "INSERT INTO public.orders (smartpay_transaction_id, amount, "
+	                           "status) VALUES ($1, $2, $3) RETURNING id",
+	                           3, NULL, p, NULL, NULL, 0);
+	ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+	long id = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	free(own);
+	return id;
+}
+
+/* Waits (up to 30 s) until `sql` counts `want`. */
+static void await_count(struct daemonproc *d, PGconn *conn, const char *sql, long long want)
+{
+	long long got = daemonproc_wait_count(d, conn, sql, want, 30000);
+	ck_assert_msg(got == want, "%s: got %lld, want %lld", sql, got, want);
+}
+
+START_TEST(test_real_daemon_writes)
+{
+	PGconn *conn;
+	char *conninfo = summary_db(&conn);
+	struct simproc *sim = simproc_start(NULL);
+	struct daemonproc d;
+
+	ck_assert_ptr_nonnull(sim);
+	daemonproc_init(&d, conninfo, simproc_base_url(sim), simproc_merchant_key(sim),
+	                simproc_auth_key(sim), NULL);
+	long a = sim_order(conn, sim, "100.00", NULL, "shipped");
+	long b = sim_order(conn, sim, "40.00", NULL, "shipped");
+	sim_order(conn, sim, "20.00", NULL, "cancelled");
+	sim_order(conn, sim, "10.00", "8f3c2a51-0000-4000-8000-000000000000", "shipped");
+	daemonproc_start(&d, false);
+	/* captures succeeded, a cancel, a capture the gateway refused */
+	await_count(&d, conn,
+	            "SELECT count(*) FROM smartpay.modifications WHERE state <> 'pending'", 4);
+	assert_agrees(conn);
+
+	/* partial refunds one at a time, and a cancelOrRefund after the capture */
+	char *sql = xasprintf("SELECT smartpay.request_refund('%ld', 30.00), "
+	                      "smartpay.request_refund('%ld', 20.00), "
+	                      "smartpay.request_cancel_or_refund('%ld')",
+	                      a, a, b);
+	pgtest_exec(conn, sql);
+	free(sql);
+	assert_agrees(conn);
+	await_count(&d, conn,
+	            "SELECT count(*) FROM smartpay.modifications WHERE kind IN ('refund', "
+	            "'cancel_or_refund') AND state = 'succeeded'",
+	            3);
+	ck_assert_int_eq(daemonproc_stop(&d), 0);
+	assert_agrees(conn);
+	sql = xasprintf("SELECT count(*) FROM smartpay.order_payments WHERE order_id = '%ld' "
+	                "AND refundable_minor = 5000 AND refunded_minor = 5000",
+	                a);
+	ck_assert_int_eq(pgtest_int(conn, sql), 1);
+	free(sql);
+	sql = xasprintf("SELECT count(*) FROM smartpay.order_payments WHERE order_id = '%ld' "
+	                "AND cancelled AND refunded_minor = 4000",
+	                b);
+	ck_assert_int_eq(pgtest_int(conn, sql), 1);
+	free(sql);
+	ck_assert_int_eq(pgtest_int(conn, "SELECT count(*) FROM smartpay.order_payments WHERE "
+	                                  "last_state = 'refused'"),
+	                 1);
+
+	daemonproc_cleanup(&d);
+	ck_assert(simproc_stop(sim));
+	PQfinish(conn);
+	free(conninfo);
+}
+END_TEST
+
 static Suite *order_summaries_suite(void)
 {
 	Suite *s = suite_create("order_summaries");
@@ -781,6 +864,7 @@ static Suite *order_summaries_suite(void)
 	tcase_add_test(tc, test_query_shapes_use_their_indexes);
 	tcase_add_test(tc, test_backfill_from_an_existing_ledger);
 	tcase_add_test(tc, test_shop_role_keeps_the_summary);
+	tcase_add_test(tc, test_real_daemon_writes);
 	suite_add_tcase(s, tc);
 	return s;
 }
