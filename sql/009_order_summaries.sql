@@ -288,8 +288,9 @@ $$;
 
 -- Statement-level trigger function on smartpay.modifications and smartpay.requests:
 -- refreshes the orders in the statement's transition tables (new_rows, old_rows).
+-- SECURITY DEFINER like the functions it calls, which nobody else may run.
 CREATE FUNCTION smartpay.order_summaries_changed() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_ids text[];
 BEGIN
@@ -312,6 +313,12 @@ BEGIN
     RETURN NULL;
 END
 $$;
+
+REVOKE EXECUTE ON FUNCTION smartpay.order_summaries_insert_new(text[]),
+    smartpay.order_summaries_rewrite(text[]),
+    smartpay.order_summaries_recompute_locked(text[]),
+    smartpay.order_summaries_refresh(text[], boolean),
+    smartpay.order_summaries_rebuild() FROM PUBLIC;
 
 -- Transition tables allow one event per trigger: three per table, and one for TRUNCATE.
 CREATE TRIGGER order_summaries_insert AFTER INSERT ON smartpay.modifications

@@ -759,6 +759,8 @@ START_TEST(test_shop_role_keeps_the_summary)
 	    "GRANT SELECT ON orders TO shop_summary_app");
 	pgtest_exec(conn, "SET ROLE shop_summary_app");
 	pgtest_exec_fails(conn, "SELECT * FROM smartpay.order_summaries", "42501");
+	pgtest_exec_fails(conn, "SELECT smartpay.order_summaries_rebuild()", "42501");
+	pgtest_exec_fails(conn, "SELECT smartpay.order_summaries_refresh('{42}', false)", "42501");
 	pgtest_int(conn, "SELECT smartpay.request_refund('42', 10.00)");
 	ck_assert_int_eq(pgtest_int(conn, "SELECT refundable_minor FROM smartpay.order_payments "
 	                                  "WHERE order_id = '42'"),
