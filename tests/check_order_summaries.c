@@ -679,9 +679,9 @@ START_TEST(test_query_shapes_use_their_indexes)
 	                 "order_summaries_refundable");
 	assert_plan_uses(conn, "SELECT * FROM smartpay.order_payments WHERE order_id = 'o4711'",
 	                 "order_summaries_pkey");
-	char *plan = plan_of(conn, "SELECT * FROM smartpay.order_payment('o4711')");
-	ck_assert_msg(strstr(plan, "order_summaries_pkey") != NULL, "%s", plan);
-	free(plan);
+	/* smartpay.order_payment(id) is SECURITY DEFINER (sql/006), so the planner does not
+	 * inline it and EXPLAIN shows only a Function Scan; its body reads the view by
+	 * order_id, the shape just checked to use order_summaries_pkey */
 
 	/* and the pages are the ones the ledger gives */
 	assert_same_page(conn, "");
@@ -752,11 +752,10 @@ START_TEST(test_shop_role_keeps_the_summary)
 	pgtest_exec(
 	    conn,
 	    "CREATE ROLE shop_summary_app; GRANT USAGE ON SCHEMA smartpay TO shop_summary_app; "
-	    "GRANT SELECT ON smartpay.modifications, smartpay.requests, "
-	    "smartpay.settings, smartpay.currencies, smartpay.order_payments TO shop_summary_app; "
-	    "GRANT INSERT ON smartpay.requests TO shop_summary_app; "
-	    "GRANT USAGE ON SEQUENCE smartpay.requests_request_id_seq TO shop_summary_app; "
-	    "GRANT SELECT ON orders TO shop_summary_app");
+	    "GRANT EXECUTE ON FUNCTION smartpay.request_refund(text, numeric, text), "
+	    "smartpay.request_cancel_or_refund(text, text), smartpay.order_payment(text) "
+	    "TO shop_summary_app; "
+	    "GRANT SELECT ON smartpay.order_payments TO shop_summary_app");
 	pgtest_exec(conn, "SET ROLE shop_summary_app");
 	pgtest_exec_fails(conn, "SELECT * FROM smartpay.order_summaries", "42501");
 	pgtest_exec_fails(conn, "SELECT smartpay.order_summaries_rebuild()", "42501");
