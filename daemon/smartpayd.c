@@ -264,6 +264,7 @@ static int run(struct daemon *d)
 	engine_set_status_client(d->engine, d->status);
 	if (!d->once) {
 		d->alerts = alerts_new(d->engine);
+		metrics_set_gauges_store(d->metrics, alerts_store(d->alerts));
 		if (d->status != NULL)
 			d->reconciler = reconciler_new(d->base, d->cfg, d->status);
 		metrics_set_reconcile(d->metrics, d->reconciler, d->status);

@@ -83,13 +83,10 @@ tests_check_metrics_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 # alerts: expiry sweep, needs_attention, gateway unreachable, webhook (real daemon)
 check_PROGRAMS += tests/check_alerts tests/check_reconcile_daemon
 TESTS += tests/check_alerts tests/check_reconcile_daemon
-tests_check_reconcile_daemon_SOURCES = tests/check_reconcile_daemon.c tests/daemonproc.c \
-	tests/daemonproc.h tests/pgtest.c tests/pgtest.h tests/simproc.c tests/simproc.h \
-	tests/testutil.c tests/testutil.h tests/opstest.c tests/opstest.h
+tests_check_reconcile_daemon_SOURCES = tests/check_reconcile_daemon.c $(OPS_TEST_SOURCES)
 tests_check_reconcile_daemon_LDADD = $(SP_LIBS) $(CHECK_LIBS)
 tests_check_reconcile_daemon_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-tests_check_alerts_SOURCES = tests/check_alerts.c tests/daemonproc.c tests/daemonproc.h \
-	tests/pgtest.c tests/pgtest.h tests/simproc.c tests/simproc.h tests/testutil.c tests/testutil.h
+tests_check_alerts_SOURCES = tests/check_alerts.c $(OPS_TEST_SOURCES)
 tests_check_alerts_LDADD = $(SP_LIBS) $(CHECK_LIBS)
 tests_check_alerts_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 check_PROGRAMS += tests/check_notify
@@ -132,6 +129,14 @@ tests_check_ctl_SOURCES = tests/check_ctl.c tests/pgtest.c tests/pgtest.h \
 	tests/testutil.c tests/testutil.h
 tests_check_ctl_LDADD = $(SP_LIBS) $(CHECK_LIBS)
 tests_check_ctl_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+# smartpay.order_summaries: agreement with the ledger, concurrency, the admin grid's plans
+check_PROGRAMS += tests/check_order_summaries
+TESTS += tests/check_order_summaries
+tests_check_order_summaries_SOURCES = tests/check_order_summaries.c tests/daemonproc.c \
+	tests/daemonproc.h tests/pgtest.c tests/pgtest.h tests/simproc.c tests/simproc.h \
+	tests/testutil.c tests/testutil.h
+tests_check_order_summaries_LDADD = $(SP_LIBS) $(CHECK_LIBS)
+tests_check_order_summaries_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 endif
 # the systemd unit: systemd-analyze verify and security --offline=true
 TESTS += tests/systemd-unit.sh
