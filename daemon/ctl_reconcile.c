@@ -164,7 +164,8 @@ static bool reconcile_one(struct reconcile_run *run, const char *transaction, co
 	for (size_t i = 0; i < rep.nfindings; i++)
 		report_finding(run, transaction, owner, &w.history, &rows, &rep.findings[i]);
 	struct store_rc_record rec;
-	store_rc_record_build(transaction, owner, &w.history, &rows, &rep, &rec);
+	store_rc_record_build(transaction, owner, &w.history, &rows, &rep,
+	                      run->ctx->cfg->max_attempts, &rec);
 	res = ctl_query(run->ctx, "reconcile", store_rc_record_sql, 9,
 	                (const char *const *)rec.params);
 	bool ok = res != NULL;

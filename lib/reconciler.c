@@ -155,7 +155,7 @@ static void rc_on_rows(PGresult *res, const char *error, void *arg)
 		r->stats.drift[w->report.findings[i].drift]++;
 	const char *order = w->rows.order_id ? w->rows.order_id : w->order_id;
 	store_rc_record_build(w->transaction_id, order, &w->history, &w->rows, &w->report,
-	                      &w->record);
+	                      r->cfg->max_attempts, &w->record);
 	if (!store_rc_record(r->pc, &w->record, rc_on_recorded, w)) {
 		r->failed = true;
 		rc_worker_done(w);

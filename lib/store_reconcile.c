@@ -47,7 +47,8 @@ char *store_rc_targets_sql(const char *relation)
 
 const char store_rc_rows_sql[] =
     "SELECT coalesce(m.external_id, m.modification_id::text), m.kind, m.state, "
-    "coalesce(m.amount_minor, -1), m.origin = 'external', m.order_id, m.modification_id::text "
+    "coalesce(m.amount_minor, -1), m.origin = 'external', m.order_id, m.modification_id::text, "
+    "m.attempts "
     "FROM smartpay.modifications m WHERE m.transaction_id = $1 ORDER BY m.created_at, "
     "m.modification_id";
 
@@ -133,6 +134,7 @@ void store_rc_rows_read(PGresult *res, struct store_rc_rows *out)
 	out->rows = xcalloc((size_t)n + 1, sizeof(*out->rows));
 	out->ids = xcalloc((size_t)n + 1, sizeof(*out->ids));
 	out->uuids = xcalloc((size_t)n + 1, sizeof(*out->uuids));
+	out->attempts = xcalloc((size_t)n + 1, sizeof(*out->attempts));
 	for (int i = 0; i < n; i++) {
 		struct rc_row *r = &out->rows[out->n];
 		if (!mod_kind_parse(PQgetvalue(res, i, 1), &r->kind) ||
@@ -140,6 +142,7 @@ void store_rc_rows_read(PGresult *res, struct store_rc_rows *out)
 			continue;
 		out->ids[out->n] = xstrdup(PQgetvalue(res, i, 0));
 		out->uuids[out->n] = xstrdup(PQgetvalue(res, i, 6));
+		out->attempts[out->n] = (int)strtol(PQgetvalue(res, i, 7), NULL, 10);
 		r->modification_id = out->ids[out->n];
 		r->amount_minor = strtoll(PQgetvalue(res, i, 3), NULL, 10);
 		r->external = strcmp(PQgetvalue(res, i, 4), "t") == 0;
@@ -157,6 +160,7 @@ void store_rc_rows_free(struct store_rc_rows *r)
 	}
 	free(r->ids);
 	free(r->uuids);
+	free(r->attempts);
 	free(r->rows);
 	free(r->order_id);
 	memset(r, 0, sizeof(*r));
@@ -272,14 +276,16 @@ static void build_external(const char *transaction_id, const struct gw_history *
  * resent when the history lacks it and it can still be made (the engine's own pending
  * rows are its business). */
 static void build_settlement(const struct gw_history *h, const struct store_rc_rows *rows,
-                             const struct rc_settlement *s, struct json_object *stl,
-                             struct json_object *alerts)
+                             const struct rc_settlement *s, int max_attempts,
+                             struct json_object *stl, struct json_object *alerts)
 {
 	const struct rc_row *row = &rows->rows[s->row];
-	const char *state = s->settle == RC_SETTLE_SUCCEEDED             ? "succeeded"
-	                    : s->settle == RC_SETTLE_REFUSED             ? "refused"
-	                    : s->settle == RC_SETTLE_ABSENT && s->resend ? "pending"
-	                                                                 : NULL;
+	bool resend =
+	    s->settle == RC_SETTLE_ABSENT && s->resend && rows->attempts[s->row] < 2 * max_attempts;
+	const char *state = s->settle == RC_SETTLE_SUCCEEDED ? "succeeded"
+	                    : s->settle == RC_SETTLE_REFUSED ? "refused"
+	                    : resend                         ? "pending"
+	                                                     : NULL;
 	if (row->state != RC_ROW_NEEDS_ATTENTION || row->external || state == NULL)
 		return;
 	const char *ps = h->payment_status ? h->payment_status : "none";
@@ -319,7 +325,8 @@ static void build_settlement(const struct gw_history *h, const struct store_rc_r
 
 void store_rc_record_build(const char *transaction_id, const char *order_id,
                            const struct gw_history *h, const struct store_rc_rows *rows,
-                           const struct rc_report *rep, struct store_rc_record *out)
+                           const struct rc_report *rep, int max_attempts,
+                           struct store_rc_record *out)
 {
 	struct json_object *exts = json_object_new_array();
 	struct json_object *alerts = json_object_new_array();
@@ -351,7 +358,7 @@ void store_rc_record_build(const char *transaction_id, const char *order_id,
 	}
 	struct json_object *stl = json_object_new_array();
 	for (size_t i = 0; i < rep->nsettlements; i++)
-		build_settlement(h, rows, &rep->settlements[i], stl, alerts);
+		build_settlement(h, rows, &rep->settlements[i], max_attempts, stl, alerts);
 	out->nalerts = json_object_array_length(alerts);
 	out->params[0] = xstrdup(transaction_id);
 	out->params[1] = xstrdup(order_id);

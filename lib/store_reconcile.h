@@ -42,6 +42,7 @@ struct store_rc_rows {
 	struct rc_row *rows; /* their strings point into `ids` */
 	char **ids;          /* owned */
 	char **uuids;        /* owned: each row's modification_id */
+	int *attempts;       /* owned: each row's attempts */
 	size_t n;
 	char *order_id; /* owned: the order of the rows, NULL without rows */
 };
@@ -64,10 +65,12 @@ struct store_rc_record {
  * body, so that no capture is created for the order (smartpayctl dismiss removes it).
  * A needs_attention row that the history settles becomes succeeded or refused (with a
  * modification_refused alert), settled_by status; one it lacks and that can still be
- * made goes back to pending, to be resent with the same id and body. */
+ * made goes back to pending, to be resent with the same id and body, while it has made
+ * fewer than 2 * max_attempts attempts (as the engine's own resends). */
 void store_rc_record_build(const char *transaction_id, const char *order_id,
                            const struct gw_history *h, const struct store_rc_rows *rows,
-                           const struct rc_report *rep, struct store_rc_record *out);
+                           const struct rc_report *rep, int max_attempts,
+                           struct store_rc_record *out);
 void store_rc_record_free(struct store_rc_record *r);
 
 /* A human sentence for one finding: "captured 40.00 EUR outside the daemon (gateway

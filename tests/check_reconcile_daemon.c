@@ -172,6 +172,10 @@ START_TEST(ledger_drift_found_by_ctl_and_by_the_pass)
 	      "SELECT count(*) FROM smartpay.alerts WHERE kind = 'ledger_drift' AND "
 	      "modification_id = '1d6c1c49-5a1b-4c3e-9f43-0c7a1d2e3f41'",
 	      1);
+	/* logged once the statement's answer is back, a moment after its commit */
+	for (int tries = 0; tries < 100 && !daemonproc_log_contains(&w.d, "kind=ledger_drift");
+	     tries++)
+		testutil_sleep_ms(100);
 	ck_assert(daemonproc_log_contains(&w.d, "kind=ledger_drift"));
 	/* usage errors */
 	r = CTL(&w, 2, "reconcile", "--order", order, "--since", "1h");
@@ -428,6 +432,15 @@ START_TEST(needs_attention_settled_from_history)
 	simproc_reply_free(&r0);
 	add_needs_attention(&w, order, txn, m1, b1);
 	add_needs_attention(&w, order2, txn2, m2, b2);
+	/* one that already made twice max_attempts (2 * 50) attempts is left to an operator */
+	char *txn3, *order3 = add_order(&w, "shipped", &txn3);
+	static const char m3[] = "5d6c1c49-5a1b-4c3e-9f43-0c7a1d2e3f45";
+	char *b3 = xasprintf("{\"transactionId\":\"%s\",\"merchantKey\":\"%s\","
+	                     "\"modificationId\":\"%s\"}",
+	                     txn3, SIMPROC_MERCHANT_KEY, m3);
+	add_needs_attention(&w, order3, txn3, m3, b3);
+	pgtest_exec(w.db, "UPDATE smartpay.modifications SET attempts = 100 WHERE modification_id "
+	                  "= '5d6c1c49-5a1b-4c3e-9f43-0c7a1d2e3f45'");
 	struct testutil_run r = CTL(&w, 0, "reconcile");
 	testutil_run_free(&r);
 	ck_assert_int_eq(pgtest_int(w.db,
@@ -440,6 +453,11 @@ START_TEST(needs_attention_settled_from_history)
 	                            "SELECT count(*) FROM smartpay.modifications WHERE "
 	                            "modification_id = '4d6c1c49-5a1b-4c3e-9f43-0c7a1d2e3f44' "
 	                            "AND state = 'pending' AND reason LIKE 'resending%'"),
+	                 1);
+	ck_assert_int_eq(pgtest_int(w.db,
+	                            "SELECT count(*) FROM smartpay.modifications WHERE "
+	                            "modification_id = '5d6c1c49-5a1b-4c3e-9f43-0c7a1d2e3f45' "
+	                            "AND state = 'needs_attention'"),
 	                 1);
 	/* smartpayctl show says where the outcome came from */
 	r = CTL(&w, 0, "show", m1);
@@ -454,12 +472,14 @@ START_TEST(needs_attention_settled_from_history)
 	      1);
 	ck_assert_int_eq(simproc_count_effects(w.sim, txn, "CAPTURE"), 1);
 	ck_assert_int_eq(simproc_count_effects(w.sim, txn2, "CAPTURE"), 1);
+	ck_assert_int_eq(simproc_count_effects(w.sim, txn3, "CAPTURE"), 0);
 	ck_assert_int_eq(simproc_request_count(w.sim, m1), 1);
 	struct json_object *ledger = simproc_ledger(w.sim);
 	ck_assert_int_eq(simproc_ledger_per_id(ledger, "otherBodies", m2), 0);
 	json_object_put(ledger);
 	ck_assert_int_eq(pgtest_int(w.db, "SELECT count(*) FROM smartpay.alerts"), 0);
-	free(b1), free(b2), free(order), free(order2), free(txn), free(txn2);
+	free(b1), free(b2), free(b3), free(order), free(order2), free(order3), free(txn),
+	    free(txn2), free(txn3);
 	world_down(&w);
 }
 END_TEST
