@@ -2,7 +2,8 @@
 # shellcheck shell=bash
 #
 # pg_cluster_start DIR [durable]   initdb + start on a unix socket in DIR and a free
-#                                  127.0.0.1 port; sets PG_CONNINFO and PG_PORT
+#                                  127.0.0.1 port; sets PG_CONNINFO and PG_PORT;
+#                                  PG_EXTRA_CONF (lines) is appended to postgresql.conf
 # pg_cluster_stop DIR              fast stop (called from the caller's trap)
 
 PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
@@ -47,6 +48,7 @@ pg_cluster_start() {
 		else
 			echo "synchronous_commit = on"
 		fi
+		[ -z "${PG_EXTRA_CONF:-}" ] || printf '%s\n' "$PG_EXTRA_CONF"
 	} >>"$dir/data/postgresql.conf"
 	pg_as_owner "$PG_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null ||
 		{ cat "$dir/server.log"; return 1; }

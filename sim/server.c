@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,6 +226,20 @@ static void dispatch(struct evhttp_request *req, void *arg)
 	}
 }
 
+/* Output-buffer hook of a TLS connection: the OpenSSL bufferevent writes one TLS record
+ * per buffer chain, and evhttp queues an answer's headers and body as separate chains;
+ * joining them makes every answer (up to 16 KiB, one record's size) one record, one
+ * segment and one wake-up for the client. */
+static void tls_coalesce_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	(void)arg;
+	if (info->n_added == 0)
+		return;
+	size_t len = evbuffer_get_length(buf);
+	if (len <= 16384 && evbuffer_get_contiguous_space(buf) < len)
+		(void)evbuffer_pullup(buf, -1);
+}
+
 /* evhttp connection hook for TLS: every accepted socket gets an OpenSSL bufferevent. */
 static struct bufferevent *tls_bevcb(struct event_base *base, void *arg)
 {
@@ -232,8 +247,11 @@ static struct bufferevent *tls_bevcb(struct event_base *base, void *arg)
 	SSL *ssl = SSL_new(ssl_ctx);
 	if (ssl == NULL)
 		return NULL;
-	return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-	                                      BEV_OPT_CLOSE_ON_FREE);
+	struct bufferevent *bev = bufferevent_openssl_socket_new(
+	    base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (bev != NULL)
+		(void)evbuffer_add_cb(bufferevent_get_output(bev), tls_coalesce_cb, NULL);
+	return bev;
 }
 
 /* Loads the certificate chain and key into a server context. */
@@ -334,9 +352,18 @@ bool sim_server_start(struct sim_ctx *ctx, const char *listen, const char *tls_c
 		snprintf(err, errlen, "cannot listen on %s", listen);
 		return false;
 	}
+	int lfd = evhttp_bound_socket_get_fd(bs);
+	/* Accepted sockets inherit TCP_NODELAY from the listener. Without it a TLS answer
+	 * (the headers and the body go out as two records) stalls on Nagle's algorithm
+	 * until the client's delayed ACK, some 40 ms per answer. */
+	int one = 1;
+	if (setsockopt(lfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) {
+		snprintf(err, errlen, "cannot set TCP_NODELAY on %s", listen);
+		return false;
+	}
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sl) != 0) {
+	if (getsockname(lfd, (struct sockaddr *)&ss, &sl) != 0) {
 		snprintf(err, errlen, "getsockname failed");
 		return false;
 	}

@@ -125,7 +125,9 @@ $$;
 -- requests but have no privilege on the summary. Every row set is found through an
 -- index (= ANY) and joined by hashing: nested loops are off because the planner,
 -- without statistics on a statement's order ids, would rescan one side per row of the
--- other. Each function returns the ids it left to the next one, sorted.
+-- other. Plans are made for each call's ids (plan_cache_mode = force_custom_plan): a
+-- generic plan cached while the tables were small scans them whole once they are not.
+-- Each function returns the ids it left to the next one, sorted.
 --
 -- Correctness under concurrent writers rests on one rule: every refresh writes a new
 -- version of each row it keeps, and rewrites a row only if it is still the version its
@@ -139,6 +141,7 @@ $$;
 -- others (an order another transaction is inserting waits for it and is returned).
 CREATE FUNCTION smartpay.order_summaries_insert_new(p_order_ids text[]) RETURNS text[]
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan
 SET enable_nestloop = off AS $$
 DECLARE
     v_new      text[];
@@ -171,6 +174,7 @@ $$;
 -- cannot deadlock here; the lock returns the newest version, which must be the one seen.
 CREATE FUNCTION smartpay.order_summaries_rewrite(p_order_ids text[]) RETURNS text[]
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan
 SET enable_nestloop = off AS $$
 DECLARE
     v_rest text[];
@@ -212,6 +216,7 @@ $$;
 -- the rows of orders left without a modification or a request.
 CREATE FUNCTION smartpay.order_summaries_recompute_locked(p_order_ids text[]) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan
 SET enable_nestloop = off AS $$
 BEGIN
     PERFORM 1 FROM smartpay.order_summaries s
@@ -244,7 +249,8 @@ $$;
 -- modifications) tries the insert first; either order gives the same rows.
 CREATE FUNCTION smartpay.order_summaries_refresh(p_order_ids text[], p_mostly_new boolean)
 RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan AS $$
 DECLARE
     v_rest text[] := p_order_ids;
 BEGIN
@@ -269,7 +275,8 @@ $$;
 -- backfill, and after a TRUNCATE. Concurrent writers wait for it and then refresh their
 -- orders over the rebuilt rows.
 CREATE FUNCTION smartpay.order_summaries_rebuild() RETURNS bigint
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan AS $$
 DECLARE
     v_ids  text[];
     v_rows bigint;
@@ -290,7 +297,8 @@ $$;
 -- refreshes the orders in the statement's transition tables (new_rows, old_rows).
 -- SECURITY DEFINER like the functions it calls, which nobody else may run.
 CREATE FUNCTION smartpay.order_summaries_changed() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan AS $$
 DECLARE
     v_ids text[];
 BEGIN

@@ -7,7 +7,12 @@
 #include <string.h>
 #include <time.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <curl/curl.h>
+#include <openssl/ssl.h>
 #include <json-c/json.h>
 
 #include "api.h"
@@ -2021,6 +2026,56 @@ START_TEST(state_external_and_expiry)
 }
 END_TEST
 
+/* Connects a TLS 1.2 client to the simulator (TLS 1.2: no session tickets after the
+ * handshake, so the first record read is the answer's); nothing is verified. */
+static SSL *tls12_connect(SSL_CTX *c, int port, int *fd)
+{
+	*fd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ge(*fd, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(connect(*fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	SSL *ssl = SSL_new(c);
+	ck_assert_ptr_nonnull(ssl);
+	ck_assert_int_eq(SSL_set_fd(ssl, *fd), 1);
+	ck_assert_int_eq(SSL_connect(ssl), 1);
+	return ssl;
+}
+
+/* An answer over TLS is one record: SSL_read returns at most one record, and the first
+ * one holds the headers and the whole body (two records stall on Nagle's algorithm). */
+START_TEST(http_tls_answer_is_one_record)
+{
+	struct simproc_opts opts = {.tls = true};
+	struct simproc *s2 = simproc_start(&opts);
+	ck_assert_ptr_nonnull(s2);
+	SSL_CTX *c = SSL_CTX_new(TLS_client_method());
+	ck_assert_ptr_nonnull(c);
+	ck_assert_int_eq(SSL_CTX_set_max_proto_version(c, TLS1_2_VERSION), 1);
+	int fd;
+	SSL *ssl = tls12_connect(c, simproc_port(s2), &fd);
+	for (int i = 0; i < 3; i++) {
+		const char *req = "GET /_sim/ledger HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+		ck_assert_int_eq(SSL_write(ssl, req, (int)strlen(req)), (int)strlen(req));
+		char buf[16385];
+		int n = SSL_read(ssl, buf, (int)sizeof(buf) - 1);
+		ck_assert_int_gt(n, 0);
+		buf[n] = '\0';
+		const char *end = strstr(buf, "\r\n\r\n");
+		ck_assert_ptr_nonnull(end);
+		const char *cl = strcasestr(buf, "\r\nContent-Length:");
+		ck_assert_ptr_nonnull(cl);
+		long len = strtol(cl + strlen("\r\nContent-Length:"), NULL, 10);
+		ck_assert_int_gt(len, 0);
+		ck_assert_int_eq(n, (end + 4 - buf) + len);
+	}
+	SSL_free(ssl);
+	close(fd);
+	SSL_CTX_free(c);
+	ck_assert(simproc_stop(s2));
+}
+END_TEST
+
 static Suite *sim_suite(void)
 {
 	Suite *s = suite_create("smartpay-sim");
@@ -2075,6 +2130,7 @@ static Suite *sim_suite(void)
 	tcase_add_test(tc, http_tls);
 	tcase_add_test(tc, http_external_effects);
 	tcase_add_test(tc, http_status_call_faults_and_counts);
+	tcase_add_test(tc, http_tls_answer_is_one_record);
 	suite_add_tcase(s, tc);
 	return s;
 }
