@@ -4,13 +4,11 @@
 #include "autoconfig.h"
 
 #include "alerts.h"
-#include "daemonproc.h"
-#include "opstest.h"
 #include "pgtest.h"
-#include "simproc.h"
 #include "store_alerts.h"
 #include "store_indexes.h"
 #include "testutil.h"
+#include "world.h"
 #include "xmalloc.h"
 
 #include <check.h>
@@ -121,71 +119,11 @@ END_TEST
 
 /* ---- the daemon ---- */
 
-struct world {
-	char *conninfo;
-	char *dbname;
-	PGconn *db;
-	struct simproc *sim;
-	struct daemonproc d;
-};
-
-/* A loopback port that nothing listens on (bound, then closed). */
-static int closed_port(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	ck_assert_int_ge(fd, 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	socklen_t len = sizeof(sa);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	close(fd);
-	return ntohs(sa.sin_port);
-}
-
-/* A shop database and a daemon configuration; with `sim` the gateway is a simulator,
- * else a closed port (nothing in these tests needs an answer from it). */
-static void world_up(struct world *w, bool sim, const char *extra)
-{
-	memset(w, 0, sizeof(*w));
-	w->conninfo = pgtest_createdb_shop(NULL);
-	w->db = pgtest_connect(w->conninfo);
-	w->dbname = pgtest_value(w->db, "SELECT current_database()");
-	char base[64];
-	if (sim) {
-		w->sim = simproc_start(NULL);
-		ck_assert_ptr_nonnull(w->sim);
-		snprintf(base, sizeof(base), "%s", simproc_base_url(w->sim));
-	} else {
-		snprintf(base, sizeof(base), "http://127.0.0.1:%d", closed_port());
-	}
-	daemonproc_init(&w->d, w->conninfo, base, SIMPROC_MERCHANT_KEY, SIMPROC_AUTH_KEY, extra);
-}
-
-static void world_down(struct world *w)
-{
-	if (w->d.pid)
-		ck_assert_int_eq(daemonproc_stop(&w->d), 0);
-	daemonproc_cleanup(&w->d);
-	if (w->sim)
-		ck_assert(simproc_stop(w->sim));
-	PQfinish(w->db);
-	free(w->dbname);
-	free(w->conninfo);
-}
-
-static long long count(struct world *w, const char *sql)
-{
-	return pgtest_int(w->db, sql);
-}
-
-/* Waits until `sql` counts `want`; prints the daemon's log when it does not. */
-static void await(struct world *w, const char *sql, long long want)
-{
-	long long got = wait_for_count(w->db, sql, want, WAIT_MS);
-	if (got != want)
-		daemonproc_print_log(&w->d);
-	ck_assert_msg(got == want, "%s: got %lld, want %lld", sql, got, want);
-}
+/* The worlds of these tests: the gateway a closed port (nothing in most tests needs an
+ * answer from it) or a simulator; the daemon must exit 0. */
+static const struct world_opts no_gateway = {
+    .no_sim = true, .clean_exit = true, .wait_ms = WAIT_MS};
+static const struct world_opts with_sim = {.clean_exit = true, .wait_ms = WAIT_MS};
 
 /* Inserts an order (SQL expressions for the timestamps) and returns its id as text
  * (static buffer rotation: good for a few calls in one expression). */
@@ -224,33 +162,6 @@ static void add_modification(struct world *w, const char *id, const char *order_
 	pgtest_exec(w->db, sql);
 }
 
-/* How many times `needle` occurs in the daemon's log. */
-static int log_count(const struct world *w, const char *needle)
-{
-	FILE *f = fopen(w->d.log, "r");
-	if (f == NULL)
-		return 0;
-	int n = 0;
-	char line[8192];
-	while (fgets(line, sizeof(line), f))
-		for (const char *p = line; (p = strstr(p, needle)) != NULL; p += strlen(needle))
-			n++;
-	fclose(f);
-	return n;
-}
-
-/* Waits until the daemon's log holds `needle` at least `want` times. */
-static void await_log(struct world *w, const char *needle, int want)
-{
-	for (int waited = 0; waited < WAIT_MS; waited += 20) {
-		if (log_count(w, needle) >= want)
-			return;
-		usleep(20000);
-	}
-	daemonproc_print_log(&w->d);
-	ck_abort_msg("log never held %d x %s", want, needle);
-}
-
 /* The alert of this kind and dedup key: "severity|order_id|modification_id". */
 static char *alert_row(struct world *w, const char *kind, const char *dedup_key)
 {
@@ -275,8 +186,8 @@ static void assert_alert(struct world *w, const char *kind, const char *dedup_ke
 START_TEST(expiry_alerts_once_per_order_and_threshold)
 {
 	struct world w;
-	world_up(&w, false,
-	         "[daemon]\npoll_interval = 1h\n[alerts]\nexpiry_thresholds = 24h, 4h\n");
+	world_up_with(&w, &no_gateway,
+	              "[daemon]\npoll_interval = 1h\n[alerts]\nexpiry_thresholds = 24h, 4h\n");
 	const char *now = "now()";
 	/* inside the 24h window only: a warning */
 	char a[24], b[24], c[24], d[24], e[24], f[24], g[24], h[24], i[24], j[24];
@@ -309,7 +220,7 @@ START_TEST(expiry_alerts_once_per_order_and_threshold)
 	                 "'other'", "now() + interval '1h'", "now() + interval '1 day'");
 
 	daemonproc_start(&w.d, false);
-	await(&w, "SELECT count(*) FROM smartpay.alerts", 5);
+	world_await(&w, "SELECT count(*) FROM smartpay.alerts", 5);
 	char key[64], want[96];
 	snprintf(key, sizeof(key), "%s:24h", a);
 	snprintf(want, sizeof(want), "warning|%s|-", a);
@@ -328,27 +239,27 @@ START_TEST(expiry_alerts_once_per_order_and_threshold)
 	                               "'authorization_expiring' AND dedup_key LIKE '%:24h'");
 	ck_assert_msg(strstr(msg, "within 24h") != NULL, "%s", msg);
 	free(msg);
-	await_log(&w, "event=alert_raised", 5);
+	world_await_log(&w, "event=alert_raised", 5);
 	char needle[96];
 	snprintf(needle, sizeof(needle), "order_id=%s modification_id=%s", j, CAP_J);
-	ck_assert_msg(log_count(&w, needle) == 1, "no log line with %s", needle);
+	ck_assert_msg(world_log_count(&w, needle) == 1, "no log line with %s", needle);
 
 	/* more sweeps (an orders notification, a reload, a restart) raise nothing new */
-	int swept = log_count(&w, "event=expiry_swept");
+	int swept = world_log_count(&w, "event=expiry_swept");
 	pgtest_exec(w.db, "SELECT pg_notify('smartpay_orders', '999999')");
-	await_log(&w, "event=expiry_swept", swept + 1);
+	world_await_log(&w, "event=expiry_swept", swept + 1);
 	daemonproc_signal(&w.d, SIGHUP);
-	await_log(&w, "event=expiry_swept", swept + 2);
+	world_await_log(&w, "event=expiry_swept", swept + 2);
 	ck_assert_int_eq(daemonproc_stop(&w.d), 0);
 	daemonproc_start(&w.d, false);
-	await_log(&w, "event=expiry_swept", swept + 3);
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts"), 5);
-	ck_assert_int_eq(log_count(&w, "event=alert_raised"), 5);
+	world_await_log(&w, "event=expiry_swept", swept + 3);
+	ck_assert_int_eq(world_count(&w, "SELECT count(*) FROM smartpay.alerts"), 5);
+	ck_assert_int_eq(world_log_count(&w, "event=alert_raised"), 5);
 	/* an acknowledged alert is not raised again either */
 	pgtest_exec(w.db, "UPDATE smartpay.alerts SET acknowledged_at = now()");
 	pgtest_exec(w.db, "SELECT pg_notify('smartpay_orders', '999999')");
-	await_log(&w, "event=expiry_swept", swept + 4);
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts"), 5);
+	world_await_log(&w, "event=expiry_swept", swept + 4);
+	ck_assert_int_eq(world_count(&w, "SELECT count(*) FROM smartpay.alerts"), 5);
 	world_down(&w);
 }
 END_TEST
@@ -361,7 +272,7 @@ END_TEST
 START_TEST(pending_capture_past_deadline_needs_attention)
 {
 	struct world w;
-	world_up(&w, false, "[daemon]\npoll_interval = 1h\n");
+	world_up_with(&w, &no_gateway, "[daemon]\npoll_interval = 1h\n");
 	const char *past = "now() - interval '1 minute'";
 	const char *later = "now() + interval '1 day'";
 	/* free lease: given up */
@@ -381,16 +292,17 @@ START_TEST(pending_capture_past_deadline_needs_attention)
 	                 "NULL", later);
 
 	daemonproc_start(&w.d, false);
-	await(&w,
-	      "SELECT count(*) FROM smartpay.modifications WHERE state = 'needs_attention' AND "
-	      "reason LIKE 'authorization deadline passed%' AND completed_at IS NOT NULL",
-	      3);
+	world_await(
+	    &w,
+	    "SELECT count(*) FROM smartpay.modifications WHERE state = 'needs_attention' AND "
+	    "reason LIKE 'authorization deadline passed%' AND completed_at IS NOT NULL",
+	    3);
 	char sql[256];
 	snprintf(sql, sizeof(sql),
 	         "SELECT count(*) FROM smartpay.modifications WHERE modification_id = '%s' AND "
 	         "state = 'pending' AND lease_owner = 'other'",
 	         CAP_M);
-	ck_assert_int_eq(count(&w, sql), 1);
+	ck_assert_int_eq(world_count(&w, sql), 1);
 	char want[128];
 	snprintf(want, sizeof(want), "critical|%s|%s", k, CAP_K);
 	assert_alert(&w, "needs_attention", CAP_K ":0", want);
@@ -399,16 +311,17 @@ START_TEST(pending_capture_past_deadline_needs_attention)
 	snprintf(want, sizeof(want), "critical|%s|%s", n, CAP_N);
 	assert_alert(&w, "needs_attention", CAP_N ":0", want);
 	/* the expired authorizations themselves: one alert each, the live lease's too */
-	await(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = 'authorization_expired'", 4);
+	world_await(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = 'authorization_expired'",
+	            4);
 	char needle[96];
 	snprintf(needle, sizeof(needle), "event=modification_needs_attention modification_id=%s",
 	         CAP_K);
-	ck_assert_int_eq(log_count(&w, needle), 1);
+	ck_assert_int_eq(world_log_count(&w, needle), 1);
 	/* no poll (1h) and no notification: a handful of sweeps, not a busy loop */
-	int sweeps = log_count(&w, "event=expiry_swept");
+	int sweeps = world_log_count(&w, "event=expiry_swept");
 	ck_assert_msg(sweeps >= 2 && sweeps <= 4, "%d sweeps", sweeps);
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = "
-	                           "'needs_attention'"),
+	ck_assert_int_eq(world_count(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = "
+	                                 "'needs_attention'"),
 	                 3);
 	world_down(&w);
 }
@@ -417,8 +330,8 @@ END_TEST
 START_TEST(threshold_crossing_wakes_the_timer)
 {
 	struct world w;
-	world_up(&w, false,
-	         "[daemon]\npoll_interval = 1h\n[alerts]\nexpiry_thresholds = 24h, 4h\n");
+	world_up_with(&w, &no_gateway,
+	              "[daemon]\npoll_interval = 1h\n[alerts]\nexpiry_thresholds = 24h, 4h\n");
 	/* inside 24h now; crosses into 4h in three seconds, expires four hours later */
 	const char *o =
 	    add_order(&w, "'t-o'", "authorized", "now()", "now() + interval '4h' + interval '3s'");
@@ -426,13 +339,14 @@ START_TEST(threshold_crossing_wakes_the_timer)
 	snprintf(key24, sizeof(key24), "%s:24h", o);
 	snprintf(key4, sizeof(key4), "%s:4h", o);
 	daemonproc_start(&w.d, false);
-	await(&w, "SELECT count(*) FROM smartpay.alerts WHERE dedup_key LIKE '%:24h'", 1);
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts WHERE dedup_key LIKE "
-	                           "'%:4h'"),
+	world_await(&w, "SELECT count(*) FROM smartpay.alerts WHERE dedup_key LIKE '%:24h'", 1);
+	ck_assert_int_eq(world_count(&w,
+	                             "SELECT count(*) FROM smartpay.alerts WHERE dedup_key LIKE "
+	                             "'%:4h'"),
 	                 0);
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	await(&w, "SELECT count(*) FROM smartpay.alerts WHERE dedup_key LIKE '%:4h'", 1);
+	world_await(&w, "SELECT count(*) FROM smartpay.alerts WHERE dedup_key LIKE '%:4h'", 1);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	long ms = (long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
 	ck_assert_msg(ms < 6000, "the 4h alert came after %ld ms", ms);
@@ -594,7 +508,7 @@ START_TEST(webhook_delivers_each_alert_once_despite_failures)
 	         "webhook_url = http://127.0.0.1:%d/hook?token=s3cr3t-token\n",
 	         r.port);
 	struct world w;
-	world_up(&w, false, extra);
+	world_up_with(&w, &no_gateway, extra);
 	add_order(&w, "'t-a'", "authorized", "now()", "now() + interval '20h'");
 	add_order(&w, "'t-b'", "authorized", "now() - interval '121h'", "NULL");
 	/* acknowledged before anyone sent it: never sent */
@@ -630,8 +544,8 @@ START_TEST(webhook_delivers_each_alert_once_despite_failures)
 	PQreset(w.db);
 	ck_assert_int_eq(PQstatus(w.db), CONNECTION_OK);
 	/* both connections, the engine's and the housekeeping one, twice */
-	await_log(&w, "event=db_connected", 4);
-	await_log(&w, "event=expiry_swept", 2);
+	world_await_log(&w, "event=db_connected", 4);
+	world_await_log(&w, "event=expiry_swept", 2);
 	usleep(300000); /* the webhook round after the reconnect is over */
 	pgtest_exec(w.db, "INSERT INTO smartpay.alerts (kind, severity, dedup_key, message) "
 	                  "VALUES ('test', 'warning', 'after-restart', 'raised after a restart')");
@@ -642,14 +556,14 @@ START_TEST(webhook_delivers_each_alert_once_despite_failures)
 	                                "dedup_key = 'after-restart'");
 	assert_delivered_once(&w, &r, late, 2);
 	free(late);
-	ck_assert_int_eq(log_count(&w, "event=webhook_failed"), 8);
-	ck_assert_int_eq(log_count(&w, "event=webhook_delivered"), 4);
+	ck_assert_int_eq(world_log_count(&w, "event=webhook_failed"), 8);
+	ck_assert_int_eq(world_log_count(&w, "event=webhook_delivered"), 4);
 	char url[96];
 	snprintf(url, sizeof(url), "url=http://127.0.0.1:%d/hook ", r.port);
-	ck_assert_int_eq(log_count(&w, url), 8);
+	ck_assert_int_eq(world_log_count(&w, url), 8);
 	ck_assert_int_eq(daemonproc_stop(&w.d), 0);
 	/* the token in the query string never reaches the log */
-	ck_assert_int_eq(log_count(&w, "s3cr3t"), 0);
+	ck_assert_int_eq(world_log_count(&w, "s3cr3t"), 0);
 	world_down(&w);
 	receiver_stop(&r);
 }
@@ -658,7 +572,8 @@ END_TEST
 START_TEST(gateway_unreachable_once_per_episode)
 {
 	struct world w;
-	world_up(&w, true, "[daemon]\nmax_attempts = 100000\n[alerts]\ngateway_unreachable = 1s\n");
+	world_up_with(&w, &with_sim,
+	              "[daemon]\nmax_attempts = 100000\n[alerts]\ngateway_unreachable = 1s\n");
 	/* every request is reset before an answer: SmartPay is unreachable */
 	ck_assert(simproc_set_faults(w.sim, "{\"reset_rate\": 1.0}"));
 	char *txn = simproc_create_txn(w.sim, "10.00", "EUR");
@@ -668,19 +583,19 @@ START_TEST(gateway_unreachable_once_per_episode)
 	add_order(&w, q, "shipped", "now()", "NULL");
 	free(txn);
 	daemonproc_start(&w.d, false);
-	await(&w,
-	      "SELECT count(*) FROM smartpay.alerts WHERE kind = 'gateway_unreachable' AND "
-	      "severity = 'critical'",
-	      1);
+	world_await(&w,
+	            "SELECT count(*) FROM smartpay.alerts WHERE kind = 'gateway_unreachable' AND "
+	            "severity = 'critical'",
+	            1);
 	/* the same episode goes on: still one alert */
 	usleep(2500000);
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = "
-	                           "'gateway_unreachable'"),
+	ck_assert_int_eq(world_count(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = "
+	                                 "'gateway_unreachable'"),
 	                 1);
-	ck_assert_int_eq(log_count(&w, "event=gateway_unreachable"), 1);
+	ck_assert_int_eq(world_log_count(&w, "event=gateway_unreachable"), 1);
 	/* recovery: the retried capture gets its answer */
 	ck_assert(simproc_clear_faults(w.sim));
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 1);
+	world_await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 1);
 	/* a new episode: a new alert */
 	ck_assert(simproc_set_faults(w.sim, "{\"reset_rate\": 1.0}"));
 	txn = simproc_create_txn(w.sim, "20.00", "EUR");
@@ -688,9 +603,11 @@ START_TEST(gateway_unreachable_once_per_episode)
 	snprintf(q, sizeof(q), "'%s'", txn);
 	add_order(&w, q, "shipped", "now()", "NULL");
 	free(txn);
-	await(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = 'gateway_unreachable'", 2);
-	ck_assert_int_eq(count(&w, "SELECT count(DISTINCT dedup_key) FROM smartpay.alerts WHERE "
-	                           "kind = 'gateway_unreachable'"),
+	world_await(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = 'gateway_unreachable'",
+	            2);
+	ck_assert_int_eq(world_count(&w,
+	                             "SELECT count(DISTINCT dedup_key) FROM smartpay.alerts WHERE "
+	                             "kind = 'gateway_unreachable'"),
 	                 2);
 	char *msg = pgtest_value(w.db, "SELECT message FROM smartpay.alerts WHERE kind = "
 	                               "'gateway_unreachable' ORDER BY alert_id LIMIT 1");
@@ -749,11 +666,11 @@ START_TEST(idle_daemon_query_rate)
 	         "webhook_url = http://127.0.0.1:%d/hook?token=s3cr3t-token\n",
 	         r.port);
 	struct world w;
-	world_up(&w, false, extra);
+	world_up_with(&w, &no_gateway, extra);
 	/* an authorization far from any threshold: the next crossing is hours away */
 	add_order(&w, "'t-z'", "authorized", "now()", "now() + interval '100h'");
 	daemonproc_start(&w.d, false);
-	await_log(&w, "event=expiry_swept", 1);
+	world_await_log(&w, "event=expiry_swept", 1);
 	usleep(500000);
 	long from = log_size();
 	const int window_s = 10;
@@ -768,7 +685,7 @@ START_TEST(idle_daemon_query_rate)
 	ck_assert_msg(all >= 3 && all <= 3 * (window_s / 2 + 1), "%d statements", all);
 	ck_assert_int_eq(sweeps, 0);
 	ck_assert_int_eq(claims, 0);
-	ck_assert_int_eq(log_count(&w, "event=expiry_swept"), 1);
+	ck_assert_int_eq(world_log_count(&w, "event=expiry_swept"), 1);
 	world_down(&w);
 	receiver_stop(&r);
 }
@@ -848,16 +765,16 @@ static void add_history(struct world *w, int n)
 START_TEST(sweep_reads_the_window_through_the_indexes)
 {
 	struct world w;
-	world_up(&w, false,
-	         "[daemon]\npoll_interval = 1h\n[alerts]\nexpiry_thresholds = 24h, 4h\n");
+	world_up_with(&w, &no_gateway,
+	              "[daemon]\npoll_interval = 1h\n[alerts]\nexpiry_thresholds = 24h, 4h\n");
 	pgtest_exec(w.db, "DROP INDEX public.orders_authorized_at_idx");
 	pgtest_exec(w.db, "DROP INDEX public.orders_authorization_expires_at_idx");
 	add_history(&w, 200000);
 
 	/* without the indexes: the start says which ones to create */
 	daemonproc_start(&w.d, false);
-	await_log(&w, "event=orders_index_missing", 2);
-	await_log(&w, "event=expiry_swept", 1);
+	world_await_log(&w, "event=orders_index_missing", 2);
+	world_await_log(&w, "event=expiry_swept", 1);
 	ck_assert_int_eq(daemonproc_stop(&w.d), 0);
 	for (size_t i = 0; i < store_index_need_count; i++) {
 		const char *column = store_index_needs[i].column;
@@ -865,10 +782,10 @@ START_TEST(sweep_reads_the_window_through_the_indexes)
 		char *needle = xasprintf("event=orders_index_missing relation=public.orders "
 		                         "column=%s ",
 		                         column);
-		ck_assert_msg(log_count(&w, needle) == 1, "no log line with %s", needle);
+		ck_assert_msg(world_log_count(&w, needle) == 1, "no log line with %s", needle);
 		free(needle);
 		char *name = store_index_name("public.orders", column);
-		ck_assert_msg(log_count(&w, name) >= 1, "the log never names %s", name);
+		ck_assert_msg(world_log_count(&w, name) >= 1, "the log never names %s", name);
 		free(name);
 		/* the shop creates them as the warning says */
 		pgtest_exec(w.db, create);
@@ -882,11 +799,11 @@ START_TEST(sweep_reads_the_window_through_the_indexes)
 	         w.dbname);
 	pgtest_exec(w.db, sql);
 	long from = log_size();
-	int missing = log_count(&w, "event=orders_index_missing");
-	int swept = log_count(&w, "event=expiry_swept");
+	int missing = world_log_count(&w, "event=orders_index_missing");
+	int swept = world_log_count(&w, "event=expiry_swept");
 	daemonproc_start(&w.d, false);
-	await_log(&w, "event=expiry_swept", swept + 1);
-	ck_assert_int_eq(log_count(&w, "event=orders_index_missing"), missing);
+	world_await_log(&w, "event=expiry_swept", swept + 1);
+	ck_assert_int_eq(world_log_count(&w, "event=orders_index_missing"), missing);
 	char *plan = logged_plan(w.dbname, from, "WITH thr AS");
 	ck_assert_msg(plan != NULL, "no plan of the sweep in the server log");
 	for (size_t i = 0; i < store_index_need_count; i++) {
@@ -903,7 +820,7 @@ START_TEST(sweep_reads_the_window_through_the_indexes)
 	free(plan);
 	/* nothing in the history is alerted: the recent ones expire in 30h (beyond 24h), the
 	 * old ones expired more than [alerts] expired_lookback (24h) ago */
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts"), 0);
+	ck_assert_int_eq(world_count(&w, "SELECT count(*) FROM smartpay.alerts"), 0);
 	snprintf(sql, sizeof(sql), "ALTER DATABASE \"%s\" RESET auto_explain.log_min_duration",
 	         w.dbname);
 	pgtest_exec(w.db, sql);
@@ -941,7 +858,7 @@ START_TEST(large_first_batch_is_summarised)
 	         "webhook_url = http://127.0.0.1:%d/hook?token=s3cr3t-token\n",
 	         r.port);
 	struct world w;
-	world_up(&w, false, extra);
+	world_up_with(&w, &no_gateway, extra);
 	/* 500 authorizations about to expire, 40 expired yesterday, 10 expired a week ago
 	 * (beyond expired_lookback: history, never alerted) */
 	pgtest_exec(w.db, "INSERT INTO public.orders (smartpay_transaction_id, amount, status, "
@@ -961,15 +878,16 @@ START_TEST(large_first_batch_is_summarised)
 	serve_until(&w, &r,
 	            "SELECT count(*) FROM smartpay.alerts WHERE webhook_state = 'delivered'", 12,
 	            2000);
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts"), 542);
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts WHERE summarised AND "
-	                           "webhook_state = 'none'"),
+	ck_assert_int_eq(world_count(&w, "SELECT count(*) FROM smartpay.alerts"), 542);
+	ck_assert_int_eq(world_count(&w,
+	                             "SELECT count(*) FROM smartpay.alerts WHERE summarised AND "
+	                             "webhook_state = 'none'"),
 	                 530);
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = "
-	                           "'authorization_expiring'"),
+	ck_assert_int_eq(world_count(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = "
+	                                 "'authorization_expiring'"),
 	                 500);
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = "
-	                           "'authorization_expired'"),
+	ck_assert_int_eq(world_count(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = "
+	                                 "'authorization_expired'"),
 	                 40);
 	char *summaries = pgtest_value(
 	    w.db, "SELECT string_agg(severity || '|' || split_part(dedup_key, ':', 1) || '|' || "
@@ -980,15 +898,16 @@ START_TEST(large_first_batch_is_summarised)
 	                            "authorization_expiring");
 	free(summaries);
 	/* the most urgent ones are the ones sent one by one */
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts a JOIN public.orders o "
-	                           "ON o.id::text = a.order_id WHERE a.kind = "
-	                           "'authorization_expiring' AND NOT a.summarised AND "
-	                           "o.smartpay_transaction_id IN ('x-1', 'x-2', 'x-3', 'x-4', "
-	                           "'x-5')"),
+	ck_assert_int_eq(world_count(&w,
+	                             "SELECT count(*) FROM smartpay.alerts a JOIN public.orders o "
+	                             "ON o.id::text = a.order_id WHERE a.kind = "
+	                             "'authorization_expiring' AND NOT a.summarised AND "
+	                             "o.smartpay_transaction_id IN ('x-1', 'x-2', 'x-3', 'x-4', "
+	                             "'x-5')"),
 	                 5);
-	ck_assert_int_eq(log_count(&w, "event=alert_raised"), 12);
-	ck_assert_int_eq(log_count(&w, "event=alert_raised alert_id="), 12);
-	ck_assert_int_eq(log_count(&w, "kind=alerts_summarised"), 2);
+	ck_assert_int_eq(world_log_count(&w, "event=alert_raised"), 12);
+	ck_assert_int_eq(world_log_count(&w, "event=alert_raised alert_id="), 12);
+	ck_assert_int_eq(world_log_count(&w, "kind=alerts_summarised"), 2);
 	int posts = 0, received = 0;
 	for (int i = 0; i < MAX_ALERTS; i++) {
 		posts += r.attempts[i];
@@ -1001,11 +920,11 @@ START_TEST(large_first_batch_is_summarised)
 	ck_assert_int_eq(ctl_alert_count(&w), 542);
 
 	/* the next sweep raises nothing again */
-	int swept = log_count(&w, "event=expiry_swept");
+	int swept = world_log_count(&w, "event=expiry_swept");
 	pgtest_exec(w.db, "SELECT pg_notify('smartpay_orders', '999999')");
-	await_log(&w, "event=expiry_swept", swept + 1);
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts"), 542);
-	ck_assert_int_eq(log_count(&w, "event=alert_raised"), 12);
+	world_await_log(&w, "event=expiry_swept", swept + 1);
+	ck_assert_int_eq(world_count(&w, "SELECT count(*) FROM smartpay.alerts"), 542);
+	ck_assert_int_eq(world_log_count(&w, "event=alert_raised"), 12);
 	world_down(&w);
 	receiver_stop(&r);
 }
@@ -1030,18 +949,18 @@ START_TEST(metrics_scrapes_never_query_the_database)
 	         "gauges_interval = 1h\n",
 	         port);
 	struct world w;
-	world_up(&w, false, extra);
+	world_up_with(&w, &no_gateway, extra);
 	add_order(&w, "'t-g'", "authorized", "now()", "now() + interval '2h'");
 	long from = log_size();
 	daemonproc_start(&w.d, false);
 	char url[96];
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/healthz", port);
-	ck_assert_int_eq(opstest_wait_status(url, 200, WAIT_MS), 200);
+	ck_assert_int_eq(world_wait_status(url, 200, WAIT_MS), 200);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", port);
 	double first_age = -1, last_age = -1;
 	for (int i = 0; i < 50; i++) {
 		char *body = NULL;
-		ck_assert_int_eq(opstest_http("GET", url, 10000, &body), 200);
+		ck_assert_int_eq(world_http("GET", url, 10000, &body), 200);
 		double age = metric_value(body, "smartpayd_database_gauges_age_seconds");
 		free(body);
 		/* the scrapes before the first read answer without the gauges */
@@ -1080,11 +999,12 @@ static void slow_down_sweeps(struct world *w)
 START_TEST(capture_does_not_wait_for_a_sweep)
 {
 	struct world w;
-	world_up(&w, true, "[daemon]\npoll_interval = 1h\n[alerts]\nexpiry_thresholds = 24h, 4h\n");
+	world_up_with(&w, &with_sim,
+	              "[daemon]\npoll_interval = 1h\n[alerts]\nexpiry_thresholds = 24h, 4h\n");
 	slow_down_sweeps(&w);
 	add_order(&w, "'t-slow'", "authorized", "now()", "now() + interval '2h'");
 	daemonproc_start(&w.d, false);
-	await(&w, SWEEP_RUNNING, 1);
+	world_await(&w, SWEEP_RUNNING, 1);
 
 	/* an order shipped while the sweep runs is captured before the sweep ends */
 	char *txn = simproc_create_txn(w.sim, "10.00", "EUR");
@@ -1098,11 +1018,13 @@ START_TEST(capture_does_not_wait_for_a_sweep)
 	         "SELECT count(*) FROM smartpay.modifications WHERE order_id = '%s' AND "
 	         "kind = 'capture' AND state = 'succeeded'",
 	         shipped);
-	await(&w, sql, 1);
-	ck_assert_msg(count(&w, SWEEP_RUNNING) == 1, "the capture was recorded after the sweep");
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts"), 0);
+	world_await(&w, sql, 1);
+	ck_assert_msg(world_count(&w, SWEEP_RUNNING) == 1,
+	              "the capture was recorded after the sweep");
+	ck_assert_int_eq(world_count(&w, "SELECT count(*) FROM smartpay.alerts"), 0);
 	/* the sweep ends in its own time and raises its alert */
-	await(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = 'authorization_expiring'", 1);
+	world_await(
+	    &w, "SELECT count(*) FROM smartpay.alerts WHERE kind = 'authorization_expiring'", 1);
 	world_down(&w);
 }
 END_TEST

@@ -3,10 +3,9 @@
  * the simulator's effects and request counts, exit codes and log lines. */
 #include "autoconfig.h"
 
-#include "daemonproc.h"
 #include "pgtest.h"
-#include "simproc.h"
 #include "testutil.h"
+#include "world.h"
 
 #include <check.h>
 #include <signal.h>
@@ -17,80 +16,13 @@
 
 #define WAIT_MS 60000
 
-/* One test's world: a shop database, a simulator and a daemon configuration. */
-struct world {
-	char *conninfo;
-	PGconn *db;
-	struct simproc *sim;
-	struct daemonproc d;
-};
-
-static void world_up(struct world *w, const struct simproc_opts *opts, const char *extra)
-{
-	memset(w, 0, sizeof(*w));
-	w->conninfo = pgtest_createdb_shop(NULL);
-	w->db = pgtest_connect(w->conninfo);
-	w->sim = simproc_start(opts);
-	ck_assert_ptr_nonnull(w->sim);
-	daemonproc_init(&w->d, w->conninfo, simproc_base_url(w->sim), simproc_merchant_key(w->sim),
-	                simproc_auth_key(w->sim), extra);
-}
-
-static void world_down(struct world *w)
-{
-	if (w->d.pid)
-		daemonproc_stop(&w->d);
-	daemonproc_cleanup(&w->d);
-	ck_assert(simproc_stop(w->sim));
-	PQfinish(w->db);
-	free(w->conninfo);
-}
-
 /* Creates an authorized transaction at the simulator and the shop's order for it. */
 static long add_order(struct world *w, const char *amount, const char *capture_amount,
                       const char *status)
 {
-	char *txn = simproc_create_txn(w->sim, amount, "EUR");
-	ck_assert_ptr_nonnull(txn);
-	const char *p[] = {txn, amount, capture_amount, status};
-	PGresult *r = PQexecParams(w->db,
-	                           "INSERT INTO public.orders (smartpay_transaction_id, amount, "
-	                           "capture_amount, status) VALUES ($1, $2, $3, $4) RETURNING id",
-	                           4, NULL, p, NULL, NULL, 0);
-	ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
-	long id = strtol(PQgetvalue(r, 0, 0), NULL, 10);
-	PQclear(r);
-	free(txn);
-	return id;
-}
-
-/* Adds n orders of 10.00 EUR in one status. */
-static void add_orders(struct world *w, int n, const char *status)
-{
-	pgtest_exec(w->db, "BEGIN");
-	for (int i = 0; i < n; i++)
-		add_order(w, "10.00", NULL, status);
-	pgtest_exec(w->db, "COMMIT");
-}
-
-static long long count(struct world *w, const char *sql)
-{
-	return pgtest_int(w->db, sql);
-}
-
-/* Waits (up to 10 s) until the simulator has performed `want` effects of `type`. */
-static void await_effects(struct world *w, const char *type, int want)
-{
-	for (int i = 0; i < 500 && simproc_count_effects(w->sim, NULL, type) < want; i++)
-		usleep(20000);
-	ck_assert_int_eq(simproc_count_effects(w->sim, NULL, type), want);
-}
-
-/* Waits until `sql` counts `want`; the daemon's log explains a miss. */
-static void await(struct world *w, const char *sql, long long want)
-{
-	long long got = daemonproc_wait_count(&w->d, w->db, sql, want, WAIT_MS);
-	ck_assert_msg(got == want, "%s: got %lld, want %lld", sql, got, want);
+	struct world_order o = {
+	    .amount = amount, .capture_amount = capture_amount, .status = status};
+	return world_add_order(w, &o, NULL);
 }
 
 /* The simulator performed `expected_effects` effects of `type`; each succeeded capture's
@@ -127,7 +59,7 @@ static void assert_exactly_once(struct world *w, const char *type, int expected_
 START_TEST(ships_cancels_and_refuses_bad_rows)
 {
 	struct world w;
-	world_up(&w, NULL, NULL);
+	world_up(&w, NULL);
 	long full = add_order(&w, "35.99", NULL, "shipped");
 	long partial = add_order(&w, "50.00", "20.00", "shipped");
 	long cancelled = add_order(&w, "12.50", NULL, "cancelled");
@@ -143,41 +75,42 @@ START_TEST(ships_cancels_and_refuses_bad_rows)
 	                  "VALUES ('t-neg', -5.00, 'shipped')");
 
 	daemonproc_start(&w.d, false);
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state <> 'pending'", 8);
+	world_await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state <> 'pending'", 8);
 
 	/* the shop cancels an order after its capture succeeded: cancelOrRefund */
 	char sql[200];
 	snprintf(sql, sizeof(sql), "UPDATE public.orders SET status = 'cancelled' WHERE id = %ld",
 	         later);
 	pgtest_exec(w.db, sql);
-	await(&w,
-	      "SELECT count(*) FROM smartpay.modifications WHERE kind = 'cancel_or_refund' "
-	      "AND state = 'succeeded'",
-	      1);
+	world_await(&w,
+	            "SELECT count(*) FROM smartpay.modifications WHERE kind = 'cancel_or_refund' "
+	            "AND state = 'succeeded'",
+	            1);
 	ck_assert_int_eq(daemonproc_stop(&w.d), 0);
 
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications WHERE "
-	                           "kind = 'capture' AND state = 'succeeded'"),
+	ck_assert_int_eq(world_count(&w, "SELECT count(*) FROM smartpay.modifications WHERE "
+	                                 "kind = 'capture' AND state = 'succeeded'"),
 	                 3);
 	snprintf(sql, sizeof(sql),
 	         "SELECT amount_minor FROM smartpay.modifications WHERE order_id = '%ld'", partial);
-	ck_assert_int_eq(count(&w, sql), 2000);
+	ck_assert_int_eq(world_count(&w, sql), 2000);
 	snprintf(sql, sizeof(sql),
 	         "SELECT count(*) FROM smartpay.modifications WHERE order_id = '%ld' AND "
 	         "kind = 'cancel' AND state = 'succeeded'",
 	         cancelled);
-	ck_assert_int_eq(count(&w, sql), 1);
+	ck_assert_int_eq(world_count(&w, sql), 1);
 	snprintf(sql, sizeof(sql),
 	         "SELECT count(*) FROM smartpay.modifications WHERE order_id = '%ld' AND "
 	         "request_body NOT LIKE '%%modifiedAmount%%'",
 	         full);
-	ck_assert_int_eq(count(&w, sql), 1);
+	ck_assert_int_eq(world_count(&w, sql), 1);
 	/* four bad rows: refused locally with a reason and an alert, never sent */
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = "
-	                           "'refused' AND request_body IS NULL AND reason IS NOT NULL"),
+	ck_assert_int_eq(world_count(&w,
+	                             "SELECT count(*) FROM smartpay.modifications WHERE state = "
+	                             "'refused' AND request_body IS NULL AND reason IS NOT NULL"),
 	                 4);
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = "
-	                           "'order_refused'"),
+	ck_assert_int_eq(world_count(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = "
+	                                 "'order_refused'"),
 	                 4);
 	char *reason = pgtest_value(w.db, "SELECT reason FROM smartpay.modifications WHERE "
 	                                  "transaction_id = 't-over'");
@@ -199,7 +132,7 @@ START_TEST(notification_wakes_the_daemon)
 {
 	struct world w;
 	/* no polling to speak of: only the orders trigger's NOTIFY can start the capture */
-	world_up(&w, NULL, "[daemon]\npoll_interval = 1h\n");
+	world_up(&w, "[daemon]\npoll_interval = 1h\n");
 	long id = add_order(&w, "10.00", NULL, "authorized");
 	daemonproc_start(&w.d, false);
 	ck_assert(wait_for_count(w.db, "SELECT count(*) FROM smartpay.schema_migrations", 1,
@@ -223,11 +156,12 @@ END_TEST
 START_TEST(once_mode_exit_codes)
 {
 	struct world w;
-	world_up(&w, NULL, NULL);
-	add_orders(&w, 20, "shipped");
+	world_up(&w, NULL);
+	world_add_orders(&w, 20, &(struct world_order){.status = "shipped"});
 	ck_assert_int_eq(daemonproc_run_once(&w.d), 0);
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = "
-	                           "'succeeded'"),
+	ck_assert_int_eq(world_count(&w,
+	                             "SELECT count(*) FROM smartpay.modifications WHERE state = "
+	                             "'succeeded'"),
 	                 20);
 	/* nothing left: a second run is a no-op with exit 0 */
 	ck_assert_int_eq(daemonproc_run_once(&w.d), 0);
@@ -235,10 +169,11 @@ START_TEST(once_mode_exit_codes)
 
 	/* the gateway fails every request: the intents stay pending and --once says so */
 	ck_assert(simproc_set_faults(w.sim, "{\"fail_rate\": 1.0, \"status\": 503}"));
-	add_orders(&w, 2, "shipped");
+	world_add_orders(&w, 2, &(struct world_order){.status = "shipped"});
 	ck_assert_int_eq(daemonproc_run_once(&w.d), 1);
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = "
-	                           "'pending'"),
+	ck_assert_int_eq(world_count(&w,
+	                             "SELECT count(*) FROM smartpay.modifications WHERE state = "
+	                             "'pending'"),
 	                 2);
 	world_down(&w);
 }
@@ -247,7 +182,7 @@ END_TEST
 START_TEST(check_config_reports_file_and_line)
 {
 	struct world w;
-	world_up(&w, NULL, "[daemon]\nmax_inflight = lots\n");
+	world_up(&w, "[daemon]\nmax_inflight = lots\n");
 	char cmd[1200];
 	snprintf(cmd, sizeof(cmd), "'%s/smartpayd' --check-config -c '%s' 2>'%s'",
 	         getenv("SP_TOP_BUILDDIR") ? getenv("SP_TOP_BUILDDIR") : ".", w.d.conf, w.d.log);
@@ -267,13 +202,13 @@ END_TEST
 START_TEST(crash_after_intent_before_send)
 {
 	struct world w;
-	world_up(&w, NULL, NULL);
-	add_orders(&w, 10, "shipped");
+	world_up(&w, NULL);
+	world_add_orders(&w, 10, &(struct world_order){.status = "shipped"});
 	struct daemonproc dead;
 	daemonproc_init(&dead, w.conninfo, "http://127.0.0.1:9", simproc_merchant_key(w.sim),
 	                simproc_auth_key(w.sim), "[daemon]\nretry_base = 10s\nretry_max = 10s\n");
 	daemonproc_start(&dead, false);
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE attempts >= 1", 10);
+	world_await(&w, "SELECT count(*) FROM smartpay.modifications WHERE attempts >= 1", 10);
 	daemonproc_kill(&dead);
 	daemonproc_cleanup(&dead);
 	PGresult *before = pgtest_query(w.db, "SELECT modification_id, request_body FROM "
@@ -281,7 +216,8 @@ START_TEST(crash_after_intent_before_send)
 	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, NULL), 0);
 
 	daemonproc_start(&w.d, false);
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 10);
+	world_await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'",
+	            10);
 	PGresult *after = pgtest_query(w.db, "SELECT modification_id, request_body FROM "
 	                                     "smartpay.modifications ORDER BY 1");
 	ck_assert_int_eq(PQntuples(after), 10);
@@ -301,20 +237,22 @@ END_TEST
 START_TEST(crash_with_requests_in_flight)
 {
 	struct world w;
-	world_up(&w, NULL, NULL);
+	world_up(&w, NULL);
 	ck_assert(simproc_set_faults(w.sim, "{\"latency_ms\": 30000}"));
-	add_orders(&w, 20, "shipped");
+	world_add_orders(&w, 20, &(struct world_order){.status = "shipped"});
 	daemonproc_start(&w.d, false);
 	/* the gateway has processed every capture; no answer has come back yet */
-	await_effects(&w, "CAPTURE", 20);
+	world_await_effects(&w, "CAPTURE", 20);
 	daemonproc_kill(&w.d);
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = "
-	                           "'pending'"),
+	ck_assert_int_eq(world_count(&w,
+	                             "SELECT count(*) FROM smartpay.modifications WHERE state = "
+	                             "'pending'"),
 	                 20);
 	ck_assert(simproc_clear_faults(w.sim));
 
 	daemonproc_start(&w.d, false);
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 20);
+	world_await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'",
+	            20);
 	assert_exactly_once(&w, "CAPTURE", 20);
 	PGresult *r = pgtest_query(w.db, "SELECT modification_id FROM smartpay.modifications");
 	for (int i = 0; i < PQntuples(r); i++)
@@ -329,16 +267,17 @@ END_TEST
 START_TEST(crash_after_gateway_processed)
 {
 	struct world w;
-	world_up(&w, NULL, NULL);
+	world_up(&w, NULL);
 	ck_assert(simproc_set_faults(w.sim, "{\"drop_after_commit_rate\": 1.0}"));
-	add_orders(&w, 10, "shipped");
+	world_add_orders(&w, 10, &(struct world_order){.status = "shipped"});
 	daemonproc_start(&w.d, false);
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE attempts >= 2", 10);
+	world_await(&w, "SELECT count(*) FROM smartpay.modifications WHERE attempts >= 2", 10);
 	daemonproc_kill(&w.d);
 	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "CAPTURE"), 10);
 	ck_assert(simproc_clear_faults(w.sim));
 	daemonproc_start(&w.d, false);
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 10);
+	world_await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'",
+	            10);
 	assert_exactly_once(&w, "CAPTURE", 10);
 	world_down(&w);
 }
@@ -349,26 +288,27 @@ END_TEST
 START_TEST(thousand_orders_under_faults)
 {
 	struct world w;
-	world_up(&w, NULL, "[daemon]\nmax_attempts = 100\n");
+	world_up(&w, "[daemon]\nmax_attempts = 100\n");
 	ck_assert(simproc_set_faults(w.sim,
 	                             "{\"seed\": 7, \"drop_after_commit_rate\": 0.3, "
 	                             "\"fail_rate\": 0.2, \"status\": 503, \"retry_after\": 0, "
 	                             "\"latency_ms\": 5, \"jitter_ms\": 5}"));
-	add_orders(&w, 1000, "authorized");
+	world_add_orders(&w, 1000, &(struct world_order){.status = "authorized"});
 	daemonproc_start(&w.d, false);
 	pgtest_exec(w.db, "UPDATE public.orders SET status = 'shipped'");
-	await(&w,
-	      "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded' OR "
-	      "attempts >= 2",
-	      1000);
+	world_await(&w,
+	            "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded' OR "
+	            "attempts >= 2",
+	            1000);
 	ck_assert(simproc_set_faults(w.sim,
 	                             "{\"seed\": 8, \"drop_after_commit_rate\": 0.3, "
 	                             "\"fail_rate\": 0.2, \"status\": 429, \"retry_after\": 0, "
 	                             "\"latency_ms\": 5, \"jitter_ms\": 5}"));
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 1000);
+	world_await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'",
+	            1000);
 	ck_assert_int_eq(daemonproc_stop(&w.d), 0);
 	assert_exactly_once(&w, "CAPTURE", 1000);
-	ck_assert(count(&w, "SELECT sum(attempts) FROM smartpay.modifications") > 1200);
+	ck_assert(world_count(&w, "SELECT sum(attempts) FROM smartpay.modifications") > 1200);
 	world_down(&w);
 }
 END_TEST
@@ -376,9 +316,9 @@ END_TEST
 START_TEST(postgres_restart_mid_run)
 {
 	struct world w;
-	world_up(&w, NULL, NULL);
+	world_up(&w, NULL);
 	ck_assert(simproc_set_faults(w.sim, "{\"latency_ms\": 20, \"jitter_ms\": 20}"));
-	add_orders(&w, 300, "authorized");
+	world_add_orders(&w, 300, &(struct world_order){.status = "authorized"});
 	daemonproc_start(&w.d, false);
 	pgtest_exec(w.db, "UPDATE public.orders SET status = 'shipped'");
 	wait_for_count(w.db,
@@ -386,7 +326,8 @@ START_TEST(postgres_restart_mid_run)
 	               WAIT_MS);
 	pgtest_restart(true);
 	PQreset(w.db);
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 300);
+	world_await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'",
+	            300);
 	ck_assert(daemonproc_log_contains(&w.d, "event=db_disconnected"));
 	assert_exactly_once(&w, "CAPTURE", 300);
 	world_down(&w);
@@ -397,18 +338,19 @@ END_TEST
 START_TEST(two_daemons_no_duplicate_requests)
 {
 	struct world w;
-	world_up(&w, NULL, "[daemon]\ninstance_name = a\nmax_inflight = 16\n");
+	world_up(&w, "[daemon]\ninstance_name = a\nmax_inflight = 16\n");
 	ck_assert(simproc_set_faults(w.sim, "{\"latency_ms\": 2, \"jitter_ms\": 2}"));
 	struct daemonproc b;
 	daemonproc_init(&b, w.conninfo, simproc_base_url(w.sim), simproc_merchant_key(w.sim),
 	                simproc_auth_key(w.sim),
 	                "[daemon]\ninstance_name = b\nmax_inflight = 16\n");
-	add_orders(&w, 1000, "authorized");
+	world_add_orders(&w, 1000, &(struct world_order){.status = "authorized"});
 	daemonproc_start(&w.d, false);
 	daemonproc_start(&b, false);
 	usleep(300000);
 	pgtest_exec(w.db, "UPDATE public.orders SET status = 'shipped'");
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 1000);
+	world_await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'",
+	            1000);
 	ck_assert_int_eq(daemonproc_stop(&b), 0);
 	ck_assert(daemonproc_log_contains(&w.d, "event=modification_succeeded"));
 	ck_assert(daemonproc_log_contains(&b, "event=modification_succeeded"));
@@ -426,7 +368,7 @@ END_TEST
 START_TEST(same_instance_name_refused)
 {
 	struct world w;
-	world_up(&w, NULL, NULL);
+	world_up(&w, NULL);
 	daemonproc_start(&w.d, false);
 	ck_assert(wait_for_count(w.db, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'",
 	                         1, WAIT_MS) >= 1);
@@ -439,7 +381,7 @@ START_TEST(same_instance_name_refused)
 	daemonproc_start(&twin, false);
 	usleep(700000);
 	ck_assert_int_eq(daemonproc_stop(&w.d), 0);
-	add_orders(&w, 2, "shipped");
+	world_add_orders(&w, 2, &(struct world_order){.status = "shipped"});
 	long long got = wait_for_count(w.db,
 	                               "SELECT count(*) FROM smartpay.modifications WHERE state = "
 	                               "'succeeded'",
@@ -457,13 +399,13 @@ START_TEST(tls_with_private_ca)
 {
 	struct world w;
 	struct simproc_opts opts = {.tls = true};
-	world_up(&w, &opts, NULL);
+	world_up_with(&w, &(struct world_opts){.sim = &opts}, NULL);
 	daemonproc_cleanup(&w.d);
 	char extra[600];
 	snprintf(extra, sizeof(extra), "[smartpay]\nca_file = %s\n", simproc_ca_file(w.sim));
 	daemonproc_init(&w.d, w.conninfo, simproc_base_url(w.sim), simproc_merchant_key(w.sim),
 	                simproc_auth_key(w.sim), extra);
-	add_orders(&w, 3, "shipped");
+	world_add_orders(&w, 3, &(struct world_order){.status = "shipped"});
 	ck_assert_int_eq(daemonproc_run_once(&w.d), 0);
 	assert_exactly_once(&w, "CAPTURE", 3);
 
@@ -474,7 +416,7 @@ START_TEST(tls_with_private_ca)
 	         simproc_dir(w.sim));
 	daemonproc_init(&wrong, w.conninfo, simproc_base_url(w.sim), simproc_merchant_key(w.sim),
 	                simproc_auth_key(w.sim), extra);
-	add_orders(&w, 1, "shipped");
+	world_add_orders(&w, 1, &(struct world_order){.status = "shipped"});
 	ck_assert_int_eq(daemonproc_run_once(&wrong), 1);
 	bool clear = daemonproc_log_contains(&wrong, "certificate");
 	if (!clear)
@@ -493,15 +435,16 @@ END_TEST
 START_TEST(sigterm_drains_in_flight_requests)
 {
 	struct world w;
-	world_up(&w, NULL, NULL);
+	world_up(&w, NULL);
 	ck_assert(simproc_set_faults(w.sim, "{\"latency_ms\": 1500}"));
-	add_orders(&w, 10, "shipped");
+	world_add_orders(&w, 10, &(struct world_order){.status = "shipped"});
 	daemonproc_start(&w.d, false);
-	await_effects(&w, "CAPTURE", 10);
+	world_await_effects(&w, "CAPTURE", 10);
 	ck_assert_int_eq(daemonproc_stop(&w.d), 0);
 	/* the answers arrived and were recorded before the exit */
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = "
-	                           "'succeeded'"),
+	ck_assert_int_eq(world_count(&w,
+	                             "SELECT count(*) FROM smartpay.modifications WHERE state = "
+	                             "'succeeded'"),
 	                 10);
 	ck_assert(daemonproc_log_contains(&w.d, "event=draining"));
 	world_down(&w);
@@ -511,13 +454,14 @@ END_TEST
 START_TEST(credentials_rejected_pause_and_reload)
 {
 	struct world w;
-	world_up(&w, NULL, NULL);
+	world_up(&w, NULL);
 	daemonproc_cleanup(&w.d);
 	daemonproc_init(&w.d, w.conninfo, simproc_base_url(w.sim), simproc_merchant_key(w.sim),
 	                "wrong-key", NULL);
-	add_orders(&w, 20, "shipped");
+	world_add_orders(&w, 20, &(struct world_order){.status = "shipped"});
 	daemonproc_start(&w.d, false);
-	await(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = 'credentials_rejected'", 1);
+	world_await(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = 'credentials_rejected'",
+	            1);
 	usleep(500000);
 	/* paused for everyone: no flood of retries, no order marked as failed */
 	json_object *ledger = simproc_ledger(w.sim);
@@ -530,8 +474,9 @@ START_TEST(credentials_rejected_pause_and_reload)
 	}
 	json_object_put(ledger);
 	ck_assert_int_le(total, 20);
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = "
-	                           "'pending' AND attempts = 0"),
+	ck_assert_int_eq(world_count(&w,
+	                             "SELECT count(*) FROM smartpay.modifications WHERE state = "
+	                             "'pending' AND attempts = 0"),
 	                 20);
 	/* the operator fixes the key file and reloads */
 	char key[400];
@@ -540,9 +485,10 @@ START_TEST(credentials_rejected_pause_and_reload)
 	fprintf(f, "%s\n", simproc_auth_key(w.sim));
 	fclose(f);
 	daemonproc_signal(&w.d, SIGHUP);
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 20);
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = "
-	                           "'credentials_rejected'"),
+	world_await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'",
+	            20);
+	ck_assert_int_eq(world_count(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = "
+	                                 "'credentials_rejected'"),
 	                 1);
 	world_down(&w);
 }
@@ -551,7 +497,7 @@ END_TEST
 START_TEST(reload_keeps_running_config_when_new_one_is_bad)
 {
 	struct world w;
-	world_up(&w, NULL, NULL);
+	world_up(&w, NULL);
 	daemonproc_start(&w.d, false);
 	usleep(300000);
 	FILE *f = fopen(w.d.conf, "a");
@@ -559,8 +505,8 @@ START_TEST(reload_keeps_running_config_when_new_one_is_bad)
 	fclose(f);
 	daemonproc_signal(&w.d, SIGHUP);
 	usleep(300000);
-	add_orders(&w, 2, "shipped");
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 2);
+	world_add_orders(&w, 2, &(struct world_order){.status = "shipped"});
+	world_await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 2);
 	ck_assert(daemonproc_log_contains(&w.d, "event=reload_failed"));
 	ck_assert(daemonproc_log_contains(&w.d, "bogus_key"));
 	world_down(&w);
@@ -570,15 +516,16 @@ END_TEST
 START_TEST(retries_exhausted_need_attention)
 {
 	struct world w;
-	world_up(&w, NULL, "[daemon]\nmax_attempts = 3\n");
+	world_up(&w, "[daemon]\nmax_attempts = 3\n");
 	ck_assert(simproc_set_faults(w.sim, "{\"fail_rate\": 1.0, \"status\": 502}"));
-	add_orders(&w, 2, "shipped");
+	world_add_orders(&w, 2, &(struct world_order){.status = "shipped"});
 	daemonproc_start(&w.d, false);
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'needs_attention'", 2);
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = "
-	                           "'needs_attention'"),
+	world_await(
+	    &w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'needs_attention'", 2);
+	ck_assert_int_eq(world_count(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = "
+	                                 "'needs_attention'"),
 	                 2);
-	ck_assert_int_eq(count(&w, "SELECT min(attempts) FROM smartpay.modifications"), 3);
+	ck_assert_int_eq(world_count(&w, "SELECT min(attempts) FROM smartpay.modifications"), 3);
 	char *reason = pgtest_value(w.db, "SELECT reason FROM smartpay.modifications LIMIT 1");
 	ck_assert_ptr_nonnull(strstr(reason, "retries exhausted"));
 	free(reason);
@@ -589,7 +536,7 @@ END_TEST
 START_TEST(gateway_refusal_is_recorded_and_alerted)
 {
 	struct world w;
-	world_up(&w, NULL, NULL);
+	world_up(&w, NULL);
 	/* an authorization that expired at the gateway: the capture is refused */
 	char *txn =
 	    simproc_create_txn_json(w.sim, "{\"amount\": \"10.00\", \"currencyCode\": \"EUR\", "
@@ -607,11 +554,12 @@ START_TEST(gateway_refusal_is_recorded_and_alerted)
 	PQclear(r);
 	free(txn);
 	ck_assert_int_eq(daemonproc_run_once(&w.d), 0);
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = "
-	                           "'refused' AND http_status = 422 AND response_body IS NOT NULL"),
-	                 1);
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = "
-	                           "'modification_refused'"),
+	ck_assert_int_eq(
+	    world_count(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = "
+	                    "'refused' AND http_status = 422 AND response_body IS NOT NULL"),
+	    1);
+	ck_assert_int_eq(world_count(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = "
+	                                 "'modification_refused'"),
 	                 1);
 	world_down(&w);
 }
@@ -626,7 +574,7 @@ static void sql_fails(struct world *w, const char *sql, const char *sqlstate)
 START_TEST(refunds_partial_partial_rest_one_at_a_time)
 {
 	struct world w;
-	world_up(&w, NULL, NULL);
+	world_up(&w, NULL);
 	long id = add_order(&w, "100.00", NULL, "shipped");
 	ck_assert_int_eq(daemonproc_run_once(&w.d), 0);
 	daemonproc_start(&w.d, false);
@@ -640,19 +588,20 @@ START_TEST(refunds_partial_partial_rest_one_at_a_time)
 	/* nothing is left to refund: refused by the SQL function, nothing recorded */
 	snprintf(sql, sizeof(sql), "SELECT smartpay.request_refund('%ld', 0.01)", id);
 	sql_fails(&w, sql, "SP006");
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.requests"), 3);
-	await(&w,
-	      "SELECT count(*) FROM smartpay.modifications WHERE kind = 'refund' AND state = "
-	      "'succeeded'",
-	      3);
+	ck_assert_int_eq(world_count(&w, "SELECT count(*) FROM smartpay.requests"), 3);
+	world_await(&w,
+	            "SELECT count(*) FROM smartpay.modifications WHERE kind = 'refund' AND state = "
+	            "'succeeded'",
+	            3);
 	/* one at a time: each refund was created after the previous one finished */
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM (SELECT created_at, lag(completed_at) "
-	                           "OVER (ORDER BY created_at) AS prev FROM smartpay.modifications "
-	                           "WHERE kind = 'refund') r WHERE prev IS NOT NULL AND "
-	                           "created_at < prev"),
-	                 0);
-	ck_assert_int_eq(count(&w, "SELECT count(DISTINCT modification_id) FROM "
-	                           "smartpay.requests"),
+	ck_assert_int_eq(
+	    world_count(&w, "SELECT count(*) FROM (SELECT created_at, lag(completed_at) "
+	                    "OVER (ORDER BY created_at) AS prev FROM smartpay.modifications "
+	                    "WHERE kind = 'refund') r WHERE prev IS NOT NULL AND "
+	                    "created_at < prev"),
+	    0);
+	ck_assert_int_eq(world_count(&w, "SELECT count(DISTINCT modification_id) FROM "
+	                                 "smartpay.requests"),
 	                 3);
 	json_object *ledger = simproc_ledger(w.sim);
 	ck_assert_int_eq(simproc_ledger_count(ledger, NULL, "REFUND"), 3);
@@ -672,7 +621,7 @@ START_TEST(refunds_partial_partial_rest_one_at_a_time)
 	ck_assert_int_eq(refunded, 10000);
 	snprintf(sql, sizeof(sql),
 	         "SELECT refundable_minor FROM smartpay.order_payments WHERE order_id = '%ld'", id);
-	ck_assert_int_eq(count(&w, sql), 0);
+	ck_assert_int_eq(world_count(&w, sql), 0);
 	world_down(&w);
 }
 END_TEST
@@ -680,7 +629,7 @@ END_TEST
 START_TEST(cancel_or_refund_requests_before_and_after_capture)
 {
 	struct world w;
-	world_up(&w, NULL, NULL);
+	world_up(&w, NULL);
 	long before = add_order(&w, "20.00", NULL, "authorized");
 	long after = add_order(&w, "30.00", NULL, "shipped");
 	long cancelled = add_order(&w, "40.00", NULL, "cancelled");
@@ -697,8 +646,8 @@ START_TEST(cancel_or_refund_requests_before_and_after_capture)
 	ck_assert_int_eq(PQresultStatus(r), PGRES_FATAL_ERROR);
 	PQclear(r);
 	ck_assert_int_eq(daemonproc_run_once(&w.d), 0);
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications WHERE kind = "
-	                           "'cancel_or_refund' AND state = 'succeeded'"),
+	ck_assert_int_eq(world_count(&w, "SELECT count(*) FROM smartpay.modifications WHERE kind = "
+	                                 "'cancel_or_refund' AND state = 'succeeded'"),
 	                 2);
 	json_object *ledger = simproc_ledger(w.sim);
 	ck_assert_int_eq(simproc_ledger_count(ledger, NULL, "CAPTURE"), 1);
@@ -714,7 +663,7 @@ END_TEST
 START_TEST(earliest_deadline_first_when_capacity_is_short)
 {
 	struct world w;
-	world_up(&w, NULL, "[daemon]\nmax_inflight = 1\nbatch_size = 1\n");
+	world_up(&w, "[daemon]\nmax_inflight = 1\nbatch_size = 1\n");
 	ck_assert(simproc_set_faults(w.sim, "{\"latency_ms\": 30}"));
 	static const int hours[] = {90, 5, 60, 2, 30, 10, 100, 1};
 	for (size_t i = 0; i < sizeof(hours) / sizeof(hours[0]); i++) {
@@ -729,11 +678,11 @@ START_TEST(earliest_deadline_first_when_capacity_is_short)
 	daemonproc_start(&w.d, false);
 	usleep(500000);
 	pgtest_exec(w.db, "UPDATE public.orders SET status = 'shipped'");
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 8);
+	world_await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 8);
 	/* no capture was recorded before one with an earlier deadline */
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications a JOIN "
-	                           "smartpay.modifications b ON a.deadline < b.deadline "
-	                           "WHERE a.created_at > b.created_at"),
+	ck_assert_int_eq(world_count(&w, "SELECT count(*) FROM smartpay.modifications a JOIN "
+	                                 "smartpay.modifications b ON a.deadline < b.deadline "
+	                                 "WHERE a.created_at > b.created_at"),
 	                 0);
 	world_down(&w);
 }
@@ -744,7 +693,7 @@ END_TEST
 START_TEST(early_capture_policy_before_expiry)
 {
 	struct world w;
-	world_up(&w, NULL, "[capture]\nearly_statuses = packed\nearly_margin = 6h\n");
+	world_up(&w, "[capture]\nearly_statuses = packed\nearly_margin = 6h\n");
 	long close = add_order(&w, "10.00", NULL, "packed");
 	long far = add_order(&w, "10.00", NULL, "packed");
 	char sql[200];
@@ -763,8 +712,8 @@ START_TEST(early_capture_policy_before_expiry)
 	         "SELECT count(*) FROM smartpay.modifications WHERE order_id = '%ld' AND kind = "
 	         "'capture' AND state = 'succeeded'",
 	         close);
-	ck_assert_int_eq(count(&w, sql), 1);
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications"), 1);
+	ck_assert_int_eq(world_count(&w, sql), 1);
+	ck_assert_int_eq(world_count(&w, "SELECT count(*) FROM smartpay.modifications"), 1);
 	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "CAPTURE"), 1);
 	world_down(&w);
 }
@@ -775,7 +724,7 @@ END_TEST
 START_TEST(dismissed_refusal_gets_a_new_modification)
 {
 	struct world w;
-	world_up(&w, NULL, NULL);
+	world_up(&w, NULL);
 	long id = add_order(&w, "10.00", "25.00", "shipped");
 	ck_assert_int_eq(daemonproc_run_once(&w.d), 0);
 	char *refused = pgtest_value(w.db, "SELECT modification_id FROM smartpay.modifications "
@@ -798,10 +747,11 @@ START_TEST(dismissed_refusal_gets_a_new_modification)
 	r = testutil_run_built("smartpayctl", dismiss, w.d.dir);
 	ck_assert_msg(r.status == 0, "%s", r.err);
 	testutil_run_free(&r);
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 1);
-	ck_assert_int_eq(count(&w, "SELECT amount_minor FROM smartpay.modifications WHERE state = "
-	                           "'succeeded'"),
-	                 500);
+	world_await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 1);
+	ck_assert_int_eq(
+	    world_count(&w, "SELECT amount_minor FROM smartpay.modifications WHERE state = "
+	                    "'succeeded'"),
+	    500);
 	/* dismissing twice is refused */
 	r = testutil_run_built("smartpayctl", dismiss, w.d.dir);
 	ck_assert_int_eq(r.status, 1);

@@ -6,11 +6,10 @@
  * process that cannot be dumped or read by its own user. */
 #include "autoconfig.h"
 
-#include "daemonproc.h"
 #include "durability.h"
 #include "pgtest.h"
-#include "simproc.h"
 #include "testutil.h"
+#include "world.h"
 
 #include <check.h>
 #include <errno.h>
@@ -24,6 +23,9 @@
 #include <unistd.h>
 
 #define WAIT_MS 30000
+
+/* The daemon's world here: waits of WAIT_MS. */
+static const struct world_opts durable_world = {.wait_ms = WAIT_MS};
 
 /* ---- the decision, row by row ---- */
 
@@ -73,62 +75,10 @@ END_TEST
 
 /* ---- the daemon against a real server ---- */
 
-/* A shop database, a simulator and a daemon configuration. */
-struct world {
-	char *conninfo;
-	PGconn *db;
-	struct simproc *sim;
-	struct daemonproc d;
-};
-
-static void world_up(struct world *w, const char *extra)
-{
-	memset(w, 0, sizeof(*w));
-	w->conninfo = pgtest_createdb_shop(NULL);
-	w->db = pgtest_connect(w->conninfo);
-	w->sim = simproc_start(NULL);
-	ck_assert_ptr_nonnull(w->sim);
-	daemonproc_init(&w->d, w->conninfo, simproc_base_url(w->sim), simproc_merchant_key(w->sim),
-	                simproc_auth_key(w->sim), extra);
-}
-
-static void world_down(struct world *w)
-{
-	if (w->d.pid)
-		daemonproc_stop(&w->d);
-	daemonproc_cleanup(&w->d);
-	ck_assert(simproc_stop(w->sim));
-	PQfinish(w->db);
-	free(w->conninfo);
-}
-
 /* Adds a shipped order for a fresh authorization of 20.00 EUR; returns its id. */
 static long add_shipped_order(struct world *w)
 {
-	char *txn = simproc_create_txn(w->sim, "20.00", "EUR");
-	ck_assert_ptr_nonnull(txn);
-	const char *p[] = {txn};
-	PGresult *r = PQexecParams(w->db,
-	                           "INSERT INTO public.orders (smartpay_transaction_id, amount, "
-	                           "status) VALUES ($1, 20.00, 'shipped') RETURNING id",
-	                           1, NULL, p, NULL, NULL, 0);
-	ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
-	long id = strtol(PQgetvalue(r, 0, 0), NULL, 10);
-	PQclear(r);
-	free(txn);
-	return id;
-}
-
-/* Waits until the daemon's log contains `needle`; prints the log when it never does. */
-static bool wait_log(const struct daemonproc *d, const char *needle, int timeout_ms)
-{
-	for (int waited = 0; waited < timeout_ms; waited += 50) {
-		if (daemonproc_log_contains(d, needle))
-			return true;
-		testutil_sleep_ms(50);
-	}
-	daemonproc_print_log(d);
-	return false;
+	return world_add_order(w, &(struct world_order){.amount = "20.00"}, NULL);
 }
 
 /* The cluster of this suite runs with fsync = off and synchronous_commit = off: the
@@ -137,7 +87,7 @@ static bool wait_log(const struct daemonproc *d, const char *needle, int timeout
 START_TEST(warns_when_commits_are_not_durable)
 {
 	struct world w;
-	world_up(&w, NULL);
+	world_up_with(&w, &durable_world, NULL);
 	int code = daemonproc_run_once(&w.d);
 	if (code != 0)
 		daemonproc_print_log(&w.d);
@@ -164,11 +114,11 @@ END_TEST
 START_TEST(statement_timeout_cancels_a_stuck_statement)
 {
 	struct world w;
-	world_up(&w, "[database]\nstatement_timeout = 300ms\n");
+	world_up_with(&w, &durable_world, "[database]\nstatement_timeout = 300ms\n");
 	PGconn *shop = pgtest_connect(w.conninfo);
 	pgtest_exec(shop, "BEGIN; LOCK TABLE public.orders IN ACCESS EXCLUSIVE MODE");
 	daemonproc_start(&w.d, false);
-	ck_assert(wait_log(&w.d, "canceling statement due to statement timeout", WAIT_MS));
+	world_await_log(&w, "canceling statement due to statement timeout", 1);
 	pgtest_exec(shop, "COMMIT");
 	PQfinish(shop);
 	long id = add_shipped_order(&w);
@@ -187,7 +137,7 @@ END_TEST
 START_TEST(smartpayctl_statement_timeout)
 {
 	struct world w;
-	world_up(&w, "[database]\nstatement_timeout = 300ms\n");
+	world_up_with(&w, &durable_world, "[database]\nstatement_timeout = 300ms\n");
 	PGconn *shop = pgtest_connect(w.conninfo);
 	pgtest_exec(shop, "BEGIN; LOCK TABLE smartpay.modifications IN ACCESS EXCLUSIVE MODE");
 	struct testutil_run r = testutil_run_built(
@@ -228,7 +178,7 @@ START_TEST(daemon_is_not_dumpable)
 	bool root = geteuid() == 0;
 	uid_t user = root ? 65534 : geteuid();
 	struct world w;
-	world_up(&w, NULL);
+	world_up_with(&w, &durable_world, NULL);
 	char *tcp = NULL;
 	ck_assert_int_ge(asprintf(&tcp, "host=127.0.0.1 port=%d user=postgres dbname=%s",
 	                          pgtest_port(), PQdb(w.db)),
@@ -246,7 +196,7 @@ START_TEST(daemon_is_not_dumpable)
 		w.d.env = env;
 	}
 	daemonproc_start(&w.d, false);
-	ck_assert(wait_log(&w.d, "event=db_session", WAIT_MS));
+	world_await_log(&w, "event=db_session", 1);
 
 	pid_t control = fork();
 	ck_assert_int_ge(control, 0);

@@ -6,10 +6,9 @@
  * is in the new primary's ledger (no committed intent was lost) and succeeded there. */
 #include "autoconfig.h"
 
-#include "daemonproc.h"
 #include "pgtest.h"
-#include "simproc.h"
 #include "testutil.h"
+#include "world.h"
 
 #include <check.h>
 #include <errno.h>
@@ -24,21 +23,11 @@
 #define AFTER_ORDERS 60   /* shipped on the promoted standby */
 #define WAIT_MS 180000
 
-/* Adds `n` shipped orders, each for a fresh authorization at the simulator. */
-static void ship_orders(PGconn *db, struct simproc *sim, int n)
+/* Adds `n` shipped orders of 12.50 EUR, each for a fresh authorization at the simulator. */
+static void ship_orders(struct world *w, int n)
 {
-	for (int i = 0; i < n; i++) {
-		char *txn = simproc_create_txn(sim, "12.50", "EUR");
-		ck_assert_ptr_nonnull(txn);
-		const char *p[] = {txn};
-		PGresult *r = PQexecParams(db,
-		                           "INSERT INTO public.orders (smartpay_transaction_id, "
-		                           "amount, status) VALUES ($1, 12.50, 'shipped')",
-		                           1, NULL, p, NULL, NULL, 0);
-		ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(r));
-		PQclear(r);
-		free(txn);
-	}
+	for (int i = 0; i < n; i++)
+		world_add_order(w, &(struct world_order){.amount = "12.50"}, NULL);
 }
 
 /* Appends `id` to a PostgreSQL array literal under construction ("{a,b"). */
@@ -74,12 +63,10 @@ static long long ids_missing(PGconn *db, char **array, const char *sql_where)
 
 START_TEST(daemon_survives_failover)
 {
-	char *primary = pgtest_createdb_shop("failover");
-	PGconn *db = pgtest_connect(primary);
 	static const char *const sim_args[] = {"--latency", "40", NULL};
 	struct simproc_opts so = {.extra_args = sim_args};
-	struct simproc *sim = simproc_start(&so);
-	ck_assert_ptr_nonnull(sim);
+	struct world w;
+	world_up_with(&w, &(struct world_opts){.sim = &so, .dbname = "failover"}, NULL);
 	char *conninfo = NULL;
 	ck_assert_int_ge(asprintf(&conninfo,
 	                          "host=127.0.0.1,127.0.0.1 port=%d,%d user=postgres "
@@ -87,31 +74,29 @@ START_TEST(daemon_survives_failover)
 	                          "connect_timeout=2",
 	                          pgtest_port(), pgtest_standby_port()),
 	                 0);
-	struct daemonproc d;
-	daemonproc_init(&d, conninfo, simproc_base_url(sim), simproc_merchant_key(sim),
-	                simproc_auth_key(sim), "[daemon]\nmax_inflight = 4\nbatch_size = 16\n");
+	world_daemon(&w, conninfo, "[daemon]\nmax_inflight = 4\nbatch_size = 16\n");
 
-	ship_orders(db, sim, BEFORE_ORDERS);
-	daemonproc_start(&d, false);
-	pid_t pid = d.pid;
+	ship_orders(&w, BEFORE_ORDERS);
+	daemonproc_start(&w.d, false);
+	pid_t pid = w.d.pid;
 	/* mid-run: a quarter captured, the rest claimed, in flight or still to come */
-	long long done = daemonproc_wait_count(&d, db,
+	long long done = daemonproc_wait_count(&w.d, w.db,
 	                                       "SELECT count(*) FROM smartpay.modifications "
 	                                       "WHERE kind = 'capture' AND state = 'succeeded'",
 	                                       BEFORE_ORDERS / 4, WAIT_MS);
 	ck_assert_int_ge(done, BEFORE_ORDERS / 4);
 	pgtest_primary_kill();
-	PQfinish(db);
+	PQfinish(w.db);
 	ck_assert_msg(done < BEFORE_ORDERS, "all captured before the primary was killed");
 	testutil_sleep_ms(1000); /* the daemon finds the primary gone and the standby read-only */
 	pgtest_standby_promote();
 
 	char *standby = pgtest_standby_conninfo_db("failover");
-	PGconn *ndb = pgtest_connect(standby);
-	ship_orders(ndb, sim, AFTER_ORDERS);
+	w.db = pgtest_connect(standby);
+	ship_orders(&w, AFTER_ORDERS);
 	const int total = BEFORE_ORDERS + AFTER_ORDERS;
-	ck_assert_int_eq(pgtest_int(ndb, "SELECT count(*) FROM public.orders"), total);
-	long long succeeded = daemonproc_wait_count(&d, ndb,
+	ck_assert_int_eq(pgtest_int(w.db, "SELECT count(*) FROM public.orders"), total);
+	long long succeeded = daemonproc_wait_count(&w.d, w.db,
 	                                            "SELECT count(*) FROM smartpay.modifications "
 	                                            "WHERE kind = 'capture' AND state = "
 	                                            "'succeeded'",
@@ -119,25 +104,25 @@ START_TEST(daemon_survives_failover)
 	ck_assert_int_eq(succeeded, total);
 
 	/* the same process went on: it is still running, never restarted */
-	ck_assert_int_eq(d.pid, pid);
+	ck_assert_int_eq(w.d.pid, pid);
 	ck_assert_int_eq(waitpid(pid, NULL, WNOHANG), 0);
-	ck_assert(daemonproc_log_contains(&d, "event=db_disconnected"));
-	char *log = testutil_read_file(d.log);
+	ck_assert(daemonproc_log_contains(&w.d, "event=db_disconnected"));
+	char *log = testutil_read_file(w.d.log);
 	ck_assert_ptr_nonnull(log);
 	ck_assert_ptr_nonnull(strstr(log, "event=starting"));
 	ck_assert_ptr_null(strstr(strstr(log, "event=starting") + 1, "event=starting"));
 	free(log);
 
 	/* one capture intent per order, none refused, every order's captured */
-	ck_assert_int_eq(pgtest_int(ndb, "SELECT count(*) FROM smartpay.modifications"), total);
-	ck_assert_int_eq(pgtest_int(ndb, "SELECT count(DISTINCT order_id) FROM "
-	                                 "smartpay.modifications WHERE kind = 'capture' AND "
-	                                 "state = 'succeeded'"),
+	ck_assert_int_eq(pgtest_int(w.db, "SELECT count(*) FROM smartpay.modifications"), total);
+	ck_assert_int_eq(pgtest_int(w.db, "SELECT count(DISTINCT order_id) FROM "
+	                                  "smartpay.modifications WHERE kind = 'capture' AND "
+	                                  "state = 'succeeded'"),
 	                 total);
 
 	/* at the gateway: exactly one effect per order, each the ledger's succeeded capture
 	 * of that transaction, and every id it was sent is in the new primary's ledger */
-	struct json_object *ledger = simproc_ledger(sim);
+	struct json_object *ledger = simproc_ledger(w.sim);
 	ck_assert_ptr_nonnull(ledger);
 	ck_assert_int_eq(simproc_ledger_count(ledger, NULL, NULL), total);
 	ck_assert_int_eq(simproc_ledger_count(ledger, NULL, "capture"), total);
@@ -154,7 +139,7 @@ START_TEST(daemon_survives_failover)
 		array_add(&effect_ids, json_object_get_string(v));
 	}
 	ck_assert_int_eq(
-	    ids_missing(ndb, &effect_ids, "m.kind = 'capture' AND m.state = 'succeeded'"), 0);
+	    ids_missing(w.db, &effect_ids, "m.kind = 'capture' AND m.state = 'succeeded'"), 0);
 	char *sent_ids = strdup("{");
 	int sent = 0;
 	json_object_object_foreach(requests, id, count)
@@ -164,18 +149,15 @@ START_TEST(daemon_survives_failover)
 		sent++;
 	}
 	ck_assert_int_eq(sent, total);
-	ck_assert_int_eq(ids_missing(ndb, &sent_ids, "true"), 0);
+	ck_assert_int_eq(ids_missing(w.db, &sent_ids, "true"), 0);
 	free(effect_ids);
 	free(sent_ids);
 	json_object_put(ledger);
 
-	ck_assert_int_eq(daemonproc_stop(&d), 0);
-	daemonproc_cleanup(&d);
-	ck_assert(simproc_stop(sim));
-	PQfinish(ndb);
+	ck_assert_int_eq(daemonproc_stop(&w.d), 0);
+	world_down(&w);
 	free(standby);
 	free(conninfo);
-	free(primary);
 }
 END_TEST
 

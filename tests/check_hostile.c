@@ -6,10 +6,9 @@
  * alerts, and the number of requests the gateway saw per modificationId. */
 #include "autoconfig.h"
 
-#include "daemonproc.h"
 #include "pgtest.h"
-#include "simproc.h"
 #include "testutil.h"
+#include "world.h"
 
 #include <check.h>
 #include <stdarg.h>
@@ -18,57 +17,18 @@
 #include <string.h>
 #include <unistd.h>
 
-#define WAIT_MS 60000
-
-/* One test's world: a shop database, a simulator and a daemon configuration. */
-struct world {
-	char *conninfo;
-	PGconn *db;
-	struct simproc *sim;
-	struct daemonproc d;
-};
-
 /* An order of the world and its SmartPay transaction. */
 struct order {
 	long id;
 	char txn[64];
 };
 
-static void world_up(struct world *w, const char *extra)
-{
-	memset(w, 0, sizeof(*w));
-	w->conninfo = pgtest_createdb_shop(NULL);
-	w->db = pgtest_connect(w->conninfo);
-	w->sim = simproc_start(NULL);
-	ck_assert_ptr_nonnull(w->sim);
-	daemonproc_init(&w->d, w->conninfo, simproc_base_url(w->sim), simproc_merchant_key(w->sim),
-	                simproc_auth_key(w->sim), extra);
-}
-
-static void world_down(struct world *w)
-{
-	if (w->d.pid)
-		daemonproc_stop(&w->d);
-	daemonproc_cleanup(&w->d);
-	ck_assert(simproc_stop(w->sim));
-	PQfinish(w->db);
-	free(w->conninfo);
-}
-
 /* Creates an authorized 10.00 EUR transaction at the simulator and its order. */
 static void add_order(struct world *w, const char *status, struct order *o)
 {
-	char *txn = simproc_create_txn(w->sim, "10.00", "EUR");
-	ck_assert_ptr_nonnull(txn);
+	char *txn = NULL;
+	o->id = world_add_order(w, &(struct world_order){.status = status}, &txn);
 	snprintf(o->txn, sizeof(o->txn), "%s", txn);
-	const char *p[] = {txn, status};
-	PGresult *r = PQexecParams(w->db,
-	                           "INSERT INTO public.orders (smartpay_transaction_id, amount, "
-	                           "status) VALUES ($1, 10.00, $2) RETURNING id",
-	                           2, NULL, p, NULL, NULL, 0);
-	ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
-	o->id = strtol(PQgetvalue(r, 0, 0), NULL, 10);
-	PQclear(r);
 	free(txn);
 }
 
@@ -91,13 +51,6 @@ __attribute__((format(printf, 2, 3))) static void set_faults(struct world *w, co
 	va_end(ap);
 	ck_assert_msg(simproc_set_faults(w->sim, doc), "faults refused: %s", doc);
 	free(doc);
-}
-
-/* Waits until `sql` counts `want`; the daemon's log explains a miss. */
-static void await(struct world *w, const char *sql, long long want)
-{
-	long long got = daemonproc_wait_count(&w->d, w->db, sql, want, WAIT_MS);
-	ck_assert_msg(got == want, "%s: got %lld, want %lld", sql, got, want);
 }
 
 /* One column of the capture row of a transaction (malloc'd; NULL for SQL NULL). */
@@ -226,8 +179,8 @@ START_TEST(unconfirming_2xx_resent_then_needs_attention)
 	set_faults(&w, "%s", doc);
 
 	daemonproc_start(&w.d, false);
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state <> 'pending'",
-	      (long long)(2 * N_UNCONFIRMING + 3));
+	world_await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state <> 'pending'",
+	            (long long)(2 * N_UNCONFIRMING + 3));
 	struct json_object *ledger = simproc_ledger(w.sim);
 	for (size_t i = 0; i < 2 * N_UNCONFIRMING; i++) {
 		const char *txn = hostile[i].txn;
@@ -286,7 +239,8 @@ START_TEST(unconfirming_2xx_then_confirmation_succeeds_once)
 	set_faults(&w, "%s", doc);
 
 	daemonproc_start(&w.d, false);
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state <> 'pending'", 2 * N);
+	world_await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state <> 'pending'",
+	            2 * N);
 	struct json_object *ledger = simproc_ledger(w.sim);
 	for (int i = 0; i < 2 * N; i++) {
 		char *state = capture_field(&w, orders[i].txn, "state");
@@ -327,7 +281,7 @@ START_TEST(nul_escapes_never_confirm)
 	snprintf(sql, sizeof(sql), "SELECT smartpay.request_refund('%ld', 4.00, 'nul')", o[4].id);
 	pgtest_exec(w.db, sql);
 	daemonproc_start(&w.d, false);
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state <> 'pending'", 6);
+	world_await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state <> 'pending'", 6);
 	for (int i = 0; i < 2; i++) {
 		char *state = capture_field(&w, o[i].txn, "state");
 		ck_assert_str_eq(state, "needs_attention");
@@ -370,10 +324,13 @@ START_TEST(foreign_error_pages_do_not_block_other_outcomes)
 	           "\"transactions\":[\"%s\"]}]}",
 	           bad[0].txn, bad[1].txn);
 	daemonproc_start(&w.d, false);
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 10);
+	world_await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'",
+	            10);
 	add_orders(&w, later, 5);
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 15);
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'needs_attention'", 2);
+	world_await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'",
+	            15);
+	world_await(
+	    &w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'needs_attention'", 2);
 	for (int i = 0; i < 2; i++) {
 		char *mid = capture_field(&w, bad[i].txn, "modification_id");
 		/* the status history lacks them: resent up to twice max_attempts */
@@ -419,9 +376,11 @@ START_TEST(bodies_cut_inside_a_character)
 	           "{\"mode\":\"long_utf8\",\"processed\":true,\"transactions\":[\"%s\"]}]}",
 	           cut[0].txn, cut[1].txn, cut[2].txn);
 	daemonproc_start(&w.d, false);
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 13);
+	world_await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'",
+	            13);
 	add_orders(&w, later, 5);
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 18);
+	world_await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'",
+	            18);
 	static const long requests[] = {3, 3, 1};
 	for (int i = 0; i < 3; i++) {
 		char *mid = capture_field(&w, cut[i].txn, "modification_id");
@@ -474,7 +433,8 @@ START_TEST(mixed_hostile_run)
 	               "{\"mode\":\"long_utf8\",\"processed\":true,\"rate\":0.03}]}");
 	daemonproc_start(&w.d, false);
 	pgtest_exec(w.db, "UPDATE public.orders SET status = 'shipped'");
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 200);
+	world_await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'",
+	            200);
 	ck_assert_int_eq(daemonproc_stop(&w.d), 0);
 	assert_ledgers_agree(&w);
 	struct json_object *ledger = simproc_ledger(w.sim);

@@ -6,11 +6,9 @@
  * descriptor limit) must not stop captures, spin the loop or flood the log. */
 #include "autoconfig.h"
 
-#include "daemonproc.h"
-#include "opstest.h"
 #include "pgtest.h"
-#include "simproc.h"
 #include "testutil.h"
+#include "world.h"
 
 #include <arpa/inet.h>
 #include <check.h>
@@ -404,7 +402,7 @@ static void scrape(const char *base, struct prom *p)
 	char url[128];
 	snprintf(url, sizeof(url), "%s/metrics", base);
 	char *body = NULL;
-	long status = opstest_http("GET", url, 10000, &body);
+	long status = world_http("GET", url, 10000, &body);
 	ck_assert_msg(status == 200, "GET /metrics: status %ld", status);
 	bool ok = prom_parse(body, p);
 	if (!ok || getenv("CHECK_METRICS_DUMP"))
@@ -486,74 +484,30 @@ END_TEST
 
 /* ---- the daemon ---- */
 
-struct world {
-	char *conninfo;
-	PGconn *db;
-	struct simproc *sim;
-	struct daemonproc d;
-	char base[64]; /* http://127.0.0.1:PORT of the metrics listener */
-	int port;
-};
-
-/* PostgreSQL, the simulator and the daemon's configuration; `more` (may be NULL) is
- * appended to the configuration's [metrics] section and may open other sections. */
-static void world_up(struct world *w, const char *more)
+/* The world with a metrics listener (w->metrics_base); `more` (may be NULL) is appended
+ * to the configuration's [metrics] section and may open other sections. */
+static void metrics_up(struct world *w, const char *more)
 {
-	memset(w, 0, sizeof(*w));
-	w->conninfo = pgtest_createdb_shop(NULL);
-	w->db = pgtest_connect(w->conninfo);
-	w->sim = simproc_start(NULL);
-	ck_assert_ptr_nonnull(w->sim);
-	int port = testutil_free_port();
-	ck_assert_int_gt(port, 0);
+	static const struct world_opts opts = {.metrics = true, .wait_ms = WAIT_MS};
 	char extra[512];
 	snprintf(extra, sizeof(extra),
 	         "[alerts]\nexpiry_thresholds = 24h, 4h\ngateway_unreachable = 1s\n"
-	         "[metrics]\nlisten = 127.0.0.1:%d\ngauges_interval = 500ms\n%s",
-	         port, more ? more : "");
-	daemonproc_init(&w->d, w->conninfo, simproc_base_url(w->sim), simproc_merchant_key(w->sim),
-	                simproc_auth_key(w->sim), extra);
-	snprintf(w->base, sizeof(w->base), "http://127.0.0.1:%d", port);
-	w->port = port;
-}
-
-static void world_down(struct world *w)
-{
-	if (w->d.pid)
-		daemonproc_stop(&w->d);
-	daemonproc_cleanup(&w->d);
-	ck_assert(simproc_stop(w->sim));
-	PQfinish(w->db);
-	free(w->conninfo);
+	         "[metrics]\ngauges_interval = 500ms\n%s",
+	         more ? more : "");
+	world_up_with(w, &opts, extra);
 }
 
 /* Creates a transaction at the simulator and the shop's order for it. */
 static void add_order(struct world *w, const char *status, const char *expires_sql)
 {
-	char *txn = simproc_create_txn(w->sim, "10.00", "EUR");
-	ck_assert_ptr_nonnull(txn);
-	char *sql = NULL;
-	ck_assert_int_ge(
-	    asprintf(&sql,
-	             "INSERT INTO public.orders (smartpay_transaction_id, amount, status, "
-	             "authorization_expires_at) VALUES ('%s', 10.00, '%s', %s)",
-	             txn, status, expires_sql),
-	    0);
-	pgtest_exec(w->db, sql);
-	free(sql);
-	free(txn);
-}
-
-static void await(struct world *w, const char *sql, long long want)
-{
-	long long got = daemonproc_wait_count(&w->d, w->db, sql, want, WAIT_MS);
-	ck_assert_msg(got >= want, "%s: got %lld, want %lld", sql, got, want);
+	world_add_order(w, &(struct world_order){.status = status, .expires_at = expires_sql},
+	                NULL);
 }
 
 START_TEST(scrape_during_run)
 {
 	struct world w;
-	world_up(&w, NULL);
+	metrics_up(&w, NULL);
 	/* every request fails with 503 at first: each capture is retried */
 	ck_assert(simproc_set_faults(w.sim, "{\"fail_rate\": 1.0, \"status\": 503}"));
 	for (int i = 0; i < 4; i++)
@@ -576,28 +530,28 @@ START_TEST(scrape_during_run)
 	                  "VALUES ('test_kind', 'warning', 'k1', 'a test alert')");
 
 	daemonproc_start(&w.d, false);
-	ck_assert_int_eq(opstest_wait_status(w.base, 404, 10000), 404); /* listening */
+	ck_assert_int_eq(world_wait_status(w.metrics_base, 404, 10000), 404); /* listening */
 	char health[128];
-	snprintf(health, sizeof(health), "%s/healthz", w.base);
-	ck_assert_int_eq(opstest_wait_status(health, 200, 10000), 200);
+	snprintf(health, sizeof(health), "%s/healthz", w.metrics_base);
+	ck_assert_int_eq(world_wait_status(health, 200, 10000), 200);
 
 	/* every capture failed at least once; then the gateway recovers */
-	await(&w,
-	      "SELECT count(*) FROM smartpay.modifications WHERE kind = 'capture' "
-	      "AND attempts >= 1",
-	      5);
+	world_await_at_least(&w,
+	                     "SELECT count(*) FROM smartpay.modifications WHERE kind = 'capture' "
+	                     "AND attempts >= 1",
+	                     5);
 	ck_assert(simproc_clear_faults(w.sim));
-	await(&w,
-	      "SELECT count(*) FROM smartpay.modifications WHERE kind = 'capture' "
-	      "AND state = 'succeeded'",
-	      5);
+	world_await_at_least(&w,
+	                     "SELECT count(*) FROM smartpay.modifications WHERE kind = 'capture' "
+	                     "AND state = 'succeeded'",
+	                     5);
 	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "capture"), 5);
 	/* the outcome writes are done once the counters settle: wait for nothing in flight */
 	long long attempts = pgtest_int(w.db, "SELECT sum(attempts) FROM smartpay.modifications "
 	                                      "WHERE kind = 'capture'");
 
 	struct prom p;
-	scrape_fresh(w.base, &p, unix_now());
+	scrape_fresh(w.metrics_base, &p, unix_now());
 	ck_assert_double_eq(
 	    prom_get(&p,
 	             "smartpayd_modification_results_total{kind=\"capture\",result=\"succeeded\"}"),
@@ -644,52 +598,52 @@ START_TEST(scrape_during_run)
 	/* acknowledging the alert shows at the next background read */
 	pgtest_exec(w.db, "UPDATE smartpay.alerts SET acknowledged_at = now() WHERE kind = "
 	                  "'test_kind'");
-	scrape_fresh(w.base, &p, unix_now());
+	scrape_fresh(w.metrics_base, &p, unix_now());
 	ck_assert_ptr_null(prom_find(&p, "smartpayd_alerts_open{kind=\"test_kind\"}"));
 	prom_free(&p);
 
 	/* other paths and methods */
 	char url[160];
-	snprintf(url, sizeof(url), "%s/nope", w.base);
-	ck_assert_int_eq(opstest_http("GET", url, 5000, NULL), 404);
-	snprintf(url, sizeof(url), "%s/metrics", w.base);
-	ck_assert_int_eq(opstest_http("POST", url, 5000, NULL), 405);
-	ck_assert_int_eq(opstest_http("HEAD", url, 5000, NULL), 200);
+	snprintf(url, sizeof(url), "%s/nope", w.metrics_base);
+	ck_assert_int_eq(world_http("GET", url, 5000, NULL), 404);
+	snprintf(url, sizeof(url), "%s/metrics", w.metrics_base);
+	ck_assert_int_eq(world_http("POST", url, 5000, NULL), 405);
+	ck_assert_int_eq(world_http("HEAD", url, 5000, NULL), 200);
 	char *body = NULL;
-	ck_assert_int_eq(opstest_http("GET", health, 5000, &body), 200);
+	ck_assert_int_eq(world_http("GET", health, 5000, &body), 200);
 	ck_assert_str_eq(body, "ok\n");
 	free(body);
 
 	/* connections are reset for longer than gateway_unreachable: the gateway is down */
 	ck_assert(simproc_set_faults(w.sim, "{\"reset_rate\": 1.0}"));
 	add_order(&w, "shipped", "NULL");
-	await(&w,
-	      "SELECT count(*) FROM smartpay.modifications WHERE kind = 'capture' "
-	      "AND state = 'pending' AND attempts >= 2",
-	      1);
+	world_await_at_least(&w,
+	                     "SELECT count(*) FROM smartpay.modifications WHERE kind = 'capture' "
+	                     "AND state = 'pending' AND attempts >= 2",
+	                     1);
 	testutil_sleep_ms(1200);
-	scrape(w.base, &p);
+	scrape(w.metrics_base, &p);
 	ck_assert_double_eq(prom_get(&p, "smartpayd_gateway_up"), 0);
 	/* requests without an answer count as sent, not in the latency histogram */
 	ck_assert_double_gt(prom_get(&p, "smartpayd_gateway_requests_total"),
 	                    prom_get(&p, "smartpayd_gateway_latency_seconds_count"));
 	prom_free(&p);
 	ck_assert(simproc_clear_faults(w.sim));
-	await(&w,
-	      "SELECT count(*) FROM smartpay.modifications WHERE kind = 'capture' "
-	      "AND state = 'succeeded'",
-	      6);
-	scrape(w.base, &p);
+	world_await_at_least(&w,
+	                     "SELECT count(*) FROM smartpay.modifications WHERE kind = 'capture' "
+	                     "AND state = 'succeeded'",
+	                     6);
+	scrape(w.metrics_base, &p);
 	ck_assert_double_eq(prom_get(&p, "smartpayd_gateway_up"), 1);
 	prom_free(&p);
 
 	/* the database goes away: unhealthy, metrics still served with database_up 0 */
 	pgtest_server_stop(false);
-	ck_assert_int_eq(opstest_wait_status(health, 503, 10000), 503);
-	ck_assert_int_eq(opstest_http("GET", health, 5000, &body), 503);
+	ck_assert_int_eq(world_wait_status(health, 503, 10000), 503);
+	ck_assert_int_eq(world_http("GET", health, 5000, &body), 503);
 	ck_assert_str_eq(body, "database down\n");
 	free(body);
-	scrape(w.base, &p);
+	scrape(w.metrics_base, &p);
 	ck_assert_double_eq(prom_get(&p, "smartpayd_database_up"), 0);
 	/* the last database read is still served */
 	ck_assert_double_eq(prom_get(&p, "smartpayd_authorizations_expiring{within=\"4h\"}"), 2);
@@ -697,11 +651,11 @@ START_TEST(scrape_during_run)
 
 	/* and comes back */
 	pgtest_server_start();
-	long back = opstest_wait_status(health, 200, 20000);
+	long back = world_wait_status(health, 200, 20000);
 	if (back != 200)
 		daemonproc_print_log(&w.d);
 	ck_assert_int_eq(back, 200);
-	scrape(w.base, &p);
+	scrape(w.metrics_base, &p);
 	ck_assert_double_eq(prom_get(&p, "smartpayd_database_up"), 1);
 	prom_free(&p);
 
@@ -753,16 +707,11 @@ static void world_start(struct world *w)
 {
 	daemonproc_start(&w->d, false);
 	char health[128];
-	snprintf(health, sizeof(health), "%s/healthz", w->base);
-	long status = opstest_wait_status(health, 200, 20000);
+	snprintf(health, sizeof(health), "%s/healthz", w->metrics_base);
+	long status = world_wait_status(health, 200, 20000);
 	if (status != 200)
 		daemonproc_print_log(&w->d);
 	ck_assert_int_eq(status, 200);
-}
-
-static long long count_of(struct world *w, const char *sql)
-{
-	return pgtest_int(w->db, sql);
 }
 
 #define SQL_CAPTURED                                                                               \
@@ -857,7 +806,7 @@ static const struct raw_case raw_cases[] = {
 START_TEST(request_limits)
 {
 	struct world w;
-	world_up(&w, NULL);
+	metrics_up(&w, NULL);
 	world_start(&w);
 	for (size_t i = 0; i < sizeof(raw_cases) / sizeof(raw_cases[0]); i++) {
 		const struct raw_case *rc = &raw_cases[i];
@@ -874,7 +823,7 @@ START_TEST(request_limits)
 			len = (size_t)k + n + 4;
 		}
 		char *answer = NULL;
-		int status = raw_request(w.port, req, len, &answer);
+		int status = raw_request(w.metrics_port, req, len, &answer);
 		ck_assert_msg(status == rc->status, "case %zu: status %d, want %d; answer:\n%s", i,
 		              status, rc->status, answer);
 		ck_assert_msg(strstr(answer, "\r\nConnection: close\r\n") != NULL,
@@ -982,14 +931,14 @@ START_TEST(slowloris)
 	 * deadline, while orders are shipped */
 	enum { NSLOW = 24, NORDERS = 10, TICK_MS = 50, MAX_TRICKLE = 400 };
 	struct world w;
-	world_up(&w, "max_connections = 4\nrequest_timeout = 1s\n");
+	metrics_up(&w, "max_connections = 4\nrequest_timeout = 1s\n");
 	world_start(&w);
 	struct slow s[NSLOW];
 	for (size_t i = 0; i < NSLOW; i++)
 		s[i] = (struct slow){.fd = -1};
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	slow_pump(s, NSLOW, w.port, 0, true, MAX_TRICKLE);
+	slow_pump(s, NSLOW, w.metrics_port, 0, true, MAX_TRICKLE);
 	for (int i = 0; i < NORDERS; i++)
 		add_order(&w, "shipped", "NULL");
 
@@ -998,10 +947,11 @@ START_TEST(slowloris)
 	bool attacking = true;
 	for (int tick = 0;; tick++) {
 		ck_assert_msg(ms_since(&t0) < 90000, "captures: %lld of %d",
-		              count_of(&w, SQL_CAPTURED), NORDERS);
-		closed += slow_pump(s, NSLOW, w.port, ms_since(&t0), attacking, MAX_TRICKLE);
+		              world_count(&w, SQL_CAPTURED), NORDERS);
+		closed +=
+		    slow_pump(s, NSLOW, w.metrics_port, ms_since(&t0), attacking, MAX_TRICKLE);
 		if (attacking && tick % 10 == 0 && ms_since(&t0) > 4000 &&
-		    count_of(&w, SQL_CAPTURED) >= NORDERS)
+		    world_count(&w, SQL_CAPTURED) >= NORDERS)
 			attacking = false;
 		bool open = false;
 		for (size_t i = 0; i < NSLOW; i++)
@@ -1012,13 +962,13 @@ START_TEST(slowloris)
 	}
 	ck_assert_int_ge(closed, NSLOW);
 
-	ck_assert_int_eq(count_of(&w, SQL_CAPTURED), NORDERS);
-	ck_assert_int_eq(count_of(&w, SQL_ATTENTION), 0);
+	ck_assert_int_eq(world_count(&w, SQL_CAPTURED), NORDERS);
+	ck_assert_int_eq(world_count(&w, SQL_ATTENTION), 0);
 	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "capture"), NORDERS);
 
 	/* and the listener answers again, with nothing left open but the scrape itself */
 	struct prom p;
-	scrape(w.base, &p);
+	scrape(w.metrics_base, &p);
 	ck_assert_double_eq(prom_get(&p, "smartpayd_metrics_connections_open"), 1);
 	ck_assert_double_ge(prom_get(&p, "smartpayd_metrics_requests_timed_out_total"), 4);
 	ck_assert_double_ge(
@@ -1104,7 +1054,7 @@ static long pressure_window(struct world *w, struct slow *s, size_t n, const str
 	long cpu0 = proc_cpu_ms(w->d.pid), lines0 = log_lines(&w->d);
 	long end = ms_since(t0) + ms;
 	while (ms_since(t0) < end) {
-		slow_pump(s, n, w->port, ms_since(t0), true, 1 << 30);
+		slow_pump(s, n, w->metrics_port, ms_since(t0), true, 1 << 30);
 		testutil_sleep_ms(50);
 	}
 	long cpu = proc_cpu_ms(w->d.pid) - cpu0, lines = log_lines(&w->d) - lines0;
@@ -1117,13 +1067,13 @@ START_TEST(low_fd_limit)
 	/* 64 descriptors: the metrics listener may use what max_inflight + 32 leave */
 	enum { LIMIT = 64, NHOLD = 120, NORDERS = 10, WINDOW_MS = 3000 };
 	struct world w;
-	world_up(&w, "max_connections = 1000\nrequest_timeout = 2m\n"
-	             "[daemon]\nmax_inflight = 4\nlog_level = info\n");
+	metrics_up(&w, "max_connections = 1000\nrequest_timeout = 2m\n"
+	               "[daemon]\nmax_inflight = 4\nlog_level = info\n");
 	daemonproc_start(&w.d, false);
 	set_fd_limit(w.d.pid, LIMIT);
 	char health[128];
-	snprintf(health, sizeof(health), "%s/healthz", w.base);
-	ck_assert_int_eq(opstest_wait_status(health, 200, 20000), 200);
+	snprintf(health, sizeof(health), "%s/healthz", w.metrics_base);
+	ck_assert_int_eq(world_wait_status(health, 200, 20000), 200);
 
 	/* far more connections than descriptors, held open, reopened when refused */
 	struct slow s[NHOLD];
@@ -1131,16 +1081,16 @@ START_TEST(low_fd_limit)
 		s[i] = (struct slow){.fd = -1};
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	slow_pump(s, NHOLD, w.port, 0, true, 1 << 30);
+	slow_pump(s, NHOLD, w.metrics_port, 0, true, 1 << 30);
 	for (int i = 0; i < NORDERS; i++)
 		add_order(&w, "shipped", "NULL");
-	while (count_of(&w, SQL_CAPTURED) < NORDERS) {
+	while (world_count(&w, SQL_CAPTURED) < NORDERS) {
 		ck_assert_msg(ms_since(&t0) < 60000, "captures: %lld of %d",
-		              count_of(&w, SQL_CAPTURED), NORDERS);
-		slow_pump(s, NHOLD, w.port, ms_since(&t0), true, 1 << 30);
+		              world_count(&w, SQL_CAPTURED), NORDERS);
+		slow_pump(s, NHOLD, w.metrics_port, ms_since(&t0), true, 1 << 30);
 		testutil_sleep_ms(50);
 	}
-	ck_assert_int_eq(count_of(&w, SQL_ATTENTION), 0);
+	ck_assert_int_eq(world_count(&w, SQL_ATTENTION), 0);
 	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "capture"), NORDERS);
 	/* the daemon holds some of them and refuses the rest, quietly, without spinning */
 	long cpu = pressure_window(&w, s, NHOLD, &t0, WINDOW_MS, 50);
@@ -1169,18 +1119,18 @@ START_TEST(low_fd_limit)
 	set_fd_limit(w.d.pid, LIMIT);
 	slow_close_all(s, NHOLD);
 	char url[128];
-	snprintf(url, sizeof(url), "%s/metrics", w.base);
-	ck_assert_int_eq(opstest_wait_status(url, 200, 20000), 200);
+	snprintf(url, sizeof(url), "%s/metrics", w.metrics_base);
+	ck_assert_int_eq(world_wait_status(url, 200, 20000), 200);
 	struct prom p;
-	scrape(w.base, &p);
+	scrape(w.metrics_base, &p);
 	ck_assert_double_ge(prom_get(&p, "smartpayd_metrics_accept_errors_total"), 1);
 	ck_assert_double_ge(
 	    prom_get(&p, "smartpayd_metrics_connections_refused_total{reason=\"fd_reserve\"}"), 1);
 	prom_free(&p);
 	for (int i = 0; i < NORDERS; i++)
 		add_order(&w, "shipped", "NULL");
-	await(&w, SQL_CAPTURED, 2 * NORDERS);
-	ck_assert_int_eq(count_of(&w, SQL_ATTENTION), 0);
+	world_await_at_least(&w, SQL_CAPTURED, 2 * NORDERS);
+	ck_assert_int_eq(world_count(&w, SQL_ATTENTION), 0);
 	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "capture"), 2 * NORDERS);
 	ck_assert_int_eq(daemonproc_stop(&w.d), 0);
 	world_down(&w);

@@ -4,9 +4,9 @@
  * when the new configuration is refused), and STOPPING=1 on SIGTERM. */
 #include "autoconfig.h"
 
-#include "daemonproc.h"
 #include "pgtest.h"
 #include "testutil.h"
+#include "world.h"
 
 #include <check.h>
 #include <errno.h>
@@ -144,20 +144,20 @@ static size_t manager_count(const struct manager *m, size_t from, const char *li
 
 START_TEST(notify_lifecycle)
 {
-	char *conninfo = pgtest_createdb_shop(NULL);
+	/* no gateway: nothing here needs an answer from it */
+	struct world w;
+	world_up_with(&w, &(struct world_opts){.no_sim = true}, NULL);
 	struct manager m;
 	manager_open(&m);
 	char notify_env[160];
 	snprintf(notify_env, sizeof(notify_env), "NOTIFY_SOCKET=%s", m.path);
 	/* WATCHDOG_PID unset: sd_watchdog_enabled then trusts WATCHDOG_USEC */
 	const char *env[] = {notify_env, "WATCHDOG_USEC=2000000", "WATCHDOG_PID", NULL};
-	struct daemonproc d;
-	daemonproc_init(&d, conninfo, "http://127.0.0.1:9", "merchant", "key", NULL);
-	d.env = env;
+	w.d.env = env;
 
 	/* the database is down at start: the loop runs (watchdog pings), but no READY */
 	pgtest_server_stop(false);
-	daemonproc_start(&d, false);
+	daemonproc_start(&w.d, false);
 	size_t first_ping = manager_expect(&m, "WATCHDOG=1", 5000);
 	manager_receive(&m, 2500, false);
 	ck_assert_uint_ge(manager_count(&m, first_ping, "WATCHDOG=1"), 2);
@@ -173,7 +173,7 @@ START_TEST(notify_lifecycle)
 
 	/* SIGHUP: RELOADING=1 with the monotonic time, then READY=1 again */
 	size_t before = m.n;
-	daemonproc_signal(&d, SIGHUP);
+	daemonproc_signal(&w.d, SIGHUP);
 	size_t reloading = manager_expect(&m, "RELOADING=1", 5000);
 	ck_assert(message_has(m.msgs[reloading], "MONOTONIC_USEC="));
 	for (size_t i = before; i < reloading; i++)
@@ -181,16 +181,16 @@ START_TEST(notify_lifecycle)
 	manager_expect(&m, "READY=1", 5000);
 
 	/* a broken configuration is refused: still RELOADING=1 then READY=1, old config kept */
-	char *conf = testutil_read_file(d.conf);
+	char *conf = testutil_read_file(w.d.conf);
 	ck_assert_ptr_nonnull(conf);
 	char *broken = NULL;
 	ck_assert_int_ge(asprintf(&broken, "%s[daemon]\nno_such_key = 1\n", conf), 0);
-	testutil_write_file(d.conf, broken, 0600);
-	daemonproc_signal(&d, SIGHUP);
+	testutil_write_file(w.d.conf, broken, 0600);
+	daemonproc_signal(&w.d, SIGHUP);
 	manager_expect(&m, "RELOADING=1", 5000);
 	manager_expect(&m, "READY=1", 5000);
-	ck_assert(daemonproc_log_contains(&d, "reload_failed"));
-	testutil_write_file(d.conf, conf, 0600);
+	ck_assert(daemonproc_log_contains(&w.d, "reload_failed"));
+	testutil_write_file(w.d.conf, conf, 0600);
 	free(broken);
 	free(conf);
 
@@ -200,17 +200,16 @@ START_TEST(notify_lifecycle)
 	ck_assert_uint_ge(manager_count(&m, mark, "WATCHDOG=1"), 1);
 
 	/* SIGTERM: STOPPING=1, then a clean exit (the datagrams wait in the socket) */
-	int code = daemonproc_stop(&d);
+	int code = daemonproc_stop(&w.d);
 	if (code != 0)
-		daemonproc_print_log(&d);
+		daemonproc_print_log(&w.d);
 	ck_assert_int_eq(code, 0);
 	manager_expect(&m, "STOPPING=1", 1000);
 	if (getenv("CHECK_NOTIFY_DUMP"))
 		manager_dump(&m);
 
-	daemonproc_cleanup(&d);
 	manager_close(&m);
-	free(conninfo);
+	world_down(&w);
 }
 END_TEST
 

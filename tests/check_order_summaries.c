@@ -15,11 +15,10 @@
 
 #include <libpq-fe.h>
 
-#include "daemonproc.h"
 #include "migrate.h"
 #include "pgtest.h"
-#include "simproc.h"
 #include "testutil.h"
+#include "world.h"
 #include "xmalloc.h"
 
 /* The view as sql/003_shop_api.sql defined it: every order computed from the ledger. */
@@ -774,82 +773,55 @@ END_TEST
 
 /* An order of `amount` EUR authorized at the simulator (or, with `txn` given, naming that
  * transaction) in `status`; returns its id. */
-static long sim_order(PGconn *conn, struct simproc *sim, const char *amount, const char *txn,
-                      const char *status)
+static long sim_order(struct world *w, const char *amount, const char *txn, const char *status)
 {
-	char *own = txn ? NULL : simproc_create_txn(sim, amount, "EUR");
-	ck_assert_ptr_nonnull(txn ? txn : own);
-	const char *p[] = {txn ? txn : own, amount, status};
-	PGresult *r = PQexecParams(conn,
-	                           "INSERT INTO public.orders (smartpay_transaction_id, amount, "
-	                           "status) VALUES ($1, $2, $3) RETURNING id",
-	                           3, NULL, p, NULL, NULL, 0);
-	ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
-	long id = strtol(PQgetvalue(r, 0, 0), NULL, 10);
-	PQclear(r);
-	free(own);
-	return id;
-}
-
-/* Waits (up to 30 s) until `sql` counts `want`. */
-static void await_count(struct daemonproc *d, PGconn *conn, const char *sql, long long want)
-{
-	long long got = daemonproc_wait_count(d, conn, sql, want, 30000);
-	ck_assert_msg(got == want, "%s: got %lld, want %lld", sql, got, want);
+	struct world_order o = {.amount = amount, .txn = txn, .status = status};
+	return world_add_order(w, &o, NULL);
 }
 
 START_TEST(test_real_daemon_writes)
 {
-	PGconn *conn;
-	char *conninfo = summary_db(&conn);
-	struct simproc *sim = simproc_start(NULL);
-	struct daemonproc d;
-
-	ck_assert_ptr_nonnull(sim);
-	daemonproc_init(&d, conninfo, simproc_base_url(sim), simproc_merchant_key(sim),
-	                simproc_auth_key(sim), NULL);
-	long a = sim_order(conn, sim, "100.00", NULL, "shipped");
-	long b = sim_order(conn, sim, "40.00", NULL, "shipped");
-	sim_order(conn, sim, "20.00", NULL, "cancelled");
-	sim_order(conn, sim, "10.00", "8f3c2a51-0000-4000-8000-000000000000", "shipped");
-	daemonproc_start(&d, false);
+	struct world w;
+	world_up_with(&w, &(struct world_opts){.wait_ms = 30000}, NULL);
+	pgtest_exec(w.db, reference_view);
+	long a = sim_order(&w, "100.00", NULL, "shipped");
+	long b = sim_order(&w, "40.00", NULL, "shipped");
+	sim_order(&w, "20.00", NULL, "cancelled");
+	sim_order(&w, "10.00", "8f3c2a51-0000-4000-8000-000000000000", "shipped");
+	daemonproc_start(&w.d, false);
 	/* captures succeeded, a cancel, a capture the gateway refused */
-	await_count(&d, conn,
-	            "SELECT count(*) FROM smartpay.modifications WHERE state <> 'pending'", 4);
-	assert_agrees(conn);
+	world_await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state <> 'pending'", 4);
+	assert_agrees(w.db);
 
 	/* partial refunds one at a time, and a cancelOrRefund after the capture */
 	char *sql = xasprintf("SELECT smartpay.request_refund('%ld', 30.00), "
 	                      "smartpay.request_refund('%ld', 20.00), "
 	                      "smartpay.request_cancel_or_refund('%ld')",
 	                      a, a, b);
-	pgtest_exec(conn, sql);
+	pgtest_exec(w.db, sql);
 	free(sql);
-	assert_agrees(conn);
-	await_count(&d, conn,
+	assert_agrees(w.db);
+	world_await(&w,
 	            "SELECT count(*) FROM smartpay.modifications WHERE kind IN ('refund', "
 	            "'cancel_or_refund') AND state = 'succeeded'",
 	            3);
-	ck_assert_int_eq(daemonproc_stop(&d), 0);
-	assert_agrees(conn);
+	ck_assert_int_eq(daemonproc_stop(&w.d), 0);
+	assert_agrees(w.db);
 	sql = xasprintf("SELECT count(*) FROM smartpay.order_payments WHERE order_id = '%ld' "
 	                "AND refundable_minor = 5000 AND refunded_minor = 5000",
 	                a);
-	ck_assert_int_eq(pgtest_int(conn, sql), 1);
+	ck_assert_int_eq(pgtest_int(w.db, sql), 1);
 	free(sql);
 	sql = xasprintf("SELECT count(*) FROM smartpay.order_payments WHERE order_id = '%ld' "
 	                "AND cancelled AND refunded_minor = 4000",
 	                b);
-	ck_assert_int_eq(pgtest_int(conn, sql), 1);
+	ck_assert_int_eq(pgtest_int(w.db, sql), 1);
 	free(sql);
-	ck_assert_int_eq(pgtest_int(conn, "SELECT count(*) FROM smartpay.order_payments WHERE "
+	ck_assert_int_eq(pgtest_int(w.db, "SELECT count(*) FROM smartpay.order_payments WHERE "
 	                                  "last_state = 'refused'"),
 	                 1);
 
-	daemonproc_cleanup(&d);
-	ck_assert(simproc_stop(sim));
-	PQfinish(conn);
-	free(conninfo);
+	world_down(&w);
 }
 END_TEST
 

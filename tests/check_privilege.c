@@ -4,10 +4,9 @@
  * alter or create anything, or to write the shop's orders. */
 #include "autoconfig.h"
 
-#include "daemonproc.h"
 #include "pgtest.h"
-#include "simproc.h"
 #include "testutil.h"
+#include "world.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -60,35 +59,19 @@ static char *as_role(const char *conninfo, const char *role)
 	return out;
 }
 
-static long add_order(PGconn *db, struct simproc *sim, const char *status)
+/* A shipped or cancelled order of 30.00 EUR for a fresh authorization; returns its id. */
+static long add_order(struct world *w, const char *status)
 {
-	char *txn = simproc_create_txn(sim, "30.00", "EUR");
-	ck_assert_ptr_nonnull(txn);
-	const char *p[] = {txn, status};
-	PGresult *r =
-	    PQexecParams(db,
-	                 "INSERT INTO public.orders (smartpay_transaction_id, amount, status) "
-	                 "VALUES ($1, 30.00, $2) RETURNING id",
-	                 2, NULL, p, NULL, NULL, 0);
-	ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
-	long id = strtol(PQgetvalue(r, 0, 0), NULL, 10);
-	PQclear(r);
-	free(txn);
-	return id;
+	return world_add_order(w, &(struct world_order){.amount = "30.00", .status = status}, NULL);
 }
 
 START_TEST(daemon_runs_as_least_privilege_role)
 {
-	char *owner = pgtest_createdb_shop(NULL);
-	PGconn *db = pgtest_connect(owner);
-	struct simproc *sim = simproc_start(NULL);
-	ck_assert_ptr_nonnull(sim);
+	struct world w;
+	world_up(&w, NULL);
+	const char *owner = w.conninfo;
 	/* the operator's order: migrate as the owner, then the grant file */
-	struct daemonproc admin;
-	daemonproc_init(&admin, owner, simproc_base_url(sim), simproc_merchant_key(sim),
-	                simproc_auth_key(sim), NULL);
-	ck_assert_int_eq(run_migrate(admin.conf), 0);
-	daemonproc_cleanup(&admin);
+	ck_assert_int_eq(run_migrate(w.d.conf), 0);
 	char *out = NULL;
 	int code = run_grant(owner, NULL, &out);
 	ck_assert_msg(code == 0, "psql exited %d:\n%s", code, out);
@@ -99,43 +82,42 @@ START_TEST(daemon_runs_as_least_privilege_role)
 	ck_assert_msg(code == 0, "psql exited %d:\n%s", code, out);
 	ck_assert_ptr_null(strstr(out, "created role"));
 	free(out);
-	ck_assert_int_eq(pgtest_int(db, "SELECT count(*) FROM pg_roles WHERE rolname = 'smartpayd' "
-	                                "AND rolcanlogin AND NOT (rolsuper OR rolcreatedb OR "
-	                                "rolcreaterole OR rolreplication OR rolbypassrls)"),
+	ck_assert_int_eq(pgtest_int(w.db,
+	                            "SELECT count(*) FROM pg_roles WHERE rolname = 'smartpayd' "
+	                            "AND rolcanlogin AND NOT (rolsuper OR rolcreatedb OR "
+	                            "rolcreaterole OR rolreplication OR rolbypassrls)"),
 	                 1);
 
-	long shipped1 = add_order(db, sim, "shipped");
-	add_order(db, sim, "shipped");
-	add_order(db, sim, "cancelled");
+	long shipped1 = add_order(&w, "shipped");
+	add_order(&w, "shipped");
+	add_order(&w, "cancelled");
 	(void)shipped1;
 
 	char *role = as_role(owner, "smartpayd");
-	struct daemonproc d;
-	daemonproc_init(&d, role, simproc_base_url(sim), simproc_merchant_key(sim),
-	                simproc_auth_key(sim), NULL);
-	code = daemonproc_run_once(&d);
-	if (code != 0 || daemonproc_log_contains(&d, "permission denied"))
-		daemonproc_print_log(&d);
+	world_daemon(&w, role, NULL);
+	code = daemonproc_run_once(&w.d);
+	if (code != 0 || daemonproc_log_contains(&w.d, "permission denied"))
+		daemonproc_print_log(&w.d);
 	ck_assert_int_eq(code, 0);
-	ck_assert(!daemonproc_log_contains(&d, "permission denied"));
-	ck_assert_int_eq(pgtest_int(db, "SELECT count(*) FROM smartpay.modifications "
-	                                "WHERE state = 'succeeded'"),
+	ck_assert(!daemonproc_log_contains(&w.d, "permission denied"));
+	ck_assert_int_eq(pgtest_int(w.db, "SELECT count(*) FROM smartpay.modifications "
+	                                  "WHERE state = 'succeeded'"),
 	                 3);
-	ck_assert_int_eq(simproc_count_effects(sim, NULL, "capture"), 2);
-	ck_assert_int_eq(simproc_count_effects(sim, NULL, "cancel"), 1);
+	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "capture"), 2);
+	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "cancel"), 1);
 
 	/* the shop asks for a refund (as the owner here); the daemon, as its role, sends it */
 	{
 		char sql[160];
 		snprintf(sql, sizeof(sql), "SELECT smartpay.request_refund('%ld', 5.00, 'damaged')",
 		         shipped1);
-		pgtest_exec(db, sql);
-		code = daemonproc_run_once(&d);
+		pgtest_exec(w.db, sql);
+		code = daemonproc_run_once(&w.d);
 		if (code != 0)
-			daemonproc_print_log(&d);
+			daemonproc_print_log(&w.d);
 		ck_assert_int_eq(code, 0);
-		ck_assert_int_eq(simproc_count_effects(sim, NULL, "refund"), 1);
-		ck_assert(!daemonproc_log_contains(&d, "permission denied"));
+		ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "refund"), 1);
+		ck_assert(!daemonproc_log_contains(&w.d, "permission denied"));
 	}
 
 	/* what the role may not do: SQLSTATE 42501 insufficient_privilege each time */
@@ -164,11 +146,8 @@ START_TEST(daemon_runs_as_least_privilege_role)
 		pgtest_exec_fails(r, denied[i], "42501");
 	PQfinish(r);
 
-	daemonproc_cleanup(&d);
-	ck_assert(simproc_stop(sim));
 	free(role);
-	PQfinish(db);
-	free(owner);
+	world_down(&w);
 }
 END_TEST
 

@@ -4,7 +4,7 @@
 #include "autoconfig.h"
 
 #include "daemonproc.h"
-#include "opstest.h"
+#include "world.h"
 #include "pgtest.h"
 #include "simproc.h"
 #include "testutil.h"
@@ -18,58 +18,18 @@
 #include <string.h>
 #include <unistd.h>
 
-#define WAIT_MS 60000
-
-struct world {
-	char *conninfo;
-	PGconn *db;
-	struct simproc *sim;
-	struct daemonproc d;
-	char config[400]; /* smartpayctl's configuration: the daemon's */
-};
-
-/* A shop database, a simulator and a daemon configuration with `extra` appended. */
-static void world_up(struct world *w, const char *extra)
-{
-	memset(w, 0, sizeof(*w));
-	w->conninfo = pgtest_createdb_shop(NULL);
-	w->db = pgtest_connect(w->conninfo);
-	w->sim = simproc_start(NULL);
-	ck_assert_ptr_nonnull(w->sim);
-	daemonproc_init(&w->d, w->conninfo, simproc_base_url(w->sim), SIMPROC_MERCHANT_KEY,
-	                SIMPROC_AUTH_KEY, extra);
-	snprintf(w->config, sizeof(w->config), "%s", w->d.conf);
-}
-
-static void world_down(struct world *w)
-{
-	if (w->d.pid)
-		ck_assert_int_eq(daemonproc_stop(&w->d), 0);
-	daemonproc_cleanup(&w->d);
-	ck_assert(simproc_stop(w->sim));
-	PQfinish(w->db);
-	free(w->conninfo);
-}
-
 /* An authorized order of 10.00 EUR on a fresh simulator transaction; returns the order
  * id (malloc'd) and the transaction id in *txn (malloc'd). */
 static char *add_order(struct world *w, const char *status, char **txn)
 {
-	*txn = simproc_create_txn(w->sim, "10.00", "EUR");
-	ck_assert_ptr_nonnull(*txn);
-	char sql[512];
-	snprintf(sql, sizeof(sql),
-	         "INSERT INTO public.orders (smartpay_transaction_id, amount, status) "
-	         "VALUES ('%s', 10.00, '%s') RETURNING id",
-	         *txn, status);
-	return pgtest_value(w->db, sql);
+	struct world_order o = {.status = status};
+	return xasprintf("%ld", world_add_order(w, &o, txn));
 }
 
-/* Waits until `sql` counts `want`; prints the daemon's log when it does not. */
+/* Waits until `sql` counts at least `want`; prints the daemon's log when it does not. */
 static void await(struct world *w, const char *sql, long long want)
 {
-	long long got = daemonproc_wait_count(&w->d, w->db, sql, want, WAIT_MS);
-	ck_assert_msg(got >= want, "%s: got %lld, want %lld", sql, got, want);
+	world_await_at_least(w, sql, want);
 }
 
 /* Runs smartpayctl -c CONFIG ARGS... and checks the exit status. */
@@ -79,7 +39,7 @@ static void await(struct world *w, const char *sql, long long want)
 static struct testutil_run ctl_expect(int line, const struct world *w, int expect,
                                       const char *const *args)
 {
-	const char *argv[16] = {"-c", w->config};
+	const char *argv[16] = {"-c", w->d.conf};
 	size_t n = 2;
 	for (; args[n - 2] != NULL; n++)
 		argv[n] = args[n - 2];
@@ -99,19 +59,6 @@ static char *ledger_snapshot(struct world *w)
 	           "amount_minor, settled_by, origin, attempts, updated_at), ',' ORDER BY "
 	           "modification_id), '') || ';' || (SELECT count(*) FROM smartpay.alerts) "
 	           "FROM smartpay.modifications");
-}
-
-/* Replaces `from` by `to` in the daemon's (and smartpayctl's) configuration file. */
-static void conf_replace(struct world *w, const char *from, const char *to)
-{
-	char *conf = testutil_read_file(w->d.conf);
-	ck_assert_ptr_nonnull(conf);
-	char *at = strstr(conf, from);
-	ck_assert_msg(at != NULL, "%s not in the configuration", from);
-	char *edited = xasprintf("%.*s%s%s", (int)(at - conf), conf, to, at + strlen(from));
-	testutil_write_file(w->d.conf, edited, 0600);
-	free(conf);
-	free(edited);
 }
 
 /* A succeeded capture row for an order, as if the gateway had confirmed it. */
@@ -166,7 +113,7 @@ START_TEST(ledger_drift_found_by_ctl_and_by_the_pass)
 	testutil_run_free(&r);
 	/* the daemon's pass finds a second one */
 	force_succeeded_capture(&w, order2, txn2, "1d6c1c49-5a1b-4c3e-9f43-0c7a1d2e3f41");
-	conf_replace(&w, "interval = 0s", "interval = 1s");
+	world_conf_replace(&w.d, "interval = 0s", "interval = 1s");
 	daemonproc_start(&w.d, false);
 	await(&w,
 	      "SELECT count(*) FROM smartpay.alerts WHERE kind = 'ledger_drift' AND "
@@ -309,7 +256,7 @@ START_TEST(status_calls_obey_the_rate_cap)
 	for (int tries = 0; tries < 100; tries++) {
 		free(body);
 		body = NULL;
-		if (opstest_http("GET", url, 5000, &body) == 200 && body != NULL &&
+		if (world_http("GET", url, 5000, &body) == 200 && body != NULL &&
 		    strstr(body, "smartpayd_reconcile_passes_total 0") == NULL)
 			break;
 		testutil_sleep_ms(100);
@@ -333,7 +280,7 @@ START_TEST(status_calls_obey_the_rate_cap)
 	ck_assert_int_ge(total, N);
 	ck_assert_int_le(max, 3);
 	/* smartpayctl reconcile keeps the same cap */
-	conf_replace(&w, "requests_per_second = 3", "requests_per_second = 2");
+	world_conf_replace(&w.d, "requests_per_second = 3", "requests_per_second = 2");
 	struct testutil_run r = CTL(&w, 0, "reconcile");
 	testutil_run_free(&r);
 	ledger = simproc_ledger(w.sim);

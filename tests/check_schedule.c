@@ -11,6 +11,7 @@
 #include "simproc.h"
 #include "store.h"
 #include "testutil.h"
+#include "world.h"
 
 #include <check.h>
 #include <signal.h>
@@ -19,102 +20,31 @@
 #include <string.h>
 #include <unistd.h>
 
-#define WAIT_MS 60000
-
-/* One test's world: a shop database, a simulator and a daemon configuration. */
-struct world {
-	char *conninfo;
-	PGconn *db;
-	struct simproc *sim;
-	struct daemonproc d;
-};
-
-static void world_up(struct world *w, const char *extra)
-{
-	memset(w, 0, sizeof(*w));
-	w->conninfo = pgtest_createdb_shop(NULL);
-	w->db = pgtest_connect(w->conninfo);
-	w->sim = simproc_start(NULL);
-	ck_assert_ptr_nonnull(w->sim);
-	daemonproc_init(&w->d, w->conninfo, simproc_base_url(w->sim), simproc_merchant_key(w->sim),
-	                simproc_auth_key(w->sim), extra);
-}
-
-static void world_down(struct world *w)
-{
-	/* a clean drain, and under ASan no leak report */
-	if (w->d.pid)
-		ck_assert_int_eq(daemonproc_stop(&w->d), 0);
-	daemonproc_cleanup(&w->d);
-	ck_assert(simproc_stop(w->sim));
-	PQfinish(w->db);
-	free(w->conninfo);
-}
-
 /* Creates an authorized transaction at the simulator and the shop's order for it, with
  * its deadline `hours` from now; returns the order id. */
 static long add_order(struct world *w, const char *status, int hours)
 {
-	char *txn = simproc_create_txn(w->sim, "10.00", "EUR");
-	ck_assert_ptr_nonnull(txn);
-	char h[16];
-	snprintf(h, sizeof(h), "%d", hours);
-	const char *p[] = {txn, status, h};
-	PGresult *r = PQexecParams(w->db,
-	                           "INSERT INTO public.orders (smartpay_transaction_id, amount, "
-	                           "status, authorization_expires_at) VALUES ($1, 10.00, $2, "
-	                           "now() + $3::int * interval '1 hour') RETURNING id",
-	                           3, NULL, p, NULL, NULL, 0);
-	ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
-	long id = strtol(PQgetvalue(r, 0, 0), NULL, 10);
-	PQclear(r);
-	free(txn);
-	return id;
+	char expires[64];
+	snprintf(expires, sizeof(expires), "now() + %d * interval '1 hour'", hours);
+	return world_add_order(w, &(struct world_order){.status = status, .expires_at = expires},
+	                       NULL);
 }
 
-static long long count(struct world *w, const char *sql)
-{
-	return pgtest_int(w->db, sql);
-}
-
-/* Waits until `sql` counts `want`; the daemon's log explains a miss. */
-static void await(struct world *w, const char *sql, long long want)
-{
-	long long got = daemonproc_wait_count(&w->d, w->db, sql, want, WAIT_MS);
-	ck_assert_msg(got == want, "%s: got %lld, want %lld", sql, got, want);
-}
+/* The world of these tests: the daemon must drain cleanly (under ASan, no leak). */
+static const struct world_opts clean = {.clean_exit = true};
 
 /* Waits until the daemon holds its instance lock (connected and prepared). */
 static void await_ready(struct world *w)
 {
-	await(w, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted", 1);
-}
-
-/* Waits until the simulator has performed `want` effects of any kind. */
-static void await_effects_count(struct world *w, int want)
-{
-	for (int i = 0; i < 500 && simproc_count_effects(w->sim, NULL, NULL) < want; i++)
-		usleep(20000);
-	ck_assert_int_eq(simproc_count_effects(w->sim, NULL, NULL), want);
-}
-
-/* How many lines of the daemon's log contain `needle`. */
-static int log_count(const struct world *w, const char *needle)
-{
-	char *text = testutil_read_file(w->d.log);
-	int n = 0;
-	for (const char *p = text ? strstr(text, needle) : NULL; p; p = strstr(p + 1, needle))
-		n++;
-	free(text);
-	return n;
+	world_await(w, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted", 1);
 }
 
 /* Transactions committed in the test database so far (pg_stat_database). */
 static long long commits(struct world *w)
 {
 	pgtest_exec(w->db, "SELECT pg_stat_clear_snapshot()");
-	return count(w, "SELECT xact_commit FROM pg_stat_database WHERE datname = "
-	                "current_database()");
+	return world_count(w, "SELECT xact_commit FROM pg_stat_database WHERE datname = "
+	                      "current_database()");
 }
 
 /* ---- point: blocked candidates neither spin nor starve ---- */
@@ -126,7 +56,7 @@ static long long commits(struct world *w)
 START_TEST(blocked_candidates_neither_spin_nor_starve)
 {
 	struct world w;
-	world_up(&w, "[daemon]\nbatch_size = 1\nmax_inflight = 1\n");
+	world_up_with(&w, &clean, "[daemon]\nbatch_size = 1\nmax_inflight = 1\n");
 	enum { BLOCKED = 60 };
 	pgtest_exec(w.db, "BEGIN");
 	for (int i = 0; i < BLOCKED; i++)
@@ -161,18 +91,18 @@ START_TEST(blocked_candidates_neither_spin_nor_starve)
 	if (got != 1)
 		daemonproc_print_log(&w.d);
 	ck_assert_int_eq(got, 1);
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications WHERE kind = "
-	                           "'cancel'"),
+	ck_assert_int_eq(world_count(&w, "SELECT count(*) FROM smartpay.modifications WHERE kind = "
+	                                 "'cancel'"),
 	                 0);
 
 	/* the refunds finish: every blocked cancel goes out, once */
 	pgtest_exec(w.db, "UPDATE smartpay.modifications SET state = 'succeeded', lease_owner = "
 	                  "NULL, lease_expires_at = NULL, completed_at = now() WHERE kind = "
 	                  "'refund'");
-	await(&w,
-	      "SELECT count(*) FROM smartpay.modifications WHERE kind = 'cancel' AND state = "
-	      "'succeeded'",
-	      BLOCKED);
+	world_await(&w,
+	            "SELECT count(*) FROM smartpay.modifications WHERE kind = 'cancel' AND state = "
+	            "'succeeded'",
+	            BLOCKED);
 	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "cancel"), BLOCKED);
 	world_down(&w);
 }
@@ -185,7 +115,7 @@ END_TEST
 START_TEST(failing_candidate_query_is_alerted_and_backs_off)
 {
 	struct world w;
-	world_up(&w, "[database]\norders_relation = public.orders_v\n");
+	world_up_with(&w, &clean, "[database]\norders_relation = public.orders_v\n");
 	pgtest_exec(w.db,
 	            "CREATE TABLE public.poison (id bigint PRIMARY KEY); "
 	            "CREATE FUNCTION public.checked_amount(a numeric, i bigint) RETURNS numeric "
@@ -202,7 +132,7 @@ START_TEST(failing_candidate_query_is_alerted_and_backs_off)
 	long good = add_order(&w, "authorized", 20);
 	daemonproc_start(&w.d, false);
 	await_ready(&w);
-	await(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = 'claim_failed'", 1);
+	world_await(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = 'claim_failed'", 1);
 
 	/* the other orders go on, also when notified together with the bad one */
 	snprintf(sql, sizeof(sql),
@@ -210,20 +140,20 @@ START_TEST(failing_candidate_query_is_alerted_and_backs_off)
 	         "UPDATE public.orders SET status = 'shipped' WHERE id IN (%ld, %ld); COMMIT",
 	         bad, bad, good);
 	pgtest_exec(w.db, sql);
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 1);
+	world_await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 1);
 	ck_assert(daemonproc_log_contains(&w.d, "event=order_skipped"));
 
 	/* retried with backoff: at 500 ms polls, six seconds would see a dozen failures */
-	int before = log_count(&w, "event=claim_failed claim=scan");
+	int before = world_log_count(&w, "event=claim_failed claim=scan");
 	usleep(6000000);
-	int failures = log_count(&w, "event=claim_failed claim=scan") - before;
+	int failures = world_log_count(&w, "event=claim_failed claim=scan") - before;
 	ck_assert_msg(failures <= 4, "%d failed scans in 6 s", failures);
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = "
-	                           "'claim_failed'"),
+	ck_assert_int_eq(world_count(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = "
+	                                 "'claim_failed'"),
 	                 1);
 
 	pgtest_exec(w.db, "DELETE FROM public.poison");
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 2);
+	world_await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 2);
 	ck_assert(daemonproc_log_contains(&w.d, "event=claim_recovered claim=scan"));
 	world_down(&w);
 }
@@ -238,7 +168,7 @@ END_TEST
 START_TEST(refused_outcome_does_not_hold_back_the_batch)
 {
 	struct world w;
-	world_up(&w, NULL);
+	world_up_with(&w, &clean, NULL);
 	ck_assert(simproc_set_faults(w.sim, "{\"latency_ms\": 300}"));
 	enum { ORDERS = 20 };
 	long ids[ORDERS];
@@ -260,22 +190,23 @@ START_TEST(refused_outcome_does_not_hold_back_the_batch)
 	daemonproc_start(&w.d, false);
 	await_ready(&w);
 	pgtest_exec(w.db, "UPDATE public.orders SET status = 'shipped'");
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'",
-	      ORDERS - 1);
+	world_await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'",
+	            ORDERS - 1);
 	snprintf(sql, sizeof(sql),
 	         "SELECT count(*) FROM smartpay.modifications WHERE order_id = '%ld' AND state = "
 	         "'succeeded' AND response_body IS NULL AND attempts = 1 AND reason LIKE 'the "
 	         "gateway''s answer could not be stored: %%check constraint%%'",
 	         ids[3]);
-	ck_assert_int_eq(count(&w, sql), 1);
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = "
-	                           "'succeeded' AND response_body IS NOT NULL"),
+	ck_assert_int_eq(world_count(&w, sql), 1);
+	ck_assert_int_eq(world_count(&w,
+	                             "SELECT count(*) FROM smartpay.modifications WHERE state = "
+	                             "'succeeded' AND response_body IS NOT NULL"),
 	                 ORDERS - 2);
 	snprintf(sql, sizeof(sql),
 	         "SELECT count(*) FROM smartpay.modifications WHERE order_id = '%ld' AND state = "
 	         "'pending'",
 	         ids[7]);
-	ck_assert_int_eq(count(&w, sql), 1);
+	ck_assert_int_eq(world_count(&w, sql), 1);
 	ck_assert(daemonproc_log_contains(&w.d, "event=outcome_rejected"));
 	ck_assert(daemonproc_log_contains(&w.d, "event=outcome_unstorable"));
 	snprintf(sql, sizeof(sql),
@@ -283,7 +214,7 @@ START_TEST(refused_outcome_does_not_hold_back_the_batch)
 	         "a.dedup_key = m.modification_id::text WHERE a.kind = 'outcome_unstorable' AND "
 	         "m.order_id = '%ld'",
 	         ids[7]);
-	await(&w, sql, 1);
+	world_await(&w, sql, 1);
 	world_down(&w);
 }
 END_TEST
@@ -294,7 +225,7 @@ END_TEST
 START_TEST(no_claims_while_outcomes_cannot_be_written)
 {
 	struct world w;
-	world_up(&w, NULL);
+	world_up_with(&w, &clean, NULL);
 	pgtest_exec(
 	    w.db, "CREATE TABLE public.write_blocked (on_ boolean); INSERT INTO "
 	          "public.write_blocked VALUES (true); "
@@ -316,19 +247,19 @@ START_TEST(no_claims_while_outcomes_cannot_be_written)
 	snprintf(sql, sizeof(sql), "UPDATE public.orders SET status = 'shipped' WHERE id = %ld",
 	         first);
 	pgtest_exec(w.db, sql);
-	await_effects_count(&w, 1);
+	world_await_effects(&w, NULL, 1);
 	for (int i = 0; i < 250 && !daemonproc_log_contains(&w.d, "event=outcome_write_failed");
 	     i++)
 		usleep(20000);
 	ck_assert(daemonproc_log_contains(&w.d, "event=outcome_write_failed"));
 	pgtest_exec(w.db, "UPDATE public.orders SET status = 'shipped'");
 	usleep(2000000);
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications"), 1);
+	ck_assert_int_eq(world_count(&w, "SELECT count(*) FROM smartpay.modifications"), 1);
 	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "capture"), 1);
 
 	pgtest_exec(w.db, "DELETE FROM public.write_blocked");
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'",
-	      LATER + 1);
+	world_await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'",
+	            LATER + 1);
 	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "capture"), LATER + 1);
 	world_down(&w);
 }
@@ -341,18 +272,19 @@ END_TEST
 START_TEST(once_with_rejected_credentials_exits)
 {
 	struct world w;
-	world_up(&w, NULL);
+	world_up_with(&w, &clean, NULL);
 	daemonproc_cleanup(&w.d);
 	daemonproc_init(&w.d, w.conninfo, simproc_base_url(w.sim), simproc_merchant_key(w.sim),
 	                "wrong-key", NULL);
 	for (int i = 0; i < 3; i++)
 		add_order(&w, "shipped", 10);
 	ck_assert_int_eq(daemonproc_run_once(&w.d), 1);
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = "
-	                           "'pending' AND attempts = 0 AND lease_owner IS NULL"),
+	ck_assert_int_eq(world_count(&w,
+	                             "SELECT count(*) FROM smartpay.modifications WHERE state = "
+	                             "'pending' AND attempts = 0 AND lease_owner IS NULL"),
 	                 3);
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = "
-	                           "'credentials_rejected'"),
+	ck_assert_int_eq(world_count(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = "
+	                                 "'credentials_rejected'"),
 	                 1);
 	ck_assert(daemonproc_log_contains(&w.d, "HTTP 401"));
 	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, NULL), 0);
@@ -521,7 +453,7 @@ END_TEST
 START_TEST(queued_rows_never_outlive_their_lease)
 {
 	struct world w;
-	world_up(&w, "[daemon]\nmax_inflight = 1\nbatch_size = 8\n");
+	world_up_with(&w, &clean, "[daemon]\nmax_inflight = 1\nbatch_size = 8\n");
 	ck_assert(simproc_set_faults(w.sim, "{\"latency_ms\": 2000}"));
 	pgtest_exec(w.db, "BEGIN");
 	for (int i = 0; i < 8; i++)
@@ -530,7 +462,7 @@ START_TEST(queued_rows_never_outlive_their_lease)
 	daemonproc_start(&w.d, false);
 	await_ready(&w);
 	pgtest_exec(w.db, "UPDATE public.orders SET status = 'shipped'");
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 8);
+	world_await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 8);
 	PGresult *r = pgtest_query(w.db, "SELECT modification_id FROM smartpay.modifications");
 	for (int i = 0; i < PQntuples(r); i++)
 		ck_assert_int_eq(simproc_request_count(w.sim, PQgetvalue(r, i, 0)), 1);
@@ -547,24 +479,26 @@ END_TEST
 START_TEST(disagreeing_fenced_outcome_is_alerted)
 {
 	struct world w;
-	world_up(&w, NULL);
+	world_up_with(&w, &clean, NULL);
 	ck_assert(simproc_set_faults(w.sim, "{\"latency_ms\": 3000}"));
 	add_order(&w, "shipped", 10);
 	daemonproc_start(&w.d, false);
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE lease_owner = 'test'", 1);
+	world_await(&w, "SELECT count(*) FROM smartpay.modifications WHERE lease_owner = 'test'",
+	            1);
 	/* another owner took the row over and found it refused */
 	pgtest_exec(w.db, "UPDATE smartpay.modifications SET state = 'refused', reason = "
 	                  "'refused at the other owner', http_status = 422, lease_owner = NULL, "
 	                  "lease_expires_at = NULL, lease_generation = lease_generation + 1, "
 	                  "completed_at = now()");
-	await(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = 'outcome_disagrees'", 1);
+	world_await(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = 'outcome_disagrees'", 1);
 	char *msg = pgtest_value(w.db, "SELECT message FROM smartpay.alerts WHERE kind = "
 	                               "'outcome_disagrees'");
 	ck_assert_ptr_nonnull(strstr(msg, "saw succeeded"));
 	ck_assert_ptr_nonnull(strstr(msg, "records refused"));
 	free(msg);
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = "
-	                           "'refused'"),
+	ck_assert_int_eq(world_count(&w,
+	                             "SELECT count(*) FROM smartpay.modifications WHERE state = "
+	                             "'refused'"),
 	                 1);
 	ck_assert(daemonproc_log_contains(&w.d, "event=outcome_disagrees"));
 	world_down(&w);
@@ -576,7 +510,7 @@ END_TEST
 START_TEST(reload_keeps_instance_name)
 {
 	struct world w;
-	world_up(&w, NULL);
+	world_up_with(&w, &clean, NULL);
 	ck_assert(simproc_set_faults(w.sim, "{\"latency_ms\": 2000}"));
 	daemonproc_start(&w.d, false);
 	await_ready(&w);
@@ -598,11 +532,12 @@ START_TEST(reload_keeps_instance_name)
 	ck_assert(daemonproc_log_contains(&w.d, "event=reloaded"));
 	ck_assert(daemonproc_log_contains(&w.d, "key=daemon.instance_name"));
 	add_order(&w, "shipped", 10);
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE lease_owner = 'test'", 1);
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications WHERE "
-	                           "lease_owner = 'renamed'"),
+	world_await(&w, "SELECT count(*) FROM smartpay.modifications WHERE lease_owner = 'test'",
+	            1);
+	ck_assert_int_eq(world_count(&w, "SELECT count(*) FROM smartpay.modifications WHERE "
+	                                 "lease_owner = 'renamed'"),
 	                 0);
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 1);
+	world_await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 1);
 	world_down(&w);
 }
 END_TEST

@@ -5,10 +5,9 @@
  * characters of them, and the Basic authorization values. */
 #include "autoconfig.h"
 
-#include "daemonproc.h"
 #include "pgtest.h"
-#include "simproc.h"
 #include "testutil.h"
+#include "world.h"
 
 #include <check.h>
 #include <signal.h>
@@ -77,77 +76,60 @@ static char *check_config_output(const char *conf)
 
 START_TEST(no_secret_in_logs)
 {
-	char *conninfo = pgtest_createdb_shop(NULL);
-	PGconn *db = pgtest_connect(conninfo);
 	struct simproc_opts opts = {.merchant_key = MERCHANT, .auth_key = RIGHT_KEY};
-	struct simproc *sim = simproc_start(&opts);
-	ck_assert_ptr_nonnull(sim);
-	pgtest_exec(db, "BEGIN");
-	for (int i = 0; i < 6; i++) {
-		char *txn = simproc_create_txn(sim, "19.99", "EUR");
-		ck_assert_ptr_nonnull(txn);
-		char sql[200];
-		snprintf(sql, sizeof(sql),
-		         "INSERT INTO public.orders (smartpay_transaction_id, amount, status) "
-		         "VALUES ('%s', 19.99, 'shipped')",
-		         txn);
-		pgtest_exec(db, sql);
-		free(txn);
-	}
-	pgtest_exec(db, "COMMIT");
+	struct world w;
+	world_up_with(&w, &(struct world_opts){.sim = &opts, .daemon_auth_key = WRONG_KEY}, NULL);
+	world_add_orders(&w, 6, &(struct world_order){.amount = "19.99"});
 
 	/* a wrong key first: SmartPay answers 401 and the daemon pauses */
-	struct daemonproc d;
-	daemonproc_init(&d, conninfo, simproc_base_url(sim), MERCHANT, WRONG_KEY, NULL);
-	daemonproc_start(&d, false);
-	long long alerts = daemonproc_wait_count(&d, db,
+	daemonproc_start(&w.d, false);
+	long long alerts = daemonproc_wait_count(&w.d, w.db,
 	                                         "SELECT count(*) FROM smartpay.alerts "
 	                                         "WHERE kind = 'credentials_rejected'",
 	                                         1, WAIT_MS);
 	ck_assert_int_ge(alerts, 1);
-	ck_assert(daemonproc_log_contains(&d, "credentials_rejected"));
+	ck_assert(daemonproc_log_contains(&w.d, "credentials_rejected"));
 
 	/* the operator fixes the key file and reloads; the gateway fails now and then */
-	ck_assert(simproc_set_faults(sim, "{\"seed\": 7, \"fail_rate\": 0.3, \"status\": 503, "
-	                                  "\"reset_rate\": 0.2}"));
+	ck_assert(simproc_set_faults(w.sim, "{\"seed\": 7, \"fail_rate\": 0.3, \"status\": 503, "
+	                                    "\"reset_rate\": 0.2}"));
 	char key_path[320];
-	snprintf(key_path, sizeof(key_path), "%s/authentication-key", d.dir);
+	snprintf(key_path, sizeof(key_path), "%s/authentication-key", w.d.dir);
 	testutil_write_file(key_path, RIGHT_KEY "\n", 0600);
-	daemonproc_signal(&d, SIGHUP);
-	long long done = daemonproc_wait_count(&d, db,
+	daemonproc_signal(&w.d, SIGHUP);
+	long long done = daemonproc_wait_count(&w.d, w.db,
 	                                       "SELECT count(*) FROM smartpay.modifications "
 	                                       "WHERE state = 'succeeded'",
 	                                       6, WAIT_MS);
 	ck_assert_int_eq(done, 6);
-	ck_assert_int_eq(daemonproc_stop(&d), 0);
-	ck_assert(daemonproc_log_contains(&d, "reloaded"));
-	ck_assert(daemonproc_log_contains(&d, "modification_retry"));
-	ck_assert(daemonproc_log_contains(&d, "level=debug") || daemonproc_log_contains(&d, "<7>"));
+	ck_assert_int_eq(daemonproc_stop(&w.d), 0);
+	ck_assert(daemonproc_log_contains(&w.d, "reloaded"));
+	ck_assert(daemonproc_log_contains(&w.d, "modification_retry"));
+	ck_assert(daemonproc_log_contains(&w.d, "level=debug") ||
+	          daemonproc_log_contains(&w.d, "<7>"));
 
 	/* the whole log, the --check-config output and the ledger are clean */
-	char *log = testutil_read_file(d.log);
+	char *log = testutil_read_file(w.d.log);
 	ck_assert_ptr_nonnull(log);
 	ck_assert_uint_gt(strlen(log), 1000);
 	assert_no_secret("the log", log, WRONG_KEY);
 	assert_no_secret("the log", log, RIGHT_KEY);
 	free(log);
-	char *checked = check_config_output(d.conf);
+	char *checked = check_config_output(w.d.conf);
 	assert_no_secret("--check-config", checked, RIGHT_KEY);
 	free(checked);
 	PGresult *r =
-	    pgtest_query(db, "SELECT coalesce(string_agg(concat_ws(' ', request_body, "
-	                     "response_body, reason), ' '), '') FROM smartpay.modifications");
+	    pgtest_query(w.db, "SELECT coalesce(string_agg(concat_ws(' ', request_body, "
+	                       "response_body, reason), ' '), '') FROM smartpay.modifications");
 	assert_no_secret("the ledger", PQgetvalue(r, 0, 0), RIGHT_KEY);
 	assert_no_secret("the ledger", PQgetvalue(r, 0, 0), WRONG_KEY);
 	PQclear(r);
-	r = pgtest_query(db, "SELECT coalesce(string_agg(message, ' '), '') FROM smartpay.alerts");
+	r = pgtest_query(w.db,
+	                 "SELECT coalesce(string_agg(message, ' '), '') FROM smartpay.alerts");
 	assert_no_secret("the alerts", PQgetvalue(r, 0, 0), WRONG_KEY);
 	PQclear(r);
 
-	daemonproc_cleanup(&d);
-	ck_assert(simproc_stop(sim));
-	PQfinish(db);
-	free(conninfo);
+	world_down(&w);
 }
 END_TEST
 

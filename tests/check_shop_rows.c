@@ -5,45 +5,15 @@
  * ledger, the alerts, the log and the simulator's effects. */
 #include "autoconfig.h"
 
-#include "daemonproc.h"
 #include "pgtest.h"
-#include "simproc.h"
 #include "testutil.h"
+#include "world.h"
 
 #include <check.h>
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* One test's world: a shop database, a simulator and a daemon configuration. */
-struct world {
-	char *conninfo;
-	PGconn *db;
-	struct simproc *sim;
-	struct daemonproc d;
-};
-
-static void world_up(struct world *w, const char *extra)
-{
-	memset(w, 0, sizeof(*w));
-	w->conninfo = pgtest_createdb_shop(NULL);
-	w->db = pgtest_connect(w->conninfo);
-	w->sim = simproc_start(NULL);
-	ck_assert_ptr_nonnull(w->sim);
-	daemonproc_init(&w->d, w->conninfo, simproc_base_url(w->sim), simproc_merchant_key(w->sim),
-	                simproc_auth_key(w->sim), extra);
-}
-
-static void world_down(struct world *w)
-{
-	if (w->d.pid)
-		daemonproc_stop(&w->d);
-	daemonproc_cleanup(&w->d);
-	ck_assert(simproc_stop(w->sim));
-	PQfinish(w->db);
-	free(w->conninfo);
-}
 
 /* Runs `smartpayd --once`, which must finish everything and exit 0; its log explains
  * a failure. */
@@ -98,17 +68,9 @@ static char *new_txn(struct world *w, const char *amount)
  * `txn_out` is not NULL, the transaction id (malloc'd). */
 static char *add_order(struct world *w, const char *amount, const char *status, char **txn_out)
 {
-	char *txn = new_txn(w, amount);
-	const char *p[] = {txn, amount, status};
-	char *id =
-	    exec_params(w,
-	                "INSERT INTO public.orders (smartpay_transaction_id, amount, status) "
-	                "VALUES ($1, $2, $3) RETURNING id::text",
-	                3, p);
-	if (txn_out)
-		*txn_out = txn;
-	else
-		free(txn);
+	struct world_order o = {.amount = amount, .status = status};
+	char *id = NULL;
+	ck_assert_int_ge(asprintf(&id, "%ld", world_add_order(w, &o, txn_out)), 0);
 	return id;
 }
 
@@ -117,17 +79,6 @@ static void set_status(struct world *w, const char *id, const char *status)
 {
 	const char *p[] = {status, id};
 	free(exec_params(w, "UPDATE public.orders SET status = $1 WHERE id = $2::bigint", 2, p));
-}
-
-/* How often `needle` occurs in the daemon's log. */
-static int log_count(const struct world *w, const char *needle)
-{
-	char *text = testutil_read_file(w->d.log);
-	int n = 0;
-	for (const char *p = text; p && (p = strstr(p, needle)) != NULL; p += strlen(needle))
-		n++;
-	free(text);
-	return n;
 }
 
 /* The sum of the simulator's effects of `type` on a transaction, in cents. */
@@ -297,7 +248,7 @@ START_TEST(bad_rows_in_a_view_refuse_only_themselves)
 	                        "SELECT count(*) FROM smartpay.modifications WHERE order_id = $1",
 	                        "no-status"),
 	                 0);
-	ck_assert_int_eq(log_count(&w, "event=order_refused"), (int)nbad);
+	ck_assert_int_eq(world_log_count(&w, "event=order_refused"), (int)nbad);
 
 	/* recorded once: later scans do not offer them again */
 	run_once(&w);
@@ -306,7 +257,7 @@ START_TEST(bad_rows_in_a_view_refuse_only_themselves)
 	ck_assert_int_eq(pgtest_int(w.db, "SELECT count(*) FROM smartpay.alerts WHERE kind = "
 	                                  "'order_refused'"),
 	                 (long long)nbad);
-	ck_assert_int_eq(log_count(&w, "event=order_refused"), (int)nbad);
+	ck_assert_int_eq(world_log_count(&w, "event=order_refused"), (int)nbad);
 	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, NULL), 5);
 	for (size_t i = 0; i < nrows; i++)
 		free(txns[i]);

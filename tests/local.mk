@@ -1,142 +1,103 @@
 # Tests: Check suites run by `make check`.
 TESTS_ENVIRONMENT = SP_TOP_BUILDDIR='$(abs_top_builddir)' SP_TOP_SRCDIR='$(abs_top_srcdir)' PG_BINDIR='$(PG_BINDIR)'
 if HAVE_CHECK
-check_PROGRAMS += tests/check_gateway tests/check_http tests/check_reconcile
-TESTS += tests/check_gateway tests/check_http tests/check_reconcile
-tests_check_reconcile_SOURCES = tests/check_reconcile.c tests/testutil.c tests/testutil.h
-tests_check_reconcile_LDADD = $(SP_LIBS) $(CHECK_LIBS)
-tests_check_reconcile_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-tests_check_gateway_SOURCES = tests/check_gateway.c tests/testutil.c tests/testutil.h
-tests_check_gateway_LDADD = $(SP_LIBS) $(CHECK_LIBS)
-tests_check_gateway_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-tests_check_http_SOURCES = tests/check_http.c tests/testutil.c tests/testutil.h
-tests_check_http_LDADD = $(SP_LIBS) $(CHECK_LIBS)
-tests_check_http_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-check_PROGRAMS += tests/check_money tests/check_log tests/check_config
-TESTS += tests/check_money tests/check_log tests/check_config
-tests_check_money_SOURCES = tests/check_money.c tests/testutil.c tests/testutil.h
-tests_check_money_LDADD = $(SP_LIBS) $(CHECK_LIBS)
-tests_check_money_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-tests_check_log_SOURCES = tests/check_log.c tests/testutil.c tests/testutil.h
-tests_check_log_LDADD = $(SP_LIBS) $(CHECK_LIBS)
-tests_check_log_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-tests_check_config_SOURCES = tests/check_config.c tests/testutil.c tests/testutil.h
-tests_check_config_LDADD = $(SP_LIBS) $(CHECK_LIBS)
-tests_check_config_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-# migrations and smartpayctl against a private PostgreSQL (tests/pgtest.h)
-check_PROGRAMS += tests/check_migrate
-TESTS += tests/check_migrate
-tests_check_migrate_SOURCES = tests/check_migrate.c tests/pgtest.c tests/pgtest.h \
-	tests/testutil.c tests/testutil.h
-tests_check_migrate_LDADD = $(SP_LIBS) $(CHECK_LIBS)
-tests_check_migrate_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+# every suite links testutil; the integration suites add the world (tests/world.h:
+# PostgreSQL, smartpay-sim, the daemon) or the private PostgreSQL alone
+TEST_LDADD = $(SP_LIBS) $(CHECK_LIBS)
+TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+TESTUTIL_SOURCES = tests/testutil.c tests/testutil.h
+PGTEST_SOURCES = tests/pgtest.c tests/pgtest.h $(TESTUTIL_SOURCES)
+WORLD_SOURCES = tests/world.c tests/world.h tests/daemonproc.c tests/daemonproc.h \
+	tests/simproc.c tests/simproc.h $(PGTEST_SOURCES)
+# pure code: the gateway client, HTTP, money, logging, configuration, decisions
+UNIT_SUITES = tests/check_gateway tests/check_http tests/check_money tests/check_log \
+	tests/check_config tests/check_decide tests/check_reconcile
+# against a private PostgreSQL (tests/pgtest.h): migrations, smartpayctl, the shop API
+PG_SUITES = tests/check_migrate tests/check_shop_api tests/check_ctl
+# end to end (tests/world.h): the daemon, hostile answers, the shop's rows, scheduling,
+# metrics and health, alerts, sd_notify, least privilege, no secrets in logs,
+# durability, failover, the order summaries, reconciliation with the gateway
+WORLD_SUITES = tests/check_daemon tests/check_hostile tests/check_shop_rows \
+	tests/check_schedule tests/check_metrics tests/check_alerts tests/check_notify \
+	tests/check_privilege tests/check_durable tests/check_failover tests/check_secrets \
+	tests/check_order_summaries tests/check_reconcile_daemon
+check_PROGRAMS += $(UNIT_SUITES) tests/check_sim $(PG_SUITES) $(WORLD_SUITES)
+TESTS += $(UNIT_SUITES) tests/check_sim $(PG_SUITES) $(WORLD_SUITES)
+tests_check_gateway_SOURCES = tests/check_gateway.c $(TESTUTIL_SOURCES)
+tests_check_http_SOURCES = tests/check_http.c $(TESTUTIL_SOURCES)
+tests_check_money_SOURCES = tests/check_money.c $(TESTUTIL_SOURCES)
+tests_check_log_SOURCES = tests/check_log.c $(TESTUTIL_SOURCES)
+tests_check_config_SOURCES = tests/check_config.c $(TESTUTIL_SOURCES)
+tests_check_decide_SOURCES = tests/check_decide.c $(TESTUTIL_SOURCES)
+tests_check_reconcile_SOURCES = tests/check_reconcile.c $(TESTUTIL_SOURCES)
 # smartpay-sim: its pure modules directly, and the program over HTTP (tests/simproc.h)
-check_PROGRAMS += tests/check_sim
-TESTS += tests/check_sim
 tests_check_sim_SOURCES = tests/check_sim.c tests/simproc.c tests/simproc.h $(SIM_CORE_SOURCES) \
-	tests/testutil.c tests/testutil.h
+	$(TESTUTIL_SOURCES)
 tests_check_sim_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/sim
-tests_check_sim_LDADD = $(SP_LIBS) $(CHECK_LIBS)
-tests_check_sim_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-# the pure decisions: intents from orders and requests, outcomes from answers
-check_PROGRAMS += tests/check_decide
-TESTS += tests/check_decide
-tests_check_decide_SOURCES = tests/check_decide.c tests/testutil.c tests/testutil.h
-tests_check_decide_LDADD = $(SP_LIBS) $(CHECK_LIBS)
-tests_check_decide_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-# the daemon end to end: real smartpayd, PostgreSQL and smartpay-sim
-check_PROGRAMS += tests/check_daemon
-TESTS += tests/check_daemon
-tests_check_daemon_SOURCES = tests/check_daemon.c tests/daemonproc.c tests/daemonproc.h \
-	tests/pgtest.c tests/pgtest.h tests/simproc.c tests/simproc.h tests/testutil.c tests/testutil.h
-tests_check_daemon_LDADD = $(SP_LIBS) $(CHECK_LIBS)
-tests_check_daemon_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-# hostile gateway answers end to end (smartpay-sim's "hostile" rules)
-check_PROGRAMS += tests/check_hostile
-TESTS += tests/check_hostile
-tests_check_hostile_SOURCES = tests/check_hostile.c tests/daemonproc.c tests/daemonproc.h \
-	tests/pgtest.c tests/pgtest.h tests/simproc.c tests/simproc.h tests/testutil.c tests/testutil.h
-tests_check_hostile_LDADD = $(SP_LIBS) $(CHECK_LIBS)
-tests_check_hostile_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-# the shop's data as it comes: bad rows in a view, cancels and refunds (real daemon)
-check_PROGRAMS += tests/check_shop_rows
-TESTS += tests/check_shop_rows
-tests_check_shop_rows_SOURCES = tests/check_shop_rows.c tests/daemonproc.c tests/daemonproc.h \
-	tests/pgtest.c tests/pgtest.h tests/simproc.c tests/simproc.h tests/testutil.c tests/testutil.h
-tests_check_shop_rows_LDADD = $(SP_LIBS) $(CHECK_LIBS)
-tests_check_shop_rows_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-# the engine's scheduling under hostile conditions (real daemon), and its pure helpers
-check_PROGRAMS += tests/check_schedule
-TESTS += tests/check_schedule
-tests_check_schedule_SOURCES = tests/check_schedule.c tests/daemonproc.c tests/daemonproc.h \
-	tests/pgtest.c tests/pgtest.h tests/simproc.c tests/simproc.h tests/testutil.c tests/testutil.h
-tests_check_schedule_LDADD = $(SP_LIBS) $(CHECK_LIBS)
-tests_check_schedule_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-# operations: metrics and health, sd_notify, least-privilege role, no secrets in logs
-OPS_TEST_SOURCES = tests/opstest.c tests/opstest.h tests/daemonproc.c tests/daemonproc.h \
-	tests/pgtest.c tests/pgtest.h tests/simproc.c tests/simproc.h tests/testutil.c tests/testutil.h
-check_PROGRAMS += tests/check_metrics
-TESTS += tests/check_metrics
-tests_check_metrics_SOURCES = tests/check_metrics.c $(OPS_TEST_SOURCES)
-tests_check_metrics_LDADD = $(SP_LIBS) $(CHECK_LIBS)
-tests_check_metrics_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-# alerts: expiry sweep, needs_attention, gateway unreachable, webhook (real daemon)
-check_PROGRAMS += tests/check_alerts tests/check_reconcile_daemon
-TESTS += tests/check_alerts tests/check_reconcile_daemon
-tests_check_reconcile_daemon_SOURCES = tests/check_reconcile_daemon.c $(OPS_TEST_SOURCES)
-tests_check_reconcile_daemon_LDADD = $(SP_LIBS) $(CHECK_LIBS)
-tests_check_reconcile_daemon_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-tests_check_alerts_SOURCES = tests/check_alerts.c $(OPS_TEST_SOURCES)
-tests_check_alerts_LDADD = $(SP_LIBS) $(CHECK_LIBS)
-tests_check_alerts_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-check_PROGRAMS += tests/check_notify
-TESTS += tests/check_notify
-tests_check_notify_SOURCES = tests/check_notify.c $(OPS_TEST_SOURCES)
-tests_check_notify_LDADD = $(SP_LIBS) $(CHECK_LIBS)
-tests_check_notify_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-check_PROGRAMS += tests/check_privilege
-TESTS += tests/check_privilege
-tests_check_privilege_SOURCES = tests/check_privilege.c $(OPS_TEST_SOURCES)
-tests_check_privilege_LDADD = $(SP_LIBS) $(CHECK_LIBS)
-tests_check_privilege_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-# durable sessions, statement_timeout, the non-dumpable daemon (durability.c row by row)
-check_PROGRAMS += tests/check_durable
-TESTS += tests/check_durable
-tests_check_durable_SOURCES = tests/check_durable.c tests/daemonproc.c tests/daemonproc.h \
-	tests/pgtest.c tests/pgtest.h tests/simproc.c tests/simproc.h tests/testutil.c tests/testutil.h
-tests_check_durable_LDADD = $(SP_LIBS) $(CHECK_LIBS)
-tests_check_durable_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-# failover to a synchronous standby: a multi-host conninfo, the primary killed mid-run
-check_PROGRAMS += tests/check_failover
-TESTS += tests/check_failover
-tests_check_failover_SOURCES = tests/check_failover.c tests/daemonproc.c tests/daemonproc.h \
-	tests/pgtest.c tests/pgtest.h tests/simproc.c tests/simproc.h tests/testutil.c tests/testutil.h
-tests_check_failover_LDADD = $(SP_LIBS) $(CHECK_LIBS)
-tests_check_failover_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-check_PROGRAMS += tests/check_secrets
-TESTS += tests/check_secrets
-tests_check_secrets_SOURCES = tests/check_secrets.c $(OPS_TEST_SOURCES)
-tests_check_secrets_LDADD = $(SP_LIBS) $(CHECK_LIBS)
-tests_check_secrets_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-# the shop-facing SQL API (sql/003_shop_api.sql) and the smartpayctl commands
-check_PROGRAMS += tests/check_shop_api tests/check_ctl
-TESTS += tests/check_shop_api tests/check_ctl
-tests_check_shop_api_SOURCES = tests/check_shop_api.c tests/pgtest.c tests/pgtest.h \
-	tests/testutil.c tests/testutil.h
-tests_check_shop_api_LDADD = $(SP_LIBS) $(CHECK_LIBS)
-tests_check_shop_api_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-tests_check_ctl_SOURCES = tests/check_ctl.c tests/pgtest.c tests/pgtest.h \
-	tests/testutil.c tests/testutil.h
-tests_check_ctl_LDADD = $(SP_LIBS) $(CHECK_LIBS)
-tests_check_ctl_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-# smartpay.order_summaries: agreement with the ledger, concurrency, the admin grid's plans
-check_PROGRAMS += tests/check_order_summaries
-TESTS += tests/check_order_summaries
-tests_check_order_summaries_SOURCES = tests/check_order_summaries.c tests/daemonproc.c \
-	tests/daemonproc.h tests/pgtest.c tests/pgtest.h tests/simproc.c tests/simproc.h \
-	tests/testutil.c tests/testutil.h
-tests_check_order_summaries_LDADD = $(SP_LIBS) $(CHECK_LIBS)
-tests_check_order_summaries_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_check_migrate_SOURCES = tests/check_migrate.c $(PGTEST_SOURCES)
+tests_check_shop_api_SOURCES = tests/check_shop_api.c $(PGTEST_SOURCES)
+tests_check_ctl_SOURCES = tests/check_ctl.c $(PGTEST_SOURCES)
+tests_check_daemon_SOURCES = tests/check_daemon.c $(WORLD_SOURCES)
+tests_check_hostile_SOURCES = tests/check_hostile.c $(WORLD_SOURCES)
+tests_check_shop_rows_SOURCES = tests/check_shop_rows.c $(WORLD_SOURCES)
+tests_check_schedule_SOURCES = tests/check_schedule.c $(WORLD_SOURCES)
+tests_check_metrics_SOURCES = tests/check_metrics.c $(WORLD_SOURCES)
+tests_check_alerts_SOURCES = tests/check_alerts.c $(WORLD_SOURCES)
+tests_check_notify_SOURCES = tests/check_notify.c $(WORLD_SOURCES)
+tests_check_privilege_SOURCES = tests/check_privilege.c $(WORLD_SOURCES)
+tests_check_durable_SOURCES = tests/check_durable.c $(WORLD_SOURCES)
+tests_check_failover_SOURCES = tests/check_failover.c $(WORLD_SOURCES)
+tests_check_secrets_SOURCES = tests/check_secrets.c $(WORLD_SOURCES)
+tests_check_order_summaries_SOURCES = tests/check_order_summaries.c $(WORLD_SOURCES)
+tests_check_reconcile_daemon_SOURCES = tests/check_reconcile_daemon.c $(WORLD_SOURCES)
+tests_check_gateway_LDADD = $(TEST_LDADD)
+tests_check_gateway_CFLAGS = $(TEST_CFLAGS)
+tests_check_http_LDADD = $(TEST_LDADD)
+tests_check_http_CFLAGS = $(TEST_CFLAGS)
+tests_check_money_LDADD = $(TEST_LDADD)
+tests_check_money_CFLAGS = $(TEST_CFLAGS)
+tests_check_log_LDADD = $(TEST_LDADD)
+tests_check_log_CFLAGS = $(TEST_CFLAGS)
+tests_check_config_LDADD = $(TEST_LDADD)
+tests_check_config_CFLAGS = $(TEST_CFLAGS)
+tests_check_decide_LDADD = $(TEST_LDADD)
+tests_check_decide_CFLAGS = $(TEST_CFLAGS)
+tests_check_reconcile_LDADD = $(TEST_LDADD)
+tests_check_reconcile_CFLAGS = $(TEST_CFLAGS)
+tests_check_sim_LDADD = $(TEST_LDADD)
+tests_check_sim_CFLAGS = $(TEST_CFLAGS)
+tests_check_migrate_LDADD = $(TEST_LDADD)
+tests_check_migrate_CFLAGS = $(TEST_CFLAGS)
+tests_check_shop_api_LDADD = $(TEST_LDADD)
+tests_check_shop_api_CFLAGS = $(TEST_CFLAGS)
+tests_check_ctl_LDADD = $(TEST_LDADD)
+tests_check_ctl_CFLAGS = $(TEST_CFLAGS)
+tests_check_daemon_LDADD = $(TEST_LDADD)
+tests_check_daemon_CFLAGS = $(TEST_CFLAGS)
+tests_check_hostile_LDADD = $(TEST_LDADD)
+tests_check_hostile_CFLAGS = $(TEST_CFLAGS)
+tests_check_shop_rows_LDADD = $(TEST_LDADD)
+tests_check_shop_rows_CFLAGS = $(TEST_CFLAGS)
+tests_check_schedule_LDADD = $(TEST_LDADD)
+tests_check_schedule_CFLAGS = $(TEST_CFLAGS)
+tests_check_metrics_LDADD = $(TEST_LDADD)
+tests_check_metrics_CFLAGS = $(TEST_CFLAGS)
+tests_check_alerts_LDADD = $(TEST_LDADD)
+tests_check_alerts_CFLAGS = $(TEST_CFLAGS)
+tests_check_notify_LDADD = $(TEST_LDADD)
+tests_check_notify_CFLAGS = $(TEST_CFLAGS)
+tests_check_privilege_LDADD = $(TEST_LDADD)
+tests_check_privilege_CFLAGS = $(TEST_CFLAGS)
+tests_check_durable_LDADD = $(TEST_LDADD)
+tests_check_durable_CFLAGS = $(TEST_CFLAGS)
+tests_check_failover_LDADD = $(TEST_LDADD)
+tests_check_failover_CFLAGS = $(TEST_CFLAGS)
+tests_check_secrets_LDADD = $(TEST_LDADD)
+tests_check_secrets_CFLAGS = $(TEST_CFLAGS)
+tests_check_order_summaries_LDADD = $(TEST_LDADD)
+tests_check_order_summaries_CFLAGS = $(TEST_CFLAGS)
+tests_check_reconcile_daemon_LDADD = $(TEST_LDADD)
+tests_check_reconcile_daemon_CFLAGS = $(TEST_CFLAGS)
 endif
 # the systemd unit: systemd-analyze verify and security --offline=true
 TESTS += tests/systemd-unit.sh
