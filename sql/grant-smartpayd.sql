@@ -20,9 +20,11 @@
 --   SELECT on smartpay.schema_migrations (the daemon checks the schema version),
 --   SELECT, INSERT, UPDATE on smartpay.modifications and smartpay.alerts,
 --   SELECT, UPDATE on smartpay.requests (the daemon links each request to its modification),
+--   SELECT on smartpay.adoption and smartpay.history (the baseline),
+--   SELECT, DELETE on smartpay.order_changes (the queue the daemon consumes),
 --   USAGE on the sequences of the tables it inserts into,
 --   SELECT on the orders relation.
--- No DELETE, no TRUNCATE, no DDL, no access to anything else of the shop. The role has
+-- No other DELETE, no TRUNCATE, no DDL, no access to anything else of the shop. The role has
 -- no password: use peer authentication, or set one with \password.
 
 \set ON_ERROR_STOP on
@@ -110,7 +112,11 @@ BEGIN
             ('schema_migrations', 'SELECT', false),
             ('modifications', 'SELECT, INSERT, UPDATE', true),
             ('alerts', 'SELECT, INSERT, UPDATE', true),
-            ('requests', 'SELECT, UPDATE', false)) AS t(name, privileges, inserts)
+            ('requests', 'SELECT, UPDATE', false),
+            ('adoption', 'SELECT', false),
+            ('history', 'SELECT', false),
+            -- the queue of changed orders: the daemon deletes what it has looked at
+            ('order_changes', 'SELECT, DELETE', false)) AS t(name, privileges, inserts)
     LOOP
         IF to_regclass(format('smartpay.%I', v_table.name)) IS NULL THEN
             RAISE NOTICE 'smartpay.% does not exist at this schema version: skipped', v_table.name;

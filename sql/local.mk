@@ -9,7 +9,8 @@ SP_MIGRATIONS = \
 	sql/004_requeue_notify.sql \
 	sql/005_dismiss.sql \
 	sql/006_security_definer.sql \
-	sql/007_shop_rows.sql
+	sql/007_shop_rows.sql \
+	sql/011_adoption.sql
 
 sqldir = $(pkgdatadir)/sql
 # grant-smartpayd.sql: the daemon's least-privilege role (not a migration; run with psql)
