@@ -56,6 +56,13 @@ tests_check_hostile_SOURCES = tests/check_hostile.c tests/daemonproc.c tests/dae
 tests_check_hostile_LDADD = $(SP_LIBS) $(CHECK_LIBS)
 tests_check_hostile_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 # the shop's data as it comes: bad rows in a view, cancels and refunds (real daemon)
+# adopting a shop with history: baseline, preview, rescan, the queue of changed orders
+check_PROGRAMS += tests/check_adopt
+TESTS += tests/check_adopt
+tests_check_adopt_SOURCES = tests/check_adopt.c tests/daemonproc.c tests/daemonproc.h \
+	tests/pgtest.c tests/pgtest.h tests/simproc.c tests/simproc.h tests/testutil.c tests/testutil.h
+tests_check_adopt_LDADD = $(SP_LIBS) $(CHECK_LIBS)
+tests_check_adopt_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 check_PROGRAMS += tests/check_shop_rows
 TESTS += tests/check_shop_rows
 tests_check_shop_rows_SOURCES = tests/check_shop_rows.c tests/daemonproc.c tests/daemonproc.h \
