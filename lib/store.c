@@ -25,6 +25,7 @@ struct store {
 	char *sql_scan;     /* candidate query over the whole relation */
 	char *sql_targeted; /* candidate query for a list of order ids */
 	char *sql_requests; /* open shop requests */
+	bool queue_fed;     /* a trigger writes smartpay.order_changes (last prepare) */
 	/* the durability settings last logged (store_session.c) */
 	char *session_reported;
 };
@@ -424,11 +425,14 @@ static void prepare_next(struct store_call *c)
 		break;
 	}
 	case 3: {
-		/* a shop with orders and no baseline is not acted on: its history would be */
+		/* a shop with orders and no baseline is not acted on: its history would be; and
+		 * is an enabled trigger feeding the queue of changed orders? */
 		char *sql =
 		    xasprintf("SELECT EXISTS (SELECT 1 FROM smartpay.adoption) OR NOT EXISTS "
 		              "(SELECT 1 FROM %s) OR EXISTS (SELECT 1 FROM "
-		              "smartpay.modifications)",
+		              "smartpay.modifications), EXISTS (SELECT 1 FROM pg_trigger t "
+		              "WHERE t.tgfoid = 'smartpay.orders_notify()'::regprocedure "
+		              "AND t.tgenabled <> 'D')",
 		              st->relation);
 		ok = pg_conn_query(st->pc, sql, 0, NULL, prepare_step, c);
 		free(sql);
@@ -492,6 +496,8 @@ static void prepare_step(PGresult *res, const char *error, void *arg)
 		}
 	} else if (c->step == 3 && strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
 		why = xstrdup(STORE_NO_BASELINE_MESSAGE);
+	} else if (c->step == 3) {
+		st->queue_fed = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
 	} else if (c->step == 4 && strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
 		why = xasprintf("another smartpayd with instance_name %s is connected to this "
 		                "database; each instance needs its own name",
@@ -775,6 +781,26 @@ static void json_put_int(json_object *o, const char *key, int64_t value)
 bool store_insert_intents(struct store *st, const struct store_intent *intents, size_t n,
                           store_claims_fn done, void *arg)
 {
+	return store_insert_intents_consuming(st, intents, n, NULL, 0, done, arg);
+}
+
+/* Formats change ids as a bigint[] literal. */
+static char *change_list(const int64_t *changes, size_t n)
+{
+	char *out = xmalloc(2 + n * 21 + 1);
+	char *p = out;
+	*p++ = '{';
+	for (size_t i = 0; i < n; i++)
+		p += sprintf(p, "%s%lld", i ? "," : "", (long long)changes[i]);
+	*p++ = '}';
+	*p = '\0';
+	return out;
+}
+
+bool store_insert_intents_consuming(struct store *st, const struct store_intent *intents, size_t n,
+                                    const int64_t *changes, size_t nchanges, store_claims_fn done,
+                                    void *arg)
+{
 	static const char sql[] =
 	    "WITH u AS (SELECT * FROM json_to_recordset($1::json) AS u(id uuid, order_id text, "
 	    "transaction_id text, kind text, amount bigint, currency text, body text, "
@@ -804,7 +830,9 @@ bool store_insert_intents(struct store *st, const struct store_intent *intents, 
 	    "al AS (INSERT INTO smartpay.alerts (kind, severity, order_id, modification_id, "
 	    "dedup_key, message) SELECT 'order_refused', 'critical', order_id, modification_id, "
 	    "modification_id::text, 'order ' || order_id || ' refused: ' || reason "
-	    "FROM ins WHERE state = 'refused' ON CONFLICT DO NOTHING) "
+	    "FROM ins WHERE state = 'refused' ON CONFLICT DO NOTHING), "
+	    /* the queued changes looked at go with the intents they gave */
+	    "con AS (DELETE FROM smartpay.order_changes c WHERE c.change_id = ANY($4::bigint[])) "
 	    "SELECT " CLAIM_COLUMNS " FROM ins m WHERE m.state = 'pending'";
 	if (!pg_conn_is_up(st->pc))
 		return false;
@@ -831,12 +859,14 @@ bool store_insert_intents(struct store *st, const struct store_intent *intents, 
 	}
 	char lease[32];
 	interval_text(st->cfg->lease_ms, lease);
+	char *consumed = change_list(changes, nchanges);
 	const char *p[] = {json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN),
-	                   st->cfg->instance_name, lease};
+	                   st->cfg->instance_name, lease, consumed};
 	struct store_call *c = call_new(st, (void (*)(void))done, arg);
-	bool ok = pg_conn_query(st->pc, sql, 3, p, claims_done, c);
+	bool ok = pg_conn_query(st->pc, sql, 4, p, claims_done, c);
 	if (!ok)
 		free(c);
+	free(consumed);
 	json_object_put(arr);
 	return ok;
 }
@@ -912,8 +942,12 @@ bool store_write_outcomes(struct store *st, const struct store_outcome *outcomes
 	    "FROM u WHERE m.modification_id = ANY($3::uuid[]) AND m.modification_id = u.id "
 	    "AND m.lease_owner = $1 "
 	    "AND m.lease_generation = u.gen AND m.state = 'pending' "
-	    "RETURNING m.modification_id, m.order_id, m.kind, m.attempts, u.alert_kind, "
+	    "RETURNING m.modification_id, m.order_id, m.kind, m.state, m.attempts, u.alert_kind, "
 	    "u.alert_severity, m.reason), "
+	    /* a finished capture may let a cancel of its order go: the order is queued in the
+	     * same commit, so a restart does not forget it */
+	    "fol AS (INSERT INTO smartpay.order_changes (order_id) SELECT order_id FROM upd "
+	    "WHERE kind = 'capture' AND state <> 'pending'), "
 	    "al AS (INSERT INTO smartpay.alerts (kind, severity, order_id, modification_id, "
 	    "dedup_key, message) SELECT alert_kind, alert_severity, order_id, modification_id, "
 	    "modification_id::text || ':' || attempts, kind || ' for order ' || order_id || ': ' "
@@ -967,6 +1001,56 @@ void store_outcome_clear(struct store_outcome *o)
 	free(o->reconciliation_reference_id);
 	free(o->order_id);
 	memset(o, 0, sizeof(*o));
+}
+
+/* ---- the queue of changed orders ---- */
+
+static void changes_done(PGresult *res, const char *error, void *arg)
+{
+	struct store_call *c = arg;
+	store_changes_fn done = (store_changes_fn)c->fn;
+	if (error) {
+		done(NULL, 0, error, c->arg);
+		free(c);
+		return;
+	}
+	size_t n = (size_t)PQntuples(res);
+	struct store_change *rows = xcalloc(n ? n : 1, sizeof(*rows));
+	for (size_t i = 0; i < n; i++) {
+		rows[i].change_id = field_int(res, (int)i, 0);
+		rows[i].order_id = field(res, (int)i, 1);
+	}
+	done(rows, n, NULL, c->arg);
+	free(c);
+}
+
+bool store_read_changes(struct store *st, int limit, store_changes_fn done, void *arg)
+{
+	if (!pg_conn_is_up(st->pc))
+		return false;
+	char lim[16];
+	snprintf(lim, sizeof(lim), "%d", limit);
+	const char *p[] = {lim};
+	struct store_call *c = call_new(st, (void (*)(void))done, arg);
+	bool ok = pg_conn_query(st->pc,
+	                        "SELECT change_id, order_id FROM smartpay.order_changes "
+	                        "ORDER BY change_id LIMIT $1",
+	                        1, p, changes_done, c);
+	if (!ok)
+		free(c);
+	return ok;
+}
+
+void store_changes_free(struct store_change *rows, size_t n)
+{
+	for (size_t i = 0; rows && i < n; i++)
+		free(rows[i].order_id);
+	free(rows);
+}
+
+bool store_queue_fed(const struct store *st)
+{
+	return st->queue_fed;
 }
 
 /* ---- next due ---- */

@@ -209,6 +209,28 @@ void store_requests_free(struct store_request *rows, size_t n);
 bool store_insert_intents(struct store *st, const struct store_intent *intents, size_t n,
                           store_claims_fn done, void *arg);
 
+/* The same, deleting the queued changes `changes` (smartpay.order_changes ids) in the
+ * statement that records the intents: what was looked at is consumed with what it
+ * gave, or not at all. n may be 0. */
+bool store_insert_intents_consuming(struct store *st, const struct store_intent *intents, size_t n,
+                                    const int64_t *changes, size_t nchanges, store_claims_fn done,
+                                    void *arg);
+
+/* A row of smartpay.order_changes: an order inserted or changed in status. */
+struct store_change {
+	int64_t change_id;
+	char *order_id;
+};
+typedef void (*store_changes_fn)(struct store_change *rows, size_t n, const char *error, void *arg);
+
+/* The oldest `limit` queued changes (free with store_changes_free). */
+bool store_read_changes(struct store *st, int limit, store_changes_fn done, void *arg);
+void store_changes_free(struct store_change *rows, size_t n);
+
+/* True when, at the last preparation, an enabled trigger fed smartpay.order_changes;
+ * without one only a scan of the relation finds changed orders. */
+bool store_queue_fed(const struct store *st);
+
 /* Leases pending modifications that are due (and, with `own`, every pending row this
  * instance held before a restart), earliest deadline first. */
 bool store_claim_due(struct store *st, int limit, bool own, store_claims_fn done, void *arg);

@@ -21,7 +21,7 @@
 --   SELECT, INSERT, UPDATE on smartpay.modifications and smartpay.alerts,
 --   SELECT, UPDATE on smartpay.requests (the daemon links each request to its modification),
 --   SELECT on smartpay.adoption and smartpay.history (the baseline),
---   SELECT, DELETE on smartpay.order_changes (the queue the daemon consumes),
+--   SELECT, INSERT, DELETE on smartpay.order_changes (the queue the daemon consumes),
 --   USAGE on the sequences of the tables it inserts into,
 --   SELECT on the orders relation.
 -- No other DELETE, no TRUNCATE, no DDL, no access to anything else of the shop. The role has
@@ -115,8 +115,9 @@ BEGIN
             ('requests', 'SELECT, UPDATE', false),
             ('adoption', 'SELECT', false),
             ('history', 'SELECT', false),
-            -- the queue of changed orders: the daemon deletes what it has looked at
-            ('order_changes', 'SELECT, DELETE', false)) AS t(name, privileges, inserts)
+            -- the queue of changed orders: the daemon deletes what it has looked at and
+            -- queues an order again when a capture's outcome may call for a cancel
+            ('order_changes', 'SELECT, INSERT, DELETE', true)) AS t(name, privileges, inserts)
     LOOP
         IF to_regclass(format('smartpay.%I', v_table.name)) IS NULL THEN
             RAISE NOTICE 'smartpay.% does not exist at this schema version: skipped', v_table.name;
