@@ -944,10 +944,11 @@ bool store_write_outcomes(struct store *st, const struct store_outcome *outcomes
 	    "AND m.lease_generation = u.gen AND m.state = 'pending' "
 	    "RETURNING m.modification_id, m.order_id, m.kind, m.state, m.attempts, u.alert_kind, "
 	    "u.alert_severity, m.reason), "
-	    /* a finished capture may let a cancel of its order go: the order is queued in the
-	     * same commit, so a restart does not forget it */
-	    "fol AS (INSERT INTO smartpay.order_changes (order_id) SELECT order_id FROM upd "
-	    "WHERE kind = 'capture' AND state <> 'pending'), "
+	    /* a finished modification may let the next one of its order go (a cancel after
+	     * a capture or behind a refund): the order is queued in the same commit, so a
+	     * restart does not forget it */
+	    "fol AS (INSERT INTO smartpay.order_changes (order_id) SELECT DISTINCT order_id "
+	    "FROM upd WHERE state <> 'pending'), "
 	    "al AS (INSERT INTO smartpay.alerts (kind, severity, order_id, modification_id, "
 	    "dedup_key, message) SELECT alert_kind, alert_severity, order_id, modification_id, "
 	    "modification_id::text || ':' || attempts, kind || ' for order ' || order_id || ': ' "
