@@ -148,6 +148,21 @@ static void warn_restart_needed(const struct sp_config *old, const struct sp_con
 		          "changed; the running value stays until a restart", NULL);
 }
 
+/* Keeps the running values of the keys that wait for a restart in a fresh configuration
+ * (the instance lock, the leases' owner and the HTTP client were made with them); false
+ * when the fresh lease no longer covers the running timeout. */
+static bool keep_restart_values(const struct sp_config *old, struct sp_config *neu, char **why)
+{
+	free(neu->instance_name);
+	neu->instance_name = xstrdup(old->instance_name);
+	neu->timeout_ms = old->timeout_ms;
+	neu->connect_timeout_ms = old->connect_timeout_ms;
+	if (neu->lease_ms >= neu->timeout_ms + CONFIG_LEASE_MARGIN_MS)
+		return true;
+	*why = xstrdup("daemon.lease must be at least 5s longer than the running smartpay.timeout");
+	return false;
+}
+
 /* SIGHUP: a fresh configuration replaces the old one only when it is valid. */
 static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -158,7 +173,7 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 	struct sp_config *cfg = NULL;
 	char *errors = NULL;
 	if (!config_load(d->cfg->path, &cfg, &errors)) {
-		log_event(LOG_LVL_ERR, "reload_failed", "file", d->cfg->path, "errors", errors,
+		log_event(LOG_LVL_WARNING, "reload_failed", "file", d->cfg->path, "errors", errors,
 		          "msg", "keeping the running configuration", NULL);
 		free(errors);
 		service_ready(d->service);
@@ -167,7 +182,7 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 	char *why = NULL;
 	char *secret = config_read_secret(cfg, &why);
 	if (secret == NULL) {
-		log_event(LOG_LVL_ERR, "reload_failed", "reason", why, "msg",
+		log_event(LOG_LVL_WARNING, "reload_failed", "reason", why, "msg",
 		          "keeping the running configuration", NULL);
 		free(why);
 		config_free(cfg);
@@ -175,6 +190,16 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	warn_restart_needed(d->cfg, cfg);
+	if (!keep_restart_values(d->cfg, cfg, &why)) {
+		log_event(LOG_LVL_ERR, "reload_failed", "reason", why, "msg",
+		          "keeping the running configuration", NULL);
+		free(why);
+		explicit_bzero(secret, strlen(secret));
+		free(secret);
+		config_free(cfg);
+		service_ready(d->service);
+		return;
+	}
 	engine_reload(d->engine, cfg, secret);
 	if (d->alerts)
 		alerts_reload(d->alerts);

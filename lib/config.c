@@ -256,9 +256,12 @@ static void check_relations(struct load_state *st)
 	check_http_url(st, K_SP_BASE_URL);
 	check_http_url(st, K_A_WEBHOOK_URL);
 
-	if (both_ok(st, K_D_LEASE, K_SP_TIMEOUT) && cfg->lease_ms <= cfg->timeout_ms)
-		order_error(st, K_D_LEASE, "must be longer than", K_SP_TIMEOUT,
-		            "must be shorter than");
+	/* a row is sent only while its lease covers the whole request and the outcome's
+	 * write: a shorter lease could never send anything */
+	if (both_ok(st, K_D_LEASE, K_SP_TIMEOUT) &&
+	    cfg->lease_ms < cfg->timeout_ms + CONFIG_LEASE_MARGIN_MS)
+		order_error(st, K_D_LEASE, "must be at least 5s longer than", K_SP_TIMEOUT,
+		            "must be at least 5s shorter than");
 	/* A defaulted connect_timeout follows a shorter explicit timeout. */
 	if (both_ok(st, K_SP_CONNECT_TIMEOUT, K_SP_TIMEOUT) &&
 	    st->line[K_SP_CONNECT_TIMEOUT] == 0 && cfg->connect_timeout_ms > cfg->timeout_ms)

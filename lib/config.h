@@ -9,6 +9,9 @@
 #define CONFIG_DEFAULT_PATH "/etc/smartpayd/smartpayd.conf"
 /* File name of the authentication key inside $CREDENTIALS_DIRECTORY. */
 #define CONFIG_CREDENTIAL_NAME "authentication-key"
+/* What a lease must cover beyond a request's timeout: writing the outcome back. A row
+ * whose lease has less than timeout + this margin left is not sent but given back. */
+#define CONFIG_LEASE_MARGIN_MS 5000
 
 /* A list of strings from a comma-separated value. */
 struct sp_strlist {
@@ -42,7 +45,7 @@ struct sp_config {
 	int max_inflight;         /* default 64, 1..10000 */
 	int batch_size;           /* default 256, 1..10000: orders claimed per transaction */
 	int64_t poll_interval_ms; /* default 10s */
-	int64_t lease_ms;         /* default 5m, must exceed timeout */
+	int64_t lease_ms;         /* default 5m, at least timeout + CONFIG_LEASE_MARGIN_MS */
 	int max_attempts;         /* default 50 */
 	int64_t retry_base_ms;    /* default 1s */
 	int64_t retry_max_ms;     /* default 10m */

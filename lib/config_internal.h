@@ -1,5 +1,5 @@
 /* Internals of the configuration module, shared by its three files and included by
- * nobody else:
+ * nobody else (but the duration fuzz harness, tests/fuzz/fuzz_duration.c):
  *   lib/config.c        the key table, messages, checks across keys, loading, the secret
  *   lib/config_ini.c    reading the INI text through libinih (lines, sections, keys)
  *   lib/config_value.c  the value parsers (durations, counts, URLs, lists, ...)

@@ -33,7 +33,8 @@ struct engine_stats {
 	uint64_t refused_locally; /* bad order rows */
 	uint64_t retries;         /* unknown outcomes scheduled again */
 	uint64_t needs_attention;
-	uint64_t fenced; /* outcomes dropped because the lease moved on */
+	uint64_t fenced;           /* outcomes dropped because the lease moved on */
+	uint64_t outcomes_dropped; /* outcomes the database refused even without the answer */
 	uint64_t auth_rejected;
 	unsigned inflight;
 	bool db_up;

@@ -7,10 +7,10 @@ lib_libsmartpay_a_SOURCES += lib/money.c lib/money.h lib/log.c lib/log.h \
 lib_libsmartpay_a_SOURCES += lib/migrate.c lib/migrate.h
 lib_libsmartpay_a_SOURCES += lib/uuid.c lib/uuid.h lib/modification.c lib/modification.h \
 	lib/response.c lib/response.h lib/classify.c lib/classify.h lib/text.c lib/text.h \
-	lib/backoff.c lib/backoff.h lib/http.c lib/http.h
+	lib/backoff.c lib/backoff.h lib/breaker.c lib/breaker.h lib/http.c lib/http.h
 lib_libsmartpay_a_SOURCES += lib/pgconn.c lib/pgconn.h lib/store.c lib/store.h \
 	lib/intent.c lib/intent.h lib/outcome.c lib/outcome.h \
-	lib/engine.c lib/engine.h lib/service.c lib/service.h
+	lib/schedule.c lib/schedule.h lib/engine.c lib/engine.h lib/service.c lib/service.h
 lib_libsmartpay_a_SOURCES += lib/metrics.c lib/metrics.h lib/store_metrics.c lib/store_metrics.h
 lib_libsmartpay_a_SOURCES += lib/alerts.c lib/alerts.h lib/store_alerts.c lib/store_alerts.h
 lib_libsmartpay_a_SOURCES += lib/durability.c lib/durability.h lib/store_session.c \

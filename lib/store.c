@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Key class of the advisory lock that keeps two daemons from sharing an instance name. */
 #define STORE_INSTANCE_LOCK_CLASS 0x53504431
@@ -19,6 +20,7 @@ struct store {
 	struct pg_conn *pc;
 	const struct sp_config *cfg;
 	char *relation;        /* quoted orders relation, e.g. "public"."orders" */
+	char *instance;        /* lease owner and instance lock name, fixed until a restart */
 	char *id_type;         /* SQL type of the orders' id column, from the catalog */
 	char *authorized_type; /* SQL types of the time columns; NULL until known */
 	char *expires_type;
@@ -83,6 +85,7 @@ struct store *store_new(struct pg_conn *pc, const struct sp_config *cfg)
 	pg_conn_set_session(pc, &(struct pg_conn_session){.fallback_application_name = "smartpayd",
 	                                                  .setup_sql = setup});
 	free(setup);
+	st->instance = xstrdup(cfg->instance_name);
 	return st;
 }
 
@@ -91,6 +94,7 @@ void store_free(struct store *st)
 	if (st == NULL)
 		return;
 	free(st->relation);
+	free(st->instance);
 	free(st->id_type);
 	free(st->authorized_type);
 	free(st->expires_type);
@@ -109,6 +113,11 @@ struct pg_conn *store_conn(const struct store *st)
 const struct sp_config *store_config(const struct store *st)
 {
 	return st->cfg;
+}
+
+const char *store_instance_name(const struct store *st)
+{
+	return st->instance;
 }
 
 const char *store_orders_relation(const struct store *st)
@@ -440,7 +449,7 @@ static void prepare_next(struct store_call *c)
 	}
 	case 4: {
 		snprintf(buf, sizeof(buf), "%d", STORE_INSTANCE_LOCK_CLASS);
-		const char *p[] = {buf, st->cfg->instance_name};
+		const char *p[] = {buf, st->instance};
 		ok = pg_conn_query(st->pc, "SELECT pg_try_advisory_lock($1::int, hashtext($2))", 2,
 		                   p, prepare_step, c);
 		break;
@@ -501,7 +510,7 @@ static void prepare_step(PGresult *res, const char *error, void *arg)
 	} else if (c->step == 4 && strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
 		why = xasprintf("another smartpayd with instance_name %s is connected to this "
 		                "database; each instance needs its own name",
-		                st->cfg->instance_name);
+		                st->instance);
 	}
 	if (why) {
 		/* strip libpq's trailing newline */
@@ -647,6 +656,28 @@ void store_candidates_free(struct store_candidate *rows, size_t n)
 	free(rows);
 }
 
+char *store_error_text(const char *error)
+{
+	const char *s = error && *error ? error : "unknown error";
+	if (strncmp(s, "ERROR:", 6) == 0)
+		for (s += 6; *s == ' '; s++)
+			;
+	size_t n = 0;
+	while (s[n] && s[n] != '\n' && n < 200)
+		n++;
+	while (n > 0 && s[n - 1] == ' ')
+		n--;
+	char *out = xstrndup(s, n);
+	for (char *p = out; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+			*p = '?';
+	if (*out == '\0') {
+		free(out);
+		out = xstrdup("unknown error");
+	}
+	return out;
+}
+
 /* ---- shop requests ---- */
 
 struct store_request *store_requests_read(PGresult *res, size_t *count)
@@ -717,11 +748,20 @@ void store_requests_free(struct store_request *rows, size_t n)
 
 /* ---- claims ---- */
 
+/* The monotonic clock in milliseconds, for lease ends. */
+static int64_t store_mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* The columns every claim query returns, in the order claims_done reads them. */
 #define CLAIM_COLUMNS                                                                              \
 	"m.modification_id::text, m.order_id, m.transaction_id, m.kind, m.request_body, "          \
 	"m.attempts, m.lease_generation, (extract(epoch FROM m.deadline) * 1000)::bigint, "        \
-	"coalesce(m.deadline <= now(), false)"
+	"coalesce(m.deadline <= now(), false), m.lease_owner IS NOT NULL, "                        \
+	"coalesce((extract(epoch FROM m.lease_expires_at - clock_timestamp()) * 1000)::bigint, 0)"
 
 static void claims_done(PGresult *res, const char *error, void *arg)
 {
@@ -733,6 +773,7 @@ static void claims_done(PGresult *res, const char *error, void *arg)
 		return;
 	}
 	size_t n = (size_t)PQntuples(res);
+	int64_t now = store_mono_ms();
 	struct store_claim *rows = xcalloc(n ? n : 1, sizeof(*rows));
 	for (size_t i = 0; i < n; i++) {
 		int r = (int)i;
@@ -746,6 +787,8 @@ static void claims_done(PGresult *res, const char *error, void *arg)
 		rows[i].generation = field_int(res, r, 6);
 		rows[i].deadline_ms = field_int(res, r, 7);
 		rows[i].deadline_passed = strcmp(PQgetvalue(res, r, 8), "t") == 0;
+		rows[i].leased = strcmp(PQgetvalue(res, r, 9), "t") == 0;
+		rows[i].lease_until_ms = now + field_int(res, r, 10);
 	}
 	done(rows, n, NULL, c->arg);
 	free(c);
@@ -804,15 +847,17 @@ bool store_insert_intents_consuming(struct store *st, const struct store_intent 
 	static const char sql[] =
 	    "WITH u AS (SELECT * FROM json_to_recordset($1::json) AS u(id uuid, order_id text, "
 	    "transaction_id text, kind text, amount bigint, currency text, body text, "
-	    "reason text, deadline_ms bigint, request_id bigint, settles_cancel bool)), "
+	    "reason text, deadline_ms bigint, request_id bigint, settles_cancel bool, lease "
+	    "bool)), "
 	    "ins AS (INSERT INTO smartpay.modifications AS m (modification_id, order_id, "
 	    "transaction_id, kind, amount_minor, currency, request_body, state, reason, deadline, "
 	    "lease_owner, lease_generation, lease_expires_at, completed_at, request_id, "
 	    "settles_cancel) "
 	    "SELECT id, order_id, transaction_id, kind, amount, currency, body, "
 	    "CASE WHEN reason IS NULL THEN 'pending' ELSE 'refused' END, reason, "
-	    "to_timestamp(deadline_ms / 1000.0), CASE WHEN reason IS NULL THEN $2 END, 1, "
-	    "CASE WHEN reason IS NULL THEN now() + $3::interval END, "
+	    "to_timestamp(deadline_ms / 1000.0), CASE WHEN reason IS NULL AND lease THEN $2 END, "
+	    "1, "
+	    "CASE WHEN reason IS NULL AND lease THEN now() + $3::interval END, "
 	    "CASE WHEN reason IS NULL THEN NULL ELSE now() END, request_id, "
 	    "coalesce(settles_cancel, false) FROM u "
 	    /* a refund is recorded only within what remains captured by the ledger as this
@@ -855,13 +900,14 @@ bool store_insert_intents_consuming(struct store *st, const struct store_intent 
 			json_put_int(o, "request_id", in->request_id);
 		if (in->settles_cancel)
 			json_object_object_add(o, "settles_cancel", json_object_new_boolean(true));
+		json_object_object_add(o, "lease", json_object_new_boolean(in->lease));
 		json_object_array_add(arr, o);
 	}
 	char lease[32];
 	interval_text(st->cfg->lease_ms, lease);
 	char *consumed = change_list(changes, nchanges);
 	const char *p[] = {json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN),
-	                   st->cfg->instance_name, lease, consumed};
+	                   st->instance, lease, consumed};
 	struct store_call *c = call_new(st, (void (*)(void))done, arg);
 	bool ok = pg_conn_query(st->pc, sql, 4, p, claims_done, c);
 	if (!ok)
@@ -887,7 +933,7 @@ bool store_claim_due(struct store *st, int limit, bool own, store_claims_fn done
 	char lease[32], lim[16];
 	interval_text(st->cfg->lease_ms, lease);
 	snprintf(lim, sizeof(lim), "%d", limit);
-	const char *p[] = {st->cfg->instance_name, lease, lim, own ? "t" : "f"};
+	const char *p[] = {st->instance, lease, lim, own ? "t" : "f"};
 	struct store_call *c = call_new(st, (void (*)(void))done, arg);
 	bool ok = pg_conn_query(st->pc, sql, 4, p, claims_done, c);
 	if (!ok)
@@ -897,23 +943,44 @@ bool store_claim_due(struct store *st, int limit, bool own, store_claims_fn done
 
 /* ---- outcomes ---- */
 
+/* True when the database refused the statement itself (its data, a constraint, a
+ * trigger): sending it again unchanged fails again. False for a lost connection and for
+ * failures that pass (serialization, deadlock, resources, cancels, shutdowns). */
+static bool store_statement_rejected(const PGresult *res)
+{
+	if (res == NULL)
+		return false;
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	if (state == NULL || strlen(state) != 5)
+		return false;
+	static const char *const transient[] = {"08", "25", "40", "53", "55", "57", "58", "XX"};
+	for (size_t i = 0; i < sizeof(transient) / sizeof(transient[0]); i++)
+		if (strncmp(state, transient[i], 2) == 0)
+			return false;
+	return true;
+}
+
 static void outcomes_done(PGresult *res, const char *error, void *arg)
 {
 	struct store_call *c = arg;
 	store_written_fn done = (store_written_fn)c->fn;
 	if (error) {
-		done(NULL, 0, error, c->arg);
+		done(NULL, NULL, 0, error, store_statement_rejected(res), c->arg);
 		free(c);
 		return;
 	}
 	size_t n = (size_t)PQntuples(res);
 	char **fenced = xcalloc(n ? n : 1, sizeof(char *));
-	for (size_t i = 0; i < n; i++)
+	bool *disagrees = xcalloc(n ? n : 1, sizeof(bool));
+	for (size_t i = 0; i < n; i++) {
 		fenced[i] = xstrdup(PQgetvalue(res, (int)i, 0));
-	done(fenced, n, NULL, c->arg);
+		disagrees[i] = strcmp(PQgetvalue(res, (int)i, 1), "t") == 0;
+	}
+	done(fenced, disagrees, n, NULL, false, c->arg);
 	for (size_t i = 0; i < n; i++)
 		free(fenced[i]);
 	free(fenced);
+	free(disagrees);
 	free(c);
 }
 
@@ -954,8 +1021,22 @@ bool store_write_outcomes(struct store *st, const struct store_outcome *outcomes
 	    "modification_id::text || ':' || attempts, kind || ' for order ' || order_id || ': ' "
 	    "|| "
 	    "coalesce(reason, alert_kind) FROM upd WHERE alert_kind IS NOT NULL "
-	    "ON CONFLICT DO NOTHING) "
-	    "SELECT u.id::text FROM u WHERE u.id NOT IN (SELECT modification_id FROM upd)";
+	    "ON CONFLICT DO NOTHING), "
+	    /* a fenced final outcome that contradicts the final state the new owner recorded:
+	     * the ledger keeps the winner's, an operator must look at the gateway */
+	    "dis AS (INSERT INTO smartpay.alerts (kind, severity, order_id, modification_id, "
+	    "dedup_key, message) SELECT 'outcome_disagrees', 'critical', m.order_id, "
+	    "m.modification_id, m.modification_id::text || ':' || u.state, "
+	    "m.kind || ' for order ' || m.order_id || ': instance ' || $1 || ' saw ' || u.state "
+	    "|| coalesce(' (HTTP ' || u.http_status || ')', '') || ' after its lease moved on, "
+	    "but the ledger records ' || m.state || coalesce(' (HTTP ' || m.http_status || ')', "
+	    "'') || '; check the transaction at SmartPay' "
+	    "FROM u JOIN smartpay.modifications m ON m.modification_id = u.id "
+	    "WHERE u.id NOT IN (SELECT modification_id FROM upd) AND u.state <> 'pending' "
+	    "AND m.state <> 'pending' AND m.state <> u.state "
+	    "ON CONFLICT DO NOTHING RETURNING modification_id) "
+	    "SELECT u.id::text, u.id IN (SELECT modification_id FROM dis) FROM u "
+	    "WHERE u.id NOT IN (SELECT modification_id FROM upd)";
 	if (!pg_conn_is_up(st->pc))
 		return false;
 	json_object *arr = json_object_new_array_ext((int)n);
@@ -982,7 +1063,7 @@ bool store_write_outcomes(struct store *st, const struct store_outcome *outcomes
 		ids[i] = outcomes[i].modification_id;
 	char *idlist = array_literal(ids, n);
 	free(ids);
-	const char *p[] = {st->cfg->instance_name,
+	const char *p[] = {st->instance,
 	                   json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN), idlist};
 	struct store_call *c = call_new(st, (void (*)(void))done, arg);
 	bool ok = pg_conn_query(st->pc, sql, 3, p, outcomes_done, c);
@@ -1002,6 +1083,33 @@ void store_outcome_clear(struct store_outcome *o)
 	free(o->reconciliation_reference_id);
 	free(o->order_id);
 	memset(o, 0, sizeof(*o));
+}
+
+/* ---- alerts of the claim path ---- */
+
+static void alert_done(PGresult *res, const char *error, void *arg)
+{
+	struct store_call *c = arg;
+	store_done_fn done = (store_done_fn)c->fn;
+	if (done)
+		done(error ? 0 : (size_t)atoll(PQcmdTuples(res)), error, c->arg);
+	free(c);
+}
+
+bool store_raise_alert(struct store *st, const char *kind, const char *severity,
+                       const char *dedup_key, const char *message, store_done_fn done, void *arg)
+{
+	static const char sql[] =
+	    "INSERT INTO smartpay.alerts (kind, severity, dedup_key, message) "
+	    "VALUES ($1, $2, $3, $4) ON CONFLICT (kind, dedup_key) DO NOTHING";
+	if (!pg_conn_is_up(st->pc))
+		return false;
+	const char *p[] = {kind, severity, dedup_key, message};
+	struct store_call *c = call_new(st, (void (*)(void))done, arg);
+	bool ok = pg_conn_query(st->pc, sql, 4, p, alert_done, c);
+	if (!ok)
+		free(c);
+	return ok;
 }
 
 /* ---- the queue of changed orders ---- */

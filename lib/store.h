@@ -53,6 +53,7 @@ struct store_intent {
 	int64_t deadline_ms;
 	int64_t request_id;  /* the shop request it answers, 0 for none */
 	bool settles_cancel; /* a refund of what remains captured, standing for a cancel */
+	bool lease;          /* leased to this daemon for sending now; else recorded due, unleased */
 };
 
 /* An open shop request (smartpay.requests) ready to become a modification. */
@@ -80,8 +81,10 @@ struct store_claim {
 	char *body;
 	int attempts;
 	int64_t generation;
-	int64_t deadline_ms;  /* 0 when none */
-	bool deadline_passed; /* by the database clock */
+	int64_t deadline_ms;    /* 0 when none */
+	bool deadline_passed;   /* by the database clock */
+	bool leased;            /* false: an intent recorded unleased (due now), not to send */
+	int64_t lease_until_ms; /* CLOCK_MONOTONIC ms when the lease ends */
 };
 
 /* The result of one attempt, written back under the lease (fenced). */
@@ -100,6 +103,7 @@ struct store_outcome {
 	const char *alert_severity;
 	char *order_id; /* for logs and follow-up scans */
 	enum mod_kind kind;
+	bool released; /* a lease given back unsent, not an attempt */
 };
 
 typedef void (*store_candidates_fn)(struct store_candidate *rows, size_t n, const char *error,
@@ -108,13 +112,21 @@ typedef void (*store_requests_fn)(struct store_request *rows, size_t n, const ch
                                   void *arg);
 typedef void (*store_claims_fn)(struct store_claim *rows, size_t n, const char *error, void *arg);
 typedef void (*store_done_fn)(size_t affected, const char *error, void *arg);
-typedef void (*store_written_fn)(char **fenced_ids, size_t nfenced, const char *error, void *arg);
+/* After an outcome write: the ids whose lease had moved on (not written; disagrees[i]
+ * when that outcome contradicts the new owner's and was alerted), or an error;
+ * `rejected` tells a statement the database refused (bad data: the same statement would
+ * fail again) from a lost connection or a transient failure (worth retrying as is). */
+typedef void (*store_written_fn)(char **fenced_ids, const bool *disagrees, size_t nfenced,
+                                 const char *error, bool rejected, void *arg);
 
 struct store *store_new(struct pg_conn *pc, const struct sp_config *cfg);
 void store_free(struct store *st);
 /* The connection the store queries through (for store modules in other files). */
 struct pg_conn *store_conn(const struct store *st);
 const struct sp_config *store_config(const struct store *st);
+/* The instance name of the leases and the instance lock: the one of the configuration the
+ * store was created with (a reload does not change it; it waits for a restart). */
+const char *store_instance_name(const struct store *st);
 /* The orders relation as a quoted SQL identifier, e.g. "public"."orders". */
 const char *store_orders_relation(const struct store *st);
 /* The authorization deadline of the orders row `o` as an SQL timestamptz expression:
@@ -202,10 +214,12 @@ bool store_find_candidates(struct store *st, const char *const *ids, size_t nids
 bool store_find_requests(struct store *st, int limit, store_requests_fn done, void *arg);
 void store_requests_free(struct store_request *rows, size_t n);
 
-/* Records intents in one statement; the callback gets the rows that are now leased to
- * this daemon and must be sent. Others were refused locally, or lost a race: a unique
- * index (a live capture, cancel, settling refund, or a pending modification of the
- * transaction), or a refund that no longer fits what the ledger shows captured. */
+/* Records intents in one statement; the callback gets the rows recorded as pending:
+ * those with `lease` set are leased to this daemon and must be sent, the others are
+ * due now for the next claim (leased false). Rows missing from the answer were refused
+ * locally, or lost a race: a unique index (a live capture, cancel, settling refund, or a
+ * pending modification of the transaction), or a refund that no longer fits what the
+ * ledger shows captured. */
 bool store_insert_intents(struct store *st, const struct store_intent *intents, size_t n,
                           store_claims_fn done, void *arg);
 
@@ -235,15 +249,25 @@ bool store_queue_fed(const struct store *st);
  * instance held before a restart), earliest deadline first. */
 bool store_claim_due(struct store *st, int limit, bool own, store_claims_fn done, void *arg);
 
-/* Writes outcomes in one statement, fenced by lease owner and generation. */
+/* Writes outcomes in one statement, fenced by lease owner and generation. A fenced
+ * outcome that is final and disagrees with the final state recorded by the new owner
+ * raises an 'outcome_disagrees' alert in the same statement. */
 bool store_write_outcomes(struct store *st, const struct store_outcome *outcomes, size_t n,
                           store_written_fn done, void *arg);
+
+/* Raises one alert (no order) unless one of this kind and dedup_key exists. */
+bool store_raise_alert(struct store *st, const char *kind, const char *severity,
+                       const char *dedup_key, const char *message, store_done_fn done, void *arg);
 
 /* The delay until the earliest pending modification becomes due, or -1 for none. */
 bool store_next_due(struct store *st, void (*done)(int64_t delay_ms, const char *error, void *arg),
                     void *arg);
 
 void store_candidates_free(struct store_candidate *rows, size_t n);
+/* A database error message as one line fit for a log, a reason or an alert: the first
+ * line without the "ERROR:" prefix, printable ASCII only, at most 200 bytes
+ * (malloc'd). NULL gives "unknown error". */
+char *store_error_text(const char *error);
 void store_claims_free(struct store_claim *rows, size_t n);
 /* Frees the strings of one claim, not the struct. */
 void store_claim_clear(struct store_claim *c);

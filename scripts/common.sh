@@ -1,4 +1,4 @@
-# Shared by scripts/check and scripts/demo: package install and out-of-tree build.
+# Shared by scripts/check, scripts/demo and scripts/fuzz: package install and out-of-tree build.
 # shellcheck shell=bash
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -30,8 +30,8 @@ ensure_configure() {
 	fi
 }
 
-# build DIR [configure args...]: configures (once per argument set) and builds out of tree.
-build_tree() {
+# configure_tree DIR [configure args...]: configures out of tree, once per argument set.
+configure_tree() {
 	local dir=$1; shift
 	mkdir -p "$dir"
 	local want="$*"
@@ -40,6 +40,12 @@ build_tree() {
 		(cd "$dir" && "$top/configure" "$@" >configure.out) || { cat "$dir/configure.out" "$dir/config.log" | tail -50; return 1; }
 		echo "$want" >"$dir/.configure-args"
 	fi
+}
+
+# build DIR [configure args...]: configures (once per argument set) and builds out of tree.
+build_tree() {
+	local dir=$1
+	configure_tree "$@" || return 1
 	echo "== make $dir"
 	make -C "$dir" -j"$jobs" >"$dir/make.out" 2>&1 || { tail -60 "$dir/make.out"; return 1; }
 	grep -E 'warning:' "$dir/make.out" && { echo "compiler warnings (see above)"; return 1; }

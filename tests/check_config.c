@@ -419,11 +419,16 @@ END_TEST
 
 START_TEST(test_relations_between_keys)
 {
-	/* lease must exceed timeout: blamed on the key that was set. */
+	/* lease must cover timeout and the outcome's write: blamed on the key that was set. */
 	one_error("[daemon]\nlease = 90s\n",
-	          "t.conf:5: daemon.lease: must be longer than smartpay.timeout (90s)");
+	          "t.conf:5: daemon.lease: must be at least 5s longer than smartpay.timeout (90s)");
+	one_error("[daemon]\nlease = 94s\n",
+	          "t.conf:5: daemon.lease: must be at least 5s longer than smartpay.timeout (90s)");
+	struct sp_config *edge = load_ok(REQUIRED "[daemon]\nlease = 95s\n");
+	ck_assert_int_eq(edge->lease_ms, 95000);
+	config_free(edge);
 	one_error("timeout = 10m\n",
-	          "t.conf:4: smartpay.timeout: must be shorter than daemon.lease (5m)");
+	          "t.conf:4: smartpay.timeout: must be at least 5s shorter than daemon.lease (5m)");
 	/* A defaulted connect_timeout (10s) follows a shorter explicit timeout. */
 	struct sp_config *cfg = load_ok(REQUIRED "timeout = 3s\n[daemon]\nlease = 1m\n");
 	ck_assert_int_eq(cfg->connect_timeout_ms, 3000);
@@ -697,7 +702,8 @@ START_TEST(test_load_file)
 	ck_assert(!config_load(path, &cfg, &errors));
 	char want[4200];
 	snprintf(want, sizeof(want),
-	         "%s:6: daemon.lease: must be longer than smartpay.timeout (5s)\n", path);
+	         "%s:6: daemon.lease: must be at least 5s longer than smartpay.timeout (5s)\n",
+	         path);
 	ck_assert_str_eq(errors, want);
 	free(errors);
 	unlink(path);

@@ -471,12 +471,13 @@ START_TEST(mixed_hostile_run)
 	                                 "smartpay.modifications");
 	long hostile = 0;
 	for (int i = 0; i < PQntuples(r); i++) {
-		/* every counted attempt reached the gateway; libcurl itself may resend once
-		 * (same bytes) when a reused connection closes before any answer */
+		/* every counted attempt reached the gateway; libcurl itself resends the same
+		 * bytes on a fresh connection, up to 5 times a transfer (CONN_MAX_RETRIES),
+		 * when a reused connection closes before any answer */
 		const char *mid = PQgetvalue(r, i, 0);
 		long attempts = strtol(PQgetvalue(r, i, 1), NULL, 10);
 		long requests = simproc_ledger_per_id(ledger, "requests", mid);
-		ck_assert_msg(requests >= attempts && requests <= 2 * attempts,
+		ck_assert_msg(requests >= attempts && requests <= 6 * attempts,
 		              "%s: %ld requests for %ld attempts", mid, requests, attempts);
 		hostile += simproc_ledger_per_id(ledger, "hostileAnswers", mid);
 	}

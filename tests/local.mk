@@ -69,6 +69,13 @@ tests_check_shop_rows_SOURCES = tests/check_shop_rows.c tests/daemonproc.c tests
 	tests/pgtest.c tests/pgtest.h tests/simproc.c tests/simproc.h tests/testutil.c tests/testutil.h
 tests_check_shop_rows_LDADD = $(SP_LIBS) $(CHECK_LIBS)
 tests_check_shop_rows_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+# the engine's scheduling under hostile conditions (real daemon), and its pure helpers
+check_PROGRAMS += tests/check_schedule
+TESTS += tests/check_schedule
+tests_check_schedule_SOURCES = tests/check_schedule.c tests/daemonproc.c tests/daemonproc.h \
+	tests/pgtest.c tests/pgtest.h tests/simproc.c tests/simproc.h tests/testutil.c tests/testutil.h
+tests_check_schedule_LDADD = $(SP_LIBS) $(CHECK_LIBS)
+tests_check_schedule_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 # operations: metrics and health, sd_notify, least-privilege role, no secrets in logs
 OPS_TEST_SOURCES = tests/opstest.c tests/opstest.h tests/daemonproc.c tests/daemonproc.h \
 	tests/pgtest.c tests/pgtest.h tests/simproc.c tests/simproc.h tests/testutil.c tests/testutil.h

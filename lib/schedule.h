@@ -1,0 +1,49 @@
+/* Which claim the engine starts next, chosen by one pure function from the engine's
+ * state (no I/O): due retries and own rows first, then shop requests, then the notified
+ * orders, then the scan of the orders relation; a claim waiting out a failure is
+ * skipped so that the others go on; nothing while outcomes cannot be written; one
+ * probe row while the credentials breaker is open. */
+#ifndef SP_SCHEDULE_H
+#define SP_SCHEDULE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* The claims; the first SCHED_KINDS have their own failure backoff (the probe shares
+ * the due claim's). */
+enum sched_claim {
+	SCHED_DUE,      /* pending rows whose next attempt is due (and own rows after a restart) */
+	SCHED_REQUESTS, /* open refund / cancel_or_refund requests of the shop */
+	SCHED_TARGETED, /* the orders named by notifications */
+	SCHED_SCAN,     /* the whole orders relation */
+	SCHED_PROBE,    /* one due row to test rejected credentials */
+	SCHED_NONE,
+};
+#define SCHED_KINDS 4
+
+/* "due", "requests", "targeted", "scan", "probe", "none". */
+const char *sched_claim_name(enum sched_claim c);
+
+struct sched_state {
+	bool usable;           /* prepared, connected, not draining or stopped, no claim running */
+	bool breaker_closed;   /* else only a probe may be claimed */
+	bool probe_due;        /* the breaker's pause is over */
+	bool outcomes_blocked; /* the last outcome write failed, or too many outcomes are held */
+	int batch_size;
+	size_t queued; /* claimed rows waiting for the in-flight window */
+	bool inflight; /* requests on the wire */
+	bool want_due; /* due rows or own rows wanted */
+	bool want_requests;
+	bool want_scan;
+	size_t notified;           /* order ids waiting for a targeted claim */
+	bool waiting[SCHED_KINDS]; /* that claim is waiting out a failure */
+};
+
+struct sched_choice {
+	enum sched_claim claim;
+	int room; /* rows it may lease */
+};
+
+struct sched_choice sched_next(const struct sched_state *s);
+
+#endif

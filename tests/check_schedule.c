@@ -1,0 +1,644 @@
+/* The engine's scheduling under hostile conditions, against the real daemon, a private
+ * PostgreSQL and smartpay-sim: candidates that cannot move, claim statements that fail,
+ * outcomes the database refuses, rejected credentials, leases that run short and
+ * outcomes that disagree. Plus the pure helpers behind them (the breaker, error text). */
+#include "autoconfig.h"
+
+#include "breaker.h"
+#include "daemonproc.h"
+#include "pgtest.h"
+#include "schedule.h"
+#include "simproc.h"
+#include "store.h"
+#include "testutil.h"
+
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define WAIT_MS 60000
+
+/* One test's world: a shop database, a simulator and a daemon configuration. */
+struct world {
+	char *conninfo;
+	PGconn *db;
+	struct simproc *sim;
+	struct daemonproc d;
+};
+
+static void world_up(struct world *w, const char *extra)
+{
+	memset(w, 0, sizeof(*w));
+	w->conninfo = pgtest_createdb_shop(NULL);
+	w->db = pgtest_connect(w->conninfo);
+	w->sim = simproc_start(NULL);
+	ck_assert_ptr_nonnull(w->sim);
+	daemonproc_init(&w->d, w->conninfo, simproc_base_url(w->sim), simproc_merchant_key(w->sim),
+	                simproc_auth_key(w->sim), extra);
+}
+
+static void world_down(struct world *w)
+{
+	/* a clean drain, and under ASan no leak report */
+	if (w->d.pid)
+		ck_assert_int_eq(daemonproc_stop(&w->d), 0);
+	daemonproc_cleanup(&w->d);
+	ck_assert(simproc_stop(w->sim));
+	PQfinish(w->db);
+	free(w->conninfo);
+}
+
+/* Creates an authorized transaction at the simulator and the shop's order for it, with
+ * its deadline `hours` from now; returns the order id. */
+static long add_order(struct world *w, const char *status, int hours)
+{
+	char *txn = simproc_create_txn(w->sim, "10.00", "EUR");
+	ck_assert_ptr_nonnull(txn);
+	char h[16];
+	snprintf(h, sizeof(h), "%d", hours);
+	const char *p[] = {txn, status, h};
+	PGresult *r = PQexecParams(w->db,
+	                           "INSERT INTO public.orders (smartpay_transaction_id, amount, "
+	                           "status, authorization_expires_at) VALUES ($1, 10.00, $2, "
+	                           "now() + $3::int * interval '1 hour') RETURNING id",
+	                           3, NULL, p, NULL, NULL, 0);
+	ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+	long id = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	free(txn);
+	return id;
+}
+
+static long long count(struct world *w, const char *sql)
+{
+	return pgtest_int(w->db, sql);
+}
+
+/* Waits until `sql` counts `want`; the daemon's log explains a miss. */
+static void await(struct world *w, const char *sql, long long want)
+{
+	long long got = daemonproc_wait_count(&w->d, w->db, sql, want, WAIT_MS);
+	ck_assert_msg(got == want, "%s: got %lld, want %lld", sql, got, want);
+}
+
+/* Waits until the daemon holds its instance lock (connected and prepared). */
+static void await_ready(struct world *w)
+{
+	await(w, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted", 1);
+}
+
+/* Waits until the simulator has performed `want` effects of any kind. */
+static void await_effects_count(struct world *w, int want)
+{
+	for (int i = 0; i < 500 && simproc_count_effects(w->sim, NULL, NULL) < want; i++)
+		usleep(20000);
+	ck_assert_int_eq(simproc_count_effects(w->sim, NULL, NULL), want);
+}
+
+/* How many lines of the daemon's log contain `needle`. */
+static int log_count(const struct world *w, const char *needle)
+{
+	char *text = testutil_read_file(w->d.log);
+	int n = 0;
+	for (const char *p = text ? strstr(text, needle) : NULL; p; p = strstr(p + 1, needle))
+		n++;
+	free(text);
+	return n;
+}
+
+/* Transactions committed in the test database so far (pg_stat_database). */
+static long long commits(struct world *w)
+{
+	pgtest_exec(w->db, "SELECT pg_stat_clear_snapshot()");
+	return count(w, "SELECT xact_commit FROM pg_stat_database WHERE datname = "
+	                "current_database()");
+}
+
+/* ---- point: blocked candidates neither spin nor starve ---- */
+
+/* Cancelled orders whose transaction has a pending refund another daemon holds (a
+ * cancel waits behind it) fill every page of candidates with batch_size = 1: the daemon
+ * does not rescan back to back, and a newly shipped order, with a later deadline than
+ * all of them, is still captured at once. Once the refunds finish the cancels go. */
+START_TEST(blocked_candidates_neither_spin_nor_starve)
+{
+	struct world w;
+	world_up(&w, "[daemon]\nbatch_size = 1\nmax_inflight = 1\n");
+	enum { BLOCKED = 60 };
+	pgtest_exec(w.db, "BEGIN");
+	for (int i = 0; i < BLOCKED; i++)
+		add_order(&w, "cancelled", 1);
+	pgtest_exec(w.db, "COMMIT");
+	pgtest_exec(
+	    w.db, "INSERT INTO smartpay.modifications (modification_id, order_id, transaction_id, "
+	          "kind, amount_minor, currency, request_body, state, next_attempt_at, deadline, "
+	          "lease_owner, lease_generation, lease_expires_at) SELECT gen_random_uuid(), "
+	          "o.id::text, o.smartpay_transaction_id, 'refund', 100, 'EUR', '{}', 'pending', "
+	          "now() + interval '1 day', o.authorization_expires_at, 'other', 1, "
+	          "now() + interval '1 day' FROM public.orders o");
+	long fresh = add_order(&w, "authorized", 100);
+	daemonproc_start(&w.d, false);
+	await_ready(&w);
+	usleep(1500000); /* the first polls have looked at every blocked candidate */
+
+	/* a bounded number of statements: a few per poll, not a scan after every scan */
+	long long before = commits(&w);
+	usleep(4000000);
+	long long per_second = (commits(&w) - before) / 4;
+	ck_assert_msg(per_second < 100, "%lld commits per second", per_second);
+
+	char sql[160];
+	snprintf(sql, sizeof(sql), "UPDATE public.orders SET status = 'shipped' WHERE id = %ld",
+	         fresh);
+	pgtest_exec(w.db, sql);
+	long long got = wait_for_count(w.db,
+	                               "SELECT count(*) FROM smartpay.modifications WHERE "
+	                               "kind = 'capture' AND state = 'succeeded'",
+	                               1, 3000);
+	if (got != 1)
+		daemonproc_print_log(&w.d);
+	ck_assert_int_eq(got, 1);
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications WHERE kind = "
+	                           "'cancel'"),
+	                 0);
+
+	/* the refunds finish: every blocked cancel goes out, once */
+	pgtest_exec(w.db, "UPDATE smartpay.modifications SET state = 'succeeded', lease_owner = "
+	                  "NULL, lease_expires_at = NULL, completed_at = now() WHERE kind = "
+	                  "'refund'");
+	await(&w,
+	      "SELECT count(*) FROM smartpay.modifications WHERE kind = 'cancel' AND state = "
+	      "'succeeded'",
+	      BLOCKED);
+	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "cancel"), BLOCKED);
+	world_down(&w);
+}
+END_TEST
+
+/* A candidate query that fails on every scan (one order row that cannot be read) is
+ * alerted once, retried with backoff rather than at every poll, and the orders notified
+ * meanwhile are captured, even beside the bad one; once the row can be read the scan
+ * recovers. */
+START_TEST(failing_candidate_query_is_alerted_and_backs_off)
+{
+	struct world w;
+	world_up(&w, "[database]\norders_relation = public.orders_v\n");
+	pgtest_exec(w.db,
+	            "CREATE TABLE public.poison (id bigint PRIMARY KEY); "
+	            "CREATE FUNCTION public.checked_amount(a numeric, i bigint) RETURNS numeric "
+	            "LANGUAGE plpgsql STABLE AS $$BEGIN IF EXISTS (SELECT 1 FROM public.poison p "
+	            "WHERE p.id = i) THEN RAISE EXCEPTION 'amount of order % unreadable', i; END "
+	            "IF; RETURN a; END$$; "
+	            "CREATE VIEW public.orders_v AS SELECT id, status, smartpay_transaction_id, "
+	            "public.checked_amount(amount, id) AS amount, currency, capture_amount, "
+	            "authorized_at, authorization_expires_at FROM public.orders");
+	long bad = add_order(&w, "shipped", 10);
+	char sql[160];
+	snprintf(sql, sizeof(sql), "INSERT INTO public.poison VALUES (%ld)", bad);
+	pgtest_exec(w.db, sql);
+	long good = add_order(&w, "authorized", 20);
+	daemonproc_start(&w.d, false);
+	await_ready(&w);
+	await(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = 'claim_failed'", 1);
+
+	/* the other orders go on, also when notified together with the bad one */
+	snprintf(sql, sizeof(sql),
+	         "BEGIN; UPDATE public.orders SET status = 'packed' WHERE id = %ld; "
+	         "UPDATE public.orders SET status = 'shipped' WHERE id IN (%ld, %ld); COMMIT",
+	         bad, bad, good);
+	pgtest_exec(w.db, sql);
+	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 1);
+	ck_assert(daemonproc_log_contains(&w.d, "event=order_skipped"));
+
+	/* retried with backoff: at 500 ms polls, six seconds would see a dozen failures */
+	int before = log_count(&w, "event=claim_failed claim=scan");
+	usleep(6000000);
+	int failures = log_count(&w, "event=claim_failed claim=scan") - before;
+	ck_assert_msg(failures <= 4, "%d failed scans in 6 s", failures);
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = "
+	                           "'claim_failed'"),
+	                 1);
+
+	pgtest_exec(w.db, "DELETE FROM public.poison");
+	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 2);
+	ck_assert(daemonproc_log_contains(&w.d, "event=claim_recovered claim=scan"));
+	world_down(&w);
+}
+END_TEST
+
+/* ---- point: outcomes the database refuses ---- */
+
+/* The database refuses one order's outcome (a constraint standing in for any error):
+ * the batch is split, the other outcomes are written, that one is recorded without the
+ * gateway's answer, with the reason, and its attempt counted. A second order whose every
+ * outcome is refused stays pending, the others are not held back. */
+START_TEST(refused_outcome_does_not_hold_back_the_batch)
+{
+	struct world w;
+	world_up(&w, NULL);
+	ck_assert(simproc_set_faults(w.sim, "{\"latency_ms\": 300}"));
+	enum { ORDERS = 20 };
+	long ids[ORDERS];
+	pgtest_exec(w.db, "BEGIN");
+	for (int i = 0; i < ORDERS; i++)
+		ids[i] = add_order(&w, "authorized", 50 + i);
+	pgtest_exec(w.db, "COMMIT");
+	char sql[600];
+	snprintf(sql, sizeof(sql),
+	         "ALTER TABLE smartpay.modifications ADD CONSTRAINT test_bad_answer CHECK "
+	         "(response_body IS NULL OR order_id <> '%ld'); "
+	         "CREATE FUNCTION public.refuse_outcome() RETURNS trigger LANGUAGE plpgsql AS "
+	         "$$BEGIN IF NEW.state <> 'pending' OR NEW.attempts > 0 THEN RAISE EXCEPTION "
+	         "'outcome of order %% refused', NEW.order_id; END IF; RETURN NEW; END$$; "
+	         "CREATE TRIGGER refuse_outcome BEFORE UPDATE ON smartpay.modifications FOR EACH "
+	         "ROW WHEN (OLD.order_id = '%ld') EXECUTE FUNCTION public.refuse_outcome()",
+	         ids[3], ids[7]);
+	pgtest_exec(w.db, sql);
+	daemonproc_start(&w.d, false);
+	await_ready(&w);
+	pgtest_exec(w.db, "UPDATE public.orders SET status = 'shipped'");
+	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'",
+	      ORDERS - 1);
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM smartpay.modifications WHERE order_id = '%ld' AND state = "
+	         "'succeeded' AND response_body IS NULL AND attempts = 1 AND reason LIKE 'the "
+	         "gateway''s answer could not be stored: %%check constraint%%'",
+	         ids[3]);
+	ck_assert_int_eq(count(&w, sql), 1);
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = "
+	                           "'succeeded' AND response_body IS NOT NULL"),
+	                 ORDERS - 2);
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM smartpay.modifications WHERE order_id = '%ld' AND state = "
+	         "'pending'",
+	         ids[7]);
+	ck_assert_int_eq(count(&w, sql), 1);
+	ck_assert(daemonproc_log_contains(&w.d, "event=outcome_rejected"));
+	ck_assert(daemonproc_log_contains(&w.d, "event=outcome_unstorable"));
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM smartpay.alerts a JOIN smartpay.modifications m ON "
+	         "a.dedup_key = m.modification_id::text WHERE a.kind = 'outcome_unstorable' AND "
+	         "m.order_id = '%ld'",
+	         ids[7]);
+	await(&w, sql, 1);
+	world_down(&w);
+}
+END_TEST
+
+/* While outcomes cannot be written (a transient failure, here a serialization failure
+ * raised by a trigger) nothing more is claimed: new orders wait instead of piling up
+ * intents and outcomes in memory; once writes pass, everything completes. */
+START_TEST(no_claims_while_outcomes_cannot_be_written)
+{
+	struct world w;
+	world_up(&w, NULL);
+	pgtest_exec(
+	    w.db, "CREATE TABLE public.write_blocked (on_ boolean); INSERT INTO "
+	          "public.write_blocked VALUES (true); "
+	          "CREATE FUNCTION public.block_write() RETURNS trigger LANGUAGE plpgsql AS "
+	          "$$BEGIN IF EXISTS (SELECT 1 FROM public.write_blocked) THEN RAISE EXCEPTION "
+	          "'outcome writes blocked' USING ERRCODE = '40001'; END IF; RETURN NEW; END$$; "
+	          "CREATE TRIGGER block_write BEFORE UPDATE ON smartpay.modifications FOR EACH ROW "
+	          "WHEN (OLD.lease_owner IS NOT NULL AND NEW.lease_owner IS NULL) "
+	          "EXECUTE FUNCTION public.block_write()");
+	long first = add_order(&w, "authorized", 10);
+	enum { LATER = 20 };
+	pgtest_exec(w.db, "BEGIN");
+	for (int i = 0; i < LATER; i++)
+		add_order(&w, "authorized", 20);
+	pgtest_exec(w.db, "COMMIT");
+	daemonproc_start(&w.d, false);
+	await_ready(&w);
+	char sql[160];
+	snprintf(sql, sizeof(sql), "UPDATE public.orders SET status = 'shipped' WHERE id = %ld",
+	         first);
+	pgtest_exec(w.db, sql);
+	await_effects_count(&w, 1);
+	for (int i = 0; i < 250 && !daemonproc_log_contains(&w.d, "event=outcome_write_failed");
+	     i++)
+		usleep(20000);
+	ck_assert(daemonproc_log_contains(&w.d, "event=outcome_write_failed"));
+	pgtest_exec(w.db, "UPDATE public.orders SET status = 'shipped'");
+	usleep(2000000);
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications"), 1);
+	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "capture"), 1);
+
+	pgtest_exec(w.db, "DELETE FROM public.write_blocked");
+	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'",
+	      LATER + 1);
+	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "capture"), LATER + 1);
+	world_down(&w);
+}
+END_TEST
+
+/* ---- point: the breaker ---- */
+
+/* --once with rejected credentials ends (non-zero) instead of waiting for a probe that
+ * never comes; nothing counts as an attempt, one alert. */
+START_TEST(once_with_rejected_credentials_exits)
+{
+	struct world w;
+	world_up(&w, NULL);
+	daemonproc_cleanup(&w.d);
+	daemonproc_init(&w.d, w.conninfo, simproc_base_url(w.sim), simproc_merchant_key(w.sim),
+	                "wrong-key", NULL);
+	for (int i = 0; i < 3; i++)
+		add_order(&w, "shipped", 10);
+	ck_assert_int_eq(daemonproc_run_once(&w.d), 1);
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = "
+	                           "'pending' AND attempts = 0 AND lease_owner IS NULL"),
+	                 3);
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = "
+	                           "'credentials_rejected'"),
+	                 1);
+	ck_assert(daemonproc_log_contains(&w.d, "HTTP 401"));
+	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, NULL), 0);
+	world_down(&w);
+}
+END_TEST
+
+/* The breaker's transitions (lib/breaker.c). */
+START_TEST(breaker_transitions)
+{
+	struct breaker b = {0};
+	ck_assert(breaker_may_send(&b));
+	ck_assert(breaker_rejected(&b, 0, 1000, 600000));
+	ck_assert_int_eq(b.state, BREAKER_OPEN);
+	ck_assert_int_eq(b.until_ms, 1000 + BREAKER_FIRST_PAUSE_MS);
+	ck_assert(!breaker_may_send(&b));
+	/* more 401s of the same episode: no second alert, no earlier probe */
+	ck_assert(!breaker_rejected(&b, 0, 2000, 600000));
+	ck_assert(!breaker_probe_due(&b, 2000 + BREAKER_FIRST_PAUSE_MS - 1));
+	ck_assert(breaker_probe_due(&b, 2000 + BREAKER_FIRST_PAUSE_MS));
+	breaker_probe_claimed(&b);
+	ck_assert(breaker_may_send(&b));
+	ck_assert(!breaker_probe_due(&b, 99999999));
+	/* the probe was a capture past its deadline, expired locally: the next probe at once */
+	breaker_probe_unsent(&b, 50000, false);
+	ck_assert_int_eq(b.state, BREAKER_OPEN);
+	ck_assert(breaker_probe_due(&b, 50000));
+	/* a rejected probe doubles the pause, up to the cap */
+	breaker_probe_claimed(&b);
+	ck_assert(!breaker_rejected(&b, 0, 60000, 50000));
+	ck_assert_int_eq(b.pause_ms, 50000);
+	ck_assert_int_eq(b.until_ms, 110000);
+	/* a probe without any HTTP answer: again after the same pause */
+	breaker_probe_claimed(&b);
+	breaker_probe_failed(&b, 200000);
+	ck_assert_int_eq(b.state, BREAKER_OPEN);
+	ck_assert_int_eq(b.until_ms, 250000);
+	/* a reload: probe at once, answers to the old credentials do not count */
+	breaker_reload(&b, 210000);
+	ck_assert(breaker_probe_due(&b, 210000));
+	ck_assert(!breaker_rejected(&b, 0, 210001, 50000));
+	ck_assert(!breaker_accepted(&b, 0));
+	ck_assert(breaker_probe_due(&b, 210001));
+	breaker_probe_claimed(&b);
+	ck_assert(!breaker_rejected(&b, 1, 220000, 600000));
+	ck_assert_int_eq(b.pause_ms, BREAKER_FIRST_PAUSE_MS);
+	/* an accepted answer with the new credentials closes it; the next 401 is a new
+	 * episode */
+	ck_assert(breaker_accepted(&b, 1));
+	ck_assert_int_eq(b.state, BREAKER_CLOSED);
+	ck_assert(!breaker_accepted(&b, 1));
+	ck_assert(breaker_rejected(&b, 1, 300000, 600000));
+	/* nothing left to probe with: closed, the next real request tests the key */
+	ck_assert(breaker_probe_due(&b, 300000 + BREAKER_FIRST_PAUSE_MS));
+	breaker_probe_claimed(&b);
+	breaker_probe_unsent(&b, 400000, true);
+	ck_assert_int_eq(b.state, BREAKER_CLOSED);
+	ck_assert(breaker_may_send(&b));
+}
+END_TEST
+
+/* Asserts what the scheduler picks in state `s`. */
+static void expect_pick(const char *what, struct sched_state s, enum sched_claim claim, int room)
+{
+	struct sched_choice c = sched_next(&s);
+	ck_assert_msg(c.claim == claim && c.room == room, "%s: got %s/%d, want %s/%d", what,
+	              sched_claim_name(c.claim), c.room, sched_claim_name(claim), room);
+}
+
+/* The scheduler's choices (lib/schedule.c), one situation per line. */
+START_TEST(scheduler_choices)
+{
+	/* an idle engine with room, breaker closed, nothing waiting out a failure */
+	const struct sched_state idle = {.usable = true, .breaker_closed = true, .batch_size = 10};
+	struct sched_state s = idle;
+	expect_pick("nothing wanted", s, SCHED_NONE, 0);
+	s.want_scan = true;
+	s.notified = 3;
+	s.want_requests = true;
+	s.want_due = true;
+	expect_pick("everything wanted: due first", s, SCHED_DUE, 10);
+	s.want_due = false;
+	expect_pick("then requests", s, SCHED_REQUESTS, 10);
+	s.want_requests = false;
+	expect_pick("notified orders before the scan", s, SCHED_TARGETED, 10);
+	s.notified = 0;
+	expect_pick("then the scan", s, SCHED_SCAN, 10);
+
+	s = idle;
+	s.want_due = s.want_requests = s.want_scan = true;
+	s.notified = 1;
+	s.waiting[SCHED_DUE] = s.waiting[SCHED_REQUESTS] = s.waiting[SCHED_SCAN] = true;
+	expect_pick("failing claims wait, the others go on", s, SCHED_TARGETED, 10);
+	s.waiting[SCHED_TARGETED] = true;
+	expect_pick("all waiting", s, SCHED_NONE, 0);
+
+	s = idle;
+	s.want_scan = true;
+	s.queued = 4;
+	expect_pick("room is the batch beyond the queue", s, SCHED_SCAN, 6);
+	s.queued = 6;
+	s.inflight = true;
+	expect_pick("claims in batches: half the queue must go out first", s, SCHED_NONE, 0);
+	s.queued = 12;
+	s.inflight = false;
+	expect_pick("no room", s, SCHED_NONE, 0);
+	s = idle;
+	s.want_scan = true;
+	s.outcomes_blocked = true;
+	expect_pick("backpressure: outcomes cannot be written", s, SCHED_NONE, 0);
+	s = idle;
+	s.want_scan = true;
+	s.usable = false;
+	expect_pick("a claim running, draining or no database", s, SCHED_NONE, 0);
+
+	s = idle;
+	s.want_scan = s.want_due = true;
+	s.breaker_closed = false;
+	expect_pick("breaker open, pause not over", s, SCHED_NONE, 0);
+	s.probe_due = true;
+	expect_pick("breaker open, pause over: one probe", s, SCHED_PROBE, 1);
+	s.queued = 1;
+	expect_pick("probe only with an empty queue", s, SCHED_NONE, 0);
+	s.queued = 0;
+	s.waiting[SCHED_DUE] = true;
+	expect_pick("probe claim waiting out a failure", s, SCHED_NONE, 0);
+	ck_assert_str_eq(sched_claim_name(SCHED_TARGETED), "targeted");
+}
+END_TEST
+
+/* Database error text as a reason (store_error_text). */
+START_TEST(error_text_is_one_printable_line)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+	    {NULL, "unknown error"},
+	    {"", "unknown error"},
+	    {"ERROR:  new row violates check constraint \"x\"\nDETAIL:  Failing row contains",
+	     "new row violates check constraint \"x\""},
+	    {"ERROR:  invalid byte sequence for encoding \"UTF8\": 0xe9 0x20\n",
+	     "invalid byte sequence for encoding \"UTF8\": 0xe9 0x20"},
+	    {"bad \xe9\x01 bytes  ", "bad ?? bytes"},
+	    {"ERROR:\n", "unknown error"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *t = store_error_text(cases[i].in);
+		ck_assert_str_eq(t, cases[i].out);
+		free(t);
+	}
+	char long_text[400];
+	memset(long_text, 'a', sizeof(long_text) - 1);
+	long_text[sizeof(long_text) - 1] = '\0';
+	char *t = store_error_text(long_text);
+	ck_assert_uint_eq(strlen(t), 200);
+	free(t);
+}
+END_TEST
+
+/* ---- point: leases ---- */
+
+/* One request at a time, each answered after 2 s, a batch of 8 and a 10 s lease: the
+ * tail of the queue would be sent after its lease ran out (and claimed and sent again
+ * meanwhile). Rows whose lease no longer covers a request are given back and claimed
+ * afresh instead: every id reaches the gateway exactly once. */
+START_TEST(queued_rows_never_outlive_their_lease)
+{
+	struct world w;
+	world_up(&w, "[daemon]\nmax_inflight = 1\nbatch_size = 8\n");
+	ck_assert(simproc_set_faults(w.sim, "{\"latency_ms\": 2000}"));
+	pgtest_exec(w.db, "BEGIN");
+	for (int i = 0; i < 8; i++)
+		add_order(&w, "authorized", 10 + i);
+	pgtest_exec(w.db, "COMMIT");
+	daemonproc_start(&w.d, false);
+	await_ready(&w);
+	pgtest_exec(w.db, "UPDATE public.orders SET status = 'shipped'");
+	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 8);
+	PGresult *r = pgtest_query(w.db, "SELECT modification_id FROM smartpay.modifications");
+	for (int i = 0; i < PQntuples(r); i++)
+		ck_assert_int_eq(simproc_request_count(w.sim, PQgetvalue(r, i, 0)), 1);
+	PQclear(r);
+	ck_assert(daemonproc_log_contains(&w.d, "event=lease_too_short"));
+	ck_assert(!daemonproc_log_contains(&w.d, "event=outcome_fenced"));
+	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "capture"), 8);
+	world_down(&w);
+}
+END_TEST
+
+/* The lease moves on while the answer is on its way and the new owner records another
+ * final state: the late outcome is fenced, and because it disagrees, alerted. */
+START_TEST(disagreeing_fenced_outcome_is_alerted)
+{
+	struct world w;
+	world_up(&w, NULL);
+	ck_assert(simproc_set_faults(w.sim, "{\"latency_ms\": 3000}"));
+	add_order(&w, "shipped", 10);
+	daemonproc_start(&w.d, false);
+	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE lease_owner = 'test'", 1);
+	/* another owner took the row over and found it refused */
+	pgtest_exec(w.db, "UPDATE smartpay.modifications SET state = 'refused', reason = "
+	                  "'refused at the other owner', http_status = 422, lease_owner = NULL, "
+	                  "lease_expires_at = NULL, lease_generation = lease_generation + 1, "
+	                  "completed_at = now()");
+	await(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = 'outcome_disagrees'", 1);
+	char *msg = pgtest_value(w.db, "SELECT message FROM smartpay.alerts WHERE kind = "
+	                               "'outcome_disagrees'");
+	ck_assert_ptr_nonnull(strstr(msg, "saw succeeded"));
+	ck_assert_ptr_nonnull(strstr(msg, "records refused"));
+	free(msg);
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = "
+	                           "'refused'"),
+	                 1);
+	ck_assert(daemonproc_log_contains(&w.d, "event=outcome_disagrees"));
+	world_down(&w);
+}
+END_TEST
+
+/* A SIGHUP with another instance_name keeps the running one (the instance lock is held
+ * under it) and says a restart is needed; new leases keep the old name. */
+START_TEST(reload_keeps_instance_name)
+{
+	struct world w;
+	world_up(&w, NULL);
+	ck_assert(simproc_set_faults(w.sim, "{\"latency_ms\": 2000}"));
+	daemonproc_start(&w.d, false);
+	await_ready(&w);
+	char *conf = testutil_read_file(w.d.conf);
+	ck_assert_ptr_nonnull(conf);
+	char *name = strstr(conf, "instance_name = test\n");
+	ck_assert_ptr_nonnull(name);
+	*name = '\0';
+	char *renamed = NULL;
+	ck_assert_int_ge(asprintf(&renamed, "%sinstance_name = renamed\n%s", conf,
+	                          name + strlen("instance_name = test\n")),
+	                 0);
+	testutil_write_file(w.d.conf, renamed, 0644);
+	free(renamed);
+	free(conf);
+	daemonproc_signal(&w.d, SIGHUP);
+	for (int i = 0; i < 250 && !daemonproc_log_contains(&w.d, "event=reloaded"); i++)
+		usleep(20000);
+	ck_assert(daemonproc_log_contains(&w.d, "event=reloaded"));
+	ck_assert(daemonproc_log_contains(&w.d, "key=daemon.instance_name"));
+	add_order(&w, "shipped", 10);
+	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE lease_owner = 'test'", 1);
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications WHERE "
+	                           "lease_owner = 'renamed'"),
+	                 0);
+	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 1);
+	world_down(&w);
+}
+END_TEST
+
+static Suite *schedule_suite(void)
+{
+	Suite *s = suite_create("schedule");
+	TCase *units = tcase_create("units");
+	tcase_add_test(units, breaker_transitions);
+	tcase_add_test(units, scheduler_choices);
+	tcase_add_test(units, error_text_is_one_printable_line);
+	suite_add_tcase(s, units);
+	TCase *claims = tcase_create("claims");
+	tcase_set_timeout(claims, 180);
+	tcase_add_test(claims, blocked_candidates_neither_spin_nor_starve);
+	tcase_add_test(claims, failing_candidate_query_is_alerted_and_backs_off);
+	suite_add_tcase(s, claims);
+	TCase *outcomes = tcase_create("outcomes");
+	tcase_set_timeout(outcomes, 120);
+	tcase_add_test(outcomes, refused_outcome_does_not_hold_back_the_batch);
+	tcase_add_test(outcomes, no_claims_while_outcomes_cannot_be_written);
+	tcase_add_test(outcomes, once_with_rejected_credentials_exits);
+	suite_add_tcase(s, outcomes);
+	TCase *leases = tcase_create("leases");
+	tcase_set_timeout(leases, 120);
+	tcase_add_test(leases, queued_rows_never_outlive_their_lease);
+	tcase_add_test(leases, disagreeing_fenced_outcome_is_alerted);
+	tcase_add_test(leases, reload_keeps_instance_name);
+	suite_add_tcase(s, leases);
+	return s;
+}
+
+int main(void)
+{
+	pgtest_start();
+	int status = testutil_run_suite(schedule_suite(), CK_NORMAL);
+	pgtest_stop();
+	return status;
+}
