@@ -82,6 +82,7 @@ struct engine {
 	/* smartpay.order_changes: rows read and not deleted yet (their orders are in ids
 	 * until a targeted claim is done with them), and those the running insert deletes */
 	bool changes_wanted;
+	int64_t changes_after; /* read up to there in this poll (blocked ones stay queued) */
 	struct store_change *changes;
 	size_t nchanges, cap_changes;
 	int64_t *consuming;
@@ -93,8 +94,11 @@ struct engine {
 	enum sched_claim claim_kind; /* of the running cycle */
 	bool claim_own;              /* the running due claim included own rows */
 	struct claim_failures claim_failed[SCHED_KINDS];
-	bool preparing;      /* store_prepare under way */
-	bool scanning;       /* the cycle reads the whole orders relation */
+	bool preparing; /* store_prepare under way */
+	bool scanning;  /* the cycle reads the whole orders relation */
+	/* the cycle looks past blocked candidates: a scan, or a targeted claim of queued
+	 * changes (whose blocked orders stay queued for the next poll) */
+	bool looking_past;
 	size_t targeted;     /* ids[0..targeted) were given to the running targeted claim */
 	size_t targeted_max; /* ids given at most: halved while a targeted query fails */
 	int claim_limit;     /* rows asked for by the running cycle */
@@ -147,6 +151,8 @@ static void engine_arm_timer(struct engine *e);
 static void engine_send_queued(struct engine *e);
 static void engine_release_queued(struct engine *e);
 static void engine_prepared(size_t affected, const char *error, void *arg);
+static bool engine_is_blocked(const struct engine *e, const char *order_id);
+static int engine_scan_limit(const struct engine *e, int room);
 
 /* Wall-clock time in unix milliseconds. */
 static int64_t now_ms(void)
@@ -290,6 +296,13 @@ static void engine_changes_clear(struct engine *e)
 	e->nconsuming = 0;
 }
 
+/* Whether the next targeted claim reads the queue first: changes are wanted and those
+ * read before are all deleted (or no order of theirs is left to look at). */
+static bool engine_reads_changes(const struct engine *e)
+{
+	return e->changes_wanted && (e->nchanges == 0 || e->nids == 0);
+}
+
 /* Picks the read changes whose orders the targeted claim is done with (no longer in
  * ids) as the ones the next insert deletes. */
 static void engine_pick_consumed(struct engine *e)
@@ -302,7 +315,9 @@ static void engine_pick_consumed(struct engine *e)
 	qsort(left, e->nids, sizeof(char *), cmp_str);
 	for (size_t i = 0; i < e->nchanges; i++) {
 		const char *id = e->changes[i].order_id;
-		if (!bsearch(&id, left, e->nids, sizeof(char *), cmp_str))
+		/* a blocked order stays queued: looked at again at the next poll */
+		if (!bsearch(&id, left, e->nids, sizeof(char *), cmp_str) &&
+		    !engine_is_blocked(e, id))
 			e->consuming[e->nconsuming++] = e->changes[i].change_id;
 	}
 	free(left);
@@ -812,7 +827,7 @@ static struct sched_state engine_sched_state(const struct engine *e, int64_t now
 	                         .want_due = e->own_wanted || e->due_wanted,
 	                         .want_requests = e->requests_wanted,
 	                         .want_scan = e->scan_wanted,
-	                         .notified = e->nids + (e->changes_wanted && e->nchanges == 0)};
+	                         .notified = e->nids + engine_reads_changes(e)};
 	for (int k = 0; k < SCHED_KINDS; k++)
 		st.waiting[k] = now < e->claim_failed[k].retry_at_ms;
 	return st;
@@ -965,6 +980,7 @@ static void engine_claim_begin(struct engine *e, enum sched_claim kind, int limi
 	e->claim_refused = 0;
 	e->claim_full = false;
 	e->scanning = kind == SCHED_SCAN;
+	e->looking_past = e->scanning;
 }
 
 static void engine_on_due(struct store_claim *rows, size_t n, const char *error, void *arg)
@@ -1077,6 +1093,7 @@ static void engine_on_inserted(struct store_claim *rows, size_t n, const char *e
 		if (e->nconsuming > 0) {
 			engine_changes_clear(e);
 			e->changes_wanted = true;
+			e->changes_after = 0;
 		}
 		engine_scan_sent_clear(e);
 		engine_claim_failed(e, error);
@@ -1084,12 +1101,12 @@ static void engine_on_inserted(struct store_claim *rows, size_t n, const char *e
 	}
 	engine_claim_ok(e);
 	engine_consumed(e);
-	if (e->scanning) {
+	if (e->looking_past) {
 		/* a full page asks for the next one only when this one got somewhere (rows
 		 * recorded, or blocked ones to look past): no back-to-back rescans of a page
 		 * that cannot move until the next poll */
 		size_t blocked = engine_note_blocked(e, rows, n);
-		if (e->claim_full && (n > 0 || e->claim_refused > 0 || blocked > 0))
+		if (e->scanning && e->claim_full && (n > 0 || e->claim_refused > 0 || blocked > 0))
 			e->scan_wanted = true;
 		engine_scan_sent_clear(e);
 	}
@@ -1115,7 +1132,7 @@ static void engine_insert_intents(struct engine *e, struct store_intent *intents
 		if (intents[i].reason != NULL)
 			e->claim_refused++;
 	}
-	if (e->scanning) {
+	if (e->looking_past) {
 		e->scan_sent = xcalloc(n ? n : 1, sizeof(char *));
 		for (size_t i = 0; i < n; i++)
 			if (intents[i].reason == NULL)
@@ -1204,7 +1221,7 @@ static void engine_on_candidates(struct store_candidate *rows, size_t n, const c
 		    e->targeted_max * 2 > TARGETED_MAX_IDS ? TARGETED_MAX_IDS : e->targeted_max * 2;
 	}
 	size_t all = n; /* rows[n..all) are blocked ones the scan looks past */
-	if (e->scanning) {
+	if (e->looking_past) {
 		e->claim_full = (int)n == e->claim_limit; /* a full page: more may be waiting */
 		n = engine_drop_blocked(e, rows, n);
 	}
@@ -1256,7 +1273,10 @@ static bool engine_claim_targeted(struct engine *e)
 {
 	size_t give = e->nids < e->targeted_max ? e->nids : e->targeted_max;
 	e->targeted = give;
-	if (store_find_candidates(e->st, (const char *const *)e->ids, give, e->claim_room,
+	/* queued changes: blocked candidates are looked past, as by a scan */
+	e->looking_past = engine_queue_mode(e);
+	e->claim_limit = e->looking_past ? engine_scan_limit(e, e->claim_room) : e->claim_room;
+	if (store_find_candidates(e->st, (const char *const *)e->ids, give, e->claim_limit,
 	                          engine_on_candidates, e))
 		return true;
 	e->targeted = 0;
@@ -1282,6 +1302,8 @@ static void engine_on_changes(struct store_change *rows, size_t n, const char *e
 	 * changes read before are all deleted) */
 	char **ids = xcalloc(n ? n : 1, sizeof(char *));
 	for (size_t i = 0; i < n; i++) {
+		if (rows[i].change_id > e->changes_after)
+			e->changes_after = rows[i].change_id;
 		ids[i] = rows[i].order_id;
 		e->changes[e->nchanges++] = rows[i];
 		rows[i].order_id = NULL;
@@ -1351,10 +1373,12 @@ static void engine_pump(struct engine *e)
 		break;
 	case SCHED_TARGETED:
 		engine_claim_begin(e, SCHED_TARGETED, room, room);
-		if (e->changes_wanted && e->nchanges == 0) {
+		if (engine_reads_changes(e)) {
 			/* what changed: the oldest queued changes, then their orders */
+			engine_changes_clear(e);
 			e->changes_wanted = false;
-			ok = store_read_changes(e->st, (int)e->targeted_max, engine_on_changes, e);
+			ok = store_read_changes(e->st, e->changes_after, (int)e->targeted_max,
+			                        engine_on_changes, e);
 			if (!ok)
 				e->changes_wanted = true;
 		} else {
@@ -1421,6 +1445,7 @@ static void engine_timer_cb(evutil_socket_t fd, short what, void *arg)
 		 * candidates that were blocked get another look */
 		e->scan_wanted = engine_scans_at_poll(e);
 		e->changes_wanted = true;
+		e->changes_after = 0; /* the blocked ones get another look */
 		e->due_wanted = true;
 		e->requests_wanted = true;
 		e->next_poll_ms = now + e->cfg->poll_interval_ms;
@@ -1484,6 +1509,7 @@ static void engine_prepared(size_t affected, const char *error, void *arg)
 	/* what was read of the queue before is read again */
 	engine_changes_clear(e);
 	e->changes_wanted = true;
+	e->changes_after = 0;
 	e->scan_wanted = engine_scans_at_poll(e);
 	e->due_wanted = true;
 	e->requests_wanted = true;

@@ -877,7 +877,11 @@ bool store_insert_intents_consuming(struct store *st, const struct store_intent 
 	    "modification_id::text, 'order ' || order_id || ' refused: ' || reason "
 	    "FROM ins WHERE state = 'refused' ON CONFLICT DO NOTHING), "
 	    /* the queued changes looked at go with the intents they gave */
-	    "con AS (DELETE FROM smartpay.order_changes c WHERE c.change_id = ANY($4::bigint[])) "
+	    "con AS (DELETE FROM smartpay.order_changes c WHERE c.change_id = ANY($4::bigint[]) "
+	    /* except an order whose intent was not recorded (blocked behind a pending
+	     * modification of its transaction, a refund that no longer fits): it stays */
+	    "AND NOT EXISTS (SELECT 1 FROM u WHERE u.order_id = c.order_id AND NOT EXISTS "
+	    "(SELECT 1 FROM ins WHERE ins.order_id = u.order_id))) "
 	    "SELECT " CLAIM_COLUMNS " FROM ins m WHERE m.state = 'pending'";
 	if (!pg_conn_is_up(st->pc))
 		return false;
@@ -1133,18 +1137,20 @@ static void changes_done(PGresult *res, const char *error, void *arg)
 	free(c);
 }
 
-bool store_read_changes(struct store *st, int limit, store_changes_fn done, void *arg)
+bool store_read_changes(struct store *st, int64_t after, int limit, store_changes_fn done,
+                        void *arg)
 {
 	if (!pg_conn_is_up(st->pc))
 		return false;
-	char lim[16];
+	char lim[16], from[24];
 	snprintf(lim, sizeof(lim), "%d", limit);
-	const char *p[] = {lim};
+	snprintf(from, sizeof(from), "%lld", (long long)after);
+	const char *p[] = {lim, from};
 	struct store_call *c = call_new(st, (void (*)(void))done, arg);
 	bool ok = pg_conn_query(st->pc,
 	                        "SELECT change_id, order_id FROM smartpay.order_changes "
-	                        "ORDER BY change_id LIMIT $1",
-	                        1, p, changes_done, c);
+	                        "WHERE change_id > $2 ORDER BY change_id LIMIT $1",
+	                        2, p, changes_done, c);
 	if (!ok)
 		free(c);
 	return ok;

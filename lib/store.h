@@ -53,7 +53,7 @@ struct store_intent {
 	int64_t deadline_ms;
 	int64_t request_id;  /* the shop request it answers, 0 for none */
 	bool settles_cancel; /* a refund of what remains captured, standing for a cancel */
-	bool lease;          /* leased to this daemon for sending now; else recorded due, unleased */
+	bool lease; /* leased to this daemon for sending now; else recorded due, unleased */
 };
 
 /* An open shop request (smartpay.requests) ready to become a modification. */
@@ -225,7 +225,8 @@ bool store_insert_intents(struct store *st, const struct store_intent *intents, 
 
 /* The same, deleting the queued changes `changes` (smartpay.order_changes ids) in the
  * statement that records the intents: what was looked at is consumed with what it
- * gave, or not at all. n may be 0. */
+ * gave, or not at all; the changes of an order whose intent was not recorded stay.
+ * n may be 0. */
 bool store_insert_intents_consuming(struct store *st, const struct store_intent *intents, size_t n,
                                     const int64_t *changes, size_t nchanges, store_claims_fn done,
                                     void *arg);
@@ -237,8 +238,10 @@ struct store_change {
 };
 typedef void (*store_changes_fn)(struct store_change *rows, size_t n, const char *error, void *arg);
 
-/* The oldest `limit` queued changes (free with store_changes_free). */
-bool store_read_changes(struct store *st, int limit, store_changes_fn done, void *arg);
+/* The oldest `limit` queued changes after change id `after` (free with
+ * store_changes_free). */
+bool store_read_changes(struct store *st, int64_t after, int limit, store_changes_fn done,
+                        void *arg);
 void store_changes_free(struct store_change *rows, size_t n);
 
 /* True when, at the last preparation, an enabled trigger fed smartpay.order_changes;
