@@ -10,6 +10,7 @@
 #include "config.h"
 #include "ctl_common.h"
 #include "migrate.h"
+#include "store_indexes.h"
 #include "xmalloc.h"
 
 static const struct ctl_command ctl_cmd_help;
@@ -134,6 +135,32 @@ static void migrate_report(const struct ctl_context *ctx, const bool *applied_ma
 		       ctx->cfg->orders_relation);
 }
 
+/* Warns about each index the daemon's queries need that the orders relation lacks,
+ * naming the statement that creates it (the shop's table: migrate never creates it). */
+static void warn_missing_indexes(const struct ctl_context *ctx)
+{
+	char **missing = NULL;
+	size_t n = 0;
+	char *err = NULL;
+	if (migrate_missing_order_indexes(ctx->conn, ctx->cfg->orders_relation, &missing, &n,
+	                                  &err) != 0) {
+		ctl_error("warning: could not check the indexes of %s: %s",
+		          ctx->cfg->orders_relation, err);
+		free(err);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char *create = store_index_statement(ctx->cfg->orders_relation, missing[i]);
+		ctl_error("warning: %s has no index on %s, so %s read the whole table; create it "
+		          "with: %s;",
+		          ctx->cfg->orders_relation, missing[i], store_index_used_by(missing[i]),
+		          create);
+		free(create);
+		free(missing[i]);
+	}
+	free(missing);
+}
+
 /* `migrate`: applies the built-in migrations and attaches the orders trigger. */
 static int migrate_run(struct ctl_context *ctx, int argc, char **argv)
 {
@@ -186,6 +213,7 @@ static int migrate_run(struct ctl_context *ctx, int argc, char **argv)
 		ctl_error("warning: the database is at version %d, newer than this smartpayctl "
 		          "knows (%d)",
 		          version, newest);
+	warn_missing_indexes(ctx);
 	if (trigger == MIGRATE_TRIGGER_VIEW)
 		ctl_error(
 		    "notice: %s is a view, so no trigger was attached; attach it to the "

@@ -248,8 +248,10 @@ static int run(struct daemon *d)
 		event_base_free(d->base);
 		return EXIT_RUNTIME;
 	}
-	if (!d->once)
+	if (!d->once) {
 		d->alerts = alerts_new(d->engine);
+		metrics_set_gauges_store(d->metrics, alerts_store(d->alerts));
+	}
 	d->service = service_new(d->base, d->engine);
 	struct event *ev_term = evsignal_new(d->base, SIGTERM, on_stop_signal, d);
 	struct event *ev_int = evsignal_new(d->base, SIGINT, on_stop_signal, d);

@@ -11,6 +11,7 @@
 #include "pgconn.h"
 #include "store.h"
 #include "store_alerts.h"
+#include "store_indexes.h"
 #include "text.h"
 #include "xmalloc.h"
 
@@ -30,9 +31,6 @@
  * a large orders relation never takes more than a tenth of the database's time. */
 #define SWEEP_MIN_GAP_MS 1000
 #define SWEEP_COST_FACTOR 10
-/* Authorizations that expired longer ago than this raise no alert any more: a first
- * start on an old shop database does not alert about years of history. */
-#define EXPIRED_LOOKBACK_MS (INT64_C(7) * 24 * 3600 * 1000)
 /* Wake a little after a computed crossing so that it has happened by then. */
 #define TIMER_PAD_MS 10
 /* After a failed statement while the connection stays up, wait this long. */
@@ -56,11 +54,14 @@ struct delivery {
 struct alerts {
 	struct engine *engine;
 	struct event_base *base;
-	struct store *st;
+	struct pg_conn *pc;       /* the housekeeping connection, the alerts module's own */
+	struct store *st;         /* on pc */
 	struct http_client *http; /* webhook requests; NULL when curl could not be set up */
 	struct event *ev_timer;   /* the one timer: next sweep, webhook round, gateway check */
 	struct event *ev_kick;    /* deferred pump */
-	bool db_ready;            /* connected and prepared by the engine */
+	bool conn_up;             /* the housekeeping connection is up and LISTENs */
+	bool engine_ready;        /* the engine found the database prepared (schema checked) */
+	bool indexes_checked;     /* the orders indexes were checked since the start */
 	int64_t retry_at;         /* monotonic ms: no statements before this after an error */
 
 	/* expiry sweep */
@@ -92,6 +93,7 @@ struct alerts {
 	struct store_alerts_call gw_call;
 
 	struct store_alerts_call listen_call;
+	struct store_indexes_call indexes_call;
 	struct alerts_stats stats;
 };
 
@@ -133,10 +135,11 @@ static bool webhook_enabled(const struct alerts *a)
 	return a->http != NULL && url != NULL && url[0] != '\0';
 }
 
-/* True when statements may be issued: prepared by the engine and still connected. */
+/* True when statements may be issued: the housekeeping connection is up and the engine
+ * found the schema ready. */
 static bool db_usable(const struct alerts *a)
 {
-	return a->db_ready && pg_conn_is_up(store_conn(a->st));
+	return a->conn_up && a->engine_ready && pg_conn_is_up(a->pc);
 }
 
 /* Asks for a pump on the next loop iteration, coalescing repeated requests. */
@@ -156,7 +159,7 @@ static char *clean_error(const char *error)
 }
 
 /* A statement failed: log it and hold further statements for a while when the
- * connection is still there (a lost connection brings db_ready again). */
+ * connection is still there (a reconnect lifts the hold). */
 static void alerts_db_error(struct alerts *a, const char *event, const char *error)
 {
 	char *why = clean_error(error);
@@ -311,6 +314,28 @@ static void log_alert(const struct store_new_alert *al)
 	          al->message, NULL);
 }
 
+/* Logs the captures the sweep moved to needs_attention: one line each up to
+ * [alerts] summary_after, then one line with the count of the rest. */
+static void log_expired_captures(const struct alerts *a, const struct store_sweep_result *r)
+{
+	size_t each = (size_t)alerts_config(a)->summary_after;
+	for (size_t i = 0; i < r->ncaptures && i < each; i++) {
+		const struct store_expired_capture *c = &r->captures[i];
+		log_event(LOG_LVL_ERR, "modification_needs_attention", "modification_id",
+		          c->modification_id, "order_id", c->order_id, "transaction_id",
+		          c->transaction_id, "kind", "capture", "reason",
+		          "authorization deadline passed before the capture was confirmed", NULL);
+	}
+	if (r->ncaptures > each) {
+		char more[24];
+		snprintf(more, sizeof(more), "%zu", r->ncaptures - each);
+		log_event(LOG_LVL_ERR, "modifications_need_attention", "count", more, "kind",
+		          "capture", "reason",
+		          "authorization deadline passed before the capture was confirmed", "msg",
+		          "list them with smartpayctl list --state needs_attention", NULL);
+	}
+}
+
 static void sweep_done(const struct store_sweep_result *r, const char *error, void *arg)
 {
 	struct alerts *a = arg;
@@ -327,16 +352,11 @@ static void sweep_done(const struct store_sweep_result *r, const char *error, vo
 		return;
 	}
 	a->stats.sweeps++;
-	for (size_t i = 0; i < r->ncaptures; i++) {
-		const struct store_expired_capture *c = &r->captures[i];
-		log_event(LOG_LVL_ERR, "modification_needs_attention", "modification_id",
-		          c->modification_id, "order_id", c->order_id, "transaction_id",
-		          c->transaction_id, "kind", "capture", "reason",
-		          "authorization deadline passed before the capture was confirmed", NULL);
-	}
+	log_expired_captures(a, r);
 	for (size_t i = 0; i < r->nalerts; i++)
 		log_alert(&r->alerts[i]);
-	a->stats.raised += r->nalerts;
+	a->stats.raised += r->nalerts + r->nsummarised;
+	a->stats.summarised += r->nsummarised;
 	a->stats.captures_expired += r->ncaptures;
 	int64_t delay = SWEEP_SAFETY_MS;
 	if (r->next_delay_ms >= 0 && r->next_delay_ms + TIMER_PAD_MS < delay)
@@ -363,7 +383,8 @@ static void alerts_start_sweep(struct alerts *a, int64_t now)
 	a->sweep_wanted = false;
 	a->sweep_at = 0;
 	a->sweep_started = now;
-	if (!store_sweep_expiry(a->st, EXPIRED_LOOKBACK_MS, &a->sweep_call)) {
+	if (!store_sweep_expiry(a->st, alerts_config(a)->expired_lookback_ms, SWEEP_SAFETY_MS,
+	                        &a->sweep_call)) {
 		a->sweeping = false;
 		a->sweep_wanted = true;
 	}
@@ -605,7 +626,7 @@ static void alerts_timer_cb(evutil_socket_t fd, short what, void *arg)
 	alerts_pump(a);
 }
 
-/* ---- the engine's events ---- */
+/* ---- the housekeeping connection and the engine's events ---- */
 
 static void listen_done(const char *error, void *arg)
 {
@@ -614,24 +635,60 @@ static void listen_done(const char *error, void *arg)
 		alerts_db_error(a, "alerts_listen_failed", error);
 }
 
-static void on_db_ready(void *arg)
+/* Logs one warning per needed index the orders relation lacks, with the statement that
+ * creates it. */
+static void indexes_done(const char *const *missing, size_t n, const char *error, void *arg)
 {
 	struct alerts *a = arg;
-	a->db_ready = true;
+	if (error) {
+		char *why = clean_error(error);
+		log_event(LOG_LVL_WARNING, "orders_index_check_failed", "reason", why, NULL);
+		free(why);
+		return;
+	}
+	a->indexes_checked = true;
+	const char *relation = alerts_config(a)->orders_relation;
+	for (size_t i = 0; i < n; i++) {
+		char *create = store_index_statement(relation, missing[i]);
+		char *msg = xasprintf("no index on %s (%s): those queries read the whole table; "
+		                      "the shop creates it with: %s",
+		                      missing[i], store_index_used_by(missing[i]), create);
+		log_event(LOG_LVL_WARNING, "orders_index_missing", "relation", relation, "column",
+		          missing[i], "create", create, "msg", msg, NULL);
+		free(msg);
+		free(create);
+	}
+}
+
+/* Sweeps and delivers now: both the connection and the schema have become ready. */
+static void alerts_start_work(struct alerts *a)
+{
 	a->retry_at = 0;
 	a->sweep_allowed_at = 0;
 	a->sweep_wanted = true;
 	a->claim_wanted = true;
-	if (!store_listen_alerts(a->st, &a->listen_call))
-		log_event(LOG_LVL_WARNING, "alerts_listen_failed", "reason", "connection lost",
-		          NULL);
 	alerts_kick(a);
 }
 
-static void on_db_down(void *arg)
+static void on_conn_up(void *arg)
 {
 	struct alerts *a = arg;
-	a->db_ready = false;
+	a->conn_up = true;
+	if (!store_listen_alerts(a->st, &a->listen_call))
+		log_event(LOG_LVL_WARNING, "alerts_listen_failed", "reason", "connection lost",
+		          NULL);
+	if (!a->indexes_checked && !store_check_indexes(a->st, &a->indexes_call))
+		log_event(LOG_LVL_WARNING, "orders_index_check_failed", "reason", "connection lost",
+		          NULL);
+	if (a->engine_ready)
+		alerts_start_work(a);
+}
+
+static void on_conn_down(void *arg, const char *why)
+{
+	struct alerts *a = arg;
+	(void)why;
+	a->conn_up = false;
 	alerts_arm_timer(a);
 }
 
@@ -645,6 +702,23 @@ static void on_notify(void *arg, const char *channel, const char *payload)
 		a->claim_wanted = true;
 		alerts_kick(a);
 	}
+}
+
+static void on_db_ready(void *arg)
+{
+	struct alerts *a = arg;
+	a->engine_ready = true;
+	/* the orders relation's column types, as the engine's preparation learned them */
+	store_share_relation(a->st, engine_store(a->engine));
+	if (a->conn_up)
+		alerts_start_work(a);
+}
+
+static void on_db_down(void *arg)
+{
+	struct alerts *a = arg;
+	a->engine_ready = false;
+	alerts_arm_timer(a);
 }
 
 static void on_gateway_failed(void *arg)
@@ -661,8 +735,10 @@ struct alerts *alerts_new(struct engine *engine)
 	struct alerts *a = xcalloc(1, sizeof(*a));
 	a->engine = engine;
 	a->base = engine_base(engine);
-	a->st = engine_store(engine);
-	const struct sp_config *cfg = alerts_config(a);
+	const struct sp_config *cfg = store_config(engine_store(engine));
+	struct pg_conn_handlers h = {.up = on_conn_up, .down = on_conn_down, .notify = on_notify};
+	a->pc = pg_conn_new(a->base, cfg->db_conninfo, &h, a);
+	a->st = store_new(a->pc, cfg);
 	struct http_options ho = {.timeout_ms = WEBHOOK_TIMEOUT_MS,
 	                          .connect_timeout_ms = cfg->connect_timeout_ms,
 	                          .max_host_connections = WEBHOOK_MAX_INFLIGHT,
@@ -678,12 +754,13 @@ struct alerts *alerts_new(struct engine *engine)
 	a->record_call = (struct store_alerts_call){.done = record_done, .arg = a};
 	a->gw_call = (struct store_alerts_call){.done = gateway_inserted, .arg = a};
 	a->listen_call = (struct store_alerts_call){.done = listen_done, .arg = a};
+	a->indexes_call = (struct store_indexes_call){.done = indexes_done, .arg = a};
 	struct engine_listener l = {.db_ready = on_db_ready,
 	                            .db_down = on_db_down,
-	                            .notify = on_notify,
 	                            .gateway_failed = on_gateway_failed,
 	                            .arg = a};
 	engine_set_listener(engine, &l);
+	pg_conn_start(a->pc);
 	return a;
 }
 
@@ -694,6 +771,9 @@ void alerts_free(struct alerts *a)
 	engine_set_listener(a->engine, NULL);
 	/* aborts the transfers without their callbacks: their contexts are freed here */
 	http_client_free(a->http);
+	/* drops the queued statements without their callbacks */
+	pg_conn_free(a->pc);
+	store_free(a->st);
 	while (a->flights) {
 		struct delivery *d = a->flights;
 		a->flights = d->next;
@@ -722,6 +802,7 @@ void alerts_poke(struct alerts *a)
 
 void alerts_reload(struct alerts *a)
 {
+	store_set_config(a->st, store_config(engine_store(a->engine)));
 	a->sweep_wanted = true;
 	a->sweep_allowed_at = 0;
 	a->claim_wanted = true;
@@ -733,4 +814,9 @@ void alerts_reload(struct alerts *a)
 const struct alerts_stats *alerts_stats(const struct alerts *a)
 {
 	return &a->stats;
+}
+
+struct store *alerts_store(const struct alerts *a)
+{
+	return a ? a->st : NULL;
 }

@@ -1,4 +1,6 @@
-/* The daemon's own alerts, on the engine's loop and database connection:
+/* The daemon's own alerts, on the engine's loop and on a database connection of their
+ * own (the housekeeping connection: the engine's claims and outcome writes never wait
+ * behind a sweep), reconnecting by itself like the engine's:
  *
  *  - authorization expiry: one sweep statement (store_alerts.h) raises the threshold,
  *    expired and needs-attention alerts; one timer re-sweeps at the next moment an
@@ -15,7 +17,10 @@
  *    once: a receiver de-duplicates by alert_id.
  *
  * Every new alert is logged at warning (severity warning) or error (critical) priority
- * with its order_id and modification_id. Not used with --once. */
+ * with its order_id and modification_id, up to [alerts] summary_after per kind and
+ * sweep; the rest are summarised (store_alerts.h). On its first connect it checks the
+ * orders relation for the indexes the sweep needs and logs a warning naming the
+ * statement that creates a missing one. Not used with --once. */
 #ifndef SP_ALERTS_H
 #define SP_ALERTS_H
 
@@ -23,6 +28,7 @@
 #include <stdint.h>
 
 struct engine;
+struct store;
 struct store_webhook_alert;
 struct alerts; /* opaque */
 
@@ -30,15 +36,16 @@ struct alerts; /* opaque */
 struct alerts_stats {
 	uint64_t sweeps;
 	uint64_t raised;           /* alerts inserted by the sweep and the gateway check */
+	uint64_t summarised;       /* of them, inserted summarised (not logged, not posted) */
 	uint64_t captures_expired; /* pending captures moved to needs_attention */
 	uint64_t webhook_delivered;
 	uint64_t webhook_failed; /* failed attempts, each retried later */
 	unsigned webhook_inflight;
 };
 
-/* Follows `engine` (its database connection, notifications and gateway failures; the
- * engine must outlive the alerts) and sweeps each time the database is ready. Call
- * before engine_start. */
+/* Follows `engine` (whether it found the schema ready, and its gateway failures; the
+ * engine must outlive the alerts), opens the housekeeping connection with the engine's
+ * conninfo, and sweeps each time both are ready. Call before engine_start. */
 struct alerts *alerts_new(struct engine *engine);
 
 /* Stops following the engine and aborts webhook requests in flight (their alerts are
@@ -54,6 +61,10 @@ void alerts_poke(struct alerts *a);
 void alerts_reload(struct alerts *a);
 
 const struct alerts_stats *alerts_stats(const struct alerts *a);
+
+/* The store on the housekeeping connection, for other background readers (the metrics
+ * gauges); NULL for a NULL `a`. Valid until alerts_free. */
+struct store *alerts_store(const struct alerts *a);
 
 /* The webhook URL as it may be logged: scheme://host[:port]/path, without user
  * information, query or fragment (where tokens live). Malloc'd. */

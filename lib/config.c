@@ -77,12 +77,18 @@ const struct key_desc config_keys[K_COUNT] = {
     [K_A_WEBHOOK_URL] = {"alerts", "webhook_url", "", config_value_url, F(webhook_url), 0, 0},
     [K_A_GATEWAY_UNREACHABLE] = {"alerts", "gateway_unreachable", "5m", config_value_duration,
                                  F(gateway_unreachable_ms), MS_PER_S, MS_PER_D},
+    [K_A_EXPIRED_LOOKBACK] = {"alerts", "expired_lookback", "24h", config_value_duration,
+                              F(expired_lookback_ms), 0, 366 * MS_PER_D},
+    [K_A_SUMMARY_AFTER] = {"alerts", "summary_after", "20", config_value_count, F(summary_after), 1,
+                           1000000},
     [K_M_LISTEN] = {"metrics", "listen", "127.0.0.1:9464", config_value_listen, F(metrics_listen),
                     0, 0},
     [K_M_MAX_CONNECTIONS] = {"metrics", "max_connections", "16", config_value_count,
                              F(metrics_max_connections), 1, 10000},
     [K_M_REQUEST_TIMEOUT] = {"metrics", "request_timeout", "5s", config_value_duration,
                              F(metrics_request_timeout_ms), 100, 5 * MS_PER_M},
+    [K_M_GAUGES_INTERVAL] = {"metrics", "gauges_interval", "10s", config_value_duration,
+                             F(metrics_gauges_interval_ms), 100, MS_PER_H},
 };
 
 #undef F

@@ -66,11 +66,14 @@ struct sp_config {
 	size_t expiry_threshold_count;
 	char *webhook_url;              /* default "" = no webhook */
 	int64_t gateway_unreachable_ms; /* default 5m */
+	int64_t expired_lookback_ms;    /* default 24h, 0..366d: expired authorizations alerted */
+	int summary_after;              /* default 20, 1..1000000: alerts per kind and sweep */
 
 	/* [metrics] */
 	char *metrics_listen;               /* default "127.0.0.1:9464"; "" disables */
 	int metrics_max_connections;        /* default 16, 1..10000 */
 	int64_t metrics_request_timeout_ms; /* default 5s, 100ms..5m: accept to last byte */
+	int64_t metrics_gauges_interval_ms; /* default 10s, 100ms..1h: database gauges read */
 
 	/* Non-fatal problems found by config_load (e.g. origin not set), one
 	 * "FILE:LINE: key: reason" line each, or NULL. The daemon logs them as warnings. */

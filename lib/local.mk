@@ -12,7 +12,8 @@ lib_libsmartpay_a_SOURCES += lib/pgconn.c lib/pgconn.h lib/store.c lib/store.h \
 	lib/intent.c lib/intent.h lib/outcome.c lib/outcome.h \
 	lib/schedule.c lib/schedule.h lib/engine.c lib/engine.h lib/service.c lib/service.h
 lib_libsmartpay_a_SOURCES += lib/metrics.c lib/metrics.h lib/store_metrics.c lib/store_metrics.h
-lib_libsmartpay_a_SOURCES += lib/alerts.c lib/alerts.h lib/store_alerts.c lib/store_alerts.h
+lib_libsmartpay_a_SOURCES += lib/alerts.c lib/alerts.h lib/store_alerts.c lib/store_alerts.h \
+	lib/store_indexes.c lib/store_indexes.h
 lib_libsmartpay_a_SOURCES += lib/durability.c lib/durability.h lib/store_session.c \
 	lib/store_session.h
 

@@ -27,10 +27,11 @@
 #include <sys/socket.h>
 #include <time.h>
 
-/* Database gauges younger than this are served as they are. */
-#define GAUGES_MAX_AGE_MS 5000
-/* How long a scrape waits for a fresh read of the database gauges. */
+/* How long a scrape waits for the first read of the database gauges (later scrapes
+ * never wait: they get the last reading). */
 #define GAUGES_WAIT_MS 2000
+/* Before the first successful read, one is tried at least this often. */
+#define GAUGES_FIRST_RETRY_MS 200
 /* The request line and headers together; a request body is read and discarded. */
 #define MAX_HEAD_BYTES 8192
 #define MAX_BODY_BYTES 4096
@@ -96,10 +97,13 @@ struct metrics {
 	uint64_t timed_out;     /* connections closed at request_timeout */
 	struct ratelog log_limit, log_fds, log_accept, log_timeout;
 
+	struct store *gauges_st;    /* the housekeeping connection's store, NULL: no gauges */
+	struct event *ev_refresh;   /* the next background read */
 	struct store_gauges gauges; /* the last successful read */
 	bool have_gauges;
-	int64_t gauges_at_mono_ms; /* when it arrived (monotonic) */
-	int64_t gauges_at_ms;      /* when it arrived (unix) */
+	int64_t gauges_at_mono_ms;     /* when it was asked for (monotonic) */
+	int64_t gauges_at_ms;          /* when it was asked for (unix) */
+	int64_t read_mono_ms, read_ms; /* when the read under way was asked for */
 	struct store_gauges_read read;
 	bool reading;
 	bool read_failing; /* the last read failed (logged once per streak) */
@@ -283,7 +287,11 @@ static void render_gauges(struct metrics *m, struct evbuffer *out)
 		evbuffer_add_printf(out, "\"} %llu\n", (unsigned long long)g->alerts[i].count);
 	}
 	put_single_ms(out, "smartpayd_database_gauges_timestamp_seconds", "gauge",
-	              "Time of the database read the gauges above come from.", m->gauges_at_ms);
+	              "Time the database read the gauges above come from was made.",
+	              m->gauges_at_ms);
+	put_single_ms(out, "smartpayd_database_gauges_age_seconds", "gauge",
+	              "Age of the database read the gauges above come from.",
+	              clock_ms(CLOCK_MONOTONIC) - m->gauges_at_mono_ms);
 }
 
 /* The listener's own counters: what it refused and closed to protect the daemon. */
@@ -483,6 +491,17 @@ static void answer_waiting(struct metrics *m)
 	}
 }
 
+/* Arms the next background read: every [metrics] gauges_interval, more often until the
+ * first read succeeded. */
+static void arm_refresh(struct metrics *m)
+{
+	int64_t every = store_config(m->gauges_st)->metrics_gauges_interval_ms;
+	if (!m->have_gauges && every > GAUGES_FIRST_RETRY_MS)
+		every = GAUGES_FIRST_RETRY_MS;
+	struct timeval tv = tv_from_ms(every);
+	evtimer_add(m->ev_refresh, &tv);
+}
+
 /* The database read finished (g NULL on failure): keep it and answer the waiting scrapes. */
 static void gauges_read(struct store_gauges *g, const char *error, void *arg)
 {
@@ -500,11 +519,34 @@ static void gauges_read(struct store_gauges *g, const char *error, void *arg)
 		store_gauges_clear(&m->gauges);
 		m->gauges = *g;
 		memset(g, 0, sizeof(*g));
+		bool first = !m->have_gauges;
 		m->have_gauges = true;
-		m->gauges_at_mono_ms = clock_ms(CLOCK_MONOTONIC);
-		m->gauges_at_ms = clock_ms(CLOCK_REALTIME);
+		m->gauges_at_mono_ms = m->read_mono_ms;
+		m->gauges_at_ms = m->read_ms;
+		if (first)
+			arm_refresh(m);
 	}
 	answer_waiting(m);
+}
+
+/* Reads the database gauges in the background, every [metrics] gauges_interval (more
+ * often until the first read succeeded), whatever the scrapes. */
+static void gauges_refresh(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct metrics *m = arg;
+	if (!m->reading) {
+		m->read.done = gauges_read;
+		m->read.arg = m;
+		m->read_mono_ms = clock_ms(CLOCK_MONOTONIC);
+		m->read_ms = clock_ms(CLOCK_REALTIME);
+		/* set first: a connection that breaks while sending completes the read at once */
+		m->reading = true;
+		if (!store_read_gauges(m->gauges_st, &m->read))
+			m->reading = false;
+	}
+	arm_refresh(m);
 }
 
 /* The read takes too long: the waiting scrapes get the last values read. */
@@ -515,21 +557,12 @@ static void wait_expired(evutil_socket_t fd, short what, void *arg)
 	answer_waiting(arg);
 }
 
-/* Serves /metrics: at once when the database gauges are fresh or cannot be read now,
- * else after the read (or GAUGES_WAIT_MS). */
+/* Serves /metrics from what the daemon has: the database gauges of the last background
+ * read. Only before the first reading does a scrape wait for it (at most
+ * GAUGES_WAIT_MS); without a database to read from it answers at once. */
 static void serve_metrics(struct metrics *m, struct conn *c)
 {
-	bool fresh =
-	    m->have_gauges && clock_ms(CLOCK_MONOTONIC) - m->gauges_at_mono_ms < GAUGES_MAX_AGE_MS;
-	if (!fresh && !m->reading) {
-		m->read.done = gauges_read;
-		m->read.arg = m;
-		/* set first: a connection that breaks while sending completes the read at once */
-		m->reading = true;
-		if (!store_read_gauges(engine_store(m->engine), &m->read))
-			m->reading = false;
-	}
-	if (fresh || !m->reading) {
+	if (m->have_gauges || m->gauges_st == NULL) {
 		reply_metrics(m, c);
 		return;
 	}
@@ -878,6 +911,7 @@ bool metrics_new(struct event_base *base, const struct engine *engine, const cha
 	m->started_ms = clock_ms(CLOCK_REALTIME);
 	m->ev_wait = evtimer_new(base, wait_expired, m);
 	m->ev_resume = evtimer_new(base, on_resume, m);
+	m->ev_refresh = evtimer_new(base, gauges_refresh, m);
 	struct rlimit rl;
 	char limit[24] = "unlimited";
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
@@ -885,6 +919,20 @@ bool metrics_new(struct event_base *base, const struct engine *engine, const cha
 	log_event(LOG_LVL_INFO, "metrics_listening", "listen", listen, "fd_limit", limit, NULL);
 	*out = m;
 	return true;
+}
+
+void metrics_set_gauges_store(struct metrics *m, struct store *st)
+{
+	if (m == NULL)
+		return;
+	m->gauges_st = st;
+	if (st == NULL) {
+		evtimer_del(m->ev_refresh);
+		return;
+	}
+	/* the first read as soon as the connection is up: it usually is not yet */
+	struct timeval tv = tv_from_ms(0);
+	evtimer_add(m->ev_refresh, &tv);
 }
 
 void metrics_free(struct metrics *m)
@@ -905,6 +953,7 @@ void metrics_free(struct metrics *m)
 	evconnlistener_free(m->listener);
 	event_free(m->ev_resume);
 	event_free(m->ev_wait);
+	event_free(m->ev_refresh);
 	store_gauges_clear(&m->gauges);
 	free(m->listen);
 	free(m);

@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "migrate.h"
+
+#include "store_indexes.h"
 #include "money.h"
 #include "xmalloc.h"
 
@@ -570,4 +572,25 @@ int migrate_write_settings(PGconn *conn, const struct migrate_settings *settings
 		return -1;
 	}
 	return commit(conn, err) ? 0 : -1;
+}
+
+int migrate_missing_order_indexes(PGconn *conn, const char *orders_relation, char ***missing,
+                                  size_t *n, char **err)
+{
+	*missing = NULL;
+	*n = 0;
+	char *columns = store_index_columns_literal();
+	const char *params[2] = {orders_relation, columns};
+	PGresult *res = exec_params(conn, "index check", store_index_check_sql, 2, params,
+	                            PGRES_TUPLES_OK, err);
+	free(columns);
+	if (res == NULL)
+		return -1;
+	size_t rows = (size_t)PQntuples(res);
+	*missing = xcalloc(rows + 1, sizeof(**missing));
+	for (size_t i = 0; i < rows; i++)
+		(*missing)[i] = xstrdup(PQgetvalue(res, (int)i, 0));
+	*n = rows;
+	PQclear(res);
+	return 0;
 }

@@ -97,4 +97,10 @@ enum migrate_trigger_result migrate_attach_orders_trigger(PGconn *conn, const ch
                                                           char **err)
     __attribute__((warn_unused_result));
 
+/* The columns of store_index_needs that have no index on the orders relation
+ * ("schema.name" or "name"; none for a view): *missing is a malloc'd array of *n
+ * malloc'd names (free each and the array). Returns 0, or -1 with a malloc'd *err. */
+int migrate_missing_order_indexes(PGconn *conn, const char *orders_relation, char ***missing,
+                                  size_t *n, char **err) __attribute__((warn_unused_result));
+
 #endif

@@ -125,6 +125,14 @@ const char *store_orders_relation(const struct store *st)
 	return st->relation;
 }
 
+void store_share_relation(struct store *dst, const struct store *src)
+{
+	free(dst->authorized_type);
+	free(dst->expires_type);
+	dst->authorized_type = src->authorized_type ? xstrdup(src->authorized_type) : NULL;
+	dst->expires_type = src->expires_type ? xstrdup(src->expires_type) : NULL;
+}
+
 void store_set_config(struct store *st, const struct sp_config *cfg)
 {
 	st->cfg = cfg;
@@ -165,12 +173,11 @@ static char *array_literal(char *const *items, size_t n)
  * with longer ids are not looked at (README, "The shop's side"). */
 #define STORE_ORDER_ID_MAX_BYTES 1000
 
-/* True for the column types compared as times (else a column is read as text). */
+/* Whether a column of SQL type `type` compares with timestamptz without a cast that can fail. */
 static bool is_time_type(const char *type)
 {
-	return type &&
-	       (strcmp(type, "timestamp with time zone") == 0 ||
-	        strcmp(type, "timestamp without time zone") == 0 || strcmp(type, "date") == 0);
+	return type && (strcmp(type, "timestamp with time zone") == 0 ||
+	                strcmp(type, "timestamp without time zone") == 0 || strcmp(type, "date") == 0);
 }
 
 /* An SQL expression for a time column of the orders relation as timestamptz, NULL when
@@ -238,6 +245,21 @@ char *store_history_rule(const struct store_shape *shape, const char *cut)
 	free(dl);
 	free(a);
 	return rule;
+}
+
+char *store_deadline_window(const struct store *st, const char *validity, const char *after,
+                            const char *until)
+{
+	if (!is_time_type(st->authorized_type) || !is_time_type(st->expires_type)) {
+		char *d = store_deadline_sql(st, validity);
+		char *w = xasprintf("(%s > %s AND %s <= %s)", d, after, d, until);
+		free(d);
+		return w;
+	}
+	return xasprintf("((o.authorization_expires_at > %s AND o.authorization_expires_at <= %s) "
+	                 "OR (o.authorization_expires_at IS NULL AND o.authorized_at > %s - %s "
+	                 "AND o.authorized_at <= %s - %s))",
+	                 after, until, after, validity, until, validity);
 }
 
 /* The columns of every candidate branch after the transaction id and before the kind:

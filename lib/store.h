@@ -134,7 +134,18 @@ const char *store_orders_relation(const struct store *st);
  * (a placeholder such as "$1"); NULL when the time it needs is null, infinite, outside
  * 1970..9999 or not a time, so that no row can make a statement fail. Malloc'd. */
 char *store_deadline_sql(const struct store *st, const char *validity);
+/* The predicate "the deadline of order row o lies in (after, until]". With time-typed
+ * columns it is written on the columns themselves, so that indexes on
+ * authorization_expires_at and authorized_at serve it (store_indexes.h); with columns of
+ * another type (text behind a view) on store_deadline_sql's expression, so that no value
+ * can make the statement fail. `validity`, `after` and `until` are SQL expressions, e.g.
+ * "$1::interval", "now()". Malloc'd. */
+char *store_deadline_window(const struct store *st, const char *validity, const char *after,
+                            const char *until);
 void store_set_config(struct store *st, const struct sp_config *cfg);
+/* Gives `dst` (a second connection's store, e.g. the housekeeping one) what `src`'s
+ * preparation learned of the orders relation: its column types. */
+void store_share_relation(struct store *dst, const struct store *src);
 
 /* ---- the statements smartpayctl shares with the daemon (preview, adopt, rescan) ---- */
 

@@ -5,6 +5,7 @@
 #include "config.h"
 #include "pgconn.h"
 #include "store.h"
+#include "store_indexes.h"
 #include "xmalloc.h"
 
 #include <json-c/json.h>
@@ -46,18 +47,23 @@ static int64_t int_field(PGresult *res, int row, int col)
 /* The sweep statement over the orders relation `relation` (quoted). Parameters:
  * $1 authorization validity (interval), $2 thresholds in ms (bigint[], descending),
  * $3 their labels (text[]), $4 their severities (text[]), $5 lookback for expired
- * authorizations (interval). Rows: ('alert', id, kind, severity, order, modification,
- * message) per inserted alert, ('capture', NULL, NULL, NULL, order, modification,
- * transaction) per capture moved to needs_attention, and one ('next', delay ms).
- * Every part of the statement sees one snapshot, and `now()` is one instant. */
-static char *sweep_sql(const char *relation, const char *deadline)
+ * authorizations (interval), $6 how far ahead deadlines are read (interval: the largest
+ * threshold plus the longest gap between two sweeps), $7 alerts per kind logged and
+ * posted one by one (int). Rows: ('alert', id, kind, severity, order, modification,
+ * message) per inserted alert that is not summarised (summaries included),
+ * ('capture', NULL, NULL, NULL, order, modification, transaction) per capture moved to
+ * needs_attention, one ('summarised', count) and one ('next', delay ms).
+ * The orders relation is read only inside the window of deadlines, through indexes on
+ * authorization_expires_at and authorized_at (store_indexes.h). Every part of the
+ * statement sees one snapshot, and `now()` is one instant. */
+static char *sweep_sql(const char *relation, const char *deadline, const char *window)
 {
 	return xasprintf(
 	    "WITH thr AS (SELECT t.ms, t.label, t.severity FROM unnest($2::bigint[], "
 	    "$3::text[], $4::text[]) AS t(ms, label, severity)), "
-	    "open_auth AS (SELECT o.id::text AS order_id, d.deadline FROM %s o "
+	    "open_auth AS MATERIALIZED (SELECT o.id::text AS order_id, d.deadline FROM %s o "
 	    "CROSS JOIN LATERAL (SELECT %s AS deadline) d "
-	    "WHERE o.smartpay_transaction_id IS NOT NULL "
+	    "WHERE %s AND o.smartpay_transaction_id IS NOT NULL "
 	    "AND o.smartpay_transaction_id::text <> '' AND d.deadline > now() - $5::interval "
 	    "AND " STORE_NOT_HISTORY_SQL " AND NOT EXISTS (SELECT 1 FROM smartpay.modifications m "
 	    "WHERE m.order_id = o.id::text AND m.state = 'succeeded' "
@@ -77,22 +83,35 @@ static char *sweep_sql(const char *relation, const char *deadline)
 	    "completed_at = now() "
 	    "WHERE m.kind = 'capture' AND m.state = 'pending' AND m.deadline <= now() "
 	    "AND (m.lease_owner IS NULL OR coalesce(m.lease_expires_at, m.deadline) < now()) "
-	    "RETURNING m.modification_id, m.order_id, m.transaction_id, m.attempts), "
-	    "ins AS (INSERT INTO smartpay.alerts (kind, severity, order_id, modification_id, "
-	    "dedup_key, message) "
-	    "SELECT f.kind, f.severity, f.order_id, cap.modification_id, f.dedup_key, "
+	    "RETURNING m.modification_id, m.order_id, m.transaction_id, m.attempts, m.deadline), "
+	    "cand AS (SELECT f.kind, f.severity, f.order_id, cap.modification_id, f.dedup_key, "
 	    "'authorization of order ' || f.order_id || CASE WHEN f.label IS NULL "
 	    "THEN ' expired at ' || to_char(f.deadline AT TIME ZONE 'UTC', "
 	    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') || ' without a capture' "
 	    "ELSE ' expires at ' || to_char(f.deadline AT TIME ZONE 'UTC', "
 	    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') || ' (within ' || f.label || ') "
-	    "and is not captured' END "
+	    "and is not captured' END AS message, "
+	    "row_number() OVER (PARTITION BY f.kind ORDER BY f.deadline, f.order_id) AS rn "
 	    "FROM fresh f LEFT JOIN LATERAL (SELECT m.modification_id "
 	    "FROM smartpay.modifications m WHERE m.order_id = f.order_id AND m.kind = 'capture' "
 	    "AND m.state <> 'refused' LIMIT 1) cap ON true "
 	    "UNION ALL SELECT 'needs_attention', 'critical', a.order_id, a.modification_id, "
 	    "a.modification_id::text || ':' || a.attempts, 'capture for order ' || a.order_id || "
-	    "': authorization deadline passed before the capture was confirmed' FROM att a "
+	    "': authorization deadline passed before the capture was confirmed', "
+	    "row_number() OVER (ORDER BY a.deadline, a.order_id) FROM att a), "
+	    "ins AS (INSERT INTO smartpay.alerts (kind, severity, order_id, modification_id, "
+	    "dedup_key, message, summarised, webhook_state) "
+	    "SELECT c.kind, c.severity, c.order_id, c.modification_id, c.dedup_key, c.message, "
+	    "c.rn > $7::int, CASE WHEN c.rn > $7::int THEN 'none' ELSE 'pending' END FROM cand c "
+	    "ON CONFLICT (kind, dedup_key) DO NOTHING "
+	    "RETURNING alert_id, kind, severity, order_id, modification_id, message, summarised), "
+	    "summ AS (INSERT INTO smartpay.alerts (kind, severity, dedup_key, message) "
+	    "SELECT 'alerts_summarised', CASE WHEN bool_or(i.severity = 'critical') "
+	    "THEN 'critical' ELSE 'warning' END, i.kind || ':' || min(i.alert_id), "
+	    "count(*) || ' more ' || i.kind || ' alerts in one expiry sweep (alert ids ' || "
+	    "min(i.alert_id) || ' to ' || max(i.alert_id) || ') are recorded but neither logged "
+	    "nor posted one by one; list them with smartpayctl alerts --kind ' || i.kind "
+	    "FROM ins i WHERE i.summarised GROUP BY i.kind "
 	    "ON CONFLICT (kind, dedup_key) DO NOTHING "
 	    "RETURNING alert_id, kind, severity, order_id, modification_id, message), "
 	    "nxt AS (SELECT min(s.x) AS at FROM ("
@@ -105,12 +124,16 @@ static char *sweep_sql(const char *relation, const char *deadline)
 	    "END) AS at FROM smartpay.modifications m WHERE m.kind = 'capture' "
 	    "AND m.state = 'pending' AND m.deadline IS NOT NULL) p WHERE p.at > now()) s) "
 	    "SELECT 'alert', alert_id::text, kind, severity, order_id, modification_id::text, "
-	    "message FROM ins "
+	    "message FROM ins WHERE NOT summarised "
+	    "UNION ALL SELECT 'alert', alert_id::text, kind, severity, order_id, "
+	    "modification_id::text, message FROM summ "
 	    "UNION ALL SELECT 'capture', NULL, NULL, NULL, order_id, modification_id::text, "
 	    "transaction_id FROM att "
+	    "UNION ALL SELECT 'summarised', count(*)::text, NULL, NULL, NULL, NULL, NULL "
+	    "FROM ins WHERE summarised "
 	    "UNION ALL SELECT 'next', ceil(extract(epoch FROM at - now()) * 1000)::bigint::text, "
 	    "NULL, NULL, NULL, NULL, NULL FROM nxt",
-	    relation, deadline);
+	    relation, deadline, window);
 }
 
 /* Formats a list of strings as a PostgreSQL array literal (items are plain words). */
@@ -155,6 +178,8 @@ static void sweep_done(PGresult *res, const char *error, void *arg)
 			c->order_id = nullable(res, i, 4);
 			c->modification_id = nullable(res, i, 5);
 			c->transaction_id = nullable(res, i, 6);
+		} else if (strcmp(what, "summarised") == 0) {
+			r.nsummarised = (size_t)int_field(res, i, 1);
 		} else if (!PQgetisnull(res, i, 1)) {
 			r.next_delay_ms = int_field(res, i, 1);
 			if (r.next_delay_ms < 0)
@@ -168,7 +193,8 @@ static void sweep_done(PGresult *res, const char *error, void *arg)
 	free(caps);
 }
 
-bool store_sweep_expiry(struct store *st, int64_t lookback_ms, struct store_sweep_call *call)
+bool store_sweep_expiry(struct store *st, int64_t lookback_ms, int64_t horizon_ms,
+                        struct store_sweep_call *call)
 {
 	struct pg_conn *pc = store_conn(st);
 	if (!pg_conn_is_up(pc))
@@ -187,14 +213,20 @@ bool store_sweep_expiry(struct store *st, int64_t lookback_ms, struct store_swee
 	char *thresholds = word_array(numbers, n);
 	char *label_list = word_array(labels, n);
 	char *severity_list = word_array(severities, n);
-	char validity[40], lookback[40];
+	char validity[40], lookback[40], ahead[40], each[16];
 	interval_literal(cfg->authorization_validity_ms, validity);
 	interval_literal(lookback_ms, lookback);
+	/* thresholds are sorted descending: the first one reaches furthest */
+	interval_literal((n ? cfg->expiry_thresholds_ms[0] : 0) + horizon_ms, ahead);
+	snprintf(each, sizeof(each), "%d", cfg->summary_after);
 	char *deadline = store_deadline_sql(st, "$1");
-	char *sql = sweep_sql(store_orders_relation(st), deadline);
+	char *window =
+	    store_deadline_window(st, "$1::interval", "now() - $5::interval", "now() + $6::interval");
+	char *sql = sweep_sql(store_orders_relation(st), deadline, window);
 	free(deadline);
-	const char *p[] = {validity, thresholds, label_list, severity_list, lookback};
-	bool ok = pg_conn_query(pc, sql, 5, p, sweep_done, call);
+	free(window);
+	const char *p[] = {validity, thresholds, label_list, severity_list, lookback, ahead, each};
+	bool ok = pg_conn_query(pc, sql, 7, p, sweep_done, call);
 	free(sql);
 	free(thresholds);
 	free(label_list);
@@ -233,7 +265,34 @@ bool store_listen_alerts(struct store *st, struct store_alerts_call *call)
 	struct pg_conn *pc = store_conn(st);
 	if (!pg_conn_is_up(pc))
 		return false;
-	return pg_conn_exec(pc, "LISTEN smartpay_alerts", call_done, call);
+	return pg_conn_exec(pc, "LISTEN smartpay_alerts; LISTEN smartpay_orders", call_done, call);
+}
+
+static void indexes_done(PGresult *res, const char *error, void *arg)
+{
+	struct store_indexes_call *call = arg;
+	if (error) {
+		call->done(NULL, 0, error, call->arg);
+		return;
+	}
+	int n = PQntuples(res);
+	const char **cols = xcalloc((size_t)n + 1, sizeof(*cols));
+	for (int i = 0; i < n; i++)
+		cols[i] = PQgetvalue(res, i, 0);
+	call->done(cols, (size_t)n, NULL, call->arg);
+	free(cols);
+}
+
+bool store_check_indexes(struct store *st, struct store_indexes_call *call)
+{
+	struct pg_conn *pc = store_conn(st);
+	if (!pg_conn_is_up(pc))
+		return false;
+	char *columns = store_index_columns_literal();
+	const char *p[] = {store_config(st)->orders_relation, columns};
+	bool ok = pg_conn_query(pc, store_index_check_sql, 2, p, indexes_done, call);
+	free(columns);
+	return ok;
 }
 
 /* ---- webhook delivery ---- */

@@ -42,6 +42,9 @@ struct store_sweep_result {
 	size_t nalerts;
 	const struct store_expired_capture *captures;
 	size_t ncaptures;
+	/* alerts inserted but summarised: neither among `alerts` nor to be posted; each kind
+	 * with some has one 'alerts_summarised' alert among `alerts` */
+	size_t nsummarised;
 	/* Milliseconds (by the database clock) until the next moment an open authorization
 	 * crosses a threshold or its deadline, or a pending capture's deadline passes with
 	 * its lease free; -1 when there is none. */
@@ -68,17 +71,33 @@ void store_threshold_label(int64_t ms, char out[32]);
  *  - every pending capture whose deadline passed and whose lease is free or expired goes
  *    to needs_attention with a 'needs_attention' alert (critical, dedup_key ID:ATTEMPTS as
  *    the engine's outcome alerts).
- * Alerts that exist already (acknowledged or not) are not raised again. */
-bool store_sweep_expiry(struct store *st, int64_t lookback_ms, struct store_sweep_call *call)
-    __attribute__((warn_unused_result));
+ * Alerts that exist already (acknowledged or not) are not raised again. Only the orders
+ * whose deadline lies between `lookback_ms` ago and the largest threshold plus
+ * `horizon_ms` ahead are read (next_delay_ms then looks no further than that). Past
+ * [alerts] summary_after new alerts of one kind, the rest are inserted summarised (not
+ * returned, never posted) and one 'alerts_summarised' alert per such kind (critical when
+ * one of them is, dedup_key KIND:FIRST_ID) gives their count. */
+bool store_sweep_expiry(struct store *st, int64_t lookback_ms, int64_t horizon_ms,
+                        struct store_sweep_call *call) __attribute__((warn_unused_result));
 
 /* Raises one 'gateway_unreachable' alert (critical) unless one with this dedup_key
  * exists. */
 bool store_alert_gateway(struct store *st, const char *dedup_key, const char *message,
                          struct store_alerts_call *call) __attribute__((warn_unused_result));
 
-/* LISTEN smartpay_alerts on the store's connection (again after each connect). */
+/* LISTEN smartpay_alerts and smartpay_orders on the store's connection (again after
+ * each connect). */
 bool store_listen_alerts(struct store *st, struct store_alerts_call *call)
+    __attribute__((warn_unused_result));
+
+struct store_indexes_call {
+	/* the needed columns (store_indexes.h) without an index on the orders relation */
+	void (*done)(const char *const *missing, size_t n, const char *error, void *arg);
+	void *arg;
+};
+
+/* Checks the orders relation for the indexes the daemon's queries need. */
+bool store_check_indexes(struct store *st, struct store_indexes_call *call)
     __attribute__((warn_unused_result));
 
 /* An alert to POST to the webhook. */

@@ -5,6 +5,7 @@
 #include "config.h"
 #include "pgconn.h"
 #include "store.h"
+#include "store_alerts.h"
 #include "xmalloc.h"
 
 #include <json-c/json.h>
@@ -21,9 +22,9 @@ const char *const store_pending_age_names[STORE_PENDING_AGE_BUCKETS] = {
  * Columns: pending counts by bucket index (JSON object), oldest pending age in ms,
  * [threshold_ms, count] pairs (JSON array), open alerts by kind (JSON object).
  * An authorization is open while the order has a transaction id and no succeeded
- * capture, cancel or cancel_or_refund; the orders relation is read only when there
- * are thresholds. */
-static char *gauges_sql(const char *relation, const char *deadline)
+ * capture, cancel or cancel_or_refund; the orders relation is read only inside the
+ * window of deadlines the thresholds cover, through the same indexes as the sweep. */
+static char *gauges_sql(const char *relation, const char *deadline, const char *window)
 {
 	return xasprintf(
 	    "WITH pend AS (SELECT created_at, width_bucket(extract(epoch FROM now() - "
@@ -31,9 +32,9 @@ static char *gauges_sql(const char *relation, const char *deadline)
 	    "WHERE state = 'pending'), "
 	    "open_auth AS (SELECT d.deadline FROM %s o "
 	    "CROSS JOIN LATERAL (SELECT %s AS deadline) d "
-	    "WHERE o.smartpay_transaction_id IS NOT NULL "
+	    "WHERE %s AND o.smartpay_transaction_id IS NOT NULL "
 	    "AND o.smartpay_transaction_id::text <> '' AND d.deadline > now() "
-	    "AND d.deadline <= now() + (SELECT max(t) FROM unnest($2::bigint[]) t) "
+	    "AND d.deadline <= now() + coalesce((SELECT max(t) FROM unnest($2::bigint[]) t), 0) "
 	    "* interval '1 millisecond' AND " STORE_NOT_HISTORY_SQL " "
 	    "AND NOT EXISTS (SELECT 1 FROM smartpay.modifications m "
 	    "WHERE m.order_id = o.id::text AND m.state = 'succeeded' "
@@ -47,7 +48,7 @@ static char *gauges_sql(const char *relation, const char *deadline)
 	    "FROM unnest($2::bigint[]) WITH ORDINALITY AS t(ms, i)), "
 	    "(SELECT json_object_agg(kind, n ORDER BY kind) FROM (SELECT kind, count(*) AS n "
 	    "FROM smartpay.alerts WHERE acknowledged_at IS NULL GROUP BY kind) a)",
-	    relation, deadline);
+	    relation, deadline, window);
 }
 
 void store_gauges_clear(struct store_gauges *g)
@@ -177,8 +178,13 @@ bool store_read_gauges(struct store *st, struct store_gauges_read *rd)
 	    int_array_literal(cfg->expiry_thresholds_ms, cfg->expiry_threshold_count);
 	char *bounds = int_array_literal(store_pending_age_bounds_s, STORE_PENDING_AGE_BUCKETS - 1);
 	char *deadline = store_deadline_sql(st, "$1");
-	char *sql = gauges_sql(store_orders_relation(st), deadline);
+	char *window = store_deadline_window(
+	    st, "$1::interval", "now()",
+	    "now() + coalesce((SELECT max(t) FROM unnest($2::bigint[]) t), 0) "
+	    "* interval '1 millisecond'");
+	char *sql = gauges_sql(store_orders_relation(st), deadline, window);
 	free(deadline);
+	free(window);
 	const char *params[3] = {validity, thresholds, bounds};
 	bool ok = pg_conn_query(pc, sql, 3, params, gauges_done, rd);
 	free(sql);

@@ -11,3 +11,8 @@ CREATE TABLE IF NOT EXISTS public.orders (
     authorization_expires_at timestamptz
 );
 CREATE INDEX IF NOT EXISTS orders_status ON public.orders (status);
+-- The expiry sweep and the gauges read only the deadlines near now through these
+-- (`smartpayctl migrate` warns when one is missing).
+CREATE INDEX IF NOT EXISTS orders_authorized_at_idx ON public.orders (authorized_at);
+CREATE INDEX IF NOT EXISTS orders_authorization_expires_at_idx
+    ON public.orders (authorization_expires_at);

@@ -10,6 +10,8 @@ SP_MIGRATIONS = \
 	sql/005_dismiss.sql \
 	sql/006_security_definer.sql \
 	sql/007_shop_rows.sql \
+	sql/008_alert_summaries.sql \
+	sql/009_order_summaries.sql \
 	sql/011_adoption.sql
 
 sqldir = $(pkgdatadir)/sql

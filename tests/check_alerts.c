@@ -5,10 +5,13 @@
 
 #include "alerts.h"
 #include "daemonproc.h"
+#include "opstest.h"
 #include "pgtest.h"
 #include "simproc.h"
-#include "testutil.h"
 #include "store_alerts.h"
+#include "store_indexes.h"
+#include "testutil.h"
+#include "xmalloc.h"
 
 #include <check.h>
 #include <curl/curl.h>
@@ -90,6 +93,29 @@ START_TEST(webhook_body_has_every_field)
 	                 "2024-05-01T12:00:00.123Z");
 	json_object_put(o);
 	free(body);
+}
+END_TEST
+
+START_TEST(orders_index_statements)
+{
+	char *sql = store_index_statement("shop.Orders", "authorized_at");
+	ck_assert_str_eq(sql, "CREATE INDEX CONCURRENTLY \"Orders_authorized_at_idx\" ON "
+	                      "\"shop\".\"Orders\" (\"authorized_at\")");
+	free(sql);
+	sql = store_index_statement("orders", "authorization_expires_at");
+	ck_assert_str_eq(sql, "CREATE INDEX CONCURRENTLY \"orders_authorization_expires_at_idx\" "
+	                      "ON \"orders\" (\"authorization_expires_at\")");
+	free(sql);
+	/* PostgreSQL keeps 63 bytes of a name: the name given is the one it will have */
+	char *name = store_index_name("public.a_very_long_shop_orders_table_name_of_forty_bytes",
+	                              "authorization_expires_at");
+	ck_assert_uint_eq(strlen(name), 63);
+	free(name);
+	char *cols = store_index_columns_literal();
+	ck_assert_str_eq(cols, "{authorization_expires_at,authorized_at}");
+	free(cols);
+	ck_assert_ptr_nonnull(store_index_used_by("authorized_at"));
+	ck_assert_ptr_null(store_index_used_by("status"));
 }
 END_TEST
 
@@ -348,9 +374,10 @@ START_TEST(pending_capture_past_deadline_needs_attention)
 	const char *m = add_order(&w, "'t-m'", "shipped", "now()", past);
 	add_modification(&w, CAP_M, m, "t-m", "capture", "pending", past, "'other'",
 	                 "now() + interval '1 hour'", later);
-	/* deadline three seconds ahead: the timer, not a poll, gives it up then */
-	const char *n = add_order(&w, "'t-n'", "shipped", "now()", "now() + interval '3s'");
-	add_modification(&w, CAP_N, n, "t-n", "capture", "pending", "now() + interval '3s'", "NULL",
+	/* deadline six seconds ahead (well after the first sweep, even on a loaded machine):
+	 * the timer, not a poll, gives it up then */
+	const char *n = add_order(&w, "'t-n'", "shipped", "now()", "now() + interval '6s'");
+	add_modification(&w, CAP_N, n, "t-n", "capture", "pending", "now() + interval '6s'", "NULL",
 	                 "NULL", later);
 
 	daemonproc_start(&w.d, false);
@@ -602,7 +629,8 @@ START_TEST(webhook_delivers_each_alert_once_despite_failures)
 	pgtest_restart(false);
 	PQreset(w.db);
 	ck_assert_int_eq(PQstatus(w.db), CONNECTION_OK);
-	await_log(&w, "event=db_connected", 2);
+	/* both connections, the engine's and the housekeeping one, twice */
+	await_log(&w, "event=db_connected", 4);
 	await_log(&w, "event=expiry_swept", 2);
 	usleep(300000); /* the webhook round after the reconnect is over */
 	pgtest_exec(w.db, "INSERT INTO smartpay.alerts (kind, severity, dedup_key, message) "
@@ -746,6 +774,339 @@ START_TEST(idle_daemon_query_rate)
 }
 END_TEST
 
+/* ---- a shop with history: indexes, summaries, the housekeeping connection ---- */
+
+/* How many server log lines from byte `from` on, for database `db`, contain `needle`
+ * (printed on stderr with `show`). */
+static int server_log_count(const char *db, long from, const char *needle, bool show)
+{
+	char *text = testutil_read_file(pgtest_log_path());
+	ck_assert_ptr_nonnull(text);
+	char tag[96];
+	snprintf(tag, sizeof(tag), " db=%s ", db);
+	int n = 0;
+	for (char *line = text + from; line && *line;) {
+		char *end = strchr(line, '\n');
+		if (end)
+			*end = '\0';
+		if (strstr(line, tag) && strstr(line, needle)) {
+			n++;
+			if (show)
+				fprintf(stderr, "%.300s\n", line);
+		}
+		line = end ? end + 1 : NULL;
+	}
+	free(text);
+	return n;
+}
+
+/* The plan auto_explain logged for the last statement of database `db` whose text starts
+ * with `query_start`, from byte `from` of the server log on (malloc'd; NULL if none). */
+static char *logged_plan(const char *db, long from, const char *query_start)
+{
+	char *text = testutil_read_file(pgtest_log_path());
+	ck_assert_ptr_nonnull(text);
+	char tag[96], query[256];
+	snprintf(tag, sizeof(tag), " db=%s LOG:  duration:", db);
+	snprintf(query, sizeof(query), "Query Text: %s", query_start);
+	char *plan = NULL;
+	for (char *p = text + from; (p = strstr(p, tag)) != NULL; p++) {
+		/* the plan runs until the next line with the log line prefix */
+		char *end = strstr(p + 1, "\n20");
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		char *entry = xstrndup(p, len);
+		if (strstr(entry, query)) {
+			free(plan);
+			plan = entry;
+		} else {
+			free(entry);
+		}
+	}
+	free(text);
+	return plan;
+}
+
+/* Fills public.orders with `n` orders of years of history: delivered and captured long
+ * ago (authorized 10 to 400 days ago, deadlines from authorized_at), and every 200th one
+ * authorized recently with a deadline the shop set a few hours ahead. */
+static void add_history(struct world *w, int n)
+{
+	char sql[1024];
+	snprintf(sql, sizeof(sql),
+	         "INSERT INTO public.orders (smartpay_transaction_id, amount, status, "
+	         "authorized_at, authorization_expires_at) SELECT 'h-' || g, 10.00, "
+	         "CASE WHEN g %% 200 = 0 THEN 'authorized' ELSE 'delivered' END, "
+	         "CASE WHEN g %% 200 = 0 THEN now() - interval '1 hour' "
+	         "ELSE now() - interval '10 days' - (g %% 390) * interval '1 day' END, "
+	         "CASE WHEN g %% 200 = 0 THEN now() + interval '30 hours' END "
+	         "FROM generate_series(1, %d) g",
+	         n);
+	pgtest_exec(w->db, sql);
+	pgtest_exec(w->db, "ANALYZE public.orders");
+}
+
+START_TEST(sweep_reads_the_window_through_the_indexes)
+{
+	struct world w;
+	world_up(&w, false,
+	         "[daemon]\npoll_interval = 1h\n[alerts]\nexpiry_thresholds = 24h, 4h\n");
+	pgtest_exec(w.db, "DROP INDEX public.orders_authorized_at_idx");
+	pgtest_exec(w.db, "DROP INDEX public.orders_authorization_expires_at_idx");
+	add_history(&w, 200000);
+
+	/* without the indexes: the start says which ones to create */
+	daemonproc_start(&w.d, false);
+	await_log(&w, "event=orders_index_missing", 2);
+	await_log(&w, "event=expiry_swept", 1);
+	ck_assert_int_eq(daemonproc_stop(&w.d), 0);
+	for (size_t i = 0; i < store_index_need_count; i++) {
+		const char *column = store_index_needs[i].column;
+		char *create = store_index_statement("public.orders", column);
+		char *needle = xasprintf("event=orders_index_missing relation=public.orders "
+		                         "column=%s ",
+		                         column);
+		ck_assert_msg(log_count(&w, needle) == 1, "no log line with %s", needle);
+		free(needle);
+		char *name = store_index_name("public.orders", column);
+		ck_assert_msg(log_count(&w, name) >= 1, "the log never names %s", name);
+		free(name);
+		/* the shop creates them as the warning says */
+		pgtest_exec(w.db, create);
+		free(create);
+	}
+	pgtest_exec(w.db, "ANALYZE public.orders");
+
+	/* the next sweep's plan, as the server ran it, reads orders through both indexes */
+	char sql[256];
+	snprintf(sql, sizeof(sql), "ALTER DATABASE \"%s\" SET auto_explain.log_min_duration = 0",
+	         w.dbname);
+	pgtest_exec(w.db, sql);
+	long from = log_size();
+	int missing = log_count(&w, "event=orders_index_missing");
+	int swept = log_count(&w, "event=expiry_swept");
+	daemonproc_start(&w.d, false);
+	await_log(&w, "event=expiry_swept", swept + 1);
+	ck_assert_int_eq(log_count(&w, "event=orders_index_missing"), missing);
+	char *plan = logged_plan(w.dbname, from, "WITH thr AS");
+	ck_assert_msg(plan != NULL, "no plan of the sweep in the server log");
+	for (size_t i = 0; i < store_index_need_count; i++) {
+		char *name = store_index_name("public.orders", store_index_needs[i].column);
+		char *bitmap = xasprintf("Bitmap Index Scan on %s", name);
+		char *scan = xasprintf("Index Scan using %s on orders", name);
+		ck_assert_msg(strstr(plan, bitmap) || strstr(plan, scan), "%s not used:\n%s", name,
+		              plan);
+		free(bitmap);
+		free(scan);
+		free(name);
+	}
+	ck_assert_msg(strstr(plan, "Seq Scan on orders") == NULL, "%s", plan);
+	free(plan);
+	/* nothing in the history is alerted: the recent ones expire in 30h (beyond 24h), the
+	 * old ones expired more than [alerts] expired_lookback (24h) ago */
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts"), 0);
+	snprintf(sql, sizeof(sql), "ALTER DATABASE \"%s\" RESET auto_explain.log_min_duration",
+	         w.dbname);
+	pgtest_exec(w.db, sql);
+	world_down(&w);
+}
+END_TEST
+
+/* The number of alerts `smartpayctl alerts --all --json` lists. */
+static int ctl_alert_count(struct world *w)
+{
+	struct testutil_run r =
+	    testutil_run_built("smartpayctl",
+	                       (const char *[]){"-c", w->d.conf, "--json", "alerts", "--all",
+	                                        "--limit", "100000", NULL},
+	                       w->d.dir);
+	ck_assert_msg(r.status == 0, "smartpayctl alerts: %d\n%s%s", r.status, r.out, r.err);
+	json_object *doc = json_tokener_parse(r.out);
+	ck_assert_ptr_nonnull(doc);
+	json_object *list = json_object_object_get(doc, "alerts");
+	ck_assert(json_object_is_type(list, json_type_array));
+	int n = (int)json_object_array_length(list);
+	json_object_put(doc);
+	testutil_run_free(&r);
+	return n;
+}
+
+START_TEST(large_first_batch_is_summarised)
+{
+	struct receiver r;
+	receiver_start(&r, 0);
+	char extra[320];
+	snprintf(extra, sizeof(extra),
+	         "[daemon]\npoll_interval = 1h\n[alerts]\nexpiry_thresholds = 24h, 4h\n"
+	         "summary_after = 5\nexpired_lookback = 2d\n"
+	         "webhook_url = http://127.0.0.1:%d/hook?token=s3cr3t-token\n",
+	         r.port);
+	struct world w;
+	world_up(&w, false, extra);
+	/* 500 authorizations about to expire, 40 expired yesterday, 10 expired a week ago
+	 * (beyond expired_lookback: history, never alerted) */
+	pgtest_exec(w.db, "INSERT INTO public.orders (smartpay_transaction_id, amount, status, "
+	                  "authorized_at, authorization_expires_at) SELECT 'x-' || g, 10.00, "
+	                  "'authorized', now(), now() + interval '2 hours' + g * interval '1s' "
+	                  "FROM generate_series(1, 500) g");
+	pgtest_exec(w.db, "INSERT INTO public.orders (smartpay_transaction_id, amount, status, "
+	                  "authorized_at) SELECT 'y-' || g, 10.00, 'authorized', "
+	                  "now() - interval '144 hours' - g * interval '1 minute' "
+	                  "FROM generate_series(1, 40) g");
+	pgtest_exec(w.db, "INSERT INTO public.orders (smartpay_transaction_id, amount, status, "
+	                  "authorized_at) SELECT 'z-' || g, 10.00, 'authorized', "
+	                  "now() - interval '12 days' FROM generate_series(1, 10) g");
+
+	daemonproc_start(&w.d, false);
+	/* 5 of each kind one by one, and one summary each */
+	serve_until(&w, &r,
+	            "SELECT count(*) FROM smartpay.alerts WHERE webhook_state = 'delivered'", 12,
+	            2000);
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts"), 542);
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts WHERE summarised AND "
+	                           "webhook_state = 'none'"),
+	                 530);
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = "
+	                           "'authorization_expiring'"),
+	                 500);
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = "
+	                           "'authorization_expired'"),
+	                 40);
+	char *summaries = pgtest_value(
+	    w.db, "SELECT string_agg(severity || '|' || split_part(dedup_key, ':', 1) || '|' || "
+	          "split_part(message, ' alerts in', 1), ',' ORDER BY dedup_key) "
+	          "FROM smartpay.alerts WHERE kind = 'alerts_summarised'");
+	ck_assert_str_eq(summaries, "critical|authorization_expired|35 more authorization_expired,"
+	                            "critical|authorization_expiring|495 more "
+	                            "authorization_expiring");
+	free(summaries);
+	/* the most urgent ones are the ones sent one by one */
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts a JOIN public.orders o "
+	                           "ON o.id::text = a.order_id WHERE a.kind = "
+	                           "'authorization_expiring' AND NOT a.summarised AND "
+	                           "o.smartpay_transaction_id IN ('x-1', 'x-2', 'x-3', 'x-4', "
+	                           "'x-5')"),
+	                 5);
+	ck_assert_int_eq(log_count(&w, "event=alert_raised"), 12);
+	ck_assert_int_eq(log_count(&w, "event=alert_raised alert_id="), 12);
+	ck_assert_int_eq(log_count(&w, "kind=alerts_summarised"), 2);
+	int posts = 0, received = 0;
+	for (int i = 0; i < MAX_ALERTS; i++) {
+		posts += r.attempts[i];
+		received += r.ids[i] != 0;
+	}
+	ck_assert_int_eq(posts, 12);
+	ck_assert_int_eq(received, 12);
+	ck_assert_int_eq(r.bad_requests, 0);
+	/* every row stays queryable */
+	ck_assert_int_eq(ctl_alert_count(&w), 542);
+
+	/* the next sweep raises nothing again */
+	int swept = log_count(&w, "event=expiry_swept");
+	pgtest_exec(w.db, "SELECT pg_notify('smartpay_orders', '999999')");
+	await_log(&w, "event=expiry_swept", swept + 1);
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts"), 542);
+	ck_assert_int_eq(log_count(&w, "event=alert_raised"), 12);
+	world_down(&w);
+	receiver_stop(&r);
+}
+END_TEST
+
+/* The value of a series without labels in a /metrics body, or -1 when absent. */
+static double metric_value(const char *body, const char *name)
+{
+	char needle[128];
+	snprintf(needle, sizeof(needle), "\n%s ", name);
+	const char *p = strstr(body, needle);
+	return p ? strtod(p + strlen(needle), NULL) : -1;
+}
+
+START_TEST(metrics_scrapes_never_query_the_database)
+{
+	int port = testutil_free_port();
+	ck_assert_int_gt(port, 0);
+	char extra[256];
+	snprintf(extra, sizeof(extra),
+	         "[daemon]\npoll_interval = 1h\n[metrics]\nlisten = 127.0.0.1:%d\n"
+	         "gauges_interval = 1h\n",
+	         port);
+	struct world w;
+	world_up(&w, false, extra);
+	add_order(&w, "'t-g'", "authorized", "now()", "now() + interval '2h'");
+	long from = log_size();
+	daemonproc_start(&w.d, false);
+	char url[96];
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/healthz", port);
+	ck_assert_int_eq(opstest_wait_status(url, 200, WAIT_MS), 200);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", port);
+	double first_age = -1, last_age = -1;
+	for (int i = 0; i < 50; i++) {
+		char *body = NULL;
+		ck_assert_int_eq(opstest_http("GET", url, 10000, &body), 200);
+		double age = metric_value(body, "smartpayd_database_gauges_age_seconds");
+		free(body);
+		/* the scrapes before the first read answer without the gauges */
+		if (age >= 0 && first_age < 0)
+			first_age = age;
+		last_age = age;
+		testutil_sleep_ms(150);
+	}
+	ck_assert_msg(first_age >= 0, "the gauges were never read");
+	/* one background read since the start, whatever the scrapes; they saw it age */
+	int reads = server_log_count(w.dbname, from, "width_bucket(", false);
+	if (reads != 1)
+		server_log_count(w.dbname, from, "width_bucket(", true);
+	ck_assert_msg(reads == 1, "%d gauge queries for 50 scrapes", reads);
+	ck_assert_msg(last_age >= first_age + 5, "gauges age %.3f then %.3f", first_age, last_age);
+	world_down(&w);
+}
+END_TEST
+
+/* A trigger that holds every insert of an 'authorization_expiring' alert for 20 s: a
+ * sweep that raises one runs that long. */
+static void slow_down_sweeps(struct world *w)
+{
+	pgtest_exec(w->db, "CREATE FUNCTION public.slow_alert() RETURNS trigger LANGUAGE plpgsql "
+	                   "AS $$ BEGIN PERFORM pg_sleep(20); RETURN NEW; END $$");
+	pgtest_exec(w->db,
+	            "CREATE TRIGGER slow_alert BEFORE INSERT ON smartpay.alerts FOR EACH ROW "
+	            "WHEN (NEW.kind = 'authorization_expiring') "
+	            "EXECUTE FUNCTION public.slow_alert()");
+}
+
+#define SWEEP_RUNNING                                                                              \
+	"SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "            \
+	"state = 'active' AND query LIKE 'WITH thr AS%'"
+
+START_TEST(capture_does_not_wait_for_a_sweep)
+{
+	struct world w;
+	world_up(&w, true, "[daemon]\npoll_interval = 1h\n[alerts]\nexpiry_thresholds = 24h, 4h\n");
+	slow_down_sweeps(&w);
+	add_order(&w, "'t-slow'", "authorized", "now()", "now() + interval '2h'");
+	daemonproc_start(&w.d, false);
+	await(&w, SWEEP_RUNNING, 1);
+
+	/* an order shipped while the sweep runs is captured before the sweep ends */
+	char *txn = simproc_create_txn(w.sim, "10.00", "EUR");
+	ck_assert_ptr_nonnull(txn);
+	char q[64];
+	snprintf(q, sizeof(q), "'%s'", txn);
+	free(txn);
+	const char *shipped = add_order(&w, q, "shipped", "now()", "NULL");
+	char sql[256];
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM smartpay.modifications WHERE order_id = '%s' AND "
+	         "kind = 'capture' AND state = 'succeeded'",
+	         shipped);
+	await(&w, sql, 1);
+	ck_assert_msg(count(&w, SWEEP_RUNNING) == 1, "the capture was recorded after the sweep");
+	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts"), 0);
+	/* the sweep ends in its own time and raises its alert */
+	await(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = 'authorization_expiring'", 1);
+	world_down(&w);
+}
+END_TEST
+
 static Suite *alerts_suite(void)
 {
 	Suite *s = suite_create("alerts");
@@ -753,6 +1114,7 @@ static Suite *alerts_suite(void)
 	tcase_add_test(pure, threshold_labels_are_compact);
 	tcase_add_test(pure, webhook_url_is_redacted);
 	tcase_add_test(pure, webhook_body_has_every_field);
+	tcase_add_test(pure, orders_index_statements);
 	suite_add_tcase(s, pure);
 	TCase *daemon = tcase_create("daemon");
 	tcase_set_timeout(daemon, 90);
@@ -762,6 +1124,10 @@ static Suite *alerts_suite(void)
 	tcase_add_test(daemon, webhook_delivers_each_alert_once_despite_failures);
 	tcase_add_test(daemon, gateway_unreachable_once_per_episode);
 	tcase_add_test(daemon, idle_daemon_query_rate);
+	tcase_add_test(daemon, sweep_reads_the_window_through_the_indexes);
+	tcase_add_test(daemon, large_first_batch_is_summarised);
+	tcase_add_test(daemon, metrics_scrapes_never_query_the_database);
+	tcase_add_test(daemon, capture_does_not_wait_for_a_sweep);
 	suite_add_tcase(s, daemon);
 	return s;
 }
@@ -770,7 +1136,9 @@ int main(void)
 {
 	/* every statement in the server log, with its database, for the idle query count */
 	struct pgtest_options opts = {.extra_conf = "log_statement = all\n"
-	                                            "log_line_prefix = '%m [%p] db=%d '"};
+	                                            "log_line_prefix = '%m [%p] db=%d '\n"
+	                                            "shared_preload_libraries = 'auto_explain'\n"
+	                                            "auto_explain.log_min_duration = -1"};
 	pgtest_start_with(&opts);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	int status = testutil_run_suite(alerts_suite(), CK_NORMAL);

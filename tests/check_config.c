@@ -767,9 +767,12 @@ START_TEST(test_example_config)
 	    "expiry_thresholds",
 	    "webhook_url",
 	    "gateway_unreachable",
+	    "expired_lookback",
+	    "summary_after",
 	    "listen",
 	    "max_connections",
 	    "request_timeout",
+	    "gauges_interval",
 	};
 	const char *top = getenv("SP_TOP_SRCDIR");
 	ck_assert_msg(top != NULL, "SP_TOP_SRCDIR is not set (run through make check)");

@@ -413,6 +413,30 @@ static void scrape(const char *base, struct prom *p)
 	ck_assert_msg(ok, "/metrics: %s", p->err);
 }
 
+/* Scrapes until the database gauges come from a read made at or after unix time
+ * `since` (seconds), i.e. a background read that saw what the test did before. */
+static void scrape_fresh(const char *base, struct prom *p, double since)
+{
+	for (int waited = 0;; waited += 100) {
+		scrape(base, p);
+		const struct prom_sample *t =
+		    prom_find(p, "smartpayd_database_gauges_timestamp_seconds");
+		if (t != NULL && t->value >= since)
+			return;
+		ck_assert_msg(waited < 20000, "the database gauges were never read again");
+		prom_free(p);
+		testutil_sleep_ms(100);
+	}
+}
+
+/* The current unix time in seconds. */
+static double unix_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 /* ---- the parser itself must reject what Prometheus rejects ---- */
 
 START_TEST(parser_accepts)
@@ -485,7 +509,7 @@ static void world_up(struct world *w, const char *more)
 	char extra[512];
 	snprintf(extra, sizeof(extra),
 	         "[alerts]\nexpiry_thresholds = 24h, 4h\ngateway_unreachable = 1s\n"
-	         "[metrics]\nlisten = 127.0.0.1:%d\n%s",
+	         "[metrics]\nlisten = 127.0.0.1:%d\ngauges_interval = 500ms\n%s",
 	         port, more ? more : "");
 	daemonproc_init(&w->d, w->conninfo, simproc_base_url(w->sim), simproc_merchant_key(w->sim),
 	                simproc_auth_key(w->sim), extra);
@@ -573,7 +597,7 @@ START_TEST(scrape_during_run)
 	                                      "WHERE kind = 'capture'");
 
 	struct prom p;
-	scrape(w.base, &p);
+	scrape_fresh(w.base, &p, unix_now());
 	ck_assert_double_eq(
 	    prom_get(&p,
 	             "smartpayd_modification_results_total{kind=\"capture\",result=\"succeeded\"}"),
@@ -613,13 +637,14 @@ START_TEST(scrape_during_run)
 	ck_assert_double_eq(prom_get(&p, "smartpayd_authorizations_expiring{within=\"24h\"}"), 3);
 	ck_assert_double_eq(prom_get(&p, "smartpayd_alerts_open{kind=\"test_kind\"}"), 1);
 	ck_assert_double_gt(prom_get(&p, "smartpayd_database_gauges_timestamp_seconds"), 1.6e9);
+	ck_assert_double_ge(prom_get(&p, "smartpayd_database_gauges_age_seconds"), 0);
+	ck_assert_double_lt(prom_get(&p, "smartpayd_database_gauges_age_seconds"), 30);
 	prom_free(&p);
 
-	/* acknowledging the alert shows at the next read (at most a few seconds later) */
+	/* acknowledging the alert shows at the next background read */
 	pgtest_exec(w.db, "UPDATE smartpay.alerts SET acknowledged_at = now() WHERE kind = "
 	                  "'test_kind'");
-	testutil_sleep_ms(5500);
-	scrape(w.base, &p);
+	scrape_fresh(w.base, &p, unix_now());
 	ck_assert_ptr_null(prom_find(&p, "smartpayd_alerts_open{kind=\"test_kind\"}"));
 	prom_free(&p);
 

@@ -13,6 +13,7 @@
 
 #include "migrate.h"
 #include "pgtest.h"
+#include "store_indexes.h"
 #include "testutil.h"
 #include "xmalloc.h"
 
@@ -588,6 +589,63 @@ START_TEST(test_ctl_migrate)
 }
 END_TEST
 
+/* The warning migrate gives for a missing index on `column`, with the statement. */
+static char *index_warning(const char *column)
+{
+	char *create = store_index_statement("public.orders", column);
+	char *w = xasprintf("warning: public.orders has no index on %s, so %s read the whole "
+	                    "table; create it with: %s;",
+	                    column, store_index_used_by(column), create);
+	free(create);
+	return w;
+}
+
+START_TEST(test_ctl_migrate_index_check)
+{
+	struct shop_db shop;
+	shop_db_open(&shop);
+	/* the shop's table without the indexes the sweep needs */
+	pgtest_exec(shop.conn, "DROP INDEX public.orders_authorized_at_idx");
+	pgtest_exec(shop.conn, "DROP INDEX public.orders_authorization_expires_at_idx");
+	/* an index that does not serve (partial) does not count */
+	pgtest_exec(shop.conn, "CREATE INDEX orders_partial ON public.orders (authorized_at) "
+	                       "WHERE status = 'x'");
+	char *on_authorized = index_warning("authorized_at");
+	char *on_expires = index_warning("authorization_expires_at");
+	ck_assert_ptr_nonnull(strstr(on_authorized, "CREATE INDEX CONCURRENTLY "
+	                                            "\"orders_authorized_at_idx\" ON "
+	                                            "\"public\".\"orders\" (\"authorized_at\")"));
+
+	struct testutil_run r = run_ctl((const char *[]){"-c", shop.config, "migrate", NULL});
+	ck_assert_msg(r.status == 0, "exit %d\n%s%s", r.status, r.out, r.err);
+	assert_contains(r.err, on_authorized);
+	assert_contains(r.err, on_expires);
+	testutil_run_free(&r);
+
+	/* the statement the warning names creates the index; its warning goes away */
+	char *create = store_index_statement("public.orders", "authorized_at");
+	pgtest_exec(shop.conn, create);
+	free(create);
+	r = run_ctl((const char *[]){"-c", shop.config, "--json", "migrate", NULL});
+	ck_assert_msg(r.status == 0, "exit %d\n%s%s", r.status, r.out, r.err);
+	ck_assert_ptr_null(strstr(r.err, "no index on authorized_at"));
+	assert_contains(r.err, on_expires);
+	testutil_run_free(&r);
+
+	create = store_index_statement("public.orders", "authorization_expires_at");
+	pgtest_exec(shop.conn, create);
+	free(create);
+	r = run_ctl((const char *[]){"-c", shop.config, "migrate", NULL});
+	ck_assert_msg(r.status == 0, "exit %d\n%s%s", r.status, r.out, r.err);
+	ck_assert_str_eq(r.err, "");
+	testutil_run_free(&r);
+
+	free(on_authorized);
+	free(on_expires);
+	shop_db_close(&shop);
+}
+END_TEST
+
 START_TEST(test_ctl_json_first_run)
 {
 	struct shop_db shop;
@@ -765,6 +823,7 @@ static Suite *migrate_suite(void)
 	tc = tcase_create("smartpayctl");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_ctl_migrate);
+	tcase_add_test(tc, test_ctl_migrate_index_check);
 	tcase_add_test(tc, test_ctl_json_first_run);
 	tcase_add_test(tc, test_ctl_view_and_missing_relation);
 	tcase_add_test(tc, test_ctl_errors);

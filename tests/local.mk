@@ -87,8 +87,7 @@ tests_check_metrics_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 # alerts: expiry sweep, needs_attention, gateway unreachable, webhook (real daemon)
 check_PROGRAMS += tests/check_alerts
 TESTS += tests/check_alerts
-tests_check_alerts_SOURCES = tests/check_alerts.c tests/daemonproc.c tests/daemonproc.h \
-	tests/pgtest.c tests/pgtest.h tests/simproc.c tests/simproc.h tests/testutil.c tests/testutil.h
+tests_check_alerts_SOURCES = tests/check_alerts.c $(OPS_TEST_SOURCES)
 tests_check_alerts_LDADD = $(SP_LIBS) $(CHECK_LIBS)
 tests_check_alerts_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 check_PROGRAMS += tests/check_notify
@@ -131,6 +130,14 @@ tests_check_ctl_SOURCES = tests/check_ctl.c tests/pgtest.c tests/pgtest.h \
 	tests/testutil.c tests/testutil.h
 tests_check_ctl_LDADD = $(SP_LIBS) $(CHECK_LIBS)
 tests_check_ctl_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+# smartpay.order_summaries: agreement with the ledger, concurrency, the admin grid's plans
+check_PROGRAMS += tests/check_order_summaries
+TESTS += tests/check_order_summaries
+tests_check_order_summaries_SOURCES = tests/check_order_summaries.c tests/daemonproc.c \
+	tests/daemonproc.h tests/pgtest.c tests/pgtest.h tests/simproc.c tests/simproc.h \
+	tests/testutil.c tests/testutil.h
+tests_check_order_summaries_LDADD = $(SP_LIBS) $(CHECK_LIBS)
+tests_check_order_summaries_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 endif
 # the systemd unit: systemd-analyze verify and security --offline=true
 TESTS += tests/systemd-unit.sh

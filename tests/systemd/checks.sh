@@ -37,6 +37,24 @@ ok() {
 # Prints the heading of a group of checks.
 step() { echo "== $*"; }
 
+# output_has [GREP-OPTION...] PATTERN -- COMMAND...: whether COMMAND succeeds and a line
+# of its output matches (grep -q). The output is read whole before grep looks at it:
+# under pipefail, `COMMAND | grep -q` fails whenever grep matches and exits while COMMAND
+# is still writing (curl writes a scrape larger than its 4 KiB stdio buffer in two
+# writes and then exits 23, "Failed writing body"; others die of SIGPIPE), so a line
+# that is there would now and then count as missing.
+output_has() {
+	local -a opts=()
+	local out
+	while [ "$1" != -- ]; do
+		opts+=("$1")
+		shift
+	done
+	shift
+	out=$("$@") || return 1
+	grep -q "${opts[@]}" <<<"$out"
+}
+
 # wait_until SECONDS COMMAND...: polls COMMAND until it succeeds; false on time-out.
 wait_until() {
 	local limit=$1 end
@@ -57,6 +75,8 @@ main_pid() { prop MainPID; }
 daemon_journal() { journalctl _SYSTEMD_UNIT=smartpayd.service _COMM=smartpayd --no-pager -o cat "$@"; }
 is_active() { [ "$(systemctl is-active smartpayd)" = active ]; }
 sim_up() { curl -sf "$sim/_sim/clock" >/dev/null; }
+# The daemon's /metrics page.
+scrape() { curl -sf "$metrics"; }
 # set_conf KEY VALUE: sets a key of smartpayd.conf in place.
 set_conf() { sed -i "s|^$1 =.*|$1 = $2|" "$conf"; }
 # Captures in the simulator's ledger.
@@ -98,7 +118,7 @@ fs_snapshot >/root/fs-before
 dpkg -i "$debs"/v1/smartpayd_*.deb "$debs"/v1/smartpay-sim_*.deb >/root/dpkg-install.log 2>&1 ||
 	{ cat /root/dpkg-install.log; fail "dpkg -i"; }
 [ "$(dpkg-query -W -f='${Version}' smartpayd)" = "$BASE_VERSION" ] || fail "smartpayd $BASE_VERSION not installed"
-dpkg-query -W -f='${Conffiles}\n' smartpayd | grep -q "^ $conf " || fail "$conf is not a conffile"
+output_has "^ $conf " -- dpkg-query -W -f='${Conffiles}\n' smartpayd || fail "$conf is not a conffile"
 [ "$(systemctl is-enabled smartpayd || true)" = disabled ] || fail "the unit is enabled on installation"
 [ "$(systemctl is-active smartpayd || true)" = inactive ] || fail "the service was started on installation"
 ok "installed: $conf is a conffile; the unit is neither enabled nor started"
@@ -160,7 +180,7 @@ uid=$(stat -c %u "/proc/$pid")
 gid=$(stat -c %g "/proc/$pid")
 [ "$(stat -c %U "/proc/$pid")" = smartpayd ] || fail "the daemon runs as $(stat -c %U "/proc/$pid"), not smartpayd"
 [ "$uid" -ge 61184 ] && [ "$uid" -le 65519 ] || fail "uid $uid is not a dynamic user id"
-getent passwd smartpayd | grep -q "^smartpayd:x:$uid:" || fail "nss-systemd does not resolve smartpayd to $uid"
+output_has "^smartpayd:x:$uid:" -- getent passwd smartpayd || fail "nss-systemd does not resolve smartpayd to $uid"
 wait_until 30 grep -q 'connection authenticated: identity="smartpayd" method=peer' "$pglog" ||
 	fail "no peer authentication of smartpayd in $pglog"
 grep -q 'connection authorized: user=smartpayd database=shop' "$pglog" || fail "no connection as role smartpayd"
@@ -175,7 +195,7 @@ if setpriv --reuid="$uid" --regid="$gid" --clear-groups cat "$key" >/dev/null 2>
 	fail "the service's user can read $key"
 fi
 grep -q '^authentication_key_file =$' "$conf" || fail "authentication_key_file is set in $conf"
-tr '\0' '\n' <"/proc/$pid/environ" | grep -qx 'CREDENTIALS_DIRECTORY=/run/credentials/smartpayd.service' ||
+output_has -x 'CREDENTIALS_DIRECTORY=/run/credentials/smartpayd.service' -- tr '\0' '\n' <"/proc/$pid/environ" ||
 	fail "no CREDENTIALS_DIRECTORY in the daemon's environment"
 cmp -s "$key" /run/credentials/smartpayd.service/authentication-key || fail "the credential differs from $key"
 ok "the key reaches the daemon only as a credential: uid $uid cannot read $key"
@@ -186,9 +206,9 @@ tr , '\n' <<<"$orders" | ship
 wait_until 60 test "$(captured_orders "$orders")" -eq 20 ||
 	fail "$(captured_orders "$orders") of 20 shipped orders captured"
 [ "$(captures_at_sim)" -eq 20 ] || fail "the simulator's ledger has $(captures_at_sim) captures, not 20"
-wait_until 15 bash -c 'systemctl show -p StatusText --value smartpayd | grep -q "succeeded 20,"' ||
+wait_until 15 output_has 'succeeded 20,' -- prop StatusText ||
 	fail "STATUS= did not count the captures: $(prop StatusText)"
-curl -sf "$metrics" | grep -qx 'smartpayd_modification_results_total{kind="capture",result="succeeded"} 20' ||
+output_has -x 'smartpayd_modification_results_total{kind="capture",result="succeeded"} 20' -- scrape ||
 	fail "/metrics does not count 20 succeeded captures"
 ok "20 shipped orders captured once each (ledger, simulator, /metrics, STATUS= '$(prop StatusText)')"
 
@@ -200,9 +220,9 @@ systemctl reload smartpayd
 wait_until 30 test "$(daemon_journal | grep -c 'event=reloaded' || true)" -gt "$before" ||
 	fail "no 'reloaded' line after systemctl reload"
 [ "$(main_pid)" = "$pid" ] || fail "reload restarted the daemon"
-wait_until 30 bash -c "curl -sf '$metrics' | grep -q '^smartpayd_authorizations_expiring{within=\"48h\"}'" ||
+wait_until 30 output_has '^smartpayd_authorizations_expiring{within="48h"}' -- scrape ||
 	fail "the reloaded expiry_thresholds do not show in /metrics"
-daemon_journal -p warning..warning | grep -q 'event=reload_needs_restart key=smartpay.timeout' ||
+output_has 'event=reload_needs_restart key=smartpay.timeout' -- daemon_journal -p warning..warning ||
 	fail "no warning that the timeout waits for a restart"
 ok "systemctl reload applied expiry_thresholds (within=\"48h\" in /metrics), same PID $pid"
 
@@ -211,14 +231,15 @@ cp "$conf" /root/smartpayd.conf.good
 sed -i 's/^\[daemon\]$/[daemon]\nno_such_key = 1/' "$conf"
 if smartpayd --check-config >/dev/null 2>&1; then fail "--check-config accepts the broken file"; fi
 systemctl reload smartpayd
-wait_until 30 bash -c "journalctl _SYSTEMD_UNIT=smartpayd.service -p warning..warning -o cat | grep -q '^level=warning event=reload_failed'" ||
+wait_until 30 output_has '^level=warning event=reload_failed' -- \
+	journalctl _SYSTEMD_UNIT=smartpayd.service -p warning..warning -o cat ||
 	fail "no reload_failed line at warning"
 is_active || fail "the service is not active after a broken reload"
 [ "$(main_pid)" = "$pid" ] || fail "a broken reload restarted the daemon"
 orders2=$(new_orders 2 | paste -sd, -)
 tr , '\n' <<<"$orders2" | ship
 wait_until 60 test "$(captured_orders "$orders2")" -eq 2 || fail "no captures after the refused reload"
-curl -sf "$metrics" | grep -q '^smartpayd_authorizations_expiring{within="48h"}' ||
+output_has '^smartpayd_authorizations_expiring{within="48h"}' -- scrape ||
 	fail "the running configuration was not kept"
 cp /root/smartpayd.conf.good "$conf"
 ok "the broken file was refused ($(daemon_journal -p warning | grep -o 'event=reload_failed.*' | head -1 | cut -c1-80)...), the old configuration kept"
@@ -236,7 +257,7 @@ curl -sf -X DELETE "$sim/_sim/faults" >/dev/null
 wait_until 120 bash -c "[ \"\$(systemctl show -p MainPID --value smartpayd)\" != $pid ] && [ \"\$(systemctl is-active smartpayd)\" = active ]" ||
 	fail "the stopped daemon was not replaced within 120 s"
 restart_s=$((SECONDS - stopped_at))
-journalctl -u smartpayd -o cat --no-pager | grep -q 'Watchdog timeout' || fail "no watchdog time-out in the journal"
+output_has 'Watchdog timeout' -- journalctl -u smartpayd -o cat --no-pager || fail "no watchdog time-out in the journal"
 [ "$(prop NRestarts)" -ge 1 ] || fail "NRestarts is $(prop NRestarts)"
 pid=$(main_pid)
 wait_until 60 test "$(captured_orders "$orders3")" -eq 5 || fail "the restarted daemon did not capture the pending rows"
@@ -252,7 +273,7 @@ step "stop drains requests in flight"
 sim_faults '{"latency_ms": 4000}'
 orders4=$(new_orders 5 | paste -sd, -)
 tr , '\n' <<<"$orders4" | ship
-wait_until 30 bash -c "curl -sf '$metrics' | grep -qx 'smartpayd_requests_in_flight [1-9][0-9]*'" ||
+wait_until 30 output_has -x 'smartpayd_requests_in_flight [1-9][0-9]*' -- scrape ||
 	fail "no requests in flight"
 t=$SECONDS
 systemctl stop smartpayd
@@ -261,7 +282,7 @@ stop_s=$((SECONDS - t))
 [ "$(prop Result)" = success ] || fail "the unit's result is $(prop Result)"
 [ "$(prop ExecMainStatus)" = 0 ] || fail "the daemon exited with $(prop ExecMainStatus)"
 [ "$(captured_orders "$orders4")" -eq 5 ] || fail "$(captured_orders "$orders4") of 5 in-flight captures recorded before the exit"
-daemon_journal | grep -q 'event=stopping' || fail "no stopping line"
+output_has 'event=stopping' -- daemon_journal || fail "no stopping line"
 curl -sf -X DELETE "$sim/_sim/faults" >/dev/null
 ok "systemctl stop took ${stop_s}s with 5 requests in flight: all 5 recorded, exit 0"
 
@@ -288,7 +309,7 @@ systemctl start smartpayd
 security=$(systemd-analyze security --no-pager smartpayd 2>&1)
 score=$(sed -n 's/.*Overall exposure level for smartpayd.service: \([0-9][0-9.]*\).*/\1/p' <<<"$security")
 [ -n "$score" ] || { echo "$security" | tail -5; fail "no exposure level from systemd-analyze security"; }
-echo "$security" | grep -v '^ *✓' | tail -n +2 | sed 's/^/   /' | head -30
+grep -v '^ *✓' <<<"$security" | tail -n +2 | sed -n 's/^/   /; 1,30p'
 awk -v s="$score" -v m="$max_exposure" 'BEGIN { exit !(s + 0 <= m + 0) }' ||
 	fail "exposure $score is above $max_exposure"
 ok "systemd-analyze security smartpayd: exposure $score (at most $max_exposure)"
