@@ -45,6 +45,9 @@ struct ctl_command {
 
 /* The commands (one definition per daemon/ctl_*.c file or daemon/smartpayctl.c). */
 extern const struct ctl_command ctl_cmd_migrate;
+extern const struct ctl_command ctl_cmd_preview;
+extern const struct ctl_command ctl_cmd_adopt;
+extern const struct ctl_command ctl_cmd_rescan;
 extern const struct ctl_command ctl_cmd_status;
 extern const struct ctl_command ctl_cmd_list;
 extern const struct ctl_command ctl_cmd_show;

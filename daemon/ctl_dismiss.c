@@ -20,13 +20,14 @@ static int dismiss_run(struct ctl_context *ctx, int argc, char **argv)
 		return rc;
 	const char *user = getenv("USER");
 	const char *params[2] = {id, user && *user ? user : NULL};
-	/* one statement: the row changes and the daemon is woken for its order */
+	/* one statement: the row changes, its order is queued and the daemon woken for it */
 	PGresult *row = ctl_query(
 	    ctx, "dismiss",
 	    "WITH d AS (UPDATE smartpay.modifications m SET dismissed_at = now(), "
 	    "dismissed_by = coalesce($2, current_user), updated_at = now() "
 	    "WHERE m.modification_id = $1::uuid AND m.state = 'refused' AND m.dismissed_at IS NULL "
-	    "RETURNING m.*), n AS (SELECT pg_notify('smartpay_orders', order_id) FROM d) "
+	    "RETURNING m.*), q AS (INSERT INTO smartpay.order_changes (order_id) "
+	    "SELECT order_id FROM d), n AS (SELECT pg_notify('smartpay_orders', order_id) FROM d) "
 	    "SELECT " CTL_SQL_MODIFICATION_COLUMNS ", (SELECT count(*) FROM n) AS notified "
 	    "FROM d m",
 	    2, params);

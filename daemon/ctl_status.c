@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "ctl_common.h"
+#include "store.h"
 #include "xmalloc.h"
 
 /* Expiring authorizations listed at most (the count covers them all). */
@@ -56,12 +57,13 @@ static PGresult *query_expiring(struct ctl_context *ctx, int64_t window_ms)
 	    "floor(extract(epoch FROM d.deadline - now()))::bigint AS expires_in_seconds, "
 	    "cap.state AS capture_state, count(*) OVER () AS total "
 	    "FROM %s o "
-	    "CROSS JOIN LATERAL (SELECT coalesce(o.authorization_expires_at, "
-	    "o.authorized_at + $1::interval) AS deadline) d "
+	    "CROSS JOIN LATERAL (SELECT smartpay.order_deadline(o.authorized_at, "
+	    "o.authorization_expires_at, $1::interval) AS deadline) d "
 	    "LEFT JOIN LATERAL (SELECT m.state FROM smartpay.modifications m "
 	    "WHERE m.order_id = o.id::text AND m.kind = 'capture' "
 	    "ORDER BY m.state = 'refused', m.created_at DESC LIMIT 1) cap ON true "
 	    "WHERE d.deadline > now() AND d.deadline <= now() + $2::interval "
+	    "AND " STORE_NOT_HISTORY_SQL " "
 	    "AND NOT EXISTS (SELECT 1 FROM smartpay.modifications m WHERE m.order_id = o.id::text "
 	    "AND m.state = 'succeeded' AND m.kind IN ('capture', 'cancel', 'cancel_or_refund')) "
 	    "ORDER BY d.deadline, o.id::text LIMIT $3",

@@ -10,7 +10,8 @@ bin_PROGRAMS += smartpayctl
 smartpayctl_SOURCES = daemon/smartpayctl.c daemon/ctl_common.c daemon/ctl_common.h
 smartpayctl_SOURCES += daemon/ctl_status.c daemon/ctl_list.c daemon/ctl_show.c \
 	daemon/ctl_retry.c daemon/ctl_dismiss.c daemon/ctl_refund.c daemon/ctl_cancel_or_refund.c \
-	daemon/ctl_alerts.c daemon/ctl_ack.c daemon/ctl_reconcile.c
+	daemon/ctl_alerts.c daemon/ctl_ack.c daemon/ctl_reconcile.c daemon/ctl_orders.c \
+	daemon/ctl_orders.h daemon/ctl_adopt.c daemon/ctl_preview.c daemon/ctl_rescan.c
 smartpayctl_LDADD = $(SP_LIBS)
 
 # Manual pages, and the example configuration: kept as a reference in $(pkgdatadir) and

@@ -17,9 +17,21 @@ static const struct ctl_command ctl_cmd_help;
 
 /* Every command, in the order --help lists them. */
 static const struct ctl_command *const commands[] = {
-    &ctl_cmd_migrate, &ctl_cmd_status,  &ctl_cmd_list,      &ctl_cmd_show,
-    &ctl_cmd_retry,   &ctl_cmd_dismiss, &ctl_cmd_refund,    &ctl_cmd_cancel_or_refund,
-    &ctl_cmd_alerts,  &ctl_cmd_ack,     &ctl_cmd_reconcile, &ctl_cmd_help,
+    &ctl_cmd_migrate,
+    &ctl_cmd_preview,
+    &ctl_cmd_adopt,
+    &ctl_cmd_rescan,
+    &ctl_cmd_status,
+    &ctl_cmd_list,
+    &ctl_cmd_show,
+    &ctl_cmd_retry,
+    &ctl_cmd_dismiss,
+    &ctl_cmd_refund,
+    &ctl_cmd_cancel_or_refund,
+    &ctl_cmd_alerts,
+    &ctl_cmd_ack,
+    &ctl_cmd_reconcile,
+    &ctl_cmd_help,
 };
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
 

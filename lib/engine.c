@@ -88,8 +88,17 @@ struct engine {
 	bool due_wanted;      /* pending retries whose time has come */
 	bool own_wanted;      /* this instance's rows from before a restart */
 	bool requests_wanted; /* open refund / cancel_or_refund requests of the shop */
-	char **ids;           /* order ids from notifications and finished captures */
+	char **ids;           /* order ids to look at: from the queue (and, when no trigger
+	                       * feeds it, from notifications and finished modifications) */
 	size_t nids, cap_ids;
+	/* smartpay.order_changes: rows read and not deleted yet (their orders are in ids
+	 * until a targeted claim is done with them), and those the running insert deletes */
+	bool changes_wanted;
+	int64_t changes_after; /* read up to there in this poll (blocked ones stay queued) */
+	struct store_change *changes;
+	size_t nchanges, cap_changes;
+	int64_t *consuming;
+	size_t nconsuming;
 	/* claimed rows waiting for room in the in-flight window, oldest first */
 	struct store_claim *queue;
 	size_t qhead, qlen, qcap;
@@ -97,8 +106,11 @@ struct engine {
 	enum sched_claim claim_kind; /* of the running cycle */
 	bool claim_own;              /* the running due claim included own rows */
 	struct claim_failures claim_failed[SCHED_KINDS];
-	bool preparing;      /* store_prepare under way */
-	bool scanning;       /* the cycle reads the whole orders relation */
+	bool preparing; /* store_prepare under way */
+	bool scanning;  /* the cycle reads the whole orders relation */
+	/* the cycle looks past blocked candidates: a scan, or a targeted claim of queued
+	 * changes (whose blocked orders stay queued for the next poll) */
+	bool looking_past;
 	size_t targeted;     /* ids[0..targeted) were given to the running targeted claim */
 	size_t targeted_max; /* ids given at most: halved while a targeted query fails */
 	int claim_limit;     /* rows asked for by the running cycle */
@@ -158,6 +170,8 @@ static void engine_ask_status(struct engine *e, struct flight *f, enum engine_re
                               struct store_outcome *o);
 static void engine_conclude(struct engine *e, struct flight *f, enum engine_result r,
                             struct store_outcome *op);
+static bool engine_is_blocked(const struct engine *e, const char *order_id);
+static int engine_scan_limit(const struct engine *e, int room);
 
 /* Wall-clock time in unix milliseconds. */
 static int64_t now_ms(void)
@@ -197,7 +211,8 @@ static void engine_check_idle(struct engine *e)
 	    engine_outcomes_held(e) > 0 || e->writing)
 		return;
 	if (e->once && !e->draining && !e->gave_up && e->prepared &&
-	    (e->scan_wanted || e->due_wanted || e->own_wanted || e->requests_wanted || e->nids > 0))
+	    (e->scan_wanted || e->due_wanted || e->own_wanted || e->requests_wanted ||
+	     e->nids > 0 || e->changes_wanted))
 		return;
 	if (e->once && !e->prepared && e->problem == NULL)
 		return;
@@ -215,6 +230,7 @@ static void engine_give_up(struct engine *e, const char *why)
 	free(e->problem);
 	e->problem = xstrdup(why);
 	e->scan_wanted = e->due_wanted = e->own_wanted = e->requests_wanted = false;
+	e->changes_wanted = false;
 	for (size_t i = 0; i < e->nids; i++)
 		free(e->ids[i]);
 	e->nids = 0;
@@ -267,6 +283,83 @@ static void engine_note_order(struct engine *e, const char *order_id)
 	e->ids[e->nids++] = xstrdup(order_id);
 }
 
+/* Orders C strings (qsort, bsearch). */
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* True when a trigger feeds smartpay.order_changes: the queue, not notifications or
+ * scans, tells which orders changed. */
+static bool engine_queue_mode(const struct engine *e)
+{
+	return store_queue_fed(e->st);
+}
+
+/* Whether the polls scan the whole orders relation: without a trigger feeding the
+ * queue, for the opt-in expiry policy (its orders become due with time, not with a
+ * change), and in --once runs. */
+static bool engine_scans_at_poll(const struct engine *e)
+{
+	return !engine_queue_mode(e) || e->cfg->early_statuses.count > 0 || e->once;
+}
+
+/* Forgets the queued changes read (they stay in the table and are read again). */
+static void engine_changes_clear(struct engine *e)
+{
+	for (size_t i = 0; i < e->nchanges; i++)
+		free(e->changes[i].order_id);
+	e->nchanges = 0;
+	free(e->consuming);
+	e->consuming = NULL;
+	e->nconsuming = 0;
+}
+
+/* Whether the next targeted claim reads the queue first: changes are wanted and those
+ * read before are all deleted (or no order of theirs is left to look at). */
+static bool engine_reads_changes(const struct engine *e)
+{
+	return e->changes_wanted && (e->nchanges == 0 || e->nids == 0);
+}
+
+/* Picks the read changes whose orders the targeted claim is done with (no longer in
+ * ids) as the ones the next insert deletes. */
+static void engine_pick_consumed(struct engine *e)
+{
+	free(e->consuming);
+	e->consuming = xcalloc(e->nchanges ? e->nchanges : 1, sizeof(*e->consuming));
+	e->nconsuming = 0;
+	char **left = xcalloc(e->nids ? e->nids : 1, sizeof(char *));
+	memcpy(left, e->ids, e->nids * sizeof(char *));
+	qsort(left, e->nids, sizeof(char *), cmp_str);
+	for (size_t i = 0; i < e->nchanges; i++) {
+		const char *id = e->changes[i].order_id;
+		/* a blocked order stays queued: looked at again at the next poll */
+		if (!bsearch(&id, left, e->nids, sizeof(char *), cmp_str) &&
+		    !engine_is_blocked(e, id))
+			e->consuming[e->nconsuming++] = e->changes[i].change_id;
+	}
+	free(left);
+}
+
+/* After an insert that deleted `consuming`: those rows are gone from the queue. */
+static void engine_consumed(struct engine *e)
+{
+	size_t kept = 0, c = 0;
+	for (size_t i = 0; i < e->nchanges; i++) {
+		if (c < e->nconsuming && e->changes[i].change_id == e->consuming[c]) {
+			c++;
+			free(e->changes[i].order_id);
+			continue;
+		}
+		e->changes[kept++] = e->changes[i];
+	}
+	e->nchanges = kept;
+	free(e->consuming);
+	e->consuming = NULL;
+	e->nconsuming = 0;
+}
+
 /* Puts outcomes at the front of the solo queue (taking their strings). */
 static void engine_solo_push_front(struct engine *e, struct store_outcome *o, size_t n,
                                    bool sanitised)
@@ -306,9 +399,11 @@ static void engine_after_write(struct engine *e, struct store_outcome *o, size_t
 	for (size_t i = 0; i < n; i++) {
 		bool final = strcmp(o[i].state, "pending") != 0;
 		/* a finished modification may unblock the next one of its order (a cancel
-		 * after a capture or behind a refund) */
-		if (final && o[i].order_id)
+		 * after a capture or behind a refund): the outcome's statement queued it */
+		if (final && o[i].order_id && !engine_queue_mode(e))
 			engine_note_order(e, o[i].order_id);
+		if (final)
+			e->changes_wanted = true;
 		/* the transaction is free again: the next request for it may go */
 		if (final)
 			e->requests_wanted = true;
@@ -830,10 +925,40 @@ static struct sched_state engine_sched_state(const struct engine *e, int64_t now
 	                         .want_due = e->own_wanted || e->due_wanted,
 	                         .want_requests = e->requests_wanted,
 	                         .want_scan = e->scan_wanted,
-	                         .notified = e->nids};
+	                         .notified = e->nids + engine_reads_changes(e)};
 	for (int k = 0; k < SCHED_KINDS; k++)
 		st.waiting[k] = now < e->claim_failed[k].retry_at_ms;
 	return st;
+}
+
+/* Completion of a statement that only deletes queued changes. */
+static void engine_on_skipped(struct store_claim *rows, size_t n, const char *error, void *arg)
+{
+	(void)arg;
+	store_claims_free(rows, n);
+	if (error)
+		log_event(LOG_LVL_WARNING, "queue_delete_failed", "reason", error, NULL);
+}
+
+/* Deletes the queued changes of an order no statement can read (it would hold up the
+ * queue behind it). */
+static void engine_skip_changes(struct engine *e, const char *order_id)
+{
+	int64_t *ids = xcalloc(e->nchanges ? e->nchanges : 1, sizeof(*ids));
+	size_t n = 0, kept = 0;
+	for (size_t i = 0; i < e->nchanges; i++) {
+		if (strcmp(e->changes[i].order_id, order_id) == 0) {
+			ids[n++] = e->changes[i].change_id;
+			free(e->changes[i].order_id);
+		} else {
+			e->changes[kept++] = e->changes[i];
+		}
+	}
+	e->nchanges = kept;
+	if (n > 0 && !store_insert_intents_consuming(e->st, NULL, 0, ids, n, engine_on_skipped, e))
+		log_event(LOG_LVL_WARNING, "queue_delete_failed", "reason",
+		          "database connection lost", NULL);
+	free(ids);
 }
 
 /* Raises the one claim_failed alert of an episode of failures of one claim. */
@@ -897,7 +1022,12 @@ static void engine_claim_failed(struct engine *e, const char *error)
 	if (k == SCHED_TARGETED && given == 1 && e->nids > 0 && pg_conn_is_up(e->pc)) {
 		/* that one is left to the scans (alerted and backed off if they fail too) */
 		log_event(LOG_LVL_WARNING, "order_skipped", "order_id", e->ids[0], "reason", why,
-		          "msg", "left to the scans of the orders relation", NULL);
+		          "msg",
+		          engine_queue_mode(e)
+		              ? "taken off the queue; `smartpayctl rescan` looks at it again"
+		              : "left to the scans of the orders relation",
+		          NULL);
+		engine_skip_changes(e, e->ids[0]);
 		free(e->ids[0]);
 		memmove(e->ids, e->ids + 1, (e->nids - 1) * sizeof(char *));
 		e->nids--;
@@ -948,6 +1078,7 @@ static void engine_claim_begin(struct engine *e, enum sched_claim kind, int limi
 	e->claim_refused = 0;
 	e->claim_full = false;
 	e->scanning = kind == SCHED_SCAN;
+	e->looking_past = e->scanning;
 }
 
 static void engine_on_due(struct store_claim *rows, size_t n, const char *error, void *arg)
@@ -978,11 +1109,6 @@ static void engine_on_due(struct store_claim *rows, size_t n, const char *error,
 		engine_breaker_changed(e);
 	}
 	engine_claim_end(e);
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* Frees the order ids the running scan submitted. */
@@ -1060,18 +1186,25 @@ static void engine_on_inserted(struct store_claim *rows, size_t n, const char *e
 {
 	struct engine *e = arg;
 	if (error) {
-		/* nothing was recorded, so nothing is sent; the orders are looked at again */
+		/* nothing was recorded, so nothing is sent; the orders are looked at again (the
+		 * queued changes were not deleted: they are read again) */
+		if (e->nconsuming > 0) {
+			engine_changes_clear(e);
+			e->changes_wanted = true;
+			e->changes_after = 0;
+		}
 		engine_scan_sent_clear(e);
 		engine_claim_failed(e, error);
 		return;
 	}
 	engine_claim_ok(e);
-	if (e->scanning) {
+	engine_consumed(e);
+	if (e->looking_past) {
 		/* a full page asks for the next one only when this one got somewhere (rows
 		 * recorded, or blocked ones to look past): no back-to-back rescans of a page
 		 * that cannot move until the next poll */
 		size_t blocked = engine_note_blocked(e, rows, n);
-		if (e->claim_full && (n > 0 || e->claim_refused > 0 || blocked > 0))
+		if (e->scanning && e->claim_full && (n > 0 || e->claim_refused > 0 || blocked > 0))
 			e->scan_wanted = true;
 		engine_scan_sent_clear(e);
 	}
@@ -1097,13 +1230,14 @@ static void engine_insert_intents(struct engine *e, struct store_intent *intents
 		if (intents[i].reason != NULL)
 			e->claim_refused++;
 	}
-	if (e->scanning) {
+	if (e->looking_past) {
 		e->scan_sent = xcalloc(n ? n : 1, sizeof(char *));
 		for (size_t i = 0; i < n; i++)
 			if (intents[i].reason == NULL)
 				e->scan_sent[e->nscan_sent++] = xstrdup(intents[i].order_id);
 	}
-	if (!store_insert_intents(e->st, intents, n, engine_on_inserted, e)) {
+	if (!store_insert_intents_consuming(e->st, intents, n, e->consuming, e->nconsuming,
+	                                    engine_on_inserted, e)) {
 		engine_scan_sent_clear(e);
 		engine_claim_failed(e, "database connection lost");
 	}
@@ -1180,21 +1314,22 @@ static void engine_on_candidates(struct store_candidate *rows, size_t n, const c
 	engine_claim_ok(e);
 	if (e->targeted) {
 		engine_forget_ids(e, rows, n);
+		engine_pick_consumed(e);
 		e->targeted_max =
 		    e->targeted_max * 2 > TARGETED_MAX_IDS ? TARGETED_MAX_IDS : e->targeted_max * 2;
 	}
 	size_t all = n; /* rows[n..all) are blocked ones the scan looks past */
-	if (e->scanning) {
+	if (e->looking_past) {
 		e->claim_full = (int)n == e->claim_limit; /* a full page: more may be waiting */
 		n = engine_drop_blocked(e, rows, n);
 	}
-	if (n == 0) {
+	if (n == 0 && e->nconsuming == 0) {
 		store_candidates_free(rows, all);
 		engine_claim_end(e);
 		return;
 	}
-	struct store_intent *intents = xcalloc(n, sizeof(*intents));
-	char **reasons = xcalloc(n, sizeof(char *));
+	struct store_intent *intents = xcalloc(n ? n : 1, sizeof(*intents));
+	char **reasons = xcalloc(n ? n : 1, sizeof(char *));
 	for (size_t i = 0; i < n; i++) {
 		char id[37];
 		uuid_v4(id);
@@ -1229,6 +1364,64 @@ static void engine_on_requests(struct store_request *rows, size_t n, const char 
 	}
 	engine_insert_intents(e, intents, reasons, n);
 	store_requests_free(rows, n);
+}
+
+/* Looks at the orders in ids: they compete, the earliest deadlines win the room. */
+static bool engine_claim_targeted(struct engine *e)
+{
+	size_t give = e->nids < e->targeted_max ? e->nids : e->targeted_max;
+	e->targeted = give;
+	/* queued changes: blocked candidates are looked past, as by a scan */
+	e->looking_past = engine_queue_mode(e);
+	e->claim_limit = e->looking_past ? engine_scan_limit(e, e->claim_room) : e->claim_room;
+	if (store_find_candidates(e->st, (const char *const *)e->ids, give, e->claim_limit,
+	                          engine_on_candidates, e))
+		return true;
+	e->targeted = 0;
+	return false;
+}
+
+/* Queued changes read: their orders are looked at in the same claim cycle. */
+static void engine_on_changes(struct store_change *rows, size_t n, const char *error, void *arg)
+{
+	struct engine *e = arg;
+	if (error) {
+		e->changes_wanted = true;
+		engine_claim_failed(e, error);
+		return;
+	}
+	if ((int)n == (int)e->targeted_max)
+		e->changes_wanted = true; /* a full page: more are queued */
+	if (e->nchanges + n > e->cap_changes) {
+		e->cap_changes = e->nchanges + n + 64;
+		e->changes = xrealloc(e->changes, e->cap_changes * sizeof(*e->changes));
+	}
+	/* one look per order, however often it changed (the queue is read only once the
+	 * changes read before are all deleted) */
+	char **ids = xcalloc(n ? n : 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++) {
+		if (rows[i].change_id > e->changes_after)
+			e->changes_after = rows[i].change_id;
+		ids[i] = rows[i].order_id;
+		e->changes[e->nchanges++] = rows[i];
+		rows[i].order_id = NULL;
+	}
+	qsort(ids, n, sizeof(char *), cmp_str);
+	for (size_t i = 0; i < n; i++)
+		if (i == 0 || strcmp(ids[i], ids[i - 1]) != 0)
+			engine_note_order(e, ids[i]);
+	free(ids);
+	store_changes_free(rows, n);
+	if (e->nids == 0) {
+		engine_claim_ok(e);
+		engine_claim_end(e);
+		return;
+	}
+	if (!engine_claim_targeted(e)) {
+		engine_changes_clear(e);
+		e->changes_wanted = true;
+		engine_claim_failed(e, "database connection lost");
+	}
 }
 
 /* How many candidates a scan reads: the room, and beyond it twice the blocked ones it
@@ -1276,17 +1469,20 @@ static void engine_pump(struct engine *e)
 		if (!ok)
 			e->requests_wanted = true;
 		break;
-	case SCHED_TARGETED: {
-		/* the notified orders compete: the earliest deadlines win the room */
-		size_t give = e->nids < e->targeted_max ? e->nids : e->targeted_max;
+	case SCHED_TARGETED:
 		engine_claim_begin(e, SCHED_TARGETED, room, room);
-		e->targeted = give;
-		ok = store_find_candidates(e->st, (const char *const *)e->ids, give, room,
-		                           engine_on_candidates, e);
-		if (!ok)
-			e->targeted = 0;
+		if (engine_reads_changes(e)) {
+			/* what changed: the oldest queued changes, then their orders */
+			engine_changes_clear(e);
+			e->changes_wanted = false;
+			ok = store_read_changes(e->st, e->changes_after, (int)e->targeted_max,
+			                        engine_on_changes, e);
+			if (!ok)
+				e->changes_wanted = true;
+		} else {
+			ok = engine_claim_targeted(e);
+		}
 		break;
-	}
 	case SCHED_SCAN: {
 		e->scan_wanted = false;
 		int limit = engine_scan_limit(e, room);
@@ -1345,7 +1541,9 @@ static void engine_timer_cb(evutil_socket_t fd, short what, void *arg)
 	if (poll) {
 		/* the fallback for lost notifications and other daemons' expired leases; the
 		 * candidates that were blocked get another look */
-		e->scan_wanted = true;
+		e->scan_wanted = engine_scans_at_poll(e);
+		e->changes_wanted = true;
+		e->changes_after = 0; /* the blocked ones get another look */
 		e->due_wanted = true;
 		e->requests_wanted = true;
 		e->next_poll_ms = now + e->cfg->poll_interval_ms;
@@ -1406,7 +1604,11 @@ static void engine_prepared(size_t affected, const char *error, void *arg)
 	bool first = !e->stats.ready;
 	e->prepared = true;
 	e->stats.ready = true;
-	e->scan_wanted = true;
+	/* what was read of the queue before is read again */
+	engine_changes_clear(e);
+	e->changes_wanted = true;
+	e->changes_after = 0;
+	e->scan_wanted = engine_scans_at_poll(e);
 	e->due_wanted = true;
 	e->requests_wanted = true;
 	engine_flush(e);
@@ -1450,8 +1652,11 @@ static void engine_db_down(void *arg, const char *why)
 static void engine_db_notify(void *arg, const char *channel, const char *payload)
 {
 	struct engine *e = arg;
-	if (strcmp(channel, "smartpay_orders") == 0 && payload && *payload) {
-		engine_note_order(e, payload);
+	if (strcmp(channel, "smartpay_orders") == 0) {
+		/* a wake-up: the queue says what changed */
+		e->changes_wanted = true;
+		if (!engine_queue_mode(e) && payload && *payload)
+			engine_note_order(e, payload);
 		engine_kick(e);
 	} else if (strcmp(channel, "smartpay_requests") == 0) {
 		e->requests_wanted = true;
@@ -1531,7 +1736,8 @@ void engine_reload(struct engine *e, const struct sp_config *cfg, const char *se
 	e->probes_on_wire = 0; /* those are of the old credentials */
 	engine_breaker_changed(e);
 	e->next_poll_ms = now_ms() + cfg->poll_interval_ms;
-	e->scan_wanted = true;
+	e->scan_wanted = engine_scans_at_poll(e);
+	e->changes_wanted = true;
 	engine_arm_timer(e);
 	engine_kick(e);
 }
@@ -1615,6 +1821,8 @@ void engine_free(struct engine *e)
 	for (size_t i = 0; i < e->nids; i++)
 		free(e->ids[i]);
 	free(e->ids);
+	engine_changes_clear(e);
+	free(e->changes);
 	for (size_t i = 0; i < e->qlen; i++)
 		store_claim_clear(&e->queue[e->qhead + i]);
 	free(e->queue);

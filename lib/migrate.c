@@ -503,7 +503,29 @@ static bool write_currencies(PGconn *conn, size_t *count, char **err)
 	return res != NULL;
 }
 
-/* Writes smartpay.settings and smartpay.currencies inside the caller's transaction. */
+/* Records the baseline of a shop whose orders relation (quoted) exists and is empty:
+ * nothing there can be history. A relation with orders waits for `smartpayctl adopt`.
+ * Returns the statement's result, or NULL with *err. */
+static PGresult *adopt_empty_shop(PGconn *conn, const char *quoted, char **err)
+{
+	const char *params[1] = {quoted};
+	PGresult *res = exec_params(conn, "baseline",
+	                            "SELECT to_regclass($1) IS NOT NULL AND to_regclass("
+	                            "'smartpay.adoption') IS NOT NULL",
+	                            1, params, PGRES_TUPLES_OK, err);
+	if (res == NULL || strcmp(PQgetvalue(res, 0, 0), "t") != 0)
+		return res;
+	PQclear(res);
+	char *sql = xasprintf("INSERT INTO smartpay.adoption (cut) SELECT now() "
+	                      "WHERE NOT EXISTS (SELECT 1 FROM %s) ON CONFLICT DO NOTHING",
+	                      quoted);
+	res = exec_params(conn, "baseline", sql, 0, NULL, PGRES_COMMAND_OK, err);
+	free(sql);
+	return res;
+}
+
+/* Writes smartpay.settings and smartpay.currencies inside the caller's transaction, and
+ * the baseline of an empty shop. */
 static bool write_settings(PGconn *conn, const struct migrate_settings *settings,
                            size_t *currencies, char **err)
 {
@@ -529,6 +551,10 @@ static bool write_settings(PGconn *conn, const struct migrate_settings *settings
 	                "WHERE (s.orders_relation, s.authorization_validity) IS DISTINCT FROM "
 	                "(EXCLUDED.orders_relation, EXCLUDED.authorization_validity)",
 	                2, params, PGRES_COMMAND_OK, err);
+	if (res != NULL) {
+		PQclear(res);
+		res = adopt_empty_shop(conn, quoted, err);
+	}
 	free(quoted);
 	if (res == NULL)
 		return false;

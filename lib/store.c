@@ -27,6 +27,7 @@ struct store {
 	char *sql_scan;     /* candidate query over the whole relation */
 	char *sql_targeted; /* candidate query for a list of order ids */
 	char *sql_requests; /* open shop requests */
+	bool queue_fed;     /* a trigger writes smartpay.order_changes (last prepare) */
 	/* the durability settings last logged (store_session.c) */
 	char *session_reported;
 };
@@ -192,17 +193,32 @@ static char *time_expr(const char *column, const char *type)
 	return xasprintf("smartpay.shop_time(o.%s::text)", column);
 }
 
-/* The authorization deadline as timestamptz: authorization_expires_at when the shop set
- * it, else authorized_at + the validity (the parameter placeholder `validity`); NULL
- * when the time there is unusable. */
+/* A time column as the argument of smartpay.order_deadline(timestamptz, ...): itself
+ * when it is a timestamptz; a timestamp or date outside 1970..9999 (which may not even
+ * cast) as 'infinity', which gives no deadline as it does in a timestamptz column. */
+static char *deadline_arg(const char *column, const char *type)
+{
+	if (strcmp(type, "timestamp with time zone") == 0)
+		return xasprintf("o.%s", column);
+	return xasprintf("CASE WHEN o.%s >= '1970-01-01' AND o.%s < '10000-01-01' "
+	                 "THEN o.%s::timestamptz WHEN o.%s IS NOT NULL "
+	                 "THEN 'infinity'::timestamptz END",
+	                 column, column, column, column);
+}
+
+/* The authorization deadline as timestamptz through the rule of sql/011_adoption.sql,
+ * smartpay.order_deadline (inlined by the planner): its timestamptz form when both
+ * columns are times, else its text form; `validity` is an interval placeholder. */
 static char *deadline_expr(const char *authorized_type, const char *expires_type,
                            const char *validity)
 {
-	char *a = time_expr("authorized_at", authorized_type);
-	char *x = time_expr("authorization_expires_at", expires_type);
-	char *d = xasprintf("(CASE WHEN o.authorization_expires_at IS NULL THEN %s + %s::interval "
-	                    "ELSE %s END)",
-	                    a, validity, x);
+	if (!is_time_type(authorized_type) || !is_time_type(expires_type))
+		return xasprintf("smartpay.order_deadline(o.authorized_at::text, "
+		                 "o.authorization_expires_at::text, %s::interval)",
+		                 validity);
+	char *a = deadline_arg("authorized_at", authorized_type);
+	char *x = deadline_arg("authorization_expires_at", expires_type);
+	char *d = xasprintf("smartpay.order_deadline(%s, %s, %s::interval)", a, x, validity);
 	free(a);
 	free(x);
 	return d;
@@ -211,6 +227,24 @@ static char *deadline_expr(const char *authorized_type, const char *expires_type
 char *store_deadline_sql(const struct store *st, const char *validity)
 {
 	return deadline_expr(st->authorized_type, st->expires_type, validity);
+}
+
+char *store_deadline_sql_for(const struct store_shape *shape, const char *validity)
+{
+	return deadline_expr(shape->authorized_type, shape->expires_type, validity);
+}
+
+char *store_history_rule(const struct store_shape *shape, const char *cut)
+{
+	char *dl = deadline_expr(shape->authorized_type, shape->expires_type, "$3");
+	char *a = time_expr("authorized_at", shape->authorized_type);
+	char *rule = xasprintf("((o.status::text = ANY($1::text[]) OR o.status::text = "
+	                       "ANY($2::text[]) OR coalesce(%s <= now(), false)) "
+	                       "AND coalesce(%s < %s, true))",
+	                       dl, a, cut);
+	free(dl);
+	free(a);
+	return rule;
 }
 
 char *store_deadline_window(const struct store *st, const char *validity, const char *after,
@@ -245,14 +279,24 @@ static char *candidate_money_columns(const char *deadline, const char *currency)
  * whose cancel is live comes with that cancel (and is refused, never captured). After a
  * succeeded capture a cancelled order gets a cancel_or_refund on the capture's
  * transaction, or when it was partly refunded a refund of the rest (none when nothing
- * is left; a pending refund is waited for). `targeted` restricts it to a list of ids
- * cast to the id column's type. Parameters: $1 shipped, $2 cancelled, $3 validity, $4
- * limit, $5 early statuses, $6 early margin, $7 early kind, $8 ids. */
-static char *candidate_sql(const char *relation, const char *id_type, const char *authorized_type,
-                           const char *expires_type, bool targeted)
+ * is left; a pending refund is waited for). History (the baseline) is left out.
+ * `targeted` restricts it to a list of ids cast to the id column's type. Parameters: $1 shipped, $2
+ * cancelled, $3 validity, $4 limit, $5 early statuses, $6 early margin, $7 early kind, $8 ids. */
+static char *candidate_sql(const struct store_shape *shape, bool targeted, bool adopted)
 {
-	char *filter = targeted ? xasprintf("AND o.id = ANY($8::%s[])", id_type) : xstrdup("");
-	char *dl = deadline_expr(authorized_type, expires_type, "$3");
+	const char *relation = shape->relation;
+	/* history is never looked at: the baseline's rows, or before adoption (a preview)
+	 * what `smartpayctl adopt` would record */
+	char *rule = adopted ? xstrdup(STORE_NOT_HISTORY_SQL) : NULL;
+	if (rule == NULL) {
+		char *h = store_history_rule(shape, "now()");
+		rule = xasprintf("NOT %s", h);
+		free(h);
+	}
+	char *filter = targeted ? xasprintf("AND %s AND o.id = ANY($8::%s[])", rule, shape->id_type)
+	                        : xasprintf("AND %s", rule);
+	free(rule);
+	char *dl = deadline_expr(shape->authorized_type, shape->expires_type, "$3");
 	/* ids the ledger can record */
 	char *ids = xasprintf("o.id IS NOT NULL AND octet_length(o.id::text) <= %d",
 	                      STORE_ORDER_ID_MAX_BYTES);
@@ -326,14 +370,19 @@ static char *candidate_sql(const char *relation, const char *id_type, const char
  * amount and currency and the order's refunds succeeded, pending or in doubt. A
  * cancel_or_refund request for an order that already has a live cancel (or a refund
  * standing for one) is linked to it instead. Parameters: $1 limit. */
-static char *requests_sql(const char *relation)
+static char *requests_sql(const char *relation, bool read_only)
 {
+	/* a preview only leaves out the requests that the daemon would link */
+	const char *link = read_only ? "SELECT r.request_id FROM smartpay.requests r, "
+	                               "smartpay.modifications m WHERE r.modification_id IS NULL "
+	                             : "UPDATE smartpay.requests r SET modification_id = "
+	                               "m.modification_id FROM smartpay.modifications m "
+	                               "WHERE r.modification_id IS NULL ";
 	return xasprintf(
-	    "WITH linked AS (UPDATE smartpay.requests r SET modification_id = m.modification_id "
-	    "FROM smartpay.modifications m WHERE r.modification_id IS NULL "
+	    "WITH linked AS (%s"
 	    "AND r.kind = 'cancel_or_refund' AND m.order_id = r.order_id "
 	    "AND (m.kind IN ('cancel', 'cancel_or_refund') OR m.settles_cancel) "
-	    "AND m.state <> 'refused' RETURNING r.request_id) "
+	    "AND m.state <> 'refused' %s) "
 	    "SELECT r.request_id, r.order_id, r.kind, r.amount_minor, "
 	    "coalesce(r.currency, cap.currency, ord.currency), r.reason, "
 	    "coalesce(cap.transaction_id, ord.transaction_id), ord.amount, "
@@ -355,7 +404,7 @@ static char *requests_sql(const char *relation)
 	    "AND NOT EXISTS (SELECT 1 FROM smartpay.modifications p WHERE p.state = 'pending' "
 	    "AND p.transaction_id = coalesce(cap.transaction_id, ord.transaction_id)) "
 	    "ORDER BY r.request_id LIMIT $1",
-	    relation);
+	    link, read_only ? "" : "RETURNING r.request_id", relation);
 }
 
 /* ---- preparation after each connect ---- */
@@ -392,16 +441,7 @@ static void prepare_next(struct store_call *c)
 	case 1: {
 		/* the types of the id and time columns shape the candidate query */
 		const char *p[] = {st->cfg->orders_relation};
-		ok = pg_conn_query(
-		    st->pc,
-		    "SELECT t.id, t.authorized_at, t.expires_at FROM (SELECT "
-		    "max(format_type(a.atttypid, a.atttypmod)) FILTER (WHERE a.attname = 'id') "
-		    "AS id, max(format_type(a.atttypid, a.atttypmod)) FILTER (WHERE a.attname = "
-		    "'authorized_at') AS authorized_at, max(format_type(a.atttypid, a.atttypmod)) "
-		    "FILTER (WHERE a.attname = 'authorization_expires_at') AS expires_at "
-		    "FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 "
-		    "AND NOT a.attisdropped) t WHERE t.id IS NOT NULL",
-		    1, p, prepare_step, c);
+		ok = pg_conn_query(st->pc, STORE_SHAPE_SQL, 1, p, prepare_step, c);
 		break;
 	}
 	case 2: {
@@ -416,13 +456,27 @@ static void prepare_next(struct store_call *c)
 		break;
 	}
 	case 3: {
+		/* a shop with orders and no baseline is not acted on: its history would be; and
+		 * is an enabled trigger feeding the queue of changed orders? */
+		char *sql =
+		    xasprintf("SELECT EXISTS (SELECT 1 FROM smartpay.adoption) OR NOT EXISTS "
+		              "(SELECT 1 FROM %s) OR EXISTS (SELECT 1 FROM "
+		              "smartpay.modifications), EXISTS (SELECT 1 FROM pg_trigger t "
+		              "WHERE t.tgfoid = 'smartpay.orders_notify()'::regprocedure "
+		              "AND t.tgenabled <> 'D')",
+		              st->relation);
+		ok = pg_conn_query(st->pc, sql, 0, NULL, prepare_step, c);
+		free(sql);
+		break;
+	}
+	case 4: {
 		snprintf(buf, sizeof(buf), "%d", STORE_INSTANCE_LOCK_CLASS);
 		const char *p[] = {buf, st->instance};
 		ok = pg_conn_query(st->pc, "SELECT pg_try_advisory_lock($1::int, hashtext($2))", 2,
 		                   p, prepare_step, c);
 		break;
 	}
-	case 4:
+	case 5:
 		ok = pg_conn_exec(
 		    st->pc, "LISTEN smartpay_orders; LISTEN smartpay_requests; LISTEN smartpay_due",
 		    prepare_step, c);
@@ -465,13 +519,17 @@ static void prepare_step(PGresult *res, const char *error, void *arg)
 			free(st->sql_scan);
 			free(st->sql_targeted);
 			free(st->sql_requests);
-			st->sql_scan = candidate_sql(st->relation, st->id_type, st->authorized_type,
-			                             st->expires_type, false);
-			st->sql_targeted = candidate_sql(
-			    st->relation, st->id_type, st->authorized_type, st->expires_type, true);
-			st->sql_requests = requests_sql(st->relation);
+			const struct store_shape shape = {st->relation, st->id_type,
+			                                  st->authorized_type, st->expires_type};
+			st->sql_scan = candidate_sql(&shape, false, true);
+			st->sql_targeted = candidate_sql(&shape, true, true);
+			st->sql_requests = requests_sql(st->relation, false);
 		}
 	} else if (c->step == 3 && strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+		why = xstrdup(STORE_NO_BASELINE_MESSAGE);
+	} else if (c->step == 3) {
+		st->queue_fed = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+	} else if (c->step == 4 && strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
 		why = xasprintf("another smartpayd with instance_name %s is connected to this "
 		                "database; each instance needs its own name",
 		                st->instance);
@@ -504,15 +562,8 @@ bool store_prepare(struct store *st, store_done_fn done, void *arg)
 
 /* ---- candidates ---- */
 
-static void candidates_done(PGresult *res, const char *error, void *arg)
+struct store_candidate *store_candidates_read(PGresult *res, size_t *count)
 {
-	struct store_call *c = arg;
-	store_candidates_fn done = (store_candidates_fn)c->fn;
-	if (error) {
-		done(NULL, 0, error, c->arg);
-		free(c);
-		return;
-	}
 	size_t n = (size_t)PQntuples(res);
 	struct store_candidate *rows = xcalloc(n ? n : 1, sizeof(*rows));
 	for (size_t i = 0; i < n; i++) {
@@ -534,8 +585,54 @@ static void candidates_done(PGresult *res, const char *error, void *arg)
 		rows[i].captured_minor = PQgetisnull(res, r, 12) ? -1 : field_int(res, r, 12);
 		rows[i].refunded_minor = field_int(res, r, 13);
 	}
+	*count = n;
+	return rows;
+}
+
+static void candidates_done(PGresult *res, const char *error, void *arg)
+{
+	struct store_call *c = arg;
+	store_candidates_fn done = (store_candidates_fn)c->fn;
+	if (error) {
+		done(NULL, 0, error, c->arg);
+		free(c);
+		return;
+	}
+	size_t n;
+	struct store_candidate *rows = store_candidates_read(res, &n);
 	done(rows, n, NULL, c->arg);
 	free(c);
+}
+
+void store_candidate_params_init(struct store_candidate_params *p, const struct sp_config *cfg,
+                                 int limit, const char *const *ids, size_t nids)
+{
+	memset(p, 0, sizeof(*p));
+	p->shipped = array_literal(cfg->shipped_statuses.items, cfg->shipped_statuses.count);
+	p->cancelled = array_literal(cfg->cancelled_statuses.items, cfg->cancelled_statuses.count);
+	p->early = array_literal(cfg->early_statuses.items, cfg->early_statuses.count);
+	interval_text(cfg->authorization_validity_ms, p->validity);
+	interval_text(cfg->early_margin_ms, p->margin);
+	snprintf(p->limit, sizeof(p->limit), "%d", limit);
+	p->idlist = ids ? array_literal((char *const *)ids, nids) : NULL;
+	p->values[0] = p->shipped;
+	p->values[1] = p->cancelled;
+	p->values[2] = p->validity;
+	p->values[3] = p->limit;
+	p->values[4] = p->early;
+	p->values[5] = p->margin;
+	p->values[6] = cfg->early_action_cancel ? "cancel" : "capture";
+	p->values[7] = p->idlist;
+	p->count = ids ? 8 : 7;
+}
+
+void store_candidate_params_clear(struct store_candidate_params *p)
+{
+	free(p->shipped);
+	free(p->cancelled);
+	free(p->early);
+	free(p->idlist);
+	memset(p, 0, sizeof(*p));
 }
 
 bool store_find_candidates(struct store *st, const char *const *ids, size_t nids, int limit,
@@ -543,34 +640,25 @@ bool store_find_candidates(struct store *st, const char *const *ids, size_t nids
 {
 	if (st->sql_scan == NULL || !pg_conn_is_up(st->pc))
 		return false;
-	const struct sp_config *cfg = st->cfg;
-	char *shipped = array_literal(cfg->shipped_statuses.items, cfg->shipped_statuses.count);
-	char *cancelled =
-	    array_literal(cfg->cancelled_statuses.items, cfg->cancelled_statuses.count);
-	char *early = array_literal(cfg->early_statuses.items, cfg->early_statuses.count);
-	char validity[32], margin[32], lim[16];
-	interval_text(cfg->authorization_validity_ms, validity);
-	interval_text(cfg->early_margin_ms, margin);
-	snprintf(lim, sizeof(lim), "%d", limit);
-	char *idlist = ids ? array_literal((char *const *)ids, nids) : NULL;
-	const char *p[] = {shipped,
-	                   cancelled,
-	                   validity,
-	                   lim,
-	                   early,
-	                   margin,
-	                   cfg->early_action_cancel ? "cancel" : "capture",
-	                   idlist};
+	struct store_candidate_params p;
+	store_candidate_params_init(&p, st->cfg, limit, ids, nids);
 	struct store_call *c = call_new(st, (void (*)(void))done, arg);
-	bool ok = pg_conn_query(st->pc, ids ? st->sql_targeted : st->sql_scan, ids ? 8 : 7, p,
+	bool ok = pg_conn_query(st->pc, ids ? st->sql_targeted : st->sql_scan, p.count, p.values,
 	                        candidates_done, c);
 	if (!ok)
 		free(c);
-	free(shipped);
-	free(cancelled);
-	free(early);
-	free(idlist);
+	store_candidate_params_clear(&p);
 	return ok;
+}
+
+char *store_candidate_query(const struct store_shape *shape, bool targeted, bool adopted)
+{
+	return candidate_sql(shape, targeted, adopted);
+}
+
+char *store_requests_query(const char *relation, bool read_only)
+{
+	return requests_sql(relation, read_only);
 }
 
 void store_candidates_free(struct store_candidate *rows, size_t n)
@@ -614,15 +702,8 @@ char *store_error_text(const char *error)
 
 /* ---- shop requests ---- */
 
-static void requests_done(PGresult *res, const char *error, void *arg)
+struct store_request *store_requests_read(PGresult *res, size_t *count)
 {
-	struct store_call *c = arg;
-	store_requests_fn done = (store_requests_fn)c->fn;
-	if (error) {
-		done(NULL, 0, error, c->arg);
-		free(c);
-		return;
-	}
 	size_t n = (size_t)PQntuples(res);
 	struct store_request *rows = xcalloc(n ? n : 1, sizeof(*rows));
 	for (size_t i = 0; i < n; i++) {
@@ -641,6 +722,21 @@ static void requests_done(PGresult *res, const char *error, void *arg)
 		rows[i].capture_currency = field(res, r, 10);
 		rows[i].refunded_minor = field_int(res, r, 11);
 	}
+	*count = n;
+	return rows;
+}
+
+static void requests_done(PGresult *res, const char *error, void *arg)
+{
+	struct store_call *c = arg;
+	store_requests_fn done = (store_requests_fn)c->fn;
+	if (error) {
+		done(NULL, 0, error, c->arg);
+		free(c);
+		return;
+	}
+	size_t n;
+	struct store_request *rows = store_requests_read(res, &n);
 	done(rows, n, NULL, c->arg);
 	free(c);
 }
@@ -750,6 +846,26 @@ static void json_put_int(json_object *o, const char *key, int64_t value)
 bool store_insert_intents(struct store *st, const struct store_intent *intents, size_t n,
                           store_claims_fn done, void *arg)
 {
+	return store_insert_intents_consuming(st, intents, n, NULL, 0, done, arg);
+}
+
+/* Formats change ids as a bigint[] literal. */
+static char *change_list(const int64_t *changes, size_t n)
+{
+	char *out = xmalloc(2 + n * 21 + 1);
+	char *p = out;
+	*p++ = '{';
+	for (size_t i = 0; i < n; i++)
+		p += sprintf(p, "%s%lld", i ? "," : "", (long long)changes[i]);
+	*p++ = '}';
+	*p = '\0';
+	return out;
+}
+
+bool store_insert_intents_consuming(struct store *st, const struct store_intent *intents, size_t n,
+                                    const int64_t *changes, size_t nchanges, store_claims_fn done,
+                                    void *arg)
+{
 	static const char sql[] =
 	    "WITH u AS (SELECT * FROM json_to_recordset($1::json) AS u(id uuid, order_id text, "
 	    "transaction_id text, kind text, amount bigint, currency text, body text, "
@@ -781,7 +897,13 @@ bool store_insert_intents(struct store *st, const struct store_intent *intents, 
 	    "al AS (INSERT INTO smartpay.alerts (kind, severity, order_id, modification_id, "
 	    "dedup_key, message) SELECT 'order_refused', 'critical', order_id, modification_id, "
 	    "modification_id::text, 'order ' || order_id || ' refused: ' || reason "
-	    "FROM ins WHERE state = 'refused' ON CONFLICT DO NOTHING) "
+	    "FROM ins WHERE state = 'refused' ON CONFLICT DO NOTHING), "
+	    /* the queued changes looked at go with the intents they gave */
+	    "con AS (DELETE FROM smartpay.order_changes c WHERE c.change_id = ANY($4::bigint[]) "
+	    /* except an order whose intent was not recorded (blocked behind a pending
+	     * modification of its transaction, a refund that no longer fits): it stays */
+	    "AND NOT EXISTS (SELECT 1 FROM u WHERE u.order_id = c.order_id AND NOT EXISTS "
+	    "(SELECT 1 FROM ins WHERE ins.order_id = u.order_id))) "
 	    "SELECT " CLAIM_COLUMNS " FROM ins m WHERE m.state = 'pending'";
 	if (!pg_conn_is_up(st->pc))
 		return false;
@@ -809,12 +931,14 @@ bool store_insert_intents(struct store *st, const struct store_intent *intents, 
 	}
 	char lease[32];
 	interval_text(st->cfg->lease_ms, lease);
+	char *consumed = change_list(changes, nchanges);
 	const char *p[] = {json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN),
-	                   st->instance, lease};
+	                   st->instance, lease, consumed};
 	struct store_call *c = call_new(st, (void (*)(void))done, arg);
-	bool ok = pg_conn_query(st->pc, sql, 3, p, claims_done, c);
+	bool ok = pg_conn_query(st->pc, sql, 4, p, claims_done, c);
 	if (!ok)
 		free(c);
+	free(consumed);
 	json_object_put(arr);
 	return ok;
 }
@@ -912,8 +1036,13 @@ bool store_write_outcomes(struct store *st, const struct store_outcome *outcomes
 	    "FROM u WHERE m.modification_id = ANY($3::uuid[]) AND m.modification_id = u.id "
 	    "AND m.lease_owner = $1 "
 	    "AND m.lease_generation = u.gen AND m.state = 'pending' "
-	    "RETURNING m.modification_id, m.order_id, m.kind, m.attempts, u.alert_kind, "
+	    "RETURNING m.modification_id, m.order_id, m.kind, m.state, m.attempts, u.alert_kind, "
 	    "u.alert_severity, m.reason), "
+	    /* a finished modification may let the next one of its order go (a cancel after
+	     * a capture or behind a refund): the order is queued in the same commit, so a
+	     * restart does not forget it */
+	    "fol AS (INSERT INTO smartpay.order_changes (order_id) SELECT DISTINCT order_id "
+	    "FROM upd WHERE state <> 'pending'), "
 	    "al AS (INSERT INTO smartpay.alerts (kind, severity, order_id, modification_id, "
 	    "dedup_key, message) SELECT alert_kind, alert_severity, order_id, modification_id, "
 	    "modification_id::text || ':' || attempts, kind || ' for order ' || order_id || ': ' "
@@ -1009,6 +1138,58 @@ bool store_raise_alert(struct store *st, const char *kind, const char *severity,
 	if (!ok)
 		free(c);
 	return ok;
+}
+
+/* ---- the queue of changed orders ---- */
+
+static void changes_done(PGresult *res, const char *error, void *arg)
+{
+	struct store_call *c = arg;
+	store_changes_fn done = (store_changes_fn)c->fn;
+	if (error) {
+		done(NULL, 0, error, c->arg);
+		free(c);
+		return;
+	}
+	size_t n = (size_t)PQntuples(res);
+	struct store_change *rows = xcalloc(n ? n : 1, sizeof(*rows));
+	for (size_t i = 0; i < n; i++) {
+		rows[i].change_id = field_int(res, (int)i, 0);
+		rows[i].order_id = field(res, (int)i, 1);
+	}
+	done(rows, n, NULL, c->arg);
+	free(c);
+}
+
+bool store_read_changes(struct store *st, int64_t after, int limit, store_changes_fn done,
+                        void *arg)
+{
+	if (!pg_conn_is_up(st->pc))
+		return false;
+	char lim[16], from[24];
+	snprintf(lim, sizeof(lim), "%d", limit);
+	snprintf(from, sizeof(from), "%lld", (long long)after);
+	const char *p[] = {lim, from};
+	struct store_call *c = call_new(st, (void (*)(void))done, arg);
+	bool ok = pg_conn_query(st->pc,
+	                        "SELECT change_id, order_id FROM smartpay.order_changes "
+	                        "WHERE change_id > $2 ORDER BY change_id LIMIT $1",
+	                        2, p, changes_done, c);
+	if (!ok)
+		free(c);
+	return ok;
+}
+
+void store_changes_free(struct store_change *rows, size_t n)
+{
+	for (size_t i = 0; rows && i < n; i++)
+		free(rows[i].order_id);
+	free(rows);
+}
+
+bool store_queue_fed(const struct store *st)
+{
+	return st->queue_fed;
 }
 
 /* ---- next due ---- */

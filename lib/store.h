@@ -53,7 +53,7 @@ struct store_intent {
 	int64_t deadline_ms;
 	int64_t request_id;  /* the shop request it answers, 0 for none */
 	bool settles_cancel; /* a refund of what remains captured, standing for a cancel */
-	bool lease;          /* leased to this daemon for sending now; else recorded due, unleased */
+	bool lease; /* leased to this daemon for sending now; else recorded due, unleased */
 };
 
 /* An open shop request (smartpay.requests) ready to become a modification. */
@@ -148,6 +148,70 @@ void store_set_config(struct store *st, const struct sp_config *cfg);
  * preparation learned of the orders relation: its column types. */
 void store_share_relation(struct store *dst, const struct store *src);
 
+/* ---- the statements smartpayctl shares with the daemon (preview, adopt, rescan) ---- */
+
+/* What the statements depend on of the orders relation. */
+struct store_shape {
+	const char *relation;        /* quoted, e.g. "public"."orders" */
+	const char *id_type;         /* format_type() of the id column */
+	const char *authorized_type; /* of authorized_at and authorization_expires_at */
+	const char *expires_type;
+};
+
+/* The shape of the orders relation named $1 (as configured): one row (id type,
+ * authorized_at type, authorization_expires_at type), none when it has no id column. */
+#define STORE_SHAPE_SQL                                                                            \
+	"SELECT t.id, t.authorized_at, t.expires_at FROM (SELECT "                                 \
+	"max(format_type(a.atttypid, a.atttypmod)) FILTER (WHERE a.attname = 'id') "               \
+	"AS id, max(format_type(a.atttypid, a.atttypmod)) FILTER (WHERE a.attname = "              \
+	"'authorized_at') AS authorized_at, max(format_type(a.atttypid, a.atttypmod)) "            \
+	"FILTER (WHERE a.attname = 'authorization_expires_at') AS expires_at "                     \
+	"FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 "                 \
+	"AND NOT a.attisdropped) t WHERE t.id IS NOT NULL"
+
+/* True for an orders row `o` that is not history (smartpay.history, the baseline). */
+#define STORE_NOT_HISTORY_SQL                                                                      \
+	"NOT EXISTS (SELECT 1 FROM smartpay.history h WHERE h.order_id = o.id::text)"
+
+/* Why the daemon does not act on a database with orders and no baseline. */
+#define STORE_NO_BASELINE_MESSAGE                                                                  \
+	"the orders relation holds orders and no baseline is recorded: run `smartpayctl "          \
+	"preview`, then `smartpayctl adopt`"
+
+/* store_deadline_sql for a relation of that shape. Malloc'd. */
+char *store_deadline_sql_for(const struct store_shape *shape, const char *validity);
+
+/* The history rule over the orders row `o`: a shipped or cancelled status, or a deadline
+ * passed, and authorized before `cut` (an SQL timestamptz expression; an unusable
+ * authorized_at counts as before). Parameters: $1 shipped, $2 cancelled, $3 validity
+ * (as for the candidate query). Malloc'd. */
+char *store_history_rule(const struct store_shape *shape, const char *cut);
+
+/* The daemon's candidate query (parameters: struct store_candidate_params), for a list
+ * of ids or the whole relation; `adopted` false leaves out what the history rule with
+ * the cut now() would make history instead of the baseline's rows. Malloc'd. */
+char *store_candidate_query(const struct store_shape *shape, bool targeted, bool adopted);
+
+/* The parameters of the candidate query, from the configuration. */
+struct store_candidate_params {
+	char *shipped, *cancelled, *early, *idlist;
+	char validity[32], margin[32], limit[16];
+	const char *values[8];
+	int count; /* 7, or 8 with ids */
+};
+void store_candidate_params_init(struct store_candidate_params *p, const struct sp_config *cfg,
+                                 int limit, const char *const *ids, size_t nids);
+void store_candidate_params_clear(struct store_candidate_params *p);
+
+/* The rows of a candidate query's result (free with store_candidates_free). */
+struct store_candidate *store_candidates_read(PGresult *res, size_t *n);
+
+/* The open-requests query (parameter $1 limit); `read_only` does not link the cancel
+ * requests of orders already cancelled but leaves them out all the same. Malloc'd. */
+char *store_requests_query(const char *relation, bool read_only);
+/* The rows of its result (free with store_requests_free). */
+struct store_request *store_requests_read(PGresult *res, size_t *n);
+
 /* After (re)connecting: checks the schema version and the orders relation, learns the
  * type of its id column, takes the instance lock and LISTENs. `done` gets an error text
  * when the daemon cannot work on this database. */
@@ -170,6 +234,31 @@ void store_requests_free(struct store_request *rows, size_t n);
  * ledger shows captured. */
 bool store_insert_intents(struct store *st, const struct store_intent *intents, size_t n,
                           store_claims_fn done, void *arg);
+
+/* The same, deleting the queued changes `changes` (smartpay.order_changes ids) in the
+ * statement that records the intents: what was looked at is consumed with what it
+ * gave, or not at all; the changes of an order whose intent was not recorded stay.
+ * n may be 0. */
+bool store_insert_intents_consuming(struct store *st, const struct store_intent *intents, size_t n,
+                                    const int64_t *changes, size_t nchanges, store_claims_fn done,
+                                    void *arg);
+
+/* A row of smartpay.order_changes: an order inserted or changed in status. */
+struct store_change {
+	int64_t change_id;
+	char *order_id;
+};
+typedef void (*store_changes_fn)(struct store_change *rows, size_t n, const char *error, void *arg);
+
+/* The oldest `limit` queued changes after change id `after` (free with
+ * store_changes_free). */
+bool store_read_changes(struct store *st, int64_t after, int limit, store_changes_fn done,
+                        void *arg);
+void store_changes_free(struct store_change *rows, size_t n);
+
+/* True when, at the last preparation, an enabled trigger fed smartpay.order_changes;
+ * without one only a scan of the relation finds changed orders. */
+bool store_queue_fed(const struct store *st);
 
 /* Leases pending modifications that are due (and, with `own`, every pending row this
  * instance held before a restart), earliest deadline first. */

@@ -65,7 +65,7 @@ static char *sweep_sql(const char *relation, const char *deadline, const char *w
 	    "CROSS JOIN LATERAL (SELECT %s AS deadline) d "
 	    "WHERE %s AND o.smartpay_transaction_id IS NOT NULL "
 	    "AND o.smartpay_transaction_id::text <> '' AND d.deadline > now() - $5::interval "
-	    "AND NOT EXISTS (SELECT 1 FROM smartpay.modifications m "
+	    "AND " STORE_NOT_HISTORY_SQL " AND NOT EXISTS (SELECT 1 FROM smartpay.modifications m "
 	    "WHERE m.order_id = o.id::text AND m.state = 'succeeded' "
 	    "AND m.kind IN ('capture', 'cancel', 'cancel_or_refund'))), "
 	    "due AS (SELECT a.order_id, a.deadline, 'authorization_expired'::text AS kind, "

@@ -35,7 +35,7 @@ static char *gauges_sql(const char *relation, const char *deadline, const char *
 	    "WHERE %s AND o.smartpay_transaction_id IS NOT NULL "
 	    "AND o.smartpay_transaction_id::text <> '' AND d.deadline > now() "
 	    "AND d.deadline <= now() + coalesce((SELECT max(t) FROM unnest($2::bigint[]) t), 0) "
-	    "* interval '1 millisecond' "
+	    "* interval '1 millisecond' AND " STORE_NOT_HISTORY_SQL " "
 	    "AND NOT EXISTS (SELECT 1 FROM smartpay.modifications m "
 	    "WHERE m.order_id = o.id::text AND m.state = 'succeeded' "
 	    "AND m.kind IN ('capture', 'cancel', 'cancel_or_refund'))) "

@@ -22,9 +22,11 @@
 --   SELECT, UPDATE on smartpay.requests (the daemon links each request to its modification),
 --   SELECT, INSERT, UPDATE on smartpay.reconciliations (when each transaction was last
 --   compared with the gateway),
+--   SELECT on smartpay.adoption and smartpay.history (the baseline),
+--   SELECT, INSERT, DELETE on smartpay.order_changes (the queue the daemon consumes),
 --   USAGE on the sequences of the tables it inserts into,
 --   SELECT on the orders relation.
--- No DELETE, no TRUNCATE, no DDL, no access to anything else of the shop. The role has
+-- No other DELETE, no TRUNCATE, no DDL, no access to anything else of the shop. The role has
 -- no password: use peer authentication, or set one with \password.
 
 \set ON_ERROR_STOP on
@@ -113,7 +115,12 @@ BEGIN
             ('modifications', 'SELECT, INSERT, UPDATE', true),
             ('alerts', 'SELECT, INSERT, UPDATE', true),
             ('requests', 'SELECT, UPDATE', false),
-            ('reconciliations', 'SELECT, INSERT, UPDATE', false)) AS t(name, privileges, inserts)
+            ('reconciliations', 'SELECT, INSERT, UPDATE', false),
+            ('adoption', 'SELECT', false),
+            ('history', 'SELECT', false),
+            -- the queue of changed orders: the daemon deletes what it has looked at and
+            -- queues an order again when a capture's outcome may call for a cancel
+            ('order_changes', 'SELECT, INSERT, DELETE', true)) AS t(name, privileges, inserts)
     LOOP
         IF to_regclass(format('smartpay.%I', v_table.name)) IS NULL THEN
             RAISE NOTICE 'smartpay.% does not exist at this schema version: skipped', v_table.name;

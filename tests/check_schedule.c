@@ -109,13 +109,17 @@ START_TEST(blocked_candidates_neither_spin_nor_starve)
 END_TEST
 
 /* A candidate query that fails on every scan (one order row that cannot be read) is
- * alerted once, retried with backoff rather than at every poll, and the orders notified
- * meanwhile are captured, even beside the bad one; once the row can be read the scan
- * recovers. */
+ * alerted once, retried with backoff rather than at every poll, and the orders queued
+ * meanwhile are captured, even beside the bad one (which is taken off the queue); once
+ * the row can be read the scan recovers. */
 START_TEST(failing_candidate_query_is_alerted_and_backs_off)
 {
 	struct world w;
-	world_up_with(&w, &clean, "[database]\norders_relation = public.orders_v\n");
+	/* the polls scan the relation: the expiry policy is on (its orders become due with
+	 * time, not through the queue of changed orders) */
+	world_up_with(&w, &clean,
+	              "[database]\norders_relation = public.orders_v\n"
+	              "[capture]\nearly_statuses = on_hold\n");
 	pgtest_exec(w.db,
 	            "CREATE TABLE public.poison (id bigint PRIMARY KEY); "
 	            "CREATE FUNCTION public.checked_amount(a numeric, i bigint) RETURNS numeric "

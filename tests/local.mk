@@ -16,11 +16,12 @@ UNIT_SUITES = tests/check_gateway tests/check_http tests/check_money tests/check
 PG_SUITES = tests/check_migrate tests/check_shop_api tests/check_ctl
 # end to end (tests/world.h): the daemon, hostile answers, the shop's rows, scheduling,
 # metrics and health, alerts, sd_notify, least privilege, no secrets in logs,
-# durability, failover, the order summaries, reconciliation with the gateway
+# durability, failover, the order summaries, reconciliation with the gateway, adopting
+# a shop with history
 WORLD_SUITES = tests/check_daemon tests/check_hostile tests/check_shop_rows \
 	tests/check_schedule tests/check_metrics tests/check_alerts tests/check_notify \
 	tests/check_privilege tests/check_durable tests/check_failover tests/check_secrets \
-	tests/check_order_summaries tests/check_reconcile_daemon
+	tests/check_order_summaries tests/check_reconcile_daemon tests/check_adopt
 check_PROGRAMS += $(UNIT_SUITES) tests/check_sim $(PG_SUITES) $(WORLD_SUITES)
 TESTS += $(UNIT_SUITES) tests/check_sim $(PG_SUITES) $(WORLD_SUITES)
 tests_check_gateway_SOURCES = tests/check_gateway.c $(TESTUTIL_SOURCES)
@@ -50,6 +51,8 @@ tests_check_failover_SOURCES = tests/check_failover.c $(WORLD_SOURCES)
 tests_check_secrets_SOURCES = tests/check_secrets.c $(WORLD_SOURCES)
 tests_check_order_summaries_SOURCES = tests/check_order_summaries.c $(WORLD_SOURCES)
 tests_check_reconcile_daemon_SOURCES = tests/check_reconcile_daemon.c $(WORLD_SOURCES)
+tests_check_adopt_SOURCES = tests/check_adopt.c tests/daemonproc.c tests/daemonproc.h \
+	tests/simproc.c tests/simproc.h $(PGTEST_SOURCES)
 tests_check_gateway_LDADD = $(TEST_LDADD)
 tests_check_gateway_CFLAGS = $(TEST_CFLAGS)
 tests_check_http_LDADD = $(TEST_LDADD)
@@ -98,6 +101,8 @@ tests_check_order_summaries_LDADD = $(TEST_LDADD)
 tests_check_order_summaries_CFLAGS = $(TEST_CFLAGS)
 tests_check_reconcile_daemon_LDADD = $(TEST_LDADD)
 tests_check_reconcile_daemon_CFLAGS = $(TEST_CFLAGS)
+tests_check_adopt_LDADD = $(TEST_LDADD)
+tests_check_adopt_CFLAGS = $(TEST_CFLAGS)
 endif
 # the systemd unit: systemd-analyze verify and security --offline=true
 TESTS += tests/systemd-unit.sh
