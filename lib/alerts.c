@@ -327,13 +327,15 @@ static void hand_expired_captures(struct alerts *a, const struct store_sweep_res
 		log_event(LOG_LVL_NOTICE, "capture_deadline_passed", "modification_id",
 		          c->modification_id, "order_id", c->order_id, "transaction_id",
 		          c->transaction_id, "kind", "capture", "msg",
-		          "the transaction's status is asked before it goes to needs_attention", NULL);
+		          "the transaction's status is asked before it goes to needs_attention",
+		          NULL);
 	}
 	if (r->ncaptures > each) {
 		char more[24];
 		snprintf(more, sizeof(more), "%zu", r->ncaptures - each);
-		log_event(LOG_LVL_NOTICE, "captures_deadline_passed", "count", more, "kind", "capture",
-		          "msg", "the transaction's status is asked before they go to needs_attention",
+		log_event(LOG_LVL_NOTICE, "captures_deadline_passed", "count", more, "kind",
+		          "capture", "msg",
+		          "the transaction's status is asked before they go to needs_attention",
 		          NULL);
 	}
 	engine_want_due(a->engine);

@@ -217,8 +217,8 @@ bool store_sweep_expiry(struct store *st, int64_t lookback_ms, int64_t horizon_m
 	interval_literal((n ? cfg->expiry_thresholds_ms[0] : 0) + horizon_ms, ahead);
 	snprintf(each, sizeof(each), "%d", cfg->summary_after);
 	char *deadline = store_deadline_sql(st, "$1");
-	char *window =
-	    store_deadline_window(st, "$1::interval", "now() - $5::interval", "now() + $6::interval");
+	char *window = store_deadline_window(st, "$1::interval", "now() - $5::interval",
+	                                     "now() + $6::interval");
 	char *sql = sweep_sql(store_orders_relation(st), deadline, window);
 	free(deadline);
 	free(window);

@@ -606,9 +606,8 @@ END_TEST
 
 /* A pending capture row with its exact request body, its deadline and next attempt
  * (SQL expressions), no lease. */
-static void add_pending_capture(struct world *w, const char *order, const char *txn,
-                                const char *id, const char *body, const char *deadline,
-                                const char *next)
+static void add_pending_capture(struct world *w, const char *order, const char *txn, const char *id,
+                                const char *body, const char *deadline, const char *next)
 {
 	char *sql = xasprintf(
 	    "INSERT INTO smartpay.modifications (modification_id, order_id, transaction_id, kind, "
@@ -625,8 +624,9 @@ static void add_pending_capture(struct world *w, const char *order, const char *
 /* The capture request body of modification `id` on transaction `txn`, malloc'd. */
 static char *capture_body(const char *txn, const char *id)
 {
-	return xasprintf("{\"transactionId\":\"%s\",\"merchantKey\":\"%s\",\"modificationId\":\"%s\"}",
-	                 txn, SIMPROC_MERCHANT_KEY, id);
+	return xasprintf(
+	    "{\"transactionId\":\"%s\",\"merchantKey\":\"%s\",\"modificationId\":\"%s\"}", txn,
+	    SIMPROC_MERCHANT_KEY, id);
 }
 
 /* Performs a capture at the simulator as if our request had gone out and its answer
@@ -718,9 +718,10 @@ START_TEST(expired_captures_ask_the_status_first)
 		          "state = 'succeeded' AND settled_by = 'status' AND payment_status = "
 		          "'CAPTURED'");
 	for (int i = 2; i < 4; i++)
-		await_mod(&w, ids[i],
-		          "state = 'needs_attention' AND reason LIKE 'authorization deadline passed%' "
-		          "AND completed_at IS NOT NULL");
+		await_mod(
+		    &w, ids[i],
+		    "state = 'needs_attention' AND reason LIKE 'authorization deadline passed%' "
+		    "AND completed_at IS NOT NULL");
 	for (int i = 0; i < 4; i++) {
 		ck_assert_int_ge(simproc_status_calls(w.sim, txns[i]), 1);
 		/* a deadline passed: nothing is sent, performed or not */
@@ -770,7 +771,8 @@ START_TEST(expired_capture_with_failing_status_needs_attention)
 	ck_assert(daemonproc_log_contains(&w.d, "event=status_call_failed"));
 	await(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = 'needs_attention'", 2);
 	ck_assert_int_eq(
-	    pgtest_int(w.db, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'"),
+	    pgtest_int(w.db,
+	               "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'"),
 	    0);
 	for (int i = 0; i < 2; i++)
 		free(orders[i]), free(txns[i]);
