@@ -314,26 +314,31 @@ static void log_alert(const struct store_new_alert *al)
 	          al->message, NULL);
 }
 
-/* Logs the captures the sweep moved to needs_attention: one line each up to
- * [alerts] summary_after, then one line with the count of the rest. */
-static void log_expired_captures(const struct alerts *a, const struct store_sweep_result *r)
+/* Hands the pending captures past their deadline, made due by the sweep, to the engine:
+ * it asks each one's transaction status before it records needs_attention. One line each
+ * up to [alerts] summary_after, then one line with the count of the rest. */
+static void hand_expired_captures(struct alerts *a, const struct store_sweep_result *r)
 {
+	if (r->ncaptures == 0)
+		return;
 	size_t each = (size_t)alerts_config(a)->summary_after;
 	for (size_t i = 0; i < r->ncaptures && i < each; i++) {
 		const struct store_expired_capture *c = &r->captures[i];
-		log_event(LOG_LVL_ERR, "modification_needs_attention", "modification_id",
+		log_event(LOG_LVL_NOTICE, "capture_deadline_passed", "modification_id",
 		          c->modification_id, "order_id", c->order_id, "transaction_id",
-		          c->transaction_id, "kind", "capture", "reason",
-		          "authorization deadline passed before the capture was confirmed", NULL);
+		          c->transaction_id, "kind", "capture", "msg",
+		          "the transaction's status is asked before it goes to needs_attention",
+		          NULL);
 	}
 	if (r->ncaptures > each) {
 		char more[24];
 		snprintf(more, sizeof(more), "%zu", r->ncaptures - each);
-		log_event(LOG_LVL_ERR, "modifications_need_attention", "count", more, "kind",
-		          "capture", "reason",
-		          "authorization deadline passed before the capture was confirmed", "msg",
-		          "list them with smartpayctl list --state needs_attention", NULL);
+		log_event(LOG_LVL_NOTICE, "captures_deadline_passed", "count", more, "kind",
+		          "capture", "msg",
+		          "the transaction's status is asked before they go to needs_attention",
+		          NULL);
 	}
+	engine_want_due(a->engine);
 }
 
 static void sweep_done(const struct store_sweep_result *r, const char *error, void *arg)
@@ -352,7 +357,7 @@ static void sweep_done(const struct store_sweep_result *r, const char *error, vo
 		return;
 	}
 	a->stats.sweeps++;
-	log_expired_captures(a, r);
+	hand_expired_captures(a, r);
 	for (size_t i = 0; i < r->nalerts; i++)
 		log_alert(&r->alerts[i]);
 	a->stats.raised += r->nalerts + r->nsummarised;

@@ -37,7 +37,7 @@ struct alerts_stats {
 	uint64_t sweeps;
 	uint64_t raised;           /* alerts inserted by the sweep and the gateway check */
 	uint64_t summarised;       /* of them, inserted summarised (not logged, not posted) */
-	uint64_t captures_expired; /* pending captures moved to needs_attention */
+	uint64_t captures_expired; /* pending captures past their deadline handed to the engine */
 	uint64_t webhook_delivered;
 	uint64_t webhook_failed; /* failed attempts, each retried later */
 	unsigned webhook_inflight;

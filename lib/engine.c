@@ -770,16 +770,27 @@ static void engine_ask_status(struct engine *e, struct flight *f, enum engine_re
 	status_client_get(e->status, f->claim.transaction_id, engine_on_status, f);
 }
 
-/* Gives up on a capture whose authorization deadline passed while it was pending. */
+/* Gives up on a capture whose authorization deadline passed while it was pending: first
+ * its transaction's status may show the gateway performed (or refused) it; otherwise, or
+ * when the call fails, needs_attention. Never resent. Takes the claim's strings. */
 static void engine_expire(struct engine *e, struct store_claim *c)
 {
 	struct store_outcome o;
 	outcome_expired(c, &o);
+	if (engine_wants_status(e, c, ER_NEEDS_ATTENTION)) {
+		struct flight *f = xcalloc(1, sizeof(*f));
+		f->e = e;
+		f->claim = *c;
+		memset(c, 0, sizeof(*c));
+		engine_ask_status(e, f, ER_NEEDS_ATTENTION, &o);
+		return;
+	}
 	e->stats.needs_attention++;
 	e->stats.results[c->kind][ER_NEEDS_ATTENTION]++;
 	log_event(LOG_LVL_ERR, "modification_needs_attention", FLIGHT_IDS(c), "reason", o.reason,
 	          NULL);
 	engine_record(e, &o);
+	store_claim_clear(c);
 }
 
 /* Sends one leased modification: the stored body, byte for byte. Takes the claim's strings. */
@@ -787,7 +798,6 @@ static void engine_send(struct engine *e, struct store_claim *claim)
 {
 	if (claim->kind == MOD_CAPTURE && claim->deadline_passed) {
 		engine_expire(e, claim);
-		store_claim_clear(claim);
 		return;
 	}
 	struct flight *f = xcalloc(1, sizeof(*f));
@@ -1755,6 +1765,12 @@ struct store *engine_store(const struct engine *e)
 struct event_base *engine_base(const struct engine *e)
 {
 	return e->base;
+}
+
+void engine_want_due(struct engine *e)
+{
+	e->due_wanted = true;
+	engine_kick(e);
 }
 
 void engine_set_listener(struct engine *e, const struct engine_listener *l)

@@ -82,6 +82,9 @@ struct status_client;
  * their lease). */
 void engine_set_status_client(struct engine *e, struct status_client *status);
 
+/* Asks for a claim of the due rows at the next cycle (the expiry sweep made some due). */
+void engine_want_due(struct engine *e);
+
 /* Sets the one listener (copied), or clears it with NULL. */
 void engine_set_listener(struct engine *e, const struct engine_listener *l);
 /* 0 when nothing that was due is left undone (for --once), 1 otherwise. */

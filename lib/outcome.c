@@ -168,6 +168,13 @@ static void set_reason(struct store_outcome *o, char *reason)
 	o->reason = storable_reason(reason);
 }
 
+/* Whether the claim is a capture whose authorization deadline had passed when claimed:
+ * it is never sent again. */
+static bool outcome_past_deadline(const struct store_claim *c)
+{
+	return c->kind == MOD_CAPTURE && c->deadline_passed;
+}
+
 enum engine_result outcome_settle(const struct outcome_policy *p, const struct store_claim *c,
                                   const struct gw_history *h, enum engine_result unknown,
                                   struct store_outcome *o)
@@ -201,7 +208,7 @@ enum engine_result outcome_settle(const struct outcome_policy *p, const struct s
 		                        "for this modificationId",
 		                        gs));
 		result = ER_REFUSED;
-	} else if (s->settle == RC_SETTLE_ABSENT && s->resend &&
+	} else if (s->settle == RC_SETTLE_ABSENT && s->resend && !outcome_past_deadline(c) &&
 	           (unknown != ER_NEEDS_ATTENTION || c->attempts + 1 < 2 * p->max_attempts)) {
 		if (unknown == ER_NEEDS_ATTENTION)
 			o->retry_delay_ms = p->retry_max_ms;
@@ -224,6 +231,7 @@ enum engine_result outcome_settle(const struct outcome_policy *p, const struct s
 void outcome_expired(const struct store_claim *c, struct store_outcome *o)
 {
 	outcome_init(c, o);
+	o->counted = false; /* nothing was sent */
 	o->state = "needs_attention";
 	o->reason = xstrdup("authorization deadline passed before the capture was confirmed");
 	o->alert_kind = "needs_attention";

@@ -51,8 +51,10 @@ static int64_t int_field(PGresult *res, int row, int col)
  * threshold plus the longest gap between two sweeps), $7 alerts per kind logged and
  * posted one by one (int). Rows: ('alert', id, kind, severity, order, modification,
  * message) per inserted alert that is not summarised (summaries included),
- * ('capture', NULL, NULL, NULL, order, modification, transaction) per capture moved to
- * needs_attention, one ('summarised', count) and one ('next', delay ms).
+ * ('capture', NULL, NULL, NULL, order, modification, transaction) per pending capture
+ * past its deadline with no live lease, made due now for the engine (which asks the
+ * transaction's status before it records needs_attention; the sweep never decides it),
+ * one ('summarised', count) and one ('next', delay ms).
  * The orders relation is read only inside the window of deadlines, through indexes on
  * authorization_expires_at and authorized_at (store_indexes.h). Every part of the
  * statement sees one snapshot, and `now()` is one instant. */
@@ -77,13 +79,12 @@ static char *sweep_sql(const char *relation, const char *deadline, const char *w
 	    "WHERE a.deadline > now() ORDER BY a.order_id, t.ms)), "
 	    "fresh AS (SELECT d.* FROM due d WHERE NOT EXISTS (SELECT 1 FROM smartpay.alerts x "
 	    "WHERE x.kind = d.kind AND x.dedup_key = d.dedup_key)), "
-	    "att AS (UPDATE smartpay.modifications m SET state = 'needs_attention', "
-	    "reason = 'authorization deadline passed before the capture was confirmed', "
-	    "lease_owner = NULL, lease_expires_at = NULL, updated_at = now(), "
-	    "completed_at = now() "
+	    "att AS (UPDATE smartpay.modifications m SET "
+	    "next_attempt_at = least(m.next_attempt_at, now()), "
+	    "lease_owner = NULL, lease_expires_at = NULL, updated_at = now() "
 	    "WHERE m.kind = 'capture' AND m.state = 'pending' AND m.deadline <= now() "
 	    "AND (m.lease_owner IS NULL OR coalesce(m.lease_expires_at, m.deadline) < now()) "
-	    "RETURNING m.modification_id, m.order_id, m.transaction_id, m.attempts, m.deadline), "
+	    "RETURNING m.modification_id, m.order_id, m.transaction_id), "
 	    "cand AS (SELECT f.kind, f.severity, f.order_id, cap.modification_id, f.dedup_key, "
 	    "'authorization of order ' || f.order_id || CASE WHEN f.label IS NULL "
 	    "THEN ' expired at ' || to_char(f.deadline AT TIME ZONE 'UTC', "
@@ -94,11 +95,7 @@ static char *sweep_sql(const char *relation, const char *deadline, const char *w
 	    "row_number() OVER (PARTITION BY f.kind ORDER BY f.deadline, f.order_id) AS rn "
 	    "FROM fresh f LEFT JOIN LATERAL (SELECT m.modification_id "
 	    "FROM smartpay.modifications m WHERE m.order_id = f.order_id AND m.kind = 'capture' "
-	    "AND m.state <> 'refused' LIMIT 1) cap ON true "
-	    "UNION ALL SELECT 'needs_attention', 'critical', a.order_id, a.modification_id, "
-	    "a.modification_id::text || ':' || a.attempts, 'capture for order ' || a.order_id || "
-	    "': authorization deadline passed before the capture was confirmed', "
-	    "row_number() OVER (ORDER BY a.deadline, a.order_id) FROM att a), "
+	    "AND m.state <> 'refused' LIMIT 1) cap ON true), "
 	    "ins AS (INSERT INTO smartpay.alerts (kind, severity, order_id, modification_id, "
 	    "dedup_key, message, summarised, webhook_state) "
 	    "SELECT c.kind, c.severity, c.order_id, c.modification_id, c.dedup_key, c.message, "
@@ -220,8 +217,8 @@ bool store_sweep_expiry(struct store *st, int64_t lookback_ms, int64_t horizon_m
 	interval_literal((n ? cfg->expiry_thresholds_ms[0] : 0) + horizon_ms, ahead);
 	snprintf(each, sizeof(each), "%d", cfg->summary_after);
 	char *deadline = store_deadline_sql(st, "$1");
-	char *window =
-	    store_deadline_window(st, "$1::interval", "now() - $5::interval", "now() + $6::interval");
+	char *window = store_deadline_window(st, "$1::interval", "now() - $5::interval",
+	                                     "now() + $6::interval");
 	char *sql = sweep_sql(store_orders_relation(st), deadline, window);
 	free(deadline);
 	free(window);

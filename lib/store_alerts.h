@@ -30,7 +30,7 @@ struct store_new_alert {
 	const char *message;
 };
 
-/* A pending capture the sweep moved to needs_attention. */
+/* A pending capture past its deadline that the sweep made due for the engine. */
 struct store_expired_capture {
 	const char *modification_id;
 	const char *order_id;
@@ -68,9 +68,10 @@ void store_threshold_label(int64_t ms, char out[32]);
  *    (dedup_key ORDER:LABEL; critical for the smallest threshold, warning for the others);
  *  - every open authorization whose deadline passed less than `lookback_ms` ago gets one
  *    'authorization_expired' alert (critical, dedup_key ORDER);
- *  - every pending capture whose deadline passed and whose lease is free or expired goes
- *    to needs_attention with a 'needs_attention' alert (critical, dedup_key ID:ATTEMPTS as
- *    the engine's outcome alerts).
+ *  - every pending capture whose deadline passed and whose lease is free or expired is
+ *    made due now with its lease cleared and returned among `captures`: the engine claims
+ *    it, asks its transaction's status, and records the outcome the history shows or
+ *    needs_attention (with its 'needs_attention' alert); the sweep decides nothing.
  * Alerts that exist already (acknowledged or not) are not raised again. Only the orders
  * whose deadline lies between `lookback_ms` ago and the largest threshold plus
  * `horizon_ms` ahead are read (next_delay_ms then looks no further than that). Past

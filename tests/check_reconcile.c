@@ -494,6 +494,45 @@ START_TEST(settle_unknown_outcomes)
 }
 END_TEST
 
+/* A capture claimed past its authorization deadline: settled from the history when it
+ * is there, never resent when it is not. */
+START_TEST(settle_expired_capture)
+{
+	struct outcome_policy pol = {
+	    .retry_base_ms = 100, .retry_max_ms = 60000, .max_attempts = 3};
+	struct store_claim c = {.modification_id = "m1",
+	                        .order_id = "o1",
+	                        .transaction_id = "T1",
+	                        .kind = MOD_CAPTURE,
+	                        .attempts = 0,
+	                        .generation = 1,
+	                        .deadline_passed = true};
+	struct store_outcome o;
+	outcome_expired(&c, &o);
+	ck_assert(!o.counted); /* nothing was sent */
+	char *b = status_body("AUTHORIZATION_COMPLETED", (const char *const[]){NULL});
+	struct gw_history h;
+	ck_assert(response_parse_history(b, strlen(b), &h));
+	ck_assert_int_eq(outcome_settle(&pol, &c, &h, ER_NEEDS_ATTENTION, &o), ER_NEEDS_ATTENTION);
+	ck_assert_str_eq(o.state, "needs_attention");
+	ck_assert_str_eq(o.alert_kind, "needs_attention");
+	ck_assert_ptr_nonnull(strstr(o.reason, "authorization deadline passed"));
+	response_history_free(&h);
+	store_outcome_clear(&o);
+	free(b);
+	outcome_expired(&c, &o);
+	b = status_body("CAPTURED", (const char *const[]){"m1|CAPTURE|CAPTURED|10.00", NULL});
+	ck_assert(response_parse_history(b, strlen(b), &h));
+	ck_assert_int_eq(outcome_settle(&pol, &c, &h, ER_NEEDS_ATTENTION, &o), ER_SUCCEEDED);
+	ck_assert_str_eq(o.state, "succeeded");
+	ck_assert_str_eq(o.settled_by, "status");
+	ck_assert_ptr_null(o.alert_kind);
+	response_history_free(&h);
+	store_outcome_clear(&o);
+	free(b);
+}
+END_TEST
+
 static Suite *reconcile_suite(void)
 {
 	Suite *s = suite_create("reconcile");
@@ -502,6 +541,7 @@ static Suite *reconcile_suite(void)
 	tcase_add_test(tc, history_parse);
 	tcase_add_test(tc, names_and_kinds);
 	tcase_add_test(tc, settle_unknown_outcomes);
+	tcase_add_test(tc, settle_expired_capture);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -551,6 +551,182 @@ START_TEST(absent_from_history_is_resent_not_given_up)
 }
 END_TEST
 
+/* A pending capture row with its exact request body, its deadline and next attempt
+ * (SQL expressions), no lease. */
+static void add_pending_capture(struct world *w, const char *order, const char *txn, const char *id,
+                                const char *body, const char *deadline, const char *next)
+{
+	char *sql = xasprintf(
+	    "INSERT INTO smartpay.modifications (modification_id, order_id, transaction_id, kind, "
+	    "amount_minor, currency, request_body, state, attempts, deadline, next_attempt_at) "
+	    "VALUES ($1, $2, $3, 'capture', 1000, 'EUR', $4, 'pending', 1, %s, %s)",
+	    deadline, next);
+	const char *p[] = {id, order, txn, body};
+	PGresult *res = PQexecParams(w->db, sql, 4, NULL, p, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(w->db));
+	PQclear(res);
+	free(sql);
+}
+
+/* The capture request body of modification `id` on transaction `txn`, malloc'd. */
+static char *capture_body(const char *txn, const char *id)
+{
+	return xasprintf(
+	    "{\"transactionId\":\"%s\",\"merchantKey\":\"%s\",\"modificationId\":\"%s\"}", txn,
+	    SIMPROC_MERCHANT_KEY, id);
+}
+
+/* Performs a capture at the simulator as if our request had gone out and its answer
+ * had been lost. */
+static void perform_capture(struct world *w, const char *body)
+{
+	struct simproc_reply r;
+	ck_assert(simproc_payment(w->sim, "capture", body, &r));
+	ck_assert_int_eq(r.status, 200);
+	simproc_reply_free(&r);
+}
+
+/* Counts the rows of modification `id` matching `cond` (SQL). */
+static long long mod_count(struct world *w, const char *id, const char *cond)
+{
+	char *sql = xasprintf(
+	    "SELECT count(*) FROM smartpay.modifications WHERE modification_id = '%s' AND %s", id,
+	    cond);
+	long long n = pgtest_int(w->db, sql);
+	free(sql);
+	return n;
+}
+
+/* Waits until modification `id` matches `cond` (SQL). */
+static void await_mod(struct world *w, const char *id, const char *cond)
+{
+	char *sql = xasprintf(
+	    "SELECT count(*) FROM smartpay.modifications WHERE modification_id = '%s' AND %s", id,
+	    cond);
+	await(w, sql, 1);
+	free(sql);
+}
+
+START_TEST(deadline_passing_while_pending_settled_from_history)
+{
+	struct world w;
+	/* no status call after unknown answers, retries far apart: only the deadline passing
+	 * can end it */
+	world_up(&w, "[reconcile]\ninterval = 0s\nunknown_answers = 100\n[daemon]\n"
+	             "max_attempts = 50\nretry_base = 1h\nretry_max = 1h\n");
+	ck_assert(simproc_set_faults(w.sim, "{\"drop_after_commit_rate\":1,\"status_call\":{}}"));
+	char *txn, *order = add_order(&w, "shipped", &txn);
+	char sql[256];
+	snprintf(sql, sizeof(sql),
+	         "UPDATE public.orders SET authorization_expires_at = now() + interval '4s' "
+	         "WHERE id = %s",
+	         order);
+	pgtest_exec(w.db, sql);
+	daemonproc_start(&w.d, false);
+	char *id = capture_id(&w, order);
+	await_mod(&w, id, "state = 'succeeded' AND settled_by = 'status'");
+	ck_assert_int_eq(simproc_count_effects(w.sim, txn, "CAPTURE"), 1);
+	ck_assert_int_ge(simproc_request_count(w.sim, id), 1);
+	ck_assert_int_ge(simproc_status_calls(w.sim, txn), 1);
+	ck_assert_int_eq(
+	    pgtest_int(w.db, "SELECT count(*) FROM smartpay.alerts WHERE kind = 'needs_attention'"),
+	    0);
+	free(id), free(order), free(txn);
+	world_down(&w);
+}
+END_TEST
+
+START_TEST(expired_captures_ask_the_status_first)
+{
+	struct world w;
+	world_up(&w, "[reconcile]\ninterval = 0s\n");
+	static const char p1[] = "6d6c1c49-5a1b-4c3e-9f43-0c7a1d2e3f46";
+	static const char p2[] = "7d6c1c49-5a1b-4c3e-9f43-0c7a1d2e3f47";
+	static const char u1[] = "8d6c1c49-5a1b-4c3e-9f43-0c7a1d2e3f48";
+	static const char u2[] = "9d6c1c49-5a1b-4c3e-9f43-0c7a1d2e3f49";
+	const char *ids[] = {p1, p2, u1, u2};
+	/* due now (the engine claims it past its deadline), or due tomorrow (only the expiry
+	 * sweep finds it); performed at the gateway or not */
+	const char *next[] = {"now()", "now() + interval '1 day'", "now()",
+	                      "now() + interval '1 day'"};
+	char *orders[4], *txns[4];
+	for (int i = 0; i < 4; i++) {
+		orders[i] = add_order(&w, "shipped", &txns[i]);
+		char *body = capture_body(txns[i], ids[i]);
+		if (i < 2)
+			perform_capture(&w, body);
+		add_pending_capture(&w, orders[i], txns[i], ids[i], body,
+		                    "now() - interval '1 minute'", next[i]);
+		free(body);
+	}
+	daemonproc_start(&w.d, false);
+	for (int i = 0; i < 2; i++)
+		await_mod(&w, ids[i],
+		          "state = 'succeeded' AND settled_by = 'status' AND payment_status = "
+		          "'CAPTURED'");
+	for (int i = 2; i < 4; i++)
+		await_mod(
+		    &w, ids[i],
+		    "state = 'needs_attention' AND reason LIKE 'authorization deadline passed%' "
+		    "AND completed_at IS NOT NULL");
+	for (int i = 0; i < 4; i++) {
+		ck_assert_int_ge(simproc_status_calls(w.sim, txns[i]), 1);
+		/* a deadline passed: nothing is sent, performed or not */
+		ck_assert_int_eq(simproc_request_count(w.sim, ids[i]), i < 2 ? 1 : 0);
+		ck_assert_int_eq(simproc_count_effects(w.sim, txns[i], "CAPTURE"), i < 2 ? 1 : 0);
+	}
+	char sql[256];
+	for (int i = 0; i < 4; i++) {
+		snprintf(sql, sizeof(sql),
+		         "SELECT count(*) FROM smartpay.alerts WHERE kind = 'needs_attention' AND "
+		         "modification_id = '%s'",
+		         ids[i]);
+		await(&w, sql, i < 2 ? 0 : 1);
+		ck_assert_int_eq(pgtest_int(w.db, sql), i < 2 ? 0 : 1);
+	}
+	for (int i = 0; i < 4; i++)
+		free(orders[i]), free(txns[i]);
+	world_down(&w);
+}
+END_TEST
+
+START_TEST(expired_capture_with_failing_status_needs_attention)
+{
+	struct world w;
+	world_up(&w, "[reconcile]\ninterval = 0s\n");
+	ck_assert(simproc_set_faults(w.sim, "{\"status_call\":{\"fail_rate\":1,\"status\":500}}"));
+	static const char p1[] = "ad6c1c49-5a1b-4c3e-9f43-0c7a1d2e3f4a";
+	static const char p2[] = "bd6c1c49-5a1b-4c3e-9f43-0c7a1d2e3f4b";
+	const char *ids[] = {p1, p2};
+	const char *next[] = {"now()", "now() + interval '1 day'"};
+	char *orders[2], *txns[2];
+	for (int i = 0; i < 2; i++) {
+		orders[i] = add_order(&w, "shipped", &txns[i]);
+		char *body = capture_body(txns[i], ids[i]);
+		perform_capture(&w, body);
+		add_pending_capture(&w, orders[i], txns[i], ids[i], body,
+		                    "now() - interval '1 minute'", next[i]);
+		free(body);
+	}
+	daemonproc_start(&w.d, false);
+	for (int i = 0; i < 2; i++) {
+		await_mod(&w, ids[i], "state = 'needs_attention'");
+		ck_assert_int_eq(mod_count(&w, ids[i], "settled_by = 'status'"), 0);
+		ck_assert_int_ge(simproc_status_calls(w.sim, txns[i]), 1);
+		ck_assert_int_eq(simproc_request_count(w.sim, ids[i]), 1);
+	}
+	ck_assert(daemonproc_log_contains(&w.d, "event=status_call_failed"));
+	await(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = 'needs_attention'", 2);
+	ck_assert_int_eq(
+	    pgtest_int(w.db,
+	               "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'"),
+	    0);
+	for (int i = 0; i < 2; i++)
+		free(orders[i]), free(txns[i]);
+	world_down(&w);
+}
+END_TEST
+
 static Suite *reconcile_daemon_suite(void)
 {
 	Suite *s = suite_create("reconcile_daemon");
@@ -565,6 +741,9 @@ static Suite *reconcile_daemon_suite(void)
 	tcase_add_test(tc, lost_answers_settled_from_status_history);
 	tcase_add_test(tc, failing_status_call_decides_nothing_in_the_engine);
 	tcase_add_test(tc, absent_from_history_is_resent_not_given_up);
+	tcase_add_test(tc, deadline_passing_while_pending_settled_from_history);
+	tcase_add_test(tc, expired_captures_ask_the_status_first);
+	tcase_add_test(tc, expired_capture_with_failing_status_needs_attention);
 	suite_add_tcase(s, tc);
 	return s;
 }
