@@ -198,6 +198,17 @@ static void add_finding(struct rc_report *r, size_t *cap, const struct rc_findin
 	r->findings[r->nfindings++] = *f;
 }
 
+/* True when one of our rows is a cancel or cancelOrRefund that is not refused: a
+ * cancelled payment is then the daemon's own doing (settled or drift-checked above). */
+static bool cancel_is_ours(const struct rc_row *rows, size_t nrows)
+{
+	for (size_t i = 0; i < nrows; i++)
+		if ((rows[i].kind == MOD_CANCEL || rows[i].kind == MOD_CANCEL_OR_REFUND) &&
+		    rows[i].state != RC_ROW_REFUSED)
+			return true;
+	return false;
+}
+
 /* True when some row names the entry's modificationId. */
 static bool entry_is_ours(const struct gw_entry *e, const struct rc_row *rows, size_t nrows)
 {
@@ -239,7 +250,9 @@ void reconcile_compare(const struct rc_row *rows, size_t nrows, const struct gw_
 		add_finding(out, &cap, &f);
 	}
 	static const char *const ended[] = {"EXPIRED", "CANCELLED", NULL};
-	if (order_open && status_in(h->payment_status, ended)) {
+	bool cancelled = strcasecmp(h->payment_status ? h->payment_status : "", "EXPIRED") != 0;
+	if (order_open && status_in(h->payment_status, ended) &&
+	    !(cancelled && cancel_is_ours(rows, nrows))) {
 		struct rc_finding f = {.drift = RC_DRIFT_AUTH_ENDED,
 		                       .what =
 		                           strcasecmp(h->payment_status, "EXPIRED") == 0
