@@ -5,10 +5,9 @@
  * orders carries changes made while no daemon listened. */
 #include "autoconfig.h"
 
-#include "daemonproc.h"
 #include "pgtest.h"
-#include "simproc.h"
 #include "testutil.h"
+#include "world.h"
 
 #include <check.h>
 #include <json-c/json.h>
@@ -17,67 +16,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#define WAIT_MS 60000
-
-/* One test's world: a shop database, a simulator and a daemon configuration (which
- * smartpayctl reads too). */
-struct world {
-	char *conninfo;
-	PGconn *db;
-	struct simproc *sim;
-	struct daemonproc d;
-};
-
-/* A world whose database has the example orders table; `migrated` runs every migration
- * (an empty shop: migrate records its baseline). */
-static void world_up(struct world *w, bool migrated, const char *extra)
-{
-	memset(w, 0, sizeof(*w));
-	w->conninfo = migrated ? pgtest_createdb_shop(NULL) : pgtest_createdb(NULL);
-	w->db = pgtest_connect(w->conninfo);
-	if (!migrated)
-		pgtest_exec_file(w->db, "sql/example-orders.sql");
-	w->sim = simproc_start(NULL);
-	ck_assert_ptr_nonnull(w->sim);
-	daemonproc_init(&w->d, w->conninfo, simproc_base_url(w->sim), simproc_merchant_key(w->sim),
-	                simproc_auth_key(w->sim), extra);
-}
-
-static void world_down(struct world *w)
-{
-	if (w->d.pid)
-		daemonproc_stop(&w->d);
-	daemonproc_cleanup(&w->d);
-	ck_assert(simproc_stop(w->sim));
-	PQfinish(w->db);
-	free(w->conninfo);
-}
-
-/* Runs smartpayctl with the daemon's configuration; checks its exit status. */
-#define CTL(w, expect, ...)                                                                        \
-	ctl_run(__LINE__, (w), (expect), (const char *const[]){__VA_ARGS__, NULL})
-
-static struct testutil_run ctl_run(int line, const struct world *w, int expect,
-                                   const char *const *args)
-{
-	const char *argv[16] = {"-c", w->d.conf};
-	size_t n = 2;
-	for (; args[n - 2] != NULL; n++) {
-		ck_assert_uint_lt(n, 15);
-		argv[n] = args[n - 2];
-	}
-	argv[n] = NULL;
-	struct testutil_run r = testutil_run_built("smartpayctl", argv, pgtest_dir());
-	ck_assert_msg(r.status == expect,
-	              "line %d: %s: exit %d, expected %d\nstdout:\n%sstderr:\n%s", line, args[0],
-	              r.status, expect, r.out, r.err);
-	return r;
-}
-
 /* `smartpayctl --json preview` as a JSON document (json_object_put it). */
 static json_object *preview(const struct world *w)
 {
-	struct testutil_run r = CTL(w, 0, "--json", "preview");
+	struct testutil_run r = WORLD_CTL(w, 0, "--json", "preview");
 	json_object *doc = json_tokener_parse(r.out);
 	ck_assert_msg(doc != NULL, "preview printed no JSON: %s", r.out);
 	testutil_run_free(&r);
@@ -111,41 +53,18 @@ static long add_order(struct world *w, const char *txn, const char *status, cons
 	return id;
 }
 
-static long long count(struct world *w, const char *sql)
-{
-	return pgtest_int(w->db, sql);
-}
-
-/* Waits until `sql` counts `want`; the daemon's log explains a miss. */
-static void await(struct world *w, const char *sql, long long want)
-{
-	long long got = daemonproc_wait_count(&w->d, w->db, sql, want, WAIT_MS);
-	ck_assert_msg(got == want, "%s: got %lld, want %lld", sql, got, want);
-}
-
 /* Waits until the queue of changed orders is empty (consumed by the daemon). */
 static void await_queue_empty(struct world *w)
 {
 	long long left = -1;
-	for (int i = 0; i < WAIT_MS / 50; i++) {
-		left = count(w, "SELECT count(*) FROM smartpay.order_changes");
+	for (int i = 0; i < 60000 / 50; i++) {
+		left = world_count(w, "SELECT count(*) FROM smartpay.order_changes");
 		if (left == 0)
 			return;
 		usleep(50000);
 	}
 	daemonproc_print_log(&w->d);
 	ck_abort_msg("%lld rows left in smartpay.order_changes", left);
-}
-
-/* Waits until the daemon's log contains `needle`. */
-static void await_log(struct world *w, const char *needle)
-{
-	for (int i = 0; i < WAIT_MS / 50 && !daemonproc_log_contains(&w->d, needle); i++)
-		usleep(50000);
-	if (!daemonproc_log_contains(&w->d, needle)) {
-		daemonproc_print_log(&w->d);
-		ck_abort_msg("no '%s' in the daemon's log", needle);
-	}
 }
 
 /* History: delivered and cancelled orders long past their deadline, one cancelled 6 days
@@ -166,16 +85,16 @@ static void add_history(struct world *w, long *shipped_recently)
 START_TEST(history_is_never_acted_on_or_alerted)
 {
 	struct world w;
-	world_up(&w, false, NULL);
+	world_up_with(&w, &(struct world_opts){.unmigrated = true}, NULL);
 	long recent = 0;
 	add_history(&w, &recent);
 	long open = add_order(&w, NULL, "authorized", "2 hours");
-	struct testutil_run r = CTL(&w, 0, "migrate");
+	struct testutil_run r = WORLD_CTL(&w, 0, "migrate");
 	testutil_run_free(&r);
 
 	/* no baseline: the daemon does not act, and says what to run */
 	daemonproc_start(&w.d, false);
-	await_log(&w, "smartpayctl preview");
+	world_await_log(&w, "smartpayctl preview", 1);
 	ck_assert(daemonproc_log_contains(&w.d, "smartpayctl adopt"));
 	json_object *doc = preview(&w);
 	ck_assert(!json_object_get_boolean(json_object_object_get(doc, "adopted")));
@@ -185,10 +104,10 @@ START_TEST(history_is_never_acted_on_or_alerted)
 	ck_assert_int_eq(preview_count(doc, "alerts", "authorization_expired"), 0);
 	json_object_put(doc);
 
-	r = CTL(&w, 0, "adopt");
+	r = WORLD_CTL(&w, 0, "adopt");
 	ck_assert_ptr_nonnull(strstr(r.out, "11 orders recorded as history"));
 	testutil_run_free(&r);
-	r = CTL(&w, 1, "adopt");
+	r = WORLD_CTL(&w, 1, "adopt");
 	ck_assert_ptr_nonnull(strstr(r.err, "adopted at"));
 	testutil_run_free(&r);
 
@@ -199,30 +118,30 @@ START_TEST(history_is_never_acted_on_or_alerted)
 	         "SELECT count(*) FROM smartpay.modifications WHERE order_id = '%ld' "
 	         "AND state = 'succeeded'",
 	         fresh);
-	await(&w, sql, 1);
+	world_await(&w, sql, 1);
 	/* the open order is not history: shipped now, it is captured too */
 	snprintf(sql, sizeof(sql), "UPDATE public.orders SET status = 'shipped' WHERE id = %ld",
 	         open);
 	pgtest_exec(w.db, sql);
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 2);
+	world_await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 2);
 	/* several polls and sweeps later, history has no ledger row and no alert */
 	sleep(2);
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications"), 2);
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts"), 0);
+	ck_assert_int_eq(world_count(&w, "SELECT count(*) FROM smartpay.modifications"), 2);
+	ck_assert_int_eq(world_count(&w, "SELECT count(*) FROM smartpay.alerts"), 0);
 	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "CAPTURE"), 2);
 	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "CANCELLATION"), 0);
 
 	/* one order brought back in is acted on */
 	char id[32];
 	snprintf(id, sizeof(id), "%ld", recent);
-	r = CTL(&w, 0, "adopt", "--order", id);
+	r = WORLD_CTL(&w, 0, "adopt", "--order", id);
 	ck_assert_ptr_nonnull(strstr(r.out, "no longer history"));
 	testutil_run_free(&r);
 	snprintf(sql, sizeof(sql),
 	         "SELECT count(*) FROM smartpay.modifications WHERE order_id = '%ld' "
 	         "AND kind = 'capture' AND state = 'succeeded'",
 	         recent);
-	await(&w, sql, 1);
+	world_await(&w, sql, 1);
 	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "CAPTURE"), 3);
 	world_down(&w);
 }
@@ -231,7 +150,7 @@ END_TEST
 START_TEST(preview_tells_what_the_daemon_then_does)
 {
 	struct world w;
-	world_up(&w, true, NULL);
+	world_up(&w, NULL);
 	add_order(&w, NULL, "shipped", "1 hour");
 	add_order(&w, NULL, "shipped", "2 hours");
 	add_order(&w, "", "shipped", "1 hour");         /* no transaction id: refused locally */
@@ -253,30 +172,32 @@ START_TEST(preview_tells_what_the_daemon_then_does)
 	ck_assert_int_eq(order_refused, 1);
 	ck_assert_int_eq(expiring, 1);
 	json_object_put(doc);
-	struct testutil_run r = CTL(&w, 0, "preview");
+	struct testutil_run r = WORLD_CTL(&w, 0, "preview");
 	ck_assert_ptr_nonnull(strstr(r.out, "capture"));
 	testutil_run_free(&r);
 	/* it wrote nothing and sent nothing */
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications"), 0);
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.alerts"), 0);
+	ck_assert_int_eq(world_count(&w, "SELECT count(*) FROM smartpay.modifications"), 0);
+	ck_assert_int_eq(world_count(&w, "SELECT count(*) FROM smartpay.alerts"), 0);
 	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, NULL), 0);
 
 	/* the daemon does what it said */
 	daemonproc_start(&w.d, false);
-	await(&w,
-	      "SELECT count(*) FROM smartpay.modifications WHERE kind = 'capture' "
-	      "AND state = 'succeeded'",
-	      captures);
-	await(&w,
-	      "SELECT count(*) FROM smartpay.modifications WHERE kind = 'cancel' "
-	      "AND state = 'succeeded'",
-	      cancels);
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'refused'", refused);
-	await(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = 'authorization_expiring'",
-	      expiring);
-	await(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = 'order_refused'",
-	      order_refused);
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications"),
+	world_await(&w,
+	            "SELECT count(*) FROM smartpay.modifications WHERE kind = 'capture' "
+	            "AND state = 'succeeded'",
+	            captures);
+	world_await(&w,
+	            "SELECT count(*) FROM smartpay.modifications WHERE kind = 'cancel' "
+	            "AND state = 'succeeded'",
+	            cancels);
+	world_await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'refused'",
+	            refused);
+	world_await(&w,
+	            "SELECT count(*) FROM smartpay.alerts WHERE kind = 'authorization_expiring'",
+	            expiring);
+	world_await(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = 'order_refused'",
+	            order_refused);
+	ck_assert_int_eq(world_count(&w, "SELECT count(*) FROM smartpay.modifications"),
 	                 captures + cancels + refused);
 	/* and afterwards there is nothing left to do */
 	doc = preview(&w);
@@ -290,7 +211,7 @@ END_TEST
 START_TEST(rescan_finds_orders_no_trigger_reported)
 {
 	struct world w;
-	world_up(&w, true, "[daemon]\npoll_interval = 1h\n");
+	world_up(&w, "[daemon]\npoll_interval = 1h\n");
 	daemonproc_start(&w.d, false);
 	long first = add_order(&w, NULL, "shipped", "1 hour");
 	char sql[160];
@@ -298,19 +219,19 @@ START_TEST(rescan_finds_orders_no_trigger_reported)
 	         "SELECT count(*) FROM smartpay.modifications WHERE order_id = '%ld' "
 	         "AND state = 'succeeded'",
 	         first);
-	await(&w, sql, 1);
+	world_await(&w, sql, 1);
 	/* changes the trigger never saw (a bulk load with triggers off) */
 	pgtest_exec(w.db, "ALTER TABLE public.orders DISABLE TRIGGER smartpay_orders_notify");
 	for (int i = 0; i < 3; i++)
 		add_order(&w, NULL, "shipped", "1 hour");
 	pgtest_exec(w.db, "ALTER TABLE public.orders ENABLE TRIGGER smartpay_orders_notify");
 	sleep(1);
-	ck_assert_int_eq(count(&w, "SELECT count(*) FROM smartpay.modifications"), 1);
+	ck_assert_int_eq(world_count(&w, "SELECT count(*) FROM smartpay.modifications"), 1);
 
-	struct testutil_run r = CTL(&w, 0, "rescan");
+	struct testutil_run r = WORLD_CTL(&w, 0, "rescan");
 	ck_assert_ptr_nonnull(strstr(r.out, "queued 3 order(s)"));
 	testutil_run_free(&r);
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 4);
+	world_await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 4);
 	await_queue_empty(&w);
 	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "CAPTURE"), 4);
 	world_down(&w);
@@ -320,7 +241,7 @@ END_TEST
 START_TEST(changes_made_while_the_daemon_is_down_are_queued)
 {
 	struct world w;
-	world_up(&w, true, "[daemon]\npoll_interval = 1h\n");
+	world_up(&w, "[daemon]\npoll_interval = 1h\n");
 	daemonproc_start(&w.d, false);
 	long first = add_order(&w, NULL, "shipped", "1 hour");
 	char sql[160];
@@ -328,17 +249,17 @@ START_TEST(changes_made_while_the_daemon_is_down_are_queued)
 	         "SELECT count(*) FROM smartpay.modifications WHERE order_id = '%ld' "
 	         "AND state = 'succeeded'",
 	         first);
-	await(&w, sql, 1);
+	world_await(&w, sql, 1);
 	await_queue_empty(&w); /* the capture's follow-up is looked at too */
 	ck_assert_int_eq(daemonproc_stop(&w.d), 0);
 
 	/* nobody listens to these notifications */
 	for (int i = 0; i < 4; i++)
 		add_order(&w, NULL, "shipped", "1 hour");
-	ck_assert_int_eq(count(&w, "SELECT count(DISTINCT order_id) FROM smartpay.order_changes"),
-	                 4);
+	ck_assert_int_eq(
+	    world_count(&w, "SELECT count(DISTINCT order_id) FROM smartpay.order_changes"), 4);
 	daemonproc_start(&w.d, false);
-	await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 5);
+	world_await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 5);
 	/* the queue is consumed with the intents */
 	await_queue_empty(&w);
 	world_down(&w);

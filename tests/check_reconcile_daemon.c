@@ -32,25 +32,6 @@ static void await(struct world *w, const char *sql, long long want)
 	world_await_at_least(w, sql, want);
 }
 
-/* Runs smartpayctl -c CONFIG ARGS... and checks the exit status. */
-#define CTL(w, expect, ...)                                                                        \
-	ctl_expect(__LINE__, (w), (expect), (const char *const[]){__VA_ARGS__, NULL})
-
-static struct testutil_run ctl_expect(int line, const struct world *w, int expect,
-                                      const char *const *args)
-{
-	const char *argv[16] = {"-c", w->d.conf};
-	size_t n = 2;
-	for (; args[n - 2] != NULL; n++)
-		argv[n] = args[n - 2];
-	argv[n] = NULL;
-	struct testutil_run r = testutil_run_built("smartpayctl", argv, pgtest_dir());
-	ck_assert_msg(r.status == expect,
-	              "line %d: %s: exit %d, expected %d\nstdout:\n%sstderr:\n%s", line, args[0],
-	              r.status, expect, r.out, r.err);
-	return r;
-}
-
 /* Everything the ledger holds, as one text (to prove that nothing changed). */
 static char *ledger_snapshot(struct world *w)
 {
@@ -81,12 +62,12 @@ START_TEST(ledger_drift_found_by_ctl_and_by_the_pass)
 	char *txn, *order = add_order(&w, "shipped", &txn);
 	char *txn2, *order2 = add_order(&w, "authorized", &txn2);
 	/* agreeing: nothing to report */
-	struct testutil_run r = CTL(&w, 0, "reconcile");
+	struct testutil_run r = WORLD_CTL(&w, 0, "reconcile");
 	ck_assert_ptr_nonnull(strstr(r.out, "agree"));
 	testutil_run_free(&r);
 	/* a row forced to succeeded that the gateway never performed */
 	force_succeeded_capture(&w, order, txn, "0d6c1c49-5a1b-4c3e-9f43-0c7a1d2e3f40");
-	r = CTL(&w, 3, "reconcile", "--json");
+	r = WORLD_CTL(&w, 3, "reconcile", "--json");
 	struct json_object *doc = json_tokener_parse(r.out), *findings, *v;
 	ck_assert_ptr_nonnull(doc);
 	ck_assert(json_object_object_get_ex(doc, "findings", &findings));
@@ -104,12 +85,12 @@ START_TEST(ledger_drift_found_by_ctl_and_by_the_pass)
 	                     "'0d6c1c49-5a1b-4c3e-9f43-0c7a1d2e3f40'"),
 	    1);
 	/* the same difference again: exit 3, no second alert */
-	r = CTL(&w, 3, "reconcile", "--order", order);
+	r = WORLD_CTL(&w, 3, "reconcile", "--order", order);
 	ck_assert_ptr_nonnull(strstr(r.out, "ledger_drift"));
 	testutil_run_free(&r);
 	ck_assert_int_eq(pgtest_int(w.db, "SELECT count(*) FROM smartpay.alerts"), 1);
 	/* another order alone agrees */
-	r = CTL(&w, 0, "reconcile", "--order", order2);
+	r = WORLD_CTL(&w, 0, "reconcile", "--order", order2);
 	testutil_run_free(&r);
 	/* the daemon's pass finds a second one */
 	force_succeeded_capture(&w, order2, txn2, "1d6c1c49-5a1b-4c3e-9f43-0c7a1d2e3f41");
@@ -125,9 +106,9 @@ START_TEST(ledger_drift_found_by_ctl_and_by_the_pass)
 		testutil_sleep_ms(100);
 	ck_assert(daemonproc_log_contains(&w.d, "kind=ledger_drift"));
 	/* usage errors */
-	r = CTL(&w, 2, "reconcile", "--order", order, "--since", "1h");
+	r = WORLD_CTL(&w, 2, "reconcile", "--order", order, "--since", "1h");
 	testutil_run_free(&r);
-	r = CTL(&w, 2, "reconcile", "--since", "soon");
+	r = WORLD_CTL(&w, 2, "reconcile", "--since", "soon");
 	testutil_run_free(&r);
 	free(order), free(order2), free(txn), free(txn2);
 	world_down(&w);
@@ -192,7 +173,7 @@ START_TEST(external_capture_recorded_and_refundable)
 	      1);
 	ck_assert_int_eq(simproc_count_effects(w.sim, txn, "REFUND"), 1);
 	/* the ledger and the gateway agree now */
-	struct testutil_run r = CTL(&w, 0, "reconcile");
+	struct testutil_run r = WORLD_CTL(&w, 0, "reconcile");
 	testutil_run_free(&r);
 	ck_assert_int_eq(
 	    pgtest_int(w.db,
@@ -281,7 +262,7 @@ START_TEST(status_calls_obey_the_rate_cap)
 	ck_assert_int_le(max, 3);
 	/* smartpayctl reconcile keeps the same cap */
 	world_conf_replace(&w.d, "requests_per_second = 3", "requests_per_second = 2");
-	struct testutil_run r = CTL(&w, 0, "reconcile");
+	struct testutil_run r = WORLD_CTL(&w, 0, "reconcile");
 	testutil_run_free(&r);
 	ledger = simproc_ledger(w.sim);
 	ck_assert(json_object_object_get_ex(ledger, "statusCallsTotal", &v));
@@ -314,7 +295,7 @@ START_TEST(failing_status_endpoint_changes_nothing)
 	char *before = ledger_snapshot(&w);
 	for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++) {
 		ck_assert(simproc_set_faults(w.sim, faults[i]));
-		struct testutil_run r = CTL(&w, 1, "reconcile");
+		struct testutil_run r = WORLD_CTL(&w, 1, "reconcile");
 		ck_assert_ptr_nonnull(strstr(r.err, "nothing decided"));
 		testutil_run_free(&r);
 		char *now = ledger_snapshot(&w);
@@ -388,7 +369,7 @@ START_TEST(needs_attention_settled_from_history)
 	add_needs_attention(&w, order3, txn3, m3, b3);
 	pgtest_exec(w.db, "UPDATE smartpay.modifications SET attempts = 100 WHERE modification_id "
 	                  "= '5d6c1c49-5a1b-4c3e-9f43-0c7a1d2e3f45'");
-	struct testutil_run r = CTL(&w, 0, "reconcile");
+	struct testutil_run r = WORLD_CTL(&w, 0, "reconcile");
 	testutil_run_free(&r);
 	ck_assert_int_eq(pgtest_int(w.db,
 	                            "SELECT count(*) FROM smartpay.modifications WHERE "
@@ -407,7 +388,7 @@ START_TEST(needs_attention_settled_from_history)
 	                            "AND state = 'needs_attention'"),
 	                 1);
 	/* smartpayctl show says where the outcome came from */
-	r = CTL(&w, 0, "show", m1);
+	r = WORLD_CTL(&w, 0, "show", m1);
 	ck_assert_ptr_nonnull(strstr(r.out, "settled_by"));
 	ck_assert_ptr_nonnull(strstr(r.out, "status"));
 	testutil_run_free(&r);
@@ -469,7 +450,7 @@ START_TEST(lost_answers_settled_from_status_history)
 	ck_assert_int_eq(sent, 2); /* unknown_answers: the status is asked after the second */
 	ck_assert_int_ge(simproc_status_calls(w.sim, txn), 1);
 	ck_assert_int_eq(pgtest_int(w.db, "SELECT count(*) FROM smartpay.alerts"), 0);
-	struct testutil_run r = CTL(&w, 0, "show", id);
+	struct testutil_run r = WORLD_CTL(&w, 0, "show", id);
 	ck_assert_ptr_nonnull(strstr(r.out, "settled_by"));
 	ck_assert_ptr_nonnull(strstr(r.out, "status history"));
 	testutil_run_free(&r);
@@ -502,7 +483,7 @@ START_TEST(failing_status_call_decides_nothing_in_the_engine)
 	ck_assert_int_eq(daemonproc_stop(&w.d), 0);
 	/* once the status call works, smartpayctl reconcile settles it */
 	ck_assert(simproc_set_faults(w.sim, "{\"drop_after_commit_rate\":1,\"status_call\":{}}"));
-	struct testutil_run r = CTL(&w, 0, "reconcile", "--order", order);
+	struct testutil_run r = WORLD_CTL(&w, 0, "reconcile", "--order", order);
 	testutil_run_free(&r);
 	snprintf(sql, sizeof(sql),
 	         "SELECT count(*) FROM smartpay.modifications WHERE modification_id = '%s' AND "

@@ -57,8 +57,11 @@ void world_up_with(struct world *w, const struct world_opts *opts, const char *e
 	memset(w, 0, sizeof(*w));
 	if (opts)
 		w->opts = *opts;
-	w->conninfo = pgtest_createdb_shop(w->opts.dbname);
+	w->conninfo = w->opts.unmigrated ? pgtest_createdb(w->opts.dbname)
+	                                 : pgtest_createdb_shop(w->opts.dbname);
 	w->db = pgtest_connect(w->conninfo);
+	if (w->opts.unmigrated)
+		pgtest_exec_file(w->db, "sql/example-orders.sql");
 	w->dbname = pgtest_value(w->db, "SELECT current_database()");
 	if (!w->opts.no_sim) {
 		w->sim = simproc_start(w->opts.sim);
@@ -270,4 +273,20 @@ void world_conf_replace(const struct daemonproc *d, const char *from, const char
 	testutil_write_file(d->conf, out, 0600);
 	free(out);
 	free(text);
+}
+
+struct testutil_run world_ctl(int line, const struct world *w, int expect, const char *const *args)
+{
+	const char *argv[16] = {"-c", w->d.conf};
+	size_t n = 2;
+	for (; args[n - 2] != NULL; n++) {
+		ck_assert_uint_lt(n, 15);
+		argv[n] = args[n - 2];
+	}
+	argv[n] = NULL;
+	struct testutil_run r = testutil_run_built("smartpayctl", argv, pgtest_dir());
+	ck_assert_msg(r.status == expect,
+	              "line %d: %s: exit %d, expected %d\nstdout:\n%sstderr:\n%s", line, args[0],
+	              r.status, expect, r.out, r.err);
+	return r;
 }

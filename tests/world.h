@@ -14,6 +14,7 @@
 
 #include "daemonproc.h"
 #include "simproc.h"
+#include "testutil.h"
 
 #include <stdbool.h>
 
@@ -23,6 +24,7 @@
 struct world_opts {
 	const struct simproc_opts *sim; /* the simulator's options; NULL: the defaults */
 	bool no_sim;                    /* no simulator: the gateway is a closed loopback port */
+	bool unmigrated;                /* only the example orders table: a shop before migrate */
 	const char *dbname;             /* the database's name; NULL: a unique one */
 	const char *daemon_auth_key;    /* the daemon's authentication key; NULL: the simulator's */
 	bool metrics;                   /* a [metrics] listener on a free port (metrics_base) */
@@ -107,5 +109,12 @@ long world_wait_status(const char *url, long want, long timeout_ms);
 /* Replaces the first occurrence of `from` in the daemon's configuration file by `to`,
  * failing the test when it is absent. */
 void world_conf_replace(const struct daemonproc *d, const char *from, const char *to);
+
+/* Runs smartpayctl with the daemon's configuration and the arguments given, and fails
+ * the test (naming the caller's line, stdout and stderr) unless it exits `expect`. The
+ * result is the caller's to testutil_run_free. */
+#define WORLD_CTL(w, expect, ...)                                                                  \
+	world_ctl(__LINE__, (w), (expect), (const char *const[]){__VA_ARGS__, NULL})
+struct testutil_run world_ctl(int line, const struct world *w, int expect, const char *const *args);
 
 #endif
