@@ -132,6 +132,9 @@ static inline bool config_is_blank(char c)
 	return c == ' ' || c == '\t';
 }
 
+/* The same blanks as a set for trim.h. */
+#define CONFIG_BLANKS " \t"
+
 /* The field of struct sp_config that key `k` fills. */
 static inline void *config_field(struct load_state *st, const struct key_desc *k)
 {

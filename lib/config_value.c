@@ -33,13 +33,8 @@ static bool __attribute__((format(printf, 2, 3))) fail(struct load_state *st, co
 /* Returns a malloc'd copy of [s, s+n) without surrounding blanks. */
 static char *trimmed_dup(const char *s, size_t n)
 {
-	while (n > 0 && config_is_blank(*s)) {
-		s++;
-		n--;
-	}
-	while (n > 0 && config_is_blank(s[n - 1]))
-		n--;
-	return xstrndup(s, n);
+	size_t lead = trim_start_len(s, n, CONFIG_BLANKS);
+	return xstrndup(s + lead, trim_end_len(s + lead, n - lead, CONFIG_BLANKS));
 }
 
 static bool is_ident_char(char c)
