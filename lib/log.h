@@ -42,7 +42,8 @@ struct log_field {
  * control characters are quoted and escaped; NULL strings are written as "-".
  * Example: log_fields(LOG_LVL_INFO, "capture_sent", LOG_STR("order_id", id),
  *                     LOG_INT("attempt", attempt));
- * An event without fields names none: log_fields(LOG_LVL_NOTICE, "reloaded"). */
+ * An event without fields names none: log_fields(LOG_LVL_NOTICE, "reloaded") (an empty
+ * initializer, which gcc and clang accept and C23 makes standard). */
 #define log_fields(level, event, ...)                                                              \
 	log_write((level), (event), (const struct log_field[]){__VA_ARGS__},                       \
 	          sizeof((const struct log_field[]){__VA_ARGS__}) / sizeof(struct log_field))
