@@ -47,7 +47,7 @@ static void libevent_log(int severity, const char *msg)
 	                       : severity == EVENT_LOG_WARN ? LOG_LVL_WARNING
 	                       : severity == EVENT_LOG_MSG  ? LOG_LVL_INFO
 	                                                    : LOG_LVL_DEBUG;
-	log_event(level, "libevent", "msg", msg, NULL);
+	log_fields(level, "libevent", LOG_STR("msg", msg));
 }
 
 static void usage(FILE *out)
@@ -113,14 +113,15 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	d->signals_seen++;
 	if (d->signals_seen == 1) {
-		log_event(LOG_LVL_NOTICE, "stopping", "signal",
-		          sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
+		log_fields(LOG_LVL_NOTICE, "stopping",
+		           LOG_STR("signal", sig == SIGINT ? "SIGINT" : "SIGTERM"));
 		service_stopping(d->service);
 		engine_drain(d->engine);
 		return;
 	}
-	log_event(LOG_LVL_WARNING, "stopping_now", "msg",
-	          "second signal: in-flight modifications are resumed at the next start", NULL);
+	log_fields(
+	    LOG_LVL_WARNING, "stopping_now",
+	    LOG_STR("msg", "second signal: in-flight modifications are resumed at the next start"));
 	d->forced = true;
 	event_base_loopbreak(d->base);
 }
@@ -140,16 +141,18 @@ static void warn_restart_needed(const struct sp_config *old, const struct sp_con
 	};
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		if (strcmp(keys[i].a ? keys[i].a : "", keys[i].b ? keys[i].b : "") != 0)
-			log_event(LOG_LVL_WARNING, "reload_needs_restart", "key", keys[i].key,
-			          "msg", "changed; the running value stays until a restart", NULL);
+			log_fields(
+			    LOG_LVL_WARNING, "reload_needs_restart", LOG_STR("key", keys[i].key),
+			    LOG_STR("msg", "changed; the running value stays until a restart"));
 	if (old->statement_timeout_ms != neu->statement_timeout_ms)
-		log_event(LOG_LVL_WARNING, "reload_needs_restart", "key",
-		          "database.statement_timeout", "msg",
-		          "changed; the running value stays until a restart", NULL);
+		log_fields(LOG_LVL_WARNING, "reload_needs_restart",
+		           LOG_STR("key", "database.statement_timeout"),
+		           LOG_STR("msg", "changed; the running value stays until a restart"));
 	if (old->timeout_ms != neu->timeout_ms ||
 	    old->connect_timeout_ms != neu->connect_timeout_ms)
-		log_event(LOG_LVL_WARNING, "reload_needs_restart", "key", "smartpay.timeout", "msg",
-		          "changed; the running value stays until a restart", NULL);
+		log_fields(LOG_LVL_WARNING, "reload_needs_restart",
+		           LOG_STR("key", "smartpay.timeout"),
+		           LOG_STR("msg", "changed; the running value stays until a restart"));
 }
 
 /* Keeps the running values of the keys that wait for a restart in a fresh configuration
@@ -177,8 +180,9 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 	struct sp_config *cfg = NULL;
 	char *errors = NULL;
 	if (!config_load(d->cfg->path, &cfg, &errors)) {
-		log_event(LOG_LVL_WARNING, "reload_failed", "file", d->cfg->path, "errors", errors,
-		          "msg", "keeping the running configuration", NULL);
+		log_fields(LOG_LVL_WARNING, "reload_failed", LOG_STR("file", d->cfg->path),
+		           LOG_STR("errors", errors),
+		           LOG_STR("msg", "keeping the running configuration"));
 		free(errors);
 		service_ready(d->service);
 		return;
@@ -186,8 +190,8 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 	char *why = NULL;
 	char *secret = config_read_secret(cfg, &why);
 	if (secret == NULL) {
-		log_event(LOG_LVL_WARNING, "reload_failed", "reason", why, "msg",
-		          "keeping the running configuration", NULL);
+		log_fields(LOG_LVL_WARNING, "reload_failed", LOG_STR("reason", why),
+		           LOG_STR("msg", "keeping the running configuration"));
 		free(why);
 		config_free(cfg);
 		service_ready(d->service);
@@ -195,8 +199,8 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 	}
 	warn_restart_needed(d->cfg, cfg);
 	if (!keep_restart_values(d->cfg, cfg, &why)) {
-		log_event(LOG_LVL_ERR, "reload_failed", "reason", why, "msg",
-		          "keeping the running configuration", NULL);
+		log_fields(LOG_LVL_ERR, "reload_failed", LOG_STR("reason", why),
+		           LOG_STR("msg", "keeping the running configuration"));
 		free(why);
 		explicit_bzero(secret, strlen(secret));
 		free(secret);
@@ -217,7 +221,7 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 	config_free(d->cfg);
 	d->cfg = cfg;
 	log_init("smartpayd", (enum log_level)cfg->log_level);
-	log_event(LOG_LVL_NOTICE, "reloaded", "file", cfg->path, NULL);
+	log_fields(LOG_LVL_NOTICE, "reloaded", LOG_STR("file", cfg->path));
 	service_ready(d->service);
 }
 
@@ -225,15 +229,10 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 static void log_summary(const struct engine *engine)
 {
 	const struct engine_stats *s = engine_stats(engine);
-	char sent[24], ok[24], refused[24], local[24], retries[24], attention[24];
-	snprintf(sent, sizeof(sent), "%llu", (unsigned long long)s->sent);
-	snprintf(ok, sizeof(ok), "%llu", (unsigned long long)s->succeeded);
-	snprintf(refused, sizeof(refused), "%llu", (unsigned long long)s->refused);
-	snprintf(local, sizeof(local), "%llu", (unsigned long long)s->refused_locally);
-	snprintf(retries, sizeof(retries), "%llu", (unsigned long long)s->retries);
-	snprintf(attention, sizeof(attention), "%llu", (unsigned long long)s->needs_attention);
-	log_event(LOG_LVL_NOTICE, "summary", "sent", sent, "succeeded", ok, "refused", refused,
-	          "refused_locally", local, "retries", retries, "needs_attention", attention, NULL);
+	log_fields(LOG_LVL_NOTICE, "summary", LOG_UINT("sent", s->sent),
+	           LOG_UINT("succeeded", s->succeeded), LOG_UINT("refused", s->refused),
+	           LOG_UINT("refused_locally", s->refused_locally), LOG_UINT("retries", s->retries),
+	           LOG_UINT("needs_attention", s->needs_attention));
 }
 
 /* Runs the loop until drained, finished (--once) or forced out; returns the exit code. */
@@ -241,8 +240,8 @@ static int run(struct daemon *d)
 {
 	d->base = event_base_new();
 	if (d->base == NULL) {
-		log_event(LOG_LVL_ERR, "startup_failed", "reason", "cannot create the event loop",
-		          NULL);
+		log_fields(LOG_LVL_ERR, "startup_failed",
+		           LOG_STR("reason", "cannot create the event loop"));
 		return EXIT_RUNTIME;
 	}
 	struct engine_hooks hooks = {.ready = on_ready, .idle_exit = on_idle_exit, .arg = d};
@@ -250,7 +249,7 @@ static int run(struct daemon *d)
 	char *why = NULL;
 	if (!metrics_new(d->base, d->engine, d->once ? "" : d->cfg->metrics_listen, &d->metrics,
 	                 &why)) {
-		log_event(LOG_LVL_ERR, "startup_failed", "reason", why, NULL);
+		log_fields(LOG_LVL_ERR, "startup_failed", LOG_STR("reason", why));
 		free(why);
 		engine_free(d->engine);
 		event_base_free(d->base);
@@ -259,8 +258,9 @@ static int run(struct daemon *d)
 	/* status calls settle unknown outcomes (--once too) and serve the reconcile pass */
 	d->status = status_client_new(d->base, d->cfg, d->secret);
 	if (d->status == NULL)
-		log_event(LOG_LVL_ERR, "status_calls_disabled", "reason",
-		          "the HTTP client for status calls could not be set up", NULL);
+		log_fields(
+		    LOG_LVL_ERR, "status_calls_disabled",
+		    LOG_STR("reason", "the HTTP client for status calls could not be set up"));
 	engine_set_status_client(d->engine, d->status);
 	if (!d->once) {
 		d->alerts = alerts_new(d->engine);
@@ -277,8 +277,9 @@ static int run(struct daemon *d)
 	event_add(ev_int, NULL);
 	event_add(ev_hup, NULL);
 
-	log_event(LOG_LVL_NOTICE, "starting", "version", PACKAGE_VERSION, "instance",
-	          d->cfg->instance_name, "mode", d->once ? "once" : "service", NULL);
+	log_fields(LOG_LVL_NOTICE, "starting", LOG_STR("version", PACKAGE_VERSION),
+	           LOG_STR("instance", d->cfg->instance_name),
+	           LOG_STR("mode", d->once ? "once" : "service"));
 	engine_start(d->engine);
 	if (d->reconciler)
 		reconciler_start(d->reconciler);
@@ -289,8 +290,9 @@ static int run(struct daemon *d)
 		status = EXIT_RUNTIME;
 	else if (d->once && engine_exit_status(d->engine) != 0) {
 		const char *problem = engine_problem(d->engine);
-		log_event(LOG_LVL_ERR, "once_incomplete", "reason",
-		          problem ? problem : "some due modifications are still pending", NULL);
+		log_fields(LOG_LVL_ERR, "once_incomplete",
+		           LOG_STR("reason",
+		                   problem ? problem : "some due modifications are still pending"));
 		status = EXIT_RUNTIME;
 	}
 	log_summary(d->engine);
@@ -378,13 +380,13 @@ int main(int argc, char **argv)
 	}
 	log_init("smartpayd", (enum log_level)d.cfg->log_level);
 	if (d.cfg->warnings)
-		log_event(LOG_LVL_WARNING, "config_warning", "file", path, "warnings",
-		          d.cfg->warnings, NULL);
+		log_fields(LOG_LVL_WARNING, "config_warning", LOG_STR("file", path),
+		           LOG_STR("warnings", d.cfg->warnings));
 
 	char *why = NULL;
 	d.secret = config_read_secret(d.cfg, &why);
 	if (d.secret == NULL) {
-		log_event(LOG_LVL_ERR, "startup_failed", "reason", why, NULL);
+		log_fields(LOG_LVL_ERR, "startup_failed", LOG_STR("reason", why));
 		free(why);
 		config_free(d.cfg);
 		return EXIT_USAGE;
@@ -392,7 +394,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	event_set_log_callback(libevent_log);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		log_event(LOG_LVL_ERR, "startup_failed", "reason", "curl_global_init failed", NULL);
+		log_fields(LOG_LVL_ERR, "startup_failed",
+		           LOG_STR("reason", "curl_global_init failed"));
 		return EXIT_RUNTIME;
 	}
 	int status = run(&d);

@@ -1,6 +1,9 @@
 #include "autoconfig.h"
 
 #include "config_internal.h"
+#include "duration.h"
+#include "trim.h"
+#include "url.h"
 #include "xmalloc.h"
 
 #include <errno.h>
@@ -105,10 +108,7 @@ const struct key_desc config_keys[K_COUNT] = {
 
 static void messages_add(struct messages *m, int line, char *text)
 {
-	if (m->count == m->cap) {
-		m->cap = m->cap ? m->cap * 2 : 8;
-		m->items = xrealloc(m->items, m->cap * sizeof(*m->items));
-	}
+	m->items = xgrow(m->items, &m->cap, m->count + 1, sizeof(*m->items));
 	m->items[m->count].line = line;
 	m->items[m->count].text = text;
 	m->count++;
@@ -210,10 +210,10 @@ static bool both_ok(const struct load_state *st, enum key_id a, enum key_id b)
 static void check_http_url(struct load_state *st, enum key_id id)
 {
 	const char *url = *(char **)config_field(st, &config_keys[id]);
-	struct config_url u;
+	struct url_parts u;
 	if (!both_ok(st, id, K_SP_ALLOW_INSECURE_HTTP) || *url == '\0')
 		return;
-	if (!config_check_url(st, url, &u) || u.https || u.loopback)
+	if (!url_check(url, &u, st->why, sizeof(st->why)) || u.https || u.loopback)
 		return;
 	if (!st->cfg->allow_insecure_http) {
 		key_message(
@@ -256,10 +256,10 @@ static void order_error(struct load_state *st, enum key_id a, const char *a_must
 	enum key_id id = blame(st, a, b);
 	enum key_id other = id == a ? b : a;
 	int64_t other_ms = *(const int64_t *)config_field(st, &config_keys[other]);
-	char q[96], t[32];
+	char q[96], t[DURATION_TEXT_SIZE];
 	key_message(st, &st->errors, id, "%s %s (%s)", id == a ? a_must : b_must,
 	            qname(&config_keys[other], q, sizeof(q)),
-	            config_duration_text(other_ms, t, sizeof(t)));
+	            duration_format(other_ms, DURATION_EXACT, t));
 }
 
 /* The checks that involve more than one key. */
@@ -464,8 +464,8 @@ char *config_read_secret(const struct sp_config *cfg, char **why)
 		free(path);
 		return NULL;
 	}
-	while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
-		data[--len] = '\0';
+	len = trim_end_len(data, len, "\r\n");
+	data[len] = '\0';
 	const char *problem = NULL;
 	if (len == 0)
 		problem = "the file is empty";

@@ -1,6 +1,7 @@
 #include "autoconfig.h"
 
 #include "config_internal.h"
+#include "trim.h"
 #include "xmalloc.h"
 
 #include <ini.h>
@@ -28,12 +29,9 @@ static void strip_inline_comment(char *v)
 			break;
 		}
 	}
-	size_t n = strlen(v);
-	while (n > 0 && config_is_blank(v[n - 1]))
-		v[--n] = '\0';
-	size_t lead = 0;
-	while (config_is_blank(v[lead]))
-		lead++;
+	size_t n = trim_end_len(v, strlen(v), CONFIG_BLANKS);
+	v[n] = '\0';
+	size_t lead = trim_start_len(v, n, CONFIG_BLANKS);
 	if (lead > 0)
 		memmove(v, v + lead, n - lead + 1);
 }
@@ -92,8 +90,7 @@ static char *config_reader(char *str, int num, void *stream)
 		eol--;
 	if (ln == 1 && eol - line >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0)
 		line += 3;
-	while (line < eol && config_is_blank(*line))
-		line++;
+	line += trim_start_len(line, (size_t)(eol - line), CONFIG_BLANKS);
 	size_t len = (size_t)(eol - line);
 	strcpy(str, "\n");
 
@@ -116,18 +113,14 @@ static char *config_reader(char *str, int num, void *stream)
 			return str;
 		}
 		const char *after = close + 1;
-		while (after < eol && config_is_blank(*after))
-			after++;
+		after += trim_start_len(after, (size_t)(eol - after), CONFIG_BLANKS);
 		if (after < eol && *after != ';' && *after != '#')
 			config_error_at(st, ln, "syntax", "unexpected text after ']'");
 		const char *name = line + 1;
 		size_t nlen = (size_t)(close - name);
-		while (nlen > 0 && config_is_blank(*name)) {
-			name++;
-			nlen--;
-		}
-		while (nlen > 0 && config_is_blank(name[nlen - 1]))
-			nlen--;
+		size_t lead = trim_start_len(name, nlen, CONFIG_BLANKS);
+		name += lead;
+		nlen = trim_end_len(name, nlen - lead, CONFIG_BLANKS);
 		st->section = section_index(name, nlen);
 		if (st->section < 0) {
 			char shown[80];
@@ -154,9 +147,7 @@ static char *config_reader(char *str, int num, void *stream)
 		                "expected 'key = value', '[section]' or a comment");
 		return str;
 	}
-	size_t nlen = sep;
-	while (nlen > 0 && config_is_blank(line[nlen - 1]))
-		nlen--;
+	size_t nlen = trim_end_len(line, sep, CONFIG_BLANKS);
 	if (nlen == 0) {
 		config_error_at(st, ln, "syntax", "missing key name before '%c'", line[sep]);
 		return str;

@@ -132,6 +132,9 @@ static inline bool config_is_blank(char c)
 	return c == ' ' || c == '\t';
 }
 
+/* The same blanks as a set for trim.h. */
+#define CONFIG_BLANKS " \t"
+
 /* The field of struct sp_config that key `k` fills. */
 static inline void *config_field(struct load_state *st, const struct key_desc *k)
 {
@@ -159,20 +162,6 @@ bool config_value_listen(struct load_state *st, const struct key_desc *k, const 
 
 /* Frees what key `k`'s parser stored in cfg (a string or a list). */
 void config_value_free(const struct key_desc *k, struct sp_config *cfg);
-
-/* Formats a duration with the largest unit that divides it exactly ("5m", "1500ms"). */
-const char *config_duration_text(int64_t ms, char *buf, size_t len);
-
-/* The parts of an http(s) URL that the checks need. */
-struct config_url {
-	bool https;
-	bool loopback;
-	const char *rest; /* path, query and fragment, after the authority */
-};
-
-/* Splits and checks an http:// or https:// URL (credentials in it are refused); on
- * failure sets st->why. */
-bool config_check_url(struct load_state *st, const char *text, struct config_url *u);
 
 /* True when `s` is one of the list's items. */
 bool config_strlist_has(const struct sp_strlist *list, const char *s);

@@ -1,10 +1,12 @@
 #include "autoconfig.h"
 
 #include "config_internal.h"
+#include "duration.h"
 #include "log.h"
+#include "trim.h"
+#include "url.h"
 #include "xmalloc.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <libpq-fe.h>
 #include <limits.h>
@@ -31,41 +33,14 @@ static bool __attribute__((format(printf, 2, 3))) fail(struct load_state *st, co
 /* Returns a malloc'd copy of [s, s+n) without surrounding blanks. */
 static char *trimmed_dup(const char *s, size_t n)
 {
-	while (n > 0 && config_is_blank(*s)) {
-		s++;
-		n--;
-	}
-	while (n > 0 && config_is_blank(s[n - 1]))
-		n--;
-	return xstrndup(s, n);
+	size_t lead = trim_start_len(s, n, CONFIG_BLANKS);
+	return xstrndup(s + lead, trim_end_len(s + lead, n - lead, CONFIG_BLANKS));
 }
 
 static bool is_ident_char(char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
 	       c == '_';
-}
-
-/* Formats a duration with the largest unit that divides it exactly ("5m", "1500ms"). */
-const char *config_duration_text(int64_t ms, char *buf, size_t len)
-{
-	static const struct {
-		int64_t mult;
-		const char *unit;
-	} units[] = {{MS_PER_D, "d"}, {MS_PER_H, "h"}, {MS_PER_M, "m"}, {MS_PER_S, "s"}};
-	if (ms == 0) {
-		snprintf(buf, len, "0s");
-		return buf;
-	}
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-		if (ms % units[i].mult == 0) {
-			snprintf(buf, len, "%lld%s", (long long)(ms / units[i].mult),
-			         units[i].unit);
-			return buf;
-		}
-	}
-	snprintf(buf, len, "%lldms", (long long)ms);
-	return buf;
 }
 
 /* Replaces the key's string field with a copy of text. */
@@ -131,16 +106,16 @@ static bool duration_in_range(struct load_state *st, const struct key_desc *k, c
 	if (!config_parse_duration(text, ms, &why))
 		return fail(st, "%s", why);
 	if (*ms < k->min || *ms > k->max) {
-		char lo[32], hi[32];
+		char lo[DURATION_TEXT_SIZE], hi[DURATION_TEXT_SIZE];
 		if (k->min == 0)
 			return fail(st, "must be at most %s",
-			            config_duration_text(k->max, hi, sizeof(hi)));
+			            duration_format(k->max, DURATION_EXACT, hi));
 		if (k->min == 1)
 			return fail(st, "must be more than 0 and at most %s",
-			            config_duration_text(k->max, hi, sizeof(hi)));
+			            duration_format(k->max, DURATION_EXACT, hi));
 		return fail(st, "must be between %s and %s",
-		            config_duration_text(k->min, lo, sizeof(lo)),
-		            config_duration_text(k->max, hi, sizeof(hi)));
+		            duration_format(k->min, DURATION_EXACT, lo),
+		            duration_format(k->max, DURATION_EXACT, hi));
 	}
 	return true;
 }
@@ -225,10 +200,7 @@ bool config_value_conninfo(struct load_state *st, const struct key_desc *k, cons
 		 */
 		if (err != NULL && strcasestr(text, "password") == NULL &&
 		    strchr(text, '@') == NULL) {
-			size_t n = strlen(err);
-			while (n > 0 && (err[n - 1] == '\n' || err[n - 1] == ' '))
-				err[--n] = '\0';
-			fail(st, "not a valid libpq connection string: %s", err);
+			fail(st, "not a valid libpq connection string: %s", trim_end(err, "\n "));
 		} else {
 			fail(st, "not a valid libpq connection string (details withheld: it may "
 			         "contain a password)");
@@ -308,115 +280,10 @@ bool config_value_user_agent(struct load_state *st, const struct key_desc *k, co
 	return true;
 }
 
-/* True when a host (without brackets) is a loopback name or address. */
-static bool host_is_loopback(const char *host)
-{
-	struct in_addr a4;
-	struct in6_addr a6;
-	if (strcasecmp(host, "localhost") == 0 || strcasecmp(host, "localhost.") == 0)
-		return true;
-	if (inet_pton(AF_INET, host, &a4) == 1)
-		return (ntohl(a4.s_addr) >> 24) == 127;
-	if (inet_pton(AF_INET6, host, &a6) == 1)
-		return IN6_IS_ADDR_LOOPBACK(&a6);
-	return false;
-}
-
-/* Checks "host[:port]" or "[v6]:port"; `need_port` for listen addresses. Sets *loopback. */
-static bool check_host_port(struct load_state *st, const char *hp, size_t len, bool need_port,
-                            bool *loopback)
-{
-	char host[256];
-	const char *port = NULL;
-	size_t port_len = 0;
-	if (len > 0 && hp[0] == '[') {
-		const char *close = memchr(hp, ']', len);
-		if (close == NULL)
-			return fail(st, "missing ']' after the IPv6 address");
-		size_t hlen = (size_t)(close - hp - 1);
-		if (hlen == 0 || hlen >= sizeof(host))
-			return fail(st, "bad IPv6 address");
-		memcpy(host, hp + 1, hlen);
-		host[hlen] = '\0';
-		struct in6_addr a6;
-		if (inet_pton(AF_INET6, host, &a6) != 1)
-			return fail(st, "bad IPv6 address [%s]", host);
-		const char *after = close + 1;
-		size_t alen = len - (size_t)(after - hp);
-		if (alen > 0) {
-			if (*after != ':')
-				return fail(st, "unexpected text after ']'");
-			port = after + 1;
-			port_len = alen - 1;
-		}
-	} else {
-		const char *colon = memchr(hp, ':', len);
-		size_t hlen = colon ? (size_t)(colon - hp) : len;
-		if (colon != NULL && memchr(colon + 1, ':', len - hlen - 1) != NULL)
-			return fail(st, "IPv6 addresses need brackets, e.g. [::1]");
-		if (hlen == 0)
-			return fail(st, "missing host");
-		if (hlen >= sizeof(host))
-			return fail(st, "host name too long");
-		for (size_t i = 0; i < hlen; i++) {
-			char c = hp[i];
-			if (!is_ident_char(c) && c != '.' && c != '-')
-				return fail(st, "bad character '%c' in host name", c);
-		}
-		memcpy(host, hp, hlen);
-		host[hlen] = '\0';
-		if (colon) {
-			port = colon + 1;
-			port_len = len - hlen - 1;
-		}
-	}
-	if (port == NULL && need_port)
-		return fail(st, "missing port: expected host:port");
-	if (port != NULL) {
-		long v = 0;
-		if (port_len == 0 || port_len > 5)
-			return fail(st, "bad port");
-		for (size_t i = 0; i < port_len; i++) {
-			if (port[i] < '0' || port[i] > '9')
-				return fail(st, "bad port");
-			v = v * 10 + (port[i] - '0');
-		}
-		if (v < 1 || v > 65535)
-			return fail(st, "port must be between 1 and 65535");
-	}
-	*loopback = host_is_loopback(host);
-	return true;
-}
-
-bool config_check_url(struct load_state *st, const char *text, struct config_url *u)
-{
-	const char *p;
-	if (strncasecmp(text, "https://", 8) == 0) {
-		u->https = true;
-		p = text + 8;
-	} else if (strncasecmp(text, "http://", 7) == 0) {
-		u->https = false;
-		p = text + 7;
-	} else {
-		return fail(st, "must start with https:// (or http:// for a loopback host)");
-	}
-	for (const char *q = text; *q; q++) {
-		if (config_is_blank(*q))
-			return fail(st, "spaces are not allowed in a URL (encode them as %%20)");
-	}
-	size_t alen = strcspn(p, "/?#");
-	if (memchr(p, '@', alen) != NULL)
-		return fail(st, "credentials in the URL are not allowed");
-	if (!check_host_port(st, p, alen, false, &u->loopback))
-		return false;
-	u->rest = p + alen;
-	return true;
-}
-
 /* An http(s) URL without a fragment; the base URL also without a query or trailing slash. */
 bool config_value_url(struct load_state *st, const struct key_desc *k, const char *text)
 {
-	struct config_url u;
+	struct url_parts u;
 	bool is_base = k->offset == offsetof(struct sp_config, base_url);
 	if (*text == '\0') {
 		if (is_base)
@@ -424,7 +291,7 @@ bool config_value_url(struct load_state *st, const struct key_desc *k, const cha
 		set_string(st, k, text);
 		return true;
 	}
-	if (!config_check_url(st, text, &u))
+	if (!url_check(text, &u, st->why, sizeof(st->why)))
 		return false;
 	if (strchr(u.rest, '#') != NULL)
 		return fail(st, "a URL fragment ('#...') is not allowed");
@@ -447,9 +314,9 @@ bool config_value_url(struct load_state *st, const struct key_desc *k, const cha
 /* An origin, scheme://host[:port], or "" for none. */
 bool config_value_origin(struct load_state *st, const struct key_desc *k, const char *text)
 {
-	struct config_url u;
+	struct url_parts u;
 	if (*text != '\0') {
-		if (!config_check_url(st, text, &u))
+		if (!url_check(text, &u, st->why, sizeof(st->why)))
 			return false;
 		if (*u.rest != '\0')
 			return fail(st, "an origin is scheme://host[:port], without a path");
@@ -462,7 +329,8 @@ bool config_value_origin(struct load_state *st, const struct key_desc *k, const 
 bool config_value_listen(struct load_state *st, const struct key_desc *k, const char *text)
 {
 	bool loopback;
-	if (*text != '\0' && !check_host_port(st, text, strlen(text), true, &loopback))
+	if (*text != '\0' &&
+	    !url_check_host_port(text, strlen(text), true, &loopback, st->why, sizeof(st->why)))
 		return false;
 	set_string(st, k, text);
 	return true;
@@ -542,10 +410,7 @@ static bool split_list(struct load_state *st, const char *text, struct sp_strlis
 			strlist_free(list);
 			return fail(st, "empty item in the list (a stray comma?)");
 		}
-		if (list->count == cap) {
-			cap = cap ? cap * 2 : 4;
-			list->items = xrealloc(list->items, cap * sizeof(*list->items));
-		}
+		list->items = xgrow(list->items, &cap, list->count + 1, sizeof(*list->items));
 		list->items[list->count++] = item;
 		if (p[n] == '\0')
 			break;

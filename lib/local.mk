@@ -1,7 +1,8 @@
 # libsmartpay: all the logic; the programs and the tests link it.
 noinst_LIBRARIES += lib/libsmartpay.a
 lib_libsmartpay_a_SOURCES = \
-	lib/xmalloc.c lib/xmalloc.h
+	lib/xmalloc.c lib/xmalloc.h lib/trim.c lib/trim.h lib/duration.c lib/duration.h \
+	lib/url.c lib/url.h
 lib_libsmartpay_a_SOURCES += lib/money.c lib/money.h lib/log.c lib/log.h \
 	lib/config.c lib/config.h lib/config_internal.h lib/config_ini.c lib/config_value.c
 lib_libsmartpay_a_SOURCES += lib/migrate.c lib/migrate.h

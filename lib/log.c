@@ -4,6 +4,7 @@
 #include "xmalloc.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,20 +40,18 @@ static void lb_init(struct linebuf *lb, char *stack, size_t cap)
 /* Makes room for `extra` more bytes plus the terminating NUL. */
 static void lb_reserve(struct linebuf *lb, size_t extra)
 {
-	if (lb->len + extra + 1 <= lb->cap)
+	size_t need = lb->len + extra + 1;
+	if (need <= lb->cap)
 		return;
-	size_t cap = lb->cap * 2;
-	while (cap < lb->len + extra + 1)
-		cap *= 2;
 	if (lb->heap) {
-		lb->data = xrealloc(lb->data, cap);
-	} else {
-		char *d = xmalloc(cap);
-		memcpy(d, lb->data, lb->len + 1);
-		lb->data = d;
-		lb->heap = true;
+		lb->data = xgrow(lb->data, &lb->cap, need, 1);
+		return;
 	}
-	lb->cap = cap;
+	/* off the stack: a heap buffer at least twice its size, the line copied over */
+	char *d = xgrow(NULL, &lb->cap, need, 1);
+	memcpy(d, lb->data, lb->len + 1);
+	lb->data = d;
+	lb->heap = true;
 }
 
 static void lb_add(struct linebuf *lb, const char *s, size_t n)
@@ -220,12 +219,26 @@ static void add_key(struct linebuf *lb, const char *k)
 	}
 }
 
-static void add_pair(struct linebuf *lb, const char *key, const char *value)
+/* Appends " key=value"; numbers in decimal, which never need quoting. */
+static void add_field(struct linebuf *lb, const struct log_field *f)
 {
+	char num[24];
 	lb_addc(lb, ' ');
-	add_key(lb, key);
+	add_key(lb, f->key);
 	lb_addc(lb, '=');
-	add_value(lb, value);
+	switch (f->type) {
+	case LOG_FIELD_INT:
+		snprintf(num, sizeof(num), "%" PRId64, f->v.i);
+		lb_adds(lb, num);
+		return;
+	case LOG_FIELD_UINT:
+		snprintf(num, sizeof(num), "%" PRIu64, f->v.u);
+		lb_adds(lb, num);
+		return;
+	case LOG_FIELD_STR:
+		break;
+	}
+	add_value(lb, f->v.s);
 }
 
 static void add_head(struct linebuf *lb, enum log_level level, const char *event)
@@ -236,16 +249,28 @@ static void add_head(struct linebuf *lb, enum log_level level, const char *event
 	add_value(lb, event);
 }
 
-char *log_format_line(enum log_level level, const char *event, const char *const *pairs, int npairs)
+char *log_format_fields(enum log_level level, const char *event, const struct log_field *fields,
+                        size_t n)
 {
 	char stack[512];
 	struct linebuf lb;
 	lb_init(&lb, stack, sizeof(stack));
 	add_head(&lb, level, event);
-	for (int i = 0; i < npairs; i++)
-		add_pair(&lb, pairs[2 * i], pairs[2 * i + 1]);
+	for (size_t i = 0; i < n; i++)
+		add_field(&lb, &fields[i]);
 	char *line = xstrdup(lb.data);
 	lb_free(&lb);
+	return line;
+}
+
+char *log_format_line(enum log_level level, const char *event, const char *const *pairs, int npairs)
+{
+	size_t n = npairs > 0 ? (size_t)npairs : 0;
+	struct log_field *fields = xcalloc(n, sizeof(*fields));
+	for (size_t i = 0; i < n; i++)
+		fields[i] = LOG_STR(pairs[2 * i], pairs[2 * i + 1]);
+	char *line = log_format_fields(level, event, fields, n);
+	free(fields);
 	return line;
 }
 
@@ -289,7 +314,7 @@ static void emit(struct linebuf *lb)
 	}
 }
 
-void log_event(enum log_level level, const char *event, ...)
+void log_write(enum log_level level, const char *event, const struct log_field *fields, size_t n)
 {
 	if (!log_enabled(level))
 		return;
@@ -299,18 +324,37 @@ void log_event(enum log_level level, const char *event, ...)
 	lb_init(&lb, stack, sizeof(stack));
 	add_prefix(&lb, level);
 	add_head(&lb, level, event);
-	va_list ap;
-	va_start(ap, event);
-	for (;;) {
-		const char *key = va_arg(ap, const char *);
-		if (key == NULL)
-			break;
-		const char *value = va_arg(ap, const char *);
-		add_pair(&lb, key, value);
-	}
-	va_end(ap);
+	for (size_t i = 0; i < n; i++)
+		add_field(&lb, &fields[i]);
 	emit(&lb);
 	lb_free(&lb);
+	errno = saved_errno;
+}
+
+void log_event(enum log_level level, const char *event, ...)
+{
+	if (!log_enabled(level))
+		return;
+	int saved_errno = errno;
+	va_list ap, count;
+	va_start(ap, event);
+	va_copy(count, ap);
+	size_t n = 0;
+	while (va_arg(count, const char *) != NULL) {
+		(void)va_arg(count, const char *);
+		n++;
+	}
+	va_end(count);
+	struct log_field stack[16];
+	struct log_field *fields = n <= 16 ? stack : xcalloc(n, sizeof(*fields));
+	for (size_t i = 0; i < n; i++) {
+		const char *key = va_arg(ap, const char *);
+		fields[i] = LOG_STR(key, va_arg(ap, const char *));
+	}
+	va_end(ap);
+	log_write(level, event, fields, n);
+	if (fields != stack)
+		free(fields);
 	errno = saved_errno;
 }
 
@@ -333,14 +377,7 @@ void log_msg(enum log_level level, const char *event, const char *fmt, ...)
 		vsnprintf(msg, (size_t)n + 1, fmt, ap);
 		va_end(ap);
 	}
-	char stack[1024];
-	struct linebuf lb;
-	lb_init(&lb, stack, sizeof(stack));
-	add_prefix(&lb, level);
-	add_head(&lb, level, event);
-	add_pair(&lb, "msg", msg);
-	emit(&lb);
-	lb_free(&lb);
+	log_fields(level, event, LOG_STR("msg", msg));
 	if (msg != msgbuf)
 		free(msg);
 	errno = saved_errno;

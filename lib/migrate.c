@@ -10,17 +10,8 @@
 
 #include "store_indexes.h"
 #include "money.h"
+#include "trim.h"
 #include "xmalloc.h"
-
-/* Drops trailing newlines and spaces that libpq leaves at the end of messages. */
-static char *trim_end(char *s)
-{
-	size_t len = strlen(s);
-
-	while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == ' '))
-		s[--len] = '\0';
-	return s;
-}
 
 /* Line (1-based) of the character at 1-based character position `pos` in UTF-8 `text`. */
 static int line_of_position(const char *text, long pos)
@@ -56,7 +47,7 @@ static char *result_error(const char *where, const char *sql, PGconn *conn, cons
 			free(text);
 			text = xasprintf("unexpected result %s", PQresStatus(PQresultStatus(res)));
 		}
-		msg = xasprintf("%s: %s", where, trim_end(text));
+		msg = xasprintf("%s: %s", where, trim_end(text, "\n "));
 		free(text);
 		return msg;
 	}
@@ -375,7 +366,7 @@ static char *quote_relation(PGconn *conn, const char *relation, char **err)
 		return quoted;
 fail:
 	*err = xasprintf("orders relation \"%s\": %s", relation, PQerrorMessage(conn));
-	trim_end(*err);
+	trim_end(*err, "\n ");
 	return NULL;
 }
 

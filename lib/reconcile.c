@@ -191,10 +191,7 @@ static const char *external_what(enum mod_kind kind)
 /* Appends a finding. */
 static void add_finding(struct rc_report *r, size_t *cap, const struct rc_finding *f)
 {
-	if (r->nfindings == *cap) {
-		*cap = *cap ? *cap * 2 : 4;
-		r->findings = xrealloc(r->findings, *cap * sizeof(*r->findings));
-	}
+	r->findings = xgrow(r->findings, cap, r->nfindings + 1, sizeof(*r->findings));
 	r->findings[r->nfindings++] = *f;
 }
 

@@ -4,6 +4,7 @@
 
 #include "money.h"
 #include "text.h"
+#include "trim.h"
 #include "xmalloc.h"
 
 #include <json-c/json.h>
@@ -226,12 +227,9 @@ static struct json_object *parse_object(const char *body, size_t len)
 	end = (size_t)tok->char_offset;
 #endif
 	json_tokener_free(tok);
-	for (; end < len; end++) {
-		char c = body[end];
-		if (c != ' ' && c != '\t' && c != '\r' && c != '\n') {
-			json_object_put(obj);
-			return NULL;
-		}
+	if (end < len && trim_start_len(body + end, len - end, " \t\r\n") != len - end) {
+		json_object_put(obj);
+		return NULL;
 	}
 	if (!json_object_is_type(obj, json_type_object)) {
 		json_object_put(obj);
@@ -325,10 +323,7 @@ static void add_entry(struct entry_list *l, struct json_object *v)
 
 	if (data == NULL || !json_object_is_type(data, json_type_object))
 		return;
-	if (l->n == l->cap) {
-		l->cap = l->cap ? l->cap * 2 : 8;
-		l->items = xrealloc(l->items, l->cap * sizeof(*l->items));
-	}
+	l->items = xgrow(l->items, &l->cap, l->n + 1, sizeof(*l->items));
 	e = &l->items[l->n++];
 	memset(e, 0, sizeof(*e));
 	e->modification_id = text_member(data, "modificationId");

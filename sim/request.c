@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "money.h"
+#include "trim.h"
 
 struct json_object *sim_request_json(struct json_tokener *reuse, const char *body, size_t len)
 {
@@ -16,10 +17,9 @@ struct json_object *sim_request_json(struct json_tokener *reuse, const char *bod
 	struct json_object *root = json_tokener_parse_ex(tok, body, (int)len);
 	bool ok = root != NULL && json_tokener_get_error(tok) == json_tokener_success;
 	/* only white space may follow the value */
-	for (size_t i = ok ? json_tokener_get_parse_end(tok) : len; i < len; i++) {
-		if (body[i] != ' ' && body[i] != '\t' && body[i] != '\r' && body[i] != '\n')
-			ok = false;
-	}
+	size_t end = ok ? json_tokener_get_parse_end(tok) : len;
+	if (end < len && trim_start_len(body + end, len - end, " \t\r\n") != len - end)
+		ok = false;
 	if (reuse == NULL)
 		json_tokener_free(tok);
 	if (!ok) {

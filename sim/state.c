@@ -169,15 +169,6 @@ int64_t sim_state_auth_validity(const struct sim_state *st)
 	return st->auth_validity_ms;
 }
 
-/* Grows a dynamic array so that one more element fits. */
-static void *grow(void *arr, size_t *cap, size_t n, size_t elem)
-{
-	if (n < *cap)
-		return arr;
-	*cap = *cap ? *cap * 2 : 16;
-	return xrealloc(arr, *cap * elem);
-}
-
 /* A fresh reconciliation reference id: unique within this simulator run. */
 static void next_recon_id(struct sim_state *st, char out[SIM_RECON_ID_LEN + 1])
 {
@@ -242,7 +233,7 @@ struct sim_txn *sim_state_create(struct sim_state *st, const struct sim_txn_spec
 	t->payment_method = xstrdup(spec->payment_method ? spec->payment_method : "CARDS");
 	t->mit = spec->mit;
 
-	st->txns = grow(st->txns, &st->captxns, st->ntxns, sizeof(*st->txns));
+	st->txns = xgrow(st->txns, &st->captxns, st->ntxns + 1, sizeof(*st->txns));
 	st->txns[st->ntxns++] = t;
 	sim_htab_put(st->txn_index, t->id, t);
 	return t;
@@ -293,10 +284,7 @@ static void record(struct sim_state *st, struct sim_txn *t, const struct sim_mod
                    enum sim_mod_type type, int64_t amount, int64_t released, int64_t now,
                    struct sim_result *res)
 {
-	if (t->nmods == t->capmods) {
-		t->capmods = t->capmods ? t->capmods * 2 : 1;
-		t->mods = xrealloc(t->mods, t->capmods * sizeof(*t->mods));
-	}
+	t->mods = xgrow(t->mods, &t->capmods, t->nmods + 1, sizeof(*t->mods));
 	struct sim_mod *m = &t->mods[t->nmods];
 	memset(m, 0, sizeof(*m));
 	m->type = type;
@@ -310,7 +298,7 @@ static void record(struct sim_state *st, struct sim_txn *t, const struct sim_mod
 	res->mod_index = t->nmods++;
 	t->last_status_at = now;
 
-	st->effects = grow(st->effects, &st->capeffects, st->neffects, sizeof(*st->effects));
+	st->effects = xgrow(st->effects, &st->capeffects, st->neffects + 1, sizeof(*st->effects));
 	struct sim_effect *e = &st->effects[st->neffects++];
 	e->txn = t;
 	e->modification_id = m->modification_id;
@@ -511,7 +499,7 @@ bool sim_state_expire(struct sim_state *st, struct sim_txn *t)
 	t->status = SIM_PS_EXPIRED;
 	t->expires_at = now;
 	t->last_status_at = now;
-	st->effects = grow(st->effects, &st->capeffects, st->neffects, sizeof(*st->effects));
+	st->effects = xgrow(st->effects, &st->capeffects, st->neffects + 1, sizeof(*st->effects));
 	struct sim_effect *e = &st->effects[st->neffects++];
 	memset(e, 0, sizeof(*e));
 	e->txn = t;
@@ -534,8 +522,8 @@ void sim_state_note_status_call(struct sim_state *st, const char *id, int64_t re
 		        (st->nstatus_times - 1) * sizeof(*st->status_call_times));
 		st->nstatus_times--;
 	}
-	st->status_call_times = grow(st->status_call_times, &st->capstatus_times, st->nstatus_times,
-	                             sizeof(*st->status_call_times));
+	st->status_call_times = xgrow(st->status_call_times, &st->capstatus_times,
+	                              st->nstatus_times + 1, sizeof(*st->status_call_times));
 	st->status_call_times[st->nstatus_times++] = real_ms;
 }
 
@@ -578,7 +566,7 @@ struct sim_modrec *sim_state_note_request(struct sim_state *st, const char *modi
 		r = xcalloc(1, sizeof(*r));
 		r->modification_id = xstrdup(modification_id);
 		st->modrecs =
-		    grow(st->modrecs, &st->capmodrecs, st->nmodrecs, sizeof(*st->modrecs));
+		    xgrow(st->modrecs, &st->capmodrecs, st->nmodrecs + 1, sizeof(*st->modrecs));
 		st->modrecs[st->nmodrecs++] = r;
 		sim_htab_put(st->mod_index, r->modification_id, r);
 		r->body_hash = h;

@@ -4,6 +4,8 @@
 #include "testutil.h"
 
 #include <check.h>
+#include <errno.h>
+#include <stdint.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +88,56 @@ START_TEST(test_format_long)
 }
 END_TEST
 
+/* Formats a line from typed fields and compares it with the expected text. */
+static void fields_are(const struct log_field *fields, size_t n, const char *expect)
+{
+	char *line = log_format_fields(LOG_LVL_INFO, "ev", fields, n);
+	ck_assert_msg(strcmp(line, expect) == 0, "got  %s\nwant %s", line, expect);
+	free(line);
+}
+
+START_TEST(test_format_typed_fields)
+{
+	const struct log_field numbers[] = {
+	    LOG_INT("attempt", 2),     LOG_INT("zero", 0),        LOG_INT("delta", -1500),
+	    LOG_INT("min", INT64_MIN), LOG_INT("max", INT64_MAX), LOG_UINT("sent", UINT64_MAX),
+	    LOG_UINT("none", 0),
+	};
+	fields_are(numbers, 7,
+	           "level=info event=ev attempt=2 zero=0 delta=-1500 min=-9223372036854775808 "
+	           "max=9223372036854775807 sent=18446744073709551615 none=0");
+	/* strings follow log_event's rules: quoting, escapes, NULL as "-", keys made safe */
+	const struct log_field strings[] = {
+	    LOG_STR("order_id", "42"), LOG_STR("msg", "two words"), LOG_STR("nl", "a\nb"),
+	    LOG_STR("missing", NULL),  LOG_STR("bad key=", "v"),    LOG_STR("empty", ""),
+	};
+	fields_are(strings, 6,
+	           "level=info event=ev order_id=42 msg=\"two words\" nl=\"a\\nb\" missing=- "
+	           "bad_key_=v empty=\"\"");
+	fields_are(NULL, 0, "level=info event=ev");
+}
+END_TEST
+
+/* The typed form writes the same bytes as log_event's strings did for the same values. */
+START_TEST(test_typed_fields_match_the_string_form)
+{
+	char attempt[24], status[24];
+	snprintf(attempt, sizeof(attempt), "%d", 3);
+	snprintf(status, sizeof(status), "%lld", (long long)-7);
+	const char *pairs[] = {"order_id", "A-1",  "attempt", attempt,
+	                       "status",   status, "reason",  "timed out"};
+	const struct log_field fields[] = {LOG_STR("order_id", "A-1"), LOG_INT("attempt", 3),
+	                                   LOG_INT("status", -7), LOG_STR("reason", "timed out")};
+	char *a = log_format_line(LOG_LVL_WARNING, "modification_retry", pairs, 4);
+	char *b = log_format_fields(LOG_LVL_WARNING, "modification_retry", fields, 4);
+	ck_assert_str_eq(a, b);
+	ck_assert_str_eq(b, "level=warning event=modification_retry order_id=A-1 attempt=3 "
+	                    "status=-7 reason=\"timed out\"");
+	free(a);
+	free(b);
+}
+END_TEST
+
 START_TEST(test_level_parse)
 {
 	enum log_level l = LOG_LVL_INFO;
@@ -165,6 +217,44 @@ START_TEST(test_write_and_filter)
 	                    "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z "
 	                    "level=error event=db_down msg=\"cannot connect: timeout expired "
 	                    "\\(3\\)\"\n$");
+	free(out);
+}
+END_TEST
+
+START_TEST(test_write_typed_fields)
+{
+	char path[4096];
+	unsetenv("JOURNAL_STREAM");
+	int saved = capture_stderr(path, sizeof(path));
+	log_init("check_log", LOG_LVL_NOTICE);
+	size_t inflight = 12;
+	log_fields(LOG_LVL_INFO, "dropped", LOG_INT("n", 1));
+	log_fields(LOG_LVL_NOTICE, "draining", LOG_UINT("inflight", inflight));
+	log_fields(LOG_LVL_WARNING, "modification_retry", LOG_STR("order_id", "42"),
+	           LOG_INT("attempt", 2), LOG_INT("retry_in_ms", 1500));
+	log_fields(LOG_LVL_ERR, "bare");
+	log_event(LOG_LVL_ERR, "old_form", "order_id", "42", "attempt", "2", NULL);
+	/* more pairs than log_event keeps on its stack */
+	log_event(LOG_LVL_ERR, "many", "a", "1", "b", "2", "c", "3", "d", "4", "e", "5", "f", "6",
+	          "g", "7", "h", "8", "i", "9", "j", "10", "k", "11", "l", "12", "m", "13", "n",
+	          "14", "o", "15", "p", "16", "q", "17", NULL);
+	errno = EAGAIN;
+	log_fields(LOG_LVL_NOTICE, "keeps_errno", LOG_STR("k", "v"));
+	ck_assert_int_eq(errno, EAGAIN);
+	char *out = release_stderr(saved, path);
+	log_init("check_log", LOG_LVL_INFO);
+
+	ck_assert_ptr_null(strstr(out, "dropped"));
+	assert_matches(out,
+	               "^[0-9-]{10}T[0-9:.]{12}Z level=notice event=draining inflight=12\n"
+	               "[0-9-]{10}T[0-9:.]{12}Z level=warning event=modification_retry "
+	               "order_id=42 attempt=2 retry_in_ms=1500\n"
+	               "[0-9-]{10}T[0-9:.]{12}Z level=error event=bare\n"
+	               "[0-9-]{10}T[0-9:.]{12}Z level=error event=old_form order_id=42 "
+	               "attempt=2\n"
+	               "[0-9-]{10}T[0-9:.]{12}Z level=error event=many a=1 b=2 c=3 d=4 e=5 f=6 "
+	               "g=7 h=8 i=9 j=10 k=11 l=12 m=13 n=14 o=15 p=16 q=17\n"
+	               "[0-9-]{10}T[0-9:.]{12}Z level=notice event=keeps_errno k=v\n$");
 	free(out);
 }
 END_TEST
@@ -258,7 +348,10 @@ static Suite *log_suite(void)
 	tcase_add_test(tc, test_format_quoting);
 	tcase_add_test(tc, test_format_null_and_keys);
 	tcase_add_test(tc, test_format_long);
+	tcase_add_test(tc, test_format_typed_fields);
+	tcase_add_test(tc, test_typed_fields_match_the_string_form);
 	tcase_add_test(tc, test_level_parse);
+	tcase_add_test(tc, test_write_typed_fields);
 	tcase_add_test(tc, test_write_and_filter);
 	tcase_add_test(tc, test_debug_level_writes_all);
 	tcase_add_test(tc, test_journal_prefix);

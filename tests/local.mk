@@ -12,6 +12,8 @@ WORLD_SOURCES = tests/world.c tests/world.h tests/daemonproc.c tests/daemonproc.
 # pure code: the gateway client, HTTP, money, logging, configuration, decisions
 UNIT_SUITES = tests/check_gateway tests/check_http tests/check_money tests/check_log \
 	tests/check_config tests/check_decide tests/check_reconcile
+# the shared helpers: allocation, trimming, durations, URLs
+UNIT_SUITES += tests/check_xmalloc tests/check_trim tests/check_duration tests/check_url
 # against a private PostgreSQL (tests/pgtest.h): migrations, smartpayctl, the shop API
 PG_SUITES = tests/check_migrate tests/check_shop_api tests/check_ctl
 # end to end (tests/world.h): the daemon, hostile answers, the shop's rows, scheduling,
@@ -31,6 +33,10 @@ tests_check_log_SOURCES = tests/check_log.c $(TESTUTIL_SOURCES)
 tests_check_config_SOURCES = tests/check_config.c $(TESTUTIL_SOURCES)
 tests_check_decide_SOURCES = tests/check_decide.c $(TESTUTIL_SOURCES)
 tests_check_reconcile_SOURCES = tests/check_reconcile.c $(TESTUTIL_SOURCES)
+tests_check_xmalloc_SOURCES = tests/check_xmalloc.c $(TESTUTIL_SOURCES)
+tests_check_trim_SOURCES = tests/check_trim.c $(TESTUTIL_SOURCES)
+tests_check_duration_SOURCES = tests/check_duration.c $(TESTUTIL_SOURCES)
+tests_check_url_SOURCES = tests/check_url.c $(TESTUTIL_SOURCES)
 # smartpay-sim: its pure modules directly, and the program over HTTP (tests/simproc.h)
 tests_check_sim_SOURCES = tests/check_sim.c tests/simproc.c tests/simproc.h $(SIM_CORE_SOURCES) \
 	$(TESTUTIL_SOURCES)
@@ -66,6 +72,14 @@ tests_check_decide_LDADD = $(TEST_LDADD)
 tests_check_decide_CFLAGS = $(TEST_CFLAGS)
 tests_check_reconcile_LDADD = $(TEST_LDADD)
 tests_check_reconcile_CFLAGS = $(TEST_CFLAGS)
+tests_check_xmalloc_LDADD = $(TEST_LDADD)
+tests_check_xmalloc_CFLAGS = $(TEST_CFLAGS)
+tests_check_trim_LDADD = $(TEST_LDADD)
+tests_check_trim_CFLAGS = $(TEST_CFLAGS)
+tests_check_duration_LDADD = $(TEST_LDADD)
+tests_check_duration_CFLAGS = $(TEST_CFLAGS)
+tests_check_url_LDADD = $(TEST_LDADD)
+tests_check_url_CFLAGS = $(TEST_CFLAGS)
 tests_check_sim_LDADD = $(TEST_LDADD)
 tests_check_sim_CFLAGS = $(TEST_CFLAGS)
 tests_check_migrate_LDADD = $(TEST_LDADD)

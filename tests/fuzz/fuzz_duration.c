@@ -1,6 +1,6 @@
 /* libFuzzer harness: the configuration's duration parser (config_parse_duration) against
  * a reference written here, and the round trip through the text the loader's messages
- * use (config_duration_text, an internal of the config module).
+ * use (duration_format's DURATION_EXACT, lib/duration.h).
  *
  * Input: the duration text, up to a NUL ("90s", "120h"). The first eight bytes, read as
  * an int64, are also formatted as a duration and parsed back. */
@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "config_internal.h"
+#include "duration.h"
 #include "fuzz.h"
 #include "xmalloc.h"
 
@@ -55,17 +56,17 @@ static void check_parse(const char *text)
 		return;
 	}
 	FUZZ_CHECK(got == want && got >= 0);
-	char buf[32];
+	char buf[DURATION_TEXT_SIZE];
 	int64_t back = -1;
-	FUZZ_CHECK(config_parse_duration(config_duration_text(got, buf, sizeof(buf)), &back, &why));
+	FUZZ_CHECK(config_parse_duration(duration_format(got, DURATION_EXACT, buf), &back, &why));
 	FUZZ_CHECK(back == got);
 }
 
 /* Checks parse(text(ms)) == ms for a non-negative duration. */
 static void check_text(int64_t ms)
 {
-	char buf[32];
-	const char *text = config_duration_text(ms, buf, sizeof(buf));
+	char buf[DURATION_TEXT_SIZE];
+	const char *text = duration_format(ms, DURATION_EXACT, buf);
 	FUZZ_CHECK(strlen(text) < sizeof(buf) - 1);
 	int64_t back = -1;
 	const char *why = NULL;
