@@ -30,6 +30,19 @@ PGresult *store_ctl_exec(PGconn *conn, const char *sql, int nparams, const char 
 	return PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
 }
 
+PGresult *store_ctl_exec1(PGconn *conn, const char *sql, const char *value)
+{
+	const char *params[1] = {value};
+	return store_ctl_exec(conn, sql, 1, params);
+}
+
+PGresult *store_ctl_exec_built(PGconn *conn, char *sql, int nparams, const char *const *params)
+{
+	PGresult *res = store_ctl_exec(conn, sql, nparams, params);
+	free(sql);
+	return res;
+}
+
 PGresult *store_ctl_session(PGconn *conn, int64_t statement_timeout_ms)
 {
 	char *setup = store_session_setup_sql(statement_timeout_ms);
@@ -82,52 +95,47 @@ PGresult *store_ctl_list(PGconn *conn, const char *state, const char *kind, cons
 
 PGresult *store_ctl_show(PGconn *conn, const char *id)
 {
-	const char *params[1] = {id};
 	/* every column, in the order people read them */
-	return store_ctl_exec(
+	return store_ctl_exec1(
 	    conn,
 	    "SELECT " MODIFICATION_COLUMNS ", m.lease_owner, m.lease_generation, "
 	    "m.lease_expires_at, m.http_status, m.payment_status, m.reconciliation_reference_id, "
 	    "m.settled_by, m.origin, m.external_id, m.request_body, m.response_body "
 	    "FROM smartpay.modifications m WHERE m.modification_id = $1::uuid",
-	    1, params);
+	    id);
 }
 
 PGresult *store_ctl_show_request(PGconn *conn, const char *id)
 {
-	const char *params[1] = {id};
-	return store_ctl_exec(
+	return store_ctl_exec1(
 	    conn,
 	    "SELECT " REQUEST_COLUMNS " FROM smartpay.requests r "
 	    "WHERE r.modification_id = $1::uuid OR r.request_id = "
 	    "(SELECT request_id FROM smartpay.modifications WHERE modification_id = $1::uuid) "
 	    "ORDER BY r.request_id LIMIT 1",
-	    1, params);
+	    id);
 }
 
 PGresult *store_ctl_show_alerts(PGconn *conn, const char *id)
 {
-	const char *params[1] = {id};
-	return store_ctl_exec(conn,
-	                      "SELECT " ALERT_COLUMNS " FROM smartpay.alerts a "
-	                      "WHERE a.modification_id = $1::uuid ORDER BY a.alert_id",
-	                      1, params);
+	return store_ctl_exec1(conn,
+	                       "SELECT " ALERT_COLUMNS " FROM smartpay.alerts a "
+	                       "WHERE a.modification_id = $1::uuid ORDER BY a.alert_id",
+	                       id);
 }
 
 PGresult *store_ctl_retry_lock(PGconn *conn, const char *id)
 {
-	const char *params[1] = {id};
-	return store_ctl_exec(conn,
-	                      "SELECT state, transaction_id FROM smartpay.modifications "
-	                      "WHERE modification_id = $1::uuid FOR UPDATE",
-	                      1, params);
+	return store_ctl_exec1(conn,
+	                       "SELECT state, transaction_id FROM smartpay.modifications "
+	                       "WHERE modification_id = $1::uuid FOR UPDATE",
+	                       id);
 }
 
 PGresult *store_ctl_retry_requeue(PGconn *conn, const char *id)
 {
-	const char *params[1] = {id};
 	/* same id, same body, attempts kept: only the schedule and the lease change */
-	return store_ctl_exec(
+	return store_ctl_exec1(
 	    conn,
 	    "UPDATE smartpay.modifications m SET state = 'pending', "
 	    "next_attempt_at = now(), lease_owner = NULL, lease_expires_at = NULL, "
@@ -135,16 +143,15 @@ PGresult *store_ctl_retry_requeue(PGconn *conn, const char *id)
 	    "updated_at = now() "
 	    "WHERE m.modification_id = $1::uuid RETURNING " MODIFICATION_COLUMNS
 	    ", (m.deadline <= now()) AS deadline_passed",
-	    1, params);
+	    id);
 }
 
 PGresult *store_ctl_pending_of(PGconn *conn, const char *transaction)
 {
-	const char *params[1] = {transaction};
-	return store_ctl_exec(conn,
-	                      "SELECT modification_id::text, kind FROM smartpay.modifications "
-	                      "WHERE transaction_id = $1 AND state = 'pending' LIMIT 1",
-	                      1, params);
+	return store_ctl_exec1(conn,
+	                       "SELECT modification_id::text, kind FROM smartpay.modifications "
+	                       "WHERE transaction_id = $1 AND state = 'pending' LIMIT 1",
+	                       transaction);
 }
 
 PGresult *store_ctl_dismiss(PGconn *conn, const char *id, const char *user)
@@ -165,20 +172,18 @@ PGresult *store_ctl_dismiss(PGconn *conn, const char *id, const char *user)
 
 PGresult *store_ctl_state(PGconn *conn, const char *id)
 {
-	const char *params[1] = {id};
-	return store_ctl_exec(conn,
-	                      "SELECT state, dismissed_at IS NOT NULL FROM "
-	                      "smartpay.modifications WHERE modification_id = $1::uuid",
-	                      1, params);
+	return store_ctl_exec1(conn,
+	                       "SELECT state, dismissed_at IS NOT NULL FROM "
+	                       "smartpay.modifications WHERE modification_id = $1::uuid",
+	                       id);
 }
 
 PGresult *store_ctl_capture_currency(PGconn *conn, const char *order)
 {
-	const char *params[1] = {order};
-	return store_ctl_exec(conn,
-	                      "SELECT currency::text FROM smartpay.modifications WHERE order_id = "
-	                      "$1 AND kind = 'capture' AND state = 'succeeded' LIMIT 1",
-	                      1, params);
+	return store_ctl_exec1(conn,
+	                       "SELECT currency::text FROM smartpay.modifications WHERE order_id = "
+	                       "$1 AND kind = 'capture' AND state = 'succeeded' LIMIT 1",
+	                       order);
 }
 
 PGresult *store_ctl_request_refund(PGconn *conn, const char *order, const char *amount,
@@ -197,11 +202,10 @@ PGresult *store_ctl_request_cancel_or_refund(PGconn *conn, const char *order, co
 
 PGresult *store_ctl_request(PGconn *conn, const char *request_id)
 {
-	const char *params[1] = {request_id};
-	return store_ctl_exec(conn,
-	                      "SELECT " REQUEST_COLUMNS
-	                      " FROM smartpay.requests r WHERE r.request_id = $1::bigint",
-	                      1, params);
+	return store_ctl_exec1(conn,
+	                       "SELECT " REQUEST_COLUMNS
+	                       " FROM smartpay.requests r WHERE r.request_id = $1::bigint",
+	                       request_id);
 }
 
 PGresult *store_ctl_alerts(PGconn *conn, bool all, const char *kind, const char *limit)
@@ -217,12 +221,11 @@ PGresult *store_ctl_alerts(PGconn *conn, bool all, const char *kind, const char 
 
 PGresult *store_ctl_unknown_alerts(PGconn *conn, const char *ids)
 {
-	const char *params[1] = {ids};
-	return store_ctl_exec(conn,
-	                      "SELECT string_agg(w.id::text, ', ' ORDER BY w.id) FROM "
-	                      "(SELECT DISTINCT unnest($1::bigint[]) AS id) w WHERE NOT EXISTS "
-	                      "(SELECT 1 FROM smartpay.alerts a WHERE a.alert_id = w.id)",
-	                      1, params);
+	return store_ctl_exec1(conn,
+	                       "SELECT string_agg(w.id::text, ', ' ORDER BY w.id) FROM "
+	                       "(SELECT DISTINCT unnest($1::bigint[]) AS id) w WHERE NOT EXISTS "
+	                       "(SELECT 1 FROM smartpay.alerts a WHERE a.alert_id = w.id)",
+	                       ids);
 }
 
 PGresult *store_ctl_ack(PGconn *conn, const char *ids, const char *user)

@@ -78,8 +78,8 @@ PGresult *store_ctl_request(PGconn *conn, const char *request_id);
 /* ---- alerts ---- */
 
 /* Alerts newest first: the unacknowledged ones (every one with `all`), of `kind` (NULL:
- * any), at most `limit` (text) rows; with `summarised`, whether each was folded into an
- * alerts_summarised alert. */
+ * any), at most `limit` (text) rows; the columns of store_ctl_show_alerts and
+ * summarised (whether the alert was folded into an alerts_summarised alert). */
 PGresult *store_ctl_alerts(PGconn *conn, bool all, const char *kind, const char *limit);
 /* Of the ids (a bigint[] literal), those that name no alert: one row, "1, 5" or NULL. */
 PGresult *store_ctl_unknown_alerts(PGconn *conn, const char *ids);

@@ -7,4 +7,10 @@
 /* Runs one statement with text parameters and results (PQexecParams). */
 PGresult *store_ctl_exec(PGconn *conn, const char *sql, int nparams, const char *const *params);
 
+/* Runs one statement with one text parameter. */
+PGresult *store_ctl_exec1(PGconn *conn, const char *sql, const char *value);
+
+/* Runs a statement built for the call (malloc'd) and frees it. */
+PGresult *store_ctl_exec_built(PGconn *conn, char *sql, int nparams, const char *const *params);
+
 #endif

@@ -51,15 +51,12 @@ PGresult *store_ctl_expiring(PGconn *conn, const char *relation, const struct sp
 	interval_text(window_ms, window);
 	snprintf(most, sizeof(most), "%d", limit);
 	const char *params[3] = {validity, window, most};
-	PGresult *res = store_ctl_exec(conn, sql, 3, params);
-	free(sql);
-	return res;
+	return store_ctl_exec_built(conn, sql, 3, params);
 }
 
 PGresult *store_ctl_shape(PGconn *conn, const char *relation)
 {
-	const char *params[1] = {relation};
-	return store_ctl_exec(conn, STORE_SHAPE_SQL, 1, params);
+	return store_ctl_exec1(conn, STORE_SHAPE_SQL, relation);
 }
 
 PGresult *store_ctl_adopted(PGconn *conn, const struct store_shape *shape)
@@ -68,9 +65,7 @@ PGresult *store_ctl_adopted(PGconn *conn, const struct store_shape *shape)
 	char *sql = xasprintf("SELECT EXISTS (SELECT 1 FROM smartpay.adoption), NOT EXISTS "
 	                      "(SELECT 1 FROM %s) OR EXISTS (SELECT 1 FROM smartpay.modifications)",
 	                      shape->relation);
-	PGresult *res = store_ctl_exec(conn, sql, 0, NULL);
-	free(sql);
-	return res;
+	return store_ctl_exec_built(conn, sql, 0, NULL);
 }
 
 PGresult *store_ctl_history_count(PGconn *conn)
@@ -111,9 +106,7 @@ PGresult *store_ctl_requests(PGconn *conn, const struct store_shape *shape)
 {
 	char *sql = store_requests_query(shape->relation, true);
 	const char *params[1] = {WHOLE_RELATION_LIMIT};
-	PGresult *res = store_ctl_exec(conn, sql, 1, params);
-	free(sql);
-	return res;
+	return store_ctl_exec_built(conn, sql, 1, params);
 }
 
 PGresult *store_ctl_pending_by_kind(PGconn *conn)
@@ -242,14 +235,13 @@ PGresult *store_ctl_adopted_at(PGconn *conn)
 
 PGresult *store_ctl_adopt_order(PGconn *conn, const char *order)
 {
-	const char *params[1] = {order};
-	return store_ctl_exec(
+	return store_ctl_exec1(
 	    conn,
 	    "WITH d AS (DELETE FROM smartpay.history WHERE order_id = $1 RETURNING order_id), "
 	    "q AS (INSERT INTO smartpay.order_changes (order_id) SELECT order_id FROM d "
 	    "RETURNING order_id) "
 	    "SELECT count(*), pg_notify('smartpay_orders', $1) FROM q",
-	    1, params);
+	    order);
 }
 
 PGresult *store_ctl_rescan(PGconn *conn, const struct store_shape *shape,
@@ -282,15 +274,12 @@ PGresult *store_ctl_rc_targets(PGconn *conn, const char *relation, const char *l
 {
 	char *sql = store_rc_targets_sql(relation);
 	const char *params[4] = {lookback_ms, order, statuses, limit};
-	PGresult *res = store_ctl_exec(conn, sql, 4, params);
-	free(sql);
-	return res;
+	return store_ctl_exec_built(conn, sql, 4, params);
 }
 
 PGresult *store_ctl_rc_rows(PGconn *conn, const char *transaction)
 {
-	const char *params[1] = {transaction};
-	return store_ctl_exec(conn, store_rc_rows_sql, 1, params);
+	return store_ctl_exec1(conn, store_rc_rows_sql, transaction);
 }
 
 PGresult *store_ctl_rc_record(PGconn *conn, const struct store_rc_record *rec)
