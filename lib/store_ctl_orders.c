@@ -73,6 +73,19 @@ PGresult *store_ctl_history_count(PGconn *conn)
 	return store_ctl_exec(conn, "SELECT count(*) FROM smartpay.history", 0, NULL);
 }
 
+/* Runs `sql` (malloc'd, freed) with the candidate query's parameters of `cfg`, every row
+ * allowed; `rule_only`: only the first three, the history rule's. */
+static PGresult *exec_candidate_params(PGconn *conn, const struct sp_config *cfg, char *sql,
+                                       bool rule_only)
+{
+	struct store_candidate_params p;
+	store_candidate_params_init(&p, cfg, 0, NULL, 0);
+	snprintf(p.limit, sizeof(p.limit), "%s", WHOLE_RELATION_LIMIT);
+	PGresult *res = store_ctl_exec_built(conn, sql, rule_only ? 3 : p.count, p.values);
+	store_candidate_params_clear(&p);
+	return res;
+}
+
 PGresult *store_ctl_would_be_history(PGconn *conn, const struct store_shape *shape,
                                      const struct sp_config *cfg)
 {
@@ -80,26 +93,15 @@ PGresult *store_ctl_would_be_history(PGconn *conn, const struct store_shape *sha
 	char *sql = xasprintf("SELECT count(*) FROM %s o WHERE o.id IS NOT NULL AND "
 	                      "octet_length(o.id::text) <= 1000 AND %s",
 	                      shape->relation, rule);
-	struct store_candidate_params p;
-	store_candidate_params_init(&p, cfg, 0, NULL, 0);
-	PGresult *res = store_ctl_exec(conn, sql, 3, p.values);
-	store_candidate_params_clear(&p);
-	free(sql);
 	free(rule);
-	return res;
+	return exec_candidate_params(conn, cfg, sql, true);
 }
 
 PGresult *store_ctl_candidates(PGconn *conn, const struct store_shape *shape,
                                const struct sp_config *cfg, bool adopted)
 {
-	char *sql = store_candidate_query(shape, false, adopted);
-	struct store_candidate_params p;
-	store_candidate_params_init(&p, cfg, 0, NULL, 0);
-	snprintf(p.limit, sizeof(p.limit), "%s", WHOLE_RELATION_LIMIT);
-	PGresult *res = store_ctl_exec(conn, sql, p.count, p.values);
-	store_candidate_params_clear(&p);
-	free(sql);
-	return res;
+	return exec_candidate_params(conn, cfg, store_candidate_query(shape, false, adopted),
+	                             false);
 }
 
 PGresult *store_ctl_requests(PGconn *conn, const struct store_shape *shape)
@@ -254,14 +256,8 @@ PGresult *store_ctl_rescan(PGconn *conn, const struct store_shape *shape,
 	                      "(WHERE n <= 5) AS sample FROM (SELECT order_id, row_number() OVER "
 	                      "(ORDER BY order_id) AS n FROM q) s",
 	                      candidates);
-	struct store_candidate_params p;
-	store_candidate_params_init(&p, cfg, 0, NULL, 0);
-	snprintf(p.limit, sizeof(p.limit), "%s", WHOLE_RELATION_LIMIT);
-	PGresult *res = store_ctl_exec(conn, sql, p.count, p.values);
-	store_candidate_params_clear(&p);
-	free(sql);
 	free(candidates);
-	return res;
+	return exec_candidate_params(conn, cfg, sql, false);
 }
 
 PGresult *store_ctl_notify_orders(PGconn *conn)
