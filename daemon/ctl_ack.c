@@ -8,13 +8,8 @@
 #include <json-c/json.h>
 
 #include "ctl_common.h"
+#include "store_ctl.h"
 #include "xmalloc.h"
-
-/* Ends the transaction without changes; a failure adds nothing to report. */
-static void rollback(struct ctl_context *ctx)
-{
-	PQclear(ctl_exec(ctx, "ROLLBACK", 0, NULL));
-}
 
 /* Builds the bigint[] literal of the ids, or NULL after a usage error. */
 static char *id_array(int argc, char **argv)
@@ -40,12 +35,7 @@ static char *id_array(int argc, char **argv)
 /* Fails when any id names no alert, listing them; nothing is acknowledged then. */
 static int check_known(struct ctl_context *ctx, const char *ids)
 {
-	const char *params[1] = {ids};
-	PGresult *res = ctl_query(ctx, "ack",
-	                          "SELECT string_agg(w.id::text, ', ' ORDER BY w.id) FROM "
-	                          "(SELECT DISTINCT unnest($1::bigint[]) AS id) w WHERE NOT EXISTS "
-	                          "(SELECT 1 FROM smartpay.alerts a WHERE a.alert_id = w.id)",
-	                          1, params);
+	PGresult *res = ctl_ok(ctx, "ack", store_ctl_unknown_alerts(ctx->conn, ids));
 	if (res == NULL)
 		return CTL_EXIT_FAILURE;
 	int rc = CTL_EXIT_OK;
@@ -115,42 +105,25 @@ static int ack_run(struct ctl_context *ctx, int argc, char **argv)
 		return rc;
 	}
 
-	const char *user = getenv("USER");
-	const char *params[2] = {ids, user != NULL && user[0] != '\0' ? user : NULL};
-	PGresult *res = ctl_query(ctx, "ack", "BEGIN", 0, NULL);
-	if (res == NULL) {
+	if (!ctl_run(ctx, "ack", store_ctl_begin(ctx->conn))) {
 		free(ids);
 		return CTL_EXIT_FAILURE;
 	}
-	PQclear(res);
 	if ((rc = check_known(ctx, ids)) != CTL_EXIT_OK) {
-		rollback(ctx);
+		ctl_rollback(ctx);
 		free(ids);
 		return rc;
 	}
-	/* the outer SELECT sees the rows as they were before the UPDATE: who acknowledged
-	 * the others, and when */
-	res = ctl_query(ctx, "ack",
-	                "WITH upd AS (UPDATE smartpay.alerts a SET acknowledged_at = now(), "
-	                "acknowledged_by = coalesce($2, current_user) "
-	                "WHERE a.alert_id = ANY ($1::bigint[]) AND a.acknowledged_at IS NULL "
-	                "RETURNING a.alert_id) "
-	                "SELECT a.alert_id, a.alert_id IN (SELECT alert_id FROM upd), "
-	                "a.acknowledged_by, a.acknowledged_at, coalesce($2, current_user) "
-	                "FROM smartpay.alerts a WHERE a.alert_id = ANY ($1::bigint[]) "
-	                "ORDER BY a.alert_id",
-	                2, params);
+	PGresult *res = ctl_ok(ctx, "ack", store_ctl_ack(ctx->conn, ids, ctl_user()));
 	free(ids);
 	if (res == NULL) {
-		rollback(ctx);
+		ctl_rollback(ctx);
 		return CTL_EXIT_FAILURE;
 	}
-	PGresult *commit = ctl_query(ctx, "ack", "COMMIT", 0, NULL);
-	if (commit == NULL) {
+	if (!ctl_run(ctx, "ack", store_ctl_commit(ctx->conn))) {
 		PQclear(res);
 		return CTL_EXIT_FAILURE;
 	}
-	PQclear(commit);
 	ack_print(ctx, res, PQntuples(res) > 0 ? PQgetvalue(res, 0, 4) : "");
 	PQclear(res);
 	return CTL_EXIT_OK;

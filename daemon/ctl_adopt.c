@@ -9,8 +9,7 @@
 
 #include "config.h"
 #include "ctl_orders.h"
-#include "store.h"
-#include "xmalloc.h"
+#include "store_ctl.h"
 
 struct adopt_args {
 	const char *from;  /* --from TIME, else NULL: now */
@@ -31,32 +30,10 @@ static int adopt_option(struct ctl_context *ctx, int opt, const char *value, voi
 	return CTL_EXIT_OK;
 }
 
-/* Runs one statement that returns nothing; false after reporting. */
-static bool adopt_exec(struct ctl_context *ctx, const char *sql)
-{
-	PGresult *res = ctl_query(ctx, "adopt", sql, 0, NULL);
-	PQclear(res);
-	return res != NULL;
-}
-
-/* Ends the transaction when a step failed. */
-static void adopt_rollback(struct ctl_context *ctx)
-{
-	if (PQtransactionStatus(ctx->conn) != PQTRANS_IDLE)
-		PQclear(PQexec(ctx->conn, "ROLLBACK"));
-}
-
 /* `adopt --order ID`: the order is no longer history; it is queued for the daemon. */
 static int adopt_order(struct ctl_context *ctx, const char *order)
 {
-	const char *params[1] = {order};
-	PGresult *res = ctl_query(
-	    ctx, "adopt",
-	    "WITH d AS (DELETE FROM smartpay.history WHERE order_id = $1 RETURNING order_id), "
-	    "q AS (INSERT INTO smartpay.order_changes (order_id) SELECT order_id FROM d "
-	    "RETURNING order_id) "
-	    "SELECT count(*), pg_notify('smartpay_orders', $1) FROM q",
-	    1, params);
+	PGresult *res = ctl_ok(ctx, "adopt", store_ctl_adopt_order(ctx->conn, order));
 	if (res == NULL)
 		return CTL_EXIT_FAILURE;
 	bool brought = strcmp(PQgetvalue(res, 0, 0), "0") != 0;
@@ -94,32 +71,18 @@ static int adopt_shop(struct ctl_context *ctx, const char *from)
 	struct ctl_orders o;
 	if (!ctl_orders_load(ctx, "adopt", &o))
 		return CTL_EXIT_FAILURE;
-	char *rule = store_history_rule(&o.shape, "coalesce($4::timestamptz, now())");
-	char *sql = xasprintf(
-	    "WITH h AS (INSERT INTO smartpay.history (order_id) SELECT o.id::text FROM %s o "
-	    "WHERE o.id IS NOT NULL AND octet_length(o.id::text) <= 1000 AND %s "
-	    /* an order the ledger knows is the daemon's already */
-	    "AND NOT EXISTS (SELECT 1 FROM smartpay.modifications m "
-	    "WHERE m.order_id = o.id::text) ON CONFLICT DO NOTHING RETURNING 1) "
-	    "INSERT INTO smartpay.adoption (cut, history_orders) "
-	    "SELECT coalesce($4::timestamptz, now()), (SELECT count(*) FROM h) "
-	    "ON CONFLICT DO NOTHING RETURNING cut, history_orders, adopted_at, adopted_by",
-	    o.relation, rule);
-	free(rule);
-	struct store_candidate_params p;
-	store_candidate_params_init(&p, ctx->cfg, 1, NULL, 0);
-	const char *params[4] = {p.values[0], p.values[1], p.values[2], from};
 	int rc = CTL_EXIT_FAILURE;
 	/* one pass over the whole relation: no statement_timeout */
-	if (!adopt_exec(ctx, "BEGIN") || !adopt_exec(ctx, "SET LOCAL statement_timeout = 0"))
+	if (!ctl_run(ctx, "adopt", store_ctl_begin(ctx->conn)) ||
+	    !ctl_run(ctx, "adopt", store_ctl_no_timeout(ctx->conn, true)))
 		goto out;
-	PGresult *res = ctl_query(ctx, "adopt", sql, 4, params);
+	PGresult *res = ctl_ok(ctx, "adopt", store_ctl_adopt(ctx->conn, &o.shape, ctx->cfg, from));
 	if (res == NULL)
 		goto out;
 	if (PQntuples(res) == 0) {
 		PQclear(res);
-		adopt_rollback(ctx);
-		res = ctl_query(ctx, "adopt", "SELECT adopted_at FROM smartpay.adoption", 0, NULL);
+		ctl_rollback(ctx);
+		res = ctl_ok(ctx, "adopt", store_ctl_adopted_at(ctx->conn));
 		char at[32];
 		ctl_error("adopt: the shop was adopted at %s already; `adopt --order ID` brings "
 		          "one order in",
@@ -127,7 +90,7 @@ static int adopt_shop(struct ctl_context *ctx, const char *from)
 		PQclear(res);
 		goto out;
 	}
-	if (!adopt_exec(ctx, "COMMIT")) {
+	if (!ctl_run(ctx, "adopt", store_ctl_commit(ctx->conn))) {
 		PQclear(res);
 		goto out;
 	}
@@ -135,9 +98,7 @@ static int adopt_shop(struct ctl_context *ctx, const char *from)
 	PQclear(res);
 	rc = CTL_EXIT_OK;
 out:
-	adopt_rollback(ctx);
-	store_candidate_params_clear(&p);
-	free(sql);
+	ctl_rollback(ctx);
 	ctl_orders_free(&o);
 	return rc;
 }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "ctl_common.h"
+#include "store_ctl.h"
 
 #define ALERTS_DEFAULT_LIMIT 100
 #define ALERTS_MAX_LIMIT 100000
@@ -50,13 +51,7 @@ static int alerts_run(struct ctl_context *ctx, int argc, char **argv)
 
 	char limit[32];
 	ctl_limit_text(a.limit, limit);
-	const char *params[3] = {a.all ? "t" : "f", a.kind, limit};
-	PGresult *res = ctl_query(ctx, "alerts",
-	                          "SELECT " CTL_SQL_ALERT_COLUMNS " FROM smartpay.alerts a"
-	                          " WHERE ($1::bool OR a.acknowledged_at IS NULL)"
-	                          " AND ($2::text IS NULL OR a.kind = $2)"
-	                          " ORDER BY a.alert_id DESC LIMIT $3",
-	                          3, params);
+	PGresult *res = ctl_ok(ctx, "alerts", store_ctl_alerts(ctx->conn, a.all, a.kind, limit));
 	if (res == NULL)
 		return CTL_EXIT_FAILURE;
 

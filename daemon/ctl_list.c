@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ctl_common.h"
+#include "store_ctl.h"
 
 #define LIST_DEFAULT_LIMIT 50
 #define LIST_MAX_LIMIT 100000
@@ -112,15 +113,8 @@ static int list_run(struct ctl_context *ctx, int argc, char **argv)
 
 	char limit[32];
 	ctl_limit_text(a.limit, limit);
-	const char *params[4] = {a.state, a.kind, a.order, limit};
 	PGresult *res =
-	    ctl_query(ctx, "list",
-	              "SELECT " CTL_SQL_MODIFICATION_COLUMNS " FROM smartpay.modifications m"
-	              " WHERE ($1::text IS NULL OR m.state = $1)"
-	              " AND ($2::text IS NULL OR m.kind = $2)"
-	              " AND ($3::text IS NULL OR m.order_id = $3)"
-	              " ORDER BY m.created_at DESC, m.modification_id DESC LIMIT $4",
-	              4, params);
+	    ctl_ok(ctx, "list", store_ctl_list(ctx->conn, a.state, a.kind, a.order, limit));
 	if (res == NULL)
 		return CTL_EXIT_FAILURE;
 

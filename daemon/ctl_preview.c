@@ -9,16 +9,11 @@
 #include "config.h"
 #include "ctl_orders.h"
 #include "intent.h"
-#include "store.h"
-#include "store_alerts.h"
+#include "store_ctl.h"
 #include "xmalloc.h"
 
 /* Order ids shown per line. */
 #define PREVIEW_SAMPLE 5
-/* Rows a preview reads: all of them. */
-#define PREVIEW_LIMIT "2147483647"
-/* The expiry sweep's look-back for expired authorizations (lib/alerts.c). */
-#define PREVIEW_EXPIRED_LOOKBACK "7 days"
 /* A well-formed modification id for the intents a preview builds and throws away. */
 #define PREVIEW_MODIFICATION_ID "00000000-0000-4000-8000-000000000000"
 
@@ -35,7 +30,8 @@ struct preview {
 	struct preview_line lines[48];
 	size_t nlines;
 	bool adopted, recorded;
-	long long history; /* recorded, or what adopt would record */
+	long long history;            /* recorded, or what adopt would record */
+	long long expired_lookback_s; /* [alerts] expired_lookback, as the sweep uses it */
 };
 
 /* The line for (group, key), made when missing. */
@@ -87,13 +83,8 @@ static void preview_intent(struct preview *pv, const struct store_intent *in)
 /* The orders the daemon would turn into modifications, judged by lib/intent.c. */
 static bool preview_orders(struct ctl_context *ctx, const struct ctl_orders *o, struct preview *pv)
 {
-	char *sql = store_candidate_query(&o->shape, false, pv->adopted);
-	struct store_candidate_params p;
-	store_candidate_params_init(&p, ctx->cfg, 0, NULL, 0);
-	snprintf(p.limit, sizeof(p.limit), "%s", PREVIEW_LIMIT);
-	PGresult *res = ctl_query(ctx, "preview", sql, p.count, p.values);
-	store_candidate_params_clear(&p);
-	free(sql);
+	PGresult *res = ctl_ok(ctx, "preview",
+	                       store_ctl_candidates(ctx->conn, &o->shape, ctx->cfg, pv->adopted));
 	if (res == NULL)
 		return false;
 	size_t n;
@@ -116,10 +107,7 @@ static bool preview_orders(struct ctl_context *ctx, const struct ctl_orders *o, 
 static bool preview_requests(struct ctl_context *ctx, const struct ctl_orders *o,
                              struct preview *pv)
 {
-	char *sql = store_requests_query(o->relation, true);
-	const char *params[1] = {PREVIEW_LIMIT};
-	PGresult *res = ctl_query(ctx, "preview", sql, 1, params);
-	free(sql);
+	PGresult *res = ctl_ok(ctx, "preview", store_ctl_requests(ctx->conn, &o->shape));
 	if (res == NULL)
 		return false;
 	size_t n;
@@ -155,13 +143,7 @@ static void preview_add_rows(struct preview *pv, const char *group, PGresult *re
 /* Pending modifications: the daemon resends them (at once, or when due). */
 static bool preview_resends(struct ctl_context *ctx, struct preview *pv)
 {
-	PGresult *res = ctl_query(
-	    ctx, "preview",
-	    "SELECT kind, count(*), (array_agg(order_id ORDER BY order_id))[1], "
-	    "(array_agg(order_id ORDER BY order_id))[2], (array_agg(order_id ORDER BY "
-	    "order_id))[3] "
-	    "FROM smartpay.modifications WHERE state = 'pending' GROUP BY kind ORDER BY kind",
-	    0, NULL);
+	PGresult *res = ctl_ok(ctx, "preview", store_ctl_pending_by_kind(ctx->conn));
 	if (res == NULL)
 		return false;
 	preview_add_rows(pv, "resend", res);
@@ -172,73 +154,8 @@ static bool preview_resends(struct ctl_context *ctx, struct preview *pv)
 /* The expiry sweep's alerts (lib/store_alerts.c) that do not exist yet, read only. */
 static bool preview_alerts(struct ctl_context *ctx, const struct ctl_orders *o, struct preview *pv)
 {
-	const struct sp_config *cfg = ctx->cfg;
-	char *dl = store_deadline_sql_for(&o->shape, "$3");
-	char *rule = NULL;
-	if (pv->adopted) {
-		rule = xstrdup(STORE_NOT_HISTORY_SQL);
-	} else {
-		char *h = store_history_rule(&o->shape, "now()");
-		rule = xasprintf("NOT %s", h);
-		free(h);
-	}
-	char *sql = xasprintf(
-	    "WITH thr AS (SELECT t.ms, t.label FROM unnest($4::bigint[], $5::text[]) "
-	    "AS t(ms, label)), "
-	    "open_auth AS (SELECT o.id::text AS order_id, %s AS deadline FROM %s o "
-	    "WHERE o.smartpay_transaction_id IS NOT NULL "
-	    "AND o.smartpay_transaction_id::text <> '' AND %s "
-	    /* typed even when the baseline's rows, not the history rule, use none of them */
-	    "AND ($1::text[], $2::text[]) IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
-	    "smartpay.modifications m "
-	    "WHERE m.order_id = o.id::text AND m.state = 'succeeded' "
-	    "AND m.kind IN ('capture', 'cancel', 'cancel_or_refund'))), "
-	    "due AS (SELECT a.order_id, 'authorization_expired'::text AS kind, "
-	    "a.order_id AS dedup_key FROM open_auth a WHERE a.deadline <= now() "
-	    "AND a.deadline > now() - $6::interval "
-	    "UNION ALL (SELECT DISTINCT ON (a.order_id) a.order_id, 'authorization_expiring', "
-	    "a.order_id || ':' || t.label FROM open_auth a JOIN thr t "
-	    "ON a.deadline <= now() + t.ms * interval '1 millisecond' "
-	    "WHERE a.deadline > now() ORDER BY a.order_id, t.ms) "
-	    "UNION ALL SELECT m.order_id, 'needs_attention', NULL FROM smartpay.modifications m "
-	    "WHERE m.kind = 'capture' AND m.state = 'pending' AND m.deadline <= now() "
-	    "AND (m.lease_owner IS NULL OR coalesce(m.lease_expires_at, m.deadline) < now())), "
-	    "fresh AS (SELECT d.* FROM due d WHERE d.dedup_key IS NULL OR NOT EXISTS "
-	    "(SELECT 1 FROM smartpay.alerts x WHERE x.kind = d.kind AND x.dedup_key = "
-	    "d.dedup_key)) "
-	    "SELECT kind, count(*), (array_agg(order_id ORDER BY order_id))[1], "
-	    "(array_agg(order_id ORDER BY order_id))[2], (array_agg(order_id ORDER BY "
-	    "order_id))[3] "
-	    "FROM fresh GROUP BY kind ORDER BY kind",
-	    dl, o->relation, rule);
-	free(dl);
-	free(rule);
-	/* the thresholds and their labels as the sweep gives them */
-	size_t n = cfg->expiry_threshold_count;
-	char *ms = xstrdup("{"), *labels = xstrdup("{");
-	for (size_t i = 0; i < n; i++) {
-		char label[32];
-		store_threshold_label(cfg->expiry_thresholds_ms[i], label);
-		char *m2 = xasprintf("%s%s%lld", ms, i ? "," : "",
-		                     (long long)cfg->expiry_thresholds_ms[i]);
-		char *l2 = xasprintf("%s%s%s", labels, i ? "," : "", label);
-		free(ms);
-		free(labels);
-		ms = m2;
-		labels = l2;
-	}
-	char *ms_list = xasprintf("%s}", ms), *label_list = xasprintf("%s}", labels);
-	free(ms);
-	free(labels);
-	struct store_candidate_params p;
-	store_candidate_params_init(&p, cfg, 0, NULL, 0);
-	const char *params[6] = {p.values[0], p.values[1], p.values[2],
-	                         ms_list,     label_list,  PREVIEW_EXPIRED_LOOKBACK};
-	PGresult *res = ctl_query(ctx, "preview", sql, 6, params);
-	store_candidate_params_clear(&p);
-	free(ms_list);
-	free(label_list);
-	free(sql);
+	PGresult *res = ctl_ok(ctx, "preview",
+	                       store_ctl_due_alerts(ctx->conn, &o->shape, ctx->cfg, pv->adopted));
 	if (res == NULL)
 		return false;
 	preview_add_rows(pv, "alerts", res);
@@ -252,21 +169,10 @@ static bool preview_baseline(struct ctl_context *ctx, const struct ctl_orders *o
 {
 	if (!ctl_orders_adopted(ctx, "preview", o, &pv->adopted, &pv->recorded))
 		return false;
-	PGresult *res;
-	if (pv->adopted) {
-		res = ctl_query(ctx, "preview", "SELECT count(*) FROM smartpay.history", 0, NULL);
-	} else {
-		char *rule = store_history_rule(&o->shape, "now()");
-		char *sql = xasprintf("SELECT count(*) FROM %s o WHERE o.id IS NOT NULL AND "
-		                      "octet_length(o.id::text) <= 1000 AND %s",
-		                      o->relation, rule);
-		struct store_candidate_params p;
-		store_candidate_params_init(&p, ctx->cfg, 0, NULL, 0);
-		res = ctl_query(ctx, "preview", sql, 3, p.values);
-		store_candidate_params_clear(&p);
-		free(sql);
-		free(rule);
-	}
+	PGresult *res =
+	    ctl_ok(ctx, "preview",
+	           pv->adopted ? store_ctl_history_count(ctx->conn)
+	                       : store_ctl_would_be_history(ctx->conn, &o->shape, ctx->cfg));
 	if (res == NULL)
 		return false;
 	pv->history = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -341,17 +247,23 @@ static void preview_print(const struct preview *pv)
 	print_group(pv, "refuse_locally",
 	            "refuse locally (bad order rows: nothing sent):", mod_kinds);
 	print_group(pv, "resend", "resend (pending modifications):", mod_kinds);
-	print_group(pv, "alerts", "alerts:", alert_kinds);
+	char lookback[32], *title = xasprintf("alerts (authorizations expired within %s, [alerts] "
+	                                      "expired_lookback):",
+	                                      ctl_duration_human(pv->expired_lookback_s, lookback));
+	print_group(pv, "alerts", title, alert_kinds);
+	free(title);
 }
 
-/* One JSON document: {"adopted", "baseline_recorded", "history", GROUP: {KIND: {count,
- * sample}}}. */
+/* One JSON document: {"adopted", "baseline_recorded", "history",
+ * "expired_lookback_seconds", GROUP: {KIND: {count, sample}}}. */
 static void preview_json(const struct preview *pv)
 {
 	json_object *doc = json_object_new_object();
 	json_object_object_add(doc, "adopted", json_object_new_boolean(pv->adopted));
 	json_object_object_add(doc, "baseline_recorded", json_object_new_boolean(pv->recorded));
 	json_object_object_add(doc, "history", json_object_new_int64(pv->history));
+	json_object_object_add(doc, "expired_lookback_seconds",
+	                       json_object_new_int64(pv->expired_lookback_s));
 	static const char *const groups[] = {"send", "refuse_locally", "resend", "alerts"};
 	for (size_t g = 0; g < 4; g++) {
 		const char *const *keys = g == 3 ? alert_kinds : mod_kinds;
@@ -386,18 +298,13 @@ static int preview_run(struct ctl_context *ctx, int argc, char **argv)
 	int rc;
 	if (!ctl_begin(ctx, &ctl_cmd_preview, argc, argv, "", NULL, NULL, NULL, &rc))
 		return rc;
-	PGresult *res =
-	    ctl_query(ctx, "preview", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL);
-	if (res == NULL)
+	if (!ctl_run(ctx, "preview", store_ctl_begin_read_only(ctx->conn)))
 		return CTL_EXIT_FAILURE;
-	PQclear(res);
 	struct ctl_orders o;
-	struct preview pv = {0};
+	struct preview pv = {.expired_lookback_s = ctx->cfg->expired_lookback_ms / 1000};
 	rc = CTL_EXIT_FAILURE;
-	res = ctl_query(ctx, "preview", "SET LOCAL statement_timeout = 0", 0, NULL);
-	bool ok = res != NULL && ctl_orders_load(ctx, "preview", &o);
-	PQclear(res);
-	if (!ok)
+	if (!ctl_run(ctx, "preview", store_ctl_no_timeout(ctx->conn, true)) ||
+	    !ctl_orders_load(ctx, "preview", &o))
 		goto out;
 	if (preview_baseline(ctx, &o, &pv) && preview_orders(ctx, &o, &pv) &&
 	    preview_requests(ctx, &o, &pv) && preview_resends(ctx, &pv) &&
@@ -411,7 +318,7 @@ static int preview_run(struct ctl_context *ctx, int argc, char **argv)
 	ctl_orders_free(&o);
 out:
 	preview_free(&pv);
-	PQclear(PQexec(ctx->conn, "ROLLBACK"));
+	ctl_rollback(ctx);
 	return rc;
 }
 

@@ -12,6 +12,7 @@
 #include "ctl_common.h"
 #include "reconcile.h"
 #include "status_call.h"
+#include "store_ctl.h"
 #include "store_reconcile.h"
 #include "xmalloc.h"
 
@@ -145,8 +146,8 @@ static bool reconcile_one(struct reconcile_run *run, const char *transaction, co
 		          transaction, order, status_result_name(w.result), w.error);
 		return true;
 	}
-	const char *params[] = {transaction};
-	PGresult *res = ctl_query(run->ctx, "reconcile", store_rc_rows_sql, 1, params);
+	PGresult *res =
+	    ctl_ok(run->ctx, "reconcile", store_ctl_rc_rows(run->ctx->conn, transaction));
 	if (res == NULL) {
 		response_history_free(&w.history);
 		return false;
@@ -166,8 +167,7 @@ static bool reconcile_one(struct reconcile_run *run, const char *transaction, co
 	struct store_rc_record rec;
 	store_rc_record_build(transaction, owner, &w.history, &rows, &rep,
 	                      run->ctx->cfg->max_attempts, &rec);
-	res = ctl_query(run->ctx, "reconcile", store_rc_record_sql, 9,
-	                (const char *const *)rec.params);
+	res = ctl_ok(run->ctx, "reconcile", store_ctl_rc_record(run->ctx->conn, &rec));
 	bool ok = res != NULL;
 	if (ok)
 		run->alerts += (size_t)PQntuples(res);
@@ -213,13 +213,9 @@ static int reconcile_summary(struct reconcile_run *run)
 static int reconcile_targets(struct reconcile_run *run, const struct reconcile_args *a)
 {
 	struct ctl_context *ctx = run->ctx;
-	char *relation = ctl_quoted_relation(ctx);
-	if (relation == NULL) {
-		ctl_error("reconcile: orders relation %s: %s", ctx->cfg->orders_relation,
-		          PQerrorMessage(ctx->conn));
+	char *relation = ctl_relation(ctx, "reconcile");
+	if (relation == NULL)
 		return CTL_EXIT_FAILURE;
-	}
-	char *sql = store_rc_targets_sql(relation);
 	char *statuses = store_rc_statuses_json(ctx->cfg);
 	char lookback[24];
 	/* one order: whatever its age */
@@ -227,9 +223,9 @@ static int reconcile_targets(struct reconcile_run *run, const struct reconcile_a
 	             : a->order   ? INT64_C(100) * 366 * 86400000
 	                          : ctx->cfg->reconcile_lookback_ms;
 	snprintf(lookback, sizeof(lookback), "%lld", (long long)lb);
-	const char *params[] = {lookback, a->order, statuses, RECONCILE_LIMIT};
-	PGresult *res = ctl_query(ctx, "reconcile", sql, 4, params);
-	free(sql);
+	PGresult *res = ctl_ok(ctx, "reconcile",
+	                       store_ctl_rc_targets(ctx->conn, relation, lookback, a->order,
+	                                            statuses, RECONCILE_LIMIT));
 	free(statuses);
 	free(relation);
 	if (res == NULL)

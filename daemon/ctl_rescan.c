@@ -9,10 +9,7 @@
 #include "config.h"
 #include "ctl_orders.h"
 #include "store.h"
-#include "xmalloc.h"
-
-/* Orders the whole-relation candidate query may return in one rescan. */
-#define RESCAN_LIMIT "2147483647"
+#include "store_ctl.h"
 
 /* Prints how many orders were queued, with the first few ids. */
 static void rescan_report(struct ctl_context *ctx, PGresult *res)
@@ -48,35 +45,17 @@ static int rescan_run(struct ctl_context *ctx, int argc, char **argv)
 		ctl_orders_free(&o);
 		return CTL_EXIT_FAILURE;
 	}
-	char *candidates = store_candidate_query(&o.shape, false, true);
-	char *sql = xasprintf("WITH q AS (INSERT INTO smartpay.order_changes (order_id) "
-	                      "SELECT DISTINCT c.id FROM (%s) c RETURNING order_id) "
-	                      "SELECT count(*) AS queued, string_agg(order_id, ', ') FILTER "
-	                      "(WHERE n <= 5) AS sample FROM (SELECT order_id, row_number() OVER "
-	                      "(ORDER BY order_id) AS n FROM q) s",
-	                      candidates);
-	struct store_candidate_params p;
-	store_candidate_params_init(&p, ctx->cfg, 0, NULL, 0);
-	snprintf(p.limit, sizeof(p.limit), "%s", RESCAN_LIMIT);
-	rc = CTL_EXIT_FAILURE;
-	PGresult *res = ctl_query(ctx, "rescan", "SET statement_timeout = 0", 0, NULL);
-	if (res != NULL) {
-		PQclear(res);
-		res = ctl_query(ctx, "rescan", sql, p.count, p.values);
-	}
-	/* wakes the daemon (the rows are its news, whatever the payload) */
-	PGresult *woken = res ? ctl_query(ctx, "rescan", "NOTIFY smartpay_orders", 0, NULL) : NULL;
-	PQclear(woken);
-	if (res != NULL) {
-		rescan_report(ctx, res);
-		PQclear(res);
-		rc = CTL_EXIT_OK;
-	}
-	store_candidate_params_clear(&p);
-	free(sql);
-	free(candidates);
+	PGresult *res = NULL;
+	if (ctl_run(ctx, "rescan", store_ctl_no_timeout(ctx->conn, false)))
+		res = ctl_ok(ctx, "rescan", store_ctl_rescan(ctx->conn, &o.shape, ctx->cfg));
 	ctl_orders_free(&o);
-	return rc;
+	if (res == NULL)
+		return CTL_EXIT_FAILURE;
+	/* wakes the daemon (the rows are its news, whatever the payload) */
+	ctl_run(ctx, "rescan", store_ctl_notify_orders(ctx->conn));
+	rescan_report(ctx, res);
+	PQclear(res);
+	return CTL_EXIT_OK;
 }
 
 const struct ctl_command ctl_cmd_rescan = {

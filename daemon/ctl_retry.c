@@ -7,15 +7,8 @@
 #include <json-c/json.h>
 
 #include "ctl_common.h"
+#include "store_ctl.h"
 #include "xmalloc.h"
-
-#define RETRY_REASON "requeued by operator"
-
-/* Ends the transaction without changes; a failure adds nothing to report. */
-static void rollback(struct ctl_context *ctx)
-{
-	PQclear(ctl_exec(ctx, "ROLLBACK", 0, NULL));
-}
 
 /* Explains why a modification in `state` cannot be requeued. */
 static void explain_state(const char *id, const char *state)
@@ -38,11 +31,7 @@ static void explain_state(const char *id, const char *state)
 /* Explains a unique violation: another modification of the transaction is in flight. */
 static void explain_conflict(struct ctl_context *ctx, const char *id, const char *transaction)
 {
-	const char *params[1] = {transaction};
-	PGresult *res = ctl_query(ctx, "retry",
-	                          "SELECT modification_id::text, kind FROM smartpay.modifications "
-	                          "WHERE transaction_id = $1 AND state = 'pending' LIMIT 1",
-	                          1, params);
+	PGresult *res = ctl_ok(ctx, "retry", store_ctl_pending_of(ctx->conn, transaction));
 	const char *other = res && PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "another one";
 	const char *kind = res && PQntuples(res) > 0 ? PQgetvalue(res, 0, 1) : "modification";
 
@@ -56,16 +45,10 @@ static void explain_conflict(struct ctl_context *ctx, const char *id, const char
 /* Requeues inside one transaction; returns the exit code and, on success, the row. */
 static int requeue(struct ctl_context *ctx, const char *id, PGresult **row)
 {
-	const char *params[1] = {id};
-	PGresult *res = ctl_query(ctx, "retry", "BEGIN", 0, NULL);
-	if (res == NULL)
+	if (!ctl_run(ctx, "retry", store_ctl_begin(ctx->conn)))
 		return CTL_EXIT_FAILURE;
-	PQclear(res);
 
-	res = ctl_query(ctx, "retry",
-	                "SELECT state, transaction_id FROM smartpay.modifications "
-	                "WHERE modification_id = $1::uuid FOR UPDATE",
-	                1, params);
+	PGresult *res = ctl_ok(ctx, "retry", store_ctl_retry_lock(ctx->conn, id));
 	if (res == NULL || PQntuples(res) == 0 ||
 	    strcmp(PQgetvalue(res, 0, 0), "needs_attention") != 0) {
 		if (res != NULL && PQntuples(res) == 0)
@@ -73,37 +56,29 @@ static int requeue(struct ctl_context *ctx, const char *id, PGresult **row)
 		else if (res != NULL)
 			explain_state(id, PQgetvalue(res, 0, 0));
 		PQclear(res);
-		rollback(ctx);
+		ctl_rollback(ctx);
 		return CTL_EXIT_FAILURE;
 	}
 	char *transaction = ctl_value(res, 0, 1) ? xstrdup(PQgetvalue(res, 0, 1)) : NULL;
 	PQclear(res);
 
 	/* same id, same body, attempts kept: only the schedule and the lease change */
-	PGresult *upd =
-	    ctl_exec(ctx,
-	             "UPDATE smartpay.modifications m SET state = 'pending', "
-	             "next_attempt_at = now(), lease_owner = NULL, lease_expires_at = NULL, "
-	             "completed_at = NULL, reason = '" RETRY_REASON "', updated_at = now() "
-	             "WHERE m.modification_id = $1::uuid RETURNING " CTL_SQL_MODIFICATION_COLUMNS
-	             ", (m.deadline <= now()) AS deadline_passed",
-	             1, params);
+	PGresult *upd = ctl_result(ctx, store_ctl_retry_requeue(ctx->conn, id));
 	int rc = CTL_EXIT_OK;
 	if (ctl_failed(upd)) {
 		if (strcmp(ctl_sqlstate(upd), "23505") == 0 && transaction != NULL) {
-			rollback(ctx);
+			ctl_rollback(ctx);
 			explain_conflict(ctx, id, transaction);
 		} else {
 			ctl_report(ctx, "retry", upd);
-			rollback(ctx);
+			ctl_rollback(ctx);
 		}
 		PQclear(upd);
 		rc = CTL_EXIT_FAILURE;
-	} else if ((res = ctl_query(ctx, "retry", "COMMIT", 0, NULL)) == NULL) {
+	} else if (!ctl_run(ctx, "retry", store_ctl_commit(ctx->conn))) {
 		PQclear(upd);
 		rc = CTL_EXIT_FAILURE;
 	} else {
-		PQclear(res);
 		*row = upd;
 	}
 	free(transaction);
@@ -130,14 +105,8 @@ static int retry_run(struct ctl_context *ctx, int argc, char **argv)
 		          ctl_time_human(ctl_value(row, 0, PQfnumber(row, "deadline")), at));
 	}
 	if (ctx->json) {
-		struct json_object *doc = json_object_new_object();
-		struct json_object *m = ctl_json_row(row, 0);
-		json_object_object_del(m, "deadline_passed");
-		ctl_json_add_amount(m);
-		json_object_object_add(doc, "modification", m);
-		json_object_object_add(doc, "previous_state",
-		                       json_object_new_string("needs_attention"));
-		ctl_print_json(doc);
+		ctl_print_modification_json(row, "deadline_passed", "previous_state",
+		                            "needs_attention");
 	} else {
 		printf("requeued modification %s (%s of order %s): pending, next attempt now, "
 		       "%s attempts so far\n",

@@ -7,24 +7,7 @@
 #include <json-c/json.h>
 
 #include "ctl_common.h"
-
-/* Every column of the modification, in the order people read them. */
-static const char show_sql[] =
-    "SELECT " CTL_SQL_MODIFICATION_COLUMNS ", m.lease_owner, m.lease_generation, "
-    "m.lease_expires_at, m.http_status, m.payment_status, m.reconciliation_reference_id, "
-    "m.settled_by, m.origin, m.external_id, m.request_body, m.response_body "
-    "FROM smartpay.modifications m WHERE m.modification_id = $1::uuid";
-
-/* The shop's request it came from (or that asked for it). */
-static const char request_sql[] =
-    "SELECT r.request_id, r.order_id, r.kind, r.amount_minor, r.currency::text AS currency, "
-    "r.reason, r.requested_by, r.requested_at "
-    "FROM smartpay.requests r WHERE r.modification_id = $1::uuid OR r.request_id = "
-    "(SELECT request_id FROM smartpay.modifications WHERE modification_id = $1::uuid) "
-    "ORDER BY r.request_id LIMIT 1";
-
-static const char alerts_sql[] = "SELECT " CTL_SQL_ALERT_COLUMNS " FROM smartpay.alerts a "
-                                 "WHERE a.modification_id = $1::uuid ORDER BY a.alert_id";
+#include "store_ctl.h"
 
 /* Prints a body under a heading, or says there is none. */
 static void print_body(const char *heading, const char *body)
@@ -106,8 +89,7 @@ static int show_run(struct ctl_context *ctx, int argc, char **argv)
 	if (!ctl_begin_with_id(ctx, &ctl_cmd_show, argc, argv, &id, &rc))
 		return rc;
 
-	const char *params[1] = {id};
-	PGresult *m = ctl_query(ctx, "show", show_sql, 1, params);
+	PGresult *m = ctl_ok(ctx, "show", store_ctl_show(ctx->conn, id));
 	if (m == NULL)
 		return CTL_EXIT_FAILURE;
 	if (PQntuples(m) == 0) {
@@ -115,8 +97,8 @@ static int show_run(struct ctl_context *ctx, int argc, char **argv)
 		PQclear(m);
 		return CTL_EXIT_FAILURE;
 	}
-	PGresult *req = ctl_query(ctx, "show", request_sql, 1, params);
-	PGresult *alerts = req ? ctl_query(ctx, "show", alerts_sql, 1, params) : NULL;
+	PGresult *req = ctl_ok(ctx, "show", store_ctl_show_request(ctx->conn, id));
+	PGresult *alerts = req ? ctl_ok(ctx, "show", store_ctl_show_alerts(ctx->conn, id)) : NULL;
 	if (alerts == NULL) {
 		PQclear(req);
 		PQclear(m);

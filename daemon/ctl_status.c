@@ -9,8 +9,7 @@
 
 #include "config.h"
 #include "ctl_common.h"
-#include "store.h"
-#include "xmalloc.h"
+#include "store_ctl.h"
 
 /* Expiring authorizations listed at most (the count covers them all). */
 #define STATUS_EXPIRING_SHOWN 50
@@ -45,37 +44,12 @@ static int index_of(const char *value, const char *const *list, int n)
  * cancel. */
 static PGresult *query_expiring(struct ctl_context *ctx, int64_t window_ms)
 {
-	char *relation = ctl_quoted_relation(ctx);
-	if (relation == NULL) {
-		ctl_error("status: orders relation %s: %s", ctx->cfg->orders_relation,
-		          PQerrorMessage(ctx->conn));
+	char *relation = ctl_relation(ctx, "status");
+	if (relation == NULL)
 		return NULL;
-	}
-	char *sql = xasprintf(
-	    "SELECT o.id::text AS order_id, o.status::text AS status, "
-	    "o.smartpay_transaction_id::text AS transaction_id, d.deadline, "
-	    "floor(extract(epoch FROM d.deadline - now()))::bigint AS expires_in_seconds, "
-	    "cap.state AS capture_state, count(*) OVER () AS total "
-	    "FROM %s o "
-	    "CROSS JOIN LATERAL (SELECT smartpay.order_deadline(o.authorized_at, "
-	    "o.authorization_expires_at, $1::interval) AS deadline) d "
-	    "LEFT JOIN LATERAL (SELECT m.state FROM smartpay.modifications m "
-	    "WHERE m.order_id = o.id::text AND m.kind = 'capture' "
-	    "ORDER BY m.state = 'refused', m.created_at DESC LIMIT 1) cap ON true "
-	    "WHERE d.deadline > now() AND d.deadline <= now() + $2::interval "
-	    "AND " STORE_NOT_HISTORY_SQL " "
-	    "AND NOT EXISTS (SELECT 1 FROM smartpay.modifications m WHERE m.order_id = o.id::text "
-	    "AND m.state = 'succeeded' AND m.kind IN ('capture', 'cancel', 'cancel_or_refund')) "
-	    "ORDER BY d.deadline, o.id::text LIMIT $3",
-	    relation);
-	char validity[48], window[48], limit[16];
-	snprintf(validity, sizeof(validity), "%lld milliseconds",
-	         (long long)ctx->cfg->authorization_validity_ms);
-	snprintf(window, sizeof(window), "%lld milliseconds", (long long)window_ms);
-	snprintf(limit, sizeof(limit), "%d", STATUS_EXPIRING_SHOWN);
-	const char *params[3] = {validity, window, limit};
-	PGresult *res = ctl_query(ctx, "status: orders relation", sql, 3, params);
-	free(sql);
+	PGresult *res = ctl_ok(
+	    ctx, "status: orders relation",
+	    store_ctl_expiring(ctx->conn, relation, ctx->cfg, window_ms, STATUS_EXPIRING_SHOWN));
 	free(relation);
 	return res;
 }
@@ -83,10 +57,7 @@ static PGresult *query_expiring(struct ctl_context *ctx, int64_t window_ms)
 /* Runs every query; false after reporting a failure. */
 static bool status_load(struct ctl_context *ctx, struct status *st)
 {
-	PGresult *res = ctl_query(ctx, "status",
-	                          "SELECT kind, state, count(*) FROM smartpay.modifications "
-	                          "GROUP BY kind, state",
-	                          0, NULL);
+	PGresult *res = ctl_ok(ctx, "status", store_ctl_counts(ctx->conn));
 	if (res == NULL)
 		return false;
 	for (int row = 0; row < PQntuples(res); row++) {
@@ -97,27 +68,13 @@ static bool status_load(struct ctl_context *ctx, struct status *st)
 	}
 	PQclear(res);
 
-	st->oldest = ctl_query(
-	    ctx, "status",
-	    "SELECT modification_id::text AS modification_id, order_id, kind, attempts, "
-	    "created_at, floor(extract(epoch FROM now() - created_at))::bigint AS age_seconds, "
-	    "next_attempt_at FROM smartpay.modifications WHERE state = 'pending' "
-	    "ORDER BY created_at LIMIT 1",
-	    0, NULL);
+	st->oldest = ctl_ok(ctx, "status", store_ctl_oldest_pending(ctx->conn));
 	if (st->oldest == NULL)
 		return false;
-	st->requests =
-	    ctl_query(ctx, "status",
-	              "SELECT count(*) AS count, min(requested_at) AS oldest_requested_at "
-	              "FROM smartpay.requests WHERE modification_id IS NULL",
-	              0, NULL);
+	st->requests = ctl_ok(ctx, "status", store_ctl_open_requests(ctx->conn));
 	if (st->requests == NULL)
 		return false;
-	st->alerts = ctl_query(ctx, "status",
-	                       "SELECT kind, severity, count(*) FROM smartpay.alerts "
-	                       "WHERE acknowledged_at IS NULL GROUP BY kind, severity "
-	                       "ORDER BY kind, severity",
-	                       0, NULL);
+	st->alerts = ctl_ok(ctx, "status", store_ctl_open_alert_counts(ctx->conn));
 	if (st->alerts == NULL)
 		return false;
 	st->expiring = query_expiring(ctx, st->window_ms);

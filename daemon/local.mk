@@ -5,13 +5,18 @@ sbin_PROGRAMS += smartpayd
 smartpayd_SOURCES = daemon/smartpayd.c
 smartpayd_LDADD = $(SP_LIBS)
 
-# smartpayctl: one command per daemon/ctl_*.c, listed in daemon/smartpayctl.c.
+# smartpayctl: one command per daemon/ctl_*.c (listed in daemon/smartpayctl.c), on the
+# helpers of ctl_common.h: arguments, database, output and tables. Its statements are in
+# lib/store_ctl*.c.
 bin_PROGRAMS += smartpayctl
-smartpayctl_SOURCES = daemon/smartpayctl.c daemon/ctl_common.c daemon/ctl_common.h
+smartpayctl_SOURCES = daemon/smartpayctl.c daemon/ctl_common.h \
+	daemon/ctl_args.c daemon/ctl_args.h daemon/ctl_db.c daemon/ctl_db.h \
+	daemon/ctl_output.c daemon/ctl_output.h daemon/ctl_table.c daemon/ctl_table.h \
+	daemon/ctl_orders.c daemon/ctl_orders.h
 smartpayctl_SOURCES += daemon/ctl_status.c daemon/ctl_list.c daemon/ctl_show.c \
-	daemon/ctl_retry.c daemon/ctl_dismiss.c daemon/ctl_refund.c daemon/ctl_cancel_or_refund.c \
-	daemon/ctl_alerts.c daemon/ctl_ack.c daemon/ctl_reconcile.c daemon/ctl_orders.c \
-	daemon/ctl_orders.h daemon/ctl_adopt.c daemon/ctl_preview.c daemon/ctl_rescan.c
+	daemon/ctl_retry.c daemon/ctl_dismiss.c daemon/ctl_request.c daemon/ctl_alerts.c \
+	daemon/ctl_ack.c daemon/ctl_reconcile.c daemon/ctl_adopt.c daemon/ctl_preview.c \
+	daemon/ctl_rescan.c
 smartpayctl_LDADD = $(SP_LIBS)
 
 # Manual pages, and the example configuration: kept as a reference in $(pkgdatadir) and

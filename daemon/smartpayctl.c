@@ -10,6 +10,7 @@
 #include "config.h"
 #include "ctl_common.h"
 #include "migrate.h"
+#include "store_ctl.h"
 #include "store_indexes.h"
 #include "xmalloc.h"
 
@@ -85,8 +86,7 @@ static int help_run(struct ctl_context *ctx, int argc, char **argv)
 		ctl_error("unknown command '%s' (see smartpayctl --help)", argv[1]);
 		return CTL_EXIT_USAGE;
 	}
-	printf("usage: smartpayctl [-c FILE] [--json] %s%s%s\n  %s\n", cmd->name,
-	       cmd->usage[0] != '\0' ? " " : "", cmd->usage, cmd->help);
+	ctl_print_usage(stdout, cmd, true);
 	return CTL_EXIT_OK;
 }
 
@@ -170,7 +170,7 @@ static int migrate_run(struct ctl_context *ctx, int argc, char **argv)
 		return rc;
 	/* DDL on a large ledger may outlast statement_timeout; migrate bounds its lock
 	 * waits with lock_timeout instead */
-	PGresult *res = PQexec(ctx->conn, "SET statement_timeout = 0");
+	PGresult *res = store_ctl_no_timeout(ctx->conn, false);
 	bool set = res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK;
 	if (!set)
 		ctl_error("migrate: %s", res ? PQresultErrorMessage(res) : "out of memory");

@@ -19,6 +19,8 @@ lib_libsmartpay_a_SOURCES += lib/alerts.c lib/alerts.h lib/store_alerts.c lib/st
 	lib/store_indexes.c lib/store_indexes.h
 lib_libsmartpay_a_SOURCES += lib/durability.c lib/durability.h lib/store_session.c \
 	lib/store_session.h lib/store_reconcile.c lib/store_reconcile.h
+lib_libsmartpay_a_SOURCES += lib/store_relation.c lib/store_relation.h lib/store_ctl.c \
+	lib/store_ctl.h lib/store_ctl_orders.c lib/store_ctl_internal.h
 
 SP_LIBS = lib/libsmartpay.a $(LIBEVENT_LIBS) $(CURL_LIBS) $(JSONC_LIBS) $(LIBPQ_LIBS) \
 	$(INIH_LIBS) $(SYSTEMD_LIBS) $(OPENSSL_LIBS) -lm

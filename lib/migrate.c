@@ -9,6 +9,7 @@
 #include "migrate.h"
 
 #include "store_indexes.h"
+#include "store_relation.h"
 #include "money.h"
 #include "trim.h"
 #include "xmalloc.h"
@@ -336,46 +337,12 @@ int migrate_current_version(PGconn *conn, int *version, char **err)
 	return 0;
 }
 
-/* Quotes "schema.name" or "name" as SQL identifiers; NULL with *err when malformed. */
-static char *quote_relation(PGconn *conn, const char *relation, char **err)
-{
-	const char *dot = strchr(relation, '.');
-	char *quoted = NULL;
-
-	if (relation[0] == '\0' || dot == relation || (dot != NULL && dot[1] == '\0') ||
-	    (dot != NULL && strchr(dot + 1, '.') != NULL)) {
-		*err = xasprintf("orders relation \"%s\": expected NAME or SCHEMA.NAME", relation);
-		return NULL;
-	}
-	if (dot == NULL) {
-		quoted = PQescapeIdentifier(conn, relation, strlen(relation));
-		if (quoted == NULL)
-			goto fail;
-		char *copy = xstrdup(quoted);
-		PQfreemem(quoted);
-		return copy;
-	}
-
-	char *schema = PQescapeIdentifier(conn, relation, (size_t)(dot - relation));
-	char *name = PQescapeIdentifier(conn, dot + 1, strlen(dot + 1));
-	if (schema != NULL && name != NULL)
-		quoted = xasprintf("%s.%s", schema, name);
-	PQfreemem(schema);
-	PQfreemem(name);
-	if (quoted != NULL)
-		return quoted;
-fail:
-	*err = xasprintf("orders relation \"%s\": %s", relation, PQerrorMessage(conn));
-	trim_end(*err, "\n ");
-	return NULL;
-}
-
 enum migrate_trigger_result migrate_attach_orders_trigger(PGconn *conn, const char *orders_relation,
                                                           char **err)
 {
 	*err = NULL;
 	char *where = xasprintf("orders relation %s", orders_relation);
-	char *quoted = quote_relation(conn, orders_relation, err);
+	char *quoted = store_relation_quote(conn, orders_relation, err);
 	enum migrate_trigger_result result = MIGRATE_TRIGGER_ERROR;
 	char *lock_timeout = NULL;
 
@@ -524,7 +491,7 @@ static bool write_settings(PGconn *conn, const struct migrate_settings *settings
 		*err = xstrdup("settings: orders relation or authorization validity missing");
 		return false;
 	}
-	char *quoted = quote_relation(conn, settings->orders_relation, err);
+	char *quoted = store_relation_quote(conn, settings->orders_relation, err);
 	if (quoted == NULL)
 		return false;
 

@@ -208,6 +208,42 @@ START_TEST(preview_tells_what_the_daemon_then_does)
 }
 END_TEST
 
+/* preview's alerts look back as far as the sweep of lib/alerts.c does ([alerts]
+ * expired_lookback), and it says how far. Validity is 120h: an order authorized 7 days
+ * ago expired 2 days ago, one authorized 9 days ago 4 days ago. */
+START_TEST(preview_looks_back_as_configured)
+{
+	struct world w;
+	world_up(&w, "[alerts]\nexpired_lookback = 3d\n");
+	add_order(&w, "tx-expired-2d", "authorized", "7 days");
+	add_order(&w, "tx-expired-4d", "authorized", "9 days");
+
+	json_object *doc = preview(&w);
+	ck_assert_int_eq(preview_count(doc, "alerts", "authorization_expired"), 1);
+	ck_assert_int_eq(
+	    json_object_get_int64(json_object_object_get(doc, "expired_lookback_seconds")),
+	    3 * 86400);
+	json_object_put(doc);
+	struct testutil_run r = WORLD_CTL(&w, 0, "preview");
+	ck_assert_ptr_nonnull(
+	    strstr(r.out, "alerts (authorizations expired within 3d, [alerts] expired_lookback):"));
+	testutil_run_free(&r);
+
+	/* a longer look-back takes in the older one, and the daemon's sweep agrees */
+	world_conf_replace(&w.d, "expired_lookback = 3d", "expired_lookback = 5d");
+	doc = preview(&w);
+	ck_assert_int_eq(preview_count(doc, "alerts", "authorization_expired"), 2);
+	ck_assert_int_eq(
+	    json_object_get_int64(json_object_object_get(doc, "expired_lookback_seconds")),
+	    5 * 86400);
+	json_object_put(doc);
+	daemonproc_start(&w.d, false);
+	world_await(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = 'authorization_expired'",
+	            2);
+	world_down(&w);
+}
+END_TEST
+
 START_TEST(rescan_finds_orders_no_trigger_reported)
 {
 	struct world w;
@@ -273,6 +309,7 @@ static Suite *adopt_suite(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, history_is_never_acted_on_or_alerted);
 	tcase_add_test(tc, preview_tells_what_the_daemon_then_does);
+	tcase_add_test(tc, preview_looks_back_as_configured);
 	tcase_add_test(tc, rescan_finds_orders_no_trigger_reported);
 	tcase_add_test(tc, changes_made_while_the_daemon_is_down_are_queued);
 	suite_add_tcase(s, tc);

@@ -748,6 +748,43 @@ START_TEST(test_alerts)
 }
 END_TEST
 
+/* `alerts` tells which alerts were folded into an alerts_summarised alert (column
+ * summarised, sql/008_alert_summaries.sql): yes or no for people, a boolean in JSON. */
+START_TEST(test_alerts_summarised)
+{
+	struct shop s = shop_open("");
+	pgtest_exec(s.conn,
+	            "INSERT INTO smartpay.alerts (alert_id, kind, severity, order_id, dedup_key, "
+	            "message, summarised, webhook_state, created_at) VALUES "
+	            "(4, 'authorization_expired', 'critical', '4', '4', "
+	            "'authorization of order 4 expired', true, 'none', '2026-01-02 03:04:05+00'), "
+	            "(5, 'alerts_summarised', 'critical', NULL, 'authorization_expired:4', "
+	            "'1 authorization_expired alert summarised', false, 'pending', "
+	            "'2026-01-02 03:04:06+00')");
+
+	struct testutil_run r = CTL(&s, 0, "alerts");
+	assert_line(r.out, "ID CREATED SEVERITY KIND ORDER SUMMARISED MESSAGE");
+	assert_line(r.out, "4 2026-01-02 03:04:05Z critical authorization_expired 4 yes "
+	                   "authorization of order 4 expired");
+	assert_line(r.out, "5 2026-01-02 03:04:06Z critical alerts_summarised - no "
+	                   "1 authorization_expired alert summarised");
+	testutil_run_free(&r);
+	r = CTL(&s, 0, "alerts", "--all");
+	assert_line(r.out, "ID CREATED SEVERITY KIND ORDER ACKNOWLEDGED BY SUMMARISED MESSAGE");
+	testutil_run_free(&r);
+
+	r = CTL(&s, 0, "--json", "alerts");
+	struct json_object *doc = parse(&r);
+	assert_jint(doc, "alerts.0.alert_id", 5);
+	assert_jbool(doc, "alerts.0.summarised", false);
+	assert_jint(doc, "alerts.1.alert_id", 4);
+	assert_jbool(doc, "alerts.1.summarised", true);
+	json_object_put(doc);
+	testutil_run_free(&r);
+	shop_close(&s);
+}
+END_TEST
+
 START_TEST(test_ack)
 {
 	struct shop s = shop_open("");
@@ -867,6 +904,7 @@ static Suite *ctl_suite(void)
 	tcase_add_test(tc, test_refund);
 	tcase_add_test(tc, test_cancel_or_refund);
 	tcase_add_test(tc, test_alerts);
+	tcase_add_test(tc, test_alerts_summarised);
 	tcase_add_test(tc, test_ack);
 	tcase_add_test(tc, test_migrate_settings);
 	suite_add_tcase(s, tc);
