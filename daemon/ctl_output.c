@@ -213,30 +213,13 @@ const char *ctl_time_human(const char *value, char out[32])
 	return out;
 }
 
-const char *ctl_duration_human(long long seconds, char out[32])
+const char *ctl_duration_human(long long seconds, char out[DURATION_TEXT_SIZE])
 {
-	const char *sign = seconds < 0 ? "-" : "";
-	unsigned long long s =
-	    seconds < 0 ? 0ULL - (unsigned long long)seconds : (unsigned long long)seconds;
-	unsigned long long big, small;
-	char big_unit, small_unit;
+	int64_t ms = seconds > INT64_MAX / 1000   ? INT64_MAX
+	             : seconds < INT64_MIN / 1000 ? INT64_MIN
+	                                          : (int64_t)seconds * 1000;
 
-	if (s < 60) {
-		snprintf(out, 32, "%s%llus", sign, s);
-		return out;
-	}
-	if (s < 3600) {
-		big = s / 60, small = s % 60, big_unit = 'm', small_unit = 's';
-	} else if (s < 48 * 3600) {
-		big = s / 3600, small = s % 3600 / 60, big_unit = 'h', small_unit = 'm';
-	} else {
-		big = s / 86400, small = s % 86400 / 3600, big_unit = 'd', small_unit = 'h';
-	}
-	if (small == 0)
-		snprintf(out, 32, "%s%llu%c", sign, big, big_unit);
-	else
-		snprintf(out, 32, "%s%llu%c %llu%c", sign, big, big_unit, small, small_unit);
-	return out;
+	return duration_format(ms, DURATION_HUMAN, out);
 }
 
 const char *ctl_amount_human(const char *minor, const char *currency, char out[48])

@@ -9,6 +9,8 @@
 
 #include <libpq-fe.h>
 
+#include "duration.h"
+
 struct ctl_command;
 struct json_object;
 
@@ -72,7 +74,7 @@ const char *ctl_amount_human(const char *minor, const char *currency, char out[4
 const char *ctl_time_human(const char *value, char out[32]);
 
 /* People's form of a duration in seconds: "45s", "12m 5s", "3h 20m", "24h", "2d 4h". */
-const char *ctl_duration_human(long long seconds, char out[32]);
+const char *ctl_duration_human(long long seconds, char out[DURATION_TEXT_SIZE]);
 
 /* Prints the first `rows` alerts (store_ctl_alerts or store_ctl_show_alerts) as a table
  * (with who acknowledged them when `acknowledged` is true, and whether each was folded
