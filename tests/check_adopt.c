@@ -39,18 +39,10 @@ static long long preview_count(json_object *doc, const char *group, const char *
  * (one the gateway knows); `age` is how long ago it was authorized (an interval). */
 static long add_order(struct world *w, const char *txn, const char *status, const char *age)
 {
-	char *made = txn ? NULL : simproc_create_txn(w->sim, "10.00", "EUR");
-	const char *p[] = {txn ? txn : made, status, age};
-	PGresult *r = PQexecParams(w->db,
-	                           "INSERT INTO public.orders (smartpay_transaction_id, amount, "
-	                           "status, authorized_at) VALUES ($1, 10.00, $2, "
-	                           "now() - $3::interval) RETURNING id",
-	                           3, NULL, p, NULL, NULL, 0);
-	ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
-	long id = strtol(PQgetvalue(r, 0, 0), NULL, 10);
-	PQclear(r);
-	free(made);
-	return id;
+	char authorized_at[64];
+	snprintf(authorized_at, sizeof(authorized_at), "now() - interval '%s'", age);
+	const struct world_order o = {.txn = txn, .status = status, .authorized_at = authorized_at};
+	return world_add_order(w, &o, NULL);
 }
 
 /* Waits until the queue of changed orders is empty (consumed by the daemon). */

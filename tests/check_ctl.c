@@ -35,52 +35,12 @@ struct shop {
 	PGconn *conn;
 };
 
-/* Runs smartpayctl -c CONFIG ARGS... and checks the exit status. */
-#define CTL(shop, expect, ...)                                                                     \
-	ctl_expect(__LINE__, (shop), (expect), (const char *const[]){__VA_ARGS__, NULL})
+/* Runs smartpayctl -c CONFIG ARGS... and checks the exit status (PGTEST_CTL). */
+#define CTL(shop, expect, ...) PGTEST_CTL((shop)->config, (expect), __VA_ARGS__)
 
-static struct testutil_run ctl_expect(int line, const struct shop *s, int expect,
-                                      const char *const *args)
-{
-	const char *argv[22] = {"-c", s->config};
-	size_t n = 2;
-
-	for (; args[n - 2] != NULL; n++) {
-		ck_assert_uint_lt(n, 21);
-		argv[n] = args[n - 2];
-	}
-	argv[n] = NULL;
-	struct testutil_run r = testutil_run_built("smartpayctl", argv, pgtest_dir());
-	ck_assert_msg(r.status == expect,
-	              "line %d: %s: exit %d, expected %d\nstdout:\n%sstderr:\n%s", line, args[0],
-	              r.status, expect, r.out, r.err);
-	if (expect != 0)
-		ck_assert_msg(r.err[0] != '\0', "line %d: %s failed without a message", line,
-		              args[0]);
-	return r;
-}
-
-/* Writes a configuration for `conninfo`; `tail` (may be "") is appended as is. */
-static char *write_config(const char *conninfo, const char *tail)
-{
-	static unsigned counter;
-	char *path = xasprintf("%s/ctl-%ld-%u.conf", pgtest_dir(), (long)getpid(), ++counter);
-	FILE *f = fopen(path, "w");
-
-	ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
-	fprintf(f,
-	        "[database]\n"
-	        "conninfo = %s\n"
-	        "orders_relation = public.orders\n"
-	        "\n"
-	        "[smartpay]\n"
-	        "base_url = http://127.0.0.1:9\n"
-	        "merchant_key = test-merchant\n"
-	        "%s",
-	        conninfo, tail);
-	ck_assert_int_eq(fclose(f), 0);
-	return path;
-}
+/* The same, then checks that stderr holds `err_has` (NULL: anything) and frees the run. */
+#define CTL_CHECK(shop, expect, err_has, ...)                                                      \
+	PGTEST_CTL_CHECK((shop)->config, (expect), (err_has), __VA_ARGS__)
 
 /* The seeded shop: five orders, six modifications, a request, three alerts.
  *   order 1  shipped, 100.00 EUR captured; refund 10.00 pending (oldest pending, 2 h),
@@ -166,7 +126,7 @@ static struct shop shop_open(const char *tail)
 	s.conn = pgtest_connect(s.conninfo);
 	ck_assert_msg(migrate_write_settings(s.conn, &settings, &err) == 0, "%s", err);
 	seed(s.conn);
-	s.config = write_config(s.conninfo, tail);
+	s.config = pgtest_ctl_config(s.conninfo, NULL, NULL, tail);
 	return s;
 }
 
@@ -342,9 +302,6 @@ START_TEST(test_status)
 	json_object_put(doc);
 	testutil_run_free(&r);
 
-	r = CTL(&s, 2, "status", "now");
-	assert_contains(r.err, "unexpected argument 'now'");
-	testutil_run_free(&r);
 	shop_close(&s);
 }
 END_TEST
@@ -408,21 +365,6 @@ START_TEST(test_list)
 	testutil_run_free(&r);
 
 	/* usage errors */
-	r = CTL(&s, 2, "list", "--state", "stuck");
-	assert_contains(r.err, "unknown state 'stuck'");
-	testutil_run_free(&r);
-	r = CTL(&s, 2, "list", "--kind", "void");
-	testutil_run_free(&r);
-	r = CTL(&s, 2, "list", "--limit", "0");
-	testutil_run_free(&r);
-	r = CTL(&s, 2, "list", "--limit");
-	assert_contains(r.err, "needs a value");
-	testutil_run_free(&r);
-	r = CTL(&s, 2, "list", "--frobnicate");
-	assert_contains(r.err, "unknown option '--frobnicate'");
-	testutil_run_free(&r);
-	r = CTL(&s, 2, "list", "extra");
-	testutil_run_free(&r);
 	shop_close(&s);
 }
 END_TEST
@@ -487,11 +429,6 @@ START_TEST(test_show)
 	r = CTL(&s, 1, "--json", "show", "99999999-9999-4999-8999-999999999999");
 	ck_assert_str_eq(r.out, "");
 	testutil_run_free(&r);
-	r = CTL(&s, 2, "show", "not-a-uuid");
-	assert_contains(r.err, "not a modification id");
-	testutil_run_free(&r);
-	r = CTL(&s, 2, "show");
-	testutil_run_free(&r);
 	shop_close(&s);
 }
 END_TEST
@@ -519,20 +456,12 @@ START_TEST(test_retry)
 	                 1);
 
 	/* only needs_attention rows */
-	r = CTL(&s, 1, "retry", M_STUCK_3);
-	assert_contains(r.err, "is pending; only a needs_attention modification can be requeued");
-	testutil_run_free(&r);
-	r = CTL(&s, 1, "retry", M_CAPTURE_1);
-	assert_contains(r.err, "is succeeded");
-	testutil_run_free(&r);
-	r = CTL(&s, 1, "retry", M_REFUSED_1);
-	assert_contains(r.err, "is refused");
-	testutil_run_free(&r);
-	r = CTL(&s, 1, "retry", "99999999-9999-4999-8999-999999999999");
-	assert_contains(r.err, "no modification 99999999-9999-4999-8999-999999999999");
-	testutil_run_free(&r);
-	r = CTL(&s, 2, "retry", "12345");
-	testutil_run_free(&r);
+	CTL_CHECK(&s, 1, "is pending; only a needs_attention modification can be requeued", "retry",
+	          M_STUCK_3);
+	CTL_CHECK(&s, 1, "is succeeded", "retry", M_CAPTURE_1);
+	CTL_CHECK(&s, 1, "is refused", "retry", M_REFUSED_1);
+	CTL_CHECK(&s, 1, "no modification 99999999-9999-4999-8999-999999999999", "retry",
+	          "99999999-9999-4999-8999-999999999999");
 
 	/* another modification of the transaction is in flight: the unique index refuses,
 	 * and the message says which one */
@@ -575,9 +504,8 @@ START_TEST(test_retry)
 	            "deadline) VALUES ('88888888-8888-4888-8888-888888888888', '4', 'tx-4', "
 	            "'capture', 2000, 'EUR', '{}', 'needs_attention', now() - interval "
 	            "'1 hour')");
-	r = CTL(&s, 0, "retry", "88888888-8888-4888-8888-888888888888");
-	assert_contains(r.err, "warning: the authorization deadline");
-	testutil_run_free(&r);
+	CTL_CHECK(&s, 0, "warning: the authorization deadline", "retry",
+	          "88888888-8888-4888-8888-888888888888");
 	shop_close(&s);
 }
 END_TEST
@@ -611,44 +539,17 @@ START_TEST(test_refund)
 	                       "requested 50.50.");
 	ck_assert_str_eq(r.out, "");
 	testutil_run_free(&r);
-	r = CTL(&s, 1, "refund", "404", "5");
-	assert_contains(r.err, "unknown order 404");
-	testutil_run_free(&r);
-	r = CTL(&s, 1, "refund", "2", "5");
-	assert_contains(r.err, "order 2 has not been captured");
-	testutil_run_free(&r);
+	CTL_CHECK(&s, 1, "unknown order 404", "refund", "404", "5");
+	CTL_CHECK(&s, 1, "order 2 has not been captured", "refund", "2", "5");
 	r = CTL(&s, 1, "--json", "refund", "2", "5");
 	ck_assert_str_eq(r.out, "");
 	testutil_run_free(&r);
 
 	/* bad amounts: usage errors, nothing asked */
-	r = CTL(&s, 2, "refund", "1", "10.001");
-	assert_contains(r.err, "invalid amount '10.001' for EUR");
-	testutil_run_free(&r);
-	r = CTL(&s, 2, "refund", "3", "1.5");
-	assert_contains(r.err, "for JPY (0 decimals)");
-	testutil_run_free(&r);
-	r = CTL(&s, 2, "refund", "1", "abc");
-	assert_contains(r.err, "invalid amount 'abc'");
-	testutil_run_free(&r);
-	r = CTL(&s, 2, "refund", "1", "0");
-	assert_contains(r.err, "greater than zero");
-	testutil_run_free(&r);
-	r = CTL(&s, 2, "refund", "1", "-1");
-	assert_contains(r.err, "negative amount");
-	testutil_run_free(&r);
-	r = CTL(&s, 2, "refund", "1", "1,50");
-	testutil_run_free(&r);
-	r = CTL(&s, 2, "refund", "1");
-	testutil_run_free(&r);
-	r = CTL(&s, 2, "refund", "1", "1", "why", "extra");
-	testutil_run_free(&r);
 
 	/* the last of it: exactly the refundable amount, then nothing */
-	r = CTL(&s, 0, "refund", "1", "39.50");
-	testutil_run_free(&r);
-	r = CTL(&s, 1, "refund", "1", "0.01");
-	testutil_run_free(&r);
+	CTL_CHECK(&s, 0, NULL, "refund", "1", "39.50");
+	CTL_CHECK(&s, 1, NULL, "refund", "1", "0.01");
 	char *sum = db_value(s.conn, "SELECT sum(amount_minor) || ' ' || count(*) FROM "
 	                             "smartpay.requests WHERE order_id = '1'");
 	ck_assert_str_eq(sum, "9000 3");
@@ -669,9 +570,7 @@ START_TEST(test_cancel_or_refund)
 	struct testutil_run r = CTL(&s, 0, "cancel-or-refund", "2", "customer changed their mind");
 	ck_assert_str_eq(r.out, "cancel_or_refund request 2 queued for order 2\n");
 	testutil_run_free(&r);
-	r = CTL(&s, 1, "cancel-or-refund", "2");
-	assert_contains(r.err, "order 2 has an open cancel_or_refund request 2");
-	testutil_run_free(&r);
+	CTL_CHECK(&s, 1, "order 2 has an open cancel_or_refund request 2", "cancel-or-refund", "2");
 	r = CTL(&s, 0, "--json", "cancel-or-refund", "1");
 	struct json_object *doc = parse(&r);
 	assert_jint(doc, "request_id", 3);
@@ -682,14 +581,8 @@ START_TEST(test_cancel_or_refund)
 	json_object_put(doc);
 	testutil_run_free(&r);
 	/* and then no refund of order 1 */
-	r = CTL(&s, 1, "refund", "1", "1");
-	assert_contains(r.err, "open cancel_or_refund request 3");
-	testutil_run_free(&r);
-	r = CTL(&s, 1, "cancel-or-refund", "404");
-	assert_contains(r.err, "unknown order 404");
-	testutil_run_free(&r);
-	r = CTL(&s, 2, "cancel-or-refund");
-	testutil_run_free(&r);
+	CTL_CHECK(&s, 1, "open cancel_or_refund request 3", "refund", "1", "1");
+	CTL_CHECK(&s, 1, "unknown order 404", "cancel-or-refund", "404");
 	char *reason =
 	    db_value(s.conn, "SELECT reason FROM smartpay.requests WHERE request_id = 2");
 	ck_assert_str_eq(reason, "customer changed their mind");
@@ -742,8 +635,6 @@ START_TEST(test_alerts)
 	r = CTL(&s, 0, "alerts", "--kind", "gateway_unreachable");
 	ck_assert_str_eq(r.out, "no open alerts\n");
 	testutil_run_free(&r);
-	r = CTL(&s, 2, "alerts", "--limit", "x");
-	testutil_run_free(&r);
 	shop_close(&s);
 }
 END_TEST
@@ -779,9 +670,7 @@ START_TEST(test_ack)
 	/* an unknown id: nothing acknowledged at all */
 	pgtest_exec(s.conn, "INSERT INTO smartpay.alerts (alert_id, kind, severity, dedup_key, "
 	                    "message) VALUES (4, 'gateway_unreachable', 'critical', 'gw', 'down')");
-	r = CTL(&s, 1, "ack", "4", "999");
-	assert_contains(r.err, "no alert 999; nothing acknowledged");
-	testutil_run_free(&r);
+	CTL_CHECK(&s, 1, "no alert 999; nothing acknowledged", "ack", "4", "999");
 	ck_assert_int_eq(pgtest_int(s.conn, "SELECT count(*) FROM smartpay.alerts WHERE "
 	                                    "acknowledged_at IS NULL"),
 	                 1);
@@ -795,13 +684,6 @@ START_TEST(test_ack)
 	json_object_put(doc);
 	testutil_run_free(&r);
 
-	r = CTL(&s, 2, "ack");
-	testutil_run_free(&r);
-	r = CTL(&s, 2, "ack", "0");
-	testutil_run_free(&r);
-	r = CTL(&s, 2, "ack", "1", "two");
-	assert_contains(r.err, "'two' is not an alert id");
-	testutil_run_free(&r);
 	shop_close(&s);
 }
 END_TEST
@@ -813,8 +695,8 @@ START_TEST(test_migrate_settings)
 	pgtest_exec_file(conn, "sql/example-orders.sql");
 	struct shop s = {.conninfo = conninfo,
 	                 .conn = conn,
-	                 .config =
-	                     write_config(conninfo, "[capture]\nauthorization_validity = 7d\n")};
+	                 .config = pgtest_ctl_config(conninfo, NULL, NULL,
+	                                             "[capture]\nauthorization_validity = 7d\n")};
 
 	/* before migrate: a clear hint */
 	struct testutil_run r = CTL(&s, 1, "status");
@@ -854,6 +736,63 @@ START_TEST(test_migrate_settings)
 }
 END_TEST
 
+/* Usage errors: exit 2 and (where given) the words on stderr, whatever the database,
+ * and nothing in it changed. */
+static const struct usage_case {
+	const char *name;
+	const char *err_has; /* NULL: any message */
+	const char *args[6];
+} usage_errors[] = {
+    {"status takes no argument", "unexpected argument 'now'", {"status", "now"}},
+    {"list: an unknown state", "unknown state 'stuck'", {"list", "--state", "stuck"}},
+    {"list: an unknown kind", NULL, {"list", "--kind", "void"}},
+    {"list: a limit of zero", NULL, {"list", "--limit", "0"}},
+    {"list: --limit without its value", "needs a value", {"list", "--limit"}},
+    {"list: an unknown option", "unknown option '--frobnicate'", {"list", "--frobnicate"}},
+    {"list takes no argument", NULL, {"list", "extra"}},
+    {"show: not a modification id", "not a modification id", {"show", "not-a-uuid"}},
+    {"show without its id", NULL, {"show"}},
+    {"retry: not a modification id", NULL, {"retry", "12345"}},
+    {"refund: more decimals than EUR has",
+     "invalid amount '10.001' for EUR",
+     {"refund", "1", "10.001"}},
+    {"refund: decimals for JPY", "for JPY (0 decimals)", {"refund", "3", "1.5"}},
+    {"refund: not an amount", "invalid amount 'abc'", {"refund", "1", "abc"}},
+    {"refund: zero", "greater than zero", {"refund", "1", "0"}},
+    {"refund: a negative amount", "negative amount", {"refund", "1", "-1"}},
+    {"refund: a decimal comma", NULL, {"refund", "1", "1,50"}},
+    {"refund without an amount", NULL, {"refund", "1"}},
+    {"refund: one argument too many", NULL, {"refund", "1", "1", "why", "extra"}},
+    {"cancel-or-refund without an order", NULL, {"cancel-or-refund"}},
+    {"alerts: a limit that is not a number", NULL, {"alerts", "--limit", "x"}},
+    {"ack without an id", NULL, {"ack"}},
+    {"ack: alert id zero", NULL, {"ack", "0"}},
+    {"ack: an id that is not a number", "'two' is not an alert id", {"ack", "1", "two"}},
+};
+
+START_TEST(test_usage_error)
+{
+	const struct usage_case *c = &usage_errors[_i];
+	struct shop s = shop_open("");
+	const char *state = "SELECT concat_ws('|', (SELECT count(*) FROM smartpay.requests), "
+	                    "(SELECT string_agg(state || attempts, ',' ORDER BY modification_id) "
+	                    "FROM smartpay.modifications), (SELECT count(*) FROM smartpay.alerts "
+	                    "WHERE acknowledged_at IS NULL))";
+	char *before = db_value(s.conn, state);
+	struct testutil_run r = pgtest_ctl_at(c->name, _i, s.config, 2, c->args);
+	if (c->err_has)
+		ck_assert_msg(strstr(r.err, c->err_has) != NULL, "%s: expected \"%s\" in:\n%s",
+		              c->name, c->err_has, r.err);
+	testutil_run_free(&r);
+	char *after = db_value(s.conn, state);
+	ck_assert_msg(strcmp(before, after) == 0, "%s changed the database: %s -> %s", c->name,
+	              before, after);
+	free(before);
+	free(after);
+	shop_close(&s);
+}
+END_TEST
+
 static Suite *ctl_suite(void)
 {
 	Suite *s = suite_create("smartpayctl");
@@ -869,6 +808,8 @@ static Suite *ctl_suite(void)
 	tcase_add_test(tc, test_alerts);
 	tcase_add_test(tc, test_ack);
 	tcase_add_test(tc, test_migrate_settings);
+	tcase_add_loop_test(tc, test_usage_error, 0,
+	                    (int)(sizeof(usage_errors) / sizeof(usage_errors[0])));
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -219,3 +219,26 @@ bool testutil_utf8_valid(const char *s)
 	}
 	return true;
 }
+
+uint64_t testutil_rng(uint64_t *state)
+{
+	uint64_t x = *state;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*state = x;
+	return x * UINT64_C(2685821657736338717);
+}
+
+char *testutil_repeat(const char *unit, size_t n)
+{
+	size_t len = strlen(unit);
+	char *s = malloc(len * n + 1);
+
+	ck_assert_ptr_nonnull(s);
+	for (size_t i = 0; i < n; i++)
+		memcpy(s + i * len, unit, len);
+	s[len * n] = '\0';
+	return s;
+}

@@ -5,6 +5,7 @@
 
 #include <check.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -18,8 +19,15 @@ char *testutil_read_file(const char *path);
 /* Writes text to path (created with `mode`, or truncated), failing the test on error. */
 void testutil_write_file(const char *path, const char *text, mode_t mode);
 
+/* n copies of `unit` (malloc'd). */
+char *testutil_repeat(const char *unit, size_t n);
+
 /* Standard base64 of a string (malloc'd). */
 char *testutil_base64(const char *text);
+
+/* A small deterministic generator (xorshift64*) so that failures reproduce: the next
+ * value from *state (seeded non-zero by the caller). */
+uint64_t testutil_rng(uint64_t *state);
 
 /* Sleeps for ms milliseconds. */
 void testutil_sleep_ms(long ms);

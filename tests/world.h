@@ -13,6 +13,7 @@
 #define SP_WORLD_H
 
 #include "daemonproc.h"
+#include "pgtest.h"
 #include "simproc.h"
 #include "testutil.h"
 
@@ -65,6 +66,7 @@ struct world_order {
 	const char *status;         /* "shipped" */
 	const char *capture_amount; /* the column's default */
 	const char *txn;            /* a fresh authorization of `amount` EUR at the simulator */
+	bool no_txn;                /* the transaction id is NULL (txn is then ignored) */
 	const char *authorized_at;  /* an SQL expression; the column's default */
 	const char *expires_at;     /* an SQL expression (authorization_expires_at); default */
 };
@@ -110,11 +112,9 @@ long world_wait_status(const char *url, long want, long timeout_ms);
  * failing the test when it is absent. */
 void world_conf_replace(const struct daemonproc *d, const char *from, const char *to);
 
-/* Runs smartpayctl with the daemon's configuration and the arguments given, and fails
- * the test (naming the caller's line, stdout and stderr) unless it exits `expect`. The
- * result is the caller's to testutil_run_free. */
-#define WORLD_CTL(w, expect, ...)                                                                  \
-	world_ctl(__LINE__, (w), (expect), (const char *const[]){__VA_ARGS__, NULL})
-struct testutil_run world_ctl(int line, const struct world *w, int expect, const char *const *args);
+/* Runs smartpayctl with the daemon's configuration and the arguments given (PGTEST_CTL:
+ * the test fails unless it exits `expect`). The result is the caller's to
+ * testutil_run_free. */
+#define WORLD_CTL(w, expect, ...) PGTEST_CTL((w)->d.conf, (expect), __VA_ARGS__)
 
 #endif
