@@ -31,9 +31,10 @@ static int world_closed_port(void)
 	return ntohs(sa.sin_port);
 }
 
-/* The daemon's configuration against the world's gateway: the simulator's URL and keys,
+/* A daemon's configuration against the world's gateway: the simulator's URL and keys,
  * or a closed port and the default keys without one. */
-static void world_daemon_init(struct world *w, const char *conninfo, const char *extra)
+static void world_daemon_init(const struct world *w, struct daemonproc *d, const char *conninfo,
+                              const char *extra)
 {
 	char base[64];
 	if (w->sim)
@@ -44,7 +45,7 @@ static void world_daemon_init(struct world *w, const char *conninfo, const char 
 	const char *key = w->opts.daemon_auth_key ? w->opts.daemon_auth_key
 	                  : w->sim                ? simproc_auth_key(w->sim)
 	                                          : SIMPROC_AUTH_KEY;
-	daemonproc_init(&w->d, conninfo, base, merchant, key, extra);
+	daemonproc_init(d, conninfo, base, merchant, key, extra);
 }
 
 void world_up(struct world *w, const char *extra)
@@ -77,7 +78,7 @@ void world_up_with(struct world *w, const struct world_opts *opts, const char *e
 		                          w->metrics_port, extra ? extra : ""),
 		                 0);
 	}
-	world_daemon_init(w, w->conninfo, conf ? conf : extra);
+	world_daemon_init(w, &w->d, w->conninfo, conf ? conf : extra);
 	free(conf);
 }
 
@@ -101,7 +102,12 @@ void world_daemon(struct world *w, const char *conninfo, const char *extra)
 {
 	ck_assert_int_eq(w->d.pid, 0);
 	daemonproc_cleanup(&w->d);
-	world_daemon_init(w, conninfo, extra);
+	world_daemon_init(w, &w->d, conninfo, extra);
+}
+
+void world_daemon_other(const struct world *w, struct daemonproc *d, const char *extra)
+{
+	world_daemon_init(w, d, w->conninfo, extra);
 }
 
 /* Appends ", NAME" to the column list and ", VALUE" to the values of an INSERT. */

@@ -60,6 +60,10 @@ void world_down(struct world *w);
  * conninfo) with `extra`; the daemon must not be running. */
 void world_daemon(struct world *w, const char *conninfo, const char *extra);
 
+/* The configuration of another daemon `d` (a second instance, a twin) against the world's
+ * database and gateway, with `extra`; the caller starts it and daemonproc_cleanup's it. */
+void world_daemon_other(const struct world *w, struct daemonproc *d, const char *extra);
+
 /* An order of public.orders; NULL fields take the default named. */
 struct world_order {
 	const char *amount;         /* "10.00" */
