@@ -38,6 +38,10 @@ struct shop {
 /* Runs smartpayctl -c CONFIG ARGS... and checks the exit status (PGTEST_CTL). */
 #define CTL(shop, expect, ...) PGTEST_CTL((shop)->config, (expect), __VA_ARGS__)
 
+/* Runs smartpayctl, which must exit 0, and returns its stdout as JSON (json_object_put
+ * it). */
+#define CTL_JSON(shop, ...) ctl_json(PGTEST_CTL((shop)->config, 0, __VA_ARGS__))
+
 /* The same, then checks that stderr holds `err_has` (NULL: anything) and frees the run. */
 #define CTL_CHECK(shop, expect, err_has, ...)                                                      \
 	PGTEST_CTL_CHECK((shop)->config, (expect), (err_has), __VA_ARGS__)
@@ -221,6 +225,14 @@ static struct json_object *parse(const struct testutil_run *r)
 	assert_jtyped(doc, path, json_type_array, "an array",                                      \
 	              ck_assert_uint_eq(json_object_array_length(v_), (expected)))
 
+/* The JSON document of a run's stdout; frees the run. */
+static struct json_object *ctl_json(struct testutil_run r)
+{
+	struct json_object *doc = parse(&r);
+	testutil_run_free(&r);
+	return doc;
+}
+
 /* A value from the database (must exist); free it. */
 static char *db_value(PGconn *conn, const char *sql)
 {
@@ -251,8 +263,7 @@ START_TEST(test_status)
 	ck_assert_str_eq(r.err, "");
 	testutil_run_free(&r);
 
-	r = CTL(&s, 0, "--json", "status");
-	struct json_object *doc = parse(&r);
+	struct json_object *doc = CTL_JSON(&s, "--json", "status");
 	assert_jint(doc, "modifications.total", 5);
 	assert_jint(doc, "modifications.by_state.pending", 1);
 	assert_jint(doc, "modifications.by_state.succeeded", 2);
@@ -282,7 +293,6 @@ START_TEST(test_status)
 	assert_jint(doc, "open_alerts.by_severity.critical", 1);
 	assert_jint(doc, "open_alerts.by_severity.warning", 1);
 	json_object_put(doc);
-	testutil_run_free(&r);
 	shop_close(&s);
 
 	/* the window is the largest threshold; captured, cancelled and expired orders are
@@ -292,15 +302,13 @@ START_TEST(test_status)
 	                    "transaction_id, kind, amount_minor, currency, request_body, state) "
 	                    "VALUES (gen_random_uuid(), '5', 'tx-5', 'capture', 2000, 'EUR', '{}', "
 	                    "'pending')");
-	r = CTL(&s, 0, "status", "--json");
-	doc = parse(&r);
+	doc = CTL_JSON(&s, "status", "--json");
 	assert_jint(doc, "expiring.window_seconds", 200 * 3600);
 	assert_jint(doc, "expiring.count", 2);
 	assert_jstr(doc, "expiring.orders.0.order_id", "2");
 	assert_jstr(doc, "expiring.orders.1.order_id", "5");
 	assert_jstr(doc, "expiring.orders.1.capture_state", "pending");
 	json_object_put(doc);
-	testutil_run_free(&r);
 
 	shop_close(&s);
 }
@@ -326,8 +334,8 @@ START_TEST(test_list)
 	assert_not_contains(r.out, M_PENDING_1);
 	testutil_run_free(&r);
 
-	r = CTL(&s, 0, "--json", "list", "--kind", "refund", "--order", "1");
-	struct json_object *doc = parse(&r);
+	struct json_object *doc =
+	    CTL_JSON(&s, "--json", "list", "--kind", "refund", "--order", "1");
 	assert_jint(doc, "count", 2);
 	assert_jbool(doc, "truncated", false);
 	assert_jstr(doc, "modifications.0.modification_id", M_REFUSED_1);
@@ -343,14 +351,11 @@ START_TEST(test_list)
 	ck_assert(created != NULL && strlen(json_object_get_string(created)) == 24 &&
 	          json_object_get_string(created)[23] == 'Z');
 	json_object_put(doc);
-	testutil_run_free(&r);
 
-	r = CTL(&s, 0, "list", "--limit", "2", "--json");
-	doc = parse(&r);
+	doc = CTL_JSON(&s, "list", "--limit", "2", "--json");
 	assert_jint(doc, "count", 2);
 	assert_jbool(doc, "truncated", true);
 	json_object_put(doc);
-	testutil_run_free(&r);
 	r = CTL(&s, 0, "list", "--limit", "2");
 	assert_contains(r.out, "(the newest 2 shown; more match: raise --limit)");
 	testutil_run_free(&r);
@@ -358,11 +363,9 @@ START_TEST(test_list)
 	r = CTL(&s, 0, "list", "--order", "404");
 	ck_assert_str_eq(r.out, "no modifications match\n");
 	testutil_run_free(&r);
-	r = CTL(&s, 0, "list", "--json", "--order", "404");
-	doc = parse(&r);
+	doc = CTL_JSON(&s, "list", "--json", "--order", "404");
 	assert_jlen(doc, "modifications", 0);
 	json_object_put(doc);
-	testutil_run_free(&r);
 
 	/* usage errors */
 	shop_close(&s);
@@ -388,8 +391,7 @@ START_TEST(test_show)
 	assert_contains(r.out, "refund for order 3: retries exhausted");
 	testutil_run_free(&r);
 
-	r = CTL(&s, 0, "show", "--json", M_STUCK_3);
-	struct json_object *doc = parse(&r);
+	struct json_object *doc = CTL_JSON(&s, "show", "--json", M_STUCK_3);
 	assert_jstr(doc, "modification.modification_id", M_STUCK_3);
 	assert_jstr(doc, "modification.request_body", STUCK_BODY);
 	assert_jstr(doc, "modification.response_body", "upstream timeout");
@@ -406,18 +408,15 @@ START_TEST(test_show)
 	assert_jstr(doc, "alerts.0.kind", "needs_attention");
 	assert_jnull(doc, "alerts.0.acknowledged_at");
 	json_object_put(doc);
-	testutil_run_free(&r);
 
 	/* a modification without request or alerts */
-	r = CTL(&s, 0, "--json", "show", M_CAPTURE_1);
-	doc = parse(&r);
+	doc = CTL_JSON(&s, "--json", "show", M_CAPTURE_1);
 	assert_jstr(doc, "modification.payment_status", "CAPTURED");
 	assert_jstr(doc, "modification.reconciliation_reference_id", "rr-1");
 	assert_jstr(doc, "modification.amount", "100.00");
 	assert_jnull(doc, "request");
 	assert_jlen(doc, "alerts", 0);
 	json_object_put(doc);
-	testutil_run_free(&r);
 	r = CTL(&s, 0, "show", M_CAPTURE_1);
 	assert_contains(r.out, "\nalerts: none\n");
 	testutil_run_free(&r);
@@ -481,8 +480,8 @@ START_TEST(test_retry)
 	/* once that one is done, it goes; --json shows the requeued row */
 	pgtest_exec(s.conn, "UPDATE smartpay.modifications SET state = 'succeeded' WHERE "
 	                    "modification_id = '" M_PENDING_1 "'");
-	r = CTL(&s, 0, "--json", "retry", "77777777-7777-4777-8777-777777777777");
-	struct json_object *doc = parse(&r);
+	struct json_object *doc =
+	    CTL_JSON(&s, "--json", "retry", "77777777-7777-4777-8777-777777777777");
 	assert_jstr(doc, "modification.modification_id", "77777777-7777-4777-8777-777777777777");
 	assert_jstr(doc, "modification.state", "pending");
 	assert_jstr(doc, "modification.reason", "requeued by operator");
@@ -491,7 +490,6 @@ START_TEST(test_retry)
 	assert_jstr(doc, "previous_state", "needs_attention");
 	ck_assert_ptr_null(jpath(doc, "modification.deadline_passed"));
 	json_object_put(doc);
-	testutil_run_free(&r);
 	row = db_value(s.conn, "SELECT request_body FROM smartpay.modifications WHERE "
 	                       "modification_id = '77777777-7777-4777-8777-777777777777'");
 	ck_assert_str_eq(row, "{\"x\":1}");
@@ -518,8 +516,7 @@ START_TEST(test_refund)
 	struct testutil_run r = CTL(&s, 0, "refund", "1", "30");
 	ck_assert_str_eq(r.out, "refund request 2 queued for order 1: 30.00 EUR\n");
 	testutil_run_free(&r);
-	r = CTL(&s, 0, "--json", "refund", "1", "20.5", "box damaged");
-	struct json_object *doc = parse(&r);
+	struct json_object *doc = CTL_JSON(&s, "--json", "refund", "1", "20.5", "box damaged");
 	assert_jint(doc, "request_id", 3);
 	assert_jstr(doc, "order_id", "1");
 	assert_jstr(doc, "kind", "refund");
@@ -529,7 +526,6 @@ START_TEST(test_refund)
 	assert_jstr(doc, "reason", "box damaged");
 	ck_assert(jpath(doc, "requested_by") != NULL && jpath(doc, "requested_at") != NULL);
 	json_object_put(doc);
-	testutil_run_free(&r);
 
 	/* refused by the database: exit 1, its words */
 	r = CTL(&s, 1, "refund", "1", "39.51");
@@ -571,15 +567,13 @@ START_TEST(test_cancel_or_refund)
 	ck_assert_str_eq(r.out, "cancel_or_refund request 2 queued for order 2\n");
 	testutil_run_free(&r);
 	CTL_CHECK(&s, 1, "order 2 has an open cancel_or_refund request 2", "cancel-or-refund", "2");
-	r = CTL(&s, 0, "--json", "cancel-or-refund", "1");
-	struct json_object *doc = parse(&r);
+	struct json_object *doc = CTL_JSON(&s, "--json", "cancel-or-refund", "1");
 	assert_jint(doc, "request_id", 3);
 	assert_jstr(doc, "kind", "cancel_or_refund");
 	assert_jnull(doc, "amount");
 	assert_jnull(doc, "amount_minor");
 	assert_jnull(doc, "reason");
 	json_object_put(doc);
-	testutil_run_free(&r);
 	/* and then no refund of order 1 */
 	CTL_CHECK(&s, 1, "open cancel_or_refund request 3", "refund", "1", "1");
 	CTL_CHECK(&s, 1, "unknown order 404", "cancel-or-refund", "404");
@@ -609,8 +603,7 @@ START_TEST(test_alerts)
 	assert_contains(r.out, "bob");
 	testutil_run_free(&r);
 
-	r = CTL(&s, 0, "--json", "alerts", "--kind", "needs_attention");
-	struct json_object *doc = parse(&r);
+	struct json_object *doc = CTL_JSON(&s, "--json", "alerts", "--kind", "needs_attention");
 	assert_jint(doc, "count", 1);
 	assert_jbool(doc, "truncated", false);
 	assert_jint(doc, "alerts.0.alert_id", 1);
@@ -621,16 +614,13 @@ START_TEST(test_alerts)
 	assert_jnull(doc, "alerts.0.acknowledged_by");
 	assert_jstr(doc, "alerts.0.webhook_state", "pending");
 	json_object_put(doc);
-	testutil_run_free(&r);
 
-	r = CTL(&s, 0, "alerts", "--all", "--json", "--limit", "2");
-	doc = parse(&r);
+	doc = CTL_JSON(&s, "alerts", "--all", "--json", "--limit", "2");
 	assert_jint(doc, "count", 2);
 	assert_jbool(doc, "truncated", true);
 	assert_jint(doc, "alerts.0.alert_id", 3);
 	assert_jstr(doc, "alerts.0.acknowledged_by", "bob");
 	json_object_put(doc);
-	testutil_run_free(&r);
 
 	r = CTL(&s, 0, "alerts", "--kind", "gateway_unreachable");
 	ck_assert_str_eq(r.out, "no open alerts\n");
@@ -656,8 +646,7 @@ START_TEST(test_ack)
 
 	/* again, with one acknowledged by someone else long ago: nothing changes */
 	setenv("USER", "carol", 1);
-	r = CTL(&s, 0, "--json", "ack", "2", "3");
-	struct json_object *doc = parse(&r);
+	struct json_object *doc = CTL_JSON(&s, "--json", "ack", "2", "3");
 	assert_jlen(doc, "acknowledged", 0);
 	assert_jlen(doc, "already_acknowledged", 2);
 	assert_jint(doc, "already_acknowledged.0.alert_id", 2);
@@ -665,7 +654,6 @@ START_TEST(test_ack)
 	assert_jstr(doc, "already_acknowledged.1.acknowledged_by", "bob");
 	assert_jstr(doc, "acknowledged_by", "carol");
 	json_object_put(doc);
-	testutil_run_free(&r);
 
 	/* an unknown id: nothing acknowledged at all */
 	pgtest_exec(s.conn, "INSERT INTO smartpay.alerts (alert_id, kind, severity, dedup_key, "
@@ -677,12 +665,10 @@ START_TEST(test_ack)
 
 	/* without $USER: the database user */
 	unsetenv("USER");
-	r = CTL(&s, 0, "--json", "ack", "4");
-	doc = parse(&r);
+	doc = CTL_JSON(&s, "--json", "ack", "4");
 	assert_jint(doc, "acknowledged.0", 4);
 	assert_jstr(doc, "acknowledged_by", "postgres");
 	json_object_put(doc);
-	testutil_run_free(&r);
 
 	shop_close(&s);
 }
@@ -703,11 +689,9 @@ START_TEST(test_migrate_settings)
 	assert_contains(r.err, "smartpayctl migrate");
 	testutil_run_free(&r);
 
-	r = CTL(&s, 0, "--json", "migrate");
-	struct json_object *doc = parse(&r);
+	struct json_object *doc = CTL_JSON(&s, "--json", "migrate");
 	assert_jint(doc, "currencies", (long long)money_currency_count());
 	json_object_put(doc);
-	testutil_run_free(&r);
 	ck_assert_int_eq(pgtest_int(conn, "SELECT count(*) FROM smartpay.currencies"),
 	                 (long long)money_currency_count());
 	char *settings = db_value(conn, "SELECT orders_relation || ' ' || authorization_validity "

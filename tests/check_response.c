@@ -67,6 +67,21 @@ static void expect_str(const char *got, const char *want)
 		              want, got ? got : "(null)");
 }
 
+/* Parses a body that must be accepted and checks the four fields the outcome depends on
+ * (NULL: absent). */
+static void expect_parsed(const char *body, const char *modid, const char *payment_status,
+                          const char *reference, const char *modification_status,
+                          const char *modification_type)
+{
+	struct gw_response r;
+	parse_ok(body, modid, &r);
+	expect_str(r.payment_status, payment_status);
+	expect_str(r.reconciliation_reference_id, reference);
+	expect_str(r.modification_status, modification_status);
+	expect_str(r.modification_type, modification_type);
+	response_free(&r);
+}
+
 START_TEST(test_response_single_object)
 {
 	struct gw_response r;
@@ -81,12 +96,8 @@ START_TEST(test_response_single_object)
 	ck_assert_ptr_null(r.payment_status);
 	response_free(&r);
 
-	parse_ok(cancel_or_refund_example, MODID, &r);
-	expect_str(r.payment_status, "CANCELLED");
-	expect_str(r.reconciliation_reference_id, "MOD-1");
-	expect_str(r.modification_status, "CANCELLED");
-	expect_str(r.modification_type, "CANCELLATION");
-	response_free(&r);
+	expect_parsed(cancel_or_refund_example, MODID, "CANCELLED", "MOD-1", "CANCELLED",
+	              "CANCELLATION");
 }
 END_TEST
 
@@ -100,12 +111,7 @@ START_TEST(test_response_array)
 	    "\",\"type\":\"CANCELATION\",\"reconciliationReferenceId\":\"N-RR\"},"
 	    "\"status\":\"CANCELATION_PENDING\"}]]]}";
 
-	parse_ok(modifications_array, MODID, &r);
-	expect_str(r.payment_status, "CAPTURED");
-	expect_str(r.reconciliation_reference_id, "REF-RR");
-	expect_str(r.modification_status, "REFUND_PENDING");
-	expect_str(r.modification_type, "REFUND");
-	response_free(&r);
+	expect_parsed(modifications_array, MODID, "CAPTURED", "REF-RR", "REFUND_PENDING", "REFUND");
 
 	/* the earlier capture is found by its own id */
 	parse_ok(modifications_array, "cap-1", &r);
@@ -130,12 +136,7 @@ START_TEST(test_response_array)
 	response_free(&r);
 
 	/* not ours: the top-level reference, no modification fields */
-	parse_ok(modifications_array, "someone-else", &r);
-	expect_str(r.payment_status, "CAPTURED");
-	expect_str(r.reconciliation_reference_id, "TOP-2");
-	expect_str(r.modification_status, NULL);
-	expect_str(r.modification_type, NULL);
-	response_free(&r);
+	expect_parsed(modifications_array, "someone-else", "CAPTURED", "TOP-2", NULL, NULL);
 	parse_ok(modifications_array, NULL, &r);
 	expect_str(r.modification_type, NULL);
 	response_free(&r);
@@ -190,12 +191,7 @@ START_TEST(test_response_lenient)
 	    "\"extra\":true}},\"ignoredProperties\":[\"customReferences\"],"
 	    "\"paymentLinkId\":\"pl-1\",\"paymentStatus\":\"CAPTURE_PENDING\",\"newThing\":{}}";
 
-	parse_ok(reordered, MODID, &r);
-	expect_str(r.payment_status, "CAPTURE_PENDING");
-	expect_str(r.modification_status, "CAPTURED");
-	expect_str(r.modification_type, "CAPTURE");
-	expect_str(r.reconciliation_reference_id, NULL);
-	response_free(&r);
+	expect_parsed(reordered, MODID, "CAPTURE_PENDING", NULL, "CAPTURED", "CAPTURE");
 
 	parse_ok("{}", MODID, &r);
 	expect_str(r.payment_status, NULL);
@@ -345,15 +341,12 @@ START_TEST(test_response_nul_in_strings)
 {
 	struct gw_response r;
 
-	parse_ok("{\"paymentStatus\":\"CAPTURED\\u0000junk\",\"modification\":{"
-	         "\"status\":\"CAPTURED\\u0000\",\"modificationData\":{\"modificationId\":\"" MODID
-	         "\",\"type\":\"CAPTURE\\u0000X\",\"reconciliationReferenceId\":\"R\\u0000S\"}}}",
-	         MODID, &r);
-	expect_str(r.payment_status, "CAPTURED\xEF\xBF\xBDjunk");
-	expect_str(r.modification_status, "CAPTURED\xEF\xBF\xBD");
-	expect_str(r.modification_type, "CAPTURE\xEF\xBF\xBDX");
-	expect_str(r.reconciliation_reference_id, "R\xEF\xBF\xBDS");
-	response_free(&r);
+	expect_parsed(
+	    "{\"paymentStatus\":\"CAPTURED\\u0000junk\",\"modification\":{"
+	    "\"status\":\"CAPTURED\\u0000\",\"modificationData\":{\"modificationId\":\"" MODID
+	    "\",\"type\":\"CAPTURE\\u0000X\",\"reconciliationReferenceId\":\"R\\u0000S\"}}}",
+	    MODID, "CAPTURED\xEF\xBF\xBDjunk", "R\xEF\xBF\xBDS", "CAPTURED\xEF\xBF\xBD",
+	    "CAPTURE\xEF\xBF\xBDX");
 
 	/* "<ours>\u0000other" is not ours; "<ours>" beside it is */
 	parse_ok("{\"modifications\":[{\"status\":\"CAPTURED\",\"modificationData\":{"
