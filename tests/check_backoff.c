@@ -200,15 +200,11 @@ END_TEST
 static Suite *backoff_suite(void)
 {
 	Suite *s = suite_create("backoff");
-	TCase *tc = tcase_create("backoff");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, test_backoff_jitter_bounds);
-	tcase_add_test(tc, test_backoff_growth_and_cap);
-	tcase_add_test(tc, test_backoff_attempts);
-	tcase_add_test(tc, test_backoff_deadline);
-	tcase_add_test(tc, test_backoff_retry_after);
-	tcase_add_test(tc, test_backoff_random_source);
-	suite_add_tcase(s, tc);
+	testutil_tcase(s, "backoff", 60,
+	               (const TTest *const[]){test_backoff_jitter_bounds,
+	                                      test_backoff_growth_and_cap, test_backoff_attempts,
+	                                      test_backoff_deadline, test_backoff_retry_after,
+	                                      test_backoff_random_source, NULL});
 	return s;
 }
 

@@ -440,13 +440,10 @@ END_TEST
 static Suite *classify_suite(void)
 {
 	Suite *s = suite_create("classify");
-	TCase *tc = tcase_create("classify");
-	tcase_add_test(tc, test_classify_table);
-	tcase_add_test(tc, test_decision_table);
-	tcase_add_test(tc, test_classify_confirms);
-	tcase_add_test(tc, test_classify_transport);
-	tcase_add_test(tc, test_retry_after);
-	suite_add_tcase(s, tc);
+	testutil_tcase(s, "classify", 0,
+	               (const TTest *const[]){test_classify_table, test_decision_table,
+	                                      test_classify_confirms, test_classify_transport,
+	                                      test_retry_after, NULL});
 	return s;
 }
 

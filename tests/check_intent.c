@@ -413,19 +413,16 @@ END_TEST
 static Suite *intent_suite(void)
 {
 	Suite *s = suite_create("intent");
-	TCase *t = tcase_create("intent");
-	tcase_add_test(t, full_capture_omits_the_amount);
-	tcase_add_test(t, partial_capture_sends_exact_decimal);
-	tcase_add_test(t, bad_rows_are_refused_with_a_reason);
-	tcase_add_test(t, cancels_carry_no_amount);
-	tcase_add_test(t, requests_become_refunds);
-	tcase_add_test(t, hostile_rows_are_refused_each_with_its_own_reason);
-	tcase_add_test(t, a_cancel_needs_no_deadline_but_bad_times_refuse_it);
-	tcase_add_test(t, no_capture_after_a_cancel);
-	tcase_add_test(t, a_cancel_after_partial_refunds_refunds_the_rest);
-	tcase_add_test(t, refund_requests_are_checked_against_the_ledger);
-	tcase_add_test(t, cancel_or_refund_requests_after_partial_refunds_refund_the_rest);
-	suite_add_tcase(s, t);
+	testutil_tcase(
+	    s, "intent", 0,
+	    (const TTest *const[]){
+	        full_capture_omits_the_amount, partial_capture_sends_exact_decimal,
+	        bad_rows_are_refused_with_a_reason, cancels_carry_no_amount,
+	        requests_become_refunds, hostile_rows_are_refused_each_with_its_own_reason,
+	        a_cancel_needs_no_deadline_but_bad_times_refuse_it, no_capture_after_a_cancel,
+	        a_cancel_after_partial_refunds_refunds_the_rest,
+	        refund_requests_are_checked_against_the_ledger,
+	        cancel_or_refund_requests_after_partial_refunds_refund_the_rest, NULL});
 	return s;
 }
 

@@ -304,16 +304,11 @@ END_TEST
 static Suite *modification_suite(void)
 {
 	Suite *s = suite_create("modification");
-	TCase *tc = tcase_create("modification");
-	tcase_add_test(tc, test_kind_names);
-	tcase_add_test(tc, test_body_capture);
-	tcase_add_test(tc, test_body_cancel);
-	tcase_add_test(tc, test_body_refund);
-	tcase_add_test(tc, test_body_currencies);
-	tcase_add_test(tc, test_body_escaping);
-	tcase_add_test(tc, test_body_lengths);
-	tcase_add_test(tc, test_body_refusals);
-	suite_add_tcase(s, tc);
+	testutil_tcase(s, "modification", 0,
+	               (const TTest *const[]){test_kind_names, test_body_capture, test_body_cancel,
+	                                      test_body_refund, test_body_currencies,
+	                                      test_body_escaping, test_body_lengths,
+	                                      test_body_refusals, NULL});
 	return s;
 }
 

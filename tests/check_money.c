@@ -249,17 +249,15 @@ END_TEST
 static Suite *money_suite(void)
 {
 	Suite *s = suite_create("money");
-	TCase *tc = tcase_create("core");
-	tcase_add_test(tc, test_exponents);
-	tcase_add_test(tc, test_unknown_currencies);
+	TCase *tc =
+	    testutil_tcase(s, "core", 0,
+	                   (const TTest *const[]){test_exponents, test_unknown_currencies,
+	                                          test_format_longest, test_round_trip, NULL});
 	tcase_add_loop_test(tc, test_parse_valid, 0,
 	                    (int)(sizeof(parse_valid) / sizeof(parse_valid[0])));
 	tcase_add_loop_test(tc, test_parse_refused, 0,
 	                    (int)(sizeof(parse_refused) / sizeof(parse_refused[0])));
 	tcase_add_loop_test(tc, test_format, 0, (int)(sizeof(formats) / sizeof(formats[0])));
-	tcase_add_test(tc, test_format_longest);
-	tcase_add_test(tc, test_round_trip);
-	suite_add_tcase(s, tc);
 	return s;
 }
 

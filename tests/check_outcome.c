@@ -369,17 +369,14 @@ END_TEST
 static Suite *outcome_suite(void)
 {
 	Suite *s = suite_create("outcome");
-	TCase *t = tcase_create("outcome");
-	tcase_add_test(t, accepted_answers_record_the_gateway_ids);
-	tcase_add_test(t, garbled_success_is_retried_not_guessed);
-	tcase_add_test(t, refusals_are_alerted_with_the_gateway_error);
-	tcase_add_test(t, unknown_outcomes_back_off_and_give_up);
-	tcase_add_test(t, credentials_rejected_are_not_the_orders_fault);
-	tcase_add_test(t, simulator_answers_succeed);
-	tcase_add_test(t, unconfirmed_answers_are_retried);
-	tcase_add_test(t, unconfirmed_answers_end_in_needs_attention);
-	tcase_add_test(t, what_is_stored_is_storable);
-	suite_add_tcase(s, t);
+	testutil_tcase(
+	    s, "outcome", 0,
+	    (const TTest *const[]){
+	        accepted_answers_record_the_gateway_ids, garbled_success_is_retried_not_guessed,
+	        refusals_are_alerted_with_the_gateway_error, unknown_outcomes_back_off_and_give_up,
+	        credentials_rejected_are_not_the_orders_fault, simulator_answers_succeed,
+	        unconfirmed_answers_are_retried, unconfirmed_answers_end_in_needs_attention,
+	        what_is_stored_is_storable, NULL});
 	return s;
 }
 

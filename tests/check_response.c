@@ -456,20 +456,13 @@ END_TEST
 static Suite *response_suite(void)
 {
 	Suite *s = suite_create("response");
-	TCase *tc = tcase_create("response");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, test_response_single_object);
-	tcase_add_test(tc, test_response_array);
-	tcase_add_test(tc, test_response_statuses);
-	tcase_add_test(tc, test_response_lenient);
-	tcase_add_test(tc, test_response_wrong_types);
-	tcase_add_test(tc, test_response_unreadable);
-	tcase_add_test(tc, test_response_deep_nesting);
-	tcase_add_test(tc, test_response_errors);
-	tcase_add_test(tc, test_response_nul_in_strings);
-	tcase_add_test(tc, test_response_entries_agree);
-	tcase_add_test(tc, test_response_fuzz);
-	suite_add_tcase(s, tc);
+	testutil_tcase(s, "response", 60,
+	               (const TTest *const[]){
+	                   test_response_single_object, test_response_array, test_response_statuses,
+	                   test_response_lenient, test_response_wrong_types,
+	                   test_response_unreadable, test_response_deep_nesting,
+	                   test_response_errors, test_response_nul_in_strings,
+	                   test_response_entries_agree, test_response_fuzz, NULL});
 	return s;
 }
 

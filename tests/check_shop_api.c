@@ -890,23 +890,15 @@ END_TEST
 static Suite *shop_api_suite(void)
 {
 	Suite *s = suite_create("shop_api");
-	TCase *tc = tcase_create("sql");
-
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, test_settings_and_currencies);
-	tcase_add_test(tc, test_refund_sequence);
-	tcase_add_test(tc, test_over_refund_refused);
+	TCase *tc = testutil_tcase(
+	    s, "sql", 60,
+	    (const TTest *const[]){
+	        test_settings_and_currencies, test_refund_sequence, test_over_refund_refused,
+	        test_refund_of_unknown_order, test_refund_amounts, test_concurrent_last_amount,
+	        test_concurrent_race, test_cancel_or_refund_rules, test_view_numbers,
+	        test_shop_role_needs_only_execute, test_search_path_cannot_shadow, NULL});
 	tcase_add_loop_test(tc, test_refund_by_ledger_state, 0,
 	                    (int)(sizeof(refund_cases) / sizeof(refund_cases[0])));
-	tcase_add_test(tc, test_refund_of_unknown_order);
-	tcase_add_test(tc, test_refund_amounts);
-	tcase_add_test(tc, test_concurrent_last_amount);
-	tcase_add_test(tc, test_concurrent_race);
-	tcase_add_test(tc, test_cancel_or_refund_rules);
-	tcase_add_test(tc, test_view_numbers);
-	tcase_add_test(tc, test_shop_role_needs_only_execute);
-	tcase_add_test(tc, test_search_path_cannot_shadow);
-	suite_add_tcase(s, tc);
 	return s;
 }
 

@@ -166,12 +166,9 @@ END_TEST
 static Suite *text_suite(void)
 {
 	Suite *s = suite_create("text");
-	TCase *tc = tcase_create("text");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, test_text_ill_formed);
-	tcase_add_test(tc, test_text_truncation);
-	tcase_add_test(tc, test_text_random);
-	suite_add_tcase(s, tc);
+	testutil_tcase(s, "text", 60,
+	               (const TTest *const[]){test_text_ill_formed, test_text_truncation,
+	                                      test_text_random, NULL});
 	return s;
 }
 

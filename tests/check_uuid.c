@@ -60,10 +60,7 @@ END_TEST
 static Suite *uuid_suite(void)
 {
 	Suite *s = suite_create("uuid");
-	TCase *tc = tcase_create("uuid");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, test_uuid);
-	suite_add_tcase(s, tc);
+	testutil_tcase(s, "uuid", 60, (const TTest *const[]){test_uuid, NULL});
 	return s;
 }
 

@@ -242,3 +242,15 @@ char *testutil_repeat(const char *unit, size_t n)
 	s[len * n] = '\0';
 	return s;
 }
+
+TCase *testutil_tcase(Suite *suite, const char *name, int timeout_s, const TTest *const *tests)
+{
+	TCase *tc = tcase_create(name);
+
+	if (timeout_s > 0)
+		tcase_set_timeout(tc, timeout_s);
+	for (size_t i = 0; tests[i] != NULL; i++)
+		tcase_add_test(tc, tests[i]);
+	suite_add_tcase(suite, tc);
+	return tc;
+}

@@ -13,6 +13,10 @@
  * when no test failed, else EXIT_FAILURE. */
 int testutil_run_suite(Suite *suite, enum print_output mode);
 
+/* Adds to `suite` a test case named `name` with `tests` (NULL-terminated) and a timeout
+ * of timeout_s seconds (0: Check's default), and returns it (for loop tests). */
+TCase *testutil_tcase(Suite *suite, const char *name, int timeout_s, const TTest *const *tests);
+
 /* The whole content of a file (malloc'd), or NULL when it cannot be read. */
 char *testutil_read_file(const char *path);
 
