@@ -200,18 +200,25 @@ START_TEST(preview_tells_what_the_daemon_then_does)
 }
 END_TEST
 
-START_TEST(rescan_finds_orders_no_trigger_reported)
+/* A world whose daemon polls only hourly (the trigger's notifications wake it), with one
+ * shipped order captured. */
+static void up_with_one_captured(struct world *w)
 {
-	struct world w;
-	world_up(&w, "[daemon]\npoll_interval = 1h\n");
-	daemonproc_start(&w.d, false);
-	long first = add_order(&w, NULL, "shipped", "1 hour");
+	world_up(w, "[daemon]\npoll_interval = 1h\n");
+	daemonproc_start(&w->d, false);
+	long first = add_order(w, NULL, "shipped", "1 hour");
 	char sql[160];
 	snprintf(sql, sizeof(sql),
 	         "SELECT count(*) FROM smartpay.modifications WHERE order_id = '%ld' "
 	         "AND state = 'succeeded'",
 	         first);
-	world_await(&w, sql, 1);
+	world_await(w, sql, 1);
+}
+
+START_TEST(rescan_finds_orders_no_trigger_reported)
+{
+	struct world w;
+	up_with_one_captured(&w);
 	/* changes the trigger never saw (a bulk load with triggers off) */
 	pgtest_exec(w.db, "ALTER TABLE public.orders DISABLE TRIGGER smartpay_orders_notify");
 	for (int i = 0; i < 3; i++)
@@ -233,15 +240,7 @@ END_TEST
 START_TEST(changes_made_while_the_daemon_is_down_are_queued)
 {
 	struct world w;
-	world_up(&w, "[daemon]\npoll_interval = 1h\n");
-	daemonproc_start(&w.d, false);
-	long first = add_order(&w, NULL, "shipped", "1 hour");
-	char sql[160];
-	snprintf(sql, sizeof(sql),
-	         "SELECT count(*) FROM smartpay.modifications WHERE order_id = '%ld' "
-	         "AND state = 'succeeded'",
-	         first);
-	world_await(&w, sql, 1);
+	up_with_one_captured(&w);
 	await_queue_empty(&w); /* the capture's follow-up is looked at too */
 	ck_assert_int_eq(daemonproc_stop(&w.d), 0);
 
