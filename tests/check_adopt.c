@@ -260,12 +260,13 @@ END_TEST
 static Suite *adopt_suite(void)
 {
 	Suite *s = suite_create("adopt");
-	testutil_tcase(s, "adopt", 300,
-	               (const TTest *const[]){history_is_never_acted_on_or_alerted,
-	                                      preview_tells_what_the_daemon_then_does,
-	                                      rescan_finds_orders_no_trigger_reported,
-	                                      changes_made_while_the_daemon_is_down_are_queued,
-	                                      NULL});
+	TCase *tc = tcase_create("adopt");
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, history_is_never_acted_on_or_alerted);
+	tcase_add_test(tc, preview_tells_what_the_daemon_then_does);
+	tcase_add_test(tc, rescan_finds_orders_no_trigger_reported);
+	tcase_add_test(tc, changes_made_while_the_daemon_is_down_are_queued);
+	suite_add_tcase(s, tc);
 	return s;
 }
 

@@ -780,13 +780,21 @@ END_TEST
 static Suite *ctl_suite(void)
 {
 	Suite *s = suite_create("smartpayctl");
-	TCase *tc =
-	    testutil_tcase(s, "commands", 60,
-	                   (const TTest *const[]){test_status, test_list, test_show, test_retry,
-	                                          test_refund, test_cancel_or_refund, test_alerts,
-	                                          test_ack, test_migrate_settings, NULL});
+	TCase *tc = tcase_create("commands");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_status);
+	tcase_add_test(tc, test_list);
+	tcase_add_test(tc, test_show);
+	tcase_add_test(tc, test_retry);
+	tcase_add_test(tc, test_refund);
+	tcase_add_test(tc, test_cancel_or_refund);
+	tcase_add_test(tc, test_alerts);
+	tcase_add_test(tc, test_ack);
+	tcase_add_test(tc, test_migrate_settings);
 	tcase_add_loop_test(tc, test_usage_error, 0,
 	                    (int)(sizeof(usage_errors) / sizeof(usage_errors[0])));
+	suite_add_tcase(s, tc);
 	return s;
 }
 

@@ -1,17 +1,18 @@
 # Tests: Check suites run by `make check`.
 TESTS_ENVIRONMENT = SP_TOP_BUILDDIR='$(abs_top_builddir)' SP_TOP_SRCDIR='$(abs_top_srcdir)' PG_BINDIR='$(PG_BINDIR)'
 if HAVE_CHECK
-# Every suite is one program, tests/check_NAME, built from tests/check_NAME.c and the
-# helpers of its list below. The suites link the library and Check (LDADD: every other
-# program of the tree names its own _LDADD) and compile with Check's flags; automake
-# wants the _SOURCES of each program spelled out, so each list ends with one line a
-# suite. A new suite: its name in a list and its _SOURCES line.
-LDADD = $(SP_LIBS) $(CHECK_LIBS)
+# Every suite is one program, tests/check_NAME, built from tests/check_NAME.c alone (the
+# default source) and linked with the test helpers, the library and Check. The helpers
+# are one static library: a suite takes from it what it calls (testutil.h for all,
+# pgtest.h for a private PostgreSQL, world.h for the simulator and the real daemon). A
+# new suite is its name in one of the lists below, nothing else. (LDADD: every other
+# program of the tree names its own _LDADD.)
+check_LIBRARIES = tests/libtestworld.a
+tests_libtestworld_a_SOURCES = tests/testutil.c tests/testutil.h tests/pgtest.c tests/pgtest.h \
+	tests/simproc.c tests/simproc.h tests/daemonproc.c tests/daemonproc.h tests/world.c \
+	tests/world.h
+LDADD = tests/libtestworld.a $(SP_LIBS) $(CHECK_LIBS)
 AM_CFLAGS += $(CHECK_CFLAGS)
-TESTUTIL_SOURCES = tests/testutil.c tests/testutil.h
-PGTEST_SOURCES = tests/pgtest.c tests/pgtest.h $(TESTUTIL_SOURCES)
-WORLD_SOURCES = tests/world.c tests/world.h tests/daemonproc.c tests/daemonproc.h \
-	tests/simproc.c tests/simproc.h $(PGTEST_SOURCES)
 # pure code, one module a suite: modification bodies, answers, classification, retry
 # schedule, ids, storable text, HTTP, money, logging, configuration, intents, outcomes,
 # reconciliation
@@ -31,40 +32,9 @@ WORLD_SUITES = tests/check_daemon tests/check_hostile tests/check_shop_rows \
 	tests/check_order_summaries tests/check_reconcile_daemon tests/check_adopt
 check_PROGRAMS += $(UNIT_SUITES) tests/check_sim $(PG_SUITES) $(WORLD_SUITES)
 TESTS += $(UNIT_SUITES) tests/check_sim $(PG_SUITES) $(WORLD_SUITES)
-tests_check_modification_SOURCES = tests/check_modification.c $(TESTUTIL_SOURCES)
-tests_check_response_SOURCES = tests/check_response.c $(TESTUTIL_SOURCES)
-tests_check_classify_SOURCES = tests/check_classify.c $(TESTUTIL_SOURCES)
-tests_check_backoff_SOURCES = tests/check_backoff.c $(TESTUTIL_SOURCES)
-tests_check_uuid_SOURCES = tests/check_uuid.c $(TESTUTIL_SOURCES)
-tests_check_text_SOURCES = tests/check_text.c $(TESTUTIL_SOURCES)
-tests_check_http_SOURCES = tests/check_http.c $(TESTUTIL_SOURCES)
-tests_check_money_SOURCES = tests/check_money.c $(TESTUTIL_SOURCES)
-tests_check_log_SOURCES = tests/check_log.c $(TESTUTIL_SOURCES)
-tests_check_config_SOURCES = tests/check_config.c $(TESTUTIL_SOURCES)
-tests_check_intent_SOURCES = tests/check_intent.c $(TESTUTIL_SOURCES)
-tests_check_outcome_SOURCES = tests/check_outcome.c $(TESTUTIL_SOURCES)
-tests_check_reconcile_SOURCES = tests/check_reconcile.c $(TESTUTIL_SOURCES)
 # smartpay-sim: its pure modules directly, and the program over HTTP (tests/simproc.h)
-tests_check_sim_SOURCES = tests/check_sim.c tests/simproc.c tests/simproc.h $(SIM_CORE_SOURCES) \
-	$(TESTUTIL_SOURCES)
+tests_check_sim_SOURCES = tests/check_sim.c $(SIM_CORE_SOURCES)
 tests_check_sim_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/sim
-tests_check_migrate_SOURCES = tests/check_migrate.c $(PGTEST_SOURCES)
-tests_check_shop_api_SOURCES = tests/check_shop_api.c $(PGTEST_SOURCES)
-tests_check_ctl_SOURCES = tests/check_ctl.c $(PGTEST_SOURCES)
-tests_check_daemon_SOURCES = tests/check_daemon.c $(WORLD_SOURCES)
-tests_check_hostile_SOURCES = tests/check_hostile.c $(WORLD_SOURCES)
-tests_check_shop_rows_SOURCES = tests/check_shop_rows.c $(WORLD_SOURCES)
-tests_check_schedule_SOURCES = tests/check_schedule.c $(WORLD_SOURCES)
-tests_check_metrics_SOURCES = tests/check_metrics.c $(WORLD_SOURCES)
-tests_check_alerts_SOURCES = tests/check_alerts.c $(WORLD_SOURCES)
-tests_check_notify_SOURCES = tests/check_notify.c $(WORLD_SOURCES)
-tests_check_privilege_SOURCES = tests/check_privilege.c $(WORLD_SOURCES)
-tests_check_durable_SOURCES = tests/check_durable.c $(WORLD_SOURCES)
-tests_check_failover_SOURCES = tests/check_failover.c $(WORLD_SOURCES)
-tests_check_secrets_SOURCES = tests/check_secrets.c $(WORLD_SOURCES)
-tests_check_order_summaries_SOURCES = tests/check_order_summaries.c $(WORLD_SOURCES)
-tests_check_reconcile_daemon_SOURCES = tests/check_reconcile_daemon.c $(WORLD_SOURCES)
-tests_check_adopt_SOURCES = tests/check_adopt.c $(WORLD_SOURCES)
 endif
 # the systemd unit: systemd-analyze verify and security --offline=true
 TESTS += tests/systemd-unit.sh
