@@ -446,17 +446,6 @@ START_TEST(test_refund_amounts)
 }
 END_TEST
 
-/* Waits for the result of an asynchronous query on `conn`; returns it (PQclear it). */
-static PGresult *await_result(PGconn *conn)
-{
-	PGresult *res = PQgetResult(conn);
-	PGresult *extra;
-
-	while ((extra = PQgetResult(conn)) != NULL)
-		PQclear(extra);
-	return res;
-}
-
 START_TEST(test_concurrent_last_amount)
 {
 	PGconn *a;
@@ -474,7 +463,7 @@ START_TEST(test_concurrent_last_amount)
 	ck_assert(PQsendQuery(b, "SELECT smartpay.request_refund('1', 40)"));
 	pgtest_wait_advisory_waiters(observer, 1);
 	pgtest_exec(a, "COMMIT");
-	PGresult *res = await_result(b);
+	PGresult *res = pgtest_await_result(b);
 	ck_assert_int_eq(PQresultStatus(res), PGRES_FATAL_ERROR);
 	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "SP006");
 	PQclear(res);
@@ -488,7 +477,7 @@ START_TEST(test_concurrent_last_amount)
 	ck_assert(PQsendQuery(b, "SELECT smartpay.request_refund('2', 10)"));
 	pgtest_wait_advisory_waiters(observer, 1);
 	pgtest_exec(a, "ROLLBACK");
-	res = await_result(b);
+	res = pgtest_await_result(b);
 	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
 	PQclear(res);
 	ck_assert_int_eq(request_count(a, "2"), 1);
@@ -501,7 +490,7 @@ START_TEST(test_concurrent_last_amount)
 	ck_assert(PQsendQuery(b, "SELECT smartpay.request_refund('3', 1)"));
 	pgtest_wait_advisory_waiters(observer, 1);
 	pgtest_exec(a, "COMMIT");
-	res = await_result(b);
+	res = pgtest_await_result(b);
 	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "SP003");
 	PQclear(res);
 

@@ -1163,3 +1163,13 @@ void pgtest_ctl_check_at(const char *file, int line, const char *config, int exp
 		        args[0], err_has, r.err);
 	testutil_run_free(&r);
 }
+
+PGresult *pgtest_await_result(PGconn *conn)
+{
+	PGresult *res = PQgetResult(conn);
+	PGresult *extra;
+
+	while ((extra = PQgetResult(conn)) != NULL)
+		PQclear(extra);
+	return res;
+}

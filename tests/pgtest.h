@@ -135,6 +135,10 @@ void pgtest_exec_file_at(const char *file, int line, PGconn *conn, const char *p
 #define pgtest_migrate(conn) pgtest_migrate_at(__FILE__, __LINE__, (conn))
 void pgtest_migrate_at(const char *file, int line, PGconn *conn);
 
+/* The result of the query sent (PQsendQuery) on `conn`, waiting for it; the results
+ * after it are drained. PQclear it. */
+PGresult *pgtest_await_result(PGconn *conn);
+
 /* Waits up to timeout_ms for a notification on a connection that LISTENs; returns it
  * (PQfreemem it) or NULL on timeout. */
 #define pgtest_wait_notify(conn, timeout_ms)                                                       \
