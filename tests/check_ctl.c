@@ -42,6 +42,9 @@ struct shop {
  * it). */
 #define CTL_JSON(shop, ...) ctl_json(PGTEST_CTL((shop)->config, 0, __VA_ARGS__))
 
+/* Runs smartpayctl, which must exit 0 and print exactly `out`. */
+#define CTL_PRINTS(shop, out, ...) ctl_prints(PGTEST_CTL((shop)->config, 0, __VA_ARGS__), (out))
+
 /* The same, then checks that stderr holds `err_has` (NULL: anything) and frees the run. */
 #define CTL_CHECK(shop, expect, err_has, ...)                                                      \
 	PGTEST_CTL_CHECK((shop)->config, (expect), (err_has), __VA_ARGS__)
@@ -225,6 +228,13 @@ static struct json_object *parse(const struct testutil_run *r)
 	assert_jtyped(doc, path, json_type_array, "an array",                                      \
 	              ck_assert_uint_eq(json_object_array_length(v_), (expected)))
 
+/* Asserts that a run printed exactly `out`; frees the run. */
+static void ctl_prints(struct testutil_run r, const char *out)
+{
+	ck_assert_str_eq(r.out, out);
+	testutil_run_free(&r);
+}
+
 /* The JSON document of a run's stdout; frees the run. */
 static struct json_object *ctl_json(struct testutil_run r)
 {
@@ -360,9 +370,7 @@ START_TEST(test_list)
 	assert_contains(r.out, "(the newest 2 shown; more match: raise --limit)");
 	testutil_run_free(&r);
 
-	r = CTL(&s, 0, "list", "--order", "404");
-	ck_assert_str_eq(r.out, "no modifications match\n");
-	testutil_run_free(&r);
+	CTL_PRINTS(&s, "no modifications match\n", "list", "--order", "404");
 	doc = CTL_JSON(&s, "list", "--json", "--order", "404");
 	assert_jlen(doc, "modifications", 0);
 	json_object_put(doc);
@@ -513,9 +521,8 @@ START_TEST(test_refund)
 	struct shop s = shop_open("");
 
 	/* captured 100.00, 10.00 pending, the refused 50.00 does not count */
-	struct testutil_run r = CTL(&s, 0, "refund", "1", "30");
-	ck_assert_str_eq(r.out, "refund request 2 queued for order 1: 30.00 EUR\n");
-	testutil_run_free(&r);
+	struct testutil_run r;
+	CTL_PRINTS(&s, "refund request 2 queued for order 1: 30.00 EUR\n", "refund", "1", "30");
 	struct json_object *doc = CTL_JSON(&s, "--json", "refund", "1", "20.5", "box damaged");
 	assert_jint(doc, "request_id", 3);
 	assert_jstr(doc, "order_id", "1");
@@ -552,9 +559,7 @@ START_TEST(test_refund)
 	free(sum);
 
 	/* JPY, whole units */
-	r = CTL(&s, 0, "refund", "3", "250");
-	ck_assert_str_eq(r.out, "refund request 5 queued for order 3: 250 JPY\n");
-	testutil_run_free(&r);
+	CTL_PRINTS(&s, "refund request 5 queued for order 3: 250 JPY\n", "refund", "3", "250");
 	shop_close(&s);
 }
 END_TEST
@@ -563,9 +568,8 @@ START_TEST(test_cancel_or_refund)
 {
 	struct shop s = shop_open("");
 
-	struct testutil_run r = CTL(&s, 0, "cancel-or-refund", "2", "customer changed their mind");
-	ck_assert_str_eq(r.out, "cancel_or_refund request 2 queued for order 2\n");
-	testutil_run_free(&r);
+	CTL_PRINTS(&s, "cancel_or_refund request 2 queued for order 2\n", "cancel-or-refund", "2",
+	           "customer changed their mind");
 	CTL_CHECK(&s, 1, "order 2 has an open cancel_or_refund request 2", "cancel-or-refund", "2");
 	struct json_object *doc = CTL_JSON(&s, "--json", "cancel-or-refund", "1");
 	assert_jint(doc, "request_id", 3);
@@ -622,9 +626,7 @@ START_TEST(test_alerts)
 	assert_jstr(doc, "alerts.0.acknowledged_by", "bob");
 	json_object_put(doc);
 
-	r = CTL(&s, 0, "alerts", "--kind", "gateway_unreachable");
-	ck_assert_str_eq(r.out, "no open alerts\n");
-	testutil_run_free(&r);
+	CTL_PRINTS(&s, "no open alerts\n", "alerts", "--kind", "gateway_unreachable");
 	shop_close(&s);
 }
 END_TEST
