@@ -31,6 +31,14 @@ static struct mod_request base_request(enum mod_kind kind)
 	return r;
 }
 
+/* Gives a request an amount of `minor` units of `currency`. */
+static void set_amount(struct mod_request *r, int64_t minor, const char *currency)
+{
+	r->has_amount = true;
+	r->amount_minor = minor;
+	r->currency = currency;
+}
+
 /* Builds a body and checks it byte for byte. */
 static void expect_body(const struct mod_request *r, const char *expected)
 {
@@ -96,9 +104,7 @@ START_TEST(test_body_capture)
 	r.description = "ignored";
 	expect_body(&r, HEAD "}");
 
-	r.has_amount = true;
-	r.amount_minor = 4000;
-	r.currency = "EUR";
+	set_amount(&r, 4000, "EUR");
 	r.description = "partial shipment 1";
 	expect_body(&r, HEAD ",\"modifiedAmount\":{\"amount\":40.00,\"currencyCode\":\"EUR\","
 	                     "\"description\":\"partial shipment 1\"}}");
@@ -133,9 +139,7 @@ START_TEST(test_body_refund)
 	struct mod_request r = base_request(MOD_REFUND);
 
 	expect_body(&r, HEAD "}");
-	r.has_amount = true;
-	r.amount_minor = 2500;
-	r.currency = "EUR";
+	set_amount(&r, 2500, "EUR");
 	r.description = "damaged item";
 	expect_body(&r, HEAD ",\"modifiedAmount\":{\"amount\":25.00,\"currencyCode\":\"EUR\","
 	                     "\"description\":\"damaged item\"}}");
@@ -146,9 +150,7 @@ START_TEST(test_body_currencies)
 {
 	struct mod_request r = base_request(MOD_CAPTURE);
 
-	r.has_amount = true;
-	r.currency = "JPY";
-	r.amount_minor = 500;
+	set_amount(&r, 500, "JPY");
 	expect_body(&r, HEAD ",\"modifiedAmount\":{\"amount\":500,\"currencyCode\":\"JPY\"}}");
 	r.currency = "KWD";
 	r.amount_minor = 1234;
@@ -174,9 +176,7 @@ START_TEST(test_body_escaping)
 	expect_body(&r, "{\"transactionId\":\"" TXID "\",\"merchantKey\":\"" MKEY
 	                "\",\"modificationId\":\"id\\\"1\"}");
 	r = base_request(MOD_REFUND);
-	r.has_amount = true;
-	r.amount_minor = 100;
-	r.currency = "EUR";
+	set_amount(&r, 100, "EUR");
 	r.description = "\x7f";
 	expect_body(&r, HEAD ",\"modifiedAmount\":{\"amount\":1.00,\"currencyCode\":\"EUR\","
 	                     "\"description\":\"\x7f\"}}");
@@ -247,9 +247,7 @@ START_TEST(test_body_refusals)
 	expect_refusal(&r, "missing modification id");
 
 	r = base_request(MOD_CAPTURE);
-	r.has_amount = true;
-	r.currency = "EUR";
-	r.amount_minor = 0;
+	set_amount(&r, 0, "EUR");
 	expect_refusal(&r, "amount must be greater than zero");
 	r.amount_minor = -100;
 	expect_refusal(&r, "amount must be greater than zero");
@@ -268,9 +266,7 @@ START_TEST(test_body_refusals)
 	expect_refusal(&r, "unknown currency");
 
 	r = base_request(MOD_CANCEL);
-	r.has_amount = true;
-	r.amount_minor = 100;
-	r.currency = "EUR";
+	set_amount(&r, 100, "EUR");
 	expect_refusal(&r, "amount on cancel");
 	r.kind = MOD_CANCEL_OR_REFUND;
 	expect_refusal(&r, "amount on cancelOrRefund");
