@@ -39,18 +39,10 @@ static long long preview_count(json_object *doc, const char *group, const char *
  * (one the gateway knows); `age` is how long ago it was authorized (an interval). */
 static long add_order(struct world *w, const char *txn, const char *status, const char *age)
 {
-	char *made = txn ? NULL : simproc_create_txn(w->sim, "10.00", "EUR");
-	const char *p[] = {txn ? txn : made, status, age};
-	PGresult *r = PQexecParams(w->db,
-	                           "INSERT INTO public.orders (smartpay_transaction_id, amount, "
-	                           "status, authorized_at) VALUES ($1, 10.00, $2, "
-	                           "now() - $3::interval) RETURNING id",
-	                           3, NULL, p, NULL, NULL, 0);
-	ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
-	long id = strtol(PQgetvalue(r, 0, 0), NULL, 10);
-	PQclear(r);
-	free(made);
-	return id;
+	char authorized_at[64];
+	snprintf(authorized_at, sizeof(authorized_at), "now() - interval '%s'", age);
+	const struct world_order o = {.txn = txn, .status = status, .authorized_at = authorized_at};
+	return world_add_order(w, &o, NULL);
 }
 
 /* Waits until the queue of changed orders is empty (consumed by the daemon). */
@@ -244,18 +236,25 @@ START_TEST(preview_looks_back_as_configured)
 }
 END_TEST
 
-START_TEST(rescan_finds_orders_no_trigger_reported)
+/* A world whose daemon polls only hourly (the trigger's notifications wake it), with one
+ * shipped order captured. */
+static void up_with_one_captured(struct world *w)
 {
-	struct world w;
-	world_up(&w, "[daemon]\npoll_interval = 1h\n");
-	daemonproc_start(&w.d, false);
-	long first = add_order(&w, NULL, "shipped", "1 hour");
+	world_up(w, "[daemon]\npoll_interval = 1h\n");
+	daemonproc_start(&w->d, false);
+	long first = add_order(w, NULL, "shipped", "1 hour");
 	char sql[160];
 	snprintf(sql, sizeof(sql),
 	         "SELECT count(*) FROM smartpay.modifications WHERE order_id = '%ld' "
 	         "AND state = 'succeeded'",
 	         first);
-	world_await(&w, sql, 1);
+	world_await(w, sql, 1);
+}
+
+START_TEST(rescan_finds_orders_no_trigger_reported)
+{
+	struct world w;
+	up_with_one_captured(&w);
 	/* changes the trigger never saw (a bulk load with triggers off) */
 	pgtest_exec(w.db, "ALTER TABLE public.orders DISABLE TRIGGER smartpay_orders_notify");
 	for (int i = 0; i < 3; i++)
@@ -277,15 +276,7 @@ END_TEST
 START_TEST(changes_made_while_the_daemon_is_down_are_queued)
 {
 	struct world w;
-	world_up(&w, "[daemon]\npoll_interval = 1h\n");
-	daemonproc_start(&w.d, false);
-	long first = add_order(&w, NULL, "shipped", "1 hour");
-	char sql[160];
-	snprintf(sql, sizeof(sql),
-	         "SELECT count(*) FROM smartpay.modifications WHERE order_id = '%ld' "
-	         "AND state = 'succeeded'",
-	         first);
-	world_await(&w, sql, 1);
+	up_with_one_captured(&w);
 	await_queue_empty(&w); /* the capture's follow-up is looked at too */
 	ck_assert_int_eq(daemonproc_stop(&w.d), 0);
 

@@ -125,23 +125,20 @@ static const struct world_opts no_gateway = {
     .no_sim = true, .clean_exit = true, .wait_ms = WAIT_MS};
 static const struct world_opts with_sim = {.clean_exit = true, .wait_ms = WAIT_MS};
 
-/* Inserts an order (SQL expressions for the timestamps) and returns its id as text
- * (static buffer rotation: good for a few calls in one expression). */
+/* Inserts an order (SQL expressions for the timestamps, txn NULL for none) and returns
+ * its id as text (static buffer rotation: good for a few calls in one expression). */
 static const char *add_order(struct world *w, const char *txn, const char *status,
                              const char *authorized_at, const char *expires_at)
 {
 	static char ids[8][24];
 	static int next;
-	char sql[512];
-	snprintf(
-	    sql, sizeof(sql),
-	    "INSERT INTO public.orders (smartpay_transaction_id, amount, status, authorized_at, "
-	    "authorization_expires_at) VALUES (%s, 10.00, '%s', %s, %s) RETURNING id",
-	    txn, status, authorized_at, expires_at);
-	char *id = pgtest_value(w->db, sql);
+	const struct world_order o = {.txn = txn,
+	                              .no_txn = txn == NULL,
+	                              .status = status,
+	                              .authorized_at = authorized_at,
+	                              .expires_at = expires_at};
 	char *slot = ids[next++ % 8];
-	snprintf(slot, 24, "%s", id);
-	free(id);
+	snprintf(slot, 24, "%ld", world_add_order(w, &o, NULL));
 	return slot;
 }
 
@@ -191,31 +188,31 @@ START_TEST(expiry_alerts_once_per_order_and_threshold)
 	const char *now = "now()";
 	/* inside the 24h window only: a warning */
 	char a[24], b[24], c[24], d[24], e[24], f[24], g[24], h[24], i[24], j[24];
-	snprintf(a, 24, "%s", add_order(&w, "'t-a'", "authorized", now, "now() + interval '20h'"));
+	snprintf(a, 24, "%s", add_order(&w, "t-a", "authorized", now, "now() + interval '20h'"));
 	/* inside 4h: only the most urgent threshold, critical */
-	snprintf(b, 24, "%s", add_order(&w, "'t-b'", "authorized", now, "now() + interval '2h'"));
+	snprintf(b, 24, "%s", add_order(&w, "t-b", "authorized", now, "now() + interval '2h'"));
 	/* expired by authorized_at + the default 120h validity */
 	snprintf(c, 24, "%s",
-	         add_order(&w, "'t-c'", "authorized", "now() - interval '121h'", "NULL"));
+	         add_order(&w, "t-c", "authorized", "now() - interval '121h'", "NULL"));
 	/* captured: nothing, whatever the deadline */
-	snprintf(d, 24, "%s", add_order(&w, "'t-d'", "shipped", now, "now() + interval '2h'"));
+	snprintf(d, 24, "%s", add_order(&w, "t-d", "shipped", now, "now() + interval '2h'"));
 	add_modification(&w, "00000000-0000-4000-8000-00000000000d", d, "t-d", "capture",
 	                 "succeeded", "now() + interval '2h'", "NULL", "NULL", "now()");
 	/* cancelled by the shop and at the gateway: nothing */
-	snprintf(e, 24, "%s", add_order(&w, "'t-e'", "cancelled", now, "now() - interval '1h'"));
+	snprintf(e, 24, "%s", add_order(&w, "t-e", "cancelled", now, "now() - interval '1h'"));
 	add_modification(&w, "00000000-0000-4000-8000-00000000000e", e, "t-e", "cancel",
 	                 "succeeded", "NULL", "NULL", "NULL", "now()");
 	/* cancelled by the shop, the cancel stuck: the expiry still deserves its alert */
-	snprintf(f, 24, "%s", add_order(&w, "'t-f'", "cancelled", now, "now() - interval '1h'"));
+	snprintf(f, 24, "%s", add_order(&w, "t-f", "cancelled", now, "now() - interval '1h'"));
 	add_modification(&w, "00000000-0000-4000-8000-00000000000f", f, "t-f", "cancel",
 	                 "needs_attention", "NULL", "NULL", "NULL", "now()");
 	/* outside every window, no transaction, expired long ago: nothing */
-	snprintf(g, 24, "%s", add_order(&w, "'t-g'", "authorized", now, "now() + interval '30h'"));
-	snprintf(h, 24, "%s", add_order(&w, "NULL", "authorized", now, "now() + interval '1h'"));
+	snprintf(g, 24, "%s", add_order(&w, "t-g", "authorized", now, "now() + interval '30h'"));
+	snprintf(h, 24, "%s", add_order(&w, NULL, "authorized", now, "now() + interval '1h'"));
 	snprintf(i, 24, "%s",
-	         add_order(&w, "'t-i'", "authorized", now, "now() - interval '30 days'"));
+	         add_order(&w, "t-i", "authorized", now, "now() - interval '30 days'"));
 	/* a capture still pending (leased by a live daemon) counts as not captured */
-	snprintf(j, 24, "%s", add_order(&w, "'t-j'", "shipped", now, "now() + interval '3h'"));
+	snprintf(j, 24, "%s", add_order(&w, "t-j", "shipped", now, "now() + interval '3h'"));
 	add_modification(&w, CAP_J, j, "t-j", "capture", "pending", "now() + interval '3h'",
 	                 "'other'", "now() + interval '1h'", "now() + interval '1 day'");
 
@@ -276,18 +273,18 @@ START_TEST(pending_capture_past_deadline_needs_attention)
 	const char *past = "now() - interval '1 minute'";
 	const char *later = "now() + interval '1 day'";
 	/* free lease: given up */
-	const char *k = add_order(&w, "'t-k'", "shipped", "now()", past);
+	const char *k = add_order(&w, "t-k", "shipped", "now()", past);
 	add_modification(&w, CAP_K, k, "t-k", "capture", "pending", past, "NULL", "NULL", later);
 	/* lease of a daemon that died: given up */
-	const char *l = add_order(&w, "'t-l'", "shipped", "now()", past);
+	const char *l = add_order(&w, "t-l", "shipped", "now()", past);
 	add_modification(&w, CAP_L, l, "t-l", "capture", "pending", past, "'ghost'", past, later);
 	/* lease of a live daemon: its owner decides */
-	const char *m = add_order(&w, "'t-m'", "shipped", "now()", past);
+	const char *m = add_order(&w, "t-m", "shipped", "now()", past);
 	add_modification(&w, CAP_M, m, "t-m", "capture", "pending", past, "'other'",
 	                 "now() + interval '1 hour'", later);
 	/* deadline six seconds ahead (well after the first sweep, even on a loaded machine):
 	 * the timer, not a poll, gives it up then */
-	const char *n = add_order(&w, "'t-n'", "shipped", "now()", "now() + interval '6s'");
+	const char *n = add_order(&w, "t-n", "shipped", "now()", "now() + interval '6s'");
 	add_modification(&w, CAP_N, n, "t-n", "capture", "pending", "now() + interval '6s'", "NULL",
 	                 "NULL", later);
 
@@ -334,7 +331,7 @@ START_TEST(threshold_crossing_wakes_the_timer)
 	              "[daemon]\npoll_interval = 1h\n[alerts]\nexpiry_thresholds = 24h, 4h\n");
 	/* inside 24h now; crosses into 4h in three seconds, expires four hours later */
 	const char *o =
-	    add_order(&w, "'t-o'", "authorized", "now()", "now() + interval '4h' + interval '3s'");
+	    add_order(&w, "t-o", "authorized", "now()", "now() + interval '4h' + interval '3s'");
 	char key24[48], key4[48];
 	snprintf(key24, sizeof(key24), "%s:24h", o);
 	snprintf(key4, sizeof(key4), "%s:4h", o);
@@ -509,8 +506,8 @@ START_TEST(webhook_delivers_each_alert_once_despite_failures)
 	         r.port);
 	struct world w;
 	world_up_with(&w, &no_gateway, extra);
-	add_order(&w, "'t-a'", "authorized", "now()", "now() + interval '20h'");
-	add_order(&w, "'t-b'", "authorized", "now() - interval '121h'", "NULL");
+	add_order(&w, "t-a", "authorized", "now()", "now() + interval '20h'");
+	add_order(&w, "t-b", "authorized", "now() - interval '121h'", "NULL");
 	/* acknowledged before anyone sent it: never sent */
 	pgtest_exec(w.db,
 	            "INSERT INTO smartpay.alerts (kind, severity, dedup_key, message, "
@@ -578,9 +575,7 @@ START_TEST(gateway_unreachable_once_per_episode)
 	ck_assert(simproc_set_faults(w.sim, "{\"reset_rate\": 1.0}"));
 	char *txn = simproc_create_txn(w.sim, "10.00", "EUR");
 	ck_assert_ptr_nonnull(txn);
-	char q[64];
-	snprintf(q, sizeof(q), "'%s'", txn);
-	add_order(&w, q, "shipped", "now()", "NULL");
+	add_order(&w, txn, "shipped", "now()", "NULL");
 	free(txn);
 	daemonproc_start(&w.d, false);
 	world_await(&w,
@@ -600,8 +595,7 @@ START_TEST(gateway_unreachable_once_per_episode)
 	ck_assert(simproc_set_faults(w.sim, "{\"reset_rate\": 1.0}"));
 	txn = simproc_create_txn(w.sim, "20.00", "EUR");
 	ck_assert_ptr_nonnull(txn);
-	snprintf(q, sizeof(q), "'%s'", txn);
-	add_order(&w, q, "shipped", "now()", "NULL");
+	add_order(&w, txn, "shipped", "now()", "NULL");
 	free(txn);
 	world_await(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = 'gateway_unreachable'",
 	            2);
@@ -668,7 +662,7 @@ START_TEST(idle_daemon_query_rate)
 	struct world w;
 	world_up_with(&w, &no_gateway, extra);
 	/* an authorization far from any threshold: the next crossing is hours away */
-	add_order(&w, "'t-z'", "authorized", "now()", "now() + interval '100h'");
+	add_order(&w, "t-z", "authorized", "now()", "now() + interval '100h'");
 	daemonproc_start(&w.d, false);
 	world_await_log(&w, "event=expiry_swept", 1);
 	usleep(500000);
@@ -950,7 +944,7 @@ START_TEST(metrics_scrapes_never_query_the_database)
 	         port);
 	struct world w;
 	world_up_with(&w, &no_gateway, extra);
-	add_order(&w, "'t-g'", "authorized", "now()", "now() + interval '2h'");
+	add_order(&w, "t-g", "authorized", "now()", "now() + interval '2h'");
 	long from = log_size();
 	daemonproc_start(&w.d, false);
 	char url[96];
@@ -1002,17 +996,15 @@ START_TEST(capture_does_not_wait_for_a_sweep)
 	world_up_with(&w, &with_sim,
 	              "[daemon]\npoll_interval = 1h\n[alerts]\nexpiry_thresholds = 24h, 4h\n");
 	slow_down_sweeps(&w);
-	add_order(&w, "'t-slow'", "authorized", "now()", "now() + interval '2h'");
+	add_order(&w, "t-slow", "authorized", "now()", "now() + interval '2h'");
 	daemonproc_start(&w.d, false);
 	world_await(&w, SWEEP_RUNNING, 1);
 
 	/* an order shipped while the sweep runs is captured before the sweep ends */
 	char *txn = simproc_create_txn(w.sim, "10.00", "EUR");
 	ck_assert_ptr_nonnull(txn);
-	char q[64];
-	snprintf(q, sizeof(q), "'%s'", txn);
+	const char *shipped = add_order(&w, txn, "shipped", "now()", "NULL");
 	free(txn);
-	const char *shipped = add_order(&w, q, "shipped", "now()", "NULL");
 	char sql[256];
 	snprintf(sql, sizeof(sql),
 	         "SELECT count(*) FROM smartpay.modifications WHERE order_id = '%s' AND "

@@ -918,26 +918,15 @@ END_TEST
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
-	TCase *tc = tcase_create("core");
-	tcase_add_test(tc, test_minimal_and_defaults);
-	tcase_add_test(tc, test_every_key_set);
-	tcase_add_test(tc, test_interfaces_sample);
-	tcase_add_test(tc, test_inline_comments_and_layout);
-	tcase_add_test(tc, test_long_line);
-	tcase_add_test(tc, test_error_lines);
-	tcase_add_test(tc, test_required_keys);
-	tcase_add_test(tc, test_syntax_errors);
-	tcase_add_test(tc, test_unknown_key_hints);
-	tcase_add_test(tc, test_durations_in_file);
-	tcase_add_test(tc, test_relations_between_keys);
-	tcase_add_test(tc, test_base_url_rules);
-	tcase_add_test(tc, test_insecure_warning_and_webhook);
-	tcase_add_test(tc, test_other_values);
-	tcase_add_test(tc, test_parse_duration);
-	tcase_add_test(tc, test_load_file);
-	tcase_add_test(tc, test_example_config);
-	tcase_add_test(tc, test_read_secret);
-	suite_add_tcase(s, tc);
+	testutil_tcase(s, "core", 0,
+	               (const TTest *const[]){
+	                   test_minimal_and_defaults, test_every_key_set, test_interfaces_sample,
+	                   test_inline_comments_and_layout, test_long_line, test_error_lines,
+	                   test_required_keys, test_syntax_errors, test_unknown_key_hints,
+	                   test_durations_in_file, test_relations_between_keys, test_base_url_rules,
+	                   test_insecure_warning_and_webhook, test_other_values,
+	                   test_parse_duration, test_load_file, test_example_config,
+	                   test_read_secret, NULL});
 	return s;
 }
 

@@ -35,52 +35,19 @@ struct shop {
 	PGconn *conn;
 };
 
-/* Runs smartpayctl -c CONFIG ARGS... and checks the exit status. */
-#define CTL(shop, expect, ...)                                                                     \
-	ctl_expect(__LINE__, (shop), (expect), (const char *const[]){__VA_ARGS__, NULL})
+/* Runs smartpayctl -c CONFIG ARGS... and checks the exit status (PGTEST_CTL). */
+#define CTL(shop, expect, ...) PGTEST_CTL((shop)->config, (expect), __VA_ARGS__)
 
-static struct testutil_run ctl_expect(int line, const struct shop *s, int expect,
-                                      const char *const *args)
-{
-	const char *argv[22] = {"-c", s->config};
-	size_t n = 2;
+/* Runs smartpayctl, which must exit 0, and returns its stdout as JSON (json_object_put
+ * it). */
+#define CTL_JSON(shop, ...) ctl_json(PGTEST_CTL((shop)->config, 0, __VA_ARGS__))
 
-	for (; args[n - 2] != NULL; n++) {
-		ck_assert_uint_lt(n, 21);
-		argv[n] = args[n - 2];
-	}
-	argv[n] = NULL;
-	struct testutil_run r = testutil_run_built("smartpayctl", argv, pgtest_dir());
-	ck_assert_msg(r.status == expect,
-	              "line %d: %s: exit %d, expected %d\nstdout:\n%sstderr:\n%s", line, args[0],
-	              r.status, expect, r.out, r.err);
-	if (expect != 0)
-		ck_assert_msg(r.err[0] != '\0', "line %d: %s failed without a message", line,
-		              args[0]);
-	return r;
-}
+/* Runs smartpayctl, which must exit 0 and print exactly `out`. */
+#define CTL_PRINTS(shop, out, ...) ctl_prints(PGTEST_CTL((shop)->config, 0, __VA_ARGS__), (out))
 
-/* Writes a configuration for `conninfo`; `tail` (may be "") is appended as is. */
-static char *write_config(const char *conninfo, const char *tail)
-{
-	static unsigned counter;
-	char *path = xasprintf("%s/ctl-%ld-%u.conf", pgtest_dir(), (long)getpid(), ++counter);
-	FILE *f = fopen(path, "w");
-
-	ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
-	fprintf(f,
-	        "[database]\n"
-	        "conninfo = %s\n"
-	        "orders_relation = public.orders\n"
-	        "\n"
-	        "[smartpay]\n"
-	        "base_url = http://127.0.0.1:9\n"
-	        "merchant_key = test-merchant\n"
-	        "%s",
-	        conninfo, tail);
-	ck_assert_int_eq(fclose(f), 0);
-	return path;
-}
+/* The same, then checks that stderr holds `err_has` (NULL: anything) and frees the run. */
+#define CTL_CHECK(shop, expect, err_has, ...)                                                      \
+	PGTEST_CTL_CHECK((shop)->config, (expect), (err_has), __VA_ARGS__)
 
 /* The seeded shop: five orders, six modifications, a request, three alerts.
  *   order 1  shipped, 100.00 EUR captured; refund 10.00 pending (oldest pending, 2 h),
@@ -166,7 +133,7 @@ static struct shop shop_open(const char *tail)
 	s.conn = pgtest_connect(s.conninfo);
 	ck_assert_msg(migrate_write_settings(s.conn, &settings, &err) == 0, "%s", err);
 	seed(s.conn);
-	s.config = write_config(s.conninfo, tail);
+	s.config = pgtest_ctl_config(s.conninfo, NULL, NULL, tail);
 	return s;
 }
 
@@ -261,6 +228,21 @@ static struct json_object *parse(const struct testutil_run *r)
 	assert_jtyped(doc, path, json_type_array, "an array",                                      \
 	              ck_assert_uint_eq(json_object_array_length(v_), (expected)))
 
+/* Asserts that a run printed exactly `out`; frees the run. */
+static void ctl_prints(struct testutil_run r, const char *out)
+{
+	ck_assert_str_eq(r.out, out);
+	testutil_run_free(&r);
+}
+
+/* The JSON document of a run's stdout; frees the run. */
+static struct json_object *ctl_json(struct testutil_run r)
+{
+	struct json_object *doc = parse(&r);
+	testutil_run_free(&r);
+	return doc;
+}
+
 /* A value from the database (must exist); free it. */
 static char *db_value(PGconn *conn, const char *sql)
 {
@@ -291,8 +273,7 @@ START_TEST(test_status)
 	ck_assert_str_eq(r.err, "");
 	testutil_run_free(&r);
 
-	r = CTL(&s, 0, "--json", "status");
-	struct json_object *doc = parse(&r);
+	struct json_object *doc = CTL_JSON(&s, "--json", "status");
 	assert_jint(doc, "modifications.total", 5);
 	assert_jint(doc, "modifications.by_state.pending", 1);
 	assert_jint(doc, "modifications.by_state.succeeded", 2);
@@ -322,7 +303,6 @@ START_TEST(test_status)
 	assert_jint(doc, "open_alerts.by_severity.critical", 1);
 	assert_jint(doc, "open_alerts.by_severity.warning", 1);
 	json_object_put(doc);
-	testutil_run_free(&r);
 	shop_close(&s);
 
 	/* the window is the largest threshold; captured, cancelled and expired orders are
@@ -332,19 +312,14 @@ START_TEST(test_status)
 	                    "transaction_id, kind, amount_minor, currency, request_body, state) "
 	                    "VALUES (gen_random_uuid(), '5', 'tx-5', 'capture', 2000, 'EUR', '{}', "
 	                    "'pending')");
-	r = CTL(&s, 0, "status", "--json");
-	doc = parse(&r);
+	doc = CTL_JSON(&s, "status", "--json");
 	assert_jint(doc, "expiring.window_seconds", 200 * 3600);
 	assert_jint(doc, "expiring.count", 2);
 	assert_jstr(doc, "expiring.orders.0.order_id", "2");
 	assert_jstr(doc, "expiring.orders.1.order_id", "5");
 	assert_jstr(doc, "expiring.orders.1.capture_state", "pending");
 	json_object_put(doc);
-	testutil_run_free(&r);
 
-	r = CTL(&s, 2, "status", "now");
-	assert_contains(r.err, "unexpected argument 'now'");
-	testutil_run_free(&r);
 	shop_close(&s);
 }
 END_TEST
@@ -369,8 +344,8 @@ START_TEST(test_list)
 	assert_not_contains(r.out, M_PENDING_1);
 	testutil_run_free(&r);
 
-	r = CTL(&s, 0, "--json", "list", "--kind", "refund", "--order", "1");
-	struct json_object *doc = parse(&r);
+	struct json_object *doc =
+	    CTL_JSON(&s, "--json", "list", "--kind", "refund", "--order", "1");
 	assert_jint(doc, "count", 2);
 	assert_jbool(doc, "truncated", false);
 	assert_jstr(doc, "modifications.0.modification_id", M_REFUSED_1);
@@ -386,43 +361,21 @@ START_TEST(test_list)
 	ck_assert(created != NULL && strlen(json_object_get_string(created)) == 24 &&
 	          json_object_get_string(created)[23] == 'Z');
 	json_object_put(doc);
-	testutil_run_free(&r);
 
-	r = CTL(&s, 0, "list", "--limit", "2", "--json");
-	doc = parse(&r);
+	doc = CTL_JSON(&s, "list", "--limit", "2", "--json");
 	assert_jint(doc, "count", 2);
 	assert_jbool(doc, "truncated", true);
 	json_object_put(doc);
-	testutil_run_free(&r);
 	r = CTL(&s, 0, "list", "--limit", "2");
 	assert_contains(r.out, "(the newest 2 shown; more match: raise --limit)");
 	testutil_run_free(&r);
 
-	r = CTL(&s, 0, "list", "--order", "404");
-	ck_assert_str_eq(r.out, "no modifications match\n");
-	testutil_run_free(&r);
-	r = CTL(&s, 0, "list", "--json", "--order", "404");
-	doc = parse(&r);
+	CTL_PRINTS(&s, "no modifications match\n", "list", "--order", "404");
+	doc = CTL_JSON(&s, "list", "--json", "--order", "404");
 	assert_jlen(doc, "modifications", 0);
 	json_object_put(doc);
-	testutil_run_free(&r);
 
 	/* usage errors */
-	r = CTL(&s, 2, "list", "--state", "stuck");
-	assert_contains(r.err, "unknown state 'stuck'");
-	testutil_run_free(&r);
-	r = CTL(&s, 2, "list", "--kind", "void");
-	testutil_run_free(&r);
-	r = CTL(&s, 2, "list", "--limit", "0");
-	testutil_run_free(&r);
-	r = CTL(&s, 2, "list", "--limit");
-	assert_contains(r.err, "needs a value");
-	testutil_run_free(&r);
-	r = CTL(&s, 2, "list", "--frobnicate");
-	assert_contains(r.err, "unknown option '--frobnicate'");
-	testutil_run_free(&r);
-	r = CTL(&s, 2, "list", "extra");
-	testutil_run_free(&r);
 	shop_close(&s);
 }
 END_TEST
@@ -446,8 +399,7 @@ START_TEST(test_show)
 	assert_contains(r.out, "refund for order 3: retries exhausted");
 	testutil_run_free(&r);
 
-	r = CTL(&s, 0, "show", "--json", M_STUCK_3);
-	struct json_object *doc = parse(&r);
+	struct json_object *doc = CTL_JSON(&s, "show", "--json", M_STUCK_3);
 	assert_jstr(doc, "modification.modification_id", M_STUCK_3);
 	assert_jstr(doc, "modification.request_body", STUCK_BODY);
 	assert_jstr(doc, "modification.response_body", "upstream timeout");
@@ -464,18 +416,15 @@ START_TEST(test_show)
 	assert_jstr(doc, "alerts.0.kind", "needs_attention");
 	assert_jnull(doc, "alerts.0.acknowledged_at");
 	json_object_put(doc);
-	testutil_run_free(&r);
 
 	/* a modification without request or alerts */
-	r = CTL(&s, 0, "--json", "show", M_CAPTURE_1);
-	doc = parse(&r);
+	doc = CTL_JSON(&s, "--json", "show", M_CAPTURE_1);
 	assert_jstr(doc, "modification.payment_status", "CAPTURED");
 	assert_jstr(doc, "modification.reconciliation_reference_id", "rr-1");
 	assert_jstr(doc, "modification.amount", "100.00");
 	assert_jnull(doc, "request");
 	assert_jlen(doc, "alerts", 0);
 	json_object_put(doc);
-	testutil_run_free(&r);
 	r = CTL(&s, 0, "show", M_CAPTURE_1);
 	assert_contains(r.out, "\nalerts: none\n");
 	testutil_run_free(&r);
@@ -486,11 +435,6 @@ START_TEST(test_show)
 	testutil_run_free(&r);
 	r = CTL(&s, 1, "--json", "show", "99999999-9999-4999-8999-999999999999");
 	ck_assert_str_eq(r.out, "");
-	testutil_run_free(&r);
-	r = CTL(&s, 2, "show", "not-a-uuid");
-	assert_contains(r.err, "not a modification id");
-	testutil_run_free(&r);
-	r = CTL(&s, 2, "show");
 	testutil_run_free(&r);
 	shop_close(&s);
 }
@@ -519,20 +463,12 @@ START_TEST(test_retry)
 	                 1);
 
 	/* only needs_attention rows */
-	r = CTL(&s, 1, "retry", M_STUCK_3);
-	assert_contains(r.err, "is pending; only a needs_attention modification can be requeued");
-	testutil_run_free(&r);
-	r = CTL(&s, 1, "retry", M_CAPTURE_1);
-	assert_contains(r.err, "is succeeded");
-	testutil_run_free(&r);
-	r = CTL(&s, 1, "retry", M_REFUSED_1);
-	assert_contains(r.err, "is refused");
-	testutil_run_free(&r);
-	r = CTL(&s, 1, "retry", "99999999-9999-4999-8999-999999999999");
-	assert_contains(r.err, "no modification 99999999-9999-4999-8999-999999999999");
-	testutil_run_free(&r);
-	r = CTL(&s, 2, "retry", "12345");
-	testutil_run_free(&r);
+	CTL_CHECK(&s, 1, "is pending; only a needs_attention modification can be requeued", "retry",
+	          M_STUCK_3);
+	CTL_CHECK(&s, 1, "is succeeded", "retry", M_CAPTURE_1);
+	CTL_CHECK(&s, 1, "is refused", "retry", M_REFUSED_1);
+	CTL_CHECK(&s, 1, "no modification 99999999-9999-4999-8999-999999999999", "retry",
+	          "99999999-9999-4999-8999-999999999999");
 
 	/* another modification of the transaction is in flight: the unique index refuses,
 	 * and the message says which one */
@@ -552,8 +488,8 @@ START_TEST(test_retry)
 	/* once that one is done, it goes; --json shows the requeued row */
 	pgtest_exec(s.conn, "UPDATE smartpay.modifications SET state = 'succeeded' WHERE "
 	                    "modification_id = '" M_PENDING_1 "'");
-	r = CTL(&s, 0, "--json", "retry", "77777777-7777-4777-8777-777777777777");
-	struct json_object *doc = parse(&r);
+	struct json_object *doc =
+	    CTL_JSON(&s, "--json", "retry", "77777777-7777-4777-8777-777777777777");
 	assert_jstr(doc, "modification.modification_id", "77777777-7777-4777-8777-777777777777");
 	assert_jstr(doc, "modification.state", "pending");
 	assert_jstr(doc, "modification.reason", "requeued by operator");
@@ -562,7 +498,6 @@ START_TEST(test_retry)
 	assert_jstr(doc, "previous_state", "needs_attention");
 	ck_assert_ptr_null(jpath(doc, "modification.deadline_passed"));
 	json_object_put(doc);
-	testutil_run_free(&r);
 	row = db_value(s.conn, "SELECT request_body FROM smartpay.modifications WHERE "
 	                       "modification_id = '77777777-7777-4777-8777-777777777777'");
 	ck_assert_str_eq(row, "{\"x\":1}");
@@ -575,9 +510,8 @@ START_TEST(test_retry)
 	            "deadline) VALUES ('88888888-8888-4888-8888-888888888888', '4', 'tx-4', "
 	            "'capture', 2000, 'EUR', '{}', 'needs_attention', now() - interval "
 	            "'1 hour')");
-	r = CTL(&s, 0, "retry", "88888888-8888-4888-8888-888888888888");
-	assert_contains(r.err, "warning: the authorization deadline");
-	testutil_run_free(&r);
+	CTL_CHECK(&s, 0, "warning: the authorization deadline", "retry",
+	          "88888888-8888-4888-8888-888888888888");
 	shop_close(&s);
 }
 END_TEST
@@ -587,11 +521,9 @@ START_TEST(test_refund)
 	struct shop s = shop_open("");
 
 	/* captured 100.00, 10.00 pending, the refused 50.00 does not count */
-	struct testutil_run r = CTL(&s, 0, "refund", "1", "30");
-	ck_assert_str_eq(r.out, "refund request 2 queued for order 1: 30.00 EUR\n");
-	testutil_run_free(&r);
-	r = CTL(&s, 0, "--json", "refund", "1", "20.5", "box damaged");
-	struct json_object *doc = parse(&r);
+	struct testutil_run r;
+	CTL_PRINTS(&s, "refund request 2 queued for order 1: 30.00 EUR\n", "refund", "1", "30");
+	struct json_object *doc = CTL_JSON(&s, "--json", "refund", "1", "20.5", "box damaged");
 	assert_jint(doc, "request_id", 3);
 	assert_jstr(doc, "order_id", "1");
 	assert_jstr(doc, "kind", "refund");
@@ -601,7 +533,6 @@ START_TEST(test_refund)
 	assert_jstr(doc, "reason", "box damaged");
 	ck_assert(jpath(doc, "requested_by") != NULL && jpath(doc, "requested_at") != NULL);
 	json_object_put(doc);
-	testutil_run_free(&r);
 
 	/* refused by the database: exit 1, its words */
 	r = CTL(&s, 1, "refund", "1", "39.51");
@@ -611,53 +542,24 @@ START_TEST(test_refund)
 	                       "requested 50.50.");
 	ck_assert_str_eq(r.out, "");
 	testutil_run_free(&r);
-	r = CTL(&s, 1, "refund", "404", "5");
-	assert_contains(r.err, "unknown order 404");
-	testutil_run_free(&r);
-	r = CTL(&s, 1, "refund", "2", "5");
-	assert_contains(r.err, "order 2 has not been captured");
-	testutil_run_free(&r);
+	CTL_CHECK(&s, 1, "unknown order 404", "refund", "404", "5");
+	CTL_CHECK(&s, 1, "order 2 has not been captured", "refund", "2", "5");
 	r = CTL(&s, 1, "--json", "refund", "2", "5");
 	ck_assert_str_eq(r.out, "");
 	testutil_run_free(&r);
 
 	/* bad amounts: usage errors, nothing asked */
-	r = CTL(&s, 2, "refund", "1", "10.001");
-	assert_contains(r.err, "invalid amount '10.001' for EUR");
-	testutil_run_free(&r);
-	r = CTL(&s, 2, "refund", "3", "1.5");
-	assert_contains(r.err, "for JPY (0 decimals)");
-	testutil_run_free(&r);
-	r = CTL(&s, 2, "refund", "1", "abc");
-	assert_contains(r.err, "invalid amount 'abc'");
-	testutil_run_free(&r);
-	r = CTL(&s, 2, "refund", "1", "0");
-	assert_contains(r.err, "greater than zero");
-	testutil_run_free(&r);
-	r = CTL(&s, 2, "refund", "1", "-1");
-	assert_contains(r.err, "negative amount");
-	testutil_run_free(&r);
-	r = CTL(&s, 2, "refund", "1", "1,50");
-	testutil_run_free(&r);
-	r = CTL(&s, 2, "refund", "1");
-	testutil_run_free(&r);
-	r = CTL(&s, 2, "refund", "1", "1", "why", "extra");
-	testutil_run_free(&r);
 
 	/* the last of it: exactly the refundable amount, then nothing */
-	r = CTL(&s, 0, "refund", "1", "39.50");
-	testutil_run_free(&r);
-	r = CTL(&s, 1, "refund", "1", "0.01");
-	testutil_run_free(&r);
+	CTL_CHECK(&s, 0, NULL, "refund", "1", "39.50");
+	CTL_CHECK(&s, 1, NULL, "refund", "1", "0.01");
 	char *sum = db_value(s.conn, "SELECT sum(amount_minor) || ' ' || count(*) FROM "
 	                             "smartpay.requests WHERE order_id = '1'");
 	ck_assert_str_eq(sum, "9000 3");
 	free(sum);
 
 	/* JPY, whole units */
-	r = CTL(&s, 0, "refund", "3", "250");
-	ck_assert_str_eq(r.out, "refund request 5 queued for order 3: 250 JPY\n");
-	testutil_run_free(&r);
+	CTL_PRINTS(&s, "refund request 5 queued for order 3: 250 JPY\n", "refund", "3", "250");
 	shop_close(&s);
 }
 END_TEST
@@ -666,30 +568,19 @@ START_TEST(test_cancel_or_refund)
 {
 	struct shop s = shop_open("");
 
-	struct testutil_run r = CTL(&s, 0, "cancel-or-refund", "2", "customer changed their mind");
-	ck_assert_str_eq(r.out, "cancel_or_refund request 2 queued for order 2\n");
-	testutil_run_free(&r);
-	r = CTL(&s, 1, "cancel-or-refund", "2");
-	assert_contains(r.err, "order 2 has an open cancel_or_refund request 2");
-	testutil_run_free(&r);
-	r = CTL(&s, 0, "--json", "cancel-or-refund", "1");
-	struct json_object *doc = parse(&r);
+	CTL_PRINTS(&s, "cancel_or_refund request 2 queued for order 2\n", "cancel-or-refund", "2",
+	           "customer changed their mind");
+	CTL_CHECK(&s, 1, "order 2 has an open cancel_or_refund request 2", "cancel-or-refund", "2");
+	struct json_object *doc = CTL_JSON(&s, "--json", "cancel-or-refund", "1");
 	assert_jint(doc, "request_id", 3);
 	assert_jstr(doc, "kind", "cancel_or_refund");
 	assert_jnull(doc, "amount");
 	assert_jnull(doc, "amount_minor");
 	assert_jnull(doc, "reason");
 	json_object_put(doc);
-	testutil_run_free(&r);
 	/* and then no refund of order 1 */
-	r = CTL(&s, 1, "refund", "1", "1");
-	assert_contains(r.err, "open cancel_or_refund request 3");
-	testutil_run_free(&r);
-	r = CTL(&s, 1, "cancel-or-refund", "404");
-	assert_contains(r.err, "unknown order 404");
-	testutil_run_free(&r);
-	r = CTL(&s, 2, "cancel-or-refund");
-	testutil_run_free(&r);
+	CTL_CHECK(&s, 1, "open cancel_or_refund request 3", "refund", "1", "1");
+	CTL_CHECK(&s, 1, "unknown order 404", "cancel-or-refund", "404");
 	char *reason =
 	    db_value(s.conn, "SELECT reason FROM smartpay.requests WHERE request_id = 2");
 	ck_assert_str_eq(reason, "customer changed their mind");
@@ -716,8 +607,7 @@ START_TEST(test_alerts)
 	assert_contains(r.out, "bob");
 	testutil_run_free(&r);
 
-	r = CTL(&s, 0, "--json", "alerts", "--kind", "needs_attention");
-	struct json_object *doc = parse(&r);
+	struct json_object *doc = CTL_JSON(&s, "--json", "alerts", "--kind", "needs_attention");
 	assert_jint(doc, "count", 1);
 	assert_jbool(doc, "truncated", false);
 	assert_jint(doc, "alerts.0.alert_id", 1);
@@ -728,22 +618,15 @@ START_TEST(test_alerts)
 	assert_jnull(doc, "alerts.0.acknowledged_by");
 	assert_jstr(doc, "alerts.0.webhook_state", "pending");
 	json_object_put(doc);
-	testutil_run_free(&r);
 
-	r = CTL(&s, 0, "alerts", "--all", "--json", "--limit", "2");
-	doc = parse(&r);
+	doc = CTL_JSON(&s, "alerts", "--all", "--json", "--limit", "2");
 	assert_jint(doc, "count", 2);
 	assert_jbool(doc, "truncated", true);
 	assert_jint(doc, "alerts.0.alert_id", 3);
 	assert_jstr(doc, "alerts.0.acknowledged_by", "bob");
 	json_object_put(doc);
-	testutil_run_free(&r);
 
-	r = CTL(&s, 0, "alerts", "--kind", "gateway_unreachable");
-	ck_assert_str_eq(r.out, "no open alerts\n");
-	testutil_run_free(&r);
-	r = CTL(&s, 2, "alerts", "--limit", "x");
-	testutil_run_free(&r);
+	CTL_PRINTS(&s, "no open alerts\n", "alerts", "--kind", "gateway_unreachable");
 	shop_close(&s);
 }
 END_TEST
@@ -802,8 +685,7 @@ START_TEST(test_ack)
 
 	/* again, with one acknowledged by someone else long ago: nothing changes */
 	setenv("USER", "carol", 1);
-	r = CTL(&s, 0, "--json", "ack", "2", "3");
-	struct json_object *doc = parse(&r);
+	struct json_object *doc = CTL_JSON(&s, "--json", "ack", "2", "3");
 	assert_jlen(doc, "acknowledged", 0);
 	assert_jlen(doc, "already_acknowledged", 2);
 	assert_jint(doc, "already_acknowledged.0.alert_id", 2);
@@ -811,34 +693,22 @@ START_TEST(test_ack)
 	assert_jstr(doc, "already_acknowledged.1.acknowledged_by", "bob");
 	assert_jstr(doc, "acknowledged_by", "carol");
 	json_object_put(doc);
-	testutil_run_free(&r);
 
 	/* an unknown id: nothing acknowledged at all */
 	pgtest_exec(s.conn, "INSERT INTO smartpay.alerts (alert_id, kind, severity, dedup_key, "
 	                    "message) VALUES (4, 'gateway_unreachable', 'critical', 'gw', 'down')");
-	r = CTL(&s, 1, "ack", "4", "999");
-	assert_contains(r.err, "no alert 999; nothing acknowledged");
-	testutil_run_free(&r);
+	CTL_CHECK(&s, 1, "no alert 999; nothing acknowledged", "ack", "4", "999");
 	ck_assert_int_eq(pgtest_int(s.conn, "SELECT count(*) FROM smartpay.alerts WHERE "
 	                                    "acknowledged_at IS NULL"),
 	                 1);
 
 	/* without $USER: the database user */
 	unsetenv("USER");
-	r = CTL(&s, 0, "--json", "ack", "4");
-	doc = parse(&r);
+	doc = CTL_JSON(&s, "--json", "ack", "4");
 	assert_jint(doc, "acknowledged.0", 4);
 	assert_jstr(doc, "acknowledged_by", "postgres");
 	json_object_put(doc);
-	testutil_run_free(&r);
 
-	r = CTL(&s, 2, "ack");
-	testutil_run_free(&r);
-	r = CTL(&s, 2, "ack", "0");
-	testutil_run_free(&r);
-	r = CTL(&s, 2, "ack", "1", "two");
-	assert_contains(r.err, "'two' is not an alert id");
-	testutil_run_free(&r);
 	shop_close(&s);
 }
 END_TEST
@@ -850,19 +720,17 @@ START_TEST(test_migrate_settings)
 	pgtest_exec_file(conn, "sql/example-orders.sql");
 	struct shop s = {.conninfo = conninfo,
 	                 .conn = conn,
-	                 .config =
-	                     write_config(conninfo, "[capture]\nauthorization_validity = 7d\n")};
+	                 .config = pgtest_ctl_config(conninfo, NULL, NULL,
+	                                             "[capture]\nauthorization_validity = 7d\n")};
 
 	/* before migrate: a clear hint */
 	struct testutil_run r = CTL(&s, 1, "status");
 	assert_contains(r.err, "smartpayctl migrate");
 	testutil_run_free(&r);
 
-	r = CTL(&s, 0, "--json", "migrate");
-	struct json_object *doc = parse(&r);
+	struct json_object *doc = CTL_JSON(&s, "--json", "migrate");
 	assert_jint(doc, "currencies", (long long)money_currency_count());
 	json_object_put(doc);
-	testutil_run_free(&r);
 	ck_assert_int_eq(pgtest_int(conn, "SELECT count(*) FROM smartpay.currencies"),
 	                 (long long)money_currency_count());
 	char *settings = db_value(conn, "SELECT orders_relation || ' ' || authorization_validity "
@@ -891,6 +759,63 @@ START_TEST(test_migrate_settings)
 }
 END_TEST
 
+/* Usage errors: exit 2 and (where given) the words on stderr, whatever the database,
+ * and nothing in it changed. */
+static const struct usage_case {
+	const char *name;
+	const char *err_has; /* NULL: any message */
+	const char *args[6];
+} usage_errors[] = {
+    {"status takes no argument", "unexpected argument 'now'", {"status", "now"}},
+    {"list: an unknown state", "unknown state 'stuck'", {"list", "--state", "stuck"}},
+    {"list: an unknown kind", NULL, {"list", "--kind", "void"}},
+    {"list: a limit of zero", NULL, {"list", "--limit", "0"}},
+    {"list: --limit without its value", "needs a value", {"list", "--limit"}},
+    {"list: an unknown option", "unknown option '--frobnicate'", {"list", "--frobnicate"}},
+    {"list takes no argument", NULL, {"list", "extra"}},
+    {"show: not a modification id", "not a modification id", {"show", "not-a-uuid"}},
+    {"show without its id", NULL, {"show"}},
+    {"retry: not a modification id", NULL, {"retry", "12345"}},
+    {"refund: more decimals than EUR has",
+     "invalid amount '10.001' for EUR",
+     {"refund", "1", "10.001"}},
+    {"refund: decimals for JPY", "for JPY (0 decimals)", {"refund", "3", "1.5"}},
+    {"refund: not an amount", "invalid amount 'abc'", {"refund", "1", "abc"}},
+    {"refund: zero", "greater than zero", {"refund", "1", "0"}},
+    {"refund: a negative amount", "negative amount", {"refund", "1", "-1"}},
+    {"refund: a decimal comma", NULL, {"refund", "1", "1,50"}},
+    {"refund without an amount", NULL, {"refund", "1"}},
+    {"refund: one argument too many", NULL, {"refund", "1", "1", "why", "extra"}},
+    {"cancel-or-refund without an order", NULL, {"cancel-or-refund"}},
+    {"alerts: a limit that is not a number", NULL, {"alerts", "--limit", "x"}},
+    {"ack without an id", NULL, {"ack"}},
+    {"ack: alert id zero", NULL, {"ack", "0"}},
+    {"ack: an id that is not a number", "'two' is not an alert id", {"ack", "1", "two"}},
+};
+
+START_TEST(test_usage_error)
+{
+	const struct usage_case *c = &usage_errors[_i];
+	struct shop s = shop_open("");
+	const char *state = "SELECT concat_ws('|', (SELECT count(*) FROM smartpay.requests), "
+	                    "(SELECT string_agg(state || attempts, ',' ORDER BY modification_id) "
+	                    "FROM smartpay.modifications), (SELECT count(*) FROM smartpay.alerts "
+	                    "WHERE acknowledged_at IS NULL))";
+	char *before = db_value(s.conn, state);
+	struct testutil_run r = pgtest_ctl_at(c->name, _i, s.config, 2, c->args);
+	if (c->err_has)
+		ck_assert_msg(strstr(r.err, c->err_has) != NULL, "%s: expected \"%s\" in:\n%s",
+		              c->name, c->err_has, r.err);
+	testutil_run_free(&r);
+	char *after = db_value(s.conn, state);
+	ck_assert_msg(strcmp(before, after) == 0, "%s changed the database: %s -> %s", c->name,
+	              before, after);
+	free(before);
+	free(after);
+	shop_close(&s);
+}
+END_TEST
+
 static Suite *ctl_suite(void)
 {
 	Suite *s = suite_create("smartpayctl");
@@ -907,6 +832,8 @@ static Suite *ctl_suite(void)
 	tcase_add_test(tc, test_alerts_summarised);
 	tcase_add_test(tc, test_ack);
 	tcase_add_test(tc, test_migrate_settings);
+	tcase_add_loop_test(tc, test_usage_error, 0,
+	                    (int)(sizeof(usage_errors) / sizeof(usage_errors[0])));
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -341,9 +341,7 @@ START_TEST(two_daemons_no_duplicate_requests)
 	world_up(&w, "[daemon]\ninstance_name = a\nmax_inflight = 16\n");
 	ck_assert(simproc_set_faults(w.sim, "{\"latency_ms\": 2, \"jitter_ms\": 2}"));
 	struct daemonproc b;
-	daemonproc_init(&b, w.conninfo, simproc_base_url(w.sim), simproc_merchant_key(w.sim),
-	                simproc_auth_key(w.sim),
-	                "[daemon]\ninstance_name = b\nmax_inflight = 16\n");
+	world_daemon_other(&w, &b, "[daemon]\ninstance_name = b\nmax_inflight = 16\n");
 	world_add_orders(&w, 1000, &(struct world_order){.status = "authorized"});
 	daemonproc_start(&w.d, false);
 	daemonproc_start(&b, false);
@@ -373,8 +371,7 @@ START_TEST(same_instance_name_refused)
 	ck_assert(wait_for_count(w.db, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'",
 	                         1, WAIT_MS) >= 1);
 	struct daemonproc twin;
-	daemonproc_init(&twin, w.conninfo, simproc_base_url(w.sim), simproc_merchant_key(w.sim),
-	                simproc_auth_key(w.sim), NULL);
+	world_daemon_other(&w, &twin, NULL);
 	ck_assert_int_eq(daemonproc_run_once(&twin), 1);
 	ck_assert(daemonproc_log_contains(&twin, "instance_name test"));
 	/* as a service the twin waits, and takes over once the first one is gone */
@@ -400,11 +397,9 @@ START_TEST(tls_with_private_ca)
 	struct world w;
 	struct simproc_opts opts = {.tls = true};
 	world_up_with(&w, &(struct world_opts){.sim = &opts}, NULL);
-	daemonproc_cleanup(&w.d);
 	char extra[600];
 	snprintf(extra, sizeof(extra), "[smartpay]\nca_file = %s\n", simproc_ca_file(w.sim));
-	daemonproc_init(&w.d, w.conninfo, simproc_base_url(w.sim), simproc_merchant_key(w.sim),
-	                simproc_auth_key(w.sim), extra);
+	world_daemon(&w, w.conninfo, extra);
 	world_add_orders(&w, 3, &(struct world_order){.status = "shipped"});
 	ck_assert_int_eq(daemonproc_run_once(&w.d), 0);
 	assert_exactly_once(&w, "CAPTURE", 3);
@@ -414,8 +409,7 @@ START_TEST(tls_with_private_ca)
 	struct daemonproc wrong;
 	snprintf(extra, sizeof(extra), "[smartpay]\nca_file = %s/other-ca.pem\n",
 	         simproc_dir(w.sim));
-	daemonproc_init(&wrong, w.conninfo, simproc_base_url(w.sim), simproc_merchant_key(w.sim),
-	                simproc_auth_key(w.sim), extra);
+	world_daemon_other(&w, &wrong, extra);
 	world_add_orders(&w, 1, &(struct world_order){.status = "shipped"});
 	ck_assert_int_eq(daemonproc_run_once(&wrong), 1);
 	bool clear = daemonproc_log_contains(&wrong, "certificate");
@@ -454,10 +448,7 @@ END_TEST
 START_TEST(credentials_rejected_pause_and_reload)
 {
 	struct world w;
-	world_up(&w, NULL);
-	daemonproc_cleanup(&w.d);
-	daemonproc_init(&w.d, w.conninfo, simproc_base_url(w.sim), simproc_merchant_key(w.sim),
-	                "wrong-key", NULL);
+	world_up_with(&w, &(struct world_opts){.daemon_auth_key = "wrong-key"}, NULL);
 	world_add_orders(&w, 20, &(struct world_order){.status = "shipped"});
 	daemonproc_start(&w.d, false);
 	world_await(&w, "SELECT count(*) FROM smartpay.alerts WHERE kind = 'credentials_rejected'",

@@ -183,9 +183,7 @@ START_TEST(daemon_is_not_dumpable)
 	ck_assert_int_ge(asprintf(&tcp, "host=127.0.0.1 port=%d user=postgres dbname=%s",
 	                          pgtest_port(), PQdb(w.db)),
 	                 0);
-	daemonproc_cleanup(&w.d);
-	daemonproc_init(&w.d, tcp, simproc_base_url(w.sim), simproc_merchant_key(w.sim),
-	                simproc_auth_key(w.sim), NULL);
+	world_daemon(&w, tcp, NULL);
 	static const char *const env[] = {"DAEMONPROC_WRAPPER=" AS_NOBODY, NULL};
 	if (root) {
 		char key[320];

@@ -167,10 +167,7 @@ int main(void)
 	pgtest_start_with(&opts);
 	pgtest_standby_start();
 	Suite *s = suite_create("failover");
-	TCase *tc = tcase_create("standby");
-	tcase_set_timeout(tc, 600);
-	tcase_add_test(tc, daemon_survives_failover);
-	suite_add_tcase(s, tc);
+	testutil_tcase(s, "standby", 600, (const TTest *const[]){daemon_survives_failover, NULL});
 	int status = testutil_run_suite(s, CK_NORMAL);
 	if (status != 0) {
 		pgtest_print_log();

@@ -463,18 +463,14 @@ END_TEST
 static Suite *hostile_suite(void)
 {
 	Suite *s = suite_create("hostile");
-	TCase *tc = tcase_create("confirmation");
-	tcase_set_timeout(tc, 150);
-	tcase_add_test(tc, unconfirming_2xx_resent_then_needs_attention);
-	tcase_add_test(tc, unconfirming_2xx_then_confirmation_succeeds_once);
-	tcase_add_test(tc, nul_escapes_never_confirm);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("bytes");
-	tcase_set_timeout(tc, 150);
-	tcase_add_test(tc, foreign_error_pages_do_not_block_other_outcomes);
-	tcase_add_test(tc, bodies_cut_inside_a_character);
-	tcase_add_test(tc, mixed_hostile_run);
-	suite_add_tcase(s, tc);
+	testutil_tcase(s, "confirmation", 150,
+	               (const TTest *const[]){unconfirming_2xx_resent_then_needs_attention,
+	                                      unconfirming_2xx_then_confirmation_succeeds_once,
+	                                      nul_escapes_never_confirm, NULL});
+	testutil_tcase(s, "bytes", 150,
+	               (const TTest *const[]){foreign_error_pages_do_not_block_other_outcomes,
+	                                      bodies_cut_inside_a_character, mixed_hostile_run,
+	                                      NULL});
 	return s;
 }
 

@@ -306,11 +306,23 @@ static void one_request(struct test_ctx *ctx, const struct http_request *req)
 	ck_assert_uint_eq(http_inflight(ctx->client), 0);
 }
 
-/* POSTs "{}" to url and waits for the answer. */
-static void post_empty(struct test_ctx *ctx, const char *url)
+/* POSTs "{}" to `path` of the test server and waits for the answer. */
+static void post_empty(struct test_ctx *ctx, const char *path)
 {
+	char *url = url_for(ctx->srv, path);
 	struct http_request req = {.method = "POST", .url = url, .body = "{}", .body_len = 2};
 	one_request(ctx, &req);
+	free(url);
+}
+
+/* Asserts that the last request got no answer: it timed out, or (timed_out false) it
+ * failed in transport; either way with a message and no status. */
+static void assert_no_answer(const struct test_ctx *ctx, bool timed_out)
+{
+	ck_assert_int_eq(ctx->last.timed_out, timed_out);
+	ck_assert_int_eq(ctx->last.transport_error, !timed_out);
+	ck_assert_int_eq(ctx->last.http_status, 0);
+	ck_assert_ptr_nonnull(ctx->last_error);
 }
 
 /* Per-request argument of the concurrency test. */
@@ -380,8 +392,7 @@ START_TEST(test_retry_after_header)
 	char *url;
 
 	ctx_init(&ctx, &srv, 10000);
-	url = url_for(&srv, "/retry");
-	post_empty(&ctx, url);
+	post_empty(&ctx, "/retry");
 	ck_assert_int_eq(ctx.last.http_status, 503);
 	ck_assert(!ctx.last.transport_error);
 	ck_assert(!ctx.last.timed_out);
@@ -391,7 +402,6 @@ START_TEST(test_retry_after_header)
 	ck_assert_int_eq(srv.hits_retry, 1);
 
 	/* the next answer on the same client has no Retry-After */
-	free(url);
 	url = url_for(&srv, "/echo");
 	{
 		struct http_request req = {
@@ -409,19 +419,13 @@ START_TEST(test_timeout)
 {
 	struct test_server srv;
 	struct test_ctx ctx;
-	char *url;
 
 	ctx_init(&ctx, &srv, 300);
-	url = url_for(&srv, "/slow");
-	post_empty(&ctx, url);
-	ck_assert(ctx.last.timed_out);
-	ck_assert(!ctx.last.transport_error);
-	ck_assert_int_eq(ctx.last.http_status, 0);
-	ck_assert_ptr_nonnull(ctx.last_error);
+	post_empty(&ctx, "/slow");
+	assert_no_answer(&ctx, true);
 	ck_assert_int_ge(ctx.last.elapsed_us, 250000);
 	ck_assert_int_lt(ctx.last.elapsed_us, SLOW_DELAY_MS * 1000);
 	ck_assert_int_eq(srv.hits_slow, 1);
-	free(url);
 	ctx_done(&ctx);
 }
 END_TEST
@@ -445,10 +449,7 @@ START_TEST(test_connection_refused)
 		                           .password = PASSWORD};
 		one_request(&ctx, &req);
 	}
-	ck_assert(ctx.last.transport_error);
-	ck_assert(!ctx.last.timed_out);
-	ck_assert_int_eq(ctx.last.http_status, 0);
-	ck_assert_ptr_nonnull(ctx.last_error);
+	assert_no_answer(&ctx, false);
 	ck_assert_ptr_null(strstr(ctx.last_error, PASSWORD));
 	ck_assert_uint_eq(ctx.last.body_len, 0);
 	free(url);
@@ -460,17 +461,11 @@ START_TEST(test_closed_without_answer)
 {
 	struct test_server srv;
 	struct test_ctx ctx;
-	char *url;
 
 	ctx_init(&ctx, &srv, 5000);
-	url = url_for(&srv, "/close");
-	post_empty(&ctx, url);
-	ck_assert(ctx.last.transport_error);
-	ck_assert(!ctx.last.timed_out);
-	ck_assert_int_eq(ctx.last.http_status, 0);
-	ck_assert_ptr_nonnull(ctx.last_error);
+	post_empty(&ctx, "/close");
+	assert_no_answer(&ctx, false);
 	ck_assert_int_ge(srv.hits_close, 1);
-	free(url);
 	ctx_done(&ctx);
 }
 END_TEST

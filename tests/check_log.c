@@ -343,20 +343,14 @@ END_TEST
 static Suite *log_suite(void)
 {
 	Suite *s = suite_create("log");
-	TCase *tc = tcase_create("core");
-	tcase_add_test(tc, test_format_plain);
-	tcase_add_test(tc, test_format_quoting);
-	tcase_add_test(tc, test_format_null_and_keys);
-	tcase_add_test(tc, test_format_long);
-	tcase_add_test(tc, test_format_typed_fields);
-	tcase_add_test(tc, test_typed_fields_match_the_string_form);
-	tcase_add_test(tc, test_level_parse);
-	tcase_add_test(tc, test_write_typed_fields);
-	tcase_add_test(tc, test_write_and_filter);
-	tcase_add_test(tc, test_debug_level_writes_all);
-	tcase_add_test(tc, test_journal_prefix);
-	tcase_add_test(tc, test_long_message);
-	suite_add_tcase(s, tc);
+	testutil_tcase(s, "core", 0,
+	               (const TTest *const[]){test_format_plain, test_format_quoting,
+	                                      test_format_null_and_keys, test_format_long,
+	                                      test_format_typed_fields,
+	                                      test_typed_fields_match_the_string_form,
+	                                      test_level_parse, test_write_typed_fields,
+	                                      test_write_and_filter, test_debug_level_writes_all,
+	                                      test_journal_prefix, test_long_message, NULL});
 	return s;
 }
 

@@ -672,31 +672,30 @@ START_TEST(bind_failure_is_fatal)
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(listen(fd, 1), 0);
 
-	char *conninfo = pgtest_createdb_shop(NULL);
-	struct daemonproc d;
 	char extra[64], needle[64];
 	snprintf(extra, sizeof(extra), "[metrics]\nlisten = 127.0.0.1:%d\n", port);
 	snprintf(needle, sizeof(needle), "cannot listen on 127.0.0.1:%d", port);
-	daemonproc_init(&d, conninfo, "http://127.0.0.1:9", "m", "k", extra);
-	daemonproc_start(&d, false);
+	struct world w;
+	world_up_with(&w, &(struct world_opts){.no_sim = true}, extra);
+	struct daemonproc *d = &w.d;
+	daemonproc_start(d, false);
 	int status = -1;
-	for (int i = 0; i < 200 && d.pid; i++) { /* it exits on its own */
+	for (int i = 0; i < 200 && d->pid; i++) { /* it exits on its own */
 		int st = 0;
-		if (waitpid(d.pid, &st, WNOHANG) == d.pid) {
-			d.pid = 0;
+		if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
+			d->pid = 0;
 			status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 		} else {
 			testutil_sleep_ms(50);
 		}
 	}
-	if (!daemonproc_log_contains(&d, needle))
-		daemonproc_print_log(&d);
+	if (!daemonproc_log_contains(d, needle))
+		daemonproc_print_log(d);
 	ck_assert_int_eq(status, 1);
-	ck_assert(daemonproc_log_contains(&d, needle));
-	ck_assert(daemonproc_log_contains(&d, "startup_failed"));
-	daemonproc_cleanup(&d);
+	ck_assert(daemonproc_log_contains(d, needle));
+	ck_assert(daemonproc_log_contains(d, "startup_failed"));
+	world_down(&w);
 	close(fd);
-	free(conninfo);
 }
 END_TEST
 

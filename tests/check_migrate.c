@@ -479,36 +479,6 @@ START_TEST(test_orders_relations)
 }
 END_TEST
 
-/* Runs the built smartpayctl with `args` (NULL-terminated, after the program name). */
-static struct testutil_run run_ctl(const char *const *args)
-{
-	return testutil_run_built("smartpayctl", args, pgtest_dir());
-}
-
-/* Writes a configuration file for database `conninfo` into the cluster's directory;
- * `extra` (may be "") goes at the end of [database]. Returns its path (malloc'd). */
-static char *write_config(const char *conninfo, const char *orders_relation, const char *extra)
-{
-	static unsigned counter;
-	char *path = xasprintf("%s/ctl-%ld-%u.conf", pgtest_dir(), (long)getpid(), ++counter);
-	FILE *f = fopen(path, "w");
-
-	ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
-	fprintf(f,
-	        "; smartpayctl test configuration\n"
-	        "[database]\n"
-	        "conninfo = %s\n"
-	        "orders_relation = %s\n"
-	        "%s"
-	        "\n"
-	        "[smartpay]\n"
-	        "base_url = http://127.0.0.1:9\n"
-	        "merchant_key = test-merchant\n",
-	        conninfo, orders_relation, extra);
-	ck_assert_int_eq(fclose(f), 0);
-	return path;
-}
-
 /* A fresh database with the example orders table and a config file pointing at it. */
 struct shop_db {
 	char *conninfo;
@@ -521,7 +491,7 @@ static void shop_db_open(struct shop_db *db)
 	db->conninfo = pgtest_createdb(NULL);
 	db->conn = pgtest_connect(db->conninfo);
 	pgtest_exec_file(db->conn, "sql/example-orders.sql");
-	db->config = write_config(db->conninfo, "public.orders", "");
+	db->config = pgtest_ctl_config(db->conninfo, NULL, NULL, NULL);
 }
 
 static void shop_db_close(struct shop_db *db)
@@ -543,8 +513,7 @@ START_TEST(test_ctl_migrate)
 	shop_db_open(&shop);
 	char *expect = NULL;
 
-	struct testutil_run r = run_ctl((const char *[]){"-c", shop.config, "migrate", NULL});
-	ck_assert_msg(r.status == 0, "exit %d\n%s%s", r.status, r.out, r.err);
+	struct testutil_run r = PGTEST_CTL(shop.config, 0, "migrate");
 	assert_contains(r.out, "applied 001_ledger.sql\n");
 	expect = xasprintf("schema is now at version %d\n", newest_version());
 	assert_contains(r.out, expect);
@@ -552,8 +521,7 @@ START_TEST(test_ctl_migrate)
 	assert_contains(r.out, "orders trigger smartpay_orders_notify is on public.orders\n");
 	testutil_run_free(&r);
 
-	r = run_ctl((const char *[]){"-c", shop.config, "migrate", NULL});
-	ck_assert_msg(r.status == 0, "exit %d\n%s%s", r.status, r.out, r.err);
+	r = PGTEST_CTL(shop.config, 0, "migrate");
 	expect = xasprintf("schema is up to date (version %d)\n", newest_version());
 	assert_contains(r.out, expect);
 	free(expect);
@@ -569,8 +537,7 @@ START_TEST(test_ctl_migrate)
 	                 1);
 
 	/* --json: one document for programs */
-	r = run_ctl((const char *[]){"--json", "-c", shop.config, "migrate", NULL});
-	ck_assert_msg(r.status == 0, "exit %d\n%s%s", r.status, r.out, r.err);
+	r = PGTEST_CTL(shop.config, 0, "--json", "migrate");
 	struct json_object *doc = json_tokener_parse(r.out);
 	ck_assert_msg(doc != NULL, "not JSON: %s", r.out);
 	struct json_object *field;
@@ -616,8 +583,7 @@ START_TEST(test_ctl_migrate_index_check)
 	                                            "\"orders_authorized_at_idx\" ON "
 	                                            "\"public\".\"orders\" (\"authorized_at\")"));
 
-	struct testutil_run r = run_ctl((const char *[]){"-c", shop.config, "migrate", NULL});
-	ck_assert_msg(r.status == 0, "exit %d\n%s%s", r.status, r.out, r.err);
+	struct testutil_run r = PGTEST_CTL(shop.config, 0, "migrate");
 	assert_contains(r.err, on_authorized);
 	assert_contains(r.err, on_expires);
 	testutil_run_free(&r);
@@ -626,8 +592,7 @@ START_TEST(test_ctl_migrate_index_check)
 	char *create = store_index_statement("public.orders", "authorized_at");
 	pgtest_exec(shop.conn, create);
 	free(create);
-	r = run_ctl((const char *[]){"-c", shop.config, "--json", "migrate", NULL});
-	ck_assert_msg(r.status == 0, "exit %d\n%s%s", r.status, r.out, r.err);
+	r = PGTEST_CTL(shop.config, 0, "--json", "migrate");
 	ck_assert_ptr_null(strstr(r.err, "no index on authorized_at"));
 	assert_contains(r.err, on_expires);
 	testutil_run_free(&r);
@@ -635,8 +600,7 @@ START_TEST(test_ctl_migrate_index_check)
 	create = store_index_statement("public.orders", "authorization_expires_at");
 	pgtest_exec(shop.conn, create);
 	free(create);
-	r = run_ctl((const char *[]){"-c", shop.config, "migrate", NULL});
-	ck_assert_msg(r.status == 0, "exit %d\n%s%s", r.status, r.out, r.err);
+	r = PGTEST_CTL(shop.config, 0, "migrate");
 	ck_assert_str_eq(r.err, "");
 	testutil_run_free(&r);
 
@@ -651,9 +615,7 @@ START_TEST(test_ctl_json_first_run)
 	struct shop_db shop;
 	shop_db_open(&shop);
 
-	struct testutil_run r =
-	    run_ctl((const char *[]){"-c", shop.config, "--json", "migrate", NULL});
-	ck_assert_msg(r.status == 0, "exit %d\n%s%s", r.status, r.out, r.err);
+	struct testutil_run r = PGTEST_CTL(shop.config, 0, "--json", "migrate");
 	struct json_object *doc = json_tokener_parse(r.out);
 	ck_assert_msg(doc != NULL, "not JSON: %s", r.out);
 	struct json_object *applied, *first;
@@ -675,9 +637,8 @@ START_TEST(test_ctl_view_and_missing_relation)
 	pgtest_exec_file(conn, "sql/example-orders.sql");
 	pgtest_exec(conn, "CREATE VIEW public.orders_v AS SELECT * FROM public.orders");
 
-	char *config = write_config(conninfo, "public.orders_v", "");
-	struct testutil_run r = run_ctl((const char *[]){"-c", config, "migrate", NULL});
-	ck_assert_msg(r.status == 0, "exit %d\n%s%s", r.status, r.out, r.err);
+	char *config = pgtest_ctl_config(conninfo, "public.orders_v", NULL, NULL);
+	struct testutil_run r = PGTEST_CTL(config, 0, "migrate");
 	assert_contains(r.out, "applied 001_ledger.sql\n");
 	assert_contains(r.err, "public.orders_v is a view");
 	testutil_run_free(&r);
@@ -685,11 +646,8 @@ START_TEST(test_ctl_view_and_missing_relation)
 	free(config);
 
 	/* the migrations are in; the missing relation is a run-time failure */
-	config = write_config(conninfo, "public.nosuch", "");
-	r = run_ctl((const char *[]){"-c", config, "migrate", NULL});
-	ck_assert_msg(r.status == 1, "exit %d\n%s%s", r.status, r.out, r.err);
-	assert_contains(r.err, "orders relation public.nosuch does not exist");
-	testutil_run_free(&r);
+	config = pgtest_ctl_config(conninfo, "public.nosuch", NULL, NULL);
+	PGTEST_CTL_CHECK(config, 1, "orders relation public.nosuch does not exist", "migrate");
 	unlink(config);
 	free(config);
 
@@ -703,9 +661,8 @@ START_TEST(test_ctl_errors)
 	char *conninfo = pgtest_createdb(NULL);
 
 	/* an unknown key: configuration error, exit 2, FILE:LINE on stderr */
-	char *config = write_config(conninfo, "public.orders", "no_such_key = 1\n");
-	struct testutil_run r = run_ctl((const char *[]){"-c", config, "migrate", NULL});
-	ck_assert_msg(r.status == 2, "exit %d\n%s%s", r.status, r.out, r.err);
+	char *config = pgtest_ctl_config(conninfo, "public.orders", "no_such_key = 1\n", NULL);
+	struct testutil_run r = PGTEST_CTL(config, 2, "migrate");
 	char *where = xasprintf("%s:5", config);
 	assert_contains(r.err, where);
 	assert_contains(r.err, "no_such_key");
@@ -715,49 +672,32 @@ START_TEST(test_ctl_errors)
 	free(config);
 
 	/* a database that is not there: run-time failure, exit 1 */
-	config = write_config("host=/nonexistent-pgtest-dir port=1 dbname=x", "public.orders", "");
-	r = run_ctl((const char *[]){"-c", config, "migrate", NULL});
-	ck_assert_msg(r.status == 1, "exit %d\n%s%s", r.status, r.out, r.err);
-	assert_contains(r.err, "smartpayctl: database: ");
-	testutil_run_free(&r);
+	config = pgtest_ctl_config("host=/nonexistent-pgtest-dir port=1 dbname=x", "public.orders",
+	                           NULL, NULL);
+	PGTEST_CTL_CHECK(config, 1, "smartpayctl: database: ", "migrate");
 
 	/* usage errors: exit 2 */
-	r = run_ctl((const char *[]){"-c", config, NULL});
-	ck_assert_int_eq(r.status, 2);
-	assert_contains(r.err, "no command");
-	testutil_run_free(&r);
-	r = run_ctl((const char *[]){"-c", config, "frobnicate", NULL});
-	ck_assert_int_eq(r.status, 2);
-	assert_contains(r.err, "unknown command 'frobnicate'");
-	testutil_run_free(&r);
-	r = run_ctl((const char *[]){"-c", config, "migrate", "now", NULL});
-	ck_assert_int_eq(r.status, 2);
-	assert_contains(r.err, "unexpected argument 'now'");
-	testutil_run_free(&r);
-	r = run_ctl((const char *[]){"--bogus", NULL});
-	ck_assert_int_eq(r.status, 2);
-	testutil_run_free(&r);
+	pgtest_ctl_check_at(__FILE__, __LINE__, config, 2, "no command",
+	                    (const char *const[]){NULL});
+	PGTEST_CTL_CHECK(config, 2, "unknown command 'frobnicate'", "frobnicate");
+	PGTEST_CTL_CHECK(config, 2, "unexpected argument 'now'", "migrate", "now");
+	PGTEST_CTL_CHECK(NULL, 2, NULL, "--bogus");
 	unlink(config);
 	free(config);
 
 	/* a configuration file that does not exist */
-	r = run_ctl((const char *[]){"-c", "/nonexistent/smartpayd.conf", "migrate", NULL});
-	ck_assert_msg(r.status == 2, "exit %d\n%s%s", r.status, r.out, r.err);
-	assert_contains(r.err, "/nonexistent/smartpayd.conf");
-	testutil_run_free(&r);
+	PGTEST_CTL_CHECK("/nonexistent/smartpayd.conf", 2, "/nonexistent/smartpayd.conf",
+	                 "migrate");
 
 	/* --help and --version need no configuration */
-	r = run_ctl((const char *[]){"--help", NULL});
-	ck_assert_int_eq(r.status, 0);
+	r = PGTEST_CTL(NULL, 0, "--help");
 	assert_contains(r.out, "migrate");
 	assert_contains(r.out, "--json");
 	testutil_run_free(&r);
-	r = run_ctl((const char *[]){"--version", NULL});
-	ck_assert_int_eq(r.status, 0);
+	r = PGTEST_CTL(NULL, 0, "--version");
 	assert_contains(r.out, "smartpayctl (" PACKAGE_NAME ") " PACKAGE_VERSION "\n");
 	testutil_run_free(&r);
-	r = run_ctl((const char *[]){"help", "migrate", NULL});
-	ck_assert_int_eq(r.status, 0);
+	r = PGTEST_CTL(NULL, 0, "help", "migrate");
 	assert_contains(r.out, "usage: smartpayctl [-c FILE] [--json] migrate\n");
 	testutil_run_free(&r);
 

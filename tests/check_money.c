@@ -65,70 +65,84 @@ static void parse_bad(const char *text, const char *cur, const char *reason)
 	              reason);
 }
 
+/* Amounts money_parse accepts, with their minor units. */
+static const struct parse_case {
+	const char *text, *cur;
+	int64_t minor;
+} parse_valid[] = {
+    {"40", "EUR", 4000},
+    {"40.5", "EUR", 4050},
+    {"40.00", "EUR", 4000},
+    {"0.05", "EUR", 5},
+    {"0", "EUR", 0},
+    {"0.00", "EUR", 0},
+    {"35.99", "EUR", 3599},
+    {"1.000", "EUR", 100},    /* extra zeros are fine */
+    {"007.10", "EUR", 710},   /* leading zeros do not count */
+    {"1000.00", "JPY", 1000}, /* numeric(18,2) text for a zero-exponent currency */
+    {"500", "JPY", 500},
+    {"0.0", "JPY", 0},
+    {"1.234", "KWD", 1234},
+    {"1.2", "KWD", 1200},
+    {"1.23", "BHD", 1230},
+    {"12", "CLP", 12},
+    {"12.0000", "ISK", 12},
+    {"1.2345", "CLF", 12345},
+    /* 18 significant digits in minor units: the largest accepted amounts. */
+    {"9999999999999999.99", "EUR", INT64_C(999999999999999999)},
+    {"999999999999999999", "JPY", INT64_C(999999999999999999)},
+    {"999999999999999.999", "KWD", INT64_C(999999999999999999)},
+    {"00000000000000000000000000001.00", "EUR", 100},
+    {"0.000000000000000000000000", "EUR", 0},
+};
+
 START_TEST(test_parse_valid)
 {
-	parse_ok("40", "EUR", 4000);
-	parse_ok("40.5", "EUR", 4050);
-	parse_ok("40.00", "EUR", 4000);
-	parse_ok("0.05", "EUR", 5);
-	parse_ok("0", "EUR", 0);
-	parse_ok("0.00", "EUR", 0);
-	parse_ok("35.99", "EUR", 3599);
-	parse_ok("1.000", "EUR", 100);    /* extra zeros are fine */
-	parse_ok("007.10", "EUR", 710);   /* leading zeros do not count */
-	parse_ok("1000.00", "JPY", 1000); /* numeric(18,2) text for a zero-exponent currency */
-	parse_ok("500", "JPY", 500);
-	parse_ok("0.0", "JPY", 0);
-	parse_ok("1.234", "KWD", 1234);
-	parse_ok("1.2", "KWD", 1200);
-	parse_ok("1.23", "BHD", 1230);
-	parse_ok("12", "CLP", 12);
-	parse_ok("12.0000", "ISK", 12);
-	parse_ok("1.2345", "CLF", 12345);
-	/* 18 significant digits in minor units: the largest accepted amounts. */
-	parse_ok("9999999999999999.99", "EUR", INT64_C(999999999999999999));
-	parse_ok("999999999999999999", "JPY", INT64_C(999999999999999999));
-	parse_ok("999999999999999.999", "KWD", INT64_C(999999999999999999));
-	parse_ok("00000000000000000000000000001.00", "EUR", 100);
-	parse_ok("0.000000000000000000000000", "EUR", 0);
+	parse_ok(parse_valid[_i].text, parse_valid[_i].cur, parse_valid[_i].minor);
 }
 END_TEST
 
+/* Amounts money_parse refuses, with the reason it gives. */
+static const struct refused_case {
+	const char *text, *cur, *reason;
+} parse_refused[] = {
+    {"1.005", "EUR", "more fraction digits than the currency has"},
+    {"1000.5", "JPY", "more fraction digits than the currency has"},
+    {"1.2345", "KWD", "more fraction digits than the currency has"},
+    {"-1", "EUR", "negative amount"},
+    {"-0.01", "EUR", "negative amount"},
+    {"+1", "EUR", "explicit sign"},
+    {"1e3", "EUR", "exponent notation"},
+    {"1E3", "EUR", "exponent notation"},
+    {"1.5e2", "EUR", "exponent notation"},
+    {"abc", "EUR", "not a decimal number"},
+    {"0x10", "EUR", "not a decimal number"},
+    {"", "EUR", "empty amount"},
+    {NULL, "EUR", "empty amount"},
+    {" 1", "EUR", "leading or trailing whitespace"},
+    {"1 ", "EUR", "leading or trailing whitespace"},
+    {"1\n", "EUR", "leading or trailing whitespace"},
+    {"1.", "EUR", "no digits after the decimal point"},
+    {"1.", "JPY", "no digits after the decimal point"},
+    {".5", "EUR", "no digits before the decimal point"},
+    {".", "EUR", "not a decimal number"},
+    {"1.2.3", "EUR", "more than one decimal point"},
+    {"1,50", "EUR", "comma in amount (use '.' as the decimal point, no thousands separators)"},
+    {"1 000", "EUR", "not a decimal number"},
+    {"NaN", "EUR", "not a decimal number"},
+    {"inf", "EUR", "not a decimal number"},
+    /* 19 significant digits, in every position. */
+    {"10000000000000000.00", "EUR", "more than 18 significant digits"},
+    {"1000000000000000000", "JPY", "more than 18 significant digits"},
+    {"9223372036854775807", "JPY", "more than 18 significant digits"},
+    {"99999999999999999999999999", "JPY", "more than 18 significant digits"},
+    {"1000000000000000.000", "KWD", "more than 18 significant digits"},
+    {"92233720368547758.07", "EUR", "more than 18 significant digits"},
+};
+
 START_TEST(test_parse_refused)
 {
-	parse_bad("1.005", "EUR", "more fraction digits than the currency has");
-	parse_bad("1000.5", "JPY", "more fraction digits than the currency has");
-	parse_bad("1.2345", "KWD", "more fraction digits than the currency has");
-	parse_bad("-1", "EUR", "negative amount");
-	parse_bad("-0.01", "EUR", "negative amount");
-	parse_bad("+1", "EUR", "explicit sign");
-	parse_bad("1e3", "EUR", "exponent notation");
-	parse_bad("1E3", "EUR", "exponent notation");
-	parse_bad("1.5e2", "EUR", "exponent notation");
-	parse_bad("abc", "EUR", "not a decimal number");
-	parse_bad("0x10", "EUR", "not a decimal number");
-	parse_bad("", "EUR", "empty amount");
-	parse_bad(NULL, "EUR", "empty amount");
-	parse_bad(" 1", "EUR", "leading or trailing whitespace");
-	parse_bad("1 ", "EUR", "leading or trailing whitespace");
-	parse_bad("1\n", "EUR", "leading or trailing whitespace");
-	parse_bad("1.", "EUR", "no digits after the decimal point");
-	parse_bad("1.", "JPY", "no digits after the decimal point");
-	parse_bad(".5", "EUR", "no digits before the decimal point");
-	parse_bad(".", "EUR", "not a decimal number");
-	parse_bad("1.2.3", "EUR", "more than one decimal point");
-	parse_bad("1,50", "EUR",
-	          "comma in amount (use '.' as the decimal point, no thousands separators)");
-	parse_bad("1 000", "EUR", "not a decimal number");
-	parse_bad("NaN", "EUR", "not a decimal number");
-	parse_bad("inf", "EUR", "not a decimal number");
-	/* 19 significant digits, in every position. */
-	parse_bad("10000000000000000.00", "EUR", "more than 18 significant digits");
-	parse_bad("1000000000000000000", "JPY", "more than 18 significant digits");
-	parse_bad("9223372036854775807", "JPY", "more than 18 significant digits");
-	parse_bad("99999999999999999999999999", "JPY", "more than 18 significant digits");
-	parse_bad("1000000000000000.000", "KWD", "more than 18 significant digits");
-	parse_bad("92233720368547758.07", "EUR", "more than 18 significant digits");
+	parse_bad(parse_refused[_i].text, parse_refused[_i].cur, parse_refused[_i].reason);
 }
 END_TEST
 
@@ -142,29 +156,42 @@ static void format_is(int64_t minor, const char *cur, const char *expect)
 	              out, expect);
 }
 
+/* Minor units and the text money_format gives for them. */
+static const struct format_case {
+	int64_t minor;
+	const char *cur, *text;
+} formats[] = {
+    {4000, "EUR", "40.00"},
+    {5, "EUR", "0.05"},
+    {50, "EUR", "0.50"},
+    {0, "EUR", "0.00"},
+    {3599, "EUR", "35.99"},
+    {500, "JPY", "500"},
+    {0, "JPY", "0"},
+    {1234, "KWD", "1.234"},
+    {1, "KWD", "0.001"},
+    {12345, "CLF", "1.2345"},
+    {-1, "EUR", "-0.01"},
+    {-4000, "EUR", "-40.00"},
+    {-500, "JPY", "-500"},
+    {-1234, "KWD", "-1.234"},
+    {INT64_MAX, "EUR", "92233720368547758.07"},
+    {INT64_MIN, "EUR", "-92233720368547758.08"},
+    {INT64_MAX, "JPY", "9223372036854775807"},
+    {INT64_MIN, "JPY", "-9223372036854775808"},
+    {INT64_MIN, "CLF", "-922337203685477.5808"},
+    {INT64_MIN + 1, "KWD", "-9223372036854775.807"},
+};
+
 START_TEST(test_format)
 {
-	format_is(4000, "EUR", "40.00");
-	format_is(5, "EUR", "0.05");
-	format_is(50, "EUR", "0.50");
-	format_is(0, "EUR", "0.00");
-	format_is(3599, "EUR", "35.99");
-	format_is(500, "JPY", "500");
-	format_is(0, "JPY", "0");
-	format_is(1234, "KWD", "1.234");
-	format_is(1, "KWD", "0.001");
-	format_is(12345, "CLF", "1.2345");
-	format_is(-1, "EUR", "-0.01");
-	format_is(-4000, "EUR", "-40.00");
-	format_is(-500, "JPY", "-500");
-	format_is(-1234, "KWD", "-1.234");
-	format_is(INT64_MAX, "EUR", "92233720368547758.07");
-	format_is(INT64_MIN, "EUR", "-92233720368547758.08");
-	format_is(INT64_MAX, "JPY", "9223372036854775807");
-	format_is(INT64_MIN, "JPY", "-9223372036854775808");
-	format_is(INT64_MIN, "CLF", "-922337203685477.5808");
-	format_is(INT64_MIN + 1, "KWD", "-9223372036854775.807");
+	format_is(formats[_i].minor, formats[_i].cur, formats[_i].text);
+}
+END_TEST
 
+/* The text of the longest amount fits MONEY_TEXT_MAX. */
+START_TEST(test_format_longest)
+{
 	char out[MONEY_TEXT_MAX];
 	ck_assert(money_format(INT64_MIN, "EUR", out));
 	ck_assert_int_lt(strlen(out), MONEY_TEXT_MAX);
@@ -222,14 +249,15 @@ END_TEST
 static Suite *money_suite(void)
 {
 	Suite *s = suite_create("money");
-	TCase *tc = tcase_create("core");
-	tcase_add_test(tc, test_exponents);
-	tcase_add_test(tc, test_unknown_currencies);
-	tcase_add_test(tc, test_parse_valid);
-	tcase_add_test(tc, test_parse_refused);
-	tcase_add_test(tc, test_format);
-	tcase_add_test(tc, test_round_trip);
-	suite_add_tcase(s, tc);
+	TCase *tc =
+	    testutil_tcase(s, "core", 0,
+	                   (const TTest *const[]){test_exponents, test_unknown_currencies,
+	                                          test_format_longest, test_round_trip, NULL});
+	tcase_add_loop_test(tc, test_parse_valid, 0,
+	                    (int)(sizeof(parse_valid) / sizeof(parse_valid[0])));
+	tcase_add_loop_test(tc, test_parse_refused, 0,
+	                    (int)(sizeof(parse_refused) / sizeof(parse_refused[0])));
+	tcase_add_loop_test(tc, test_format, 0, (int)(sizeof(formats) / sizeof(formats[0])));
 	return s;
 }
 

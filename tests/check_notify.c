@@ -221,10 +221,7 @@ int main(void)
 #else
 	pgtest_start();
 	Suite *s = suite_create("notify");
-	TCase *tc = tcase_create("sd_notify");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, notify_lifecycle);
-	suite_add_tcase(s, tc);
+	testutil_tcase(s, "sd_notify", 60, (const TTest *const[]){notify_lifecycle, NULL});
 	return testutil_run_suite(s, CK_ENV);
 #endif
 }

@@ -193,10 +193,8 @@ int main(void)
 {
 	pgtest_start();
 	Suite *s = suite_create("privilege");
-	TCase *tc = tcase_create("role");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, daemon_runs_as_least_privilege_role);
-	tcase_add_test(tc, grant_refuses_unsafe_setups);
-	suite_add_tcase(s, tc);
+	testutil_tcase(s, "role", 60,
+	               (const TTest *const[]){daemon_runs_as_least_privilege_role,
+	                                      grant_refuses_unsafe_setups, NULL});
 	return testutil_run_suite(s, CK_ENV);
 }

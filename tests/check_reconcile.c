@@ -552,13 +552,11 @@ END_TEST
 static Suite *reconcile_suite(void)
 {
 	Suite *s = suite_create("reconcile");
-	TCase *tc = tcase_create("pure");
+	TCase *tc = testutil_tcase(s, "pure", 0,
+	                           (const TTest *const[]){history_parse, names_and_kinds,
+	                                                  settle_unknown_outcomes,
+	                                                  settle_expired_capture, NULL});
 	tcase_add_loop_test(tc, compare_table, 0, (int)(sizeof(cases) / sizeof(cases[0])));
-	tcase_add_test(tc, history_parse);
-	tcase_add_test(tc, names_and_kinds);
-	tcase_add_test(tc, settle_unknown_outcomes);
-	tcase_add_test(tc, settle_expired_capture);
-	suite_add_tcase(s, tc);
 	return s;
 }
 

@@ -711,21 +711,18 @@ END_TEST
 static Suite *reconcile_daemon_suite(void)
 {
 	Suite *s = suite_create("reconcile_daemon");
-	TCase *tc = tcase_create("daemon");
-	tcase_set_timeout(tc, 180);
-	tcase_add_test(tc, ledger_drift_found_by_ctl_and_by_the_pass);
-	tcase_add_test(tc, external_capture_recorded_and_refundable);
-	tcase_add_test(tc, ended_authorization_blocks_the_capture);
-	tcase_add_test(tc, status_calls_obey_the_rate_cap);
-	tcase_add_test(tc, failing_status_endpoint_changes_nothing);
-	tcase_add_test(tc, needs_attention_settled_from_history);
-	tcase_add_test(tc, lost_answers_settled_from_status_history);
-	tcase_add_test(tc, failing_status_call_decides_nothing_in_the_engine);
-	tcase_add_test(tc, absent_from_history_is_resent_not_given_up);
-	tcase_add_test(tc, deadline_passing_while_pending_settled_from_history);
-	tcase_add_test(tc, expired_captures_ask_the_status_first);
-	tcase_add_test(tc, expired_capture_with_failing_status_needs_attention);
-	suite_add_tcase(s, tc);
+	testutil_tcase(
+	    s, "daemon", 180,
+	    (const TTest *const[]){
+	        ledger_drift_found_by_ctl_and_by_the_pass, external_capture_recorded_and_refundable,
+	        ended_authorization_blocks_the_capture, status_calls_obey_the_rate_cap,
+	        failing_status_endpoint_changes_nothing, needs_attention_settled_from_history,
+	        lost_answers_settled_from_status_history,
+	        failing_status_call_decides_nothing_in_the_engine,
+	        absent_from_history_is_resent_not_given_up,
+	        deadline_passing_while_pending_settled_from_history,
+	        expired_captures_ask_the_status_first,
+	        expired_capture_with_failing_status_needs_attention, NULL});
 	return s;
 }
 

@@ -168,13 +168,8 @@ int main(void)
 {
 	pgtest_start();
 	Suite *s = suite_create("secrets");
-	TCase *tc = tcase_create("search");
-	tcase_add_test(tc, base64_known_answer);
-	tcase_add_test(tc, search_finds_leaks);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("daemon");
-	tcase_set_timeout(tc, 90);
-	tcase_add_test(tc, no_secret_in_logs);
-	suite_add_tcase(s, tc);
+	testutil_tcase(s, "search", 0,
+	               (const TTest *const[]){base64_known_answer, search_finds_leaks, NULL});
+	testutil_tcase(s, "daemon", 90, (const TTest *const[]){no_secret_in_logs, NULL});
 	return testutil_run_suite(s, CK_ENV);
 }

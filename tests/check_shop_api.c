@@ -285,74 +285,103 @@ START_TEST(test_over_refund_refused)
 }
 END_TEST
 
-START_TEST(test_refund_of_cancelled_order)
+/* A refund of order 1 (20.00 EUR) asked with its ledger in a given state: refused with an
+ * SQLSTATE and a message naming the reason, nothing recorded; or accepted. */
+static const struct refund_case {
+	const char *name;
+	const char *status;   /* the order's */
+	const char *capture;  /* the state of its capture; NULL: none */
+	const char *cancel;   /* the state of its cancelOrRefund; NULL: none; "asked": only
+	                       * requested by the shop */
+	const char *sqlstate; /* NULL: accepted */
+	const char *words[3]; /* in the message */
+} refund_cases[] = {
+    {"after a cancelOrRefund succeeded",
+     "cancelled",
+     "succeeded",
+     "succeeded",
+     "SP003",
+     {"order 1", "is cancelled"}},
+    {"while a cancelOrRefund is pending",
+     "cancelled",
+     "succeeded",
+     "pending",
+     "SP003",
+     {"order 1", "is being cancelled"}},
+    {"after a cancelOrRefund of unknown outcome",
+     "cancelled",
+     "succeeded",
+     "needs_attention",
+     "SP003",
+     {"needs attention"}},
+    {"while a cancelOrRefund is asked for (it refunds everything anyway)",
+     "shipped",
+     "succeeded",
+     "asked",
+     "SP003",
+     {"open cancel_or_refund request"}},
+    {"after a refused cancelOrRefund (it changed nothing)",
+     "shipped",
+     "succeeded",
+     "refused",
+     NULL,
+     {NULL}},
+    {"of an order known to the shop only",
+     "authorized",
+     NULL,
+     NULL,
+     "SP002",
+     {"order 1", "has not been captured (no capture)"}},
+    {"while its capture is pending",
+     "shipped",
+     "pending",
+     NULL,
+     "SP002",
+     {"its capture is pending"}},
+    {"after its capture was refused",
+     "shipped",
+     "refused",
+     NULL,
+     "SP002",
+     {"its capture is refused"}},
+};
+
+START_TEST(test_refund_by_ledger_state)
 {
+	const struct refund_case *c = &refund_cases[_i];
 	PGconn *conn;
 	char *conninfo = shop_db(&conn);
 
-	/* cancelOrRefund succeeded after the capture */
-	add_order(conn, 1, "cancelled", "tx-1", "20.00", "EUR", 2);
-	add_mod_quiet(conn, "1", "tx-1", "capture", "succeeded", 2000, "EUR");
-	add_mod_quiet(conn, "1", "tx-1", "cancel_or_refund", "succeeded", 2000, "EUR");
-	request_refused(conn, "SELECT smartpay.request_refund('1', 5)", "SP003", "order 1",
-	                "is cancelled", NULL);
-
-	/* one still pending */
-	add_order(conn, 2, "cancelled", "tx-2", "20.00", "EUR", 2);
-	add_mod_quiet(conn, "2", "tx-2", "capture", "succeeded", 2000, "EUR");
-	add_mod_quiet(conn, "2", "tx-2", "cancel_or_refund", "pending", 2000, "EUR");
-	request_refused(conn, "SELECT smartpay.request_refund('2', 5)", "SP003", "order 2",
-	                "is being cancelled", NULL);
-
-	/* one whose outcome is unknown */
-	add_order(conn, 3, "cancelled", "tx-3", "20.00", "EUR", 2);
-	add_mod_quiet(conn, "3", "tx-3", "capture", "succeeded", 2000, "EUR");
-	add_mod_quiet(conn, "3", "tx-3", "cancel_or_refund", "needs_attention", 2000, "EUR");
-	request_refused(conn, "SELECT smartpay.request_refund('3', 5)", "SP003", "needs attention",
-	                NULL);
-
-	/* only asked for: the cancelOrRefund refunds everything anyway */
-	add_order(conn, 4, "shipped", "tx-4", "20.00", "EUR", 2);
-	add_mod_quiet(conn, "4", "tx-4", "capture", "succeeded", 2000, "EUR");
-	request_ok(conn, "SELECT smartpay.request_cancel_or_refund('4')");
-	request_refused(conn, "SELECT smartpay.request_refund('4', 5)", "SP003",
-	                "open cancel_or_refund request", NULL);
-
-	/* a refused cancelOrRefund changed nothing: refunds go on */
-	add_order(conn, 5, "shipped", "tx-5", "20.00", "EUR", 2);
-	add_mod_quiet(conn, "5", "tx-5", "capture", "succeeded", 2000, "EUR");
-	add_mod_quiet(conn, "5", "tx-5", "cancel_or_refund", "refused", 2000, "EUR");
-	request_ok(conn, "SELECT smartpay.request_refund('5', 5)");
-
-	for (int i = 1; i <= 3; i++) {
-		char order[4];
-		snprintf(order, sizeof(order), "%d", i);
-		ck_assert_int_eq(request_count(conn, order), 0);
+	add_order(conn, 1, c->status, "tx-1", "20.00", "EUR", 2);
+	if (c->capture)
+		add_mod_quiet(conn, "1", "tx-1", "capture", c->capture, 2000, "EUR");
+	if (c->cancel && strcmp(c->cancel, "asked") == 0)
+		request_ok(conn, "SELECT smartpay.request_cancel_or_refund('1')");
+	else if (c->cancel)
+		add_mod_quiet(conn, "1", "tx-1", "cancel_or_refund", c->cancel, 2000, "EUR");
+	long long before = request_count(conn, "1");
+	/* the case's name in the statement names it in a failure */
+	char *sql = xasprintf("SELECT smartpay.request_refund('1', 5) -- %s", c->name);
+	if (c->sqlstate == NULL) {
+		request_ok(conn, sql);
+		ck_assert_msg(request_count(conn, "1") == before + 1, "%s: not recorded", c->name);
+	} else {
+		request_refused(conn, sql, c->sqlstate, c->words[0], c->words[1], c->words[2],
+		                NULL);
+		ck_assert_msg(request_count(conn, "1") == before, "%s: recorded", c->name);
 	}
+	free(sql);
 	PQfinish(conn);
 	free(conninfo);
 }
 END_TEST
 
-START_TEST(test_refund_of_uncaptured_order)
+START_TEST(test_refund_of_unknown_order)
 {
 	PGconn *conn;
 	char *conninfo = shop_db(&conn);
 
-	/* known to the shop only */
-	add_order(conn, 1, "authorized", "tx-1", "20.00", "EUR", 2);
-	request_refused(conn, "SELECT smartpay.request_refund('1', 5)", "SP002", "order 1",
-	                "has not been captured (no capture)", NULL);
-	/* capture still pending, or refused */
-	add_order(conn, 2, "shipped", "tx-2", "20.00", "EUR", 2);
-	add_mod_quiet(conn, "2", "tx-2", "capture", "pending", 2000, "EUR");
-	request_refused(conn, "SELECT smartpay.request_refund('2', 5)", "SP002",
-	                "its capture is pending", NULL);
-	add_order(conn, 3, "shipped", "tx-3", "20.00", "EUR", 2);
-	add_mod_quiet(conn, "3", "tx-3", "capture", "refused", 2000, "EUR");
-	request_refused(conn, "SELECT smartpay.request_refund('3', 5)", "SP002",
-	                "its capture is refused", NULL);
-	/* unknown: not in the ledger nor in the table, or not even an id of its type */
+	/* not in the ledger nor in the table, or not even an id of its type */
 	request_refused(conn, "SELECT smartpay.request_refund('999', 5)", "SP001",
 	                "unknown order 999", NULL);
 	request_refused(conn, "SELECT smartpay.request_refund('not-a-number', 5)", "SP001",
@@ -417,17 +446,6 @@ START_TEST(test_refund_amounts)
 }
 END_TEST
 
-/* Waits for the result of an asynchronous query on `conn`; returns it (PQclear it). */
-static PGresult *await_result(PGconn *conn)
-{
-	PGresult *res = PQgetResult(conn);
-	PGresult *extra;
-
-	while ((extra = PQgetResult(conn)) != NULL)
-		PQclear(extra);
-	return res;
-}
-
 START_TEST(test_concurrent_last_amount)
 {
 	PGconn *a;
@@ -445,7 +463,7 @@ START_TEST(test_concurrent_last_amount)
 	ck_assert(PQsendQuery(b, "SELECT smartpay.request_refund('1', 40)"));
 	pgtest_wait_advisory_waiters(observer, 1);
 	pgtest_exec(a, "COMMIT");
-	PGresult *res = await_result(b);
+	PGresult *res = pgtest_await_result(b);
 	ck_assert_int_eq(PQresultStatus(res), PGRES_FATAL_ERROR);
 	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "SP006");
 	PQclear(res);
@@ -459,7 +477,7 @@ START_TEST(test_concurrent_last_amount)
 	ck_assert(PQsendQuery(b, "SELECT smartpay.request_refund('2', 10)"));
 	pgtest_wait_advisory_waiters(observer, 1);
 	pgtest_exec(a, "ROLLBACK");
-	res = await_result(b);
+	res = pgtest_await_result(b);
 	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
 	PQclear(res);
 	ck_assert_int_eq(request_count(a, "2"), 1);
@@ -472,7 +490,7 @@ START_TEST(test_concurrent_last_amount)
 	ck_assert(PQsendQuery(b, "SELECT smartpay.request_refund('3', 1)"));
 	pgtest_wait_advisory_waiters(observer, 1);
 	pgtest_exec(a, "COMMIT");
-	res = await_result(b);
+	res = pgtest_await_result(b);
 	ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "SP003");
 	PQclear(res);
 
@@ -861,22 +879,15 @@ END_TEST
 static Suite *shop_api_suite(void)
 {
 	Suite *s = suite_create("shop_api");
-	TCase *tc = tcase_create("sql");
-
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, test_settings_and_currencies);
-	tcase_add_test(tc, test_refund_sequence);
-	tcase_add_test(tc, test_over_refund_refused);
-	tcase_add_test(tc, test_refund_of_cancelled_order);
-	tcase_add_test(tc, test_refund_of_uncaptured_order);
-	tcase_add_test(tc, test_refund_amounts);
-	tcase_add_test(tc, test_concurrent_last_amount);
-	tcase_add_test(tc, test_concurrent_race);
-	tcase_add_test(tc, test_cancel_or_refund_rules);
-	tcase_add_test(tc, test_view_numbers);
-	tcase_add_test(tc, test_shop_role_needs_only_execute);
-	tcase_add_test(tc, test_search_path_cannot_shadow);
-	suite_add_tcase(s, tc);
+	TCase *tc = testutil_tcase(
+	    s, "sql", 60,
+	    (const TTest *const[]){
+	        test_settings_and_currencies, test_refund_sequence, test_over_refund_refused,
+	        test_refund_of_unknown_order, test_refund_amounts, test_concurrent_last_amount,
+	        test_concurrent_race, test_cancel_or_refund_rules, test_view_numbers,
+	        test_shop_role_needs_only_execute, test_search_path_cannot_shadow, NULL});
+	tcase_add_loop_test(tc, test_refund_by_ledger_state, 0,
+	                    (int)(sizeof(refund_cases) / sizeof(refund_cases[0])));
 	return s;
 }
 

@@ -583,16 +583,14 @@ END_TEST
 static Suite *shop_rows_suite(void)
 {
 	Suite *s = suite_create("shop_rows");
-	TCase *t = tcase_create("rows");
-	tcase_set_timeout(t, 180);
-	tcase_add_test(t, bad_rows_in_a_view_refuse_only_themselves);
-	tcase_add_test(t, expiry_alerts_read_past_bad_times);
-	tcase_add_test(t, capture_never_after_a_cancel);
-	tcase_add_test(t, cancels_and_refunds_go_to_the_captured_transaction);
-	tcase_add_test(t, cancel_after_partial_refunds_refunds_the_rest);
-	tcase_add_test(t, refund_requests_are_rechecked_before_sending);
-	tcase_add_test(t, a_refund_recorded_meanwhile_is_counted);
-	suite_add_tcase(s, t);
+	testutil_tcase(s, "rows", 180,
+	               (const TTest *const[]){bad_rows_in_a_view_refuse_only_themselves,
+	                                      expiry_alerts_read_past_bad_times,
+	                                      capture_never_after_a_cancel,
+	                                      cancels_and_refunds_go_to_the_captured_transaction,
+	                                      cancel_after_partial_refunds_refunds_the_rest,
+	                                      refund_requests_are_rechecked_before_sending,
+	                                      a_refund_recorded_meanwhile_is_counted, NULL});
 	return s;
 }
 

@@ -1099,3 +1099,77 @@ void pgtest_standby_promote_at(const char *file, int line)
 		fail_at(file, line, false, "pg_ctl promote failed");
 	}
 }
+
+char *pgtest_ctl_config(const char *conninfo, const char *orders_relation,
+                        const char *database_extra, const char *tail)
+{
+	static unsigned counter;
+	char *path = xasprintf("%s/ctl-%ld-%u.conf", pgtest_dir(), (long)getpid(), ++counter);
+	char *text = xasprintf("; smartpayctl test configuration\n"
+	                       "[database]\n"
+	                       "conninfo = %s\n"
+	                       "orders_relation = %s\n"
+	                       "%s"
+	                       "\n"
+	                       "[smartpay]\n"
+	                       "base_url = http://127.0.0.1:9\n"
+	                       "merchant_key = test-merchant\n"
+	                       "%s",
+	                       conninfo, orders_relation ? orders_relation : "public.orders",
+	                       database_extra ? database_extra : "", tail ? tail : "");
+	testutil_write_file(path, text, 0600);
+	free(text);
+	return path;
+}
+
+/* The arguments of a smartpayctl run as one line, for messages. */
+static void ctl_words(char *buf, size_t cap, const char *const *args)
+{
+	size_t len = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; args[i] != NULL && len < cap; i++)
+		len += (size_t)snprintf(buf + len, cap - len, "%s%s", i ? " " : "", args[i]);
+}
+
+struct testutil_run pgtest_ctl_at(const char *file, int line, const char *config, int expect,
+                                  const char *const *args)
+{
+	const char *argv[24] = {"-c", config};
+	size_t n = config ? 2 : 0;
+	for (size_t i = 0; args[i] != NULL; i++) {
+		if (n + 1 >= sizeof(argv) / sizeof(argv[0]))
+			fail_at(file, line, false, "smartpayctl: too many arguments");
+		argv[n++] = args[i];
+	}
+	argv[n] = NULL;
+	char words[256];
+	ctl_words(words, sizeof(words), args);
+	struct testutil_run r = testutil_run_built("smartpayctl", argv, pgtest_dir());
+	if (r.status != expect)
+		fail_at(file, line, false,
+		        "smartpayctl %s: exit %d, expected %d\nstdout:\n%sstderr:\n%s", words,
+		        r.status, expect, r.out, r.err);
+	if ((expect == 1 || expect == 2) && r.err[0] == '\0')
+		fail_at(file, line, false, "smartpayctl %s failed without a message", words);
+	return r;
+}
+
+void pgtest_ctl_check_at(const char *file, int line, const char *config, int expect,
+                         const char *err_has, const char *const *args)
+{
+	struct testutil_run r = pgtest_ctl_at(file, line, config, expect, args);
+	if (err_has && strstr(r.err, err_has) == NULL)
+		fail_at(file, line, false, "smartpayctl %s: expected \"%s\" on stderr:\n%s",
+		        args[0], err_has, r.err);
+	testutil_run_free(&r);
+}
+
+PGresult *pgtest_await_result(PGconn *conn)
+{
+	PGresult *res = PQgetResult(conn);
+	PGresult *extra;
+
+	while ((extra = PQgetResult(conn)) != NULL)
+		PQclear(extra);
+	return res;
+}

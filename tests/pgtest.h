@@ -32,6 +32,8 @@
 
 #include <libpq-fe.h>
 
+#include "testutil.h"
+
 struct pgtest_options {
 	/* fsync and full_page_writes on, as in production, so that commits cost what they
 	 * cost there (benchmarks); off (the default) is faster and enough for tests */
@@ -133,6 +135,10 @@ void pgtest_exec_file_at(const char *file, int line, PGconn *conn, const char *p
 #define pgtest_migrate(conn) pgtest_migrate_at(__FILE__, __LINE__, (conn))
 void pgtest_migrate_at(const char *file, int line, PGconn *conn);
 
+/* The result of the query sent (PQsendQuery) on `conn`, waiting for it; the results
+ * after it are drained. PQclear it. */
+PGresult *pgtest_await_result(PGconn *conn);
+
 /* Waits up to timeout_ms for a notification on a connection that LISTENs; returns it
  * (PQfreemem it) or NULL on timeout. */
 #define pgtest_wait_notify(conn, timeout_ms)                                                       \
@@ -173,5 +179,34 @@ void pgtest_primary_kill_at(const char *file, int line);
 /* Promotes the standby (pg_ctl promote -w): it becomes a primary that accepts writes. */
 #define pgtest_standby_promote() pgtest_standby_promote_at(__FILE__, __LINE__)
 void pgtest_standby_promote_at(const char *file, int line);
+
+/* ---- smartpayctl against the cluster ---- */
+
+/* Writes a smartpayctl/smartpayd configuration for database `conninfo` into the
+ * cluster's directory and returns its path (malloc'd; unlink and free it). Line 1 is a
+ * comment, then [database] with conninfo and orders_relation (NULL: public.orders);
+ * `database_extra` (may be NULL) goes at the end of [database] (its first line is line
+ * 5), then [smartpay] (a closed loopback port, merchant test-merchant) and `tail` (may be
+ * NULL) as is. */
+char *pgtest_ctl_config(const char *conninfo, const char *orders_relation,
+                        const char *database_extra, const char *tail);
+
+/* Runs the built smartpayctl with `-c config` (config NULL: without) and the arguments
+ * given, and fails the test (naming the caller's line, stdout and stderr) unless it
+ * exits `expect`, or fails (exit 1 or 2) without a word on stderr. The result is the
+ * caller's to testutil_run_free. */
+#define PGTEST_CTL(config, expect, ...)                                                            \
+	pgtest_ctl_at(__FILE__, __LINE__, (config), (expect),                                      \
+	              (const char *const[]){__VA_ARGS__, NULL})
+struct testutil_run pgtest_ctl_at(const char *file, int line, const char *config, int expect,
+                                  const char *const *args);
+
+/* The same, then asserts that stderr contains `err_has` (NULL: anything) and frees the
+ * result: one line for a run whose output matters no further. */
+#define PGTEST_CTL_CHECK(config, expect, err_has, ...)                                             \
+	pgtest_ctl_check_at(__FILE__, __LINE__, (config), (expect), (err_has),                     \
+	                    (const char *const[]){__VA_ARGS__, NULL})
+void pgtest_ctl_check_at(const char *file, int line, const char *config, int expect,
+                         const char *err_has, const char *const *args);
 
 #endif

@@ -5,6 +5,7 @@
 
 #include <check.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -12,14 +13,25 @@
  * when no test failed, else EXIT_FAILURE. */
 int testutil_run_suite(Suite *suite, enum print_output mode);
 
+/* Adds to `suite` a test case named `name` with `tests` (NULL-terminated) and a timeout
+ * of timeout_s seconds (0: Check's default), and returns it (for loop tests). */
+TCase *testutil_tcase(Suite *suite, const char *name, int timeout_s, const TTest *const *tests);
+
 /* The whole content of a file (malloc'd), or NULL when it cannot be read. */
 char *testutil_read_file(const char *path);
 
 /* Writes text to path (created with `mode`, or truncated), failing the test on error. */
 void testutil_write_file(const char *path, const char *text, mode_t mode);
 
+/* n copies of `unit` (malloc'd). */
+char *testutil_repeat(const char *unit, size_t n);
+
 /* Standard base64 of a string (malloc'd). */
 char *testutil_base64(const char *text);
+
+/* A small deterministic generator (xorshift64*) so that failures reproduce: the next
+ * value from *state (seeded non-zero by the caller). */
+uint64_t testutil_rng(uint64_t *state);
 
 /* Sleeps for ms milliseconds. */
 void testutil_sleep_ms(long ms);

@@ -31,9 +31,10 @@ static int world_closed_port(void)
 	return ntohs(sa.sin_port);
 }
 
-/* The daemon's configuration against the world's gateway: the simulator's URL and keys,
+/* A daemon's configuration against the world's gateway: the simulator's URL and keys,
  * or a closed port and the default keys without one. */
-static void world_daemon_init(struct world *w, const char *conninfo, const char *extra)
+static void world_daemon_init(const struct world *w, struct daemonproc *d, const char *conninfo,
+                              const char *extra)
 {
 	char base[64];
 	if (w->sim)
@@ -44,7 +45,7 @@ static void world_daemon_init(struct world *w, const char *conninfo, const char 
 	const char *key = w->opts.daemon_auth_key ? w->opts.daemon_auth_key
 	                  : w->sim                ? simproc_auth_key(w->sim)
 	                                          : SIMPROC_AUTH_KEY;
-	daemonproc_init(&w->d, conninfo, base, merchant, key, extra);
+	daemonproc_init(d, conninfo, base, merchant, key, extra);
 }
 
 void world_up(struct world *w, const char *extra)
@@ -77,7 +78,7 @@ void world_up_with(struct world *w, const struct world_opts *opts, const char *e
 		                          w->metrics_port, extra ? extra : ""),
 		                 0);
 	}
-	world_daemon_init(w, w->conninfo, conf ? conf : extra);
+	world_daemon_init(w, &w->d, w->conninfo, conf ? conf : extra);
 	free(conf);
 }
 
@@ -101,7 +102,12 @@ void world_daemon(struct world *w, const char *conninfo, const char *extra)
 {
 	ck_assert_int_eq(w->d.pid, 0);
 	daemonproc_cleanup(&w->d);
-	world_daemon_init(w, conninfo, extra);
+	world_daemon_init(w, &w->d, conninfo, extra);
+}
+
+void world_daemon_other(const struct world *w, struct daemonproc *d, const char *extra)
+{
+	world_daemon_init(w, d, w->conninfo, extra);
 }
 
 /* Appends ", NAME" to the column list and ", VALUE" to the values of an INSERT. */
@@ -118,8 +124,10 @@ long world_add_order(struct world *w, const struct world_order *o, char **txn_ou
 	if (o == NULL)
 		o = &defaults;
 	const char *amount = o->amount ? o->amount : "10.00";
-	char *txn = o->txn ? strdup(o->txn) : simproc_create_txn(w->sim, amount, "EUR");
-	ck_assert_ptr_nonnull(txn);
+	char *txn = o->no_txn ? NULL
+	            : o->txn  ? strdup(o->txn)
+	                      : simproc_create_txn(w->sim, amount, "EUR");
+	ck_assert(o->no_txn || txn != NULL);
 	const char *p[] = {txn, amount, o->status ? o->status : "shipped", o->capture_amount};
 	char cols[256] = "smartpay_transaction_id, amount, status", vals[1024] = "$1, $2, $3";
 	if (o->capture_amount)
@@ -273,20 +281,4 @@ void world_conf_replace(const struct daemonproc *d, const char *from, const char
 	testutil_write_file(d->conf, out, 0600);
 	free(out);
 	free(text);
-}
-
-struct testutil_run world_ctl(int line, const struct world *w, int expect, const char *const *args)
-{
-	const char *argv[16] = {"-c", w->d.conf};
-	size_t n = 2;
-	for (; args[n - 2] != NULL; n++) {
-		ck_assert_uint_lt(n, 15);
-		argv[n] = args[n - 2];
-	}
-	argv[n] = NULL;
-	struct testutil_run r = testutil_run_built("smartpayctl", argv, pgtest_dir());
-	ck_assert_msg(r.status == expect,
-	              "line %d: %s: exit %d, expected %d\nstdout:\n%sstderr:\n%s", line, args[0],
-	              r.status, expect, r.out, r.err);
-	return r;
 }

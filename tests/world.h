@@ -13,6 +13,7 @@
 #define SP_WORLD_H
 
 #include "daemonproc.h"
+#include "pgtest.h"
 #include "simproc.h"
 #include "testutil.h"
 
@@ -59,12 +60,17 @@ void world_down(struct world *w);
  * conninfo) with `extra`; the daemon must not be running. */
 void world_daemon(struct world *w, const char *conninfo, const char *extra);
 
+/* The configuration of another daemon `d` (a second instance, a twin) against the world's
+ * database and gateway, with `extra`; the caller starts it and daemonproc_cleanup's it. */
+void world_daemon_other(const struct world *w, struct daemonproc *d, const char *extra);
+
 /* An order of public.orders; NULL fields take the default named. */
 struct world_order {
 	const char *amount;         /* "10.00" */
 	const char *status;         /* "shipped" */
 	const char *capture_amount; /* the column's default */
 	const char *txn;            /* a fresh authorization of `amount` EUR at the simulator */
+	bool no_txn;                /* the transaction id is NULL (txn is then ignored) */
 	const char *authorized_at;  /* an SQL expression; the column's default */
 	const char *expires_at;     /* an SQL expression (authorization_expires_at); default */
 };
@@ -110,11 +116,9 @@ long world_wait_status(const char *url, long want, long timeout_ms);
  * failing the test when it is absent. */
 void world_conf_replace(const struct daemonproc *d, const char *from, const char *to);
 
-/* Runs smartpayctl with the daemon's configuration and the arguments given, and fails
- * the test (naming the caller's line, stdout and stderr) unless it exits `expect`. The
- * result is the caller's to testutil_run_free. */
-#define WORLD_CTL(w, expect, ...)                                                                  \
-	world_ctl(__LINE__, (w), (expect), (const char *const[]){__VA_ARGS__, NULL})
-struct testutil_run world_ctl(int line, const struct world *w, int expect, const char *const *args);
+/* Runs smartpayctl with the daemon's configuration and the arguments given (PGTEST_CTL:
+ * the test fails unless it exits `expect`). The result is the caller's to
+ * testutil_run_free. */
+#define WORLD_CTL(w, expect, ...) PGTEST_CTL((w)->d.conf, (expect), __VA_ARGS__)
 
 #endif
