@@ -36,6 +36,10 @@
  * one statement before the connection goes). */
 #define CLAIM_BACKOFF_FIRST_MS 1000
 #define CLAIM_BACKOFF_MAX_MS 300000
+/* How long an outcome waits for others to share its write when no write is under way:
+ * the answers of one round of requests arrive within a few milliseconds, and one
+ * statement (one commit) records them together. */
+#define OUTCOME_FLUSH_DELAY_MS 2
 
 /* One modification on the wire, or waiting for its transaction's status to settle an
  * unknown outcome. */
@@ -78,6 +82,10 @@ struct engine {
 
 	struct pg_conn *pc;
 	struct store *st;
+	/* outcomes are written on a connection of their own, so that a claim never waits
+	 * behind an outcome write nor an outcome write behind a claim */
+	struct pg_conn *wpc;
+	struct store *wst;
 	struct http_client *http;
 	struct status_client *status; /* NULL: unknown outcomes are not settled from status */
 	struct flight *settling;      /* flights waiting for their status call */
@@ -137,6 +145,7 @@ struct engine {
 	bool out_blocked;       /* the last write failed: claiming waits for one to pass */
 
 	struct event *ev_kick;  /* deferred pump */
+	struct event *ev_flush; /* the outcome write after OUTCOME_FLUSH_DELAY_MS */
 	struct event *ev_timer; /* next poll, retry or breaker probe */
 	struct event *ev_drain; /* drain deadline */
 	int64_t next_poll_ms;
@@ -262,7 +271,12 @@ static void engine_record(struct engine *e, struct store_outcome *o)
 	}
 	e->out[e->nout++] = *o;
 	memset(o, 0, sizeof(*o));
-	engine_flush(e);
+	if (e->nout >= (size_t)e->cfg->batch_size) {
+		engine_flush(e);
+	} else if (!e->writing && !evtimer_pending(e->ev_flush, NULL)) {
+		struct timeval tv = {.tv_sec = 0, .tv_usec = OUTCOME_FLUSH_DELAY_MS * 1000};
+		evtimer_add(e->ev_flush, &tv);
+	}
 }
 
 /* Remembers an order id for a targeted look at the orders relation. Notified ids are
@@ -521,8 +535,9 @@ static void engine_written(char **fenced, const bool *disagrees, size_t nfenced,
  * refused batch go first, one statement each. */
 static void engine_flush(struct engine *e)
 {
-	if (e->writing || !pg_conn_is_up(e->pc))
+	if (e->writing || !pg_conn_is_up(e->wpc))
 		return;
+	evtimer_del(e->ev_flush);
 	if (e->nsolo > 0) {
 		e->writing = xmalloc(sizeof(*e->writing));
 		*e->writing = e->solo[0].o;
@@ -539,7 +554,7 @@ static void engine_flush(struct engine *e)
 	} else {
 		return;
 	}
-	if (!store_write_outcomes(e->st, e->writing, e->nwriting, engine_written, e))
+	if (!store_write_outcomes(e->wst, e->writing, e->nwriting, engine_written, e))
 		engine_written(NULL, NULL, 0, "database connection lost", false, e);
 }
 
@@ -930,6 +945,7 @@ static struct sched_state engine_sched_state(const struct engine *e, int64_t now
 	                             engine_outcomes_held(e) >=
 	                                 (size_t)e->cfg->batch_size + (size_t)e->cfg->max_inflight,
 	                         .batch_size = e->cfg->batch_size,
+	                         .max_inflight = e->cfg->max_inflight,
 	                         .queued = e->qlen,
 	                         .inflight = http_inflight(e->http) > 0,
 	                         .want_due = e->own_wanted || e->due_wanted,
@@ -1517,6 +1533,14 @@ static void engine_kick_cb(evutil_socket_t fd, short what, void *arg)
 	engine_pump(arg);
 }
 
+/* The flush delay is over: the outcomes queued meanwhile are written together. */
+static void engine_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	engine_flush(arg);
+}
+
 /* ---- timers ---- */
 
 /* Arms the one timer for the earliest of: next poll, next retry, breaker probe, the end
@@ -1659,6 +1683,14 @@ static void engine_db_down(void *arg, const char *why)
 	}
 }
 
+/* The outcome connection is up (again): what is held is written. */
+static void engine_writer_up(void *arg)
+{
+	struct engine *e = arg;
+	engine_flush(e);
+	engine_kick(e);
+}
+
 static void engine_db_notify(void *arg, const char *channel, const char *payload)
 {
 	struct engine *e = arg;
@@ -1695,6 +1727,9 @@ struct engine *engine_new(struct event_base *base, const struct sp_config *cfg, 
 	    .up = engine_db_up, .down = engine_db_down, .notify = engine_db_notify};
 	e->pc = pg_conn_new(base, cfg->db_conninfo, &h, e);
 	e->st = store_new(e->pc, cfg);
+	struct pg_conn_handlers wh = {.up = engine_writer_up};
+	e->wpc = pg_conn_new(base, cfg->db_conninfo, &wh, e);
+	e->wst = store_new(e->wpc, cfg);
 	struct http_options ho = {.ca_file = cfg->ca_file && *cfg->ca_file ? cfg->ca_file : NULL,
 	                          .timeout_ms = cfg->timeout_ms,
 	                          .connect_timeout_ms = cfg->connect_timeout_ms,
@@ -1702,6 +1737,7 @@ struct engine *engine_new(struct event_base *base, const struct sp_config *cfg, 
 	                          .user_agent = cfg->user_agent};
 	e->http = http_client_new(base, &ho);
 	e->ev_kick = event_new(base, -1, 0, engine_kick_cb, e);
+	e->ev_flush = evtimer_new(base, engine_flush_cb, e);
 	e->ev_timer = evtimer_new(base, engine_timer_cb, e);
 	e->ev_drain = evtimer_new(base, engine_drain_cb, e);
 	e->targeted_max = TARGETED_MAX_IDS;
@@ -1717,6 +1753,7 @@ void engine_start(struct engine *e)
 	e->next_poll_ms = now_ms() + e->cfg->poll_interval_ms;
 	engine_arm_timer(e);
 	pg_conn_start(e->pc);
+	pg_conn_start(e->wpc);
 }
 
 void engine_drain(struct engine *e)
@@ -1738,6 +1775,7 @@ void engine_reload(struct engine *e, const struct sp_config *cfg, const char *se
 {
 	e->cfg = cfg;
 	store_set_config(e->st, cfg);
+	store_set_config(e->wst, cfg);
 	free(e->secret);
 	e->secret = xstrdup(secret);
 	/* new credentials deserve a probe now rather than after the pause, and the answers
@@ -1822,6 +1860,8 @@ void engine_free(struct engine *e)
 	http_client_free(e->http);
 	pg_conn_free(e->pc);
 	store_free(e->st);
+	pg_conn_free(e->wpc);
+	store_free(e->wst);
 	for (size_t i = 0; i < e->nout; i++)
 		store_outcome_clear(&e->out[i]);
 	free(e->out);
@@ -1843,6 +1883,7 @@ void engine_free(struct engine *e)
 		store_claim_clear(&e->queue[e->qhead + i]);
 	free(e->queue);
 	event_free(e->ev_kick);
+	event_free(e->ev_flush);
 	event_free(e->ev_timer);
 	event_free(e->ev_drain);
 	if (e->secret) {

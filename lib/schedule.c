@@ -8,16 +8,30 @@ const char *sched_claim_name(enum sched_claim c)
 	return c >= SCHED_DUE && c <= SCHED_NONE ? names[c] : "none";
 }
 
-/* The room for a claim while sending as usual: a batch beyond what the queue holds,
- * once half the queue has gone out (or when idle); none under backpressure. */
+/* The rows kept claimed ahead of the in-flight window: a batch, plus a whole window,
+ * since every request in flight may be answered (and its slot refilled from the queue)
+ * while the next claim runs. */
+static size_t sched_ahead(const struct sched_state *s)
+{
+	return (size_t)s->batch_size + (size_t)(s->max_inflight > 0 ? s->max_inflight : 0);
+}
+
+/* The room for a claim while sending as usual: up to a batch, filling the queue up to
+ * what is kept ahead; while requests are in flight only once half a batch has room
+ * (claims stay batches); none under backpressure. */
 static int sched_room(const struct sched_state *s)
 {
 	if (s->outcomes_blocked)
 		return 0;
-	if (s->queued > (size_t)(s->batch_size / 2) && s->inflight)
+	size_t ahead = sched_ahead(s);
+	if (s->queued >= ahead)
 		return 0;
-	int room = s->batch_size - (int)s->queued;
-	return room < 0 ? 0 : room;
+	size_t room = ahead - s->queued;
+	if (room > (size_t)s->batch_size)
+		room = (size_t)s->batch_size;
+	if (s->inflight && room < (size_t)(s->batch_size - s->batch_size / 2))
+		return 0;
+	return (int)room;
 }
 
 struct sched_choice sched_next(const struct sched_state *s)

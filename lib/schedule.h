@@ -2,7 +2,9 @@
  * state (no I/O): due retries and own rows first, then shop requests, then the notified
  * orders, then the scan of the orders relation; a claim waiting out a failure is
  * skipped so that the others go on; nothing while outcomes cannot be written; one
- * probe row while the credentials breaker is open. */
+ * probe row while the credentials breaker is open. Claims run ahead of sending: up to a
+ * whole in-flight window and a batch stay claimed, so that the window is refilled from
+ * the queue while the next claim runs. */
 #ifndef SP_SCHEDULE_H
 #define SP_SCHEDULE_H
 
@@ -30,9 +32,10 @@ struct sched_state {
 	bool probe_due;        /* the breaker's pause is over */
 	bool outcomes_blocked; /* the last outcome write failed, or too many outcomes are held */
 	int batch_size;
-	size_t queued; /* claimed rows waiting for the in-flight window */
-	bool inflight; /* requests on the wire */
-	bool want_due; /* due rows or own rows wanted */
+	int max_inflight; /* the in-flight window */
+	size_t queued;    /* claimed rows waiting for the in-flight window */
+	bool inflight;    /* requests on the wire */
+	bool want_due;    /* due rows or own rows wanted */
 	bool want_requests;
 	bool want_scan;
 	size_t notified;           /* order ids waiting for a targeted claim */

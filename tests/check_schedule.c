@@ -395,6 +395,21 @@ START_TEST(scheduler_choices)
 	s.queued = 12;
 	s.inflight = false;
 	expect_pick("no room", s, SCHED_NONE, 0);
+	/* claims run ahead of the window: a batch beyond a whole window stays claimed */
+	s = idle;
+	s.want_scan = true;
+	s.max_inflight = 20;
+	s.inflight = true;
+	s.queued = 15;
+	expect_pick("a window and a batch ahead: a whole batch", s, SCHED_SCAN, 10);
+	s.queued = 22;
+	expect_pick("ahead: the rest up to a window and a batch", s, SCHED_SCAN, 8);
+	s.queued = 26;
+	expect_pick("ahead: less than half a batch waits", s, SCHED_NONE, 0);
+	s.inflight = false;
+	expect_pick("ahead: nothing in flight, any room", s, SCHED_SCAN, 4);
+	s.queued = 30;
+	expect_pick("ahead: full", s, SCHED_NONE, 0);
 	s = idle;
 	s.want_scan = true;
 	s.outcomes_blocked = true;
