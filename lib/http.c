@@ -15,10 +15,12 @@
 /* Longest Retry-After value kept (an HTTP-date is 29 characters). */
 #define HTTP_RETRY_AFTER_MAX 128
 
-/* curl's receive buffer per transfer (its default is 16 KiB). Answers are about 1 KiB,
- * so one read still takes a whole answer; a longer body is read in more pieces and
- * kept whole by curl_write_cb. At 1,000 transfers in flight this is 4 MiB, not 16. */
-#define HTTP_RECV_BUFFER 4096
+/* curl's receive buffer per transfer: its default is 16 KiB, 16 MiB at 1,000 transfers in
+ * flight; 1 KiB is curl's minimum. An answer (about 1 KiB) takes one or two reads, a
+ * longer body more, and curl_write_cb keeps it whole all the same. Measured at 500 ms
+ * and 1,000 in flight: peak memory 34.2 MiB with 4 KiB, 32.2 with 2 KiB, 31.2 with 1 KiB,
+ * and no difference in CPU per request that the noise would show. */
+#define HTTP_RECV_BUFFER 1024
 
 /* curl's upload buffer, used over TLS to hold the request (its default is 64 KiB per
  * transfer); 16 KiB is curl's minimum and far above a request body. */

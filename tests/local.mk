@@ -102,6 +102,12 @@ tests_check_reconcile_daemon_LDADD = $(TEST_LDADD)
 tests_check_reconcile_daemon_CFLAGS = $(TEST_CFLAGS)
 tests_check_adopt_LDADD = $(TEST_LDADD)
 tests_check_adopt_CFLAGS = $(TEST_CFLAGS)
+# lib/http.c over TLS against smartpay-sim: connection reuse, session resumption, verification
+check_PROGRAMS += tests/check_tls
+TESTS += tests/check_tls
+tests_check_tls_SOURCES = tests/check_tls.c tests/simproc.c tests/simproc.h $(TESTUTIL_SOURCES)
+tests_check_tls_LDADD = $(TEST_LDADD)
+tests_check_tls_CFLAGS = $(TEST_CFLAGS)
 endif
 # the systemd unit: systemd-analyze verify and security --offline=true
 TESTS += tests/systemd-unit.sh
