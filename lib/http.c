@@ -26,6 +26,10 @@
  * transfer); 16 KiB is curl's minimum and far above a request body. */
 #define HTTP_UPLOAD_BUFFER 16384
 
+/* How long curl keeps the CA store it read for new connections (its default is a day):
+ * a replaced CA file is in use within ten minutes. */
+#define HTTP_CA_CACHE_S 600L
+
 /* One socket curl asked us to watch: its event, assigned with curl_multi_assign. */
 struct http_sock {
 	struct http_client *client;
@@ -439,6 +443,9 @@ static bool xfer_setup(struct http_xfer *x, const struct http_request *req)
 	SETOPT(CURLOPT_SHARE, c->share);
 	if (c->bundle_only)
 		SETOPT(CURLOPT_CAPATH, NULL);
+#if LIBCURL_VERSION_NUM >= 0x075700
+	SETOPT(CURLOPT_CA_CACHE_TIMEOUT, HTTP_CA_CACHE_S);
+#endif
 	SETOPT(CURLOPT_BUFFERSIZE, (long)HTTP_RECV_BUFFER);
 	SETOPT(CURLOPT_UPLOAD_BUFFERSIZE, (long)HTTP_UPLOAD_BUFFER);
 	SETOPT(CURLOPT_TIMEOUT_MS, c->timeout_ms);
