@@ -273,10 +273,8 @@ static SSL_CTX *tls_context(const char *cert, const char *key, char *err, size_t
 		return NULL;
 	}
 	SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
-	/* No renegotiation (TLS 1.2 clients could ask for handshakes at will), and one
-	 * TLS 1.3 session ticket per handshake instead of two: a client resumes with one. */
+	/* no renegotiation: a TLS 1.2 client cannot ask for new handshakes at will */
 	SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION);
-	(void)SSL_CTX_set_num_tickets(c, 1);
 	if (SSL_CTX_use_certificate_chain_file(c, cert) != 1) {
 		snprintf(err, errlen, "%s: cannot load the TLS certificate: %s", cert,
 		         ERR_reason_error_string(ERR_get_error()));
