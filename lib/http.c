@@ -10,9 +10,25 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Longest Retry-After value kept (an HTTP-date is 29 characters). */
 #define HTTP_RETRY_AFTER_MAX 128
+
+/* curl's receive buffer per transfer: its default is 16 KiB, 16 MiB at 1,000 transfers in
+ * flight; 1 KiB is curl's minimum. An answer (about 1 KiB) takes one or two reads, a
+ * longer body more, and curl_write_cb keeps it whole all the same. Measured at 500 ms
+ * and 1,000 in flight: peak memory 34.2 MiB with 4 KiB, 32.2 with 2 KiB, 31.2 with 1 KiB,
+ * and no difference in CPU per request that the noise would show. */
+#define HTTP_RECV_BUFFER 1024
+
+/* curl's upload buffer, used over TLS to hold the request (its default is 64 KiB per
+ * transfer); 16 KiB is curl's minimum and far above a request body. */
+#define HTTP_UPLOAD_BUFFER 16384
+
+/* How long curl keeps the CA store it read for new connections (its default is a day):
+ * a replaced CA file is in use within ten minutes. */
+#define HTTP_CA_CACHE_S 600L
 
 /* One socket curl asked us to watch: its event, assigned with curl_multi_assign. */
 struct http_sock {
@@ -40,8 +56,10 @@ struct http_xfer {
 struct http_client {
 	struct event_base *base;
 	CURLM *multi;
+	CURLSH *share; /* TLS sessions, shared by every transfer */
 	struct event *timer;
 	char *ca_file;
+	bool bundle_only; /* trust one CA file (ours or curl's default), no CA directory */
 	char *user_agent;
 	long timeout_ms;
 	long connect_timeout_ms;
@@ -111,6 +129,7 @@ static void client_destroy(struct http_client *c)
 		xfer_free(x);
 	}
 	curl_multi_cleanup(c->multi);
+	curl_share_cleanup(c->share);
 	while (c->socks != NULL)
 		sock_free(c->socks);
 	event_free(c->timer);
@@ -283,6 +302,20 @@ static size_t curl_header_cb(char *data, size_t size, size_t nitems, void *userd
 	return n;
 }
 
+/* True when curl's default CA bundle file exists: it holds the whole system store
+ * (Debian: /etc/ssl/certs/ca-certificates.crt, made from the same certificates as the
+ * directory /etc/ssl/certs). */
+static bool default_ca_bundle(void)
+{
+#if LIBCURL_VERSION_NUM >= 0x074600
+	const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+	return v->age >= CURLVERSION_SEVENTH && v->cainfo != NULL && v->cainfo[0] != '\0' &&
+	       access(v->cainfo, R_OK) == 0;
+#else
+	return false;
+#endif
+}
+
 struct http_client *http_client_new(struct event_base *base, const struct http_options *opt)
 {
 	struct http_client *c;
@@ -292,10 +325,15 @@ struct http_client *http_client_new(struct event_base *base, const struct http_o
 	c = xcalloc(1, sizeof(*c));
 	c->base = base;
 	c->multi = curl_multi_init();
+	c->share = curl_share_init();
 	c->timer = evtimer_new(base, on_timer, c);
-	if (c->multi == NULL || c->timer == NULL) {
+	if (c->multi == NULL || c->share == NULL || c->timer == NULL ||
+	    curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) !=
+	        CURLSHE_OK) {
 		if (c->multi != NULL)
 			curl_multi_cleanup(c->multi);
+		if (c->share != NULL)
+			curl_share_cleanup(c->share);
 		if (c->timer != NULL)
 			event_free(c->timer);
 		free(c);
@@ -304,6 +342,7 @@ struct http_client *http_client_new(struct event_base *base, const struct http_o
 	}
 	if (opt->ca_file != NULL && opt->ca_file[0] != '\0')
 		c->ca_file = xstrdup(opt->ca_file);
+	c->bundle_only = c->ca_file != NULL || default_ca_bundle();
 	if (opt->user_agent != NULL && opt->user_agent[0] != '\0')
 		c->user_agent = xstrdup(opt->user_agent);
 	c->timeout_ms = opt->timeout_ms > 0 ? (long)opt->timeout_ms : HTTP_DEFAULT_TIMEOUT_MS;
@@ -316,6 +355,11 @@ struct http_client *http_client_new(struct event_base *base, const struct http_o
 	curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
 	curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
 	                  opt->max_host_connections > 0 ? opt->max_host_connections : 0L);
+	/* Keep as many idle connections as may be in flight. curl's default keeps four per
+	 * transfer still attached, so each time the window drains it closes the idle ones
+	 * and the next batch opens (over TLS: handshakes) them again. */
+	if (opt->max_host_connections > 0)
+		curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, opt->max_host_connections);
 	return c;
 }
 
@@ -396,6 +440,14 @@ static bool xfer_setup(struct http_xfer *x, const struct http_request *req)
 	if (strncasecmp(req->url, "https:", 6) == 0)
 		SETOPT(CURLOPT_PIPEWAIT, 1L);
 	SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
+	SETOPT(CURLOPT_SHARE, c->share);
+	if (c->bundle_only)
+		SETOPT(CURLOPT_CAPATH, NULL);
+#if LIBCURL_VERSION_NUM >= 0x075700
+	SETOPT(CURLOPT_CA_CACHE_TIMEOUT, HTTP_CA_CACHE_S);
+#endif
+	SETOPT(CURLOPT_BUFFERSIZE, (long)HTTP_RECV_BUFFER);
+	SETOPT(CURLOPT_UPLOAD_BUFFERSIZE, (long)HTTP_UPLOAD_BUFFER);
 	SETOPT(CURLOPT_TIMEOUT_MS, c->timeout_ms);
 	if (c->connect_timeout_ms > 0)
 		SETOPT(CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);

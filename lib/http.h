@@ -17,7 +17,7 @@ struct event_base;
 struct http_client; /* opaque */
 
 struct http_options {
-	const char *ca_file;        /* extra CA bundle, or NULL/"" for the system store */
+	const char *ca_file;        /* CA bundle trusted instead of the system store, or NULL/"" */
 	int64_t timeout_ms;         /* whole transfer; <= 0 means HTTP_DEFAULT_TIMEOUT_MS */
 	int64_t connect_timeout_ms; /* <= 0 means curl's default (bounded by timeout_ms) */
 	long max_host_connections;  /* per host; 0 means unlimited */

@@ -352,6 +352,11 @@ static void ledger(struct sim_ctx *ctx, struct evhttp_request *req)
 	json_object_object_add(
 	    o, "statusCallsMaxPerSecond",
 	    json_object_new_int64((int64_t)sim_state_status_calls_max_per_second(ctx->state)));
+	json_object_object_add(o, "connections", json_object_new_int64((int64_t)ctx->connections));
+	if (ctx->ssl_ctx != NULL)
+		json_object_object_add(
+		    o, "tlsResumed",
+		    json_object_new_int64((int64_t)SSL_CTX_sess_hits(ctx->ssl_ctx)));
 	sim_reply_json(req, 200, o);
 }
 

@@ -240,11 +240,21 @@ static void tls_coalesce_cb(struct evbuffer *buf, const struct evbuffer_cb_info 
 		(void)evbuffer_pullup(buf, -1);
 }
 
+/* evhttp connection hook for plain HTTP: counts the connection, then the bufferevent
+ * evhttp would make itself. */
+static struct bufferevent *plain_bevcb(struct event_base *base, void *arg)
+{
+	struct sim_ctx *ctx = arg;
+	ctx->connections++;
+	return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+}
+
 /* evhttp connection hook for TLS: every accepted socket gets an OpenSSL bufferevent. */
 static struct bufferevent *tls_bevcb(struct event_base *base, void *arg)
 {
-	SSL_CTX *ssl_ctx = arg;
-	SSL *ssl = SSL_new(ssl_ctx);
+	struct sim_ctx *ctx = arg;
+	ctx->connections++;
+	SSL *ssl = SSL_new(ctx->ssl_ctx);
 	if (ssl == NULL)
 		return NULL;
 	struct bufferevent *bev = bufferevent_openssl_socket_new(
@@ -263,6 +273,8 @@ static SSL_CTX *tls_context(const char *cert, const char *key, char *err, size_t
 		return NULL;
 	}
 	SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
+	/* no renegotiation: a TLS 1.2 client cannot ask for new handshakes at will */
+	SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION);
 	if (SSL_CTX_use_certificate_chain_file(c, cert) != 1) {
 		snprintf(err, errlen, "%s: cannot load the TLS certificate: %s", cert,
 		         ERR_reason_error_string(ERR_get_error()));
@@ -344,8 +356,7 @@ bool sim_server_start(struct sim_ctx *ctx, const char *listen, const char *tls_c
 	evhttp_set_max_body_size(ctx->http, 1 << 20);
 	evhttp_set_timeout(ctx->http, 3600);
 	evhttp_set_gencb(ctx->http, dispatch, ctx);
-	if (ctx->ssl_ctx != NULL)
-		evhttp_set_bevcb(ctx->http, tls_bevcb, ctx->ssl_ctx);
+	evhttp_set_bevcb(ctx->http, ctx->ssl_ctx != NULL ? tls_bevcb : plain_bevcb, ctx);
 	struct evhttp_bound_socket *bs =
 	    evhttp_bind_socket_with_handle(ctx->http, host, (ev_uint16_t)port);
 	if (bs == NULL) {

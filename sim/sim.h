@@ -29,6 +29,7 @@ struct sim_ctx {
 	char *auth_key;              /* owned; never logged */
 	bool verbose;                /* one stderr line per request */
 	struct sim_pending *pending; /* answers waiting on a timer (server.c) */
+	uint64_t connections;        /* connections accepted (server.c) */
 	struct sim_jw out;           /* the answer being written (api.c), reused */
 	struct json_tokener *tok;    /* request parser (api.c), reused */
 };

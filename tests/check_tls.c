@@ -1,0 +1,203 @@
+/* lib/http.c over TLS against the real smartpay-sim: connections kept across drained
+ * windows, TLS sessions resumed on new connections, verification always on. */
+#include "autoconfig.h"
+
+#include "http.h"
+#include "simproc.h"
+#include "testutil.h"
+#include "xmalloc.h"
+
+#include <check.h>
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Transfers per wave (and the client's connection limit), and waves in the reuse test. */
+#define WAVE 32
+#define WAVES 10
+
+/* One client on its own loop, and the results of the wave being waited for. */
+struct tls_ctx {
+	struct event_base *base;
+	struct http_client *client;
+	struct simproc *sim;
+	char *url;
+	int expected, done, ok, failed;
+	char *last_error; /* the last failed transfer's error (malloc'd) */
+	long next_txn;
+};
+
+/* Starts the simulator over TLS and a client trusting ca_file (NULL: the system's store;
+ * "": the simulator's own CA). */
+static void ctx_init(struct tls_ctx *t, const char *ca_file)
+{
+	memset(t, 0, sizeof(*t));
+	struct simproc_opts opts = {
+	    .tls = true,
+	    .extra_args = (const char *const[]){"--seed", "7", "--preload", "400", NULL}};
+	t->sim = simproc_start(&opts);
+	ck_assert_ptr_nonnull(t->sim);
+	t->base = event_base_new();
+	ck_assert_ptr_nonnull(t->base);
+	struct http_options o = {
+	    .ca_file = ca_file != NULL && *ca_file == '\0' ? simproc_ca_file(t->sim) : ca_file,
+	    .timeout_ms = 20000,
+	    .connect_timeout_ms = 5000,
+	    .max_host_connections = WAVE};
+	t->client = http_client_new(t->base, &o);
+	ck_assert_ptr_nonnull(t->client);
+	t->url = xasprintf("%s/payment/capture", simproc_base_url(t->sim));
+}
+
+/* Frees what ctx_init made and checks the simulator exits cleanly. */
+static void ctx_done(struct tls_ctx *t)
+{
+	http_client_free(t->client);
+	event_base_free(t->base);
+	free(t->url);
+	free(t->last_error);
+	ck_assert(simproc_stop(t->sim));
+}
+
+/* Counts one finished transfer; a 200 is a success. */
+static void on_done(const struct http_result *res, void *arg)
+{
+	struct tls_ctx *t = arg;
+	if (res->http_status == 200) {
+		t->ok++;
+	} else {
+		t->failed++;
+		free(t->last_error);
+		t->last_error = xstrdup(res->error != NULL ? res->error : "no error text");
+	}
+	if (++t->done == t->expected)
+		event_base_loopbreak(t->base);
+}
+
+/* Submits n captures of preloaded transactions at once (with extra_header, or NULL)
+ * and runs the loop until all have finished: the window fills, then drains to 0. */
+static void wave(struct tls_ctx *t, int n, const char *extra_header)
+{
+	const char *headers[] = {"Content-Type: application/json", "Accept-Language: en-US",
+	                         "Origin: https://shop.example", extra_header, NULL};
+	t->expected = t->done + n;
+	for (int i = 0; i < n; i++) {
+		/* the simulator's preloaded ids (seed 7) */
+		long k = t->next_txn++;
+		char *body = xasprintf("{\"transactionId\":\"00000007-0000-4000-8000-%012lx\","
+		                       "\"merchantKey\":\"%s\",\"modificationId\":\"tls-%ld\"}",
+		                       k, simproc_merchant_key(t->sim), k);
+		struct http_request req = {.method = "POST",
+		                           .url = t->url,
+		                           .headers = headers,
+		                           .body = body,
+		                           .body_len = strlen(body),
+		                           .username = simproc_merchant_key(t->sim),
+		                           .password = simproc_auth_key(t->sim)};
+		ck_assert(http_submit(t->client, &req, on_done, t));
+		free(body);
+	}
+	struct timeval tv = {30, 0};
+	event_base_loopexit(t->base, &tv);
+	event_base_dispatch(t->base);
+	ck_assert_int_eq(t->done, t->expected);
+	ck_assert_uint_eq(http_inflight(t->client), 0);
+}
+
+/* A number of the simulator's ledger document ("connections", "tlsResumed"). */
+static long ledger_number(struct tls_ctx *t, const char *key)
+{
+	struct json_object *l = simproc_ledger(t->sim);
+	ck_assert_ptr_nonnull(l);
+	struct json_object *v;
+	ck_assert_msg(json_object_object_get_ex(l, key, &v), "no %s in the ledger", key);
+	long n = (long)json_object_get_int64(v);
+	json_object_put(l);
+	return n;
+}
+
+/* The window fills and drains again and again, as the engine's does between claims:
+ * the connections of the first wave serve every later one (curl's default cache size
+ * closed idle connections each time the window drained, and every later wave paid for
+ * new handshakes). */
+START_TEST(connections_survive_a_drained_window)
+{
+	struct tls_ctx t;
+	ctx_init(&t, "");
+	for (int w = 0; w < WAVES; w++)
+		wave(&t, WAVE, NULL);
+	ck_assert_msg(t.failed == 0, "%d failed: %s", t.failed, t.last_error);
+	ck_assert_int_eq(t.ok, WAVES * WAVE);
+	/* the ledger is read on a connection of its own */
+	long conns = ledger_number(&t, "connections") - 1;
+	ck_assert_msg(conns <= WAVE, "%ld connections for %d transfers at most %d at once", conns,
+	              WAVES * WAVE, WAVE);
+	ctx_done(&t);
+}
+END_TEST
+
+/* A new connection resumes the TLS session of an earlier one instead of a full
+ * handshake (the transfers share one session cache). */
+START_TEST(new_connections_resume_the_session)
+{
+	struct tls_ctx t;
+	ctx_init(&t, "");
+	/* one at a time, each closing its connection: four connections in turn */
+	for (int i = 0; i < 4; i++)
+		wave(&t, 1, "Connection: close");
+	ck_assert_msg(t.failed == 0, "%d failed: %s", t.failed, t.last_error);
+	ck_assert_int_eq(ledger_number(&t, "connections") - 1, 4);
+	ck_assert_int_ge(ledger_number(&t, "tlsResumed"), 3);
+	ctx_done(&t);
+}
+END_TEST
+
+/* Verification stays on: the system's store does not trust the throwaway CA, another
+ * CA does not either, and a resumed session is no way around it. */
+START_TEST(untrusted_certificate_refused)
+{
+	struct tls_ctx t;
+	ctx_init(&t, NULL);
+	wave(&t, 2, NULL);
+	ck_assert_int_eq(t.ok, 0);
+	ck_assert_int_eq(t.failed, 2);
+	ck_assert_ptr_nonnull(t.last_error);
+	ck_assert(simproc_make_tls(simproc_dir(t.sim), "other"));
+	char *other = xasprintf("%s/other-ca.pem", simproc_dir(t.sim));
+	struct http_options o = {.ca_file = other, .timeout_ms = 20000, .max_host_connections = 2};
+	http_client_free(t.client);
+	t.client = http_client_new(t.base, &o);
+	ck_assert_ptr_nonnull(t.client);
+	wave(&t, 2, NULL);
+	ck_assert_int_eq(t.ok, 0);
+	ck_assert_int_eq(t.failed, 4);
+	free(other);
+	ctx_done(&t);
+}
+END_TEST
+
+/* The suite. */
+static Suite *tls_suite(void)
+{
+	Suite *s = suite_create("tls");
+	TCase *tc = tcase_create("tls");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, connections_survive_a_drained_window);
+	tcase_add_test(tc, new_connections_resume_the_session);
+	tcase_add_test(tc, untrusted_certificate_refused);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	int rc = testutil_run_suite(tls_suite(), CK_NORMAL);
+	curl_global_cleanup();
+	return rc;
+}
