@@ -30,7 +30,9 @@
 -- hash joins and merge joins are off for them so that the plan is the summary's primary
 -- key probed per row whatever the sizes were then. The refresh's functions set the
 -- planner settings they rely on themselves (below), since settings made by a calling
--- function stay in effect in the functions it calls.
+-- function stay in effect in the functions it calls. JIT compilation is off for all of
+-- them: it costs hundreds of milliseconds a statement, and the refresh's plans on a
+-- large ledger, or a disabled plan node's cost, pass its thresholds.
 
 ALTER TABLE smartpay.order_summaries ADD COLUMN modifications bigint;
 
@@ -119,7 +121,7 @@ CREATE OR REPLACE FUNCTION smartpay.order_summaries_insert_new(p_order_ids text[
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_custom_plan
 SET enable_nestloop = off SET enable_hashjoin = on SET enable_mergejoin = on
-SET enable_seqscan = on AS $$
+SET enable_seqscan = on SET jit = off AS $$
 DECLARE
     v_new      text[];
     v_inserted text[];
@@ -150,7 +152,7 @@ CREATE OR REPLACE FUNCTION smartpay.order_summaries_rewrite(p_order_ids text[]) 
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_custom_plan
 SET enable_nestloop = off SET enable_hashjoin = on SET enable_mergejoin = on
-SET enable_seqscan = on AS $$
+SET enable_seqscan = on SET jit = off AS $$
 DECLARE
     v_rest text[];
 BEGIN
@@ -191,7 +193,7 @@ CREATE OR REPLACE FUNCTION smartpay.order_summaries_recompute_locked(p_order_ids
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_custom_plan
 SET enable_nestloop = off SET enable_hashjoin = on SET enable_mergejoin = on
-SET enable_seqscan = on AS $$
+SET enable_seqscan = on SET jit = off AS $$
 BEGIN
     PERFORM 1 FROM smartpay.order_summaries s
     WHERE s.order_id = ANY (p_order_ids)
@@ -222,7 +224,7 @@ CREATE OR REPLACE FUNCTION smartpay.order_summaries_refresh(p_order_ids text[], 
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_custom_plan
-SET enable_hashjoin = on SET enable_mergejoin = on SET enable_seqscan = on AS $$
+SET enable_hashjoin = on SET enable_mergejoin = on SET enable_seqscan = on SET jit = off AS $$
 DECLARE
     v_rest text[] := p_order_ids;
 BEGIN
@@ -247,7 +249,7 @@ $$;
 CREATE OR REPLACE FUNCTION smartpay.order_summaries_rebuild() RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_custom_plan
-SET enable_hashjoin = on SET enable_mergejoin = on SET enable_seqscan = on AS $$
+SET enable_hashjoin = on SET enable_mergejoin = on SET enable_seqscan = on SET jit = off AS $$
 DECLARE
     v_ids  text[];
     v_rows bigint;
@@ -280,7 +282,8 @@ $$;
 -- smartpay.requests; a TRUNCATE rebuilds the summary.
 CREATE OR REPLACE FUNCTION smartpay.order_summaries_changed() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off
+SET jit = off AS $$
 DECLARE
     v_ids text[];
 BEGIN
