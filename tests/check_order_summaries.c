@@ -860,6 +860,53 @@ START_TEST(test_backfill_from_an_existing_ledger)
 }
 END_TEST
 
+START_TEST(test_upgrade_keeps_the_summaries)
+{
+	char *conninfo = pgtest_createdb(NULL);
+	PGconn *conn = pgtest_connect(conninfo);
+	size_t before = 0;
+	bool mask[64];
+	int applied = 0;
+	char *err = NULL;
+
+	/* summaries kept by the triggers of sql/009 before sql/012 counted modifications */
+	while (before < sp_builtin_migration_count && sp_builtin_migrations[before].version < 12)
+		before++;
+	pgtest_exec_file(conn, "sql/example-orders.sql");
+	ck_assert_msg(migrate_apply_configured(conn, sp_builtin_migrations, before, &shop_settings,
+	                                       mask, &applied, NULL, &err) == 0,
+	              "%s", err);
+	char *u1 = add_mod(conn, "u1", "capture", "pending", 3000);
+	char *u2 = add_mod(conn, "u2", "capture", "pending", 2000);
+	free(add_mod(conn, "u2", "refund", "pending", 500));
+
+	ck_assert_msg(migrate_apply_configured(conn, sp_builtin_migrations,
+	                                       sp_builtin_migration_count, &shop_settings, mask,
+	                                       &applied, NULL, &err) == 0,
+	              "%s", err);
+	pgtest_exec(conn, reference_view);
+	assert_agrees(conn);
+	ck_assert_int_eq(pgtest_int(conn, "SELECT count(*) FROM smartpay.order_summaries WHERE "
+	                                  "modifications IS NULL"),
+	                 2);
+	/* the next writes of those orders recompute them from the ledger */
+	set_outcome(conn, u1, "succeeded");
+	set_outcome(conn, u2, "succeeded");
+	assert_agrees(conn);
+	assert_counts(conn);
+	ck_assert_int_eq(pgtest_int(conn, "SELECT count(*) FROM smartpay.order_summaries WHERE "
+	                                  "modifications IS NULL"),
+	                 0);
+	set_outcome(conn, u1, "refused");
+	assert_agrees(conn);
+
+	free(u1);
+	free(u2);
+	PQfinish(conn);
+	free(conninfo);
+}
+END_TEST
+
 START_TEST(test_shop_role_keeps_the_summary)
 {
 	PGconn *conn;
@@ -956,6 +1003,7 @@ static Suite *order_summaries_suite(void)
 	tcase_add_test(tc, test_many_concurrent_writers);
 	tcase_add_test(tc, test_query_shapes_use_their_indexes);
 	tcase_add_test(tc, test_backfill_from_an_existing_ledger);
+	tcase_add_test(tc, test_upgrade_keeps_the_summaries);
 	tcase_add_test(tc, test_shop_role_keeps_the_summary);
 	tcase_add_test(tc, test_real_daemon_writes);
 	suite_add_tcase(s, tc);
