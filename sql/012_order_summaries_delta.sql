@@ -35,13 +35,18 @@
 --
 -- Plans: the fast path's statements read only the transition tables and the summary by
 -- its primary key; they have no parameters, so PL/pgSQL keeps one plan per session,
--- made on the first call, when the summary may still be nearly empty. Sequential scans,
--- hash joins and merge joins are off for them so that the plan is the summary's primary
--- key probed per row whatever the sizes were then. The refresh's functions set the
--- planner settings they rely on themselves (below), since settings made by a calling
--- function stay in effect in the functions it calls. JIT compilation is off for all of
--- them: it costs hundreds of milliseconds a statement, and the refresh's plans on a
--- large ledger, or a disabled plan node's cost, pass its thresholds.
+-- made on the first call, when the summary may still be nearly empty and not analysed.
+-- The update names its order ids in an `= ANY (ARRAY(...))` besides the join, and
+-- sequential and bitmap scans, nested loops and merge joins are off for it, so that
+-- whatever the sizes were then the plan probes the summary's primary key for those ids
+-- (in order_id order, the order the rows are locked in) and joins them with the
+-- transition table by hashing (a nested loop planned on an empty summary walked the
+-- whole summary and rescanned the transition table for each of its rows).
+-- The refresh's functions set the planner settings they rely on themselves (below),
+-- since settings made by a calling function stay in effect in the functions it calls.
+-- JIT compilation is off for all of them: it costs hundreds of milliseconds a
+-- statement, and the refresh's plans on a large ledger, or a disabled plan node's cost,
+-- pass its thresholds.
 
 ALTER TABLE smartpay.order_summaries ADD COLUMN modifications bigint;
 
@@ -131,7 +136,7 @@ CREATE OR REPLACE FUNCTION smartpay.order_summaries_insert_new(p_order_ids text[
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan
 SET enable_nestloop = off SET enable_hashjoin = on SET enable_mergejoin = on
-SET enable_seqscan = off SET jit = off AS $$
+SET enable_seqscan = off SET enable_bitmapscan = on SET jit = off AS $$
 DECLARE
     v_new      text[];
     v_inserted text[];
@@ -162,7 +167,7 @@ CREATE OR REPLACE FUNCTION smartpay.order_summaries_rewrite(p_order_ids text[]) 
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan
 SET enable_nestloop = off SET enable_hashjoin = on SET enable_mergejoin = on
-SET enable_seqscan = off SET jit = off AS $$
+SET enable_seqscan = off SET enable_bitmapscan = on SET jit = off AS $$
 DECLARE
     v_rest text[];
 BEGIN
@@ -203,7 +208,7 @@ CREATE OR REPLACE FUNCTION smartpay.order_summaries_recompute_locked(p_order_ids
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan
 SET enable_nestloop = off SET enable_hashjoin = on SET enable_mergejoin = on
-SET enable_seqscan = off SET jit = off AS $$
+SET enable_seqscan = off SET enable_bitmapscan = on SET jit = off AS $$
 BEGIN
     PERFORM 1 FROM smartpay.order_summaries s
     WHERE s.order_id = ANY (p_order_ids)
@@ -234,7 +239,9 @@ CREATE OR REPLACE FUNCTION smartpay.order_summaries_refresh(p_order_ids text[], 
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan
-SET enable_hashjoin = on SET enable_mergejoin = on SET enable_seqscan = on SET jit = off AS $$
+SET enable_hashjoin = on SET enable_mergejoin = on SET enable_seqscan = on
+SET enable_bitmapscan = on
+SET enable_nestloop = on SET jit = off AS $$
 DECLARE
     v_rest text[] := p_order_ids;
 BEGIN
@@ -259,7 +266,9 @@ $$;
 CREATE OR REPLACE FUNCTION smartpay.order_summaries_rebuild() RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_custom_plan
-SET enable_hashjoin = on SET enable_mergejoin = on SET enable_seqscan = on SET jit = off AS $$
+SET enable_hashjoin = on SET enable_mergejoin = on SET enable_seqscan = on
+SET enable_bitmapscan = on
+SET enable_nestloop = on SET jit = off AS $$
 DECLARE
     v_ids  text[];
     v_rows bigint;
@@ -292,8 +301,8 @@ $$;
 -- smartpay.requests; a TRUNCATE rebuilds the summary.
 CREATE OR REPLACE FUNCTION smartpay.order_summaries_changed() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off
-SET jit = off AS $$
+SET enable_seqscan = off SET enable_bitmapscan = off SET enable_nestloop = off
+SET enable_mergejoin = off SET enable_hashjoin = on SET jit = off AS $$
 DECLARE
     v_ids text[];
 BEGIN
@@ -349,8 +358,11 @@ BEGIN
                 cancelled = n.kind IN ('cancel', 'cancel_or_refund') AND n.state = 'succeeded',
                 deadline = n.deadline, last_kind = n.kind, last_state = n.state,
                 last_at = n.updated_at
-            FROM (SELECT * FROM one WHERE one.rows_of_order = 1 ORDER BY one.order_id) n
-            WHERE s.order_id = n.order_id AND s.modifications = 1
+            FROM one n
+            WHERE n.rows_of_order = 1
+              AND s.order_id = ANY (ARRAY(SELECT o.order_id FROM one o
+                                          WHERE o.rows_of_order = 1 ORDER BY o.order_id))
+              AND s.order_id = n.order_id AND s.modifications = 1
               AND s.last_modification_id = n.modification_id AND s.pending_requests = 0
             RETURNING s.order_id)
         SELECT ARRAY(SELECT n.order_id FROM new_rows n
