@@ -285,11 +285,6 @@ BEGIN
 END
 $$;
 
--- The summary row of an order whose only modification is the row `n` of a transition
--- table and which has no open request: order_summary_compute's rules for that one row.
--- (A SQL expression list shared by the two fast paths below would need a function call
--- per row; the columns are written out in each instead.)
---
 -- Statement-level trigger function on smartpay.modifications and smartpay.requests.
 -- On smartpay.modifications, an INSERT writes the summary rows of the orders whose
 -- first modification it inserted (one row of the order in new_rows, no summary row yet,
@@ -298,7 +293,9 @@ $$;
 -- summary row counting one modification, that one, and no open request), both from
 -- new_rows alone. Every other order in the transition tables is refreshed from the
 -- ledger (order_summaries_refresh), as are all the orders of a DELETE and of a write to
--- smartpay.requests; a TRUNCATE rebuilds the summary.
+-- smartpay.requests; a TRUNCATE rebuilds the summary. The row written from `n` applies
+-- order_summary_compute's rules to that one row (spelled out in both statements: a
+-- shared SQL function would be called once per row).
 CREATE OR REPLACE FUNCTION smartpay.order_summaries_changed() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 SET enable_seqscan = off SET enable_bitmapscan = off SET enable_nestloop = off
