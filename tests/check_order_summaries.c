@@ -317,6 +317,125 @@ START_TEST(test_every_kind_of_change)
 }
 END_TEST
 
+/* Fails unless every summary row's count of modifications, where known, is the
+ * ledger's. */
+#define assert_counts(conn) assert_counts_at(__FILE__, __LINE__, (conn))
+static void assert_counts_at(const char *file, int line, PGconn *conn)
+{
+	long long wrong = pgtest_int_at(
+	    file, line, conn,
+	    "SELECT count(*) FROM smartpay.order_summaries s WHERE s.modifications IS DISTINCT "
+	    "FROM (SELECT count(*) FROM smartpay.modifications m WHERE m.order_id = s.order_id) "
+	    "AND s.modifications IS NOT NULL");
+	ck_assert_msg(wrong == 0, "%s:%d: %lld summary rows count their modifications wrong", file,
+	              line, wrong);
+}
+
+START_TEST(test_written_from_the_statement_rows)
+{
+	PGconn *conn;
+	char *conninfo = summary_db(&conn);
+
+	/* one statement: a new order's only capture (from the row), and two rows of another
+	 * new order (from the ledger) */
+	pgtest_exec(conn, "INSERT INTO smartpay.modifications (modification_id, order_id, "
+	                  "transaction_id, kind, amount_minor, currency, request_body, "
+	                  "lease_owner, lease_generation, lease_expires_at, deadline) "
+	                  "SELECT gen_random_uuid(), o, 'tx-' || o || k, k, 700, 'EUR', '{}', "
+	                  "'test', 1, now() + interval '1 minute', now() + interval '3 days' "
+	                  "FROM (VALUES ('f1', 'capture'), ('f2', 'capture'), ('f2', 'refund')) "
+	                  "AS v(o, k)");
+	assert_agrees(conn);
+	assert_counts(conn);
+	ck_assert_int_eq(pgtest_int(conn, "SELECT modifications FROM smartpay.order_summaries "
+	                                  "WHERE order_id = 'f1'"),
+	                 1);
+
+	/* the lease, then each outcome of the only modification, one statement each */
+	pgtest_exec(conn, "UPDATE smartpay.modifications m SET lease_owner = 'other', "
+	                  "lease_generation = m.lease_generation + 1, updated_at = now() "
+	                  "WHERE m.order_id = 'f1'");
+	assert_agrees(conn);
+	const char *const states[] = {"pending", "needs_attention", "succeeded", "refused"};
+	for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++) {
+		char *sql =
+		    xasprintf("UPDATE smartpay.modifications SET state = '%s', "
+		              "updated_at = now() + interval '%zu seconds', "
+		              "deadline = now() + interval '%zu days' WHERE order_id = 'f1'",
+		              states[i], i, i + 1);
+		pgtest_exec(conn, sql);
+		free(sql);
+		assert_agrees(conn);
+	}
+
+	/* an order whose only modification is a refund, a cancel or cancelOrRefund, or a
+	 * locally refused capture without an amount or a transaction */
+	free(add_mod(conn, "f3", "refund", "pending", 300));
+	free(add_mod(conn, "f4", "cancel_or_refund", "pending", 0));
+	pgtest_exec(conn, "INSERT INTO smartpay.modifications (modification_id, order_id, kind, "
+	                  "state, reason) VALUES (gen_random_uuid(), 'f5', 'capture', "
+	                  "'refused', 'bad amount')");
+	assert_agrees(conn);
+	pgtest_exec(conn, "UPDATE smartpay.modifications SET state = 'succeeded', updated_at = "
+	                  "now() WHERE order_id IN ('f3', 'f4')");
+	assert_agrees(conn);
+	pgtest_exec(conn, "UPDATE smartpay.modifications SET state = 'needs_attention', "
+	                  "updated_at = now() WHERE order_id = 'f3'");
+	assert_agrees(conn);
+
+	/* an order with an open request: its first modification, then its outcome */
+	pgtest_exec(conn, "INSERT INTO smartpay.requests (order_id, kind) "
+	                  "VALUES ('f6', 'cancel_or_refund')");
+	free(add_mod(conn, "f6", "capture", "pending", 900));
+	assert_agrees(conn);
+	pgtest_exec(conn, "UPDATE smartpay.modifications SET state = 'succeeded', updated_at = "
+	                  "now() WHERE order_id = 'f6'");
+	assert_agrees(conn);
+
+	/* a second modification of f1, then an update of the first */
+	free(add_mod(conn, "f1", "capture", "pending", 800));
+	assert_agrees(conn);
+	pgtest_exec(conn, "UPDATE smartpay.modifications SET updated_at = now() + interval "
+	                  "'1 hour' WHERE order_id = 'f1' AND state = 'refused'");
+	assert_agrees(conn);
+
+	/* an order's only modification moved to another order, to a new one, and its id
+	 * changed */
+	pgtest_exec(conn, "UPDATE smartpay.modifications SET order_id = 'f3' WHERE order_id = "
+	                  "'f4'");
+	assert_agrees(conn);
+	pgtest_exec(conn, "UPDATE smartpay.modifications SET order_id = 'f7' WHERE order_id = "
+	                  "'f5'");
+	assert_agrees(conn);
+	pgtest_exec(conn, "UPDATE smartpay.modifications SET modification_id = "
+	                  "gen_random_uuid(), updated_at = now() WHERE order_id = 'f7'");
+	assert_agrees(conn);
+	assert_counts(conn);
+
+	/* summary rows written before their count was kept (NULL) are recomputed from the
+	 * ledger on their next write, which counts them */
+	pgtest_exec(conn, "INSERT INTO smartpay.requests (order_id, kind) "
+	                  "VALUES ('f8', 'cancel_or_refund')");
+	pgtest_exec(conn, "UPDATE smartpay.order_summaries SET modifications = NULL");
+	pgtest_exec(conn, "UPDATE smartpay.modifications SET updated_at = now() + interval "
+	                  "'2 hours' WHERE order_id = 'f7'");
+	assert_agrees(conn);
+	ck_assert_int_eq(pgtest_int(conn, "SELECT modifications FROM smartpay.order_summaries "
+	                                  "WHERE order_id = 'f7'"),
+	                 1);
+	pgtest_exec(conn, "UPDATE smartpay.modifications SET state = 'succeeded', updated_at = "
+	                  "now() WHERE request_body IS NOT NULL AND state <> 'refused'");
+	assert_agrees(conn);
+	ck_assert_int_eq(pgtest_int(conn, "SELECT count(*) FROM smartpay.order_summaries WHERE "
+	                                  "modifications IS NULL AND order_id = 'f8'"),
+	                 1);
+	assert_counts(conn);
+
+	PQfinish(conn);
+	free(conninfo);
+}
+END_TEST
+
 /* Milliseconds on the monotonic clock. */
 static long long now_ms(void)
 {
@@ -741,6 +860,53 @@ START_TEST(test_backfill_from_an_existing_ledger)
 }
 END_TEST
 
+START_TEST(test_upgrade_keeps_the_summaries)
+{
+	char *conninfo = pgtest_createdb(NULL);
+	PGconn *conn = pgtest_connect(conninfo);
+	size_t before = 0;
+	bool mask[64];
+	int applied = 0;
+	char *err = NULL;
+
+	/* summaries kept by the triggers of sql/009 before sql/012 counted modifications */
+	while (before < sp_builtin_migration_count && sp_builtin_migrations[before].version < 12)
+		before++;
+	pgtest_exec_file(conn, "sql/example-orders.sql");
+	ck_assert_msg(migrate_apply_configured(conn, sp_builtin_migrations, before, &shop_settings,
+	                                       mask, &applied, NULL, &err) == 0,
+	              "%s", err);
+	char *u1 = add_mod(conn, "u1", "capture", "pending", 3000);
+	char *u2 = add_mod(conn, "u2", "capture", "pending", 2000);
+	free(add_mod(conn, "u2", "refund", "pending", 500));
+
+	ck_assert_msg(migrate_apply_configured(conn, sp_builtin_migrations,
+	                                       sp_builtin_migration_count, &shop_settings, mask,
+	                                       &applied, NULL, &err) == 0,
+	              "%s", err);
+	pgtest_exec(conn, reference_view);
+	assert_agrees(conn);
+	ck_assert_int_eq(pgtest_int(conn, "SELECT count(*) FROM smartpay.order_summaries WHERE "
+	                                  "modifications IS NULL"),
+	                 2);
+	/* the next writes of those orders recompute them from the ledger */
+	set_outcome(conn, u1, "succeeded");
+	set_outcome(conn, u2, "succeeded");
+	assert_agrees(conn);
+	assert_counts(conn);
+	ck_assert_int_eq(pgtest_int(conn, "SELECT count(*) FROM smartpay.order_summaries WHERE "
+	                                  "modifications IS NULL"),
+	                 0);
+	set_outcome(conn, u1, "refused");
+	assert_agrees(conn);
+
+	free(u1);
+	free(u2);
+	PQfinish(conn);
+	free(conninfo);
+}
+END_TEST
+
 START_TEST(test_shop_role_keeps_the_summary)
 {
 	PGconn *conn;
@@ -832,10 +998,12 @@ static Suite *order_summaries_suite(void)
 
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_every_kind_of_change);
+	tcase_add_test(tc, test_written_from_the_statement_rows);
 	tcase_add_test(tc, test_concurrent_writers_of_one_order);
 	tcase_add_test(tc, test_many_concurrent_writers);
 	tcase_add_test(tc, test_query_shapes_use_their_indexes);
 	tcase_add_test(tc, test_backfill_from_an_existing_ledger);
+	tcase_add_test(tc, test_upgrade_keeps_the_summaries);
 	tcase_add_test(tc, test_shop_role_keeps_the_summary);
 	tcase_add_test(tc, test_real_daemon_writes);
 	suite_add_tcase(s, tc);
