@@ -55,7 +55,7 @@ CREATE UNIQUE INDEX modifications_one_live_settling_refund
     ON smartpay.modifications (order_id)
     WHERE settles_cancel AND live;
 
-ALTER TABLE smartpay.modifications SET (fillfactor = 40);
+ALTER TABLE smartpay.modifications SET (fillfactor = 20);
 
 -- Keeps smartpay.modification_queue in step with the ledger's pending rows, once per
 -- statement from its transition tables. SECURITY DEFINER: a writer of the ledger needs
@@ -77,18 +77,26 @@ BEGIN
         DELETE FROM smartpay.modification_queue q
         WHERE q.modification_id = ANY (ARRAY(
             SELECT n.modification_id FROM new_rows n WHERE n.state <> 'pending'));
+        -- a row that stays pending keeps its entry, with its next attempt and deadline
+        UPDATE smartpay.modification_queue q
+        SET transaction_id = n.transaction_id, next_attempt_at = n.next_attempt_at,
+            deadline = n.deadline
+        FROM new_rows n
+        WHERE q.modification_id = n.modification_id AND n.state = 'pending'
+          AND (q.transaction_id, q.next_attempt_at, q.deadline)
+              IS DISTINCT FROM (n.transaction_id, n.next_attempt_at, n.deadline);
+        INSERT INTO smartpay.modification_queue (modification_id, transaction_id,
+                                                 next_attempt_at, deadline)
+        SELECT n.modification_id, n.transaction_id, n.next_attempt_at, n.deadline
+        FROM new_rows n WHERE n.state = 'pending' AND NOT EXISTS (
+            SELECT 1 FROM smartpay.modification_queue q
+            WHERE q.modification_id = n.modification_id);
+        RETURN NULL;
     END IF;
-    -- a row that stays pending keeps its entry, with its next attempt and deadline
-    INSERT INTO smartpay.modification_queue AS q (modification_id, transaction_id,
-                                                  next_attempt_at, deadline)
+    INSERT INTO smartpay.modification_queue (modification_id, transaction_id,
+                                             next_attempt_at, deadline)
     SELECT n.modification_id, n.transaction_id, n.next_attempt_at, n.deadline
-    FROM new_rows n WHERE n.state = 'pending'
-    ON CONFLICT (modification_id) DO UPDATE
-        SET transaction_id = EXCLUDED.transaction_id,
-            next_attempt_at = EXCLUDED.next_attempt_at, deadline = EXCLUDED.deadline
-        WHERE (q.transaction_id, q.next_attempt_at, q.deadline)
-              IS DISTINCT FROM
-              (EXCLUDED.transaction_id, EXCLUDED.next_attempt_at, EXCLUDED.deadline);
+    FROM new_rows n WHERE n.state = 'pending';
     RETURN NULL;
 END
 $$;
