@@ -160,8 +160,7 @@ static bool preview_resends(struct ctl_context *ctx, struct preview *pv)
 	    "SELECT kind, count(*), (array_agg(order_id ORDER BY order_id))[1], "
 	    "(array_agg(order_id ORDER BY order_id))[2], (array_agg(order_id ORDER BY "
 	    "order_id))[3] "
-	    "FROM smartpay.modifications WHERE state = 'pending' AND modification_id IN "
-	    "(SELECT modification_id FROM smartpay.modification_queue) GROUP BY kind ORDER BY kind",
+	    "FROM smartpay.modifications WHERE state = 'pending' GROUP BY kind ORDER BY kind",
 	    0, NULL);
 	if (res == NULL)
 		return false;
@@ -203,9 +202,7 @@ static bool preview_alerts(struct ctl_context *ctx, const struct ctl_orders *o, 
 	    "WHERE a.deadline > now() ORDER BY a.order_id, t.ms) "
 	    "UNION ALL SELECT m.order_id, 'needs_attention', NULL FROM smartpay.modifications m "
 	    "WHERE m.kind = 'capture' AND m.state = 'pending' AND m.deadline <= now() "
-	    "AND (m.lease_owner IS NULL OR coalesce(m.lease_expires_at, m.deadline) < now()) "
-	    "AND m.modification_id IN (SELECT modification_id FROM smartpay.modification_queue "
-	    "WHERE deadline <= now())), "
+	    "AND (m.lease_owner IS NULL OR coalesce(m.lease_expires_at, m.deadline) < now())), "
 	    "fresh AS (SELECT d.* FROM due d WHERE d.dedup_key IS NULL OR NOT EXISTS "
 	    "(SELECT 1 FROM smartpay.alerts x WHERE x.kind = d.kind AND x.dedup_key = "
 	    "d.dedup_key)) "

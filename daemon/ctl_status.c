@@ -102,7 +102,6 @@ static bool status_load(struct ctl_context *ctx, struct status *st)
 	    "SELECT modification_id::text AS modification_id, order_id, kind, attempts, "
 	    "created_at, floor(extract(epoch FROM now() - created_at))::bigint AS age_seconds, "
 	    "next_attempt_at FROM smartpay.modifications WHERE state = 'pending' "
-	    "AND modification_id IN (SELECT modification_id FROM smartpay.modification_queue) "
 	    "ORDER BY created_at LIMIT 1",
 	    0, NULL);
 	if (st->oldest == NULL)

@@ -176,9 +176,8 @@ static char *array_literal(char *const *items, size_t n)
 /* Whether a column of SQL type `type` compares with timestamptz without a cast that can fail. */
 static bool is_time_type(const char *type)
 {
-	return type &&
-	       (strcmp(type, "timestamp with time zone") == 0 ||
-	        strcmp(type, "timestamp without time zone") == 0 || strcmp(type, "date") == 0);
+	return type && (strcmp(type, "timestamp with time zone") == 0 ||
+	                strcmp(type, "timestamp without time zone") == 0 || strcmp(type, "date") == 0);
 }
 
 /* An SQL expression for a time column of the orders relation as timestamptz, NULL when
@@ -324,7 +323,7 @@ static char *candidate_sql(const struct store_shape *shape, bool targeted, bool 
 	    "NULL::bigint AS refunded_minor FROM %s o LEFT JOIN LATERAL (SELECT m.state, "
 	    "m.modification_id::text AS id FROM smartpay.modifications m "
 	    "WHERE m.order_id = o.id::text AND m.kind IN ('cancel', 'cancel_or_refund') "
-	    "AND m.live LIMIT 1) can ON true "
+	    "AND m.state <> 'refused' LIMIT 1) can ON true "
 	    "WHERE o.status::text = ANY($1::text[]) AND %s AND %s %s "
 	    "UNION ALL "
 	    /* opt-in expiry policy: capture or cancel within the margin of the deadline */
@@ -383,13 +382,13 @@ static char *requests_sql(const char *relation, bool read_only)
 	    "WITH linked AS (%s"
 	    "AND r.kind = 'cancel_or_refund' AND m.order_id = r.order_id "
 	    "AND (m.kind IN ('cancel', 'cancel_or_refund') OR m.settles_cancel) "
-	    "AND m.live %s) "
+	    "AND m.state <> 'refused' %s) "
 	    "SELECT r.request_id, r.order_id, r.kind, r.amount_minor, "
 	    "coalesce(r.currency, cap.currency, ord.currency), r.reason, "
 	    "coalesce(cap.transaction_id, ord.transaction_id), ord.amount, "
 	    "EXISTS (SELECT 1 FROM smartpay.modifications c WHERE c.order_id = r.order_id "
 	    "AND (c.kind IN ('cancel', 'cancel_or_refund') OR c.settles_cancel) "
-	    "AND c.live), cap.amount_minor, cap.currency, rf.refunded "
+	    "AND c.state <> 'refused'), cap.amount_minor, cap.currency, rf.refunded "
 	    "FROM smartpay.requests r "
 	    "LEFT JOIN LATERAL (SELECT m.transaction_id, m.currency::text, m.amount_minor FROM "
 	    "smartpay.modifications m WHERE m.order_id = r.order_id AND m.kind = 'capture' "
@@ -868,12 +867,10 @@ bool store_insert_intents_consuming(struct store *st, const struct store_intent 
                                     void *arg)
 {
 	static const char sql[] =
-	    /* rn: an intent's place among the pending ones of its transaction in this batch */
-	    "WITH u AS (SELECT *, row_number() OVER (PARTITION BY CASE WHEN reason IS NULL "
-	    "THEN transaction_id END ORDER BY n) AS rn FROM json_to_recordset($1::json) AS "
-	    "u(id uuid, order_id text, transaction_id text, kind text, amount bigint, currency "
-	    "text, body text, reason text, deadline_ms bigint, request_id bigint, settles_cancel "
-	    "bool, lease bool, n int)), "
+	    "WITH u AS (SELECT * FROM json_to_recordset($1::json) AS u(id uuid, order_id text, "
+	    "transaction_id text, kind text, amount bigint, currency text, body text, "
+	    "reason text, deadline_ms bigint, request_id bigint, settles_cancel bool, lease "
+	    "bool)), "
 	    "ins AS (INSERT INTO smartpay.modifications AS m (modification_id, order_id, "
 	    "transaction_id, kind, amount_minor, currency, request_body, state, reason, deadline, "
 	    "lease_owner, lease_generation, lease_expires_at, completed_at, request_id, "
@@ -894,10 +891,6 @@ bool store_insert_intents_consuming(struct store *st, const struct store_intent 
 	    "AND r.state IN ('succeeded', 'pending', 'needs_attention')) <= "
 	    "(SELECT c.amount_minor FROM smartpay.modifications c WHERE c.order_id = u.order_id "
 	    "AND c.kind = 'capture' AND c.state = 'succeeded' LIMIT 1) ELSE true END "
-	    /* one modification in flight per transaction (the queue's unique index): the
-	     * first of the batch, and none while one is pending; the others wait */
-	    "AND (u.reason IS NOT NULL OR (u.rn = 1 AND NOT EXISTS (SELECT 1 FROM "
-	    "smartpay.modification_queue q WHERE q.transaction_id = u.transaction_id))) "
 	    "ON CONFLICT DO NOTHING RETURNING *), "
 	    "req AS (UPDATE smartpay.requests r SET modification_id = ins.modification_id "
 	    "FROM ins WHERE r.request_id = ins.request_id), "
@@ -934,7 +927,6 @@ bool store_insert_intents_consuming(struct store *st, const struct store_intent 
 		if (in->settles_cancel)
 			json_object_object_add(o, "settles_cancel", json_object_new_boolean(true));
 		json_object_object_add(o, "lease", json_object_new_boolean(in->lease));
-		json_put_int(o, "n", (int64_t)i);
 		json_object_array_add(arr, o);
 	}
 	char lease[32];
@@ -954,13 +946,10 @@ bool store_insert_intents_consuming(struct store *st, const struct store_intent 
 bool store_claim_due(struct store *st, int limit, bool own, store_claims_fn done, void *arg)
 {
 	static const char sql[] =
-	    /* the queue holds the pending rows; the lease is the ledger's */
-	    "WITH due AS (SELECT m.modification_id FROM smartpay.modification_queue q "
-	    "JOIN smartpay.modifications m ON m.modification_id = q.modification_id "
-	    "WHERE m.state = 'pending' AND ((q.next_attempt_at <= now() AND (m.lease_owner IS "
-	    "NULL OR m.lease_expires_at < now())) OR ($4::bool AND m.lease_owner = $1)) "
-	    "ORDER BY q.deadline NULLS LAST, q.next_attempt_at LIMIT $3 "
-	    "FOR UPDATE OF m SKIP LOCKED) "
+	    "WITH due AS (SELECT modification_id FROM smartpay.modifications "
+	    "WHERE state = 'pending' AND ((next_attempt_at <= now() AND (lease_owner IS NULL "
+	    "OR lease_expires_at < now())) OR ($4::bool AND lease_owner = $1)) "
+	    "ORDER BY deadline NULLS LAST, next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) "
 	    "UPDATE smartpay.modifications m SET lease_owner = $1, "
 	    "lease_generation = m.lease_generation + 1, lease_expires_at = now() + $2::interval, "
 	    "updated_at = now() FROM due WHERE m.modification_id = due.modification_id "
@@ -1223,10 +1212,9 @@ bool store_next_due(struct store *st, void (*done)(int64_t delay_ms, const char 
                     void *arg)
 {
 	static const char sql[] =
-	    "SELECT greatest(0, (extract(epoch FROM min(greatest(q.next_attempt_at, "
-	    "coalesce(m.lease_expires_at, q.next_attempt_at))) - now()) * 1000))::bigint "
-	    "FROM smartpay.modification_queue q JOIN smartpay.modifications m "
-	    "ON m.modification_id = q.modification_id WHERE m.state = 'pending'";
+	    "SELECT greatest(0, (extract(epoch FROM min(greatest(next_attempt_at, "
+	    "coalesce(lease_expires_at, next_attempt_at))) - now()) * 1000))::bigint "
+	    "FROM smartpay.modifications WHERE state = 'pending'";
 	if (!pg_conn_is_up(st->pc))
 		return false;
 	struct store_call *c = call_new(st, (void (*)(void))done, arg);

@@ -29,8 +29,7 @@ static char *gauges_sql(const char *relation, const char *deadline, const char *
 	return xasprintf(
 	    "WITH pend AS (SELECT created_at, width_bucket(extract(epoch FROM now() - "
 	    "created_at)::float8, $3::float8[]) AS b FROM smartpay.modifications "
-	    "WHERE state = 'pending' AND modification_id IN (SELECT q.modification_id FROM "
-	    "smartpay.modification_queue q)), "
+	    "WHERE state = 'pending'), "
 	    "open_auth AS (SELECT d.deadline FROM %s o "
 	    "CROSS JOIN LATERAL (SELECT %s AS deadline) d "
 	    "WHERE %s AND o.smartpay_transaction_id IS NOT NULL "

@@ -23,7 +23,6 @@
 --   SELECT, INSERT, UPDATE on smartpay.reconciliations (when each transaction was last
 --   compared with the gateway),
 --   SELECT on smartpay.adoption and smartpay.history (the baseline),
---   SELECT on smartpay.modification_queue (the pending rows, kept by the ledger's triggers),
 --   SELECT, INSERT, DELETE on smartpay.order_changes (the queue the daemon consumes),
 --   USAGE on the sequences of the tables it inserts into,
 --   SELECT on the orders relation.
@@ -119,8 +118,6 @@ BEGIN
             ('reconciliations', 'SELECT, INSERT, UPDATE', false),
             ('adoption', 'SELECT', false),
             ('history', 'SELECT', false),
-            -- the pending rows (kept by the ledger's triggers): claims read them
-            ('modification_queue', 'SELECT', false),
             -- the queue of changed orders: the daemon deletes what it has looked at and
             -- queues an order again when a capture's outcome may call for a cancel
             ('order_changes', 'SELECT, INSERT, DELETE', true)) AS t(name, privileges, inserts)

@@ -13,7 +13,7 @@ WORLD_SOURCES = tests/world.c tests/world.h tests/daemonproc.c tests/daemonproc.
 UNIT_SUITES = tests/check_gateway tests/check_http tests/check_money tests/check_log \
 	tests/check_config tests/check_decide tests/check_reconcile
 # against a private PostgreSQL (tests/pgtest.h): migrations, smartpayctl, the shop API
-PG_SUITES = tests/check_migrate tests/check_shop_api tests/check_ctl tests/check_ledger_queue
+PG_SUITES = tests/check_migrate tests/check_shop_api tests/check_ctl
 # end to end (tests/world.h): the daemon, hostile answers, the shop's rows, scheduling,
 # metrics and health, alerts, sd_notify, least privilege, no secrets in logs,
 # durability, failover, the order summaries, reconciliation with the gateway, adopting
@@ -36,7 +36,6 @@ tests_check_sim_SOURCES = tests/check_sim.c tests/simproc.c tests/simproc.h $(SI
 	$(TESTUTIL_SOURCES)
 tests_check_sim_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/sim
 tests_check_migrate_SOURCES = tests/check_migrate.c $(PGTEST_SOURCES)
-tests_check_ledger_queue_SOURCES = tests/check_ledger_queue.c $(PGTEST_SOURCES)
 tests_check_shop_api_SOURCES = tests/check_shop_api.c $(PGTEST_SOURCES)
 tests_check_ctl_SOURCES = tests/check_ctl.c $(PGTEST_SOURCES)
 tests_check_daemon_SOURCES = tests/check_daemon.c $(WORLD_SOURCES)
@@ -71,8 +70,6 @@ tests_check_sim_LDADD = $(TEST_LDADD)
 tests_check_sim_CFLAGS = $(TEST_CFLAGS)
 tests_check_migrate_LDADD = $(TEST_LDADD)
 tests_check_migrate_CFLAGS = $(TEST_CFLAGS)
-tests_check_ledger_queue_LDADD = $(TEST_LDADD)
-tests_check_ledger_queue_CFLAGS = $(TEST_CFLAGS)
 tests_check_shop_api_LDADD = $(TEST_LDADD)
 tests_check_shop_api_CFLAGS = $(TEST_CFLAGS)
 tests_check_ctl_LDADD = $(TEST_LDADD)
