@@ -9,9 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* jit off: the daemon's statements are short, and a batch's cost estimate can pass
+ * jit_above_cost, when compiling it takes longer than running it many times over. */
 char *store_session_setup_sql(int64_t statement_timeout_ms)
 {
-	return xasprintf("SET synchronous_commit = on; SET statement_timeout = %lld",
+	return xasprintf("SET synchronous_commit = on; SET jit = off; SET statement_timeout = %lld",
 	                 (long long)statement_timeout_ms);
 }
 
