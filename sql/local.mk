@@ -21,10 +21,11 @@ sqldir = $(pkgdatadir)/sql
 dist_sql_DATA = $(SP_MIGRATIONS) sql/example-orders.sql sql/grant-smartpayd.sql
 EXTRA_DIST += scripts/embed-sql.sh
 
-# Generated at build time from the .sql files: {version, file name, text}.
+# Generated at build time from the .sql files: {version, file name, text}; this file
+# (the list) is a prerequisite too, so a migration taken off the list leaves the programs.
 nodist_lib_libsmartpay_a_SOURCES = sql/builtin-migrations.c
 CLEANFILES += sql/builtin-migrations.c
-sql/builtin-migrations.c: $(SP_MIGRATIONS) $(top_srcdir)/scripts/embed-sql.sh
+sql/builtin-migrations.c: $(SP_MIGRATIONS) $(top_srcdir)/scripts/embed-sql.sh $(top_srcdir)/sql/local.mk
 	$(AM_V_GEN)$(MKDIR_P) sql && \
 	$(SHELL) $(top_srcdir)/scripts/embed-sql.sh $(srcdir) $(SP_MIGRATIONS) >$@.tmp && \
 	mv $@.tmp $@
