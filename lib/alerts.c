@@ -12,6 +12,7 @@
 #include "store.h"
 #include "store_alerts.h"
 #include "store_indexes.h"
+#include "store_metrics.h"
 #include "text.h"
 #include "xmalloc.h"
 
@@ -679,6 +680,8 @@ static void on_conn_up(void *arg)
 {
 	struct alerts *a = arg;
 	a->conn_up = true;
+	/* orders notified while the connection was down were not heard */
+	store_gauges_order_changed(a->st, NULL);
 	if (!store_listen_alerts(a->st, &a->listen_call))
 		log_event(LOG_LVL_WARNING, "alerts_listen_failed", "reason", "connection lost",
 		          NULL);
@@ -700,8 +703,9 @@ static void on_conn_down(void *arg, const char *why)
 static void on_notify(void *arg, const char *channel, const char *payload)
 {
 	struct alerts *a = arg;
-	(void)payload;
 	if (strcmp(channel, "smartpay_orders") == 0) {
+		/* the gauges read this order again */
+		store_gauges_order_changed(a->st, payload);
 		alerts_poke(a);
 	} else if (strcmp(channel, "smartpay_alerts") == 0 && webhook_enabled(a)) {
 		a->claim_wanted = true;
