@@ -21,7 +21,8 @@ PG_SUITES = tests/check_migrate tests/check_shop_api tests/check_ctl
 WORLD_SUITES = tests/check_daemon tests/check_hostile tests/check_shop_rows \
 	tests/check_schedule tests/check_metrics tests/check_alerts tests/check_notify \
 	tests/check_privilege tests/check_durable tests/check_failover tests/check_secrets \
-	tests/check_order_summaries tests/check_reconcile_daemon tests/check_adopt
+	tests/check_order_summaries tests/check_reconcile_daemon tests/check_adopt \
+	tests/check_gauges
 check_PROGRAMS += $(UNIT_SUITES) tests/check_sim $(PG_SUITES) $(WORLD_SUITES)
 TESTS += $(UNIT_SUITES) tests/check_sim $(PG_SUITES) $(WORLD_SUITES)
 tests_check_gateway_SOURCES = tests/check_gateway.c $(TESTUTIL_SOURCES)
@@ -52,6 +53,7 @@ tests_check_secrets_SOURCES = tests/check_secrets.c $(WORLD_SOURCES)
 tests_check_order_summaries_SOURCES = tests/check_order_summaries.c $(WORLD_SOURCES)
 tests_check_reconcile_daemon_SOURCES = tests/check_reconcile_daemon.c $(WORLD_SOURCES)
 tests_check_adopt_SOURCES = tests/check_adopt.c $(WORLD_SOURCES)
+tests_check_gauges_SOURCES = tests/check_gauges.c $(WORLD_SOURCES)
 tests_check_gateway_LDADD = $(TEST_LDADD)
 tests_check_gateway_CFLAGS = $(TEST_CFLAGS)
 tests_check_http_LDADD = $(TEST_LDADD)
@@ -102,6 +104,8 @@ tests_check_reconcile_daemon_LDADD = $(TEST_LDADD)
 tests_check_reconcile_daemon_CFLAGS = $(TEST_CFLAGS)
 tests_check_adopt_LDADD = $(TEST_LDADD)
 tests_check_adopt_CFLAGS = $(TEST_CFLAGS)
+tests_check_gauges_LDADD = $(TEST_LDADD)
+tests_check_gauges_CFLAGS = $(TEST_CFLAGS)
 endif
 # the systemd unit: systemd-analyze verify and security --offline=true
 TESTS += tests/systemd-unit.sh
