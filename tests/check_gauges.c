@@ -1,8 +1,9 @@
 /* The database gauges kept from what changed: the open alert counts that triggers keep
  * in smartpay.alert_counts (sql/014) against a count of the alerts themselves, the safe
- * cast of order ids, and the real smartpayd's expiring-authorization gauges while orders
- * are added, shipped and captured after its first read (each later read looks only at
- * what changed, not at the whole window). */
+ * cast of order ids, the real smartpayd's expiring-authorization gauges while orders
+ * are added, shipped and captured after its first read, and its expiry sweeps after the
+ * first one (each later read or sweep looks only at what changed, not at the whole
+ * window). */
 #include "autoconfig.h"
 
 #include "pgtest.h"
@@ -185,6 +186,35 @@ START_TEST(expiring_gauges_follow_changes_after_the_first_read)
 }
 END_TEST
 
+START_TEST(sweeps_after_the_first_read_crossings_and_notified_orders)
+{
+	struct world w;
+	world_up_with(&w, &(struct world_opts){.wait_ms = WAIT_MS},
+	              "[alerts]\nexpiry_thresholds = 24h, 4h\n");
+	/* crosses 24h 45 s after its insert, after the first sweep: found by a later sweep, which
+	 * reads only the deadlines that crossed since the one before */
+	long crossing = authorized(&w, "now() + interval '24 hours 45 seconds'");
+	daemonproc_start(&w.d, false);
+	world_await_log(&w, "event=expiry_swept", 1);
+	ck_assert_int_eq(pgtest_int(w.db, "SELECT count(*) FROM smartpay.alerts"), 0);
+	/* inserted while the daemon runs, its deadline long inside 4h: read as notified */
+	long notified = authorized(&w, "now() + interval '2 hours'");
+	char sql[200];
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM smartpay.alerts WHERE kind = 'authorization_expiring' "
+	         "AND dedup_key = '%ld:4h'",
+	         notified);
+	world_await(&w, sql, 1);
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM smartpay.alerts WHERE kind = 'authorization_expiring' "
+	         "AND dedup_key = '%ld:24h'",
+	         crossing);
+	world_await(&w, sql, 1);
+	ck_assert_int_eq(pgtest_int(w.db, "SELECT count(*) FROM smartpay.alerts"), 2);
+	world_down(&w);
+}
+END_TEST
+
 static Suite *gauges_suite(void)
 {
 	Suite *s = suite_create("gauges");
@@ -196,6 +226,7 @@ static Suite *gauges_suite(void)
 	TCase *daemon = tcase_create("daemon");
 	tcase_set_timeout(daemon, 120);
 	tcase_add_test(daemon, expiring_gauges_follow_changes_after_the_first_read);
+	tcase_add_test(daemon, sweeps_after_the_first_read_crossings_and_notified_orders);
 	suite_add_tcase(s, daemon);
 	return s;
 }
