@@ -123,6 +123,7 @@ static void ids_add(struct id_list *l, const char *id)
 	l->v[l->n++] = xstrdup(id);
 }
 
+/* qsort/bsearch order of order ids (pointers to strings). */
 static int str_ptr_cmp(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -245,6 +246,7 @@ static void expiring_plan(struct store_expiring *x, const struct sp_config *cfg,
 	x->sent_full = full;
 }
 
+/* qsort order of known authorizations: by deadline. */
 static int auth_deadline_cmp(const void *a, const void *b)
 {
 	const struct expiring_auth *x = a, *y = b;
@@ -394,6 +396,7 @@ static bool gauges_parse(PGresult *res, struct store_expiring *x, const struct s
 	return ok;
 }
 
+/* The answer to the gauges query: merged and handed over, or the memory dropped. */
 static void gauges_done(PGresult *res, const char *error, void *arg)
 {
 	struct store_gauges_read *rd = arg;
