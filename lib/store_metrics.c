@@ -294,7 +294,8 @@ static bool expiring_merge(struct store_expiring *x, struct json_object *found,
 		x->v[x->n].deadline_ms = json_object_get_int64(json_object_array_get_idx(pair, 1));
 		x->n++;
 	}
-	qsort(x->v, x->n, sizeof(*x->v), auth_deadline_cmp);
+	if (x->n > 1)
+		qsort(x->v, x->n, sizeof(*x->v), auth_deadline_cmp);
 	free(x->until);
 	x->until = xstrdup(until);
 	ids_clear(&x->pending);
