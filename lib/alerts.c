@@ -12,6 +12,7 @@
 #include "store.h"
 #include "store_alerts.h"
 #include "store_indexes.h"
+#include "store_metrics.h"
 #include "text.h"
 #include "xmalloc.h"
 
@@ -23,9 +24,17 @@
 #include <string.h>
 #include <time.h>
 
-/* A sweep at least this often, whatever the timer computed (lost notifications, orders
- * whose deadline the shop moved, leases that lapsed). */
-#define SWEEP_SAFETY_MS (5 * 60 * 1000)
+/* A sweep at least this often, whatever the timer computed (leases that lapsed), and how
+ * far past each threshold a sweep looks for the next crossing: a sweep that reads only
+ * what changed reads the deadlines of the next minute, not those of the next hours. */
+#define SWEEP_SAFETY_MS (60 * 1000)
+/* A sweep reads what changed since the previous one (deadlines that crossed a threshold,
+ * notified orders); every this often, and after a failure, a reconnect or a reload, it
+ * reads the whole window instead (the safety net: a deadline the shop moved without a
+ * status change, an order brought in from the history). */
+#define SWEEP_FULL_EVERY_MS (30 * 60 * 1000)
+/* More notified orders than this since the last sweep: read the whole window. */
+#define SWEEP_IDS_MAX 2000
 /* Least gap between two sweeps, and how many times the last sweep's duration it is at
  * least: a burst of order notifications costs one sweep a second, and a slow sweep over
  * a large orders relation never takes more than a tenth of the database's time. */
@@ -71,6 +80,13 @@ struct alerts {
 	int64_t sweep_at;         /* monotonic ms of the next timed sweep, 0 none */
 	int64_t sweep_allowed_at; /* monotonic ms before which no sweep starts */
 	int64_t sweep_started;
+	char *sweep_since;     /* the last sweep's now() (database text); NULL: sweep all */
+	int64_t sweep_full_at; /* monotonic ms of the last whole-window sweep */
+	char **changed;        /* orders notified since the running sweep was sent */
+	size_t nchanged, cap_changed;
+	bool changed_overflow; /* more than SWEEP_IDS_MAX: the next sweep reads all */
+	char **swept_ids;      /* those the running sweep reads again */
+	size_t nswept_ids;
 
 	/* webhook */
 	struct store_webhook_claim_call claim_call;
@@ -341,22 +357,62 @@ static void hand_expired_captures(struct alerts *a, const struct store_sweep_res
 	engine_want_due(a->engine);
 }
 
+/* Frees a list of order ids. */
+static void free_ids(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* The next sweep reads the whole window. */
+static void sweep_forget(struct alerts *a)
+{
+	free(a->sweep_since);
+	a->sweep_since = NULL;
+}
+
+/* Remembers a notified order for the next sweep. */
+static void sweep_note_order(struct alerts *a, const char *order_id)
+{
+	if (a->changed_overflow)
+		return;
+	if (a->nchanged == SWEEP_IDS_MAX) {
+		a->changed_overflow = true;
+		free_ids(a->changed, a->nchanged);
+		a->changed = NULL;
+		a->nchanged = a->cap_changed = 0;
+		return;
+	}
+	if (a->nchanged == a->cap_changed) {
+		a->cap_changed = a->cap_changed ? a->cap_changed * 2 : 16;
+		a->changed = xrealloc(a->changed, a->cap_changed * sizeof(*a->changed));
+	}
+	a->changed[a->nchanged++] = xstrdup(order_id);
+}
+
 static void sweep_done(const struct store_sweep_result *r, const char *error, void *arg)
 {
 	struct alerts *a = arg;
 	int64_t now = mono_ms();
 	a->sweeping = false;
+	free_ids(a->swept_ids, a->nswept_ids);
+	a->swept_ids = NULL;
+	a->nswept_ids = 0;
 	int64_t cost = now - a->sweep_started;
 	int64_t gap = cost * SWEEP_COST_FACTOR > SWEEP_MIN_GAP_MS ? cost * SWEEP_COST_FACTOR
 	                                                          : SWEEP_MIN_GAP_MS;
 	a->sweep_allowed_at = now + gap;
 	if (error) {
 		alerts_db_error(a, "expiry_sweep_failed", error);
+		sweep_forget(a);
 		a->sweep_wanted = true;
 		alerts_kick(a);
 		return;
 	}
 	a->stats.sweeps++;
+	free(a->sweep_since);
+	a->sweep_since = r->db_now ? xstrdup(r->db_now) : NULL;
 	hand_expired_captures(a, r);
 	for (size_t i = 0; i < r->nalerts; i++)
 		log_alert(&r->alerts[i]);
@@ -388,10 +444,28 @@ static void alerts_start_sweep(struct alerts *a, int64_t now)
 	a->sweep_wanted = false;
 	a->sweep_at = 0;
 	a->sweep_started = now;
+	if (a->changed_overflow || now - a->sweep_full_at >= SWEEP_FULL_EVERY_MS)
+		sweep_forget(a);
+	if (a->sweep_since == NULL)
+		a->sweep_full_at = now;
+	/* the orders notified until now are read by this sweep */
+	a->swept_ids = a->changed;
+	a->nswept_ids = a->nchanged;
+	a->changed = NULL;
+	a->nchanged = a->cap_changed = 0;
+	a->changed_overflow = false;
+	struct store_sweep_since since = {.since = a->sweep_since,
+	                                  .ids = (const char *const *)a->swept_ids,
+	                                  .nids = a->nswept_ids};
 	if (!store_sweep_expiry(a->st, alerts_config(a)->expired_lookback_ms, SWEEP_SAFETY_MS,
-	                        &a->sweep_call)) {
+	                        &since, &a->sweep_call)) {
 		a->sweeping = false;
 		a->sweep_wanted = true;
+		/* not sent: what it would have read is read by the next one, whole */
+		free_ids(a->swept_ids, a->nswept_ids);
+		a->swept_ids = NULL;
+		a->nswept_ids = 0;
+		sweep_forget(a);
 	}
 }
 
@@ -679,6 +753,9 @@ static void on_conn_up(void *arg)
 {
 	struct alerts *a = arg;
 	a->conn_up = true;
+	/* orders notified while the connection was down were not heard */
+	store_gauges_order_changed(a->st, NULL);
+	sweep_forget(a);
 	if (!store_listen_alerts(a->st, &a->listen_call))
 		log_event(LOG_LVL_WARNING, "alerts_listen_failed", "reason", "connection lost",
 		          NULL);
@@ -700,8 +777,10 @@ static void on_conn_down(void *arg, const char *why)
 static void on_notify(void *arg, const char *channel, const char *payload)
 {
 	struct alerts *a = arg;
-	(void)payload;
 	if (strcmp(channel, "smartpay_orders") == 0) {
+		/* the gauges and the next sweep read this order again */
+		store_gauges_order_changed(a->st, payload);
+		sweep_note_order(a, payload);
 		alerts_poke(a);
 	} else if (strcmp(channel, "smartpay_alerts") == 0 && webhook_enabled(a)) {
 		a->claim_wanted = true;
@@ -794,6 +873,9 @@ void alerts_free(struct alerts *a)
 	free(a->gw_message);
 	free(a->gw_sent_key);
 	free(a->gw_sent_message);
+	free(a->sweep_since);
+	free_ids(a->changed, a->nchanged);
+	free_ids(a->swept_ids, a->nswept_ids);
 	event_free(a->ev_timer);
 	event_free(a->ev_kick);
 	free(a);
@@ -808,6 +890,8 @@ void alerts_poke(struct alerts *a)
 void alerts_reload(struct alerts *a)
 {
 	store_set_config(a->st, store_config(engine_store(a->engine)));
+	/* thresholds or validity may have changed: the next sweep reads the whole window */
+	sweep_forget(a);
 	a->sweep_wanted = true;
 	a->sweep_allowed_at = 0;
 	a->claim_wanted = true;

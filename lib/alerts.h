@@ -4,7 +4,7 @@
  *
  *  - authorization expiry: one sweep statement (store_alerts.h) raises the threshold,
  *    expired and needs-attention alerts; one timer re-sweeps at the next moment an
- *    authorization crosses a threshold or its deadline (at the latest every 5 minutes),
+ *    authorization crosses a threshold or its deadline (at the latest every minute),
  *    and an orders notification asks for a sweep, at most one a second (more rarely when
  *    a sweep is slow: the gap is at least ten times the last sweep's duration);
  *  - gateway unreachable: one alert per episode of requests without any HTTP answer for

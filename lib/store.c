@@ -30,6 +30,8 @@ struct store {
 	bool queue_fed;     /* a trigger writes smartpay.order_changes (last prepare) */
 	/* the durability settings last logged (store_session.c) */
 	char *session_reported;
+	/* what the gauges reads remember of expiring authorizations (store_metrics.c) */
+	struct store_expiring *expiring;
 };
 
 /* The context of one asynchronous store call. */
@@ -102,6 +104,7 @@ void store_free(struct store *st)
 	free(st->sql_targeted);
 	free(st->sql_requests);
 	free(st->session_reported);
+	store_expiring_free(st->expiring);
 	free(st);
 }
 
@@ -127,10 +130,22 @@ const char *store_orders_relation(const struct store *st)
 
 void store_share_relation(struct store *dst, const struct store *src)
 {
+	free(dst->id_type);
+	dst->id_type = src->id_type ? xstrdup(src->id_type) : NULL;
 	free(dst->authorized_type);
 	free(dst->expires_type);
 	dst->authorized_type = src->authorized_type ? xstrdup(src->authorized_type) : NULL;
 	dst->expires_type = src->expires_type ? xstrdup(src->expires_type) : NULL;
+}
+
+const char *store_id_type(const struct store *st)
+{
+	return st->id_type;
+}
+
+struct store_expiring **store_expiring_slot(struct store *st)
+{
+	return &st->expiring;
 }
 
 void store_set_config(struct store *st, const struct sp_config *cfg)
@@ -176,8 +191,9 @@ static char *array_literal(char *const *items, size_t n)
 /* Whether a column of SQL type `type` compares with timestamptz without a cast that can fail. */
 static bool is_time_type(const char *type)
 {
-	return type && (strcmp(type, "timestamp with time zone") == 0 ||
-	                strcmp(type, "timestamp without time zone") == 0 || strcmp(type, "date") == 0);
+	return type &&
+	       (strcmp(type, "timestamp with time zone") == 0 ||
+	        strcmp(type, "timestamp without time zone") == 0 || strcmp(type, "date") == 0);
 }
 
 /* An SQL expression for a time column of the orders relation as timestamptz, NULL when

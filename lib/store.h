@@ -144,8 +144,17 @@ char *store_deadline_sql(const struct store *st, const char *validity);
 char *store_deadline_window(const struct store *st, const char *validity, const char *after,
                             const char *until);
 void store_set_config(struct store *st, const struct sp_config *cfg);
+/* The SQL type of the orders' id column (format_type), NULL until the store (or the one
+ * it shares the relation of) was prepared. */
+const char *store_id_type(const struct store *st);
+struct store_expiring;
+/* Where store_metrics.c keeps what its reads remember between them (owned by the store,
+ * freed with it by store_expiring_free). */
+struct store_expiring **store_expiring_slot(struct store *st);
+/* Frees the gauges' memory of expiring authorizations (store_metrics.c); NULL accepted. */
+void store_expiring_free(struct store_expiring *x);
 /* Gives `dst` (a second connection's store, e.g. the housekeeping one) what `src`'s
- * preparation learned of the orders relation: its column types. */
+ * preparation learned of the orders relation: its column types (id and times). */
 void store_share_relation(struct store *dst, const struct store *src);
 
 /* ---- the statements smartpayctl shares with the daemon (preview, adopt, rescan) ---- */

@@ -58,15 +58,18 @@ static int64_t int_field(PGresult *res, int row, int col)
  * The orders relation is read only inside the window of deadlines, through indexes on
  * authorization_expires_at and authorized_at (store_indexes.h). Every part of the
  * statement sees one snapshot, and `now()` is one instant. */
-static char *sweep_sql(const char *relation, const char *deadline, const char *window)
+static char *sweep_sql(const char *relation, const char *deadline, const char *window,
+                       const char *id_type)
 {
 	return xasprintf(
 	    "WITH thr AS (SELECT t.ms, t.label, t.severity FROM unnest($2::bigint[], "
 	    "$3::text[], $4::text[]) AS t(ms, label, severity)), "
 	    "open_auth AS MATERIALIZED (SELECT o.id::text AS order_id, d.deadline FROM %s o "
 	    "CROSS JOIN LATERAL (SELECT %s AS deadline) d "
-	    "WHERE %s AND o.smartpay_transaction_id IS NOT NULL "
+	    "WHERE (%s OR o.id = ANY(smartpay.castable_ids($9::text[], $10::regtype)::%s[])) "
+	    "AND o.smartpay_transaction_id IS NOT NULL "
 	    "AND o.smartpay_transaction_id::text <> '' AND d.deadline > now() - $5::interval "
+	    "AND d.deadline <= now() + $6::interval "
 	    "AND " STORE_NOT_HISTORY_SQL " AND NOT EXISTS (SELECT 1 FROM smartpay.modifications m "
 	    "WHERE m.order_id = o.id::text AND m.state = 'succeeded' "
 	    "AND m.kind IN ('capture', 'cancel', 'cancel_or_refund'))), "
@@ -129,8 +132,9 @@ static char *sweep_sql(const char *relation, const char *deadline, const char *w
 	    "UNION ALL SELECT 'summarised', count(*)::text, NULL, NULL, NULL, NULL, NULL "
 	    "FROM ins WHERE summarised "
 	    "UNION ALL SELECT 'next', ceil(extract(epoch FROM at - now()) * 1000)::bigint::text, "
-	    "NULL, NULL, NULL, NULL, NULL FROM nxt",
-	    relation, deadline, window);
+	    "NULL, NULL, NULL, NULL, NULL FROM nxt "
+	    "UNION ALL SELECT 'now', now()::text, NULL, NULL, NULL, NULL, NULL",
+	    relation, deadline, window, id_type);
 }
 
 /* Formats a list of strings as a PostgreSQL array literal (items are plain words). */
@@ -177,6 +181,8 @@ static void sweep_done(PGresult *res, const char *error, void *arg)
 			c->transaction_id = nullable(res, i, 6);
 		} else if (strcmp(what, "summarised") == 0) {
 			r.nsummarised = (size_t)int_field(res, i, 1);
+		} else if (strcmp(what, "now") == 0) {
+			r.db_now = nullable(res, i, 1);
 		} else if (!PQgetisnull(res, i, 1)) {
 			r.next_delay_ms = int_field(res, i, 1);
 			if (r.next_delay_ms < 0)
@@ -190,11 +196,61 @@ static void sweep_done(PGresult *res, const char *error, void *arg)
 	free(caps);
 }
 
+/* The deadlines a sweep reads: for the deadline itself and each threshold, those that
+ * crossed it since the previous sweep ($8, its now()) or will within $11 (for the next
+ * crossing); without a previous sweep ($8 NULL) every deadline from the lookback ($5)
+ * on. Through the indexes on the deadline columns, one range per threshold. */
+static char *sweep_window(const struct store *st, size_t nthresholds)
+{
+	char *w = xstrdup("false");
+	for (size_t i = 0; i <= nthresholds; i++) {
+		char *t = i < nthresholds
+		              ? xasprintf("($2::bigint[])[%zu] * interval '1 millisecond'", i + 1)
+		              : xstrdup("interval '0'");
+		char *after = xasprintf("coalesce($8::timestamptz + %s, now() - $5::interval)", t);
+		char *until = xasprintf("now() + %s + $11::interval", t);
+		char *range = store_deadline_window(st, "$1::interval", after, until);
+		char *next = xasprintf("%s OR %s", w, range);
+		free(w);
+		w = next;
+		free(range);
+		free(after);
+		free(until);
+		free(t);
+	}
+	return w;
+}
+
+/* Formats strings as a PostgreSQL text[] literal, every element quoted. */
+static char *text_array(const char *const *v, size_t n)
+{
+	size_t cap = 3;
+	for (size_t i = 0; i < n; i++)
+		cap += 2 * strlen(v[i]) + 3;
+	char *out = xmalloc(cap);
+	char *p = out;
+	*p++ = '{';
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			*p++ = ',';
+		*p++ = '"';
+		for (const char *c = v[i]; *c; c++) {
+			if (*c == '"' || *c == '\\')
+				*p++ = '\\';
+			*p++ = *c;
+		}
+		*p++ = '"';
+	}
+	*p++ = '}';
+	*p = '\0';
+	return out;
+}
+
 bool store_sweep_expiry(struct store *st, int64_t lookback_ms, int64_t horizon_ms,
-                        struct store_sweep_call *call)
+                        const struct store_sweep_since *since, struct store_sweep_call *call)
 {
 	struct pg_conn *pc = store_conn(st);
-	if (!pg_conn_is_up(pc))
+	if (!pg_conn_is_up(pc) || store_id_type(st) == NULL)
 		return false;
 	const struct sp_config *cfg = store_config(st);
 	size_t n = cfg->expiry_threshold_count;
@@ -217,13 +273,21 @@ bool store_sweep_expiry(struct store *st, int64_t lookback_ms, int64_t horizon_m
 	interval_literal((n ? cfg->expiry_thresholds_ms[0] : 0) + horizon_ms, ahead);
 	snprintf(each, sizeof(each), "%d", cfg->summary_after);
 	char *deadline = store_deadline_sql(st, "$1");
-	char *window = store_deadline_window(st, "$1::interval", "now() - $5::interval",
-	                                     "now() + $6::interval");
-	char *sql = sweep_sql(store_orders_relation(st), deadline, window);
+	char *window = sweep_window(st, n);
+	char *sql = sweep_sql(store_orders_relation(st), deadline, window, store_id_type(st));
 	free(deadline);
 	free(window);
-	const char *p[] = {validity, thresholds, label_list, severity_list, lookback, ahead, each};
-	bool ok = pg_conn_query(pc, sql, 7, p, sweep_done, call);
+	char *ids = text_array(since ? since->ids : NULL, since ? since->nids : 0);
+	char step[40];
+	interval_literal(horizon_ms, step);
+	const char *p[] = {validity,   thresholds,
+	                   label_list, severity_list,
+	                   lookback,   ahead,
+	                   each,       since ? since->since : NULL,
+	                   ids,        store_id_type(st),
+	                   step};
+	bool ok = pg_conn_query(pc, sql, 11, p, sweep_done, call);
+	free(ids);
 	free(sql);
 	free(thresholds);
 	free(label_list);

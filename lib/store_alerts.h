@@ -49,6 +49,15 @@ struct store_sweep_result {
 	 * crosses a threshold or its deadline, or a pending capture's deadline passes with
 	 * its lease free; -1 when there is none. */
 	int64_t next_delay_ms;
+	/* the sweep's now() (timestamptz text), for the next sweep's `since` */
+	const char *db_now;
+};
+
+/* What a sweep reads after an earlier one. */
+struct store_sweep_since {
+	const char *since;      /* the earlier sweep's db_now; NULL: read the whole window */
+	const char *const *ids; /* orders changed since (notified): read again whatever */
+	size_t nids;            /* their deadline within the window */
 };
 
 struct store_sweep_call {
@@ -74,12 +83,17 @@ void store_threshold_label(int64_t ms, char out[32]);
  *    needs_attention (with its 'needs_attention' alert); the sweep decides nothing.
  * Alerts that exist already (acknowledged or not) are not raised again. Only the orders
  * whose deadline lies between `lookback_ms` ago and the largest threshold plus
- * `horizon_ms` ahead are read (next_delay_ms then looks no further than that). Past
+ * `horizon_ms` ahead are read (next_delay_ms then looks no further than that); after an
+ * earlier sweep (`since` not NULL, with since->since) only those whose deadline crossed
+ * a threshold (or passed) since it or will within `horizon_ms`, and the orders in
+ * since->ids, so that a sweep reads what changed rather than every open authorization
+ * of the window. Past
  * [alerts] summary_after new alerts of one kind, the rest are inserted summarised (not
  * returned, never posted) and one 'alerts_summarised' alert per such kind (critical when
  * one of them is, dedup_key KIND:FIRST_ID) gives their count. */
 bool store_sweep_expiry(struct store *st, int64_t lookback_ms, int64_t horizon_ms,
-                        struct store_sweep_call *call) __attribute__((warn_unused_result));
+                        const struct store_sweep_since *since, struct store_sweep_call *call)
+    __attribute__((warn_unused_result));
 
 /* Raises one 'gateway_unreachable' alert (critical) unless one with this dedup_key
  * exists. */

@@ -46,13 +46,24 @@ typedef void (*store_gauges_fn)(struct store_gauges *g, const char *error, void 
 struct store_gauges_read {
 	store_gauges_fn done;
 	void *arg;
+	struct store *st; /* set by store_read_gauges */
 };
 
 /* Reads the gauges in one statement on the store's connection, with the thresholds of
- * the store's current configuration. Returns false when the connection is not up;
- * `done` is then never called. */
+ * the store's current configuration. The expiring authorizations are counted from what
+ * the store remembers of the earlier reads: each read looks only at the deadlines that
+ * entered the window since the previous one, at the orders notified since (given by
+ * store_gauges_order_changed) and at those whose capture or cancel was pending; the
+ * first read, the one after a failure or a lost notification, after a configuration
+ * change and one every 30 minutes (the safety net) read the whole window, through the
+ * indexes on the deadline columns. Returns false when the connection is not up or the
+ * relation's id type is not known yet; `done` is then never called. */
 bool store_read_gauges(struct store *st, struct store_gauges_read *rd)
     __attribute__((warn_unused_result));
+
+/* An order of the relation changed (its notification); NULL: notifications may have
+ * been missed (the connection was down), the next read takes the whole window. */
+void store_gauges_order_changed(struct store *st, const char *order_id);
 
 /* Frees what a reading holds and zeroes it. */
 void store_gauges_clear(struct store_gauges *g);

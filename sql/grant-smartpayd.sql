@@ -23,6 +23,7 @@
 --   SELECT, INSERT, UPDATE on smartpay.reconciliations (when each transaction was last
 --   compared with the gateway),
 --   SELECT on smartpay.adoption and smartpay.history (the baseline),
+--   SELECT on smartpay.alert_counts (open alerts by kind, for the gauges),
 --   SELECT, INSERT, DELETE on smartpay.order_changes (the queue the daemon consumes),
 --   USAGE on the sequences of the tables it inserts into,
 --   SELECT on the orders relation.
@@ -118,6 +119,8 @@ BEGIN
             ('reconciliations', 'SELECT, INSERT, UPDATE', false),
             ('adoption', 'SELECT', false),
             ('history', 'SELECT', false),
+            -- open alerts by kind, kept by triggers on smartpay.alerts (the gauges)
+            ('alert_counts', 'SELECT', false),
             -- the queue of changed orders: the daemon deletes what it has looked at and
             -- queues an order again when a capture's outcome may call for a cancel
             ('order_changes', 'SELECT, INSERT, DELETE', true)) AS t(name, privileges, inserts)

@@ -34,6 +34,8 @@ WORLD_SUITES = tests/check_daemon tests/check_hostile tests/check_shop_rows \
 	tests/check_order_summaries tests/check_reconcile_daemon tests/check_adopt
 # lib/http.c over TLS against smartpay-sim: connection reuse, session resumption, verification
 WORLD_SUITES += tests/check_tls
+# the expiring gauges and the sweep after their first pass, the open-alert counts
+WORLD_SUITES += tests/check_gauges
 check_PROGRAMS += $(UNIT_SUITES) tests/check_sim $(PG_SUITES) $(WORLD_SUITES)
 TESTS += $(UNIT_SUITES) tests/check_sim $(PG_SUITES) $(WORLD_SUITES)
 # smartpay-sim: its pure modules directly, and the program over HTTP (tests/simproc.h)
