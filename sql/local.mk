@@ -15,6 +15,7 @@ SP_MIGRATIONS = \
 	sql/010_reconcile.sql \
 	sql/011_adoption.sql \
 	sql/012_order_summaries_delta.sql \
+	sql/013_parallel_unsafe.sql \
 	sql/014_alert_counts.sql
 
 sqldir = $(pkgdatadir)/sql

@@ -744,6 +744,35 @@ START_TEST(test_harness_restart)
 }
 END_TEST
 
+/* The functions that read the shop's text times catch a failed cast (a subtransaction),
+ * which a parallel plan refuses: a statement planned in parallel around them must still
+ * run ("cannot start subtransactions during a parallel operation" otherwise). */
+START_TEST(test_shop_time_in_a_parallel_plan)
+{
+	char *conninfo = pgtest_createdb(NULL);
+	PGconn *conn = pgtest_connect(conninfo);
+
+	pgtest_migrate(conn);
+	pgtest_exec(conn, "CREATE TABLE public.times AS SELECT CASE WHEN i % 10 = 0 THEN 'soon' "
+	                  "ELSE '2026-11-01 12:00+00' END AS t FROM generate_series(1, 20000) i");
+	pgtest_exec(conn, "ANALYZE public.times");
+	pgtest_exec(conn, "SET parallel_setup_cost = 0");
+	pgtest_exec(conn, "SET parallel_tuple_cost = 0");
+	pgtest_exec(conn, "SET min_parallel_table_scan_size = 0");
+	pgtest_exec(conn, "SET max_parallel_workers_per_gather = 2");
+	char *n = pgtest_value(conn, "SELECT count(*) FROM public.times "
+	                             "WHERE smartpay.shop_time(t) IS NOT NULL");
+	ck_assert_str_eq(n, "18000");
+	free(n);
+	n = pgtest_value(conn, "SELECT count(*) FROM public.times "
+	                       "WHERE smartpay.order_deadline(t, NULL, interval '5 days') IS NULL");
+	ck_assert_str_eq(n, "2000");
+	free(n);
+	PQfinish(conn);
+	free(conninfo);
+}
+END_TEST
+
 /* The schema tests and the smartpayctl tests, each test in its own database. */
 static Suite *migrate_suite(void)
 {
@@ -758,6 +787,7 @@ static Suite *migrate_suite(void)
 	tcase_add_test(tc, test_unique_live_modifications);
 	tcase_add_test(tc, test_orders_trigger);
 	tcase_add_test(tc, test_orders_relations);
+	tcase_add_test(tc, test_shop_time_in_a_parallel_plan);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("smartpayctl");
