@@ -57,62 +57,32 @@ const int64_t engine_latency_bounds_us[ENGINE_LATENCY_BUCKETS] = {
     5000,    10000,   25000,   50000,    100000,   250000,  500000,
     1000000, 2500000, 5000000, 10000000, 30000000, 90000000};
 
-/* The lifecycle is a cycle of callbacks: these steps are called before the place where
- * they are told. */
+/* The steps later in the cycle (a claim's answer, a request's answer, an outcome
+ * written, a timer) that earlier ones start or call. */
 static void engine_db_up(void *arg);
 static void engine_prepared(size_t affected, const char *error, void *arg);
 static void engine_db_down(void *arg, const char *why);
 static void engine_writer_up(void *arg);
 static void engine_db_notify(void *arg, const char *channel, const char *payload);
-static void engine_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void engine_arm_timer(struct engine *e);
+static void engine_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void engine_kick_cb(evutil_socket_t fd, short what, void *arg);
 static void engine_pump(struct engine *e);
-static struct sched_state engine_sched_state(const struct engine *e, int64_t now);
-static bool engine_claim_start(struct engine *e, struct sched_choice next, int64_t now);
-static bool engine_claim_probe(struct engine *e, int64_t now);
-static bool engine_claim_notified(struct engine *e, int room);
-static void engine_claim_begin(struct engine *e, enum sched_claim kind, int limit, int room);
-static bool engine_claim_targeted(struct engine *e);
 static void engine_on_due(struct store_claim *rows, size_t n, const char *error, void *arg);
 static void engine_on_changes(struct store_change *rows, size_t n, const char *error, void *arg);
 static void engine_on_candidates(struct store_candidate *rows, size_t n, const char *error,
                                  void *arg);
 static void engine_on_requests(struct store_request *rows, size_t n, const char *error, void *arg);
-static bool engine_claim_read(struct engine *e, const char *error);
-static void engine_claim_ok(struct engine *e);
-static void engine_claim_failed(struct engine *e, const char *error);
-static void engine_alert_claim_failed(struct engine *e, enum sched_claim k, const char *why);
-static void engine_claim_end(struct engine *e);
-static void engine_intents_from(struct engine *e, const struct store_candidate *orders,
-                                const struct store_request *requests, size_t n);
-static void engine_note_refusal(struct engine *e, const char *event, const struct store_intent *in);
-static void engine_insert_intents(struct engine *e, struct store_intent *intents, char **reasons,
-                                  size_t n);
 static void engine_on_inserted(struct store_claim *rows, size_t n, const char *error, void *arg);
-static void engine_send_leased(struct engine *e, struct store_claim *rows, size_t n);
 static void engine_send_all(struct engine *e, struct store_claim *rows, size_t n);
-static void engine_send_queued(struct engine *e);
-static bool engine_lease_covers_send(const struct engine *e, const struct store_claim *c);
-static void engine_send(struct engine *e, struct store_claim *claim);
-static void engine_release(struct engine *e, struct store_claim *c, const char *why);
-static void engine_release_queued(struct engine *e);
-static void engine_on_answer(const struct http_result *res, void *arg);
-static void engine_note_gateway(struct engine *e, const struct http_result *res, int64_t now);
-static void engine_resume_gateway(struct engine *e, const struct flight *f, int http_status);
 static void engine_breaker_changed(struct engine *e);
-static bool engine_wants_status(const struct engine *e, const struct store_claim *c,
-                                enum engine_result r);
-static void engine_ask_status(struct engine *e, struct flight *f, enum engine_result r,
-                              struct store_outcome *o);
+static void engine_on_answer(const struct http_result *res, void *arg);
 static void engine_on_status(enum status_result result, struct gw_history *history, int http_status,
                              const char *error, void *arg);
-static void engine_conclude(struct engine *e, struct flight *f, enum engine_result r,
-                            struct store_outcome *op);
 static void engine_expire(struct engine *e, struct store_claim *c);
 static void engine_give_up(struct engine *e, const char *why);
-static void engine_drain_cb(evutil_socket_t fd, short what, void *arg);
 static void engine_check_idle(struct engine *e);
+static void engine_drain_cb(evutil_socket_t fd, short what, void *arg);
 
 /* ---- start: creation, the two database connections ---- */
 
@@ -132,6 +102,8 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Creates the engine: two database connections (claims, outcome writes), the HTTP client,
+ * the kick, flush, poll and drain events; everything is wanted at the first claim. */
 struct engine *engine_new(struct event_base *base, const struct sp_config *cfg, const char *secret,
                           bool once, const struct engine_hooks *hooks)
 {
@@ -168,6 +140,7 @@ struct engine *engine_new(struct event_base *base, const struct sp_config *cfg, 
 	return e;
 }
 
+/* Starts the connections and the poll timer: the first wake-up is the database coming up. */
 void engine_start(struct engine *e)
 {
 	e->next_poll_ms = now_ms() + e->cfg->poll_interval_ms;
@@ -176,6 +149,7 @@ void engine_start(struct engine *e)
 	pg_conn_start(e->wpc);
 }
 
+/* The claim connection is up (again): the schema and the instance are checked first. */
 static void engine_db_up(void *arg)
 {
 	struct engine *e = arg;
@@ -187,6 +161,7 @@ static void engine_db_up(void *arg)
 		           LOG_STR("reason", "connection lost"));
 }
 
+/* The database is ready (or not): every claim is wanted, held outcomes are written. */
 static void engine_prepared(size_t affected, const char *error, void *arg)
 {
 	struct engine *e = arg;
@@ -225,6 +200,7 @@ static void engine_prepared(size_t affected, const char *error, void *arg)
 	engine_kick(e);
 }
 
+/* The claim connection was lost: no claim runs until it is back and prepared again. */
 static void engine_db_down(void *arg, const char *why)
 {
 	struct engine *e = arg;
@@ -255,6 +231,14 @@ static void engine_writer_up(void *arg)
 
 /* ---- wake-up: notifications, the timer, the kick ---- */
 
+/* Asks for a pump on the next loop iteration, coalescing repeated requests. */
+void engine_kick(struct engine *e)
+{
+	if (!e->exited)
+		event_active(e->ev_kick, EV_TIMEOUT, 0);
+}
+
+/* A NOTIFY: what it names is wanted (the queue of changes, requests, due rows). */
 static void engine_db_notify(void *arg, const char *channel, const char *payload)
 {
 	struct engine *e = arg;
@@ -275,12 +259,36 @@ static void engine_db_notify(void *arg, const char *channel, const char *payload
 		e->listener.notify(e->listener.arg, channel, payload);
 }
 
+/* The expiry sweep made rows due: a due claim is wanted. */
 void engine_want_due(struct engine *e)
 {
 	e->wanted[SCHED_DUE] = true;
 	engine_kick(e);
 }
 
+/* Arms the one timer for the earliest of: next poll, next retry, breaker probe, the end
+ * of a claim's failure backoff. */
+static void engine_arm_timer(struct engine *e)
+{
+	if (e->once || e->exited)
+		return;
+	int64_t at = e->next_poll_ms;
+	if (e->next_retry_ms && e->next_retry_ms < at)
+		at = e->next_retry_ms;
+	int64_t probe = breaker_wake_at(&e->br);
+	if (probe && probe < at)
+		at = probe;
+	for (int k = 0; k < SCHED_KINDS; k++)
+		if (e->claim_failed[k].retry_at_ms && e->claim_failed[k].retry_at_ms < at)
+			at = e->claim_failed[k].retry_at_ms;
+	int64_t delay = at - now_ms();
+	if (delay < 0)
+		delay = 0;
+	struct timeval tv = {.tv_sec = delay / 1000, .tv_usec = (delay % 1000) * 1000};
+	evtimer_add(e->ev_timer, &tv);
+}
+
+/* SIGHUP: the new configuration and credentials; a probe at once if sending was paused. */
 void engine_reload(struct engine *e, const struct sp_config *cfg, const char *secret)
 {
 	e->cfg = cfg;
@@ -300,6 +308,8 @@ void engine_reload(struct engine *e, const struct sp_config *cfg, const char *se
 	engine_kick(e);
 }
 
+/* The one timer: a poll (everything wanted again), a retry time, a probe, the end of a
+ * claim's backoff. */
 static void engine_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct engine *e = arg;
@@ -331,35 +341,7 @@ static void engine_timer_cb(evutil_socket_t fd, short what, void *arg)
 	engine_pump(e);
 }
 
-/* Arms the one timer for the earliest of: next poll, next retry, breaker probe, the end
- * of a claim's failure backoff. */
-static void engine_arm_timer(struct engine *e)
-{
-	if (e->once || e->exited)
-		return;
-	int64_t at = e->next_poll_ms;
-	if (e->next_retry_ms && e->next_retry_ms < at)
-		at = e->next_retry_ms;
-	int64_t probe = breaker_wake_at(&e->br);
-	if (probe && probe < at)
-		at = probe;
-	for (int k = 0; k < SCHED_KINDS; k++)
-		if (e->claim_failed[k].retry_at_ms && e->claim_failed[k].retry_at_ms < at)
-			at = e->claim_failed[k].retry_at_ms;
-	int64_t delay = at - now_ms();
-	if (delay < 0)
-		delay = 0;
-	struct timeval tv = {.tv_sec = delay / 1000, .tv_usec = (delay % 1000) * 1000};
-	evtimer_add(e->ev_timer, &tv);
-}
-
-/* Asks for a pump on the next loop iteration, coalescing repeated requests. */
-void engine_kick(struct engine *e)
-{
-	if (!e->exited)
-		event_active(e->ev_kick, EV_TIMEOUT, 0);
-}
-
+/* The deferred kick: the next claim. */
 static void engine_kick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -368,17 +350,6 @@ static void engine_kick_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* ---- claim: which claim runs next, and its statements ---- */
-
-/* Starts the claim the scheduler picks from the engine's state (lib/schedule.c), if any. */
-static void engine_pump(struct engine *e)
-{
-	int64_t now = now_ms();
-	struct sched_state st = engine_sched_state(e, now);
-	struct sched_choice next = sched_next(&st);
-	if (next.claim != SCHED_NONE && !engine_claim_start(e, next, now))
-		e->running = SCHED_NONE;
-	engine_check_idle(e);
-}
 
 /* The engine's state as the scheduler sees it (lib/schedule.c). */
 static struct sched_state engine_sched_state(const struct engine *e, int64_t now)
@@ -402,6 +373,59 @@ static struct sched_state engine_sched_state(const struct engine *e, int64_t now
 	for (int k = 0; k < SCHED_KINDS; k++)
 		st.waiting[k] = now < e->claim_failed[k].retry_at_ms;
 	return st;
+}
+
+/* Marks a claim cycle of `kind` as running. */
+static void engine_claim_begin(struct engine *e, enum sched_claim kind, int limit, int room)
+{
+	e->running = kind;
+	e->claim_limit = limit;
+	e->claim_room = room;
+	e->claim_refused = 0;
+	e->claim_full = false;
+	e->looking_past = kind == SCHED_SCAN;
+}
+
+/* Half-open breaker: one due row is claimed to go out as the probe. */
+static bool engine_claim_probe(struct engine *e, int64_t now)
+{
+	breaker_probe_claimed(&e->br);
+	engine_claim_begin(e, SCHED_DUE, 1, 1);
+	e->claim_own = false;
+	if (store_claim_due(e->st, 1, false, engine_on_due, e))
+		return true;
+	breaker_probe_unsent(&e->br, now, false);
+	return false;
+}
+
+/* Looks at the orders in ids: they compete, the earliest deadlines win the room. */
+static bool engine_claim_targeted(struct engine *e)
+{
+	size_t give = e->nids < e->targeted_max ? e->nids : e->targeted_max;
+	e->targeted = give;
+	/* queued changes: blocked candidates are looked past, as by a scan */
+	e->looking_past = engine_queue_mode(e);
+	e->claim_limit = e->looking_past ? engine_scan_limit(e, e->claim_room) : e->claim_room;
+	if (store_find_candidates(e->st, (const char *const *)e->ids, give, e->claim_limit,
+	                          engine_on_candidates, e))
+		return true;
+	e->targeted = 0;
+	return false;
+}
+
+/* The notified orders: the oldest queued changes first when they are to be read (their
+ * orders are looked at when they come back), else the orders in ids. */
+static bool engine_claim_notified(struct engine *e, int room)
+{
+	engine_claim_begin(e, SCHED_TARGETED, room, room);
+	if (!engine_reads_changes(e))
+		return engine_claim_targeted(e);
+	engine_changes_clear(e);
+	e->wanted[SCHED_TARGETED] = false;
+	if (store_read_changes(e->st, e->changes_after, (int)e->targeted_max, engine_on_changes, e))
+		return true;
+	e->wanted[SCHED_TARGETED] = true;
+	return false;
 }
 
 /* Sends the statement of the chosen claim; false when it could not be sent. The due
@@ -432,174 +456,46 @@ static bool engine_claim_start(struct engine *e, struct sched_choice next, int64
 	return ok;
 }
 
-/* Half-open breaker: one due row is claimed to go out as the probe. */
-static bool engine_claim_probe(struct engine *e, int64_t now)
+/* Starts the claim the scheduler picks from the engine's state (lib/schedule.c), if any. */
+static void engine_pump(struct engine *e)
 {
-	breaker_probe_claimed(&e->br);
-	engine_claim_begin(e, SCHED_DUE, 1, 1);
-	e->claim_own = false;
-	if (store_claim_due(e->st, 1, false, engine_on_due, e))
-		return true;
-	breaker_probe_unsent(&e->br, now, false);
-	return false;
+	int64_t now = now_ms();
+	struct sched_state st = engine_sched_state(e, now);
+	struct sched_choice next = sched_next(&st);
+	if (next.claim != SCHED_NONE && !engine_claim_start(e, next, now))
+		e->running = SCHED_NONE;
+	engine_check_idle(e);
 }
 
-/* The notified orders: the oldest queued changes first when they are to be read (their
- * orders are looked at when they come back), else the orders in ids. */
-static bool engine_claim_notified(struct engine *e, int room)
+/* Raises the one claim_failed alert of an episode of failures of one claim. */
+static void engine_alert_claim_failed(struct engine *e, enum sched_claim k, const char *why)
 {
-	engine_claim_begin(e, SCHED_TARGETED, room, room);
-	if (!engine_reads_changes(e))
-		return engine_claim_targeted(e);
-	engine_changes_clear(e);
-	e->wanted[SCHED_TARGETED] = false;
-	if (store_read_changes(e->st, e->changes_after, (int)e->targeted_max, engine_on_changes, e))
-		return true;
-	e->wanted[SCHED_TARGETED] = true;
-	return false;
-}
-
-/* Marks a claim cycle of `kind` as running. */
-static void engine_claim_begin(struct engine *e, enum sched_claim kind, int limit, int room)
-{
-	e->running = kind;
-	e->claim_limit = limit;
-	e->claim_room = room;
-	e->claim_refused = 0;
-	e->claim_full = false;
-	e->looking_past = kind == SCHED_SCAN;
-}
-
-/* Looks at the orders in ids: they compete, the earliest deadlines win the room. */
-static bool engine_claim_targeted(struct engine *e)
-{
-	size_t give = e->nids < e->targeted_max ? e->nids : e->targeted_max;
-	e->targeted = give;
-	/* queued changes: blocked candidates are looked past, as by a scan */
-	e->looking_past = engine_queue_mode(e);
-	e->claim_limit = e->looking_past ? engine_scan_limit(e, e->claim_room) : e->claim_room;
-	if (store_find_candidates(e->st, (const char *const *)e->ids, give, e->claim_limit,
-	                          engine_on_candidates, e))
-		return true;
-	e->targeted = 0;
-	return false;
-}
-
-/* Due rows claimed (retries, rows put back, own rows after a restart, or the breaker's
- * probe): they are sent. */
-static void engine_on_due(struct store_claim *rows, size_t n, const char *error, void *arg)
-{
-	struct engine *e = arg;
-	if (!engine_claim_read(e, error))
+	struct claim_failures *f = &e->claim_failed[k];
+	if (f->alerted || f->count < 2 || !pg_conn_is_up(e->pc))
 		return;
-	bool probing = e->br.state == BREAKER_PROBING;
-	if (probing && n == 0) {
-		/* nothing to probe with: the next real request tests the credentials */
-		breaker_probe_unsent(&e->br, now_ms(), true);
-		engine_breaker_changed(e);
+	char key[64];
+	snprintf(key, sizeof(key), "%s:%lld", sched_claim_name(k), (long long)f->since_ms);
+	char *msg = xasprintf("the %s claim of instance %s fails (%d times in a row, retried with "
+	                      "backoff): %s",
+	                      sched_claim_name(k), store_instance_name(e->st), f->count, why);
+	if (store_raise_alert(e->st, "claim_failed", "critical", key, msg, engine_alert_done, e)) {
+		f->alerted = true;
+		log_fields(LOG_LVL_ERR, "claim_failed_alert", LOG_STR("claim", sched_claim_name(k)),
+		           LOG_STR("msg", msg));
 	}
-	if ((int)n == e->claim_limit && !probing)
-		e->wanted[SCHED_DUE] = true; /* a full batch: more may be due */
-	if (n > 0) {
-		log_fields(LOG_LVL_INFO, "retries_claimed", LOG_UINT("count", n));
-	}
-	engine_send_all(e, rows, n);
-	if (e->br.state == BREAKER_PROBING && e->probes_on_wire == 0) {
-		/* the probe was given up locally (a capture past its deadline): another one */
-		breaker_probe_unsent(&e->br, now_ms(), false);
-		engine_breaker_changed(e);
-	}
-	engine_claim_end(e);
+	free(msg);
 }
 
-/* Queued changes read: their orders are looked at in the same claim cycle. */
-static void engine_on_changes(struct store_change *rows, size_t n, const char *error, void *arg)
+/* Completion of an alert the engine raises itself (claim_failed, outcome_unstorable). */
+void engine_alert_done(size_t affected, const char *error, void *arg)
 {
-	struct engine *e = arg;
+	(void)affected;
+	(void)arg;
 	if (error) {
-		e->wanted[SCHED_TARGETED] = true;
-		engine_claim_failed(e, error);
-		return;
+		char *why = store_error_text(error);
+		log_fields(LOG_LVL_WARNING, "alert_insert_failed", LOG_STR("reason", why));
+		free(why);
 	}
-	if ((int)n == (int)e->targeted_max)
-		e->wanted[SCHED_TARGETED] = true; /* a full page: more are queued */
-	engine_changes_read(e, rows, n);
-	if (e->nids == 0) {
-		engine_claim_ok(e);
-		engine_claim_end(e);
-		return;
-	}
-	if (!engine_claim_targeted(e)) {
-		engine_changes_clear(e);
-		e->wanted[SCHED_TARGETED] = true;
-		engine_claim_failed(e, "database connection lost");
-	}
-}
-
-/* Candidate orders read, by a scan or a targeted claim: the ids looked at are done with,
- * blocked candidates are looked past, the others become intents. */
-static void engine_on_candidates(struct store_candidate *rows, size_t n, const char *error,
-                                 void *arg)
-{
-	struct engine *e = arg;
-	if (!engine_claim_read(e, error))
-		return;
-	if (e->targeted) {
-		engine_forget_ids(e, rows, n);
-		engine_pick_consumed(e);
-		e->targeted_max =
-		    e->targeted_max * 2 > TARGETED_MAX_IDS ? TARGETED_MAX_IDS : e->targeted_max * 2;
-	}
-	size_t all = n; /* rows[n..all) are blocked ones the scan looks past */
-	if (e->looking_past) {
-		e->claim_full = (int)n == e->claim_limit; /* a full page: more may be waiting */
-		n = engine_drop_blocked(e, rows, n);
-	}
-	if (n == 0 && e->nconsuming == 0) {
-		store_candidates_free(rows, all);
-		engine_claim_end(e);
-		return;
-	}
-	engine_intents_from(e, rows, NULL, n);
-	store_candidates_free(rows, all);
-}
-
-/* Open shop requests read: they become intents. */
-static void engine_on_requests(struct store_request *rows, size_t n, const char *error, void *arg)
-{
-	struct engine *e = arg;
-	if (!engine_claim_read(e, error))
-		return;
-	e->claim_full = (int)n == e->claim_limit;
-	if (n == 0) {
-		store_requests_free(rows, n);
-		engine_claim_end(e);
-		return;
-	}
-	engine_intents_from(e, NULL, rows, n);
-	store_requests_free(rows, n);
-}
-
-/* The answer of a claim's read statement: false after ending the cycle as failed, true
- * when the claim worked (its failure episode, if any, is over). */
-static bool engine_claim_read(struct engine *e, const char *error)
-{
-	if (error) {
-		engine_claim_failed(e, error);
-		return false;
-	}
-	engine_claim_ok(e);
-	return true;
-}
-
-/* A claim statement of this kind worked: its failure episode, if any, is over. */
-static void engine_claim_ok(struct engine *e)
-{
-	struct claim_failures *f = &e->claim_failed[e->running];
-	if (f->count > 0)
-		log_fields(LOG_LVL_NOTICE, "claim_recovered",
-		           LOG_STR("claim", sched_claim_name(e->running)));
-	memset(f, 0, sizeof(*f));
 }
 
 /* Ends a claim cycle that failed: the same claim waits (backoff) and is alerted, the
@@ -671,35 +567,26 @@ static void engine_claim_failed(struct engine *e, const char *error)
 	engine_kick(e);
 }
 
-/* Raises the one claim_failed alert of an episode of failures of one claim. */
-static void engine_alert_claim_failed(struct engine *e, enum sched_claim k, const char *why)
+/* A claim statement of this kind worked: its failure episode, if any, is over. */
+static void engine_claim_ok(struct engine *e)
 {
-	struct claim_failures *f = &e->claim_failed[k];
-	if (f->alerted || f->count < 2 || !pg_conn_is_up(e->pc))
-		return;
-	char key[64];
-	snprintf(key, sizeof(key), "%s:%lld", sched_claim_name(k), (long long)f->since_ms);
-	char *msg = xasprintf("the %s claim of instance %s fails (%d times in a row, retried with "
-	                      "backoff): %s",
-	                      sched_claim_name(k), store_instance_name(e->st), f->count, why);
-	if (store_raise_alert(e->st, "claim_failed", "critical", key, msg, engine_alert_done, e)) {
-		f->alerted = true;
-		log_fields(LOG_LVL_ERR, "claim_failed_alert", LOG_STR("claim", sched_claim_name(k)),
-		           LOG_STR("msg", msg));
-	}
-	free(msg);
+	struct claim_failures *f = &e->claim_failed[e->running];
+	if (f->count > 0)
+		log_fields(LOG_LVL_NOTICE, "claim_recovered",
+		           LOG_STR("claim", sched_claim_name(e->running)));
+	memset(f, 0, sizeof(*f));
 }
 
-/* Completion of an alert the engine raises itself (claim_failed, outcome_unstorable). */
-void engine_alert_done(size_t affected, const char *error, void *arg)
+/* The answer of a claim's read statement: false after ending the cycle as failed, true
+ * when the claim worked (its failure episode, if any, is over). */
+static bool engine_claim_read(struct engine *e, const char *error)
 {
-	(void)affected;
-	(void)arg;
 	if (error) {
-		char *why = store_error_text(error);
-		log_fields(LOG_LVL_WARNING, "alert_insert_failed", LOG_STR("reason", why));
-		free(why);
+		engine_claim_failed(e, error);
+		return false;
 	}
+	engine_claim_ok(e);
+	return true;
 }
 
 /* Ends a claim cycle and looks for more work. */
@@ -710,27 +597,55 @@ static void engine_claim_end(struct engine *e)
 	engine_check_idle(e);
 }
 
-/* Turns a page of candidate orders (`requests` NULL) or of shop requests into intents,
- * each with a fresh modification id, local refusals counted and logged, and records
- * them in one statement. */
-static void engine_intents_from(struct engine *e, const struct store_candidate *orders,
-                                const struct store_request *requests, size_t n)
+/* Due rows claimed (retries, rows put back, own rows after a restart, or the breaker's
+ * probe): they are sent. */
+static void engine_on_due(struct store_claim *rows, size_t n, const char *error, void *arg)
 {
-	struct store_intent *intents = xcalloc(n ? n : 1, sizeof(*intents));
-	char **reasons = xcalloc(n ? n : 1, sizeof(char *));
-	for (size_t i = 0; i < n; i++) {
-		char id[37];
-		uuid_v4(id);
-		if (requests == NULL)
-			intent_from_order(e->cfg->merchant_key, id, &orders[i], &intents[i],
-			                  &reasons[i]);
-		else
-			intent_from_request(e->cfg->merchant_key, id, &requests[i], &intents[i],
-			                    &reasons[i]);
-		engine_note_refusal(e, requests == NULL ? "order_refused" : "request_refused",
-		                    &intents[i]);
+	struct engine *e = arg;
+	if (!engine_claim_read(e, error))
+		return;
+	bool probing = e->br.state == BREAKER_PROBING;
+	if (probing && n == 0) {
+		/* nothing to probe with: the next real request tests the credentials */
+		breaker_probe_unsent(&e->br, now_ms(), true);
+		engine_breaker_changed(e);
 	}
-	engine_insert_intents(e, intents, reasons, n);
+	if ((int)n == e->claim_limit && !probing)
+		e->wanted[SCHED_DUE] = true; /* a full batch: more may be due */
+	if (n > 0) {
+		log_fields(LOG_LVL_INFO, "retries_claimed", LOG_UINT("count", n));
+	}
+	engine_send_all(e, rows, n);
+	if (e->br.state == BREAKER_PROBING && e->probes_on_wire == 0) {
+		/* the probe was given up locally (a capture past its deadline): another one */
+		breaker_probe_unsent(&e->br, now_ms(), false);
+		engine_breaker_changed(e);
+	}
+	engine_claim_end(e);
+}
+
+/* Queued changes read: their orders are looked at in the same claim cycle. */
+static void engine_on_changes(struct store_change *rows, size_t n, const char *error, void *arg)
+{
+	struct engine *e = arg;
+	if (error) {
+		e->wanted[SCHED_TARGETED] = true;
+		engine_claim_failed(e, error);
+		return;
+	}
+	if ((int)n == (int)e->targeted_max)
+		e->wanted[SCHED_TARGETED] = true; /* a full page: more are queued */
+	engine_changes_read(e, rows, n);
+	if (e->nids == 0) {
+		engine_claim_ok(e);
+		engine_claim_end(e);
+		return;
+	}
+	if (!engine_claim_targeted(e)) {
+		engine_changes_clear(e);
+		e->wanted[SCHED_TARGETED] = true;
+		engine_claim_failed(e, "database connection lost");
+	}
 }
 
 /* Counts and logs an order row or request refused locally (no-op for a sendable intent). */
@@ -778,6 +693,88 @@ static void engine_insert_intents(struct engine *e, struct store_intent *intents
 	free(reasons);
 }
 
+/* Turns a page of candidate orders (`requests` NULL) or of shop requests into intents,
+ * each with a fresh modification id, local refusals counted and logged, and records
+ * them in one statement. */
+static void engine_intents_from(struct engine *e, const struct store_candidate *orders,
+                                const struct store_request *requests, size_t n)
+{
+	struct store_intent *intents = xcalloc(n ? n : 1, sizeof(*intents));
+	char **reasons = xcalloc(n ? n : 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++) {
+		char id[37];
+		uuid_v4(id);
+		if (requests == NULL)
+			intent_from_order(e->cfg->merchant_key, id, &orders[i], &intents[i],
+			                  &reasons[i]);
+		else
+			intent_from_request(e->cfg->merchant_key, id, &requests[i], &intents[i],
+			                    &reasons[i]);
+		engine_note_refusal(e, requests == NULL ? "order_refused" : "request_refused",
+		                    &intents[i]);
+	}
+	engine_insert_intents(e, intents, reasons, n);
+}
+
+/* Candidate orders read, by a scan or a targeted claim: the ids looked at are done with,
+ * blocked candidates are looked past, the others become intents. */
+static void engine_on_candidates(struct store_candidate *rows, size_t n, const char *error,
+                                 void *arg)
+{
+	struct engine *e = arg;
+	if (!engine_claim_read(e, error))
+		return;
+	if (e->targeted) {
+		engine_forget_ids(e, rows, n);
+		engine_pick_consumed(e);
+		e->targeted_max =
+		    e->targeted_max * 2 > TARGETED_MAX_IDS ? TARGETED_MAX_IDS : e->targeted_max * 2;
+	}
+	size_t all = n; /* rows[n..all) are blocked ones the scan looks past */
+	if (e->looking_past) {
+		e->claim_full = (int)n == e->claim_limit; /* a full page: more may be waiting */
+		n = engine_drop_blocked(e, rows, n);
+	}
+	if (n == 0 && e->nconsuming == 0) {
+		store_candidates_free(rows, all);
+		engine_claim_end(e);
+		return;
+	}
+	engine_intents_from(e, rows, NULL, n);
+	store_candidates_free(rows, all);
+}
+
+/* Open shop requests read: they become intents. */
+static void engine_on_requests(struct store_request *rows, size_t n, const char *error, void *arg)
+{
+	struct engine *e = arg;
+	if (!engine_claim_read(e, error))
+		return;
+	e->claim_full = (int)n == e->claim_limit;
+	if (n == 0) {
+		store_requests_free(rows, n);
+		engine_claim_end(e);
+		return;
+	}
+	engine_intents_from(e, NULL, rows, n);
+	store_requests_free(rows, n);
+}
+
+/* Sends the leased rows of an insert; the ones recorded unleased are claimed as due. */
+static void engine_send_leased(struct engine *e, struct store_claim *rows, size_t n)
+{
+	size_t kept = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (rows[i].leased) {
+			rows[kept++] = rows[i];
+		} else {
+			store_claim_clear(&rows[i]);
+			e->wanted[SCHED_DUE] = true;
+		}
+	}
+	engine_send_all(e, rows, kept);
+}
+
 /* Intents recorded: the leased ones are sent; a scan notes what it must look past. */
 static void engine_on_inserted(struct store_claim *rows, size_t n, const char *error, void *arg)
 {
@@ -814,60 +811,35 @@ static void engine_on_inserted(struct store_claim *rows, size_t n, const char *e
 	engine_claim_end(e);
 }
 
-/* Sends the leased rows of an insert; the ones recorded unleased are claimed as due. */
-static void engine_send_leased(struct engine *e, struct store_claim *rows, size_t n)
-{
-	size_t kept = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (rows[i].leased) {
-			rows[kept++] = rows[i];
-		} else {
-			store_claim_clear(&rows[i]);
-			e->wanted[SCHED_DUE] = true;
-		}
-	}
-	engine_send_all(e, rows, kept);
-}
-
 /* ---- send: the in-flight window ---- */
 
-/* Queues claimed rows for sending and sends what the window allows. Takes the array. */
-static void engine_send_all(struct engine *e, struct store_claim *rows, size_t n)
+/* Gives the lease of one unsent row back: it stays pending, due now, for whoever claims
+ * it next, with the same id and body. Takes the claim's strings. */
+static void engine_release(struct engine *e, struct store_claim *c, const char *why)
 {
-	if (e->qhead + e->qlen + n > e->qcap) {
-		if (e->qlen > 0)
-			memmove(e->queue, e->queue + e->qhead, e->qlen * sizeof(*e->queue));
-		e->qhead = 0;
-		e->queue = xgrow(e->queue, &e->qcap, e->qlen + n, sizeof(*e->queue));
-	}
-	if (n > 0)
-		memcpy(e->queue + e->qhead + e->qlen, rows, n * sizeof(*rows));
-	e->qlen += n;
-	free(rows);
-	if (e->br.state == BREAKER_OPEN || e->gave_up)
-		engine_release_queued(e); /* claimed before the pause began */
-	else
-		engine_send_queued(e);
+	struct store_outcome o;
+	memset(&o, 0, sizeof(o));
+	o.modification_id = c->modification_id;
+	o.order_id = c->order_id;
+	o.kind = c->kind;
+	o.generation = c->generation;
+	o.state = "pending";
+	o.reason = xstrdup(why);
+	o.released = true;
+	c->modification_id = c->order_id = NULL;
+	store_claim_clear(c);
+	engine_record(e, &o);
 }
 
-/* Sends queued rows while the in-flight window has room and sending is allowed. */
-static void engine_send_queued(struct engine *e)
+/* Gives the leases of queued, unsent rows back (drain, paused gateway). */
+static void engine_release_queued(struct engine *e)
 {
-	/* while paused only the probe (the one row claimed for it) may go */
-	while (e->qlen > 0 && !e->draining && breaker_may_send(&e->br) &&
-	       (int)http_inflight(e->http) < e->cfg->max_inflight) {
+	while (e->qlen > 0) {
 		struct store_claim *c = &e->queue[e->qhead++];
 		e->qlen--;
-		if (engine_lease_covers_send(e, c)) {
-			engine_send(e, c);
-			continue;
-		}
-		log_fields(LOG_LVL_NOTICE, "lease_too_short", FLIGHT_IDS(c),
-		           LOG_STR("msg", "released unsent; claimed again with a fresh lease"));
-		engine_release(e, c, "released unsent: lease too short to send");
+		engine_release(e, c, "released unsent");
 	}
-	if (e->qlen == 0)
-		e->qhead = 0;
+	e->qhead = 0;
 }
 
 /* True when the row's lease still covers a whole request and the write of its outcome:
@@ -921,72 +893,46 @@ static void engine_send(struct engine *e, struct store_claim *claim)
 	           LOG_INT("attempt", c->attempts + 1));
 }
 
-/* Gives the lease of one unsent row back: it stays pending, due now, for whoever claims
- * it next, with the same id and body. Takes the claim's strings. */
-static void engine_release(struct engine *e, struct store_claim *c, const char *why)
+/* Sends queued rows while the in-flight window has room and sending is allowed. */
+static void engine_send_queued(struct engine *e)
 {
-	struct store_outcome o;
-	memset(&o, 0, sizeof(o));
-	o.modification_id = c->modification_id;
-	o.order_id = c->order_id;
-	o.kind = c->kind;
-	o.generation = c->generation;
-	o.state = "pending";
-	o.reason = xstrdup(why);
-	o.released = true;
-	c->modification_id = c->order_id = NULL;
-	store_claim_clear(c);
-	engine_record(e, &o);
-}
-
-/* Gives the leases of queued, unsent rows back (drain, paused gateway). */
-static void engine_release_queued(struct engine *e)
-{
-	while (e->qlen > 0) {
+	/* while paused only the probe (the one row claimed for it) may go */
+	while (e->qlen > 0 && !e->draining && breaker_may_send(&e->br) &&
+	       (int)http_inflight(e->http) < e->cfg->max_inflight) {
 		struct store_claim *c = &e->queue[e->qhead++];
 		e->qlen--;
-		engine_release(e, c, "released unsent");
+		if (engine_lease_covers_send(e, c)) {
+			engine_send(e, c);
+			continue;
+		}
+		log_fields(LOG_LVL_NOTICE, "lease_too_short", FLIGHT_IDS(c),
+		           LOG_STR("msg", "released unsent; claimed again with a fresh lease"));
+		engine_release(e, c, "released unsent: lease too short to send");
 	}
-	e->qhead = 0;
+	if (e->qlen == 0)
+		e->qhead = 0;
+}
+
+/* Queues claimed rows for sending and sends what the window allows. Takes the array. */
+static void engine_send_all(struct engine *e, struct store_claim *rows, size_t n)
+{
+	if (e->qhead + e->qlen + n > e->qcap) {
+		if (e->qlen > 0)
+			memmove(e->queue, e->queue + e->qhead, e->qlen * sizeof(*e->queue));
+		e->qhead = 0;
+		e->queue = xgrow(e->queue, &e->qcap, e->qlen + n, sizeof(*e->queue));
+	}
+	if (n > 0)
+		memcpy(e->queue + e->qhead + e->qlen, rows, n * sizeof(*rows));
+	e->qlen += n;
+	free(rows);
+	if (e->br.state == BREAKER_OPEN || e->gave_up)
+		engine_release_queued(e); /* claimed before the pause began */
+	else
+		engine_send_queued(e);
 }
 
 /* ---- classify: what an answer means ---- */
-
-/* One HTTP answer: decide the outcome (lib/outcome.c), act on what it means for the
- * daemon (breaker, retry timer), log it and queue it for the batched write. */
-static void engine_on_answer(const struct http_result *res, void *arg)
-{
-	struct flight *f = arg;
-	struct engine *e = f->e;
-	struct store_claim *c = &f->claim;
-	int64_t now = now_ms();
-	engine_note_gateway(e, res, now);
-	if (f->probe && f->epoch == e->br.epoch && e->probes_on_wire > 0)
-		e->probes_on_wire--;
-
-	struct outcome_policy pol = {.retry_base_ms = e->cfg->retry_base_ms,
-	                             .retry_max_ms = e->cfg->retry_max_ms,
-	                             .max_attempts = e->cfg->max_attempts};
-	struct outcome_answer ans = {.http_status = res->http_status,
-	                             .transport_error = res->transport_error,
-	                             .timed_out = res->timed_out,
-	                             .error = res->error,
-	                             .body = res->body,
-	                             .body_len = res->body_len,
-	                             .retry_after = res->retry_after};
-	struct store_outcome o;
-	enum engine_result r = outcome_decide(&pol, c, &ans, now, backoff_random(), &o);
-	if (r != ER_AUTH_REJECTED)
-		engine_resume_gateway(e, f, res->http_status);
-	f->http_status = res->http_status;
-	f->elapsed_us = res->elapsed_us;
-	e->stats.inflight = (unsigned)http_inflight(e->http);
-	if (engine_wants_status(e, c, r)) {
-		engine_ask_status(e, f, r, &o);
-		return;
-	}
-	engine_conclude(e, f, r, &o);
-}
 
 /* Feeds the gateway statistics from one attempt. */
 static void engine_note_gateway(struct engine *e, const struct http_result *res, int64_t now)
@@ -1008,6 +954,15 @@ static void engine_note_gateway(struct engine *e, const struct http_result *res,
 	}
 }
 
+/* Mirrors the breaker in the statistics and plans the next probe. */
+static void engine_breaker_changed(struct engine *e)
+{
+	e->stats.gateway_paused = e->br.state != BREAKER_CLOSED;
+	if (e->br.state == BREAKER_OPEN)
+		engine_release_queued(e);
+	engine_arm_timer(e);
+}
+
 /* Closes the circuit breaker after an HTTP answer that was not a credentials rejection. */
 static void engine_resume_gateway(struct engine *e, const struct flight *f, int http_status)
 {
@@ -1023,40 +978,6 @@ static void engine_resume_gateway(struct engine *e, const struct flight *f, int 
 	log_fields(LOG_LVL_NOTICE, "gateway_resumed", LOG_STR("msg", "credentials accepted again"));
 	engine_breaker_changed(e);
 	engine_send_queued(e);
-}
-
-/* Mirrors the breaker in the statistics and plans the next probe. */
-static void engine_breaker_changed(struct engine *e)
-{
-	e->stats.gateway_paused = e->br.state != BREAKER_CLOSED;
-	if (e->br.state == BREAKER_OPEN)
-		engine_release_queued(e);
-	engine_arm_timer(e);
-}
-
-/* A 401: sending pauses for everyone (one alert per episode); with --once the run ends. */
-static void engine_credentials_rejected(struct engine *e, const struct flight *f,
-                                        struct store_outcome *o, int status)
-{
-	const struct store_claim *c = &f->claim;
-	bool first = breaker_rejected(&e->br, f->epoch, now_ms(), e->cfg->retry_max_ms);
-	if (first) {
-		o->alert_kind = "credentials_rejected";
-		o->alert_severity = "critical";
-	}
-	e->stats.auth_rejected++;
-	log_fields(
-	    first ? LOG_LVL_ERR : LOG_LVL_WARNING, "credentials_rejected", FLIGHT_IDS(c),
-	    LOG_INT("http_status", status),
-	    LOG_STR("msg",
-	            e->once ? "SmartPay rejected the merchant key or authentication key; nothing "
-	                      "more is sent in this run"
-	                    : "SmartPay rejected the merchant key or authentication key; sending "
-	                      "paused"));
-	if (e->once)
-		engine_give_up(e, "SmartPay rejected the merchant key or authentication key "
-		                  "(HTTP 401)");
-	engine_breaker_changed(e);
 }
 
 /* Whether an unknown outcome is to be settled from the transaction's status first: after
@@ -1088,38 +1009,29 @@ static void engine_ask_status(struct engine *e, struct flight *f, enum engine_re
 	status_client_get(e->status, f->claim.transaction_id, engine_on_status, f);
 }
 
-/* The status answer for a flight with an unknown outcome: a readable history may settle
- * it; a failed call decides nothing and the unknown outcome stands. */
-static void engine_on_status(enum status_result result, struct gw_history *history, int http_status,
-                             const char *error, void *arg)
+/* A 401: sending pauses for everyone (one alert per episode); with --once the run ends. */
+static void engine_credentials_rejected(struct engine *e, const struct flight *f,
+                                        struct store_outcome *o, int status)
 {
-	(void)http_status;
-	struct flight *f = arg;
-	struct engine *e = f->e;
-	struct store_claim *c = &f->claim;
-	if (f->prev)
-		f->prev->next = f->next;
-	else
-		e->settling = f->next;
-	if (f->next)
-		f->next->prev = f->prev;
-	e->nsettling--;
-	enum engine_result r = f->held_result;
-	if (result == STATUS_OK) {
-		struct outcome_policy pol = {.retry_base_ms = e->cfg->retry_base_ms,
-		                             .retry_max_ms = e->cfg->retry_max_ms,
-		                             .max_attempts = e->cfg->max_attempts};
-		r = outcome_settle(&pol, c, history, f->held_result, &f->held);
-		log_fields(r == f->held_result ? LOG_LVL_INFO : LOG_LVL_NOTICE, "status_checked",
-		           FLIGHT_IDS(c), LOG_STR("payment_status", history->payment_status),
-		           LOG_STR("result", engine_result_name(r)),
-		           LOG_STR("reason", f->held.reason));
-	} else {
-		log_fields(LOG_LVL_WARNING, "status_call_failed", FLIGHT_IDS(c),
-		           LOG_STR("result", status_result_name(result)), LOG_STR("error", error),
-		           LOG_STR("msg", "nothing decided from it"));
+	const struct store_claim *c = &f->claim;
+	bool first = breaker_rejected(&e->br, f->epoch, now_ms(), e->cfg->retry_max_ms);
+	if (first) {
+		o->alert_kind = "credentials_rejected";
+		o->alert_severity = "critical";
 	}
-	engine_conclude(e, f, r, &f->held);
+	e->stats.auth_rejected++;
+	log_fields(
+	    first ? LOG_LVL_ERR : LOG_LVL_WARNING, "credentials_rejected", FLIGHT_IDS(c),
+	    LOG_INT("http_status", status),
+	    LOG_STR("msg",
+	            e->once ? "SmartPay rejected the merchant key or authentication key; nothing "
+	                      "more is sent in this run"
+	                    : "SmartPay rejected the merchant key or authentication key; sending "
+	                      "paused"));
+	if (e->once)
+		engine_give_up(e, "SmartPay rejected the merchant key or authentication key "
+		                  "(HTTP 401)");
+	engine_breaker_changed(e);
 }
 
 /* Counts, logs and records the outcome of one attempt; frees the flight. */
@@ -1172,6 +1084,76 @@ static void engine_conclude(struct engine *e, struct flight *f, enum engine_resu
 	engine_kick(e);
 }
 
+/* One HTTP answer: decide the outcome (lib/outcome.c), act on what it means for the
+ * daemon (breaker, retry timer), log it and queue it for the batched write. */
+static void engine_on_answer(const struct http_result *res, void *arg)
+{
+	struct flight *f = arg;
+	struct engine *e = f->e;
+	struct store_claim *c = &f->claim;
+	int64_t now = now_ms();
+	engine_note_gateway(e, res, now);
+	if (f->probe && f->epoch == e->br.epoch && e->probes_on_wire > 0)
+		e->probes_on_wire--;
+
+	struct outcome_policy pol = {.retry_base_ms = e->cfg->retry_base_ms,
+	                             .retry_max_ms = e->cfg->retry_max_ms,
+	                             .max_attempts = e->cfg->max_attempts};
+	struct outcome_answer ans = {.http_status = res->http_status,
+	                             .transport_error = res->transport_error,
+	                             .timed_out = res->timed_out,
+	                             .error = res->error,
+	                             .body = res->body,
+	                             .body_len = res->body_len,
+	                             .retry_after = res->retry_after};
+	struct store_outcome o;
+	enum engine_result r = outcome_decide(&pol, c, &ans, now, backoff_random(), &o);
+	if (r != ER_AUTH_REJECTED)
+		engine_resume_gateway(e, f, res->http_status);
+	f->http_status = res->http_status;
+	f->elapsed_us = res->elapsed_us;
+	e->stats.inflight = (unsigned)http_inflight(e->http);
+	if (engine_wants_status(e, c, r)) {
+		engine_ask_status(e, f, r, &o);
+		return;
+	}
+	engine_conclude(e, f, r, &o);
+}
+
+/* The status answer for a flight with an unknown outcome: a readable history may settle
+ * it; a failed call decides nothing and the unknown outcome stands. */
+static void engine_on_status(enum status_result result, struct gw_history *history, int http_status,
+                             const char *error, void *arg)
+{
+	(void)http_status;
+	struct flight *f = arg;
+	struct engine *e = f->e;
+	struct store_claim *c = &f->claim;
+	if (f->prev)
+		f->prev->next = f->next;
+	else
+		e->settling = f->next;
+	if (f->next)
+		f->next->prev = f->prev;
+	e->nsettling--;
+	enum engine_result r = f->held_result;
+	if (result == STATUS_OK) {
+		struct outcome_policy pol = {.retry_base_ms = e->cfg->retry_base_ms,
+		                             .retry_max_ms = e->cfg->retry_max_ms,
+		                             .max_attempts = e->cfg->max_attempts};
+		r = outcome_settle(&pol, c, history, f->held_result, &f->held);
+		log_fields(r == f->held_result ? LOG_LVL_INFO : LOG_LVL_NOTICE, "status_checked",
+		           FLIGHT_IDS(c), LOG_STR("payment_status", history->payment_status),
+		           LOG_STR("result", engine_result_name(r)),
+		           LOG_STR("reason", f->held.reason));
+	} else {
+		log_fields(LOG_LVL_WARNING, "status_call_failed", FLIGHT_IDS(c),
+		           LOG_STR("result", status_result_name(result)), LOG_STR("error", error),
+		           LOG_STR("msg", "nothing decided from it"));
+	}
+	engine_conclude(e, f, r, &f->held);
+}
+
 /* ---- record: the outcome write, in lib/engine_record.c ---- */
 
 /* ---- retry / expire ---- */
@@ -1220,36 +1202,6 @@ static void engine_give_up(struct engine *e, const char *why)
 
 /* ---- shutdown: drain, exit, free ---- */
 
-void engine_drain(struct engine *e)
-{
-	if (e->draining)
-		return;
-	e->draining = true;
-	log_fields(LOG_LVL_NOTICE, "draining", LOG_UINT("inflight", http_inflight(e->http)));
-	engine_release_queued(e);
-	struct timeval tv = {.tv_sec = e->cfg->drain_timeout_ms / 1000,
-	                     .tv_usec = (e->cfg->drain_timeout_ms % 1000) * 1000};
-	evtimer_add(e->ev_drain, &tv);
-	engine_check_idle(e);
-}
-
-static void engine_drain_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct engine *e = arg;
-	(void)fd;
-	(void)what;
-	if (e->exited)
-		return;
-	log_fields(
-	    LOG_LVL_WARNING, "drain_timeout", LOG_UINT("inflight", http_inflight(e->http)),
-	    LOG_STR(
-	        "msg",
-	        "leaving requests in flight; they are resent with the same id at the next start"));
-	e->exited = true;
-	if (e->hooks.idle_exit)
-		e->hooks.idle_exit(e->hooks.arg);
-}
-
 /* Leaves the loop when there is nothing more to do in --once or drain mode. */
 static void engine_check_idle(struct engine *e)
 {
@@ -1264,6 +1216,39 @@ static void engine_check_idle(struct engine *e)
 		return;
 	if (e->once && !e->prepared && e->problem == NULL)
 		return;
+	e->exited = true;
+	if (e->hooks.idle_exit)
+		e->hooks.idle_exit(e->hooks.arg);
+}
+
+/* The first SIGTERM: stops claiming, gives queued rows back, and waits for what is in
+ * flight up to the drain timeout. */
+void engine_drain(struct engine *e)
+{
+	if (e->draining)
+		return;
+	e->draining = true;
+	log_fields(LOG_LVL_NOTICE, "draining", LOG_UINT("inflight", http_inflight(e->http)));
+	engine_release_queued(e);
+	struct timeval tv = {.tv_sec = e->cfg->drain_timeout_ms / 1000,
+	                     .tv_usec = (e->cfg->drain_timeout_ms % 1000) * 1000};
+	evtimer_add(e->ev_drain, &tv);
+	engine_check_idle(e);
+}
+
+/* The drain timeout: leaves with requests in flight (resent with the same id later). */
+static void engine_drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct engine *e = arg;
+	(void)fd;
+	(void)what;
+	if (e->exited)
+		return;
+	log_fields(
+	    LOG_LVL_WARNING, "drain_timeout", LOG_UINT("inflight", http_inflight(e->http)),
+	    LOG_STR(
+	        "msg",
+	        "leaving requests in flight; they are resent with the same id at the next start"));
 	e->exited = true;
 	if (e->hooks.idle_exit)
 		e->hooks.idle_exit(e->hooks.arg);
@@ -1285,6 +1270,7 @@ static void engine_drop_settling(struct engine *e)
 	e->nsettling = 0;
 }
 
+/* Frees the engine and everything it holds (unsent rows stay pending in the database). */
 void engine_free(struct engine *e)
 {
 	if (e == NULL)
@@ -1314,21 +1300,25 @@ void engine_free(struct engine *e)
 
 /* ---- for the daemon and the other modules ---- */
 
+/* The running totals. */
 const struct engine_stats *engine_stats(const struct engine *e)
 {
 	return &e->stats;
 }
 
+/* The claim connection's store, for read-only queries of other modules. */
 struct store *engine_store(const struct engine *e)
 {
 	return e->st;
 }
 
+/* The loop the engine runs on. */
 struct event_base *engine_base(const struct engine *e)
 {
 	return e->base;
 }
 
+/* Sets or clears the one listener (the alerts module). */
 void engine_set_listener(struct engine *e, const struct engine_listener *l)
 {
 	if (l)
@@ -1337,6 +1327,7 @@ void engine_set_listener(struct engine *e, const struct engine_listener *l)
 		memset(&e->listener, 0, sizeof(e->listener));
 }
 
+/* Sets the status client; changing it drops the settlements under way. */
 void engine_set_status_client(struct engine *e, struct status_client *status)
 {
 	if (status != e->status)
@@ -1344,11 +1335,13 @@ void engine_set_status_client(struct engine *e, struct status_client *status)
 	e->status = status;
 }
 
+/* The --once exit status: 0 when nothing due was left undone. */
 int engine_exit_status(const struct engine *e)
 {
 	return e->left_undone == 0 && e->problem == NULL ? 0 : 1;
 }
 
+/* The last fatal preparation problem, or NULL. */
 const char *engine_problem(const struct engine *e)
 {
 	return e->problem;
