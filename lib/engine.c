@@ -1,10 +1,14 @@
-/* The flow of a modification, in the order it happens: the engine wakes up (a
- * notification, the timer, an outcome written), picks the next claim (lib/schedule.c),
- * claims due rows or reads candidate orders and shop requests and records their intents
- * (request bodies and ids committed before anything is sent), sends the leased rows
- * through the in-flight window, classifies each answer (lib/outcome.c), records the
- * outcomes (lib/engine_record.c), retries or expires what is left undecided, and drains
- * at shutdown. lib/engine_orders.c keeps which orders are to be looked at. */
+/* The flow of a modification, in the order it happens, one section each: start (the two
+ * database connections); wake-up (a notification, the timer, a kick after any step);
+ * claim (the next claim is chosen by lib/schedule.c: due rows, shop requests, the
+ * notified orders or a scan; candidates and requests become intents, recorded with
+ * their request bodies and ids before anything is sent); send (the leased rows through
+ * the in-flight window); classify (what an answer means, lib/outcome.c; the credentials
+ * breaker, lib/breaker.c); record (the outcome write, lib/engine_record.c); retry /
+ * expire; shutdown (drain, free). Within a section a step's helpers come before it.
+ * Beside it: lib/engine_orders.c keeps which orders are to be looked at,
+ * lib/engine_settle.c settles unknown outcomes from the transaction's status history,
+ * lib/engine_internal.h has struct engine. */
 #include "autoconfig.h"
 
 #include "engine_internal.h"
@@ -16,7 +20,6 @@
 #include "log.h"
 #include "modification.h"
 #include "pgconn.h"
-#include "status_call.h"
 #include "uuid.h"
 #include "xmalloc.h"
 
@@ -30,28 +33,6 @@
  * one statement before the connection goes). */
 #define CLAIM_BACKOFF_FIRST_MS 1000
 #define CLAIM_BACKOFF_MAX_MS 300000
-
-/* One modification on the wire, or waiting for its transaction's status to settle an
- * unknown outcome. */
-struct flight {
-	struct engine *e;
-	struct store_claim claim; /* owned */
-	unsigned epoch;           /* the credentials it was sent with (breaker.h) */
-	bool probe;               /* the breaker's probe */
-	/* while settling: the outcome of the unknown answer, kept unless the status history
-	 * decides otherwise, and what the answer was */
-	struct store_outcome held;
-	enum engine_result held_result;
-	int http_status;
-	int64_t elapsed_us;
-	struct flight *prev, *next; /* in engine.settling */
-};
-
-/* Log fields shared by every line about one modification. */
-#define FLIGHT_IDS(c)                                                                              \
-	LOG_STR("modification_id", (c)->modification_id), LOG_STR("order_id", (c)->order_id),      \
-	    LOG_STR("transaction_id", (c)->transaction_id),                                        \
-	    LOG_STR("kind", mod_kind_name((c)->kind))
 
 const int64_t engine_latency_bounds_us[ENGINE_LATENCY_BUCKETS] = {
     5000,    10000,   25000,   50000,    100000,   250000,  500000,
@@ -77,8 +58,7 @@ static void engine_on_inserted(struct store_claim *rows, size_t n, const char *e
 static void engine_send_all(struct engine *e, struct store_claim *rows, size_t n);
 static void engine_breaker_changed(struct engine *e);
 static void engine_on_answer(const struct http_result *res, void *arg);
-static void engine_on_status(enum status_result result, struct gw_history *history, int http_status,
-                             const char *error, void *arg);
+static void engine_retry_at(struct engine *e, int64_t at);
 static void engine_expire(struct engine *e, struct store_claim *c);
 static void engine_give_up(struct engine *e, const char *why);
 static void engine_check_idle(struct engine *e);
@@ -612,9 +592,8 @@ static void engine_on_due(struct store_claim *rows, size_t n, const char *error,
 	}
 	if ((int)n == e->claim_limit && !probing)
 		e->wanted[SCHED_DUE] = true; /* a full batch: more may be due */
-	if (n > 0) {
+	if (n > 0)
 		log_fields(LOG_LVL_INFO, "retries_claimed", LOG_UINT("count", n));
-	}
 	engine_send_all(e, rows, n);
 	if (e->br.state == BREAKER_PROBING && e->probes_on_wire == 0) {
 		/* the probe was given up locally (a capture past its deadline): another one */
@@ -934,6 +913,14 @@ static void engine_send_all(struct engine *e, struct store_claim *rows, size_t n
 
 /* ---- classify: what an answer means ---- */
 
+/* The retry policy of the configuration, as lib/outcome.c takes it. */
+struct outcome_policy engine_outcome_policy(const struct engine *e)
+{
+	return (struct outcome_policy){.retry_base_ms = e->cfg->retry_base_ms,
+	                               .retry_max_ms = e->cfg->retry_max_ms,
+	                               .max_attempts = e->cfg->max_attempts};
+}
+
 /* Feeds the gateway statistics from one attempt. */
 static void engine_note_gateway(struct engine *e, const struct http_result *res, int64_t now)
 {
@@ -980,35 +967,6 @@ static void engine_resume_gateway(struct engine *e, const struct flight *f, int 
 	engine_send_queued(e);
 }
 
-/* Whether an unknown outcome is to be settled from the transaction's status first: after
- * [reconcile] unknown_answers unknown answers, and always before needs_attention. */
-static bool engine_wants_status(const struct engine *e, const struct store_claim *c,
-                                enum engine_result r)
-{
-	if (e->status == NULL || c->transaction_id == NULL || c->transaction_id[0] == '\0')
-		return false;
-	if (r == ER_NEEDS_ATTENTION)
-		return true;
-	return r == ER_RETRY && c->attempts + 1 >= e->cfg->reconcile_unknown_answers;
-}
-
-/* Holds a flight's unknown outcome and asks for its transaction's status. */
-static void engine_ask_status(struct engine *e, struct flight *f, enum engine_result r,
-                              struct store_outcome *o)
-{
-	f->held = *o;
-	memset(o, 0, sizeof(*o));
-	f->held_result = r;
-	f->prev = NULL;
-	f->next = e->settling;
-	if (e->settling)
-		e->settling->prev = f;
-	e->settling = f;
-	e->nsettling++;
-	log_fields(LOG_LVL_DEBUG, "status_asked", FLIGHT_IDS(&f->claim));
-	status_client_get(e->status, f->claim.transaction_id, engine_on_status, f);
-}
-
 /* A 401: sending pauses for everyone (one alert per episode); with --once the run ends. */
 static void engine_credentials_rejected(struct engine *e, const struct flight *f,
                                         struct store_outcome *o, int status)
@@ -1035,8 +993,8 @@ static void engine_credentials_rejected(struct engine *e, const struct flight *f
 }
 
 /* Counts, logs and records the outcome of one attempt; frees the flight. */
-static void engine_conclude(struct engine *e, struct flight *f, enum engine_result r,
-                            struct store_outcome *op)
+void engine_conclude(struct engine *e, struct flight *f, enum engine_result r,
+                     struct store_outcome *op)
 {
 	struct store_claim *c = &f->claim;
 	struct store_outcome o = *op;
@@ -1067,10 +1025,7 @@ static void engine_conclude(struct engine *e, struct flight *f, enum engine_resu
 		           LOG_STR("reason", o.reason));
 		break;
 	default:
-		if (e->next_retry_ms == 0 || now + o.retry_delay_ms < e->next_retry_ms) {
-			e->next_retry_ms = now + o.retry_delay_ms;
-			engine_arm_timer(e);
-		}
+		engine_retry_at(e, now + o.retry_delay_ms);
 		e->stats.retries++;
 		log_fields(LOG_LVL_WARNING, "modification_retry", FLIGHT_IDS(c),
 		           LOG_STR("reason", o.reason), LOG_INT("attempt", attempt),
@@ -1096,9 +1051,7 @@ static void engine_on_answer(const struct http_result *res, void *arg)
 	if (f->probe && f->epoch == e->br.epoch && e->probes_on_wire > 0)
 		e->probes_on_wire--;
 
-	struct outcome_policy pol = {.retry_base_ms = e->cfg->retry_base_ms,
-	                             .retry_max_ms = e->cfg->retry_max_ms,
-	                             .max_attempts = e->cfg->max_attempts};
+	struct outcome_policy pol = engine_outcome_policy(e);
 	struct outcome_answer ans = {.http_status = res->http_status,
 	                             .transport_error = res->transport_error,
 	                             .timed_out = res->timed_out,
@@ -1120,43 +1073,19 @@ static void engine_on_answer(const struct http_result *res, void *arg)
 	engine_conclude(e, f, r, &o);
 }
 
-/* The status answer for a flight with an unknown outcome: a readable history may settle
- * it; a failed call decides nothing and the unknown outcome stands. */
-static void engine_on_status(enum status_result result, struct gw_history *history, int http_status,
-                             const char *error, void *arg)
-{
-	(void)http_status;
-	struct flight *f = arg;
-	struct engine *e = f->e;
-	struct store_claim *c = &f->claim;
-	if (f->prev)
-		f->prev->next = f->next;
-	else
-		e->settling = f->next;
-	if (f->next)
-		f->next->prev = f->prev;
-	e->nsettling--;
-	enum engine_result r = f->held_result;
-	if (result == STATUS_OK) {
-		struct outcome_policy pol = {.retry_base_ms = e->cfg->retry_base_ms,
-		                             .retry_max_ms = e->cfg->retry_max_ms,
-		                             .max_attempts = e->cfg->max_attempts};
-		r = outcome_settle(&pol, c, history, f->held_result, &f->held);
-		log_fields(r == f->held_result ? LOG_LVL_INFO : LOG_LVL_NOTICE, "status_checked",
-		           FLIGHT_IDS(c), LOG_STR("payment_status", history->payment_status),
-		           LOG_STR("result", engine_result_name(r)),
-		           LOG_STR("reason", f->held.reason));
-	} else {
-		log_fields(LOG_LVL_WARNING, "status_call_failed", FLIGHT_IDS(c),
-		           LOG_STR("result", status_result_name(result)), LOG_STR("error", error),
-		           LOG_STR("msg", "nothing decided from it"));
-	}
-	engine_conclude(e, f, r, &f->held);
-}
-
 /* ---- record: the outcome write, in lib/engine_record.c ---- */
 
 /* ---- retry / expire ---- */
+
+/* An unknown outcome is retried at `at` (its row stays pending, due then): the timer
+ * wakes up for the earliest retry. */
+static void engine_retry_at(struct engine *e, int64_t at)
+{
+	if (e->next_retry_ms == 0 || at < e->next_retry_ms) {
+		e->next_retry_ms = at;
+		engine_arm_timer(e);
+	}
+}
 
 /* Gives up on a capture whose authorization deadline passed while it was pending: first
  * its transaction's status may show the gateway performed (or refused) it; otherwise, or
@@ -1252,22 +1181,6 @@ static void engine_drain_cb(evutil_socket_t fd, short what, void *arg)
 	e->exited = true;
 	if (e->hooks.idle_exit)
 		e->hooks.idle_exit(e->hooks.arg);
-}
-
-/* Drops the flights waiting for a status call (their rows stay pending under the lease,
- * taken up again after it). */
-static void engine_drop_settling(struct engine *e)
-{
-	while (e->settling != NULL) {
-		struct flight *f = e->settling;
-		e->settling = f->next;
-		if (e->status)
-			status_client_cancel(e->status, f);
-		store_outcome_clear(&f->held);
-		store_claim_clear(&f->claim);
-		free(f);
-	}
-	e->nsettling = 0;
 }
 
 /* Frees the engine and everything it holds (unsent rows stay pending in the database). */

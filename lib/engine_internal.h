@@ -1,7 +1,8 @@
 /* What the parts of the engine share: struct engine, and the functions one file of it
  * calls in another. lib/engine.c is the flow of a modification, top to bottom;
  * lib/engine_orders.c keeps which orders are to be looked at (notified ids, the queue
- * of changes, blocked candidates); lib/engine_record.c writes the outcomes. Internal:
+ * of changes, blocked candidates); lib/engine_settle.c settles unknown outcomes from
+ * the transaction's status history; lib/engine_record.c writes the outcomes. Internal:
  * nothing outside lib/engine*.c includes it. */
 #ifndef SP_ENGINE_INTERNAL_H
 #define SP_ENGINE_INTERNAL_H
@@ -9,6 +10,9 @@
 #include "engine.h"
 
 #include "breaker.h"
+#include "log.h"
+#include "modification.h"
+#include "outcome.h"
 #include "schedule.h"
 #include "store.h"
 
@@ -36,7 +40,27 @@ struct solo_outcome {
 	bool sanitised; /* the gateway's text is already dropped */
 };
 
-struct flight;
+/* One modification on the wire, or waiting for its transaction's status to settle an
+ * unknown outcome. */
+struct flight {
+	struct engine *e;
+	struct store_claim claim; /* owned */
+	unsigned epoch;           /* the credentials it was sent with (breaker.h) */
+	bool probe;               /* the breaker's probe */
+	/* while settling: the outcome of the unknown answer, kept unless the status history
+	 * decides otherwise, and what the answer was */
+	struct store_outcome held;
+	enum engine_result held_result;
+	int http_status;
+	int64_t elapsed_us;
+	struct flight *prev, *next; /* in engine.settling */
+};
+
+/* Log fields shared by every line about one modification. */
+#define FLIGHT_IDS(c)                                                                              \
+	LOG_STR("modification_id", (c)->modification_id), LOG_STR("order_id", (c)->order_id),      \
+	    LOG_STR("transaction_id", (c)->transaction_id),                                        \
+	    LOG_STR("kind", mod_kind_name((c)->kind))
 
 struct engine {
 	struct event_base *base;
@@ -131,6 +155,11 @@ struct engine {
 
 /* Asks for a pump (the next claim) on the next loop iteration, coalescing requests. */
 void engine_kick(struct engine *e);
+/* The retry policy of the configuration, as lib/outcome.c takes it. */
+struct outcome_policy engine_outcome_policy(const struct engine *e);
+/* Counts, logs and records the outcome of one attempt; frees the flight. */
+void engine_conclude(struct engine *e, struct flight *f, enum engine_result r,
+                     struct store_outcome *op);
 /* Completion of an alert the engine raises itself (claim_failed, outcome_unstorable). */
 void engine_alert_done(size_t affected, const char *error, void *arg);
 
@@ -172,6 +201,17 @@ size_t engine_note_blocked(struct engine *e, const struct store_claim *rows, siz
 void engine_scan_sent_clear(struct engine *e);
 /* Frees all of the above (engine_free). */
 void engine_orders_free(struct engine *e);
+
+/* ---- lib/engine_settle.c: unknown outcomes settled from the status history ---- */
+
+/* Whether an unknown outcome is to be settled from the transaction's status first. */
+bool engine_wants_status(const struct engine *e, const struct store_claim *c, enum engine_result r);
+/* Holds a flight's unknown outcome (taking o's strings) and asks for its transaction's
+ * status; engine_conclude follows with the answer. */
+void engine_ask_status(struct engine *e, struct flight *f, enum engine_result r,
+                       struct store_outcome *o);
+/* Drops the flights waiting for a status call. */
+void engine_drop_settling(struct engine *e);
 
 /* ---- lib/engine_record.c: the outcome write ---- */
 

@@ -8,87 +8,104 @@
 
 #include <check.h>
 
-/* Asserts what the scheduler picks in state `s`. */
-static void expect_pick(const char *what, struct sched_state s, enum sched_claim claim, int room)
-{
-	struct sched_choice c = sched_next(&s);
-	ck_assert_msg(c.claim == claim && c.room == room, "%s: got %s/%d, want %s/%d", what,
-	              sched_claim_name(c.claim), c.room, sched_claim_name(claim), room);
-}
+/* An idle engine with room, breaker closed, nothing waiting out a failure, and what
+ * it wants. */
+#define ROOM .usable = true, .batch_size = 10
+#define IDLE ROOM, .breaker_closed = true
+#define ALL_WANTED .want_due = true, .want_requests = true, .want_scan = true
 
-/* The scheduler's choices (lib/schedule.c), one situation per line. */
+/* The scheduler's choices (lib/schedule.c), one situation per row. */
+static const struct {
+	const char *what;
+	struct sched_state state;
+	enum sched_claim claim;
+	int room;
+} choices[] = {
+    {"nothing wanted", {IDLE}, SCHED_NONE, 0},
+    {"everything wanted: due first", {IDLE, ALL_WANTED, .notified = 3}, SCHED_DUE, 10},
+    {"then requests",
+     {IDLE, .want_requests = true, .want_scan = true, .notified = 3},
+     SCHED_REQUESTS,
+     10},
+    {"notified orders before the scan",
+     {IDLE, .want_scan = true, .notified = 3},
+     SCHED_TARGETED,
+     10},
+    {"then the scan", {IDLE, .want_scan = true}, SCHED_SCAN, 10},
+    {"failing claims wait, the others go on",
+     {IDLE, ALL_WANTED, .notified = 1,
+      .waiting = {[SCHED_DUE] = true, [SCHED_REQUESTS] = true, [SCHED_SCAN] = true}},
+     SCHED_TARGETED,
+     10},
+    {"all waiting",
+     {IDLE, ALL_WANTED, .notified = 1, .waiting = {true, true, true, true}},
+     SCHED_NONE,
+     0},
+    {"room is the batch beyond the queue", {IDLE, .want_scan = true, .queued = 4}, SCHED_SCAN, 6},
+    {"claims in batches: half the queue must go out first",
+     {IDLE, .want_scan = true, .queued = 6, .inflight = true},
+     SCHED_NONE,
+     0},
+    {"no room", {IDLE, .want_scan = true, .queued = 12}, SCHED_NONE, 0},
+    /* claims run ahead of the window: a batch beyond a whole window stays claimed */
+    {"a window and a batch ahead: a whole batch",
+     {IDLE, .want_scan = true, .max_inflight = 20, .inflight = true, .queued = 15},
+     SCHED_SCAN,
+     10},
+    {"ahead: the rest up to a window and a batch",
+     {IDLE, .want_scan = true, .max_inflight = 20, .inflight = true, .queued = 22},
+     SCHED_SCAN,
+     8},
+    {"ahead: less than half a batch waits",
+     {IDLE, .want_scan = true, .max_inflight = 20, .inflight = true, .queued = 26},
+     SCHED_NONE,
+     0},
+    {"ahead: nothing in flight, any room",
+     {IDLE, .want_scan = true, .max_inflight = 20, .queued = 26},
+     SCHED_SCAN,
+     4},
+    {"ahead: full", {IDLE, .want_scan = true, .max_inflight = 20, .queued = 30}, SCHED_NONE, 0},
+    {"backpressure: outcomes cannot be written",
+     {IDLE, .want_scan = true, .outcomes_blocked = true},
+     SCHED_NONE,
+     0},
+    {"a claim running, draining or no database",
+     {.breaker_closed = true, .batch_size = 10, .want_scan = true},
+     SCHED_NONE,
+     0},
+    {"breaker open, pause not over", {ROOM, .want_scan = true, .want_due = true}, SCHED_NONE, 0},
+    {"breaker open, pause over: one probe",
+     {ROOM, .want_scan = true, .want_due = true, .probe_due = true},
+     SCHED_PROBE,
+     1},
+    {"probe only with an empty queue",
+     {ROOM, .want_scan = true, .want_due = true, .probe_due = true, .queued = 1},
+     SCHED_NONE,
+     0},
+    {"probe claim waiting out a failure",
+     {ROOM, .want_scan = true, .want_due = true, .probe_due = true,
+      .waiting = {[SCHED_DUE] = true}},
+     SCHED_NONE,
+     0},
+};
+
+/* Each row: the claim and the room the scheduler picks. */
 START_TEST(scheduler_choices)
 {
-	/* an idle engine with room, breaker closed, nothing waiting out a failure */
-	const struct sched_state idle = {.usable = true, .breaker_closed = true, .batch_size = 10};
-	struct sched_state s = idle;
-	expect_pick("nothing wanted", s, SCHED_NONE, 0);
-	s.want_scan = true;
-	s.notified = 3;
-	s.want_requests = true;
-	s.want_due = true;
-	expect_pick("everything wanted: due first", s, SCHED_DUE, 10);
-	s.want_due = false;
-	expect_pick("then requests", s, SCHED_REQUESTS, 10);
-	s.want_requests = false;
-	expect_pick("notified orders before the scan", s, SCHED_TARGETED, 10);
-	s.notified = 0;
-	expect_pick("then the scan", s, SCHED_SCAN, 10);
+	struct sched_choice c = sched_next(&choices[_i].state);
+	ck_assert_msg(c.claim == choices[_i].claim && c.room == choices[_i].room,
+	              "%s: got %s/%d, want %s/%d", choices[_i].what, sched_claim_name(c.claim),
+	              c.room, sched_claim_name(choices[_i].claim), choices[_i].room);
+}
+END_TEST
 
-	s = idle;
-	s.want_due = s.want_requests = s.want_scan = true;
-	s.notified = 1;
-	s.waiting[SCHED_DUE] = s.waiting[SCHED_REQUESTS] = s.waiting[SCHED_SCAN] = true;
-	expect_pick("failing claims wait, the others go on", s, SCHED_TARGETED, 10);
-	s.waiting[SCHED_TARGETED] = true;
-	expect_pick("all waiting", s, SCHED_NONE, 0);
-
-	s = idle;
-	s.want_scan = true;
-	s.queued = 4;
-	expect_pick("room is the batch beyond the queue", s, SCHED_SCAN, 6);
-	s.queued = 6;
-	s.inflight = true;
-	expect_pick("claims in batches: half the queue must go out first", s, SCHED_NONE, 0);
-	s.queued = 12;
-	s.inflight = false;
-	expect_pick("no room", s, SCHED_NONE, 0);
-	/* claims run ahead of the window: a batch beyond a whole window stays claimed */
-	s = idle;
-	s.want_scan = true;
-	s.max_inflight = 20;
-	s.inflight = true;
-	s.queued = 15;
-	expect_pick("a window and a batch ahead: a whole batch", s, SCHED_SCAN, 10);
-	s.queued = 22;
-	expect_pick("ahead: the rest up to a window and a batch", s, SCHED_SCAN, 8);
-	s.queued = 26;
-	expect_pick("ahead: less than half a batch waits", s, SCHED_NONE, 0);
-	s.inflight = false;
-	expect_pick("ahead: nothing in flight, any room", s, SCHED_SCAN, 4);
-	s.queued = 30;
-	expect_pick("ahead: full", s, SCHED_NONE, 0);
-	s = idle;
-	s.want_scan = true;
-	s.outcomes_blocked = true;
-	expect_pick("backpressure: outcomes cannot be written", s, SCHED_NONE, 0);
-	s = idle;
-	s.want_scan = true;
-	s.usable = false;
-	expect_pick("a claim running, draining or no database", s, SCHED_NONE, 0);
-
-	s = idle;
-	s.want_scan = s.want_due = true;
-	s.breaker_closed = false;
-	expect_pick("breaker open, pause not over", s, SCHED_NONE, 0);
-	s.probe_due = true;
-	expect_pick("breaker open, pause over: one probe", s, SCHED_PROBE, 1);
-	s.queued = 1;
-	expect_pick("probe only with an empty queue", s, SCHED_NONE, 0);
-	s.queued = 0;
-	s.waiting[SCHED_DUE] = true;
-	expect_pick("probe claim waiting out a failure", s, SCHED_NONE, 0);
-	ck_assert_str_eq(sched_claim_name(SCHED_TARGETED), "targeted");
+/* The claims' names, as logs and alerts write them. */
+START_TEST(claim_names)
+{
+	static const char *const names[] = {"due", "requests", "targeted", "scan", "probe", "none"};
+	for (int k = SCHED_DUE; k <= SCHED_NONE; k++)
+		ck_assert_str_eq(sched_claim_name((enum sched_claim)k), names[k]);
+	ck_assert_str_eq(sched_claim_name((enum sched_claim)99), "none");
 }
 END_TEST
 
@@ -96,7 +113,8 @@ END_TEST
 static Suite *sched_suite(void)
 {
 	Suite *s = suite_create("sched");
-	testutil_tcase(s, "sched", 60, (const TTest *const[]){scheduler_choices, NULL});
+	TCase *tc = testutil_tcase(s, "sched", 60, (const TTest *const[]){claim_names, NULL});
+	tcase_add_loop_test(tc, scheduler_choices, 0, (int)(sizeof(choices) / sizeof(choices[0])));
 	return s;
 }
 
