@@ -62,11 +62,75 @@ START_TEST(breaker_transitions)
 }
 END_TEST
 
+/* A rejected probe doubles the pause up to the cap; 401s to requests that are not the
+ * probe keep the pause and push its end. */
+START_TEST(pause_doubles_up_to_the_cap)
+{
+	static const struct {
+		int64_t now_ms, pause_ms;
+	} probes[] = {{30000, 60000}, {90000, 100000}, {190000, 100000}};
+	struct breaker b = {0};
+	ck_assert(breaker_rejected(&b, 0, 0, 100000));
+	ck_assert_int_eq(b.pause_ms, BREAKER_FIRST_PAUSE_MS);
+	ck_assert(!breaker_rejected(&b, 0, 10000, 100000));
+	ck_assert_int_eq(b.pause_ms, BREAKER_FIRST_PAUSE_MS);
+	ck_assert_int_eq(b.until_ms, 10000 + BREAKER_FIRST_PAUSE_MS);
+	for (size_t i = 0; i < sizeof(probes) / sizeof(probes[0]); i++) {
+		breaker_probe_claimed(&b);
+		ck_assert(!breaker_rejected(&b, 0, probes[i].now_ms, 100000));
+		ck_assert_int_eq(b.pause_ms, probes[i].pause_ms);
+		ck_assert_int_eq(b.until_ms, probes[i].now_ms + probes[i].pause_ms);
+	}
+}
+END_TEST
+
+/* The timer looks again only while the breaker is open, at the end of the pause. */
+START_TEST(wake_at_only_while_open)
+{
+	struct breaker b = {0};
+	ck_assert_int_eq(breaker_wake_at(&b), 0);
+	breaker_rejected(&b, 0, 1000, 600000);
+	ck_assert_int_eq(breaker_wake_at(&b), 1000 + BREAKER_FIRST_PAUSE_MS);
+	breaker_probe_claimed(&b);
+	ck_assert_int_eq(breaker_wake_at(&b), 0);
+	breaker_probe_failed(&b, 40000);
+	ck_assert_int_eq(breaker_wake_at(&b), 40000 + BREAKER_FIRST_PAUSE_MS);
+	ck_assert(breaker_accepted(&b, 0));
+	ck_assert_int_eq(breaker_wake_at(&b), 0);
+}
+END_TEST
+
+/* What happens to a probe means nothing when no probe is under way. */
+START_TEST(probe_events_without_a_probe_change_nothing)
+{
+	struct breaker b = {0};
+	breaker_probe_unsent(&b, 5000, false);
+	breaker_probe_failed(&b, 5000);
+	ck_assert_int_eq(b.state, BREAKER_CLOSED);
+	ck_assert_int_eq(b.until_ms, 0);
+	breaker_rejected(&b, 0, 1000, 600000);
+	breaker_probe_unsent(&b, 2000, true);
+	breaker_probe_failed(&b, 2000);
+	ck_assert_int_eq(b.state, BREAKER_OPEN);
+	ck_assert_int_eq(b.until_ms, 1000 + BREAKER_FIRST_PAUSE_MS);
+	/* a reload of a closed breaker only moves the credentials on */
+	struct breaker c = {0};
+	breaker_reload(&c, 3000);
+	ck_assert_int_eq(c.state, BREAKER_CLOSED);
+	ck_assert_int_eq(c.epoch, 1);
+	ck_assert(!breaker_rejected(&c, 0, 4000, 600000));
+	ck_assert(breaker_may_send(&c));
+}
+END_TEST
+
 /* Builds the suite. */
 static Suite *breaker_suite(void)
 {
 	Suite *s = suite_create("breaker");
-	testutil_tcase(s, "breaker", 60, (const TTest *const[]){breaker_transitions, NULL});
+	testutil_tcase(s, "breaker", 60,
+	               (const TTest *const[]){breaker_transitions, pause_doubles_up_to_the_cap,
+	                                      wake_at_only_while_open,
+	                                      probe_events_without_a_probe_change_nothing, NULL});
 	return s;
 }
 
