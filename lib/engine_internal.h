@@ -62,6 +62,8 @@ struct flight {
 	    LOG_STR("transaction_id", (c)->transaction_id),                                        \
 	    LOG_STR("kind", mod_kind_name((c)->kind))
 
+/* One engine: its connections, the scheduling state, and the rows between their claim
+ * and their recorded outcome. */
 struct engine {
 	struct event_base *base;
 	const struct sp_config *cfg;
