@@ -13,7 +13,8 @@ lib_libsmartpay_a_SOURCES += lib/uuid.c lib/uuid.h lib/modification.c lib/modifi
 	lib/backoff.c lib/backoff.h lib/breaker.c lib/breaker.h lib/http.c lib/http.h
 lib_libsmartpay_a_SOURCES += lib/pgconn.c lib/pgconn.h lib/store.c lib/store.h \
 	lib/intent.c lib/intent.h lib/outcome.c lib/outcome.h \
-	lib/schedule.c lib/schedule.h lib/engine.c lib/engine.h lib/service.c lib/service.h
+	lib/schedule.c lib/schedule.h lib/engine.c lib/engine.h lib/engine_internal.h \
+	lib/engine_orders.c lib/engine_settle.c lib/engine_record.c lib/service.c lib/service.h
 lib_libsmartpay_a_SOURCES += lib/metrics.c lib/metrics.h lib/store_metrics.c lib/store_metrics.h
 lib_libsmartpay_a_SOURCES += lib/alerts.c lib/alerts.h lib/store_alerts.c lib/store_alerts.h \
 	lib/store_indexes.c lib/store_indexes.h

@@ -1,13 +1,13 @@
 /* The engine's scheduling under hostile conditions, against the real daemon, a private
  * PostgreSQL and smartpay-sim: candidates that cannot move, claim statements that fail,
  * outcomes the database refuses, rejected credentials, leases that run short and
- * outcomes that disagree. Plus the pure helpers behind them (the breaker, error text). */
+ * outcomes that disagree. Plus the database error text they log
+ * (store_error_text). The breaker and the scheduler have their own unit suites
+ * (check_breaker.c, check_sched.c). */
 #include "autoconfig.h"
 
-#include "breaker.h"
 #include "daemonproc.h"
 #include "pgtest.h"
-#include "schedule.h"
 #include "simproc.h"
 #include "store.h"
 #include "testutil.h"
@@ -296,144 +296,6 @@ START_TEST(once_with_rejected_credentials_exits)
 }
 END_TEST
 
-/* The breaker's transitions (lib/breaker.c). */
-START_TEST(breaker_transitions)
-{
-	struct breaker b = {0};
-	ck_assert(breaker_may_send(&b));
-	ck_assert(breaker_rejected(&b, 0, 1000, 600000));
-	ck_assert_int_eq(b.state, BREAKER_OPEN);
-	ck_assert_int_eq(b.until_ms, 1000 + BREAKER_FIRST_PAUSE_MS);
-	ck_assert(!breaker_may_send(&b));
-	/* more 401s of the same episode: no second alert, no earlier probe */
-	ck_assert(!breaker_rejected(&b, 0, 2000, 600000));
-	ck_assert(!breaker_probe_due(&b, 2000 + BREAKER_FIRST_PAUSE_MS - 1));
-	ck_assert(breaker_probe_due(&b, 2000 + BREAKER_FIRST_PAUSE_MS));
-	breaker_probe_claimed(&b);
-	ck_assert(breaker_may_send(&b));
-	ck_assert(!breaker_probe_due(&b, 99999999));
-	/* the probe was a capture past its deadline, expired locally: the next probe at once */
-	breaker_probe_unsent(&b, 50000, false);
-	ck_assert_int_eq(b.state, BREAKER_OPEN);
-	ck_assert(breaker_probe_due(&b, 50000));
-	/* a rejected probe doubles the pause, up to the cap */
-	breaker_probe_claimed(&b);
-	ck_assert(!breaker_rejected(&b, 0, 60000, 50000));
-	ck_assert_int_eq(b.pause_ms, 50000);
-	ck_assert_int_eq(b.until_ms, 110000);
-	/* a probe without any HTTP answer: again after the same pause */
-	breaker_probe_claimed(&b);
-	breaker_probe_failed(&b, 200000);
-	ck_assert_int_eq(b.state, BREAKER_OPEN);
-	ck_assert_int_eq(b.until_ms, 250000);
-	/* a reload: probe at once, answers to the old credentials do not count */
-	breaker_reload(&b, 210000);
-	ck_assert(breaker_probe_due(&b, 210000));
-	ck_assert(!breaker_rejected(&b, 0, 210001, 50000));
-	ck_assert(!breaker_accepted(&b, 0));
-	ck_assert(breaker_probe_due(&b, 210001));
-	breaker_probe_claimed(&b);
-	ck_assert(!breaker_rejected(&b, 1, 220000, 600000));
-	ck_assert_int_eq(b.pause_ms, BREAKER_FIRST_PAUSE_MS);
-	/* an accepted answer with the new credentials closes it; the next 401 is a new
-	 * episode */
-	ck_assert(breaker_accepted(&b, 1));
-	ck_assert_int_eq(b.state, BREAKER_CLOSED);
-	ck_assert(!breaker_accepted(&b, 1));
-	ck_assert(breaker_rejected(&b, 1, 300000, 600000));
-	/* nothing left to probe with: closed, the next real request tests the key */
-	ck_assert(breaker_probe_due(&b, 300000 + BREAKER_FIRST_PAUSE_MS));
-	breaker_probe_claimed(&b);
-	breaker_probe_unsent(&b, 400000, true);
-	ck_assert_int_eq(b.state, BREAKER_CLOSED);
-	ck_assert(breaker_may_send(&b));
-}
-END_TEST
-
-/* Asserts what the scheduler picks in state `s`. */
-static void expect_pick(const char *what, struct sched_state s, enum sched_claim claim, int room)
-{
-	struct sched_choice c = sched_next(&s);
-	ck_assert_msg(c.claim == claim && c.room == room, "%s: got %s/%d, want %s/%d", what,
-	              sched_claim_name(c.claim), c.room, sched_claim_name(claim), room);
-}
-
-/* The scheduler's choices (lib/schedule.c), one situation per line. */
-START_TEST(scheduler_choices)
-{
-	/* an idle engine with room, breaker closed, nothing waiting out a failure */
-	const struct sched_state idle = {.usable = true, .breaker_closed = true, .batch_size = 10};
-	struct sched_state s = idle;
-	expect_pick("nothing wanted", s, SCHED_NONE, 0);
-	s.want_scan = true;
-	s.notified = 3;
-	s.want_requests = true;
-	s.want_due = true;
-	expect_pick("everything wanted: due first", s, SCHED_DUE, 10);
-	s.want_due = false;
-	expect_pick("then requests", s, SCHED_REQUESTS, 10);
-	s.want_requests = false;
-	expect_pick("notified orders before the scan", s, SCHED_TARGETED, 10);
-	s.notified = 0;
-	expect_pick("then the scan", s, SCHED_SCAN, 10);
-
-	s = idle;
-	s.want_due = s.want_requests = s.want_scan = true;
-	s.notified = 1;
-	s.waiting[SCHED_DUE] = s.waiting[SCHED_REQUESTS] = s.waiting[SCHED_SCAN] = true;
-	expect_pick("failing claims wait, the others go on", s, SCHED_TARGETED, 10);
-	s.waiting[SCHED_TARGETED] = true;
-	expect_pick("all waiting", s, SCHED_NONE, 0);
-
-	s = idle;
-	s.want_scan = true;
-	s.queued = 4;
-	expect_pick("room is the batch beyond the queue", s, SCHED_SCAN, 6);
-	s.queued = 6;
-	s.inflight = true;
-	expect_pick("claims in batches: half the queue must go out first", s, SCHED_NONE, 0);
-	s.queued = 12;
-	s.inflight = false;
-	expect_pick("no room", s, SCHED_NONE, 0);
-	/* claims run ahead of the window: a batch beyond a whole window stays claimed */
-	s = idle;
-	s.want_scan = true;
-	s.max_inflight = 20;
-	s.inflight = true;
-	s.queued = 15;
-	expect_pick("a window and a batch ahead: a whole batch", s, SCHED_SCAN, 10);
-	s.queued = 22;
-	expect_pick("ahead: the rest up to a window and a batch", s, SCHED_SCAN, 8);
-	s.queued = 26;
-	expect_pick("ahead: less than half a batch waits", s, SCHED_NONE, 0);
-	s.inflight = false;
-	expect_pick("ahead: nothing in flight, any room", s, SCHED_SCAN, 4);
-	s.queued = 30;
-	expect_pick("ahead: full", s, SCHED_NONE, 0);
-	s = idle;
-	s.want_scan = true;
-	s.outcomes_blocked = true;
-	expect_pick("backpressure: outcomes cannot be written", s, SCHED_NONE, 0);
-	s = idle;
-	s.want_scan = true;
-	s.usable = false;
-	expect_pick("a claim running, draining or no database", s, SCHED_NONE, 0);
-
-	s = idle;
-	s.want_scan = s.want_due = true;
-	s.breaker_closed = false;
-	expect_pick("breaker open, pause not over", s, SCHED_NONE, 0);
-	s.probe_due = true;
-	expect_pick("breaker open, pause over: one probe", s, SCHED_PROBE, 1);
-	s.queued = 1;
-	expect_pick("probe only with an empty queue", s, SCHED_NONE, 0);
-	s.queued = 0;
-	s.waiting[SCHED_DUE] = true;
-	expect_pick("probe claim waiting out a failure", s, SCHED_NONE, 0);
-	ck_assert_str_eq(sched_claim_name(SCHED_TARGETED), "targeted");
-}
-END_TEST
-
 /* Database error text as a reason (store_error_text). */
 START_TEST(error_text_is_one_printable_line)
 {
@@ -566,8 +428,6 @@ static Suite *schedule_suite(void)
 {
 	Suite *s = suite_create("schedule");
 	TCase *units = tcase_create("units");
-	tcase_add_test(units, breaker_transitions);
-	tcase_add_test(units, scheduler_choices);
 	tcase_add_test(units, error_text_is_one_printable_line);
 	suite_add_tcase(s, units);
 	TCase *claims = tcase_create("claims");

@@ -22,6 +22,8 @@ UNIT_SUITES = tests/check_modification tests/check_response tests/check_classify
 	tests/check_reconcile
 # the shared helpers: allocation, trimming, durations, URLs
 UNIT_SUITES += tests/check_xmalloc tests/check_trim tests/check_duration tests/check_url
+# the engine's pure decisions: the claim scheduler, the credentials breaker
+UNIT_SUITES += tests/check_sched tests/check_breaker
 # against a private PostgreSQL (tests/pgtest.h): migrations, smartpayctl, the shop API
 PG_SUITES = tests/check_migrate tests/check_shop_api tests/check_ctl
 # end to end (tests/world.h): the daemon, hostile answers, the shop's rows, scheduling,

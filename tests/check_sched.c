@@ -1,0 +1,124 @@
+/* Unit tests of the claim scheduler (lib/schedule.c): which claim runs next and how many
+ * rows it may lease, from the engine's state: the order of the claims, failing claims
+ * skipped, room ahead of the in-flight window, backpressure, the breaker's probe. */
+#include "autoconfig.h"
+
+#include "schedule.h"
+#include "testutil.h"
+
+#include <check.h>
+
+/* An idle engine with room, breaker closed, nothing waiting out a failure, and what
+ * it wants. */
+#define ROOM .usable = true, .batch_size = 10
+#define IDLE ROOM, .breaker_closed = true
+#define ALL_WANTED .want_due = true, .want_requests = true, .want_scan = true
+
+/* The scheduler's choices (lib/schedule.c), one situation per row. */
+static const struct {
+	const char *what;
+	struct sched_state state;
+	enum sched_claim claim;
+	int room;
+} choices[] = {
+    {"nothing wanted", {IDLE}, SCHED_NONE, 0},
+    {"everything wanted: due first", {IDLE, ALL_WANTED, .notified = 3}, SCHED_DUE, 10},
+    {"then requests",
+     {IDLE, .want_requests = true, .want_scan = true, .notified = 3},
+     SCHED_REQUESTS,
+     10},
+    {"notified orders before the scan",
+     {IDLE, .want_scan = true, .notified = 3},
+     SCHED_TARGETED,
+     10},
+    {"then the scan", {IDLE, .want_scan = true}, SCHED_SCAN, 10},
+    {"failing claims wait, the others go on",
+     {IDLE, ALL_WANTED, .notified = 1,
+      .waiting = {[SCHED_DUE] = true, [SCHED_REQUESTS] = true, [SCHED_SCAN] = true}},
+     SCHED_TARGETED,
+     10},
+    {"all waiting",
+     {IDLE, ALL_WANTED, .notified = 1, .waiting = {true, true, true, true}},
+     SCHED_NONE,
+     0},
+    {"room is the batch beyond the queue", {IDLE, .want_scan = true, .queued = 4}, SCHED_SCAN, 6},
+    {"claims in batches: half the queue must go out first",
+     {IDLE, .want_scan = true, .queued = 6, .inflight = true},
+     SCHED_NONE,
+     0},
+    {"no room", {IDLE, .want_scan = true, .queued = 12}, SCHED_NONE, 0},
+    /* claims run ahead of the window: a batch beyond a whole window stays claimed */
+    {"a window and a batch ahead: a whole batch",
+     {IDLE, .want_scan = true, .max_inflight = 20, .inflight = true, .queued = 15},
+     SCHED_SCAN,
+     10},
+    {"ahead: the rest up to a window and a batch",
+     {IDLE, .want_scan = true, .max_inflight = 20, .inflight = true, .queued = 22},
+     SCHED_SCAN,
+     8},
+    {"ahead: less than half a batch waits",
+     {IDLE, .want_scan = true, .max_inflight = 20, .inflight = true, .queued = 26},
+     SCHED_NONE,
+     0},
+    {"ahead: nothing in flight, any room",
+     {IDLE, .want_scan = true, .max_inflight = 20, .queued = 26},
+     SCHED_SCAN,
+     4},
+    {"ahead: full", {IDLE, .want_scan = true, .max_inflight = 20, .queued = 30}, SCHED_NONE, 0},
+    {"backpressure: outcomes cannot be written",
+     {IDLE, .want_scan = true, .outcomes_blocked = true},
+     SCHED_NONE,
+     0},
+    {"a claim running, draining or no database",
+     {.breaker_closed = true, .batch_size = 10, .want_scan = true},
+     SCHED_NONE,
+     0},
+    {"breaker open, pause not over", {ROOM, .want_scan = true, .want_due = true}, SCHED_NONE, 0},
+    {"breaker open, pause over: one probe",
+     {ROOM, .want_scan = true, .want_due = true, .probe_due = true},
+     SCHED_PROBE,
+     1},
+    {"probe only with an empty queue",
+     {ROOM, .want_scan = true, .want_due = true, .probe_due = true, .queued = 1},
+     SCHED_NONE,
+     0},
+    {"probe claim waiting out a failure",
+     {ROOM, .want_scan = true, .want_due = true, .probe_due = true,
+      .waiting = {[SCHED_DUE] = true}},
+     SCHED_NONE,
+     0},
+};
+
+/* Each row: the claim and the room the scheduler picks. */
+START_TEST(scheduler_choices)
+{
+	struct sched_choice c = sched_next(&choices[_i].state);
+	ck_assert_msg(c.claim == choices[_i].claim && c.room == choices[_i].room,
+	              "%s: got %s/%d, want %s/%d", choices[_i].what, sched_claim_name(c.claim),
+	              c.room, sched_claim_name(choices[_i].claim), choices[_i].room);
+}
+END_TEST
+
+/* The claims' names, as logs and alerts write them. */
+START_TEST(claim_names)
+{
+	static const char *const names[] = {"due", "requests", "targeted", "scan", "probe", "none"};
+	for (int k = SCHED_DUE; k <= SCHED_NONE; k++)
+		ck_assert_str_eq(sched_claim_name((enum sched_claim)k), names[k]);
+	ck_assert_str_eq(sched_claim_name((enum sched_claim)99), "none");
+}
+END_TEST
+
+/* Builds the suite. */
+static Suite *sched_suite(void)
+{
+	Suite *s = suite_create("sched");
+	TCase *tc = testutil_tcase(s, "sched", 60, (const TTest *const[]){claim_names, NULL});
+	tcase_add_loop_test(tc, scheduler_choices, 0, (int)(sizeof(choices) / sizeof(choices[0])));
+	return s;
+}
+
+int main(void)
+{
+	return testutil_run_suite(sched_suite(), CK_NORMAL);
+}
