@@ -13,7 +13,8 @@ SP_MIGRATIONS = \
 	sql/008_alert_summaries.sql \
 	sql/009_order_summaries.sql \
 	sql/010_reconcile.sql \
-	sql/011_adoption.sql
+	sql/011_adoption.sql \
+	sql/016_collapsed_notifications.sql
 
 sqldir = $(pkgdatadir)/sql
 # grant-smartpayd.sql: the daemon's least-privilege role (not a migration; run with psql)
