@@ -57,11 +57,12 @@ struct reconciler {
 	struct rc_target *targets; /* the current page */
 	size_t ntargets, next;
 	char *page_sql; /* the pass's page statement, for the relation's column types */
-	char *cursor;   /* the last transaction id of the page read last */
-	bool more;      /* the last page was full: another follows */
-	bool reading;   /* a statement of the pass (shape or page) is under way */
-	size_t seen;    /* transactions of the pass so far */
-	bool failed;    /* this pass met a database error */
+	char *id_type, *authorized_type; /* of the orders relation, read at a pass's start */
+	char *cursor;                    /* the last transaction id of the page read last */
+	bool more;                       /* the last page was full: another follows */
+	bool reading;                    /* a statement of the pass (shape or page) is under way */
+	size_t seen;                     /* transactions of the pass so far */
+	bool failed;                     /* this pass met a database error */
 	struct rc_worker workers[RC_WORKERS];
 	struct reconciler_stats stats;
 };
@@ -275,7 +276,25 @@ static void rc_read_page(struct reconciler *r)
 	r->reading = true;
 }
 
-/* The orders relation's column types: the page statement for them, then the first page. */
+/* The pass's snapshot of the open authorizations is there: the first page. Without it
+ * (e.g. a role that may not create temporary tables) the pages read the orders relation
+ * themselves. */
+static void rc_on_snapshot(PGresult *res, const char *error, void *arg)
+{
+	(void)res;
+	struct reconciler *r = arg;
+	r->reading = false;
+	if (error != NULL) {
+		log_event(LOG_LVL_WARNING, "reconcile_snapshot_failed", "error", error, NULL);
+		free(r->page_sql);
+		r->page_sql = store_rc_page_sql(store_orders_relation(r->st), r->id_type,
+		                                r->authorized_type, false);
+	}
+	rc_read_page(r);
+	rc_dispatch(r);
+}
+
+/* The orders relation's column types: the page statement for them, then the snapshot. */
 static void rc_on_shape(PGresult *res, const char *error, void *arg)
 {
 	struct reconciler *r = arg;
@@ -287,10 +306,20 @@ static void rc_on_shape(PGresult *res, const char *error, void *arg)
 		rc_dispatch(r);
 		return;
 	}
+	free(r->id_type);
+	free(r->authorized_type);
+	r->id_type = xstrdup(PQgetvalue(res, 0, 0));
+	r->authorized_type = PQgetisnull(res, 0, 1) ? NULL : xstrdup(PQgetvalue(res, 0, 1));
+	const char *rel = store_orders_relation(r->st);
 	free(r->page_sql);
-	r->page_sql = store_rc_page_sql(store_orders_relation(r->st), PQgetvalue(res, 0, 0),
-	                                PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1));
-	rc_read_page(r);
+	r->page_sql = store_rc_page_sql(rel, r->id_type, r->authorized_type, true);
+	char *snap = store_rc_snapshot_sql(rel, r->authorized_type, r->cfg->reconcile_lookback_ms);
+	bool ok = store_rc_snapshot(r->pc, snap, rc_on_snapshot, r);
+	free(snap);
+	if (!ok)
+		r->failed = true;
+	else
+		r->reading = true;
 	rc_dispatch(r);
 }
 
@@ -369,6 +398,8 @@ void reconciler_free(struct reconciler *r)
 	}
 	rc_targets_free(r);
 	free(r->page_sql);
+	free(r->id_type);
+	free(r->authorized_type);
 	free(r->cursor);
 	event_free(r->ev_timer);
 	store_free(r->st);

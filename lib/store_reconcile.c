@@ -46,36 +46,69 @@ char *store_rc_id_match(const char *id_type, const char *col, const char *value)
 
 /* The lookback condition on authorized_at: a plain comparison (through the relation's
  * index on it) for timestamptz, else through smartpay.shop_time. */
-static char *rc_recent_sql(const char *authorized_type)
+static char *rc_recent_sql(const char *authorized_type, const char *lookback)
 {
 	if (authorized_type != NULL && strcmp(authorized_type, "timestamp with time zone") == 0)
-		return xstrdup("o.authorized_at > now() - $1::bigint * interval '1 millisecond'");
-	return xstrdup("smartpay.shop_time(o.authorized_at::text) > now() - $1::bigint * "
-	               "interval '1 millisecond'");
+		return xasprintf("o.authorized_at > now() - %s::bigint * interval '1 millisecond'",
+		                 lookback);
+	return xasprintf("smartpay.shop_time(o.authorized_at::text) > now() - %s::bigint * "
+	                 "interval '1 millisecond'",
+	                 lookback);
 }
 
-char *store_rc_page_sql(const char *relation, const char *id_type, const char *authorized_type)
+/* The open authorizations of the lookback: transaction_id, order_id, over `o`. */
+static char *rc_open_sql(const char *relation, const char *recent, const char *one)
+{
+	return xasprintf(
+	    "SELECT o.smartpay_transaction_id::text AS transaction_id, o.id::text AS order_id "
+	    "FROM %s o WHERE %s AND o.smartpay_transaction_id IS NOT NULL "
+	    "AND octet_length(o.id::text) <= %d AND %s "
+	    "AND NOT EXISTS (SELECT 1 FROM smartpay.modifications m WHERE m.order_id = o.id::text "
+	    "AND m.state = 'succeeded' AND m.kind IN ('capture', 'cancel', 'cancel_or_refund'))",
+	    relation, recent, STORE_RC_ORDER_ID_MAX_BYTES, one);
+}
+
+char *store_rc_snapshot_sql(const char *relation, const char *authorized_type, int64_t lookback_ms)
+{
+	char lb[24];
+	snprintf(lb, sizeof(lb), "%lld", (long long)lookback_ms);
+	char *recent = rc_recent_sql(authorized_type, lb);
+	char *open = rc_open_sql(relation, recent, "true");
+	char *sql = xasprintf("DROP TABLE IF EXISTS pg_temp." STORE_RC_SNAPSHOT "; "
+	                      "CREATE TEMP TABLE " STORE_RC_SNAPSHOT " AS SELECT "
+	                      "a.transaction_id, min(a.order_id) AS order_id FROM (%s) a "
+	                      "WHERE a.transaction_id <> '' GROUP BY a.transaction_id; "
+	                      "CREATE UNIQUE INDEX ON pg_temp." STORE_RC_SNAPSHOT
+	                      " (transaction_id); ANALYZE pg_temp." STORE_RC_SNAPSHOT,
+	                      open);
+	free(open);
+	free(recent);
+	return sql;
+}
+
+char *store_rc_page_sql(const char *relation, const char *id_type, const char *authorized_type,
+                        bool snapshot)
 {
 	char *one = store_rc_id_match(id_type, "o.id", "$2::text");
 	char *own = store_rc_id_match(id_type, "o.id", "t.order_id");
-	char *recent = rc_recent_sql(authorized_type);
+	char *recent = rc_recent_sql(authorized_type, "$1");
+	char *cond = xasprintf("($2::text IS NULL OR %s)", one);
+	char *open =
+	    snapshot ? xstrdup("SELECT a.transaction_id, a.order_id FROM pg_temp." STORE_RC_SNAPSHOT
+	                       " a WHERE ($2::text IS NULL OR a.order_id = $2)")
+	             : rc_open_sql(relation, recent, cond);
 	char *sql = xasprintf(
 	    /* the ledger's transactions after the cursor, in the order of their index */
-	    "WITH l AS (SELECT m.transaction_id, min(m.order_id) AS order_id, NULL::text AS status "
+	    "WITH l AS (SELECT m.transaction_id, min(m.order_id) AS order_id "
 	    "FROM smartpay.modifications m "
 	    "WHERE m.transaction_id > $5::text AND ($2::text IS NULL OR m.order_id = $2) "
 	    "AND (m.state IN ('pending', 'needs_attention') "
 	    "OR m.updated_at > now() - $1::bigint * interval '1 millisecond') "
 	    "GROUP BY m.transaction_id ORDER BY m.transaction_id LIMIT $4), "
 	    /* the open authorizations of the lookback after the cursor */
-	    "a AS (SELECT o.smartpay_transaction_id::text AS transaction_id, o.id::text AS "
-	    "order_id, o.status::text AS status FROM %s o "
-	    "WHERE %s AND o.smartpay_transaction_id::text > $5::text "
-	    "AND octet_length(o.id::text) <= %d AND ($2::text IS NULL OR %s) "
-	    "AND NOT EXISTS (SELECT 1 FROM smartpay.modifications m WHERE m.order_id = o.id::text "
-	    "AND m.state = 'succeeded' AND m.kind IN ('capture', 'cancel', 'cancel_or_refund')) "
-	    "ORDER BY 1 LIMIT $4), "
-	    "t AS (SELECT u.transaction_id, min(u.order_id) AS order_id, min(u.status) AS status "
+	    "a AS (SELECT a.transaction_id, a.order_id FROM (%s) a "
+	    "WHERE a.transaction_id > $5::text ORDER BY a.transaction_id LIMIT $4), "
+	    "t AS (SELECT u.transaction_id, min(u.order_id) AS order_id "
 	    "FROM (SELECT * FROM l UNION ALL SELECT * FROM a) u GROUP BY u.transaction_id "
 	    "ORDER BY u.transaction_id LIMIT $4), "
 	    "s AS (SELECT ARRAY(SELECT jsonb_array_elements_text($3::jsonb)) AS cancelled) "
@@ -83,11 +116,12 @@ char *store_rc_page_sql(const char *relation, const char *id_type, const char *a
 	    "(NOT EXISTS (SELECT 1 FROM smartpay.modifications m WHERE m.order_id = t.order_id "
 	    "AND m.kind IN ('capture', 'cancel', 'cancel_or_refund') "
 	    "AND m.state IN ('succeeded', 'pending', 'needs_attention')) "
-	    "AND NOT coalesce(coalesce(t.status, (SELECT o.status::text FROM %s o WHERE %s LIMIT "
-	    "1)) "
+	    "AND NOT coalesce((SELECT o.status::text FROM %s o WHERE %s LIMIT 1) "
 	    "= ANY (s.cancelled), false)) AS order_open "
 	    "FROM t, s ORDER BY t.transaction_id",
-	    relation, recent, STORE_RC_ORDER_ID_MAX_BYTES, one, relation, own);
+	    open, relation, own);
+	free(open);
+	free(cond);
 	free(one);
 	free(own);
 	free(recent);
@@ -96,7 +130,7 @@ char *store_rc_page_sql(const char *relation, const char *id_type, const char *a
 
 char *store_rc_targets_sql(const char *relation)
 {
-	return store_rc_page_sql(relation, NULL, NULL);
+	return store_rc_page_sql(relation, NULL, NULL, false);
 }
 
 const char store_rc_rows_sql[] =
@@ -445,6 +479,14 @@ bool store_rc_shape(struct pg_conn *pc, const char *orders_relation, store_rc_re
 		return false;
 	const char *p[] = {orders_relation};
 	return pg_conn_query(pc, STORE_SHAPE_SQL, 1, p, done, arg);
+}
+
+bool store_rc_snapshot(struct pg_conn *pc, const char *snapshot_sql, store_rc_result_fn done,
+                       void *arg)
+{
+	if (!pg_conn_is_up(pc))
+		return false;
+	return pg_conn_exec(pc, snapshot_sql, done, arg);
 }
 
 bool store_rc_page(struct pg_conn *pc, const char *page_sql, const struct sp_config *cfg,

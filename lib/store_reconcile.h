@@ -27,12 +27,25 @@ struct sp_config;
  * order), $3 the cancelled statuses as a JSON array, $4 the page size, $5 the cursor (the
  * last transaction id of the page before, '' for the first page). A page is index-driven
  * and reads about what it returns: the ledger through modifications_by_transaction from
- * the cursor on, the orders through their index on authorized_at (for a timestamptz
- * column), each order by its id in the id column's type. A pass reads pages until one
+ * the cursor on, the open authorizations from the pass's snapshot (`snapshot`) or else
+ * from the orders relation through its index on authorized_at (for a timestamptz
+ * column), each order's status by its id in the id column's type. A pass reads pages until one
  * is not full. `relation` is the quoted orders relation, `id_type` and
  * `authorized_type` the format_type() names of its id and authorized_at columns (NULL:
  * unknown, compared as text). Malloc'd. */
-char *store_rc_page_sql(const char *relation, const char *id_type, const char *authorized_type);
+char *store_rc_page_sql(const char *relation, const char *id_type, const char *authorized_type,
+                        bool snapshot);
+
+/* The session's temporary table of a pass's open authorizations (transaction_id, unique,
+ * order_id), read once per pass by store_rc_snapshot_sql; with `snapshot` the page
+ * statement reads them from it by its index instead of from the orders relation, so a
+ * page reads about what it returns, however many authorizations the lookback holds. */
+#define STORE_RC_SNAPSHOT "smartpay_rc_open"
+
+/* (Re)creates the pass's snapshot of the open authorizations within the lookback: one
+ * statement through the index on authorized_at. Several statements, no parameters, for
+ * the reconciler's own session. Malloc'd. */
+char *store_rc_snapshot_sql(const char *relation, const char *authorized_type, int64_t lookback_ms);
 
 /* store_rc_page_sql for a relation of unknown column types. Malloc'd. */
 char *store_rc_targets_sql(const char *relation);
@@ -99,6 +112,9 @@ typedef void (*store_rc_result_fn)(PGresult *res, const char *error, void *arg);
 /* The shape of the configured orders relation (STORE_SHAPE_SQL, the unquoted name). */
 bool store_rc_shape(struct pg_conn *pc, const char *orders_relation, store_rc_result_fn done,
                     void *arg) __attribute__((warn_unused_result));
+/* Runs store_rc_snapshot_sql's text. */
+bool store_rc_snapshot(struct pg_conn *pc, const char *snapshot_sql, store_rc_result_fn done,
+                       void *arg) __attribute__((warn_unused_result));
 /* One page of targets (store_rc_page_sql's text) after the transaction id `after`. */
 bool store_rc_page(struct pg_conn *pc, const char *page_sql, const struct sp_config *cfg,
                    int64_t lookback_ms, int limit, const char *after, store_rc_result_fn done,

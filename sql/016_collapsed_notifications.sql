@@ -31,3 +31,9 @@ BEGIN
     RETURN NULL;
 END
 $$;
+
+-- smartpay.shop_time catches a bad time with an exception block (a subtransaction),
+-- which PostgreSQL refuses in a parallel plan ("cannot start subtransactions during a
+-- parallel operation"): a statement over a large relation that called it could fail.
+ALTER FUNCTION smartpay.shop_time(text) PARALLEL UNSAFE;
+ALTER FUNCTION smartpay.order_deadline(text, text, interval) PARALLEL UNSAFE;
