@@ -31,16 +31,17 @@ static bool rc_text_type(const char *t)
 
 char *store_rc_id_match(const char *id_type, const char *col, const char *value)
 {
+	/* CASE: the cast is only evaluated for a text that passes the check (an index
+	 * condition would be evaluated before any other condition) */
 	if (id_type != NULL && rc_integer_type(id_type))
-		return xasprintf("(%s ~ '^-?[0-9]{1,18}$' AND %s = (%s)::bigint)", value, col,
-		                 value);
+		return xasprintf("%s = CASE WHEN %s ~ '^-?[0-9]{1,18}$' THEN (%s)::bigint END", col,
+		                 value, value);
 	if (id_type != NULL && rc_text_type(id_type))
 		return xasprintf("%s = (%s)::text", col, value);
 	if (id_type != NULL && strcmp(id_type, "uuid") == 0)
-		return xasprintf(
-		    "(%s ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' "
-		    "AND %s = (%s)::uuid)",
-		    value, col, value);
+		return xasprintf("%s = CASE WHEN %s ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-"
+		                 "[0-9a-f]{4}-[0-9a-f]{12}$' THEN (%s)::uuid END",
+		                 col, value, value);
 	return xasprintf("%s::text = %s", col, value);
 }
 

@@ -1,4 +1,5 @@
--- One wake-up per transaction instead of one notification per row.
+-- One wake-up per transaction instead of one notification per row; and shop_time kept
+-- out of parallel plans.
 --
 -- Since 011 the daemon reads which orders changed from smartpay.order_changes (written
 -- by the same trigger function, in the shop's transaction) and takes a notification on
