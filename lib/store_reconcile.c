@@ -75,7 +75,9 @@ char *store_rc_snapshot_sql(const char *relation, const char *authorized_type, i
 	snprintf(lb, sizeof(lb), "%lld", (long long)lookback_ms);
 	char *recent = rc_recent_sql(authorized_type, lb);
 	char *open = rc_open_sql(relation, recent, "true");
-	char *sql = xasprintf("DROP TABLE IF EXISTS pg_temp." STORE_RC_SNAPSHOT "; "
+	/* one implicit transaction; no notice for the first pass of a session */
+	char *sql = xasprintf("SET LOCAL client_min_messages = warning; "
+	                      "DROP TABLE IF EXISTS pg_temp." STORE_RC_SNAPSHOT "; "
 	                      "CREATE TEMP TABLE " STORE_RC_SNAPSHOT " AS SELECT "
 	                      "a.transaction_id, min(a.order_id) AS order_id FROM (%s) a "
 	                      "WHERE a.transaction_id <> '' GROUP BY a.transaction_id; "
