@@ -19,8 +19,9 @@
 
 /* Transactions compared at once (each waits for its status call, then two statements). */
 #define RC_WORKERS 4
-/* Transactions one pass looks at, at most. */
-#define RC_PASS_LIMIT 10000
+/* Transactions one page of a pass reads (a short statement each; the next page is read
+ * when the workers have taken this one). */
+#define RC_PAGE 256
 /* After a failed pass (database down, a statement failed), try again after this long. */
 #define RC_RETRY_MS 30000
 
@@ -53,9 +54,15 @@ struct reconciler {
 	struct pg_conn *pc;
 	struct store *st; /* for the orders relation's quoted name and the session setup */
 	struct event *ev_timer;
-	struct rc_target *targets;
+	struct rc_target *targets; /* the current page */
 	size_t ntargets, next;
-	bool failed; /* this pass met a database error */
+	char *page_sql; /* the pass's page statement, for the relation's column types */
+	char *id_type, *authorized_type; /* of the orders relation, read at a pass's start */
+	char *cursor;                    /* the last transaction id of the page read last */
+	bool more;                       /* the last page was full: another follows */
+	bool reading;                    /* a statement of the pass (shape or page) is under way */
+	size_t seen;                     /* transactions of the pass so far */
+	bool failed;                     /* this pass met a database error */
 	struct rc_worker workers[RC_WORKERS];
 	struct reconciler_stats stats;
 };
@@ -185,7 +192,10 @@ static void rc_on_status(enum status_result result, struct gw_history *history, 
 	}
 }
 
-/* Hands targets to idle workers; ends the pass when all are done. */
+static void rc_read_page(struct reconciler *r);
+
+/* Hands targets to idle workers, reads the next page once they have taken this one; ends
+ * the pass when all are done. */
 static void rc_dispatch(struct reconciler *r)
 {
 	for (size_t i = 0; i < RC_WORKERS && r->next < r->ntargets && !r->failed; i++) {
@@ -199,13 +209,17 @@ static void rc_dispatch(struct reconciler *r)
 		w->order_open = t->order_open;
 		status_client_get(r->status, w->transaction_id, rc_on_status, w);
 	}
+	if (r->next >= r->ntargets && r->more && !r->reading && !r->failed)
+		rc_read_page(r);
+	if (r->reading)
+		return;
 	for (size_t i = 0; i < RC_WORKERS; i++)
 		if (r->workers[i].busy)
 			return;
 	if (!r->stats.running)
 		return;
 	r->stats.running = false;
-	size_t n = r->ntargets;
+	size_t n = r->seen;
 	rc_targets_free(r);
 	if (r->failed) {
 		rc_arm(r, RC_RETRY_MS);
@@ -220,16 +234,18 @@ static void rc_dispatch(struct reconciler *r)
 		rc_arm(r, r->cfg->reconcile_interval_ms);
 }
 
-/* The pass's transactions. */
-static void rc_on_targets(PGresult *res, const char *error, void *arg)
+/* A page of the pass's transactions. */
+static void rc_on_page(PGresult *res, const char *error, void *arg)
 {
 	struct reconciler *r = arg;
+	r->reading = false;
 	if (error != NULL) {
 		log_event(LOG_LVL_WARNING, "reconcile_failed", "error", error, NULL);
-		r->stats.running = false;
-		rc_arm(r, RC_RETRY_MS);
+		r->failed = true;
+		rc_dispatch(r);
 		return;
 	}
+	rc_targets_free(r);
 	int n = PQntuples(res);
 	r->targets = xcalloc((size_t)n + 1, sizeof(*r->targets));
 	for (int i = 0; i < n; i++) {
@@ -239,6 +255,71 @@ static void rc_on_targets(PGresult *res, const char *error, void *arg)
 	}
 	r->ntargets = (size_t)n;
 	r->next = 0;
+	r->seen += (size_t)n;
+	r->more = n == RC_PAGE;
+	if (n > 0) {
+		free(r->cursor);
+		r->cursor = xstrdup(PQgetvalue(res, n - 1, 0));
+	}
+	rc_dispatch(r);
+}
+
+/* Reads the page after the cursor. */
+static void rc_read_page(struct reconciler *r)
+{
+	r->more = false;
+	if (!store_rc_page(r->pc, r->page_sql, r->cfg, r->cfg->reconcile_lookback_ms, RC_PAGE,
+	                   r->cursor, rc_on_page, r)) {
+		r->failed = true;
+		return;
+	}
+	r->reading = true;
+}
+
+/* The pass's snapshot of the open authorizations is there: the first page. Without it
+ * (e.g. a role that may not create temporary tables) the pages read the orders relation
+ * themselves. */
+static void rc_on_snapshot(PGresult *res, const char *error, void *arg)
+{
+	(void)res;
+	struct reconciler *r = arg;
+	r->reading = false;
+	if (error != NULL) {
+		log_event(LOG_LVL_WARNING, "reconcile_snapshot_failed", "error", error, NULL);
+		free(r->page_sql);
+		r->page_sql = store_rc_page_sql(store_orders_relation(r->st), r->id_type,
+		                                r->authorized_type, false);
+	}
+	rc_read_page(r);
+	rc_dispatch(r);
+}
+
+/* The orders relation's column types: the page statement for them, then the snapshot. */
+static void rc_on_shape(PGresult *res, const char *error, void *arg)
+{
+	struct reconciler *r = arg;
+	r->reading = false;
+	if (error != NULL || PQntuples(res) != 1) {
+		log_event(LOG_LVL_WARNING, "reconcile_failed", "error",
+		          error ? error : "orders relation not found or has no id column", NULL);
+		r->failed = true;
+		rc_dispatch(r);
+		return;
+	}
+	free(r->id_type);
+	free(r->authorized_type);
+	r->id_type = xstrdup(PQgetvalue(res, 0, 0));
+	r->authorized_type = PQgetisnull(res, 0, 1) ? NULL : xstrdup(PQgetvalue(res, 0, 1));
+	const char *rel = store_orders_relation(r->st);
+	free(r->page_sql);
+	r->page_sql = store_rc_page_sql(rel, r->id_type, r->authorized_type, true);
+	char *snap = store_rc_snapshot_sql(rel, r->authorized_type, r->cfg->reconcile_lookback_ms);
+	bool ok = store_rc_snapshot(r->pc, snap, rc_on_snapshot, r);
+	free(snap);
+	if (!ok)
+		r->failed = true;
+	else
+		r->reading = true;
 	rc_dispatch(r);
 }
 
@@ -251,11 +332,15 @@ static void rc_timer_cb(evutil_socket_t fd, short what, void *arg)
 	if (r->stats.running || r->cfg->reconcile_interval_ms == 0)
 		return;
 	r->failed = false;
-	if (!store_rc_targets(r->pc, store_orders_relation(r->st), r->cfg,
-	                      r->cfg->reconcile_lookback_ms, RC_PASS_LIMIT, rc_on_targets, r)) {
+	r->more = false;
+	r->seen = 0;
+	free(r->cursor);
+	r->cursor = xstrdup("");
+	if (!store_rc_shape(r->pc, r->cfg->orders_relation, rc_on_shape, r)) {
 		rc_arm(r, RC_RETRY_MS);
 		return;
 	}
+	r->reading = true;
 	r->stats.running = true;
 }
 
@@ -312,6 +397,10 @@ void reconciler_free(struct reconciler *r)
 		rc_worker_clear(&r->workers[i]);
 	}
 	rc_targets_free(r);
+	free(r->page_sql);
+	free(r->id_type);
+	free(r->authorized_type);
+	free(r->cursor);
 	event_free(r->ev_timer);
 	store_free(r->st);
 	pg_conn_free(r->pc);

@@ -269,8 +269,8 @@ PGresult *store_ctl_rc_targets(PGconn *conn, const char *relation, const char *l
                                const char *order, const char *statuses, const char *limit)
 {
 	char *sql = store_rc_targets_sql(relation);
-	const char *params[4] = {lookback_ms, order, statuses, limit};
-	return store_ctl_exec_built(conn, sql, 4, params);
+	const char *params[5] = {lookback_ms, order, statuses, limit, ""};
+	return store_ctl_exec_built(conn, sql, 5, params);
 }
 
 PGresult *store_ctl_rc_rows(PGconn *conn, const char *transaction)

@@ -5,6 +5,7 @@
 #include "config.h"
 #include "money.h"
 #include "pgconn.h"
+#include "store.h"
 #include "uuid.h"
 #include "xmalloc.h"
 
@@ -16,33 +17,123 @@
 /* Longest order id the ledger can hold (as in store.c): longer ones are not looked at. */
 #define STORE_RC_ORDER_ID_MAX_BYTES 1000
 
-char *store_rc_targets_sql(const char *relation)
+/* Whether a format_type() name is one of the integer types. */
+static bool rc_integer_type(const char *t)
+{
+	return strcmp(t, "bigint") == 0 || strcmp(t, "integer") == 0 || strcmp(t, "smallint") == 0;
+}
+
+/* Whether a format_type() name is text or varchar (compared as text, through the index). */
+static bool rc_text_type(const char *t)
+{
+	return strcmp(t, "text") == 0 || strncmp(t, "character varying", 17) == 0;
+}
+
+char *store_rc_id_match(const char *id_type, const char *col, const char *value)
+{
+	/* CASE: the cast is only evaluated for a text that passes the check (an index
+	 * condition would be evaluated before any other condition) */
+	if (id_type != NULL && rc_integer_type(id_type))
+		return xasprintf("%s = CASE WHEN %s ~ '^-?[0-9]{1,18}$' THEN (%s)::bigint END", col,
+		                 value, value);
+	if (id_type != NULL && rc_text_type(id_type))
+		return xasprintf("%s = (%s)::text", col, value);
+	if (id_type != NULL && strcmp(id_type, "uuid") == 0)
+		return xasprintf("%s = CASE WHEN %s ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-"
+		                 "[0-9a-f]{4}-[0-9a-f]{12}$' THEN (%s)::uuid END",
+		                 col, value, value);
+	return xasprintf("%s::text = %s", col, value);
+}
+
+/* The lookback condition on authorized_at: a plain comparison (through the relation's
+ * index on it) for timestamptz, else through smartpay.shop_time. */
+static char *rc_recent_sql(const char *authorized_type, const char *lookback)
+{
+	if (authorized_type != NULL && strcmp(authorized_type, "timestamp with time zone") == 0)
+		return xasprintf("o.authorized_at > now() - %s::bigint * interval '1 millisecond'",
+		                 lookback);
+	return xasprintf("smartpay.shop_time(o.authorized_at::text) > now() - %s::bigint * "
+	                 "interval '1 millisecond'",
+	                 lookback);
+}
+
+/* The open authorizations of the lookback: transaction_id, order_id, over `o`. */
+static char *rc_open_sql(const char *relation, const char *recent, const char *one)
 {
 	return xasprintf(
-	    "WITH t AS ("
-	    "SELECT m.transaction_id, min(m.order_id) AS order_id FROM smartpay.modifications m "
-	    "WHERE m.transaction_id IS NOT NULL AND ($2::text IS NULL OR m.order_id = $2) "
+	    "SELECT o.smartpay_transaction_id::text AS transaction_id, o.id::text AS order_id "
+	    "FROM %s o WHERE %s AND o.smartpay_transaction_id IS NOT NULL "
+	    "AND octet_length(o.id::text) <= %d AND %s "
+	    "AND NOT EXISTS (SELECT 1 FROM smartpay.modifications m WHERE m.order_id = o.id::text "
+	    "AND m.state = 'succeeded' AND m.kind IN ('capture', 'cancel', 'cancel_or_refund'))",
+	    relation, recent, STORE_RC_ORDER_ID_MAX_BYTES, one);
+}
+
+char *store_rc_snapshot_sql(const char *relation, const char *authorized_type, int64_t lookback_ms)
+{
+	char lb[24];
+	snprintf(lb, sizeof(lb), "%lld", (long long)lookback_ms);
+	char *recent = rc_recent_sql(authorized_type, lb);
+	char *open = rc_open_sql(relation, recent, "true");
+	/* one implicit transaction; no notice for the first pass of a session */
+	char *sql = xasprintf("SET LOCAL client_min_messages = warning; "
+	                      "DROP TABLE IF EXISTS pg_temp." STORE_RC_SNAPSHOT "; "
+	                      "CREATE TEMP TABLE " STORE_RC_SNAPSHOT " AS SELECT "
+	                      "a.transaction_id, min(a.order_id) AS order_id FROM (%s) a "
+	                      "WHERE a.transaction_id <> '' GROUP BY a.transaction_id; "
+	                      "CREATE UNIQUE INDEX ON pg_temp." STORE_RC_SNAPSHOT
+	                      " (transaction_id); ANALYZE pg_temp." STORE_RC_SNAPSHOT,
+	                      open);
+	free(open);
+	free(recent);
+	return sql;
+}
+
+char *store_rc_page_sql(const char *relation, const char *id_type, const char *authorized_type,
+                        bool snapshot)
+{
+	char *one = store_rc_id_match(id_type, "o.id", "$2::text");
+	char *own = store_rc_id_match(id_type, "o.id", "t.order_id");
+	char *recent = rc_recent_sql(authorized_type, "$1");
+	char *cond = xasprintf("($2::text IS NULL OR %s)", one);
+	char *open =
+	    snapshot ? xstrdup("SELECT a.transaction_id, a.order_id FROM pg_temp." STORE_RC_SNAPSHOT
+	                       " a WHERE ($2::text IS NULL OR a.order_id = $2)")
+	             : rc_open_sql(relation, recent, cond);
+	char *sql = xasprintf(
+	    /* the ledger's transactions after the cursor, in the order of their index */
+	    "WITH l AS (SELECT m.transaction_id, min(m.order_id) AS order_id "
+	    "FROM smartpay.modifications m "
+	    "WHERE m.transaction_id > $5::text AND ($2::text IS NULL OR m.order_id = $2) "
 	    "AND (m.state IN ('pending', 'needs_attention') "
 	    "OR m.updated_at > now() - $1::bigint * interval '1 millisecond') "
-	    "GROUP BY m.transaction_id "
-	    "UNION "
-	    "SELECT o.smartpay_transaction_id::text, o.id::text FROM %s o "
-	    "WHERE o.smartpay_transaction_id IS NOT NULL AND o.smartpay_transaction_id::text <> '' "
-	    "AND octet_length(o.id::text) <= %d AND ($2::text IS NULL OR o.id::text = $2) "
-	    "AND smartpay.shop_time(o.authorized_at::text) > now() - $1::bigint * interval "
-	    "'1 millisecond' "
-	    "AND NOT EXISTS (SELECT 1 FROM smartpay.modifications m WHERE m.order_id = o.id::text "
-	    "AND m.state = 'succeeded' AND m.kind IN ('capture', 'cancel', 'cancel_or_refund'))) "
-	    "SELECT DISTINCT ON (r.reconciled_at, t.transaction_id) t.transaction_id, t.order_id, "
+	    "GROUP BY m.transaction_id ORDER BY m.transaction_id LIMIT $4), "
+	    /* the open authorizations of the lookback after the cursor */
+	    "a AS (SELECT a.transaction_id, a.order_id FROM (%s) a "
+	    "WHERE a.transaction_id > $5::text ORDER BY a.transaction_id LIMIT $4), "
+	    "t AS (SELECT u.transaction_id, min(u.order_id) AS order_id "
+	    "FROM (SELECT * FROM l UNION ALL SELECT * FROM a) u GROUP BY u.transaction_id "
+	    "ORDER BY u.transaction_id LIMIT $4), "
+	    "s AS (SELECT ARRAY(SELECT jsonb_array_elements_text($3::jsonb)) AS cancelled) "
+	    "SELECT t.transaction_id, t.order_id, "
 	    "(NOT EXISTS (SELECT 1 FROM smartpay.modifications m WHERE m.order_id = t.order_id "
 	    "AND m.kind IN ('capture', 'cancel', 'cancel_or_refund') "
 	    "AND m.state IN ('succeeded', 'pending', 'needs_attention')) "
-	    "AND NOT coalesce((SELECT o.status::text = ANY (ARRAY(SELECT "
-	    "jsonb_array_elements_text($3::jsonb))) FROM %s o WHERE o.id::text = t.order_id "
-	    "LIMIT 1), false)) AS order_open "
-	    "FROM t LEFT JOIN smartpay.reconciliations r ON r.transaction_id = t.transaction_id "
-	    "ORDER BY r.reconciled_at NULLS FIRST, t.transaction_id LIMIT $4",
-	    relation, STORE_RC_ORDER_ID_MAX_BYTES, relation);
+	    "AND NOT coalesce((SELECT o.status::text FROM %s o WHERE %s LIMIT 1) "
+	    "= ANY (s.cancelled), false)) AS order_open "
+	    "FROM t, s ORDER BY t.transaction_id",
+	    open, relation, own);
+	free(open);
+	free(cond);
+	free(one);
+	free(own);
+	free(recent);
+	return sql;
+}
+
+char *store_rc_targets_sql(const char *relation)
+{
+	return store_rc_page_sql(relation, NULL, NULL, false);
 }
 
 const char store_rc_rows_sql[] =
@@ -384,19 +475,35 @@ char *store_rc_statuses_json(const struct sp_config *cfg)
 	return json_take(a);
 }
 
-bool store_rc_targets(struct pg_conn *pc, const char *relation, const struct sp_config *cfg,
-                      int64_t lookback_ms, int limit, store_rc_result_fn done, void *arg)
+bool store_rc_shape(struct pg_conn *pc, const char *orders_relation, store_rc_result_fn done,
+                    void *arg)
+{
+	if (!pg_conn_is_up(pc))
+		return false;
+	const char *p[] = {orders_relation};
+	return pg_conn_query(pc, STORE_SHAPE_SQL, 1, p, done, arg);
+}
+
+bool store_rc_snapshot(struct pg_conn *pc, const char *snapshot_sql, store_rc_result_fn done,
+                       void *arg)
+{
+	if (!pg_conn_is_up(pc))
+		return false;
+	return pg_conn_exec(pc, snapshot_sql, done, arg);
+}
+
+bool store_rc_page(struct pg_conn *pc, const char *page_sql, const struct sp_config *cfg,
+                   int64_t lookback_ms, int limit, const char *after, store_rc_result_fn done,
+                   void *arg)
 {
 	if (!pg_conn_is_up(pc))
 		return false;
 	char lb[24], lim[24];
 	snprintf(lb, sizeof(lb), "%lld", (long long)lookback_ms);
 	snprintf(lim, sizeof(lim), "%d", limit);
-	char *sql = store_rc_targets_sql(relation);
 	char *statuses = store_rc_statuses_json(cfg);
-	const char *p[] = {lb, NULL, statuses, lim};
-	bool ok = pg_conn_query(pc, sql, 4, p, done, arg);
-	free(sql);
+	const char *p[] = {lb, NULL, statuses, lim, after};
+	bool ok = pg_conn_query(pc, page_sql, 5, p, done, arg);
 	free(statuses);
 	return ok;
 }

@@ -18,15 +18,42 @@
 struct pg_conn;
 struct sp_config;
 
-/* The transactions with open business, least recently reconciled first: those with a
- * pending or needs_attention row, a row updated within the lookback, or an order whose
- * authorization (authorized_at) is within the lookback and that has no succeeded
- * capture, cancel or cancel_or_refund. Columns: transaction_id, order_id, order_open
- * ('t'/'f': not cancelled in the shop, no capture or cancel of ours succeeded or under
- * way). Parameters: $1 lookback in ms, $2 order id or NULL (only that order), $3 the
- * cancelled statuses as a JSON array, $4 limit. `relation` is the quoted orders relation.
- * Malloc'd. */
+/* One page of the transactions with open business, in transaction id order after a
+ * cursor: those with a pending or needs_attention row, a row updated within the
+ * lookback, or an order whose authorization (authorized_at) is within the lookback and
+ * that has no succeeded capture, cancel or cancel_or_refund. Columns: transaction_id,
+ * order_id, order_open ('t'/'f': not cancelled in the shop, no capture or cancel of ours
+ * succeeded or under way). Parameters: $1 lookback in ms, $2 order id or NULL (only that
+ * order), $3 the cancelled statuses as a JSON array, $4 the page size, $5 the cursor (the
+ * last transaction id of the page before, '' for the first page). A page is index-driven
+ * and reads about what it returns: the ledger through modifications_by_transaction from
+ * the cursor on, the open authorizations from the pass's snapshot (`snapshot`) or else
+ * from the orders relation through its index on authorized_at (for a timestamptz
+ * column), each order's status by its id in the id column's type. A pass reads pages until one
+ * is not full. `relation` is the quoted orders relation, `id_type` and
+ * `authorized_type` the format_type() names of its id and authorized_at columns (NULL:
+ * unknown, compared as text). Malloc'd. */
+char *store_rc_page_sql(const char *relation, const char *id_type, const char *authorized_type,
+                        bool snapshot);
+
+/* The session's temporary table of a pass's open authorizations (transaction_id, unique,
+ * order_id), read once per pass by store_rc_snapshot_sql; with `snapshot` the page
+ * statement reads them from it by its index instead of from the orders relation, so a
+ * page reads about what it returns, however many authorizations the lookback holds. */
+#define STORE_RC_SNAPSHOT "smartpay_rc_open"
+
+/* (Re)creates the pass's snapshot of the open authorizations within the lookback: one
+ * statement through the index on authorized_at. Several statements, no parameters, for
+ * the reconciler's own session. Malloc'd. */
+char *store_rc_snapshot_sql(const char *relation, const char *authorized_type, int64_t lookback_ms);
+
+/* store_rc_page_sql for a relation of unknown column types. Malloc'd. */
 char *store_rc_targets_sql(const char *relation);
+
+/* An SQL condition: the id column `col` (of type `id_type`, NULL unknown) equals the text
+ * `value`, through the column's index where the type allows it; a text that is not a
+ * value of the type matches nothing (never an error). Malloc'd. */
+char *store_rc_id_match(const char *id_type, const char *col, const char *value);
 
 /* Every row of a transaction: id (the gateway's id for an external row, else our
  * modification_id), kind, state, amount_minor (-1 when null), external ('t'/'f'),
@@ -82,9 +109,16 @@ char *store_rc_finding_text(const struct rc_finding *f, const struct gw_history 
 
 typedef void (*store_rc_result_fn)(PGresult *res, const char *error, void *arg);
 
-bool store_rc_targets(struct pg_conn *pc, const char *relation, const struct sp_config *cfg,
-                      int64_t lookback_ms, int limit, store_rc_result_fn done, void *arg)
-    __attribute__((warn_unused_result));
+/* The shape of the configured orders relation (STORE_SHAPE_SQL, the unquoted name). */
+bool store_rc_shape(struct pg_conn *pc, const char *orders_relation, store_rc_result_fn done,
+                    void *arg) __attribute__((warn_unused_result));
+/* Runs store_rc_snapshot_sql's text. */
+bool store_rc_snapshot(struct pg_conn *pc, const char *snapshot_sql, store_rc_result_fn done,
+                       void *arg) __attribute__((warn_unused_result));
+/* One page of targets (store_rc_page_sql's text) after the transaction id `after`. */
+bool store_rc_page(struct pg_conn *pc, const char *page_sql, const struct sp_config *cfg,
+                   int64_t lookback_ms, int limit, const char *after, store_rc_result_fn done,
+                   void *arg) __attribute__((warn_unused_result));
 bool store_rc_rows(struct pg_conn *pc, const char *transaction_id, store_rc_result_fn done,
                    void *arg) __attribute__((warn_unused_result));
 bool store_rc_record(struct pg_conn *pc, const struct store_rc_record *rec, store_rc_result_fn done,

@@ -313,15 +313,20 @@ START_TEST(test_unique_live_modifications)
 }
 END_TEST
 
-/* Asserts that the next notification on `listener` is smartpay_orders with `payload`. */
-static void expect_notify(PGconn *listener, const char *payload)
+/* Asserts that the next notification on `listener` is smartpay_orders, a wake-up without
+ * a payload, and that the newest queued change (read on `conn`) is order `id`. */
+static void expect_notify(PGconn *listener, PGconn *conn, const char *id)
 {
 	PGnotify *n = pgtest_wait_notify(listener, 5000);
 
-	ck_assert_msg(n != NULL, "no notification for order %s", payload);
+	ck_assert_msg(n != NULL, "no notification for order %s", id);
 	ck_assert_str_eq(n->relname, "smartpay_orders");
-	ck_assert_str_eq(n->extra, payload);
+	ck_assert_str_eq(n->extra, "");
 	PQfreemem(n);
+	char *queued = pgtest_value(conn, "SELECT order_id FROM smartpay.order_changes "
+	                                  "ORDER BY change_id DESC LIMIT 1");
+	ck_assert_str_eq(queued, id);
+	free(queued);
 }
 
 /* Asserts that no notification arrives within a short while. */
@@ -355,12 +360,12 @@ START_TEST(test_orders_trigger)
 	pgtest_exec(listener, "LISTEN smartpay_orders");
 	char *id = pgtest_value(conn, "INSERT INTO orders (amount, smartpay_transaction_id) "
 	                              "VALUES (35.99, 'tx-a') RETURNING id");
-	expect_notify(listener, id);
+	expect_notify(listener, conn, id);
 
 	char *sql = xasprintf("UPDATE orders SET status = 'shipped' WHERE id = %s", id);
 	pgtest_exec(conn, sql);
 	free(sql);
-	expect_notify(listener, id);
+	expect_notify(listener, conn, id);
 
 	/* another column, or the same status again: no wake-up */
 	sql = xasprintf("UPDATE orders SET capture_amount = 10.00 WHERE id = %s", id);
@@ -379,9 +384,64 @@ START_TEST(test_orders_trigger)
 	free(sql);
 	expect_silence(listener);
 	pgtest_exec(conn, "COMMIT");
-	expect_notify(listener, id);
+	expect_notify(listener, conn, id);
 
 	free(id);
+	PQfinish(listener);
+	PQfinish(conn);
+	free(conninfo);
+}
+END_TEST
+
+/* One statement changing many orders, or inserting many requests, wakes the daemon once
+ * per transaction; every changed order is queued. */
+START_TEST(test_notifications_collapse)
+{
+	char *conninfo = pgtest_createdb(NULL);
+	PGconn *conn = pgtest_connect(conninfo);
+	PGconn *listener = pgtest_connect(conninfo);
+	char *err = NULL;
+
+	pgtest_exec_file(conn, "sql/example-orders.sql");
+	pgtest_migrate(conn);
+	ck_assert_int_eq(migrate_attach_orders_trigger(conn, "public.orders", &err),
+	                 MIGRATE_TRIGGER_ATTACHED);
+	pgtest_exec(conn, "INSERT INTO orders (amount, smartpay_transaction_id) "
+	                  "SELECT 10.00, 'tx-' || i FROM generate_series(1, 50) AS i");
+	pgtest_exec(conn, "DELETE FROM smartpay.order_changes");
+	pgtest_exec(listener, "LISTEN smartpay_orders; LISTEN smartpay_requests");
+
+	pgtest_exec(conn, "UPDATE orders SET status = 'shipped'");
+	PGnotify *n = pgtest_wait_notify(listener, 5000);
+	ck_assert_ptr_nonnull(n);
+	ck_assert_str_eq(n->relname, "smartpay_orders");
+	ck_assert_str_eq(n->extra, "");
+	PQfreemem(n);
+	expect_silence(listener);
+	ck_assert_int_eq(pgtest_int(conn, "SELECT count(DISTINCT order_id) FROM "
+	                                  "smartpay.order_changes"),
+	                 50);
+
+	/* two transactions: two wake-ups */
+	pgtest_exec(conn, "UPDATE orders SET status = 'delivered' WHERE id <= 10");
+	pgtest_exec(conn, "UPDATE orders SET status = 'delivered' WHERE id > 10");
+	for (int i = 0; i < 2; i++) {
+		n = pgtest_wait_notify(listener, 5000);
+		ck_assert_ptr_nonnull(n);
+		PQfreemem(n);
+	}
+	expect_silence(listener);
+
+	/* the shop's requests: one wake-up for a statement inserting several */
+	pgtest_exec(conn, "INSERT INTO smartpay.requests (order_id, kind) "
+	                  "SELECT i::text, 'cancel_or_refund' FROM generate_series(1, 5) AS i");
+	n = pgtest_wait_notify(listener, 5000);
+	ck_assert_ptr_nonnull(n);
+	ck_assert_str_eq(n->relname, "smartpay_requests");
+	ck_assert_str_eq(n->extra, "");
+	PQfreemem(n);
+	expect_silence(listener);
+
 	PQfinish(listener);
 	PQfinish(conn);
 	free(conninfo);
@@ -419,7 +479,7 @@ START_TEST(test_orders_relations)
 	              "%s", err);
 	pgtest_exec(conn,
 	            "INSERT INTO \"Shop Schema\".\"Odd \"\"Orders\"\"\" VALUES ('A-1', 'new')");
-	expect_notify(listener, "A-1");
+	expect_notify(listener, conn, "A-1");
 
 	/* a partitioned table */
 	pgtest_exec(conn, "CREATE SCHEMA shop; CREATE TABLE shop.porders (id bigint, status text) "
@@ -429,9 +489,9 @@ START_TEST(test_orders_relations)
 	                  MIGRATE_TRIGGER_ATTACHED,
 	              "%s", err);
 	pgtest_exec(conn, "INSERT INTO shop.porders VALUES (42, 'new')");
-	expect_notify(listener, "42");
+	expect_notify(listener, conn, "42");
 	pgtest_exec(conn, "UPDATE shop.porders SET status = 'shipped' WHERE id = 42");
-	expect_notify(listener, "42");
+	expect_notify(listener, conn, "42");
 
 	/* errors */
 	ck_assert_int_eq(migrate_attach_orders_trigger(conn, "public.missing", &err),
@@ -786,6 +846,7 @@ static Suite *migrate_suite(void)
 	tcase_add_test(tc, test_broken_rolls_back);
 	tcase_add_test(tc, test_unique_live_modifications);
 	tcase_add_test(tc, test_orders_trigger);
+	tcase_add_test(tc, test_notifications_collapse);
 	tcase_add_test(tc, test_orders_relations);
 	tcase_add_test(tc, test_shop_time_in_a_parallel_plan);
 	suite_add_tcase(s, tc);
