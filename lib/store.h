@@ -1,5 +1,9 @@
 /* All of the daemon's SQL: candidate orders, write-ahead intents, leases, outcomes.
- * Every call is asynchronous on a pg_conn and reports through a callback. */
+ * Every call is asynchronous on a pg_conn: it returns false when the connection is not
+ * up (its callback is then never called), else calls `done` once with what the
+ * statement gave or an error. Rows (records.h) belong to the callback, which frees them
+ * with their store_*_free; other pointers are valid during the call only. The store's
+ * files follow one convention, written down in lib/store_internal.h. */
 #ifndef SP_STORE_H
 #define SP_STORE_H
 
@@ -19,6 +23,7 @@ typedef void (*store_candidates_fn)(struct store_candidate *rows, size_t n, cons
 typedef void (*store_requests_fn)(struct store_request *rows, size_t n, const char *error,
                                   void *arg);
 typedef void (*store_claims_fn)(struct store_claim *rows, size_t n, const char *error, void *arg);
+typedef void (*store_changes_fn)(struct store_change *rows, size_t n, const char *error, void *arg);
 typedef void (*store_done_fn)(size_t affected, const char *error, void *arg);
 /* After an outcome write: the ids whose lease had moved on (not written; disagrees[i]
  * when that outcome contradicts the new owner's and was alerted), or an error;
@@ -151,8 +156,6 @@ bool store_insert_intents(struct store *st, const struct store_intent *intents, 
 bool store_insert_intents_consuming(struct store *st, const struct store_intent *intents, size_t n,
                                     const int64_t *changes, size_t nchanges, store_claims_fn done,
                                     void *arg);
-
-typedef void (*store_changes_fn)(struct store_change *rows, size_t n, const char *error, void *arg);
 
 /* The oldest `limit` queued changes after change id `after` (free with
  * store_changes_free). */

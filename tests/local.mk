@@ -22,6 +22,8 @@ UNIT_SUITES = tests/check_modification tests/check_response tests/check_classify
 	tests/check_reconcile
 # the shared helpers: allocation, trimming, durations, URLs
 UNIT_SUITES += tests/check_xmalloc tests/check_trim tests/check_duration tests/check_url
+# the store layer's parameter texts and result readers (lib/store_internal.c)
+UNIT_SUITES += tests/check_store_internal
 # against a private PostgreSQL (tests/pgtest.h): migrations, smartpayctl, the shop API
 PG_SUITES = tests/check_migrate tests/check_shop_api tests/check_ctl
 # end to end (tests/world.h): the daemon, hostile answers, the shop's rows, scheduling,
