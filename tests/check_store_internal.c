@@ -98,19 +98,13 @@ START_TEST(a_lost_connection_is_not_a_rejection)
 }
 END_TEST
 
-static Suite *store_internal_suite(void)
-{
-	Suite *s = suite_create("store_internal");
-	TCase *tc = tcase_create("store_internal");
-	tcase_add_test(tc, text_arrays_quote_and_escape_every_item);
-	tcase_add_test(tc, int_arrays_and_numbers);
-	tcase_add_test(tc, field_readers_tell_null_from_values);
-	tcase_add_test(tc, a_lost_connection_is_not_a_rejection);
-	suite_add_tcase(s, tc);
-	return s;
-}
-
 int main(void)
 {
-	return testutil_run_suite(store_internal_suite(), CK_NORMAL);
+	Suite *s = suite_create("store_internal");
+	testutil_tcase(s, "store_internal", 0,
+	               (const TTest *const[]){text_arrays_quote_and_escape_every_item,
+	                                      int_arrays_and_numbers,
+	                                      field_readers_tell_null_from_values,
+	                                      a_lost_connection_is_not_a_rejection, NULL});
+	return testutil_run_suite(s, CK_NORMAL);
 }
