@@ -3,7 +3,7 @@
 #ifndef SP_INTENT_H
 #define SP_INTENT_H
 
-#include "store.h"
+#include "records.h"
 
 /* Builds the intent for a candidate order (capture, cancel, cancel_or_refund, or the
  * refund of what remains captured of a cancelled order) with the given modification id.

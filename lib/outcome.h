@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "store.h"
+#include "records.h"
 
 /* What happened to one attempt (or, for ER_REFUSED_LOCALLY, to one order row). */
 enum engine_result {

@@ -3,6 +3,7 @@
 #include "pgconn.h"
 
 #include "log.h"
+#include "trim.h"
 #include "xmalloc.h"
 
 #include <stdlib.h>
@@ -45,7 +46,6 @@ struct pg_conn {
 	struct pg_query *head, *tail; /* head is the running query once sent */
 	bool sent;                    /* head has been sent and awaits its results */
 	PGresult *keep;               /* result kept for the callback of the running query */
-	unsigned queued;
 };
 
 static void pg_conn_on_io(evutil_socket_t fd, short what, void *arg);
@@ -66,11 +66,8 @@ static void pg_conn_on_retry(evutil_socket_t fd, short what, void *arg)
 static void pg_conn_notice(void *arg, const char *message)
 {
 	(void)arg;
-	size_t n = strlen(message);
-	while (n > 0 && message[n - 1] == '\n')
-		n--;
-	char *text = xstrndup(message, n);
-	log_event(LOG_LVL_NOTICE, "db_notice", "msg", text, NULL);
+	char *text = trim_end(xstrdup(message), "\n");
+	log_fields(LOG_LVL_NOTICE, "db_notice", LOG_STR("msg", text));
 	free(text);
 }
 
@@ -127,7 +124,6 @@ static void pg_conn_fail_queue(struct pg_conn *pc, const char *why)
 {
 	struct pg_query *q = pc->head;
 	pc->head = pc->tail = NULL;
-	pc->queued = 0;
 	while (q) {
 		struct pg_query *next = q->next;
 		if (q->done)
@@ -173,16 +169,13 @@ static void pg_conn_schedule_retry(struct pg_conn *pc)
 /* Tears the connection down after an error, tells the owner and plans a reconnect. */
 static void pg_conn_lost(struct pg_conn *pc, const char *why)
 {
-	char *reason = xstrdup(why && *why ? why : "connection lost");
-	size_t n = strlen(reason);
-	while (n > 0 && (reason[n - 1] == '\n' || reason[n - 1] == ' '))
-		reason[--n] = '\0';
+	char *reason = trim_end(xstrdup(why && *why ? why : "connection lost"), "\n ");
 	bool was_up = pc->state == PGC_UP;
 	pg_conn_close(pc);
 	pg_conn_schedule_retry(pc);
 	pg_conn_fail_queue(pc, reason);
-	log_event(LOG_LVL_WARNING, was_up ? "db_disconnected" : "db_connect_failed", "reason",
-	          reason, NULL);
+	log_fields(LOG_LVL_WARNING, was_up ? "db_disconnected" : "db_connect_failed",
+	           LOG_STR("reason", reason));
 	if (pc->handlers.down)
 		pc->handlers.down(pc->arg, reason);
 	free(reason);
@@ -289,8 +282,8 @@ static void pg_conn_connect_step(struct pg_conn *pc)
 /* The connection is ready for the owner: log it, tell the owner, run what it queued. */
 static void pg_conn_announce_up(struct pg_conn *pc)
 {
-	log_event(LOG_LVL_INFO, "db_connected", "server_version",
-	          PQparameterStatus(pc->conn, "server_version"), NULL);
+	log_fields(LOG_LVL_INFO, "db_connected",
+	           LOG_STR("server_version", PQparameterStatus(pc->conn, "server_version")));
 	if (pc->handlers.up)
 		pc->handlers.up(pc->arg);
 	pg_conn_pump(pc);
@@ -318,14 +311,9 @@ bool pg_conn_is_up(const struct pg_conn *pc)
 	return pc->state == PGC_UP && !pc->setting_up;
 }
 
-unsigned pg_conn_queued(const struct pg_conn *pc)
+PGconn *pg_conn_pgconn(const struct pg_conn *pc)
 {
-	return pc->queued;
-}
-
-int pg_conn_server_version(const struct pg_conn *pc)
-{
-	return pc->state == PGC_UP ? PQserverVersion(pc->conn) : 0;
+	return pc->state == PGC_UP ? pc->conn : NULL;
 }
 
 /* Appends a query to the queue and starts it when the connection is free. */
@@ -349,7 +337,6 @@ static bool pg_conn_enqueue(struct pg_conn *pc, const char *sql, int nparams,
 	else
 		pc->head = q;
 	pc->tail = q;
-	pc->queued++;
 	pg_conn_pump(pc);
 	return true;
 }
@@ -419,7 +406,6 @@ static void pg_conn_complete(struct pg_conn *pc)
 	pc->head = q->next;
 	if (pc->head == NULL)
 		pc->tail = NULL;
-	pc->queued--;
 	pc->sent = false;
 	PGresult *res = pc->keep;
 	pc->keep = NULL;

@@ -44,8 +44,6 @@ void pg_conn_set_session(struct pg_conn *pc, const struct pg_conn_session *sessi
 /* Starts connecting; after a failure it retries with backoff until pg_conn_free. */
 void pg_conn_start(struct pg_conn *pc);
 bool pg_conn_is_up(const struct pg_conn *pc);
-/* Number of queries queued or running. */
-unsigned pg_conn_queued(const struct pg_conn *pc);
 
 /* Queues one parameterised statement (text parameters, text results). Returns false
  * when the connection is not up; the callback is then never called. */
@@ -56,7 +54,9 @@ bool pg_conn_query(struct pg_conn *pc, const char *sql, int nparams, const char 
 bool pg_conn_exec(struct pg_conn *pc, const char *sql, pg_query_fn done, void *arg)
     __attribute__((warn_unused_result));
 
-/* The server version of the live connection, 0 when down. */
-int pg_conn_server_version(const struct pg_conn *pc);
+/* The libpq connection while connected (also during the session setup), NULL otherwise:
+ * for what libpq does on a connection without a round trip (PQescapeIdentifier). Valid
+ * until the connection is lost; run no statement on it. */
+PGconn *pg_conn_pgconn(const struct pg_conn *pc);
 
 #endif

@@ -4,7 +4,10 @@
 
 #include "config.h"
 #include "migrate.h"
+#include "store_internal.h"
+#include "store_relation.h"
 #include "store_session.h"
+#include "trim.h"
 #include "xmalloc.h"
 
 #include <json-c/json.h>
@@ -19,9 +22,9 @@
 struct store {
 	struct pg_conn *pc;
 	const struct sp_config *cfg;
-	char *relation;        /* quoted orders relation, e.g. "public"."orders" */
-	char *instance;        /* lease owner and instance lock name, fixed until a restart */
-	char *id_type;         /* SQL type of the orders' id column, from the catalog */
+	char *relation; /* quoted orders relation, e.g. "public"."orders"; NULL until quoted */
+	char *instance; /* lease owner and instance lock name, fixed until a restart */
+	char *id_type;  /* SQL type of the orders' id column, from the catalog */
 	char *authorized_type; /* SQL types of the time columns; NULL until known */
 	char *expires_type;
 	char *sql_scan;     /* candidate query over the whole relation */
@@ -34,54 +37,11 @@ struct store {
 	struct store_expiring *expiring;
 };
 
-/* The context of one asynchronous store call. */
-struct store_call {
-	struct store *st;
-	void (*fn)(void);
-	void *arg;
-	int step;
-};
-
-static struct store_call *call_new(struct store *st, void (*fn)(void), void *arg)
-{
-	struct store_call *c = xcalloc(1, sizeof(*c));
-	c->st = st;
-	c->fn = fn;
-	c->arg = arg;
-	return c;
-}
-
-/* Copies a nullable text field of a result. */
-static char *field(PGresult *res, int row, int col)
-{
-	if (PQgetisnull(res, row, col))
-		return NULL;
-	return xstrdup(PQgetvalue(res, row, col));
-}
-
-static int64_t field_int(PGresult *res, int row, int col)
-{
-	if (PQgetisnull(res, row, col))
-		return 0;
-	return strtoll(PQgetvalue(res, row, col), NULL, 10);
-}
-
-/* Quotes an SQL identifier; configuration validation allows only [A-Za-z0-9_] in each
- * part, and quoting keeps the case as written. */
-static char *quote_relation(const char *relation)
-{
-	const char *dot = strchr(relation, '.');
-	if (dot == NULL)
-		return xasprintf("\"%s\"", relation);
-	return xasprintf("\"%.*s\".\"%s\"", (int)(dot - relation), relation, dot + 1);
-}
-
 struct store *store_new(struct pg_conn *pc, const struct sp_config *cfg)
 {
 	struct store *st = xcalloc(1, sizeof(*st));
 	st->pc = pc;
 	st->cfg = cfg;
-	st->relation = quote_relation(cfg->orders_relation);
 	/* every connection: synchronous_commit = on and the statement_timeout first */
 	char *setup = store_session_setup_sql(cfg->statement_timeout_ms);
 	pg_conn_set_session(pc, &(struct pg_conn_session){.fallback_application_name = "smartpayd",
@@ -123,9 +83,27 @@ const char *store_instance_name(const struct store *st)
 	return st->instance;
 }
 
-const char *store_orders_relation(const struct store *st)
+/* Quotes the orders relation on the live connection once; NULL with *err when it cannot. */
+static const char *store_quote_relation(struct store *st, char **err)
 {
+	*err = NULL;
+	if (st->relation == NULL) {
+		PGconn *conn = pg_conn_pgconn(st->pc);
+		if (conn == NULL) {
+			*err = xstrdup("database connection lost");
+			return NULL;
+		}
+		st->relation = store_relation_quote(conn, st->cfg->orders_relation, err);
+	}
 	return st->relation;
+}
+
+const char *store_orders_relation(struct store *st)
+{
+	char *err;
+	const char *relation = store_quote_relation(st, &err);
+	free(err);
+	return relation;
 }
 
 void store_share_relation(struct store *dst, const struct store *src)
@@ -151,37 +129,6 @@ struct store_expiring **store_expiring_slot(struct store *st)
 void store_set_config(struct store *st, const struct sp_config *cfg)
 {
 	st->cfg = cfg;
-}
-
-/* Formats a duration in milliseconds as an SQL interval literal. */
-static void interval_text(int64_t ms, char out[32])
-{
-	snprintf(out, 32, "%lld milliseconds", (long long)ms);
-}
-
-/* Formats a list of strings as a PostgreSQL array literal. */
-static char *array_literal(char *const *items, size_t n)
-{
-	size_t cap = 3;
-	for (size_t i = 0; i < n; i++)
-		cap += 2 * strlen(items[i]) + 3;
-	char *out = xmalloc(cap);
-	char *p = out;
-	*p++ = '{';
-	for (size_t i = 0; i < n; i++) {
-		if (i)
-			*p++ = ',';
-		*p++ = '"';
-		for (const char *s = items[i]; *s; s++) {
-			if (*s == '"' || *s == '\\')
-				*p++ = '\\';
-			*p++ = *s;
-		}
-		*p++ = '"';
-	}
-	*p++ = '}';
-	*p = '\0';
-	return out;
 }
 
 /* Longest order id the ledger can hold: its indexes on order_id cannot take more. Rows
@@ -439,12 +386,11 @@ static void prepare_step(PGresult *res, const char *error, void *arg);
 static void prepare_next(struct store_call *c)
 {
 	struct store *st = c->st;
-	store_done_fn done = (store_done_fn)c->fn;
 	bool ok = true;
-	char buf[32];
+	char buf[STORE_INT_TEXT];
 	switch (c->step) {
 	case 0: {
-		snprintf(buf, sizeof(buf), "%d", schema_version_needed());
+		store_int_text(schema_version_needed(), buf);
 		const char *p[] = {buf};
 		ok = pg_conn_query(
 		    st->pc,
@@ -486,7 +432,7 @@ static void prepare_next(struct store_call *c)
 		break;
 	}
 	case 4: {
-		snprintf(buf, sizeof(buf), "%d", STORE_INSTANCE_LOCK_CLASS);
+		store_int_text(STORE_INSTANCE_LOCK_CLASS, buf);
 		const char *p[] = {buf, st->instance};
 		ok = pg_conn_query(st->pc, "SELECT pg_try_advisory_lock($1::int, hashtext($2))", 2,
 		                   p, prepare_step, c);
@@ -498,13 +444,13 @@ static void prepare_next(struct store_call *c)
 		    prepare_step, c);
 		break;
 	default:
-		done(0, NULL, c->arg);
-		free(c);
+		c->fn.done(0, NULL, c->arg);
+		store_call_free(c);
 		return;
 	}
 	if (!ok) {
-		done(0, "database connection lost", c->arg);
-		free(c);
+		c->fn.done(0, "database connection lost", c->arg);
+		store_call_free(c);
 	}
 }
 
@@ -513,14 +459,15 @@ static void prepare_step(PGresult *res, const char *error, void *arg)
 {
 	struct store_call *c = arg;
 	struct store *st = c->st;
-	store_done_fn done = (store_done_fn)c->fn;
 	char *why = NULL;
 	if (error) {
-		why = xasprintf("%s", error);
-	} else if (c->step == 0 && strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+		why = xstrdup(error);
+	} else if (c->step == 0 && !store_field_bool(res, 0, 0)) {
 		why = xasprintf("the database schema is not up to date (need version %d): run "
 		                "`smartpayctl migrate`",
 		                schema_version_needed());
+	} else if (c->step == 0 && store_quote_relation(st, &why) == NULL) {
+		/* the statements below name the relation quoted on this connection */
 	} else if (c->step == 1) {
 		if (PQntuples(res) != 1) {
 			why = xasprintf("orders relation %s not found or has no id column",
@@ -530,8 +477,8 @@ static void prepare_step(PGresult *res, const char *error, void *arg)
 			st->id_type = xstrdup(PQgetvalue(res, 0, 0));
 			free(st->authorized_type);
 			free(st->expires_type);
-			st->authorized_type = field(res, 0, 1);
-			st->expires_type = field(res, 0, 2);
+			st->authorized_type = store_field_text(res, 0, 1);
+			st->expires_type = store_field_text(res, 0, 2);
 			free(st->sql_scan);
 			free(st->sql_targeted);
 			free(st->sql_requests);
@@ -541,23 +488,20 @@ static void prepare_step(PGresult *res, const char *error, void *arg)
 			st->sql_targeted = candidate_sql(&shape, true, true);
 			st->sql_requests = requests_sql(st->relation, false);
 		}
-	} else if (c->step == 3 && strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+	} else if (c->step == 3 && !store_field_bool(res, 0, 0)) {
 		why = xstrdup(STORE_NO_BASELINE_MESSAGE);
 	} else if (c->step == 3) {
-		st->queue_fed = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
-	} else if (c->step == 4 && strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+		st->queue_fed = store_field_bool(res, 0, 1);
+	} else if (c->step == 4 && !store_field_bool(res, 0, 0)) {
 		why = xasprintf("another smartpayd with instance_name %s is connected to this "
 		                "database; each instance needs its own name",
 		                st->instance);
 	}
 	if (why) {
-		/* strip libpq's trailing newline */
-		size_t n = strlen(why);
-		while (n > 0 && why[n - 1] == '\n')
-			why[--n] = '\0';
-		done(0, why, c->arg);
+		/* without libpq's trailing newline */
+		c->fn.done(0, trim_end(why, "\n"), c->arg);
 		free(why);
-		free(c);
+		store_call_free(c);
 		return;
 	}
 	c->step++;
@@ -571,7 +515,8 @@ bool store_prepare(struct store *st, store_done_fn done, void *arg)
 	/* logs once what the server does with a commit (fire and forget) */
 	if (!store_session_check(st->pc, &st->session_reported))
 		return false;
-	struct store_call *c = call_new(st, (void (*)(void))done, arg);
+	struct store_call *c = store_call_new(st, arg);
+	c->fn.done = done;
 	prepare_next(c);
 	return true;
 }
@@ -584,53 +529,49 @@ struct store_candidate *store_candidates_read(PGresult *res, size_t *count)
 	struct store_candidate *rows = xcalloc(n ? n : 1, sizeof(*rows));
 	for (size_t i = 0; i < n; i++) {
 		int r = (int)i;
-		rows[i].order_id = field(res, r, 0);
-		rows[i].status = field(res, r, 1);
-		rows[i].transaction_id = field(res, r, 2);
-		rows[i].amount = field(res, r, 3);
-		rows[i].currency = field(res, r, 4);
-		rows[i].capture_amount = field(res, r, 5);
+		rows[i].order_id = store_field_text(res, r, 0);
+		rows[i].status = store_field_text(res, r, 1);
+		rows[i].transaction_id = store_field_text(res, r, 2);
+		rows[i].amount = store_field_text(res, r, 3);
+		rows[i].currency = store_field_text(res, r, 4);
+		rows[i].capture_amount = store_field_text(res, r, 5);
 		rows[i].has_deadline = !PQgetisnull(res, r, 6);
-		rows[i].deadline_ms = field_int(res, r, 6);
+		rows[i].deadline_ms = store_field_int(res, r, 6);
 		if (!mod_kind_parse(PQgetvalue(res, r, 7), &rows[i].kind))
 			rows[i].kind = MOD_CAPTURE;
-		rows[i].authorized_at = field(res, r, 8);
-		rows[i].expires_at = field(res, r, 9);
-		rows[i].cancel_state = field(res, r, 10);
-		rows[i].cancel_id = field(res, r, 11);
-		rows[i].captured_minor = PQgetisnull(res, r, 12) ? -1 : field_int(res, r, 12);
-		rows[i].refunded_minor = field_int(res, r, 13);
+		rows[i].authorized_at = store_field_text(res, r, 8);
+		rows[i].expires_at = store_field_text(res, r, 9);
+		rows[i].cancel_state = store_field_text(res, r, 10);
+		rows[i].cancel_id = store_field_text(res, r, 11);
+		rows[i].captured_minor = store_field_int_or(res, r, 12, -1);
+		rows[i].refunded_minor = store_field_int(res, r, 13);
 	}
 	*count = n;
 	return rows;
 }
 
+/* Completion of store_find_candidates: the rows go to the caller. */
 static void candidates_done(PGresult *res, const char *error, void *arg)
 {
 	struct store_call *c = arg;
-	store_candidates_fn done = (store_candidates_fn)c->fn;
-	if (error) {
-		done(NULL, 0, error, c->arg);
-		free(c);
-		return;
-	}
-	size_t n;
-	struct store_candidate *rows = store_candidates_read(res, &n);
-	done(rows, n, NULL, c->arg);
-	free(c);
+	size_t n = 0;
+	struct store_candidate *rows = error ? NULL : store_candidates_read(res, &n);
+	c->fn.candidates(rows, n, error, c->arg);
+	store_call_free(c);
 }
 
 void store_candidate_params_init(struct store_candidate_params *p, const struct sp_config *cfg,
                                  int limit, const char *const *ids, size_t nids)
 {
 	memset(p, 0, sizeof(*p));
-	p->shipped = array_literal(cfg->shipped_statuses.items, cfg->shipped_statuses.count);
-	p->cancelled = array_literal(cfg->cancelled_statuses.items, cfg->cancelled_statuses.count);
-	p->early = array_literal(cfg->early_statuses.items, cfg->early_statuses.count);
-	interval_text(cfg->authorization_validity_ms, p->validity);
-	interval_text(cfg->early_margin_ms, p->margin);
-	snprintf(p->limit, sizeof(p->limit), "%d", limit);
-	p->idlist = ids ? array_literal((char *const *)ids, nids) : NULL;
+	p->shipped = store_text_array(cfg->shipped_statuses.items, cfg->shipped_statuses.count);
+	p->cancelled =
+	    store_text_array(cfg->cancelled_statuses.items, cfg->cancelled_statuses.count);
+	p->early = store_text_array(cfg->early_statuses.items, cfg->early_statuses.count);
+	store_interval_text(cfg->authorization_validity_ms, p->validity);
+	store_interval_text(cfg->early_margin_ms, p->margin);
+	store_int_text(limit, p->limit);
+	p->idlist = ids ? store_text_array((char *const *)ids, nids) : NULL;
 	p->values[0] = p->shipped;
 	p->values[1] = p->cancelled;
 	p->values[2] = p->validity;
@@ -658,11 +599,10 @@ bool store_find_candidates(struct store *st, const char *const *ids, size_t nids
 		return false;
 	struct store_candidate_params p;
 	store_candidate_params_init(&p, st->cfg, limit, ids, nids);
-	struct store_call *c = call_new(st, (void (*)(void))done, arg);
-	bool ok = pg_conn_query(st->pc, ids ? st->sql_targeted : st->sql_scan, p.count, p.values,
-	                        candidates_done, c);
-	if (!ok)
-		free(c);
+	struct store_call *c = store_call_new(st, arg);
+	c->fn.candidates = done;
+	bool ok = store_call_query(c, ids ? st->sql_targeted : st->sql_scan, p.count, p.values,
+	                           candidates_done);
 	store_candidate_params_clear(&p);
 	return ok;
 }
@@ -677,23 +617,6 @@ char *store_requests_query(const char *relation, bool read_only)
 	return requests_sql(relation, read_only);
 }
 
-void store_candidates_free(struct store_candidate *rows, size_t n)
-{
-	for (size_t i = 0; rows && i < n; i++) {
-		free(rows[i].order_id);
-		free(rows[i].status);
-		free(rows[i].transaction_id);
-		free(rows[i].amount);
-		free(rows[i].currency);
-		free(rows[i].capture_amount);
-		free(rows[i].authorized_at);
-		free(rows[i].expires_at);
-		free(rows[i].cancel_state);
-		free(rows[i].cancel_id);
-	}
-	free(rows);
-}
-
 char *store_error_text(const char *error)
 {
 	const char *s = error && *error ? error : "unknown error";
@@ -703,8 +626,7 @@ char *store_error_text(const char *error)
 	size_t n = 0;
 	while (s[n] && s[n] != '\n' && n < 200)
 		n++;
-	while (n > 0 && s[n - 1] == ' ')
-		n--;
+	n = trim_end_len(s, n, " ");
 	char *out = xstrndup(s, n);
 	for (char *p = out; *p; p++)
 		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
@@ -724,64 +646,43 @@ struct store_request *store_requests_read(PGresult *res, size_t *count)
 	struct store_request *rows = xcalloc(n ? n : 1, sizeof(*rows));
 	for (size_t i = 0; i < n; i++) {
 		int r = (int)i;
-		rows[i].request_id = field_int(res, r, 0);
-		rows[i].order_id = field(res, r, 1);
+		rows[i].request_id = store_field_int(res, r, 0);
+		rows[i].order_id = store_field_text(res, r, 1);
 		if (!mod_kind_parse(PQgetvalue(res, r, 2), &rows[i].kind))
 			rows[i].kind = MOD_REFUND;
-		rows[i].amount_minor = PQgetisnull(res, r, 3) ? -1 : field_int(res, r, 3);
-		rows[i].currency = field(res, r, 4);
-		rows[i].reason = field(res, r, 5);
-		rows[i].transaction_id = field(res, r, 6);
-		rows[i].order_amount = field(res, r, 7);
-		rows[i].order_cancelled = strcmp(PQgetvalue(res, r, 8), "t") == 0;
-		rows[i].captured_minor = PQgetisnull(res, r, 9) ? -1 : field_int(res, r, 9);
-		rows[i].capture_currency = field(res, r, 10);
-		rows[i].refunded_minor = field_int(res, r, 11);
+		rows[i].amount_minor = store_field_int_or(res, r, 3, -1);
+		rows[i].currency = store_field_text(res, r, 4);
+		rows[i].reason = store_field_text(res, r, 5);
+		rows[i].transaction_id = store_field_text(res, r, 6);
+		rows[i].order_amount = store_field_text(res, r, 7);
+		rows[i].order_cancelled = store_field_bool(res, r, 8);
+		rows[i].captured_minor = store_field_int_or(res, r, 9, -1);
+		rows[i].capture_currency = store_field_text(res, r, 10);
+		rows[i].refunded_minor = store_field_int(res, r, 11);
 	}
 	*count = n;
 	return rows;
 }
 
+/* Completion of store_find_requests: the rows go to the caller. */
 static void requests_done(PGresult *res, const char *error, void *arg)
 {
 	struct store_call *c = arg;
-	store_requests_fn done = (store_requests_fn)c->fn;
-	if (error) {
-		done(NULL, 0, error, c->arg);
-		free(c);
-		return;
-	}
-	size_t n;
-	struct store_request *rows = store_requests_read(res, &n);
-	done(rows, n, NULL, c->arg);
-	free(c);
+	size_t n = 0;
+	struct store_request *rows = error ? NULL : store_requests_read(res, &n);
+	c->fn.requests(rows, n, error, c->arg);
+	store_call_free(c);
 }
 
 bool store_find_requests(struct store *st, int limit, store_requests_fn done, void *arg)
 {
 	if (st->sql_requests == NULL || !pg_conn_is_up(st->pc))
 		return false;
-	char lim[16];
-	snprintf(lim, sizeof(lim), "%d", limit);
-	const char *p[] = {lim};
-	struct store_call *c = call_new(st, (void (*)(void))done, arg);
-	bool ok = pg_conn_query(st->pc, st->sql_requests, 1, p, requests_done, c);
-	if (!ok)
-		free(c);
-	return ok;
-}
-
-void store_requests_free(struct store_request *rows, size_t n)
-{
-	for (size_t i = 0; rows && i < n; i++) {
-		free(rows[i].order_id);
-		free(rows[i].currency);
-		free(rows[i].reason);
-		free(rows[i].transaction_id);
-		free(rows[i].order_amount);
-		free(rows[i].capture_currency);
-	}
-	free(rows);
+	char lim[STORE_INT_TEXT];
+	const char *p[] = {store_int_text(limit, lim)};
+	struct store_call *c = store_call_new(st, arg);
+	c->fn.requests = done;
+	return store_call_query(c, st->sql_requests, 1, p, requests_done);
 }
 
 /* ---- claims ---- */
@@ -801,51 +702,39 @@ static int64_t store_mono_ms(void)
 	"coalesce(m.deadline <= now(), false), m.lease_owner IS NOT NULL, "                        \
 	"coalesce((extract(epoch FROM m.lease_expires_at - clock_timestamp()) * 1000)::bigint, 0)"
 
-static void claims_done(PGresult *res, const char *error, void *arg)
+/* The claims of a result of CLAIM_COLUMNS. */
+static struct store_claim *claims_read(PGresult *res, size_t *count)
 {
-	struct store_call *c = arg;
-	store_claims_fn done = (store_claims_fn)c->fn;
-	if (error) {
-		done(NULL, 0, error, c->arg);
-		free(c);
-		return;
-	}
 	size_t n = (size_t)PQntuples(res);
 	int64_t now = store_mono_ms();
 	struct store_claim *rows = xcalloc(n ? n : 1, sizeof(*rows));
 	for (size_t i = 0; i < n; i++) {
 		int r = (int)i;
-		rows[i].modification_id = field(res, r, 0);
-		rows[i].order_id = field(res, r, 1);
-		rows[i].transaction_id = field(res, r, 2);
+		rows[i].modification_id = store_field_text(res, r, 0);
+		rows[i].order_id = store_field_text(res, r, 1);
+		rows[i].transaction_id = store_field_text(res, r, 2);
 		if (!mod_kind_parse(PQgetvalue(res, r, 3), &rows[i].kind))
 			rows[i].kind = MOD_CAPTURE;
-		rows[i].body = field(res, r, 4);
-		rows[i].attempts = (int)field_int(res, r, 5);
-		rows[i].generation = field_int(res, r, 6);
-		rows[i].deadline_ms = field_int(res, r, 7);
-		rows[i].deadline_passed = strcmp(PQgetvalue(res, r, 8), "t") == 0;
-		rows[i].leased = strcmp(PQgetvalue(res, r, 9), "t") == 0;
-		rows[i].lease_until_ms = now + field_int(res, r, 10);
+		rows[i].body = store_field_text(res, r, 4);
+		rows[i].attempts = (int)store_field_int(res, r, 5);
+		rows[i].generation = store_field_int(res, r, 6);
+		rows[i].deadline_ms = store_field_int(res, r, 7);
+		rows[i].deadline_passed = store_field_bool(res, r, 8);
+		rows[i].leased = store_field_bool(res, r, 9);
+		rows[i].lease_until_ms = now + store_field_int(res, r, 10);
 	}
-	done(rows, n, NULL, c->arg);
-	free(c);
+	*count = n;
+	return rows;
 }
 
-void store_claim_clear(struct store_claim *c)
+/* Completion of a statement that returns claims: they go to the caller. */
+static void claims_done(PGresult *res, const char *error, void *arg)
 {
-	free(c->modification_id);
-	free(c->order_id);
-	free(c->transaction_id);
-	free(c->body);
-	memset(c, 0, sizeof(*c));
-}
-
-void store_claims_free(struct store_claim *rows, size_t n)
-{
-	for (size_t i = 0; rows && i < n; i++)
-		store_claim_clear(&rows[i]);
-	free(rows);
+	struct store_call *c = arg;
+	size_t n = 0;
+	struct store_claim *rows = error ? NULL : claims_read(res, &n);
+	c->fn.claims(rows, n, error, c->arg);
+	store_call_free(c);
 }
 
 /* Adds a string member, or null. */
@@ -854,6 +743,7 @@ static void json_put_str(json_object *o, const char *key, const char *value)
 	json_object_object_add(o, key, value ? json_object_new_string(value) : NULL);
 }
 
+/* Adds an integer member. */
 static void json_put_int(json_object *o, const char *key, int64_t value)
 {
 	json_object_object_add(o, key, json_object_new_int64(value));
@@ -863,19 +753,6 @@ bool store_insert_intents(struct store *st, const struct store_intent *intents, 
                           store_claims_fn done, void *arg)
 {
 	return store_insert_intents_consuming(st, intents, n, NULL, 0, done, arg);
-}
-
-/* Formats change ids as a bigint[] literal. */
-static char *change_list(const int64_t *changes, size_t n)
-{
-	char *out = xmalloc(2 + n * 21 + 1);
-	char *p = out;
-	*p++ = '{';
-	for (size_t i = 0; i < n; i++)
-		p += sprintf(p, "%s%lld", i ? "," : "", (long long)changes[i]);
-	*p++ = '}';
-	*p = '\0';
-	return out;
 }
 
 bool store_insert_intents_consuming(struct store *st, const struct store_intent *intents, size_t n,
@@ -945,15 +822,13 @@ bool store_insert_intents_consuming(struct store *st, const struct store_intent 
 		json_object_object_add(o, "lease", json_object_new_boolean(in->lease));
 		json_object_array_add(arr, o);
 	}
-	char lease[32];
-	interval_text(st->cfg->lease_ms, lease);
-	char *consumed = change_list(changes, nchanges);
+	char lease[STORE_INTERVAL_TEXT];
+	char *consumed = store_int_array(changes, nchanges);
 	const char *p[] = {json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN),
-	                   st->instance, lease, consumed};
-	struct store_call *c = call_new(st, (void (*)(void))done, arg);
-	bool ok = pg_conn_query(st->pc, sql, 4, p, claims_done, c);
-	if (!ok)
-		free(c);
+	                   st->instance, store_interval_text(st->cfg->lease_ms, lease), consumed};
+	struct store_call *c = store_call_new(st, arg);
+	c->fn.claims = done;
+	bool ok = store_call_query(c, sql, 4, p, claims_done);
 	free(consumed);
 	json_object_put(arr);
 	return ok;
@@ -972,43 +847,23 @@ bool store_claim_due(struct store *st, int limit, bool own, store_claims_fn done
 	    "RETURNING " CLAIM_COLUMNS;
 	if (!pg_conn_is_up(st->pc))
 		return false;
-	char lease[32], lim[16];
-	interval_text(st->cfg->lease_ms, lease);
-	snprintf(lim, sizeof(lim), "%d", limit);
-	const char *p[] = {st->instance, lease, lim, own ? "t" : "f"};
-	struct store_call *c = call_new(st, (void (*)(void))done, arg);
-	bool ok = pg_conn_query(st->pc, sql, 4, p, claims_done, c);
-	if (!ok)
-		free(c);
-	return ok;
+	char lease[STORE_INTERVAL_TEXT], lim[STORE_INT_TEXT];
+	const char *p[] = {st->instance, store_interval_text(st->cfg->lease_ms, lease),
+	                   store_int_text(limit, lim), own ? "t" : "f"};
+	struct store_call *c = store_call_new(st, arg);
+	c->fn.claims = done;
+	return store_call_query(c, sql, 4, p, claims_done);
 }
 
 /* ---- outcomes ---- */
 
-/* True when the database refused the statement itself (its data, a constraint, a
- * trigger): sending it again unchanged fails again. False for a lost connection and for
- * failures that pass (serialization, deadlock, resources, cancels, shutdowns). */
-static bool store_statement_rejected(const PGresult *res)
-{
-	if (res == NULL)
-		return false;
-	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-	if (state == NULL || strlen(state) != 5)
-		return false;
-	static const char *const transient[] = {"08", "25", "40", "53", "55", "57", "58", "XX"};
-	for (size_t i = 0; i < sizeof(transient) / sizeof(transient[0]); i++)
-		if (strncmp(state, transient[i], 2) == 0)
-			return false;
-	return true;
-}
-
+/* Completion of store_write_outcomes: the fenced ids go to the caller. */
 static void outcomes_done(PGresult *res, const char *error, void *arg)
 {
 	struct store_call *c = arg;
-	store_written_fn done = (store_written_fn)c->fn;
 	if (error) {
-		done(NULL, NULL, 0, error, store_statement_rejected(res), c->arg);
-		free(c);
+		c->fn.written(NULL, NULL, 0, error, store_result_rejected(res), c->arg);
+		store_call_free(c);
 		return;
 	}
 	size_t n = (size_t)PQntuples(res);
@@ -1016,14 +871,14 @@ static void outcomes_done(PGresult *res, const char *error, void *arg)
 	bool *disagrees = xcalloc(n ? n : 1, sizeof(bool));
 	for (size_t i = 0; i < n; i++) {
 		fenced[i] = xstrdup(PQgetvalue(res, (int)i, 0));
-		disagrees[i] = strcmp(PQgetvalue(res, (int)i, 1), "t") == 0;
+		disagrees[i] = store_field_bool(res, (int)i, 1);
 	}
-	done(fenced, disagrees, n, NULL, false, c->arg);
+	c->fn.written(fenced, disagrees, n, NULL, false, c->arg);
 	for (size_t i = 0; i < n; i++)
 		free(fenced[i]);
 	free(fenced);
 	free(disagrees);
-	free(c);
+	store_call_free(c);
 }
 
 bool store_write_outcomes(struct store *st, const struct store_outcome *outcomes, size_t n,
@@ -1105,39 +960,27 @@ bool store_write_outcomes(struct store *st, const struct store_outcome *outcomes
 	char **ids = xcalloc(n ? n : 1, sizeof(char *));
 	for (size_t i = 0; i < n; i++)
 		ids[i] = outcomes[i].modification_id;
-	char *idlist = array_literal(ids, n);
+	char *idlist = store_text_array(ids, n);
 	free(ids);
 	const char *p[] = {st->instance,
 	                   json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN), idlist};
-	struct store_call *c = call_new(st, (void (*)(void))done, arg);
-	bool ok = pg_conn_query(st->pc, sql, 3, p, outcomes_done, c);
+	struct store_call *c = store_call_new(st, arg);
+	c->fn.written = done;
+	bool ok = store_call_query(c, sql, 3, p, outcomes_done);
 	free(idlist);
-	if (!ok)
-		free(c);
 	json_object_put(arr);
 	return ok;
 }
 
-void store_outcome_clear(struct store_outcome *o)
-{
-	free(o->modification_id);
-	free(o->reason);
-	free(o->response_body);
-	free(o->payment_status);
-	free(o->reconciliation_reference_id);
-	free(o->order_id);
-	memset(o, 0, sizeof(*o));
-}
-
 /* ---- alerts of the claim path ---- */
 
+/* Completion of store_raise_alert: the rows inserted (0 or 1) go to the caller, if any. */
 static void alert_done(PGresult *res, const char *error, void *arg)
 {
 	struct store_call *c = arg;
-	store_done_fn done = (store_done_fn)c->fn;
-	if (done)
-		done(error ? 0 : (size_t)atoll(PQcmdTuples(res)), error, c->arg);
-	free(c);
+	if (c->fn.done)
+		c->fn.done(error ? 0 : (size_t)atoll(PQcmdTuples(res)), error, c->arg);
+	store_call_free(c);
 }
 
 bool store_raise_alert(struct store *st, const char *kind, const char *severity,
@@ -1149,32 +992,30 @@ bool store_raise_alert(struct store *st, const char *kind, const char *severity,
 	if (!pg_conn_is_up(st->pc))
 		return false;
 	const char *p[] = {kind, severity, dedup_key, message};
-	struct store_call *c = call_new(st, (void (*)(void))done, arg);
-	bool ok = pg_conn_query(st->pc, sql, 4, p, alert_done, c);
-	if (!ok)
-		free(c);
-	return ok;
+	struct store_call *c = store_call_new(st, arg);
+	c->fn.done = done;
+	return store_call_query(c, sql, 4, p, alert_done);
 }
 
 /* ---- the queue of changed orders ---- */
 
+/* Completion of store_read_changes: the rows go to the caller. */
 static void changes_done(PGresult *res, const char *error, void *arg)
 {
 	struct store_call *c = arg;
-	store_changes_fn done = (store_changes_fn)c->fn;
 	if (error) {
-		done(NULL, 0, error, c->arg);
-		free(c);
+		c->fn.changes(NULL, 0, error, c->arg);
+		store_call_free(c);
 		return;
 	}
 	size_t n = (size_t)PQntuples(res);
 	struct store_change *rows = xcalloc(n ? n : 1, sizeof(*rows));
 	for (size_t i = 0; i < n; i++) {
-		rows[i].change_id = field_int(res, (int)i, 0);
-		rows[i].order_id = field(res, (int)i, 1);
+		rows[i].change_id = store_field_int(res, (int)i, 0);
+		rows[i].order_id = store_field_text(res, (int)i, 1);
 	}
-	done(rows, n, NULL, c->arg);
-	free(c);
+	c->fn.changes(rows, n, NULL, c->arg);
+	store_call_free(c);
 }
 
 bool store_read_changes(struct store *st, int64_t after, int limit, store_changes_fn done,
@@ -1182,60 +1023,17 @@ bool store_read_changes(struct store *st, int64_t after, int limit, store_change
 {
 	if (!pg_conn_is_up(st->pc))
 		return false;
-	char lim[16], from[24];
-	snprintf(lim, sizeof(lim), "%d", limit);
-	snprintf(from, sizeof(from), "%lld", (long long)after);
-	const char *p[] = {lim, from};
-	struct store_call *c = call_new(st, (void (*)(void))done, arg);
-	bool ok = pg_conn_query(st->pc,
+	char lim[STORE_INT_TEXT], from[STORE_INT_TEXT];
+	const char *p[] = {store_int_text(limit, lim), store_int_text(after, from)};
+	struct store_call *c = store_call_new(st, arg);
+	c->fn.changes = done;
+	return store_call_query(c,
 	                        "SELECT change_id, order_id FROM smartpay.order_changes "
 	                        "WHERE change_id > $2 ORDER BY change_id LIMIT $1",
-	                        2, p, changes_done, c);
-	if (!ok)
-		free(c);
-	return ok;
-}
-
-void store_changes_free(struct store_change *rows, size_t n)
-{
-	for (size_t i = 0; rows && i < n; i++)
-		free(rows[i].order_id);
-	free(rows);
+	                        2, p, changes_done);
 }
 
 bool store_queue_fed(const struct store *st)
 {
 	return st->queue_fed;
-}
-
-/* ---- next due ---- */
-
-static void next_due_done(PGresult *res, const char *error, void *arg)
-{
-	struct store_call *c = arg;
-	void (*done)(int64_t, const char *, void *) =
-	    (void (*)(int64_t, const char *, void *))c->fn;
-	if (error)
-		done(-1, error, c->arg);
-	else if (PQgetisnull(res, 0, 0))
-		done(-1, NULL, c->arg);
-	else
-		done(field_int(res, 0, 0), NULL, c->arg);
-	free(c);
-}
-
-bool store_next_due(struct store *st, void (*done)(int64_t delay_ms, const char *error, void *arg),
-                    void *arg)
-{
-	static const char sql[] =
-	    "SELECT greatest(0, (extract(epoch FROM min(greatest(next_attempt_at, "
-	    "coalesce(lease_expires_at, next_attempt_at))) - now()) * 1000))::bigint "
-	    "FROM smartpay.modifications WHERE state = 'pending'";
-	if (!pg_conn_is_up(st->pc))
-		return false;
-	struct store_call *c = call_new(st, (void (*)(void))done, arg);
-	bool ok = pg_conn_query(st->pc, sql, 0, NULL, next_due_done, c);
-	if (!ok)
-		free(c);
-	return ok;
 }

@@ -1,5 +1,9 @@
 /* All of the daemon's SQL: candidate orders, write-ahead intents, leases, outcomes.
- * Every call is asynchronous on a pg_conn and reports through a callback. */
+ * Every call is asynchronous on a pg_conn: it returns false when the connection is not
+ * up (its callback is then never called), else calls `done` once with what the
+ * statement gave or an error. Rows (records.h) belong to the callback, which frees them
+ * with their store_*_free; other pointers are valid during the call only. The store's
+ * files follow one convention, written down in lib/store_internal.h. */
 #ifndef SP_STORE_H
 #define SP_STORE_H
 
@@ -9,109 +13,17 @@
 
 #include "modification.h"
 #include "pgconn.h"
+#include "records.h"
 
 struct sp_config;
 struct store; /* opaque */
-
-/* An order that needs a modification, as read from the orders relation. Every column
- * is read as text, whatever its type, so that no row can make the query fail; the
- * values are checked by lib/intent.c. */
-struct store_candidate {
-	char *order_id;
-	char *status;
-	/* the order's; after a succeeded capture, the capture's. NULL when missing */
-	char *transaction_id;
-	char *amount; /* the relation's text of it, NULL when missing */
-	/* the order's; after a succeeded capture, the capture's */
-	char *currency;
-	char *capture_amount; /* NULL: capture the full amount */
-	char *authorized_at;  /* the relation's text, NULL when missing */
-	char *expires_at;     /* authorization_expires_at's text, NULL when missing */
-	bool has_deadline;    /* the two times gave a usable deadline */
-	int64_t deadline_ms;  /* authorization deadline, 0 when unknown */
-	/* capture, cancel, cancel_or_refund, or refund (the rest of a partly refunded
-	 * capture of a cancelled order) */
-	enum mod_kind kind;
-	/* a capture: the order's live cancel or cancel_or_refund (state and id), else NULL */
-	char *cancel_state;
-	char *cancel_id;
-	int64_t captured_minor; /* the succeeded capture's amount, -1 without one */
-	int64_t refunded_minor; /* its refunds succeeded or in doubt */
-};
-
-/* A modification to record before anything is sent. With `reason` set it is refused
- * locally (bad order data): recorded as refused, alerted, never sent. */
-struct store_intent {
-	char modification_id[37];
-	const char *order_id;
-	const char *transaction_id;
-	enum mod_kind kind;
-	int64_t amount_minor; /* -1 when unknown */
-	const char *currency;
-	char *body; /* owned by the caller; NULL when refused */
-	const char *reason;
-	int64_t deadline_ms;
-	int64_t request_id;  /* the shop request it answers, 0 for none */
-	bool settles_cancel; /* a refund of what remains captured, standing for a cancel */
-	bool lease; /* leased to this daemon for sending now; else recorded due, unleased */
-};
-
-/* An open shop request (smartpay.requests) ready to become a modification. */
-struct store_request {
-	int64_t request_id;
-	char *order_id;
-	enum mod_kind kind;   /* refund or cancel_or_refund */
-	int64_t amount_minor; /* refund amount; -1 for cancel_or_refund */
-	char *currency;
-	char *reason;
-	char *transaction_id;   /* NULL when neither a capture nor the order names one */
-	char *order_amount;     /* authorized amount text from the orders relation, or NULL */
-	bool order_cancelled;   /* a cancel, cancel_or_refund or settling refund is live */
-	int64_t captured_minor; /* the succeeded capture's amount, -1 without one */
-	char *capture_currency; /* its currency, NULL without one */
-	int64_t refunded_minor; /* the order's refunds succeeded, pending or in doubt */
-};
-
-/* A modification this daemon holds the lease of and may send. */
-struct store_claim {
-	char *modification_id;
-	char *order_id;
-	char *transaction_id;
-	enum mod_kind kind;
-	char *body;
-	int attempts;
-	int64_t generation;
-	int64_t deadline_ms;    /* 0 when none */
-	bool deadline_passed;   /* by the database clock */
-	bool leased;            /* false: an intent recorded unleased (due now), not to send */
-	int64_t lease_until_ms; /* CLOCK_MONOTONIC ms when the lease ends */
-};
-
-/* The result of one attempt, written back under the lease (fenced). */
-struct store_outcome {
-	char *modification_id;
-	int64_t generation;
-	const char *state;    /* pending, succeeded, refused, needs_attention */
-	char *reason;         /* may be NULL */
-	int http_status;      /* 0 = none */
-	char *response_body;  /* may be NULL */
-	char *payment_status; /* may be NULL */
-	char *reconciliation_reference_id;
-	int64_t retry_delay_ms; /* pending: next attempt after this delay */
-	bool counted;           /* counts as an attempt */
-	const char *settled_by; /* "status" when the status history decided; NULL: "answer" */
-	const char *alert_kind; /* NULL: no alert */
-	const char *alert_severity;
-	char *order_id; /* for logs and follow-up scans */
-	enum mod_kind kind;
-	bool released; /* a lease given back unsent, not an attempt */
-};
 
 typedef void (*store_candidates_fn)(struct store_candidate *rows, size_t n, const char *error,
                                     void *arg);
 typedef void (*store_requests_fn)(struct store_request *rows, size_t n, const char *error,
                                   void *arg);
 typedef void (*store_claims_fn)(struct store_claim *rows, size_t n, const char *error, void *arg);
+typedef void (*store_changes_fn)(struct store_change *rows, size_t n, const char *error, void *arg);
 typedef void (*store_done_fn)(size_t affected, const char *error, void *arg);
 /* After an outcome write: the ids whose lease had moved on (not written; disagrees[i]
  * when that outcome contradicts the new owner's and was alerted), or an error;
@@ -128,8 +40,11 @@ const struct sp_config *store_config(const struct store *st);
 /* The instance name of the leases and the instance lock: the one of the configuration the
  * store was created with (a reload does not change it; it waits for a restart). */
 const char *store_instance_name(const struct store *st);
-/* The orders relation as a quoted SQL identifier, e.g. "public"."orders". */
-const char *store_orders_relation(const struct store *st);
+/* The orders relation as quoted SQL identifiers, e.g. "public"."orders": quoted through
+ * PQescapeIdentifier (store_relation_quote) on the store's connection the first time it
+ * is asked while that connection is up, then kept; NULL before (every statement needs
+ * the connection up anyway) or when it cannot be quoted. */
+const char *store_orders_relation(struct store *st);
 /* The authorization deadline of the orders row `o` as an SQL timestamptz expression:
  * authorization_expires_at, else authorized_at + the interval parameter `validity`
  * (a placeholder such as "$1"); NULL when the time it needs is null, infinite, outside
@@ -204,7 +119,7 @@ char *store_candidate_query(const struct store_shape *shape, bool targeted, bool
 /* The parameters of the candidate query, from the configuration. */
 struct store_candidate_params {
 	char *shipped, *cancelled, *early, *idlist;
-	char validity[32], margin[32], limit[16];
+	char validity[40], margin[40], limit[24]; /* store_interval_text, store_int_text */
 	const char *values[8];
 	int count; /* 7, or 8 with ids */
 };
@@ -233,7 +148,6 @@ bool store_find_candidates(struct store *st, const char *const *ids, size_t nids
 
 /* Open refund and cancel_or_refund requests whose transaction has nothing in flight. */
 bool store_find_requests(struct store *st, int limit, store_requests_fn done, void *arg);
-void store_requests_free(struct store_request *rows, size_t n);
 
 /* Records intents in one statement; the callback gets the rows recorded as pending:
  * those with `lease` set are leased to this daemon and must be sent, the others are
@@ -252,18 +166,10 @@ bool store_insert_intents_consuming(struct store *st, const struct store_intent 
                                     const int64_t *changes, size_t nchanges, store_claims_fn done,
                                     void *arg);
 
-/* A row of smartpay.order_changes: an order inserted or changed in status. */
-struct store_change {
-	int64_t change_id;
-	char *order_id;
-};
-typedef void (*store_changes_fn)(struct store_change *rows, size_t n, const char *error, void *arg);
-
 /* The oldest `limit` queued changes after change id `after` (free with
  * store_changes_free). */
 bool store_read_changes(struct store *st, int64_t after, int limit, store_changes_fn done,
                         void *arg);
-void store_changes_free(struct store_change *rows, size_t n);
 
 /* True when, at the last preparation, an enabled trigger fed smartpay.order_changes;
  * without one only a scan of the relation finds changed orders. */
@@ -283,18 +189,9 @@ bool store_write_outcomes(struct store *st, const struct store_outcome *outcomes
 bool store_raise_alert(struct store *st, const char *kind, const char *severity,
                        const char *dedup_key, const char *message, store_done_fn done, void *arg);
 
-/* The delay until the earliest pending modification becomes due, or -1 for none. */
-bool store_next_due(struct store *st, void (*done)(int64_t delay_ms, const char *error, void *arg),
-                    void *arg);
-
-void store_candidates_free(struct store_candidate *rows, size_t n);
 /* A database error message as one line fit for a log, a reason or an alert: the first
  * line without the "ERROR:" prefix, printable ASCII only, at most 200 bytes
  * (malloc'd). NULL gives "unknown error". */
 char *store_error_text(const char *error);
-void store_claims_free(struct store_claim *rows, size_t n);
-/* Frees the strings of one claim, not the struct. */
-void store_claim_clear(struct store_claim *c);
-void store_outcome_clear(struct store_outcome *o);
 
 #endif

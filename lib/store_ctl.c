@@ -4,7 +4,7 @@
 
 #include <stdlib.h>
 
-#include "store_ctl_internal.h"
+#include "store_internal.h"
 #include "store_session.h"
 #include "xmalloc.h"
 

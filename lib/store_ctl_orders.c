@@ -7,7 +7,7 @@
 
 #include "config.h"
 #include "store_alerts.h"
-#include "store_ctl_internal.h"
+#include "store_internal.h"
 #include "store_reconcile.h"
 #include "xmalloc.h"
 
@@ -19,12 +19,6 @@
 	"(array_agg(order_id ORDER BY order_id))[1], "                                             \
 	"(array_agg(order_id ORDER BY order_id))[2], (array_agg(order_id ORDER BY "                \
 	"order_id))[3] "
-
-/* An interval literal of `ms` milliseconds. */
-static void interval_text(int64_t ms, char out[48])
-{
-	snprintf(out, 48, "%lld milliseconds", (long long)ms);
-}
 
 PGresult *store_ctl_expiring(PGconn *conn, const char *relation, const struct sp_config *cfg,
                              int64_t window_ms, int limit)
@@ -46,11 +40,10 @@ PGresult *store_ctl_expiring(PGconn *conn, const char *relation, const struct sp
 	    "AND m.state = 'succeeded' AND m.kind IN ('capture', 'cancel', 'cancel_or_refund')) "
 	    "ORDER BY d.deadline, o.id::text LIMIT $3",
 	    relation);
-	char validity[48], window[48], most[16];
-	interval_text(cfg->authorization_validity_ms, validity);
-	interval_text(window_ms, window);
-	snprintf(most, sizeof(most), "%d", limit);
-	const char *params[3] = {validity, window, most};
+	char validity[STORE_INTERVAL_TEXT], window[STORE_INTERVAL_TEXT], most[STORE_INT_TEXT];
+	const char *params[3] = {store_interval_text(cfg->authorization_validity_ms, validity),
+	                         store_interval_text(window_ms, window),
+	                         store_int_text(limit, most)};
 	return store_ctl_exec_built(conn, sql, 3, params);
 }
 
@@ -124,21 +117,16 @@ PGresult *store_ctl_pending_by_kind(PGconn *conn)
  * sweep gives them (malloc'd). */
 static void threshold_arrays(const struct sp_config *cfg, char **ms_list, char **label_list)
 {
-	char *ms = xstrdup("{"), *labels = xstrdup("{");
-	for (size_t i = 0; i < cfg->expiry_threshold_count; i++) {
-		char label[32];
-		store_threshold_label(cfg->expiry_thresholds_ms[i], label);
-		char *m2 = xasprintf("%s%s%lld", ms, i ? "," : "",
-		                     (long long)cfg->expiry_thresholds_ms[i]);
-		char *l2 = xasprintf("%s%s%s", labels, i ? "," : "", label);
-		free(ms);
-		free(labels);
-		ms = m2;
-		labels = l2;
+	size_t n = cfg->expiry_threshold_count;
+	char(*labels)[32] = xcalloc(n + 1, sizeof(*labels));
+	char **items = xcalloc(n + 1, sizeof(*items));
+	for (size_t i = 0; i < n; i++) {
+		store_threshold_label(cfg->expiry_thresholds_ms[i], labels[i]);
+		items[i] = labels[i];
 	}
-	*ms_list = xasprintf("%s}", ms);
-	*label_list = xasprintf("%s}", labels);
-	free(ms);
+	*ms_list = store_int_array(cfg->expiry_thresholds_ms, n);
+	*label_list = store_text_array(items, n);
+	free(items);
 	free(labels);
 }
 
@@ -190,10 +178,10 @@ PGresult *store_ctl_due_alerts(PGconn *conn, const struct store_shape *shape,
                                const struct sp_config *cfg, bool adopted)
 {
 	char *sql = due_alerts_sql(shape, adopted);
-	char *ms_list, *label_list, lookback[48];
+	char *ms_list, *label_list, lookback[STORE_INTERVAL_TEXT];
 	threshold_arrays(cfg, &ms_list, &label_list);
 	/* the look-back of lib/alerts.c's sweep */
-	interval_text(cfg->expired_lookback_ms, lookback);
+	store_interval_text(cfg->expired_lookback_ms, lookback);
 	struct store_candidate_params p;
 	store_candidate_params_init(&p, cfg, 0, NULL, 0);
 	const char *params[6] = {p.values[0], p.values[1], p.values[2],

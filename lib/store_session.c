@@ -40,16 +40,17 @@ static void session_checked(PGresult *res, const char *error, void *arg)
 	}
 	free(*reported);
 	*reported = seen;
-	log_event(LOG_LVL_INFO, "db_session", "fsync", PQgetvalue(res, 0, 0), "full_page_writes",
-	          PQgetvalue(res, 0, 1), "synchronous_commit", PQgetvalue(res, 0, 2),
-	          "synchronous_standby_names", PQgetvalue(res, 0, 3), "statement_timeout",
-	          PQgetvalue(res, 0, 4), "wal_senders", PQgetvalue(res, 0, 5), NULL);
+	log_fields(LOG_LVL_INFO, "db_session", LOG_STR("fsync", PQgetvalue(res, 0, 0)),
+	           LOG_STR("full_page_writes", PQgetvalue(res, 0, 1)),
+	           LOG_STR("synchronous_commit", PQgetvalue(res, 0, 2)),
+	           LOG_STR("synchronous_standby_names", PQgetvalue(res, 0, 3)),
+	           LOG_STR("statement_timeout", PQgetvalue(res, 0, 4)),
+	           LOG_INT("wal_senders", d.wal_senders));
 	char *problems = durability_problems(&d);
 	if (problems)
-		log_event(LOG_LVL_WARNING, "db_not_durable", "reason", problems, "msg",
-		          "an intent the server acknowledged may be lost; see the README's "
-		          "Durability and high availability",
-		          NULL);
+		log_fields(LOG_LVL_WARNING, "db_not_durable", LOG_STR("reason", problems),
+		           LOG_STR("msg", "an intent the server acknowledged may be lost; see the "
+		                          "README's Durability and high availability"));
 	free(problems);
 }
 

@@ -24,6 +24,8 @@ UNIT_SUITES = tests/check_modification tests/check_response tests/check_classify
 UNIT_SUITES += tests/check_xmalloc tests/check_trim tests/check_duration tests/check_url
 # the engine's pure decisions: the claim scheduler, the credentials breaker
 UNIT_SUITES += tests/check_sched tests/check_breaker
+# the store layer's parameter texts and result readers (lib/store_internal.c)
+UNIT_SUITES += tests/check_store_internal
 # against a private PostgreSQL (tests/pgtest.h): migrations, smartpayctl, the shop API
 PG_SUITES = tests/check_migrate tests/check_shop_api tests/check_ctl
 PG_SUITES += tests/check_reconcile_pages

@@ -1,0 +1,125 @@
+#include "autoconfig.h"
+
+#include "store_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "xmalloc.h"
+
+/* A context for one asynchronous call. */
+struct store_call *store_call_new(struct store *st, void *arg)
+{
+	struct store_call *c = xcalloc(1, sizeof(*c));
+	c->st = st;
+	c->arg = arg;
+	return c;
+}
+
+/* Frees a call context. */
+void store_call_free(struct store_call *c)
+{
+	free(c);
+}
+
+/* Queues one statement for the call, freeing the call when it cannot be queued. */
+bool store_call_query(struct store_call *c, const char *sql, int nparams, const char *const *params,
+                      pg_query_fn completion)
+{
+	bool ok = pg_conn_query(store_conn(c->st), sql, nparams, params, completion, c);
+	if (!ok)
+		store_call_free(c);
+	return ok;
+}
+
+/* An interval literal of `ms` milliseconds. */
+const char *store_interval_text(int64_t ms, char out[STORE_INTERVAL_TEXT])
+{
+	snprintf(out, STORE_INTERVAL_TEXT, "%lld milliseconds", (long long)ms);
+	return out;
+}
+
+/* An integer in decimal. */
+const char *store_int_text(int64_t v, char out[STORE_INT_TEXT])
+{
+	snprintf(out, STORE_INT_TEXT, "%lld", (long long)v);
+	return out;
+}
+
+/* A text[] literal with every element quoted. */
+char *store_text_array(char *const *items, size_t n)
+{
+	char *out = NULL;
+	size_t len = 0, cap = 0;
+	xappend(&out, &len, &cap, "{", 1);
+	for (size_t i = 0; i < n; i++) {
+		xappend(&out, &len, &cap, i ? ",\"" : "\"", i ? 2 : 1);
+		for (const char *s = items[i]; *s; s++) {
+			if (*s == '"' || *s == '\\')
+				xappend(&out, &len, &cap, "\\", 1);
+			xappend(&out, &len, &cap, s, 1);
+		}
+		xappend(&out, &len, &cap, "\"", 1);
+	}
+	xappend(&out, &len, &cap, "}", 1);
+	return out;
+}
+
+/* A bigint[] literal. */
+char *store_int_array(const int64_t *v, size_t n)
+{
+	char *out = NULL;
+	size_t len = 0, cap = 0;
+	xappend(&out, &len, &cap, "{", 1);
+	for (size_t i = 0; i < n; i++) {
+		char num[STORE_INT_TEXT + 1];
+		int w = snprintf(num, sizeof(num), "%s%lld", i ? "," : "", (long long)v[i]);
+		xappend(&out, &len, &cap, num, (size_t)w);
+	}
+	xappend(&out, &len, &cap, "}", 1);
+	return out;
+}
+
+/* Copies a nullable text field. */
+char *store_field_text(const PGresult *res, int row, int col)
+{
+	if (PQgetisnull(res, row, col))
+		return NULL;
+	return xstrdup(PQgetvalue(res, row, col));
+}
+
+/* Reads a bigint field, 0 when null. */
+int64_t store_field_int(const PGresult *res, int row, int col)
+{
+	return store_field_int_or(res, row, col, 0);
+}
+
+/* Reads a bigint field, `null_value` when null. */
+int64_t store_field_int_or(const PGresult *res, int row, int col, int64_t null_value)
+{
+	if (PQgetisnull(res, row, col))
+		return null_value;
+	return strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+/* Reads a boolean field. */
+bool store_field_bool(const PGresult *res, int row, int col)
+{
+	return strcmp(PQgetvalue(res, row, col), "t") == 0;
+}
+
+/* Tells a statement the database refused from a failure that passes. */
+bool store_result_rejected(const PGresult *res)
+{
+	if (res == NULL)
+		return false;
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	if (state == NULL || strlen(state) != 5)
+		return false;
+	static const char *const transient[] = {"08", "25", "40", "53", "55", "57", "58", "XX"};
+	for (size_t i = 0; i < sizeof(transient) / sizeof(transient[0]); i++)
+		if (strncmp(state, transient[i], 2) == 0)
+			return false;
+	return true;
+}

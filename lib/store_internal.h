@@ -1,0 +1,104 @@
+/* What the files of the store layer share (lib/store*.c): its two calling conventions and
+ * its helpers. Not for callers outside the store.
+ *
+ * The two calling conventions:
+ *
+ * - On the daemon's loop every call is asynchronous:
+ *       bool store_VERB(struct store *st, INPUTS..., store_RESULT_fn done, void *arg);
+ *   It returns false when the connection is not up (`done` is then never called), else
+ *   `done` runs exactly once with what the statement gave or an error text. The callback
+ *   types are named typedefs (store.h), and `done` and `arg` are the last two parameters,
+ *   as in pg_conn_query. The call's state lives in a struct store_call from
+ *   store_call_new that holds the callback in its typed member (no casts), queued with
+ *   store_call_query and freed by the completion (store_call_free) after `done` ran.
+ *   The completion reads the rows with the field readers below into records
+ *   (records.h) or plain values that it hands to `done`.
+ *
+ * - smartpayctl's blocking connection (store_ctl.h):
+ *       PGresult *store_ctl_VERB(PGconn *conn, INPUTS...);
+ *   One statement through store_ctl_exec (text parameters and results); the result comes
+ *   back whatever its status, the caller PQclears it and reports a failure.
+ *
+ * Both quote identifiers through PQescapeIdentifier (store_relation_quote), write
+ * intervals with store_interval_text and arrays with store_text_array/store_int_array,
+ * and pass numbers as text made with store_int_text. */
+#ifndef SP_STORE_INTERNAL_H
+#define SP_STORE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "pgconn.h"
+#include "store.h"
+
+/* ---- the asynchronous calls ---- */
+
+/* The context of one asynchronous store call: its callback, typed by what it reports. */
+struct store_call {
+	struct store *st;
+	union {
+		store_done_fn done;
+		store_candidates_fn candidates;
+		store_requests_fn requests;
+		store_claims_fn claims;
+		store_changes_fn changes;
+		store_written_fn written;
+	} fn;
+	void *arg;
+	int step; /* for calls of several statements (store_prepare) */
+};
+
+/* A call context for `st` with `arg`; the caller sets the callback member. */
+struct store_call *store_call_new(struct store *st, void *arg);
+/* Frees a call context (after its callback ran). */
+void store_call_free(struct store_call *c);
+/* Queues one statement on the store's connection with `c` as the completion's argument;
+ * when it cannot be queued (the connection is not up) frees `c` and returns false. */
+bool store_call_query(struct store_call *c, const char *sql, int nparams, const char *const *params,
+                      pg_query_fn completion);
+
+/* ---- the blocking calls (smartpayctl) ---- */
+
+/* Runs one statement with text parameters and results (PQexecParams). */
+PGresult *store_ctl_exec(PGconn *conn, const char *sql, int nparams, const char *const *params);
+/* Runs one statement with one text parameter. */
+PGresult *store_ctl_exec1(PGconn *conn, const char *sql, const char *value);
+/* Runs a statement built for the call (malloc'd) and frees it. */
+PGresult *store_ctl_exec_built(PGconn *conn, char *sql, int nparams, const char *const *params);
+
+/* ---- parameters ---- */
+
+/* Room for store_interval_text's and store_int_text's text. */
+#define STORE_INTERVAL_TEXT 40
+#define STORE_INT_TEXT 24
+
+/* An interval parameter of `ms` milliseconds, e.g. "30000 milliseconds". Returns out. */
+const char *store_interval_text(int64_t ms, char out[STORE_INTERVAL_TEXT]);
+/* An integer parameter in decimal. Returns out. */
+const char *store_int_text(int64_t v, char out[STORE_INT_TEXT]);
+/* A text[] literal of `items`, each double-quoted and escaped, e.g. {"a","b\"c"}.
+ * Malloc'd. */
+char *store_text_array(char *const *items, size_t n);
+/* A bigint[] literal, e.g. {86400000,14400000}. Malloc'd. */
+char *store_int_array(const int64_t *v, size_t n);
+
+/* ---- results ---- */
+
+/* A copy of a nullable text field; NULL for SQL null. */
+char *store_field_text(const PGresult *res, int row, int col);
+/* A bigint field; 0 for SQL null. */
+int64_t store_field_int(const PGresult *res, int row, int col);
+/* A bigint field; `null_value` for SQL null. */
+int64_t store_field_int_or(const PGresult *res, int row, int col, int64_t null_value);
+/* A boolean field: true only for 't'. */
+bool store_field_bool(const PGresult *res, int row, int col);
+/* True when the database refused the statement itself (its data, a constraint, a
+ * trigger): sending it again unchanged fails again. False for a lost connection (`res`
+ * NULL) and for failures that pass (serialization, deadlock, resources, cancels,
+ * shutdowns). */
+bool store_result_rejected(const PGresult *res);
+
+#endif

@@ -1,0 +1,110 @@
+/* lib/store_internal: the store layer's parameter texts and result readers. */
+#include "autoconfig.h"
+
+#include "store_internal.h"
+#include "testutil.h"
+
+#include <check.h>
+#include <libpq-fe.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One text[] literal case: the items and the literal. */
+static const struct {
+	const char *items[3];
+	size_t n;
+	const char *want;
+} text_cases[] = {
+    {{NULL}, 0, "{}"},
+    {{"shipped"}, 1, "{\"shipped\"}"},
+    {{"shipped", "delivered"}, 2, "{\"shipped\",\"delivered\"}"},
+    {{"a\"b", "c\\d", ""}, 3, "{\"a\\\"b\",\"c\\\\d\",\"\"}"},
+    {{"with space", "comma,in", "{braces}"}, 3, "{\"with space\",\"comma,in\",\"{braces}\"}"},
+};
+
+START_TEST(text_arrays_quote_and_escape_every_item)
+{
+	for (size_t i = 0; i < sizeof(text_cases) / sizeof(text_cases[0]); i++) {
+		char *got = store_text_array((char *const *)text_cases[i].items, text_cases[i].n);
+		ck_assert_msg(strcmp(got, text_cases[i].want) == 0, "case %zu: got %s", i, got);
+		free(got);
+	}
+}
+END_TEST
+
+START_TEST(int_arrays_and_numbers)
+{
+	static const int64_t v[] = {86400000, 14400000, -1, INT64_MAX, INT64_MIN};
+	char *got = store_int_array(v, 5);
+	ck_assert_str_eq(got, "{86400000,14400000,-1,9223372036854775807,-9223372036854775808}");
+	free(got);
+	got = store_int_array(NULL, 0);
+	ck_assert_str_eq(got, "{}");
+	free(got);
+	char num[STORE_INT_TEXT], iv[STORE_INTERVAL_TEXT];
+	ck_assert_str_eq(store_int_text(INT64_MIN, num), "-9223372036854775808");
+	ck_assert_str_eq(store_interval_text(30000, iv), "30000 milliseconds");
+	/* the longest one fits whole */
+	ck_assert_str_eq(store_interval_text(INT64_MIN, iv), "-9223372036854775808 milliseconds");
+}
+END_TEST
+
+/* A one-row result of text columns built without a server; NULL values are SQL null. */
+static PGresult *result_of(const char *const *values, int n)
+{
+	PGresult *res = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
+	PGresAttDesc *attrs = calloc((size_t)n, sizeof(*attrs));
+	for (int i = 0; i < n; i++) {
+		attrs[i].name = (char *)"c";
+		attrs[i].typid = 25; /* text */
+		attrs[i].typlen = -1;
+		attrs[i].atttypmod = -1;
+	}
+	ck_assert(PQsetResultAttrs(res, n, attrs));
+	free(attrs);
+	for (int i = 0; i < n; i++)
+		ck_assert(PQsetvalue(res, 0, i, (char *)values[i],
+		                     values[i] ? (int)strlen(values[i]) : -1));
+	return res;
+}
+
+START_TEST(field_readers_tell_null_from_values)
+{
+	const char *values[] = {"order-1", NULL, "42", "t", "f", "-7"};
+	PGresult *res = result_of(values, 6);
+	char *text = store_field_text(res, 0, 0);
+	ck_assert_str_eq(text, "order-1");
+	free(text);
+	ck_assert_ptr_null(store_field_text(res, 0, 1));
+	ck_assert_int_eq(store_field_int(res, 0, 2), 42);
+	ck_assert_int_eq(store_field_int(res, 0, 1), 0);
+	ck_assert_int_eq(store_field_int_or(res, 0, 1, -1), -1);
+	ck_assert_int_eq(store_field_int_or(res, 0, 5, -1), -7);
+	ck_assert(store_field_bool(res, 0, 3));
+	ck_assert(!store_field_bool(res, 0, 4));
+	ck_assert(!store_field_bool(res, 0, 0));
+	PQclear(res);
+}
+END_TEST
+
+START_TEST(a_lost_connection_is_not_a_rejection)
+{
+	ck_assert(!store_result_rejected(NULL));
+	/* an error result without an SQLSTATE (made on the client) is not one either */
+	PGresult *res = PQmakeEmptyPGresult(NULL, PGRES_FATAL_ERROR);
+	ck_assert(!store_result_rejected(res));
+	PQclear(res);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("store_internal");
+	testutil_tcase(s, "store_internal", 0,
+	               (const TTest *const[]){text_arrays_quote_and_escape_every_item,
+	                                      int_arrays_and_numbers,
+	                                      field_readers_tell_null_from_values,
+	                                      a_lost_connection_is_not_a_rejection, NULL});
+	return testutil_run_suite(s, CK_NORMAL);
+}
