@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "config.h"
+#include "duration.h"
 #include "store_alerts.h"
 #include "store_ctl_internal.h"
 #include "store_reconcile.h"
@@ -126,8 +127,8 @@ static void threshold_arrays(const struct sp_config *cfg, char **ms_list, char *
 {
 	char *ms = xstrdup("{"), *labels = xstrdup("{");
 	for (size_t i = 0; i < cfg->expiry_threshold_count; i++) {
-		char label[32];
-		store_threshold_label(cfg->expiry_thresholds_ms[i], label);
+		char label[DURATION_TEXT_SIZE];
+		duration_format(cfg->expiry_thresholds_ms[i], DURATION_EXACT_HOURS, label);
 		char *m2 = xasprintf("%s%s%lld", ms, i ? "," : "",
 		                     (long long)cfg->expiry_thresholds_ms[i]);
 		char *l2 = xasprintf("%s%s%s", labels, i ? "," : "", label);
