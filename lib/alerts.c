@@ -308,8 +308,9 @@ static void log_alert(const struct store_new_alert *al)
 {
 	enum log_level level =
 	    strcmp(al->severity, "critical") == 0 ? LOG_LVL_ERR : LOG_LVL_WARNING;
-	log_fields(level, "alert_raised", LOG_INT("alert_id", al->alert_id), LOG_STR("kind", al->kind),
-	           LOG_STR("severity", al->severity), LOG_STR("order_id", al->order_id),
+	log_fields(level, "alert_raised", LOG_INT("alert_id", al->alert_id),
+	           LOG_STR("kind", al->kind), LOG_STR("severity", al->severity),
+	           LOG_STR("order_id", al->order_id),
 	           LOG_STR("modification_id", al->modification_id), LOG_STR("msg", al->message));
 }
 

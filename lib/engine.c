@@ -811,7 +811,8 @@ static void engine_release_queued(struct engine *e)
  * lease wait in the queue a little. */
 static bool engine_lease_covers_send(const struct engine *e, const struct store_claim *c)
 {
-	return c->lease_until_ms - clock_mono_ms() >= e->cfg->timeout_ms + CONFIG_LEASE_MARGIN_MS / 2;
+	return c->lease_until_ms - clock_mono_ms() >=
+	       e->cfg->timeout_ms + CONFIG_LEASE_MARGIN_MS / 2;
 }
 
 /* Sends one leased modification: the stored body, byte for byte. Takes the claim's strings. */

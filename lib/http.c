@@ -2,6 +2,8 @@
 
 #include "http.h"
 
+#include "trim.h"
+#include "url.h"
 #include "xmalloc.h"
 
 #include <curl/curl.h>
@@ -289,12 +291,8 @@ static size_t curl_header_cb(char *data, size_t size, size_t nitems, void *userd
 	if (n < sizeof(name) - 1 || strncasecmp(data, name, sizeof(name) - 1) != 0)
 		return n;
 	start = sizeof(name) - 1;
-	end = n;
-	while (start < end && (data[start] == ' ' || data[start] == '\t'))
-		start++;
-	while (end > start && (data[end - 1] == '\r' || data[end - 1] == '\n' ||
-	                       data[end - 1] == ' ' || data[end - 1] == '\t'))
-		end--;
+	start += trim_start_len(data + start, n - start, " \t");
+	end = start + trim_end_len(data + start, n - start, " \t\r\n");
 	if (end - start > HTTP_RETRY_AFTER_MAX)
 		end = start + HTTP_RETRY_AFTER_MAX;
 	free(x->retry_after);
@@ -378,31 +376,6 @@ void http_client_free(struct http_client *c)
 		return;
 	}
 	client_destroy(c);
-}
-
-/* True when the URL parses, is http or https and carries no credentials. */
-static bool url_acceptable(const char *url)
-{
-	CURLU *u = curl_url();
-	char *part = NULL;
-	bool ok = false;
-
-	if (u == NULL)
-		return false;
-	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
-		goto out;
-	if (curl_url_get(u, CURLUPART_SCHEME, &part, 0) != CURLUE_OK)
-		goto out;
-	ok = strcmp(part, "http") == 0 || strcmp(part, "https") == 0;
-	curl_free(part);
-	part = NULL;
-	if (curl_url_get(u, CURLUPART_USER, &part, 0) == CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_PASSWORD, &part, 0) == CURLUE_OK)
-		ok = false;
-	curl_free(part);
-out:
-	curl_url_cleanup(u);
-	return ok;
 }
 
 /* Sets the per-transfer options; false when curl refuses one. */
@@ -489,7 +462,8 @@ bool http_submit(struct http_client *c, const struct http_request *req, http_don
 		return false;
 	if (req->body_len > 0 && req->body == NULL)
 		return false;
-	if (!url_acceptable(req->url))
+	struct url_parts parts;
+	if (!url_check(req->url, &parts, NULL, 0))
 		return false;
 
 	x = xcalloc(1, sizeof(*x));

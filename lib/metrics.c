@@ -551,7 +551,8 @@ static void gauges_read(struct store_gauges *g, const char *error, void *arg)
 	m->reading = false;
 	if (g == NULL) {
 		if (!m->read_failing)
-			log_fields(LOG_LVL_WARNING, "metrics_gauges_failed", LOG_STR("reason", error),
+			log_fields(LOG_LVL_WARNING, "metrics_gauges_failed",
+			           LOG_STR("reason", error),
 			           LOG_STR("msg", "serving the last values read"));
 		m->read_failing = true;
 	} else {

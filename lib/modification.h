@@ -50,7 +50,6 @@ struct mod_request {
 char *mod_request_body(const struct mod_request *req, const char **why)
     __attribute__((warn_unused_result));
 
-
 /* The header lines every SmartPay request carries, ready for http_request.headers: JSON
  * content, Accept-Language en-US and, when configured, Origin. */
 struct mod_headers {
