@@ -12,4 +12,8 @@ int64_t clock_real_ms(void);
 /* The monotonic clock in milliseconds (CLOCK_MONOTONIC): unaffected by clock changes. */
 int64_t clock_mono_ms(void);
 
+/* The monotonic clock in microseconds: elapsed times of transfers, systemd's
+ * MONOTONIC_USEC. */
+int64_t clock_mono_us(void);
+
 #endif

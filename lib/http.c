@@ -2,6 +2,7 @@
 
 #include "http.h"
 
+#include "clock.h"
 #include "trim.h"
 #include "url.h"
 #include "xmalloc.h"
@@ -11,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include <unistd.h>
 
 /* Longest Retry-After value kept (an HTTP-date is 29 characters). */
@@ -71,15 +71,6 @@ struct http_client {
 	int depth;  /* > 0 while curl is being driven from a loop callback */
 	bool dying; /* http_client_free was called while depth > 0 */
 };
-
-/* Microseconds of the monotonic clock, for elapsed times. */
-static int64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 /* Releases a transfer that is no longer attached to the multi handle. */
 static void xfer_free(struct http_xfer *x)
@@ -158,7 +149,7 @@ static void xfer_complete(struct http_xfer *x, CURLcode code)
 	res.body_len = x->body_len;
 	res.body_truncated = x->body_truncated;
 	res.retry_after = x->retry_after;
-	res.elapsed_us = now_us() - x->start_us;
+	res.elapsed_us = clock_mono_us() - x->start_us;
 
 	xfer_detach(x);
 	x->done(&res, x->arg);
@@ -490,7 +481,7 @@ bool http_submit(struct http_client *c, const struct http_request *req, http_don
 	}
 	if (!xfer_setup(x, req))
 		goto fail;
-	x->start_us = now_us();
+	x->start_us = clock_mono_us();
 	if (curl_multi_add_handle(c->multi, x->easy) != CURLM_OK)
 		goto fail;
 	x->next = c->xfers;

@@ -116,10 +116,7 @@ static void ids_clear(struct id_list *l)
 /* Appends a copy of `id`. */
 static void ids_add(struct id_list *l, const char *id)
 {
-	if (l->n == l->cap) {
-		l->cap = l->cap ? l->cap * 2 : 16;
-		l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
-	}
+	l->v = xgrow(l->v, &l->cap, l->n + 1, sizeof(*l->v));
 	l->v[l->n++] = xstrdup(id);
 }
 
@@ -285,10 +282,7 @@ static bool expiring_merge(struct store_expiring *x, struct json_object *found,
 	ids_clear(&gone);
 	for (size_t i = 0; i < nfound; i++) {
 		struct json_object *pair = json_object_array_get_idx(found, i);
-		if (x->n == x->cap) {
-			x->cap = x->cap ? x->cap * 2 : 64;
-			x->v = xrealloc(x->v, x->cap * sizeof(*x->v));
-		}
+		x->v = xgrow(x->v, &x->cap, x->n + 1, sizeof(*x->v));
 		x->v[x->n].order_id =
 		    xstrdup(json_object_get_string(json_object_array_get_idx(pair, 0)));
 		x->v[x->n].deadline_ms = json_object_get_int64(json_object_array_get_idx(pair, 1));

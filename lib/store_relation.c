@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "trim.h"
 #include "xmalloc.h"
 
 /* Quotes "schema.name" or "name" as SQL identifiers; NULL with *err when malformed. */
@@ -25,10 +26,8 @@ char *store_relation_quote(PGconn *conn, const char *relation, char **err)
 	PQfreemem(schema);
 	PQfreemem(name);
 	if (quoted == NULL) {
-		*err = xasprintf("orders relation \"%s\": %s", relation, PQerrorMessage(conn));
-		size_t len = strlen(*err);
-		while (len > 0 && ((*err)[len - 1] == '\n' || (*err)[len - 1] == ' '))
-			(*err)[--len] = '\0';
+		*err = trim_end(
+		    xasprintf("orders relation \"%s\": %s", relation, PQerrorMessage(conn)), "\n ");
 	}
 	return quoted;
 }
