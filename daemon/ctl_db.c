@@ -8,6 +8,7 @@
 #include "ctl_common.h"
 #include "store_ctl.h"
 #include "store_relation.h"
+#include "trim.h"
 #include "xmalloc.h"
 
 int ctl_load_config(struct ctl_context *ctx)
@@ -31,10 +32,7 @@ int ctl_load_config(struct ctl_context *ctx)
 /* Prints `text` without its trailing newlines after the prefix. */
 static void print_trimmed(const char *prefix, const char *text)
 {
-	size_t len = strlen(text);
-
-	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' '))
-		len--;
+	size_t len = trim_end_len(text, strlen(text), "\n ");
 	fprintf(stderr, "%s%.*s\n", prefix, (int)len, text);
 }
 

@@ -39,7 +39,7 @@ void ctl_table_add(struct ctl_table *t, const char *const *cells)
 {
 	if (t->nrows == t->cap) {
 		t->cap = t->cap ? 2 * t->cap : 8;
-		t->cells = xrealloc(t->cells, t->cap * t->ncols * sizeof(*t->cells));
+		t->cells = xreallocarray(t->cells, t->cap, t->ncols * sizeof(*t->cells));
 	}
 	for (size_t c = 0; c < t->ncols; c++)
 		t->cells[t->nrows * t->ncols + c] = xstrdup(cells[c] != NULL ? cells[c] : "-");

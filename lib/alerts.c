@@ -4,7 +4,9 @@
 
 #include "backoff.h"
 #include "classify.h"
+#include "clock.h"
 #include "config.h"
+#include "duration.h"
 #include "engine.h"
 #include "http.h"
 #include "log.h"
@@ -14,6 +16,7 @@
 #include "store_indexes.h"
 #include "store_metrics.h"
 #include "text.h"
+#include "trim.h"
 #include "xmalloc.h"
 
 #include <event2/event.h>
@@ -115,20 +118,6 @@ struct alerts {
 
 static void alerts_pump(struct alerts *a);
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t real_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Formats unix ms as ISO 8601 UTC with milliseconds. */
 static void iso_time(int64_t ms, char out[40])
 {
@@ -167,11 +156,7 @@ static void alerts_kick(struct alerts *a)
 /* Strips the trailing newline libpq puts on its messages. */
 static char *clean_error(const char *error)
 {
-	char *e = xstrdup(error ? error : "unknown error");
-	size_t n = strlen(e);
-	while (n > 0 && (e[n - 1] == '\n' || e[n - 1] == ' '))
-		e[--n] = '\0';
-	return e;
+	return trim_end(xstrdup(error ? error : "unknown error"), "\n ");
 }
 
 /* A statement failed: log it and hold further statements for a while when the
@@ -179,9 +164,9 @@ static char *clean_error(const char *error)
 static void alerts_db_error(struct alerts *a, const char *event, const char *error)
 {
 	char *why = clean_error(error);
-	log_event(LOG_LVL_WARNING, event, "reason", why, NULL);
+	log_fields(LOG_LVL_WARNING, event, LOG_STR("reason", why));
 	free(why);
-	a->retry_at = mono_ms() + ERROR_RETRY_MS;
+	a->retry_at = clock_mono_ms() + ERROR_RETRY_MS;
 }
 
 char *alerts_redact_url(const char *url)
@@ -225,7 +210,7 @@ char *alerts_webhook_body(const struct store_webhook_alert *alert)
  * delivery, the moment the gateway episode becomes alertable, the end of an error hold. */
 static void alerts_arm_timer(struct alerts *a)
 {
-	int64_t now = mono_ms();
+	int64_t now = clock_mono_ms();
 	int64_t at = INT64_MAX;
 	if (db_usable(a)) {
 		if (a->sweep_wanted && !a->sweeping)
@@ -238,7 +223,7 @@ static void alerts_arm_timer(struct alerts *a)
 			at = a->retry_at;
 	}
 	if (a->gw_check_at) {
-		int64_t gw = now + (a->gw_check_at - real_ms());
+		int64_t gw = now + (a->gw_check_at - clock_real_ms());
 		if (gw < at)
 			at = gw;
 	}
@@ -265,14 +250,14 @@ static void alerts_check_gateway(struct alerts *a)
 	if (since == 0 || since == a->gw_alerted_since)
 		return;
 	int64_t due = since + cfg->gateway_unreachable_ms;
-	if (real_ms() < due) {
+	if (clock_real_ms() < due) {
 		a->gw_check_at = due;
 		return;
 	}
 	a->gw_alerted_since = since;
-	char start[40], limit[32];
+	char start[40], limit[DURATION_TEXT_SIZE];
 	iso_time(since, start);
-	store_threshold_label(cfg->gateway_unreachable_ms, limit);
+	duration_format(cfg->gateway_unreachable_ms, DURATION_EXACT_HOURS, limit);
 	char *url = alerts_redact_url(cfg->base_url);
 	free(a->gw_key);
 	free(a->gw_message);
@@ -281,8 +266,8 @@ static void alerts_check_gateway(struct alerts *a)
 	                          "instance %s",
 	                          url, start, limit, cfg->instance_name);
 	a->stats.raised++;
-	log_event(LOG_LVL_ERR, "gateway_unreachable", "severity", "critical", "since", start, "url",
-	          url, "msg", a->gw_message, NULL);
+	log_fields(LOG_LVL_ERR, "gateway_unreachable", LOG_STR("severity", "critical"),
+	           LOG_STR("since", start), LOG_STR("url", url), LOG_STR("msg", a->gw_message));
 	free(url);
 }
 
@@ -321,13 +306,12 @@ static void alerts_insert_gateway(struct alerts *a)
 /* Logs one alert the daemon has just raised. */
 static void log_alert(const struct store_new_alert *al)
 {
-	char id[24];
-	snprintf(id, sizeof(id), "%lld", (long long)al->alert_id);
 	enum log_level level =
 	    strcmp(al->severity, "critical") == 0 ? LOG_LVL_ERR : LOG_LVL_WARNING;
-	log_event(level, "alert_raised", "alert_id", id, "kind", al->kind, "severity", al->severity,
-	          "order_id", al->order_id, "modification_id", al->modification_id, "msg",
-	          al->message, NULL);
+	log_fields(level, "alert_raised", LOG_INT("alert_id", al->alert_id),
+	           LOG_STR("kind", al->kind), LOG_STR("severity", al->severity),
+	           LOG_STR("order_id", al->order_id),
+	           LOG_STR("modification_id", al->modification_id), LOG_STR("msg", al->message));
 }
 
 /* Hands the pending captures past their deadline, made due by the sweep, to the engine:
@@ -340,19 +324,18 @@ static void hand_expired_captures(struct alerts *a, const struct store_sweep_res
 	size_t each = (size_t)alerts_config(a)->summary_after;
 	for (size_t i = 0; i < r->ncaptures && i < each; i++) {
 		const struct store_expired_capture *c = &r->captures[i];
-		log_event(LOG_LVL_NOTICE, "capture_deadline_passed", "modification_id",
-		          c->modification_id, "order_id", c->order_id, "transaction_id",
-		          c->transaction_id, "kind", "capture", "msg",
-		          "the transaction's status is asked before it goes to needs_attention",
-		          NULL);
+		log_fields(LOG_LVL_NOTICE, "capture_deadline_passed",
+		           LOG_STR("modification_id", c->modification_id),
+		           LOG_STR("order_id", c->order_id),
+		           LOG_STR("transaction_id", c->transaction_id), LOG_STR("kind", "capture"),
+		           LOG_STR("msg", "the transaction's status is asked before it goes to "
+		                          "needs_attention"));
 	}
 	if (r->ncaptures > each) {
-		char more[24];
-		snprintf(more, sizeof(more), "%zu", r->ncaptures - each);
-		log_event(LOG_LVL_NOTICE, "captures_deadline_passed", "count", more, "kind",
-		          "capture", "msg",
-		          "the transaction's status is asked before they go to needs_attention",
-		          NULL);
+		log_fields(LOG_LVL_NOTICE, "captures_deadline_passed",
+		           LOG_UINT("count", r->ncaptures - each), LOG_STR("kind", "capture"),
+		           LOG_STR("msg", "the transaction's status is asked before they go to "
+		                          "needs_attention"));
 	}
 	engine_want_due(a->engine);
 }
@@ -384,17 +367,14 @@ static void sweep_note_order(struct alerts *a, const char *order_id)
 		a->nchanged = a->cap_changed = 0;
 		return;
 	}
-	if (a->nchanged == a->cap_changed) {
-		a->cap_changed = a->cap_changed ? a->cap_changed * 2 : 16;
-		a->changed = xrealloc(a->changed, a->cap_changed * sizeof(*a->changed));
-	}
+	a->changed = xgrow(a->changed, &a->cap_changed, a->nchanged + 1, sizeof(*a->changed));
 	a->changed[a->nchanged++] = xstrdup(order_id);
 }
 
 static void sweep_done(const struct store_sweep_result *r, const char *error, void *arg)
 {
 	struct alerts *a = arg;
-	int64_t now = mono_ms();
+	int64_t now = clock_mono_ms();
 	a->sweeping = false;
 	free_ids(a->swept_ids, a->nswept_ids);
 	a->swept_ids = NULL;
@@ -423,15 +403,9 @@ static void sweep_done(const struct store_sweep_result *r, const char *error, vo
 	if (r->next_delay_ms >= 0 && r->next_delay_ms + TIMER_PAD_MS < delay)
 		delay = r->next_delay_ms + TIMER_PAD_MS;
 	a->sweep_at = now + delay;
-	if (log_enabled(LOG_LVL_DEBUG)) {
-		char n[24], c[24], next[24], took[24];
-		snprintf(n, sizeof(n), "%zu", r->nalerts);
-		snprintf(c, sizeof(c), "%zu", r->ncaptures);
-		snprintf(next, sizeof(next), "%lld", (long long)delay);
-		snprintf(took, sizeof(took), "%lld", (long long)cost);
-		log_event(LOG_LVL_DEBUG, "expiry_swept", "new_alerts", n, "captures_expired", c,
-		          "next_sweep_in_ms", next, "elapsed_ms", took, NULL);
-	}
+	log_fields(LOG_LVL_DEBUG, "expiry_swept", LOG_UINT("new_alerts", r->nalerts),
+	           LOG_UINT("captures_expired", r->ncaptures), LOG_INT("next_sweep_in_ms", delay),
+	           LOG_INT("elapsed_ms", cost));
 	alerts_kick(a);
 }
 
@@ -494,7 +468,7 @@ static void record_done(const char *error, void *arg)
 		if (strcmp(error, "database connection lost") != 0)
 			alerts_db_error(a, "webhook_record_failed", error);
 		size_t total = a->nwriting + a->nresults;
-		a->writing = xrealloc(a->writing, total * sizeof(*a->writing));
+		a->writing = xreallocarray(a->writing, total, sizeof(*a->writing));
 		if (a->nresults > 0)
 			memcpy(a->writing + a->nwriting, a->results,
 			       a->nresults * sizeof(*a->results));
@@ -506,7 +480,7 @@ static void record_done(const char *error, void *arg)
 		alerts_kick(a);
 		return;
 	}
-	int64_t now = mono_ms();
+	int64_t now = clock_mono_ms();
 	for (size_t i = 0; i < a->nwriting; i++) {
 		struct store_webhook_result *r = &a->writing[i];
 		if (!r->delivered) {
@@ -530,15 +504,11 @@ static void webhook_outcome(struct alerts *a, int64_t alert_id, int attempts,
 	const struct sp_config *cfg = alerts_config(a);
 	struct store_webhook_result r = {.alert_id = alert_id};
 	int status = res ? res->http_status : 0;
-	char id[24], attempt[16], code[16];
-	snprintf(id, sizeof(id), "%lld", (long long)alert_id);
-	snprintf(attempt, sizeof(attempt), "%d", attempts + 1);
-	snprintf(code, sizeof(code), "%d", status);
 	if (status >= 200 && status < 300) {
 		r.delivered = true;
 		a->stats.webhook_delivered++;
-		log_event(LOG_LVL_INFO, "webhook_delivered", "alert_id", id, "http_status", code,
-		          "attempt", attempt, NULL);
+		log_fields(LOG_LVL_INFO, "webhook_delivered", LOG_INT("alert_id", alert_id),
+		           LOG_INT("http_status", status), LOG_INT("attempt", attempts + 1));
 	} else {
 		if (status > 0)
 			r.error = xasprintf("http %d", status);
@@ -548,7 +518,7 @@ static void webhook_outcome(struct alerts *a, int64_t alert_id, int attempts,
 			r.error = xstrdup("timeout");
 		else
 			r.error = text_storable_str(res->error ? res->error : "no answer", 2048);
-		int64_t now = real_ms();
+		int64_t now = clock_real_ms();
 		struct backoff_policy pol = {.base_ms = cfg->retry_base_ms,
 		                             .max_ms = cfg->retry_max_ms,
 		                             .max_attempts = INT_MAX,
@@ -561,17 +531,13 @@ static void webhook_outcome(struct alerts *a, int64_t alert_id, int attempts,
 		r.retry_delay_ms = next_at - now;
 		a->stats.webhook_failed++;
 		char *url = alerts_redact_url(cfg->webhook_url);
-		char delay[24];
-		snprintf(delay, sizeof(delay), "%lld", (long long)r.retry_delay_ms);
-		log_event(LOG_LVL_WARNING, "webhook_failed", "alert_id", id, "url", url,
-		          "http_status", code, "reason", r.error, "attempt", attempt, "retry_in_ms",
-		          delay, NULL);
+		log_fields(LOG_LVL_WARNING, "webhook_failed", LOG_INT("alert_id", alert_id),
+		           LOG_STR("url", url), LOG_INT("http_status", status),
+		           LOG_STR("reason", r.error), LOG_INT("attempt", attempts + 1),
+		           LOG_INT("retry_in_ms", r.retry_delay_ms));
 		free(url);
 	}
-	if (a->nresults == a->cap_results) {
-		a->cap_results = a->cap_results ? 2 * a->cap_results : 16;
-		a->results = xrealloc(a->results, a->cap_results * sizeof(*a->results));
-	}
+	a->results = xgrow(a->results, &a->cap_results, a->nresults + 1, sizeof(*a->results));
 	a->results[a->nresults++] = r;
 }
 
@@ -633,7 +599,7 @@ static void claim_done(const struct store_webhook_alert *rows, size_t n, int64_t
 	/* a reload may have removed the webhook meanwhile: the claims then lapse */
 	for (size_t i = 0; i < n && webhook_enabled(a); i++)
 		webhook_send(a, &rows[i]);
-	int64_t now = mono_ms();
+	int64_t now = clock_mono_ms();
 	if (n > 0 && n == a->claim_limit)
 		a->claim_wanted = true; /* a full batch: more may be due */
 	if (next_delay_ms < 0)
@@ -670,7 +636,7 @@ static void alerts_start_claim(struct alerts *a)
 /* Starts whatever is wanted and allowed now, then re-arms the timer. */
 static void alerts_pump(struct alerts *a)
 {
-	int64_t now = mono_ms();
+	int64_t now = clock_mono_ms();
 	if (db_usable(a) && now >= a->retry_at) {
 		alerts_start_sweep(a, now);
 		alerts_start_claim(a);
@@ -692,7 +658,7 @@ static void alerts_timer_cb(evutil_socket_t fd, short what, void *arg)
 	struct alerts *a = arg;
 	(void)fd;
 	(void)what;
-	int64_t now = mono_ms();
+	int64_t now = clock_mono_ms();
 	if (a->sweep_at && now >= a->sweep_at) {
 		a->sweep_wanted = true;
 		a->sweep_at = 0;
@@ -721,7 +687,7 @@ static void indexes_done(const char *const *missing, size_t n, const char *error
 	struct alerts *a = arg;
 	if (error) {
 		char *why = clean_error(error);
-		log_event(LOG_LVL_WARNING, "orders_index_check_failed", "reason", why, NULL);
+		log_fields(LOG_LVL_WARNING, "orders_index_check_failed", LOG_STR("reason", why));
 		free(why);
 		return;
 	}
@@ -732,8 +698,9 @@ static void indexes_done(const char *const *missing, size_t n, const char *error
 		char *msg = xasprintf("no index on %s (%s): those queries read the whole table; "
 		                      "the shop creates it with: %s",
 		                      missing[i], store_index_used_by(missing[i]), create);
-		log_event(LOG_LVL_WARNING, "orders_index_missing", "relation", relation, "column",
-		          missing[i], "create", create, "msg", msg, NULL);
+		log_fields(LOG_LVL_WARNING, "orders_index_missing", LOG_STR("relation", relation),
+		           LOG_STR("column", missing[i]), LOG_STR("create", create),
+		           LOG_STR("msg", msg));
 		free(msg);
 		free(create);
 	}
@@ -757,11 +724,11 @@ static void on_conn_up(void *arg)
 	store_gauges_order_changed(a->st, NULL);
 	sweep_forget(a);
 	if (!store_listen_alerts(a->st, &a->listen_call))
-		log_event(LOG_LVL_WARNING, "alerts_listen_failed", "reason", "connection lost",
-		          NULL);
+		log_fields(LOG_LVL_WARNING, "alerts_listen_failed",
+		           LOG_STR("reason", "connection lost"));
 	if (!a->indexes_checked && !store_check_indexes(a->st, &a->indexes_call))
-		log_event(LOG_LVL_WARNING, "orders_index_check_failed", "reason", "connection lost",
-		          NULL);
+		log_fields(LOG_LVL_WARNING, "orders_index_check_failed",
+		           LOG_STR("reason", "connection lost"));
 	if (a->engine_ready)
 		alerts_start_work(a);
 }
@@ -829,8 +796,8 @@ struct alerts *alerts_new(struct engine *engine)
 	                          .user_agent = cfg->user_agent};
 	a->http = http_client_new(a->base, &ho);
 	if (a->http == NULL)
-		log_event(LOG_LVL_ERR, "webhook_disabled", "reason",
-		          "the HTTP client could not be set up", NULL);
+		log_fields(LOG_LVL_ERR, "webhook_disabled",
+		           LOG_STR("reason", "the HTTP client could not be set up"));
 	a->ev_timer = evtimer_new(a->base, alerts_timer_cb, a);
 	a->ev_kick = event_new(a->base, -1, 0, alerts_kick_cb, a);
 	a->sweep_call = (struct store_sweep_call){.done = sweep_done, .arg = a};

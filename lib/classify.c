@@ -2,6 +2,7 @@
 
 #include "classify.h"
 
+#include "trim.h"
 #include "xmalloc.h"
 
 #include <stddef.h>
@@ -179,17 +180,14 @@ static bool parse_http_date(const char *s, int64_t *unix_s)
 int64_t classify_retry_after(const char *value, int64_t now_ms)
 {
 	char buf[64];
-	size_t start = 0, end;
+	size_t start, end;
 	int64_t ms;
 
 	if (value == NULL)
 		return -1;
 	end = strlen(value);
-	while (start < end && (value[start] == ' ' || value[start] == '\t'))
-		start++;
-	while (end > start && (value[end - 1] == ' ' || value[end - 1] == '\t' ||
-	                       value[end - 1] == '\r' || value[end - 1] == '\n'))
-		end--;
+	start = trim_start_len(value, end, " \t");
+	end = start + trim_end_len(value + start, end - start, " \t\r\n");
 	if (end == start || end - start >= sizeof(buf))
 		return -1;
 	memcpy(buf, value + start, end - start);

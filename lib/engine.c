@@ -14,6 +14,7 @@
 #include "engine_internal.h"
 
 #include "backoff.h"
+#include "clock.h"
 #include "config.h"
 #include "http.h"
 #include "intent.h"
@@ -26,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* Pause after a claim statement failed, doubled per failure of the same claim up to the
  * cap; the alert is raised at the second failure in a row (a shutting-down server fails
@@ -65,22 +65,6 @@ static void engine_check_idle(struct engine *e);
 static void engine_drain_cb(evutil_socket_t fd, short what, void *arg);
 
 /* ---- start: creation, the two database connections ---- */
-
-/* Wall-clock time in unix milliseconds. */
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* The monotonic clock in milliseconds (lease ends, store_claim.lease_until_ms). */
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Creates the engine: two database connections (claims, outcome writes), the HTTP client,
  * the kick, flush, poll and drain events; everything is wanted at the first claim. */
@@ -123,7 +107,7 @@ struct engine *engine_new(struct event_base *base, const struct sp_config *cfg, 
 /* Starts the connections and the poll timer: the first wake-up is the database coming up. */
 void engine_start(struct engine *e)
 {
-	e->next_poll_ms = now_ms() + e->cfg->poll_interval_ms;
+	e->next_poll_ms = clock_real_ms() + e->cfg->poll_interval_ms;
 	engine_arm_timer(e);
 	pg_conn_start(e->pc);
 	pg_conn_start(e->wpc);
@@ -261,7 +245,7 @@ static void engine_arm_timer(struct engine *e)
 	for (int k = 0; k < SCHED_KINDS; k++)
 		if (e->claim_failed[k].retry_at_ms && e->claim_failed[k].retry_at_ms < at)
 			at = e->claim_failed[k].retry_at_ms;
-	int64_t delay = at - now_ms();
+	int64_t delay = at - clock_real_ms();
 	if (delay < 0)
 		delay = 0;
 	struct timeval tv = {.tv_sec = delay / 1000, .tv_usec = (delay % 1000) * 1000};
@@ -278,10 +262,10 @@ void engine_reload(struct engine *e, const struct sp_config *cfg, const char *se
 	e->secret = xstrdup(secret);
 	/* new credentials deserve a probe now rather than after the pause, and the answers
 	 * to requests sent with the old ones do not count against them */
-	breaker_reload(&e->br, now_ms());
+	breaker_reload(&e->br, clock_real_ms());
 	e->probes_on_wire = 0; /* those are of the old credentials */
 	engine_breaker_changed(e);
-	e->next_poll_ms = now_ms() + cfg->poll_interval_ms;
+	e->next_poll_ms = clock_real_ms() + cfg->poll_interval_ms;
 	e->wanted[SCHED_SCAN] = engine_scans_at_poll(e);
 	e->wanted[SCHED_TARGETED] = true;
 	engine_arm_timer(e);
@@ -295,7 +279,7 @@ static void engine_timer_cb(evutil_socket_t fd, short what, void *arg)
 	struct engine *e = arg;
 	(void)fd;
 	(void)what;
-	int64_t now = now_ms();
+	int64_t now = clock_real_ms();
 	bool poll = now >= e->next_poll_ms;
 	if (poll) {
 		/* the fallback for lost notifications and other daemons' expired leases; the
@@ -439,7 +423,7 @@ static bool engine_claim_start(struct engine *e, struct sched_choice next, int64
 /* Starts the claim the scheduler picks from the engine's state (lib/schedule.c), if any. */
 static void engine_pump(struct engine *e)
 {
-	int64_t now = now_ms();
+	int64_t now = clock_real_ms();
 	struct sched_state st = engine_sched_state(e, now);
 	struct sched_choice next = sched_next(&st);
 	if (next.claim != SCHED_NONE && !engine_claim_start(e, next, now))
@@ -489,7 +473,7 @@ static void engine_claim_failed(struct engine *e, const char *error)
 	e->running = SCHED_NONE;
 	size_t given = e->targeted;
 	e->targeted = 0;
-	int64_t now = now_ms();
+	int64_t now = clock_real_ms();
 	if (e->br.state == BREAKER_PROBING && e->probes_on_wire == 0)
 		breaker_probe_unsent(&e->br, now, false);
 	if (e->once) {
@@ -587,7 +571,7 @@ static void engine_on_due(struct store_claim *rows, size_t n, const char *error,
 	bool probing = e->br.state == BREAKER_PROBING;
 	if (probing && n == 0) {
 		/* nothing to probe with: the next real request tests the credentials */
-		breaker_probe_unsent(&e->br, now_ms(), true);
+		breaker_probe_unsent(&e->br, clock_real_ms(), true);
 		engine_breaker_changed(e);
 	}
 	if ((int)n == e->claim_limit && !probing)
@@ -597,7 +581,7 @@ static void engine_on_due(struct store_claim *rows, size_t n, const char *error,
 	engine_send_all(e, rows, n);
 	if (e->br.state == BREAKER_PROBING && e->probes_on_wire == 0) {
 		/* the probe was given up locally (a capture past its deadline): another one */
-		breaker_probe_unsent(&e->br, now_ms(), false);
+		breaker_probe_unsent(&e->br, clock_real_ms(), false);
 		engine_breaker_changed(e);
 	}
 	engine_claim_end(e);
@@ -827,7 +811,8 @@ static void engine_release_queued(struct engine *e)
  * lease wait in the queue a little. */
 static bool engine_lease_covers_send(const struct engine *e, const struct store_claim *c)
 {
-	return c->lease_until_ms - mono_ms() >= e->cfg->timeout_ms + CONFIG_LEASE_MARGIN_MS / 2;
+	return c->lease_until_ms - clock_mono_ms() >=
+	       e->cfg->timeout_ms + CONFIG_LEASE_MARGIN_MS / 2;
 }
 
 /* Sends one leased modification: the stored body, byte for byte. Takes the claim's strings. */
@@ -847,20 +832,18 @@ static void engine_send(struct engine *e, struct store_claim *claim)
 	memset(claim, 0, sizeof(*claim));
 	struct store_claim *c = &f->claim;
 	char *url = xasprintf("%s%s", e->cfg->base_url, mod_kind_path(c->kind));
-	char *origin =
-	    e->cfg->origin && *e->cfg->origin ? xasprintf("Origin: %s", e->cfg->origin) : NULL;
-	const char *headers[] = {"Content-Type: application/json", "Accept-Language: en-US", origin,
-	                         NULL};
+	struct mod_headers headers;
+	mod_headers_init(&headers, e->cfg->origin);
 	struct http_request req = {.method = "POST",
 	                           .url = url,
-	                           .headers = headers,
+	                           .headers = headers.lines,
 	                           .body = c->body,
 	                           .body_len = strlen(c->body),
 	                           .username = e->cfg->merchant_key,
 	                           .password = e->secret};
 	bool ok = http_submit(e->http, &req, engine_on_answer, f);
 	free(url);
-	free(origin);
+	mod_headers_free(&headers);
 	if (!ok) {
 		struct http_result res = {.transport_error = true, .error = "request setup failed"};
 		engine_on_answer(&res, f);
@@ -955,7 +938,7 @@ static void engine_resume_gateway(struct engine *e, const struct flight *f, int 
 {
 	if (http_status <= 0) {
 		if (f->probe)
-			breaker_probe_failed(&e->br, now_ms());
+			breaker_probe_failed(&e->br, clock_real_ms());
 		engine_breaker_changed(e);
 		return;
 	}
@@ -972,7 +955,7 @@ static void engine_credentials_rejected(struct engine *e, const struct flight *f
                                         struct store_outcome *o, int status)
 {
 	const struct store_claim *c = &f->claim;
-	bool first = breaker_rejected(&e->br, f->epoch, now_ms(), e->cfg->retry_max_ms);
+	bool first = breaker_rejected(&e->br, f->epoch, clock_real_ms(), e->cfg->retry_max_ms);
 	if (first) {
 		o->alert_kind = "credentials_rejected";
 		o->alert_severity = "critical";
@@ -999,7 +982,7 @@ void engine_conclude(struct engine *e, struct flight *f, enum engine_result r,
 	struct store_claim *c = &f->claim;
 	struct store_outcome o = *op;
 	memset(op, 0, sizeof(*op));
-	int64_t now = now_ms();
+	int64_t now = clock_real_ms();
 	e->stats.results[c->kind][r]++;
 	int attempt = c->attempts + 1;
 	switch (r) {
@@ -1046,7 +1029,7 @@ static void engine_on_answer(const struct http_result *res, void *arg)
 	struct flight *f = arg;
 	struct engine *e = f->e;
 	struct store_claim *c = &f->claim;
-	int64_t now = now_ms();
+	int64_t now = clock_real_ms();
 	engine_note_gateway(e, res, now);
 	if (f->probe && f->epoch == e->br.epoch && e->probes_on_wire > 0)
 		e->probes_on_wire--;

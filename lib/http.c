@@ -2,6 +2,9 @@
 
 #include "http.h"
 
+#include "clock.h"
+#include "trim.h"
+#include "url.h"
 #include "xmalloc.h"
 
 #include <curl/curl.h>
@@ -9,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include <unistd.h>
 
 /* Longest Retry-After value kept (an HTTP-date is 29 characters). */
@@ -69,15 +71,6 @@ struct http_client {
 	int depth;  /* > 0 while curl is being driven from a loop callback */
 	bool dying; /* http_client_free was called while depth > 0 */
 };
-
-/* Microseconds of the monotonic clock, for elapsed times. */
-static int64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 /* Releases a transfer that is no longer attached to the multi handle. */
 static void xfer_free(struct http_xfer *x)
@@ -156,7 +149,7 @@ static void xfer_complete(struct http_xfer *x, CURLcode code)
 	res.body_len = x->body_len;
 	res.body_truncated = x->body_truncated;
 	res.retry_after = x->retry_after;
-	res.elapsed_us = now_us() - x->start_us;
+	res.elapsed_us = clock_mono_us() - x->start_us;
 
 	xfer_detach(x);
 	x->done(&res, x->arg);
@@ -289,12 +282,8 @@ static size_t curl_header_cb(char *data, size_t size, size_t nitems, void *userd
 	if (n < sizeof(name) - 1 || strncasecmp(data, name, sizeof(name) - 1) != 0)
 		return n;
 	start = sizeof(name) - 1;
-	end = n;
-	while (start < end && (data[start] == ' ' || data[start] == '\t'))
-		start++;
-	while (end > start && (data[end - 1] == '\r' || data[end - 1] == '\n' ||
-	                       data[end - 1] == ' ' || data[end - 1] == '\t'))
-		end--;
+	start += trim_start_len(data + start, n - start, " \t");
+	end = start + trim_end_len(data + start, n - start, " \t\r\n");
 	if (end - start > HTTP_RETRY_AFTER_MAX)
 		end = start + HTTP_RETRY_AFTER_MAX;
 	free(x->retry_after);
@@ -378,31 +367,6 @@ void http_client_free(struct http_client *c)
 		return;
 	}
 	client_destroy(c);
-}
-
-/* True when the URL parses, is http or https and carries no credentials. */
-static bool url_acceptable(const char *url)
-{
-	CURLU *u = curl_url();
-	char *part = NULL;
-	bool ok = false;
-
-	if (u == NULL)
-		return false;
-	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
-		goto out;
-	if (curl_url_get(u, CURLUPART_SCHEME, &part, 0) != CURLUE_OK)
-		goto out;
-	ok = strcmp(part, "http") == 0 || strcmp(part, "https") == 0;
-	curl_free(part);
-	part = NULL;
-	if (curl_url_get(u, CURLUPART_USER, &part, 0) == CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_PASSWORD, &part, 0) == CURLUE_OK)
-		ok = false;
-	curl_free(part);
-out:
-	curl_url_cleanup(u);
-	return ok;
 }
 
 /* Sets the per-transfer options; false when curl refuses one. */
@@ -489,7 +453,8 @@ bool http_submit(struct http_client *c, const struct http_request *req, http_don
 		return false;
 	if (req->body_len > 0 && req->body == NULL)
 		return false;
-	if (!url_acceptable(req->url))
+	struct url_parts parts;
+	if (!url_check(req->url, &parts, NULL, 0))
 		return false;
 
 	x = xcalloc(1, sizeof(*x));
@@ -516,7 +481,7 @@ bool http_submit(struct http_client *c, const struct http_request *req, http_don
 	}
 	if (!xfer_setup(x, req))
 		goto fail;
-	x->start_us = now_us();
+	x->start_us = clock_mono_us();
 	if (curl_multi_add_handle(c->multi, x->easy) != CURLM_OK)
 		goto fail;
 	x->next = c->xfers;

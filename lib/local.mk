@@ -2,7 +2,7 @@
 noinst_LIBRARIES += lib/libsmartpay.a
 lib_libsmartpay_a_SOURCES = \
 	lib/xmalloc.c lib/xmalloc.h lib/trim.c lib/trim.h lib/duration.c lib/duration.h \
-	lib/url.c lib/url.h
+	lib/url.c lib/url.h lib/clock.c lib/clock.h
 lib_libsmartpay_a_SOURCES += lib/money.c lib/money.h lib/log.c lib/log.h \
 	lib/config.c lib/config.h lib/config_internal.h lib/config_ini.c lib/config_value.c
 lib_libsmartpay_a_SOURCES += lib/migrate.c lib/migrate.h

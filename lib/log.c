@@ -1,6 +1,8 @@
 #include "autoconfig.h"
 
 #include "log.h"
+
+#include "clock.h"
 #include "xmalloc.h"
 
 #include <errno.h>
@@ -287,12 +289,12 @@ static void add_prefix(struct linebuf *lb, enum log_level level)
 		lb_adds(lb, buf);
 		return;
 	}
-	struct timespec ts;
+	int64_t ms = clock_real_ms();
+	time_t secs = (time_t)(ms / 1000);
 	struct tm tm;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
+	gmtime_r(&secs, &tm);
 	size_t n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + n, sizeof(buf) - n, ".%03ldZ ", (long)(ts.tv_nsec / 1000000));
+	snprintf(buf + n, sizeof(buf) - n, ".%03ldZ ", (long)(ms % 1000));
 	lb_adds(lb, buf);
 }
 

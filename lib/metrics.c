@@ -4,7 +4,9 @@
 #include "reconciler.h"
 #include "status_call.h"
 
+#include "clock.h"
 #include "config.h"
+#include "duration.h"
 #include "engine.h"
 #include "log.h"
 #include "modification.h"
@@ -117,13 +119,6 @@ struct metrics {
 	const struct status_client *status;  /* NULL: no status call metrics */
 };
 
-static int64_t clock_ms(clockid_t clock)
-{
-	struct timespec ts;
-	clock_gettime(clock, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* A libevent timeout of `ms` milliseconds. */
 static struct timeval tv_from_ms(int64_t ms)
 {
@@ -196,7 +191,7 @@ static void render_engine(struct metrics *m, struct evbuffer *out)
 {
 	const struct engine_stats *st = engine_stats(m->engine);
 	const struct sp_config *cfg = store_config(engine_store(m->engine));
-	int64_t now = clock_ms(CLOCK_REALTIME);
+	int64_t now = clock_real_ms();
 
 	put_family(out, "smartpayd_build_info", "gauge",
 	           "Version and instance name of the running daemon (always 1).");
@@ -279,8 +274,8 @@ static void render_gauges(struct metrics *m, struct evbuffer *out)
 	           "Open authorizations (no succeeded capture or cancel) whose deadline is within "
 	           "each [alerts] expiry threshold and not passed.");
 	for (size_t i = 0; i < g->nthresholds; i++) {
-		char label[32];
-		store_threshold_label(g->thresholds_ms[i], label);
+		char label[DURATION_TEXT_SIZE];
+		duration_format(g->thresholds_ms[i], DURATION_EXACT_HOURS, label);
 		evbuffer_add_printf(out, "smartpayd_authorizations_expiring{within=\"%s\"} %llu\n",
 		                    label, (unsigned long long)g->expiring[i]);
 	}
@@ -296,7 +291,7 @@ static void render_gauges(struct metrics *m, struct evbuffer *out)
 	              m->gauges_at_ms);
 	put_single_ms(out, "smartpayd_database_gauges_age_seconds", "gauge",
 	              "Age of the database read the gauges above come from.",
-	              clock_ms(CLOCK_MONOTONIC) - m->gauges_at_mono_ms);
+	              clock_mono_ms() - m->gauges_at_mono_ms);
 }
 
 /* The listener's own counters: what it refused and closed to protect the daemon. */
@@ -329,7 +324,7 @@ static void render_listener(struct metrics *m, struct evbuffer *out)
  * occurrences not logged since the previous line. */
 static bool ratelog_take(struct ratelog *r, uint64_t *held)
 {
-	int64_t now = clock_ms(CLOCK_MONOTONIC);
+	int64_t now = clock_mono_ms();
 	if (r->logged && now - r->last_ms < LOG_EVERY_MS) {
 		r->held++;
 		return false;
@@ -348,10 +343,8 @@ static void log_trouble(struct metrics *m, struct ratelog *r, const char *event,
 	uint64_t held = 0;
 	if (!ratelog_take(r, &held))
 		return;
-	char suppressed[24];
-	snprintf(suppressed, sizeof(suppressed), "%llu", (unsigned long long)held);
-	log_event(LOG_LVL_WARNING, event, "listen", m->listen, "reason", reason, "suppressed",
-	          suppressed, NULL);
+	log_fields(LOG_LVL_WARNING, event, LOG_STR("listen", m->listen), LOG_STR("reason", reason),
+	           LOG_UINT("suppressed", held));
 }
 
 /* ---- one connection: read one small request, answer it, close ----------------------- */
@@ -558,12 +551,13 @@ static void gauges_read(struct store_gauges *g, const char *error, void *arg)
 	m->reading = false;
 	if (g == NULL) {
 		if (!m->read_failing)
-			log_event(LOG_LVL_WARNING, "metrics_gauges_failed", "reason", error, "msg",
-			          "serving the last values read", NULL);
+			log_fields(LOG_LVL_WARNING, "metrics_gauges_failed",
+			           LOG_STR("reason", error),
+			           LOG_STR("msg", "serving the last values read"));
 		m->read_failing = true;
 	} else {
 		if (m->read_failing)
-			log_event(LOG_LVL_NOTICE, "metrics_gauges_recovered", NULL);
+			log_fields(LOG_LVL_NOTICE, "metrics_gauges_recovered");
 		m->read_failing = false;
 		store_gauges_clear(&m->gauges);
 		m->gauges = *g;
@@ -588,8 +582,8 @@ static void gauges_refresh(evutil_socket_t fd, short what, void *arg)
 	if (!m->reading) {
 		m->read.done = gauges_read;
 		m->read.arg = m;
-		m->read_mono_ms = clock_ms(CLOCK_MONOTONIC);
-		m->read_ms = clock_ms(CLOCK_REALTIME);
+		m->read_mono_ms = clock_mono_ms();
+		m->read_ms = clock_real_ms();
 		/* set first: a connection that breaks while sending completes the read at once */
 		m->reading = true;
 		if (!store_read_gauges(m->gauges_st, &m->read))
@@ -957,15 +951,15 @@ bool metrics_new(struct event_base *base, const struct engine *engine, const cha
 		return false;
 	}
 	evconnlistener_set_error_cb(m->listener, on_accept_error);
-	m->started_ms = clock_ms(CLOCK_REALTIME);
+	m->started_ms = clock_real_ms();
 	m->ev_wait = evtimer_new(base, wait_expired, m);
 	m->ev_resume = evtimer_new(base, on_resume, m);
 	m->ev_refresh = evtimer_new(base, gauges_refresh, m);
 	struct rlimit rl;
-	char limit[24] = "unlimited";
+	struct log_field limit = LOG_STR("fd_limit", "unlimited");
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-		snprintf(limit, sizeof(limit), "%llu", (unsigned long long)rl.rlim_cur);
-	log_event(LOG_LVL_INFO, "metrics_listening", "listen", listen, "fd_limit", limit, NULL);
+		limit = LOG_UINT("fd_limit", rl.rlim_cur);
+	log_fields(LOG_LVL_INFO, "metrics_listening", LOG_STR("listen", listen), limit);
 	*out = m;
 	return true;
 }

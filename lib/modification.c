@@ -254,3 +254,18 @@ char *mod_request_body(const struct mod_request *req, const char **why)
 	*why = NULL;
 	return b.data;
 }
+
+void mod_headers_init(struct mod_headers *h, const char *origin)
+{
+	h->origin = origin != NULL && *origin ? xasprintf("Origin: %s", origin) : NULL;
+	h->lines[0] = "Content-Type: application/json";
+	h->lines[1] = "Accept-Language: en-US";
+	h->lines[2] = h->origin;
+	h->lines[3] = NULL;
+}
+
+void mod_headers_free(struct mod_headers *h)
+{
+	free(h->origin);
+	h->origin = NULL;
+}

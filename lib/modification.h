@@ -50,4 +50,18 @@ struct mod_request {
 char *mod_request_body(const struct mod_request *req, const char **why)
     __attribute__((warn_unused_result));
 
+/* The header lines every SmartPay request carries, ready for http_request.headers: JSON
+ * content, Accept-Language en-US and, when configured, Origin. */
+struct mod_headers {
+	const char *lines[4]; /* NULL-terminated "Name: value" list */
+	char *origin;         /* the owned "Origin: ..." line, or NULL */
+};
+
+/* Fills h for the configured `origin` (NULL or "" sends none); mod_headers_free releases
+ * it. */
+void mod_headers_init(struct mod_headers *h, const char *origin);
+
+/* Frees what mod_headers_init allocated. */
+void mod_headers_free(struct mod_headers *h);
+
 #endif

@@ -2,12 +2,12 @@
 
 #include "service.h"
 
+#include "clock.h"
 #include "engine.h"
 #include "xmalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #ifdef HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
@@ -110,12 +110,9 @@ void service_ready(struct service *s)
 
 void service_reloading(struct service *s)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
 	char line[64];
 	snprintf(line, sizeof(line), "RELOADING=1\nMONOTONIC_USEC=%llu",
-	         (unsigned long long)ts.tv_sec * 1000000ULL +
-	             (unsigned long long)ts.tv_nsec / 1000);
+	         (unsigned long long)clock_mono_us());
 	service_notify(line);
 }
 

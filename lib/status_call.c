@@ -2,15 +2,16 @@
 
 #include "status_call.h"
 
+#include "clock.h"
 #include "config.h"
 #include "http.h"
+#include "modification.h"
 #include "xmalloc.h"
 
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* One call, queued or running. */
 struct status_call {
@@ -39,14 +40,6 @@ const char *status_result_name(enum status_result r)
 	static const char *const names[STATUS_RESULT_COUNT] = {
 	    "ok", "http_error", "transport_error", "timeout", "unreadable"};
 	return (unsigned)r < STATUS_RESULT_COUNT ? names[r] : "unknown";
-}
-
-/* Monotonic milliseconds. */
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 int64_t status_call_gap_ms(int requests_per_second)
@@ -141,13 +134,11 @@ static void status_send(struct status_client *c, struct status_call *call)
 {
 	char *path = status_call_path(call->transaction_id);
 	char *url = xasprintf("%s%s", c->cfg->base_url, path);
-	char *origin =
-	    c->cfg->origin && *c->cfg->origin ? xasprintf("Origin: %s", c->cfg->origin) : NULL;
-	const char *headers[] = {"Content-Type: application/json", "Accept-Language: en-US", origin,
-	                         NULL};
+	struct mod_headers headers;
+	mod_headers_init(&headers, c->cfg->origin);
 	struct http_request req = {.method = "GET",
 	                           .url = url,
-	                           .headers = headers,
+	                           .headers = headers.lines,
 	                           .username = c->cfg->merchant_key,
 	                           .password = c->secret};
 	call->running = true;
@@ -155,7 +146,7 @@ static void status_send(struct status_client *c, struct status_call *call)
 	bool ok = c->http != NULL && http_submit(c->http, &req, status_on_answer, call);
 	free(path);
 	free(url);
-	free(origin);
+	mod_headers_free(&headers);
 	if (!ok) {
 		struct http_result res = {.transport_error = true, .error = "request setup failed"};
 		status_on_answer(&res, call);
@@ -168,7 +159,7 @@ static void status_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct status_client *c = arg;
-	int64_t now = mono_ms();
+	int64_t now = clock_mono_ms();
 	struct status_call *call = c->head;
 	while (call != NULL && call->running)
 		call = call->next;
@@ -188,7 +179,7 @@ static void status_arm(struct status_client *c)
 {
 	if (c->stats.queued == 0 || evtimer_pending(c->ev_timer, NULL))
 		return;
-	int64_t wait = c->next_ms - mono_ms();
+	int64_t wait = c->next_ms - clock_mono_ms();
 	if (wait < 0)
 		wait = 0;
 	struct timeval tv = {.tv_sec = wait / 1000, .tv_usec = (wait % 1000) * 1000};
@@ -218,7 +209,7 @@ struct status_client *status_client_new(struct event_base *base, const struct sp
 	c->secret = secret;
 	c->http = http;
 	c->ev_timer = evtimer_new(base, status_timer_cb, c);
-	c->next_ms = mono_ms();
+	c->next_ms = clock_mono_ms();
 	return c;
 }
 

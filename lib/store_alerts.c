@@ -3,6 +3,7 @@
 #include "store_alerts.h"
 
 #include "config.h"
+#include "duration.h"
 #include "pgconn.h"
 #include "store.h"
 #include "store_indexes.h"
@@ -12,18 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-void store_threshold_label(int64_t ms, char out[32])
-{
-	if (ms > 0 && ms % 3600000 == 0)
-		snprintf(out, 32, "%lldh", (long long)(ms / 3600000));
-	else if (ms > 0 && ms % 60000 == 0)
-		snprintf(out, 32, "%lldm", (long long)(ms / 60000));
-	else if (ms > 0 && ms % 1000 == 0)
-		snprintf(out, 32, "%llds", (long long)(ms / 1000));
-	else
-		snprintf(out, 32, "%lldms", (long long)ms);
-}
 
 /* Formats a duration as an SQL interval literal. */
 static void interval_literal(int64_t ms, char out[40])
@@ -258,7 +247,7 @@ bool store_sweep_expiry(struct store *st, int64_t lookback_ms, int64_t horizon_m
 	char(*severities)[32] = xcalloc(n + 1, sizeof(*severities));
 	char(*numbers)[32] = xcalloc(n + 1, sizeof(*numbers));
 	for (size_t i = 0; i < n; i++) {
-		store_threshold_label(cfg->expiry_thresholds_ms[i], labels[i]);
+		duration_format(cfg->expiry_thresholds_ms[i], DURATION_EXACT_HOURS, labels[i]);
 		/* thresholds are sorted descending: the last one is the most urgent */
 		snprintf(severities[i], 32, "%s", i + 1 == n ? "critical" : "warning");
 		snprintf(numbers[i], 32, "%lld", (long long)cfg->expiry_thresholds_ms[i]);

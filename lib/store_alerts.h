@@ -65,9 +65,6 @@ struct store_sweep_call {
 	void *arg;
 };
 
-/* The compact label of an expiry threshold: "24h", "90m", "45s", "1500ms". */
-void store_threshold_label(int64_t ms, char out[32]);
-
 /* One sweep in one statement, whatever the number of orders. An authorization is open
  * while its order has a transaction id and no succeeded capture, cancel or
  * cancel_or_refund (whatever the order's status); its deadline is

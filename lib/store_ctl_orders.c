@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "config.h"
+#include "duration.h"
 #include "store_alerts.h"
 #include "store_internal.h"
 #include "store_reconcile.h"
@@ -118,10 +119,10 @@ PGresult *store_ctl_pending_by_kind(PGconn *conn)
 static void threshold_arrays(const struct sp_config *cfg, char **ms_list, char **label_list)
 {
 	size_t n = cfg->expiry_threshold_count;
-	char(*labels)[32] = xcalloc(n + 1, sizeof(*labels));
+	char(*labels)[DURATION_TEXT_SIZE] = xcalloc(n + 1, sizeof(*labels));
 	char **items = xcalloc(n + 1, sizeof(*items));
 	for (size_t i = 0; i < n; i++) {
-		store_threshold_label(cfg->expiry_thresholds_ms[i], labels[i]);
+		duration_format(cfg->expiry_thresholds_ms[i], DURATION_EXACT_HOURS, labels[i]);
 		items[i] = labels[i];
 	}
 	*ms_list = store_int_array(cfg->expiry_thresholds_ms, n);

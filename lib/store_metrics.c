@@ -2,6 +2,7 @@
 
 #include "store_metrics.h"
 
+#include "clock.h"
 #include "config.h"
 #include "pgconn.h"
 #include "store.h"
@@ -12,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 const int64_t store_pending_age_bounds_s[STORE_PENDING_AGE_BUCKETS - 1] = {60, 300, 3600, 86400};
 const char *const store_pending_age_names[STORE_PENDING_AGE_BUCKETS] = {
@@ -116,10 +116,7 @@ static void ids_clear(struct id_list *l)
 /* Appends a copy of `id`. */
 static void ids_add(struct id_list *l, const char *id)
 {
-	if (l->n == l->cap) {
-		l->cap = l->cap ? l->cap * 2 : 16;
-		l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
-	}
+	l->v = xgrow(l->v, &l->cap, l->n + 1, sizeof(*l->v));
 	l->v[l->n++] = xstrdup(id);
 }
 
@@ -285,10 +282,7 @@ static bool expiring_merge(struct store_expiring *x, struct json_object *found,
 	ids_clear(&gone);
 	for (size_t i = 0; i < nfound; i++) {
 		struct json_object *pair = json_object_array_get_idx(found, i);
-		if (x->n == x->cap) {
-			x->cap = x->cap ? x->cap * 2 : 64;
-			x->v = xrealloc(x->v, x->cap * sizeof(*x->v));
-		}
+		x->v = xgrow(x->v, &x->cap, x->n + 1, sizeof(*x->v));
 		x->v[x->n].order_id =
 		    xstrdup(json_object_get_string(json_object_array_get_idx(pair, 0)));
 		x->v[x->n].deadline_ms = json_object_get_int64(json_object_array_get_idx(pair, 1));
@@ -433,14 +427,6 @@ static char *int_array_literal(const int64_t *v, size_t n)
 	return out;
 }
 
-/* Monotonic clock in ms (the safety net's spacing). */
-static int64_t mono_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 bool store_read_gauges(struct store *st, struct store_gauges_read *rd)
 {
 	struct pg_conn *pc = store_conn(st);
@@ -451,7 +437,7 @@ bool store_read_gauges(struct store *st, struct store_gauges_read *rd)
 	if (*slot == NULL)
 		*slot = xcalloc(1, sizeof(**slot));
 	struct store_expiring *x = *slot;
-	expiring_plan(x, cfg, mono_now_ms());
+	expiring_plan(x, cfg, clock_mono_ms());
 	rd->st = st;
 	char validity[40], lookahead[40];
 	snprintf(validity, sizeof(validity), "%lld milliseconds",

@@ -17,6 +17,7 @@
 #include "request.h"
 #include "server.h"
 #include "timeutil.h"
+#include "trim.h"
 #include "xmalloc.h"
 
 /* An answer: status and body. */
@@ -95,11 +96,8 @@ static bool is_json_type(const char *v)
 {
 	if (v == NULL)
 		return false;
-	while (*v == ' ')
-		v++;
-	size_t n = strcspn(v, ";");
-	while (n > 0 && v[n - 1] == ' ')
-		n--;
+	v += trim_start_len(v, strlen(v), " ");
+	size_t n = trim_end_len(v, strcspn(v, ";"), " ");
 	return n == 16 && strncasecmp(v, "application/json", 16) == 0;
 }
 

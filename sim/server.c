@@ -20,6 +20,7 @@
 
 #include "api.h"
 #include "control.h"
+#include "url.h"
 #include "xmalloc.h"
 
 /* An answer waiting on a timer (latency, slow answers, deferred drops and resets). */
@@ -321,15 +322,8 @@ static bool parse_listen(const char *listen, char *host, size_t hostlen, int *po
 	host[n] = '\0';
 	if (strcmp(host, "localhost") == 0)
 		snprintf(host, hostlen, "127.0.0.1");
-	struct in_addr a4;
-	struct in6_addr a6;
-	if (inet_pton(AF_INET, host, &a4) == 1) {
-		if ((ntohl(a4.s_addr) >> 24) == 127)
-			return true;
-	} else if (inet_pton(AF_INET6, host, &a6) == 1) {
-		if (IN6_IS_ADDR_LOOPBACK(&a6))
-			return true;
-	}
+	if (url_host_is_loopback(host))
+		return true;
 	snprintf(err, errlen, "--listen %s: only loopback addresses are allowed", listen);
 	return false;
 }

@@ -4,6 +4,7 @@
 #include "autoconfig.h"
 
 #include "alerts.h"
+#include "duration.h"
 #include "pgtest.h"
 #include "store_alerts.h"
 #include "store_indexes.h"
@@ -33,16 +34,16 @@
 
 START_TEST(threshold_labels_are_compact)
 {
-	char out[32];
-	store_threshold_label(INT64_C(24) * 3600 * 1000, out);
+	char out[DURATION_TEXT_SIZE];
+	duration_format(INT64_C(24) * 3600 * 1000, DURATION_EXACT_HOURS, out);
 	ck_assert_str_eq(out, "24h");
-	store_threshold_label(INT64_C(4) * 3600 * 1000, out);
+	duration_format(INT64_C(4) * 3600 * 1000, DURATION_EXACT_HOURS, out);
 	ck_assert_str_eq(out, "4h");
-	store_threshold_label(INT64_C(90) * 60 * 1000, out);
+	duration_format(INT64_C(90) * 60 * 1000, DURATION_EXACT_HOURS, out);
 	ck_assert_str_eq(out, "90m");
-	store_threshold_label(45000, out);
+	duration_format(45000, DURATION_EXACT_HOURS, out);
 	ck_assert_str_eq(out, "45s");
-	store_threshold_label(1500, out);
+	duration_format(1500, DURATION_EXACT_HOURS, out);
 	ck_assert_str_eq(out, "1500ms");
 }
 END_TEST

@@ -9,6 +9,7 @@
 #include "pgtest.h"
 #include "testutil.h"
 #include "world.h"
+#include "xmalloc.h"
 
 #include <arpa/inet.h>
 #include <check.h>
@@ -162,7 +163,7 @@ static bool prom_comment(struct prom *p, const char *line, int lineno)
 	PROM_REQUIRE(p, *s == ' ' || (help && *s == '\0'), "line %d: bad line: %s", lineno, line);
 	size_t i = prom_family_index(p, name);
 	if (i == (size_t)-1) {
-		p->fam = realloc(p->fam, (p->nfam + 1) * sizeof(*p->fam));
+		p->fam = xreallocarray(p->fam, p->nfam + 1, sizeof(*p->fam));
 		i = p->nfam++;
 		memset(&p->fam[i], 0, sizeof(p->fam[i]));
 		p->fam[i].name = strdup(name);
@@ -283,7 +284,7 @@ static bool prom_sample_line(struct prom *p, const char *line, int lineno)
 	}
 	if (p->n > 0 && p->s[p->n - 1].family != fam)
 		p->fam[p->s[p->n - 1].family].closed = true;
-	p->s = realloc(p->s, (p->n + 1) * sizeof(*p->s));
+	p->s = xreallocarray(p->s, p->n + 1, sizeof(*p->s));
 	p->s[p->n++] = (struct prom_sample){.series = series,
 	                                    .name = strdup(name),
 	                                    .le = le[0] ? strdup(le) : NULL,
@@ -748,12 +749,12 @@ static int raw_request(int port, const char *request, size_t len, char **answer)
 		off += (size_t)n;
 	}
 	size_t size = 0, cap = 4096;
-	char *buf = malloc(cap + 1);
+	char *buf = xmalloc(cap + 1);
 	ssize_t n;
 	while ((n = recv(fd, buf + size, cap - size, 0)) > 0) {
 		size += (size_t)n;
 		if (size == cap)
-			buf = realloc(buf, (cap *= 2) + 1);
+			buf = xreallocarray(buf, (cap *= 2) + 1, 1);
 	}
 	buf[size] = '\0';
 	close(fd);

@@ -296,6 +296,28 @@ START_TEST(test_body_refusals)
 }
 END_TEST
 
+/* Every SmartPay request's headers: JSON, en-US, Origin only when one is configured. */
+START_TEST(test_headers)
+{
+	struct mod_headers h;
+	mod_headers_init(&h, "https://shop.example");
+	ck_assert_str_eq(h.lines[0], "Content-Type: application/json");
+	ck_assert_str_eq(h.lines[1], "Accept-Language: en-US");
+	ck_assert_str_eq(h.lines[2], "Origin: https://shop.example");
+	ck_assert_ptr_null(h.lines[3]);
+	mod_headers_free(&h);
+	ck_assert_ptr_null(h.origin);
+	const char *none[] = {NULL, ""};
+	for (size_t i = 0; i < 2; i++) {
+		mod_headers_init(&h, none[i]);
+		ck_assert_str_eq(h.lines[0], "Content-Type: application/json");
+		ck_assert_str_eq(h.lines[1], "Accept-Language: en-US");
+		ck_assert_ptr_null(h.lines[2]);
+		mod_headers_free(&h);
+	}
+}
+END_TEST
+
 /* Builds the suite. */
 static Suite *modification_suite(void)
 {
@@ -304,7 +326,7 @@ static Suite *modification_suite(void)
 	               (const TTest *const[]){test_kind_names, test_body_capture, test_body_cancel,
 	                                      test_body_refund, test_body_currencies,
 	                                      test_body_escaping, test_body_lengths,
-	                                      test_body_refusals, NULL});
+	                                      test_body_refusals, test_headers, NULL});
 	return s;
 }
 

@@ -7,6 +7,7 @@
 #include "pgtest.h"
 #include "testutil.h"
 #include "world.h"
+#include "xmalloc.h"
 
 #include <check.h>
 #include <errno.h>
@@ -77,7 +78,7 @@ static void manager_receive(struct manager *m, long timeout_ms, bool one)
 		ssize_t len = recv(m->fd, buf, sizeof(buf) - 1, 0);
 		ck_assert_int_ge(len, 0);
 		buf[len] = '\0';
-		m->msgs = realloc(m->msgs, (m->n + 1) * sizeof(*m->msgs));
+		m->msgs = xreallocarray(m->msgs, m->n + 1, sizeof(*m->msgs));
 		m->msgs[m->n++] = strdup(buf);
 		if (one)
 			return;

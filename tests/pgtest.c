@@ -1030,8 +1030,8 @@ static pid_t proc_parent(pid_t pid, bool *zombie)
 static pid_t *proc_children(pid_t parent, size_t *n)
 {
 	DIR *dir = opendir("/proc");
-	size_t cap = 16;
-	pid_t *pids = xmalloc(cap * sizeof(*pids));
+	size_t cap = 0;
+	pid_t *pids = NULL;
 	struct dirent *e;
 
 	*n = 0;
@@ -1040,10 +1040,7 @@ static pid_t *proc_children(pid_t parent, size_t *n)
 		long pid = strtol(e->d_name, &end, 10);
 		if (*end != '\0' || pid <= 0 || proc_parent((pid_t)pid, NULL) != parent)
 			continue;
-		if (*n == cap) {
-			cap *= 2;
-			pids = xrealloc(pids, cap * sizeof(*pids));
-		}
+		pids = xgrow(pids, &cap, *n + 1, sizeof(*pids));
 		pids[(*n)++] = (pid_t)pid;
 	}
 	if (dir)

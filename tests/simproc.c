@@ -390,7 +390,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 {
 	struct simproc_reply *r = arg;
 	size_t n = size * nmemb;
-	r->body = xrealloc(r->body, r->len + n + 1);
+	r->body = xreallocarray(r->body, r->len + n + 1, sizeof(*r->body));
 	memcpy(r->body + r->len, data, n);
 	r->len += n;
 	r->body[r->len] = '\0';

@@ -38,7 +38,7 @@ char *testutil_read_file(const char *path)
 	for (size_t n; (n = fread(text + len, 1, cap - len - 1, f)) > 0;) {
 		len += n;
 		if (cap - len - 1 == 0)
-			text = xrealloc(text, cap *= 2);
+			text = xgrow(text, &cap, cap + 1, 1);
 	}
 	text[len] = '\0';
 	fclose(f);

@@ -6,6 +6,7 @@
 
 #include "pgtest.h"
 #include "testutil.h"
+#include "xmalloc.h"
 
 #include <arpa/inet.h>
 #include <check.h>
@@ -214,7 +215,7 @@ void world_await_log(struct world *w, const char *needle, int want)
 /* Collects an answer body. */
 struct world_body {
 	char *data;
-	size_t len;
+	size_t len, cap;
 };
 
 /* libcurl's write callback: appends to a world_body. */
@@ -222,13 +223,7 @@ static size_t world_body_write(char *ptr, size_t size, size_t n, void *arg)
 {
 	struct world_body *b = arg;
 	size_t add = size * n;
-	char *p = realloc(b->data, b->len + add + 1);
-	if (p == NULL)
-		return 0;
-	b->data = p;
-	memcpy(b->data + b->len, ptr, add);
-	b->len += add;
-	b->data[b->len] = '\0';
+	xappend(&b->data, &b->len, &b->cap, ptr, add);
 	return add;
 }
 
@@ -236,7 +231,7 @@ long world_http(const char *method, const char *url, long timeout_ms, char **bod
 {
 	CURL *c = curl_easy_init();
 	ck_assert_ptr_nonnull(c);
-	struct world_body b = {calloc(1, 1), 0};
+	struct world_body b = {xcalloc(1, 1), 0, 1};
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
