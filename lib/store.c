@@ -2,6 +2,7 @@
 
 #include "store.h"
 
+#include "clock.h"
 #include "config.h"
 #include "migrate.h"
 #include "store_internal.h"
@@ -687,14 +688,6 @@ bool store_find_requests(struct store *st, int limit, store_requests_fn done, vo
 
 /* ---- claims ---- */
 
-/* The monotonic clock in milliseconds, for lease ends. */
-static int64_t store_mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The columns every claim query returns, in the order claims_done reads them. */
 #define CLAIM_COLUMNS                                                                              \
 	"m.modification_id::text, m.order_id, m.transaction_id, m.kind, m.request_body, "          \
@@ -706,7 +699,7 @@ static int64_t store_mono_ms(void)
 static struct store_claim *claims_read(PGresult *res, size_t *count)
 {
 	size_t n = (size_t)PQntuples(res);
-	int64_t now = store_mono_ms();
+	int64_t now = clock_mono_ms();
 	struct store_claim *rows = xcalloc(n ? n : 1, sizeof(*rows));
 	for (size_t i = 0; i < n; i++) {
 		int r = (int)i;
