@@ -880,7 +880,9 @@ bool store_write_outcomes(struct store *st, const struct store_outcome *outcomes
 	/* Rows whose lease moved on (another owner or generation) are not written; their ids
 	 * come back as fenced. */
 	static const char sql[] =
-	    "WITH u AS (SELECT * FROM json_to_recordset($2::json) AS u(id uuid, gen bigint, "
+	    /* the owner and the expected state travel with the rows (below) */
+	    "WITH u AS (SELECT *, $1::text AS owner, 'pending'::text AS expected "
+	    "FROM json_to_recordset($2::json) AS u(id uuid, gen bigint, "
 	    "state text, reason text, http_status int, response_body text, payment_status text, "
 	    "rrid text, delay_ms bigint, counted bool, alert_kind text, alert_severity text, "
 	    "settled_by text)), "
@@ -896,10 +898,15 @@ bool store_write_outcomes(struct store *st, const struct store_outcome *outcomes
 	    "ELSE m.next_attempt_at END, "
 	    "lease_owner = NULL, lease_expires_at = NULL, updated_at = now(), "
 	    "completed_at = CASE WHEN u.state = 'pending' THEN NULL ELSE now() END "
-	    /* the id list lets the planner probe the primary key whatever the statistics */
+	    /* the id list lets the planner probe the primary key whatever the statistics.
+	     * The owner and the state are compared with u's columns, not constants: as
+	     * restrictions of the ledger alone, estimated from statistics that lag behind
+	     * a burst (no row had an owner when they were taken), they made the ledger's
+	     * side look like one row, and the planner looped over the whole batch for each
+	     * row: a write quadratic in the batch size */
 	    "FROM u WHERE m.modification_id = ANY($3::uuid[]) AND m.modification_id = u.id "
-	    "AND m.lease_owner = $1 "
-	    "AND m.lease_generation = u.gen AND m.state = 'pending' "
+	    "AND m.lease_owner = u.owner "
+	    "AND m.lease_generation = u.gen AND m.state = u.expected "
 	    "RETURNING m.modification_id, m.order_id, m.kind, m.state, m.attempts, u.alert_kind, "
 	    "u.alert_severity, m.reason), "
 	    /* a finished modification may let the next one of its order go (a cancel after
