@@ -14,7 +14,8 @@ SP_MIGRATIONS = \
 	sql/009_order_summaries.sql \
 	sql/010_reconcile.sql \
 	sql/011_adoption.sql \
-	sql/012_order_summaries_delta.sql
+	sql/012_order_summaries_delta.sql \
+	sql/017_follow_up.sql
 
 sqldir = $(pkgdatadir)/sql
 # grant-smartpayd.sql: the daemon's least-privilege role (not a migration; run with psql)
