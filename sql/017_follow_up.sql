@@ -15,7 +15,10 @@
 -- Both statements update the modification's row, so they meet on its row lock: either
 -- the mark is there when the outcome is written, or the outcome is there when the mark
 -- is tried.
-ALTER TABLE smartpay.modifications ADD COLUMN follow_up boolean;
--- A modification in flight across the upgrade may have had a change looked at by a
--- daemon that relied on the unconditional follow-up: its outcome still queues the order.
-UPDATE smartpay.modifications SET follow_up = true WHERE state = 'pending';
+--
+-- The rows already there read true (a constant default, kept in the catalogue: no
+-- rewrite, no update): a modification in flight across the upgrade may have had a
+-- change looked at by a daemon that relied on the unconditional follow-up, so its
+-- outcome still queues the order. New rows start NULL.
+ALTER TABLE smartpay.modifications ADD COLUMN follow_up boolean DEFAULT true;
+ALTER TABLE smartpay.modifications ALTER COLUMN follow_up DROP DEFAULT;
