@@ -2,14 +2,18 @@
  * smartpayd): a change of an order looked at while one of its modifications is in flight
  * (a cancel during its capture, a cancel behind a refund) is acted on once that one is
  * finished, across a restart too; a refund request waits behind a refund; and a plain
- * capture queues its order no second time. */
+ * capture queues its order no second time. A capture in flight across the upgrade keeps
+ * the follow-up it had. */
 #include "autoconfig.h"
 
+#include "migrate.h"
 #include "pgtest.h"
 #include "testutil.h"
 #include "world.h"
 
 #include <check.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -296,6 +300,53 @@ START_TEST(plain_capture_queues_no_follow_up)
 }
 END_TEST
 
+START_TEST(upgrade_keeps_the_follow_up_of_rows_in_flight)
+{
+	char *conninfo = pgtest_createdb(NULL);
+	PGconn *conn = pgtest_connect(conninfo);
+	const struct migrate_settings settings = {
+	    .orders_relation = "public.orders",
+	    .authorization_validity_ms = 120 * 3600 * INT64_C(1000),
+	};
+	bool mask[64];
+	int applied = 0;
+	char *err = NULL;
+	size_t before = 0;
+	while (before < sp_builtin_migration_count && sp_builtin_migrations[before].version < 17)
+		before++;
+	pgtest_exec_file(conn, "sql/example-orders.sql");
+	ck_assert_msg(migrate_apply_configured(conn, sp_builtin_migrations, before, &settings, mask,
+	                                       &applied, NULL, &err) == 0,
+	              "%s", err);
+	/* a capture in flight while the previous daemon ran: that daemon may have looked at
+	 * a cancel of its order, counting on the outcome to queue the order again */
+	static const char insert[] =
+	    "INSERT INTO smartpay.modifications (modification_id, order_id, transaction_id, kind, "
+	    "amount_minor, currency, request_body, state, lease_owner, lease_generation, "
+	    "lease_expires_at, deadline) VALUES (gen_random_uuid(), '%s', 'tx-%s', 'capture', "
+	    "1000, 'EUR', '{}', 'pending', 'old', 1, now() + interval '1 minute', "
+	    "now() + interval '3 days')";
+	char sql[512];
+	snprintf(sql, sizeof(sql), insert, "in-flight", "in-flight");
+	pgtest_exec(conn, sql);
+	ck_assert_msg(migrate_apply_configured(conn, sp_builtin_migrations,
+	                                       sp_builtin_migration_count, &settings, mask,
+	                                       &applied, NULL, &err) == 0,
+	              "%s", err);
+	ck_assert_int_eq(pgtest_int(conn, "SELECT count(*) FROM smartpay.modifications "
+	                                  "WHERE order_id = 'in-flight' AND follow_up"),
+	                 1);
+	/* new rows start unmarked */
+	snprintf(sql, sizeof(sql), insert, "new", "new");
+	pgtest_exec(conn, sql);
+	ck_assert_int_eq(pgtest_int(conn, "SELECT count(*) FROM smartpay.modifications "
+	                                  "WHERE order_id = 'new' AND follow_up IS NULL"),
+	                 1);
+	PQfinish(conn);
+	free(conninfo);
+}
+END_TEST
+
 static Suite *follow_up_suite(void)
 {
 	Suite *s = suite_create("follow_up");
@@ -306,6 +357,7 @@ static Suite *follow_up_suite(void)
 	tcase_add_test(tc, refund_request_waits_behind_a_refund);
 	tcase_add_test(tc, restart_between_keeps_the_follow_up);
 	tcase_add_test(tc, plain_capture_queues_no_follow_up);
+	tcase_add_test(tc, upgrade_keeps_the_follow_up_of_rows_in_flight);
 	suite_add_tcase(s, tc);
 	return s;
 }
