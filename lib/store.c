@@ -796,7 +796,29 @@ bool store_insert_intents_consuming(struct store *st, const struct store_intent 
 	    /* except an order whose intent was not recorded (blocked behind a pending
 	     * modification of its transaction, a refund that no longer fits): it stays */
 	    "AND NOT EXISTS (SELECT 1 FROM u WHERE u.order_id = c.order_id AND NOT EXISTS "
-	    "(SELECT 1 FROM ins WHERE ins.order_id = u.order_id))) "
+	    "(SELECT 1 FROM ins WHERE ins.order_id = u.order_id)) RETURNING c.order_id), "
+	    /* an order looked at that gave no intent may wait behind a modification in
+	     * flight (a cancel during its capture, behind a refund): that one is marked and
+	     * its outcome queues the order again (sql/017); so is what an intent that was
+	     * not recorded waits behind. A finished one that nobody asked about (false) is
+	     * marked too: the claim may have read it still pending. */
+	    "qt AS (SELECT DISTINCT order_id FROM con WHERE NOT EXISTS (SELECT 1 FROM u "
+	    "WHERE u.order_id = con.order_id)), "
+	    "fu AS (UPDATE smartpay.modifications m SET follow_up = true "
+	    "WHERE m.order_id = ANY (ARRAY(SELECT order_id FROM qt UNION SELECT u.order_id "
+	    "FROM u WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.order_id = u.order_id))) "
+	    "AND m.follow_up IS NOT TRUE AND (m.state = 'pending' OR (m.follow_up = false "
+	    "AND m.order_id IN (SELECT order_id FROM qt))) "
+	    "RETURNING m.modification_id, m.order_id, m.state = 'pending' AS marked), "
+	    /* where the mark did not land on a pending one (its outcome was written since)
+	     * or met a finished one, the order is queued again at once, in this commit */
+	    "rq AS (INSERT INTO smartpay.order_changes (order_id) SELECT r.order_id FROM "
+	    "(SELECT q.order_id FROM qt q WHERE EXISTS (SELECT 1 FROM fu "
+	    "WHERE fu.order_id = q.order_id AND NOT fu.marked) OR EXISTS (SELECT 1 FROM "
+	    "smartpay.modifications p WHERE p.order_id = q.order_id AND p.state = 'pending' "
+	    "AND p.follow_up IS NOT TRUE AND NOT EXISTS (SELECT 1 FROM fu "
+	    "WHERE fu.modification_id = p.modification_id AND fu.marked))) r "
+	    "CROSS JOIN LATERAL pg_notify('smartpay_orders', r.order_id) n) "
 	    "SELECT " CLAIM_COLUMNS " FROM ins m WHERE m.state = 'pending'";
 	if (!pg_conn_is_up(st->pc))
 		return false;
@@ -904,7 +926,10 @@ bool store_write_outcomes(struct store *st, const struct store_outcome *outcomes
 	    "THEN now() + coalesce(u.delay_ms, 0) * interval '1 millisecond' "
 	    "ELSE m.next_attempt_at END, "
 	    "lease_owner = NULL, lease_expires_at = NULL, updated_at = now(), "
-	    "completed_at = CASE WHEN u.state = 'pending' THEN NULL ELSE now() END "
+	    "completed_at = CASE WHEN u.state = 'pending' THEN NULL ELSE now() END, "
+	    /* final: whether a change of the order waits for it (sql/017) */
+	    "follow_up = CASE WHEN u.state = 'pending' THEN m.follow_up "
+	    "ELSE m.follow_up IS TRUE END "
 	    /* the id list lets the planner probe the primary key whatever the statistics.
 	     * The owner and the state are compared with u's columns, not constants: as
 	     * restrictions of the ledger alone, estimated from statistics that lag behind
@@ -915,12 +940,13 @@ bool store_write_outcomes(struct store *st, const struct store_outcome *outcomes
 	    "AND m.lease_owner = u.owner "
 	    "AND m.lease_generation = u.gen AND m.state = u.expected "
 	    "RETURNING m.modification_id, m.order_id, m.kind, m.state, m.attempts, u.alert_kind, "
-	    "u.alert_severity, m.reason), "
+	    "u.alert_severity, m.reason, m.follow_up), "
 	    /* a finished modification may let the next one of its order go (a cancel after
-	     * a capture or behind a refund): the order is queued in the same commit, so a
-	     * restart does not forget it */
+	     * a capture or behind a refund): when a change of the order was looked at while
+	     * it was in flight (marked, sql/017), the order is queued in the same commit, so
+	     * a restart does not forget it */
 	    "fol AS (INSERT INTO smartpay.order_changes (order_id) SELECT DISTINCT order_id "
-	    "FROM upd WHERE state <> 'pending'), "
+	    "FROM upd WHERE state <> 'pending' AND follow_up), "
 	    "al AS (INSERT INTO smartpay.alerts (kind, severity, order_id, modification_id, "
 	    "dedup_key, message) SELECT alert_kind, alert_severity, order_id, modification_id, "
 	    "modification_id::text || ':' || attempts, kind || ' for order ' || order_id || ': ' "

@@ -37,6 +37,7 @@ WORLD_SUITES = tests/check_daemon tests/check_hostile tests/check_shop_rows \
 	tests/check_schedule tests/check_metrics tests/check_alerts tests/check_notify \
 	tests/check_privilege tests/check_durable tests/check_failover tests/check_secrets \
 	tests/check_order_summaries tests/check_reconcile_daemon tests/check_adopt
+WORLD_SUITES += tests/check_follow_up
 # lib/http.c over TLS against smartpay-sim: connection reuse, session resumption, verification
 WORLD_SUITES += tests/check_tls
 # the expiring gauges and the sweep after their first pass, the open-alert counts

@@ -1,0 +1,24 @@
+-- A finished modification queues its order again (smartpay.order_changes) only when a
+-- change of that order was looked at, and could not be acted on, while the modification
+-- was in flight: a cancel that arrives during its capture, a cancel behind a pending
+-- refund. Before, every finished modification queued its order, and almost always there
+-- was nothing more to do for it.
+--
+-- follow_up is written by the daemon in two statements (lib/store.c):
+--   - the one that deletes the queued changes it has looked at sets it on the order's
+--     pending modifications when a change gave no intent (NULL -> true);
+--   - the outcome write of a final state queues the order in the same commit when it
+--     is true, and otherwise sets it false: finished, nobody asked. A later change that
+--     gives no intent and meets false queues the order once more and sets it true (the
+--     claim may have read the order while the modification was still pending, and its
+--     outcome committed before the mark could land).
+-- Both statements update the modification's row, so they meet on its row lock: either
+-- the mark is there when the outcome is written, or the outcome is there when the mark
+-- is tried.
+--
+-- The rows already there read true (a constant default, kept in the catalogue: no
+-- rewrite, no update): a modification in flight across the upgrade may have had a
+-- change looked at by a daemon that relied on the unconditional follow-up, so its
+-- outcome still queues the order. New rows start NULL.
+ALTER TABLE smartpay.modifications ADD COLUMN follow_up boolean DEFAULT true;
+ALTER TABLE smartpay.modifications ALTER COLUMN follow_up DROP DEFAULT;
