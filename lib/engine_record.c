@@ -77,7 +77,7 @@ static void engine_after_write(struct engine *e, struct store_outcome *o, size_t
 	for (size_t i = 0; i < n; i++) {
 		bool final = strcmp(o[i].state, "pending") != 0;
 		/* a finished modification may unblock the next one of its order (a cancel
-		 * after a capture or behind a refund): the outcome's statement queued it */
+		 * after a capture or behind a refund): the outcome's statement queued it when a change of the order waited for it (sql/017) */
 		if (final && o[i].order_id && !engine_queue_mode(e))
 			engine_note_order(e, o[i].order_id);
 		if (final)
