@@ -33,6 +33,24 @@ bool store_call_query(struct store_call *c, const char *sql, int nparams, const 
 	return ok;
 }
 
+/* Queues parameterless SQL for the call, freeing the call when it cannot be queued. */
+bool store_call_exec(struct store_call *c, const char *sql, pg_query_fn completion)
+{
+	bool ok = pg_conn_exec(store_conn(c->st), sql, completion, c);
+	if (!ok)
+		store_call_free(c);
+	return ok;
+}
+
+/* Reports the rows a statement touched to fn.done and frees the call. */
+void store_call_done(PGresult *res, const char *error, void *arg)
+{
+	struct store_call *c = arg;
+	if (c->fn.done)
+		c->fn.done(error ? 0 : (size_t)atoll(PQcmdTuples(res)), error, c->arg);
+	store_call_free(c);
+}
+
 /* An interval literal of `ms` milliseconds. */
 const char *store_interval_text(int64_t ms, char out[STORE_INTERVAL_TEXT])
 {
@@ -79,6 +97,12 @@ char *store_int_array(const int64_t *v, size_t n)
 	}
 	xappend(&out, &len, &cap, "}", 1);
 	return out;
+}
+
+/* Reads a nullable text field in place. */
+const char *store_field_value(const PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
 }
 
 /* Copies a nullable text field. */

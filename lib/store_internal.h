@@ -33,6 +33,8 @@
 
 #include "pgconn.h"
 #include "store.h"
+#include "store_alerts.h"
+#include "store_metrics.h"
 
 /* ---- the asynchronous calls ---- */
 
@@ -46,6 +48,10 @@ struct store_call {
 		store_claims_fn claims;
 		store_changes_fn changes;
 		store_written_fn written;
+		store_sweep_fn sweep;
+		store_indexes_fn indexes;
+		store_webhook_claim_fn webhook_claim;
+		store_gauges_fn gauges;
 	} fn;
 	void *arg;
 	int step; /* for calls of several statements (store_prepare) */
@@ -59,6 +65,11 @@ void store_call_free(struct store_call *c);
  * when it cannot be queued (the connection is not up) frees `c` and returns false. */
 bool store_call_query(struct store_call *c, const char *sql, int nparams, const char *const *params,
                       pg_query_fn completion);
+/* store_call_query for parameterless SQL that may hold several statements (pg_conn_exec). */
+bool store_call_exec(struct store_call *c, const char *sql, pg_query_fn completion);
+/* The completion of a statement whose caller wants its row count (store_done_fn in
+ * fn.done, which may be NULL): calls it and frees the call. */
+void store_call_done(PGresult *res, const char *error, void *arg);
 
 /* ---- the blocking calls (smartpayctl) ---- */
 
@@ -87,6 +98,8 @@ char *store_int_array(const int64_t *v, size_t n);
 
 /* ---- results ---- */
 
+/* A nullable text field as it is in `res` (valid while `res` is); NULL for SQL null. */
+const char *store_field_value(const PGresult *res, int row, int col);
 /* A copy of a nullable text field; NULL for SQL null. */
 char *store_field_text(const PGresult *res, int row, int col);
 /* A bigint field; 0 for SQL null. */
