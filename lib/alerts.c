@@ -711,6 +711,16 @@ static void listen_done(size_t affected, const char *error, void *arg)
 		alerts_db_error(a, "alerts_listen_failed", error);
 }
 
+/* The statement that creates the index on `column` (quoted for the housekeeping
+ * connection), or why it cannot be written. Malloc'd. */
+static char *alerts_index_statement(struct alerts *a, const char *column)
+{
+	char *err = NULL;
+	char *create = store_index_statement(pg_conn_pgconn(store_conn(a->st)),
+	                                     alerts_config(a)->orders_relation, column, &err);
+	return create ? create : err;
+}
+
 /* Logs one warning per needed index the orders relation lacks, with the statement that
  * creates it. */
 static void indexes_done(const char *const *missing, size_t n, const char *error, void *arg)
@@ -725,7 +735,7 @@ static void indexes_done(const char *const *missing, size_t n, const char *error
 	a->indexes_checked = true;
 	const char *relation = alerts_config(a)->orders_relation;
 	for (size_t i = 0; i < n; i++) {
-		char *create = store_index_statement(relation, missing[i]);
+		char *create = alerts_index_statement(a, missing[i]);
 		char *msg = xasprintf("no index on %s (%s): those queries read the whole table; "
 		                      "the shop creates it with: %s",
 		                      missing[i], store_index_used_by(missing[i]), create);

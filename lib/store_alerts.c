@@ -211,7 +211,8 @@ bool store_sweep_expiry(struct store *st, int64_t lookback_ms, int64_t horizon_m
 	char *thresholds = store_int_array(cfg->expiry_thresholds_ms, n);
 	char *label_list = store_text_array(label_v, n);
 	char *severity_list = store_text_array(severity_v, n);
-	char validity[STORE_INTERVAL_TEXT], lookback[STORE_INTERVAL_TEXT], ahead[STORE_INTERVAL_TEXT];
+	char validity[STORE_INTERVAL_TEXT], lookback[STORE_INTERVAL_TEXT],
+	    ahead[STORE_INTERVAL_TEXT];
 	char step[STORE_INTERVAL_TEXT], each[STORE_INT_TEXT];
 	store_interval_text(cfg->authorization_validity_ms, validity);
 	store_interval_text(lookback_ms, lookback);
@@ -224,7 +225,8 @@ bool store_sweep_expiry(struct store *st, int64_t lookback_ms, int64_t horizon_m
 	char *sql = sweep_sql(store_orders_relation(st), deadline, window, store_id_type(st));
 	free(deadline);
 	free(window);
-	char *ids = store_text_array(since ? (char *const *)since->ids : NULL, since ? since->nids : 0);
+	char *ids =
+	    store_text_array(since ? (char *const *)since->ids : NULL, since ? since->nids : 0);
 	const char *p[] = {validity,   thresholds,
 	                   label_list, severity_list,
 	                   lookback,   ahead,
@@ -268,7 +270,8 @@ bool store_listen_alerts(struct store *st, store_done_fn done, void *arg)
 		return false;
 	struct store_call *c = store_call_new(st, arg);
 	c->fn.done = done;
-	return store_call_exec(c, "LISTEN smartpay_alerts; LISTEN smartpay_orders", store_call_done);
+	return store_call_exec(c, "LISTEN smartpay_alerts; LISTEN smartpay_orders",
+	                       store_call_done);
 }
 
 /* Completion of the index check: the columns without an index for fn.indexes. */
@@ -339,8 +342,8 @@ static void webhook_claim_done(PGresult *res, const char *error, void *arg)
 	store_call_free(call);
 }
 
-bool store_webhook_claim(struct store *st, int limit, int64_t lease_ms,
-                         store_webhook_claim_fn done, void *arg)
+bool store_webhook_claim(struct store *st, int limit, int64_t lease_ms, store_webhook_claim_fn done,
+                         void *arg)
 {
 	static const char sql[] =
 	    "WITH due AS (SELECT alert_id FROM smartpay.alerts WHERE webhook_state = 'pending' "

@@ -126,8 +126,8 @@ typedef void (*store_webhook_claim_fn)(const struct store_webhook_alert *rows, s
 /* Claims up to `limit` alerts whose delivery is due (webhook_state 'pending', not
  * acknowledged, webhook_next_attempt_at passed), oldest first, by moving their next
  * attempt `lease_ms` ahead so that no other daemon sends them meanwhile. */
-bool store_webhook_claim(struct store *st, int limit, int64_t lease_ms,
-                         store_webhook_claim_fn done, void *arg) __attribute__((warn_unused_result));
+bool store_webhook_claim(struct store *st, int limit, int64_t lease_ms, store_webhook_claim_fn done,
+                         void *arg) __attribute__((warn_unused_result));
 
 /* The outcome of one delivery attempt. */
 struct store_webhook_result {

@@ -14,12 +14,23 @@ struct store_call *store_call_new(struct store *st, void *arg)
 	struct store_call *c = xcalloc(1, sizeof(*c));
 	c->st = st;
 	c->arg = arg;
+	struct store_call **head = store_calls_slot(st);
+	c->next = *head;
+	if (c->next)
+		c->next->prev = c;
+	*head = c;
 	return c;
 }
 
-/* Frees a call context. */
+/* Unlinks a call context from its store's and frees it. */
 void store_call_free(struct store_call *c)
 {
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		*store_calls_slot(c->st) = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
 	free(c);
 }
 

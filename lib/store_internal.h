@@ -35,6 +35,7 @@
 #include "store.h"
 #include "store_alerts.h"
 #include "store_metrics.h"
+#include "store_reconcile.h"
 
 /* ---- the asynchronous calls ---- */
 
@@ -52,15 +53,23 @@ struct store_call {
 		store_indexes_fn indexes;
 		store_webhook_claim_fn webhook_claim;
 		store_gauges_fn gauges;
+		store_rc_shape_fn rc_shape;
+		store_rc_targets_fn rc_targets;
+		store_rc_rows_fn rc_rows;
+		store_rc_recorded_fn rc_recorded;
 	} fn;
 	void *arg;
-	int step; /* for calls of several statements (store_prepare) */
+	int step;                       /* for calls of several statements (store_prepare) */
+	struct store_call *prev, *next; /* the store's calls under way (store_calls_slot) */
 };
 
 /* A call context for `st` with `arg`; the caller sets the callback member. */
 struct store_call *store_call_new(struct store *st, void *arg);
 /* Frees a call context (after its callback ran). */
 void store_call_free(struct store_call *c);
+/* The store's calls under way (store.c): those left when the store is freed are the
+ * ones its freed connection dropped without their completions; store_free frees them. */
+struct store_call **store_calls_slot(struct store *st);
 /* Queues one statement on the store's connection with `c` as the completion's argument;
  * when it cannot be queued (the connection is not up) frees `c` and returns false. */
 bool store_call_query(struct store_call *c, const char *sql, int nparams, const char *const *params,

@@ -375,8 +375,8 @@ static bool gauges_parse(PGresult *res, struct store_expiring *x, const struct s
 
 	struct json_object *found = json_column(res, 2);
 	struct json_object *closing = json_column(res, 4);
-	ok = expiring_merge(x, found, closing, store_field_int(res, 0, 5),
-	                    PQgetvalue(res, 0, 6), cfg, g);
+	ok = expiring_merge(x, found, closing, store_field_int(res, 0, 5), PQgetvalue(res, 0, 6),
+	                    cfg, g);
 	json_object_put(found);
 	json_object_put(closing);
 
