@@ -151,7 +151,11 @@ static void warn_missing_indexes(const struct ctl_context *ctx)
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
-		char *create = store_index_statement(ctx->cfg->orders_relation, missing[i]);
+		char *why = NULL;
+		char *create =
+		    store_index_statement(ctx->conn, ctx->cfg->orders_relation, missing[i], &why);
+		if (create == NULL)
+			create = why;
 		ctl_error("warning: %s has no index on %s, so %s read the whole table; create it "
 		          "with: %s;",
 		          ctx->cfg->orders_relation, missing[i], store_index_used_by(missing[i]),

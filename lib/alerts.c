@@ -77,7 +77,6 @@ struct alerts {
 	int64_t retry_at;         /* monotonic ms: no statements before this after an error */
 
 	/* expiry sweep */
-	struct store_sweep_call sweep_call;
 	bool sweeping;
 	bool sweep_wanted;        /* as soon as the gap allows */
 	int64_t sweep_at;         /* monotonic ms of the next timed sweep, 0 none */
@@ -92,7 +91,6 @@ struct alerts {
 	size_t nswept_ids;
 
 	/* webhook */
-	struct store_webhook_claim_call claim_call;
 	bool claiming;
 	size_t claim_limit; /* rows asked for by the running claim */
 	bool claim_wanted;
@@ -102,17 +100,13 @@ struct alerts {
 	size_t nresults, cap_results;
 	struct store_webhook_result *writing; /* outcomes being recorded */
 	size_t nwriting;
-	struct store_alerts_call record_call;
 
 	/* gateway unreachable */
 	int64_t gw_alerted_since;  /* unix ms start of the episode already alerted */
 	int64_t gw_check_at;       /* unix ms when the running episode becomes alertable, 0 none */
 	char *gw_key, *gw_message; /* an alert waiting for the database */
 	char *gw_sent_key, *gw_sent_message; /* the alert being inserted */
-	struct store_alerts_call gw_call;
 
-	struct store_alerts_call listen_call;
-	struct store_indexes_call indexes_call;
 	struct alerts_stats stats;
 };
 
@@ -271,9 +265,10 @@ static void alerts_check_gateway(struct alerts *a)
 	free(url);
 }
 
-static void gateway_inserted(const char *error, void *arg)
+static void gateway_inserted(size_t affected, const char *error, void *arg)
 {
 	struct alerts *a = arg;
+	(void)affected;
 	if (error) {
 		alerts_db_error(a, "alert_insert_failed", error);
 		if (a->gw_key == NULL) {
@@ -294,7 +289,7 @@ static void alerts_insert_gateway(struct alerts *a)
 {
 	if (a->gw_key == NULL || a->gw_sent_key != NULL)
 		return;
-	if (!store_alert_gateway(a->st, a->gw_key, a->gw_message, &a->gw_call))
+	if (!store_alert_gateway(a->st, a->gw_key, a->gw_message, gateway_inserted, a))
 		return;
 	a->gw_sent_key = a->gw_key;
 	a->gw_sent_message = a->gw_message;
@@ -432,7 +427,7 @@ static void alerts_start_sweep(struct alerts *a, int64_t now)
 	                                  .ids = (const char *const *)a->swept_ids,
 	                                  .nids = a->nswept_ids};
 	if (!store_sweep_expiry(a->st, alerts_config(a)->expired_lookback_ms, SWEEP_SAFETY_MS,
-	                        &since, &a->sweep_call)) {
+	                        &since, sweep_done, a)) {
 		a->sweeping = false;
 		a->sweep_wanted = true;
 		/* not sent: what it would have read is read by the next one, whole */
@@ -445,7 +440,7 @@ static void alerts_start_sweep(struct alerts *a, int64_t now)
 
 /* ---- webhook ---- */
 
-static void record_done(const char *error, void *arg);
+static void record_done(size_t affected, const char *error, void *arg);
 
 /* Records the waiting delivery outcomes in one statement. */
 static void alerts_flush_results(struct alerts *a)
@@ -456,13 +451,14 @@ static void alerts_flush_results(struct alerts *a)
 	a->nwriting = a->nresults;
 	a->results = NULL;
 	a->nresults = a->cap_results = 0;
-	if (!store_webhook_record(a->st, a->writing, a->nwriting, &a->record_call))
-		record_done("database connection lost", a);
+	if (!store_webhook_record(a->st, a->writing, a->nwriting, record_done, a))
+		record_done(0, "database connection lost", a);
 }
 
-static void record_done(const char *error, void *arg)
+static void record_done(size_t affected, const char *error, void *arg)
 {
 	struct alerts *a = arg;
+	(void)affected;
 	if (error) {
 		/* keep them, in front of the newer ones, for the next try */
 		if (strcmp(error, "database connection lost") != 0)
@@ -625,7 +621,7 @@ static void alerts_start_claim(struct alerts *a)
 	a->claiming = true;
 	a->claim_wanted = false;
 	a->claim_limit = (size_t)room;
-	if (!store_webhook_claim(a->st, room, WEBHOOK_LEASE_MS, &a->claim_call)) {
+	if (!store_webhook_claim(a->st, room, WEBHOOK_LEASE_MS, claim_done, a)) {
 		a->claiming = false;
 		a->claim_wanted = true;
 	}
@@ -673,11 +669,22 @@ static void alerts_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- the housekeeping connection and the engine's events ---- */
 
-static void listen_done(const char *error, void *arg)
+static void listen_done(size_t affected, const char *error, void *arg)
 {
 	struct alerts *a = arg;
+	(void)affected;
 	if (error)
 		alerts_db_error(a, "alerts_listen_failed", error);
+}
+
+/* The statement that creates the index on `column` (quoted for the housekeeping
+ * connection), or why it cannot be written. Malloc'd. */
+static char *alerts_index_statement(struct alerts *a, const char *column)
+{
+	char *err = NULL;
+	char *create = store_index_statement(pg_conn_pgconn(store_conn(a->st)),
+	                                     alerts_config(a)->orders_relation, column, &err);
+	return create ? create : err;
 }
 
 /* Logs one warning per needed index the orders relation lacks, with the statement that
@@ -694,7 +701,7 @@ static void indexes_done(const char *const *missing, size_t n, const char *error
 	a->indexes_checked = true;
 	const char *relation = alerts_config(a)->orders_relation;
 	for (size_t i = 0; i < n; i++) {
-		char *create = store_index_statement(relation, missing[i]);
+		char *create = alerts_index_statement(a, missing[i]);
 		char *msg = xasprintf("no index on %s (%s): those queries read the whole table; "
 		                      "the shop creates it with: %s",
 		                      missing[i], store_index_used_by(missing[i]), create);
@@ -723,10 +730,10 @@ static void on_conn_up(void *arg)
 	/* orders notified while the connection was down were not heard */
 	store_gauges_order_changed(a->st, NULL);
 	sweep_forget(a);
-	if (!store_listen_alerts(a->st, &a->listen_call))
+	if (!store_listen_alerts(a->st, listen_done, a))
 		log_fields(LOG_LVL_WARNING, "alerts_listen_failed",
 		           LOG_STR("reason", "connection lost"));
-	if (!a->indexes_checked && !store_check_indexes(a->st, &a->indexes_call))
+	if (!a->indexes_checked && !store_check_indexes(a->st, indexes_done, a))
 		log_fields(LOG_LVL_WARNING, "orders_index_check_failed",
 		           LOG_STR("reason", "connection lost"));
 	if (a->engine_ready)
@@ -800,12 +807,6 @@ struct alerts *alerts_new(struct engine *engine)
 		           LOG_STR("reason", "the HTTP client could not be set up"));
 	a->ev_timer = evtimer_new(a->base, alerts_timer_cb, a);
 	a->ev_kick = event_new(a->base, -1, 0, alerts_kick_cb, a);
-	a->sweep_call = (struct store_sweep_call){.done = sweep_done, .arg = a};
-	a->claim_call = (struct store_webhook_claim_call){.done = claim_done, .arg = a};
-	a->record_call = (struct store_alerts_call){.done = record_done, .arg = a};
-	a->gw_call = (struct store_alerts_call){.done = gateway_inserted, .arg = a};
-	a->listen_call = (struct store_alerts_call){.done = listen_done, .arg = a};
-	a->indexes_call = (struct store_indexes_call){.done = indexes_done, .arg = a};
 	struct engine_listener l = {.db_ready = on_db_ready,
 	                            .db_down = on_db_down,
 	                            .gateway_failed = on_gateway_failed,

@@ -108,7 +108,6 @@ struct metrics {
 	int64_t gauges_at_mono_ms;     /* when it was asked for (monotonic) */
 	int64_t gauges_at_ms;          /* when it was asked for (unix) */
 	int64_t read_mono_ms, read_ms; /* when the read under way was asked for */
-	struct store_gauges_read read;
 	bool reading;
 	bool read_failing; /* the last read failed (logged once per streak) */
 
@@ -580,13 +579,11 @@ static void gauges_refresh(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct metrics *m = arg;
 	if (!m->reading) {
-		m->read.done = gauges_read;
-		m->read.arg = m;
 		m->read_mono_ms = clock_mono_ms();
 		m->read_ms = clock_real_ms();
 		/* set first: a connection that breaks while sending completes the read at once */
 		m->reading = true;
-		if (!store_read_gauges(m->gauges_st, &m->read))
+		if (!store_read_gauges(m->gauges_st, gauges_read, m))
 			m->reading = false;
 	}
 	arm_refresh(m);

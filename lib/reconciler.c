@@ -40,23 +40,16 @@ struct rc_worker {
 	struct store_rc_record record;
 };
 
-/* A target of the pass. */
-struct rc_target {
-	char *transaction_id;
-	char *order_id;
-	bool order_open;
-};
-
 struct reconciler {
 	struct event_base *base;
 	const struct sp_config *cfg;
 	struct status_client *status;
 	struct pg_conn *pc;
-	struct store *st; /* for the orders relation's quoted name and the session setup */
+	struct store *st; /* the reconciliation's statements, on pc */
 	struct event *ev_timer;
-	struct rc_target *targets; /* the current page */
+	struct store_rc_target *targets; /* the current page */
 	size_t ntargets, next;
-	char *page_sql; /* the pass's page statement, for the relation's column types */
+	bool snapshot; /* the pass's pages read its snapshot of the open authorizations */
 	char *id_type, *authorized_type; /* of the orders relation, read at a pass's start */
 	char *cursor;                    /* the last transaction id of the page read last */
 	bool more;                       /* the last page was full: another follows */
@@ -86,11 +79,7 @@ static void rc_arm(struct reconciler *r, int64_t delay_ms)
 /* Frees the pass's target list. */
 static void rc_targets_free(struct reconciler *r)
 {
-	for (size_t i = 0; i < r->ntargets; i++) {
-		free(r->targets[i].transaction_id);
-		free(r->targets[i].order_id);
-	}
-	free(r->targets);
+	store_rc_targets_free(r->targets, r->ntargets);
 	r->targets = NULL;
 	r->ntargets = r->next = 0;
 }
@@ -120,7 +109,8 @@ static void rc_worker_done(struct rc_worker *w)
 }
 
 /* The record statement's answer: log every alert it inserted. */
-static void rc_on_recorded(PGresult *res, const char *error, void *arg)
+static void rc_on_recorded(const struct store_new_alert *alerts, size_t n, const char *error,
+                           void *arg)
 {
 	struct rc_worker *w = arg;
 	struct reconciler *r = w->r;
@@ -131,22 +121,22 @@ static void rc_on_recorded(PGresult *res, const char *error, void *arg)
 		rc_worker_done(w);
 		return;
 	}
-	for (int i = 0; i < PQntuples(res); i++) {
-		const char *severity = PQgetvalue(res, i, 2);
+	for (size_t i = 0; i < n; i++) {
+		const struct store_new_alert *a = &alerts[i];
 		r->stats.alerts++;
-		log_event(strcmp(severity, "critical") == 0 ? LOG_LVL_ERR : LOG_LVL_WARNING,
-		          "alert", "alert_id", PQgetvalue(res, i, 0), "kind", PQgetvalue(res, i, 1),
-		          "severity", severity, "order_id", PQgetvalue(res, i, 3),
-		          "modification_id", PQgetisnull(res, i, 4) ? NULL : PQgetvalue(res, i, 4),
-		          "transaction_id", w->transaction_id, "message", PQgetvalue(res, i, 5),
-		          NULL);
+		log_fields(strcmp(a->severity, "critical") == 0 ? LOG_LVL_ERR : LOG_LVL_WARNING,
+		           "alert", LOG_INT("alert_id", a->alert_id), LOG_STR("kind", a->kind),
+		           LOG_STR("severity", a->severity), LOG_STR("order_id", a->order_id),
+		           LOG_STR("modification_id", a->modification_id),
+		           LOG_STR("transaction_id", w->transaction_id),
+		           LOG_STR("message", a->message));
 	}
 	rc_worker_done(w);
 }
 
 /* The transaction's rows, read after its status answer (a row is committed before its
  * request is sent, so every effect of ours at the gateway has its row by now). */
-static void rc_on_rows(PGresult *res, const char *error, void *arg)
+static void rc_on_rows(struct store_rc_rows *rows, const char *error, void *arg)
 {
 	struct rc_worker *w = arg;
 	struct reconciler *r = w->r;
@@ -155,7 +145,7 @@ static void rc_on_rows(PGresult *res, const char *error, void *arg)
 		rc_worker_done(w);
 		return;
 	}
-	store_rc_rows_read(res, &w->rows);
+	w->rows = *rows;
 	reconcile_compare(w->rows.rows, w->rows.n, &w->history, w->order_open, &w->report);
 	r->stats.compared++;
 	for (size_t i = 0; i < w->report.nfindings; i++)
@@ -163,7 +153,7 @@ static void rc_on_rows(PGresult *res, const char *error, void *arg)
 	const char *order = w->rows.order_id ? w->rows.order_id : w->order_id;
 	store_rc_record_build(w->transaction_id, order, &w->history, &w->rows, &w->report,
 	                      r->cfg->max_attempts, &w->record);
-	if (!store_rc_record(r->pc, &w->record, rc_on_recorded, w)) {
+	if (!store_rc_record(r->st, &w->record, rc_on_recorded, w)) {
 		r->failed = true;
 		rc_worker_done(w);
 	}
@@ -186,7 +176,7 @@ static void rc_on_status(enum status_result result, struct gw_history *history, 
 	}
 	w->history = *history;
 	memset(history, 0, sizeof(*history));
-	if (!store_rc_rows(r->pc, w->transaction_id, rc_on_rows, w)) {
+	if (!store_rc_rows(r->st, w->transaction_id, rc_on_rows, w)) {
 		r->failed = true;
 		rc_worker_done(w);
 	}
@@ -202,10 +192,12 @@ static void rc_dispatch(struct reconciler *r)
 		struct rc_worker *w = &r->workers[i];
 		if (w->busy)
 			continue;
-		struct rc_target *t = &r->targets[r->next++];
+		struct store_rc_target *t = &r->targets[r->next++];
 		w->busy = true;
-		w->transaction_id = xstrdup(t->transaction_id);
-		w->order_id = xstrdup(t->order_id);
+		/* the worker takes the target's strings */
+		w->transaction_id = t->transaction_id;
+		w->order_id = t->order_id;
+		t->transaction_id = t->order_id = NULL;
 		w->order_open = t->order_open;
 		status_client_get(r->status, w->transaction_id, rc_on_status, w);
 	}
@@ -235,7 +227,7 @@ static void rc_dispatch(struct reconciler *r)
 }
 
 /* A page of the pass's transactions. */
-static void rc_on_page(PGresult *res, const char *error, void *arg)
+static void rc_on_page(struct store_rc_target *rows, size_t n, const char *error, void *arg)
 {
 	struct reconciler *r = arg;
 	r->reading = false;
@@ -246,20 +238,14 @@ static void rc_on_page(PGresult *res, const char *error, void *arg)
 		return;
 	}
 	rc_targets_free(r);
-	int n = PQntuples(res);
-	r->targets = xcalloc((size_t)n + 1, sizeof(*r->targets));
-	for (int i = 0; i < n; i++) {
-		r->targets[i].transaction_id = xstrdup(PQgetvalue(res, i, 0));
-		r->targets[i].order_id = xstrdup(PQgetvalue(res, i, 1));
-		r->targets[i].order_open = strcmp(PQgetvalue(res, i, 2), "t") == 0;
-	}
-	r->ntargets = (size_t)n;
+	r->targets = rows;
+	r->ntargets = n;
 	r->next = 0;
-	r->seen += (size_t)n;
+	r->seen += n;
 	r->more = n == RC_PAGE;
 	if (n > 0) {
 		free(r->cursor);
-		r->cursor = xstrdup(PQgetvalue(res, n - 1, 0));
+		r->cursor = xstrdup(rows[n - 1].transaction_id);
 	}
 	rc_dispatch(r);
 }
@@ -268,8 +254,8 @@ static void rc_on_page(PGresult *res, const char *error, void *arg)
 static void rc_read_page(struct reconciler *r)
 {
 	r->more = false;
-	if (!store_rc_page(r->pc, r->page_sql, r->cfg, r->cfg->reconcile_lookback_ms, RC_PAGE,
-	                   r->cursor, rc_on_page, r)) {
+	if (!store_rc_page(r->st, r->id_type, r->authorized_type, r->snapshot,
+	                   r->cfg->reconcile_lookback_ms, RC_PAGE, r->cursor, rc_on_page, r)) {
 		r->failed = true;
 		return;
 	}
@@ -279,44 +265,38 @@ static void rc_read_page(struct reconciler *r)
 /* The pass's snapshot of the open authorizations is there: the first page. Without it
  * (e.g. a role that may not create temporary tables) the pages read the orders relation
  * themselves. */
-static void rc_on_snapshot(PGresult *res, const char *error, void *arg)
+static void rc_on_snapshot(size_t affected, const char *error, void *arg)
 {
-	(void)res;
+	(void)affected;
 	struct reconciler *r = arg;
 	r->reading = false;
 	if (error != NULL) {
 		log_event(LOG_LVL_WARNING, "reconcile_snapshot_failed", "error", error, NULL);
-		free(r->page_sql);
-		r->page_sql = store_rc_page_sql(store_orders_relation(r->st), r->id_type,
-		                                r->authorized_type, false);
+		r->snapshot = false;
 	}
 	rc_read_page(r);
 	rc_dispatch(r);
 }
 
 /* The orders relation's column types: the page statement for them, then the snapshot. */
-static void rc_on_shape(PGresult *res, const char *error, void *arg)
+static void rc_on_shape(const char *id_type, const char *authorized_type, const char *error,
+                        void *arg)
 {
 	struct reconciler *r = arg;
 	r->reading = false;
-	if (error != NULL || PQntuples(res) != 1) {
-		log_event(LOG_LVL_WARNING, "reconcile_failed", "error",
-		          error ? error : "orders relation not found or has no id column", NULL);
+	if (error != NULL) {
+		log_event(LOG_LVL_WARNING, "reconcile_failed", "error", error, NULL);
 		r->failed = true;
 		rc_dispatch(r);
 		return;
 	}
 	free(r->id_type);
 	free(r->authorized_type);
-	r->id_type = xstrdup(PQgetvalue(res, 0, 0));
-	r->authorized_type = PQgetisnull(res, 0, 1) ? NULL : xstrdup(PQgetvalue(res, 0, 1));
-	const char *rel = store_orders_relation(r->st);
-	free(r->page_sql);
-	r->page_sql = store_rc_page_sql(rel, r->id_type, r->authorized_type, true);
-	char *snap = store_rc_snapshot_sql(rel, r->authorized_type, r->cfg->reconcile_lookback_ms);
-	bool ok = store_rc_snapshot(r->pc, snap, rc_on_snapshot, r);
-	free(snap);
-	if (!ok)
+	r->id_type = xstrdup(id_type);
+	r->authorized_type = authorized_type ? xstrdup(authorized_type) : NULL;
+	r->snapshot = true;
+	if (!store_rc_snapshot(r->st, r->authorized_type, r->cfg->reconcile_lookback_ms,
+	                       rc_on_snapshot, r))
 		r->failed = true;
 	else
 		r->reading = true;
@@ -336,7 +316,7 @@ static void rc_timer_cb(evutil_socket_t fd, short what, void *arg)
 	r->seen = 0;
 	free(r->cursor);
 	r->cursor = xstrdup("");
-	if (!store_rc_shape(r->pc, r->cfg->orders_relation, rc_on_shape, r)) {
+	if (!store_rc_shape(r->st, rc_on_shape, r)) {
 		rc_arm(r, RC_RETRY_MS);
 		return;
 	}
@@ -397,7 +377,6 @@ void reconciler_free(struct reconciler *r)
 		rc_worker_clear(&r->workers[i]);
 	}
 	rc_targets_free(r);
-	free(r->page_sql);
 	free(r->id_type);
 	free(r->authorized_type);
 	free(r->cursor);

@@ -36,6 +36,8 @@ struct store {
 	char *session_reported;
 	/* what the gauges reads remember of expiring authorizations (store_metrics.c) */
 	struct store_expiring *expiring;
+	/* the asynchronous calls under way (store_internal.c) */
+	struct store_call *calls;
 };
 
 struct store *store_new(struct pg_conn *pc, const struct sp_config *cfg)
@@ -66,6 +68,9 @@ void store_free(struct store *st)
 	free(st->sql_requests);
 	free(st->session_reported);
 	store_expiring_free(st->expiring);
+	/* the calls whose statements the freed connection dropped */
+	while (st->calls)
+		store_call_free(st->calls);
 	free(st);
 }
 
@@ -120,6 +125,12 @@ void store_share_relation(struct store *dst, const struct store *src)
 const char *store_id_type(const struct store *st)
 {
 	return st->id_type;
+}
+
+/* The list of the store's calls under way. */
+struct store_call **store_calls_slot(struct store *st)
+{
+	return &st->calls;
 }
 
 struct store_expiring **store_expiring_slot(struct store *st)
@@ -1007,15 +1018,6 @@ bool store_write_outcomes(struct store *st, const struct store_outcome *outcomes
 
 /* ---- alerts of the claim path ---- */
 
-/* Completion of store_raise_alert: the rows inserted (0 or 1) go to the caller, if any. */
-static void alert_done(PGresult *res, const char *error, void *arg)
-{
-	struct store_call *c = arg;
-	if (c->fn.done)
-		c->fn.done(error ? 0 : (size_t)atoll(PQcmdTuples(res)), error, c->arg);
-	store_call_free(c);
-}
-
 bool store_raise_alert(struct store *st, const char *kind, const char *severity,
                        const char *dedup_key, const char *message, store_done_fn done, void *arg)
 {
@@ -1027,7 +1029,8 @@ bool store_raise_alert(struct store *st, const char *kind, const char *severity,
 	const char *p[] = {kind, severity, dedup_key, message};
 	struct store_call *c = store_call_new(st, arg);
 	c->fn.done = done;
-	return store_call_query(c, sql, 4, p, alert_done);
+	/* the rows inserted (0 or 1) go to the caller, if any */
+	return store_call_query(c, sql, 4, p, store_call_done);
 }
 
 /* ---- the queue of changed orders ---- */

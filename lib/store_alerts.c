@@ -7,29 +7,13 @@
 #include "pgconn.h"
 #include "store.h"
 #include "store_indexes.h"
+#include "store_internal.h"
 #include "xmalloc.h"
 
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Formats a duration as an SQL interval literal. */
-static void interval_literal(int64_t ms, char out[40])
-{
-	snprintf(out, 40, "%lld milliseconds", (long long)ms);
-}
-
-/* A nullable text field of a result: NULL for SQL NULL, else the value (valid with res). */
-static const char *nullable(PGresult *res, int row, int col)
-{
-	return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
-}
-
-static int64_t int_field(PGresult *res, int row, int col)
-{
-	return PQgetisnull(res, row, col) ? 0 : strtoll(PQgetvalue(res, row, col), NULL, 10);
-}
 
 /* ---- the expiry sweep ---- */
 
@@ -126,28 +110,14 @@ static char *sweep_sql(const char *relation, const char *deadline, const char *w
 	    relation, deadline, window, id_type);
 }
 
-/* Formats a list of strings as a PostgreSQL array literal (items are plain words). */
-static char *word_array(char labels[][32], size_t n)
-{
-	size_t cap = 3;
-	for (size_t i = 0; i < n; i++)
-		cap += strlen(labels[i]) + 3;
-	char *out = xmalloc(cap);
-	char *p = out;
-	*p++ = '{';
-	for (size_t i = 0; i < n; i++)
-		p += sprintf(p, "%s\"%s\"", i ? "," : "", labels[i]);
-	*p++ = '}';
-	*p = '\0';
-	return out;
-}
-
+/* Completion of the sweep: its rows as a struct store_sweep_result for fn.sweep. */
 static void sweep_done(PGresult *res, const char *error, void *arg)
 {
-	struct store_sweep_call *call = arg;
+	struct store_call *call = arg;
 	struct store_sweep_result r = {.next_delay_ms = -1};
 	if (error) {
-		call->done(NULL, error, call->arg);
+		call->fn.sweep(NULL, error, call->arg);
+		store_call_free(call);
 		return;
 	}
 	int n = PQntuples(res);
@@ -157,32 +127,33 @@ static void sweep_done(PGresult *res, const char *error, void *arg)
 		const char *what = PQgetvalue(res, i, 0);
 		if (strcmp(what, "alert") == 0) {
 			struct store_new_alert *a = &alerts[r.nalerts++];
-			a->alert_id = int_field(res, i, 1);
+			a->alert_id = store_field_int(res, i, 1);
 			a->kind = PQgetvalue(res, i, 2);
 			a->severity = PQgetvalue(res, i, 3);
-			a->order_id = nullable(res, i, 4);
-			a->modification_id = nullable(res, i, 5);
+			a->order_id = store_field_value(res, i, 4);
+			a->modification_id = store_field_value(res, i, 5);
 			a->message = PQgetvalue(res, i, 6);
 		} else if (strcmp(what, "capture") == 0) {
 			struct store_expired_capture *c = &caps[r.ncaptures++];
-			c->order_id = nullable(res, i, 4);
-			c->modification_id = nullable(res, i, 5);
-			c->transaction_id = nullable(res, i, 6);
+			c->order_id = store_field_value(res, i, 4);
+			c->modification_id = store_field_value(res, i, 5);
+			c->transaction_id = store_field_value(res, i, 6);
 		} else if (strcmp(what, "summarised") == 0) {
-			r.nsummarised = (size_t)int_field(res, i, 1);
+			r.nsummarised = (size_t)store_field_int(res, i, 1);
 		} else if (strcmp(what, "now") == 0) {
-			r.db_now = nullable(res, i, 1);
+			r.db_now = store_field_value(res, i, 1);
 		} else if (!PQgetisnull(res, i, 1)) {
-			r.next_delay_ms = int_field(res, i, 1);
+			r.next_delay_ms = store_field_int(res, i, 1);
 			if (r.next_delay_ms < 0)
 				r.next_delay_ms = 0;
 		}
 	}
 	r.alerts = alerts;
 	r.captures = caps;
-	call->done(&r, NULL, call->arg);
+	call->fn.sweep(&r, NULL, call->arg);
 	free(alerts);
 	free(caps);
+	store_call_free(call);
 }
 
 /* The deadlines a sweep reads: for the deadline itself and each threshold, those that
@@ -210,148 +181,129 @@ static char *sweep_window(const struct store *st, size_t nthresholds)
 	return w;
 }
 
-/* Formats strings as a PostgreSQL text[] literal, every element quoted. */
-static char *text_array(const char *const *v, size_t n)
-{
-	size_t cap = 3;
-	for (size_t i = 0; i < n; i++)
-		cap += 2 * strlen(v[i]) + 3;
-	char *out = xmalloc(cap);
-	char *p = out;
-	*p++ = '{';
-	for (size_t i = 0; i < n; i++) {
-		if (i)
-			*p++ = ',';
-		*p++ = '"';
-		for (const char *c = v[i]; *c; c++) {
-			if (*c == '"' || *c == '\\')
-				*p++ = '\\';
-			*p++ = *c;
-		}
-		*p++ = '"';
-	}
-	*p++ = '}';
-	*p = '\0';
-	return out;
-}
-
 bool store_sweep_expiry(struct store *st, int64_t lookback_ms, int64_t horizon_ms,
-                        const struct store_sweep_since *since, struct store_sweep_call *call)
+                        const struct store_sweep_since *since, store_sweep_fn done, void *arg)
 {
-	struct pg_conn *pc = store_conn(st);
-	if (!pg_conn_is_up(pc) || store_id_type(st) == NULL)
+	if (!pg_conn_is_up(store_conn(st)) || store_id_type(st) == NULL)
 		return false;
 	const struct sp_config *cfg = store_config(st);
 	size_t n = cfg->expiry_threshold_count;
 	char(*labels)[32] = xcalloc(n + 1, sizeof(*labels));
-	char(*severities)[32] = xcalloc(n + 1, sizeof(*severities));
-	char(*numbers)[32] = xcalloc(n + 1, sizeof(*numbers));
+	char **label_v = xcalloc(n + 1, sizeof(*label_v));
+	char **severity_v = xcalloc(n + 1, sizeof(*severity_v));
 	for (size_t i = 0; i < n; i++) {
 		duration_format(cfg->expiry_thresholds_ms[i], DURATION_EXACT_HOURS, labels[i]);
+		label_v[i] = labels[i];
 		/* thresholds are sorted descending: the last one is the most urgent */
-		snprintf(severities[i], 32, "%s", i + 1 == n ? "critical" : "warning");
-		snprintf(numbers[i], 32, "%lld", (long long)cfg->expiry_thresholds_ms[i]);
+		severity_v[i] = i + 1 == n ? "critical" : "warning";
 	}
-	char *thresholds = word_array(numbers, n);
-	char *label_list = word_array(labels, n);
-	char *severity_list = word_array(severities, n);
-	char validity[40], lookback[40], ahead[40], each[16];
-	interval_literal(cfg->authorization_validity_ms, validity);
-	interval_literal(lookback_ms, lookback);
+	char *thresholds = store_int_array(cfg->expiry_thresholds_ms, n);
+	char *label_list = store_text_array(label_v, n);
+	char *severity_list = store_text_array(severity_v, n);
+	char validity[STORE_INTERVAL_TEXT], lookback[STORE_INTERVAL_TEXT],
+	    ahead[STORE_INTERVAL_TEXT];
+	char step[STORE_INTERVAL_TEXT], each[STORE_INT_TEXT];
+	store_interval_text(cfg->authorization_validity_ms, validity);
+	store_interval_text(lookback_ms, lookback);
 	/* thresholds are sorted descending: the first one reaches furthest */
-	interval_literal((n ? cfg->expiry_thresholds_ms[0] : 0) + horizon_ms, ahead);
-	snprintf(each, sizeof(each), "%d", cfg->summary_after);
+	store_interval_text((n ? cfg->expiry_thresholds_ms[0] : 0) + horizon_ms, ahead);
+	store_interval_text(horizon_ms, step);
+	store_int_text(cfg->summary_after, each);
 	char *deadline = store_deadline_sql(st, "$1");
 	char *window = sweep_window(st, n);
 	char *sql = sweep_sql(store_orders_relation(st), deadline, window, store_id_type(st));
 	free(deadline);
 	free(window);
-	char *ids = text_array(since ? since->ids : NULL, since ? since->nids : 0);
-	char step[40];
-	interval_literal(horizon_ms, step);
+	char *ids =
+	    store_text_array(since ? (char *const *)since->ids : NULL, since ? since->nids : 0);
 	const char *p[] = {validity,   thresholds,
 	                   label_list, severity_list,
 	                   lookback,   ahead,
 	                   each,       since ? since->since : NULL,
 	                   ids,        store_id_type(st),
 	                   step};
-	bool ok = pg_conn_query(pc, sql, 11, p, sweep_done, call);
+	struct store_call *c = store_call_new(st, arg);
+	c->fn.sweep = done;
+	bool ok = store_call_query(c, sql, 11, p, sweep_done);
 	free(ids);
 	free(sql);
 	free(thresholds);
 	free(label_list);
 	free(severity_list);
 	free(labels);
-	free(severities);
-	free(numbers);
+	free(label_v);
+	free(severity_v);
 	return ok;
 }
 
 /* ---- simple statements ---- */
 
-static void call_done(PGresult *res, const char *error, void *arg)
-{
-	struct store_alerts_call *call = arg;
-	(void)res;
-	call->done(error, call->arg);
-}
-
 bool store_alert_gateway(struct store *st, const char *dedup_key, const char *message,
-                         struct store_alerts_call *call)
+                         store_done_fn done, void *arg)
 {
 	static const char sql[] =
 	    "INSERT INTO smartpay.alerts (kind, severity, dedup_key, message) "
 	    "VALUES ('gateway_unreachable', 'critical', $1, $2) "
 	    "ON CONFLICT (kind, dedup_key) DO NOTHING";
-	struct pg_conn *pc = store_conn(st);
-	if (!pg_conn_is_up(pc))
+	if (!pg_conn_is_up(store_conn(st)))
 		return false;
 	const char *p[] = {dedup_key, message};
-	return pg_conn_query(pc, sql, 2, p, call_done, call);
+	struct store_call *c = store_call_new(st, arg);
+	c->fn.done = done;
+	return store_call_query(c, sql, 2, p, store_call_done);
 }
 
-bool store_listen_alerts(struct store *st, struct store_alerts_call *call)
+bool store_listen_alerts(struct store *st, store_done_fn done, void *arg)
 {
-	struct pg_conn *pc = store_conn(st);
-	if (!pg_conn_is_up(pc))
+	if (!pg_conn_is_up(store_conn(st)))
 		return false;
-	return pg_conn_exec(pc, "LISTEN smartpay_alerts; LISTEN smartpay_orders", call_done, call);
+	struct store_call *c = store_call_new(st, arg);
+	c->fn.done = done;
+	return store_call_exec(c, "LISTEN smartpay_alerts; LISTEN smartpay_orders",
+	                       store_call_done);
 }
 
+/* Completion of the index check: the columns without an index for fn.indexes. */
 static void indexes_done(PGresult *res, const char *error, void *arg)
 {
-	struct store_indexes_call *call = arg;
+	struct store_call *call = arg;
 	if (error) {
-		call->done(NULL, 0, error, call->arg);
+		call->fn.indexes(NULL, 0, error, call->arg);
+		store_call_free(call);
 		return;
 	}
 	int n = PQntuples(res);
 	const char **cols = xcalloc((size_t)n + 1, sizeof(*cols));
 	for (int i = 0; i < n; i++)
 		cols[i] = PQgetvalue(res, i, 0);
-	call->done(cols, (size_t)n, NULL, call->arg);
+	call->fn.indexes(cols, (size_t)n, NULL, call->arg);
 	free(cols);
+	store_call_free(call);
 }
 
-bool store_check_indexes(struct store *st, struct store_indexes_call *call)
+bool store_check_indexes(struct store *st, store_indexes_fn done, void *arg)
 {
-	struct pg_conn *pc = store_conn(st);
-	if (!pg_conn_is_up(pc))
+	if (!pg_conn_is_up(store_conn(st)))
 		return false;
 	char *columns = store_index_columns_literal();
 	const char *p[] = {store_config(st)->orders_relation, columns};
-	bool ok = pg_conn_query(pc, store_index_check_sql, 2, p, indexes_done, call);
+	struct store_call *c = store_call_new(st, arg);
+	c->fn.indexes = done;
+	bool ok = store_call_query(c, store_index_check_sql, 2, p, indexes_done);
 	free(columns);
 	return ok;
 }
 
 /* ---- webhook delivery ---- */
 
+/* Completion of the webhook claim: the claimed alerts and the next delay for
+ * fn.webhook_claim. */
 static void webhook_claim_done(PGresult *res, const char *error, void *arg)
 {
-	struct store_webhook_claim_call *call = arg;
+	struct store_call *call = arg;
 	if (error) {
-		call->done(NULL, 0, -1, error, call->arg);
+		call->fn.webhook_claim(NULL, 0, -1, error, call->arg);
+		store_call_free(call);
 		return;
 	}
 	int n = PQntuples(res);
@@ -361,25 +313,26 @@ static void webhook_claim_done(PGresult *res, const char *error, void *arg)
 	for (int i = 0; i < n; i++) {
 		if (PQgetisnull(res, i, 0)) {
 			if (!PQgetisnull(res, i, 8))
-				next = int_field(res, i, 8);
+				next = store_field_int(res, i, 8);
 			continue;
 		}
 		struct store_webhook_alert *a = &rows[count++];
-		a->alert_id = int_field(res, i, 0);
+		a->alert_id = store_field_int(res, i, 0);
 		a->kind = PQgetvalue(res, i, 1);
 		a->severity = PQgetvalue(res, i, 2);
-		a->order_id = nullable(res, i, 3);
-		a->modification_id = nullable(res, i, 4);
+		a->order_id = store_field_value(res, i, 3);
+		a->modification_id = store_field_value(res, i, 4);
 		a->message = PQgetvalue(res, i, 5);
 		a->created_at = PQgetvalue(res, i, 6);
-		a->attempts = (int)int_field(res, i, 7);
+		a->attempts = (int)store_field_int(res, i, 7);
 	}
-	call->done(rows, count, next, NULL, call->arg);
+	call->fn.webhook_claim(rows, count, next, NULL, call->arg);
 	free(rows);
+	store_call_free(call);
 }
 
-bool store_webhook_claim(struct store *st, int limit, int64_t lease_ms,
-                         struct store_webhook_claim_call *call)
+bool store_webhook_claim(struct store *st, int limit, int64_t lease_ms, store_webhook_claim_fn done,
+                         void *arg)
 {
 	static const char sql[] =
 	    "WITH due AS (SELECT alert_id FROM smartpay.alerts WHERE webhook_state = 'pending' "
@@ -398,18 +351,17 @@ bool store_webhook_claim(struct store *st, int limit, int64_t lease_ms,
 	    "FROM claimed c UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
 	    "CASE WHEN nxt.at IS NOT NULL THEN greatest(0, ceil(extract(epoch FROM nxt.at - now()) "
 	    "* 1000))::bigint END FROM nxt";
-	struct pg_conn *pc = store_conn(st);
-	if (!pg_conn_is_up(pc))
+	if (!pg_conn_is_up(store_conn(st)))
 		return false;
-	char lim[16], lease[40];
-	snprintf(lim, sizeof(lim), "%d", limit);
-	interval_literal(lease_ms, lease);
-	const char *p[] = {lim, lease};
-	return pg_conn_query(pc, sql, 2, p, webhook_claim_done, call);
+	char lim[STORE_INT_TEXT], lease[STORE_INTERVAL_TEXT];
+	const char *p[] = {store_int_text(limit, lim), store_interval_text(lease_ms, lease)};
+	struct store_call *c = store_call_new(st, arg);
+	c->fn.webhook_claim = done;
+	return store_call_query(c, sql, 2, p, webhook_claim_done);
 }
 
 bool store_webhook_record(struct store *st, const struct store_webhook_result *results, size_t n,
-                          struct store_alerts_call *call)
+                          store_done_fn done, void *arg)
 {
 	static const char sql[] =
 	    "WITH u AS (SELECT * FROM json_to_recordset($1::json) AS u(id bigint, ok bool, "
@@ -421,8 +373,7 @@ bool store_webhook_record(struct store *st, const struct store_webhook_result *r
 	    "webhook_next_attempt_at = CASE WHEN u.ok THEN a.webhook_next_attempt_at "
 	    "ELSE now() + u.delay_ms * interval '1 millisecond' END "
 	    "FROM u WHERE a.alert_id = u.id AND a.webhook_state = 'pending'";
-	struct pg_conn *pc = store_conn(st);
-	if (!pg_conn_is_up(pc))
+	if (!pg_conn_is_up(store_conn(st)))
 		return false;
 	json_object *arr = json_object_new_array_ext((int)n);
 	for (size_t i = 0; i < n; i++) {
@@ -436,7 +387,9 @@ bool store_webhook_record(struct store *st, const struct store_webhook_result *r
 		json_object_array_add(arr, o);
 	}
 	const char *p[] = {json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN)};
-	bool ok = pg_conn_query(pc, sql, 1, p, call_done, call);
+	struct store_call *c = store_call_new(st, arg);
+	c->fn.done = done;
+	bool ok = store_call_query(c, sql, 1, p, store_call_done);
 	json_object_put(arr);
 	return ok;
 }

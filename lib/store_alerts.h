@@ -1,10 +1,10 @@
 /* The alerts module's SQL (part of the store module): the authorization expiry sweep,
  * the gateway-unreachable alert and the webhook delivery queue of smartpay.alerts.
  *
- * Every call takes a caller-owned call record (done + arg) that must stay alive until
- * `done` has run or the store's connection is freed (which drops queued statements
- * without calling `done`); one statement at a time per record. Pointers handed to
- * `done` are valid during the call only. */
+ * Every call follows the store's convention (store_internal.h): it returns false when
+ * the connection is not up (`done` is then never called), else `done` runs once with
+ * `arg` (not when the store's connection is freed first, which drops queued
+ * statements). Pointers handed to `done` are valid during the call only. */
 #ifndef SP_STORE_ALERTS_H
 #define SP_STORE_ALERTS_H
 
@@ -12,13 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct store;
-
-/* Completion of a statement that returns nothing of interest. */
-struct store_alerts_call {
-	void (*done)(const char *error, void *arg);
-	void *arg;
-};
+#include "store.h"
 
 /* An alert row that a statement has just inserted. */
 struct store_new_alert {
@@ -60,10 +54,8 @@ struct store_sweep_since {
 	size_t nids;            /* their deadline within the window */
 };
 
-struct store_sweep_call {
-	void (*done)(const struct store_sweep_result *r, const char *error, void *arg);
-	void *arg;
-};
+/* Completion of store_sweep_expiry: `r` is NULL on error. */
+typedef void (*store_sweep_fn)(const struct store_sweep_result *r, const char *error, void *arg);
 
 /* One sweep in one statement, whatever the number of orders. An authorization is open
  * while its order has a transaction id and no succeeded capture, cancel or
@@ -89,27 +81,26 @@ struct store_sweep_call {
  * returned, never posted) and one 'alerts_summarised' alert per such kind (critical when
  * one of them is, dedup_key KIND:FIRST_ID) gives their count. */
 bool store_sweep_expiry(struct store *st, int64_t lookback_ms, int64_t horizon_ms,
-                        const struct store_sweep_since *since, struct store_sweep_call *call)
+                        const struct store_sweep_since *since, store_sweep_fn done, void *arg)
     __attribute__((warn_unused_result));
 
 /* Raises one 'gateway_unreachable' alert (critical) unless one with this dedup_key
  * exists. */
 bool store_alert_gateway(struct store *st, const char *dedup_key, const char *message,
-                         struct store_alerts_call *call) __attribute__((warn_unused_result));
+                         store_done_fn done, void *arg) __attribute__((warn_unused_result));
 
 /* LISTEN smartpay_alerts and smartpay_orders on the store's connection (again after
  * each connect). */
-bool store_listen_alerts(struct store *st, struct store_alerts_call *call)
+bool store_listen_alerts(struct store *st, store_done_fn done, void *arg)
     __attribute__((warn_unused_result));
 
-struct store_indexes_call {
-	/* the needed columns (store_indexes.h) without an index on the orders relation */
-	void (*done)(const char *const *missing, size_t n, const char *error, void *arg);
-	void *arg;
-};
+/* Completion of store_check_indexes: the needed columns (store_indexes.h) without an
+ * index on the orders relation. */
+typedef void (*store_indexes_fn)(const char *const *missing, size_t n, const char *error,
+                                 void *arg);
 
 /* Checks the orders relation for the indexes the daemon's queries need. */
-bool store_check_indexes(struct store *st, struct store_indexes_call *call)
+bool store_check_indexes(struct store *st, store_indexes_fn done, void *arg)
     __attribute__((warn_unused_result));
 
 /* An alert to POST to the webhook. */
@@ -124,19 +115,16 @@ struct store_webhook_alert {
 	int attempts;           /* delivery attempts made before this one */
 };
 
-struct store_webhook_claim_call {
-	/* next_delay_ms: until the earliest undelivered alert not claimed now becomes due
-	 * (0 when some are due already), -1 when there is none */
-	void (*done)(const struct store_webhook_alert *rows, size_t n, int64_t next_delay_ms,
-	             const char *error, void *arg);
-	void *arg;
-};
+/* Completion of store_webhook_claim. next_delay_ms: until the earliest undelivered alert
+ * not claimed now becomes due (0 when some are due already), -1 when there is none. */
+typedef void (*store_webhook_claim_fn)(const struct store_webhook_alert *rows, size_t n,
+                                       int64_t next_delay_ms, const char *error, void *arg);
 
 /* Claims up to `limit` alerts whose delivery is due (webhook_state 'pending', not
  * acknowledged, webhook_next_attempt_at passed), oldest first, by moving their next
  * attempt `lease_ms` ahead so that no other daemon sends them meanwhile. */
-bool store_webhook_claim(struct store *st, int limit, int64_t lease_ms,
-                         struct store_webhook_claim_call *call) __attribute__((warn_unused_result));
+bool store_webhook_claim(struct store *st, int limit, int64_t lease_ms, store_webhook_claim_fn done,
+                         void *arg) __attribute__((warn_unused_result));
 
 /* The outcome of one delivery attempt. */
 struct store_webhook_result {
@@ -148,6 +136,6 @@ struct store_webhook_result {
 
 /* Records outcomes in one statement (attempts counted, next attempt, last error). */
 bool store_webhook_record(struct store *st, const struct store_webhook_result *results, size_t n,
-                          struct store_alerts_call *call) __attribute__((warn_unused_result));
+                          store_done_fn done, void *arg) __attribute__((warn_unused_result));
 
 #endif

@@ -2,6 +2,8 @@
 
 #include "store_indexes.h"
 
+#include "store_internal.h"
+#include "store_relation.h"
 #include "xmalloc.h"
 
 #include <stdio.h>
@@ -29,21 +31,16 @@ const char store_index_check_sql[] =
     "AND am.amname = 'btree' AND a.attname = n.col) "
     "ORDER BY n.i";
 
+/* The needed columns as a text[] parameter. */
 char *store_index_columns_literal(void)
 {
-	size_t cap = 3;
+	char *cols[sizeof(store_index_needs) / sizeof(store_index_needs[0])];
 	for (size_t i = 0; i < store_index_need_count; i++)
-		cap += strlen(store_index_needs[i].column) + 1;
-	char *out = xmalloc(cap);
-	char *p = out;
-	*p++ = '{';
-	for (size_t i = 0; i < store_index_need_count; i++)
-		p += sprintf(p, "%s%s", i ? "," : "", store_index_needs[i].column);
-	*p++ = '}';
-	*p = '\0';
-	return out;
+		cols[i] = (char *)store_index_needs[i].column;
+	return store_text_array(cols, store_index_need_count);
 }
 
+/* The index's name: TABLE_COLUMN_idx cut to what PostgreSQL keeps. */
 char *store_index_name(const char *relation, const char *column)
 {
 	const char *dot = strchr(relation, '.');
@@ -54,19 +51,28 @@ char *store_index_name(const char *relation, const char *column)
 	return name;
 }
 
-char *store_index_statement(const char *relation, const char *column)
+/* The CREATE INDEX statement, every identifier quoted by libpq. */
+char *store_index_statement(PGconn *conn, const char *relation, const char *column, char **err)
 {
-	const char *dot = strchr(relation, '.');
+	char *target = store_relation_quote(conn, relation, err);
+	if (target == NULL)
+		return NULL;
 	char *name = store_index_name(relation, column);
-	char *target = dot ? xasprintf("\"%.*s\".\"%s\"", (int)(dot - relation), relation, dot + 1)
-	                   : xasprintf("\"%s\"", relation);
-	char *sql =
-	    xasprintf("CREATE INDEX CONCURRENTLY \"%s\" ON %s (\"%s\")", name, target, column);
+	char *qname = PQescapeIdentifier(conn, name, strlen(name));
+	char *qcolumn = PQescapeIdentifier(conn, column, strlen(column));
+	char *sql = NULL;
+	if (qname != NULL && qcolumn != NULL)
+		sql = xasprintf("CREATE INDEX CONCURRENTLY %s ON %s (%s)", qname, target, qcolumn);
+	else
+		*err = xasprintf("index on %s (%s): %s", relation, column, PQerrorMessage(conn));
+	PQfreemem(qname);
+	PQfreemem(qcolumn);
 	free(name);
 	free(target);
 	return sql;
 }
 
+/* What reads through the index on `column`. */
 const char *store_index_used_by(const char *column)
 {
 	for (size_t i = 0; i < store_index_need_count; i++)

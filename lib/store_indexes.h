@@ -5,6 +5,7 @@
 #ifndef SP_STORE_INDEXES_H
 #define SP_STORE_INDEXES_H
 
+#include <libpq-fe.h>
 #include <stddef.h>
 
 /* One index the daemon's queries need: a btree whose first key column is `column`. */
@@ -22,14 +23,16 @@ extern const size_t store_index_need_count;
  * relation is a view (its table is the shop's to index) or does not exist. */
 extern const char store_index_check_sql[];
 
-/* The `column` list of store_index_needs as a PostgreSQL array literal. Malloc'd. */
+/* The `column` list of store_index_needs as a text[] literal
+ * ({"authorization_expires_at","authorized_at"}). Malloc'd. */
 char *store_index_columns_literal(void);
 
 /* The statement that creates the index on `column` for the orders relation `relation`
- * as configured ("schema.name" or "name", validated to [A-Za-z0-9_] parts), e.g.
- * CREATE INDEX CONCURRENTLY "orders_authorized_at_idx" ON "public"."orders"
- * ("authorized_at"). Malloc'd. */
-char *store_index_statement(const char *relation, const char *column);
+ * as configured ("schema.name" or "name"), every identifier quoted through
+ * PQescapeIdentifier for `conn`, e.g. CREATE INDEX CONCURRENTLY
+ * "orders_authorized_at_idx" ON "public"."orders" ("authorized_at"). Malloc'd; NULL
+ * with *err (malloc'd) when a name cannot be quoted. */
+char *store_index_statement(PGconn *conn, const char *relation, const char *column, char **err);
 
 /* The name store_index_statement gives the index, e.g. orders_authorized_at_idx. Malloc'd. */
 char *store_index_name(const char *relation, const char *column);

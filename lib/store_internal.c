@@ -14,12 +14,23 @@ struct store_call *store_call_new(struct store *st, void *arg)
 	struct store_call *c = xcalloc(1, sizeof(*c));
 	c->st = st;
 	c->arg = arg;
+	struct store_call **head = store_calls_slot(st);
+	c->next = *head;
+	if (c->next)
+		c->next->prev = c;
+	*head = c;
 	return c;
 }
 
-/* Frees a call context. */
+/* Unlinks a call context from its store's and frees it. */
 void store_call_free(struct store_call *c)
 {
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		*store_calls_slot(c->st) = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
 	free(c);
 }
 
@@ -31,6 +42,24 @@ bool store_call_query(struct store_call *c, const char *sql, int nparams, const 
 	if (!ok)
 		store_call_free(c);
 	return ok;
+}
+
+/* Queues parameterless SQL for the call, freeing the call when it cannot be queued. */
+bool store_call_exec(struct store_call *c, const char *sql, pg_query_fn completion)
+{
+	bool ok = pg_conn_exec(store_conn(c->st), sql, completion, c);
+	if (!ok)
+		store_call_free(c);
+	return ok;
+}
+
+/* Reports the rows a statement touched to fn.done and frees the call. */
+void store_call_done(PGresult *res, const char *error, void *arg)
+{
+	struct store_call *c = arg;
+	if (c->fn.done)
+		c->fn.done(error ? 0 : (size_t)atoll(PQcmdTuples(res)), error, c->arg);
+	store_call_free(c);
 }
 
 /* An interval literal of `ms` milliseconds. */
@@ -79,6 +108,12 @@ char *store_int_array(const int64_t *v, size_t n)
 	}
 	xappend(&out, &len, &cap, "}", 1);
 	return out;
+}
+
+/* Reads a nullable text field in place. */
+const char *store_field_value(const PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
 }
 
 /* Copies a nullable text field. */

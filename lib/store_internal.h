@@ -33,6 +33,9 @@
 
 #include "pgconn.h"
 #include "store.h"
+#include "store_alerts.h"
+#include "store_metrics.h"
+#include "store_reconcile.h"
 
 /* ---- the asynchronous calls ---- */
 
@@ -46,19 +49,36 @@ struct store_call {
 		store_claims_fn claims;
 		store_changes_fn changes;
 		store_written_fn written;
+		store_sweep_fn sweep;
+		store_indexes_fn indexes;
+		store_webhook_claim_fn webhook_claim;
+		store_gauges_fn gauges;
+		store_rc_shape_fn rc_shape;
+		store_rc_targets_fn rc_targets;
+		store_rc_rows_fn rc_rows;
+		store_rc_recorded_fn rc_recorded;
 	} fn;
 	void *arg;
-	int step; /* for calls of several statements (store_prepare) */
+	int step;                       /* for calls of several statements (store_prepare) */
+	struct store_call *prev, *next; /* the store's calls under way (store_calls_slot) */
 };
 
 /* A call context for `st` with `arg`; the caller sets the callback member. */
 struct store_call *store_call_new(struct store *st, void *arg);
 /* Frees a call context (after its callback ran). */
 void store_call_free(struct store_call *c);
+/* The store's calls under way (store.c): those left when the store is freed are the
+ * ones its freed connection dropped without their completions; store_free frees them. */
+struct store_call **store_calls_slot(struct store *st);
 /* Queues one statement on the store's connection with `c` as the completion's argument;
  * when it cannot be queued (the connection is not up) frees `c` and returns false. */
 bool store_call_query(struct store_call *c, const char *sql, int nparams, const char *const *params,
                       pg_query_fn completion);
+/* store_call_query for parameterless SQL that may hold several statements (pg_conn_exec). */
+bool store_call_exec(struct store_call *c, const char *sql, pg_query_fn completion);
+/* The completion of a statement whose caller wants its row count (store_done_fn in
+ * fn.done, which may be NULL): calls it and frees the call. */
+void store_call_done(PGresult *res, const char *error, void *arg);
 
 /* ---- the blocking calls (smartpayctl) ---- */
 
@@ -87,6 +107,8 @@ char *store_int_array(const int64_t *v, size_t n);
 
 /* ---- results ---- */
 
+/* A nullable text field as it is in `res` (valid while `res` is); NULL for SQL null. */
+const char *store_field_value(const PGresult *res, int row, int col);
 /* A copy of a nullable text field; NULL for SQL null. */
 char *store_field_text(const PGresult *res, int row, int col);
 /* A bigint field; 0 for SQL null. */

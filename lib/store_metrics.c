@@ -7,6 +7,7 @@
 #include "pgconn.h"
 #include "store.h"
 #include "store_alerts.h"
+#include "store_internal.h"
 #include "xmalloc.h"
 
 #include <json-c/json.h>
@@ -364,12 +365,12 @@ static bool gauges_parse(PGresult *res, struct store_expiring *x, const struct s
 		}
 		json_object_put(pending);
 	}
-	g->oldest_pending_age_ms = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	g->oldest_pending_age_ms = store_field_int(res, 0, 1);
 
 	struct json_object *found = json_column(res, 2);
 	struct json_object *closing = json_column(res, 4);
-	ok = expiring_merge(x, found, closing, strtoll(PQgetvalue(res, 0, 5), NULL, 10),
-	                    PQgetvalue(res, 0, 6), cfg, g);
+	ok = expiring_merge(x, found, closing, store_field_int(res, 0, 5), PQgetvalue(res, 0, 6),
+	                    cfg, g);
 	json_object_put(found);
 	json_object_put(closing);
 
@@ -394,43 +395,32 @@ static bool gauges_parse(PGresult *res, struct store_expiring *x, const struct s
 /* The answer to the gauges query: merged and handed over, or the memory dropped. */
 static void gauges_done(PGresult *res, const char *error, void *arg)
 {
-	struct store_gauges_read *rd = arg;
-	struct store_expiring *x = *store_expiring_slot(rd->st);
+	struct store_call *c = arg;
+	struct store_expiring *x = *store_expiring_slot(c->st);
 	if (error || res == NULL) {
 		/* what changed meanwhile is not known: the next read takes the whole window */
 		expiring_reset(x);
-		rd->done(NULL, error ? error : "no result", rd->arg);
+		c->fn.gauges(NULL, error ? error : "no result", c->arg);
+		store_call_free(c);
 		return;
 	}
 	struct store_gauges g;
 	memset(&g, 0, sizeof(g));
-	if (!gauges_parse(res, x, store_config(rd->st), &g)) {
+	if (!gauges_parse(res, x, store_config(c->st), &g)) {
 		store_gauges_clear(&g);
 		expiring_reset(x);
-		rd->done(NULL, "unexpected answer to the gauges query", rd->arg);
+		c->fn.gauges(NULL, "unexpected answer to the gauges query", c->arg);
+		store_call_free(c);
 		return;
 	}
-	rd->done(&g, NULL, rd->arg);
+	c->fn.gauges(&g, NULL, c->arg);
 	store_gauges_clear(&g);
+	store_call_free(c);
 }
 
-/* Formats integers as a PostgreSQL array literal, e.g. {86400000,14400000}. */
-static char *int_array_literal(const int64_t *v, size_t n)
+bool store_read_gauges(struct store *st, store_gauges_fn done, void *arg)
 {
-	char *out = xmalloc(2 + n * 21 + 1);
-	char *p = out;
-	*p++ = '{';
-	for (size_t i = 0; i < n; i++)
-		p += sprintf(p, "%s%lld", i ? "," : "", (long long)v[i]);
-	*p++ = '}';
-	*p = '\0';
-	return out;
-}
-
-bool store_read_gauges(struct store *st, struct store_gauges_read *rd)
-{
-	struct pg_conn *pc = store_conn(st);
-	if (!pg_conn_is_up(pc) || store_id_type(st) == NULL)
+	if (!pg_conn_is_up(store_conn(st)) || store_id_type(st) == NULL)
 		return false;
 	const struct sp_config *cfg = store_config(st);
 	struct store_expiring **slot = store_expiring_slot(st);
@@ -438,14 +428,11 @@ bool store_read_gauges(struct store *st, struct store_gauges_read *rd)
 		*slot = xcalloc(1, sizeof(**slot));
 	struct store_expiring *x = *slot;
 	expiring_plan(x, cfg, clock_mono_ms());
-	rd->st = st;
-	char validity[40], lookahead[40];
-	snprintf(validity, sizeof(validity), "%lld milliseconds",
-	         (long long)cfg->authorization_validity_ms);
-	snprintf(lookahead, sizeof(lookahead), "%d milliseconds", EXPIRING_LOOKAHEAD_MS);
-	char *thresholds =
-	    int_array_literal(cfg->expiry_thresholds_ms, cfg->expiry_threshold_count);
-	char *bounds = int_array_literal(store_pending_age_bounds_s, STORE_PENDING_AGE_BUCKETS - 1);
+	char validity[STORE_INTERVAL_TEXT], lookahead[STORE_INTERVAL_TEXT];
+	store_interval_text(cfg->authorization_validity_ms, validity);
+	store_interval_text(EXPIRING_LOOKAHEAD_MS, lookahead);
+	char *thresholds = store_int_array(cfg->expiry_thresholds_ms, cfg->expiry_threshold_count);
+	char *bounds = store_int_array(store_pending_age_bounds_s, STORE_PENDING_AGE_BUCKETS - 1);
 	char *ids = ids_literal(&x->sent);
 	char *deadline = store_deadline_sql(st, "$1");
 	char *window = store_deadline_window(st, "$1::interval", "coalesce($4::timestamptz, now())",
@@ -455,7 +442,9 @@ bool store_read_gauges(struct store *st, struct store_gauges_read *rd)
 	free(window);
 	const char *params[7] = {validity,  thresholds, bounds,           x->until,
 	                         lookahead, ids,        store_id_type(st)};
-	bool ok = pg_conn_query(pc, sql, 7, params, gauges_done, rd);
+	struct store_call *c = store_call_new(st, arg);
+	c->fn.gauges = done;
+	bool ok = store_call_query(c, sql, 7, params, gauges_done);
 	free(sql);
 	free(ids);
 	free(bounds);

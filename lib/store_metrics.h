@@ -41,14 +41,6 @@ struct store_gauges {
  * moves what it keeps and clears the rest with store_gauges_clear. */
 typedef void (*store_gauges_fn)(struct store_gauges *g, const char *error, void *arg);
 
-/* A read in progress. The caller owns it and keeps it alive until `done` has run or the
- * store's connection is freed (which drops queued reads without calling `done`). */
-struct store_gauges_read {
-	store_gauges_fn done;
-	void *arg;
-	struct store *st; /* set by store_read_gauges */
-};
-
 /* Reads the gauges in one statement on the store's connection, with the thresholds of
  * the store's current configuration. The expiring authorizations are counted from what
  * the store remembers of the earlier reads: each read looks only at the deadlines that
@@ -57,8 +49,9 @@ struct store_gauges_read {
  * first read, the one after a failure or a lost notification, after a configuration
  * change and one every 30 minutes (the safety net) read the whole window, through the
  * indexes on the deadline columns. Returns false when the connection is not up or the
- * relation's id type is not known yet; `done` is then never called. */
-bool store_read_gauges(struct store *st, struct store_gauges_read *rd)
+ * relation's id type is not known yet; `done` is then never called, else it runs once
+ * with `arg` (not when the store's connection is freed first). */
+bool store_read_gauges(struct store *st, store_gauges_fn done, void *arg)
     __attribute__((warn_unused_result));
 
 /* An order of the relation changed (its notification); NULL: notifications may have

@@ -6,6 +6,7 @@
 #include "money.h"
 #include "pgconn.h"
 #include "store.h"
+#include "store_internal.h"
 #include "uuid.h"
 #include "xmalloc.h"
 
@@ -71,9 +72,8 @@ static char *rc_open_sql(const char *relation, const char *recent, const char *o
 
 char *store_rc_snapshot_sql(const char *relation, const char *authorized_type, int64_t lookback_ms)
 {
-	char lb[24];
-	snprintf(lb, sizeof(lb), "%lld", (long long)lookback_ms);
-	char *recent = rc_recent_sql(authorized_type, lb);
+	char lb[STORE_INT_TEXT];
+	char *recent = rc_recent_sql(authorized_type, store_int_text(lookback_ms, lb));
 	char *open = rc_open_sql(relation, recent, "true");
 	/* one implicit transaction; no notice for the first pass of a session */
 	char *sql = xasprintf("SET LOCAL client_min_messages = warning; "
@@ -231,14 +231,14 @@ void store_rc_rows_read(PGresult *res, struct store_rc_rows *out)
 		if (!mod_kind_parse(PQgetvalue(res, i, 1), &r->kind) ||
 		    !rows_state(PQgetvalue(res, i, 2), &r->state))
 			continue;
-		out->ids[out->n] = xstrdup(PQgetvalue(res, i, 0));
-		out->uuids[out->n] = xstrdup(PQgetvalue(res, i, 6));
-		out->attempts[out->n] = (int)strtol(PQgetvalue(res, i, 7), NULL, 10);
+		out->ids[out->n] = store_field_text(res, i, 0);
+		out->uuids[out->n] = store_field_text(res, i, 6);
+		out->attempts[out->n] = (int)store_field_int(res, i, 7);
 		r->modification_id = out->ids[out->n];
-		r->amount_minor = strtoll(PQgetvalue(res, i, 3), NULL, 10);
-		r->external = strcmp(PQgetvalue(res, i, 4), "t") == 0;
+		r->amount_minor = store_field_int(res, i, 3);
+		r->external = store_field_bool(res, i, 4);
 		if (out->order_id == NULL)
-			out->order_id = xstrdup(PQgetvalue(res, i, 5));
+			out->order_id = store_field_text(res, i, 5);
 		out->n++;
 	}
 }
@@ -475,53 +475,146 @@ char *store_rc_statuses_json(const struct sp_config *cfg)
 	return json_take(a);
 }
 
-bool store_rc_shape(struct pg_conn *pc, const char *orders_relation, store_rc_result_fn done,
-                    void *arg)
+/* Completion of the shape statement: the column types for fn.rc_shape. */
+static void rc_shape_done(PGresult *res, const char *error, void *arg)
 {
-	if (!pg_conn_is_up(pc))
-		return false;
-	const char *p[] = {orders_relation};
-	return pg_conn_query(pc, STORE_SHAPE_SQL, 1, p, done, arg);
+	struct store_call *c = arg;
+	if (error == NULL && PQntuples(res) != 1)
+		error = "orders relation not found or has no id column";
+	if (error != NULL)
+		c->fn.rc_shape(NULL, NULL, error, c->arg);
+	else
+		c->fn.rc_shape(PQgetvalue(res, 0, 0), store_field_value(res, 0, 1), NULL, c->arg);
+	store_call_free(c);
 }
 
-bool store_rc_snapshot(struct pg_conn *pc, const char *snapshot_sql, store_rc_result_fn done,
-                       void *arg)
+bool store_rc_shape(struct store *st, store_rc_shape_fn done, void *arg)
 {
-	if (!pg_conn_is_up(pc))
+	if (!pg_conn_is_up(store_conn(st)))
 		return false;
-	return pg_conn_exec(pc, snapshot_sql, done, arg);
+	const char *p[] = {store_config(st)->orders_relation};
+	struct store_call *c = store_call_new(st, arg);
+	c->fn.rc_shape = done;
+	return store_call_query(c, STORE_SHAPE_SQL, 1, p, rc_shape_done);
 }
 
-bool store_rc_page(struct pg_conn *pc, const char *page_sql, const struct sp_config *cfg,
-                   int64_t lookback_ms, int limit, const char *after, store_rc_result_fn done,
-                   void *arg)
+bool store_rc_snapshot(struct store *st, const char *authorized_type, int64_t lookback_ms,
+                       store_done_fn done, void *arg)
 {
-	if (!pg_conn_is_up(pc))
+	if (!pg_conn_is_up(store_conn(st)))
 		return false;
-	char lb[24], lim[24];
-	snprintf(lb, sizeof(lb), "%lld", (long long)lookback_ms);
-	snprintf(lim, sizeof(lim), "%d", limit);
-	char *statuses = store_rc_statuses_json(cfg);
-	const char *p[] = {lb, NULL, statuses, lim, after};
-	bool ok = pg_conn_query(pc, page_sql, 5, p, done, arg);
+	char *sql = store_rc_snapshot_sql(store_orders_relation(st), authorized_type, lookback_ms);
+	struct store_call *c = store_call_new(st, arg);
+	c->fn.done = done;
+	bool ok = store_call_exec(c, sql, store_call_done);
+	free(sql);
+	return ok;
+}
+
+void store_rc_targets_free(struct store_rc_target *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(rows[i].transaction_id);
+		free(rows[i].order_id);
+	}
+	free(rows);
+}
+
+/* Completion of a page: its targets for fn.rc_targets. */
+static void rc_page_done(PGresult *res, const char *error, void *arg)
+{
+	struct store_call *c = arg;
+	if (error != NULL) {
+		c->fn.rc_targets(NULL, 0, error, c->arg);
+		store_call_free(c);
+		return;
+	}
+	int n = PQntuples(res);
+	struct store_rc_target *rows = xcalloc((size_t)n + 1, sizeof(*rows));
+	for (int i = 0; i < n; i++) {
+		rows[i].transaction_id = store_field_text(res, i, 0);
+		rows[i].order_id = store_field_text(res, i, 1);
+		rows[i].order_open = store_field_bool(res, i, 2);
+	}
+	c->fn.rc_targets(rows, (size_t)n, NULL, c->arg);
+	store_call_free(c);
+}
+
+bool store_rc_page(struct store *st, const char *id_type, const char *authorized_type,
+                   bool snapshot, int64_t lookback_ms, int limit, const char *after,
+                   store_rc_targets_fn done, void *arg)
+{
+	if (!pg_conn_is_up(store_conn(st)))
+		return false;
+	char lb[STORE_INT_TEXT], lim[STORE_INT_TEXT];
+	char *statuses = store_rc_statuses_json(store_config(st));
+	char *sql =
+	    store_rc_page_sql(store_orders_relation(st), id_type, authorized_type, snapshot);
+	const char *p[] = {store_int_text(lookback_ms, lb), NULL, statuses,
+	                   store_int_text(limit, lim), after};
+	struct store_call *c = store_call_new(st, arg);
+	c->fn.rc_targets = done;
+	bool ok = store_call_query(c, sql, 5, p, rc_page_done);
+	free(sql);
 	free(statuses);
 	return ok;
 }
 
-bool store_rc_rows(struct pg_conn *pc, const char *transaction_id, store_rc_result_fn done,
-                   void *arg)
+/* Completion of the rows statement: the rows for fn.rc_rows. */
+static void rc_rows_done(PGresult *res, const char *error, void *arg)
 {
-	if (!pg_conn_is_up(pc))
-		return false;
-	const char *p[] = {transaction_id};
-	return pg_conn_query(pc, store_rc_rows_sql, 1, p, done, arg);
+	struct store_call *c = arg;
+	if (error != NULL) {
+		c->fn.rc_rows(NULL, error, c->arg);
+	} else {
+		struct store_rc_rows rows;
+		store_rc_rows_read(res, &rows);
+		c->fn.rc_rows(&rows, NULL, c->arg);
+	}
+	store_call_free(c);
 }
 
-bool store_rc_record(struct pg_conn *pc, const struct store_rc_record *rec, store_rc_result_fn done,
+bool store_rc_rows(struct store *st, const char *transaction_id, store_rc_rows_fn done, void *arg)
+{
+	if (!pg_conn_is_up(store_conn(st)))
+		return false;
+	const char *p[] = {transaction_id};
+	struct store_call *c = store_call_new(st, arg);
+	c->fn.rc_rows = done;
+	return store_call_query(c, store_rc_rows_sql, 1, p, rc_rows_done);
+}
+
+/* Completion of the record statement: the alerts it inserted for fn.rc_recorded. */
+static void rc_record_done(PGresult *res, const char *error, void *arg)
+{
+	struct store_call *c = arg;
+	if (error != NULL) {
+		c->fn.rc_recorded(NULL, 0, error, c->arg);
+		store_call_free(c);
+		return;
+	}
+	int n = PQntuples(res);
+	struct store_new_alert *alerts = xcalloc((size_t)n + 1, sizeof(*alerts));
+	for (int i = 0; i < n; i++) {
+		alerts[i].alert_id = store_field_int(res, i, 0);
+		alerts[i].kind = PQgetvalue(res, i, 1);
+		alerts[i].severity = PQgetvalue(res, i, 2);
+		alerts[i].order_id = PQgetvalue(res, i, 3);
+		alerts[i].modification_id = store_field_value(res, i, 4);
+		alerts[i].message = PQgetvalue(res, i, 5);
+	}
+	c->fn.rc_recorded(alerts, (size_t)n, NULL, c->arg);
+	free(alerts);
+	store_call_free(c);
+}
+
+bool store_rc_record(struct store *st, const struct store_rc_record *rec, store_rc_recorded_fn done,
                      void *arg)
 {
-	if (!pg_conn_is_up(pc))
+	if (!pg_conn_is_up(store_conn(st)))
 		return false;
-	return pg_conn_query(pc, store_rc_record_sql, 9, (const char *const *)rec->params, done,
-	                     arg);
+	struct store_call *c = store_call_new(st, arg);
+	c->fn.rc_recorded = done;
+	return store_call_query(c, store_rc_record_sql, 9, (const char *const *)rec->params,
+	                        rc_record_done);
 }

@@ -14,8 +14,9 @@
 #include <stdint.h>
 
 #include "reconcile.h"
+#include "store.h"
+#include "store_alerts.h"
 
-struct pg_conn;
 struct sp_config;
 
 /* One page of the transactions with open business, in transaction id order after a
@@ -105,23 +106,57 @@ void store_rc_record_free(struct store_rc_record *r);
 char *store_rc_finding_text(const struct rc_finding *f, const struct gw_history *h,
                             const struct store_rc_rows *rows);
 
-/* ---- the daemon's asynchronous calls (on its own connection) ---- */
+/* ---- the daemon's asynchronous calls (on its own connection) ----
+ *
+ * The store's convention (store_internal.h): each returns false when the store's
+ * connection is not up (`done` is then never called), else `done` runs once with `arg`.
+ * The orders relation is the store's (store_orders_relation, store_config). */
 
-typedef void (*store_rc_result_fn)(PGresult *res, const char *error, void *arg);
+/* Completion of store_rc_shape: the format_type() names of the relation's id and
+ * authorized_at columns (authorized_type NULL without one), valid during the call; an
+ * error when the statement failed or the relation was not found or has no id column. */
+typedef void (*store_rc_shape_fn)(const char *id_type, const char *authorized_type,
+                                  const char *error, void *arg);
 
-/* The shape of the configured orders relation (STORE_SHAPE_SQL, the unquoted name). */
-bool store_rc_shape(struct pg_conn *pc, const char *orders_relation, store_rc_result_fn done,
-                    void *arg) __attribute__((warn_unused_result));
-/* Runs store_rc_snapshot_sql's text. */
-bool store_rc_snapshot(struct pg_conn *pc, const char *snapshot_sql, store_rc_result_fn done,
-                       void *arg) __attribute__((warn_unused_result));
-/* One page of targets (store_rc_page_sql's text) after the transaction id `after`. */
-bool store_rc_page(struct pg_conn *pc, const char *page_sql, const struct sp_config *cfg,
-                   int64_t lookback_ms, int limit, const char *after, store_rc_result_fn done,
-                   void *arg) __attribute__((warn_unused_result));
-bool store_rc_rows(struct pg_conn *pc, const char *transaction_id, store_rc_result_fn done,
-                   void *arg) __attribute__((warn_unused_result));
-bool store_rc_record(struct pg_conn *pc, const struct store_rc_record *rec, store_rc_result_fn done,
+/* A transaction of a page (store_rc_page_sql's row). */
+struct store_rc_target {
+	char *transaction_id;
+	char *order_id;
+	bool order_open;
+};
+
+/* Completion of store_rc_page: the page's targets (NULL on error), owned by the callee
+ * (store_rc_targets_free). */
+typedef void (*store_rc_targets_fn)(struct store_rc_target *rows, size_t n, const char *error,
+                                    void *arg);
+void store_rc_targets_free(struct store_rc_target *rows, size_t n);
+
+/* Completion of store_rc_rows: the transaction's rows (NULL on error); the callee takes
+ * what `rows` holds (a copy of the struct) or frees it with store_rc_rows_free. */
+typedef void (*store_rc_rows_fn)(struct store_rc_rows *rows, const char *error, void *arg);
+
+/* Completion of store_rc_record: the alerts the statement inserted, valid during the
+ * call (NULL on error). */
+typedef void (*store_rc_recorded_fn)(const struct store_new_alert *alerts, size_t n,
+                                     const char *error, void *arg);
+
+/* The shape of the configured orders relation (STORE_SHAPE_SQL). */
+bool store_rc_shape(struct store *st, store_rc_shape_fn done, void *arg)
+    __attribute__((warn_unused_result));
+/* (Re)creates the pass's snapshot (store_rc_snapshot_sql) of the orders relation, whose
+ * authorized_at column has the type `authorized_type` (NULL unknown). */
+bool store_rc_snapshot(struct store *st, const char *authorized_type, int64_t lookback_ms,
+                       store_done_fn done, void *arg) __attribute__((warn_unused_result));
+/* One page of targets (store_rc_page_sql for the relation with these column types, from
+ * the pass's snapshot or not) after the transaction id `after`. */
+bool store_rc_page(struct store *st, const char *id_type, const char *authorized_type,
+                   bool snapshot, int64_t lookback_ms, int limit, const char *after,
+                   store_rc_targets_fn done, void *arg) __attribute__((warn_unused_result));
+/* The rows of one transaction (store_rc_rows_sql), read with store_rc_rows_read. */
+bool store_rc_rows(struct store *st, const char *transaction_id, store_rc_rows_fn done, void *arg)
+    __attribute__((warn_unused_result));
+/* Records one comparison (store_rc_record_sql). */
+bool store_rc_record(struct store *st, const struct store_rc_record *rec, store_rc_recorded_fn done,
                      void *arg) __attribute__((warn_unused_result));
 
 /* The cancelled statuses of the configuration as the JSON array parameter. Malloc'd. */

@@ -97,21 +97,33 @@ END_TEST
 
 START_TEST(orders_index_statements)
 {
-	char *sql = store_index_statement("shop.Orders", "authorized_at");
+	PGconn *conn = pgtest_connect(pgtest_conninfo());
+	char *err = NULL;
+	char *sql = store_index_statement(conn, "shop.Orders", "authorized_at", &err);
 	ck_assert_str_eq(sql, "CREATE INDEX CONCURRENTLY \"Orders_authorized_at_idx\" ON "
 	                      "\"shop\".\"Orders\" (\"authorized_at\")");
 	free(sql);
-	sql = store_index_statement("orders", "authorization_expires_at");
+	sql = store_index_statement(conn, "orders", "authorization_expires_at", &err);
 	ck_assert_str_eq(sql, "CREATE INDEX CONCURRENTLY \"orders_authorization_expires_at_idx\" "
 	                      "ON \"orders\" (\"authorization_expires_at\")");
 	free(sql);
+	/* a quote in a name is doubled, not ended */
+	sql = store_index_statement(conn, "shop.Or\"ders", "authorized_at", &err);
+	ck_assert_str_eq(sql, "CREATE INDEX CONCURRENTLY \"Or\"\"ders_authorized_at_idx\" ON "
+	                      "\"shop\".\"Or\"\"ders\" (\"authorized_at\")");
+	free(sql);
+	/* a malformed relation is refused with the reason */
+	ck_assert_ptr_null(store_index_statement(conn, "shop.", "authorized_at", &err));
+	ck_assert_ptr_nonnull(strstr(err, "expected NAME or SCHEMA.NAME"));
+	free(err);
+	PQfinish(conn);
 	/* PostgreSQL keeps 63 bytes of a name: the name given is the one it will have */
 	char *name = store_index_name("public.a_very_long_shop_orders_table_name_of_forty_bytes",
 	                              "authorization_expires_at");
 	ck_assert_uint_eq(strlen(name), 63);
 	free(name);
 	char *cols = store_index_columns_literal();
-	ck_assert_str_eq(cols, "{authorization_expires_at,authorized_at}");
+	ck_assert_str_eq(cols, "{\"authorization_expires_at\",\"authorized_at\"}");
 	free(cols);
 	ck_assert_ptr_nonnull(store_index_used_by("authorized_at"));
 	ck_assert_ptr_null(store_index_used_by("status"));
@@ -773,7 +785,9 @@ START_TEST(sweep_reads_the_window_through_the_indexes)
 	ck_assert_int_eq(daemonproc_stop(&w.d), 0);
 	for (size_t i = 0; i < store_index_need_count; i++) {
 		const char *column = store_index_needs[i].column;
-		char *create = store_index_statement("public.orders", column);
+		char *err = NULL;
+		char *create = store_index_statement(w.db, "public.orders", column, &err);
+		ck_assert_ptr_nonnull(create);
 		char *needle = xasprintf("event=orders_index_missing relation=public.orders "
 		                         "column=%s ",
 		                         column);

@@ -588,9 +588,11 @@ START_TEST(test_ctl_migrate)
 END_TEST
 
 /* The warning migrate gives for a missing index on `column`, with the statement. */
-static char *index_warning(const char *column)
+static char *index_warning(PGconn *conn, const char *column)
 {
-	char *create = store_index_statement("public.orders", column);
+	char *err = NULL;
+	char *create = store_index_statement(conn, "public.orders", column, &err);
+	ck_assert_ptr_nonnull(create);
 	char *w = xasprintf("warning: public.orders has no index on %s, so %s read the whole "
 	                    "table; create it with: %s;",
 	                    column, store_index_used_by(column), create);
@@ -608,8 +610,8 @@ START_TEST(test_ctl_migrate_index_check)
 	/* an index that does not serve (partial) does not count */
 	pgtest_exec(shop.conn, "CREATE INDEX orders_partial ON public.orders (authorized_at) "
 	                       "WHERE status = 'x'");
-	char *on_authorized = index_warning("authorized_at");
-	char *on_expires = index_warning("authorization_expires_at");
+	char *on_authorized = index_warning(shop.conn, "authorized_at");
+	char *on_expires = index_warning(shop.conn, "authorization_expires_at");
 	ck_assert_ptr_nonnull(strstr(on_authorized, "CREATE INDEX CONCURRENTLY "
 	                                            "\"orders_authorized_at_idx\" ON "
 	                                            "\"public\".\"orders\" (\"authorized_at\")"));
@@ -620,7 +622,8 @@ START_TEST(test_ctl_migrate_index_check)
 	testutil_run_free(&r);
 
 	/* the statement the warning names creates the index; its warning goes away */
-	char *create = store_index_statement("public.orders", "authorized_at");
+	char *err = NULL;
+	char *create = store_index_statement(shop.conn, "public.orders", "authorized_at", &err);
 	pgtest_exec(shop.conn, create);
 	free(create);
 	r = PGTEST_CTL(shop.config, 0, "--json", "migrate");
@@ -628,7 +631,8 @@ START_TEST(test_ctl_migrate_index_check)
 	assert_contains(r.err, on_expires);
 	testutil_run_free(&r);
 
-	create = store_index_statement("public.orders", "authorization_expires_at");
+	create =
+	    store_index_statement(shop.conn, "public.orders", "authorization_expires_at", &err);
 	pgtest_exec(shop.conn, create);
 	free(create);
 	r = PGTEST_CTL(shop.config, 0, "migrate");

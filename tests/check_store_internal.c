@@ -1,10 +1,12 @@
 /* lib/store_internal: the store layer's parameter texts and result readers. */
 #include "autoconfig.h"
 
+#include "config.h"
 #include "store_internal.h"
 #include "testutil.h"
 
 #include <check.h>
+#include <event2/event.h>
 #include <libpq-fe.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -84,7 +86,36 @@ START_TEST(field_readers_tell_null_from_values)
 	ck_assert(store_field_bool(res, 0, 3));
 	ck_assert(!store_field_bool(res, 0, 4));
 	ck_assert(!store_field_bool(res, 0, 0));
+	/* store_field_value borrows the value in place */
+	ck_assert_ptr_eq(store_field_value(res, 0, 0), PQgetvalue(res, 0, 0));
+	ck_assert_ptr_null(store_field_value(res, 0, 1));
 	PQclear(res);
+}
+END_TEST
+
+START_TEST(calls_under_way_are_listed_until_freed)
+{
+	struct event_base *base = event_base_new();
+	struct pg_conn_handlers h = {0};
+	struct pg_conn *pc = pg_conn_new(base, "host=/nonexistent", &h, NULL);
+	struct sp_config cfg = {.instance_name = "test", .orders_relation = "public.orders"};
+	struct store *st = store_new(pc, &cfg);
+	struct store_call *a = store_call_new(st, NULL);
+	struct store_call *b = store_call_new(st, NULL);
+	struct store_call *c = store_call_new(st, NULL);
+	ck_assert_ptr_eq(*store_calls_slot(st), c);
+	/* one from the middle, then the newest: the list keeps the others */
+	store_call_free(b);
+	ck_assert_ptr_eq(*store_calls_slot(st), c);
+	ck_assert_ptr_eq(c->next, a);
+	ck_assert_ptr_eq(a->prev, c);
+	store_call_free(c);
+	ck_assert_ptr_eq(*store_calls_slot(st), a);
+	ck_assert_ptr_null(a->prev);
+	/* a call its connection dropped is freed with the store (the ASan build sees a leak) */
+	pg_conn_free(pc);
+	store_free(st);
+	event_base_free(base);
 }
 END_TEST
 
@@ -105,6 +136,7 @@ int main(void)
 	               (const TTest *const[]){text_arrays_quote_and_escape_every_item,
 	                                      int_arrays_and_numbers,
 	                                      field_readers_tell_null_from_values,
+	                                      calls_under_way_are_listed_until_freed,
 	                                      a_lost_connection_is_not_a_rejection, NULL});
 	return testutil_run_suite(s, CK_NORMAL);
 }
