@@ -2,6 +2,7 @@
 
 #include "reconciler.h"
 
+#include "clock.h"
 #include "config.h"
 #include "log.h"
 #include "pgconn.h"
@@ -60,14 +61,6 @@ struct reconciler {
 	struct reconciler_stats stats;
 };
 
-/* Wall-clock milliseconds. */
-static int64_t real_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Arms the timer for the next pass. */
 static void rc_arm(struct reconciler *r, int64_t delay_ms)
 {
@@ -116,8 +109,9 @@ static void rc_on_recorded(const struct store_new_alert *alerts, size_t n, const
 	struct reconciler *r = w->r;
 	if (error != NULL) {
 		r->failed = true;
-		log_event(LOG_LVL_WARNING, "reconcile_record_failed", "transaction_id",
-		          w->transaction_id, "order_id", w->order_id, "error", error, NULL);
+		log_fields(LOG_LVL_WARNING, "reconcile_record_failed",
+		           LOG_STR("transaction_id", w->transaction_id),
+		           LOG_STR("order_id", w->order_id), LOG_STR("error", error));
 		rc_worker_done(w);
 		return;
 	}
@@ -168,9 +162,10 @@ static void rc_on_status(enum status_result result, struct gw_history *history, 
 	struct reconciler *r = w->r;
 	if (result != STATUS_OK) {
 		r->stats.undecided++;
-		log_event(LOG_LVL_INFO, "reconcile_status_failed", "transaction_id",
-		          w->transaction_id, "order_id", w->order_id, "result",
-		          status_result_name(result), "error", error, NULL);
+		log_fields(LOG_LVL_INFO, "reconcile_status_failed",
+		           LOG_STR("transaction_id", w->transaction_id),
+		           LOG_STR("order_id", w->order_id),
+		           LOG_STR("result", status_result_name(result)), LOG_STR("error", error));
 		rc_worker_done(w);
 		return;
 	}
@@ -218,10 +213,8 @@ static void rc_dispatch(struct reconciler *r)
 		return;
 	}
 	r->stats.passes++;
-	r->stats.last_pass_ms = real_ms();
-	char count[24];
-	snprintf(count, sizeof(count), "%zu", n);
-	log_event(LOG_LVL_DEBUG, "reconcile_pass", "transactions", count, NULL);
+	r->stats.last_pass_ms = clock_real_ms();
+	log_fields(LOG_LVL_DEBUG, "reconcile_pass", LOG_UINT("transactions", n));
 	if (r->cfg->reconcile_interval_ms > 0)
 		rc_arm(r, r->cfg->reconcile_interval_ms);
 }
@@ -232,7 +225,7 @@ static void rc_on_page(struct store_rc_target *rows, size_t n, const char *error
 	struct reconciler *r = arg;
 	r->reading = false;
 	if (error != NULL) {
-		log_event(LOG_LVL_WARNING, "reconcile_failed", "error", error, NULL);
+		log_fields(LOG_LVL_WARNING, "reconcile_failed", LOG_STR("error", error));
 		r->failed = true;
 		rc_dispatch(r);
 		return;
@@ -271,7 +264,7 @@ static void rc_on_snapshot(size_t affected, const char *error, void *arg)
 	struct reconciler *r = arg;
 	r->reading = false;
 	if (error != NULL) {
-		log_event(LOG_LVL_WARNING, "reconcile_snapshot_failed", "error", error, NULL);
+		log_fields(LOG_LVL_WARNING, "reconcile_snapshot_failed", LOG_STR("error", error));
 		r->snapshot = false;
 	}
 	rc_read_page(r);
@@ -285,7 +278,7 @@ static void rc_on_shape(const char *id_type, const char *authorized_type, const 
 	struct reconciler *r = arg;
 	r->reading = false;
 	if (error != NULL) {
-		log_event(LOG_LVL_WARNING, "reconcile_failed", "error", error, NULL);
+		log_fields(LOG_LVL_WARNING, "reconcile_failed", LOG_STR("error", error));
 		r->failed = true;
 		rc_dispatch(r);
 		return;
@@ -336,7 +329,7 @@ static void rc_db_up(void *arg)
 static void rc_db_down(void *arg, const char *why)
 {
 	(void)arg;
-	log_event(LOG_LVL_WARNING, "reconcile_database_down", "error", why, NULL);
+	log_fields(LOG_LVL_WARNING, "reconcile_database_down", LOG_STR("error", why));
 }
 
 struct reconciler *reconciler_new(struct event_base *base, const struct sp_config *cfg,
