@@ -70,7 +70,7 @@ static void preview_free(struct preview *pv)
 }
 
 /* Judges one intent as the engine does: sent, or refused locally with an alert. */
-static void preview_intent(struct preview *pv, const struct store_intent *in)
+static void preview_intent(struct preview *pv, const struct intent *in)
 {
 	if (in->reason) {
 		preview_add(pv, "refuse_locally", mod_kind_name(in->kind), 1, in->order_id);
@@ -88,10 +88,10 @@ static bool preview_orders(struct ctl_context *ctx, const struct ctl_orders *o, 
 	if (res == NULL)
 		return false;
 	size_t n;
-	struct store_candidate *rows = store_candidates_read(res, &n);
+	struct candidate *rows = store_candidates_read(res, &n);
 	PQclear(res);
 	for (size_t i = 0; i < n; i++) {
-		struct store_intent in;
+		struct intent in;
 		char *reason = NULL;
 		intent_from_order(ctx->cfg->merchant_key, PREVIEW_MODIFICATION_ID, &rows[i], &in,
 		                  &reason);
@@ -99,7 +99,7 @@ static bool preview_orders(struct ctl_context *ctx, const struct ctl_orders *o, 
 		free(in.body);
 		free(reason);
 	}
-	store_candidates_free(rows, n);
+	candidates_free(rows, n);
 	return true;
 }
 
@@ -111,10 +111,10 @@ static bool preview_requests(struct ctl_context *ctx, const struct ctl_orders *o
 	if (res == NULL)
 		return false;
 	size_t n;
-	struct store_request *rows = store_requests_read(res, &n);
+	struct shop_request *rows = store_requests_read(res, &n);
 	PQclear(res);
 	for (size_t i = 0; i < n; i++) {
-		struct store_intent in;
+		struct intent in;
 		char *reason = NULL;
 		intent_from_request(ctx->cfg->merchant_key, PREVIEW_MODIFICATION_ID, &rows[i], &in,
 		                    &reason);
@@ -122,7 +122,7 @@ static bool preview_requests(struct ctl_context *ctx, const struct ctl_orders *o
 		free(in.body);
 		free(reason);
 	}
-	store_requests_free(rows, n);
+	shop_requests_free(rows, n);
 	return true;
 }
 

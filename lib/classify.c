@@ -25,16 +25,16 @@ static const char *const http_text[] = {CL_D100(CL_HTTP, 1), CL_D100(CL_HTTP, 2)
                                         CL_D100(CL_HTTP, 5)};
 static const char *const refused_text[] = {CL_D100(CL_REFUSED, 4)};
 
-const char *outcome_name(enum outcome o)
+const char *verdict_name(enum verdict o)
 {
 	switch (o) {
-	case OUTCOME_ACCEPTED:
+	case VERDICT_ACCEPTED:
 		return "accepted";
-	case OUTCOME_REFUSED:
+	case VERDICT_REFUSED:
 		return "refused";
-	case OUTCOME_UNKNOWN:
+	case VERDICT_UNKNOWN:
 		return "unknown";
-	case OUTCOME_AUTH_REJECTED:
+	case VERDICT_AUTH_REJECTED:
 		return "auth_rejected";
 	}
 	return "invalid";
@@ -338,7 +338,7 @@ void classify_answer(int http_status, bool transport_error, bool timed_out,
                      int64_t now_ms, struct classification *out)
 {
 	out->retry_after_ms = classify_retry_after(retry_after, now_ms);
-	out->outcome = OUTCOME_UNKNOWN;
+	out->verdict = VERDICT_UNKNOWN;
 	out->unconfirmed = NULL;
 	if (timed_out) {
 		out->reason = "timeout";
@@ -352,13 +352,13 @@ void classify_answer(int http_status, bool transport_error, bool timed_out,
 		out->reason = http_text[http_status - 100];
 		out->unconfirmed = unconfirmed_why(body, kind);
 		if (out->unconfirmed == NULL)
-			out->outcome = OUTCOME_ACCEPTED;
+			out->verdict = VERDICT_ACCEPTED;
 	} else if (http_status == 401 || http_status == 407) {
-		out->outcome = OUTCOME_AUTH_REJECTED;
+		out->verdict = VERDICT_AUTH_REJECTED;
 		out->reason = http_status == 401 ? "credentials rejected: http 401"
 		                                 : "credentials rejected: http 407";
 	} else if (http_status >= 400 && http_status <= 499 && !is_transient_4xx(http_status)) {
-		out->outcome = OUTCOME_REFUSED;
+		out->verdict = VERDICT_REFUSED;
 		out->reason = refused_text[http_status - 400];
 	} else {
 		out->reason = http_text[http_status - 100];

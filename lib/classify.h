@@ -9,16 +9,16 @@
 #include "modification.h"
 #include "response.h"
 
-enum outcome { OUTCOME_ACCEPTED, OUTCOME_REFUSED, OUTCOME_UNKNOWN, OUTCOME_AUTH_REJECTED };
+enum verdict { VERDICT_ACCEPTED, VERDICT_REFUSED, VERDICT_UNKNOWN, VERDICT_AUTH_REJECTED };
 
 /* "accepted", "refused", "unknown", "auth_rejected". */
-const char *outcome_name(enum outcome o);
+const char *verdict_name(enum verdict o);
 
 /* Longest Retry-After honoured: one hour. */
 #define CLASSIFY_RETRY_AFTER_MAX_MS INT64_C(3600000)
 
 struct classification {
-	enum outcome outcome;
+	enum verdict verdict;
 	/* static text: "http 200", "http 503", "timeout", "connection error",
 	 * "refused: http 422", "credentials rejected: http 401" ... */
 	const char *reason;

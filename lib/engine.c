@@ -49,17 +49,16 @@ static void engine_arm_timer(struct engine *e);
 static void engine_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void engine_kick_cb(evutil_socket_t fd, short what, void *arg);
 static void engine_pump(struct engine *e);
-static void engine_on_due(struct store_claim *rows, size_t n, const char *error, void *arg);
-static void engine_on_changes(struct store_change *rows, size_t n, const char *error, void *arg);
-static void engine_on_candidates(struct store_candidate *rows, size_t n, const char *error,
-                                 void *arg);
-static void engine_on_requests(struct store_request *rows, size_t n, const char *error, void *arg);
-static void engine_on_inserted(struct store_claim *rows, size_t n, const char *error, void *arg);
-static void engine_send_all(struct engine *e, struct store_claim *rows, size_t n);
+static void engine_on_due(struct claim *rows, size_t n, const char *error, void *arg);
+static void engine_on_changes(struct order_change *rows, size_t n, const char *error, void *arg);
+static void engine_on_candidates(struct candidate *rows, size_t n, const char *error, void *arg);
+static void engine_on_requests(struct shop_request *rows, size_t n, const char *error, void *arg);
+static void engine_on_inserted(struct claim *rows, size_t n, const char *error, void *arg);
+static void engine_send_all(struct engine *e, struct claim *rows, size_t n);
 static void engine_breaker_changed(struct engine *e);
 static void engine_on_answer(const struct http_result *res, void *arg);
 static void engine_retry_at(struct engine *e, int64_t at);
-static void engine_expire(struct engine *e, struct store_claim *c);
+static void engine_expire(struct engine *e, struct claim *c);
 static void engine_give_up(struct engine *e, const char *why);
 static void engine_check_idle(struct engine *e);
 static void engine_drain_cb(evutil_socket_t fd, short what, void *arg);
@@ -563,7 +562,7 @@ static void engine_claim_end(struct engine *e)
 
 /* Due rows claimed (retries, rows put back, own rows after a restart, or the breaker's
  * probe): they are sent. */
-static void engine_on_due(struct store_claim *rows, size_t n, const char *error, void *arg)
+static void engine_on_due(struct claim *rows, size_t n, const char *error, void *arg)
 {
 	struct engine *e = arg;
 	if (!engine_claim_read(e, error))
@@ -588,7 +587,7 @@ static void engine_on_due(struct store_claim *rows, size_t n, const char *error,
 }
 
 /* Queued changes read: their orders are looked at in the same claim cycle. */
-static void engine_on_changes(struct store_change *rows, size_t n, const char *error, void *arg)
+static void engine_on_changes(struct order_change *rows, size_t n, const char *error, void *arg)
 {
 	struct engine *e = arg;
 	if (error) {
@@ -612,12 +611,12 @@ static void engine_on_changes(struct store_change *rows, size_t n, const char *e
 }
 
 /* Counts and logs an order row or request refused locally (no-op for a sendable intent). */
-static void engine_note_refusal(struct engine *e, const char *event, const struct store_intent *in)
+static void engine_note_refusal(struct engine *e, const char *event, const struct intent *in)
 {
 	if (in->reason == NULL)
 		return;
 	e->stats.refused_locally++;
-	e->stats.results[in->kind][ER_REFUSED_LOCALLY]++;
+	e->stats.results[in->kind][OUTCOME_REFUSED_LOCALLY]++;
 	log_fields(LOG_LVL_ERR, event, LOG_STR("order_id", in->order_id),
 	           LOG_STR("transaction_id", in->transaction_id),
 	           LOG_STR("kind", mod_kind_name(in->kind)), LOG_STR("reason", in->reason));
@@ -626,7 +625,7 @@ static void engine_note_refusal(struct engine *e, const char *event, const struc
 /* Records intents (local refusals included) in one statement; what comes back leased is
  * sent. The first `room` sendable ones are leased, the rest recorded due. Frees the
  * intents' bodies and reasons and both arrays. */
-static void engine_insert_intents(struct engine *e, struct store_intent *intents, char **reasons,
+static void engine_insert_intents(struct engine *e, struct intent *intents, char **reasons,
                                   size_t n)
 {
 	int leased = 0;
@@ -659,10 +658,10 @@ static void engine_insert_intents(struct engine *e, struct store_intent *intents
 /* Turns a page of candidate orders (`requests` NULL) or of shop requests into intents,
  * each with a fresh modification id, local refusals counted and logged, and records
  * them in one statement. */
-static void engine_intents_from(struct engine *e, const struct store_candidate *orders,
-                                const struct store_request *requests, size_t n)
+static void engine_intents_from(struct engine *e, const struct candidate *orders,
+                                const struct shop_request *requests, size_t n)
 {
-	struct store_intent *intents = xcalloc(n ? n : 1, sizeof(*intents));
+	struct intent *intents = xcalloc(n ? n : 1, sizeof(*intents));
 	char **reasons = xcalloc(n ? n : 1, sizeof(char *));
 	for (size_t i = 0; i < n; i++) {
 		char id[37];
@@ -681,8 +680,7 @@ static void engine_intents_from(struct engine *e, const struct store_candidate *
 
 /* Candidate orders read, by a scan or a targeted claim: the ids looked at are done with,
  * blocked candidates are looked past, the others become intents. */
-static void engine_on_candidates(struct store_candidate *rows, size_t n, const char *error,
-                                 void *arg)
+static void engine_on_candidates(struct candidate *rows, size_t n, const char *error, void *arg)
 {
 	struct engine *e = arg;
 	if (!engine_claim_read(e, error))
@@ -699,39 +697,39 @@ static void engine_on_candidates(struct store_candidate *rows, size_t n, const c
 		n = engine_drop_blocked(e, rows, n);
 	}
 	if (n == 0 && e->nconsuming == 0) {
-		store_candidates_free(rows, all);
+		candidates_free(rows, all);
 		engine_claim_end(e);
 		return;
 	}
 	engine_intents_from(e, rows, NULL, n);
-	store_candidates_free(rows, all);
+	candidates_free(rows, all);
 }
 
 /* Open shop requests read: they become intents. */
-static void engine_on_requests(struct store_request *rows, size_t n, const char *error, void *arg)
+static void engine_on_requests(struct shop_request *rows, size_t n, const char *error, void *arg)
 {
 	struct engine *e = arg;
 	if (!engine_claim_read(e, error))
 		return;
 	e->claim_full = (int)n == e->claim_limit;
 	if (n == 0) {
-		store_requests_free(rows, n);
+		shop_requests_free(rows, n);
 		engine_claim_end(e);
 		return;
 	}
 	engine_intents_from(e, NULL, rows, n);
-	store_requests_free(rows, n);
+	shop_requests_free(rows, n);
 }
 
 /* Sends the leased rows of an insert; the ones recorded unleased are claimed as due. */
-static void engine_send_leased(struct engine *e, struct store_claim *rows, size_t n)
+static void engine_send_leased(struct engine *e, struct claim *rows, size_t n)
 {
 	size_t kept = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (rows[i].leased) {
 			rows[kept++] = rows[i];
 		} else {
-			store_claim_clear(&rows[i]);
+			claim_clear(&rows[i]);
 			e->wanted[SCHED_DUE] = true;
 		}
 	}
@@ -739,7 +737,7 @@ static void engine_send_leased(struct engine *e, struct store_claim *rows, size_
 }
 
 /* Intents recorded: the leased ones are sent; a scan notes what it must look past. */
-static void engine_on_inserted(struct store_claim *rows, size_t n, const char *error, void *arg)
+static void engine_on_inserted(struct claim *rows, size_t n, const char *error, void *arg)
 {
 	struct engine *e = arg;
 	if (error) {
@@ -778,9 +776,9 @@ static void engine_on_inserted(struct store_claim *rows, size_t n, const char *e
 
 /* Gives the lease of one unsent row back: it stays pending, due now, for whoever claims
  * it next, with the same id and body. Takes the claim's strings. */
-static void engine_release(struct engine *e, struct store_claim *c, const char *why)
+static void engine_release(struct engine *e, struct claim *c, const char *why)
 {
-	struct store_outcome o;
+	struct outcome o;
 	memset(&o, 0, sizeof(o));
 	o.modification_id = c->modification_id;
 	o.order_id = c->order_id;
@@ -790,7 +788,7 @@ static void engine_release(struct engine *e, struct store_claim *c, const char *
 	o.reason = xstrdup(why);
 	o.released = true;
 	c->modification_id = c->order_id = NULL;
-	store_claim_clear(c);
+	claim_clear(c);
 	engine_record(e, &o);
 }
 
@@ -798,7 +796,7 @@ static void engine_release(struct engine *e, struct store_claim *c, const char *
 static void engine_release_queued(struct engine *e)
 {
 	while (e->qlen > 0) {
-		struct store_claim *c = &e->queue[e->qhead++];
+		struct claim *c = &e->queue[e->qhead++];
 		e->qlen--;
 		engine_release(e, c, "released unsent");
 	}
@@ -809,14 +807,14 @@ static void engine_release_queued(struct engine *e)
  * a row never goes out on a lease another daemon could take over meanwhile. Half the
  * configured margin is for the write, the other half lets a row of the shortest valid
  * lease wait in the queue a little. */
-static bool engine_lease_covers_send(const struct engine *e, const struct store_claim *c)
+static bool engine_lease_covers_send(const struct engine *e, const struct claim *c)
 {
 	return c->lease_until_ms - clock_mono_ms() >=
 	       e->cfg->timeout_ms + CONFIG_LEASE_MARGIN_MS / 2;
 }
 
 /* Sends one leased modification: the stored body, byte for byte. Takes the claim's strings. */
-static void engine_send(struct engine *e, struct store_claim *claim)
+static void engine_send(struct engine *e, struct claim *claim)
 {
 	if (claim->kind == MOD_CAPTURE && claim->deadline_passed) {
 		engine_expire(e, claim);
@@ -830,7 +828,7 @@ static void engine_send(struct engine *e, struct store_claim *claim)
 	if (f->probe)
 		e->probes_on_wire++;
 	memset(claim, 0, sizeof(*claim));
-	struct store_claim *c = &f->claim;
+	struct claim *c = &f->claim;
 	char *url = xasprintf("%s%s", e->cfg->base_url, mod_kind_path(c->kind));
 	struct mod_headers headers;
 	mod_headers_init(&headers, e->cfg->origin);
@@ -861,7 +859,7 @@ static void engine_send_queued(struct engine *e)
 	/* while paused only the probe (the one row claimed for it) may go */
 	while (e->qlen > 0 && !e->draining && breaker_may_send(&e->br) &&
 	       (int)http_inflight(e->http) < e->cfg->max_inflight) {
-		struct store_claim *c = &e->queue[e->qhead++];
+		struct claim *c = &e->queue[e->qhead++];
 		e->qlen--;
 		if (engine_lease_covers_send(e, c)) {
 			engine_send(e, c);
@@ -876,7 +874,7 @@ static void engine_send_queued(struct engine *e)
 }
 
 /* Queues claimed rows for sending and sends what the window allows. Takes the array. */
-static void engine_send_all(struct engine *e, struct store_claim *rows, size_t n)
+static void engine_send_all(struct engine *e, struct claim *rows, size_t n)
 {
 	if (e->qhead + e->qlen + n > e->qcap) {
 		if (e->qlen > 0)
@@ -951,10 +949,10 @@ static void engine_resume_gateway(struct engine *e, const struct flight *f, int 
 }
 
 /* A 401: sending pauses for everyone (one alert per episode); with --once the run ends. */
-static void engine_credentials_rejected(struct engine *e, const struct flight *f,
-                                        struct store_outcome *o, int status)
+static void engine_credentials_rejected(struct engine *e, const struct flight *f, struct outcome *o,
+                                        int status)
 {
-	const struct store_claim *c = &f->claim;
+	const struct claim *c = &f->claim;
 	bool first = breaker_rejected(&e->br, f->epoch, clock_real_ms(), e->cfg->retry_max_ms);
 	if (first) {
 		o->alert_kind = "credentials_rejected";
@@ -976,17 +974,16 @@ static void engine_credentials_rejected(struct engine *e, const struct flight *f
 }
 
 /* Counts, logs and records the outcome of one attempt; frees the flight. */
-void engine_conclude(struct engine *e, struct flight *f, enum engine_result r,
-                     struct store_outcome *op)
+void engine_conclude(struct engine *e, struct flight *f, enum outcome_result r, struct outcome *op)
 {
-	struct store_claim *c = &f->claim;
-	struct store_outcome o = *op;
+	struct claim *c = &f->claim;
+	struct outcome o = *op;
 	memset(op, 0, sizeof(*op));
 	int64_t now = clock_real_ms();
 	e->stats.results[c->kind][r]++;
 	int attempt = c->attempts + 1;
 	switch (r) {
-	case ER_SUCCEEDED:
+	case OUTCOME_SUCCEEDED:
 		e->stats.succeeded++;
 		log_fields(LOG_LVL_INFO, "modification_succeeded", FLIGHT_IDS(c),
 		           LOG_INT("http_status", f->http_status),
@@ -994,15 +991,15 @@ void engine_conclude(struct engine *e, struct flight *f, enum engine_result r,
 		           LOG_INT("elapsed_ms", f->elapsed_us / 1000),
 		           LOG_STR("settled_by", o.settled_by ? o.settled_by : "answer"));
 		break;
-	case ER_REFUSED:
+	case OUTCOME_REFUSED:
 		e->stats.refused++;
 		log_fields(LOG_LVL_WARNING, "modification_refused", FLIGHT_IDS(c),
 		           LOG_INT("http_status", f->http_status), LOG_STR("reason", o.reason));
 		break;
-	case ER_AUTH_REJECTED:
+	case OUTCOME_AUTH_REJECTED:
 		engine_credentials_rejected(e, f, &o, f->http_status);
 		break;
-	case ER_NEEDS_ATTENTION:
+	case OUTCOME_NEEDS_ATTENTION:
 		e->stats.needs_attention++;
 		log_fields(LOG_LVL_ERR, "modification_needs_attention", FLIGHT_IDS(c),
 		           LOG_STR("reason", o.reason));
@@ -1015,7 +1012,7 @@ void engine_conclude(struct engine *e, struct flight *f, enum engine_result r,
 		           LOG_INT("retry_in_ms", o.retry_delay_ms));
 		break;
 	}
-	store_claim_clear(&f->claim);
+	claim_clear(&f->claim);
 	free(f);
 	engine_record(e, &o);
 	engine_send_queued(e);
@@ -1028,7 +1025,7 @@ static void engine_on_answer(const struct http_result *res, void *arg)
 {
 	struct flight *f = arg;
 	struct engine *e = f->e;
-	struct store_claim *c = &f->claim;
+	struct claim *c = &f->claim;
 	int64_t now = clock_real_ms();
 	engine_note_gateway(e, res, now);
 	if (f->probe && f->epoch == e->br.epoch && e->probes_on_wire > 0)
@@ -1042,9 +1039,9 @@ static void engine_on_answer(const struct http_result *res, void *arg)
 	                             .body = res->body,
 	                             .body_len = res->body_len,
 	                             .retry_after = res->retry_after};
-	struct store_outcome o;
-	enum engine_result r = outcome_decide(&pol, c, &ans, now, backoff_random(), &o);
-	if (r != ER_AUTH_REJECTED)
+	struct outcome o;
+	enum outcome_result r = outcome_decide(&pol, c, &ans, now, backoff_random(), &o);
+	if (r != OUTCOME_AUTH_REJECTED)
 		engine_resume_gateway(e, f, res->http_status);
 	f->http_status = res->http_status;
 	f->elapsed_us = res->elapsed_us;
@@ -1073,24 +1070,24 @@ static void engine_retry_at(struct engine *e, int64_t at)
 /* Gives up on a capture whose authorization deadline passed while it was pending: first
  * its transaction's status may show the gateway performed (or refused) it; otherwise, or
  * when the call fails, needs_attention. Never resent. Takes the claim's strings. */
-static void engine_expire(struct engine *e, struct store_claim *c)
+static void engine_expire(struct engine *e, struct claim *c)
 {
-	struct store_outcome o;
+	struct outcome o;
 	outcome_expired(c, &o);
-	if (engine_wants_status(e, c, ER_NEEDS_ATTENTION)) {
+	if (engine_wants_status(e, c, OUTCOME_NEEDS_ATTENTION)) {
 		struct flight *f = xcalloc(1, sizeof(*f));
 		f->e = e;
 		f->claim = *c;
 		memset(c, 0, sizeof(*c));
-		engine_ask_status(e, f, ER_NEEDS_ATTENTION, &o);
+		engine_ask_status(e, f, OUTCOME_NEEDS_ATTENTION, &o);
 		return;
 	}
 	e->stats.needs_attention++;
-	e->stats.results[c->kind][ER_NEEDS_ATTENTION]++;
+	e->stats.results[c->kind][OUTCOME_NEEDS_ATTENTION]++;
 	log_fields(LOG_LVL_ERR, "modification_needs_attention", FLIGHT_IDS(c),
 	           LOG_STR("reason", o.reason));
 	engine_record(e, &o);
-	store_claim_clear(c);
+	claim_clear(c);
 }
 
 /* --once: stops claiming and sending for the rest of the run; the exit status says why. */
@@ -1180,7 +1177,7 @@ void engine_free(struct engine *e)
 	engine_outcomes_free(e);
 	engine_orders_free(e);
 	for (size_t i = 0; i < e->qlen; i++)
-		store_claim_clear(&e->queue[e->qhead + i]);
+		claim_clear(&e->queue[e->qhead + i]);
 	free(e->queue);
 	event_free(e->ev_kick);
 	event_free(e->ev_flush);

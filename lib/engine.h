@@ -20,7 +20,7 @@ extern const int64_t engine_latency_bounds_us[ENGINE_LATENCY_BUCKETS];
 
 /* Running totals, for logs, metrics and status lines. */
 struct engine_stats {
-	uint64_t results[4][ER_COUNT];                        /* by enum mod_kind and result */
+	uint64_t results[4][OUTCOME_RESULT_COUNT];            /* by enum mod_kind and result */
 	uint64_t latency_buckets[ENGINE_LATENCY_BUCKETS + 1]; /* not cumulative */
 	uint64_t latency_count;
 	uint64_t latency_sum_us;

@@ -36,7 +36,7 @@ struct claim_failures {
 
 /* An outcome written on its own after its batch was refused. */
 struct solo_outcome {
-	struct store_outcome o;
+	struct outcome o;
 	bool sanitised; /* the gateway's text is already dropped */
 };
 
@@ -44,13 +44,13 @@ struct solo_outcome {
  * unknown outcome. */
 struct flight {
 	struct engine *e;
-	struct store_claim claim; /* owned */
-	unsigned epoch;           /* the credentials it was sent with (breaker.h) */
-	bool probe;               /* the breaker's probe */
+	struct claim claim; /* owned */
+	unsigned epoch;     /* the credentials it was sent with (breaker.h) */
+	bool probe;         /* the breaker's probe */
 	/* while settling: the outcome of the unknown answer, kept unless the status history
 	 * decides otherwise, and what the answer was */
-	struct store_outcome held;
-	enum engine_result held_result;
+	struct outcome held;
+	enum outcome_result held_result;
 	int http_status;
 	int64_t elapsed_us;
 	struct flight *prev, *next; /* in engine.settling */
@@ -97,12 +97,12 @@ struct engine {
 	/* smartpay.order_changes: rows read and not deleted yet (their orders are in ids
 	 * until a targeted claim is done with them), and those the running insert deletes */
 	int64_t changes_after; /* read up to there in this poll (blocked ones stay queued) */
-	struct store_change *changes;
+	struct order_change *changes;
 	size_t nchanges, cap_changes;
 	int64_t *consuming;
 	size_t nconsuming;
 	/* claimed rows waiting for room in the in-flight window, oldest first */
-	struct store_claim *queue;
+	struct claim *queue;
 	size_t qhead, qlen, qcap;
 	bool claim_own; /* the running due claim included own rows */
 	struct claim_failures claim_failed[SCHED_KINDS];
@@ -125,9 +125,9 @@ struct engine {
 	bool claim_full;      /* its page of candidates or requests came back full */
 
 	/* outcomes waiting to be written, and the batch being written */
-	struct store_outcome *out;
+	struct outcome *out;
 	size_t nout, cap_out;
-	struct store_outcome *writing;
+	struct outcome *writing;
 	size_t nwriting;
 	struct solo_outcome *solo; /* from refused batches, written one by one, first */
 	size_t nsolo, cap_solo;
@@ -160,8 +160,7 @@ void engine_kick(struct engine *e);
 /* The retry policy of the configuration, as lib/outcome.c takes it. */
 struct outcome_policy engine_outcome_policy(const struct engine *e);
 /* Counts, logs and records the outcome of one attempt; frees the flight. */
-void engine_conclude(struct engine *e, struct flight *f, enum engine_result r,
-                     struct store_outcome *op);
+void engine_conclude(struct engine *e, struct flight *f, enum outcome_result r, struct outcome *op);
 /* Completion of an alert the engine raises itself (claim_failed, outcome_unstorable). */
 void engine_alert_done(size_t affected, const char *error, void *arg);
 
@@ -175,7 +174,7 @@ bool engine_scans_at_poll(const struct engine *e);
 /* Remembers an order id for a targeted look at the orders relation. */
 void engine_note_order(struct engine *e, const char *order_id);
 /* Keeps the queued changes read and notes their orders, once each. Takes the rows. */
-void engine_changes_read(struct engine *e, struct store_change *rows, size_t n);
+void engine_changes_read(struct engine *e, struct order_change *rows, size_t n);
 /* Forgets the queued changes read (they stay in the table and are read again). */
 void engine_changes_clear(struct engine *e);
 /* Whether the next targeted claim reads the queue first. */
@@ -190,15 +189,15 @@ void engine_skip_changes(struct engine *e, const char *order_id);
 /* How many candidates a scan reads for `room` rows to lease. */
 int engine_scan_limit(const struct engine *e, int room);
 /* After a targeted claim: forgets the ids it is done with. */
-void engine_forget_ids(struct engine *e, const struct store_candidate *rows, size_t n);
+void engine_forget_ids(struct engine *e, const struct candidate *rows, size_t n);
 /* Forgets the blocked candidates (at each poll: they are looked at again). */
 void engine_blocked_clear(struct engine *e);
 /* Moves the blocked candidates of a page behind the others; returns how many are not
  * blocked. */
-size_t engine_drop_blocked(struct engine *e, struct store_candidate *rows, size_t n);
+size_t engine_drop_blocked(struct engine *e, struct candidate *rows, size_t n);
 /* After a scan's insert: notes the submitted candidates that were not recorded as
  * blocked; returns how many were added. */
-size_t engine_note_blocked(struct engine *e, const struct store_claim *rows, size_t n);
+size_t engine_note_blocked(struct engine *e, const struct claim *rows, size_t n);
 /* Frees the order ids the running scan submitted. */
 void engine_scan_sent_clear(struct engine *e);
 /* Frees all of the above (engine_free). */
@@ -207,11 +206,11 @@ void engine_orders_free(struct engine *e);
 /* ---- lib/engine_settle.c: unknown outcomes settled from the status history ---- */
 
 /* Whether an unknown outcome is to be settled from the transaction's status first. */
-bool engine_wants_status(const struct engine *e, const struct store_claim *c, enum engine_result r);
+bool engine_wants_status(const struct engine *e, const struct claim *c, enum outcome_result r);
 /* Holds a flight's unknown outcome (taking o's strings) and asks for its transaction's
  * status; engine_conclude follows with the answer. */
-void engine_ask_status(struct engine *e, struct flight *f, enum engine_result r,
-                       struct store_outcome *o);
+void engine_ask_status(struct engine *e, struct flight *f, enum outcome_result r,
+                       struct outcome *o);
 /* Drops the flights waiting for a status call. */
 void engine_drop_settling(struct engine *e);
 
@@ -220,7 +219,7 @@ void engine_drop_settling(struct engine *e);
 /* Outcomes held in memory: queued, being written, or waiting to be written alone. */
 size_t engine_outcomes_held(const struct engine *e);
 /* Queues an outcome for the next batched write. Takes ownership of its strings. */
-void engine_record(struct engine *e, struct store_outcome *o);
+void engine_record(struct engine *e, struct outcome *o);
 /* Writes the queued outcomes when no write is under way. */
 void engine_flush(struct engine *e);
 /* The flush delay is over (ev_flush). */

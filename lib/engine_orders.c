@@ -60,7 +60,7 @@ void engine_note_order(struct engine *e, const char *order_id)
 /* Keeps the queued changes read (their order ids are taken) and notes their orders: one
  * look per order, however often it changed (the queue is read only once the changes read
  * before are all deleted). Frees the rows. */
-void engine_changes_read(struct engine *e, struct store_change *rows, size_t n)
+void engine_changes_read(struct engine *e, struct order_change *rows, size_t n)
 {
 	e->changes = xgrow(e->changes, &e->cap_changes, e->nchanges + n, sizeof(*e->changes));
 	char **ids = xcalloc(n ? n : 1, sizeof(char *));
@@ -76,7 +76,7 @@ void engine_changes_read(struct engine *e, struct store_change *rows, size_t n)
 		if (i == 0 || strcmp(ids[i], ids[i - 1]) != 0)
 			engine_note_order(e, ids[i]);
 	free(ids);
-	store_changes_free(rows, n);
+	order_changes_free(rows, n);
 }
 
 /* Forgets the queued changes read (they stay in the table and are read again). */
@@ -143,10 +143,10 @@ void engine_consumed(struct engine *e)
 }
 
 /* Completion of a statement that only deletes queued changes. */
-static void engine_on_skipped(struct store_claim *rows, size_t n, const char *error, void *arg)
+static void engine_on_skipped(struct claim *rows, size_t n, const char *error, void *arg)
 {
 	(void)arg;
-	store_claims_free(rows, n);
+	claims_free(rows, n);
 	if (error)
 		log_fields(LOG_LVL_WARNING, "queue_delete_failed", LOG_STR("reason", error));
 }
@@ -175,7 +175,7 @@ void engine_skip_changes(struct engine *e, const char *order_id)
 /* After a targeted claim: a partial page means every candidate among the given ids was
  * returned, so they are all done with; a full page leaves the ids it did not return
  * for the next claim. Ids notified meanwhile stay. */
-void engine_forget_ids(struct engine *e, const struct store_candidate *rows, size_t n)
+void engine_forget_ids(struct engine *e, const struct candidate *rows, size_t n)
 {
 	size_t given = e->targeted;
 	e->targeted = 0;
@@ -215,14 +215,14 @@ void engine_blocked_clear(struct engine *e)
 
 /* Moves the blocked candidates of a scan's page behind the others (in page order);
  * returns how many are not blocked. */
-size_t engine_drop_blocked(struct engine *e, struct store_candidate *rows, size_t n)
+size_t engine_drop_blocked(struct engine *e, struct candidate *rows, size_t n)
 {
 	size_t kept = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (engine_is_blocked(e, rows[i].order_id))
 			continue;
 		if (i != kept) {
-			struct store_candidate t = rows[kept];
+			struct candidate t = rows[kept];
 			rows[kept] = rows[i];
 			rows[i] = t;
 		}
@@ -234,7 +234,7 @@ size_t engine_drop_blocked(struct engine *e, struct store_candidate *rows, size_
 /* After a scan's insert: the submitted candidates that were not recorded wait behind
  * something (or another daemon took them); the scans of this poll look past them.
  * Returns how many were added. */
-size_t engine_note_blocked(struct engine *e, const struct store_claim *rows, size_t n)
+size_t engine_note_blocked(struct engine *e, const struct claim *rows, size_t n)
 {
 	char **recorded = xcalloc(n ? n : 1, sizeof(char *));
 	for (size_t i = 0; i < n; i++)

@@ -28,7 +28,7 @@ size_t engine_outcomes_held(const struct engine *e)
 }
 
 /* Queues an outcome for the next batched write. Takes ownership of its strings. */
-void engine_record(struct engine *e, struct store_outcome *o)
+void engine_record(struct engine *e, struct outcome *o)
 {
 	e->out = xgrow(e->out, &e->cap_out, e->nout + 1, sizeof(*e->out));
 	e->out[e->nout++] = *o;
@@ -43,7 +43,7 @@ void engine_record(struct engine *e, struct store_outcome *o)
 
 /* Drops what came from the gateway (body, paymentStatus, reference) from an outcome the
  * database refused and says why in its reason; an answer counts as an attempt. */
-static void engine_sanitise_outcome(struct store_outcome *o, const char *error)
+static void engine_sanitise_outcome(struct outcome *o, const char *error)
 {
 	free(o->response_body);
 	free(o->payment_status);
@@ -58,8 +58,7 @@ static void engine_sanitise_outcome(struct store_outcome *o, const char *error)
 }
 
 /* Puts outcomes at the front of the solo queue (taking their strings). */
-static void engine_solo_push_front(struct engine *e, struct store_outcome *o, size_t n,
-                                   bool sanitised)
+static void engine_solo_push_front(struct engine *e, struct outcome *o, size_t n, bool sanitised)
 {
 	e->solo = xgrow(e->solo, &e->cap_solo, e->nsolo + n, sizeof(*e->solo));
 	memmove(e->solo + n, e->solo, e->nsolo * sizeof(*e->solo));
@@ -72,12 +71,13 @@ static void engine_solo_push_front(struct engine *e, struct store_outcome *o, si
 }
 
 /* Follow-ups of outcomes that were written (or given up), then frees them. */
-static void engine_after_write(struct engine *e, struct store_outcome *o, size_t n)
+static void engine_after_write(struct engine *e, struct outcome *o, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		bool final = strcmp(o[i].state, "pending") != 0;
 		/* a finished modification may unblock the next one of its order (a cancel
-		 * after a capture or behind a refund): the outcome's statement queued it when a change of the order waited for it (sql/017) */
+		 * after a capture or behind a refund): the outcome's statement queued it when a
+		 * change of the order waited for it (sql/017) */
 		if (final && o[i].order_id && !engine_queue_mode(e))
 			engine_note_order(e, o[i].order_id);
 		if (final)
@@ -90,15 +90,15 @@ static void engine_after_write(struct engine *e, struct store_outcome *o, size_t
 			e->wanted[SCHED_DUE] = !e->gave_up;
 		else if (e->once && !final)
 			e->left_undone++;
-		store_outcome_clear(&o[i]);
+		outcome_clear(&o[i]);
 	}
 }
 
 /* A write the database refused: the batch is split so that the other outcomes pass;
  * one outcome alone loses the gateway's text; refused even so, it is given up (its
  * lease lapses and the row is sent again, with the same id, later). */
-static void engine_write_rejected(struct engine *e, struct store_outcome *w, size_t n,
-                                  bool sanitised, const char *error)
+static void engine_write_rejected(struct engine *e, struct outcome *w, size_t n, bool sanitised,
+                                  const char *error)
 {
 	char *why = store_error_text(error);
 	if (n > 1) {
@@ -134,7 +134,7 @@ static void engine_write_rejected(struct engine *e, struct store_outcome *w, siz
 			           LOG_STR("kind", "outcome_unstorable"));
 		free(msg);
 		free(text);
-		store_outcome_clear(w);
+		outcome_clear(w);
 	}
 	free(why);
 }
@@ -145,7 +145,7 @@ static void engine_written(char **fenced, const bool *disagrees, size_t nfenced,
                            bool rejected, void *arg)
 {
 	struct engine *e = arg;
-	struct store_outcome *w = e->writing;
+	struct outcome *w = e->writing;
 	size_t n = e->nwriting;
 	bool solo = e->writing_solo, sanitised = e->writing_sanitised;
 	e->writing = NULL;
@@ -237,12 +237,12 @@ void engine_flush_cb(evutil_socket_t fd, short what, void *arg)
 void engine_outcomes_free(struct engine *e)
 {
 	for (size_t i = 0; i < e->nout; i++)
-		store_outcome_clear(&e->out[i]);
+		outcome_clear(&e->out[i]);
 	free(e->out);
 	for (size_t i = 0; i < e->nwriting; i++)
-		store_outcome_clear(&e->writing[i]);
+		outcome_clear(&e->writing[i]);
 	free(e->writing);
 	for (size_t i = 0; i < e->nsolo; i++)
-		store_outcome_clear(&e->solo[i].o);
+		outcome_clear(&e->solo[i].o);
 	free(e->solo);
 }

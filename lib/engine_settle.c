@@ -16,13 +16,13 @@
 
 /* Whether an unknown outcome is to be settled from the transaction's status first: after
  * [reconcile] unknown_answers unknown answers, and always before needs_attention. */
-bool engine_wants_status(const struct engine *e, const struct store_claim *c, enum engine_result r)
+bool engine_wants_status(const struct engine *e, const struct claim *c, enum outcome_result r)
 {
 	if (e->status == NULL || c->transaction_id == NULL || c->transaction_id[0] == '\0')
 		return false;
-	if (r == ER_NEEDS_ATTENTION)
+	if (r == OUTCOME_NEEDS_ATTENTION)
 		return true;
-	return r == ER_RETRY && c->attempts + 1 >= e->cfg->reconcile_unknown_answers;
+	return r == OUTCOME_RETRY && c->attempts + 1 >= e->cfg->reconcile_unknown_answers;
 }
 
 /* The status answer for a flight with an unknown outcome: a readable history may settle
@@ -33,7 +33,7 @@ static void engine_on_status(enum status_result result, struct gw_history *histo
 	(void)http_status;
 	struct flight *f = arg;
 	struct engine *e = f->e;
-	struct store_claim *c = &f->claim;
+	struct claim *c = &f->claim;
 	if (f->prev)
 		f->prev->next = f->next;
 	else
@@ -41,13 +41,13 @@ static void engine_on_status(enum status_result result, struct gw_history *histo
 	if (f->next)
 		f->next->prev = f->prev;
 	e->nsettling--;
-	enum engine_result r = f->held_result;
+	enum outcome_result r = f->held_result;
 	if (result == STATUS_OK) {
 		struct outcome_policy pol = engine_outcome_policy(e);
 		r = outcome_settle(&pol, c, history, f->held_result, &f->held);
 		log_fields(r == f->held_result ? LOG_LVL_INFO : LOG_LVL_NOTICE, "status_checked",
 		           FLIGHT_IDS(c), LOG_STR("payment_status", history->payment_status),
-		           LOG_STR("result", engine_result_name(r)),
+		           LOG_STR("result", outcome_result_name(r)),
 		           LOG_STR("reason", f->held.reason));
 	} else {
 		log_fields(LOG_LVL_WARNING, "status_call_failed", FLIGHT_IDS(c),
@@ -58,8 +58,7 @@ static void engine_on_status(enum status_result result, struct gw_history *histo
 }
 
 /* Holds a flight's unknown outcome and asks for its transaction's status. */
-void engine_ask_status(struct engine *e, struct flight *f, enum engine_result r,
-                       struct store_outcome *o)
+void engine_ask_status(struct engine *e, struct flight *f, enum outcome_result r, struct outcome *o)
 {
 	f->held = *o;
 	memset(o, 0, sizeof(*o));
@@ -83,8 +82,8 @@ void engine_drop_settling(struct engine *e)
 		e->settling = f->next;
 		if (e->status)
 			status_client_cancel(e->status, f);
-		store_outcome_clear(&f->held);
-		store_claim_clear(&f->claim);
+		outcome_clear(&f->held);
+		claim_clear(&f->claim);
 		free(f);
 	}
 	e->nsettling = 0;

@@ -86,7 +86,7 @@ static char *amount_problem(const char *column, const char *text, const char *cu
 
 /* Why the order's times give no deadline, or NULL. A capture needs one; a time that is
  * there but unusable (infinite, out of range, not a time) is bad data for any kind. */
-static char *deadline_problem(const struct store_candidate *c)
+static char *deadline_problem(const struct candidate *c)
 {
 	if (c->has_deadline)
 		return NULL;
@@ -108,7 +108,7 @@ static char *deadline_problem(const struct store_candidate *c)
 
 /* Fills the fields every intent has. A currency we do not know is not recorded (the
  * ledger's column holds ISO 4217 codes only); the reason names it. */
-static void intent_init(struct store_intent *in, const char *modification_id, const char *order_id,
+static void intent_init(struct intent *in, const char *modification_id, const char *order_id,
                         const char *transaction_id, enum mod_kind kind, const char *currency)
 {
 	memset(in, 0, sizeof(*in));
@@ -121,7 +121,7 @@ static void intent_init(struct store_intent *in, const char *modification_id, co
 }
 
 /* Builds the body, or records why it cannot be built. Takes `reason` (may be NULL). */
-static void intent_finish(struct store_intent *in, const struct mod_request *req, char *reason,
+static void intent_finish(struct intent *in, const struct mod_request *req, char *reason,
                           char **reason_buf)
 {
 	const char *why = NULL;
@@ -138,7 +138,7 @@ static void intent_finish(struct store_intent *in, const struct mod_request *req
 
 /* The checks of an order before its capture or cancel: the row's own data. Sets the
  * authorized amount and, for a capture, the amount to capture. */
-static char *order_row_problem(const struct store_candidate *c, int64_t *amount, int64_t *capture)
+static char *order_row_problem(const struct candidate *c, int64_t *amount, int64_t *capture)
 {
 	char *why = transaction_id_problem(c->transaction_id, "smartpay_transaction_id");
 	if (why == NULL)
@@ -156,7 +156,7 @@ static char *order_row_problem(const struct store_candidate *c, int64_t *amount,
 }
 
 /* Why a capture must not go because the order is cancelled, or NULL. */
-static char *cancelled_problem(const struct store_candidate *c)
+static char *cancelled_problem(const struct candidate *c)
 {
 	if (c->cancel_state == NULL)
 		return NULL;
@@ -181,7 +181,7 @@ static char *remaining_problem(int64_t captured, int64_t refunded, int64_t *rema
 }
 
 void intent_from_order(const char *merchant_key, const char *modification_id,
-                       const struct store_candidate *c, struct store_intent *in, char **reason_buf)
+                       const struct candidate *c, struct intent *in, char **reason_buf)
 {
 	intent_init(in, modification_id, c->order_id, c->transaction_id, c->kind, c->currency);
 	in->deadline_ms = c->has_deadline ? c->deadline_ms : 0;
@@ -227,7 +227,7 @@ void intent_from_order(const char *merchant_key, const char *modification_id,
 /* Why a refund request must not be sent: it re-checks, at claim time, what
  * smartpay.request_refund checked when it was made (a row written into the table
  * directly was never checked). */
-static char *refund_request_problem(const struct store_request *r)
+static char *refund_request_problem(const struct shop_request *r)
 {
 	char *why = NULL;
 	char a[MONEY_TEXT_MAX], b[MONEY_TEXT_MAX], c[MONEY_TEXT_MAX];
@@ -260,7 +260,7 @@ static char *refund_request_problem(const struct store_request *r)
 }
 
 void intent_from_request(const char *merchant_key, const char *modification_id,
-                         const struct store_request *r, struct store_intent *in, char **reason_buf)
+                         const struct shop_request *r, struct intent *in, char **reason_buf)
 {
 	const char *currency =
 	    r->captured_minor >= 0 && r->capture_currency ? r->capture_currency : r->currency;

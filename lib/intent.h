@@ -19,13 +19,13 @@
  * currency (in->currency NULL). *reason_buf owns the reason text (free it with the
  * body). Pointers into `c` are kept. */
 void intent_from_order(const char *merchant_key, const char *modification_id,
-                       const struct store_candidate *c, struct store_intent *in, char **reason_buf);
+                       const struct candidate *c, struct intent *in, char **reason_buf);
 
 /* The same for a shop request: a refund of its amount, re-checked against the ledger (a
  * succeeded capture in the same currency, the order not cancelled, refunds succeeded,
  * pending or in doubt plus this one within the captured amount); or a cancel_or_refund,
  * which after partial refunds becomes a refund of exactly what remains captured. */
 void intent_from_request(const char *merchant_key, const char *modification_id,
-                         const struct store_request *r, struct store_intent *in, char **reason_buf);
+                         const struct shop_request *r, struct intent *in, char **reason_buf);
 
 #endif

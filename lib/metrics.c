@@ -206,12 +206,12 @@ static void render_engine(struct metrics *m, struct evbuffer *out)
 	           "Results of modification attempts by kind (each retry counts once; "
 	           "refused_locally counts order rows refused before sending).");
 	for (int k = MOD_CAPTURE; k <= MOD_REFUND; k++)
-		for (int r = 0; r < ER_COUNT; r++)
+		for (int r = 0; r < OUTCOME_RESULT_COUNT; r++)
 			evbuffer_add_printf(out,
 			                    "smartpayd_modification_results_total{kind=\"%s\","
 			                    "result=\"%s\"} %llu\n",
 			                    mod_kind_name((enum mod_kind)k),
-			                    engine_result_name((enum engine_result)r),
+			                    outcome_result_name((enum outcome_result)r),
 			                    (unsigned long long)st->results[k][r]);
 
 	put_single(out, "smartpayd_gateway_requests_total", "counter",

@@ -12,15 +12,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *engine_result_name(enum engine_result r)
+const char *outcome_result_name(enum outcome_result r)
 {
-	static const char *const names[ER_COUNT] = {
+	static const char *const names[OUTCOME_RESULT_COUNT] = {
 	    "succeeded", "refused", "retry", "needs_attention", "auth_rejected", "refused_locally"};
-	return (unsigned)r < ER_COUNT ? names[r] : "unknown";
+	return (unsigned)r < OUTCOME_RESULT_COUNT ? names[r] : "unknown";
 }
 
 /* Fills the fields every outcome of claim c has. */
-static void outcome_init(const struct store_claim *c, struct store_outcome *o)
+static void outcome_init(const struct claim *c, struct outcome *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->modification_id = xstrdup(c->modification_id);
@@ -75,12 +75,11 @@ static char *storable_reason(char *reason)
 
 /* Fills the outcome of an unknown answer: a retry, or needs_attention when retries are
  * exhausted or a capture's deadline leaves no room. */
-static enum engine_result outcome_unknown(const struct outcome_policy *p,
-                                          const struct store_claim *c,
-                                          const struct outcome_answer *a,
-                                          const struct classification *cls,
-                                          const struct gw_response *parsed, int64_t now_ms,
-                                          uint64_t random, struct store_outcome *o)
+static enum outcome_result outcome_unknown(const struct outcome_policy *p, const struct claim *c,
+                                           const struct outcome_answer *a,
+                                           const struct classification *cls,
+                                           const struct gw_response *parsed, int64_t now_ms,
+                                           uint64_t random, struct outcome *o)
 {
 	struct backoff_policy pol = {.base_ms = p->retry_base_ms,
 	                             .max_ms = p->retry_max_ms,
@@ -90,7 +89,7 @@ static enum engine_result outcome_unknown(const struct outcome_policy *p,
 	int64_t next_at = 0;
 	const char *why = NULL;
 	char *detail = unknown_detail(a, cls, parsed);
-	enum engine_result result;
+	enum outcome_result result;
 
 	if (backoff_next(&pol, c->attempts + 1, now_ms, deadline, cls->retry_after_ms, random,
 	                 &next_at, &why) == BACKOFF_GIVE_UP) {
@@ -99,20 +98,20 @@ static enum engine_result outcome_unknown(const struct outcome_policy *p,
 		    xasprintf("%s after %d attempts; last: %s", why, c->attempts + 1, detail);
 		o->alert_kind = "needs_attention";
 		o->alert_severity = "critical";
-		result = ER_NEEDS_ATTENTION;
+		result = OUTCOME_NEEDS_ATTENTION;
 	} else {
 		o->state = "pending";
 		o->reason = xasprintf("retrying: %s", detail);
 		o->retry_delay_ms = next_at - now_ms;
-		result = ER_RETRY;
+		result = OUTCOME_RETRY;
 	}
 	free(detail);
 	return result;
 }
 
-enum engine_result outcome_decide(const struct outcome_policy *p, const struct store_claim *c,
-                                  const struct outcome_answer *a, int64_t now_ms, uint64_t random,
-                                  struct store_outcome *o)
+enum outcome_result outcome_decide(const struct outcome_policy *p, const struct claim *c,
+                                   const struct outcome_answer *a, int64_t now_ms, uint64_t random,
+                                   struct outcome *o)
 {
 	struct gw_response parsed;
 	memset(&parsed, 0, sizeof(parsed));
@@ -127,30 +126,30 @@ enum engine_result outcome_decide(const struct outcome_policy *p, const struct s
 	if (a->http_status > 0 && a->body_len > 0)
 		o->response_body =
 		    text_storable(a->body, a->body_len, OUTCOME_MAX_STORED_RESPONSE, TEXT_NUL_DROP);
-	enum engine_result result;
-	switch (cls.outcome) {
-	case OUTCOME_ACCEPTED:
+	enum outcome_result result;
+	switch (cls.verdict) {
+	case VERDICT_ACCEPTED:
 		o->state = "succeeded";
 		o->payment_status =
 		    text_storable_str(parsed.payment_status, OUTCOME_MAX_STORED_FIELD);
 		o->reconciliation_reference_id =
 		    text_storable_str(parsed.reconciliation_reference_id, OUTCOME_MAX_STORED_FIELD);
-		result = ER_SUCCEEDED;
+		result = OUTCOME_SUCCEEDED;
 		break;
-	case OUTCOME_REFUSED:
+	case VERDICT_REFUSED:
 		o->state = "refused";
 		o->reason = parsed.error ? xasprintf("%s: %s", cls.reason, parsed.error)
 		                         : xstrdup(cls.reason);
 		o->alert_kind = "modification_refused";
 		o->alert_severity = "critical";
-		result = ER_REFUSED;
+		result = OUTCOME_REFUSED;
 		break;
-	case OUTCOME_AUTH_REJECTED:
+	case VERDICT_AUTH_REJECTED:
 		/* not this order's fault: back in the queue at once, not counted */
 		o->state = "pending";
 		o->counted = false;
 		o->reason = xstrdup(cls.reason);
-		result = ER_AUTH_REJECTED;
+		result = OUTCOME_AUTH_REJECTED;
 		break;
 	default:
 		result = outcome_unknown(p, c, a, &cls, &parsed, now_ms, random, o);
@@ -162,7 +161,7 @@ enum engine_result outcome_decide(const struct outcome_policy *p, const struct s
 }
 
 /* Replaces o's reason by a storable copy of `reason` (malloc'd, taken). */
-static void set_reason(struct store_outcome *o, char *reason)
+static void set_reason(struct outcome *o, char *reason)
 {
 	free(o->reason);
 	o->reason = storable_reason(reason);
@@ -170,14 +169,14 @@ static void set_reason(struct store_outcome *o, char *reason)
 
 /* Whether the claim is a capture whose authorization deadline had passed when claimed:
  * it is never sent again. */
-static bool outcome_past_deadline(const struct store_claim *c)
+static bool outcome_past_deadline(const struct claim *c)
 {
 	return c->kind == MOD_CAPTURE && c->deadline_passed;
 }
 
-enum engine_result outcome_settle(const struct outcome_policy *p, const struct store_claim *c,
-                                  const struct gw_history *h, enum engine_result unknown,
-                                  struct store_outcome *o)
+enum outcome_result outcome_settle(const struct outcome_policy *p, const struct claim *c,
+                                   const struct gw_history *h, enum outcome_result unknown,
+                                   struct outcome *o)
 {
 	struct rc_row row = {
 	    .kind = c->kind, .modification_id = c->modification_id, .state = RC_ROW_PENDING};
@@ -186,7 +185,7 @@ enum engine_result outcome_settle(const struct outcome_policy *p, const struct s
 	const struct rc_settlement *s = &rep.settlements[0];
 	const char *ps = h->payment_status ? h->payment_status : "none";
 	const char *gs = s->gateway_status ? s->gateway_status : "none";
-	enum engine_result result = unknown;
+	enum outcome_result result = unknown;
 	if (s->settle == RC_SETTLE_SUCCEEDED) {
 		o->state = "succeeded";
 		o->settled_by = "status";
@@ -197,7 +196,7 @@ enum engine_result outcome_settle(const struct outcome_policy *p, const struct s
 		set_reason(o, xasprintf("settled from the gateway's status history: its entry for "
 		                        "this modificationId has status %s",
 		                        gs));
-		result = ER_SUCCEEDED;
+		result = OUTCOME_SUCCEEDED;
 	} else if (s->settle == RC_SETTLE_REFUSED) {
 		o->state = "refused";
 		o->settled_by = "status";
@@ -207,10 +206,10 @@ enum engine_result outcome_settle(const struct outcome_policy *p, const struct s
 		set_reason(o, xasprintf("refused at the gateway: its status history has status %s "
 		                        "for this modificationId",
 		                        gs));
-		result = ER_REFUSED;
+		result = OUTCOME_REFUSED;
 	} else if (s->settle == RC_SETTLE_ABSENT && s->resend && !outcome_past_deadline(c) &&
-	           (unknown != ER_NEEDS_ATTENTION || c->attempts + 1 < 2 * p->max_attempts)) {
-		if (unknown == ER_NEEDS_ATTENTION)
+	           (unknown != OUTCOME_NEEDS_ATTENTION || c->attempts + 1 < 2 * p->max_attempts)) {
+		if (unknown == OUTCOME_NEEDS_ATTENTION)
 			o->retry_delay_ms = p->retry_max_ms;
 		o->state = "pending";
 		o->alert_kind = o->alert_severity = NULL;
@@ -218,7 +217,7 @@ enum engine_result outcome_settle(const struct outcome_policy *p, const struct s
 		                        "does not have this modificationId and its payment status "
 		                        "%s shows it can still be made",
 		                        ps));
-		result = ER_RETRY;
+		result = OUTCOME_RETRY;
 	} else {
 		set_reason(o, xasprintf("%s; the gateway's status history: %s (payment status %s)",
 		                        o->reason ? o->reason : "unknown",
@@ -228,7 +227,7 @@ enum engine_result outcome_settle(const struct outcome_policy *p, const struct s
 	return result;
 }
 
-void outcome_expired(const struct store_claim *c, struct store_outcome *o)
+void outcome_expired(const struct claim *c, struct outcome *o)
 {
 	outcome_init(c, o);
 	o->counted = false; /* nothing was sent */

@@ -9,18 +9,18 @@
 
 #include "records.h"
 
-/* What happened to one attempt (or, for ER_REFUSED_LOCALLY, to one order row). */
-enum engine_result {
-	ER_SUCCEEDED,
-	ER_REFUSED,
-	ER_RETRY,
-	ER_NEEDS_ATTENTION,
-	ER_AUTH_REJECTED,
-	ER_REFUSED_LOCALLY,
-	ER_COUNT
+/* What happened to one attempt (or, for OUTCOME_REFUSED_LOCALLY, to one order row). */
+enum outcome_result {
+	OUTCOME_SUCCEEDED,
+	OUTCOME_REFUSED,
+	OUTCOME_RETRY,
+	OUTCOME_NEEDS_ATTENTION,
+	OUTCOME_AUTH_REJECTED,
+	OUTCOME_REFUSED_LOCALLY,
+	OUTCOME_RESULT_COUNT
 };
 /* "succeeded", "refused", "retry", "needs_attention", "auth_rejected", "refused_locally". */
-const char *engine_result_name(enum engine_result r);
+const char *outcome_result_name(enum outcome_result r);
 
 /* Longest gateway answer kept in the ledger, in bytes of well-formed UTF-8. */
 #define OUTCOME_MAX_STORED_RESPONSE 65536
@@ -49,7 +49,7 @@ struct outcome_policy {
 };
 
 /* Decides the outcome of attempt number c->attempts + 1 of claim `c` (classify_answer's
- * decision table): fills *o (owned strings; store_outcome_clear frees them) and returns
+ * decision table): fills *o (owned strings; outcome_clear frees them) and returns
  * the result. Only an answer that confirms this modification succeeds; it records
  * paymentStatus and reconciliationReferenceId. Refusals record the gateway's error;
  * unknown outcomes (a 2xx that confirms nothing among them, its reason saying why) a
@@ -59,32 +59,32 @@ struct outcome_policy {
  * once. Alerts are set for refusals and needs_attention; the caller adds the one
  * credentials alert per episode. Every string stored is well-formed UTF-8 without NUL
  * bytes and bounded (OUTCOME_MAX_STORED_*), whatever the gateway or transport sent. */
-enum engine_result outcome_decide(const struct outcome_policy *p, const struct store_claim *c,
-                                  const struct outcome_answer *a, int64_t now_ms, uint64_t random,
-                                  struct store_outcome *o);
+enum outcome_result outcome_decide(const struct outcome_policy *p, const struct claim *c,
+                                   const struct outcome_answer *a, int64_t now_ms, uint64_t random,
+                                   struct outcome *o);
 
 struct gw_history;
 
 /* Settles an unknown outcome from the transaction's status history (GET /payment/status,
  * answered and readable). `o` and `unknown` are what outcome_decide gave for the attempt
- * (ER_RETRY or ER_NEEDS_ATTENTION); *o is rewritten when the history decides:
- *  - an entry with this modificationId confirms it: succeeded (ER_SUCCEEDED), the
+ * (OUTCOME_RETRY or OUTCOME_NEEDS_ATTENTION); *o is rewritten when the history decides:
+ *  - an entry with this modificationId confirms it: succeeded (OUTCOME_SUCCEEDED), the
  *    payment status recorded, settled_by "status";
  *  - it reports a refusal (FAILED, REFUSED, DECLINED ...): refused with the gateway's
- *    status, a modification_refused alert (ER_REFUSED), settled_by "status";
+ *    status, a modification_refused alert (OUTCOME_REFUSED), settled_by "status";
  *  - no entry has it and the payment status shows the modification can still be made:
- *    pending, resent with the same id and body (ER_RETRY): after the backoff's delay, or
+ *    pending, resent with the same id and body (OUTCOME_RETRY): after the backoff's delay, or
  *    after retry_max when retries had run out, until 2 * max_attempts attempts were made
  *    (a gateway that answers without ever performing it is then left to an operator);
  *  - anything else (entries that disagree, a status that decides nothing, absent while
  *    it can no longer be made): *o is left as it was, its reason saying what the history
  *    showed.
  * Returns the result for the attempt. Pure. */
-enum engine_result outcome_settle(const struct outcome_policy *p, const struct store_claim *c,
-                                  const struct gw_history *h, enum engine_result unknown,
-                                  struct store_outcome *o);
+enum outcome_result outcome_settle(const struct outcome_policy *p, const struct claim *c,
+                                   const struct gw_history *h, enum outcome_result unknown,
+                                   struct outcome *o);
 
 /* The outcome of a capture whose authorization deadline passed while it was pending. */
-void outcome_expired(const struct store_claim *c, struct store_outcome *o);
+void outcome_expired(const struct claim *c, struct outcome *o);
 
 #endif

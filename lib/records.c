@@ -6,7 +6,7 @@
 #include <string.h>
 
 /* Frees a candidate array and its strings. */
-void store_candidates_free(struct store_candidate *rows, size_t n)
+void candidates_free(struct candidate *rows, size_t n)
 {
 	for (size_t i = 0; rows && i < n; i++) {
 		free(rows[i].order_id);
@@ -24,7 +24,7 @@ void store_candidates_free(struct store_candidate *rows, size_t n)
 }
 
 /* Frees a request array and its strings. */
-void store_requests_free(struct store_request *rows, size_t n)
+void shop_requests_free(struct shop_request *rows, size_t n)
 {
 	for (size_t i = 0; rows && i < n; i++) {
 		free(rows[i].order_id);
@@ -38,7 +38,7 @@ void store_requests_free(struct store_request *rows, size_t n)
 }
 
 /* Frees a change array and its strings. */
-void store_changes_free(struct store_change *rows, size_t n)
+void order_changes_free(struct order_change *rows, size_t n)
 {
 	for (size_t i = 0; rows && i < n; i++)
 		free(rows[i].order_id);
@@ -46,7 +46,7 @@ void store_changes_free(struct store_change *rows, size_t n)
 }
 
 /* Frees one claim's strings and zeroes it. */
-void store_claim_clear(struct store_claim *c)
+void claim_clear(struct claim *c)
 {
 	free(c->modification_id);
 	free(c->order_id);
@@ -56,15 +56,15 @@ void store_claim_clear(struct store_claim *c)
 }
 
 /* Frees a claim array and its strings. */
-void store_claims_free(struct store_claim *rows, size_t n)
+void claims_free(struct claim *rows, size_t n)
 {
 	for (size_t i = 0; rows && i < n; i++)
-		store_claim_clear(&rows[i]);
+		claim_clear(&rows[i]);
 	free(rows);
 }
 
 /* Frees one outcome's strings and zeroes it. */
-void store_outcome_clear(struct store_outcome *o)
+void outcome_clear(struct outcome *o)
 {
 	free(o->modification_id);
 	free(o->reason);

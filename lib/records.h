@@ -15,7 +15,7 @@
 /* An order that needs a modification, as read from the orders relation. Every column
  * is read as text, whatever its type, so that no row can make the query fail; the
  * values are checked by lib/intent.c. */
-struct store_candidate {
+struct candidate {
 	char *order_id;
 	char *status;
 	/* the order's; after a succeeded capture, the capture's. NULL when missing */
@@ -40,7 +40,7 @@ struct store_candidate {
 
 /* A modification to record before anything is sent. With `reason` set it is refused
  * locally (bad order data): recorded as refused, alerted, never sent. */
-struct store_intent {
+struct intent {
 	char modification_id[37];
 	const char *order_id;
 	const char *transaction_id;
@@ -56,7 +56,7 @@ struct store_intent {
 };
 
 /* An open shop request (smartpay.requests) ready to become a modification. */
-struct store_request {
+struct shop_request {
 	int64_t request_id;
 	char *order_id;
 	enum mod_kind kind;   /* refund or cancel_or_refund */
@@ -72,7 +72,7 @@ struct store_request {
 };
 
 /* A modification this daemon holds the lease of and may send. */
-struct store_claim {
+struct claim {
 	char *modification_id;
 	char *order_id;
 	char *transaction_id;
@@ -87,7 +87,7 @@ struct store_claim {
 };
 
 /* The result of one attempt, written back under the lease (fenced). */
-struct store_outcome {
+struct outcome {
 	char *modification_id;
 	int64_t generation;
 	const char *state;    /* pending, succeeded, refused, needs_attention */
@@ -107,19 +107,19 @@ struct store_outcome {
 };
 
 /* A row of smartpay.order_changes: an order inserted or changed in status. */
-struct store_change {
+struct order_change {
 	int64_t change_id;
 	char *order_id;
 };
 
 /* Frees the strings of each row and the array. */
-void store_candidates_free(struct store_candidate *rows, size_t n);
-void store_requests_free(struct store_request *rows, size_t n);
-void store_changes_free(struct store_change *rows, size_t n);
-void store_claims_free(struct store_claim *rows, size_t n);
+void candidates_free(struct candidate *rows, size_t n);
+void shop_requests_free(struct shop_request *rows, size_t n);
+void order_changes_free(struct order_change *rows, size_t n);
+void claims_free(struct claim *rows, size_t n);
 /* Frees the strings of one claim, not the struct, and zeroes it. */
-void store_claim_clear(struct store_claim *c);
+void claim_clear(struct claim *c);
 /* Frees the strings of one outcome, not the struct, and zeroes it. */
-void store_outcome_clear(struct store_outcome *o);
+void outcome_clear(struct outcome *o);
 
 #endif

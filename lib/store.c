@@ -542,10 +542,10 @@ bool store_prepare(struct store *st, store_done_fn done, void *arg)
 
 /* ---- candidates ---- */
 
-struct store_candidate *store_candidates_read(PGresult *res, size_t *count)
+struct candidate *store_candidates_read(PGresult *res, size_t *count)
 {
 	size_t n = (size_t)PQntuples(res);
-	struct store_candidate *rows = xcalloc(n ? n : 1, sizeof(*rows));
+	struct candidate *rows = xcalloc(n ? n : 1, sizeof(*rows));
 	for (size_t i = 0; i < n; i++) {
 		int r = (int)i;
 		rows[i].order_id = store_field_text(res, r, 0);
@@ -574,7 +574,7 @@ static void candidates_done(PGresult *res, const char *error, void *arg)
 {
 	struct store_call *c = arg;
 	size_t n = 0;
-	struct store_candidate *rows = error ? NULL : store_candidates_read(res, &n);
+	struct candidate *rows = error ? NULL : store_candidates_read(res, &n);
 	c->fn.candidates(rows, n, error, c->arg);
 	store_call_free(c);
 }
@@ -659,10 +659,10 @@ char *store_error_text(const char *error)
 
 /* ---- shop requests ---- */
 
-struct store_request *store_requests_read(PGresult *res, size_t *count)
+struct shop_request *store_requests_read(PGresult *res, size_t *count)
 {
 	size_t n = (size_t)PQntuples(res);
-	struct store_request *rows = xcalloc(n ? n : 1, sizeof(*rows));
+	struct shop_request *rows = xcalloc(n ? n : 1, sizeof(*rows));
 	for (size_t i = 0; i < n; i++) {
 		int r = (int)i;
 		rows[i].request_id = store_field_int(res, r, 0);
@@ -688,7 +688,7 @@ static void requests_done(PGresult *res, const char *error, void *arg)
 {
 	struct store_call *c = arg;
 	size_t n = 0;
-	struct store_request *rows = error ? NULL : store_requests_read(res, &n);
+	struct shop_request *rows = error ? NULL : store_requests_read(res, &n);
 	c->fn.requests(rows, n, error, c->arg);
 	store_call_free(c);
 }
@@ -714,11 +714,11 @@ bool store_find_requests(struct store *st, int limit, store_requests_fn done, vo
 	"coalesce((extract(epoch FROM m.lease_expires_at - clock_timestamp()) * 1000)::bigint, 0)"
 
 /* The claims of a result of CLAIM_COLUMNS. */
-static struct store_claim *claims_read(PGresult *res, size_t *count)
+static struct claim *claims_read(PGresult *res, size_t *count)
 {
 	size_t n = (size_t)PQntuples(res);
 	int64_t now = clock_mono_ms();
-	struct store_claim *rows = xcalloc(n ? n : 1, sizeof(*rows));
+	struct claim *rows = xcalloc(n ? n : 1, sizeof(*rows));
 	for (size_t i = 0; i < n; i++) {
 		int r = (int)i;
 		rows[i].modification_id = store_field_text(res, r, 0);
@@ -743,7 +743,7 @@ static void claims_done(PGresult *res, const char *error, void *arg)
 {
 	struct store_call *c = arg;
 	size_t n = 0;
-	struct store_claim *rows = error ? NULL : claims_read(res, &n);
+	struct claim *rows = error ? NULL : claims_read(res, &n);
 	c->fn.claims(rows, n, error, c->arg);
 	store_call_free(c);
 }
@@ -760,13 +760,13 @@ static void json_put_int(json_object *o, const char *key, int64_t value)
 	json_object_object_add(o, key, json_object_new_int64(value));
 }
 
-bool store_insert_intents(struct store *st, const struct store_intent *intents, size_t n,
+bool store_insert_intents(struct store *st, const struct intent *intents, size_t n,
                           store_claims_fn done, void *arg)
 {
 	return store_insert_intents_consuming(st, intents, n, NULL, 0, done, arg);
 }
 
-bool store_insert_intents_consuming(struct store *st, const struct store_intent *intents, size_t n,
+bool store_insert_intents_consuming(struct store *st, const struct intent *intents, size_t n,
                                     const int64_t *changes, size_t nchanges, store_claims_fn done,
                                     void *arg)
 {
@@ -835,7 +835,7 @@ bool store_insert_intents_consuming(struct store *st, const struct store_intent 
 		return false;
 	json_object *arr = json_object_new_array_ext((int)n);
 	for (size_t i = 0; i < n; i++) {
-		const struct store_intent *in = &intents[i];
+		const struct intent *in = &intents[i];
 		json_object *o = json_object_new_object();
 		json_put_str(o, "id", in->modification_id);
 		json_put_str(o, "order_id", in->order_id);
@@ -914,7 +914,7 @@ static void outcomes_done(PGresult *res, const char *error, void *arg)
 	store_call_free(c);
 }
 
-bool store_write_outcomes(struct store *st, const struct store_outcome *outcomes, size_t n,
+bool store_write_outcomes(struct store *st, const struct outcome *outcomes, size_t n,
                           store_written_fn done, void *arg)
 {
 	/* Rows whose lease moved on (another owner or generation) are not written; their ids
@@ -983,7 +983,7 @@ bool store_write_outcomes(struct store *st, const struct store_outcome *outcomes
 		return false;
 	json_object *arr = json_object_new_array_ext((int)n);
 	for (size_t i = 0; i < n; i++) {
-		const struct store_outcome *o = &outcomes[i];
+		const struct outcome *o = &outcomes[i];
 		json_object *j = json_object_new_object();
 		json_put_str(j, "id", o->modification_id);
 		json_put_int(j, "gen", o->generation);
@@ -1045,7 +1045,7 @@ static void changes_done(PGresult *res, const char *error, void *arg)
 		return;
 	}
 	size_t n = (size_t)PQntuples(res);
-	struct store_change *rows = xcalloc(n ? n : 1, sizeof(*rows));
+	struct order_change *rows = xcalloc(n ? n : 1, sizeof(*rows));
 	for (size_t i = 0; i < n; i++) {
 		rows[i].change_id = store_field_int(res, (int)i, 0);
 		rows[i].order_id = store_field_text(res, (int)i, 1);

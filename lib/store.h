@@ -18,12 +18,11 @@
 struct sp_config;
 struct store; /* opaque */
 
-typedef void (*store_candidates_fn)(struct store_candidate *rows, size_t n, const char *error,
-                                    void *arg);
-typedef void (*store_requests_fn)(struct store_request *rows, size_t n, const char *error,
+typedef void (*store_candidates_fn)(struct candidate *rows, size_t n, const char *error, void *arg);
+typedef void (*store_requests_fn)(struct shop_request *rows, size_t n, const char *error,
                                   void *arg);
-typedef void (*store_claims_fn)(struct store_claim *rows, size_t n, const char *error, void *arg);
-typedef void (*store_changes_fn)(struct store_change *rows, size_t n, const char *error, void *arg);
+typedef void (*store_claims_fn)(struct claim *rows, size_t n, const char *error, void *arg);
+typedef void (*store_changes_fn)(struct order_change *rows, size_t n, const char *error, void *arg);
 typedef void (*store_done_fn)(size_t affected, const char *error, void *arg);
 /* After an outcome write: the ids whose lease had moved on (not written; disagrees[i]
  * when that outcome contradicts the new owner's and was alerted), or an error;
@@ -127,14 +126,14 @@ void store_candidate_params_init(struct store_candidate_params *p, const struct 
                                  int limit, const char *const *ids, size_t nids);
 void store_candidate_params_clear(struct store_candidate_params *p);
 
-/* The rows of a candidate query's result (free with store_candidates_free). */
-struct store_candidate *store_candidates_read(PGresult *res, size_t *n);
+/* The rows of a candidate query's result (free with candidates_free). */
+struct candidate *store_candidates_read(PGresult *res, size_t *n);
 
 /* The open-requests query (parameter $1 limit); `read_only` does not link the cancel
  * requests of orders already cancelled but leaves them out all the same. Malloc'd. */
 char *store_requests_query(const char *relation, bool read_only);
-/* The rows of its result (free with store_requests_free). */
-struct store_request *store_requests_read(PGresult *res, size_t *n);
+/* The rows of its result (free with shop_requests_free). */
+struct shop_request *store_requests_read(PGresult *res, size_t *n);
 
 /* After (re)connecting: checks the schema version and the orders relation, learns the
  * type of its id column, takes the instance lock and LISTENs. `done` gets an error text
@@ -155,19 +154,19 @@ bool store_find_requests(struct store *st, int limit, store_requests_fn done, vo
  * locally, or lost a race: a unique index (a live capture, cancel, settling refund, or a
  * pending modification of the transaction), or a refund that no longer fits what the
  * ledger shows captured. */
-bool store_insert_intents(struct store *st, const struct store_intent *intents, size_t n,
+bool store_insert_intents(struct store *st, const struct intent *intents, size_t n,
                           store_claims_fn done, void *arg);
 
 /* The same, deleting the queued changes `changes` (smartpay.order_changes ids) in the
  * statement that records the intents: what was looked at is consumed with what it
  * gave, or not at all; the changes of an order whose intent was not recorded stay.
  * n may be 0. */
-bool store_insert_intents_consuming(struct store *st, const struct store_intent *intents, size_t n,
+bool store_insert_intents_consuming(struct store *st, const struct intent *intents, size_t n,
                                     const int64_t *changes, size_t nchanges, store_claims_fn done,
                                     void *arg);
 
 /* The oldest `limit` queued changes after change id `after` (free with
- * store_changes_free). */
+ * order_changes_free). */
 bool store_read_changes(struct store *st, int64_t after, int limit, store_changes_fn done,
                         void *arg);
 
@@ -182,7 +181,7 @@ bool store_claim_due(struct store *st, int limit, bool own, store_claims_fn done
 /* Writes outcomes in one statement, fenced by lease owner and generation. A fenced
  * outcome that is final and disagrees with the final state recorded by the new owner
  * raises an 'outcome_disagrees' alert in the same statement. */
-bool store_write_outcomes(struct store *st, const struct store_outcome *outcomes, size_t n,
+bool store_write_outcomes(struct store *st, const struct outcome *outcomes, size_t n,
                           store_written_fn done, void *arg);
 
 /* Raises one alert (no order) unless one of this kind and dedup_key exists. */

@@ -15,17 +15,17 @@
 #define MODID "7d2c9a10-3e4f-4b5a-8c7d-112233445566"
 
 /* What design.md says each status means, written out independently of classify.c. */
-static enum outcome expected_outcome(int status)
+static enum verdict expected_outcome(int status)
 {
 	if (status >= 200 && status <= 299)
-		return OUTCOME_ACCEPTED;
+		return VERDICT_ACCEPTED;
 	if (status == 401 || status == 407)
-		return OUTCOME_AUTH_REJECTED;
+		return VERDICT_AUTH_REJECTED;
 	if (status == 408 || status == 409 || status == 421 || status == 425 || status == 429)
-		return OUTCOME_UNKNOWN;
+		return VERDICT_UNKNOWN;
 	if (status >= 400 && status <= 499)
-		return OUTCOME_REFUSED;
-	return OUTCOME_UNKNOWN;
+		return VERDICT_REFUSED;
+	return VERDICT_UNKNOWN;
 }
 
 /* A parsed answer that confirms a capture, for the status-only rows. */
@@ -48,152 +48,152 @@ static const struct decision_row {
 	bool timed_out;
 	enum mod_kind kind;
 	const char *body;
-	enum outcome outcome;
+	enum verdict verdict;
 	const char *unconfirmed; /* NULL: not a 2xx that failed to confirm */
 } decision_table[] = {
     /* 2xx confirming our entry */
-    {200, false, MOD_CAPTURE, SINGLE("CAPTURE", "CAPTURED"), OUTCOME_ACCEPTED, NULL},
-    {201, false, MOD_CAPTURE, SINGLE("CAPTURE", "CAPTURE_PENDING"), OUTCOME_ACCEPTED, NULL},
-    {200, false, MOD_CAPTURE, SINGLE("CAPTURE", "SETTLED"), OUTCOME_ACCEPTED, NULL},
-    {200, false, MOD_CAPTURE, SINGLE("capture", "captured"), OUTCOME_ACCEPTED, NULL},
+    {200, false, MOD_CAPTURE, SINGLE("CAPTURE", "CAPTURED"), VERDICT_ACCEPTED, NULL},
+    {201, false, MOD_CAPTURE, SINGLE("CAPTURE", "CAPTURE_PENDING"), VERDICT_ACCEPTED, NULL},
+    {200, false, MOD_CAPTURE, SINGLE("CAPTURE", "SETTLED"), VERDICT_ACCEPTED, NULL},
+    {200, false, MOD_CAPTURE, SINGLE("capture", "captured"), VERDICT_ACCEPTED, NULL},
     {200, false, MOD_CAPTURE,
      "{\"modification\":{\"status\":\"CAPTURED\",\"modificationData\":{\"modificationId\":\"" MODID
      "\"}}}",
-     OUTCOME_ACCEPTED, NULL},
+     VERDICT_ACCEPTED, NULL},
     {200, false, MOD_CAPTURE,
      "{\"modifications\":[" ENTRY("other", "CAPTURE", "FAILED") "," ENTRY(MODID, "CAPTURE",
                                                                           "CAPTURED") "]}",
-     OUTCOME_ACCEPTED, NULL},
+     VERDICT_ACCEPTED, NULL},
     {200, false, MOD_CAPTURE,
      "{\"modification\":" ENTRY(MODID, "CAPTURE", "CAPTURED") ",\"modifications\":[" ENTRY(
          MODID, "CAPTURE", "CAPTURED") "]}",
-     OUTCOME_ACCEPTED, NULL},
-    {200, false, MOD_CANCEL, SINGLE("CANCELLATION", "CANCELLED"), OUTCOME_ACCEPTED, NULL},
-    {200, false, MOD_CANCEL, SINGLE("CANCELATION", "CANCELED"), OUTCOME_ACCEPTED, NULL},
-    {200, false, MOD_CANCEL, SINGLE("CANCELLATION", "CANCELATION_PENDING"), OUTCOME_ACCEPTED, NULL},
-    {200, false, MOD_CANCEL, SINGLE("Cancellation", "Canceled"), OUTCOME_ACCEPTED, NULL},
-    {200, false, MOD_REFUND, SINGLE("REFUND", "REFUNDED"), OUTCOME_ACCEPTED, NULL},
-    {200, false, MOD_REFUND, SINGLE("REFUND", "REFUND_PENDING"), OUTCOME_ACCEPTED, NULL},
-    {200, false, MOD_CANCEL_OR_REFUND, SINGLE("CANCELATION", "CANCELED"), OUTCOME_ACCEPTED, NULL},
+     VERDICT_ACCEPTED, NULL},
+    {200, false, MOD_CANCEL, SINGLE("CANCELLATION", "CANCELLED"), VERDICT_ACCEPTED, NULL},
+    {200, false, MOD_CANCEL, SINGLE("CANCELATION", "CANCELED"), VERDICT_ACCEPTED, NULL},
+    {200, false, MOD_CANCEL, SINGLE("CANCELLATION", "CANCELATION_PENDING"), VERDICT_ACCEPTED, NULL},
+    {200, false, MOD_CANCEL, SINGLE("Cancellation", "Canceled"), VERDICT_ACCEPTED, NULL},
+    {200, false, MOD_REFUND, SINGLE("REFUND", "REFUNDED"), VERDICT_ACCEPTED, NULL},
+    {200, false, MOD_REFUND, SINGLE("REFUND", "REFUND_PENDING"), VERDICT_ACCEPTED, NULL},
+    {200, false, MOD_CANCEL_OR_REFUND, SINGLE("CANCELATION", "CANCELED"), VERDICT_ACCEPTED, NULL},
     {200, false, MOD_CANCEL_OR_REFUND, SINGLE("CANCELLATION", "CANCELLATION_PENDING"),
-     OUTCOME_ACCEPTED, NULL},
-    {200, false, MOD_CANCEL_OR_REFUND, SINGLE("REFUND", "REFUNDED"), OUTCOME_ACCEPTED, NULL},
-    {200, false, MOD_CANCEL_OR_REFUND, SINGLE("REFUND", "REFUND_PENDING"), OUTCOME_ACCEPTED, NULL},
+     VERDICT_ACCEPTED, NULL},
+    {200, false, MOD_CANCEL_OR_REFUND, SINGLE("REFUND", "REFUNDED"), VERDICT_ACCEPTED, NULL},
+    {200, false, MOD_CANCEL_OR_REFUND, SINGLE("REFUND", "REFUND_PENDING"), VERDICT_ACCEPTED, NULL},
     /* 2xx whose body is not one JSON object */
-    {200, false, MOD_CAPTURE, "", OUTCOME_UNKNOWN, CLASSIFY_UNCONFIRMED_NOT_JSON},
-    {204, false, MOD_CAPTURE, "", OUTCOME_UNKNOWN, CLASSIFY_UNCONFIRMED_NOT_JSON},
-    {200, false, MOD_CAPTURE, "<html>OK</html>", OUTCOME_UNKNOWN, CLASSIFY_UNCONFIRMED_NOT_JSON},
-    {200, false, MOD_CAPTURE, "[" SINGLE("CAPTURE", "CAPTURED") "]", OUTCOME_UNKNOWN,
+    {200, false, MOD_CAPTURE, "", VERDICT_UNKNOWN, CLASSIFY_UNCONFIRMED_NOT_JSON},
+    {204, false, MOD_CAPTURE, "", VERDICT_UNKNOWN, CLASSIFY_UNCONFIRMED_NOT_JSON},
+    {200, false, MOD_CAPTURE, "<html>OK</html>", VERDICT_UNKNOWN, CLASSIFY_UNCONFIRMED_NOT_JSON},
+    {200, false, MOD_CAPTURE, "[" SINGLE("CAPTURE", "CAPTURED") "]", VERDICT_UNKNOWN,
      CLASSIFY_UNCONFIRMED_NOT_JSON},
-    {200, false, MOD_CAPTURE, "{\"modification\":{\"status\":\"CAPTURED\"", OUTCOME_UNKNOWN,
+    {200, false, MOD_CAPTURE, "{\"modification\":{\"status\":\"CAPTURED\"", VERDICT_UNKNOWN,
      CLASSIFY_UNCONFIRMED_NOT_JSON},
-    {200, false, MOD_CAPTURE, SINGLE("CAPTURE", "CAPTURED") "x", OUTCOME_UNKNOWN,
+    {200, false, MOD_CAPTURE, SINGLE("CAPTURE", "CAPTURED") "x", VERDICT_UNKNOWN,
      CLASSIFY_UNCONFIRMED_NOT_JSON},
     /* 2xx carrying an error, even beside a confirming entry */
     {200, false, MOD_CAPTURE, "{\"error\":\"payment_failed\",\"errorDetails\":\"x\"}",
-     OUTCOME_UNKNOWN, CLASSIFY_UNCONFIRMED_ERROR},
+     VERDICT_UNKNOWN, CLASSIFY_UNCONFIRMED_ERROR},
     {200, false, MOD_CAPTURE,
      "{\"error\":{\"code\":1},\"modification\":" ENTRY(MODID, "CAPTURE", "CAPTURED") "}",
-     OUTCOME_UNKNOWN, CLASSIFY_UNCONFIRMED_ERROR},
+     VERDICT_UNKNOWN, CLASSIFY_UNCONFIRMED_ERROR},
     {200, false, MOD_CAPTURE,
      "{\"errorDetails\":\"late\",\"modification\":" ENTRY(MODID, "CAPTURE", "CAPTURED") "}",
-     OUTCOME_UNKNOWN, CLASSIFY_UNCONFIRMED_ERROR},
+     VERDICT_UNKNOWN, CLASSIFY_UNCONFIRMED_ERROR},
     {200, false, MOD_CAPTURE,
-     "{\"error\":\"\",\"modification\":" ENTRY(MODID, "CAPTURE", "CAPTURED") "}", OUTCOME_UNKNOWN,
+     "{\"error\":\"\",\"modification\":" ENTRY(MODID, "CAPTURE", "CAPTURED") "}", VERDICT_UNKNOWN,
      CLASSIFY_UNCONFIRMED_ERROR},
     /* 2xx with no entry naming exactly our id */
-    {202, false, MOD_CAPTURE, "{}", OUTCOME_UNKNOWN, CLASSIFY_UNCONFIRMED_NO_ENTRY},
-    {200, false, MOD_CAPTURE, "{\"paymentStatus\":\"CAPTURED\"}", OUTCOME_UNKNOWN,
+    {202, false, MOD_CAPTURE, "{}", VERDICT_UNKNOWN, CLASSIFY_UNCONFIRMED_NO_ENTRY},
+    {200, false, MOD_CAPTURE, "{\"paymentStatus\":\"CAPTURED\"}", VERDICT_UNKNOWN,
      CLASSIFY_UNCONFIRMED_NO_ENTRY},
     {200, false, MOD_CAPTURE, "{\"modification\":" ENTRY("other-id", "CAPTURE", "CAPTURED") "}",
-     OUTCOME_UNKNOWN, CLASSIFY_UNCONFIRMED_NO_ENTRY},
+     VERDICT_UNKNOWN, CLASSIFY_UNCONFIRMED_NO_ENTRY},
     {200, false, MOD_CAPTURE,
      "{\"modification\":" ENTRY("7D2C9A10-3E4F-4B5A-8C7D-112233445566", "CAPTURE", "CAPTURED") "}",
-     OUTCOME_UNKNOWN, CLASSIFY_UNCONFIRMED_NO_ENTRY},
+     VERDICT_UNKNOWN, CLASSIFY_UNCONFIRMED_NO_ENTRY},
     {200, false, MOD_CAPTURE,
      "{\"modification\":" ENTRY("7d2c9a10-3e4f-4b5a-8c7d-11223344556", "CAPTURE", "CAPTURED") "}",
-     OUTCOME_UNKNOWN, CLASSIFY_UNCONFIRMED_NO_ENTRY},
+     VERDICT_UNKNOWN, CLASSIFY_UNCONFIRMED_NO_ENTRY},
     {200, false, MOD_CAPTURE, "{\"modification\":" ENTRY(MODID "7", "CAPTURE", "CAPTURED") "}",
-     OUTCOME_UNKNOWN, CLASSIFY_UNCONFIRMED_NO_ENTRY},
+     VERDICT_UNKNOWN, CLASSIFY_UNCONFIRMED_NO_ENTRY},
     {200, false, MOD_CAPTURE,
-     "{\"modification\":" ENTRY(MODID "\\u0000other", "CAPTURE", "CAPTURED") "}", OUTCOME_UNKNOWN,
+     "{\"modification\":" ENTRY(MODID "\\u0000other", "CAPTURE", "CAPTURED") "}", VERDICT_UNKNOWN,
      CLASSIFY_UNCONFIRMED_NO_ENTRY},
     {200, false, MOD_CAPTURE,
      "{\"modification\":{\"modificationId\":\"" MODID "\",\"status\":\"CAPTURED\"}}",
-     OUTCOME_UNKNOWN, CLASSIFY_UNCONFIRMED_NO_ENTRY},
+     VERDICT_UNKNOWN, CLASSIFY_UNCONFIRMED_NO_ENTRY},
     {200, false, MOD_CAPTURE,
-     "{\"simExtra\":{\"modification\":" ENTRY(MODID, "CAPTURE", "CAPTURED") "}}", OUTCOME_UNKNOWN,
+     "{\"simExtra\":{\"modification\":" ENTRY(MODID, "CAPTURE", "CAPTURED") "}}", VERDICT_UNKNOWN,
      CLASSIFY_UNCONFIRMED_NO_ENTRY},
     /* 2xx whose entries naming our id disagree */
     {200, false, MOD_CAPTURE,
      "{\"modification\":" ENTRY(MODID, "CAPTURE", "CAPTURED") ",\"modifications\":[" ENTRY(
          MODID, "CAPTURE", "FAILED") "]}",
-     OUTCOME_UNKNOWN, CLASSIFY_UNCONFIRMED_DISAGREE},
+     VERDICT_UNKNOWN, CLASSIFY_UNCONFIRMED_DISAGREE},
     /* 2xx whose entry is of another type */
-    {200, false, MOD_CAPTURE, SINGLE("REFUND", "REFUNDED"), OUTCOME_UNKNOWN,
+    {200, false, MOD_CAPTURE, SINGLE("REFUND", "REFUNDED"), VERDICT_UNKNOWN,
      CLASSIFY_UNCONFIRMED_WRONG_TYPE},
-    {200, false, MOD_CAPTURE, SINGLE("SETTLEMENT", "SETTLED"), OUTCOME_UNKNOWN,
+    {200, false, MOD_CAPTURE, SINGLE("SETTLEMENT", "SETTLED"), VERDICT_UNKNOWN,
      CLASSIFY_UNCONFIRMED_WRONG_TYPE},
-    {200, false, MOD_CAPTURE, SINGLE("CAPTURE\\u0000", "CAPTURED"), OUTCOME_UNKNOWN,
+    {200, false, MOD_CAPTURE, SINGLE("CAPTURE\\u0000", "CAPTURED"), VERDICT_UNKNOWN,
      CLASSIFY_UNCONFIRMED_WRONG_TYPE},
-    {200, false, MOD_CANCEL, SINGLE("REFUND", "REFUNDED"), OUTCOME_UNKNOWN,
+    {200, false, MOD_CANCEL, SINGLE("REFUND", "REFUNDED"), VERDICT_UNKNOWN,
      CLASSIFY_UNCONFIRMED_WRONG_TYPE},
-    {200, false, MOD_REFUND, SINGLE("CANCELLATION", "CANCELLED"), OUTCOME_UNKNOWN,
+    {200, false, MOD_REFUND, SINGLE("CANCELLATION", "CANCELLED"), VERDICT_UNKNOWN,
      CLASSIFY_UNCONFIRMED_WRONG_TYPE},
-    {200, false, MOD_CANCEL_OR_REFUND, SINGLE("CAPTURE", "CAPTURED"), OUTCOME_UNKNOWN,
+    {200, false, MOD_CANCEL_OR_REFUND, SINGLE("CAPTURE", "CAPTURED"), VERDICT_UNKNOWN,
      CLASSIFY_UNCONFIRMED_WRONG_TYPE},
     /* 2xx whose entry has no status */
     {200, false, MOD_CAPTURE,
      "{\"modification\":{\"modificationData\":{\"modificationId\":\"" MODID
      "\",\"type\":\"CAPTURE\"}}}",
-     OUTCOME_UNKNOWN, CLASSIFY_UNCONFIRMED_NO_STATUS},
+     VERDICT_UNKNOWN, CLASSIFY_UNCONFIRMED_NO_STATUS},
     {200, false, MOD_CAPTURE,
      "{\"modification\":{\"status\":7,\"modificationData\":{\"modificationId\":\"" MODID "\"}}}",
-     OUTCOME_UNKNOWN, CLASSIFY_UNCONFIRMED_NO_STATUS},
+     VERDICT_UNKNOWN, CLASSIFY_UNCONFIRMED_NO_STATUS},
     /* 2xx whose entry's status does not confirm this kind */
-    {200, false, MOD_CAPTURE, SINGLE("CAPTURE", "FAILED"), OUTCOME_UNKNOWN,
+    {200, false, MOD_CAPTURE, SINGLE("CAPTURE", "FAILED"), VERDICT_UNKNOWN,
      CLASSIFY_UNCONFIRMED_STATUS},
-    {200, false, MOD_CAPTURE, SINGLE("CAPTURE", "REFUSED"), OUTCOME_UNKNOWN,
+    {200, false, MOD_CAPTURE, SINGLE("CAPTURE", "REFUSED"), VERDICT_UNKNOWN,
      CLASSIFY_UNCONFIRMED_STATUS},
-    {200, false, MOD_CAPTURE, SINGLE("CAPTURE", "DECLINED"), OUTCOME_UNKNOWN,
+    {200, false, MOD_CAPTURE, SINGLE("CAPTURE", "DECLINED"), VERDICT_UNKNOWN,
      CLASSIFY_UNCONFIRMED_STATUS},
-    {200, false, MOD_CAPTURE, SINGLE("CAPTURE", "CAPTURE_FAILED"), OUTCOME_UNKNOWN,
+    {200, false, MOD_CAPTURE, SINGLE("CAPTURE", "CAPTURE_FAILED"), VERDICT_UNKNOWN,
      CLASSIFY_UNCONFIRMED_STATUS},
-    {200, false, MOD_CAPTURE, SINGLE("CAPTURE", "AUTHORIZATION_COMPLETED"), OUTCOME_UNKNOWN,
+    {200, false, MOD_CAPTURE, SINGLE("CAPTURE", "AUTHORIZATION_COMPLETED"), VERDICT_UNKNOWN,
      CLASSIFY_UNCONFIRMED_STATUS},
-    {200, false, MOD_CAPTURE, SINGLE("CAPTURE", "CAPTURED\\u0000junk"), OUTCOME_UNKNOWN,
+    {200, false, MOD_CAPTURE, SINGLE("CAPTURE", "CAPTURED\\u0000junk"), VERDICT_UNKNOWN,
      CLASSIFY_UNCONFIRMED_STATUS},
-    {200, false, MOD_CAPTURE, SINGLE("CAPTURE", "CAPTURED\\u0000"), OUTCOME_UNKNOWN,
+    {200, false, MOD_CAPTURE, SINGLE("CAPTURE", "CAPTURED\\u0000"), VERDICT_UNKNOWN,
      CLASSIFY_UNCONFIRMED_STATUS},
-    {200, false, MOD_CAPTURE, SINGLE("CAPTURE", " CAPTURED"), OUTCOME_UNKNOWN,
+    {200, false, MOD_CAPTURE, SINGLE("CAPTURE", " CAPTURED"), VERDICT_UNKNOWN,
      CLASSIFY_UNCONFIRMED_STATUS},
-    {200, false, MOD_CAPTURE, SINGLE("CAPTURE", ""), OUTCOME_UNKNOWN, CLASSIFY_UNCONFIRMED_STATUS},
-    {200, false, MOD_CAPTURE, SINGLE("CAPTURE", "CANCELLED"), OUTCOME_UNKNOWN,
+    {200, false, MOD_CAPTURE, SINGLE("CAPTURE", ""), VERDICT_UNKNOWN, CLASSIFY_UNCONFIRMED_STATUS},
+    {200, false, MOD_CAPTURE, SINGLE("CAPTURE", "CANCELLED"), VERDICT_UNKNOWN,
      CLASSIFY_UNCONFIRMED_STATUS},
     {200, false, MOD_CAPTURE,
      "{\"modification\":{\"status\":\"REFUNDED\",\"modificationData\":{\"modificationId\":\"" MODID
      "\"}}}",
-     OUTCOME_UNKNOWN, CLASSIFY_UNCONFIRMED_STATUS},
-    {200, false, MOD_CANCEL, SINGLE("CANCELLATION", "CAPTURED"), OUTCOME_UNKNOWN,
+     VERDICT_UNKNOWN, CLASSIFY_UNCONFIRMED_STATUS},
+    {200, false, MOD_CANCEL, SINGLE("CANCELLATION", "CAPTURED"), VERDICT_UNKNOWN,
      CLASSIFY_UNCONFIRMED_STATUS},
-    {200, false, MOD_CANCEL, SINGLE("CANCELLATION", "CANCELLATION_FAILED"), OUTCOME_UNKNOWN,
+    {200, false, MOD_CANCEL, SINGLE("CANCELLATION", "CANCELLATION_FAILED"), VERDICT_UNKNOWN,
      CLASSIFY_UNCONFIRMED_STATUS},
-    {200, false, MOD_REFUND, SINGLE("REFUND", "REFUND_DECLINED"), OUTCOME_UNKNOWN,
+    {200, false, MOD_REFUND, SINGLE("REFUND", "REFUND_DECLINED"), VERDICT_UNKNOWN,
      CLASSIFY_UNCONFIRMED_STATUS},
-    {200, false, MOD_CANCEL_OR_REFUND, SINGLE("CANCELLATION", "REFUNDED"), OUTCOME_UNKNOWN,
+    {200, false, MOD_CANCEL_OR_REFUND, SINGLE("CANCELLATION", "REFUNDED"), VERDICT_UNKNOWN,
      CLASSIFY_UNCONFIRMED_STATUS},
-    {200, false, MOD_CANCEL_OR_REFUND, SINGLE("REFUND", "CANCELED"), OUTCOME_UNKNOWN,
+    {200, false, MOD_CANCEL_OR_REFUND, SINGLE("REFUND", "CANCELED"), VERDICT_UNKNOWN,
      CLASSIFY_UNCONFIRMED_STATUS},
     /* not 2xx: the body does not matter */
-    {422, false, MOD_CAPTURE, SINGLE("CAPTURE", "CAPTURED"), OUTCOME_REFUSED, NULL},
-    {404, false, MOD_REFUND, "", OUTCOME_REFUSED, NULL},
-    {503, false, MOD_CAPTURE, SINGLE("CAPTURE", "CAPTURED"), OUTCOME_UNKNOWN, NULL},
-    {409, false, MOD_CANCEL, SINGLE("CANCELLATION", "CANCELLED"), OUTCOME_UNKNOWN, NULL},
-    {302, false, MOD_CAPTURE, SINGLE("CAPTURE", "CAPTURED"), OUTCOME_UNKNOWN, NULL},
-    {401, false, MOD_CAPTURE, SINGLE("CAPTURE", "CAPTURED"), OUTCOME_AUTH_REJECTED, NULL},
-    {407, false, MOD_REFUND, "", OUTCOME_AUTH_REJECTED, NULL},
+    {422, false, MOD_CAPTURE, SINGLE("CAPTURE", "CAPTURED"), VERDICT_REFUSED, NULL},
+    {404, false, MOD_REFUND, "", VERDICT_REFUSED, NULL},
+    {503, false, MOD_CAPTURE, SINGLE("CAPTURE", "CAPTURED"), VERDICT_UNKNOWN, NULL},
+    {409, false, MOD_CANCEL, SINGLE("CANCELLATION", "CANCELLED"), VERDICT_UNKNOWN, NULL},
+    {302, false, MOD_CAPTURE, SINGLE("CAPTURE", "CAPTURED"), VERDICT_UNKNOWN, NULL},
+    {401, false, MOD_CAPTURE, SINGLE("CAPTURE", "CAPTURED"), VERDICT_AUTH_REJECTED, NULL},
+    {407, false, MOD_REFUND, "", VERDICT_AUTH_REJECTED, NULL},
     /* a timeout after a confirming 200 was seen */
-    {200, true, MOD_CAPTURE, SINGLE("CAPTURE", "CAPTURED"), OUTCOME_UNKNOWN, NULL},
+    {200, true, MOD_CAPTURE, SINGLE("CAPTURE", "CAPTURED"), VERDICT_UNKNOWN, NULL},
 };
 
 START_TEST(test_decision_table)
@@ -206,9 +206,9 @@ START_TEST(test_decision_table)
 
 		classify_answer(row->status, false, row->timed_out, parsed ? &r : NULL, row->kind,
 		                NULL, 0, &c);
-		ck_assert_msg(c.outcome == row->outcome, "row %zu (%d %s): %s, want %s", i,
-		              row->status, row->body, outcome_name(c.outcome),
-		              outcome_name(row->outcome));
+		ck_assert_msg(c.verdict == row->verdict, "row %zu (%d %s): %s, want %s", i,
+		              row->status, row->body, verdict_name(c.verdict),
+		              verdict_name(row->verdict));
 		if (row->unconfirmed == NULL)
 			ck_assert_msg(c.unconfirmed == NULL, "row %zu: unconfirmed \"%s\"", i,
 			              c.unconfirmed);
@@ -273,48 +273,48 @@ START_TEST(test_classify_table)
 {
 	static const struct {
 		int status;
-		enum outcome outcome;
+		enum verdict verdict;
 		const char *reason;
 	} cases[] = {
-	    {200, OUTCOME_ACCEPTED, "http 200"},
-	    {201, OUTCOME_ACCEPTED, "http 201"},
-	    {202, OUTCOME_ACCEPTED, "http 202"},
-	    {400, OUTCOME_REFUSED, "refused: http 400"},
-	    {403, OUTCOME_REFUSED, "refused: http 403"},
-	    {404, OUTCOME_REFUSED, "refused: http 404"},
-	    {405, OUTCOME_REFUSED, "refused: http 405"},
-	    {410, OUTCOME_REFUSED, "refused: http 410"},
-	    {413, OUTCOME_REFUSED, "refused: http 413"},
-	    {422, OUTCOME_REFUSED, "refused: http 422"},
-	    {401, OUTCOME_AUTH_REJECTED, "credentials rejected: http 401"},
-	    {407, OUTCOME_AUTH_REJECTED, "credentials rejected: http 407"},
-	    {408, OUTCOME_UNKNOWN, "http 408"},
-	    {409, OUTCOME_UNKNOWN, "http 409"},
-	    {421, OUTCOME_UNKNOWN, "http 421"},
-	    {425, OUTCOME_UNKNOWN, "http 425"},
-	    {429, OUTCOME_UNKNOWN, "http 429"},
-	    {500, OUTCOME_UNKNOWN, "http 500"},
-	    {502, OUTCOME_UNKNOWN, "http 502"},
-	    {503, OUTCOME_UNKNOWN, "http 503"},
-	    {504, OUTCOME_UNKNOWN, "http 504"},
-	    {599, OUTCOME_UNKNOWN, "http 599"},
-	    {100, OUTCOME_UNKNOWN, "http 100"},
-	    {101, OUTCOME_UNKNOWN, "http 101"},
-	    {301, OUTCOME_UNKNOWN, "http 301"},
-	    {302, OUTCOME_UNKNOWN, "http 302"},
-	    {304, OUTCOME_UNKNOWN, "http 304"},
-	    {0, OUTCOME_UNKNOWN, "no answer"},
-	    {99, OUTCOME_UNKNOWN, "invalid http status"},
-	    {600, OUTCOME_UNKNOWN, "invalid http status"},
-	    {-1, OUTCOME_UNKNOWN, "invalid http status"},
+	    {200, VERDICT_ACCEPTED, "http 200"},
+	    {201, VERDICT_ACCEPTED, "http 201"},
+	    {202, VERDICT_ACCEPTED, "http 202"},
+	    {400, VERDICT_REFUSED, "refused: http 400"},
+	    {403, VERDICT_REFUSED, "refused: http 403"},
+	    {404, VERDICT_REFUSED, "refused: http 404"},
+	    {405, VERDICT_REFUSED, "refused: http 405"},
+	    {410, VERDICT_REFUSED, "refused: http 410"},
+	    {413, VERDICT_REFUSED, "refused: http 413"},
+	    {422, VERDICT_REFUSED, "refused: http 422"},
+	    {401, VERDICT_AUTH_REJECTED, "credentials rejected: http 401"},
+	    {407, VERDICT_AUTH_REJECTED, "credentials rejected: http 407"},
+	    {408, VERDICT_UNKNOWN, "http 408"},
+	    {409, VERDICT_UNKNOWN, "http 409"},
+	    {421, VERDICT_UNKNOWN, "http 421"},
+	    {425, VERDICT_UNKNOWN, "http 425"},
+	    {429, VERDICT_UNKNOWN, "http 429"},
+	    {500, VERDICT_UNKNOWN, "http 500"},
+	    {502, VERDICT_UNKNOWN, "http 502"},
+	    {503, VERDICT_UNKNOWN, "http 503"},
+	    {504, VERDICT_UNKNOWN, "http 504"},
+	    {599, VERDICT_UNKNOWN, "http 599"},
+	    {100, VERDICT_UNKNOWN, "http 100"},
+	    {101, VERDICT_UNKNOWN, "http 101"},
+	    {301, VERDICT_UNKNOWN, "http 301"},
+	    {302, VERDICT_UNKNOWN, "http 302"},
+	    {304, VERDICT_UNKNOWN, "http 304"},
+	    {0, VERDICT_UNKNOWN, "no answer"},
+	    {99, VERDICT_UNKNOWN, "invalid http status"},
+	    {600, VERDICT_UNKNOWN, "invalid http status"},
+	    {-1, VERDICT_UNKNOWN, "invalid http status"},
 	};
 	struct classification c;
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		classify_answer(cases[i].status, false, false, &capture_ok, MOD_CAPTURE, NULL, 0,
 		                &c);
-		ck_assert_msg(c.outcome == cases[i].outcome, "status %d: %s", cases[i].status,
-		              outcome_name(c.outcome));
+		ck_assert_msg(c.verdict == cases[i].verdict, "status %d: %s", cases[i].status,
+		              verdict_name(c.verdict));
 		ck_assert_str_eq(c.reason, cases[i].reason);
 		ck_assert_int_eq(c.retry_after_ms, -1);
 	}
@@ -322,10 +322,10 @@ START_TEST(test_classify_table)
 	for (int s = 100; s <= 599; s++) {
 		char want[32];
 		classify_answer(s, false, false, &capture_ok, MOD_CAPTURE, NULL, 0, &c);
-		ck_assert_msg(c.outcome == expected_outcome(s), "status %d", s);
-		if (c.outcome == OUTCOME_REFUSED)
+		ck_assert_msg(c.verdict == expected_outcome(s), "status %d", s);
+		if (c.verdict == VERDICT_REFUSED)
 			snprintf(want, sizeof(want), "refused: http %d", s);
-		else if (c.outcome == OUTCOME_AUTH_REJECTED)
+		else if (c.verdict == VERDICT_AUTH_REJECTED)
 			snprintf(want, sizeof(want), "credentials rejected: http %d", s);
 		else
 			snprintf(want, sizeof(want), "http %d", s);
@@ -340,35 +340,35 @@ START_TEST(test_classify_transport)
 
 	/* 2xx needs a readable body */
 	classify_answer(200, false, false, NULL, MOD_CAPTURE, NULL, 0, &c);
-	ck_assert_int_eq(c.outcome, OUTCOME_UNKNOWN);
+	ck_assert_int_eq(c.verdict, VERDICT_UNKNOWN);
 	ck_assert_str_eq(c.reason, "http 200");
 	ck_assert_str_eq(c.unconfirmed, CLASSIFY_UNCONFIRMED_NOT_JSON);
 	classify_answer(204, false, false, NULL, MOD_CAPTURE, NULL, 0, &c);
-	ck_assert_int_eq(c.outcome, OUTCOME_UNKNOWN);
+	ck_assert_int_eq(c.verdict, VERDICT_UNKNOWN);
 	/* an unreadable body does not hide a refusal */
 	classify_answer(422, false, false, NULL, MOD_CAPTURE, NULL, 0, &c);
-	ck_assert_int_eq(c.outcome, OUTCOME_REFUSED);
+	ck_assert_int_eq(c.verdict, VERDICT_REFUSED);
 
 	classify_answer(0, false, true, NULL, MOD_CAPTURE, NULL, 0, &c);
-	ck_assert_int_eq(c.outcome, OUTCOME_UNKNOWN);
+	ck_assert_int_eq(c.verdict, VERDICT_UNKNOWN);
 	ck_assert_str_eq(c.reason, "timeout");
 	classify_answer(0, true, false, NULL, MOD_CAPTURE, NULL, 0, &c);
-	ck_assert_int_eq(c.outcome, OUTCOME_UNKNOWN);
+	ck_assert_int_eq(c.verdict, VERDICT_UNKNOWN);
 	ck_assert_str_eq(c.reason, "connection error");
 	/* a status seen before the transfer broke is not trusted */
 	classify_answer(200, false, true, &capture_ok, MOD_CAPTURE, NULL, 0, &c);
-	ck_assert_int_eq(c.outcome, OUTCOME_UNKNOWN);
+	ck_assert_int_eq(c.verdict, VERDICT_UNKNOWN);
 	ck_assert_str_eq(c.reason, "timeout");
 	classify_answer(422, true, false, &capture_ok, MOD_CAPTURE, NULL, 0, &c);
-	ck_assert_int_eq(c.outcome, OUTCOME_UNKNOWN);
+	ck_assert_int_eq(c.verdict, VERDICT_UNKNOWN);
 	ck_assert_str_eq(c.reason, "connection error");
 	classify_answer(0, true, true, NULL, MOD_CAPTURE, NULL, 0, &c);
 	ck_assert_str_eq(c.reason, "timeout");
 
-	ck_assert_str_eq(outcome_name(OUTCOME_ACCEPTED), "accepted");
-	ck_assert_str_eq(outcome_name(OUTCOME_REFUSED), "refused");
-	ck_assert_str_eq(outcome_name(OUTCOME_UNKNOWN), "unknown");
-	ck_assert_str_eq(outcome_name(OUTCOME_AUTH_REJECTED), "auth_rejected");
+	ck_assert_str_eq(verdict_name(VERDICT_ACCEPTED), "accepted");
+	ck_assert_str_eq(verdict_name(VERDICT_REFUSED), "refused");
+	ck_assert_str_eq(verdict_name(VERDICT_UNKNOWN), "unknown");
+	ck_assert_str_eq(verdict_name(VERDICT_AUTH_REJECTED), "auth_rejected");
 }
 END_TEST
 
@@ -425,7 +425,7 @@ START_TEST(test_retry_after)
 	ck_assert_int_eq(classify_retry_after(NULL, t), -1);
 
 	classify_answer(503, false, false, NULL, MOD_CAPTURE, "7", 0, &c);
-	ck_assert_int_eq(c.outcome, OUTCOME_UNKNOWN);
+	ck_assert_int_eq(c.verdict, VERDICT_UNKNOWN);
 	ck_assert_str_eq(c.reason, "http 503");
 	ck_assert_int_eq(c.retry_after_ms, 7000);
 	classify_answer(429, false, false, &capture_ok, MOD_CAPTURE,

@@ -15,27 +15,27 @@
 #define MID "7d2c9a10-3e4f-4b5a-8c7d-112233445566"
 #define TXN "5b1f0c7e-2a41-4f0e-9d55-0c1a2b3c4d5e"
 
-static struct store_candidate order(enum mod_kind kind, const char *txn, const char *amount,
-                                    const char *currency, const char *capture)
+static struct candidate order(enum mod_kind kind, const char *txn, const char *amount,
+                              const char *currency, const char *capture)
 {
-	struct store_candidate c = {.order_id = "42",
-	                            .status = "shipped",
-	                            .transaction_id = (char *)txn,
-	                            .amount = (char *)amount,
-	                            .currency = (char *)currency,
-	                            .capture_amount = (char *)capture,
-	                            .authorized_at = "2023-11-09 22:13:20+00",
-	                            .has_deadline = true,
-	                            .deadline_ms = 1700000000000,
-	                            .kind = kind,
-	                            .captured_minor = -1};
+	struct candidate c = {.order_id = "42",
+	                      .status = "shipped",
+	                      .transaction_id = (char *)txn,
+	                      .amount = (char *)amount,
+	                      .currency = (char *)currency,
+	                      .capture_amount = (char *)capture,
+	                      .authorized_at = "2023-11-09 22:13:20+00",
+	                      .has_deadline = true,
+	                      .deadline_ms = 1700000000000,
+	                      .kind = kind,
+	                      .captured_minor = -1};
 	return c;
 }
 
 /* Builds the intent and returns its body ("" when refused) and reason. */
-static void build(struct store_candidate c, char **body, char **reason)
+static void build(struct candidate c, char **body, char **reason)
 {
-	struct store_intent in;
+	struct intent in;
 	char *buf;
 	intent_from_order(MKEY, MID, &c, &in, &buf);
 	*body = in.body ? in.body : strdup("");
@@ -60,8 +60,8 @@ END_TEST
 
 START_TEST(partial_capture_sends_exact_decimal)
 {
-	struct store_candidate c = order(MOD_CAPTURE, TXN, "50.00", "EUR", "20.10");
-	struct store_intent in;
+	struct candidate c = order(MOD_CAPTURE, TXN, "50.00", "EUR", "20.10");
+	struct intent in;
 	char *buf;
 	intent_from_order(MKEY, MID, &c, &in, &buf);
 	ck_assert_ptr_null(in.reason);
@@ -132,15 +132,15 @@ END_TEST
 
 START_TEST(requests_become_refunds)
 {
-	struct store_request r = {.request_id = 9,
-	                          .order_id = "42",
-	                          .kind = MOD_REFUND,
-	                          .amount_minor = 2500,
-	                          .currency = "EUR",
-	                          .transaction_id = TXN,
-	                          .captured_minor = 3599,
-	                          .capture_currency = "EUR"};
-	struct store_intent in;
+	struct shop_request r = {.request_id = 9,
+	                         .order_id = "42",
+	                         .kind = MOD_REFUND,
+	                         .amount_minor = 2500,
+	                         .currency = "EUR",
+	                         .transaction_id = TXN,
+	                         .captured_minor = 3599,
+	                         .capture_currency = "EUR"};
+	struct intent in;
 	char *buf;
 	intent_from_request(MKEY, MID, &r, &in, &buf);
 	ck_assert_ptr_null(in.reason);
@@ -153,14 +153,14 @@ START_TEST(requests_become_refunds)
 	ck_assert_ptr_null(in.body);
 	ck_assert_str_eq(in.reason, "the order has no successful capture to refund");
 	free(buf);
-	struct store_request cor = {.request_id = 10,
-	                            .order_id = "42",
-	                            .kind = MOD_CANCEL_OR_REFUND,
-	                            .amount_minor = -1,
-	                            .currency = "EUR",
-	                            .transaction_id = TXN,
-	                            .order_amount = "99.00",
-	                            .captured_minor = -1};
+	struct shop_request cor = {.request_id = 10,
+	                           .order_id = "42",
+	                           .kind = MOD_CANCEL_OR_REFUND,
+	                           .amount_minor = -1,
+	                           .currency = "EUR",
+	                           .transaction_id = TXN,
+	                           .order_amount = "99.00",
+	                           .captured_minor = -1};
 	intent_from_request(MKEY, MID, &cor, &in, &buf);
 	ck_assert_int_eq(in.amount_minor, 9900);
 	ck_assert_ptr_null(strstr(in.body, "modifiedAmount"));
@@ -169,9 +169,9 @@ START_TEST(requests_become_refunds)
 END_TEST
 
 /* The intent of a candidate, its reason copied (NULL when sendable). */
-static struct store_intent intent_of(const struct store_candidate *c, char **reason)
+static struct intent intent_of(const struct candidate *c, char **reason)
 {
-	struct store_intent in;
+	struct intent in;
 	char *buf;
 	intent_from_order(MKEY, MID, c, &in, &buf);
 	*reason = in.reason ? strdup(in.reason) : NULL;
@@ -220,13 +220,13 @@ START_TEST(hostile_rows_are_refused_each_with_its_own_reason)
 	     "?' is not"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct store_candidate c =
+		struct candidate c =
 		    order(MOD_CAPTURE, cases[i].txn, cases[i].amount, cases[i].currency, NULL);
 		c.authorized_at = (char *)cases[i].authorized_at;
 		c.expires_at = (char *)cases[i].expires_at;
 		c.has_deadline = cases[i].has_deadline;
 		char *reason;
-		struct store_intent in = intent_of(&c, &reason);
+		struct intent in = intent_of(&c, &reason);
 		ck_assert_msg(reason != NULL, "case %zu was not refused", i);
 		ck_assert_msg(strncmp(reason, cases[i].reason, strlen(cases[i].reason)) == 0,
 		              "case %zu: reason '%s'", i, reason);
@@ -246,11 +246,11 @@ END_TEST
 
 START_TEST(a_cancel_needs_no_deadline_but_bad_times_refuse_it)
 {
-	struct store_candidate c = order(MOD_CANCEL, TXN, "10.00", "EUR", NULL);
+	struct candidate c = order(MOD_CANCEL, TXN, "10.00", "EUR", NULL);
 	c.authorized_at = NULL;
 	c.has_deadline = false;
 	char *reason;
-	struct store_intent in = intent_of(&c, &reason);
+	struct intent in = intent_of(&c, &reason);
 	ck_assert_ptr_null(reason);
 	ck_assert_int_eq(in.deadline_ms, 0);
 	free(in.body);
@@ -266,11 +266,11 @@ START_TEST(no_capture_after_a_cancel)
 {
 	static const char *const states[] = {"succeeded", "pending", "needs_attention"};
 	for (size_t i = 0; i < 3; i++) {
-		struct store_candidate c = order(MOD_CAPTURE, TXN, "10.00", "EUR", NULL);
+		struct candidate c = order(MOD_CAPTURE, TXN, "10.00", "EUR", NULL);
 		c.cancel_state = (char *)states[i];
 		c.cancel_id = MID;
 		char *reason;
-		struct store_intent in = intent_of(&c, &reason);
+		struct intent in = intent_of(&c, &reason);
 		ck_assert_ptr_nonnull(reason);
 		ck_assert_ptr_nonnull(strstr(reason, "cancelled"));
 		ck_assert_ptr_nonnull(strstr(reason, MID));
@@ -283,11 +283,11 @@ END_TEST
 START_TEST(a_cancel_after_partial_refunds_refunds_the_rest)
 {
 	/* the candidate carries the capture's transaction, currency and amount */
-	struct store_candidate c = order(MOD_REFUND, TXN, "99.00", "EUR", NULL);
+	struct candidate c = order(MOD_REFUND, TXN, "99.00", "EUR", NULL);
 	c.captured_minor = 5000;
 	c.refunded_minor = 1500;
 	char *reason;
-	struct store_intent in = intent_of(&c, &reason);
+	struct intent in = intent_of(&c, &reason);
 	ck_assert_ptr_null(reason);
 	ck_assert(in.settles_cancel);
 	ck_assert_int_eq(in.kind, MOD_REFUND);
@@ -314,9 +314,9 @@ START_TEST(a_cancel_after_partial_refunds_refunds_the_rest)
 END_TEST
 
 /* The intent of a request, its reason copied (NULL when sendable). */
-static struct store_intent request_intent(const struct store_request *r, char **reason)
+static struct intent request_intent(const struct shop_request *r, char **reason)
 {
-	struct store_intent in;
+	struct intent in;
 	char *buf;
 	intent_from_request(MKEY, MID, r, &in, &buf);
 	*reason = in.reason ? strdup(in.reason) : NULL;
@@ -343,18 +343,18 @@ START_TEST(refund_requests_are_checked_against_the_ledger)
 	    {100, 3599, 0, "EUR", "EUR", true, "the order was cancelled"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct store_request r = {.request_id = 7,
-		                          .order_id = "42",
-		                          .kind = MOD_REFUND,
-		                          .amount_minor = cases[i].amount,
-		                          .currency = (char *)cases[i].currency,
-		                          .transaction_id = TXN,
-		                          .order_cancelled = cases[i].cancelled,
-		                          .captured_minor = cases[i].captured,
-		                          .capture_currency = (char *)cases[i].capture_currency,
-		                          .refunded_minor = cases[i].refunded};
+		struct shop_request r = {.request_id = 7,
+		                         .order_id = "42",
+		                         .kind = MOD_REFUND,
+		                         .amount_minor = cases[i].amount,
+		                         .currency = (char *)cases[i].currency,
+		                         .transaction_id = TXN,
+		                         .order_cancelled = cases[i].cancelled,
+		                         .captured_minor = cases[i].captured,
+		                         .capture_currency = (char *)cases[i].capture_currency,
+		                         .refunded_minor = cases[i].refunded};
 		char *reason;
-		struct store_intent in = request_intent(&r, &reason);
+		struct intent in = request_intent(&r, &reason);
 		if (cases[i].reason == NULL) {
 			ck_assert_msg(reason == NULL, "case %zu refused: %s", i, reason);
 			ck_assert_ptr_nonnull(in.body);
@@ -374,18 +374,18 @@ END_TEST
 
 START_TEST(cancel_or_refund_requests_after_partial_refunds_refund_the_rest)
 {
-	struct store_request r = {.request_id = 8,
-	                          .order_id = "42",
-	                          .kind = MOD_CANCEL_OR_REFUND,
-	                          .amount_minor = -1,
-	                          .currency = "EUR",
-	                          .transaction_id = TXN,
-	                          .order_amount = "99.00",
-	                          .captured_minor = 3599,
-	                          .capture_currency = "EUR",
-	                          .refunded_minor = 1000};
+	struct shop_request r = {.request_id = 8,
+	                         .order_id = "42",
+	                         .kind = MOD_CANCEL_OR_REFUND,
+	                         .amount_minor = -1,
+	                         .currency = "EUR",
+	                         .transaction_id = TXN,
+	                         .order_amount = "99.00",
+	                         .captured_minor = 3599,
+	                         .capture_currency = "EUR",
+	                         .refunded_minor = 1000};
 	char *reason;
-	struct store_intent in = request_intent(&r, &reason);
+	struct intent in = request_intent(&r, &reason);
 	ck_assert_ptr_null(reason);
 	ck_assert_int_eq(in.kind, MOD_REFUND);
 	ck_assert(in.settles_cancel);

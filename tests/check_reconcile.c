@@ -415,97 +415,97 @@ END_TEST
 
 /* What outcome_settle makes of an unknown answer (a 503) for a capture `mid` given the
  * status body. */
-static enum engine_result settle_case(const char *body, int attempts, struct store_outcome *o,
-                                      enum engine_result *unknown)
+static enum outcome_result settle_case(const char *body, int attempts, struct outcome *o,
+                                       enum outcome_result *unknown)
 {
 	struct outcome_policy pol = {
 	    .retry_base_ms = 100, .retry_max_ms = 60000, .max_attempts = 3};
-	struct store_claim c = {.modification_id = "m1",
-	                        .order_id = "o1",
-	                        .transaction_id = "T1",
-	                        .kind = MOD_CAPTURE,
-	                        .attempts = attempts,
-	                        .generation = 1};
+	struct claim c = {.modification_id = "m1",
+	                  .order_id = "o1",
+	                  .transaction_id = "T1",
+	                  .kind = MOD_CAPTURE,
+	                  .attempts = attempts,
+	                  .generation = 1};
 	struct outcome_answer a = {.http_status = 503, .body = "", .body_len = 0};
 	*unknown = outcome_decide(&pol, &c, &a, 1000000, 7, o);
 	struct gw_history h;
 	ck_assert(response_parse_history(body, strlen(body), &h));
-	enum engine_result r = outcome_settle(&pol, &c, &h, *unknown, o);
+	enum outcome_result r = outcome_settle(&pol, &c, &h, *unknown, o);
 	response_history_free(&h);
 	return r;
 }
 
 START_TEST(settle_unknown_outcomes)
 {
-	struct store_outcome o;
-	enum engine_result unknown;
+	struct outcome o;
+	enum outcome_result unknown;
 	/* confirmed in the history */
 	char *b = status_body("CAPTURED", (const char *const[]){"m1|CAPTURE|CAPTURED|10.00", NULL});
-	ck_assert_int_eq(settle_case(b, 0, &o, &unknown), ER_SUCCEEDED);
-	ck_assert_int_eq(unknown, ER_RETRY);
+	ck_assert_int_eq(settle_case(b, 0, &o, &unknown), OUTCOME_SUCCEEDED);
+	ck_assert_int_eq(unknown, OUTCOME_RETRY);
 	ck_assert_str_eq(o.state, "succeeded");
 	ck_assert_str_eq(o.settled_by, "status");
 	ck_assert_str_eq(o.payment_status, "CAPTURED");
 	ck_assert_ptr_null(o.alert_kind);
 	ck_assert_ptr_nonnull(strstr(o.reason, "status history"));
-	store_outcome_clear(&o);
+	outcome_clear(&o);
 	/* retries ran out: settled before needs_attention */
-	ck_assert_int_eq(settle_case(b, 2, &o, &unknown), ER_SUCCEEDED);
-	ck_assert_int_eq(unknown, ER_NEEDS_ATTENTION);
+	ck_assert_int_eq(settle_case(b, 2, &o, &unknown), OUTCOME_SUCCEEDED);
+	ck_assert_int_eq(unknown, OUTCOME_NEEDS_ATTENTION);
 	ck_assert_str_eq(o.state, "succeeded");
 	ck_assert_ptr_null(o.alert_kind);
-	store_outcome_clear(&o);
+	outcome_clear(&o);
 	free(b);
 	/* refused at the gateway */
 	b = status_body("AUTHORIZATION_COMPLETED",
 	                (const char *const[]){"m1|CAPTURE|DECLINED|10.00", NULL});
-	ck_assert_int_eq(settle_case(b, 0, &o, &unknown), ER_REFUSED);
+	ck_assert_int_eq(settle_case(b, 0, &o, &unknown), OUTCOME_REFUSED);
 	ck_assert_str_eq(o.state, "refused");
 	ck_assert_str_eq(o.settled_by, "status");
 	ck_assert_str_eq(o.alert_kind, "modification_refused");
 	ck_assert_ptr_nonnull(strstr(o.reason, "DECLINED"));
-	store_outcome_clear(&o);
+	outcome_clear(&o);
 	free(b);
 	/* not there, still capturable: resent (after retry_max once retries ran out) */
 	b = status_body("AUTHORIZATION_COMPLETED", (const char *const[]){NULL});
-	ck_assert_int_eq(settle_case(b, 0, &o, &unknown), ER_RETRY);
+	ck_assert_int_eq(settle_case(b, 0, &o, &unknown), OUTCOME_RETRY);
 	ck_assert_str_eq(o.state, "pending");
 	ck_assert_ptr_null(o.settled_by);
 	ck_assert_int_le(o.retry_delay_ms, 100);
-	store_outcome_clear(&o);
-	ck_assert_int_eq(settle_case(b, 2, &o, &unknown), ER_RETRY);
+	outcome_clear(&o);
+	ck_assert_int_eq(settle_case(b, 2, &o, &unknown), OUTCOME_RETRY);
 	ck_assert_str_eq(o.state, "pending");
 	ck_assert_int_eq(o.retry_delay_ms, 60000);
 	ck_assert_ptr_null(o.alert_kind);
 	ck_assert_ptr_nonnull(strstr(o.reason, "resending"));
-	store_outcome_clear(&o);
+	outcome_clear(&o);
 	/* ... but not past twice max_attempts: then it needs attention */
-	ck_assert_int_eq(settle_case(b, 5, &o, &unknown), ER_NEEDS_ATTENTION);
+	ck_assert_int_eq(settle_case(b, 5, &o, &unknown), OUTCOME_NEEDS_ATTENTION);
 	ck_assert_str_eq(o.state, "needs_attention");
 	ck_assert_str_eq(o.alert_kind, "needs_attention");
 	ck_assert_ptr_nonnull(strstr(o.reason, "absent"));
-	store_outcome_clear(&o);
-	ck_assert_int_eq(settle_case(b, 4, &o, &unknown), ER_RETRY);
-	store_outcome_clear(&o);
+	outcome_clear(&o);
+	ck_assert_int_eq(settle_case(b, 4, &o, &unknown), OUTCOME_RETRY);
+	outcome_clear(&o);
 	free(b);
 	/* not there, captured by someone else: nothing decided, needs_attention stays */
 	b = status_body("CAPTURED", (const char *const[]){"portal|CAPTURE|CAPTURED|10.00", NULL});
-	ck_assert_int_eq(settle_case(b, 2, &o, &unknown), ER_NEEDS_ATTENTION);
+	ck_assert_int_eq(settle_case(b, 2, &o, &unknown), OUTCOME_NEEDS_ATTENTION);
 	ck_assert_str_eq(o.state, "needs_attention");
 	ck_assert_str_eq(o.alert_kind, "needs_attention");
 	ck_assert_ptr_null(o.settled_by);
 	ck_assert_ptr_nonnull(strstr(o.reason, "absent"));
-	store_outcome_clear(&o);
-	ck_assert_int_eq(settle_case(b, 0, &o, &unknown), ER_RETRY);
+	outcome_clear(&o);
+	ck_assert_int_eq(settle_case(b, 0, &o, &unknown), OUTCOME_RETRY);
 	ck_assert_str_eq(o.state, "pending");
-	store_outcome_clear(&o);
+	outcome_clear(&o);
 	free(b);
 	/* a status that decides nothing */
 	b = status_body("CAPTURED", (const char *const[]){"m1|CAPTURE|ON_HOLD|10.00", NULL});
-	ck_assert_int_eq(settle_case(b, 0, &o, &unknown), ER_RETRY);
+	ck_assert_int_eq(settle_case(b, 0, &o, &unknown), OUTCOME_RETRY);
 	ck_assert_ptr_null(o.settled_by);
 	ck_assert_ptr_nonnull(strstr(o.reason, "undecided"));
-	store_outcome_clear(&o);
+	outcome_clear(&o);
 	free(b);
 }
 END_TEST
@@ -516,35 +516,37 @@ START_TEST(settle_expired_capture)
 {
 	struct outcome_policy pol = {
 	    .retry_base_ms = 100, .retry_max_ms = 60000, .max_attempts = 3};
-	struct store_claim c = {.modification_id = "m1",
-	                        .order_id = "o1",
-	                        .transaction_id = "T1",
-	                        .kind = MOD_CAPTURE,
-	                        .attempts = 0,
-	                        .generation = 1,
-	                        .deadline_passed = true};
-	struct store_outcome o;
+	struct claim c = {.modification_id = "m1",
+	                  .order_id = "o1",
+	                  .transaction_id = "T1",
+	                  .kind = MOD_CAPTURE,
+	                  .attempts = 0,
+	                  .generation = 1,
+	                  .deadline_passed = true};
+	struct outcome o;
 	outcome_expired(&c, &o);
 	ck_assert(!o.counted); /* nothing was sent */
 	char *b = status_body("AUTHORIZATION_COMPLETED", (const char *const[]){NULL});
 	struct gw_history h;
 	ck_assert(response_parse_history(b, strlen(b), &h));
-	ck_assert_int_eq(outcome_settle(&pol, &c, &h, ER_NEEDS_ATTENTION, &o), ER_NEEDS_ATTENTION);
+	ck_assert_int_eq(outcome_settle(&pol, &c, &h, OUTCOME_NEEDS_ATTENTION, &o),
+	                 OUTCOME_NEEDS_ATTENTION);
 	ck_assert_str_eq(o.state, "needs_attention");
 	ck_assert_str_eq(o.alert_kind, "needs_attention");
 	ck_assert_ptr_nonnull(strstr(o.reason, "authorization deadline passed"));
 	response_history_free(&h);
-	store_outcome_clear(&o);
+	outcome_clear(&o);
 	free(b);
 	outcome_expired(&c, &o);
 	b = status_body("CAPTURED", (const char *const[]){"m1|CAPTURE|CAPTURED|10.00", NULL});
 	ck_assert(response_parse_history(b, strlen(b), &h));
-	ck_assert_int_eq(outcome_settle(&pol, &c, &h, ER_NEEDS_ATTENTION, &o), ER_SUCCEEDED);
+	ck_assert_int_eq(outcome_settle(&pol, &c, &h, OUTCOME_NEEDS_ATTENTION, &o),
+	                 OUTCOME_SUCCEEDED);
 	ck_assert_str_eq(o.state, "succeeded");
 	ck_assert_str_eq(o.settled_by, "status");
 	ck_assert_ptr_null(o.alert_kind);
 	response_history_free(&h);
-	store_outcome_clear(&o);
+	outcome_clear(&o);
 	free(b);
 }
 END_TEST

@@ -36,7 +36,7 @@
 
 /* The attempt as decoded from the input; strings are owned. */
 struct fuzz_case {
-	struct store_claim claim;
+	struct claim claim;
 	struct outcome_answer answer;
 	char *retry_after;
 };
@@ -98,7 +98,7 @@ static void decode(const uint8_t *data, size_t size, struct fuzz_case *fc)
 	unsigned flags = (uint8_t)(head[4] - '0');
 
 	memset(fc, 0, sizeof(*fc));
-	struct store_claim *c = &fc->claim;
+	struct claim *c = &fc->claim;
 	c->modification_id = text_or(p, id_end, "mod-0001");
 	c->order_id = xstrdup("42");
 	c->transaction_id = xstrdup("tx-1");
@@ -132,7 +132,7 @@ static void decode(const uint8_t *data, size_t size, struct fuzz_case *fc)
 /* Frees what decode allocated. */
 static void fuzz_case_free(struct fuzz_case *fc)
 {
-	store_claim_clear(&fc->claim);
+	claim_clear(&fc->claim);
 	free(fc->retry_after);
 }
 
@@ -352,38 +352,38 @@ static bool body_confirms(const char *body, size_t len, const char *id, enum mod
 }
 
 /* Checks that the state, alert and counting agree with the result. */
-static void check_result_fields(enum engine_result r, const struct store_outcome *o)
+static void check_result_fields(enum outcome_result r, const struct outcome *o)
 {
-	static const char *const states[ER_COUNT] = {"succeeded",       "refused", "pending",
-	                                             "needs_attention", "pending", NULL};
-	FUZZ_CHECK((unsigned)r < ER_COUNT && r != ER_REFUSED_LOCALLY);
+	static const char *const states[OUTCOME_RESULT_COUNT] = {
+	    "succeeded", "refused", "pending", "needs_attention", "pending", NULL};
+	FUZZ_CHECK((unsigned)r < OUTCOME_RESULT_COUNT && r != OUTCOME_REFUSED_LOCALLY);
 	FUZZ_CHECK(o->state != NULL && strcmp(o->state, states[r]) == 0);
-	FUZZ_CHECK(o->counted == (r != ER_AUTH_REJECTED));
-	bool alerted = r == ER_REFUSED || r == ER_NEEDS_ATTENTION;
+	FUZZ_CHECK(o->counted == (r != OUTCOME_AUTH_REJECTED));
+	bool alerted = r == OUTCOME_REFUSED || r == OUTCOME_NEEDS_ATTENTION;
 	FUZZ_CHECK((o->alert_kind != NULL) == alerted);
 	FUZZ_CHECK((o->alert_severity != NULL) == alerted);
-	FUZZ_CHECK(r == ER_SUCCEEDED || o->reason != NULL);
+	FUZZ_CHECK(r == OUTCOME_SUCCEEDED || o->reason != NULL);
 }
 
 /* Checks the result against what the transport saw. */
-static void check_result_cause(enum engine_result r, const struct fuzz_case *fc,
-                               const struct outcome_policy *pol, const struct store_outcome *o)
+static void check_result_cause(enum outcome_result r, const struct fuzz_case *fc,
+                               const struct outcome_policy *pol, const struct outcome *o)
 {
 	const struct outcome_answer *a = &fc->answer;
 	bool clean = !a->transport_error && !a->timed_out;
-	if (r == ER_SUCCEEDED)
+	if (r == OUTCOME_SUCCEEDED)
 		FUZZ_CHECK(
 		    clean && a->http_status >= 200 && a->http_status <= 299 &&
 		    body_confirms(a->body, a->body_len, fc->claim.modification_id, fc->claim.kind));
-	if (r == ER_REFUSED)
+	if (r == OUTCOME_REFUSED)
 		FUZZ_CHECK(clean && a->http_status >= 400 && a->http_status <= 499);
-	if (r == ER_AUTH_REJECTED)
+	if (r == OUTCOME_AUTH_REJECTED)
 		FUZZ_CHECK(clean && (a->http_status == 401 || a->http_status == 407));
 	bool has_deadline = fc->claim.kind == MOD_CAPTURE;
-	if (r == ER_NEEDS_ATTENTION)
+	if (r == OUTCOME_NEEDS_ATTENTION)
 		FUZZ_CHECK(fc->claim.attempts + 1 >= pol->max_attempts ||
 		           (has_deadline && fc->claim.deadline_ms <= NOW_MS));
-	if (r == ER_RETRY) {
+	if (r == OUTCOME_RETRY) {
 		int64_t cap = pol->retry_max_ms > CLASSIFY_RETRY_AFTER_MAX_MS
 		                  ? pol->retry_max_ms
 		                  : CLASSIFY_RETRY_AFTER_MAX_MS;
@@ -392,7 +392,7 @@ static void check_result_cause(enum engine_result r, const struct fuzz_case *fc,
 		if (has_deadline)
 			FUZZ_CHECK(o->retry_delay_ms <= (latest > 0 ? latest : 0));
 	}
-	if (r != ER_RETRY)
+	if (r != OUTCOME_RETRY)
 		FUZZ_CHECK(o->retry_delay_ms == 0);
 }
 
@@ -420,9 +420,9 @@ static void check_kept_body(const struct outcome_answer *a, const char *kept)
 }
 
 /* Checks what the outcome stores: the claim's identity and storable gateway text. */
-static void check_stored(const struct fuzz_case *fc, const struct store_outcome *o)
+static void check_stored(const struct fuzz_case *fc, const struct outcome *o)
 {
-	const struct store_claim *c = &fc->claim;
+	const struct claim *c = &fc->claim;
 	const struct outcome_answer *a = &fc->answer;
 	FUZZ_CHECK(strcmp(o->modification_id, c->modification_id) == 0);
 	FUZZ_CHECK(strcmp(o->order_id, c->order_id) == 0);
@@ -440,10 +440,10 @@ static void check_stored(const struct fuzz_case *fc, const struct store_outcome 
 
 /* Checks that deciding the same answer again gives the same outcome. */
 static void check_repeatable(const struct outcome_policy *pol, const struct fuzz_case *fc,
-                             uint64_t random, enum engine_result r, const struct store_outcome *o)
+                             uint64_t random, enum outcome_result r, const struct outcome *o)
 {
-	struct store_outcome again;
-	enum engine_result r2 =
+	struct outcome again;
+	enum outcome_result r2 =
 	    outcome_decide(pol, &fc->claim, &fc->answer, NOW_MS, random, &again);
 	FUZZ_CHECK(r2 == r && strcmp(again.state, o->state) == 0);
 	FUZZ_CHECK(same_text(again.reason, o->reason));
@@ -451,7 +451,7 @@ static void check_repeatable(const struct outcome_policy *pol, const struct fuzz
 	FUZZ_CHECK(same_text(again.payment_status, o->payment_status));
 	FUZZ_CHECK(same_text(again.reconciliation_reference_id, o->reconciliation_reference_id));
 	FUZZ_CHECK(again.retry_delay_ms == o->retry_delay_ms && again.counted == o->counted);
-	store_outcome_clear(&again);
+	outcome_clear(&again);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -462,14 +462,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	decode(data, size, &fc);
 	uint64_t random = input_hash(data, size);
 
-	struct store_outcome o;
-	enum engine_result r = outcome_decide(&pol, &fc.claim, &fc.answer, NOW_MS, random, &o);
+	struct outcome o;
+	enum outcome_result r = outcome_decide(&pol, &fc.claim, &fc.answer, NOW_MS, random, &o);
 	check_result_fields(r, &o);
 	check_result_cause(r, &fc, &pol, &o);
 	check_stored(&fc, &o);
 	check_repeatable(&pol, &fc, random, r, &o);
 
-	store_outcome_clear(&o);
+	outcome_clear(&o);
 	fuzz_case_free(&fc);
 	return 0;
 }
