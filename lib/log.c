@@ -265,17 +265,6 @@ char *log_format_fields(enum log_level level, const char *event, const struct lo
 	return line;
 }
 
-char *log_format_line(enum log_level level, const char *event, const char *const *pairs, int npairs)
-{
-	size_t n = npairs > 0 ? (size_t)npairs : 0;
-	struct log_field *fields = xcalloc(n, sizeof(*fields));
-	for (size_t i = 0; i < n; i++)
-		fields[i] = LOG_STR(pairs[2 * i], pairs[2 * i + 1]);
-	char *line = log_format_fields(level, event, fields, n);
-	free(fields);
-	return line;
-}
-
 /* Puts the journald priority or the UTC timestamp in front of the line being built. */
 static void add_prefix(struct linebuf *lb, enum log_level level)
 {
@@ -330,33 +319,6 @@ void log_write(enum log_level level, const char *event, const struct log_field *
 		add_field(&lb, &fields[i]);
 	emit(&lb);
 	lb_free(&lb);
-	errno = saved_errno;
-}
-
-void log_event(enum log_level level, const char *event, ...)
-{
-	if (!log_enabled(level))
-		return;
-	int saved_errno = errno;
-	va_list ap, count;
-	va_start(ap, event);
-	va_copy(count, ap);
-	size_t n = 0;
-	while (va_arg(count, const char *) != NULL) {
-		(void)va_arg(count, const char *);
-		n++;
-	}
-	va_end(count);
-	struct log_field stack[16];
-	struct log_field *fields = n <= 16 ? stack : xcalloc(n, sizeof(*fields));
-	for (size_t i = 0; i < n; i++) {
-		const char *key = va_arg(ap, const char *);
-		fields[i] = LOG_STR(key, va_arg(ap, const char *));
-	}
-	va_end(ap);
-	log_write(level, event, fields, n);
-	if (fields != stack)
-		free(fields);
 	errno = saved_errno;
 }
 

@@ -51,10 +51,6 @@ struct log_field {
 /* log_fields without the macro: the n fields at `fields` (NULL when n is 0). */
 void log_write(enum log_level level, const char *event, const struct log_field *fields, size_t n);
 
-/* The older form of log_fields: pairs of key, value (const char *) terminated by NULL.
- * Example: log_event(LOG_LVL_INFO, "capture_sent", "order_id", id, "attempt", "2", NULL); */
-void log_event(enum log_level level, const char *event, ...) __attribute__((sentinel));
-
 /* Writes one event with a free-text msg= made from a printf format. */
 void log_msg(enum log_level level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -63,9 +59,6 @@ void log_msg(enum log_level level, const char *event, const char *fmt, ...)
  * the timestamp or "<N>" prefix and without the newline. The caller frees it. */
 char *log_format_fields(enum log_level level, const char *event, const struct log_field *fields,
                         size_t n);
-/* The same from `pairs`, 2 * npairs strings, key then value (log_event's form). */
-char *log_format_line(enum log_level level, const char *event, const char *const *pairs,
-                      int npairs);
 
 /* True when a line at `level` would be written: lets callers skip costly formatting. */
 bool log_enabled(enum log_level level);

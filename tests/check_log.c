@@ -13,21 +13,23 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Formats a line from pairs and compares it with the expected text. */
-static void line_is(enum log_level level, const char *event, const char *const *pairs, int npairs,
-                    const char *expect)
+/* Formats a line from the n fields and compares it with the expected text. */
+static void line_is(enum log_level level, const char *event, const struct log_field *fields,
+                    size_t n, const char *expect)
 {
-	char *line = log_format_line(level, event, pairs, npairs);
+	char *line = log_format_fields(level, event, fields, n);
 	ck_assert_msg(strcmp(line, expect) == 0, "got  %s\nwant %s", line, expect);
 	free(line);
 }
 
 START_TEST(test_format_plain)
 {
-	const char *pairs[] = {"order_id",        "42",
-	                       "modification_id", "7d2c9a10-3e4f-4b5a-8c7d-112233445566",
-	                       "amount",          "40.00"};
-	line_is(LOG_LVL_WARNING, "capture_sent", pairs, 3,
+	const struct log_field fields[] = {
+	    LOG_STR("order_id", "42"),
+	    LOG_STR("modification_id", "7d2c9a10-3e4f-4b5a-8c7d-112233445566"),
+	    LOG_STR("amount", "40.00"),
+	};
+	line_is(LOG_LVL_WARNING, "capture_sent", fields, 3,
 	        "level=warning event=capture_sent order_id=42 "
 	        "modification_id=7d2c9a10-3e4f-4b5a-8c7d-112233445566 amount=40.00");
 	line_is(LOG_LVL_ERR, "x", NULL, 0, "level=error event=x");
@@ -39,21 +41,21 @@ END_TEST
 
 START_TEST(test_format_quoting)
 {
-	const char *pairs[] = {
-	    "msg",   "hello world", /* space */
-	    "q",     "say \"hi\"",  /* quote */
-	    "eq",    "a=b",         /* '=' */
-	    "bs",    "C:\\dir",     /* backslash */
-	    "nl",    "two\nlines",  /* control characters */
-	    "tab",   "a\tb",
-	    "cr",    "a\rb",
-	    "bell",  "a\x01z",
-	    "del",   "a\x7f",
-	    "empty", "",       /* empty is quoted so the pair stays visible */
-	    "utf8",  "Zürich", /* non-ASCII passes through */
-	    "path",  "/payment/capture?x",
+	const struct log_field fields[] = {
+	    LOG_STR("msg", "hello world"), /* space */
+	    LOG_STR("q", "say \"hi\""),    /* quote */
+	    LOG_STR("eq", "a=b"),          /* '=' */
+	    LOG_STR("bs", "C:\\dir"),      /* backslash */
+	    LOG_STR("nl", "two\nlines"),   /* control characters */
+	    LOG_STR("tab", "a\tb"),
+	    LOG_STR("cr", "a\rb"),
+	    LOG_STR("bell", "a\x01z"),
+	    LOG_STR("del", "a\x7f"),
+	    LOG_STR("empty", ""),      /* empty is quoted so the field stays visible */
+	    LOG_STR("utf8", "Zürich"), /* non-ASCII passes through */
+	    LOG_STR("path", "/payment/capture?x"),
 	};
-	line_is(LOG_LVL_INFO, "ev", pairs, 12,
+	line_is(LOG_LVL_INFO, "ev", fields, 12,
 	        "level=info event=ev msg=\"hello world\" q=\"say \\\"hi\\\"\" eq=\"a=b\" "
 	        "bs=\"C:\\\\dir\" nl=\"two\\nlines\" tab=\"a\\tb\" cr=\"a\\rb\" bell=\"a\\x01z\" "
 	        "del=\"a\\x7f\" empty=\"\" utf8=Zürich path=/payment/capture?x");
@@ -62,8 +64,9 @@ END_TEST
 
 START_TEST(test_format_null_and_keys)
 {
-	const char *pairs[] = {"order_id", NULL, "bad key=", "v", NULL, "w", "transaction_id", "-"};
-	line_is(LOG_LVL_INFO, "ev", pairs, 4,
+	const struct log_field fields[] = {LOG_STR("order_id", NULL), LOG_STR("bad key=", "v"),
+	                                   LOG_STR(NULL, "w"), LOG_STR("transaction_id", "-")};
+	line_is(LOG_LVL_INFO, "ev", fields, 4,
 	        "level=info event=ev order_id=- bad_key_=v _=w transaction_id=-");
 	/* The event name follows the value rules too. */
 	line_is(LOG_LVL_INFO, "two words", NULL, 0, "level=info event=\"two words\"");
@@ -78,8 +81,8 @@ START_TEST(test_format_long)
 	memset(big, 'a', n);
 	big[n] = '\0';
 	big[10] = ' ';
-	const char *pairs[] = {"big", big};
-	char *line = log_format_line(LOG_LVL_INFO, "ev", pairs, 1);
+	const struct log_field fields[] = {LOG_STR("big", big)};
+	char *line = log_format_fields(LOG_LVL_INFO, "ev", fields, 1);
 	ck_assert_uint_eq(strlen(line), strlen("level=info event=ev big=\"\"") + n);
 	ck_assert(strncmp(line, "level=info event=ev big=\"aaaaaaaaaa aaa", 36) == 0);
 	ck_assert_int_eq(line[strlen(line) - 1], '"');
@@ -106,7 +109,7 @@ START_TEST(test_format_typed_fields)
 	fields_are(numbers, 7,
 	           "level=info event=ev attempt=2 zero=0 delta=-1500 min=-9223372036854775808 "
 	           "max=9223372036854775807 sent=18446744073709551615 none=0");
-	/* strings follow log_event's rules: quoting, escapes, NULL as "-", keys made safe */
+	/* strings next to numbers: quoting, escapes, NULL as "-", keys made safe */
 	const struct log_field strings[] = {
 	    LOG_STR("order_id", "42"), LOG_STR("msg", "two words"), LOG_STR("nl", "a\nb"),
 	    LOG_STR("missing", NULL),  LOG_STR("bad key=", "v"),    LOG_STR("empty", ""),
@@ -118,23 +121,21 @@ START_TEST(test_format_typed_fields)
 }
 END_TEST
 
-/* The typed form writes the same bytes as log_event's strings did for the same values. */
-START_TEST(test_typed_fields_match_the_string_form)
+/* Numbers and strings mixed in one event give exactly these bytes (the line callers and log
+ * readers rely on: numbers bare, strings quoted only when needed). */
+START_TEST(test_typed_fields_exact_bytes)
 {
-	char attempt[24], status[24];
-	snprintf(attempt, sizeof(attempt), "%d", 3);
-	snprintf(status, sizeof(status), "%lld", (long long)-7);
-	const char *pairs[] = {"order_id", "A-1",  "attempt", attempt,
-	                       "status",   status, "reason",  "timed out"};
-	const struct log_field fields[] = {LOG_STR("order_id", "A-1"), LOG_INT("attempt", 3),
-	                                   LOG_INT("status", -7), LOG_STR("reason", "timed out")};
-	char *a = log_format_line(LOG_LVL_WARNING, "modification_retry", pairs, 4);
-	char *b = log_format_fields(LOG_LVL_WARNING, "modification_retry", fields, 4);
-	ck_assert_str_eq(a, b);
-	ck_assert_str_eq(b, "level=warning event=modification_retry order_id=A-1 attempt=3 "
-	                    "status=-7 reason=\"timed out\"");
-	free(a);
-	free(b);
+	const struct log_field fields[] = {
+	    LOG_STR("order_id", "A-1"),     LOG_INT("attempt", 3), LOG_INT("status", -7),
+	    LOG_STR("reason", "timed out"), LOG_UINT("sent", 18),  LOG_STR("missing", NULL),
+	    LOG_STR("note", "a=\"b\"\n"),
+	};
+	line_is(LOG_LVL_WARNING, "modification_retry", fields, 4,
+	        "level=warning event=modification_retry order_id=A-1 attempt=3 status=-7 "
+	        "reason=\"timed out\"");
+	line_is(LOG_LVL_WARNING, "modification_retry", fields, 7,
+	        "level=warning event=modification_retry order_id=A-1 attempt=3 status=-7 "
+	        "reason=\"timed out\" sent=18 missing=- note=\"a=\\\"b\\\"\\n\"");
 }
 END_TEST
 
@@ -202,10 +203,11 @@ START_TEST(test_write_and_filter)
 	ck_assert(!log_enabled(LOG_LVL_INFO));
 	ck_assert(log_enabled(LOG_LVL_WARNING));
 	ck_assert(log_enabled(LOG_LVL_ERR));
-	log_event(LOG_LVL_DEBUG, "dropped_debug", "k", "v", NULL);
-	log_event(LOG_LVL_INFO, "dropped_info", NULL);
-	log_event(LOG_LVL_NOTICE, "dropped_notice", NULL);
-	log_event(LOG_LVL_WARNING, "capture_refused", "order_id", "42", "reason", NULL, NULL);
+	log_fields(LOG_LVL_DEBUG, "dropped_debug", LOG_STR("k", "v"));
+	log_fields(LOG_LVL_INFO, "dropped_info");
+	log_fields(LOG_LVL_NOTICE, "dropped_notice");
+	log_fields(LOG_LVL_WARNING, "capture_refused", LOG_STR("order_id", "42"),
+	           LOG_STR("reason", NULL));
 	log_msg(LOG_LVL_INFO, "dropped_msg", "n=%d", 1);
 	log_msg(LOG_LVL_ERR, "db_down", "cannot connect: %s (%d)", "timeout expired", 3);
 	char *out = release_stderr(saved, path);
@@ -233,11 +235,13 @@ START_TEST(test_write_typed_fields)
 	log_fields(LOG_LVL_WARNING, "modification_retry", LOG_STR("order_id", "42"),
 	           LOG_INT("attempt", 2), LOG_INT("retry_in_ms", 1500));
 	log_fields(LOG_LVL_ERR, "bare");
-	log_event(LOG_LVL_ERR, "old_form", "order_id", "42", "attempt", "2", NULL);
-	/* more pairs than log_event keeps on its stack */
-	log_event(LOG_LVL_ERR, "many", "a", "1", "b", "2", "c", "3", "d", "4", "e", "5", "f", "6",
-	          "g", "7", "h", "8", "i", "9", "j", "10", "k", "11", "l", "12", "m", "13", "n",
-	          "14", "o", "15", "p", "16", "q", "17", NULL);
+	log_fields(LOG_LVL_ERR, "strings", LOG_STR("order_id", "42"), LOG_STR("attempt", "2"));
+	/* many fields of both kinds in one line */
+	log_fields(LOG_LVL_ERR, "many", LOG_STR("a", "1"), LOG_INT("b", 2), LOG_STR("c", "3"),
+	           LOG_UINT("d", 4), LOG_STR("e", "5"), LOG_INT("f", 6), LOG_STR("g", "7"),
+	           LOG_UINT("h", 8), LOG_STR("i", "9"), LOG_INT("j", 10), LOG_STR("k", "11"),
+	           LOG_UINT("l", 12), LOG_STR("m", "13"), LOG_INT("n", 14), LOG_STR("o", "15"),
+	           LOG_UINT("p", 16), LOG_STR("q", "17"));
 	errno = EAGAIN;
 	log_fields(LOG_LVL_NOTICE, "keeps_errno", LOG_STR("k", "v"));
 	ck_assert_int_eq(errno, EAGAIN);
@@ -250,7 +254,7 @@ START_TEST(test_write_typed_fields)
 	               "[0-9-]{10}T[0-9:.]{12}Z level=warning event=modification_retry "
 	               "order_id=42 attempt=2 retry_in_ms=1500\n"
 	               "[0-9-]{10}T[0-9:.]{12}Z level=error event=bare\n"
-	               "[0-9-]{10}T[0-9:.]{12}Z level=error event=old_form order_id=42 "
+	               "[0-9-]{10}T[0-9:.]{12}Z level=error event=strings order_id=42 "
 	               "attempt=2\n"
 	               "[0-9-]{10}T[0-9:.]{12}Z level=error event=many a=1 b=2 c=3 d=4 e=5 f=6 "
 	               "g=7 h=8 i=9 j=10 k=11 l=12 m=13 n=14 o=15 p=16 q=17\n"
@@ -265,9 +269,9 @@ START_TEST(test_debug_level_writes_all)
 	unsetenv("JOURNAL_STREAM");
 	int saved = capture_stderr(path, sizeof(path));
 	log_init("check_log", LOG_LVL_DEBUG);
-	log_event(LOG_LVL_DEBUG, "a", NULL);
-	log_event(LOG_LVL_INFO, "b", NULL);
-	log_event(LOG_LVL_NOTICE, "c", NULL);
+	log_fields(LOG_LVL_DEBUG, "a");
+	log_fields(LOG_LVL_INFO, "b");
+	log_fields(LOG_LVL_NOTICE, "c");
 	char *out = release_stderr(saved, path);
 	log_init("check_log", LOG_LVL_INFO);
 	assert_matches(out, "Z level=debug event=a\n.*Z level=info event=b\n.*Z level=notice "
@@ -287,20 +291,20 @@ START_TEST(test_journal_prefix)
 	         (unsigned long long)st.st_ino);
 	setenv("JOURNAL_STREAM", env, 1);
 	log_init("check_log", LOG_LVL_INFO);
-	log_event(LOG_LVL_WARNING, "capture_sent", "order_id", "42", NULL);
-	log_event(LOG_LVL_DEBUG, "dropped", NULL);
+	log_fields(LOG_LVL_WARNING, "capture_sent", LOG_STR("order_id", "42"));
+	log_fields(LOG_LVL_DEBUG, "dropped");
 	log_msg(LOG_LVL_INFO, "started", "version %s", "0.1.0");
-	log_event(LOG_LVL_ERR, "e", NULL);
+	log_fields(LOG_LVL_ERR, "e");
 
 	/* A JOURNAL_STREAM naming another file means stderr was redirected: timestamps again. */
 	snprintf(env, sizeof(env), "%llu:%llu", (unsigned long long)st.st_dev,
 	         (unsigned long long)st.st_ino + 1);
 	setenv("JOURNAL_STREAM", env, 1);
 	log_init("check_log", LOG_LVL_INFO);
-	log_event(LOG_LVL_NOTICE, "not_journal", NULL);
+	log_fields(LOG_LVL_NOTICE, "not_journal");
 	setenv("JOURNAL_STREAM", "garbage", 1);
 	log_init("check_log", LOG_LVL_INFO);
-	log_event(LOG_LVL_NOTICE, "garbage_env", NULL);
+	log_fields(LOG_LVL_NOTICE, "garbage_env");
 
 	char *out = release_stderr(saved, path);
 	unsetenv("JOURNAL_STREAM");
@@ -324,7 +328,7 @@ START_TEST(test_long_message)
 	memset(big, 'x', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
 	log_msg(LOG_LVL_INFO, "big", "%s|%s", big, "end");
-	log_event(LOG_LVL_INFO, "big2", "v", big, NULL);
+	log_fields(LOG_LVL_INFO, "big2", LOG_STR("v", big));
 	char *out = release_stderr(saved, path);
 	char *nl = strchr(out, '\n');
 	ck_assert_ptr_nonnull(nl);
@@ -344,13 +348,12 @@ static Suite *log_suite(void)
 {
 	Suite *s = suite_create("log");
 	testutil_tcase(s, "core", 0,
-	               (const TTest *const[]){test_format_plain, test_format_quoting,
-	                                      test_format_null_and_keys, test_format_long,
-	                                      test_format_typed_fields,
-	                                      test_typed_fields_match_the_string_form,
-	                                      test_level_parse, test_write_typed_fields,
-	                                      test_write_and_filter, test_debug_level_writes_all,
-	                                      test_journal_prefix, test_long_message, NULL});
+	               (const TTest *const[]){
+	                   test_format_plain, test_format_quoting, test_format_null_and_keys,
+	                   test_format_long, test_format_typed_fields,
+	                   test_typed_fields_exact_bytes, test_level_parse, test_write_typed_fields,
+	                   test_write_and_filter, test_debug_level_writes_all, test_journal_prefix,
+	                   test_long_message, NULL});
 	return s;
 }
 
