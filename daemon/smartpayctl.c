@@ -9,7 +9,7 @@
 
 #include "config.h"
 #include "ctl_common.h"
-#include "migrate.h"
+#include "store_migrate.h"
 #include "store_ctl.h"
 #include "store_indexes.h"
 #include "xmalloc.h"

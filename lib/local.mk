@@ -5,7 +5,7 @@ lib_libsmartpay_a_SOURCES = \
 	lib/url.c lib/url.h lib/clock.c lib/clock.h
 lib_libsmartpay_a_SOURCES += lib/money.c lib/money.h lib/log.c lib/log.h \
 	lib/config.c lib/config.h lib/config_internal.h lib/config_ini.c lib/config_value.c
-lib_libsmartpay_a_SOURCES += lib/migrate.c lib/migrate.h
+lib_libsmartpay_a_SOURCES += lib/store_migrate.c lib/store_migrate.h
 lib_libsmartpay_a_SOURCES += lib/uuid.c lib/uuid.h lib/modification.c lib/modification.h \
 	lib/response.c lib/response.h lib/classify.c lib/classify.h lib/text.c lib/text.h \
 	lib/reconcile.c lib/reconcile.h lib/status_call.c lib/status_call.h \

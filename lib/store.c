@@ -4,7 +4,7 @@
 
 #include "clock.h"
 #include "config.h"
-#include "migrate.h"
+#include "store_migrate.h"
 #include "store_internal.h"
 #include "store_relation.h"
 #include "store_session.h"

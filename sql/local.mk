@@ -1,7 +1,7 @@
 # Migrations, applied in file-name order by `smartpayctl migrate`.
 # To add one: create sql/NNN_name.sql with the next number (no BEGIN/COMMIT inside; it
 # runs in the migrator's transaction) and list it here. The files are embedded in the
-# programs (sp_builtin_migrations, lib/migrate.h) and installed for reference.
+# programs (sp_builtin_migrations, lib/store_migrate.h) and installed for reference.
 SP_MIGRATIONS = \
 	sql/001_ledger.sql \
 	sql/002_requests_and_webhooks.sql \

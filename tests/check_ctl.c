@@ -11,7 +11,7 @@
 #include <json-c/json.h>
 #include <libpq-fe.h>
 
-#include "migrate.h"
+#include "store_migrate.h"
 #include "money.h"
 #include "pgtest.h"
 #include "testutil.h"

@@ -6,7 +6,7 @@
  * the follow-up it had. */
 #include "autoconfig.h"
 
-#include "migrate.h"
+#include "store_migrate.h"
 #include "pgtest.h"
 #include "testutil.h"
 #include "world.h"

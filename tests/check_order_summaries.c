@@ -15,7 +15,7 @@
 
 #include <libpq-fe.h>
 
-#include "migrate.h"
+#include "store_migrate.h"
 #include "pgtest.h"
 #include "testutil.h"
 #include "world.h"

@@ -9,7 +9,7 @@
 
 #include <libpq-fe.h>
 
-#include "migrate.h"
+#include "store_migrate.h"
 #include "money.h"
 #include "pgtest.h"
 #include "testutil.h"

@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "migrate.h"
+#include "store_migrate.h"
 #include "pgtest.h"
 #include "testutil.h"
 #include "xmalloc.h"

@@ -131,7 +131,7 @@ long long pgtest_int_at(const char *file, int line, PGconn *conn, const char *sq
 #define pgtest_exec_file(conn, path) pgtest_exec_file_at(__FILE__, __LINE__, (conn), (path))
 void pgtest_exec_file_at(const char *file, int line, PGconn *conn, const char *path);
 
-/* Applies the built-in migrations (lib/migrate.h). */
+/* Applies the built-in migrations (lib/store_migrate.h). */
 #define pgtest_migrate(conn) pgtest_migrate_at(__FILE__, __LINE__, (conn))
 void pgtest_migrate_at(const char *file, int line, PGconn *conn);
 

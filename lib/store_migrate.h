@@ -1,8 +1,8 @@
 /* Schema migrations: the numbered sql/NNN_name.sql files, embedded at build time,
  * applied in order inside one transaction under an advisory lock. Blocking libpq:
  * for smartpayctl and the tests, never for the daemon's event loop. */
-#ifndef SP_MIGRATE_H
-#define SP_MIGRATE_H
+#ifndef SP_STORE_MIGRATE_H
+#define SP_STORE_MIGRATE_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "migrate.h"
+#include "store_migrate.h"
 
 #include "store_indexes.h"
 #include "store_relation.h"
