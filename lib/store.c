@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* Key class of the advisory lock that keeps two daemons from sharing an instance name. */
 #define STORE_INSTANCE_LOCK_CLASS 0x53504431

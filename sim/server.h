@@ -16,7 +16,7 @@
  * free port), loads the TLS certificate and key when both are given, and routes
  * requests to the API and control handlers. On success writes the bound address
  * ("127.0.0.1:43121") into bound. On failure returns false with a reason in err. */
-bool sim_server_start(struct sim_ctx *ctx, const char *listen, const char *tls_cert,
+bool sim_server_start(struct sim_ctx *ctx, const char *listen_at, const char *tls_cert,
                       const char *tls_key, char *bound, size_t boundlen, char *err, size_t errlen);
 
 /* Drops waiting answers and closes every connection and the listener. */
