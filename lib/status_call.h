@@ -77,7 +77,9 @@ enum status_result status_call_classify(int http_status, bool transport_error, b
                                         const char *body, size_t body_len,
                                         const char *transaction_id, struct gw_history *history);
 
-/* The smallest gap between two calls under the cap: ceil(1000 / requests_per_second) ms. */
+/* The smallest gap between two calls under the cap: ceil(1000 / requests_per_second) ms,
+ * widened by 5% (floor(1050 / requests_per_second)) where that is longer, so that the
+ * gateway, which counts the calls as they arrive, never sees more than the cap in a second. */
 int64_t status_call_gap_ms(int requests_per_second);
 
 #endif

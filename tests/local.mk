@@ -26,6 +26,8 @@ UNIT_SUITES += tests/check_xmalloc tests/check_trim tests/check_duration tests/c
 UNIT_SUITES += tests/check_sched tests/check_breaker
 # the store layer's parameter texts and result readers (lib/store_internal.c)
 UNIT_SUITES += tests/check_store_internal
+# the status calls' rate cap
+UNIT_SUITES += tests/check_status_call
 # against a private PostgreSQL (tests/pgtest.h): migrations, smartpayctl, the shop API
 PG_SUITES = tests/check_migrate tests/check_shop_api tests/check_ctl
 PG_SUITES += tests/check_reconcile_pages
