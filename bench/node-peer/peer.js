@@ -5,11 +5,12 @@
 //
 //   node peer.js --base-url URL --merchant-key KEY --authentication-key-file FILE
 //                [--origin URL] [--max-inflight 64] [--batch-size 512] [--poll-ms 50]
-//                [--user-agent TEXT] [--setup]
+//                [--user-agent TEXT] [--setup [--shop-index]]
 //
 // PostgreSQL is reached through the PG* environment variables (PGHOST, PGPORT, PGUSER,
 // PGDATABASE). --setup creates the schema `peer` (table peer.captures with three
-// indexes) and exits.
+// indexes) and exits; with --shop-index it also indexes the shop's shipped orders
+// (public.orders (id) WHERE status = 'shipped') for the claim.
 //
 // The job, per order whose status is 'shipped' and that has no live capture yet:
 //  1. claim: a batch of candidates, keyset-paged on the order id; each gets a fresh
@@ -52,6 +53,11 @@ CREATE UNIQUE INDEX IF NOT EXISTS captures_one_live
 CREATE INDEX IF NOT EXISTS captures_due
     ON peer.captures (next_attempt_at) WHERE state = 'pending';
 `;
+
+// Optional (--setup --shop-index): an index of the shop's shipped orders for the
+// claim's keyset scan, on the shop's relation.
+const SHOP_INDEX = `CREATE INDEX IF NOT EXISTS orders_shipped_peer
+    ON public.orders (id) WHERE status = 'shipped'`;
 
 const CANDIDATES = {
   name: 'peer_candidates',
@@ -195,16 +201,17 @@ class Peer {
     return rows.length;
   }
 
-  // The claim loop: keeps a batch queued ahead of the window, polls when idle.
+  // The claim loop: keeps up to a batch queued ahead of the window and claims again
+  // once half of it has gone out; polls every poll-ms while nothing new is shipped.
   async claimLoop() {
     while (!this.stopping) {
       const room = this.opt.maxInflight + this.opt.batchSize - this.queue.length - this.inflight;
-      let got = 0;
-      if (room > 0) got = await this.claimOnce(Math.min(room, this.opt.batchSize));
-      if (got === 0 || room <= 0) {
+      const full = room < this.opt.batchSize / 2;
+      const got = full ? 0 : await this.claimOnce(Math.min(room, this.opt.batchSize));
+      if (got === 0) {
         await new Promise((resolve) => {
-          this.wake = resolve;
-          setTimeout(resolve, got === 0 && room > 0 ? this.opt.pollMs : 1000);
+          this.wake = full ? resolve : null;   // answers wake only a wait for room
+          setTimeout(resolve, full ? 1000 : this.opt.pollMs);
         });
         this.wake = null;
       }
@@ -243,7 +250,7 @@ class Peer {
     }
     this.flush();
     this.pump();
-    if (this.wake && this.queue.length < this.opt.batchSize) this.wake();
+    if (this.wake && this.queue.length < this.opt.batchSize / 2) this.wake();
   }
 
   // Writes the gathered answers in one statement; the next batch gathers meanwhile.
@@ -283,6 +290,7 @@ async function main() {
     const db = new pg.Client();
     await db.connect();
     await db.query(SCHEMA);
+    if (a['shop-index']) await db.query(SHOP_INDEX);
     await db.end();
     return;
   }
