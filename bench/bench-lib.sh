@@ -20,6 +20,7 @@ pg_stat_statements.track = all" pg_cluster_start "$1" durable
 }
 
 # psql on $PG_CONNINFO: quiet, no psqlrc, stop on the first error, unaligned tuples.
+# shellcheck disable=SC2120 # the callers pass the arguments
 psql_q() { psql "$PG_CONNINFO" -X -q -v ON_ERROR_STOP=1 -At "$@"; }
 
 # The orders of a run (public.orders from sql/example-orders.sql exists): the
