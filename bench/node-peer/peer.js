@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS peer.captures (
     transaction_id  text NOT NULL,
     request_body    text NOT NULL,
     state           text NOT NULL DEFAULT 'pending'
-        CHECK (state IN ('pending', 'succeeded', 'refused')),
+        CHECK (state IN ('pending', 'succeeded', 'refused', 'dismissed')),
     attempts        integer NOT NULL DEFAULT 0,
     next_attempt_at timestamptz NOT NULL DEFAULT now(),
     http_status     integer,
@@ -48,8 +48,9 @@ CREATE TABLE IF NOT EXISTS peer.captures (
     created_at      timestamptz NOT NULL DEFAULT now(),
     completed_at    timestamptz
 );
+-- a refused capture still holds its order until an operator sets it 'dismissed'
 CREATE UNIQUE INDEX IF NOT EXISTS captures_one_live
-    ON peer.captures (order_id) WHERE state <> 'refused';
+    ON peer.captures (order_id) WHERE state <> 'dismissed';
 CREATE INDEX IF NOT EXISTS captures_due
     ON peer.captures (next_attempt_at) WHERE state = 'pending';
 `;
@@ -66,7 +67,7 @@ const CANDIDATES = {
          FROM public.orders o
          WHERE o.status = 'shipped' AND o.id > $1
            AND NOT EXISTS (SELECT 1 FROM peer.captures c
-                           WHERE c.order_id = o.id AND c.state <> 'refused')
+                           WHERE c.order_id = o.id AND c.state <> 'dismissed')
          ORDER BY o.id LIMIT $2`,
 };
 const INSERT_INTENTS = {
