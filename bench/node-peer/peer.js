@@ -23,7 +23,7 @@
 //     while the next batch gathers): state, HTTP status, payment status and the full
 //     answer; a 5xx, a transient 4xx or a transport error keeps the row pending and
 //     the same bytes are sent again after a back-off. Rows left pending by an earlier
-//     run are sent again at start (the due index).
+//     run are sent again from the start, each when due (the pending/due index).
 'use strict';
 
 const fs = require('node:fs');
@@ -91,11 +91,11 @@ const WRITE_OUTCOMES = {
                    response_body text, retry_ms integer)
          WHERE c.id = u.id AND c.state = 'pending'`,
 };
-const DUE = {
-  name: 'peer_due',
-  text: `SELECT id, request_body FROM peer.captures
-         WHERE state = 'pending' AND next_attempt_at <= now()
-         ORDER BY next_attempt_at LIMIT $1`,
+const PENDING = {
+  name: 'peer_pending',
+  text: `SELECT id, request_body, attempts,
+                greatest(0, extract(epoch FROM next_attempt_at - now()) * 1000)::integer AS wait_ms
+         FROM peer.captures WHERE state = 'pending' ORDER BY next_attempt_at`,
 };
 
 // Reads --name value pairs (and bare --flags) into an object.
@@ -160,7 +160,6 @@ class Peer {
     this.outcomes = [];       // answers not yet written
     this.writing = null;      // the running outcome write
     this.cursor = 0;          // keyset position of the claim
-    this.claiming = false;
     this.stopping = false;
     this.wake = null;         // resolves the claim loop's wait
     this.loop = null;         // the claim loop's promise
@@ -174,10 +173,14 @@ class Peer {
     }
   }
 
-  // Sends again what an earlier run left pending and due (the same bytes).
-  async resumeDue() {
-    const { rows } = await this.claimDb.query({ ...DUE, values: [this.opt.batchSize] });
-    for (const r of rows) this.queue.push({ id: r.id, body: r.request_body, attempts: 1 });
+  // Sends again what an earlier run left pending (the same bytes), each when due.
+  async resume() {
+    const { rows } = await this.claimDb.query(PENDING);
+    for (const r of rows) {
+      const item = { id: r.id, body: r.request_body, attempts: r.attempts };
+      if (r.wait_ms === 0) this.queue.push(item);
+      else setTimeout(() => { this.queue.push(item); this.pump(); }, r.wait_ms);
+    }
     this.pump();
   }
 
@@ -263,6 +266,7 @@ class Peer {
       .catch((err) => {
         console.error(`node-peer: outcome write failed: ${err.message}`);
         this.outcomes.unshift(...batch);
+        return new Promise((resolve) => setTimeout(resolve, 1000));   // then again
       })
       .finally(() => {
         this.writing = null;
@@ -309,7 +313,7 @@ async function main() {
     pollMs: Number(a['poll-ms'] ?? 50),
   });
   await peer.connect();
-  await peer.resumeDue();
+  await peer.resume();
   peer.loop = peer.claimLoop().catch((err) => {
     console.error(`node-peer: claim failed: ${err.message}`);
     process.exit(1);
