@@ -37,9 +37,13 @@
 --
 -- The admin grid's "by state" index no longer holds pending orders either: an order's
 -- first modification is pending, so every intent insert added an entry there, which the
--- outcome then left dead. Pending orders are the newest ones (a modification stays
--- pending only while the daemon retries it); the "by state" shape for `pending`, like
--- the one for `succeeded`, walks order_summaries_newest with a filter.
+-- outcome then left dead. Pending orders are among the newest ones (`last_at` is the
+-- newest modification's `updated_at`, which every lease and attempt moves, and a
+-- modification stays pending only while the daemon retries it); the "by state" shape
+-- for `pending`, like the one for `succeeded`, walks order_summaries_newest with a
+-- filter. The other grid indexes stay as they were: the outcome still moves `last_at`
+-- and, for a succeeded capture, `refundable_minor`, so it cannot be a HOT update
+-- whatever this index holds.
 
 CREATE OR REPLACE FUNCTION smartpay.order_summaries_changed() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
