@@ -24,7 +24,8 @@
 --   it). An update's written orders come from the statement's RETURNING; an insert's
 --   are the summary rows that name one of the inserted modifications as the newest,
 --   which only this statement can have written (the modification is new and not
---   committed).
+--   committed); an order with several rows here has a row its summary row does not
+--   name, so it is left too.
 -- * A statement that changed no ledger row (the daemon's follow-up mark and requests
 --   link, part of every intent insert, usually do) returns at once.
 --
@@ -81,8 +82,10 @@ BEGIN
         IF v_written = v_rows THEN
             RETURN NULL;
         END IF;
-        -- left: the orders with more than one row here (written from one of them) and
-        -- those that had a summary row (or got one from another writer meanwhile)
+        -- left: the orders with a row that their summary row does not name (only this
+        -- insert can name a modification it inserted): those that had a summary row (or
+        -- got one from another writer meanwhile), and those with several rows here
+        -- (the summary row names the one it was written from)
         SELECT ARRAY(
             SELECT n.order_id
             FROM new_rows n
@@ -90,7 +93,7 @@ BEGIN
                    ON s.order_id = ANY (ARRAY(SELECT x.order_id FROM new_rows x))
                   AND s.order_id = n.order_id AND s.last_modification_id = n.modification_id
             GROUP BY n.order_id
-            HAVING count(*) > 1 OR bool_or(s.order_id IS NULL)
+            HAVING bool_or(s.order_id IS NULL)
             ORDER BY 1)
         INTO v_ids;
     ELSIF TG_OP = 'UPDATE' AND TG_TABLE_NAME = 'modifications' THEN
