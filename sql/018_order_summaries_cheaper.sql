@@ -26,8 +26,8 @@
 --   which only this statement can have written (the modification is new and not
 --   committed); an order with several rows here has a row its summary row does not
 --   name, so it is left too.
--- * A statement that changed no ledger row (the daemon's follow-up mark and requests
---   link, part of every intent insert, usually do) returns at once.
+-- * A statement that changed no ledger row returns at once (the follow-up mark, an
+--   UPDATE inside every intent insert of the daemon, usually changes none).
 --
 -- A moved row cannot be counted as written: an order's summary row names a
 -- modification as its only one only while the ledger has it in that order, and the
