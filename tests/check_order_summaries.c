@@ -436,6 +436,56 @@ START_TEST(test_written_from_the_statement_rows)
 }
 END_TEST
 
+/* One statement of several orders where some are written from the statement's rows and
+ * some are left to the recomputation (sql/018 counts what the fast path wrote): a new
+ * order beside one that had a row and one with two rows in the statement, then updates
+ * where an order's only row moves into an order whose only row is updated too. */
+START_TEST(test_statements_mixing_fast_and_recomputed_orders)
+{
+	PGconn *conn;
+	char *conninfo = summary_db(&conn);
+
+	free(add_mod(conn, "g3", "capture", "succeeded", 500));
+	assert_agrees(conn);
+	pgtest_exec(conn, "INSERT INTO smartpay.modifications (modification_id, order_id, "
+	                  "transaction_id, kind, amount_minor, currency, request_body, "
+	                  "lease_owner, lease_generation, lease_expires_at, deadline) "
+	                  "SELECT gen_random_uuid(), o, 'tx-' || o || k || i, k, 100, 'EUR', '{}', "
+	                  "'test', 1, now() + interval '1 minute', now() + interval '3 days' "
+	                  "FROM (VALUES (1, 'g1', 'capture'), (2, 'g2', 'cancel'), "
+	                  "(3, 'g3', 'refund'), (4, 'g4', 'capture'), (5, 'g4', 'refund'), "
+	                  "(6, 'g5', 'capture')) AS v(i, o, k)");
+	assert_agrees(conn);
+	assert_counts(conn);
+
+	/* g1's only row moves into g2, whose only row is updated in the same statement; g5
+	 * is written from its row, g4's two rows and g3's refund are recomputed */
+	pgtest_exec(conn, "UPDATE smartpay.modifications SET order_id = CASE order_id WHEN 'g1' "
+	                  "THEN 'g2' ELSE order_id END, state = 'succeeded', "
+	                  "updated_at = now() + interval '1 minute' "
+	                  "WHERE order_id IN ('g1', 'g2', 'g3', 'g4', 'g5')");
+	assert_agrees(conn);
+	assert_counts(conn);
+	ck_assert_int_eq(pgtest_int(conn, "SELECT count(*) FROM smartpay.order_summaries "
+	                                  "WHERE order_id = 'g1'"),
+	                 0);
+
+	/* only orders written from their rows, then a statement that changes no row */
+	pgtest_exec(conn, "UPDATE smartpay.modifications SET state = 'needs_attention', "
+	                  "updated_at = now() + interval '2 minutes' WHERE order_id = 'g5'");
+	assert_agrees(conn);
+	pgtest_exec(conn, "UPDATE smartpay.modifications SET updated_at = now() WHERE false");
+	pgtest_exec(conn, "INSERT INTO smartpay.modifications (modification_id, order_id, kind, "
+	                  "state, reason) SELECT gen_random_uuid(), 'g6', 'capture', 'refused', "
+	                  "'bad amount' WHERE false");
+	assert_agrees(conn);
+	assert_counts(conn);
+
+	PQfinish(conn);
+	free(conninfo);
+}
+END_TEST
+
 /* Milliseconds on the monotonic clock. */
 static long long now_ms(void)
 {
@@ -791,6 +841,12 @@ START_TEST(test_query_shapes_use_their_indexes)
 	                 "SELECT * FROM smartpay.order_payments WHERE last_state = "
 	                 "'needs_attention' ORDER BY last_at DESC, order_id DESC LIMIT 50",
 	                 "order_summaries_by_state");
+	/* pending orders are not in the by-state index (sql/018): the newest ones, found
+	 * walking order_summaries_newest as the succeeded ones are */
+	assert_plan_uses(conn,
+	                 "SELECT * FROM smartpay.order_payments WHERE last_state = 'pending' "
+	                 "ORDER BY last_at DESC, order_id DESC LIMIT 50",
+	                 "order_summaries_newest");
 	assert_plan_uses(conn,
 	                 "SELECT * FROM smartpay.order_payments WHERE refundable_minor > 0 "
 	                 "ORDER BY last_at DESC, order_id DESC LIMIT 50",
@@ -804,6 +860,7 @@ START_TEST(test_query_shapes_use_their_indexes)
 	/* and the pages are the ones the ledger gives */
 	assert_same_page(conn, "");
 	assert_same_page(conn, "WHERE last_state = 'needs_attention'");
+	assert_same_page(conn, "WHERE last_state = 'pending'");
 	assert_same_page(conn, "WHERE refundable_minor > 0");
 	assert_same_page(conn, "WHERE refundable > 0");
 	assert_same_page(conn, "WHERE (last_at, order_id) < (now() - interval '1 day', 'o9')");
@@ -999,6 +1056,7 @@ static Suite *order_summaries_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_every_kind_of_change);
 	tcase_add_test(tc, test_written_from_the_statement_rows);
+	tcase_add_test(tc, test_statements_mixing_fast_and_recomputed_orders);
 	tcase_add_test(tc, test_concurrent_writers_of_one_order);
 	tcase_add_test(tc, test_many_concurrent_writers);
 	tcase_add_test(tc, test_query_shapes_use_their_indexes);
