@@ -238,11 +238,27 @@ char *store_deadline_window(const struct store *st, const char *validity, const 
 
 /* The columns of every candidate branch after the transaction id and before the kind:
  * amount, currency (the given expression), capture_amount, deadline_ms. */
-static char *candidate_money_columns(const char *deadline, const char *currency)
+static char *candidate_money_columns(const char *currency)
 {
-	return xasprintf("o.amount::text, %s, o.capture_amount::text, "
-	                 "(extract(epoch FROM %s) * 1000)::bigint AS deadline_ms",
-	                 currency, deadline);
+	return xasprintf(
+	    "o.amount::text, %s, o.capture_amount::text, o.sp_deadline_ms AS deadline_ms",
+	    currency);
+}
+
+/* The orders of one candidate branch as the subquery o, in the claim's order (deadline,
+ * then id): the contract's columns, the deadline in ms (sp_deadline_ms) and the id as
+ * text (sp_id). `where` reads only the orders relation. The branch probes the ledger
+ * for these rows in this order and stops when its LIMIT is filled, instead of probing
+ * every order of the list (a targeted claim reads up to four times its room) or of the
+ * status and sorting afterwards. OFFSET 0 keeps the subquery, and its order, whole. */
+static char *candidate_orders(const char *relation, const char *deadline, const char *where)
+{
+	return xasprintf("(SELECT o.id, o.status, o.smartpay_transaction_id, o.amount, o.currency, "
+	                 "o.capture_amount, o.authorized_at, o.authorization_expires_at, "
+	                 "(extract(epoch FROM %s) * 1000)::bigint AS sp_deadline_ms, "
+	                 "o.id::text AS sp_id FROM %s o WHERE %s "
+	                 "ORDER BY sp_deadline_ms NULLS LAST, sp_id OFFSET 0) o",
+	                 deadline, relation, where);
 }
 
 /* The candidate query: shipped orders without a capture; cancelled orders without a
@@ -254,8 +270,11 @@ static char *candidate_money_columns(const char *deadline, const char *currency)
  * succeeded capture a cancelled order gets a cancel_or_refund on the capture's
  * transaction, or when it was partly refunded a refund of the rest (none when nothing
  * is left; a pending refund is waited for). History (the baseline) is left out.
- * `targeted` restricts it to a list of ids cast to the id column's type. Parameters: $1 shipped, $2
- * cancelled, $3 validity, $4 limit, $5 early statuses, $6 early margin, $7 early kind, $8 ids. */
+ * `targeted` restricts it to a list of ids cast to the id column's type. Each branch
+ * gives its first $4 rows in the order of the whole (candidate_orders), so the union's
+ * first $4 are the same as when every branch gave all of its rows. Parameters: $1
+ * shipped, $2 cancelled, $3 validity, $4 limit, $5 early statuses, $6 early margin, $7
+ * early kind, $8 ids. */
 static char *candidate_sql(const struct store_shape *shape, bool targeted, bool adopted)
 {
 	const char *relation = shape->relation;
@@ -267,79 +286,91 @@ static char *candidate_sql(const struct store_shape *shape, bool targeted, bool 
 		rule = xasprintf("NOT %s", h);
 		free(h);
 	}
-	char *filter = targeted ? xasprintf("AND %s AND o.id = ANY($8::%s[])", rule, shape->id_type)
-	                        : xasprintf("AND %s", rule);
-	free(rule);
 	char *dl = deadline_expr(shape->authorized_type, shape->expires_type, "$3");
-	/* ids the ledger can record */
-	char *ids = xasprintf("o.id IS NOT NULL AND octet_length(o.id::text) <= %d",
-	                      STORE_ORDER_ID_MAX_BYTES);
+	/* ids the ledger can record, and those of the list */
+	char *ids = targeted ? xasprintf("o.id IS NOT NULL AND octet_length(o.id::text) <= %d "
+	                                 "AND o.id = ANY($8::%s[])",
+	                                 STORE_ORDER_ID_MAX_BYTES, shape->id_type)
+	                     : xasprintf("o.id IS NOT NULL AND octet_length(o.id::text) <= %d",
+	                                 STORE_ORDER_ID_MAX_BYTES);
 	static const char times[] = "o.authorized_at::text, o.authorization_expires_at::text";
 	/* A targeted claim reads its orders by id: its status test is written so that no
 	 * index on the status matches it (another collation; equality is the same), or
 	 * statistics taken before a burst of shipping (no order had that status) have the
 	 * planner read every order of the status for each claim instead */
 	const char *status = targeted ? "(o.status::text COLLATE \"C\")" : "o.status::text";
+	char *w_shipped = xasprintf("%s = ANY($1::text[]) AND %s", status, ids);
+	char *w_early = xasprintf("cardinality($5::text[]) > 0 AND %s = ANY($5::text[]) "
+	                          "AND %s - $6::interval <= now() AND %s",
+	                          status, dl, ids);
+	char *w_cancelled = xasprintf("%s = ANY($2::text[]) AND %s", status, ids);
+	char *o_shipped = candidate_orders(relation, dl, w_shipped);
+	char *o_early = candidate_orders(relation, dl, w_early);
+	char *o_cancelled = candidate_orders(relation, dl, w_cancelled);
 	/* LIMIT 1 keeps these per-row index probes: as an anti-join the planner would hash
 	 * the whole ledger on every claim */
 	static const char no_capture[] =
-	    "NOT EXISTS (SELECT 1 FROM smartpay.modifications m WHERE m.order_id = o.id::text "
+	    "NOT EXISTS (SELECT 1 FROM smartpay.modifications m WHERE m.order_id = o.sp_id "
 	    "AND m.kind = 'capture' AND m.dismissed_at IS NULL LIMIT 1)";
 	static const char no_cancel[] =
-	    "NOT EXISTS (SELECT 1 FROM smartpay.modifications m WHERE m.order_id = o.id::text "
+	    "NOT EXISTS (SELECT 1 FROM smartpay.modifications m WHERE m.order_id = o.sp_id "
 	    "AND (m.kind IN ('cancel', 'cancel_or_refund') OR m.settles_cancel) "
 	    "AND m.dismissed_at IS NULL LIMIT 1)";
-	char *mid_order = candidate_money_columns(dl, "o.currency::text");
+	static const char order_limit[] = "ORDER BY o.sp_deadline_ms NULLS LAST, o.sp_id LIMIT $4";
+	char *mid_order = candidate_money_columns("o.currency::text");
 	char *mid_cancel = candidate_money_columns(
-	    dl, "CASE WHEN cap.state = 'succeeded' THEN cap.currency ELSE o.currency::text END");
+	    "CASE WHEN cap.state = 'succeeded' THEN cap.currency ELSE o.currency::text END");
 	char *sql = xasprintf(
-	    "SELECT * FROM ("
+	    "SELECT * FROM (("
 	    /* shipped: capture, unless a capture exists in any state; a live cancel comes
 	     * along so that the capture is refused */
-	    "SELECT o.id::text AS id, o.status::text AS status, "
+	    "SELECT o.sp_id AS id, o.status::text AS status, "
 	    "o.smartpay_transaction_id::text AS transaction_id, %s, 'capture' AS kind, %s, "
 	    "can.state AS cancel_state, can.id AS cancel_id, NULL::bigint AS captured_minor, "
-	    "NULL::bigint AS refunded_minor FROM %s o LEFT JOIN LATERAL (SELECT m.state, "
+	    "NULL::bigint AS refunded_minor FROM %s LEFT JOIN LATERAL (SELECT m.state, "
 	    "m.modification_id::text AS id FROM smartpay.modifications m "
-	    "WHERE m.order_id = o.id::text AND m.kind IN ('cancel', 'cancel_or_refund') "
+	    "WHERE m.order_id = o.sp_id AND m.kind IN ('cancel', 'cancel_or_refund') "
 	    "AND m.state <> 'refused' LIMIT 1) can ON true "
-	    "WHERE %s = ANY($1::text[]) AND %s AND %s %s "
-	    "UNION ALL "
+	    "WHERE %s AND %s %s"
+	    ") UNION ALL ("
 	    /* opt-in expiry policy: capture or cancel within the margin of the deadline (a
 	     * one-time test leaves the branch out when no status has a policy) */
-	    "SELECT o.id::text, o.status::text, o.smartpay_transaction_id::text, %s, $7, %s, "
-	    "NULL, NULL, NULL, NULL FROM %s o WHERE cardinality($5::text[]) > 0 AND %s = "
-	    "ANY($5::text[]) "
-	    "AND %s - $6::interval <= now() AND %s AND %s AND %s %s "
-	    "UNION ALL "
+	    "SELECT o.sp_id, o.status::text, o.smartpay_transaction_id::text, %s, $7, %s, "
+	    "NULL, NULL, NULL, NULL FROM %s WHERE %s AND %s AND %s %s"
+	    ") UNION ALL ("
 	    /* cancelled: cancel before capture; after a successful one cancel_or_refund, or
 	     * the rest of a partly refunded capture; a pending or doubtful capture, and a
 	     * pending refund, wait for their outcome */
-	    "SELECT o.id::text, o.status::text, CASE WHEN cap.state = 'succeeded' "
+	    "SELECT o.sp_id, o.status::text, CASE WHEN cap.state = 'succeeded' "
 	    "THEN cap.transaction_id ELSE o.smartpay_transaction_id::text END, %s, "
 	    "CASE WHEN cap.state IS DISTINCT FROM 'succeeded' THEN 'cancel' "
 	    "WHEN rf.refunded > 0 THEN 'refund' ELSE 'cancel_or_refund' END, %s, NULL, NULL, "
 	    "CASE WHEN cap.state = 'succeeded' THEN cap.amount_minor END, rf.refunded "
-	    "FROM %s o LEFT JOIN LATERAL (SELECT m.state, m.transaction_id, "
+	    "FROM %s LEFT JOIN LATERAL (SELECT m.state, m.transaction_id, "
 	    "m.currency::text AS currency, m.amount_minor FROM "
-	    "smartpay.modifications m WHERE m.order_id = o.id::text AND m.kind = 'capture' "
+	    "smartpay.modifications m WHERE m.order_id = o.sp_id AND m.kind = 'capture' "
 	    "AND m.dismissed_at IS NULL "
 	    "ORDER BY m.state = 'refused', m.created_at DESC LIMIT 1) cap ON true "
 	    "CROSS JOIN LATERAL (SELECT coalesce(sum(m.amount_minor) FILTER (WHERE m.state "
 	    "IN ('succeeded', 'needs_attention')), 0)::bigint AS refunded, count(*) FILTER "
 	    "(WHERE m.state = 'pending') AS pending FROM smartpay.modifications m "
-	    "WHERE m.order_id = o.id::text AND m.kind = 'refund' AND cap.state = 'succeeded') rf "
-	    "WHERE %s = ANY($2::text[]) "
-	    "AND (cap.state IS NULL OR cap.state IN ('succeeded', 'refused')) "
+	    "WHERE m.order_id = o.sp_id AND m.kind = 'refund' AND cap.state = 'succeeded') rf "
+	    "WHERE (cap.state IS NULL OR cap.state IN ('succeeded', 'refused')) "
 	    "AND (cap.state IS DISTINCT FROM 'succeeded' OR (rf.pending = 0 AND "
 	    "(rf.refunded = 0 OR rf.refunded < cap.amount_minor))) AND %s AND %s %s"
-	    ") c ORDER BY deadline_ms NULLS LAST, id LIMIT $4",
-	    mid_order, times, relation, status, ids, no_capture, filter, mid_order, times, relation,
-	    status, dl, ids, no_capture, no_cancel, filter, mid_cancel, times, relation, status,
-	    ids, no_cancel, filter);
-	free(filter);
+	    ")) c ORDER BY deadline_ms NULLS LAST, id LIMIT $4",
+	    mid_order, times, o_shipped, no_capture, rule, order_limit, mid_order, times, o_early,
+	    no_capture, no_cancel, rule, order_limit, mid_cancel, times, o_cancelled, no_cancel,
+	    rule, order_limit);
+	free(rule);
 	free(dl);
 	free(ids);
+	free(w_shipped);
+	free(w_early);
+	free(w_cancelled);
+	free(o_shipped);
+	free(o_early);
+	free(o_cancelled);
 	free(mid_order);
 	free(mid_cancel);
 	return sql;
