@@ -899,9 +899,14 @@ bool store_insert_intents_consuming(struct store *st, const struct intent *inten
 
 bool store_claim_due(struct store *st, int limit, bool own, store_claims_fn done, void *arg)
 {
+	/* the range test on the time a row becomes available reads only the due rows
+	 * through smartpay.modifications_available (sql/019): not the leased ones, which
+	 * are nearly all of the pending rows in a burst; own leases ($4) are rare */
 	static const char sql[] =
 	    "WITH due AS (SELECT modification_id FROM smartpay.modifications "
-	    "WHERE state = 'pending' AND ((next_attempt_at <= now() AND (lease_owner IS NULL "
+	    "WHERE state = 'pending' AND (((CASE WHEN lease_owner IS NULL THEN next_attempt_at "
+	    "ELSE greatest(next_attempt_at, lease_expires_at) END) <= now() "
+	    "AND next_attempt_at <= now() AND (lease_owner IS NULL "
 	    "OR lease_expires_at < now())) OR ($4::bool AND lease_owner = $1)) "
 	    "ORDER BY deadline NULLS LAST, next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) "
 	    "UPDATE smartpay.modifications m SET lease_owner = $1, "
