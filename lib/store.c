@@ -245,20 +245,36 @@ static char *candidate_money_columns(const char *currency)
 	    currency);
 }
 
-/* The orders of one candidate branch as the subquery o, in the claim's order (deadline,
- * then id): the contract's columns, the deadline in ms (sp_deadline_ms) and the id as
- * text (sp_id). `where` reads only the orders relation. The branch probes the ledger
- * for these rows in this order and stops when its LIMIT is filled, instead of probing
- * every order of the list (a targeted claim reads up to four times its room) or of the
- * status and sorting afterwards. OFFSET 0 keeps the subquery, and its order, whole. */
-static char *candidate_orders(const char *relation, const char *deadline, const char *where)
+/* The columns the candidate branches read of an order: the contract's, the deadline in
+ * ms (sp_deadline_ms) and the id as text (sp_id). */
+static char *candidate_order_columns(const char *deadline)
 {
-	return xasprintf("(SELECT o.id, o.status, o.smartpay_transaction_id, o.amount, o.currency, "
+	return xasprintf("o.id, o.status, o.smartpay_transaction_id, o.amount, o.currency, "
 	                 "o.capture_amount, o.authorized_at, o.authorization_expires_at, "
 	                 "(extract(epoch FROM %s) * 1000)::bigint AS sp_deadline_ms, "
-	                 "o.id::text AS sp_id FROM %s o WHERE %s "
-	                 "ORDER BY sp_deadline_ms NULLS LAST, sp_id OFFSET 0) o",
-	                 deadline, relation, where);
+	                 "o.id::text AS sp_id",
+	                 deadline);
+}
+
+/* The orders of one candidate branch as the subquery o, in the claim's order (deadline,
+ * then id), with candidate_order_columns: read from `relation` when given, else from
+ * the orders a targeted claim read once (ord); `where` tests only the order. The branch
+ * probes the ledger for these rows in this order and stops when its LIMIT is filled,
+ * instead of probing every order of the list (a targeted claim reads up to four times
+ * its room) or of the status and sorting afterwards. OFFSET 0 keeps the subquery, and
+ * its order, whole. */
+static char *candidate_orders(const char *relation, const char *deadline, const char *where)
+{
+	if (relation == NULL)
+		return xasprintf("(SELECT * FROM ord o WHERE %s "
+		                 "ORDER BY sp_deadline_ms NULLS LAST, sp_id OFFSET 0) o",
+		                 where);
+	char *cols = candidate_order_columns(deadline);
+	char *sub = xasprintf("(SELECT %s FROM %s o WHERE %s "
+	                      "ORDER BY sp_deadline_ms NULLS LAST, sp_id OFFSET 0) o",
+	                      cols, relation, where);
+	free(cols);
+	return sub;
 }
 
 /* The candidate query: shipped orders without a capture; cancelled orders without a
@@ -287,26 +303,36 @@ static char *candidate_sql(const struct store_shape *shape, bool targeted, bool 
 		free(h);
 	}
 	char *dl = deadline_expr(shape->authorized_type, shape->expires_type, "$3");
-	/* ids the ledger can record, and those of the list */
-	char *ids = targeted ? xasprintf("o.id IS NOT NULL AND octet_length(o.id::text) <= %d "
-	                                 "AND o.id = ANY($8::%s[])",
-	                                 STORE_ORDER_ID_MAX_BYTES, shape->id_type)
-	                     : xasprintf("o.id IS NOT NULL AND octet_length(o.id::text) <= %d",
-	                                 STORE_ORDER_ID_MAX_BYTES);
+	/* ids the ledger can record */
+	char *ids = xasprintf("o.id IS NOT NULL AND octet_length(o.id::text) <= %d",
+	                      STORE_ORDER_ID_MAX_BYTES);
 	static const char times[] = "o.authorized_at::text, o.authorization_expires_at::text";
 	/* A targeted claim reads its orders by id: its status test is written so that no
 	 * index on the status matches it (another collation; equality is the same), or
 	 * statistics taken before a burst of shipping (no order had that status) have the
-	 * planner read every order of the status for each claim instead */
+	 * planner read every order of the status for each claim instead. It reads them once
+	 * for the three branches (ord); a scan reads each branch's status on its own. */
 	const char *status = targeted ? "(o.status::text COLLATE \"C\")" : "o.status::text";
+	char *with = NULL;
+	if (targeted) {
+		char *cols = candidate_order_columns(dl);
+		with = xasprintf("WITH ord AS MATERIALIZED (SELECT %s FROM %s o WHERE %s "
+		                 "AND o.id = ANY($8::%s[]) AND (%s = ANY($1::text[]) OR %s = "
+		                 "ANY($2::text[]) OR %s = ANY($5::text[]))) ",
+		                 cols, relation, ids, shape->id_type, status, status, status);
+		free(cols);
+		free(ids);
+		ids = xstrdup("true");
+	}
+	const char *from = targeted ? NULL : relation;
 	char *w_shipped = xasprintf("%s = ANY($1::text[]) AND %s", status, ids);
 	char *w_early = xasprintf("cardinality($5::text[]) > 0 AND %s = ANY($5::text[]) "
 	                          "AND %s - $6::interval <= now() AND %s",
 	                          status, dl, ids);
 	char *w_cancelled = xasprintf("%s = ANY($2::text[]) AND %s", status, ids);
-	char *o_shipped = candidate_orders(relation, dl, w_shipped);
-	char *o_early = candidate_orders(relation, dl, w_early);
-	char *o_cancelled = candidate_orders(relation, dl, w_cancelled);
+	char *o_shipped = candidate_orders(from, dl, w_shipped);
+	char *o_early = candidate_orders(from, dl, w_early);
+	char *o_cancelled = candidate_orders(from, dl, w_cancelled);
 	/* LIMIT 1 keeps these per-row index probes: as an anti-join the planner would hash
 	 * the whole ledger on every claim */
 	static const char no_capture[] =
@@ -321,7 +347,7 @@ static char *candidate_sql(const struct store_shape *shape, bool targeted, bool 
 	char *mid_cancel = candidate_money_columns(
 	    "CASE WHEN cap.state = 'succeeded' THEN cap.currency ELSE o.currency::text END");
 	char *sql = xasprintf(
-	    "SELECT * FROM (("
+	    "%sSELECT * FROM (("
 	    /* shipped: capture, unless a capture exists in any state; a live cancel comes
 	     * along so that the capture is refused */
 	    "SELECT o.sp_id AS id, o.status::text AS status, "
@@ -359,9 +385,10 @@ static char *candidate_sql(const struct store_shape *shape, bool targeted, bool 
 	    "AND (cap.state IS DISTINCT FROM 'succeeded' OR (rf.pending = 0 AND "
 	    "(rf.refunded = 0 OR rf.refunded < cap.amount_minor))) AND %s AND %s %s"
 	    ")) c ORDER BY deadline_ms NULLS LAST, id LIMIT $4",
-	    mid_order, times, o_shipped, no_capture, rule, order_limit, mid_order, times, o_early,
-	    no_capture, no_cancel, rule, order_limit, mid_cancel, times, o_cancelled, no_cancel,
-	    rule, order_limit);
+	    with ? with : "", mid_order, times, o_shipped, no_capture, rule, order_limit, mid_order,
+	    times, o_early, no_capture, no_cancel, rule, order_limit, mid_cancel, times,
+	    o_cancelled, no_cancel, rule, order_limit);
+	free(with);
 	free(rule);
 	free(dl);
 	free(ids);
