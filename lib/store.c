@@ -349,15 +349,19 @@ static char *candidate_sql(const struct store_shape *shape, bool targeted, bool 
 	char *sql = xasprintf(
 	    "%sSELECT * FROM (("
 	    /* shipped: capture, unless a capture exists in any state; a live cancel comes
-	     * along so that the capture is refused */
+	     * along so that the capture is refused (at most one is live). One read of the
+	     * order's rows answers both. */
 	    "SELECT o.sp_id AS id, o.status::text AS status, "
 	    "o.smartpay_transaction_id::text AS transaction_id, %s, 'capture' AS kind, %s, "
 	    "can.state AS cancel_state, can.id AS cancel_id, NULL::bigint AS captured_minor, "
-	    "NULL::bigint AS refunded_minor FROM %s LEFT JOIN LATERAL (SELECT m.state, "
-	    "m.modification_id::text AS id FROM smartpay.modifications m "
-	    "WHERE m.order_id = o.sp_id AND m.kind IN ('cancel', 'cancel_or_refund') "
-	    "AND m.state <> 'refused' LIMIT 1) can ON true "
-	    "WHERE %s AND %s %s"
+	    "NULL::bigint AS refunded_minor FROM %s CROSS JOIN LATERAL (SELECT "
+	    "bool_or(m.kind = 'capture' AND m.dismissed_at IS NULL) AS captured, "
+	    "(array_agg(m.state) FILTER (WHERE m.kind IN ('cancel', 'cancel_or_refund') "
+	    "AND m.state <> 'refused'))[1] AS state, (array_agg(m.modification_id::text) "
+	    "FILTER (WHERE m.kind IN ('cancel', 'cancel_or_refund') "
+	    "AND m.state <> 'refused'))[1] AS id "
+	    "FROM smartpay.modifications m WHERE m.order_id = o.sp_id) can "
+	    "WHERE can.captured IS NOT TRUE AND %s %s"
 	    ") UNION ALL ("
 	    /* opt-in expiry policy: capture or cancel within the margin of the deadline (a
 	     * one-time test leaves the branch out when no status has a policy) */
@@ -385,9 +389,9 @@ static char *candidate_sql(const struct store_shape *shape, bool targeted, bool 
 	    "AND (cap.state IS DISTINCT FROM 'succeeded' OR (rf.pending = 0 AND "
 	    "(rf.refunded = 0 OR rf.refunded < cap.amount_minor))) AND %s AND %s %s"
 	    ")) c ORDER BY deadline_ms NULLS LAST, id LIMIT $4",
-	    with ? with : "", mid_order, times, o_shipped, no_capture, rule, order_limit, mid_order,
-	    times, o_early, no_capture, no_cancel, rule, order_limit, mid_cancel, times,
-	    o_cancelled, no_cancel, rule, order_limit);
+	    with ? with : "", mid_order, times, o_shipped, rule, order_limit, mid_order, times,
+	    o_early, no_capture, no_cancel, rule, order_limit, mid_cancel, times, o_cancelled,
+	    no_cancel, rule, order_limit);
 	free(with);
 	free(rule);
 	free(dl);
