@@ -928,22 +928,26 @@ bool store_insert_intents_consuming(struct store *st, const struct intent *inten
 	return ok;
 }
 
+/* The claim of due rows: pending, attempt time passed, not leased or the lease
+ * expired, or ($4) leased by this instance; earliest deadline first. The range test on
+ * the time a row becomes available reads only those rows through
+ * smartpay.modifications_available (sql/019), not the leased ones, which are nearly all
+ * of the pending rows in a burst. Parameters: $1 instance, $2 lease, $3 limit, $4 own. */
+const char store_claim_due_sql[] =
+    "WITH due AS (SELECT modification_id FROM smartpay.modifications "
+    "WHERE state = 'pending' AND (((CASE WHEN lease_owner IS NULL THEN next_attempt_at "
+    "ELSE greatest(next_attempt_at, lease_expires_at) END) <= now() "
+    "AND next_attempt_at <= now() AND (lease_owner IS NULL "
+    "OR lease_expires_at < now())) OR ($4::bool AND lease_owner = $1)) "
+    "ORDER BY deadline NULLS LAST, next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) "
+    "UPDATE smartpay.modifications m SET lease_owner = $1, "
+    "lease_generation = m.lease_generation + 1, lease_expires_at = now() + $2::interval, "
+    "updated_at = now() FROM due WHERE m.modification_id = due.modification_id "
+    "RETURNING " CLAIM_COLUMNS;
+
 bool store_claim_due(struct store *st, int limit, bool own, store_claims_fn done, void *arg)
 {
-	/* the range test on the time a row becomes available reads only the due rows
-	 * through smartpay.modifications_available (sql/019): not the leased ones, which
-	 * are nearly all of the pending rows in a burst; own leases ($4) are rare */
-	static const char sql[] =
-	    "WITH due AS (SELECT modification_id FROM smartpay.modifications "
-	    "WHERE state = 'pending' AND (((CASE WHEN lease_owner IS NULL THEN next_attempt_at "
-	    "ELSE greatest(next_attempt_at, lease_expires_at) END) <= now() "
-	    "AND next_attempt_at <= now() AND (lease_owner IS NULL "
-	    "OR lease_expires_at < now())) OR ($4::bool AND lease_owner = $1)) "
-	    "ORDER BY deadline NULLS LAST, next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) "
-	    "UPDATE smartpay.modifications m SET lease_owner = $1, "
-	    "lease_generation = m.lease_generation + 1, lease_expires_at = now() + $2::interval, "
-	    "updated_at = now() FROM due WHERE m.modification_id = due.modification_id "
-	    "RETURNING " CLAIM_COLUMNS;
+
 	if (!pg_conn_is_up(st->pc))
 		return false;
 	char lease[STORE_INTERVAL_TEXT], lim[STORE_INT_TEXT];
@@ -951,7 +955,7 @@ bool store_claim_due(struct store *st, int limit, bool own, store_claims_fn done
 	                   store_int_text(limit, lim), own ? "t" : "f"};
 	struct store_call *c = store_call_new(st, arg);
 	c->fn.claims = done;
-	return store_call_query(c, sql, 4, p, claims_done);
+	return store_call_query(c, store_claim_due_sql, 4, p, claims_done);
 }
 
 /* ---- outcomes ---- */
