@@ -238,11 +238,43 @@ char *store_deadline_window(const struct store *st, const char *validity, const 
 
 /* The columns of every candidate branch after the transaction id and before the kind:
  * amount, currency (the given expression), capture_amount, deadline_ms. */
-static char *candidate_money_columns(const char *deadline, const char *currency)
+static char *candidate_money_columns(const char *currency)
 {
-	return xasprintf("o.amount::text, %s, o.capture_amount::text, "
-	                 "(extract(epoch FROM %s) * 1000)::bigint AS deadline_ms",
-	                 currency, deadline);
+	return xasprintf(
+	    "o.amount::text, %s, o.capture_amount::text, o.sp_deadline_ms AS deadline_ms",
+	    currency);
+}
+
+/* The columns the candidate branches read of an order: the contract's, the deadline in
+ * ms (sp_deadline_ms) and the id as text (sp_id). */
+static char *candidate_order_columns(const char *deadline)
+{
+	return xasprintf("o.id, o.status, o.smartpay_transaction_id, o.amount, o.currency, "
+	                 "o.capture_amount, o.authorized_at, o.authorization_expires_at, "
+	                 "(extract(epoch FROM %s) * 1000)::bigint AS sp_deadline_ms, "
+	                 "o.id::text AS sp_id",
+	                 deadline);
+}
+
+/* The orders of one candidate branch as the subquery o, in the claim's order (deadline,
+ * then id), with candidate_order_columns: read from `relation` when given, else from
+ * the orders a targeted claim read once (ord); `where` tests only the order. The branch
+ * probes the ledger for these rows in this order and stops when its LIMIT is filled,
+ * instead of probing every order of the list (a targeted claim reads up to four times
+ * its room) or of the status and sorting afterwards. OFFSET 0 keeps the subquery, and
+ * its order, whole. */
+static char *candidate_orders(const char *relation, const char *deadline, const char *where)
+{
+	if (relation == NULL)
+		return xasprintf("(SELECT * FROM ord o WHERE %s "
+		                 "ORDER BY sp_deadline_ms NULLS LAST, sp_id OFFSET 0) o",
+		                 where);
+	char *cols = candidate_order_columns(deadline);
+	char *sub = xasprintf("(SELECT %s FROM %s o WHERE %s "
+	                      "ORDER BY sp_deadline_ms NULLS LAST, sp_id OFFSET 0) o",
+	                      cols, relation, where);
+	free(cols);
+	return sub;
 }
 
 /* The candidate query: shipped orders without a capture; cancelled orders without a
@@ -254,8 +286,11 @@ static char *candidate_money_columns(const char *deadline, const char *currency)
  * succeeded capture a cancelled order gets a cancel_or_refund on the capture's
  * transaction, or when it was partly refunded a refund of the rest (none when nothing
  * is left; a pending refund is waited for). History (the baseline) is left out.
- * `targeted` restricts it to a list of ids cast to the id column's type. Parameters: $1 shipped, $2
- * cancelled, $3 validity, $4 limit, $5 early statuses, $6 early margin, $7 early kind, $8 ids. */
+ * `targeted` restricts it to a list of ids cast to the id column's type. Each branch
+ * gives its first $4 rows in the order of the whole (candidate_orders), so the union's
+ * first $4 are the same as when every branch gave all of its rows. Parameters: $1
+ * shipped, $2 cancelled, $3 validity, $4 limit, $5 early statuses, $6 early margin, $7
+ * early kind, $8 ids. */
 static char *candidate_sql(const struct store_shape *shape, bool targeted, bool adopted)
 {
 	const char *relation = shape->relation;
@@ -267,9 +302,6 @@ static char *candidate_sql(const struct store_shape *shape, bool targeted, bool 
 		rule = xasprintf("NOT %s", h);
 		free(h);
 	}
-	char *filter = targeted ? xasprintf("AND %s AND o.id = ANY($8::%s[])", rule, shape->id_type)
-	                        : xasprintf("AND %s", rule);
-	free(rule);
 	char *dl = deadline_expr(shape->authorized_type, shape->expires_type, "$3");
 	/* ids the ledger can record */
 	char *ids = xasprintf("o.id IS NOT NULL AND octet_length(o.id::text) <= %d",
@@ -278,68 +310,98 @@ static char *candidate_sql(const struct store_shape *shape, bool targeted, bool 
 	/* A targeted claim reads its orders by id: its status test is written so that no
 	 * index on the status matches it (another collation; equality is the same), or
 	 * statistics taken before a burst of shipping (no order had that status) have the
-	 * planner read every order of the status for each claim instead */
+	 * planner read every order of the status for each claim instead. It reads them once
+	 * for the three branches (ord); a scan reads each branch's status on its own. */
 	const char *status = targeted ? "(o.status::text COLLATE \"C\")" : "o.status::text";
+	char *with = NULL;
+	if (targeted) {
+		char *cols = candidate_order_columns(dl);
+		with = xasprintf("WITH ord AS MATERIALIZED (SELECT %s FROM %s o WHERE %s "
+		                 "AND o.id = ANY($8::%s[]) AND (%s = ANY($1::text[]) OR %s = "
+		                 "ANY($2::text[]) OR %s = ANY($5::text[]))) ",
+		                 cols, relation, ids, shape->id_type, status, status, status);
+		free(cols);
+		free(ids);
+		ids = xstrdup("true");
+	}
+	const char *from = targeted ? NULL : relation;
+	char *w_shipped = xasprintf("%s = ANY($1::text[]) AND %s", status, ids);
+	char *w_early = xasprintf("cardinality($5::text[]) > 0 AND %s = ANY($5::text[]) "
+	                          "AND %s - $6::interval <= now() AND %s",
+	                          status, dl, ids);
+	char *w_cancelled = xasprintf("%s = ANY($2::text[]) AND %s", status, ids);
+	char *o_shipped = candidate_orders(from, dl, w_shipped);
+	char *o_early = candidate_orders(from, dl, w_early);
+	char *o_cancelled = candidate_orders(from, dl, w_cancelled);
 	/* LIMIT 1 keeps these per-row index probes: as an anti-join the planner would hash
 	 * the whole ledger on every claim */
 	static const char no_capture[] =
-	    "NOT EXISTS (SELECT 1 FROM smartpay.modifications m WHERE m.order_id = o.id::text "
+	    "NOT EXISTS (SELECT 1 FROM smartpay.modifications m WHERE m.order_id = o.sp_id "
 	    "AND m.kind = 'capture' AND m.dismissed_at IS NULL LIMIT 1)";
 	static const char no_cancel[] =
-	    "NOT EXISTS (SELECT 1 FROM smartpay.modifications m WHERE m.order_id = o.id::text "
+	    "NOT EXISTS (SELECT 1 FROM smartpay.modifications m WHERE m.order_id = o.sp_id "
 	    "AND (m.kind IN ('cancel', 'cancel_or_refund') OR m.settles_cancel) "
 	    "AND m.dismissed_at IS NULL LIMIT 1)";
-	char *mid_order = candidate_money_columns(dl, "o.currency::text");
+	static const char order_limit[] = "ORDER BY o.sp_deadline_ms NULLS LAST, o.sp_id LIMIT $4";
+	char *mid_order = candidate_money_columns("o.currency::text");
 	char *mid_cancel = candidate_money_columns(
-	    dl, "CASE WHEN cap.state = 'succeeded' THEN cap.currency ELSE o.currency::text END");
+	    "CASE WHEN cap.state = 'succeeded' THEN cap.currency ELSE o.currency::text END");
 	char *sql = xasprintf(
-	    "SELECT * FROM ("
+	    "%sSELECT * FROM (("
 	    /* shipped: capture, unless a capture exists in any state; a live cancel comes
-	     * along so that the capture is refused */
-	    "SELECT o.id::text AS id, o.status::text AS status, "
+	     * along so that the capture is refused (at most one is live). One read of the
+	     * order's rows answers both. */
+	    "SELECT o.sp_id AS id, o.status::text AS status, "
 	    "o.smartpay_transaction_id::text AS transaction_id, %s, 'capture' AS kind, %s, "
 	    "can.state AS cancel_state, can.id AS cancel_id, NULL::bigint AS captured_minor, "
-	    "NULL::bigint AS refunded_minor FROM %s o LEFT JOIN LATERAL (SELECT m.state, "
-	    "m.modification_id::text AS id FROM smartpay.modifications m "
-	    "WHERE m.order_id = o.id::text AND m.kind IN ('cancel', 'cancel_or_refund') "
-	    "AND m.state <> 'refused' LIMIT 1) can ON true "
-	    "WHERE %s = ANY($1::text[]) AND %s AND %s %s "
-	    "UNION ALL "
+	    "NULL::bigint AS refunded_minor FROM %s CROSS JOIN LATERAL (SELECT "
+	    "bool_or(m.kind = 'capture' AND m.dismissed_at IS NULL) AS captured, "
+	    "(array_agg(m.state) FILTER (WHERE m.kind IN ('cancel', 'cancel_or_refund') "
+	    "AND m.state <> 'refused'))[1] AS state, (array_agg(m.modification_id::text) "
+	    "FILTER (WHERE m.kind IN ('cancel', 'cancel_or_refund') "
+	    "AND m.state <> 'refused'))[1] AS id "
+	    "FROM smartpay.modifications m WHERE m.order_id = o.sp_id) can "
+	    "WHERE can.captured IS NOT TRUE AND %s %s"
+	    ") UNION ALL ("
 	    /* opt-in expiry policy: capture or cancel within the margin of the deadline (a
 	     * one-time test leaves the branch out when no status has a policy) */
-	    "SELECT o.id::text, o.status::text, o.smartpay_transaction_id::text, %s, $7, %s, "
-	    "NULL, NULL, NULL, NULL FROM %s o WHERE cardinality($5::text[]) > 0 AND %s = "
-	    "ANY($5::text[]) "
-	    "AND %s - $6::interval <= now() AND %s AND %s AND %s %s "
-	    "UNION ALL "
+	    "SELECT o.sp_id, o.status::text, o.smartpay_transaction_id::text, %s, $7, %s, "
+	    "NULL, NULL, NULL, NULL FROM %s WHERE %s AND %s AND %s %s"
+	    ") UNION ALL ("
 	    /* cancelled: cancel before capture; after a successful one cancel_or_refund, or
 	     * the rest of a partly refunded capture; a pending or doubtful capture, and a
 	     * pending refund, wait for their outcome */
-	    "SELECT o.id::text, o.status::text, CASE WHEN cap.state = 'succeeded' "
+	    "SELECT o.sp_id, o.status::text, CASE WHEN cap.state = 'succeeded' "
 	    "THEN cap.transaction_id ELSE o.smartpay_transaction_id::text END, %s, "
 	    "CASE WHEN cap.state IS DISTINCT FROM 'succeeded' THEN 'cancel' "
 	    "WHEN rf.refunded > 0 THEN 'refund' ELSE 'cancel_or_refund' END, %s, NULL, NULL, "
 	    "CASE WHEN cap.state = 'succeeded' THEN cap.amount_minor END, rf.refunded "
-	    "FROM %s o LEFT JOIN LATERAL (SELECT m.state, m.transaction_id, "
+	    "FROM %s LEFT JOIN LATERAL (SELECT m.state, m.transaction_id, "
 	    "m.currency::text AS currency, m.amount_minor FROM "
-	    "smartpay.modifications m WHERE m.order_id = o.id::text AND m.kind = 'capture' "
+	    "smartpay.modifications m WHERE m.order_id = o.sp_id AND m.kind = 'capture' "
 	    "AND m.dismissed_at IS NULL "
 	    "ORDER BY m.state = 'refused', m.created_at DESC LIMIT 1) cap ON true "
 	    "CROSS JOIN LATERAL (SELECT coalesce(sum(m.amount_minor) FILTER (WHERE m.state "
 	    "IN ('succeeded', 'needs_attention')), 0)::bigint AS refunded, count(*) FILTER "
 	    "(WHERE m.state = 'pending') AS pending FROM smartpay.modifications m "
-	    "WHERE m.order_id = o.id::text AND m.kind = 'refund' AND cap.state = 'succeeded') rf "
-	    "WHERE %s = ANY($2::text[]) "
-	    "AND (cap.state IS NULL OR cap.state IN ('succeeded', 'refused')) "
+	    "WHERE m.order_id = o.sp_id AND m.kind = 'refund' AND cap.state = 'succeeded') rf "
+	    "WHERE (cap.state IS NULL OR cap.state IN ('succeeded', 'refused')) "
 	    "AND (cap.state IS DISTINCT FROM 'succeeded' OR (rf.pending = 0 AND "
 	    "(rf.refunded = 0 OR rf.refunded < cap.amount_minor))) AND %s AND %s %s"
-	    ") c ORDER BY deadline_ms NULLS LAST, id LIMIT $4",
-	    mid_order, times, relation, status, ids, no_capture, filter, mid_order, times, relation,
-	    status, dl, ids, no_capture, no_cancel, filter, mid_cancel, times, relation, status,
-	    ids, no_cancel, filter);
-	free(filter);
+	    ")) c ORDER BY deadline_ms NULLS LAST, id LIMIT $4",
+	    with ? with : "", mid_order, times, o_shipped, rule, order_limit, mid_order, times,
+	    o_early, no_capture, no_cancel, rule, order_limit, mid_cancel, times, o_cancelled,
+	    no_cancel, rule, order_limit);
+	free(with);
+	free(rule);
 	free(dl);
 	free(ids);
+	free(w_shipped);
+	free(w_early);
+	free(w_cancelled);
+	free(o_shipped);
+	free(o_early);
+	free(o_cancelled);
 	free(mid_order);
 	free(mid_cancel);
 	return sql;
@@ -866,17 +928,26 @@ bool store_insert_intents_consuming(struct store *st, const struct intent *inten
 	return ok;
 }
 
+/* The claim of due rows: pending, attempt time passed, not leased or the lease
+ * expired, or ($4) leased by this instance; earliest deadline first. The range test on
+ * the time a row becomes available reads only those rows through
+ * smartpay.modifications_available (sql/019), not the leased ones, which are nearly all
+ * of the pending rows in a burst. Parameters: $1 instance, $2 lease, $3 limit, $4 own. */
+const char store_claim_due_sql[] =
+    "WITH due AS (SELECT modification_id FROM smartpay.modifications "
+    "WHERE state = 'pending' AND (((CASE WHEN lease_owner IS NULL THEN next_attempt_at "
+    "ELSE greatest(next_attempt_at, lease_expires_at) END) <= now() "
+    "AND next_attempt_at <= now() AND (lease_owner IS NULL "
+    "OR lease_expires_at < now())) OR ($4::bool AND lease_owner = $1)) "
+    "ORDER BY deadline NULLS LAST, next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) "
+    "UPDATE smartpay.modifications m SET lease_owner = $1, "
+    "lease_generation = m.lease_generation + 1, lease_expires_at = now() + $2::interval, "
+    "updated_at = now() FROM due WHERE m.modification_id = due.modification_id "
+    "RETURNING " CLAIM_COLUMNS;
+
 bool store_claim_due(struct store *st, int limit, bool own, store_claims_fn done, void *arg)
 {
-	static const char sql[] =
-	    "WITH due AS (SELECT modification_id FROM smartpay.modifications "
-	    "WHERE state = 'pending' AND ((next_attempt_at <= now() AND (lease_owner IS NULL "
-	    "OR lease_expires_at < now())) OR ($4::bool AND lease_owner = $1)) "
-	    "ORDER BY deadline NULLS LAST, next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) "
-	    "UPDATE smartpay.modifications m SET lease_owner = $1, "
-	    "lease_generation = m.lease_generation + 1, lease_expires_at = now() + $2::interval, "
-	    "updated_at = now() FROM due WHERE m.modification_id = due.modification_id "
-	    "RETURNING " CLAIM_COLUMNS;
+
 	if (!pg_conn_is_up(st->pc))
 		return false;
 	char lease[STORE_INTERVAL_TEXT], lim[STORE_INT_TEXT];
@@ -884,7 +955,7 @@ bool store_claim_due(struct store *st, int limit, bool own, store_claims_fn done
 	                   store_int_text(limit, lim), own ? "t" : "f"};
 	struct store_call *c = store_call_new(st, arg);
 	c->fn.claims = done;
-	return store_call_query(c, sql, 4, p, claims_done);
+	return store_call_query(c, store_claim_due_sql, 4, p, claims_done);
 }
 
 /* ---- outcomes ---- */

@@ -123,4 +123,10 @@ bool store_field_bool(const PGresult *res, int row, int col);
  * shutdowns). */
 bool store_result_rejected(const PGresult *res);
 
+/* ---- statements the tests run directly ---- */
+
+/* The claim of due modifications (store_claim_due). Parameters: $1 instance, $2 lease
+ * (interval), $3 limit, $4 own leases too (bool); the rows are CLAIM_COLUMNS. */
+extern const char store_claim_due_sql[];
+
 #endif

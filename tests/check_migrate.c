@@ -268,12 +268,10 @@ START_TEST(test_unique_live_modifications)
 
 	/* one live capture per order, whatever its transaction */
 	insert_modification(conn, "'o1', 'tx1', 'capture', 'pending'");
-	insert_refused(conn, "'o1', 'tx1b', 'capture', 'pending'",
-	               "modifications_one_live_capture");
-	insert_refused(conn, "'o1', 'tx1c', 'capture', 'succeeded'",
-	               "modifications_one_live_capture");
+	insert_refused(conn, "'o1', 'tx1b', 'capture', 'pending'", "modifications_order_live");
+	insert_refused(conn, "'o1', 'tx1c', 'capture', 'succeeded'", "modifications_order_live");
 	insert_refused(conn, "'o1', 'tx1d', 'capture', 'needs_attention'",
-	               "modifications_one_live_capture");
+	               "modifications_order_live");
 	/* a refused capture does not count: the operator may try again */
 	pgtest_exec(conn,
 	            "UPDATE smartpay.modifications SET state = 'refused' WHERE order_id = 'o1'");
@@ -288,12 +286,31 @@ START_TEST(test_unique_live_modifications)
 	/* one live cancel (or cancelOrRefund) per order */
 	insert_modification(conn, "'o3', 'tx3', 'cancel', 'succeeded'");
 	insert_refused(conn, "'o3', 'tx3b', 'cancel_or_refund', 'succeeded'",
-	               "modifications_one_live_cancel");
+	               "modifications_order_live");
+	/* a refused cancel does not count */
+	insert_modification(conn, "'o3', 'tx3', 'cancel', 'refused'");
+	/* one live refund standing for a cancel per order, beside the cancel; ordinary
+	 * refunds are not limited */
+	static const char settling[] =
+	    "INSERT INTO smartpay.modifications (modification_id, order_id, transaction_id, "
+	    "kind, state, amount_minor, currency, request_body, settles_cancel) VALUES "
+	    "(gen_random_uuid(), 'o3', 'tx3', 'refund', '%s', 500, 'EUR', '{}', %s)";
+	char *sql = xasprintf(settling, "succeeded", "true");
+	pgtest_exec(conn, sql);
+	pgtest_exec_fails(conn, sql, "23505");
+	free(sql);
+	sql = xasprintf(settling, "refused", "true");
+	pgtest_exec(conn, sql);
+	free(sql);
+	sql = xasprintf(settling, "succeeded", "false");
+	pgtest_exec(conn, sql);
+	pgtest_exec(conn, sql);
+	free(sql);
 
 	/* one pending modification per SmartPay transaction */
 	insert_modification(conn, "'o4', 'tx4', 'refund', 'pending'");
 	insert_refused(conn, "'o4', 'tx4', 'refund', 'pending'",
-	               "modifications_one_pending_per_transaction");
+	               "modifications_transaction_pending");
 	insert_modification(conn, "'o4', 'tx4', 'refund', 'succeeded'");
 	pgtest_exec(conn, "UPDATE smartpay.modifications SET state = 'succeeded' WHERE order_id = "
 	                  "'o4' AND state = 'pending'");
