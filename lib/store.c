@@ -947,7 +947,6 @@ const char store_claim_due_sql[] =
 
 bool store_claim_due(struct store *st, int limit, bool own, store_claims_fn done, void *arg)
 {
-
 	if (!pg_conn_is_up(st->pc))
 		return false;
 	char lease[STORE_INTERVAL_TEXT], lim[STORE_INT_TEXT];
