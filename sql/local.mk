@@ -18,7 +18,8 @@ SP_MIGRATIONS = \
 	sql/013_parallel_unsafe.sql \
 	sql/014_alert_counts.sql \
 	sql/016_collapsed_notifications.sql \
-	sql/017_follow_up.sql
+	sql/017_follow_up.sql \
+	sql/020_statement_orders_trigger.sql
 
 sqldir = $(pkgdatadir)/sql
 # grant-smartpayd.sql: the daemon's least-privilege role (not a migration; run with psql)
