@@ -16,20 +16,9 @@ static size_t sched_ahead(const struct sched_state *s)
 	return (size_t)s->batch_size + (size_t)(s->max_inflight > 0 ? s->max_inflight : 0);
 }
 
-/* The most one claim may lease: a batch; when nothing is in flight or queued (the
- * start of a burst) the whole in-flight window if it is larger, so that one claim
- * fills it rather than the second half of the window waiting for a second claim. */
-static size_t sched_claim_max(const struct sched_state *s)
-{
-	size_t most = (size_t)s->batch_size;
-	if (!s->inflight && s->queued == 0 && s->max_inflight > s->batch_size)
-		most = (size_t)s->max_inflight;
-	return most;
-}
-
-/* The room for a claim while sending as usual: up to sched_claim_max, filling the queue
- * up to what is kept ahead; while requests are in flight only once half a batch has
- * room (claims stay batches); none under backpressure. */
+/* The room for a claim while sending as usual: up to a batch, filling the queue up to
+ * what is kept ahead; while requests are in flight only once half a batch has room
+ * (claims stay batches); none under backpressure. */
 static int sched_room(const struct sched_state *s)
 {
 	if (s->outcomes_blocked)
@@ -38,8 +27,8 @@ static int sched_room(const struct sched_state *s)
 	if (s->queued >= ahead)
 		return 0;
 	size_t room = ahead - s->queued;
-	if (room > sched_claim_max(s))
-		room = sched_claim_max(s);
+	if (room > (size_t)s->batch_size)
+		room = (size_t)s->batch_size;
 	if (s->inflight && room < (size_t)(s->batch_size - s->batch_size / 2))
 		return 0;
 	return (int)room;

@@ -4,8 +4,8 @@
  * skipped so that the others go on; nothing while outcomes cannot be written; one
  * probe row while the credentials breaker is open. Claims run ahead of sending: up to a
  * whole in-flight window and a batch stay claimed, so that the window is refilled from
- * the queue while the next claim runs. A claim leases up to a batch, or, when nothing is
- * in flight or queued, the whole window if it is larger. */
+ * the queue while the next claim runs. Beside it, how long an outcome waits for others
+ * to share its write. */
 #ifndef SP_SCHEDULE_H
 #define SP_SCHEDULE_H
 

@@ -47,23 +47,6 @@ static const struct {
      SCHED_NONE,
      0},
     {"no room", {IDLE, .want_scan = true, .queued = 12}, SCHED_NONE, 0},
-    /* an empty window larger than a batch is filled by one claim */
-    {"empty window larger than a batch: one claim fills it",
-     {IDLE, .want_scan = true, .max_inflight = 25},
-     SCHED_SCAN,
-     25},
-    {"empty window smaller than a batch: a batch",
-     {IDLE, .want_scan = true, .max_inflight = 4},
-     SCHED_SCAN,
-     10},
-    {"window larger than a batch, rows queued: a batch",
-     {IDLE, .want_scan = true, .max_inflight = 25, .queued = 1},
-     SCHED_SCAN,
-     10},
-    {"window larger than a batch, requests in flight: a batch",
-     {IDLE, .want_scan = true, .max_inflight = 25, .inflight = true},
-     SCHED_SCAN,
-     10},
     /* claims run ahead of the window: a batch beyond a whole window stays claimed */
     {"a window and a batch ahead: a whole batch",
      {IDLE, .want_scan = true, .max_inflight = 20, .inflight = true, .queued = 15},
@@ -116,7 +99,6 @@ START_TEST(scheduler_choices)
 }
 END_TEST
 
-/* The claims' names, as logs and alerts write them. */
 /* The wait for an outcome write: a tenth of the answer time, within 2 and 10 ms. */
 START_TEST(flush_delay_follows_the_answer_time)
 {
@@ -136,6 +118,7 @@ START_TEST(flush_delay_follows_the_answer_time)
 }
 END_TEST
 
+/* The claims' names, as logs and alerts write them. */
 START_TEST(claim_names)
 {
 	static const char *const names[] = {"due", "requests", "targeted", "scan", "probe", "none"};
