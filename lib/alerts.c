@@ -350,12 +350,13 @@ static void sweep_forget(struct alerts *a)
 	a->sweep_since = NULL;
 }
 
-/* Remembers a notified order for the next sweep. */
+/* Remembers a notified order for the next sweep; NULL: orders not named changed, the
+ * next sweep reads all. */
 static void sweep_note_order(struct alerts *a, const char *order_id)
 {
 	if (a->changed_overflow)
 		return;
-	if (a->nchanged == SWEEP_IDS_MAX) {
+	if (order_id == NULL || a->nchanged == SWEEP_IDS_MAX) {
 		a->changed_overflow = true;
 		free_ids(a->changed, a->nchanged);
 		a->changed = NULL;
@@ -752,9 +753,11 @@ static void on_notify(void *arg, const char *channel, const char *payload)
 {
 	struct alerts *a = arg;
 	if (strcmp(channel, "smartpay_orders") == 0) {
-		/* the gauges and the next sweep read this order again */
-		store_gauges_order_changed(a->st, payload);
-		sweep_note_order(a, payload);
+		/* the gauges and the next sweep read this order again; an empty payload (a
+		 * statement that changed many orders, sql/020): every order */
+		bool many = payload == NULL || *payload == '\0';
+		store_gauges_order_changed(a->st, many ? NULL : payload);
+		sweep_note_order(a, many ? NULL : payload);
 		alerts_poke(a);
 	} else if (strcmp(channel, "smartpay_alerts") == 0 && webhook_enabled(a)) {
 		a->claim_wanted = true;

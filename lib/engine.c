@@ -913,6 +913,7 @@ static void engine_note_gateway(struct engine *e, const struct http_result *res,
 		e->stats.latency_buckets[b]++;
 		e->stats.latency_count++;
 		e->stats.latency_sum_us += (uint64_t)res->elapsed_us;
+		e->latency_avg_us = sched_latency_avg(e->latency_avg_us, res->elapsed_us);
 		e->stats.gateway_failing_since_ms = 0;
 	} else {
 		if (e->stats.gateway_failing_since_ms == 0)

@@ -136,11 +136,13 @@ struct engine {
 	bool out_blocked;       /* the last write failed: claiming waits for one to pass */
 
 	struct event *ev_kick;  /* deferred pump */
-	struct event *ev_flush; /* the outcome write after OUTCOME_FLUSH_DELAY_MS */
+	struct event *ev_flush; /* the outcome write after sched_flush_delay_us */
 	struct event *ev_timer; /* next poll, retry or breaker probe */
 	struct event *ev_drain; /* drain deadline */
 	int64_t next_poll_ms;
 	int64_t next_retry_ms; /* 0: none scheduled */
+
+	int64_t latency_avg_us; /* the gateway's recent answer time (sched_latency_avg) */
 
 	struct breaker br;
 	unsigned probes_on_wire; /* probes with the current credentials not answered yet */

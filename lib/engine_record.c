@@ -8,6 +8,7 @@
 #include "engine_internal.h"
 
 #include "config.h"
+#include "http.h"
 #include "log.h"
 #include "modification.h"
 #include "pgconn.h"
@@ -15,11 +16,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-
-/* How long an outcome waits for others to share its write when no write is under way:
- * the answers of one round of requests arrive within a few milliseconds, and one
- * statement (one commit) records them together. */
-#define OUTCOME_FLUSH_DELAY_MS 2
 
 /* Outcomes held in memory: queued, being written, or waiting to be written alone. */
 size_t engine_outcomes_held(const struct engine *e)
@@ -33,10 +29,15 @@ void engine_record(struct engine *e, struct outcome *o)
 	e->out = xgrow(e->out, &e->cap_out, e->nout + 1, sizeof(*e->out));
 	e->out[e->nout++] = *o;
 	memset(o, 0, sizeof(*o));
-	if (e->nout >= (size_t)e->cfg->batch_size) {
+	/* the answers of a round share one write after a short wait (lib/schedule.h,
+	 * sched_flush_delay_us); nothing in flight (the last answer of a burst): no answer
+	 * is coming to share it */
+	if (e->nout >= (size_t)e->cfg->batch_size ||
+	    (http_inflight(e->http) == 0 && e->nsettling == 0)) {
 		engine_flush(e);
 	} else if (!e->writing && !evtimer_pending(e->ev_flush, NULL)) {
-		struct timeval tv = {.tv_sec = 0, .tv_usec = OUTCOME_FLUSH_DELAY_MS * 1000};
+		int64_t delay = sched_flush_delay_us(e->latency_avg_us);
+		struct timeval tv = {.tv_sec = 0, .tv_usec = (suseconds_t)delay};
 		evtimer_add(e->ev_flush, &tv);
 	}
 }

@@ -58,3 +58,25 @@ struct sched_choice sched_next(const struct sched_state *s)
 		return (struct sched_choice){SCHED_SCAN, room};
 	return none;
 }
+
+/* The recent time of the gateway's answers (an exponentially weighted average). */
+int64_t sched_latency_avg(int64_t avg_us, int64_t sample_us)
+{
+	if (sample_us < 0)
+		sample_us = 0;
+	if (avg_us <= 0)
+		return sample_us;
+	return avg_us + (sample_us - avg_us) / 8;
+}
+
+/* How long an outcome waits for others to share its write: a tenth of the answer time,
+ * within the bounds. */
+int64_t sched_flush_delay_us(int64_t latency_avg_us)
+{
+	int64_t d = latency_avg_us / 10;
+	if (d < SCHED_FLUSH_MIN_US)
+		return SCHED_FLUSH_MIN_US;
+	if (d > SCHED_FLUSH_MAX_US)
+		return SCHED_FLUSH_MAX_US;
+	return d;
+}

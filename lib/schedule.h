@@ -4,12 +4,14 @@
  * skipped so that the others go on; nothing while outcomes cannot be written; one
  * probe row while the credentials breaker is open. Claims run ahead of sending: up to a
  * whole in-flight window and a batch stay claimed, so that the window is refilled from
- * the queue while the next claim runs. */
+ * the queue while the next claim runs. Beside it, how long an outcome waits for others
+ * to share its write. */
 #ifndef SP_SCHEDULE_H
 #define SP_SCHEDULE_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* The claims; the first SCHED_KINDS have their own failure backoff (the probe shares
  * the due claim's). */
@@ -48,5 +50,17 @@ struct sched_choice {
 };
 
 struct sched_choice sched_next(const struct sched_state *s);
+
+/* The recent time of the gateway's answers: avg_us (0: none yet) moved towards one more
+ * answer's time (an exponentially weighted average, 1/8 per answer). */
+int64_t sched_latency_avg(int64_t avg_us, int64_t sample_us);
+
+/* How long an outcome waits for others to share its write (one statement, one commit)
+ * when no write is under way and requests are in flight: the answers of one round of
+ * requests arrive within a fraction of the gateway's answer time, so a tenth of its
+ * recent time, between SCHED_FLUSH_MIN_US and SCHED_FLUSH_MAX_US. */
+#define SCHED_FLUSH_MIN_US 2000
+#define SCHED_FLUSH_MAX_US 10000
+int64_t sched_flush_delay_us(int64_t latency_avg_us);
 
 #endif

@@ -386,10 +386,31 @@ enum migrate_trigger_result migrate_attach_orders_trigger(PGconn *conn, const ch
 		*err = xasprintf("%s is neither a table nor a view (relkind %c)", where, relkind);
 		goto fail;
 	}
-	char *sql = xasprintf("CREATE OR REPLACE TRIGGER " MIGRATE_ORDERS_TRIGGER
-	                      " AFTER INSERT OR UPDATE OF status ON %s"
-	                      " FOR EACH ROW EXECUTE FUNCTION smartpay.orders_notify()",
-	                      quoted);
+	/* the statement triggers name no column, and the function reads id and status:
+	 * a relation without them would fail the shop's own statements */
+	res = exec_params(conn, where,
+	                  "SELECT string_agg(c.name, ', ' ORDER BY c.name) FROM unnest("
+	                  "ARRAY['id', 'status']) AS c(name) WHERE NOT EXISTS (SELECT 1 FROM "
+	                  "pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attname = "
+	                  "c.name AND a.attnum > 0 AND NOT a.attisdropped)",
+	                  1, params, PGRES_TUPLES_OK, err);
+	if (res == NULL)
+		goto fail;
+	if (!PQgetisnull(res, 0, 0)) {
+		*err = xasprintf("%s has no column %s", where, PQgetvalue(res, 0, 0));
+		PQclear(res);
+		goto fail;
+	}
+	PQclear(res);
+	/* in the one transaction: both triggers or neither */
+	char *sql = xasprintf(
+	    "CREATE OR REPLACE TRIGGER " MIGRATE_ORDERS_TRIGGER " AFTER UPDATE ON %s"
+	    " REFERENCING OLD TABLE AS smartpay_old_orders NEW TABLE AS smartpay_new_orders"
+	    " FOR EACH STATEMENT EXECUTE FUNCTION smartpay.orders_notify();"
+	    " CREATE OR REPLACE TRIGGER " MIGRATE_ORDERS_INSERT_TRIGGER " AFTER INSERT ON %s"
+	    " REFERENCING NEW TABLE AS smartpay_new_orders"
+	    " FOR EACH STATEMENT EXECUTE FUNCTION smartpay.orders_notify()",
+	    quoted, quoted);
 	res = PQexec(conn, sql);
 	bool ok = res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK;
 	if (!ok) {

@@ -14,8 +14,10 @@
  * ("SmartPay" in ASCII); anyone changing the smartpay schema takes it too. */
 #define MIGRATE_LOCK_KEY INT64_C(0x536d617274506179)
 
-/* Name of the trigger migrate_attach_orders_trigger creates on the orders table. */
+/* Names of the triggers migrate_attach_orders_trigger creates on the orders table: the
+ * UPDATE one (the name of the one row trigger before migration 020) and the INSERT one. */
 #define MIGRATE_ORDERS_TRIGGER "smartpay_orders_notify"
+#define MIGRATE_ORDERS_INSERT_TRIGGER "smartpay_orders_notify_insert"
 
 /* One migration: `version` is the NNN of the file name (1, 2, ...), `name` the file
  * name ("001_ledger.sql"), `sql` its text, run as one simple-protocol query (several
@@ -88,11 +90,13 @@ enum migrate_trigger_result {
 #define MIGRATE_TRIGGER_LOCK_TIMEOUT "10s"
 
 /* Attaches smartpay.orders_notify() to the orders relation ("schema.name" or "name",
- * resolved through search_path) as trigger MIGRATE_ORDERS_TRIGGER, AFTER INSERT OR
- * UPDATE OF status, FOR EACH ROW, when it is a table or a partitioned table (CREATE OR
- * REPLACE, so running it again is harmless). Gives up with an error rather than wait
- * longer than MIGRATE_TRIGGER_LOCK_TIMEOUT for the table's lock (a waiting CREATE
- * TRIGGER would hold up every write to the table). Needs migration 001 applied. */
+ * resolved through search_path) as two statement triggers with transition tables,
+ * MIGRATE_ORDERS_TRIGGER AFTER UPDATE and MIGRATE_ORDERS_INSERT_TRIGGER AFTER INSERT
+ * (sql/020), when it is a table or a partitioned table (CREATE OR REPLACE, so running it
+ * again is harmless, and it replaces the row trigger of before). Gives up with an error
+ * rather than wait longer than MIGRATE_TRIGGER_LOCK_TIMEOUT for the table's lock (a
+ * waiting CREATE TRIGGER would hold up every write to the table). Needs migration 020
+ * applied. */
 enum migrate_trigger_result migrate_attach_orders_trigger(PGconn *conn, const char *orders_relation,
                                                           char **err)
     __attribute__((warn_unused_result));

@@ -256,10 +256,12 @@ START_TEST(rescan_finds_orders_no_trigger_reported)
 	struct world w;
 	up_with_one_captured(&w);
 	/* changes the trigger never saw (a bulk load with triggers off) */
-	pgtest_exec(w.db, "ALTER TABLE public.orders DISABLE TRIGGER smartpay_orders_notify");
+	pgtest_exec(w.db, "ALTER TABLE public.orders DISABLE TRIGGER smartpay_orders_notify, "
+	                  "DISABLE TRIGGER smartpay_orders_notify_insert");
 	for (int i = 0; i < 3; i++)
 		add_order(&w, NULL, "shipped", "1 hour");
-	pgtest_exec(w.db, "ALTER TABLE public.orders ENABLE TRIGGER smartpay_orders_notify");
+	pgtest_exec(w.db, "ALTER TABLE public.orders ENABLE TRIGGER smartpay_orders_notify, "
+	                  "ENABLE TRIGGER smartpay_orders_notify_insert");
 	sleep(1);
 	ck_assert_int_eq(world_count(&w, "SELECT count(*) FROM smartpay.modifications"), 1);
 

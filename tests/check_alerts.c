@@ -274,6 +274,32 @@ START_TEST(expiry_alerts_once_per_order_and_threshold)
 }
 END_TEST
 
+/* A statement that changed many orders notifies once with an empty payload (sql/020):
+ * the next sweep reads every order, not only those changed since the last one. */
+START_TEST(empty_orders_notification_sweeps_every_order)
+{
+	struct world w;
+	world_up_with(&w, &no_gateway,
+	              "[daemon]\npoll_interval = 1h\n[alerts]\nexpiry_thresholds = 24h\n");
+	const char *id = add_order(&w, "t-e", "authorized", "now()", "now() + interval '3 days'");
+	daemonproc_start(&w.d, false);
+	world_await_log(&w, "event=expiry_swept", 1);
+	ck_assert_int_eq(world_count(&w, "SELECT count(*) FROM smartpay.alerts"), 0);
+	/* its deadline moves within the threshold, a crossing before the last sweep, and
+	 * no notification names it */
+	char sql[160];
+	snprintf(sql, sizeof(sql),
+	         "UPDATE public.orders SET authorization_expires_at = now() + interval '2 hours' "
+	         "WHERE id = %s",
+	         id);
+	pgtest_exec(w.db, sql);
+	pgtest_exec(w.db, "SELECT pg_notify('smartpay_orders', '')");
+	world_await(
+	    &w, "SELECT count(*) FROM smartpay.alerts WHERE kind = 'authorization_expiring'", 1);
+	world_down(&w);
+}
+END_TEST
+
 #define CAP_K "00000000-0000-4000-8000-00000000001a"
 #define CAP_L "00000000-0000-4000-8000-00000000001b"
 #define CAP_M "00000000-0000-4000-8000-00000000001c"
@@ -1057,6 +1083,7 @@ static Suite *alerts_suite(void)
 	tcase_add_test(daemon, large_first_batch_is_summarised);
 	tcase_add_test(daemon, metrics_scrapes_never_query_the_database);
 	tcase_add_test(daemon, capture_does_not_wait_for_a_sweep);
+	tcase_add_test(daemon, empty_orders_notification_sweeps_every_order);
 	suite_add_tcase(s, daemon);
 	return s;
 }

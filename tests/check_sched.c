@@ -99,6 +99,25 @@ START_TEST(scheduler_choices)
 }
 END_TEST
 
+/* The wait for an outcome write: a tenth of the answer time, within 2 and 10 ms. */
+START_TEST(flush_delay_follows_the_answer_time)
+{
+	ck_assert_int_eq(sched_flush_delay_us(0), SCHED_FLUSH_MIN_US);
+	ck_assert_int_eq(sched_flush_delay_us(1000), SCHED_FLUSH_MIN_US);
+	ck_assert_int_eq(sched_flush_delay_us(50000), 5000);
+	ck_assert_int_eq(sched_flush_delay_us(500000), SCHED_FLUSH_MAX_US);
+	/* the average starts at the first answer and moves an eighth of the way */
+	ck_assert_int_eq(sched_latency_avg(0, 50000), 50000);
+	ck_assert_int_eq(sched_latency_avg(50000, 58000), 51000);
+	ck_assert_int_eq(sched_latency_avg(50000, 42000), 49000);
+	ck_assert_int_eq(sched_latency_avg(50000, -5), 50000 - 50000 / 8);
+	int64_t avg = 0;
+	for (int i = 0; i < 100; i++)
+		avg = sched_latency_avg(avg, i < 50 ? 500000 : 1000);
+	ck_assert_int_lt(avg, 2000);
+}
+END_TEST
+
 /* The claims' names, as logs and alerts write them. */
 START_TEST(claim_names)
 {
@@ -113,7 +132,9 @@ END_TEST
 static Suite *sched_suite(void)
 {
 	Suite *s = suite_create("sched");
-	TCase *tc = testutil_tcase(s, "sched", 60, (const TTest *const[]){claim_names, NULL});
+	TCase *tc = testutil_tcase(
+	    s, "sched", 60,
+	    (const TTest *const[]){claim_names, flush_delay_follows_the_answer_time, NULL});
 	tcase_add_loop_test(tc, scheduler_choices, 0, (int)(sizeof(choices) / sizeof(choices[0])));
 	return s;
 }

@@ -31,7 +31,7 @@ UNIT_SUITES += tests/check_status_call
 # against a private PostgreSQL (tests/pgtest.h): migrations, smartpayctl, the shop API
 PG_SUITES = tests/check_migrate tests/check_shop_api tests/check_ctl
 PG_SUITES += tests/check_reconcile_pages
-PG_SUITES += tests/check_due_claim
+PG_SUITES += tests/check_due_claim tests/check_orders_trigger
 # end to end (tests/world.h): the daemon, hostile answers, the shop's rows, scheduling,
 # metrics and health, alerts, sd_notify, least privilege, no secrets in logs,
 # durability, failover, the order summaries, reconciliation with the gateway, adopting
