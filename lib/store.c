@@ -1012,76 +1012,76 @@ static void outcomes_done(PGresult *res, const char *error, void *arg)
 	store_call_free(c);
 }
 
-bool store_write_outcomes(struct store *st, const struct outcome *outcomes, size_t n,
-                          store_written_fn done, void *arg)
+/* Rows whose lease moved on (another owner or generation) are not written; their ids
+ * come back as fenced. */
+const char store_write_outcomes_sql[] =
+    /* the owner and the expected state travel with the rows (below) */
+    "WITH u AS (SELECT id::uuid AS id, gen, state, reason, http_status::int AS "
+    "http_status, response_body, payment_status, rrid, delay_ms, counted, alert_kind, "
+    "alert_severity, settled_by, $1::text AS owner, 'pending'::text AS expected "
+    /* the batch's columns as binary arrays (batch_send) */
+    "FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], "
+    "$7::text[], $8::text[], $9::text[], $10::bigint[], $11::bool[], $12::text[], "
+    "$13::text[], $14::text[]) AS u(id, gen, state, reason, http_status, response_body, "
+    "payment_status, rrid, delay_ms, counted, alert_kind, alert_severity, settled_by)), "
+    "upd AS (UPDATE smartpay.modifications m SET state = u.state, "
+    "reason = u.reason, settled_by = coalesce(u.settled_by, m.settled_by), "
+    "attempts = m.attempts + CASE WHEN u.counted THEN 1 ELSE 0 END, "
+    "http_status = coalesce(u.http_status, m.http_status), "
+    "response_body = coalesce(u.response_body, m.response_body), "
+    "payment_status = coalesce(u.payment_status, m.payment_status), "
+    "reconciliation_reference_id = coalesce(u.rrid, m.reconciliation_reference_id), "
+    "next_attempt_at = CASE WHEN u.state = 'pending' "
+    "THEN now() + coalesce(u.delay_ms, 0) * interval '1 millisecond' "
+    "ELSE m.next_attempt_at END, "
+    "lease_owner = NULL, lease_expires_at = NULL, updated_at = now(), "
+    "completed_at = CASE WHEN u.state = 'pending' THEN NULL ELSE now() END, "
+    /* final: whether a change of the order waits for it (sql/017) */
+    "follow_up = CASE WHEN u.state = 'pending' THEN m.follow_up "
+    "ELSE m.follow_up IS TRUE END "
+    /* the id list lets the planner probe the primary key whatever the statistics.
+     * The owner and the state are compared with u's columns, not constants: as
+     * restrictions of the ledger alone, estimated from statistics that lag behind
+     * a burst (no row had an owner when they were taken), they made the ledger's
+     * side look like one row, and the planner looped over the whole batch for each
+     * row: a write quadratic in the batch size */
+    "FROM u WHERE m.modification_id = ANY($2::text[]::uuid[]) AND m.modification_id = u.id "
+    "AND m.lease_owner = u.owner "
+    "AND m.lease_generation = u.gen AND m.state = u.expected "
+    "RETURNING m.modification_id, m.order_id, m.kind, m.state, m.attempts, u.alert_kind, "
+    "u.alert_severity, m.reason, m.follow_up), "
+    /* a finished modification may let the next one of its order go (a cancel after
+     * a capture or behind a refund): when a change of the order was looked at while
+     * it was in flight (marked, sql/017), the order is queued in the same commit, so
+     * a restart does not forget it */
+    "fol AS (INSERT INTO smartpay.order_changes (order_id) SELECT DISTINCT order_id "
+    "FROM upd WHERE state <> 'pending' AND follow_up), "
+    "al AS (INSERT INTO smartpay.alerts (kind, severity, order_id, modification_id, "
+    "dedup_key, message) SELECT alert_kind, alert_severity, order_id, modification_id, "
+    "modification_id::text || ':' || attempts, kind || ' for order ' || order_id || ': ' "
+    "|| "
+    "coalesce(reason, alert_kind) FROM upd WHERE alert_kind IS NOT NULL "
+    "ON CONFLICT DO NOTHING), "
+    /* a fenced final outcome that contradicts the final state the new owner recorded:
+     * the ledger keeps the winner's, an operator must look at the gateway */
+    "dis AS (INSERT INTO smartpay.alerts (kind, severity, order_id, modification_id, "
+    "dedup_key, message) SELECT 'outcome_disagrees', 'critical', m.order_id, "
+    "m.modification_id, m.modification_id::text || ':' || u.state, "
+    "m.kind || ' for order ' || m.order_id || ': instance ' || $1 || ' saw ' || u.state "
+    "|| coalesce(' (HTTP ' || u.http_status || ')', '') || ' after its lease moved on, "
+    "but the ledger records ' || m.state || coalesce(' (HTTP ' || m.http_status || ')', "
+    "'') || '; check the transaction at SmartPay' "
+    "FROM u JOIN smartpay.modifications m ON m.modification_id = u.id "
+    "WHERE u.id NOT IN (SELECT modification_id FROM upd) AND u.state <> 'pending' "
+    "AND m.state <> 'pending' AND m.state <> u.state "
+    "ON CONFLICT DO NOTHING RETURNING modification_id) "
+    "SELECT u.id::text, u.id IN (SELECT modification_id FROM dis) FROM u "
+    "WHERE u.id NOT IN (SELECT modification_id FROM upd)";
+
+/* The batch of outcomes as the statement's columns, one binary array each. */
+void store_outcome_columns(const struct outcome *outcomes, size_t n,
+                           struct store_bin_array col[STORE_OUTCOME_COLUMNS])
 {
-	/* Rows whose lease moved on (another owner or generation) are not written; their ids
-	 * come back as fenced. */
-	static const char sql[] =
-	    /* the owner and the expected state travel with the rows (below) */
-	    "WITH u AS (SELECT id::uuid AS id, gen, state, reason, http_status::int AS "
-	    "http_status, response_body, payment_status, rrid, delay_ms, counted, alert_kind, "
-	    "alert_severity, settled_by, $1::text AS owner, 'pending'::text AS expected "
-	    /* the batch's columns as binary arrays (batch_send) */
-	    "FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], "
-	    "$7::text[], $8::text[], $9::text[], $10::bigint[], $11::bool[], $12::text[], "
-	    "$13::text[], $14::text[]) AS u(id, gen, state, reason, http_status, response_body, "
-	    "payment_status, rrid, delay_ms, counted, alert_kind, alert_severity, settled_by)), "
-	    "upd AS (UPDATE smartpay.modifications m SET state = u.state, "
-	    "reason = u.reason, settled_by = coalesce(u.settled_by, m.settled_by), "
-	    "attempts = m.attempts + CASE WHEN u.counted THEN 1 ELSE 0 END, "
-	    "http_status = coalesce(u.http_status, m.http_status), "
-	    "response_body = coalesce(u.response_body, m.response_body), "
-	    "payment_status = coalesce(u.payment_status, m.payment_status), "
-	    "reconciliation_reference_id = coalesce(u.rrid, m.reconciliation_reference_id), "
-	    "next_attempt_at = CASE WHEN u.state = 'pending' "
-	    "THEN now() + coalesce(u.delay_ms, 0) * interval '1 millisecond' "
-	    "ELSE m.next_attempt_at END, "
-	    "lease_owner = NULL, lease_expires_at = NULL, updated_at = now(), "
-	    "completed_at = CASE WHEN u.state = 'pending' THEN NULL ELSE now() END, "
-	    /* final: whether a change of the order waits for it (sql/017) */
-	    "follow_up = CASE WHEN u.state = 'pending' THEN m.follow_up "
-	    "ELSE m.follow_up IS TRUE END "
-	    /* the id list lets the planner probe the primary key whatever the statistics.
-	     * The owner and the state are compared with u's columns, not constants: as
-	     * restrictions of the ledger alone, estimated from statistics that lag behind
-	     * a burst (no row had an owner when they were taken), they made the ledger's
-	     * side look like one row, and the planner looped over the whole batch for each
-	     * row: a write quadratic in the batch size */
-	    "FROM u WHERE m.modification_id = ANY($2::text[]::uuid[]) AND m.modification_id = u.id "
-	    "AND m.lease_owner = u.owner "
-	    "AND m.lease_generation = u.gen AND m.state = u.expected "
-	    "RETURNING m.modification_id, m.order_id, m.kind, m.state, m.attempts, u.alert_kind, "
-	    "u.alert_severity, m.reason, m.follow_up), "
-	    /* a finished modification may let the next one of its order go (a cancel after
-	     * a capture or behind a refund): when a change of the order was looked at while
-	     * it was in flight (marked, sql/017), the order is queued in the same commit, so
-	     * a restart does not forget it */
-	    "fol AS (INSERT INTO smartpay.order_changes (order_id) SELECT DISTINCT order_id "
-	    "FROM upd WHERE state <> 'pending' AND follow_up), "
-	    "al AS (INSERT INTO smartpay.alerts (kind, severity, order_id, modification_id, "
-	    "dedup_key, message) SELECT alert_kind, alert_severity, order_id, modification_id, "
-	    "modification_id::text || ':' || attempts, kind || ' for order ' || order_id || ': ' "
-	    "|| "
-	    "coalesce(reason, alert_kind) FROM upd WHERE alert_kind IS NOT NULL "
-	    "ON CONFLICT DO NOTHING), "
-	    /* a fenced final outcome that contradicts the final state the new owner recorded:
-	     * the ledger keeps the winner's, an operator must look at the gateway */
-	    "dis AS (INSERT INTO smartpay.alerts (kind, severity, order_id, modification_id, "
-	    "dedup_key, message) SELECT 'outcome_disagrees', 'critical', m.order_id, "
-	    "m.modification_id, m.modification_id::text || ':' || u.state, "
-	    "m.kind || ' for order ' || m.order_id || ': instance ' || $1 || ' saw ' || u.state "
-	    "|| coalesce(' (HTTP ' || u.http_status || ')', '') || ' after its lease moved on, "
-	    "but the ledger records ' || m.state || coalesce(' (HTTP ' || m.http_status || ')', "
-	    "'') || '; check the transaction at SmartPay' "
-	    "FROM u JOIN smartpay.modifications m ON m.modification_id = u.id "
-	    "WHERE u.id NOT IN (SELECT modification_id FROM upd) AND u.state <> 'pending' "
-	    "AND m.state <> 'pending' AND m.state <> u.state "
-	    "ON CONFLICT DO NOTHING RETURNING modification_id) "
-	    "SELECT u.id::text, u.id IN (SELECT modification_id FROM dis) FROM u "
-	    "WHERE u.id NOT IN (SELECT modification_id FROM upd)";
-	if (!pg_conn_is_up(st->pc))
-		return false;
 	enum {
 		O_ID,
 		O_GEN,
@@ -1095,15 +1095,13 @@ bool store_write_outcomes(struct store *st, const struct outcome *outcomes, size
 		O_COUNTED,
 		O_ALERT_KIND,
 		O_ALERT_SEVERITY,
-		O_SETTLED,
-		O_COLUMNS
+		O_SETTLED
 	};
-	static const uint32_t types[O_COLUMNS] = {
+	static const uint32_t types[STORE_OUTCOME_COLUMNS] = {
 	    STORE_OID_TEXT, STORE_OID_INT8, STORE_OID_TEXT, STORE_OID_TEXT, STORE_OID_INT8,
 	    STORE_OID_TEXT, STORE_OID_TEXT, STORE_OID_TEXT, STORE_OID_INT8, STORE_OID_BOOL,
 	    STORE_OID_TEXT, STORE_OID_TEXT, STORE_OID_TEXT};
-	struct store_bin_array col[O_COLUMNS];
-	for (int k = 0; k < O_COLUMNS; k++)
+	for (int k = 0; k < STORE_OUTCOME_COLUMNS; k++)
 		store_bin_array_init(&col[k], types[k]);
 	for (size_t i = 0; i < n; i++) {
 		const struct outcome *o = &outcomes[i];
@@ -1121,10 +1119,20 @@ bool store_write_outcomes(struct store *st, const struct outcome *outcomes, size
 		store_bin_array_text(&col[O_ALERT_SEVERITY], o->alert_severity);
 		store_bin_array_text(&col[O_SETTLED], o->settled_by);
 	}
+}
+
+bool store_write_outcomes(struct store *st, const struct outcome *outcomes, size_t n,
+                          store_written_fn done, void *arg)
+{
+	if (!pg_conn_is_up(st->pc))
+		return false;
+	struct store_bin_array col[STORE_OUTCOME_COLUMNS];
+	store_outcome_columns(outcomes, n, col);
 	const char *text[] = {st->instance};
 	struct store_call *c = store_call_new(st, arg);
 	c->fn.written = done;
-	return batch_send(c, sql, text, 1, col, O_COLUMNS, outcomes_done);
+	return batch_send(c, store_write_outcomes_sql, text, 1, col, STORE_OUTCOME_COLUMNS,
+	                  outcomes_done);
 }
 
 /* ---- alerts of the claim path ---- */

@@ -140,6 +140,19 @@ int store_bin_array_finish(struct store_bin_array *a);
 /* Frees the array's bytes. */
 void store_bin_array_free(struct store_bin_array *a);
 
+/* The columns of the outcome write's batch, $2... of store_write_outcomes_sql. */
+#define STORE_OUTCOME_COLUMNS 13
+
+/* The outcome write (store_write_outcomes). Parameters: $1 the instance, then the
+ * STORE_OUTCOME_COLUMNS binary arrays of store_outcome_columns. Returns the ids not
+ * written (fenced) and whether each disagrees with the final state recorded. */
+extern const char store_write_outcomes_sql[];
+/* The columns of a batch of outcomes for store_write_outcomes_sql (each initialised
+ * here; store_bin_array_finish and store_bin_array_free are the caller's). */
+struct outcome;
+void store_outcome_columns(const struct outcome *outcomes, size_t n,
+                           struct store_bin_array col[STORE_OUTCOME_COLUMNS]);
+
 /* ---- results ---- */
 
 /* A nullable text field as it is in `res` (valid while `res` is); NULL for SQL null. */
