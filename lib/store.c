@@ -843,7 +843,8 @@ bool store_insert_intents_consuming(struct store *st, const struct intent *inten
                                     void *arg)
 {
 	static const char sql[] =
-	    /* the batch's columns as binary arrays (batch_send) */
+	    /* $1 the consumed changes, $2 the instance, $3 the lease, then the batch's
+	     * columns as binary arrays (batch_send) */
 	    "WITH u AS (SELECT id::uuid AS id, order_id, transaction_id, kind, amount, currency, "
 	    "body, reason, deadline_ms, request_id, settles_cancel, lease FROM unnest($4::text[], "
 	    "$5::text[], $6::text[], $7::text[], $8::bigint[], $9::text[], $10::text[], "
