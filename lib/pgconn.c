@@ -21,6 +21,8 @@ struct pg_query {
 	char *sql;
 	int nparams; /* -1: simple protocol, several statements allowed */
 	char **params;
+	int *lengths; /* of the binary parameters; NULL: every parameter is text */
+	int *formats; /* 1 for a binary parameter, 0 for text; NULL: all text */
 	pg_query_fn done;
 	void *arg;
 };
@@ -77,6 +79,8 @@ static void query_free(struct pg_query *q)
 	for (int i = 0; i < q->nparams; i++)
 		free(q->params[i]);
 	free(q->params);
+	free(q->lengths);
+	free(q->formats);
 	free(q);
 }
 
@@ -316,20 +320,42 @@ PGconn *pg_conn_pgconn(const struct pg_conn *pc)
 	return pc->state == PGC_UP ? pc->conn : NULL;
 }
 
+/* Copies the parameters of a query; `formats` NULL: all text. */
+static void query_copy_params(struct pg_query *q, const char *const *params, const int *lengths,
+                              const int *formats)
+{
+	size_t n = (size_t)q->nparams;
+	q->params = xcalloc(n, sizeof(char *));
+	if (formats) {
+		q->lengths = xcalloc(n, sizeof(int));
+		q->formats = xcalloc(n, sizeof(int));
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (params[i] == NULL)
+			continue;
+		if (formats && formats[i] == 1) {
+			q->params[i] = xmalloc(lengths[i] > 0 ? (size_t)lengths[i] : 1);
+			memcpy(q->params[i], params[i], (size_t)lengths[i]);
+			q->lengths[i] = lengths[i];
+			q->formats[i] = 1;
+		} else {
+			q->params[i] = xstrdup(params[i]);
+		}
+	}
+}
+
 /* Appends a query to the queue and starts it when the connection is free. */
 static bool pg_conn_enqueue(struct pg_conn *pc, const char *sql, int nparams,
-                            const char *const *params, pg_query_fn done, void *arg)
+                            const char *const *params, const int *lengths, const int *formats,
+                            pg_query_fn done, void *arg)
 {
 	if (pc->state != PGC_UP)
 		return false;
 	struct pg_query *q = xcalloc(1, sizeof(*q));
 	q->sql = xstrdup(sql);
 	q->nparams = nparams;
-	if (nparams > 0) {
-		q->params = xcalloc((size_t)nparams, sizeof(char *));
-		for (int i = 0; i < nparams; i++)
-			q->params[i] = params[i] ? xstrdup(params[i]) : NULL;
-	}
+	if (nparams > 0)
+		query_copy_params(q, params, lengths, formats);
 	q->done = done;
 	q->arg = arg;
 	if (pc->tail)
@@ -344,12 +370,20 @@ static bool pg_conn_enqueue(struct pg_conn *pc, const char *sql, int nparams,
 bool pg_conn_query(struct pg_conn *pc, const char *sql, int nparams, const char *const *params,
                    pg_query_fn done, void *arg)
 {
-	return pg_conn_enqueue(pc, sql, nparams < 0 ? 0 : nparams, params, done, arg);
+	return pg_conn_enqueue(pc, sql, nparams < 0 ? 0 : nparams, params, NULL, NULL, done, arg);
+}
+
+bool pg_conn_query_params(struct pg_conn *pc, const char *sql, int nparams,
+                          const char *const *params, const int *lengths, const int *formats,
+                          pg_query_fn done, void *arg)
+{
+	return pg_conn_enqueue(pc, sql, nparams < 0 ? 0 : nparams, params, lengths, formats, done,
+	                       arg);
 }
 
 bool pg_conn_exec(struct pg_conn *pc, const char *sql, pg_query_fn done, void *arg)
 {
-	return pg_conn_enqueue(pc, sql, -1, NULL, done, arg);
+	return pg_conn_enqueue(pc, sql, -1, NULL, NULL, NULL, done, arg);
 }
 
 /* Flushes libpq's output buffer, waiting for writability while it is not empty. */
@@ -377,7 +411,7 @@ static void pg_conn_pump(struct pg_conn *pc)
 		ok = PQsendQuery(pc->conn, q->sql);
 	else
 		ok = PQsendQueryParams(pc->conn, q->sql, q->nparams, NULL,
-		                       (const char *const *)q->params, NULL, NULL, 0);
+		                       (const char *const *)q->params, q->lengths, q->formats, 0);
 	if (!ok) {
 		char *why = xstrdup(PQerrorMessage(pc->conn));
 		pg_conn_lost(pc, why);

@@ -50,6 +50,13 @@ bool pg_conn_is_up(const struct pg_conn *pc);
 bool pg_conn_query(struct pg_conn *pc, const char *sql, int nparams, const char *const *params,
                    pg_query_fn done, void *arg) __attribute__((warn_unused_result));
 
+/* pg_conn_query with some parameters in binary format: parameter i is binary, of
+ * lengths[i] bytes, when formats[i] is 1 (its type then comes from the statement, e.g.
+ * $1::text[]), text when 0. Text results. */
+bool pg_conn_query_params(struct pg_conn *pc, const char *sql, int nparams,
+                          const char *const *params, const int *lengths, const int *formats,
+                          pg_query_fn done, void *arg) __attribute__((warn_unused_result));
+
 /* Queues parameterless SQL that may hold several statements (e.g. "LISTEN a; LISTEN b"). */
 bool pg_conn_exec(struct pg_conn *pc, const char *sql, pg_query_fn done, void *arg)
     __attribute__((warn_unused_result));

@@ -11,7 +11,6 @@
 #include "trim.h"
 #include "xmalloc.h"
 
-#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -809,16 +808,28 @@ static void claims_done(PGresult *res, const char *error, void *arg)
 	store_call_free(c);
 }
 
-/* Adds a string member, or null. */
-static void json_put_str(json_object *o, const char *key, const char *value)
-{
-	json_object_object_add(o, key, value ? json_object_new_string(value) : NULL);
-}
+/* The most parameters of a batch statement: its text parameters, then its columns. */
+#define BATCH_MAX_PARAMS 16
 
-/* Adds an integer member. */
-static void json_put_int(json_object *o, const char *key, int64_t value)
+/* Queues a batch statement: `ntext` text parameters ($1...), then each of the `ncols`
+ * columns as a binary array, which it frees. */
+static bool batch_send(struct store_call *c, const char *sql, const char *const *text, int ntext,
+                       struct store_bin_array *cols, int ncols, pg_query_fn completion)
 {
-	json_object_object_add(o, key, json_object_new_int64(value));
+	const char *values[BATCH_MAX_PARAMS];
+	int lengths[BATCH_MAX_PARAMS] = {0}, formats[BATCH_MAX_PARAMS] = {0};
+	for (int k = 0; k < ntext; k++)
+		values[k] = text[k];
+	for (int k = 0; k < ncols; k++) {
+		lengths[ntext + k] = store_bin_array_finish(&cols[k]);
+		values[ntext + k] = cols[k].data;
+		formats[ntext + k] = 1;
+	}
+	bool ok =
+	    store_call_query_params(c, sql, ntext + ncols, values, lengths, formats, completion);
+	for (int k = 0; k < ncols; k++)
+		store_bin_array_free(&cols[k]);
+	return ok;
 }
 
 bool store_insert_intents(struct store *st, const struct intent *intents, size_t n,
@@ -832,10 +843,14 @@ bool store_insert_intents_consuming(struct store *st, const struct intent *inten
                                     void *arg)
 {
 	static const char sql[] =
-	    "WITH u AS (SELECT * FROM json_to_recordset($1::json) AS u(id uuid, order_id text, "
-	    "transaction_id text, kind text, amount bigint, currency text, body text, "
-	    "reason text, deadline_ms bigint, request_id bigint, settles_cancel bool, lease "
-	    "bool)), "
+	    /* $1 the consumed changes, $2 the instance, $3 the lease, then the batch's
+	     * columns as binary arrays (batch_send) */
+	    "WITH u AS (SELECT id::uuid AS id, order_id, transaction_id, kind, amount, currency, "
+	    "body, reason, deadline_ms, request_id, settles_cancel, lease FROM unnest($4::text[], "
+	    "$5::text[], $6::text[], $7::text[], $8::bigint[], $9::text[], $10::text[], "
+	    "$11::text[], $12::bigint[], $13::bigint[], $14::bool[], $15::bool[]) AS u(id, "
+	    "order_id, transaction_id, kind, amount, currency, body, reason, deadline_ms, "
+	    "request_id, settles_cancel, lease)), "
 	    "ins AS (INSERT INTO smartpay.modifications AS m (modification_id, order_id, "
 	    "transaction_id, kind, amount_minor, currency, request_body, state, reason, deadline, "
 	    "lease_owner, lease_generation, lease_expires_at, completed_at, request_id, "
@@ -864,7 +879,7 @@ bool store_insert_intents_consuming(struct store *st, const struct intent *inten
 	    "modification_id::text, 'order ' || order_id || ' refused: ' || reason "
 	    "FROM ins WHERE state = 'refused' ON CONFLICT DO NOTHING), "
 	    /* the queued changes looked at go with the intents they gave */
-	    "con AS (DELETE FROM smartpay.order_changes c WHERE c.change_id = ANY($4::bigint[]) "
+	    "con AS (DELETE FROM smartpay.order_changes c WHERE c.change_id = ANY($1::bigint[]) "
 	    /* except an order whose intent was not recorded (blocked behind a pending
 	     * modification of its transaction, a refund that no longer fits): it stays */
 	    "AND NOT EXISTS (SELECT 1 FROM u WHERE u.order_id = c.order_id AND NOT EXISTS "
@@ -894,37 +909,51 @@ bool store_insert_intents_consuming(struct store *st, const struct intent *inten
 	    "SELECT " CLAIM_COLUMNS " FROM ins m WHERE m.state = 'pending'";
 	if (!pg_conn_is_up(st->pc))
 		return false;
-	json_object *arr = json_object_new_array_ext((int)n);
+	enum {
+		I_ID,
+		I_ORDER,
+		I_TRANSACTION,
+		I_KIND,
+		I_AMOUNT,
+		I_CURRENCY,
+		I_BODY,
+		I_REASON,
+		I_DEADLINE,
+		I_REQUEST,
+		I_SETTLES,
+		I_LEASE,
+		I_COLUMNS
+	};
+	static const uint32_t types[I_COLUMNS] = {STORE_OID_TEXT, STORE_OID_TEXT, STORE_OID_TEXT,
+	                                          STORE_OID_TEXT, STORE_OID_INT8, STORE_OID_TEXT,
+	                                          STORE_OID_TEXT, STORE_OID_TEXT, STORE_OID_INT8,
+	                                          STORE_OID_INT8, STORE_OID_BOOL, STORE_OID_BOOL};
+	struct store_bin_array col[I_COLUMNS];
+	for (int k = 0; k < I_COLUMNS; k++)
+		store_bin_array_init(&col[k], types[k]);
 	for (size_t i = 0; i < n; i++) {
 		const struct intent *in = &intents[i];
-		json_object *o = json_object_new_object();
-		json_put_str(o, "id", in->modification_id);
-		json_put_str(o, "order_id", in->order_id);
-		json_put_str(o, "transaction_id", in->transaction_id);
-		json_put_str(o, "kind", mod_kind_name(in->kind));
-		if (in->amount_minor >= 0)
-			json_put_int(o, "amount", in->amount_minor);
-		json_put_str(o, "currency", in->currency);
-		json_put_str(o, "body", in->body);
-		json_put_str(o, "reason", in->reason);
-		if (in->deadline_ms > 0)
-			json_put_int(o, "deadline_ms", in->deadline_ms);
-		if (in->request_id > 0)
-			json_put_int(o, "request_id", in->request_id);
-		if (in->settles_cancel)
-			json_object_object_add(o, "settles_cancel", json_object_new_boolean(true));
-		json_object_object_add(o, "lease", json_object_new_boolean(in->lease));
-		json_object_array_add(arr, o);
+		store_bin_array_text(&col[I_ID], in->modification_id);
+		store_bin_array_text(&col[I_ORDER], in->order_id);
+		store_bin_array_text(&col[I_TRANSACTION], in->transaction_id);
+		store_bin_array_text(&col[I_KIND], mod_kind_name(in->kind));
+		store_bin_array_int8(&col[I_AMOUNT], in->amount_minor, in->amount_minor < 0);
+		store_bin_array_text(&col[I_CURRENCY], in->currency);
+		store_bin_array_text(&col[I_BODY], in->body);
+		store_bin_array_text(&col[I_REASON], in->reason);
+		store_bin_array_int8(&col[I_DEADLINE], in->deadline_ms, in->deadline_ms <= 0);
+		store_bin_array_int8(&col[I_REQUEST], in->request_id, in->request_id <= 0);
+		store_bin_array_bool(&col[I_SETTLES], in->settles_cancel);
+		store_bin_array_bool(&col[I_LEASE], in->lease);
 	}
 	char lease[STORE_INTERVAL_TEXT];
 	char *consumed = store_int_array(changes, nchanges);
-	const char *p[] = {json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN),
-	                   st->instance, store_interval_text(st->cfg->lease_ms, lease), consumed};
+	const char *text[] = {consumed, st->instance,
+	                      store_interval_text(st->cfg->lease_ms, lease)};
 	struct store_call *c = store_call_new(st, arg);
 	c->fn.claims = done;
-	bool ok = store_call_query(c, sql, 4, p, claims_done);
+	bool ok = batch_send(c, sql, text, 3, col, I_COLUMNS, claims_done);
 	free(consumed);
-	json_object_put(arr);
 	return ok;
 }
 
@@ -983,106 +1012,127 @@ static void outcomes_done(PGresult *res, const char *error, void *arg)
 	store_call_free(c);
 }
 
+/* Rows whose lease moved on (another owner or generation) are not written; their ids
+ * come back as fenced. */
+const char store_write_outcomes_sql[] =
+    /* the owner and the expected state travel with the rows (below) */
+    "WITH u AS (SELECT id::uuid AS id, gen, state, reason, http_status::int AS "
+    "http_status, response_body, payment_status, rrid, delay_ms, counted, alert_kind, "
+    "alert_severity, settled_by, $1::text AS owner, 'pending'::text AS expected "
+    /* the batch's columns as binary arrays (batch_send) */
+    "FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], "
+    "$7::text[], $8::text[], $9::text[], $10::bigint[], $11::bool[], $12::text[], "
+    "$13::text[], $14::text[]) AS u(id, gen, state, reason, http_status, response_body, "
+    "payment_status, rrid, delay_ms, counted, alert_kind, alert_severity, settled_by)), "
+    "upd AS (UPDATE smartpay.modifications m SET state = u.state, "
+    "reason = u.reason, settled_by = coalesce(u.settled_by, m.settled_by), "
+    "attempts = m.attempts + CASE WHEN u.counted THEN 1 ELSE 0 END, "
+    "http_status = coalesce(u.http_status, m.http_status), "
+    "response_body = coalesce(u.response_body, m.response_body), "
+    "payment_status = coalesce(u.payment_status, m.payment_status), "
+    "reconciliation_reference_id = coalesce(u.rrid, m.reconciliation_reference_id), "
+    "next_attempt_at = CASE WHEN u.state = 'pending' "
+    "THEN now() + coalesce(u.delay_ms, 0) * interval '1 millisecond' "
+    "ELSE m.next_attempt_at END, "
+    "lease_owner = NULL, lease_expires_at = NULL, updated_at = now(), "
+    "completed_at = CASE WHEN u.state = 'pending' THEN NULL ELSE now() END, "
+    /* final: whether a change of the order waits for it (sql/017) */
+    "follow_up = CASE WHEN u.state = 'pending' THEN m.follow_up "
+    "ELSE m.follow_up IS TRUE END "
+    /* the id list lets the planner probe the primary key whatever the statistics.
+     * The owner and the state are compared with u's columns, not constants: as
+     * restrictions of the ledger alone, estimated from statistics that lag behind
+     * a burst (no row had an owner when they were taken), they made the ledger's
+     * side look like one row, and the planner looped over the whole batch for each
+     * row: a write quadratic in the batch size */
+    "FROM u WHERE m.modification_id = ANY($2::text[]::uuid[]) AND m.modification_id = u.id "
+    "AND m.lease_owner = u.owner "
+    "AND m.lease_generation = u.gen AND m.state = u.expected "
+    "RETURNING m.modification_id, m.order_id, m.kind, m.state, m.attempts, u.alert_kind, "
+    "u.alert_severity, m.reason, m.follow_up), "
+    /* a finished modification may let the next one of its order go (a cancel after
+     * a capture or behind a refund): when a change of the order was looked at while
+     * it was in flight (marked, sql/017), the order is queued in the same commit, so
+     * a restart does not forget it */
+    "fol AS (INSERT INTO smartpay.order_changes (order_id) SELECT DISTINCT order_id "
+    "FROM upd WHERE state <> 'pending' AND follow_up), "
+    "al AS (INSERT INTO smartpay.alerts (kind, severity, order_id, modification_id, "
+    "dedup_key, message) SELECT alert_kind, alert_severity, order_id, modification_id, "
+    "modification_id::text || ':' || attempts, kind || ' for order ' || order_id || ': ' "
+    "|| "
+    "coalesce(reason, alert_kind) FROM upd WHERE alert_kind IS NOT NULL "
+    "ON CONFLICT DO NOTHING), "
+    /* a fenced final outcome that contradicts the final state the new owner recorded:
+     * the ledger keeps the winner's, an operator must look at the gateway */
+    "dis AS (INSERT INTO smartpay.alerts (kind, severity, order_id, modification_id, "
+    "dedup_key, message) SELECT 'outcome_disagrees', 'critical', m.order_id, "
+    "m.modification_id, m.modification_id::text || ':' || u.state, "
+    "m.kind || ' for order ' || m.order_id || ': instance ' || $1 || ' saw ' || u.state "
+    "|| coalesce(' (HTTP ' || u.http_status || ')', '') || ' after its lease moved on, "
+    "but the ledger records ' || m.state || coalesce(' (HTTP ' || m.http_status || ')', "
+    "'') || '; check the transaction at SmartPay' "
+    "FROM u JOIN smartpay.modifications m ON m.modification_id = u.id "
+    "WHERE u.id NOT IN (SELECT modification_id FROM upd) AND u.state <> 'pending' "
+    "AND m.state <> 'pending' AND m.state <> u.state "
+    "ON CONFLICT DO NOTHING RETURNING modification_id) "
+    "SELECT u.id::text, u.id IN (SELECT modification_id FROM dis) FROM u "
+    "WHERE u.id NOT IN (SELECT modification_id FROM upd)";
+
+/* The batch of outcomes as the statement's columns, one binary array each. */
+void store_outcome_columns(const struct outcome *outcomes, size_t n,
+                           struct store_bin_array col[STORE_OUTCOME_COLUMNS])
+{
+	enum {
+		O_ID,
+		O_GEN,
+		O_STATE,
+		O_REASON,
+		O_HTTP,
+		O_BODY,
+		O_PAYMENT,
+		O_RRID,
+		O_DELAY,
+		O_COUNTED,
+		O_ALERT_KIND,
+		O_ALERT_SEVERITY,
+		O_SETTLED
+	};
+	static const uint32_t types[STORE_OUTCOME_COLUMNS] = {
+	    STORE_OID_TEXT, STORE_OID_INT8, STORE_OID_TEXT, STORE_OID_TEXT, STORE_OID_INT8,
+	    STORE_OID_TEXT, STORE_OID_TEXT, STORE_OID_TEXT, STORE_OID_INT8, STORE_OID_BOOL,
+	    STORE_OID_TEXT, STORE_OID_TEXT, STORE_OID_TEXT};
+	for (int k = 0; k < STORE_OUTCOME_COLUMNS; k++)
+		store_bin_array_init(&col[k], types[k]);
+	for (size_t i = 0; i < n; i++) {
+		const struct outcome *o = &outcomes[i];
+		store_bin_array_text(&col[O_ID], o->modification_id);
+		store_bin_array_int8(&col[O_GEN], o->generation, false);
+		store_bin_array_text(&col[O_STATE], o->state);
+		store_bin_array_text(&col[O_REASON], o->reason);
+		store_bin_array_int8(&col[O_HTTP], o->http_status, o->http_status <= 0);
+		store_bin_array_text(&col[O_BODY], o->response_body);
+		store_bin_array_text(&col[O_PAYMENT], o->payment_status);
+		store_bin_array_text(&col[O_RRID], o->reconciliation_reference_id);
+		store_bin_array_int8(&col[O_DELAY], o->retry_delay_ms, false);
+		store_bin_array_bool(&col[O_COUNTED], o->counted);
+		store_bin_array_text(&col[O_ALERT_KIND], o->alert_kind);
+		store_bin_array_text(&col[O_ALERT_SEVERITY], o->alert_severity);
+		store_bin_array_text(&col[O_SETTLED], o->settled_by);
+	}
+}
+
 bool store_write_outcomes(struct store *st, const struct outcome *outcomes, size_t n,
                           store_written_fn done, void *arg)
 {
-	/* Rows whose lease moved on (another owner or generation) are not written; their ids
-	 * come back as fenced. */
-	static const char sql[] =
-	    /* the owner and the expected state travel with the rows (below) */
-	    "WITH u AS (SELECT *, $1::text AS owner, 'pending'::text AS expected "
-	    "FROM json_to_recordset($2::json) AS u(id uuid, gen bigint, "
-	    "state text, reason text, http_status int, response_body text, payment_status text, "
-	    "rrid text, delay_ms bigint, counted bool, alert_kind text, alert_severity text, "
-	    "settled_by text)), "
-	    "upd AS (UPDATE smartpay.modifications m SET state = u.state, "
-	    "reason = u.reason, settled_by = coalesce(u.settled_by, m.settled_by), "
-	    "attempts = m.attempts + CASE WHEN u.counted THEN 1 ELSE 0 END, "
-	    "http_status = coalesce(u.http_status, m.http_status), "
-	    "response_body = coalesce(u.response_body, m.response_body), "
-	    "payment_status = coalesce(u.payment_status, m.payment_status), "
-	    "reconciliation_reference_id = coalesce(u.rrid, m.reconciliation_reference_id), "
-	    "next_attempt_at = CASE WHEN u.state = 'pending' "
-	    "THEN now() + coalesce(u.delay_ms, 0) * interval '1 millisecond' "
-	    "ELSE m.next_attempt_at END, "
-	    "lease_owner = NULL, lease_expires_at = NULL, updated_at = now(), "
-	    "completed_at = CASE WHEN u.state = 'pending' THEN NULL ELSE now() END, "
-	    /* final: whether a change of the order waits for it (sql/017) */
-	    "follow_up = CASE WHEN u.state = 'pending' THEN m.follow_up "
-	    "ELSE m.follow_up IS TRUE END "
-	    /* the id list lets the planner probe the primary key whatever the statistics.
-	     * The owner and the state are compared with u's columns, not constants: as
-	     * restrictions of the ledger alone, estimated from statistics that lag behind
-	     * a burst (no row had an owner when they were taken), they made the ledger's
-	     * side look like one row, and the planner looped over the whole batch for each
-	     * row: a write quadratic in the batch size */
-	    "FROM u WHERE m.modification_id = ANY($3::uuid[]) AND m.modification_id = u.id "
-	    "AND m.lease_owner = u.owner "
-	    "AND m.lease_generation = u.gen AND m.state = u.expected "
-	    "RETURNING m.modification_id, m.order_id, m.kind, m.state, m.attempts, u.alert_kind, "
-	    "u.alert_severity, m.reason, m.follow_up), "
-	    /* a finished modification may let the next one of its order go (a cancel after
-	     * a capture or behind a refund): when a change of the order was looked at while
-	     * it was in flight (marked, sql/017), the order is queued in the same commit, so
-	     * a restart does not forget it */
-	    "fol AS (INSERT INTO smartpay.order_changes (order_id) SELECT DISTINCT order_id "
-	    "FROM upd WHERE state <> 'pending' AND follow_up), "
-	    "al AS (INSERT INTO smartpay.alerts (kind, severity, order_id, modification_id, "
-	    "dedup_key, message) SELECT alert_kind, alert_severity, order_id, modification_id, "
-	    "modification_id::text || ':' || attempts, kind || ' for order ' || order_id || ': ' "
-	    "|| "
-	    "coalesce(reason, alert_kind) FROM upd WHERE alert_kind IS NOT NULL "
-	    "ON CONFLICT DO NOTHING), "
-	    /* a fenced final outcome that contradicts the final state the new owner recorded:
-	     * the ledger keeps the winner's, an operator must look at the gateway */
-	    "dis AS (INSERT INTO smartpay.alerts (kind, severity, order_id, modification_id, "
-	    "dedup_key, message) SELECT 'outcome_disagrees', 'critical', m.order_id, "
-	    "m.modification_id, m.modification_id::text || ':' || u.state, "
-	    "m.kind || ' for order ' || m.order_id || ': instance ' || $1 || ' saw ' || u.state "
-	    "|| coalesce(' (HTTP ' || u.http_status || ')', '') || ' after its lease moved on, "
-	    "but the ledger records ' || m.state || coalesce(' (HTTP ' || m.http_status || ')', "
-	    "'') || '; check the transaction at SmartPay' "
-	    "FROM u JOIN smartpay.modifications m ON m.modification_id = u.id "
-	    "WHERE u.id NOT IN (SELECT modification_id FROM upd) AND u.state <> 'pending' "
-	    "AND m.state <> 'pending' AND m.state <> u.state "
-	    "ON CONFLICT DO NOTHING RETURNING modification_id) "
-	    "SELECT u.id::text, u.id IN (SELECT modification_id FROM dis) FROM u "
-	    "WHERE u.id NOT IN (SELECT modification_id FROM upd)";
 	if (!pg_conn_is_up(st->pc))
 		return false;
-	json_object *arr = json_object_new_array_ext((int)n);
-	for (size_t i = 0; i < n; i++) {
-		const struct outcome *o = &outcomes[i];
-		json_object *j = json_object_new_object();
-		json_put_str(j, "id", o->modification_id);
-		json_put_int(j, "gen", o->generation);
-		json_put_str(j, "state", o->state);
-		json_put_str(j, "reason", o->reason);
-		if (o->http_status > 0)
-			json_put_int(j, "http_status", o->http_status);
-		json_put_str(j, "response_body", o->response_body);
-		json_put_str(j, "payment_status", o->payment_status);
-		json_put_str(j, "rrid", o->reconciliation_reference_id);
-		json_put_int(j, "delay_ms", o->retry_delay_ms);
-		json_object_object_add(j, "counted", json_object_new_boolean(o->counted));
-		json_put_str(j, "alert_kind", o->alert_kind);
-		json_put_str(j, "alert_severity", o->alert_severity);
-		json_put_str(j, "settled_by", o->settled_by);
-		json_object_array_add(arr, j);
-	}
-	char **ids = xcalloc(n ? n : 1, sizeof(char *));
-	for (size_t i = 0; i < n; i++)
-		ids[i] = outcomes[i].modification_id;
-	char *idlist = store_text_array(ids, n);
-	free(ids);
-	const char *p[] = {st->instance,
-	                   json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN), idlist};
+	struct store_bin_array col[STORE_OUTCOME_COLUMNS];
+	store_outcome_columns(outcomes, n, col);
+	const char *text[] = {st->instance};
 	struct store_call *c = store_call_new(st, arg);
 	c->fn.written = done;
-	bool ok = store_call_query(c, sql, 3, p, outcomes_done);
-	free(idlist);
-	json_object_put(arr);
-	return ok;
+	return batch_send(c, store_write_outcomes_sql, text, 1, col, STORE_OUTCOME_COLUMNS,
+	                  outcomes_done);
 }
 
 /* ---- alerts of the claim path ---- */

@@ -44,6 +44,19 @@ bool store_call_query(struct store_call *c, const char *sql, int nparams, const 
 	return ok;
 }
 
+/* Queues a statement with binary parameters for the call, freeing the call when it
+ * cannot be queued. */
+bool store_call_query_params(struct store_call *c, const char *sql, int nparams,
+                             const char *const *params, const int *lengths, const int *formats,
+                             pg_query_fn completion)
+{
+	bool ok = pg_conn_query_params(store_conn(c->st), sql, nparams, params, lengths, formats,
+	                               completion, c);
+	if (!ok)
+		store_call_free(c);
+	return ok;
+}
+
 /* Queues parameterless SQL for the call, freeing the call when it cannot be queued. */
 bool store_call_exec(struct store_call *c, const char *sql, pg_query_fn completion)
 {
@@ -108,6 +121,100 @@ char *store_int_array(const int64_t *v, size_t n)
 	}
 	xappend(&out, &len, &cap, "}", 1);
 	return out;
+}
+
+/* The bytes of a header of a one-dimensional array: dimensions, null flag, element
+ * type, length and lower bound. */
+#define BIN_ARRAY_HEADER 20
+
+/* Appends a 32-bit integer in network byte order. */
+static void bin_put32(struct store_bin_array *a, uint32_t v)
+{
+	unsigned char b[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
+	                      (unsigned char)(v >> 8), (unsigned char)v};
+	xappend(&a->data, &a->len, &a->cap, b, sizeof(b));
+}
+
+/* Writes a 32-bit integer in network byte order at `at`. */
+static void bin_set32(struct store_bin_array *a, size_t at, uint32_t v)
+{
+	unsigned char *p = (unsigned char *)a->data + at;
+	p[0] = (unsigned char)(v >> 24);
+	p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8);
+	p[3] = (unsigned char)v;
+}
+
+/* Starts an array: room for the header, filled by store_bin_array_finish. */
+void store_bin_array_init(struct store_bin_array *a, uint32_t element_oid)
+{
+	*a = (struct store_bin_array){.element_oid = element_oid};
+	for (int i = 0; i < BIN_ARRAY_HEADER / 4; i++)
+		bin_put32(a, 0);
+}
+
+/* Appends a text element (its length, then its bytes) or a null (length -1). */
+void store_bin_array_text(struct store_bin_array *a, const char *s)
+{
+	a->count++;
+	if (s == NULL) {
+		a->has_null = true;
+		bin_put32(a, UINT32_MAX);
+		return;
+	}
+	size_t n = strlen(s);
+	bin_put32(a, (uint32_t)n);
+	xappend(&a->data, &a->len, &a->cap, s, n);
+}
+
+/* Appends a bigint element in network byte order, or a null. */
+void store_bin_array_int8(struct store_bin_array *a, int64_t v, bool null)
+{
+	a->count++;
+	if (null) {
+		a->has_null = true;
+		bin_put32(a, UINT32_MAX);
+		return;
+	}
+	uint64_t u = (uint64_t)v;
+	bin_put32(a, 8);
+	bin_put32(a, (uint32_t)(u >> 32));
+	bin_put32(a, (uint32_t)u);
+}
+
+/* Appends a boolean element (one byte). */
+void store_bin_array_bool(struct store_bin_array *a, bool v)
+{
+	a->count++;
+	bin_put32(a, 1);
+	unsigned char b = v ? 1 : 0;
+	xappend(&a->data, &a->len, &a->cap, &b, 1);
+}
+
+/* Fills the header: one dimension of `count` elements from 1, or none when empty (an
+ * empty array has no dimension: its header is 12 bytes). */
+int store_bin_array_finish(struct store_bin_array *a)
+{
+	if (a->count == 0) {
+		bin_set32(a, 0, 0);
+		bin_set32(a, 4, 0);
+		bin_set32(a, 8, a->element_oid);
+		a->len = 12;
+		return (int)a->len;
+	}
+	bin_set32(a, 0, 1);
+	bin_set32(a, 4, a->has_null ? 1 : 0);
+	bin_set32(a, 8, a->element_oid);
+	bin_set32(a, 12, (uint32_t)a->count);
+	bin_set32(a, 16, 1);
+	return (int)a->len;
+}
+
+/* Frees the array's bytes. */
+void store_bin_array_free(struct store_bin_array *a)
+{
+	free(a->data);
+	*a = (struct store_bin_array){0};
 }
 
 /* Reads a nullable text field in place. */

@@ -74,6 +74,10 @@ struct store_call **store_calls_slot(struct store *st);
  * when it cannot be queued (the connection is not up) frees `c` and returns false. */
 bool store_call_query(struct store_call *c, const char *sql, int nparams, const char *const *params,
                       pg_query_fn completion);
+/* store_call_query with binary parameters (pg_conn_query_params). */
+bool store_call_query_params(struct store_call *c, const char *sql, int nparams,
+                             const char *const *params, const int *lengths, const int *formats,
+                             pg_query_fn completion);
 /* store_call_query for parameterless SQL that may hold several statements (pg_conn_exec). */
 bool store_call_exec(struct store_call *c, const char *sql, pg_query_fn completion);
 /* The completion of a statement whose caller wants its row count (store_done_fn in
@@ -104,6 +108,50 @@ const char *store_int_text(int64_t v, char out[STORE_INT_TEXT]);
 char *store_text_array(char *const *items, size_t n);
 /* A bigint[] literal, e.g. {86400000,14400000}. Malloc'd. */
 char *store_int_array(const int64_t *v, size_t n);
+
+/* A one-dimensional array parameter in PostgreSQL's binary format (what array_recv
+ * reads), sent with pg_conn_query_params: its elements go as bytes, with no quoting or
+ * escaping on either side (a request or an answer body as an element of a text[] costs
+ * a copy, not a parse of a JSON or array literal). The statement names its type, e.g.
+ * $2::text[]. */
+struct store_bin_array {
+	char *data;
+	size_t len, cap;
+	int32_t count;
+	bool has_null;
+	uint32_t element_oid;
+};
+
+/* The element types of store_bin_array (pg_type OIDs). */
+#define STORE_OID_BOOL 16
+#define STORE_OID_INT8 20
+#define STORE_OID_TEXT 25
+
+/* Starts an empty array of elements of type `element_oid`. */
+void store_bin_array_init(struct store_bin_array *a, uint32_t element_oid);
+/* Appends a text element; NULL appends an SQL null. */
+void store_bin_array_text(struct store_bin_array *a, const char *s);
+/* Appends a bigint element, or an SQL null when `null`. */
+void store_bin_array_int8(struct store_bin_array *a, int64_t v, bool null);
+/* Appends a boolean element. */
+void store_bin_array_bool(struct store_bin_array *a, bool v);
+/* Completes the header; the array's bytes are a->data, its length the return value. */
+int store_bin_array_finish(struct store_bin_array *a);
+/* Frees the array's bytes. */
+void store_bin_array_free(struct store_bin_array *a);
+
+/* The columns of the outcome write's batch, $2... of store_write_outcomes_sql. */
+#define STORE_OUTCOME_COLUMNS 13
+
+/* The outcome write (store_write_outcomes). Parameters: $1 the instance, then the
+ * STORE_OUTCOME_COLUMNS binary arrays of store_outcome_columns. Returns the ids not
+ * written (fenced) and whether each disagrees with the final state recorded. */
+extern const char store_write_outcomes_sql[];
+/* The columns of a batch of outcomes for store_write_outcomes_sql (each initialised
+ * here; store_bin_array_finish and store_bin_array_free are the caller's). */
+struct outcome;
+void store_outcome_columns(const struct outcome *outcomes, size_t n,
+                           struct store_bin_array col[STORE_OUTCOME_COLUMNS]);
 
 /* ---- results ---- */
 

@@ -52,6 +52,16 @@ size_t text_utf8_sequence(const unsigned char *s, size_t avail, size_t *subpart)
 	return need;
 }
 
+/* The length of the run of ASCII bytes other than NUL at `s`, at most `max`: each is a
+ * whole character kept as it is. */
+static size_t text_ascii_run(const unsigned char *s, size_t max)
+{
+	size_t k = 0;
+	while (k < max && s[k] != 0 && s[k] < 0x80)
+		k++;
+	return k;
+}
+
 char *text_storable(const char *s, size_t len, size_t max_bytes, enum text_nul nul)
 {
 	const unsigned char *in = (const unsigned char *)s;
@@ -64,6 +74,14 @@ char *text_storable(const char *s, size_t len, size_t max_bytes, enum text_nul n
 		cap = len * 3;
 	out = xmalloc(cap + 1);
 	while (i < len) {
+		/* most of an answer is ASCII: copied a run at a time, as far as it fits */
+		size_t run = text_ascii_run(in + i, len - i < cap - o ? len - i : cap - o);
+		if (run > 0) {
+			memcpy(out + o, s + i, run);
+			o += run;
+			i += run;
+			continue;
+		}
 		size_t subpart, n = text_utf8_sequence(in + i, len - i, &subpart);
 		const char *piece = s + i;
 		size_t piece_len = n;

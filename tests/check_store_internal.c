@@ -35,6 +35,62 @@ START_TEST(text_arrays_quote_and_escape_every_item)
 }
 END_TEST
 
+/* The bytes of a binary array, from a C string of escapes (the length is given). */
+static void expect_bytes(struct store_bin_array *a, const char *want, size_t want_len)
+{
+	int len = store_bin_array_finish(a);
+	ck_assert_int_eq(len, (int)want_len);
+	ck_assert_msg(memcmp(a->data, want, want_len) == 0, "bytes differ");
+	store_bin_array_free(a);
+}
+
+START_TEST(binary_arrays_as_array_recv_reads_them)
+{
+	struct store_bin_array a;
+	/* text[]: one dimension, a null among the elements, each its length and bytes */
+	store_bin_array_init(&a, STORE_OID_TEXT);
+	store_bin_array_text(&a, "a\"b");
+	store_bin_array_text(&a, NULL);
+	store_bin_array_text(&a, "");
+	static const char text[] = "\0\0\0\1"
+	                           "\0\0\0\1"
+	                           "\0\0\0\x19"
+	                           "\0\0\0\3"
+	                           "\0\0\0\1"
+	                           "\0\0\0\3a\"b"
+	                           "\xff\xff\xff\xff"
+	                           "\0\0\0\0";
+	expect_bytes(&a, text, sizeof(text) - 1);
+	/* bigint[] in network byte order, no null flag without a null */
+	store_bin_array_init(&a, STORE_OID_INT8);
+	store_bin_array_int8(&a, -2, false);
+	store_bin_array_int8(&a, 0x0102030405060708, false);
+	static const char int8[] = "\0\0\0\1"
+	                           "\0\0\0\0"
+	                           "\0\0\0\x14"
+	                           "\0\0\0\2"
+	                           "\0\0\0\1"
+	                           "\0\0\0\x08\xff\xff\xff\xff\xff\xff\xff\xfe"
+	                           "\0\0\0\x08\1\2\3\4\5\6\7\x08";
+	expect_bytes(&a, int8, sizeof(int8) - 1);
+	/* bool[]: one byte each */
+	store_bin_array_init(&a, STORE_OID_BOOL);
+	store_bin_array_bool(&a, true);
+	store_bin_array_bool(&a, false);
+	static const char bools[] = "\0\0\0\1"
+	                            "\0\0\0\0"
+	                            "\0\0\0\x10"
+	                            "\0\0\0\2"
+	                            "\0\0\0\1"
+	                            "\0\0\0\1\1"
+	                            "\0\0\0\1\0";
+	expect_bytes(&a, bools, sizeof(bools) - 1);
+	/* empty: no dimension, a 12-byte header */
+	store_bin_array_init(&a, STORE_OID_TEXT);
+	expect_bytes(&a, "\0\0\0\0\0\0\0\0\0\0\0\x19", 12);
+}
+END_TEST
+
 START_TEST(int_arrays_and_numbers)
 {
 	static const int64_t v[] = {86400000, 14400000, -1, INT64_MAX, INT64_MIN};
@@ -134,6 +190,7 @@ int main(void)
 	Suite *s = suite_create("store_internal");
 	testutil_tcase(s, "store_internal", 0,
 	               (const TTest *const[]){text_arrays_quote_and_escape_every_item,
+	                                      binary_arrays_as_array_recv_reads_them,
 	                                      int_arrays_and_numbers,
 	                                      field_readers_tell_null_from_values,
 	                                      calls_under_way_are_listed_until_freed,

@@ -110,6 +110,12 @@ START_TEST(test_text_truncation)
 	expect_storable(LIT("aa\xff"), 5, TEXT_NUL_DROP, "aa" FFFD);
 	/* dropped NULs take no room */
 	expect_storable(LIT("\0\0\0abc"), 3, TEXT_NUL_DROP, "abc");
+	/* an ASCII run cut by the bound, and runs around a NUL, a replacement, a character */
+	expect_storable(LIT("abcdef"), 4, TEXT_NUL_DROP, "abcd");
+	expect_storable(LIT("ab\0cd\xff"
+	                    "ef\xc3\xa9gh"),
+	                20, TEXT_NUL_DROP, "abcd" FFFD "ef\xc3\xa9gh");
+	expect_storable(LIT("ab\0cd"), 20, TEXT_NUL_REPLACE, "ab" FFFD "cd");
 
 	/* a 64 KiB body cut by the transport in the middle of a character */
 	body = malloc(n + 3);

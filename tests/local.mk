@@ -32,6 +32,8 @@ UNIT_SUITES += tests/check_status_call
 PG_SUITES = tests/check_migrate tests/check_shop_api tests/check_ctl
 PG_SUITES += tests/check_reconcile_pages
 PG_SUITES += tests/check_due_claim tests/check_orders_trigger
+# the outcome write's plan with statistics that lag behind a burst (lib/store.c)
+PG_SUITES += tests/check_outcome_plan
 # end to end (tests/world.h): the daemon, hostile answers, the shop's rows, scheduling,
 # metrics and health, alerts, sd_notify, least privilege, no secrets in logs,
 # durability, failover, the order summaries, reconciliation with the gateway, adopting

@@ -1,0 +1,165 @@
+/* The outcome write (lib/store.c, store_write_outcomes_sql) against a migrated ledger
+ * whose statistics lag behind a burst: analyzed nearly empty (no row had an owner), then
+ * a few hundred leased captures and a batch of their outcomes, sent as the daemon sends
+ * them (store_outcome_columns, binary arrays). Every row is written once, and the plan
+ * does not loop over the batch for each ledger row (a nested loop whose join filter
+ * compares the batch's ids, owner, generation and state: a write quadratic in the batch
+ * size). */
+#include "autoconfig.h"
+
+#include "pgtest.h"
+#include "records.h"
+#include "store_internal.h"
+#include "testutil.h"
+#include "xmalloc.h"
+
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+/* The captures of the burst, and of the batch written. */
+#define BURST 400
+#define BATCH 300
+
+/* Runs the outcome write for `outcomes`, under EXPLAIN when `explain` is not NULL (the
+ * statement still runs: EXPLAIN ANALYZE); returns the result. */
+static PGresult *write_outcomes(PGconn *conn, const struct outcome *outcomes, size_t n,
+                                const char *explain)
+{
+	struct store_bin_array col[STORE_OUTCOME_COLUMNS];
+	store_outcome_columns(outcomes, n, col);
+	const char *values[1 + STORE_OUTCOME_COLUMNS] = {"me"};
+	int lengths[1 + STORE_OUTCOME_COLUMNS] = {0}, formats[1 + STORE_OUTCOME_COLUMNS] = {0};
+	for (int k = 0; k < STORE_OUTCOME_COLUMNS; k++) {
+		lengths[1 + k] = store_bin_array_finish(&col[k]);
+		values[1 + k] = col[k].data;
+		formats[1 + k] = 1;
+	}
+	char *sql = xasprintf("%s%s", explain ? explain : "", store_write_outcomes_sql);
+	PGresult *res =
+	    PQexecParams(conn, sql, 1 + STORE_OUTCOME_COLUMNS, NULL, values, lengths, formats, 0);
+	free(sql);
+	for (int k = 0; k < STORE_OUTCOME_COLUMNS; k++)
+		store_bin_array_free(&col[k]);
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
+	return res;
+}
+
+/* The text of a result of EXPLAIN, one line per row (malloc'd). */
+static char *plan_text(PGresult *res)
+{
+	char *plan = xstrdup("");
+	for (int i = 0; i < PQntuples(res); i++) {
+		char *next = xasprintf("%s%s\n", plan, PQgetvalue(res, i, 0));
+		free(plan);
+		plan = next;
+	}
+	return plan;
+}
+
+/* Fills `o` with a succeeded capture of the burst's row `i` (strings malloc'd). */
+static void succeeded(struct outcome *o, int i)
+{
+	*o = (struct outcome){
+	    .generation = 1, .state = "succeeded", .http_status = 200, .counted = true};
+	o->modification_id = xasprintf("00000000-0000-4000-8000-%012d", i);
+	o->response_body =
+	    xasprintf("{\"modificationId\":\"%s\",\"status\":\"SUCCESS\"}", o->modification_id);
+	o->payment_status = xstrdup("CAPTURED");
+}
+
+START_TEST(test_batch_with_stale_statistics)
+{
+	char *conninfo = pgtest_createdb(NULL);
+	PGconn *conn = pgtest_connect(conninfo);
+	pgtest_migrate(conn);
+	pgtest_exec(conn, "ALTER TABLE smartpay.modifications SET (autovacuum_enabled = false)");
+
+	/* statistics of a ledger with two finished rows and no owner */
+	pgtest_exec(conn, "INSERT INTO smartpay.modifications (modification_id, order_id, "
+	                  "transaction_id, kind, amount_minor, currency, request_body, state) "
+	                  "VALUES (gen_random_uuid(), 'old-1', 'tx-old-1', 'capture', 1000, 'EUR', "
+	                  "'{}', 'succeeded'), (gen_random_uuid(), 'old-2', 'tx-old-2', 'capture', "
+	                  "1000, 'EUR', '{}', 'succeeded')");
+	pgtest_exec(conn, "ANALYZE smartpay.modifications");
+	/* the burst: leased by this instance, generation 1, not analyzed */
+	char *burst = xasprintf(
+	    "INSERT INTO smartpay.modifications (modification_id, order_id, transaction_id, "
+	    "kind, amount_minor, currency, request_body, state, lease_owner, lease_generation, "
+	    "lease_expires_at) SELECT format('00000000-0000-4000-8000-%%s', lpad(i::text, 12, "
+	    "'0'))::uuid, 'o' || i, 'tx-' || i, 'capture', 1000, 'EUR', '{}', 'pending', 'me', 1, "
+	    "now() + interval '1 minute' FROM generate_series(1, %d) AS i",
+	    BURST);
+	pgtest_exec(conn, burst);
+	free(burst);
+
+	struct outcome *batch = xcalloc(BATCH, sizeof(*batch));
+	for (int i = 0; i < BATCH; i++)
+		succeeded(&batch[i], i + 1);
+	PGresult *res = write_outcomes(conn, batch, BATCH,
+	                               "EXPLAIN (ANALYZE, BUFFERS OFF, TIMING OFF, SUMMARY OFF) ");
+	char *plan = plan_text(res);
+	PQclear(res);
+
+	/* the ledger's rows are found by the join on the batch's columns (a hash join or an
+	 * index probe per row), never by a loop that filters the batch for each row */
+	const char *update = strstr(plan, "Update on modifications");
+	ck_assert_msg(update != NULL, "no update in:\n%s", plan);
+	const char *after = strstr(update, "CTE fol");
+	size_t span = after ? (size_t)(after - update) : strlen(update);
+	char *upd = xasprintf("%.*s", (int)span, update);
+	ck_assert_msg(strstr(upd, "Join Filter") == NULL, "the write loops over the batch:\n%s",
+	              plan);
+	ck_assert_msg(strstr(upd, "Rows Removed by Join Filter") == NULL,
+	              "the write loops over the batch:\n%s", plan);
+	free(upd);
+	free(plan);
+
+	/* each row written once: succeeded, its answer kept, no lease left */
+	ck_assert_int_eq(pgtest_int(conn, "SELECT count(*) FROM smartpay.modifications WHERE "
+	                                  "state = 'succeeded' AND lease_owner IS NULL AND "
+	                                  "attempts = 1 AND http_status = 200 AND "
+	                                  "response_body = '{\"modificationId\":\"' || "
+	                                  "modification_id || '\",\"status\":\"SUCCESS\"}'"),
+	                 BATCH);
+	ck_assert_int_eq(pgtest_int(conn, "SELECT count(*) FROM smartpay.modifications WHERE "
+	                                  "state = 'pending' AND lease_owner = 'me'"),
+	                 BURST - BATCH);
+
+	/* written again (its lease is gone): every id comes back fenced, none disagrees */
+	res = write_outcomes(conn, batch, BATCH, NULL);
+	ck_assert_int_eq(PQntuples(res), BATCH);
+	for (int i = 0; i < PQntuples(res); i++)
+		ck_assert_str_eq(PQgetvalue(res, i, 1), "f");
+	PQclear(res);
+
+	for (int i = 0; i < BATCH; i++) {
+		free(batch[i].modification_id);
+		free(batch[i].response_body);
+		free(batch[i].payment_status);
+	}
+	free(batch);
+	PQfinish(conn);
+	free(conninfo);
+}
+END_TEST
+
+static Suite *outcome_plan_suite(void)
+{
+	Suite *s = suite_create("outcome_plan");
+	TCase *tc = tcase_create("outcome_plan");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_batch_with_stale_statistics);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	pgtest_start();
+	int status = testutil_run_suite(outcome_plan_suite(), CK_NORMAL);
+	pgtest_stop();
+	return status;
+}
