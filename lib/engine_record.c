@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+static void engine_flush_soon(struct engine *e);
+
 /* Outcomes held in memory: queued, being written, or waiting to be written alone. */
 size_t engine_outcomes_held(const struct engine *e)
 {
@@ -29,13 +31,19 @@ void engine_record(struct engine *e, struct outcome *o)
 	e->out = xgrow(e->out, &e->cap_out, e->nout + 1, sizeof(*e->out));
 	e->out[e->nout++] = *o;
 	memset(o, 0, sizeof(*o));
-	/* the answers of a round share one write after a short wait (lib/schedule.h,
-	 * sched_flush_delay_us); nothing in flight (the last answer of a burst): no answer
-	 * is coming to share it */
-	if (e->nout >= (size_t)e->cfg->batch_size ||
+	engine_flush_soon(e);
+}
+
+/* Writes the queued outcomes now or after a short wait: the answers of a round share one
+ * write (lib/schedule.h, sched_flush_delay_us), also those that queued while the last
+ * write ran; a full batch, a solo write, or nothing in flight (the last answer of a
+ * burst: no answer is coming to share it) goes at once. */
+static void engine_flush_soon(struct engine *e)
+{
+	if (e->nout >= (size_t)e->cfg->batch_size || e->nsolo > 0 ||
 	    (http_inflight(e->http) == 0 && e->nsettling == 0)) {
 		engine_flush(e);
-	} else if (!e->writing && !evtimer_pending(e->ev_flush, NULL)) {
+	} else if (e->nout > 0 && !e->writing && !evtimer_pending(e->ev_flush, NULL)) {
 		int64_t delay = sched_flush_delay_us(e->latency_avg_us);
 		struct timeval tv = {.tv_sec = 0, .tv_usec = (suseconds_t)delay};
 		evtimer_add(e->ev_flush, &tv);
@@ -195,7 +203,7 @@ static void engine_written(char **fenced, const bool *disagrees, size_t nfenced,
 	if (e->once && !e->gave_up)
 		e->wanted[SCHED_SCAN] =
 		    true; /* follow-ups (cancel after capture) are due now too */
-	engine_flush(e);
+	engine_flush_soon(e);
 	engine_kick(e);
 }
 
