@@ -44,8 +44,11 @@
 #define HTTP_LANES_MAX 16
 
 /* Idle easy handles kept for reuse at most (curl_easy_init and curl_easy_cleanup per
- * request were 4% of the daemon's CPU at 1,000 in flight). */
-#define HTTP_POOL_MAX 1024
+ * request were 4% of the daemon's CPU at 1,000 in flight). A finished transfer's handle
+ * is back in the pool before its callback sends the next request, so a window kept
+ * full needs few; the rest are freed when the window drains (over TLS each keeps a
+ * 16 KiB upload buffer). */
+#define HTTP_POOL_MAX 64
 
 /* One curl multi handle with its own timer and connection cache. */
 struct http_lane {
@@ -212,6 +215,9 @@ static void xfer_complete(struct http_xfer *x, CURLcode code)
 	res.elapsed_us = clock_mono_us() - x->start_us;
 
 	xfer_detach(x);
+	/* the callback needs nothing of the handle: the next request it sends reuses it */
+	pool_put(x->client, x->easy);
+	x->easy = NULL;
 	x->done(&res, x->arg);
 	xfer_free(x);
 }
