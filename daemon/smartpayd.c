@@ -19,6 +19,9 @@
 #include <string.h>
 #ifdef __linux__
 #include <sys/prctl.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #endif
 
 /* Exit codes of interfaces.md. */
@@ -321,9 +324,22 @@ static void no_core_dumps(void)
 #endif
 }
 
+/* Buffers of 128 KiB and more (a batch of outcomes or intents sent as one JSON
+ * parameter, libpq's buffers for it, a claim's result) get a mapping of their own and are
+ * given back when freed. glibc's default raises that threshold to the largest buffer
+ * freed, after which they come from the heap and their room stays in it: at 1,000 in
+ * flight 0.6 MiB more peak memory (three alternating runs each). */
+static void malloc_big_buffers_apart(void)
+{
+#if defined(__GLIBC__) && defined(M_MMAP_THRESHOLD)
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+#endif
+}
+
 int main(int argc, char **argv)
 {
 	no_core_dumps();
+	malloc_big_buffers_apart();
 	static const struct option options[] = {
 	    {"config", required_argument, NULL, 'c'}, {"once", no_argument, NULL, 'o'},
 	    {"check-config", no_argument, NULL, 'k'}, {"version", no_argument, NULL, 'V'},

@@ -32,6 +32,35 @@
  * a replaced CA file is in use within ten minutes. */
 #define HTTP_CA_CACHE_S 600L
 
+/* Transfers per curl multi handle ("lane"). curl 7.88 walks every connection of its
+ * cache when a transfer is removed (looking for a connect-only one) and the host's
+ * connections when one starts (looking for an idle one): at 1,000 in flight on one
+ * multi handle that was about 8% of the daemon's CPU. A client allowed more
+ * connections spreads its transfers over several lanes, each with its own connection
+ * cache of at most this many. */
+#define HTTP_LANE_SIZE 128
+
+/* At most this many lanes (the scans above are then over max_host_connections / 16). */
+#define HTTP_LANES_MAX 16
+
+/* Idle easy handles kept for reuse at most (curl_easy_init and curl_easy_cleanup per
+ * request were 4% of the daemon's CPU at 1,000 in flight). A finished transfer's handle
+ * is back in the pool before its callback sends the next request, so a window kept
+ * full needs few; the rest are freed when the window drains (over TLS each keeps a
+ * 16 KiB upload buffer). */
+#define HTTP_POOL_MAX 64
+
+/* One curl multi handle with its own timer and connection cache. */
+struct http_lane {
+	struct http_client *client;
+	CURLM *multi;
+	struct event *timer;
+	size_t inflight;
+	/* a transfer was added while curl was being driven (a done callback sent the next
+	 * request): curl starts it before the loop callback returns */
+	bool added;
+};
+
 /* One socket curl asked us to watch: its event, assigned with curl_multi_assign. */
 struct http_sock {
 	struct http_client *client;
@@ -42,6 +71,7 @@ struct http_sock {
 /* One transfer: the curl handle, the collected answer and the caller's callback. */
 struct http_xfer {
 	struct http_client *client;
+	struct http_lane *lane;
 	CURL *easy;
 	struct curl_slist *headers;
 	http_done_fn done;
@@ -57,9 +87,11 @@ struct http_xfer {
 
 struct http_client {
 	struct event_base *base;
-	CURLM *multi;
+	struct http_lane *lanes;
+	size_t nlanes;
 	CURLSH *share; /* TLS sessions, shared by every transfer */
-	struct event *timer;
+	CURL **pool;   /* idle easy handles, reset (no URL, body or credentials left) */
+	size_t npool;
 	char *ca_file;
 	bool bundle_only; /* trust one CA file (ours or curl's default), no CA directory */
 	char *user_agent;
@@ -70,15 +102,36 @@ struct http_client {
 	struct http_sock *socks;
 	int depth;  /* > 0 while curl is being driven from a loop callback */
 	bool dying; /* http_client_free was called while depth > 0 */
-	/* a transfer was added while curl was being driven (a done callback sent the next
-	 * request): curl starts it before the loop callback returns */
-	bool added;
+	bool added; /* some lane's "added" is set */
 };
 
-/* Releases a transfer that is no longer attached to the multi handle. */
+/* Returns an easy handle to the pool, reset so that it keeps no request's data, or
+ * frees it when the pool is full. */
+static void pool_put(struct http_client *c, CURL *e)
+{
+	if (c->npool >= HTTP_POOL_MAX) {
+		curl_easy_cleanup(e);
+		return;
+	}
+	curl_easy_reset(e);
+	if (c->pool == NULL)
+		c->pool = xcalloc(HTTP_POOL_MAX, sizeof(*c->pool));
+	c->pool[c->npool++] = e;
+}
+
+/* An easy handle with curl's default options: from the pool, else a new one. */
+static CURL *pool_get(struct http_client *c)
+{
+	if (c->npool > 0)
+		return c->pool[--c->npool];
+	return curl_easy_init();
+}
+
+/* Releases a transfer that is no longer attached to its multi handle. */
 static void xfer_free(struct http_xfer *x)
 {
-	curl_easy_cleanup(x->easy);
+	if (x->easy != NULL)
+		pool_put(x->client, x->easy);
 	curl_slist_free_all(x->headers);
 	free(x->body);
 	free(x->retry_after);
@@ -90,7 +143,7 @@ static void xfer_detach(struct http_xfer *x)
 {
 	struct http_client *c = x->client;
 
-	curl_multi_remove_handle(c->multi, x->easy);
+	curl_multi_remove_handle(x->lane->multi, x->easy);
 	if (x->prev != NULL)
 		x->prev->next = x->next;
 	else
@@ -99,6 +152,7 @@ static void xfer_detach(struct http_xfer *x)
 		x->next->prev = x->prev;
 	x->prev = x->next = NULL;
 	c->inflight--;
+	x->lane->inflight--;
 }
 
 /* Frees a socket context and stops watching its socket. */
@@ -124,11 +178,17 @@ static void client_destroy(struct http_client *c)
 		xfer_detach(x);
 		xfer_free(x);
 	}
-	curl_multi_cleanup(c->multi);
+	for (size_t i = 0; i < c->nlanes; i++) {
+		curl_multi_cleanup(c->lanes[i].multi);
+		event_free(c->lanes[i].timer);
+	}
+	free(c->lanes);
+	while (c->npool > 0)
+		curl_easy_cleanup(c->pool[--c->npool]);
+	free(c->pool);
 	curl_share_cleanup(c->share);
 	while (c->socks != NULL)
 		sock_free(c->socks);
-	event_free(c->timer);
 	free(c->ca_file);
 	free(c->user_agent);
 	free(c);
@@ -155,17 +215,20 @@ static void xfer_complete(struct http_xfer *x, CURLcode code)
 	res.elapsed_us = clock_mono_us() - x->start_us;
 
 	xfer_detach(x);
+	/* the callback needs nothing of the handle: the next request it sends reuses it */
+	pool_put(x->client, x->easy);
+	x->easy = NULL;
 	x->done(&res, x->arg);
 	xfer_free(x);
 }
 
-/* Collects finished transfers, as hiperfifo's check_multi_info does. */
-static void check_multi_info(struct http_client *c)
+/* Collects a lane's finished transfers, as hiperfifo's check_multi_info does. */
+static void check_multi_info(struct http_lane *l)
 {
 	CURLMsg *msg;
 	int left;
 
-	while (!c->dying && (msg = curl_multi_info_read(c->multi, &left)) != NULL) {
+	while (!l->client->dying && (msg = curl_multi_info_read(l->multi, &left)) != NULL) {
 		char *priv = NULL;
 		if (msg->msg != CURLMSG_DONE)
 			continue;
@@ -175,25 +238,41 @@ static void check_multi_info(struct http_client *c)
 	}
 }
 
-/* Tells curl about socket activity or a timeout, then completes finished transfers. */
-static void drive(struct http_client *c, curl_socket_t fd, int action)
+/* Starts the transfers added to any lane while curl was being driven. */
+static void start_added(struct http_client *c)
 {
 	int running = 0;
 
+	while (c->added && !c->dying) {
+		c->added = false;
+		for (size_t i = 0; i < c->nlanes && !c->dying; i++) {
+			struct http_lane *l = &c->lanes[i];
+			if (!l->added)
+				continue;
+			l->added = false;
+			curl_multi_socket_action(l->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+			check_multi_info(l);
+		}
+	}
+}
+
+/* Tells a lane's curl about socket activity or a timeout, then completes finished
+ * transfers. */
+static void drive(struct http_lane *l, curl_socket_t fd, int action)
+{
+	struct http_client *c = l->client;
+	int running = 0;
+
 	c->depth++;
-	curl_multi_socket_action(c->multi, fd, action, &running);
+	curl_multi_socket_action(l->multi, fd, action, &running);
 	/* curl cancels its own timer through curl_timer_cb; a callback below may have
 	 * added a transfer, so "running" is not a reason to drop the timer here */
-	check_multi_info(c);
+	check_multi_info(l);
 	/* a done callback that sent the next request (the engine refills its window from
 	 * the answer's callback): curl sends it now, on the connection the answer just
 	 * freed, rather than on its timer after every other event of this loop iteration
 	 * (at 1,000 in flight, the answers that arrive together) */
-	while (c->added && !c->dying) {
-		c->added = false;
-		curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-		check_multi_info(c);
-	}
+	start_added(c);
 	c->depth--;
 	if (c->dying && c->depth == 0)
 		client_destroy(c);
@@ -214,10 +293,11 @@ static void on_timer(evutil_socket_t fd, short kind, void *arg)
 	drive(arg, CURL_SOCKET_TIMEOUT, 0);
 }
 
-/* CURLMOPT_SOCKETFUNCTION: start, change or stop watching a socket. */
+/* CURLMOPT_SOCKETFUNCTION: start, change or stop watching a socket of a lane. */
 static int curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
-	struct http_client *c = userp;
+	struct http_lane *l = userp;
+	struct http_client *c = l->client;
 	struct http_sock *s = socketp;
 	short kind;
 
@@ -231,7 +311,7 @@ static int curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, v
 	if (s == NULL) {
 		s = xcalloc(1, sizeof(*s));
 		s->client = c;
-		s->ev = event_new(c->base, fd, kind, on_socket, c);
+		s->ev = event_new(c->base, fd, kind, on_socket, l);
 		if (s->ev == NULL) {
 			free(s);
 			return -1;
@@ -240,25 +320,25 @@ static int curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, v
 		if (c->socks != NULL)
 			c->socks->prev = s;
 		c->socks = s;
-		curl_multi_assign(c->multi, fd, s);
+		curl_multi_assign(l->multi, fd, s);
 	} else {
 		event_del(s->ev);
-		event_assign(s->ev, c->base, fd, kind, on_socket, c);
+		event_assign(s->ev, c->base, fd, kind, on_socket, l);
 	}
 	return event_add(s->ev, NULL) == 0 ? 0 : -1;
 }
 
-/* CURLMOPT_TIMERFUNCTION: (re)arm or cancel the one timer. */
+/* CURLMOPT_TIMERFUNCTION: (re)arm or cancel a lane's one timer. */
 static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 {
-	struct http_client *c = userp;
+	struct http_lane *l = userp;
 	struct timeval tv;
 
 	if (timeout_ms < 0)
-		return evtimer_del(c->timer) == 0 ? 0 : -1;
+		return evtimer_del(l->timer) == 0 ? 0 : -1;
 	tv.tv_sec = timeout_ms / 1000;
 	tv.tv_usec = (timeout_ms % 1000) * 1000;
-	return evtimer_add(c->timer, &tv) == 0 ? 0 : -1;
+	return evtimer_add(l->timer, &tv) == 0 ? 0 : -1;
 }
 
 /* CURLOPT_WRITEFUNCTION: keeps up to HTTP_BODY_MAX bytes of the body, drops the rest. */
@@ -317,26 +397,73 @@ static bool default_ca_bundle(void)
 #endif
 }
 
+/* Sets up one lane: its multi handle and timer, with max_conns connections at most
+ * (0: no limit); false when curl or libevent refuses. */
+static bool lane_init(struct http_client *c, struct http_lane *l, long max_conns)
+{
+	l->client = c;
+	l->multi = curl_multi_init();
+	l->timer = evtimer_new(c->base, on_timer, l);
+	if (l->multi == NULL || l->timer == NULL)
+		return false;
+	curl_multi_setopt(l->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb);
+	curl_multi_setopt(l->multi, CURLMOPT_SOCKETDATA, l);
+	curl_multi_setopt(l->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
+	curl_multi_setopt(l->multi, CURLMOPT_TIMERDATA, l);
+	curl_multi_setopt(l->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+	curl_multi_setopt(l->multi, CURLMOPT_MAX_HOST_CONNECTIONS, max_conns);
+	/* Keep as many idle connections as may be in flight. curl's default keeps four per
+	 * transfer still attached, so each time the window drains it closes the idle ones
+	 * and the next batch opens (over TLS: handshakes) them again. */
+	if (max_conns > 0)
+		curl_multi_setopt(l->multi, CURLMOPT_MAXCONNECTS, max_conns);
+	return true;
+}
+
+/* Lanes for a connection limit: one per HTTP_LANE_SIZE connections, at most
+ * HTTP_LANES_MAX; one when there is no limit. */
+static size_t lane_count(long max_host_connections)
+{
+	size_t n;
+
+	if (max_host_connections <= 0)
+		return 1;
+	n = ((size_t)max_host_connections + HTTP_LANE_SIZE - 1) / HTTP_LANE_SIZE;
+	return n > HTTP_LANES_MAX ? HTTP_LANES_MAX : n;
+}
+
 struct http_client *http_client_new(struct event_base *base, const struct http_options *opt)
 {
 	struct http_client *c;
+	bool ok;
 
 	if (base == NULL || opt == NULL || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		return NULL;
 	c = xcalloc(1, sizeof(*c));
 	c->base = base;
-	c->multi = curl_multi_init();
 	c->share = curl_share_init();
-	c->timer = evtimer_new(base, on_timer, c);
-	if (c->multi == NULL || c->share == NULL || c->timer == NULL ||
-	    curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) !=
-	        CURLSHE_OK) {
-		if (c->multi != NULL)
-			curl_multi_cleanup(c->multi);
+	ok = c->share != NULL &&
+	     curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) == CURLSHE_OK;
+	c->nlanes = lane_count(opt->max_host_connections);
+	c->lanes = xcalloc(c->nlanes, sizeof(*c->lanes));
+	for (size_t i = 0; ok && i < c->nlanes; i++) {
+		/* the limit split evenly: transfers go to the least busy lane, so no lane
+		 * exceeds its share while fewer than the limit are in flight */
+		long per = opt->max_host_connections > 0
+		               ? (opt->max_host_connections + (long)c->nlanes - 1) / (long)c->nlanes
+		               : 0L;
+		ok = lane_init(c, &c->lanes[i], per);
+	}
+	if (!ok) {
+		for (size_t i = 0; i < c->nlanes; i++) {
+			if (c->lanes[i].multi != NULL)
+				curl_multi_cleanup(c->lanes[i].multi);
+			if (c->lanes[i].timer != NULL)
+				event_free(c->lanes[i].timer);
+		}
+		free(c->lanes);
 		if (c->share != NULL)
 			curl_share_cleanup(c->share);
-		if (c->timer != NULL)
-			event_free(c->timer);
 		free(c);
 		curl_global_cleanup();
 		return NULL;
@@ -348,19 +475,6 @@ struct http_client *http_client_new(struct event_base *base, const struct http_o
 		c->user_agent = xstrdup(opt->user_agent);
 	c->timeout_ms = opt->timeout_ms > 0 ? (long)opt->timeout_ms : HTTP_DEFAULT_TIMEOUT_MS;
 	c->connect_timeout_ms = opt->connect_timeout_ms > 0 ? (long)opt->connect_timeout_ms : 0;
-
-	curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb);
-	curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
-	curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
-	curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
-	curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
-	curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-	                  opt->max_host_connections > 0 ? opt->max_host_connections : 0L);
-	/* Keep as many idle connections as may be in flight. curl's default keeps four per
-	 * transfer still attached, so each time the window drains it closes the idle ones
-	 * and the next batch opens (over TLS: handshakes) them again. */
-	if (opt->max_host_connections > 0)
-		curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, opt->max_host_connections);
 	return c;
 }
 
@@ -451,6 +565,17 @@ static bool xfer_setup(struct http_xfer *x, const struct http_request *req)
 	return rc == CURLE_OK;
 }
 
+/* The lane with the fewest transfers in flight (the first of equals). */
+static struct http_lane *least_busy_lane(struct http_client *c)
+{
+	struct http_lane *best = &c->lanes[0];
+
+	for (size_t i = 1; i < c->nlanes; i++)
+		if (c->lanes[i].inflight < best->inflight)
+			best = &c->lanes[i];
+	return best;
+}
+
 bool http_submit(struct http_client *c, const struct http_request *req, http_done_fn done,
                  void *arg)
 {
@@ -471,9 +596,10 @@ bool http_submit(struct http_client *c, const struct http_request *req, http_don
 
 	x = xcalloc(1, sizeof(*x));
 	x->client = c;
+	x->lane = least_busy_lane(c);
 	x->done = done;
 	x->arg = arg;
-	x->easy = curl_easy_init();
+	x->easy = pool_get(c);
 	if (x->easy == NULL) {
 		free(x);
 		return false;
@@ -494,15 +620,16 @@ bool http_submit(struct http_client *c, const struct http_request *req, http_don
 	if (!xfer_setup(x, req))
 		goto fail;
 	x->start_us = clock_mono_us();
-	if (curl_multi_add_handle(c->multi, x->easy) != CURLM_OK)
+	if (curl_multi_add_handle(x->lane->multi, x->easy) != CURLM_OK)
 		goto fail;
 	x->next = c->xfers;
 	if (c->xfers != NULL)
 		c->xfers->prev = x;
 	c->xfers = x;
 	c->inflight++;
+	x->lane->inflight++;
 	if (c->depth > 0)
-		c->added = true;
+		c->added = x->lane->added = true;
 	return true;
 fail:
 	xfer_free(x);

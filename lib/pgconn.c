@@ -53,6 +53,8 @@ struct pg_conn {
 static void pg_conn_on_io(evutil_socket_t fd, short what, void *arg);
 static void pg_conn_connect_step(struct pg_conn *pc);
 static void pg_conn_pump(struct pg_conn *pc);
+static bool pg_conn_send(struct pg_conn *pc, const char *sql, int nparams,
+                         const char *const *params, const int *lengths, const int *formats);
 static void pg_conn_announce_up(struct pg_conn *pc);
 static void pg_conn_setup_done(PGresult *res, const char *error, void *arg);
 
@@ -73,14 +75,26 @@ static void pg_conn_notice(void *arg, const char *message)
 	free(text);
 }
 
-static void query_free(struct pg_query *q)
+/* Frees a query's copies of its text and parameters (libpq holds them once sent). */
+static void query_drop_text(struct pg_query *q)
 {
 	free(q->sql);
-	for (int i = 0; i < q->nparams; i++)
-		free(q->params[i]);
+	q->sql = NULL;
+	if (q->params != NULL)
+		for (int i = 0; i < q->nparams; i++)
+			free(q->params[i]);
 	free(q->params);
+	q->params = NULL;
 	free(q->lengths);
+	q->lengths = NULL;
 	free(q->formats);
+	q->formats = NULL;
+}
+
+/* Frees a query. */
+static void query_free(struct pg_query *q)
+{
+	query_drop_text(q);
 	free(q);
 }
 
@@ -344,7 +358,10 @@ static void query_copy_params(struct pg_query *q, const char *const *params, con
 	}
 }
 
-/* Appends a query to the queue and starts it when the connection is free. */
+/* Appends a query to the queue and starts it when the connection is free. A query sent
+ * at once is not copied (an outcome or intent batch is a parameter of up to a few
+ * hundred KiB, and libpq copies it into its output buffer anyway); a queued one is,
+ * until it is sent. */
 static bool pg_conn_enqueue(struct pg_conn *pc, const char *sql, int nparams,
                             const char *const *params, const int *lengths, const int *formats,
                             pg_query_fn done, void *arg)
@@ -352,10 +369,13 @@ static bool pg_conn_enqueue(struct pg_conn *pc, const char *sql, int nparams,
 	if (pc->state != PGC_UP)
 		return false;
 	struct pg_query *q = xcalloc(1, sizeof(*q));
-	q->sql = xstrdup(sql);
+	bool now = pc->head == NULL && !pc->sent;
 	q->nparams = nparams;
-	if (nparams > 0)
-		query_copy_params(q, params, lengths, formats);
+	if (!now) {
+		q->sql = xstrdup(sql);
+		if (nparams > 0)
+			query_copy_params(q, params, lengths, formats);
+	}
 	q->done = done;
 	q->arg = arg;
 	if (pc->tail)
@@ -363,7 +383,10 @@ static bool pg_conn_enqueue(struct pg_conn *pc, const char *sql, int nparams,
 	else
 		pc->head = q;
 	pc->tail = q;
-	pg_conn_pump(pc);
+	if (now)
+		pg_conn_send(pc, sql, nparams, params, lengths, formats);
+	else
+		pg_conn_pump(pc);
 	return true;
 }
 
@@ -400,26 +423,35 @@ static bool pg_conn_flush(struct pg_conn *pc)
 	return true;
 }
 
-/* Sends the head of the queue if nothing is running. */
+/* Sends the query at the head of the queue (nothing is running); false when the
+ * connection was lost. */
+static bool pg_conn_send(struct pg_conn *pc, const char *sql, int nparams,
+                         const char *const *params, const int *lengths, const int *formats)
+{
+	int ok;
+	if (nparams < 0)
+		ok = PQsendQuery(pc->conn, sql);
+	else
+		ok = PQsendQueryParams(pc->conn, sql, nparams, NULL, params, lengths, formats, 0);
+	if (!ok) {
+		char *why = xstrdup(PQerrorMessage(pc->conn));
+		pg_conn_lost(pc, why);
+		free(why);
+		return false;
+	}
+	pc->sent = true;
+	return pg_conn_flush(pc);
+}
+
+/* Sends the head of the queue if nothing is running, then drops its copies. */
 static void pg_conn_pump(struct pg_conn *pc)
 {
 	if (pc->state != PGC_UP || pc->sent || pc->head == NULL)
 		return;
 	struct pg_query *q = pc->head;
-	int ok;
-	if (q->nparams < 0)
-		ok = PQsendQuery(pc->conn, q->sql);
-	else
-		ok = PQsendQueryParams(pc->conn, q->sql, q->nparams, NULL,
-		                       (const char *const *)q->params, q->lengths, q->formats, 0);
-	if (!ok) {
-		char *why = xstrdup(PQerrorMessage(pc->conn));
-		pg_conn_lost(pc, why);
-		free(why);
-		return;
-	}
-	pc->sent = true;
-	pg_conn_flush(pc);
+	if (pg_conn_send(pc, q->sql, q->nparams, (const char *const *)q->params, q->lengths,
+	                 q->formats))
+		query_drop_text(q);
 }
 
 /* Delivers pending notifications to the owner. */

@@ -62,6 +62,24 @@ static size_t text_ascii_run(const unsigned char *s, size_t max)
 	return k;
 }
 
+/* Length of the longest prefix of the len bytes at in that is well-formed UTF-8 without
+ * a NUL byte. */
+static size_t clean_prefix(const unsigned char *in, size_t len)
+{
+	size_t i = 0, subpart, n;
+
+	while (i < len) {
+		i += text_ascii_run(in + i, len - i);
+		if (i == len)
+			break;
+		n = in[i] == '\0' ? 0 : text_utf8_sequence(in + i, len - i, &subpart);
+		if (n == 0)
+			break;
+		i += n;
+	}
+	return i;
+}
+
 char *text_storable(const char *s, size_t len, size_t max_bytes, enum text_nul nul)
 {
 	const unsigned char *in = (const unsigned char *)s;
@@ -70,6 +88,16 @@ char *text_storable(const char *s, size_t len, size_t max_bytes, enum text_nul n
 	char *out;
 	size_t o = 0, i = 0;
 
+	/* the usual case, text that is already storable and short enough: an exact copy,
+	 * without the room for replacements (at 1,000 answers held for their outcome
+	 * write, three times each answer's size was about 1.2 MiB more) */
+	if (len <= cap && clean_prefix(in, len) == len) {
+		out = xmalloc(len + 1);
+		if (len > 0)
+			memcpy(out, s, len);
+		out[len] = '\0';
+		return out;
+	}
 	if (len < TEXT_UNLIMITED / 3 && len * 3 < cap)
 		cap = len * 3;
 	out = xmalloc(cap + 1);
@@ -105,7 +133,8 @@ char *text_storable(const char *s, size_t len, size_t max_bytes, enum text_nul n
 		o += piece_len;
 	}
 	out[o] = '\0';
-	return out;
+	/* give back the room the replacements did not take */
+	return o < cap ? xrealloc(out, o + 1) : out;
 }
 
 char *text_storable_str(const char *s, size_t max_bytes)

@@ -39,6 +39,8 @@ struct test_server {
 	int port;
 	struct held *held;
 	int hits_echo, hits_retry, hits_slow, hits_close, hits_auth, hits_get;
+	unsigned char *peer_seen; /* by client port: a connection already counted */
+	int peers;                /* distinct client connections seen on /echo and /slow */
 };
 
 /* State shared by the callbacks of one test. */
@@ -103,6 +105,19 @@ static void check_header(struct evhttp_request *req, const char *name, const cha
 	snprintf(msg + strlen(msg), size - strlen(msg), "%s=%s ", name, got ? got : "(none)");
 }
 
+/* Counts the client connection a request came on (by its port). */
+static void count_peer(struct test_server *srv, struct evhttp_request *req)
+{
+	char *addr = NULL;
+	ev_uint16_t port = 0;
+
+	evhttp_connection_get_peer(evhttp_request_get_connection(req), &addr, &port);
+	if (!srv->peer_seen[port]) {
+		srv->peer_seen[port] = 1;
+		srv->peers++;
+	}
+}
+
 /* The server's request handler. */
 static void serve(struct evhttp_request *req, void *arg)
 {
@@ -110,6 +125,8 @@ static void serve(struct evhttp_request *req, void *arg)
 	const char *uri = evhttp_request_get_uri(req);
 	enum evhttp_cmd_type method = evhttp_request_get_command(req);
 
+	if (strcmp(uri, "/echo") == 0 || strcmp(uri, "/slow") == 0)
+		count_peer(srv, req);
 	if (strcmp(uri, "/echo") == 0) {
 		struct evbuffer *in = evhttp_request_get_input_buffer(req);
 		size_t len = evbuffer_get_length(in);
@@ -181,6 +198,8 @@ static void server_start(struct test_server *srv, struct event_base *base)
 
 	memset(srv, 0, sizeof(*srv));
 	srv->base = base;
+	srv->peer_seen = calloc(65536, 1);
+	ck_assert_ptr_nonnull(srv->peer_seen);
 	srv->http = evhttp_new(base);
 	ck_assert_ptr_nonnull(srv->http);
 	evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
@@ -203,6 +222,7 @@ static void server_stop(struct test_server *srv)
 		free(h);
 	}
 	evhttp_free(srv->http);
+	free(srv->peer_seen);
 }
 
 /* Builds a URL on the test server. */
@@ -704,6 +724,97 @@ START_TEST(test_submit_from_callback)
 }
 END_TEST
 
+/* Sets up a loop, a server and a client allowed max_conns connections. */
+static void ctx_init_conns(struct test_ctx *ctx, struct test_server *srv, long max_conns)
+{
+	struct http_options opt = {
+	    .timeout_ms = 10000, .connect_timeout_ms = 2000, .max_host_connections = max_conns};
+
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->base = event_base_new();
+	ck_assert_ptr_nonnull(ctx->base);
+	server_start(srv, ctx->base);
+	ctx->srv = srv;
+	ctx->client = http_client_new(ctx->base, &opt);
+	ck_assert_ptr_nonnull(ctx->client);
+}
+
+/* Submits n echo requests at once and waits for all of their answers. */
+static void echo_round(struct test_ctx *ctx, const char *url, int n)
+{
+	struct echo_arg *args = calloc((size_t)n, sizeof(*args));
+
+	ctx->expected = ctx->done + n;
+	for (int i = 0; i < n; i++) {
+		struct http_request req = {.method = "POST", .url = url};
+		args[i].ctx = ctx;
+		ck_assert_int_gt(asprintf(&args[i].body, "{\"n\":%d}", i), 0);
+		req.body = args[i].body;
+		req.body_len = strlen(args[i].body);
+		ck_assert(http_submit(ctx->client, &req, echo_done, &args[i]));
+	}
+	run_loop(ctx, 50);
+	for (int i = 0; i < n; i++)
+		free(args[i].body);
+	free(args);
+}
+
+START_TEST(test_many_connections_reused)
+{
+	struct test_server srv;
+	struct test_ctx ctx;
+	char *url;
+	int first;
+
+	/* more connections than one curl multi handle is given: the transfers are spread
+	 * over several, and the second round still finds every connection the first opened */
+	ctx_init_conns(&ctx, &srv, 300);
+	url = url_for(&srv, "/echo");
+	echo_round(&ctx, url, 250);
+	ck_assert_int_eq(ctx.failures, 0);
+	ck_assert_int_eq(ctx.done, 250);
+	first = srv.peers;
+	ck_assert_int_gt(first, 1);
+	ck_assert_int_le(first, 250);
+	echo_round(&ctx, url, 250);
+	ck_assert_int_eq(ctx.failures, 0);
+	ck_assert_int_eq(ctx.done, 500);
+	ck_assert_int_eq(srv.hits_echo, 500);
+	ck_assert_int_eq(srv.peers, first);
+	ck_assert_uint_eq(http_inflight(ctx.client), 0);
+	free(url);
+	ctx_done(&ctx);
+}
+END_TEST
+
+START_TEST(test_connection_limit_over_many)
+{
+	struct test_server srv;
+	struct test_ctx ctx;
+	char *slow;
+
+	/* the limit holds in total when it is split: 310 held requests, 300 on the wire */
+	ctx_init_conns(&ctx, &srv, 300);
+	slow = url_for(&srv, "/slow");
+	for (int i = 0; i < 310; i++) {
+		struct http_request req = {
+		    .method = "POST", .url = slow, .body = "{}", .body_len = 2};
+		ck_assert(http_submit(ctx.client, &req, never_called, &ctx));
+	}
+	for (int i = 0; i < 40 && srv.hits_slow < 300; i++)
+		run_for(ctx.base, 50);
+	run_for(ctx.base, 200);
+	ck_assert_int_eq(srv.hits_slow, 300);
+	ck_assert_int_eq(srv.peers, 300);
+	ck_assert_uint_eq(http_inflight(ctx.client), 310);
+	http_client_free(ctx.client);
+	ctx.client = NULL;
+	ck_assert_int_eq(ctx.failures, 0);
+	free(slow);
+	ctx_done(&ctx);
+}
+END_TEST
+
 /* Builds the suite. */
 static Suite *http_suite(void)
 {
@@ -722,6 +833,8 @@ static Suite *http_suite(void)
 	tcase_add_test(tc, test_free_with_inflight);
 	tcase_add_test(tc, test_free_inside_callback);
 	tcase_add_test(tc, test_submit_from_callback);
+	tcase_add_test(tc, test_many_connections_reused);
+	tcase_add_test(tc, test_connection_limit_over_many);
 	suite_add_tcase(s, tc);
 	return s;
 }
