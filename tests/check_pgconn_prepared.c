@@ -2,11 +2,14 @@
  * pg_conn_query_prepared) against a private PostgreSQL: a statement is prepared once
  * per connection and executed many times, a new text under its name replaces it, a
  * failed preparation is tried again at the next use, and after a reconnect (the
- * backend terminated) it is prepared again on the new connection. */
+ * backend terminated) it is prepared again on the new connection. With the daemon's
+ * session settings (store_session_setup_sql) every execution is planned for its own
+ * parameters: no generic plan is ever used (they are the trap of bench/README.md). */
 #include "autoconfig.h"
 
 #include "pgconn.h"
 #include "pgtest.h"
+#include "store_session.h"
 #include "testutil.h"
 #include "xmalloc.h"
 
@@ -161,12 +164,42 @@ START_TEST(prepared_once_per_connection)
 }
 END_TEST
 
+START_TEST(the_daemons_sessions_plan_every_call)
+{
+	char *conninfo = pgtest_createdb(NULL);
+	struct fixture f = {.base = event_base_new()};
+	struct pg_conn_handlers h = {.up = on_up};
+	f.pc = pg_conn_new(f.base, conninfo, &h, &f);
+	char *setup = store_session_setup_sql(30000);
+	pg_conn_set_session(f.pc, &(struct pg_conn_session){.setup_sql = setup});
+	free(setup);
+	pg_conn_start(f.pc);
+	wait_up(&f, 1);
+	run_plain(&f, "CREATE TABLE t_rows (n int PRIMARY KEY)");
+	/* past the plan cache's five custom plans, after which it would switch to a
+	 * generic one as cheap as they were */
+	static const char row[] = "SELECT count(*) FROM t_rows WHERE n = $1::int";
+	for (int i = 0; i < 12; i++)
+		run_prepared(&f, "t_row", row, "7");
+	run_plain(&f, "SELECT generic_plans || '/' || custom_plans FROM pg_prepared_statements "
+	              "WHERE name = 't_row'");
+	ck_assert_str_eq(f.value, "0/12");
+
+	free(f.value);
+	free(f.error);
+	pg_conn_free(f.pc);
+	event_base_free(f.base);
+	free(conninfo);
+}
+END_TEST
+
 int main(void)
 {
 	pgtest_start();
 	Suite *s = suite_create("pgconn_prepared");
 	testutil_tcase(s, "pgconn_prepared", 60,
-	               (const TTest *const[]){prepared_once_per_connection, NULL});
+	               (const TTest *const[]){prepared_once_per_connection,
+	                                      the_daemons_sessions_plan_every_call, NULL});
 	int status = testutil_run_suite(s, CK_NORMAL);
 	pgtest_stop();
 	return status;
