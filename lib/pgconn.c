@@ -540,6 +540,21 @@ static void pg_conn_prepare_failed(struct pg_conn *pc, const struct pg_query *q)
 		pg_conn_drop_prepared(pc, (size_t)i);
 }
 
+/* A prepared statement's execution failed: when the server's cached plan may no longer
+ * change its result's columns (a column's type changed since it was prepared, SQLSTATE
+ * 0A000) it is prepared again at its next use. */
+static void pg_conn_prepared_failed(struct pg_conn *pc, const struct pg_query *q,
+                                    const PGresult *res)
+{
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	long i = pg_conn_find_prepared(pc, q->name);
+	if (i < 0 || state == NULL || strcmp(state, "0A000") != 0)
+		return;
+	/* no text is empty: the next use replaces the statement (DEALLOCATE, PREPARE) */
+	free(pc->prepared[i].sql);
+	pc->prepared[i].sql = xstrdup("");
+}
+
 /* Completes the running query: callback with the kept result, then the next query. */
 static void pg_conn_complete(struct pg_conn *pc)
 {
@@ -558,6 +573,8 @@ static void pg_conn_complete(struct pg_conn *pc)
 		error = PQresultErrorMessage(res);
 	if (q->prepare && error)
 		pg_conn_prepare_failed(pc, q);
+	else if (q->name && error && res)
+		pg_conn_prepared_failed(pc, q, res);
 	if (q->done)
 		q->done(res, error, q->arg);
 	if (res)

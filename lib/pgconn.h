@@ -61,7 +61,9 @@ bool pg_conn_query_params(struct pg_conn *pc, const char *sql, int nparams,
  * (PQsendPrepare, parameter types from the statement) the first time the name is used on
  * a connection, again after a reconnect or a failed preparation, and executed with the
  * parameters (PQsendQueryPrepared); a new text under a known name replaces the old
- * (DEALLOCATE, then prepared again). `name` is a plain identifier. */
+ * (DEALLOCATE, then prepared again), and so does the next use after an execution failed
+ * because a column's type changed under the statement (SQLSTATE 0A000). `name` is a
+ * plain identifier. */
 bool pg_conn_query_prepared(struct pg_conn *pc, const char *name, const char *sql, int nparams,
                             const char *const *params, const int *lengths, const int *formats,
                             pg_query_fn done, void *arg) __attribute__((warn_unused_result));

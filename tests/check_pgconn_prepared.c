@@ -1,10 +1,11 @@
 /* Named prepared statements on the non-blocking connection (lib/pgconn.c,
  * pg_conn_query_prepared) against a private PostgreSQL: a statement is prepared once
  * per connection and executed many times, a new text under its name replaces it, a
- * failed preparation is tried again at the next use, and after a reconnect (the
- * backend terminated) it is prepared again on the new connection. With the daemon's
- * session settings (store_session_setup_sql) every execution is planned for its own
- * parameters: no generic plan is ever used (they are the trap of bench/README.md). */
+ * failed preparation is tried again at the next use, so is a statement whose result's
+ * columns changed type under it, and after a reconnect (the backend terminated) it is
+ * prepared again on the new connection. With the daemon's session settings
+ * (store_session_setup_sql) every execution is planned for its own parameters: no
+ * generic plan is ever used (they are the trap of bench/README.md). */
 #include "autoconfig.h"
 
 #include "pgconn.h"
@@ -137,6 +138,20 @@ START_TEST(prepared_once_per_connection)
 	run_prepared(&f, "t_count", count_later, "5");
 	ck_assert_msg(f.error == NULL, "%s", f.error);
 	ck_assert_str_eq(f.value, "5");
+
+	/* a column's type changes under the statement: its next call fails (the server's
+	 * cached plan may not change its result's columns), the one after prepares again */
+	run_plain(&f, "CREATE TABLE t_col (v int)");
+	run_plain(&f, "INSERT INTO t_col VALUES (3)");
+	static const char read_col[] = "SELECT v * $1::int FROM t_col";
+	run_prepared(&f, "t_col", read_col, "2");
+	ck_assert_str_eq(f.value, "6");
+	run_plain(&f, "ALTER TABLE t_col ALTER v TYPE bigint");
+	run_prepared(&f, "t_col", read_col, "2");
+	ck_assert_ptr_nonnull(f.error);
+	run_prepared(&f, "t_col", read_col, "5");
+	ck_assert_msg(f.error == NULL, "%s", f.error);
+	ck_assert_str_eq(f.value, "15");
 
 	/* the backend goes away: the new connection prepares the statement again */
 	run_plain(&f, "SELECT pg_backend_pid()");
