@@ -23,8 +23,16 @@ struct pg_query {
 	char **params;
 	int *lengths; /* of the binary parameters; NULL: every parameter is text */
 	int *formats; /* 1 for a binary parameter, 0 for text; NULL: all text */
+	char *name;   /* a prepared statement's name; NULL: unnamed, sql runs as it is */
+	bool prepare; /* with name: prepares sql under it (no parameters sent) */
 	pg_query_fn done;
 	void *arg;
+};
+
+/* A statement prepared on the connection: its name and text. */
+struct pg_prepared {
+	char *name;
+	char *sql;
 };
 
 struct pg_conn {
@@ -48,13 +56,16 @@ struct pg_conn {
 	struct pg_query *head, *tail; /* head is the running query once sent */
 	bool sent;                    /* head has been sent and awaits its results */
 	PGresult *keep;               /* result kept for the callback of the running query */
+	/* the statements prepared (or being prepared) on this connection */
+	struct pg_prepared *prepared;
+	size_t nprepared;
 };
 
 static void pg_conn_on_io(evutil_socket_t fd, short what, void *arg);
 static void pg_conn_connect_step(struct pg_conn *pc);
 static void pg_conn_pump(struct pg_conn *pc);
-static bool pg_conn_send(struct pg_conn *pc, const char *sql, int nparams,
-                         const char *const *params, const int *lengths, const int *formats);
+static bool pg_conn_send(struct pg_conn *pc, const struct pg_query *q, const char *const *params,
+                         const int *lengths, const int *formats);
 static void pg_conn_announce_up(struct pg_conn *pc);
 static void pg_conn_setup_done(PGresult *res, const char *error, void *arg);
 
@@ -75,14 +86,11 @@ static void pg_conn_notice(void *arg, const char *message)
 	free(text);
 }
 
-/* Frees a query's copies of its text and parameters (libpq holds them once sent). */
-static void query_drop_text(struct pg_query *q)
+/* Frees a query's copies of its parameters (libpq holds them once sent). */
+static void query_drop_params(struct pg_query *q)
 {
-	free(q->sql);
-	q->sql = NULL;
-	if (q->params != NULL)
-		for (int i = 0; i < q->nparams; i++)
-			free(q->params[i]);
+	for (int i = 0; q->params && i < q->nparams; i++)
+		free(q->params[i]);
 	free(q->params);
 	q->params = NULL;
 	free(q->lengths);
@@ -94,8 +102,39 @@ static void query_drop_text(struct pg_query *q)
 /* Frees a query. */
 static void query_free(struct pg_query *q)
 {
-	query_drop_text(q);
+	query_drop_params(q);
+	free(q->sql);
+	free(q->name);
 	free(q);
+}
+
+/* Forgets the statements prepared on the connection (it is gone). */
+static void pg_conn_forget_prepared(struct pg_conn *pc)
+{
+	for (size_t i = 0; i < pc->nprepared; i++) {
+		free(pc->prepared[i].name);
+		free(pc->prepared[i].sql);
+	}
+	free(pc->prepared);
+	pc->prepared = NULL;
+	pc->nprepared = 0;
+}
+
+/* Forgets the prepared statement at index `i`. */
+static void pg_conn_drop_prepared(struct pg_conn *pc, size_t i)
+{
+	free(pc->prepared[i].name);
+	free(pc->prepared[i].sql);
+	pc->prepared[i] = pc->prepared[--pc->nprepared];
+}
+
+/* The index of `name` among the prepared statements, or -1. */
+static long pg_conn_find_prepared(const struct pg_conn *pc, const char *name)
+{
+	for (size_t i = 0; i < pc->nprepared; i++)
+		if (strcmp(pc->prepared[i].name, name) == 0)
+			return (long)i;
+	return -1;
 }
 
 struct pg_conn *pg_conn_new(struct event_base *base, const char *conninfo,
@@ -135,6 +174,7 @@ static void pg_conn_close(struct pg_conn *pc)
 	pc->fd = -1;
 	pc->sent = false;
 	pc->setting_up = false;
+	pg_conn_forget_prepared(pc);
 }
 
 /* Fails every queued query with `why`. Callbacks may queue nothing: the connection is down. */
@@ -358,6 +398,11 @@ static void query_copy_params(struct pg_query *q, const char *const *params, con
 	}
 }
 
+static bool pg_conn_enqueue_named(struct pg_conn *pc, const char *name, bool prepare,
+                                  const char *sql, int nparams, const char *const *params,
+                                  const int *lengths, const int *formats, pg_query_fn done,
+                                  void *arg);
+
 /* Appends a query to the queue and starts it when the connection is free. A query sent
  * at once is not copied (an outcome or intent batch is a parameter of up to a few
  * hundred KiB, and libpq copies it into its output buffer anyway); a queued one is,
@@ -366,16 +411,27 @@ static bool pg_conn_enqueue(struct pg_conn *pc, const char *sql, int nparams,
                             const char *const *params, const int *lengths, const int *formats,
                             pg_query_fn done, void *arg)
 {
+	return pg_conn_enqueue_named(pc, NULL, false, sql, nparams, params, lengths, formats, done,
+	                             arg);
+}
+
+/* pg_conn_enqueue for a prepared statement `name` (NULL: unnamed); `prepare`: the query
+ * prepares `sql` under `name`, no parameters are sent. */
+static bool pg_conn_enqueue_named(struct pg_conn *pc, const char *name, bool prepare,
+                                  const char *sql, int nparams, const char *const *params,
+                                  const int *lengths, const int *formats, pg_query_fn done,
+                                  void *arg)
+{
 	if (pc->state != PGC_UP)
 		return false;
 	struct pg_query *q = xcalloc(1, sizeof(*q));
 	bool now = pc->head == NULL && !pc->sent;
+	q->sql = xstrdup(sql ? sql : "");
 	q->nparams = nparams;
-	if (!now) {
-		q->sql = xstrdup(sql);
-		if (nparams > 0)
-			query_copy_params(q, params, lengths, formats);
-	}
+	q->name = name ? xstrdup(name) : NULL;
+	q->prepare = prepare;
+	if (!now && nparams > 0 && !prepare)
+		query_copy_params(q, params, lengths, formats);
 	q->done = done;
 	q->arg = arg;
 	if (pc->tail)
@@ -384,7 +440,7 @@ static bool pg_conn_enqueue(struct pg_conn *pc, const char *sql, int nparams,
 		pc->head = q;
 	pc->tail = q;
 	if (now)
-		pg_conn_send(pc, sql, nparams, params, lengths, formats);
+		pg_conn_send(pc, q, prepare ? NULL : params, lengths, formats);
 	else
 		pg_conn_pump(pc);
 	return true;
@@ -409,6 +465,38 @@ bool pg_conn_exec(struct pg_conn *pc, const char *sql, pg_query_fn done, void *a
 	return pg_conn_enqueue(pc, sql, -1, NULL, NULL, NULL, done, arg);
 }
 
+bool pg_conn_query_prepared(struct pg_conn *pc, const char *name, const char *sql, int nparams,
+                            const char *const *params, const int *lengths, const int *formats,
+                            pg_query_fn done, void *arg)
+{
+	if (pc->state != PGC_UP)
+		return false;
+	if (nparams < 0)
+		nparams = 0;
+	long i = pg_conn_find_prepared(pc, name);
+	if (i >= 0 && strcmp(pc->prepared[i].sql, sql) != 0) {
+		/* the name's text changed (the store prepared its statements again) */
+		char *drop = xasprintf("DEALLOCATE \"%s\"", name);
+		bool ok = pg_conn_enqueue(pc, drop, -1, NULL, NULL, NULL, NULL, NULL);
+		free(drop);
+		if (!ok)
+			return false;
+		pg_conn_drop_prepared(pc, (size_t)i);
+		i = -1;
+	}
+	if (i < 0) {
+		if (!pg_conn_enqueue_named(pc, name, true, sql, nparams, NULL, NULL, NULL, NULL,
+		                           NULL))
+			return false;
+		pc->prepared =
+		    xreallocarray(pc->prepared, pc->nprepared + 1, sizeof(struct pg_prepared));
+		pc->prepared[pc->nprepared++] =
+		    (struct pg_prepared){.name = xstrdup(name), .sql = xstrdup(sql)};
+	}
+	return pg_conn_enqueue_named(pc, name, false, NULL, nparams, params, lengths, formats, done,
+	                             arg);
+}
+
 /* Flushes libpq's output buffer, waiting for writability while it is not empty. */
 static bool pg_conn_flush(struct pg_conn *pc)
 {
@@ -423,16 +511,33 @@ static bool pg_conn_flush(struct pg_conn *pc)
 	return true;
 }
 
-/* Sends the query at the head of the queue (nothing is running); false when the
+/* Sends the head of the queue if nothing is running, then drops its parameters. */
+static void pg_conn_pump(struct pg_conn *pc)
+{
+	if (pc->state != PGC_UP || pc->sent || pc->head == NULL)
+		return;
+	struct pg_query *q = pc->head;
+	if (pg_conn_send(pc, q, (const char *const *)q->params, q->lengths, q->formats))
+		query_drop_params(q);
+}
+
+/* Sends query q, the head of the queue, with these parameters (nothing is running):
+ * its text, the preparation of a named statement or its execution; false when the
  * connection was lost. */
-static bool pg_conn_send(struct pg_conn *pc, const char *sql, int nparams,
-                         const char *const *params, const int *lengths, const int *formats)
+static bool pg_conn_send(struct pg_conn *pc, const struct pg_query *q, const char *const *params,
+                         const int *lengths, const int *formats)
 {
 	int ok;
-	if (nparams < 0)
-		ok = PQsendQuery(pc->conn, sql);
+	if (q->nparams < 0)
+		ok = PQsendQuery(pc->conn, q->sql);
+	else if (q->prepare)
+		ok = PQsendPrepare(pc->conn, q->name, q->sql, q->nparams, NULL);
+	else if (q->name)
+		ok =
+		    PQsendQueryPrepared(pc->conn, q->name, q->nparams, params, lengths, formats, 0);
 	else
-		ok = PQsendQueryParams(pc->conn, sql, nparams, NULL, params, lengths, formats, 0);
+		ok = PQsendQueryParams(pc->conn, q->sql, q->nparams, NULL, params, lengths, formats,
+		                       0);
 	if (!ok) {
 		char *why = xstrdup(PQerrorMessage(pc->conn));
 		pg_conn_lost(pc, why);
@@ -441,17 +546,6 @@ static bool pg_conn_send(struct pg_conn *pc, const char *sql, int nparams,
 	}
 	pc->sent = true;
 	return pg_conn_flush(pc);
-}
-
-/* Sends the head of the queue if nothing is running, then drops its copies. */
-static void pg_conn_pump(struct pg_conn *pc)
-{
-	if (pc->state != PGC_UP || pc->sent || pc->head == NULL)
-		return;
-	struct pg_query *q = pc->head;
-	if (pg_conn_send(pc, q->sql, q->nparams, (const char *const *)q->params, q->lengths,
-	                 q->formats))
-		query_drop_text(q);
 }
 
 /* Delivers pending notifications to the owner. */
@@ -463,6 +557,31 @@ static void pg_conn_deliver_notifies(struct pg_conn *pc)
 			pc->handlers.notify(pc->arg, n->relname, n->extra);
 		PQfreemem(n);
 	}
+}
+
+/* A statement's preparation failed: it is prepared again at its next use (its
+ * execution, queued behind, fails with the server's error), unless its name was given
+ * another text meanwhile. */
+static void pg_conn_prepare_failed(struct pg_conn *pc, const struct pg_query *q)
+{
+	long i = pg_conn_find_prepared(pc, q->name);
+	if (i >= 0 && strcmp(pc->prepared[i].sql, q->sql) == 0)
+		pg_conn_drop_prepared(pc, (size_t)i);
+}
+
+/* A prepared statement's execution failed: when the server's cached plan may no longer
+ * change its result's columns (a column's type changed since it was prepared, SQLSTATE
+ * 0A000) it is prepared again at its next use. */
+static void pg_conn_prepared_failed(struct pg_conn *pc, const struct pg_query *q,
+                                    const PGresult *res)
+{
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	long i = pg_conn_find_prepared(pc, q->name);
+	if (i < 0 || state == NULL || strcmp(state, "0A000") != 0)
+		return;
+	/* no text is empty: the next use replaces the statement (DEALLOCATE, PREPARE) */
+	free(pc->prepared[i].sql);
+	pc->prepared[i].sql = xstrdup("");
 }
 
 /* Completes the running query: callback with the kept result, then the next query. */
@@ -481,6 +600,10 @@ static void pg_conn_complete(struct pg_conn *pc)
 		error = "no result";
 	else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY)
 		error = PQresultErrorMessage(res);
+	if (q->prepare && error)
+		pg_conn_prepare_failed(pc, q);
+	else if (q->name && error && res)
+		pg_conn_prepared_failed(pc, q, res);
 	if (q->done)
 		q->done(res, error, q->arg);
 	if (res)

@@ -57,6 +57,17 @@ bool pg_conn_query_params(struct pg_conn *pc, const char *sql, int nparams,
                           const char *const *params, const int *lengths, const int *formats,
                           pg_query_fn done, void *arg) __attribute__((warn_unused_result));
 
+/* pg_conn_query_params for a named prepared statement: `sql` is prepared under `name`
+ * (PQsendPrepare, parameter types from the statement) the first time the name is used on
+ * a connection, again after a reconnect or a failed preparation, and executed with the
+ * parameters (PQsendQueryPrepared); a new text under a known name replaces the old
+ * (DEALLOCATE, then prepared again), and so does the next use after an execution failed
+ * because a column's type changed under the statement (SQLSTATE 0A000). `name` is a
+ * plain identifier. */
+bool pg_conn_query_prepared(struct pg_conn *pc, const char *name, const char *sql, int nparams,
+                            const char *const *params, const int *lengths, const int *formats,
+                            pg_query_fn done, void *arg) __attribute__((warn_unused_result));
+
 /* Queues parameterless SQL that may hold several statements (e.g. "LISTEN a; LISTEN b"). */
 bool pg_conn_exec(struct pg_conn *pc, const char *sql, pg_query_fn done, void *arg)
     __attribute__((warn_unused_result));

@@ -680,8 +680,11 @@ bool store_find_candidates(struct store *st, const char *const *ids, size_t nids
 	store_candidate_params_init(&p, st->cfg, limit, ids, nids);
 	struct store_call *c = store_call_new(st, arg);
 	c->fn.candidates = done;
-	bool ok = store_call_query(c, ids ? st->sql_targeted : st->sql_scan, p.count, p.values,
-	                           candidates_done);
+	bool ok =
+	    ids ? store_call_query_prepared(c, "smartpay_targeted_candidates", st->sql_targeted,
+	                                    p.count, p.values, NULL, NULL, candidates_done)
+	        : store_call_query_prepared(c, "smartpay_candidates", st->sql_scan, p.count,
+	                                    p.values, NULL, NULL, candidates_done);
 	store_candidate_params_clear(&p);
 	return ok;
 }
@@ -761,7 +764,8 @@ bool store_find_requests(struct store *st, int limit, store_requests_fn done, vo
 	const char *p[] = {store_int_text(limit, lim)};
 	struct store_call *c = store_call_new(st, arg);
 	c->fn.requests = done;
-	return store_call_query(c, st->sql_requests, 1, p, requests_done);
+	return store_call_query_prepared(c, "smartpay_requests", st->sql_requests, 1, p, NULL, NULL,
+	                                 requests_done);
 }
 
 /* ---- claims ---- */
@@ -811,10 +815,11 @@ static void claims_done(PGresult *res, const char *error, void *arg)
 /* The most parameters of a batch statement: its text parameters, then its columns. */
 #define BATCH_MAX_PARAMS 16
 
-/* Queues a batch statement: `ntext` text parameters ($1...), then each of the `ncols`
- * columns as a binary array, which it frees. */
-static bool batch_send(struct store_call *c, const char *sql, const char *const *text, int ntext,
-                       struct store_bin_array *cols, int ncols, pg_query_fn completion)
+/* Queues the batch statement `sql`, prepared once per connection as `name`: `ntext` text
+ * parameters ($1...), then each of the `ncols` columns as a binary array, which it frees. */
+static bool batch_send(struct store_call *c, const char *name, const char *sql,
+                       const char *const *text, int ntext, struct store_bin_array *cols, int ncols,
+                       pg_query_fn completion)
 {
 	const char *values[BATCH_MAX_PARAMS];
 	int lengths[BATCH_MAX_PARAMS] = {0}, formats[BATCH_MAX_PARAMS] = {0};
@@ -825,8 +830,8 @@ static bool batch_send(struct store_call *c, const char *sql, const char *const 
 		values[ntext + k] = cols[k].data;
 		formats[ntext + k] = 1;
 	}
-	bool ok =
-	    store_call_query_params(c, sql, ntext + ncols, values, lengths, formats, completion);
+	bool ok = store_call_query_prepared(c, name, sql, ntext + ncols, values, lengths, formats,
+	                                    completion);
 	for (int k = 0; k < ncols; k++)
 		store_bin_array_free(&cols[k]);
 	return ok;
@@ -952,7 +957,8 @@ bool store_insert_intents_consuming(struct store *st, const struct intent *inten
 	                      store_interval_text(st->cfg->lease_ms, lease)};
 	struct store_call *c = store_call_new(st, arg);
 	c->fn.claims = done;
-	bool ok = batch_send(c, sql, text, 3, col, I_COLUMNS, claims_done);
+	bool ok =
+	    batch_send(c, "smartpay_insert_intents", sql, text, 3, col, I_COLUMNS, claims_done);
 	free(consumed);
 	return ok;
 }
@@ -1131,8 +1137,8 @@ bool store_write_outcomes(struct store *st, const struct outcome *outcomes, size
 	const char *text[] = {st->instance};
 	struct store_call *c = store_call_new(st, arg);
 	c->fn.written = done;
-	return batch_send(c, store_write_outcomes_sql, text, 1, col, STORE_OUTCOME_COLUMNS,
-	                  outcomes_done);
+	return batch_send(c, "smartpay_write_outcomes", store_write_outcomes_sql, text, 1, col,
+	                  STORE_OUTCOME_COLUMNS, outcomes_done);
 }
 
 /* ---- alerts of the claim path ---- */

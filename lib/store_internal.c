@@ -57,6 +57,18 @@ bool store_call_query_params(struct store_call *c, const char *sql, int nparams,
 	return ok;
 }
 
+/* store_call_query_params for the named prepared statement `name` of `sql`. */
+bool store_call_query_prepared(struct store_call *c, const char *name, const char *sql, int nparams,
+                               const char *const *params, const int *lengths, const int *formats,
+                               pg_query_fn completion)
+{
+	bool ok = pg_conn_query_prepared(store_conn(c->st), name, sql, nparams, params, lengths,
+	                                 formats, completion, c);
+	if (!ok)
+		store_call_free(c);
+	return ok;
+}
+
 /* Queues parameterless SQL for the call, freeing the call when it cannot be queued. */
 bool store_call_exec(struct store_call *c, const char *sql, pg_query_fn completion)
 {

@@ -78,6 +78,10 @@ bool store_call_query(struct store_call *c, const char *sql, int nparams, const 
 bool store_call_query_params(struct store_call *c, const char *sql, int nparams,
                              const char *const *params, const int *lengths, const int *formats,
                              pg_query_fn completion);
+/* store_call_query_params for a named prepared statement (pg_conn_query_prepared). */
+bool store_call_query_prepared(struct store_call *c, const char *name, const char *sql, int nparams,
+                               const char *const *params, const int *lengths, const int *formats,
+                               pg_query_fn completion);
 /* store_call_query for parameterless SQL that may hold several statements (pg_conn_exec). */
 bool store_call_exec(struct store_call *c, const char *sql, pg_query_fn completion);
 /* The completion of a statement whose caller wants its row count (store_done_fn in

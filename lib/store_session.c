@@ -10,10 +10,15 @@
 #include <string.h>
 
 /* jit off: the daemon's statements are short, and a batch's cost estimate can pass
- * jit_above_cost, when compiling it takes longer than running it many times over. */
+ * jit_above_cost, when compiling it takes longer than running it many times over.
+ * Custom plans only: the batch statements are prepared once per connection (parsed and
+ * analysed once), but planned at every call for its batch and the ledger's statistics
+ * then; a generic plan, built once from statistics that may predate a burst (a nearly
+ * empty ledger), reads the whole ledger for a batch. */
 char *store_session_setup_sql(int64_t statement_timeout_ms)
 {
-	return xasprintf("SET synchronous_commit = on; SET jit = off; SET statement_timeout = %lld",
+	return xasprintf("SET synchronous_commit = on; SET jit = off; "
+	                 "SET plan_cache_mode = force_custom_plan; SET statement_timeout = %lld",
 	                 (long long)statement_timeout_ms);
 }
 

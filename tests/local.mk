@@ -34,6 +34,8 @@ PG_SUITES += tests/check_reconcile_pages
 PG_SUITES += tests/check_due_claim tests/check_orders_trigger
 # the outcome write's plan with statistics that lag behind a burst (lib/store.c)
 PG_SUITES += tests/check_outcome_plan
+# named prepared statements on the non-blocking connection (lib/pgconn.c)
+PG_SUITES += tests/check_pgconn_prepared
 # end to end (tests/world.h): the daemon, hostile answers, the shop's rows, scheduling,
 # metrics and health, alerts, sd_notify, least privilege, no secrets in logs,
 # durability, failover, the order summaries, reconciliation with the gateway, adopting
