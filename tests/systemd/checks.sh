@@ -65,14 +65,16 @@ wait_until() {
 		sleep 0.5
 	done
 }
-# at_least N COMMAND...: COMMAND prints a number of at least N (run anew each time, so
-# that wait_until polls the count rather than the value it had when it was called).
-at_least() {
+# prints N COMMAND...: COMMAND prints exactly N (run anew each time, so that wait_until
+# polls the count rather than the value it had when it was called).
+prints() {
 	local want=$1 n
 	shift
 	n=$("$@") || return 1
-	[ -n "$n" ] && [ "$n" -ge "$want" ]
+	[ "$n" = "$want" ]
 }
+# reloaded_after N: the daemon has logged more than N reloads.
+reloaded_after() { [ "$(reloads)" -gt "$1" ]; }
 
 # psql on the shop database as its owner, postgres.
 psql_shop() { runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -At -d shop "$@"; }
@@ -217,7 +219,7 @@ ok "the key reaches the daemon only as a credential: uid $uid cannot read $key"
 step "orders shipped in the container's database are captured at smartpay-sim"
 orders=$(new_orders 20 | paste -sd, -)
 tr , '\n' <<<"$orders" | ship
-wait_until 60 at_least 20 captured_orders "$orders" ||
+wait_until 60 prints 20 captured_orders "$orders" ||
 	fail "$(captured_orders "$orders") of 20 shipped orders captured"
 [ "$(captures_at_sim)" -eq 20 ] || fail "the simulator's ledger has $(captures_at_sim) captures, not 20"
 wait_until 15 output_has 'succeeded 20,' -- prop StatusText ||
@@ -231,7 +233,7 @@ set_conf expiry_thresholds "48h, 4h"
 set_conf timeout 20s
 before=$(reloads)
 systemctl reload smartpayd
-wait_until 30 at_least $((before + 1)) reloads ||
+wait_until 30 reloaded_after "$before" ||
 	fail "no 'reloaded' line after systemctl reload"
 [ "$(main_pid)" = "$pid" ] || fail "reload restarted the daemon"
 wait_until 30 output_has '^smartpayd_authorizations_expiring{within="48h"}' -- scrape ||
@@ -252,7 +254,7 @@ is_active || fail "the service is not active after a broken reload"
 [ "$(main_pid)" = "$pid" ] || fail "a broken reload restarted the daemon"
 orders2=$(new_orders 2 | paste -sd, -)
 tr , '\n' <<<"$orders2" | ship
-wait_until 60 at_least 2 captured_orders "$orders2" || fail "no captures after the refused reload"
+wait_until 60 prints 2 captured_orders "$orders2" || fail "no captures after the refused reload"
 output_has '^smartpayd_authorizations_expiring{within="48h"}' -- scrape ||
 	fail "the running configuration was not kept"
 cp /root/smartpayd.conf.good "$conf"
@@ -262,7 +264,7 @@ step "watchdog: a stopped loop is killed and restarted, and resends its pending 
 sim_faults '{"fail_rate": 1, "status": 503, "retry_after": 1}'
 orders3=$(new_orders 5 | paste -sd, -)
 tr , '\n' <<<"$orders3" | ship
-wait_until 60 at_least 5 pending_tried "$orders3" ||
+wait_until 60 prints 5 pending_tried "$orders3" ||
 	fail "the five captures were not pending after a refused attempt"
 pending_ids=$(psql_shop -c "SELECT modification_id FROM smartpay.modifications WHERE order_id = ANY (string_to_array('$orders3', ',')) ORDER BY 1")
 kill -STOP "$pid"
@@ -274,7 +276,7 @@ restart_s=$((SECONDS - stopped_at))
 output_has 'Watchdog timeout' -- journalctl -u smartpayd -o cat --no-pager || fail "no watchdog time-out in the journal"
 [ "$(prop NRestarts)" -ge 1 ] || fail "NRestarts is $(prop NRestarts)"
 pid=$(main_pid)
-wait_until 60 at_least 5 captured_orders "$orders3" || fail "the restarted daemon did not capture the pending rows"
+wait_until 60 prints 5 captured_orders "$orders3" || fail "the restarted daemon did not capture the pending rows"
 [ "$(psql_shop -c "SELECT modification_id FROM smartpay.modifications WHERE order_id = ANY (string_to_array('$orders3', ',')) ORDER BY 1")" = "$pending_ids" ] ||
 	fail "the pending rows got new modification ids"
 ledger=$(curl -sf "$sim/_sim/ledger")
@@ -342,7 +344,7 @@ wait_until 60 is_active || fail "the service is not active after the upgrade"
 [ "$(systemctl is-enabled smartpayd)" = enabled ] || fail "the upgrade changed the unit's enablement"
 orders5=$(new_orders 2 | paste -sd, -)
 tr , '\n' <<<"$orders5" | ship
-wait_until 60 at_least 2 captured_orders "$orders5" || fail "the upgraded daemon captures nothing"
+wait_until 60 prints 2 captured_orders "$orders5" || fail "the upgraded daemon captures nothing"
 ok "upgrade: $conf kept as edited, service restarted (PID $pid -> $(main_pid)), still enabled, captures"
 
 step "purge"
