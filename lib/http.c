@@ -170,6 +170,20 @@ static void sock_free(struct http_sock *s)
 	free(s);
 }
 
+/* Frees the lanes' multi handles and timers (those set up, after a failed start). */
+static void lanes_free(struct http_client *c)
+{
+	for (size_t i = 0; i < c->nlanes; i++) {
+		if (c->lanes[i].multi != NULL)
+			curl_multi_cleanup(c->lanes[i].multi);
+		if (c->lanes[i].timer != NULL)
+			event_free(c->lanes[i].timer);
+	}
+	free(c->lanes);
+	c->lanes = NULL;
+	c->nlanes = 0;
+}
+
 /* Frees everything; no transfer callback runs. */
 static void client_destroy(struct http_client *c)
 {
@@ -178,11 +192,7 @@ static void client_destroy(struct http_client *c)
 		xfer_detach(x);
 		xfer_free(x);
 	}
-	for (size_t i = 0; i < c->nlanes; i++) {
-		curl_multi_cleanup(c->lanes[i].multi);
-		event_free(c->lanes[i].timer);
-	}
-	free(c->lanes);
+	lanes_free(c);
 	while (c->npool > 0)
 		curl_easy_cleanup(c->pool[--c->npool]);
 	free(c->pool);
@@ -455,13 +465,7 @@ struct http_client *http_client_new(struct event_base *base, const struct http_o
 		ok = lane_init(c, &c->lanes[i], per);
 	}
 	if (!ok) {
-		for (size_t i = 0; i < c->nlanes; i++) {
-			if (c->lanes[i].multi != NULL)
-				curl_multi_cleanup(c->lanes[i].multi);
-			if (c->lanes[i].timer != NULL)
-				event_free(c->lanes[i].timer);
-		}
-		free(c->lanes);
+		lanes_free(c);
 		if (c->share != NULL)
 			curl_share_cleanup(c->share);
 		free(c);
