@@ -26,10 +26,12 @@ struct store {
 	char *id_type;  /* SQL type of the orders' id column, from the catalog */
 	char *authorized_type; /* SQL types of the time columns; NULL until known */
 	char *expires_type;
-	char *sql_scan;     /* candidate query over the whole relation */
-	char *sql_targeted; /* candidate query for a list of order ids */
-	char *sql_requests; /* open shop requests */
-	bool queue_fed;     /* a trigger writes smartpay.order_changes (last prepare) */
+	char *sql_scan;       /* candidate query over the whole relation */
+	char *sql_targeted;   /* candidate query for a list of order ids */
+	char *sql_requests;   /* open shop requests */
+	char *sql_intents[2]; /* the intent insert: plain, and with ON CONFLICT DO NOTHING */
+	int intents_guarded;  /* intent inserts left to send with ON CONFLICT after a conflict */
+	bool queue_fed;       /* a trigger writes smartpay.order_changes (last prepare) */
 	/* the durability settings last logged (store_session.c) */
 	char *session_reported;
 	/* what the gauges reads remember of expiring authorizations (store_metrics.c) */
@@ -37,6 +39,8 @@ struct store {
 	/* the asynchronous calls under way (store_internal.c) */
 	struct store_call *calls;
 };
+
+static void store_intents_sql(struct store *st);
 
 struct store *store_new(struct pg_conn *pc, const struct sp_config *cfg)
 {
@@ -49,6 +53,7 @@ struct store *store_new(struct pg_conn *pc, const struct sp_config *cfg)
 	                                                  .setup_sql = setup});
 	free(setup);
 	st->instance = xstrdup(cfg->instance_name);
+	store_intents_sql(st);
 	return st;
 }
 
@@ -64,6 +69,8 @@ void store_free(struct store *st)
 	free(st->sql_scan);
 	free(st->sql_targeted);
 	free(st->sql_requests);
+	free(st->sql_intents[0]);
+	free(st->sql_intents[1]);
 	free(st->session_reported);
 	store_expiring_free(st->expiring);
 	/* the calls whose statements the freed connection dropped */
@@ -843,97 +850,188 @@ bool store_insert_intents(struct store *st, const struct intent *intents, size_t
 	return store_insert_intents_consuming(st, intents, n, NULL, 0, done, arg);
 }
 
+/* After an intent insert that a conflict with a rule failed, how many of the next ones
+ * are sent with ON CONFLICT at once: conflicts come in runs (another instance claiming
+ * the same orders, changes waiting behind a modification in flight). */
+#define INTENTS_GUARDED_AFTER_CONFLICT 32
+
+/* The intent insert up to the insert's conflict clause. */
+static const char intents_sql_head[] =
+    /* $1 the consumed changes, $2 the instance, $3 the lease, then the batch's
+     * columns as binary arrays (struct intents_params) */
+    "WITH u AS (SELECT id::uuid AS id, order_id, transaction_id, kind, amount, currency, "
+    "body, reason, deadline_ms, request_id, settles_cancel, lease FROM unnest($4::text[], "
+    "$5::text[], $6::text[], $7::text[], $8::bigint[], $9::text[], $10::text[], "
+    "$11::text[], $12::bigint[], $13::bigint[], $14::bool[], $15::bool[]) AS u(id, "
+    "order_id, transaction_id, kind, amount, currency, body, reason, deadline_ms, "
+    "request_id, settles_cancel, lease)), "
+    "ins AS (INSERT INTO smartpay.modifications AS m (modification_id, order_id, "
+    "transaction_id, kind, amount_minor, currency, request_body, state, reason, deadline, "
+    "lease_owner, lease_generation, lease_expires_at, completed_at, request_id, "
+    "settles_cancel) "
+    "SELECT id, order_id, transaction_id, kind, amount, currency, body, "
+    "CASE WHEN reason IS NULL THEN 'pending' ELSE 'refused' END, reason, "
+    "to_timestamp(deadline_ms / 1000.0), CASE WHEN reason IS NULL AND lease THEN $2 END, "
+    "1, "
+    "CASE WHEN reason IS NULL AND lease THEN now() + $3::interval END, "
+    "CASE WHEN reason IS NULL THEN NULL ELSE now() END, request_id, "
+    "coalesce(settles_cancel, false) FROM u "
+    /* a refund is recorded only within what remains captured by the ledger as this
+     * statement sees it (another daemon may have recorded one since the claim read
+     * it); one left out is looked at again and refused with its reason */
+    "WHERE CASE WHEN u.kind = 'refund' AND u.reason IS NULL THEN u.amount + "
+    "(SELECT coalesce(sum(r.amount_minor), 0) FROM smartpay.modifications r "
+    "WHERE r.order_id = u.order_id AND r.kind = 'refund' "
+    "AND r.state IN ('succeeded', 'pending', 'needs_attention')) <= "
+    "(SELECT c.amount_minor FROM smartpay.modifications c WHERE c.order_id = u.order_id "
+    "AND c.kind = 'capture' AND c.state = 'succeeded' LIMIT 1) ELSE true END ";
+
+/* The intent insert after its conflict clause. */
+static const char intents_sql_tail[] =
+    "RETURNING *), "
+    "req AS (UPDATE smartpay.requests r SET modification_id = ins.modification_id "
+    "FROM ins WHERE r.request_id = ins.request_id), "
+    "al AS (INSERT INTO smartpay.alerts (kind, severity, order_id, modification_id, "
+    "dedup_key, message) SELECT 'order_refused', 'critical', order_id, modification_id, "
+    "modification_id::text, 'order ' || order_id || ' refused: ' || reason "
+    "FROM ins WHERE state = 'refused' ON CONFLICT DO NOTHING), "
+    /* the queued changes looked at go with the intents they gave */
+    "con AS (DELETE FROM smartpay.order_changes c WHERE c.change_id = ANY($1::bigint[]) "
+    /* except an order whose intent was not recorded (blocked behind a pending
+     * modification of its transaction, a refund that no longer fits): it stays */
+    "AND NOT EXISTS (SELECT 1 FROM u WHERE u.order_id = c.order_id AND NOT EXISTS "
+    "(SELECT 1 FROM ins WHERE ins.order_id = u.order_id)) RETURNING c.order_id), "
+    /* an order looked at that gave no intent may wait behind a modification in
+     * flight (a cancel during its capture, behind a refund): that one is marked and
+     * its outcome queues the order again (sql/017); so is what an intent that was
+     * not recorded waits behind. A finished one that nobody asked about (false) is
+     * marked too: the claim may have read it still pending. */
+    "qt AS (SELECT DISTINCT order_id FROM con WHERE NOT EXISTS (SELECT 1 FROM u "
+    "WHERE u.order_id = con.order_id)), "
+    "fu AS (UPDATE smartpay.modifications m SET follow_up = true "
+    "WHERE m.order_id = ANY (ARRAY(SELECT order_id FROM qt UNION SELECT u.order_id "
+    "FROM u WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.order_id = u.order_id))) "
+    "AND m.follow_up IS NOT TRUE AND (m.state = 'pending' OR (m.follow_up = false "
+    "AND m.order_id IN (SELECT order_id FROM qt))) "
+    "RETURNING m.modification_id, m.order_id, m.state = 'pending' AS marked), "
+    /* where the mark did not land on a pending one (its outcome was written since)
+     * or met a finished one, the order is queued again at once, in this commit */
+    "rq AS (INSERT INTO smartpay.order_changes (order_id) SELECT r.order_id FROM "
+    "(SELECT q.order_id FROM qt q WHERE EXISTS (SELECT 1 FROM fu "
+    "WHERE fu.order_id = q.order_id AND NOT fu.marked) OR EXISTS (SELECT 1 FROM "
+    "smartpay.modifications p WHERE p.order_id = q.order_id AND p.state = 'pending' "
+    "AND p.follow_up IS NOT TRUE AND NOT EXISTS (SELECT 1 FROM fu "
+    "WHERE fu.modification_id = p.modification_id AND fu.marked))) r "
+    "CROSS JOIN LATERAL pg_notify('smartpay_orders', r.order_id) n) "
+    "SELECT " CLAIM_COLUMNS " FROM ins m WHERE m.state = 'pending'";
+
+/* The intent insert's two texts: plain, where a conflict with one of the ledger's rules
+ * (one live capture or cancel per order, one pending modification per transaction, one
+ * modification per shop request) fails the whole statement, and with ON CONFLICT DO
+ * NOTHING, which records the others. The plain insert is sent first: ON CONFLICT probes
+ * every unique index of the ledger for each row before inserting it and takes a
+ * speculative-insertion lock per row, about 4 us a row (bench/README.md); a plain
+ * insert checks the same indexes as it inserts into them. A batch that conflicts is
+ * sent again with ON CONFLICT in the same call (intents_done): its first statement
+ * wrote nothing. */
+static void store_intents_sql(struct store *st)
+{
+	for (int guarded = 0; guarded < 2; guarded++)
+		st->sql_intents[guarded] =
+		    xasprintf("%s%s%s", intents_sql_head, guarded ? "ON CONFLICT DO NOTHING " : "",
+		              intents_sql_tail);
+}
+
+/* The intent insert's columns, sent as binary arrays after its three text parameters. */
+enum {
+	I_ID,
+	I_ORDER,
+	I_TRANSACTION,
+	I_KIND,
+	I_AMOUNT,
+	I_CURRENCY,
+	I_BODY,
+	I_REASON,
+	I_DEADLINE,
+	I_REQUEST,
+	I_SETTLES,
+	I_LEASE,
+	I_COLUMNS
+};
+#define INTENTS_TEXT_PARAMS 3
+
+/* An intent insert's parameters, kept until its answer: a batch that conflicts is sent
+ * again with ON CONFLICT. */
+struct intents_params {
+	const char *values[INTENTS_TEXT_PARAMS + I_COLUMNS];
+	int lengths[INTENTS_TEXT_PARAMS + I_COLUMNS], formats[INTENTS_TEXT_PARAMS + I_COLUMNS];
+	struct store_bin_array col[I_COLUMNS];
+	char *consumed;
+	char lease[STORE_INTERVAL_TEXT];
+	bool guarded; /* sent with ON CONFLICT DO NOTHING */
+};
+
+/* Frees an intent insert's parameters (the call's data). */
+static void intents_params_free(void *data)
+{
+	struct intents_params *p = data;
+	for (int k = 0; k < I_COLUMNS; k++)
+		store_bin_array_free(&p->col[k]);
+	free(p->consumed);
+	free(p);
+}
+
+/* Tells a unique violation, a conflict with one of the ledger's rules, from other
+ * failures. */
+static bool result_unique_violation(const PGresult *res)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	return state != NULL && strcmp(state, "23505") == 0;
+}
+
+static void intents_done(PGresult *res, const char *error, void *arg);
+
+/* Queues the call's intent insert (its data), plain or with ON CONFLICT. */
+static bool intents_send(struct store_call *c)
+{
+	struct intents_params *p = c->data;
+	return store_call_query_prepared(
+	    c, p->guarded ? "smartpay_insert_intents" : "smartpay_insert_intents_plain",
+	    c->st->sql_intents[p->guarded], INTENTS_TEXT_PARAMS + I_COLUMNS, p->values, p->lengths,
+	    p->formats, intents_done);
+}
+
+/* Completion of an intent insert: a plain one that a rule's conflict failed (nothing of
+ * it was written) goes again with ON CONFLICT in the same call, and so do the next few;
+ * otherwise the claims go to the caller. */
+static void intents_done(PGresult *res, const char *error, void *arg)
+{
+	struct store_call *c = arg;
+	struct intents_params *p = c->data;
+	if (error == NULL || p->guarded || !result_unique_violation(res)) {
+		claims_done(res, error, arg);
+		return;
+	}
+	c->st->intents_guarded = INTENTS_GUARDED_AFTER_CONFLICT;
+	p->guarded = true;
+	store_claims_fn done = c->fn.claims;
+	void *done_arg = c->arg;
+	if (!intents_send(c)) /* the call is freed */
+		done(NULL, 0, error, done_arg);
+}
+
 bool store_insert_intents_consuming(struct store *st, const struct intent *intents, size_t n,
                                     const int64_t *changes, size_t nchanges, store_claims_fn done,
                                     void *arg)
 {
-	static const char sql[] =
-	    /* $1 the consumed changes, $2 the instance, $3 the lease, then the batch's
-	     * columns as binary arrays (batch_send) */
-	    "WITH u AS (SELECT id::uuid AS id, order_id, transaction_id, kind, amount, currency, "
-	    "body, reason, deadline_ms, request_id, settles_cancel, lease FROM unnest($4::text[], "
-	    "$5::text[], $6::text[], $7::text[], $8::bigint[], $9::text[], $10::text[], "
-	    "$11::text[], $12::bigint[], $13::bigint[], $14::bool[], $15::bool[]) AS u(id, "
-	    "order_id, transaction_id, kind, amount, currency, body, reason, deadline_ms, "
-	    "request_id, settles_cancel, lease)), "
-	    "ins AS (INSERT INTO smartpay.modifications AS m (modification_id, order_id, "
-	    "transaction_id, kind, amount_minor, currency, request_body, state, reason, deadline, "
-	    "lease_owner, lease_generation, lease_expires_at, completed_at, request_id, "
-	    "settles_cancel) "
-	    "SELECT id, order_id, transaction_id, kind, amount, currency, body, "
-	    "CASE WHEN reason IS NULL THEN 'pending' ELSE 'refused' END, reason, "
-	    "to_timestamp(deadline_ms / 1000.0), CASE WHEN reason IS NULL AND lease THEN $2 END, "
-	    "1, "
-	    "CASE WHEN reason IS NULL AND lease THEN now() + $3::interval END, "
-	    "CASE WHEN reason IS NULL THEN NULL ELSE now() END, request_id, "
-	    "coalesce(settles_cancel, false) FROM u "
-	    /* a refund is recorded only within what remains captured by the ledger as this
-	     * statement sees it (another daemon may have recorded one since the claim read
-	     * it); one left out is looked at again and refused with its reason */
-	    "WHERE CASE WHEN u.kind = 'refund' AND u.reason IS NULL THEN u.amount + "
-	    "(SELECT coalesce(sum(r.amount_minor), 0) FROM smartpay.modifications r "
-	    "WHERE r.order_id = u.order_id AND r.kind = 'refund' "
-	    "AND r.state IN ('succeeded', 'pending', 'needs_attention')) <= "
-	    "(SELECT c.amount_minor FROM smartpay.modifications c WHERE c.order_id = u.order_id "
-	    "AND c.kind = 'capture' AND c.state = 'succeeded' LIMIT 1) ELSE true END "
-	    "ON CONFLICT DO NOTHING RETURNING *), "
-	    "req AS (UPDATE smartpay.requests r SET modification_id = ins.modification_id "
-	    "FROM ins WHERE r.request_id = ins.request_id), "
-	    "al AS (INSERT INTO smartpay.alerts (kind, severity, order_id, modification_id, "
-	    "dedup_key, message) SELECT 'order_refused', 'critical', order_id, modification_id, "
-	    "modification_id::text, 'order ' || order_id || ' refused: ' || reason "
-	    "FROM ins WHERE state = 'refused' ON CONFLICT DO NOTHING), "
-	    /* the queued changes looked at go with the intents they gave */
-	    "con AS (DELETE FROM smartpay.order_changes c WHERE c.change_id = ANY($1::bigint[]) "
-	    /* except an order whose intent was not recorded (blocked behind a pending
-	     * modification of its transaction, a refund that no longer fits): it stays */
-	    "AND NOT EXISTS (SELECT 1 FROM u WHERE u.order_id = c.order_id AND NOT EXISTS "
-	    "(SELECT 1 FROM ins WHERE ins.order_id = u.order_id)) RETURNING c.order_id), "
-	    /* an order looked at that gave no intent may wait behind a modification in
-	     * flight (a cancel during its capture, behind a refund): that one is marked and
-	     * its outcome queues the order again (sql/017); so is what an intent that was
-	     * not recorded waits behind. A finished one that nobody asked about (false) is
-	     * marked too: the claim may have read it still pending. */
-	    "qt AS (SELECT DISTINCT order_id FROM con WHERE NOT EXISTS (SELECT 1 FROM u "
-	    "WHERE u.order_id = con.order_id)), "
-	    "fu AS (UPDATE smartpay.modifications m SET follow_up = true "
-	    "WHERE m.order_id = ANY (ARRAY(SELECT order_id FROM qt UNION SELECT u.order_id "
-	    "FROM u WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.order_id = u.order_id))) "
-	    "AND m.follow_up IS NOT TRUE AND (m.state = 'pending' OR (m.follow_up = false "
-	    "AND m.order_id IN (SELECT order_id FROM qt))) "
-	    "RETURNING m.modification_id, m.order_id, m.state = 'pending' AS marked), "
-	    /* where the mark did not land on a pending one (its outcome was written since)
-	     * or met a finished one, the order is queued again at once, in this commit */
-	    "rq AS (INSERT INTO smartpay.order_changes (order_id) SELECT r.order_id FROM "
-	    "(SELECT q.order_id FROM qt q WHERE EXISTS (SELECT 1 FROM fu "
-	    "WHERE fu.order_id = q.order_id AND NOT fu.marked) OR EXISTS (SELECT 1 FROM "
-	    "smartpay.modifications p WHERE p.order_id = q.order_id AND p.state = 'pending' "
-	    "AND p.follow_up IS NOT TRUE AND NOT EXISTS (SELECT 1 FROM fu "
-	    "WHERE fu.modification_id = p.modification_id AND fu.marked))) r "
-	    "CROSS JOIN LATERAL pg_notify('smartpay_orders', r.order_id) n) "
-	    "SELECT " CLAIM_COLUMNS " FROM ins m WHERE m.state = 'pending'";
 	if (!pg_conn_is_up(st->pc))
 		return false;
-	enum {
-		I_ID,
-		I_ORDER,
-		I_TRANSACTION,
-		I_KIND,
-		I_AMOUNT,
-		I_CURRENCY,
-		I_BODY,
-		I_REASON,
-		I_DEADLINE,
-		I_REQUEST,
-		I_SETTLES,
-		I_LEASE,
-		I_COLUMNS
-	};
 	static const uint32_t types[I_COLUMNS] = {STORE_OID_TEXT, STORE_OID_TEXT, STORE_OID_TEXT,
 	                                          STORE_OID_TEXT, STORE_OID_INT8, STORE_OID_TEXT,
 	                                          STORE_OID_TEXT, STORE_OID_TEXT, STORE_OID_INT8,
 	                                          STORE_OID_INT8, STORE_OID_BOOL, STORE_OID_BOOL};
-	struct store_bin_array col[I_COLUMNS];
+	struct intents_params *p = xcalloc(1, sizeof(*p));
+	struct store_bin_array *col = p->col;
 	for (int k = 0; k < I_COLUMNS; k++)
 		store_bin_array_init(&col[k], types[k]);
 	for (size_t i = 0; i < n; i++) {
@@ -951,16 +1049,24 @@ bool store_insert_intents_consuming(struct store *st, const struct intent *inten
 		store_bin_array_bool(&col[I_SETTLES], in->settles_cancel);
 		store_bin_array_bool(&col[I_LEASE], in->lease);
 	}
-	char lease[STORE_INTERVAL_TEXT];
-	char *consumed = store_int_array(changes, nchanges);
-	const char *text[] = {consumed, st->instance,
-	                      store_interval_text(st->cfg->lease_ms, lease)};
+	/* $1 the consumed changes, $2 the instance, $3 the lease, then the columns */
+	p->consumed = store_int_array(changes, nchanges);
+	p->values[0] = p->consumed;
+	p->values[1] = st->instance;
+	p->values[2] = store_interval_text(st->cfg->lease_ms, p->lease);
+	for (int k = 0; k < I_COLUMNS; k++) {
+		p->lengths[INTENTS_TEXT_PARAMS + k] = store_bin_array_finish(&col[k]);
+		p->values[INTENTS_TEXT_PARAMS + k] = col[k].data;
+		p->formats[INTENTS_TEXT_PARAMS + k] = 1;
+	}
+	p->guarded = st->intents_guarded > 0;
+	if (st->intents_guarded > 0)
+		st->intents_guarded--;
 	struct store_call *c = store_call_new(st, arg);
 	c->fn.claims = done;
-	bool ok =
-	    batch_send(c, "smartpay_insert_intents", sql, text, 3, col, I_COLUMNS, claims_done);
-	free(consumed);
-	return ok;
+	c->data = p;
+	c->data_free = intents_params_free;
+	return intents_send(c);
 }
 
 /* The claim of due rows: pending, attempt time passed, not leased or the lease

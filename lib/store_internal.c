@@ -22,9 +22,11 @@ struct store_call *store_call_new(struct store *st, void *arg)
 	return c;
 }
 
-/* Unlinks a call context from its store's and frees it. */
+/* Unlinks a call context from its store's and frees it with its data. */
 void store_call_free(struct store_call *c)
 {
+	if (c->data_free)
+		c->data_free(c->data);
 	if (c->prev)
 		c->prev->next = c->next;
 	else

@@ -61,11 +61,13 @@ struct store_call {
 	void *arg;
 	int step;                       /* for calls of several statements (store_prepare) */
 	struct store_call *prev, *next; /* the store's calls under way (store_calls_slot) */
+	void *data;                     /* what the call keeps until it is done, or NULL */
+	void (*data_free)(void *data);  /* frees data with the call (store_call_free) */
 };
 
 /* A call context for `st` with `arg`; the caller sets the callback member. */
 struct store_call *store_call_new(struct store *st, void *arg);
-/* Frees a call context (after its callback ran). */
+/* Frees a call context (after its callback ran) and its data. */
 void store_call_free(struct store_call *c);
 /* The store's calls under way (store.c): those left when the store is freed are the
  * ones its freed connection dropped without their completions; store_free frees them. */

@@ -34,6 +34,8 @@ PG_SUITES += tests/check_reconcile_pages
 PG_SUITES += tests/check_due_claim tests/check_orders_trigger
 # the outcome write's plan with statistics that lag behind a burst (lib/store.c)
 PG_SUITES += tests/check_outcome_plan
+# the intent insert sent plain first, again with ON CONFLICT after a conflict (lib/store.c)
+PG_SUITES += tests/check_intent_conflict
 # named prepared statements on the non-blocking connection (lib/pgconn.c)
 PG_SUITES += tests/check_pgconn_prepared
 # end to end (tests/world.h): the daemon, hostile answers, the shop's rows, scheduling,
