@@ -4,7 +4,9 @@
  * them (store_outcome_columns, binary arrays). Every row is written once, and the plan
  * does not loop over the batch for each ledger row (a nested loop whose join filter
  * compares the batch's ids, owner, generation and state: a write quadratic in the batch
- * size). */
+ * size). The outcome connection's generic plan (store_session_outcomes_sql), built on a
+ * nearly empty ledger, reads only the batch's rows of a large one; the order summary's
+ * trigger plans its statements once per session (sql/021). */
 #include "autoconfig.h"
 
 #include "pgtest.h"
@@ -322,6 +324,36 @@ START_TEST(test_generic_plan_built_on_a_small_ledger)
 }
 END_TEST
 
+/* The order summary's statement trigger (sql/021) plans its statements once per
+ * session under the daemon's custom-plan session: every statement on smartpay.requests
+ * (the requests query's link, each intent insert's) runs its set of touched orders,
+ * which refers to a variable, so that session planned it at every call. Counted by
+ * pg_stat_statements (track_planning) over 20 statements that change no request. */
+START_TEST(test_summary_trigger_plans_kept)
+{
+	char *conninfo = pgtest_createdb(NULL);
+	PGconn *conn = pgtest_connect(conninfo);
+	pgtest_migrate(conn);
+	pgtest_exec(conn, "CREATE EXTENSION pg_stat_statements");
+	char *setup = store_session_setup_sql(0);
+	pgtest_exec(conn, setup);
+	free(setup);
+	pgtest_exec(conn, "SELECT pg_stat_statements_reset()");
+	for (int i = 0; i < 20; i++)
+		pgtest_exec(conn,
+		            "UPDATE smartpay.requests SET reason = reason WHERE request_id = -1");
+	static const char nested[] =
+	    "SELECT count(*) FROM pg_stat_statements WHERE NOT toplevel AND calls >= 20 "
+	    "AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())";
+	ck_assert_int_ge(pgtest_int(conn, nested), 1);
+	char *replanned = xasprintf("%s AND plans > 2", nested);
+	ck_assert_int_eq(pgtest_int(conn, replanned), 0);
+	free(replanned);
+	PQfinish(conn);
+	free(conninfo);
+}
+END_TEST
+
 static Suite *outcome_plan_suite(void)
 {
 	Suite *s = suite_create("outcome_plan");
@@ -329,13 +361,19 @@ static Suite *outcome_plan_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_batch_with_stale_statistics);
 	tcase_add_test(tc, test_generic_plan_built_on_a_small_ledger);
+	tcase_add_test(tc, test_summary_trigger_plans_kept);
 	suite_add_tcase(s, tc);
 	return s;
 }
 
 int main(void)
 {
-	pgtest_start();
+	/* pg_stat_statements counts the plans of nested statements */
+	struct pgtest_options opts = {.extra_conf =
+	                                  "shared_preload_libraries = 'pg_stat_statements'\n"
+	                                  "pg_stat_statements.track = all\n"
+	                                  "pg_stat_statements.track_planning = on"};
+	pgtest_start_with(&opts);
 	int status = testutil_run_suite(outcome_plan_suite(), CK_NORMAL);
 	pgtest_stop();
 	return status;
