@@ -28,12 +28,14 @@ char *store_session_setup_sql(int64_t statement_timeout_ms)
  * under settings that leave no other plan. Without sequential scans the ledger is read
  * through the id lists whatever its size when the plan was built; without nested loops
  * and merge joins no join loops over the batch for each row or walks the whole primary
- * key in order. The summary trigger's functions set their own (sql/012, sql/018). */
+ * key in order; hash joins and index scans on whatever the server's defaults say. The
+ * summary trigger's functions set their own (sql/012, sql/018). */
 char *store_session_outcomes_sql(int64_t statement_timeout_ms)
 {
 	return xasprintf("SET synchronous_commit = on; SET jit = off; "
 	                 "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; "
 	                 "SET enable_nestloop = off; SET enable_mergejoin = off; "
+	                 "SET enable_hashjoin = on; SET enable_indexscan = on; "
 	                 "SET statement_timeout = %lld",
 	                 (long long)statement_timeout_ms);
 }
