@@ -14,7 +14,8 @@
  * Custom plans only: the batch statements are prepared once per connection (parsed and
  * analysed once), but planned at every call for its batch and the ledger's statistics
  * then; a generic plan, built once from statistics that may predate a burst (a nearly
- * empty ledger), reads the whole ledger for a batch. */
+ * empty ledger), reads the whole ledger for a batch (the outcome connection's session,
+ * below, leaves its one statement no such plan). */
 char *store_session_setup_sql(int64_t statement_timeout_ms)
 {
 	return xasprintf("SET synchronous_commit = on; SET jit = off; "
