@@ -84,6 +84,7 @@ struct engine *engine_new(struct event_base *base, const struct sp_config *cfg, 
 	struct pg_conn_handlers wh = {.up = engine_writer_up};
 	e->wpc = pg_conn_new(base, cfg->db_conninfo, &wh, e);
 	e->wst = store_new(e->wpc, cfg);
+	store_use_for_outcomes(e->wst);
 	struct http_options ho = {.ca_file = cfg->ca_file && *cfg->ca_file ? cfg->ca_file : NULL,
 	                          .timeout_ms = cfg->timeout_ms,
 	                          .connect_timeout_ms = cfg->connect_timeout_ms,

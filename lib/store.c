@@ -57,6 +57,15 @@ struct store *store_new(struct pg_conn *pc, const struct sp_config *cfg)
 	return st;
 }
 
+void store_use_for_outcomes(struct store *st)
+{
+	char *setup = store_session_outcomes_sql(st->cfg->statement_timeout_ms);
+	pg_conn_set_session(st->pc,
+	                    &(struct pg_conn_session){.fallback_application_name = "smartpayd",
+	                                              .setup_sql = setup});
+	free(setup);
+}
+
 void store_free(struct store *st)
 {
 	if (st == NULL)
@@ -1184,7 +1193,11 @@ const char store_write_outcomes_sql[] =
     "but the ledger records ' || m.state || coalesce(' (HTTP ' || m.http_status || ')', "
     "'') || '; check the transaction at SmartPay' "
     "FROM u JOIN smartpay.modifications m ON m.modification_id = u.id "
-    "WHERE u.id NOT IN (SELECT modification_id FROM upd) AND u.state <> 'pending' "
+    /* the ledger's rows of the fenced final outcomes by their ids (none, mostly), as
+     * in upd: no plan reads the ledger beyond them */
+    "WHERE m.modification_id = ANY (ARRAY(SELECT f.id FROM u f WHERE f.id NOT IN "
+    "(SELECT modification_id FROM upd) AND f.state <> 'pending')) "
+    "AND u.id NOT IN (SELECT modification_id FROM upd) AND u.state <> 'pending' "
     "AND m.state <> 'pending' AND m.state <> u.state "
     "ON CONFLICT DO NOTHING RETURNING modification_id) "
     "SELECT u.id::text, u.id IN (SELECT modification_id FROM dis) FROM u "

@@ -32,6 +32,11 @@ typedef void (*store_written_fn)(char **fenced_ids, const bool *disagrees, size_
                                  const char *error, bool rejected, void *arg);
 
 struct store *store_new(struct pg_conn *pc, const struct sp_config *cfg);
+/* The store's connection writes outcomes only (store_write_outcomes): from its next
+ * connect on, its session keeps the outcome write's generic plan
+ * (store_session_outcomes_sql). Any other statement on it would be planned under
+ * settings meant for that one. */
+void store_use_for_outcomes(struct store *st);
 void store_free(struct store *st);
 /* The connection the store queries through (for store modules in other files). */
 struct pg_conn *store_conn(const struct store *st);

@@ -14,11 +14,30 @@
  * Custom plans only: the batch statements are prepared once per connection (parsed and
  * analysed once), but planned at every call for its batch and the ledger's statistics
  * then; a generic plan, built once from statistics that may predate a burst (a nearly
- * empty ledger), reads the whole ledger for a batch. */
+ * empty ledger), reads the whole ledger for a batch (the outcome connection's session,
+ * below, leaves its one statement no such plan). */
 char *store_session_setup_sql(int64_t statement_timeout_ms)
 {
 	return xasprintf("SET synchronous_commit = on; SET jit = off; "
 	                 "SET plan_cache_mode = force_custom_plan; SET statement_timeout = %lld",
+	                 (long long)statement_timeout_ms);
+}
+
+/* The outcome connection runs one statement, the outcome write, whose every read of
+ * the ledger is a primary-key probe for an id list of the batch (= ANY of an array)
+ * joined to the batch by hash: its generic plan is kept (planned once per connection)
+ * under settings that leave no other plan. Without sequential scans the ledger is read
+ * through the id lists whatever its size when the plan was built; without nested loops
+ * and merge joins no join loops over the batch for each row or walks the whole primary
+ * key in order; hash joins and index scans on whatever the server's defaults say. The
+ * summary trigger's functions set their own (sql/012, sql/018). */
+char *store_session_outcomes_sql(int64_t statement_timeout_ms)
+{
+	return xasprintf("SET synchronous_commit = on; SET jit = off; "
+	                 "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; "
+	                 "SET enable_nestloop = off; SET enable_mergejoin = off; "
+	                 "SET enable_hashjoin = on; SET enable_indexscan = on; "
+	                 "SET statement_timeout = %lld",
 	                 (long long)statement_timeout_ms);
 }
 

@@ -1,0 +1,14 @@
+-- The order summary's statement trigger keeps the plans of its statements for the
+-- session, as the summary's other functions do (sql/012).
+--
+-- The daemon's sessions plan every statement that has parameters at each call
+-- (plan_cache_mode = force_custom_plan, lib/store_session.c), and in PL/pgSQL a
+-- statement that refers to a variable has parameters. Most of this function's
+-- statements refer only to the transition tables and were kept already; the set of
+-- orders a statement on smartpay.requests touched (`v_ids := ARRAY(... UNION ...)`, at
+-- every requests query and intent insert of the daemon, most of them with no row) and the
+-- rest left after a fast path (`... = ANY (v_done)`) were planned again at each call.
+-- They read only the transition tables, so one plan fits every call; the function's
+-- other settings (no sequential scans, no nested loops, hash joins) still hold for the
+-- statements that read the summary, which were planned once per session already.
+ALTER FUNCTION smartpay.order_summaries_changed() SET plan_cache_mode = force_generic_plan;
