@@ -216,10 +216,11 @@ static void pending_fire(evutil_socket_t fd, short what, void *arg)
 	flush_plain(ctx, bev);
 }
 
-/* What the simulator keeps per plain HTTP connection: the kernel's receive time of the
- * next request, peeked (SO_TIMESTAMPNS) before evhttp reads it, so that a delayed
- * answer is timed from the request's arrival rather than from when the loop got to
- * it (a busy or descheduled simulator read requests a few hundred µs late). */
+/* What the simulator keeps per connection: the kernel's receive time of the next
+ * request (over TLS: of its first record), peeked (SO_TIMESTAMPNS) before evhttp or
+ * OpenSSL reads it, so that a delayed answer is timed from the request's arrival
+ * rather than from when the loop got to it (a busy or descheduled simulator read
+ * requests a few hundred µs late). */
 struct sim_conn {
 	struct sim_ctx *ctx;
 	struct evhttp_connection *evcon;
@@ -271,12 +272,12 @@ static void conn_closed(struct evhttp_connection *evcon, void *arg)
 	free(sc);
 }
 
-/* The plain connection's state, made at its first request (NULL over TLS, or when the
- * socket takes no receive timestamps). */
+/* The connection's state, made at its first delayed answer (NULL when the socket takes
+ * no receive timestamps). */
 static struct sim_conn *conn_state(struct sim_ctx *ctx, struct evhttp_request *req)
 {
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	if (ctx->ssl_ctx != NULL || evcon == NULL)
+	if (evcon == NULL)
 		return NULL;
 	evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
 	if (fd < 0)
@@ -321,7 +322,7 @@ static int64_t request_arrival(struct sim_ctx *ctx, struct evhttp_request *req)
 {
 	int64_t now = sim_time_mono_us();
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	if (evcon == NULL || ctx->ssl_ctx != NULL)
+	if (evcon == NULL)
 		return now;
 	evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
 	if (fd < 0 || (size_t)fd >= ctx->nconns || ctx->conns[fd] == NULL ||

@@ -32,7 +32,7 @@ struct sim_ctx {
 	struct sim_pending *pending; /* answers waiting on a timer (server.c) */
 	uint64_t connections;        /* connections accepted (server.c) */
 	int64_t request_us;          /* monotonic: when the request being handled arrived */
-	struct sim_conn **conns;     /* plain connections by descriptor (server.c) */
+	struct sim_conn **conns;     /* connections by descriptor (server.c) */
 	size_t nconns;
 	struct sim_jw out;        /* the answer being written (api.c), reused */
 	struct json_tokener *tok; /* request parser (api.c), reused */
