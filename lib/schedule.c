@@ -69,11 +69,11 @@ int64_t sched_latency_avg(int64_t avg_us, int64_t sample_us)
 	return avg_us + (sample_us - avg_us) / 8;
 }
 
-/* How long an outcome waits for others to share its write: a tenth of the answer time,
+/* How long an outcome waits for others to share its write: half the answer time,
  * within the bounds. */
 int64_t sched_flush_delay_us(int64_t latency_avg_us)
 {
-	int64_t d = latency_avg_us / 10;
+	int64_t d = latency_avg_us / 2;
 	if (d < SCHED_FLUSH_MIN_US)
 		return SCHED_FLUSH_MIN_US;
 	if (d > SCHED_FLUSH_MAX_US)

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -20,6 +21,7 @@
 
 #include "api.h"
 #include "control.h"
+#include "timeutil.h"
 #include "url.h"
 #include "xmalloc.h"
 
@@ -33,6 +35,7 @@ struct sim_pending {
 	const char *content_type; /* static; NULL: application/json */
 	char *body;               /* owned */
 	size_t len;
+	int64_t due_us; /* monotonic: when the answer is due (the request's arrival + delay) */
 	struct sim_pending *prev, *next;
 };
 
@@ -168,12 +171,176 @@ static void pending_free(struct sim_pending *p)
 	free(p);
 }
 
+/* Arms a delayed answer's timer for its deadline. */
+static void pending_arm(struct sim_pending *p)
+{
+	int64_t wait = p->due_us - sim_time_mono_us();
+	if (wait < 0)
+		wait = 0;
+	struct timeval tv = {.tv_sec = (time_t)(wait / 1000000),
+	                     .tv_usec = (suseconds_t)(wait % 1000000)};
+	evtimer_add(p->timer, &tv);
+}
+
+/* Writes a plain connection's answer to the socket now, from the timer's callback,
+ * and tells evhttp it is out (evhttp then reads the next request): without this the
+ * answer waits for the loop's next pass, after every other answer due at the same
+ * time has been built, and costs two epoll_ctl calls. Over TLS, or when the socket
+ * takes only part of it, the loop writes the rest as before. */
+static void flush_plain(struct sim_ctx *ctx, struct bufferevent *bev)
+{
+	if (ctx->ssl_ctx != NULL || bev == NULL)
+		return;
+	evutil_socket_t fd = bufferevent_getfd(bev);
+	struct evbuffer *out = bufferevent_get_output(bev);
+	if (fd < 0 || evbuffer_get_length(out) == 0)
+		return;
+	while (evbuffer_get_length(out) > 0)
+		if (evbuffer_write(out, fd) <= 0)
+			return;
+	/* the answer is out: evhttp's write callback finishes the request */
+	bufferevent_trigger(bev, EV_WRITE, 0);
+}
+
 /* Timer callback: the wait is over. */
 static void pending_fire(evutil_socket_t fd, short what, void *arg)
 {
 	struct sim_pending *p = arg;
-	carry_out(p->ctx, p->req, p->action, p->status, p->content_type, p->body, p->len);
+	struct sim_ctx *ctx = p->ctx;
+	bool answers = p->action != SIM_FAULT_RESET && p->action != SIM_FAULT_DROP;
+	struct evhttp_connection *evcon = evhttp_request_get_connection(p->req);
+	struct bufferevent *bev =
+	    answers && evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
+	carry_out(ctx, p->req, p->action, p->status, p->content_type, p->body, p->len);
 	pending_free(p);
+	flush_plain(ctx, bev);
+}
+
+/* What the simulator keeps per connection: the kernel's receive time of the next
+ * request (over TLS: of its first record), peeked (SO_TIMESTAMPNS) before evhttp or
+ * OpenSSL reads it, so that a delayed answer is timed from the request's arrival
+ * rather than from when the loop got to it (a busy or descheduled simulator read
+ * requests a few hundred µs late). */
+struct sim_conn {
+	struct sim_ctx *ctx;
+	struct evhttp_connection *evcon;
+	evutil_socket_t fd;
+	struct event *peek; /* one-shot, at the loop's first priority: runs before evhttp reads */
+	int64_t arrival_us; /* monotonic; 0 when none was taken */
+};
+
+/* Loop callback: the next request's first bytes are in; their kernel receive time is
+ * kept (the data stays for evhttp). */
+static void conn_peek(evutil_socket_t fd, short what, void *arg)
+{
+	struct sim_conn *sc = arg;
+	char byte;
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(struct timespec))];
+	} control;
+	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+	struct msghdr msg = {.msg_iov = &iov,
+	                     .msg_iovlen = 1,
+	                     .msg_control = control.buf,
+	                     .msg_controllen = sizeof(control.buf)};
+	(void)what;
+	if (recvmsg(fd, &msg, MSG_PEEK | MSG_DONTWAIT) <= 0)
+		return;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS)
+			continue;
+		struct timespec got, real;
+		memcpy(&got, CMSG_DATA(c), sizeof(got));
+		clock_gettime(CLOCK_REALTIME, &real);
+		int64_t ago = ((int64_t)real.tv_sec - got.tv_sec) * 1000000 +
+		              (real.tv_nsec - got.tv_nsec) / 1000;
+		/* the kernel stamps with the wall clock: kept as "this long ago" */
+		if (ago >= 0 && ago < 1000000)
+			sc->arrival_us = sim_time_mono_us() - ago;
+	}
+}
+
+/* evhttp close hook: the connection's state goes with it. */
+static void conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct sim_conn *sc = arg;
+	(void)evcon;
+	if (sc->fd >= 0 && (size_t)sc->fd < sc->ctx->nconns && sc->ctx->conns[sc->fd] == sc)
+		sc->ctx->conns[sc->fd] = NULL;
+	event_free(sc->peek);
+	free(sc);
+}
+
+/* The connection's state, made at its first delayed answer (NULL when the socket takes
+ * no receive timestamps). */
+static struct sim_conn *conn_state(struct sim_ctx *ctx, struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	if (evcon == NULL)
+		return NULL;
+	evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
+	if (fd < 0)
+		return NULL;
+	if ((size_t)fd < ctx->nconns && ctx->conns[fd] != NULL) {
+		struct sim_conn *old = ctx->conns[fd];
+		if (old->evcon == evcon)
+			return old;
+		/* a closed connection's whose close hook did not run (evhttp runs it only
+		 * for a connected one): its descriptor is reused, so it is gone */
+		event_free(old->peek);
+		free(old);
+		ctx->conns[fd] = NULL;
+	}
+	int one = 1;
+	if (setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one)) != 0)
+		return NULL;
+	if ((size_t)fd >= ctx->nconns) {
+		size_t n = (size_t)fd + 64;
+		ctx->conns = xrealloc(ctx->conns, n * sizeof(*ctx->conns));
+		memset(ctx->conns + ctx->nconns, 0, (n - ctx->nconns) * sizeof(*ctx->conns));
+		ctx->nconns = n;
+	}
+	struct sim_conn *sc = xcalloc(1, sizeof(*sc));
+	sc->ctx = ctx;
+	sc->evcon = evcon;
+	sc->fd = fd;
+	sc->peek = event_new(ctx->base, fd, EV_READ, conn_peek, sc);
+	if (sc->peek == NULL) {
+		free(sc);
+		return NULL;
+	}
+	(void)event_priority_set(sc->peek, 0);
+	ctx->conns[fd] = sc;
+	evhttp_connection_set_closecb(evcon, conn_closed, sc);
+	return sc;
+}
+
+/* When the request being dispatched arrived: its kernel receive time when one was
+ * taken, else now. */
+static int64_t request_arrival(struct sim_ctx *ctx, struct evhttp_request *req)
+{
+	int64_t now = sim_time_mono_us();
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	if (evcon == NULL)
+		return now;
+	evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
+	if (fd < 0 || (size_t)fd >= ctx->nconns || ctx->conns[fd] == NULL ||
+	    ctx->conns[fd]->evcon != evcon)
+		return now;
+	struct sim_conn *sc = ctx->conns[fd];
+	int64_t at = sc->arrival_us > 0 && sc->arrival_us <= now ? sc->arrival_us : now;
+	sc->arrival_us = 0;
+	return at;
+}
+
+/* A delayed answer is on its way: the connection's next request is timed from its
+ * arrival (answers without delay need no time). */
+static void watch_next_arrival(struct sim_ctx *ctx, struct evhttp_request *req)
+{
+	struct sim_conn *sc = conn_state(ctx, req);
+	if (sc != NULL && !event_pending(sc->peek, EV_READ, NULL))
+		(void)event_add(sc->peek, NULL);
 }
 
 void sim_answer(struct sim_ctx *ctx, struct evhttp_request *req, const struct sim_fault_plan *plan,
@@ -205,15 +372,17 @@ void sim_answer(struct sim_ctx *ctx, struct evhttp_request *req, const struct si
 	if (ctx->pending)
 		ctx->pending->prev = p;
 	ctx->pending = p;
-	struct timeval tv = {.tv_sec = plan->delay_ms / 1000,
-	                     .tv_usec = (suseconds_t)(plan->delay_ms % 1000) * 1000};
-	evtimer_add(p->timer, &tv);
+	p->due_us = ctx->request_us + plan->delay_ms * 1000;
+	pending_arm(p);
+	watch_next_arrival(ctx, req);
 }
 
 /* Routes one request to the SmartPay API or the control API. */
 static void dispatch(struct evhttp_request *req, void *arg)
 {
 	struct sim_ctx *ctx = arg;
+	/* a delayed answer is due its delay after the request's arrival */
+	ctx->request_us = request_arrival(ctx, req);
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	if (path == NULL)
@@ -398,6 +567,16 @@ void sim_server_stop(struct sim_ctx *ctx)
 	if (ctx->http != NULL)
 		evhttp_free(ctx->http);
 	ctx->http = NULL;
+	/* those whose close hook evhttp did not run */
+	for (size_t i = 0; i < ctx->nconns; i++) {
+		if (ctx->conns[i] != NULL) {
+			event_free(ctx->conns[i]->peek);
+			free(ctx->conns[i]);
+		}
+	}
+	free(ctx->conns);
+	ctx->conns = NULL;
+	ctx->nconns = 0;
 	if (ctx->ssl_ctx != NULL)
 		SSL_CTX_free(ctx->ssl_ctx);
 	ctx->ssl_ctx = NULL;

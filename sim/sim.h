@@ -15,6 +15,7 @@
 struct event_base;
 struct evhttp;
 struct sim_pending;
+struct sim_conn;
 struct json_tokener;
 
 struct sim_ctx {
@@ -30,8 +31,11 @@ struct sim_ctx {
 	bool verbose;                /* one stderr line per request */
 	struct sim_pending *pending; /* answers waiting on a timer (server.c) */
 	uint64_t connections;        /* connections accepted (server.c) */
-	struct sim_jw out;           /* the answer being written (api.c), reused */
-	struct json_tokener *tok;    /* request parser (api.c), reused */
+	int64_t request_us;          /* monotonic: when the request being handled arrived */
+	struct sim_conn **conns;     /* connections by descriptor (server.c) */
+	size_t nconns;
+	struct sim_jw out;        /* the answer being written (api.c), reused */
+	struct json_tokener *tok; /* request parser (api.c), reused */
 };
 
 #endif

@@ -14,6 +14,13 @@ int64_t sim_time_real_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t sim_time_mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /* Writes v as exactly n decimal digits (zero-padded) at p. */
 static char *put_digits(char *p, int v, int n)
 {

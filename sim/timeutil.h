@@ -11,6 +11,9 @@
 /* Wall-clock milliseconds since the epoch (CLOCK_REALTIME). */
 int64_t sim_time_real_ms(void);
 
+/* Monotonic microseconds (CLOCK_MONOTONIC): the deadlines of delayed answers. */
+int64_t sim_time_mono_us(void);
+
 /* Formats epoch milliseconds as "2020-12-16T08:09:19.296Z". */
 void sim_time_format(int64_t ms, char out[SIM_TIME_TEXT_MAX]);
 

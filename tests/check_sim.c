@@ -1688,6 +1688,70 @@ START_TEST(http_fault_latency_and_seed)
 }
 END_TEST
 
+/* Reads one HTTP answer (headers and a Content-Length body) from fd into buf; its
+ * status, or 0 when none arrives within 5 s. */
+static int read_answer(int fd, char *buf, size_t cap, size_t *have)
+{
+	for (;;) {
+		buf[*have] = '\0';
+		char *end = strstr(buf, "\r\n\r\n");
+		const char *cl = strstr(buf, "Content-Length: ");
+		if (end != NULL && cl != NULL && cl < end) {
+			size_t total = (size_t)(end + 4 - buf) + (size_t)strtoul(cl + 16, NULL, 10);
+			if (*have >= total) {
+				int status = 0;
+				sscanf(buf, "HTTP/1.1 %d", &status);
+				memmove(buf, buf + total, *have - total);
+				*have -= total;
+				return status;
+			}
+		}
+		struct timeval tv = {.tv_sec = 5};
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		ssize_t n = *have < cap - 1 ? read(fd, buf + *have, cap - 1 - *have) : -1;
+		if (n <= 0)
+			return 0;
+		*have += (size_t)n;
+	}
+}
+
+/* Delayed answers on one kept-alive connection (each written from its timer, the
+ * arrival of the next request peeked meanwhile): the connection goes on reading, the
+ * peek leaves every request whole, also one sent before the last answer, and the
+ * answers come in order. */
+START_TEST(http_latency_keep_alive)
+{
+	char *id = simproc_create_txn(sim, "10.00", "EUR");
+	ck_assert(simproc_set_faults(sim, "{\"latency_ms\":30}"));
+	char req[1024];
+	int rl = snprintf(req, sizeof(req),
+	                  "GET /payment/status/%s HTTP/1.1\r\nHost: 127.0.0.1\r\n", id);
+	for (const char *const *h = simproc_api_headers(sim); *h != NULL; h++)
+		rl += snprintf(req + rl, sizeof(req) - (size_t)rl, "%s\r\n", *h);
+	rl += snprintf(req + rl, sizeof(req) - (size_t)rl, "\r\n");
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET,
+	                        .sin_port = htons((uint16_t)simproc_port(sim))};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	char buf[16384];
+	size_t have = 0;
+	/* one at a time, then two sent together */
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(write(fd, req, (size_t)rl), rl);
+		ck_assert_int_eq(read_answer(fd, buf, sizeof(buf), &have), 200);
+	}
+	ck_assert_int_eq(write(fd, req, (size_t)rl), rl);
+	ck_assert_int_eq(write(fd, req, (size_t)rl), rl);
+	ck_assert_int_eq(read_answer(fd, buf, sizeof(buf), &have), 200);
+	ck_assert_int_eq(read_answer(fd, buf, sizeof(buf), &have), 200);
+	ck_assert_uint_eq(have, 0);
+	close(fd);
+	ck_assert(simproc_clear_faults(sim));
+	free(id);
+}
+END_TEST
+
 START_TEST(http_fault_formats)
 {
 	char *id = simproc_create_txn(sim, "10.00", "EUR");
@@ -2124,6 +2188,7 @@ static Suite *sim_suite(void)
 	tcase_add_test(tc, http_hostile_confirmations_that_are_not);
 	tcase_add_test(tc, http_hostile_pages_and_cut_bodies);
 	tcase_add_test(tc, http_fault_latency_and_seed);
+	tcase_add_test(tc, http_latency_keep_alive);
 	tcase_add_test(tc, http_fault_formats);
 	tcase_add_test(tc, http_shape_option);
 	tcase_add_test(tc, http_stop_with_answers_pending);
