@@ -30,10 +30,9 @@ static size_t sched_outcomes_max(const struct sched_state *s)
 }
 
 /* The room for a claim while sending as usual: up to a batch, filling the queue up to
- * what is kept ahead; while requests are in flight only once half a batch has room
- * (claims stay batches), and then a whole batch when the window took rows while the
- * last claim ran (a claim's fixed cost, its statements and commit, is spread over as
- * many rows as it may take); none under backpressure. */
+ * what is kept ahead; while requests are in flight only once half a batch has room, and
+ * then a whole batch (claims stay batches: a claim's fixed cost, its statements and
+ * commit, is spread over as many rows as it may take); none under backpressure. */
 static int sched_room(const struct sched_state *s)
 {
 	if (s->outcomes_blocked || s->outcomes_held >= sched_outcomes_max(s))
@@ -46,7 +45,7 @@ static int sched_room(const struct sched_state *s)
 		room = (size_t)s->batch_size;
 	if (s->inflight && room < (size_t)(s->batch_size - s->batch_size / 2))
 		return 0;
-	if (s->inflight && s->lead > 0)
+	if (s->inflight)
 		room = (size_t)s->batch_size;
 	return (int)room;
 }
