@@ -67,7 +67,7 @@ static void engine_give_up(struct engine *e, const char *why);
 static void engine_check_idle(struct engine *e);
 static void engine_drain_cb(evutil_socket_t fd, short what, void *arg);
 
-/* ---- start: creation, the two database connections ---- */
+/* ---- start: creation, the three database connections ---- */
 
 /* Creates the engine: three database connections (claims, outcome writes, candidates
  * read ahead), the HTTP client,
