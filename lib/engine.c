@@ -52,9 +52,6 @@ static void engine_pump(struct engine *e);
 static void engine_on_due(struct claim *rows, size_t n, const char *error, void *arg);
 static void engine_on_changes(struct order_change *rows, size_t n, const char *error, void *arg);
 static void engine_on_candidates(struct candidate *rows, size_t n, const char *error, void *arg);
-static void engine_on_ahead(struct candidate *rows, size_t n, const char *error, void *arg);
-static void engine_ahead_drop(struct engine *e);
-static void engine_claim_begin(struct engine *e, enum sched_claim kind, int limit, int room);
 static void engine_on_requests(struct shop_request *rows, size_t n, bool blocked, const char *error,
                                void *arg);
 static void engine_on_inserted(struct claim *rows, size_t n, const char *error, void *arg);
@@ -67,10 +64,9 @@ static void engine_give_up(struct engine *e, const char *why);
 static void engine_check_idle(struct engine *e);
 static void engine_drain_cb(evutil_socket_t fd, short what, void *arg);
 
-/* ---- start: creation, the three database connections ---- */
+/* ---- start: creation, the two database connections ---- */
 
-/* Creates the engine: three database connections (claims, outcome writes, candidates
- * read ahead), the HTTP client,
+/* Creates the engine: two database connections (claims, outcome writes), the HTTP client,
  * the kick, flush, poll and drain events; everything is wanted at the first claim. */
 struct engine *engine_new(struct event_base *base, const struct sp_config *cfg, const char *secret,
                           bool once, const struct engine_hooks *hooks)
@@ -89,9 +85,6 @@ struct engine *engine_new(struct event_base *base, const struct sp_config *cfg, 
 	struct pg_conn_handlers wh = {.up = engine_writer_up};
 	e->wpc = pg_conn_new(base, cfg->db_conninfo, &wh, e);
 	e->wst = store_new(e->wpc, cfg);
-	struct pg_conn_handlers rh = {.up = NULL};
-	e->rpc = pg_conn_new(base, cfg->db_conninfo, &rh, e);
-	e->rst = store_new(e->rpc, cfg);
 	struct http_options ho = {.ca_file = cfg->ca_file && *cfg->ca_file ? cfg->ca_file : NULL,
 	                          .timeout_ms = cfg->timeout_ms,
 	                          .connect_timeout_ms = cfg->connect_timeout_ms,
@@ -118,7 +111,6 @@ void engine_start(struct engine *e)
 	engine_arm_timer(e);
 	pg_conn_start(e->pc);
 	pg_conn_start(e->wpc);
-	pg_conn_start(e->rpc);
 }
 
 /* The claim connection is up (again): the schema and the instance are checked first. */
@@ -159,7 +151,6 @@ static void engine_prepared(size_t affected, const char *error, void *arg)
 	e->stats.ready = true;
 	/* what was read of the queue before is read again */
 	engine_changes_clear(e);
-	engine_ahead_drop(e);
 	e->wanted[SCHED_TARGETED] = true;
 	e->changes_after = 0;
 	e->wanted[SCHED_SCAN] = engine_scans_at_poll(e);
@@ -182,8 +173,6 @@ static void engine_db_down(void *arg, const char *why)
 	e->prepared = false;
 	e->preparing = false;
 	e->running = SCHED_NONE;
-	e->ahead.taken = false; /* the claim waiting for it is over */
-	engine_ahead_drop(e);
 	if (e->listener.db_down)
 		e->listener.db_down(e->listener.arg);
 	if (e->once && !e->stats.ready) {
@@ -269,7 +258,6 @@ void engine_reload(struct engine *e, const struct sp_config *cfg, const char *se
 	e->cfg = cfg;
 	store_set_config(e->st, cfg);
 	store_set_config(e->wst, cfg);
-	store_set_config(e->rst, cfg);
 	free(e->secret);
 	e->secret = xstrdup(secret);
 	/* new credentials deserve a probe now rather than after the pause, and the answers
@@ -303,7 +291,6 @@ static void engine_timer_cb(evutil_socket_t fd, short what, void *arg)
 		e->wanted[SCHED_REQUESTS] = e->requests_open = true;
 		e->next_poll_ms = now + e->cfg->poll_interval_ms;
 		engine_blocked_clear(e);
-		engine_ahead_drop(e); /* read again, with the rest */
 	}
 	if (e->next_retry_ms && now >= e->next_retry_ms) {
 		e->wanted[SCHED_DUE] = true;
@@ -324,123 +311,6 @@ static void engine_kick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	engine_pump(arg);
-}
-
-/* ---- read ahead: the next targeted claim's candidates while an insert commits ---- */
-
-/* Frees what a read ahead holds (its answer, the ids it was given), not its query. */
-static void engine_ahead_clear(struct engine *e)
-{
-	struct read_ahead *a = &e->ahead;
-	for (size_t i = 0; i < a->give; i++)
-		free(a->ids[i]);
-	free(a->ids);
-	a->ids = NULL;
-	a->give = 0;
-	candidates_free(a->rows, a->n);
-	a->rows = NULL;
-	a->n = 0;
-	a->ready = a->due = false;
-}
-
-/* Drops a read ahead no claim waits for: its answer now, or when it comes. */
-static void engine_ahead_drop(struct engine *e)
-{
-	if (e->ahead.taken)
-		return;
-	e->ahead.stale = e->ahead.running;
-	engine_ahead_clear(e);
-}
-
-/* Whether the running claim may read the next targeted claim's candidates ahead while
- * its insert commits: a targeted claim of the queue of changes, ids left that need no
- * read of the queue first, sending as usual, the reading connection up and free. */
-static bool engine_may_read_ahead(const struct engine *e)
-{
-	const struct read_ahead *a = &e->ahead;
-	return e->running == SCHED_TARGETED && engine_queue_mode(e) && !e->once && !e->draining &&
-	       !e->gave_up && e->br.state == BREAKER_CLOSED && e->nids > 0 &&
-	       !engine_reads_changes(e) && !a->running && !a->ready && !a->taken &&
-	       pg_conn_is_up(e->rpc);
-}
-
-/* Reads the candidates of the next targeted claim (a whole batch) on the reading
- * connection while the running claim's insert commits: among the ids after the ones the
- * running claim is done with, so that the two never take the same order, the earliest
- * deadlines first, as the next claim would read them once the insert is done. The next
- * claim takes them if it is that claim (engine_ahead_take); the insert's ON CONFLICT and
- * the ledger's unique indexes stand behind it as behind every claim. */
-static void engine_read_ahead(struct engine *e)
-{
-	if (!engine_may_read_ahead(e))
-		return;
-	struct read_ahead *a = &e->ahead;
-	store_share_candidates(e->rst, e->st);
-	size_t give = e->nids < e->targeted_max ? e->nids : e->targeted_max;
-	int room = e->cfg->batch_size;
-	int limit = engine_scan_limit(e, room);
-	if (!store_find_candidates(e->rst, (const char *const *)e->ids, give, limit,
-	                           engine_on_ahead, e))
-		return;
-	a->running = true;
-	a->room = room;
-	a->limit = limit;
-	a->ids = xcalloc(give, sizeof(char *));
-	for (size_t i = 0; i < give; i++)
-		a->ids[i] = xstrdup(e->ids[i]);
-	a->give = give;
-}
-
-/* The answer of a read ahead: given to the claim waiting for it, kept for the next
- * claim, or dropped (stale, or failed: the next claim reads for itself). */
-static void engine_on_ahead(struct candidate *rows, size_t n, const char *error, void *arg)
-{
-	struct engine *e = arg;
-	struct read_ahead *a = &e->ahead;
-	a->running = false;
-	if (a->taken) {
-		a->taken = false;
-		engine_on_candidates(rows, n, error, e);
-		return;
-	}
-	if (a->stale || error) {
-		a->stale = false;
-		candidates_free(rows, n);
-		engine_ahead_clear(e);
-		engine_kick(e);
-		return;
-	}
-	a->rows = rows;
-	a->n = n;
-	a->ready = true;
-}
-
-/* The next claim takes the read ahead when it is the targeted claim of the whole batch
- * it was read for, over the same first ids: as if its own candidate query had run now;
- * it waits for the answer if it has not come. */
-static bool engine_ahead_take(struct engine *e, struct sched_choice next)
-{
-	struct read_ahead *a = &e->ahead;
-	if (next.claim != SCHED_TARGETED || next.room != a->room || engine_reads_changes(e) ||
-	    e->nids < a->give)
-		return false;
-	for (size_t i = 0; i < a->give; i++)
-		if (strcmp(a->ids[i], e->ids[i]) != 0)
-			return false;
-	engine_claim_begin(e, SCHED_TARGETED, a->limit, next.room);
-	e->looking_past = true;
-	e->targeted = a->give;
-	bool ready = a->ready;
-	struct candidate *rows = a->rows;
-	size_t n = a->n;
-	a->rows = NULL;
-	a->n = 0;
-	engine_ahead_clear(e);
-	if (ready)
-		engine_on_candidates(rows, n, NULL, e);
-	else
-		a->taken = true;
-	return true;
 }
 
 /* ---- claim: which claim runs next, and its statements ---- */
@@ -550,22 +420,12 @@ static bool engine_claim_start(struct engine *e, struct sched_choice next, int64
 	return ok;
 }
 
-/* Starts the claim the scheduler picks from the engine's state (lib/schedule.c), if any:
- * the candidates read ahead when they are what it would read, else its statements. */
+/* Starts the claim the scheduler picks from the engine's state (lib/schedule.c), if any. */
 static void engine_pump(struct engine *e)
 {
 	int64_t now = clock_real_ms();
 	struct sched_state st = engine_sched_state(e, now);
 	struct sched_choice next = sched_next(&st);
-	/* no room yet: the read ahead waits for it, as the claim would */
-	bool waits = next.claim == SCHED_NONE && st.usable && st.breaker_closed;
-	if (e->ahead.due && e->running == SCHED_NONE && !waits) {
-		if (engine_ahead_take(e, next)) {
-			engine_check_idle(e);
-			return;
-		}
-		engine_ahead_drop(e);
-	}
 	if (next.claim != SCHED_NONE && !engine_claim_start(e, next, now))
 		e->running = SCHED_NONE;
 	engine_check_idle(e);
@@ -611,7 +471,6 @@ static void engine_claim_failed(struct engine *e, const char *error)
 	log_fields(LOG_LVL_WARNING, "claim_failed", LOG_STR("claim", sched_claim_name(k)),
 	           LOG_STR("reason", why));
 	e->running = SCHED_NONE;
-	engine_ahead_drop(e);
 	size_t given = e->targeted;
 	e->targeted = 0;
 	int64_t now = clock_real_ms();
@@ -694,11 +553,10 @@ static bool engine_claim_read(struct engine *e, const char *error)
 	return true;
 }
 
-/* Ends a claim cycle and looks for more work (first: what it read ahead). */
+/* Ends a claim cycle and looks for more work. */
 static void engine_claim_end(struct engine *e)
 {
 	e->running = SCHED_NONE;
-	e->ahead.due = e->ahead.running || e->ahead.ready;
 	engine_kick(e);
 	engine_check_idle(e);
 }
@@ -789,8 +647,6 @@ static void engine_insert_intents(struct engine *e, struct intent *intents, char
 	                                    engine_on_inserted, e)) {
 		engine_scan_sent_clear(e);
 		engine_claim_failed(e, "database connection lost");
-	} else {
-		engine_read_ahead(e);
 	}
 	for (size_t i = 0; i < n; i++) {
 		free(intents[i].body);
@@ -1255,7 +1111,6 @@ static void engine_give_up(struct engine *e, const char *why)
 	e->wanted[SCHED_SCAN] = e->wanted[SCHED_DUE] = e->own_wanted = e->wanted[SCHED_REQUESTS] =
 	    false;
 	e->wanted[SCHED_TARGETED] = false;
-	engine_ahead_drop(e);
 	for (size_t i = 0; i < e->nids; i++)
 		free(e->ids[i]);
 	e->nids = 0;
@@ -1329,9 +1184,6 @@ void engine_free(struct engine *e)
 	store_free(e->st);
 	pg_conn_free(e->wpc);
 	store_free(e->wst);
-	pg_conn_free(e->rpc);
-	store_free(e->rst);
-	engine_ahead_clear(e);
 	engine_outcomes_free(e);
 	engine_orders_free(e);
 	for (size_t i = 0; i < e->qlen; i++)

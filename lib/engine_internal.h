@@ -62,21 +62,6 @@ struct flight {
 	    LOG_STR("transaction_id", (c)->transaction_id),                                        \
 	    LOG_STR("kind", mod_kind_name((c)->kind))
 
-/* The next targeted claim's candidates, read on a connection of their own while the
- * running claim's insert commits (lib/engine.c, engine_read_ahead). */
-struct read_ahead {
-	bool running; /* the query is under way */
-	bool taken;   /* a claim cycle waits for its answer */
-	bool stale;   /* its answer is dropped when it comes */
-	bool ready;   /* its answer (no error) is here: rows, n */
-	bool due;     /* the claim that read ahead is over: the next pump takes or drops it */
-	char **ids;   /* copies of the ids given, the first ones of engine.ids then */
-	size_t give;
-	int limit, room;
-	struct candidate *rows;
-	size_t n;
-};
-
 /* One engine: its connections, the scheduling state, and the rows between their claim
  * and their recorded outcome. */
 struct engine {
@@ -93,11 +78,6 @@ struct engine {
 	 * behind an outcome write nor an outcome write behind a claim */
 	struct pg_conn *wpc;
 	struct store *wst;
-	/* the next targeted claim's candidates are read on a third one while the running
-	 * claim's insert commits, so that the two overlap */
-	struct pg_conn *rpc;
-	struct store *rst;
-	struct read_ahead ahead;
 	struct http_client *http;
 	struct status_client *status; /* NULL: unknown outcomes are not settled from status */
 	struct flight *settling;      /* flights waiting for their status call */

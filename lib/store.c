@@ -120,24 +120,6 @@ void store_share_relation(struct store *dst, const struct store *src)
 	dst->expires_type = src->expires_type ? xstrdup(src->expires_type) : NULL;
 }
 
-/* A copy of a text, or NULL. */
-static char *dup_or_null(const char *s)
-{
-	return s ? xstrdup(s) : NULL;
-}
-
-void store_share_candidates(struct store *dst, const struct store *src)
-{
-	if (dst->sql_targeted && src->sql_targeted &&
-	    strcmp(dst->sql_targeted, src->sql_targeted) == 0 && dst->sql_scan && src->sql_scan &&
-	    strcmp(dst->sql_scan, src->sql_scan) == 0)
-		return;
-	free(dst->sql_scan);
-	free(dst->sql_targeted);
-	dst->sql_scan = dup_or_null(src->sql_scan);
-	dst->sql_targeted = dup_or_null(src->sql_targeted);
-}
-
 const char *store_id_type(const struct store *st)
 {
 	return st->id_type;

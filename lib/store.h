@@ -70,10 +70,6 @@ void store_expiring_free(struct store_expiring *x);
 /* Gives `dst` (a second connection's store, e.g. the housekeeping one) what `src`'s
  * preparation learned of the orders relation: its column types (id and times). */
 void store_share_relation(struct store *dst, const struct store *src);
-/* Gives dst (a connection that only reads candidates) the candidate queries src
- * prepared, so that store_find_candidates works on it; none when src has none yet.
- * Cheap when they are already the same. */
-void store_share_candidates(struct store *dst, const struct store *src);
 
 /* ---- the statements smartpayctl shares with the daemon (preview, adopt, rescan) ---- */
 
