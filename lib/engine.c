@@ -52,7 +52,8 @@ static void engine_pump(struct engine *e);
 static void engine_on_due(struct claim *rows, size_t n, const char *error, void *arg);
 static void engine_on_changes(struct order_change *rows, size_t n, const char *error, void *arg);
 static void engine_on_candidates(struct candidate *rows, size_t n, const char *error, void *arg);
-static void engine_on_requests(struct shop_request *rows, size_t n, const char *error, void *arg);
+static void engine_on_requests(struct shop_request *rows, size_t n, bool blocked, const char *error,
+                               void *arg);
 static void engine_on_inserted(struct claim *rows, size_t n, const char *error, void *arg);
 static void engine_send_all(struct engine *e, struct claim *rows, size_t n);
 static void engine_breaker_changed(struct engine *e);
@@ -100,7 +101,7 @@ struct engine *engine_new(struct event_base *base, const struct sp_config *cfg, 
 	e->own_wanted = true;
 	e->wanted[SCHED_SCAN] = true;
 	e->wanted[SCHED_DUE] = true;
-	e->wanted[SCHED_REQUESTS] = true;
+	e->wanted[SCHED_REQUESTS] = e->requests_open = true;
 	return e;
 }
 
@@ -155,7 +156,7 @@ static void engine_prepared(size_t affected, const char *error, void *arg)
 	e->changes_after = 0;
 	e->wanted[SCHED_SCAN] = engine_scans_at_poll(e);
 	e->wanted[SCHED_DUE] = true;
-	e->wanted[SCHED_REQUESTS] = true;
+	e->wanted[SCHED_REQUESTS] = e->requests_open = true;
 	engine_flush(e);
 	if (first && e->hooks.ready)
 		e->hooks.ready(e->hooks.arg);
@@ -213,7 +214,7 @@ static void engine_db_notify(void *arg, const char *channel, const char *payload
 			engine_note_order(e, payload);
 		engine_kick(e);
 	} else if (strcmp(channel, "smartpay_requests") == 0) {
-		e->wanted[SCHED_REQUESTS] = true;
+		e->wanted[SCHED_REQUESTS] = e->requests_open = true;
 		engine_kick(e);
 	} else if (strcmp(channel, "smartpay_due") == 0) {
 		e->wanted[SCHED_DUE] = true; /* an operator requeued a modification */
@@ -288,7 +289,7 @@ static void engine_timer_cb(evutil_socket_t fd, short what, void *arg)
 		e->wanted[SCHED_TARGETED] = true;
 		e->changes_after = 0; /* the blocked ones get another look */
 		e->wanted[SCHED_DUE] = true;
-		e->wanted[SCHED_REQUESTS] = true;
+		e->wanted[SCHED_REQUESTS] = e->requests_open = true;
 		e->next_poll_ms = now + e->cfg->poll_interval_ms;
 		engine_blocked_clear(e);
 	}
@@ -322,13 +323,12 @@ static struct sched_state engine_sched_state(const struct engine *e, int64_t now
 	                                   !e->gave_up && e->prepared && pg_conn_is_up(e->pc),
 	                         .breaker_closed = e->br.state == BREAKER_CLOSED,
 	                         .probe_due = breaker_probe_due(&e->br, now),
-	                         .outcomes_blocked =
-	                             e->out_blocked ||
-	                             engine_outcomes_held(e) >=
-	                                 (size_t)e->cfg->batch_size + (size_t)e->cfg->max_inflight,
+	                         .outcomes_blocked = e->out_blocked,
+	                         .outcomes_held = engine_outcomes_held(e),
 	                         .batch_size = e->cfg->batch_size,
 	                         .max_inflight = e->cfg->max_inflight,
 	                         .queued = e->qlen,
+	                         .lead = e->claim_lead,
 	                         .inflight = http_inflight(e->http) > 0,
 	                         .want_due = e->own_wanted || e->wanted[SCHED_DUE],
 	                         .want_requests = e->wanted[SCHED_REQUESTS],
@@ -348,6 +348,7 @@ static void engine_claim_begin(struct engine *e, enum sched_claim kind, int limi
 	e->claim_refused = 0;
 	e->claim_full = false;
 	e->looking_past = kind == SCHED_SCAN;
+	e->claim_sent_from = e->stats.sent;
 }
 
 /* Half-open breaker: one due row is claimed to go out as the probe. */
@@ -706,10 +707,15 @@ static void engine_on_candidates(struct candidate *rows, size_t n, const char *e
 	candidates_free(rows, all);
 }
 
-/* Open shop requests read: they become intents. */
-static void engine_on_requests(struct shop_request *rows, size_t n, const char *error, void *arg)
+/* Open shop requests read: they become intents. None read and none open behind a
+ * modification in flight: finished modifications free no request until one is notified
+ * (or the next poll). */
+static void engine_on_requests(struct shop_request *rows, size_t n, bool blocked, const char *error,
+                               void *arg)
 {
 	struct engine *e = arg;
+	if (!error)
+		e->requests_open = n > 0 || blocked || e->wanted[SCHED_REQUESTS];
 	if (!engine_claim_read(e, error))
 		return;
 	e->claim_full = (int)n == e->claim_limit;
@@ -874,9 +880,12 @@ static void engine_send_queued(struct engine *e)
 		e->qhead = 0;
 }
 
-/* Queues claimed rows for sending and sends what the window allows. Takes the array. */
+/* Queues claimed rows for sending and sends what the window allows. Takes the array.
+ * What the window took from the queue while this claim ran is the next claims' lead. */
 static void engine_send_all(struct engine *e, struct claim *rows, size_t n)
 {
+	if (e->running != SCHED_NONE)
+		e->claim_lead = (size_t)(e->stats.sent - e->claim_sent_from);
 	if (e->qhead + e->qlen + n > e->qcap) {
 		if (e->qlen > 0)
 			memmove(e->queue, e->queue + e->qhead, e->qlen * sizeof(*e->queue));

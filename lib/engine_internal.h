@@ -90,6 +90,10 @@ struct engine {
 	 * relation; and the one claim cycle under way */
 	bool wanted[SCHED_KINDS];
 	bool own_wanted; /* with the due rows: this instance's rows from before a restart */
+	/* a shop request may be open: the last requests query found one (or one open behind
+	 * a modification in flight), or one was notified or a poll came since; when false a
+	 * finished modification does not ask for the requests query */
+	bool requests_open;
 	enum sched_claim running; /* SCHED_NONE: no claim cycle under way */
 	char **ids;               /* order ids to look at: from the queue (and, when no trigger
 	                           * feeds it, from notifications and finished modifications) */
@@ -114,6 +118,10 @@ struct engine {
 	size_t targeted_max; /* ids given at most: halved while a targeted query fails */
 	int claim_limit;     /* rows asked for by the running cycle */
 	int claim_room;      /* rows the running cycle may lease */
+	/* requests sent when the running cycle began, and how many the window took from the
+	 * queue while the last cycle that leased rows ran (the scheduler's lead) */
+	uint64_t claim_sent_from;
+	size_t claim_lead;
 	bool prepared;
 	/* the scans of this poll: blocked candidates (sorted), and what the running scan
 	 * submitted for sending */

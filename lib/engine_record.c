@@ -91,8 +91,10 @@ static void engine_after_write(struct engine *e, struct outcome *o, size_t n)
 			engine_note_order(e, o[i].order_id);
 		if (final)
 			e->wanted[SCHED_TARGETED] = true;
-		/* the transaction is free again: the next request for it may go */
-		if (final)
+		/* the transaction is free again: the next request for it may go (when the last
+		 * requests query saw one open behind a modification in flight, or one was
+		 * notified since) */
+		if (final && e->requests_open)
 			e->wanted[SCHED_REQUESTS] = true;
 		/* a row given back unsent is due now, once its lease is free */
 		if (o[i].released)

@@ -10,18 +10,32 @@ const char *sched_claim_name(enum sched_claim c)
 
 /* The rows kept claimed ahead of the in-flight window: a batch, plus a whole window,
  * since every request in flight may be answered (and its slot refilled from the queue)
- * while the next claim runs. */
+ * while the next claim runs, plus what the window took while the last claim ran (the
+ * rows it will take again while the next one runs), at most another batch. */
 static size_t sched_ahead(const struct sched_state *s)
 {
-	return (size_t)s->batch_size + (size_t)(s->max_inflight > 0 ? s->max_inflight : 0);
+	size_t batch = s->batch_size > 0 ? (size_t)s->batch_size : 0;
+	size_t lead = s->lead < batch ? s->lead : batch;
+	return batch + (size_t)(s->max_inflight > 0 ? s->max_inflight : 0) + lead;
+}
+
+/* The outcomes held (queued or being written) beyond which nothing more is claimed: a
+ * write under way and the next one behind it, each of a batch and a whole window (what
+ * is answered while a batch is written). Fewer would stop the claims whenever one write
+ * takes as long as a round of answers. */
+static size_t sched_outcomes_max(const struct sched_state *s)
+{
+	size_t batch = s->batch_size > 0 ? (size_t)s->batch_size : 0;
+	return 2 * (batch + (size_t)(s->max_inflight > 0 ? s->max_inflight : 0));
 }
 
 /* The room for a claim while sending as usual: up to a batch, filling the queue up to
- * what is kept ahead; while requests are in flight only once half a batch has room
- * (claims stay batches); none under backpressure. */
+ * what is kept ahead; while requests are in flight only once half a batch has room, and
+ * then a whole batch (claims stay batches: a claim's fixed cost, its statements and
+ * commit, is spread over as many rows as it may take); none under backpressure. */
 static int sched_room(const struct sched_state *s)
 {
-	if (s->outcomes_blocked)
+	if (s->outcomes_blocked || s->outcomes_held >= sched_outcomes_max(s))
 		return 0;
 	size_t ahead = sched_ahead(s);
 	if (s->queued >= ahead)
@@ -31,6 +45,8 @@ static int sched_room(const struct sched_state *s)
 		room = (size_t)s->batch_size;
 	if (s->inflight && room < (size_t)(s->batch_size - s->batch_size / 2))
 		return 0;
+	if (s->inflight)
+		room = (size_t)s->batch_size;
 	return (int)room;
 }
 

@@ -1,11 +1,14 @@
 /* Which claim the engine starts next, chosen by one pure function from the engine's
  * state (no I/O): due retries and own rows first, then shop requests, then the notified
  * orders, then the scan of the orders relation; a claim waiting out a failure is
- * skipped so that the others go on; nothing while outcomes cannot be written; one
+ * skipped so that the others go on; nothing while outcomes cannot be written or more
+ * are held than two writes of a window and a batch each carry; one
  * probe row while the credentials breaker is open. Claims run ahead of sending: up to a
  * whole in-flight window and a batch stay claimed, so that the window is refilled from
- * the queue while the next claim runs. Beside it, how long an outcome waits for others
- * to share its write. */
+ * the queue while the next claim runs, and beyond them what the window took from the
+ * queue while the last claim ran (up to another batch), so that a fast window does not
+ * drain the queue before the next claim is recorded. Beside it, how long an outcome
+ * waits for others to share its write. */
 #ifndef SP_SCHEDULE_H
 #define SP_SCHEDULE_H
 
@@ -32,10 +35,12 @@ struct sched_state {
 	bool usable;           /* prepared, connected, not draining or stopped, no claim running */
 	bool breaker_closed;   /* else only a probe may be claimed */
 	bool probe_due;        /* the breaker's pause is over */
-	bool outcomes_blocked; /* the last outcome write failed, or too many outcomes are held */
+	bool outcomes_blocked; /* the last outcome write failed */
+	size_t outcomes_held;  /* outcomes not written yet: queued, being written */
 	int batch_size;
 	int max_inflight; /* the in-flight window */
 	size_t queued;    /* claimed rows waiting for the in-flight window */
+	size_t lead;      /* rows the window took from the queue while the last claim ran */
 	bool inflight;    /* requests on the wire */
 	bool want_due;    /* due rows or own rows wanted */
 	bool want_requests;

@@ -436,11 +436,22 @@ static char *requests_sql(const char *relation, bool read_only)
 	                             : "UPDATE smartpay.requests r SET modification_id = "
 	                               "m.modification_id FROM smartpay.modifications m "
 	                               "WHERE r.modification_id IS NULL ";
+	/* the daemon's query says, when no request can go, whether one is open behind a
+	 * modification in flight (one more row, all NULL): only then can a finished
+	 * modification free a request, so only then is the query run again after one */
+	const char *found = read_only ? "" : ", found AS MATERIALIZED (";
+	const char *blocked =
+	    read_only
+	        ? ""
+	        : ") SELECT * FROM found UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, "
+	          "NULL, NULL, NULL, NULL, NULL, NULL WHERE NOT EXISTS (SELECT 1 FROM found) "
+	          "AND EXISTS (SELECT 1 FROM smartpay.requests q WHERE q.modification_id IS "
+	          "NULL AND q.request_id NOT IN (SELECT request_id FROM linked)) ORDER BY 1";
 	return xasprintf(
 	    "WITH linked AS (%s"
 	    "AND r.kind = 'cancel_or_refund' AND m.order_id = r.order_id "
 	    "AND (m.kind IN ('cancel', 'cancel_or_refund') OR m.settles_cancel) "
-	    "AND m.state <> 'refused' %s) "
+	    "AND m.state <> 'refused' %s)%s "
 	    "SELECT r.request_id, r.order_id, r.kind, r.amount_minor, "
 	    "coalesce(r.currency, cap.currency, ord.currency), r.reason, "
 	    "coalesce(cap.transaction_id, ord.transaction_id), ord.amount, "
@@ -461,8 +472,8 @@ static char *requests_sql(const char *relation, bool read_only)
 	    "AND r.request_id NOT IN (SELECT request_id FROM linked) "
 	    "AND NOT EXISTS (SELECT 1 FROM smartpay.modifications p WHERE p.state = 'pending' "
 	    "AND p.transaction_id = coalesce(cap.transaction_id, ord.transaction_id)) "
-	    "ORDER BY r.request_id LIMIT $1",
-	    link, read_only ? "" : "RETURNING r.request_id", relation);
+	    "ORDER BY r.request_id LIMIT $1%s",
+	    link, read_only ? "" : "RETURNING r.request_id", found, relation, blocked);
 }
 
 /* ---- preparation after each connect ---- */
@@ -738,9 +749,9 @@ char *store_error_text(const char *error)
 
 /* ---- shop requests ---- */
 
-struct shop_request *store_requests_read(PGresult *res, size_t *count)
+/* The first n rows of a requests result. */
+static struct shop_request *requests_rows(PGresult *res, size_t n)
 {
-	size_t n = (size_t)PQntuples(res);
 	struct shop_request *rows = xcalloc(n ? n : 1, sizeof(*rows));
 	for (size_t i = 0; i < n; i++) {
 		int r = (int)i;
@@ -758,17 +769,36 @@ struct shop_request *store_requests_read(PGresult *res, size_t *count)
 		rows[i].capture_currency = store_field_text(res, r, 10);
 		rows[i].refunded_minor = store_field_int(res, r, 11);
 	}
-	*count = n;
 	return rows;
 }
 
-/* Completion of store_find_requests: the rows go to the caller. */
+struct shop_request *store_requests_read(PGresult *res, size_t *count)
+{
+	*count = (size_t)PQntuples(res);
+	return requests_rows(res, *count);
+}
+
+/* The rows of the daemon's query; a request open behind a modification in flight is
+ * the all-NULL row, only when none came. */
+struct shop_request *store_requests_found(PGresult *res, size_t *count, bool *blocked)
+{
+	size_t n = (size_t)PQntuples(res);
+	*blocked = n > 0 && PQgetisnull(res, (int)n - 1, 0);
+	if (*blocked)
+		n--;
+	*count = n;
+	return requests_rows(res, n);
+}
+
+/* Completion of store_find_requests: the rows go to the caller, and whether a request
+ * is open behind a modification in flight. */
 static void requests_done(PGresult *res, const char *error, void *arg)
 {
 	struct store_call *c = arg;
 	size_t n = 0;
-	struct shop_request *rows = error ? NULL : store_requests_read(res, &n);
-	c->fn.requests(rows, n, error, c->arg);
+	bool blocked = false;
+	struct shop_request *rows = error ? NULL : store_requests_found(res, &n, &blocked);
+	c->fn.requests(rows, n, blocked, error, c->arg);
 	store_call_free(c);
 }
 

@@ -19,8 +19,8 @@ struct sp_config;
 struct store; /* opaque */
 
 typedef void (*store_candidates_fn)(struct candidate *rows, size_t n, const char *error, void *arg);
-typedef void (*store_requests_fn)(struct shop_request *rows, size_t n, const char *error,
-                                  void *arg);
+typedef void (*store_requests_fn)(struct shop_request *rows, size_t n, bool blocked,
+                                  const char *error, void *arg);
 typedef void (*store_claims_fn)(struct claim *rows, size_t n, const char *error, void *arg);
 typedef void (*store_changes_fn)(struct order_change *rows, size_t n, const char *error, void *arg);
 typedef void (*store_done_fn)(size_t affected, const char *error, void *arg);
@@ -135,10 +135,15 @@ void store_candidate_params_clear(struct store_candidate_params *p);
 struct candidate *store_candidates_read(PGresult *res, size_t *n);
 
 /* The open-requests query (parameter $1 limit); `read_only` does not link the cancel
- * requests of orders already cancelled but leaves them out all the same. Malloc'd. */
+ * requests of orders already cancelled but leaves them out all the same. Malloc'd.
+ * The daemon's (not read_only) says, when no request can go, whether one is open
+ * behind a modification in flight: store_requests_found reads that. */
 char *store_requests_query(const char *relation, bool read_only);
 /* The rows of its result (free with shop_requests_free). */
 struct shop_request *store_requests_read(PGresult *res, size_t *n);
+/* The rows of the daemon's query, and whether a request is open behind a modification
+ * in flight when none came (free with shop_requests_free). */
+struct shop_request *store_requests_found(PGresult *res, size_t *n, bool *blocked);
 
 /* After (re)connecting: checks the schema version and the orders relation, learns the
  * type of its id column, takes the instance lock and LISTENs. `done` gets an error text
@@ -150,7 +155,9 @@ bool store_prepare(struct store *st, store_done_fn done, void *arg);
 bool store_find_candidates(struct store *st, const char *const *ids, size_t nids, int limit,
                            store_candidates_fn done, void *arg);
 
-/* Open refund and cancel_or_refund requests whose transaction has nothing in flight. */
+/* Open refund and cancel_or_refund requests whose transaction has nothing in flight;
+ * when there is none, `blocked` says whether a request is open behind a modification in
+ * flight (false: no request is open at all). */
 bool store_find_requests(struct store *st, int limit, store_requests_fn done, void *arg);
 
 /* Records intents in one statement; the callback gets the rows recorded as pending:
