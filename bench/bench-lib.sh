@@ -37,7 +37,8 @@ SELECT format('%s-0000-4000-8000-%s', lpad(to_hex($seed), 8, '0'), lpad(to_hex(i
        100.00, 'authorized'
 FROM generate_series(0, $orders - 1) AS i;
 ANALYZE public.orders;
-CREATE TABLE public.bench_ships (lo bigint NOT NULL, hi bigint NOT NULL, shipped_at timestamptz NOT NULL);
+CREATE TABLE public.bench_ships (lo bigint NOT NULL, hi bigint NOT NULL, shipped_at timestamptz NOT NULL,
+                                  committed_at timestamptz);
 CREATE TABLE public.bench_shipped (order_id text PRIMARY KEY, shipped_at timestamptz NOT NULL);
 CREATE EXTENSION pg_stat_statements;
 EOF
@@ -45,7 +46,7 @@ EOF
 
 # The shipping transaction of the orders with LO <= id < HI, on one line: the time
 # is taken first, so the UPDATE, its triggers and its commit are inside every latency.
-BENCH_SHIP_SQL="BEGIN; INSERT INTO public.bench_ships VALUES (%d, %d, clock_timestamp()); UPDATE public.orders SET status = 'shipped' WHERE id >= %d AND id < %d; COMMIT;"
+BENCH_SHIP_SQL="BEGIN; INSERT INTO public.bench_ships VALUES (%d, %d, clock_timestamp(), NULL); UPDATE public.orders SET status = 'shipped' WHERE id >= %d AND id < %d; COMMIT;"
 bench_ship_sql() {
 	# shellcheck disable=SC2059 # the format is ours
 	printf "$BENCH_SHIP_SQL\n" "$1" "$2" "$1" "$2"
