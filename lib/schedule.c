@@ -29,10 +29,18 @@ static size_t sched_outcomes_max(const struct sched_state *s)
 	return 2 * (batch + (size_t)(s->max_inflight > 0 ? s->max_inflight : 0));
 }
 
+/* An idle start: nothing in flight, queued or waiting to be written. */
+static bool sched_idle_start(const struct sched_state *s)
+{
+	return !s->inflight && s->queued == 0 && s->outcomes_held == 0;
+}
+
 /* The room for a claim while sending as usual: up to a batch, filling the queue up to
  * what is kept ahead; while requests are in flight only once half a batch has room, and
  * then a whole batch (claims stay batches: a claim's fixed cost, its statements and
- * commit, is spread over as many rows as it may take); none under backpressure. */
+ * commit, is spread over as many rows as it may take); at an idle start at most the
+ * window, so that its requests leave before a whole batch is recorded (the next claim
+ * runs while they are in flight); none under backpressure. */
 static int sched_room(const struct sched_state *s)
 {
 	if (s->outcomes_blocked || s->outcomes_held >= sched_outcomes_max(s))
@@ -47,6 +55,8 @@ static int sched_room(const struct sched_state *s)
 		return 0;
 	if (s->inflight)
 		room = (size_t)s->batch_size;
+	if (sched_idle_start(s) && s->max_inflight > 0 && room > (size_t)s->max_inflight)
+		room = (size_t)s->max_inflight;
 	return (int)room;
 }
 

@@ -3,7 +3,9 @@
  * orders, then the scan of the orders relation; a claim waiting out a failure is
  * skipped so that the others go on; nothing while outcomes cannot be written or more
  * are held than two writes of a window and a batch each carry; one
- * probe row while the credentials breaker is open. Claims run ahead of sending: up to a
+ * probe row while the credentials breaker is open. The first claim of an idle start
+ * (nothing in flight, queued or held) takes at most the in-flight window, so that the
+ * first requests leave sooner. Claims run ahead of sending: up to a
  * whole in-flight window and a batch stay claimed, so that the window is refilled from
  * the queue while the next claim runs, and beyond them what the window took from the
  * queue while the last claim ran (up to another batch), so that a fast window does not
