@@ -49,6 +49,7 @@ static void engine_arm_timer(struct engine *e);
 static void engine_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void engine_kick_cb(evutil_socket_t fd, short what, void *arg);
 static void engine_pump(struct engine *e);
+static void engine_want_requests(struct engine *e);
 static void engine_on_due(struct claim *rows, size_t n, const char *error, void *arg);
 static void engine_on_changes(struct order_change *rows, size_t n, const char *error, void *arg);
 static void engine_on_candidates(struct candidate *rows, size_t n, const char *error, void *arg);
@@ -101,7 +102,7 @@ struct engine *engine_new(struct event_base *base, const struct sp_config *cfg, 
 	e->own_wanted = true;
 	e->wanted[SCHED_SCAN] = true;
 	e->wanted[SCHED_DUE] = true;
-	e->wanted[SCHED_REQUESTS] = e->requests_open = true;
+	engine_want_requests(e);
 	return e;
 }
 
@@ -156,7 +157,7 @@ static void engine_prepared(size_t affected, const char *error, void *arg)
 	e->changes_after = 0;
 	e->wanted[SCHED_SCAN] = engine_scans_at_poll(e);
 	e->wanted[SCHED_DUE] = true;
-	e->wanted[SCHED_REQUESTS] = e->requests_open = true;
+	engine_want_requests(e);
 	engine_flush(e);
 	if (first && e->hooks.ready)
 		e->hooks.ready(e->hooks.arg);
@@ -214,7 +215,7 @@ static void engine_db_notify(void *arg, const char *channel, const char *payload
 			engine_note_order(e, payload);
 		engine_kick(e);
 	} else if (strcmp(channel, "smartpay_requests") == 0) {
-		e->wanted[SCHED_REQUESTS] = e->requests_open = true;
+		engine_want_requests(e);
 		engine_kick(e);
 	} else if (strcmp(channel, "smartpay_due") == 0) {
 		e->wanted[SCHED_DUE] = true; /* an operator requeued a modification */
@@ -222,6 +223,14 @@ static void engine_db_notify(void *arg, const char *channel, const char *payload
 	}
 	if (e->listener.notify)
 		e->listener.notify(e->listener.arg, channel, payload);
+}
+
+/* A shop request may be open (a start, a reconnect, a notification, a poll): the
+ * requests query is wanted, and again after each finished modification until it finds
+ * none open. */
+static void engine_want_requests(struct engine *e)
+{
+	e->wanted[SCHED_REQUESTS] = e->requests_open = true;
 }
 
 /* The expiry sweep made rows due: a due claim is wanted. */
@@ -289,7 +298,7 @@ static void engine_timer_cb(evutil_socket_t fd, short what, void *arg)
 		e->wanted[SCHED_TARGETED] = true;
 		e->changes_after = 0; /* the blocked ones get another look */
 		e->wanted[SCHED_DUE] = true;
-		e->wanted[SCHED_REQUESTS] = e->requests_open = true;
+		engine_want_requests(e);
 		e->next_poll_ms = now + e->cfg->poll_interval_ms;
 		engine_blocked_clear(e);
 	}

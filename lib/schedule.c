@@ -8,15 +8,26 @@ const char *sched_claim_name(enum sched_claim c)
 	return c >= SCHED_DUE && c <= SCHED_NONE ? names[c] : "none";
 }
 
+/* The batch size, none when unset. */
+static size_t sched_batch(const struct sched_state *s)
+{
+	return s->batch_size > 0 ? (size_t)s->batch_size : 0;
+}
+
+/* A batch and a whole in-flight window. */
+static size_t sched_batch_and_window(const struct sched_state *s)
+{
+	return sched_batch(s) + (size_t)(s->max_inflight > 0 ? s->max_inflight : 0);
+}
+
 /* The rows kept claimed ahead of the in-flight window: a batch, plus a whole window,
  * since every request in flight may be answered (and its slot refilled from the queue)
  * while the next claim runs, plus what the window took while the last claim ran (the
  * rows it will take again while the next one runs), at most another batch. */
 static size_t sched_ahead(const struct sched_state *s)
 {
-	size_t batch = s->batch_size > 0 ? (size_t)s->batch_size : 0;
-	size_t lead = s->lead < batch ? s->lead : batch;
-	return batch + (size_t)(s->max_inflight > 0 ? s->max_inflight : 0) + lead;
+	size_t lead = s->lead < sched_batch(s) ? s->lead : sched_batch(s);
+	return sched_batch_and_window(s) + lead;
 }
 
 /* The outcomes held (queued or being written) beyond which nothing more is claimed: a
@@ -25,8 +36,7 @@ static size_t sched_ahead(const struct sched_state *s)
  * takes as long as a round of answers. */
 static size_t sched_outcomes_max(const struct sched_state *s)
 {
-	size_t batch = s->batch_size > 0 ? (size_t)s->batch_size : 0;
-	return 2 * (batch + (size_t)(s->max_inflight > 0 ? s->max_inflight : 0));
+	return 2 * sched_batch_and_window(s);
 }
 
 /* An idle start: nothing in flight, queued or waiting to be written. */

@@ -42,16 +42,22 @@ struct store {
 
 static void store_intents_sql(struct store *st);
 
+/* Every connect of the store's connection runs `setup` first (taken). */
+static void store_session_set(struct store *st, char *setup)
+{
+	pg_conn_set_session(st->pc,
+	                    &(struct pg_conn_session){.fallback_application_name = "smartpayd",
+	                                              .setup_sql = setup});
+	free(setup);
+}
+
 struct store *store_new(struct pg_conn *pc, const struct sp_config *cfg)
 {
 	struct store *st = xcalloc(1, sizeof(*st));
 	st->pc = pc;
 	st->cfg = cfg;
 	/* every connection: synchronous_commit = on and the statement_timeout first */
-	char *setup = store_session_setup_sql(cfg->statement_timeout_ms);
-	pg_conn_set_session(pc, &(struct pg_conn_session){.fallback_application_name = "smartpayd",
-	                                                  .setup_sql = setup});
-	free(setup);
+	store_session_set(st, store_session_setup_sql(cfg->statement_timeout_ms));
 	st->instance = xstrdup(cfg->instance_name);
 	store_intents_sql(st);
 	return st;
@@ -59,11 +65,7 @@ struct store *store_new(struct pg_conn *pc, const struct sp_config *cfg)
 
 void store_use_for_outcomes(struct store *st)
 {
-	char *setup = store_session_outcomes_sql(st->cfg->statement_timeout_ms);
-	pg_conn_set_session(st->pc,
-	                    &(struct pg_conn_session){.fallback_application_name = "smartpayd",
-	                                              .setup_sql = setup});
-	free(setup);
+	store_session_set(st, store_session_outcomes_sql(st->cfg->statement_timeout_ms));
 }
 
 void store_free(struct store *st)
@@ -861,23 +863,46 @@ static void claims_done(PGresult *res, const char *error, void *arg)
 /* The most parameters of a batch statement: its text parameters, then its columns. */
 #define BATCH_MAX_PARAMS 16
 
-/* Queues the batch statement `sql`, prepared once per connection as `name`: `ntext` text
- * parameters ($1...), then each of the `ncols` columns as a binary array, which it frees. */
+/* A batch statement's parameters: its text parameters ($1...), then each of its columns
+ * as a binary array (pointing into the texts and the arrays, which outlive them). */
+struct batch_params {
+	const char *values[BATCH_MAX_PARAMS];
+	int lengths[BATCH_MAX_PARAMS], formats[BATCH_MAX_PARAMS];
+	int n;
+};
+
+/* Fills `p` from `ntext` texts and `ncols` columns (finished here). */
+static void batch_params_set(struct batch_params *p, const char *const *text, int ntext,
+                             struct store_bin_array *cols, int ncols)
+{
+	*p = (struct batch_params){.n = ntext + ncols};
+	for (int k = 0; k < ntext; k++)
+		p->values[k] = text[k];
+	for (int k = 0; k < ncols; k++) {
+		p->lengths[ntext + k] = store_bin_array_finish(&cols[k]);
+		p->values[ntext + k] = cols[k].data;
+		p->formats[ntext + k] = 1;
+	}
+}
+
+/* Queues the batch statement `sql`, prepared once per connection as `name`, with
+ * parameters `p`. */
+static bool batch_query(struct store_call *c, const char *name, const char *sql,
+                        const struct batch_params *p, pg_query_fn completion)
+{
+	return store_call_query_prepared(c, name, sql, p->n, p->values, p->lengths, p->formats,
+	                                 completion);
+}
+
+/* Queues the batch statement `sql` (batch_query) with `ntext` text parameters, then each
+ * of the `ncols` columns as a binary array, which it frees. */
 static bool batch_send(struct store_call *c, const char *name, const char *sql,
                        const char *const *text, int ntext, struct store_bin_array *cols, int ncols,
                        pg_query_fn completion)
 {
-	const char *values[BATCH_MAX_PARAMS];
-	int lengths[BATCH_MAX_PARAMS] = {0}, formats[BATCH_MAX_PARAMS] = {0};
-	for (int k = 0; k < ntext; k++)
-		values[k] = text[k];
-	for (int k = 0; k < ncols; k++) {
-		lengths[ntext + k] = store_bin_array_finish(&cols[k]);
-		values[ntext + k] = cols[k].data;
-		formats[ntext + k] = 1;
-	}
-	bool ok = store_call_query_prepared(c, name, sql, ntext + ncols, values, lengths, formats,
-	                                    completion);
+	struct batch_params p;
+	batch_params_set(&p, text, ntext, cols, ncols);
+	bool ok = batch_query(c, name, sql, &p, completion);
 	for (int k = 0; k < ncols; k++)
 		store_bin_array_free(&cols[k]);
 	return ok;
@@ -1002,8 +1027,7 @@ enum {
 /* An intent insert's parameters, kept until its answer: a batch that conflicts is sent
  * again with ON CONFLICT. */
 struct intents_params {
-	const char *values[INTENTS_TEXT_PARAMS + I_COLUMNS];
-	int lengths[INTENTS_TEXT_PARAMS + I_COLUMNS], formats[INTENTS_TEXT_PARAMS + I_COLUMNS];
+	struct batch_params params;
 	struct store_bin_array col[I_COLUMNS];
 	char *consumed;
 	char lease[STORE_INTERVAL_TEXT];
@@ -1034,10 +1058,9 @@ static void intents_done(PGresult *res, const char *error, void *arg);
 static bool intents_send(struct store_call *c)
 {
 	struct intents_params *p = c->data;
-	return store_call_query_prepared(
-	    c, p->guarded ? "smartpay_insert_intents" : "smartpay_insert_intents_plain",
-	    c->st->sql_intents[p->guarded], INTENTS_TEXT_PARAMS + I_COLUMNS, p->values, p->lengths,
-	    p->formats, intents_done);
+	return batch_query(c,
+	                   p->guarded ? "smartpay_insert_intents" : "smartpay_insert_intents_plain",
+	                   c->st->sql_intents[p->guarded], &p->params, intents_done);
 }
 
 /* Completion of an intent insert: a plain one that a rule's conflict failed (nothing of
@@ -1090,14 +1113,9 @@ bool store_insert_intents_consuming(struct store *st, const struct intent *inten
 	}
 	/* $1 the consumed changes, $2 the instance, $3 the lease, then the columns */
 	p->consumed = store_int_array(changes, nchanges);
-	p->values[0] = p->consumed;
-	p->values[1] = st->instance;
-	p->values[2] = store_interval_text(st->cfg->lease_ms, p->lease);
-	for (int k = 0; k < I_COLUMNS; k++) {
-		p->lengths[INTENTS_TEXT_PARAMS + k] = store_bin_array_finish(&col[k]);
-		p->values[INTENTS_TEXT_PARAMS + k] = col[k].data;
-		p->formats[INTENTS_TEXT_PARAMS + k] = 1;
-	}
+	const char *text[INTENTS_TEXT_PARAMS] = {p->consumed, st->instance,
+	                                         store_interval_text(st->cfg->lease_ms, p->lease)};
+	batch_params_set(&p->params, text, INTENTS_TEXT_PARAMS, col, I_COLUMNS);
 	p->guarded = st->intents_guarded > 0;
 	if (st->intents_guarded > 0)
 		st->intents_guarded--;

@@ -9,6 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A session's settings: durable commits, no JIT, the planning settings `planning`, the
+ * statement timeout (malloc'd). */
+static char *session_sql(const char *planning, int64_t statement_timeout_ms)
+{
+	return xasprintf(
+	    "SET synchronous_commit = on; SET jit = off; %s; SET statement_timeout = %lld",
+	    planning, (long long)statement_timeout_ms);
+}
+
 /* jit off: the daemon's statements are short, and a batch's cost estimate can pass
  * jit_above_cost, when compiling it takes longer than running it many times over.
  * Custom plans only: the batch statements are prepared once per connection (parsed and
@@ -18,9 +27,7 @@
  * below, leaves its one statement no such plan). */
 char *store_session_setup_sql(int64_t statement_timeout_ms)
 {
-	return xasprintf("SET synchronous_commit = on; SET jit = off; "
-	                 "SET plan_cache_mode = force_custom_plan; SET statement_timeout = %lld",
-	                 (long long)statement_timeout_ms);
+	return session_sql("SET plan_cache_mode = force_custom_plan", statement_timeout_ms);
 }
 
 /* The outcome connection runs one statement, the outcome write, whose every read of
@@ -33,12 +40,10 @@ char *store_session_setup_sql(int64_t statement_timeout_ms)
  * summary trigger's functions set their own (sql/012, sql/018). */
 char *store_session_outcomes_sql(int64_t statement_timeout_ms)
 {
-	return xasprintf("SET synchronous_commit = on; SET jit = off; "
-	                 "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; "
-	                 "SET enable_nestloop = off; SET enable_mergejoin = off; "
-	                 "SET enable_hashjoin = on; SET enable_indexscan = on; "
-	                 "SET statement_timeout = %lld",
-	                 (long long)statement_timeout_ms);
+	return session_sql("SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; "
+	                   "SET enable_nestloop = off; SET enable_mergejoin = off; "
+	                   "SET enable_hashjoin = on; SET enable_indexscan = on",
+	                   statement_timeout_ms);
 }
 
 /* Logs the settings and their problems when they changed since the last report. */

@@ -261,6 +261,13 @@ static void conn_peek(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* Frees a connection's state. */
+static void conn_free(struct sim_conn *sc)
+{
+	event_free(sc->peek);
+	free(sc);
+}
+
 /* evhttp close hook: the connection's state goes with it. */
 static void conn_closed(struct evhttp_connection *evcon, void *arg)
 {
@@ -268,18 +275,22 @@ static void conn_closed(struct evhttp_connection *evcon, void *arg)
 	(void)evcon;
 	if (sc->fd >= 0 && (size_t)sc->fd < sc->ctx->nconns && sc->ctx->conns[sc->fd] == sc)
 		sc->ctx->conns[sc->fd] = NULL;
-	event_free(sc->peek);
-	free(sc);
+	conn_free(sc);
+}
+
+/* The descriptor of the request's connection, -1 when it has none. */
+static evutil_socket_t request_fd(struct evhttp_request *req, struct evhttp_connection **evcon)
+{
+	*evcon = evhttp_request_get_connection(req);
+	return *evcon != NULL ? bufferevent_getfd(evhttp_connection_get_bufferevent(*evcon)) : -1;
 }
 
 /* The connection's state, made at its first delayed answer (NULL when the socket takes
  * no receive timestamps). */
 static struct sim_conn *conn_state(struct sim_ctx *ctx, struct evhttp_request *req)
 {
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	if (evcon == NULL)
-		return NULL;
-	evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
+	struct evhttp_connection *evcon;
+	evutil_socket_t fd = request_fd(req, &evcon);
 	if (fd < 0)
 		return NULL;
 	if ((size_t)fd < ctx->nconns && ctx->conns[fd] != NULL) {
@@ -288,8 +299,7 @@ static struct sim_conn *conn_state(struct sim_ctx *ctx, struct evhttp_request *r
 			return old;
 		/* a closed connection's whose close hook did not run (evhttp runs it only
 		 * for a connected one): its descriptor is reused, so it is gone */
-		event_free(old->peek);
-		free(old);
+		conn_free(old);
 		ctx->conns[fd] = NULL;
 	}
 	int one = 1;
@@ -321,10 +331,8 @@ static struct sim_conn *conn_state(struct sim_ctx *ctx, struct evhttp_request *r
 static int64_t request_arrival(struct sim_ctx *ctx, struct evhttp_request *req)
 {
 	int64_t now = sim_time_mono_us();
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	if (evcon == NULL)
-		return now;
-	evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
+	struct evhttp_connection *evcon;
+	evutil_socket_t fd = request_fd(req, &evcon);
 	if (fd < 0 || (size_t)fd >= ctx->nconns || ctx->conns[fd] == NULL ||
 	    ctx->conns[fd]->evcon != evcon)
 		return now;
@@ -569,10 +577,8 @@ void sim_server_stop(struct sim_ctx *ctx)
 	ctx->http = NULL;
 	/* those whose close hook evhttp did not run */
 	for (size_t i = 0; i < ctx->nconns; i++) {
-		if (ctx->conns[i] != NULL) {
-			event_free(ctx->conns[i]->peek);
-			free(ctx->conns[i]);
-		}
+		if (ctx->conns[i] != NULL)
+			conn_free(ctx->conns[i]);
 	}
 	free(ctx->conns);
 	ctx->conns = NULL;

@@ -89,20 +89,27 @@ static void succeeded(struct outcome *o, int i)
 	o->payment_status = xstrdup("CAPTURED");
 }
 
-START_TEST(test_batch_with_stale_statistics)
+/* A new migrated database whose ledger's statistics are those of two finished rows with
+ * no owner, and which autovacuum leaves as they are (its conninfo in *conninfo). */
+static PGconn *small_analyzed_ledger(char **conninfo)
 {
-	char *conninfo = pgtest_createdb(NULL);
-	PGconn *conn = pgtest_connect(conninfo);
+	*conninfo = pgtest_createdb(NULL);
+	PGconn *conn = pgtest_connect(*conninfo);
 	pgtest_migrate(conn);
 	pgtest_exec(conn, "ALTER TABLE smartpay.modifications SET (autovacuum_enabled = false)");
-
-	/* statistics of a ledger with two finished rows and no owner */
 	pgtest_exec(conn, "INSERT INTO smartpay.modifications (modification_id, order_id, "
 	                  "transaction_id, kind, amount_minor, currency, request_body, state) "
 	                  "VALUES (gen_random_uuid(), 'old-1', 'tx-old-1', 'capture', 1000, 'EUR', "
 	                  "'{}', 'succeeded'), (gen_random_uuid(), 'old-2', 'tx-old-2', 'capture', "
 	                  "1000, 'EUR', '{}', 'succeeded')");
 	pgtest_exec(conn, "ANALYZE smartpay.modifications");
+	return conn;
+}
+
+START_TEST(test_batch_with_stale_statistics)
+{
+	char *conninfo;
+	PGconn *conn = small_analyzed_ledger(&conninfo);
 	/* the burst: leased by this instance, generation 1, not analyzed */
 	char *burst = xasprintf(
 	    "INSERT INTO smartpay.modifications (modification_id, order_id, transaction_id, "
@@ -238,16 +245,8 @@ static void batch_free(struct outcome *batch, int n)
  * batch is joined by hash (no loop over the batch per row). */
 START_TEST(test_generic_plan_built_on_a_small_ledger)
 {
-	char *conninfo = pgtest_createdb(NULL);
-	PGconn *conn = pgtest_connect(conninfo);
-	pgtest_migrate(conn);
-	pgtest_exec(conn, "ALTER TABLE smartpay.modifications SET (autovacuum_enabled = false)");
-	pgtest_exec(conn, "INSERT INTO smartpay.modifications (modification_id, order_id, "
-	                  "transaction_id, kind, amount_minor, currency, request_body, state) "
-	                  "VALUES (gen_random_uuid(), 'old-1', 'tx-old-1', 'capture', 1000, 'EUR', "
-	                  "'{}', 'succeeded'), (gen_random_uuid(), 'old-2', 'tx-old-2', 'capture', "
-	                  "1000, 'EUR', '{}', 'succeeded')");
-	pgtest_exec(conn, "ANALYZE smartpay.modifications");
+	char *conninfo;
+	PGconn *conn = small_analyzed_ledger(&conninfo);
 
 	/* the daemon's outcome session, and every plan of the session sent back */
 	char *setup = store_session_outcomes_sql(0);
