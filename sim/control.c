@@ -353,6 +353,8 @@ static void ledger(struct sim_ctx *ctx, struct evhttp_request *req)
 	    o, "statusCallsMaxPerSecond",
 	    json_object_new_int64((int64_t)sim_state_status_calls_max_per_second(ctx->state)));
 	json_object_object_add(o, "connections", json_object_new_int64((int64_t)ctx->connections));
+	json_object_object_add(o, "answersFromTimer",
+	                       json_object_new_int64((int64_t)ctx->timer_writes));
 	if (ctx->ssl_ctx != NULL)
 		json_object_object_add(
 		    o, "tlsResumed",

@@ -3,6 +3,7 @@
 #include "server.h"
 
 #include <arpa/inet.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include <event2/event.h>
 #include <event2/keyvalq_struct.h>
 #include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "api.h"
 #include "control.h"
@@ -182,22 +184,59 @@ static void pending_arm(struct sim_pending *p)
 	evtimer_add(p->timer, &tv);
 }
 
-/* Writes a plain connection's answer to the socket now, from the timer's callback,
- * and tells evhttp it is out (evhttp then reads the next request): without this the
- * answer waits for the loop's next pass, after every other answer due at the same
- * time has been built, and costs two epoll_ctl calls. Over TLS, or when the socket
- * takes only part of it, the loop writes the rest as before. */
-static void flush_plain(struct sim_ctx *ctx, struct bufferevent *bev)
+/* Writes a plain connection's whole output to its socket now; false when the socket
+ * takes only part of it (the loop writes the rest). */
+static bool write_plain(struct bufferevent *bev, struct evbuffer *out)
 {
-	if (ctx->ssl_ctx != NULL || bev == NULL)
-		return;
 	evutil_socket_t fd = bufferevent_getfd(bev);
-	struct evbuffer *out = bufferevent_get_output(bev);
-	if (fd < 0 || evbuffer_get_length(out) == 0)
-		return;
+	if (fd < 0)
+		return false;
 	while (evbuffer_get_length(out) > 0)
 		if (evbuffer_write(out, fd) <= 0)
-			return;
+			return false;
+	return true;
+}
+
+/* Writes a TLS connection's answer now, as the OpenSSL bufferevent would on the loop's
+ * next pass: one SSL_write of the buffer's one chain (tls_coalesce_cb joined the
+ * headers and the body), so the same bytes in the same single record. Only when
+ * no write is under way on the connection and the answer is one
+ * chain; otherwise, or when the socket does not take the record at once (OpenSSL then
+ * keeps it, and the bufferevent's own retry writes the same chain), the loop writes.
+ * (SSL_want_write: no earlier write waits; a read that ran dry leaves SSL_READING.) */
+static bool write_tls(struct bufferevent *bev, struct evbuffer *out)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	size_t len = evbuffer_get_length(out);
+	if (ssl == NULL || SSL_want_write(ssl) || len > INT_MAX ||
+	    evbuffer_get_contiguous_space(out) != len)
+		return false;
+	ERR_clear_error();
+	int n = SSL_write(ssl, evbuffer_pullup(out, -1), (int)len);
+	if (n <= 0) {
+		/* the bufferevent meets the same condition on its next write and reports it */
+		ERR_clear_error();
+		return false;
+	}
+	evbuffer_drain(out, (size_t)n);
+	return evbuffer_get_length(out) == 0;
+}
+
+/* Writes a delayed answer to the socket now, from the timer's callback, and tells
+ * evhttp it is out (evhttp then reads the next request): without this the answer
+ * waits for the loop's next pass, after every other answer due at the same time has
+ * been built, and costs two epoll_ctl calls. When the socket takes only part of it,
+ * the loop writes the rest as before. */
+static void flush_answer(struct sim_ctx *ctx, struct bufferevent *bev)
+{
+	if (bev == NULL)
+		return;
+	struct evbuffer *out = bufferevent_get_output(bev);
+	if (evbuffer_get_length(out) == 0)
+		return;
+	if (!(ctx->ssl_ctx != NULL ? write_tls(bev, out) : write_plain(bev, out)))
+		return;
+	ctx->timer_writes++;
 	/* the answer is out: evhttp's write callback finishes the request */
 	bufferevent_trigger(bev, EV_WRITE, 0);
 }
@@ -213,7 +252,7 @@ static void pending_fire(evutil_socket_t fd, short what, void *arg)
 	    answers && evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
 	carry_out(ctx, p->req, p->action, p->status, p->content_type, p->body, p->len);
 	pending_free(p);
-	flush_plain(ctx, bev);
+	flush_answer(ctx, bev);
 }
 
 /* What the simulator keeps per connection: the kernel's receive time of the next

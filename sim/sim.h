@@ -31,6 +31,7 @@ struct sim_ctx {
 	bool verbose;                /* one stderr line per request */
 	struct sim_pending *pending; /* answers waiting on a timer (server.c) */
 	uint64_t connections;        /* connections accepted (server.c) */
+	uint64_t timer_writes;       /* delayed answers written whole from their timer (server.c) */
 	int64_t request_us;          /* monotonic: when the request being handled arrived */
 	struct sim_conn **conns;     /* connections by descriptor (server.c) */
 	size_t nconns;

@@ -1688,6 +1688,18 @@ START_TEST(http_fault_latency_and_seed)
 }
 END_TEST
 
+/* A number of a freshly fetched ledger; -1 when the ledger or the member is missing. */
+static int64_t ledger_number(const struct simproc *s, const char *key)
+{
+	struct json_object *ledger = simproc_ledger(s);
+	if (ledger == NULL)
+		return -1;
+	struct json_object *v;
+	int64_t n = json_object_object_get_ex(ledger, key, &v) ? json_object_get_int64(v) : -1;
+	json_object_put(ledger);
+	return n;
+}
+
 /* Reads one HTTP answer (headers and a Content-Length body) from fd into buf; its
  * status, or 0 when none arrives within 5 s. */
 static int read_answer(int fd, char *buf, size_t cap, size_t *have)
@@ -1747,6 +1759,8 @@ START_TEST(http_latency_keep_alive)
 	ck_assert_int_eq(read_answer(fd, buf, sizeof(buf), &have), 200);
 	ck_assert_uint_eq(have, 0);
 	close(fd);
+	/* all five went out from their timers */
+	ck_assert_int_eq(ledger_number(sim, "answersFromTimer"), 5);
 	ck_assert(simproc_clear_faults(sim));
 	free(id);
 }
@@ -2090,9 +2104,10 @@ START_TEST(state_external_and_expiry)
 }
 END_TEST
 
-/* Connects a TLS 1.2 client to the simulator (TLS 1.2: no session tickets after the
- * handshake, so the first record read is the answer's); nothing is verified. */
-static SSL *tls12_connect(SSL_CTX *c, int port, int *fd)
+/* Connects a TLS client of context c to the simulator; nothing is verified. (With TLS
+ * 1.3 the session tickets after the handshake are read by the first SSL_read, which
+ * then goes on to the answer's record.) */
+static SSL *tls_connect(SSL_CTX *c, int port, int *fd)
 {
 	*fd = socket(AF_INET, SOCK_STREAM, 0);
 	ck_assert_int_ge(*fd, 0);
@@ -2117,7 +2132,7 @@ START_TEST(http_tls_answer_is_one_record)
 	ck_assert_ptr_nonnull(c);
 	ck_assert_int_eq(SSL_CTX_set_max_proto_version(c, TLS1_2_VERSION), 1);
 	int fd;
-	SSL *ssl = tls12_connect(c, simproc_port(s2), &fd);
+	SSL *ssl = tls_connect(c, simproc_port(s2), &fd);
 	for (int i = 0; i < 3; i++) {
 		const char *req = "GET /_sim/ledger HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
 		ck_assert_int_eq(SSL_write(ssl, req, (int)strlen(req)), (int)strlen(req));
@@ -2136,6 +2151,77 @@ START_TEST(http_tls_answer_is_one_record)
 	SSL_free(ssl);
 	close(fd);
 	SSL_CTX_free(c);
+	ck_assert(simproc_stop(s2));
+}
+END_TEST
+
+/* Reads one answer over TLS with one SSL_read, i.e. one record, and checks that the
+ * record holds the headers and the whole body; its status. */
+static int tls_read_answer(SSL *ssl)
+{
+	char buf[16385];
+	int n = SSL_read(ssl, buf, (int)sizeof(buf) - 1);
+	ck_assert_int_gt(n, 0);
+	buf[n] = '\0';
+	const char *end = strstr(buf, "\r\n\r\n");
+	ck_assert_ptr_nonnull(end);
+	const char *cl = strcasestr(buf, "\r\nContent-Length:");
+	ck_assert_ptr_nonnull(cl);
+	long len = strtol(cl + strlen("\r\nContent-Length:"), NULL, 10);
+	ck_assert_int_eq(n, (end + 4 - buf) + len);
+	int status = 0;
+	ck_assert_int_eq(sscanf(buf, "HTTP/1.1 %d", &status), 1);
+	return status;
+}
+
+/* Delayed answers over TLS (1.2 and 1.3) on one kept-alive connection are written
+ * from their timers as plain ones are: each one record, none before the latency has
+ * passed since its request was sent, the connection goes on reading, also two
+ * requests sent together, and every answer counted as written from its timer. */
+START_TEST(http_tls_latency_keep_alive)
+{
+	struct simproc_opts opts = {.tls = true};
+	struct simproc *s2 = simproc_start(&opts);
+	ck_assert_ptr_nonnull(s2);
+	char *id = simproc_create_txn(s2, "10.00", "EUR");
+	ck_assert_ptr_nonnull(id);
+	ck_assert(simproc_set_faults(s2, "{\"latency_ms\":30}"));
+	char req[2048];
+	int rl = snprintf(req, sizeof(req) / 2,
+	                  "GET /payment/status/%s HTTP/1.1\r\nHost: 127.0.0.1\r\n", id);
+	for (const char *const *h = simproc_api_headers(s2); *h != NULL; h++)
+		rl += snprintf(req + rl, sizeof(req) / 2 - (size_t)rl, "%s\r\n", *h);
+	rl += snprintf(req + rl, sizeof(req) / 2 - (size_t)rl, "\r\n");
+	memcpy(req + rl, req, (size_t)rl); /* the same request twice, for one write */
+	const int versions[] = {TLS1_2_VERSION, TLS1_3_VERSION};
+	for (size_t v = 0; v < sizeof(versions) / sizeof(versions[0]); v++) {
+		SSL_CTX *c = SSL_CTX_new(TLS_client_method());
+		ck_assert_ptr_nonnull(c);
+		ck_assert_int_eq(SSL_CTX_set_min_proto_version(c, versions[v]), 1);
+		ck_assert_int_eq(SSL_CTX_set_max_proto_version(c, versions[v]), 1);
+		int fd;
+		SSL *ssl = tls_connect(c, simproc_port(s2), &fd);
+		ck_assert_int_eq(SSL_version(ssl), versions[v]);
+		for (int i = 0; i < 3; i++) {
+			struct timespec t0;
+			clock_gettime(CLOCK_MONOTONIC, &t0);
+			ck_assert_int_eq(SSL_write(ssl, req, rl), rl);
+			ck_assert_int_eq(tls_read_answer(ssl), 200);
+			ck_assert_int_ge(testutil_elapsed_ms(&t0), 30);
+		}
+		struct timespec t0;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		ck_assert_int_eq(SSL_write(ssl, req, 2 * rl), 2 * rl);
+		ck_assert_int_eq(tls_read_answer(ssl), 200);
+		ck_assert_int_eq(tls_read_answer(ssl), 200);
+		ck_assert_int_ge(testutil_elapsed_ms(&t0), 30);
+		ck_assert_int_eq(SSL_pending(ssl), 0);
+		SSL_free(ssl);
+		close(fd);
+		SSL_CTX_free(c);
+		ck_assert_int_eq(ledger_number(s2, "answersFromTimer"), (int64_t)(5 * (v + 1)));
+	}
+	free(id);
 	ck_assert(simproc_stop(s2));
 }
 END_TEST
@@ -2196,6 +2282,7 @@ static Suite *sim_suite(void)
 	tcase_add_test(tc, http_external_effects);
 	tcase_add_test(tc, http_status_call_faults_and_counts);
 	tcase_add_test(tc, http_tls_answer_is_one_record);
+	tcase_add_test(tc, http_tls_latency_keep_alive);
 	suite_add_tcase(s, tc);
 	return s;
 }
