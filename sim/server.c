@@ -199,11 +199,11 @@ static bool write_plain(struct bufferevent *bev, struct evbuffer *out)
 
 /* Writes a TLS connection's answer now, as the OpenSSL bufferevent would on the loop's
  * next pass: one SSL_write of the buffer's one chain (tls_coalesce_cb joined the
- * headers and the body), so the same bytes in the same single record. Only when
- * no write is under way on the connection and the answer is one
- * chain; otherwise, or when the socket does not take the record at once (OpenSSL then
- * keeps it, and the bufferevent's own retry writes the same chain), the loop writes.
- * (SSL_want_write: no earlier write waits; a read that ran dry leaves SSL_READING.) */
+ * headers and the body), so the same bytes in the same single record. Only when no
+ * earlier write waits on the connection (SSL_want_write; a read that ran dry leaves
+ * SSL_READING, which does not count) and the answer is one chain; otherwise, or when
+ * the socket does not take the record at once (OpenSSL then keeps it, and the
+ * bufferevent's own retry writes the same chain), the loop writes. */
 static bool write_tls(struct bufferevent *bev, struct evbuffer *out)
 {
 	SSL *ssl = bufferevent_openssl_get_ssl(bev);
