@@ -50,13 +50,14 @@ static void await_queue_empty(struct world *w)
 {
 	long long left = -1;
 	for (int i = 0; i < 60000 / 50; i++) {
-		left = world_count(w, "SELECT count(*) FROM smartpay.order_changes");
+		left = world_count(w, "SELECT (SELECT count(*) FROM smartpay.queued_orders) + "
+		                      "(SELECT count(*) FROM smartpay.order_change_chunks)");
 		if (left == 0)
 			return;
 		usleep(50000);
 	}
 	daemonproc_print_log(&w->d);
-	ck_abort_msg("%lld rows left in smartpay.order_changes", left);
+	ck_abort_msg("%lld orders left in smartpay.queued_orders", left);
 }
 
 /* History: delivered and cancelled orders long past their deadline, one cancelled 6 days
@@ -286,7 +287,7 @@ START_TEST(changes_made_while_the_daemon_is_down_are_queued)
 	for (int i = 0; i < 4; i++)
 		add_order(&w, NULL, "shipped", "1 hour");
 	ck_assert_int_eq(
-	    world_count(&w, "SELECT count(DISTINCT order_id) FROM smartpay.order_changes"), 4);
+	    world_count(&w, "SELECT count(DISTINCT order_id) FROM smartpay.queued_orders"), 4);
 	daemonproc_start(&w.d, false);
 	world_await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 5);
 	/* the queue is consumed with the intents */
