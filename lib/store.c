@@ -1383,22 +1383,19 @@ static void changes_done(PGresult *res, const char *error, void *arg)
 
 /* The oldest queued orders after a queued id, each named by its queued id (sql/022):
  * change_id * 1024 + its position in a chunk, 0 for a row of smartpay.order_changes.
- * Each table is read in its id order up to the limit, the chunks as rows first, so
- * that only the chunks needed are unnested (an incremental sort by position): the one
+ * The rows of both tables in id order (one merge of their primary keys), each
+ * unnested (an incremental sort by position): only the rows needed are read, the one
  * holding $2 (maybe with nothing after it) and then at most one per order (a chunk
- * holds at least one, the orders looked at are taken out in the statement that
- * deletes it when none is left). */
+ * holds at least one: the statement that takes its last order deletes it). */
 const char store_read_changes_sql[] =
-    "SELECT id, order_id FROM ("
-    "(SELECT c.change_id * 1024 AS id, c.order_id FROM smartpay.order_changes c "
-    "WHERE c.change_id > $2::bigint / 1024 ORDER BY c.change_id LIMIT $1) "
-    "UNION ALL "
-    "(SELECT k.change_id * 1024 + e.pos - 1, e.order_id FROM "
+    "SELECT k.change_id * 1024 + e.pos - 1, e.order_id FROM "
     "(SELECT change_id, order_ids FROM smartpay.order_change_chunks "
-    "WHERE change_id >= $2::bigint / 1024 ORDER BY change_id LIMIT $1 + 1) k "
+    "WHERE change_id >= $2::bigint / 1024 "
+    "UNION ALL SELECT change_id, ARRAY[order_id] FROM smartpay.order_changes "
+    "WHERE change_id > $2::bigint / 1024 ORDER BY change_id LIMIT $1 + 1) k "
     "CROSS JOIN LATERAL unnest(k.order_ids) WITH ORDINALITY AS e(order_id, pos) "
     "WHERE e.order_id IS NOT NULL AND k.change_id * 1024 + e.pos - 1 > $2::bigint "
-    "ORDER BY k.change_id, e.pos LIMIT $1)) q ORDER BY id LIMIT $1";
+    "ORDER BY k.change_id, e.pos LIMIT $1";
 
 bool store_read_changes(struct store *st, int64_t after, int limit, store_changes_fn done,
                         void *arg)
