@@ -56,11 +56,10 @@ static PGconn *queue_db(int upto)
 	return conn;
 }
 
-/* Inserts n authorized orders in one statement, then ships them in another. */
+/* Inserts n authorized orders in one statement, then ships them in another: only the
+ * shipping is left queued. */
 static void ship_orders(PGconn *conn, int n)
 {
-	pgtest_exec(conn, "DELETE FROM smartpay.order_changes");
-	pgtest_exec(conn, "DELETE FROM smartpay.order_change_chunks");
 	char *sql = xasprintf("INSERT INTO public.orders (amount, status) SELECT 10.00, "
 	                      "'authorized' FROM generate_series(1, %d)",
 	                      n);
@@ -94,7 +93,8 @@ static struct queue_read read_queue(PGconn *conn, int limit, int64_t after)
 /* Reads the whole queue in pages of `page`, each after the last id read. */
 static struct queue_read read_all(PGconn *conn, int page)
 {
-	struct queue_read all = {.ids = xcalloc(1, sizeof(int64_t)), .orders = xcalloc(1, 8)};
+	struct queue_read all = {.ids = xcalloc(1, sizeof(int64_t)),
+	                         .orders = xcalloc(1, sizeof(char *))};
 	int64_t after = 0;
 	for (;;) {
 		struct queue_read r = read_queue(conn, page, after);
@@ -114,6 +114,7 @@ static struct queue_read read_all(PGconn *conn, int page)
 	}
 }
 
+/* Frees a read's ids and orders. */
 static void queue_read_free(struct queue_read *r)
 {
 	for (size_t i = 0; i < r->n; i++)
@@ -185,7 +186,8 @@ START_TEST(reads_both_tables_in_queued_id_order)
 {
 	PGconn *conn = queue_db(0);
 	ship_orders(conn, 300);
-	/* one a row, before and after the chunks (a rescan, a follow-up) */
+	/* one a row, before and after the chunks (a rescan, a follow-up): id 1 was the
+	 * inserted orders' first chunk, deleted by ship_orders */
 	pgtest_exec(conn, "INSERT INTO smartpay.order_changes (order_id, change_id) VALUES "
 	                  "('before', 1)");
 	pgtest_exec(conn, "INSERT INTO smartpay.order_changes (order_id) VALUES ('after')");
