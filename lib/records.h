@@ -106,7 +106,8 @@ struct outcome {
 	bool released; /* a lease given back unsent, not an attempt */
 };
 
-/* A row of smartpay.order_changes: an order inserted or changed in status. */
+/* A queued order, inserted or changed in status: change_id is its queued id (sql/022:
+ * the row's change_id * 1024 + its position in a chunk). */
 struct order_change {
 	int64_t change_id;
 	char *order_id;

@@ -959,19 +959,49 @@ static const char intents_sql_tail[] =
     "dedup_key, message) SELECT 'order_refused', 'critical', order_id, modification_id, "
     "modification_id::text, 'order ' || order_id || ' refused: ' || reason "
     "FROM ins WHERE state = 'refused' ON CONFLICT DO NOTHING), "
-    /* the queued changes looked at go with the intents they gave */
-    "con AS (DELETE FROM smartpay.order_changes c WHERE c.change_id = ANY($1::bigint[]) "
-    /* except an order whose intent was not recorded (blocked behind a pending
-     * modification of its transaction, a refund that no longer fits): it stays */
-    "AND NOT EXISTS (SELECT 1 FROM u WHERE u.order_id = c.order_id AND NOT EXISTS "
-    "(SELECT 1 FROM ins WHERE ins.order_id = u.order_id)) RETURNING c.order_id), "
+    /* the queued orders looked at go with the intents they gave, named by their
+     * queued ids (sql/022: change_id * 1024 + the position in a chunk), except an
+     * order whose intent was not recorded (blocked behind a pending modification of
+     * its transaction, a refund that no longer fits): it stays */
+    "sn AS (SELECT x AS id FROM unnest($1::bigint[]) AS x), "
+    "kp AS (SELECT u.order_id FROM u WHERE NOT EXISTS "
+    "(SELECT 1 FROM ins WHERE ins.order_id = u.order_id)), "
+    /* one order a row: deleted */
+    "con AS (DELETE FROM smartpay.order_changes c "
+    "WHERE c.change_id = ANY (ARRAY(SELECT id / 1024 FROM sn WHERE id % 1024 = 0)) "
+    "AND NOT EXISTS (SELECT 1 FROM kp WHERE kp.order_id = c.order_id) "
+    "RETURNING c.order_id), "
+    /* the chunks: locked in id order and read as they are now (another daemon may
+     * have taken orders out since this statement's snapshot), so that what is
+     * decided here holds until the commit */
+    "ck AS MATERIALIZED (SELECT k.change_id, k.order_ids "
+    "FROM smartpay.order_change_chunks k "
+    "WHERE k.change_id = ANY (ARRAY(SELECT DISTINCT id / 1024 FROM sn)) "
+    "ORDER BY k.change_id FOR UPDATE), "
+    "ce AS MATERIALIZED (SELECT ck.change_id, ck.change_id * 1024 + e.pos - 1 AS id, "
+    "e.order_id, ck.change_id * 1024 + e.pos - 1 IN (SELECT id FROM sn) "
+    "AND NOT EXISTS (SELECT 1 FROM kp WHERE kp.order_id = e.order_id) AS done "
+    "FROM ck CROSS JOIN LATERAL unnest(ck.order_ids) WITH ORDINALITY AS e(order_id, pos) "
+    "WHERE e.order_id IS NOT NULL), "
+    "cd AS (SELECT change_id, bool_and(done) AS whole FROM ce GROUP BY change_id "
+    "HAVING bool_or(done)), "
+    /* a chunk whose orders are all looked at is deleted; one with orders left keeps
+     * them, the others set to NULL */
+    "cdel AS (DELETE FROM smartpay.order_change_chunks k USING cd "
+    "WHERE k.change_id = cd.change_id AND cd.whole), "
+    "cupd AS (UPDATE smartpay.order_change_chunks k SET order_ids = "
+    "(SELECT array_agg(CASE WHEN k.change_id * 1024 + e.pos - 1 IN "
+    "(SELECT id FROM ce WHERE done) THEN NULL ELSE e.order_id END ORDER BY e.pos) "
+    "FROM unnest(k.order_ids) WITH ORDINALITY AS e(order_id, pos)) "
+    "FROM cd WHERE k.change_id = cd.change_id AND NOT cd.whole), "
     /* an order looked at that gave no intent may wait behind a modification in
      * flight (a cancel during its capture, behind a refund): that one is marked and
      * its outcome queues the order again (sql/017); so is what an intent that was
      * not recorded waits behind. A finished one that nobody asked about (false) is
      * marked too: the claim may have read it still pending. */
-    "qt AS (SELECT DISTINCT order_id FROM con WHERE NOT EXISTS (SELECT 1 FROM u "
-    "WHERE u.order_id = con.order_id)), "
+    "qt AS (SELECT DISTINCT order_id FROM (SELECT order_id FROM con UNION ALL "
+    "SELECT order_id FROM ce WHERE done) d WHERE NOT EXISTS (SELECT 1 FROM u "
+    "WHERE u.order_id = d.order_id)), "
     "fu AS (UPDATE smartpay.modifications m SET follow_up = true "
     "WHERE m.order_id = ANY (ARRAY(SELECT order_id FROM qt UNION SELECT u.order_id "
     "FROM u WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.order_id = u.order_id))) "
@@ -1001,9 +1031,14 @@ static const char intents_sql_tail[] =
 static void store_intents_sql(struct store *st)
 {
 	for (int guarded = 0; guarded < 2; guarded++)
-		st->sql_intents[guarded] =
-		    xasprintf("%s%s%s", intents_sql_head, guarded ? "ON CONFLICT DO NOTHING " : "",
-		              intents_sql_tail);
+		st->sql_intents[guarded] = store_intents_text(guarded);
+}
+
+/* The intent insert, plain or with ON CONFLICT DO NOTHING (store_internal.h). */
+char *store_intents_text(bool guarded)
+{
+	return xasprintf("%s%s%s", intents_sql_head, guarded ? "ON CONFLICT DO NOTHING " : "",
+	                 intents_sql_tail);
 }
 
 /* The intent insert's columns, sent as binary arrays after its three text parameters. */
@@ -1346,6 +1381,22 @@ static void changes_done(PGresult *res, const char *error, void *arg)
 	store_call_free(c);
 }
 
+/* The oldest queued orders after a queued id, each named by its queued id (sql/022):
+ * change_id * 1024 + its position in a chunk, 0 for a row of smartpay.order_changes.
+ * The rows of both tables in id order (one merge of their primary keys), each
+ * unnested (an incremental sort by position): only the rows needed are read, the one
+ * holding $2 (maybe with nothing after it) and then at most one per order (a chunk
+ * holds at least one: the statement that takes its last order deletes it). */
+const char store_read_changes_sql[] =
+    "SELECT k.change_id * 1024 + e.pos - 1, e.order_id FROM "
+    "(SELECT change_id, order_ids FROM smartpay.order_change_chunks "
+    "WHERE change_id >= $2::bigint / 1024 "
+    "UNION ALL SELECT change_id, ARRAY[order_id] FROM smartpay.order_changes "
+    "WHERE change_id > $2::bigint / 1024 ORDER BY change_id LIMIT $1 + 1) k "
+    "CROSS JOIN LATERAL unnest(k.order_ids) WITH ORDINALITY AS e(order_id, pos) "
+    "WHERE e.order_id IS NOT NULL AND k.change_id * 1024 + e.pos - 1 > $2::bigint "
+    "ORDER BY k.change_id, e.pos LIMIT $1";
+
 bool store_read_changes(struct store *st, int64_t after, int limit, store_changes_fn done,
                         void *arg)
 {
@@ -1355,10 +1406,7 @@ bool store_read_changes(struct store *st, int64_t after, int limit, store_change
 	const char *p[] = {store_int_text(limit, lim), store_int_text(after, from)};
 	struct store_call *c = store_call_new(st, arg);
 	c->fn.changes = done;
-	return store_call_query(c,
-	                        "SELECT change_id, order_id FROM smartpay.order_changes "
-	                        "WHERE change_id > $2 ORDER BY change_id LIMIT $1",
-	                        2, p, changes_done);
+	return store_call_query(c, store_read_changes_sql, 2, p, changes_done);
 }
 
 bool store_queue_fed(const struct store *st)

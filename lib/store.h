@@ -169,7 +169,7 @@ bool store_find_requests(struct store *st, int limit, store_requests_fn done, vo
 bool store_insert_intents(struct store *st, const struct intent *intents, size_t n,
                           store_claims_fn done, void *arg);
 
-/* The same, deleting the queued changes `changes` (smartpay.order_changes ids) in the
+/* The same, deleting the queued changes `changes` (their queued ids, sql/022) in the
  * statement that records the intents: what was looked at is consumed with what it
  * gave, or not at all; the changes of an order whose intent was not recorded stay.
  * n may be 0. */
@@ -177,8 +177,8 @@ bool store_insert_intents_consuming(struct store *st, const struct intent *inten
                                     const int64_t *changes, size_t nchanges, store_claims_fn done,
                                     void *arg);
 
-/* The oldest `limit` queued changes after change id `after` (free with
- * order_changes_free). */
+/* The oldest `limit` queued changes after queued id `after`, from both tables of the
+ * queue (free with order_changes_free). */
 bool store_read_changes(struct store *st, int64_t after, int limit, store_changes_fn done,
                         void *arg);
 

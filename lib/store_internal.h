@@ -183,4 +183,12 @@ bool store_result_rejected(const PGresult *res);
  * (interval), $3 limit, $4 own leases too (bool); the rows are CLAIM_COLUMNS. */
 extern const char store_claim_due_sql[];
 
+/* The queue read of store_read_changes: $1 the limit, $2 the queued id after which to
+ * read (sql/022: change_id * 1024 + the position in a chunk). */
+extern const char store_read_changes_sql[];
+/* The intent insert's text (store_insert_intents_consuming), plain or with ON CONFLICT
+ * DO NOTHING: $1 the queued ids looked at, $2 the instance, $3 the lease, $4... the
+ * batch's columns (malloc'd). */
+char *store_intents_text(bool guarded);
+
 #endif

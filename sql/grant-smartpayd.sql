@@ -24,7 +24,8 @@
 --   compared with the gateway),
 --   SELECT on smartpay.adoption and smartpay.history (the baseline),
 --   SELECT on smartpay.alert_counts (open alerts by kind, for the gauges),
---   SELECT, INSERT, DELETE on smartpay.order_changes (the queue the daemon consumes),
+--   SELECT, INSERT, DELETE on smartpay.order_changes and SELECT, UPDATE, DELETE on
+--   smartpay.order_change_chunks (the queue the daemon consumes),
 --   USAGE on the sequences of the tables it inserts into,
 --   SELECT on the orders relation.
 -- No other DELETE, no TRUNCATE, no DDL, no access to anything else of the shop. The role has
@@ -123,7 +124,10 @@ BEGIN
             ('alert_counts', 'SELECT', false),
             -- the queue of changed orders: the daemon deletes what it has looked at and
             -- queues an order again when a capture's outcome may call for a cancel
-            ('order_changes', 'SELECT, INSERT, DELETE', true)) AS t(name, privileges, inserts)
+            ('order_changes', 'SELECT, INSERT, DELETE', true),
+            -- the statement trigger's chunks of it: a chunk is rewritten without the
+            -- orders looked at, or deleted when all are
+            ('order_change_chunks', 'SELECT, UPDATE, DELETE', false)) AS t(name, privileges, inserts)
     LOOP
         IF to_regclass(format('smartpay.%I', v_table.name)) IS NULL THEN
             RAISE NOTICE 'smartpay.% does not exist at this schema version: skipped', v_table.name;

@@ -22,7 +22,8 @@ SP_MIGRATIONS = \
 	sql/018_order_summaries_cheaper.sql \
 	sql/019_ledger_indexes.sql \
 	sql/020_statement_orders_trigger.sql \
-	sql/021_summary_plans_kept.sql
+	sql/021_summary_plans_kept.sql \
+	sql/022_order_change_chunks.sql
 
 sqldir = $(pkgdatadir)/sql
 # grant-smartpayd.sql: the daemon's least-privilege role (not a migration; run with psql)

@@ -50,13 +50,14 @@ static void await_queue_empty(struct world *w)
 {
 	long long left = -1;
 	for (int i = 0; i < 60000 / 50; i++) {
-		left = world_count(w, "SELECT count(*) FROM smartpay.order_changes");
+		left = world_count(w, "SELECT (SELECT count(*) FROM smartpay.queued_orders) + "
+		                      "(SELECT count(*) FROM smartpay.order_change_chunks)");
 		if (left == 0)
 			return;
 		usleep(50000);
 	}
 	daemonproc_print_log(&w->d);
-	ck_abort_msg("%lld rows left in smartpay.order_changes", left);
+	ck_abort_msg("%lld orders left in smartpay.queued_orders", left);
 }
 
 /* History: delivered and cancelled orders long past their deadline, one cancelled 6 days
@@ -286,11 +287,49 @@ START_TEST(changes_made_while_the_daemon_is_down_are_queued)
 	for (int i = 0; i < 4; i++)
 		add_order(&w, NULL, "shipped", "1 hour");
 	ck_assert_int_eq(
-	    world_count(&w, "SELECT count(DISTINCT order_id) FROM smartpay.order_changes"), 4);
+	    world_count(&w, "SELECT count(DISTINCT order_id) FROM smartpay.queued_orders"), 4);
 	daemonproc_start(&w.d, false);
 	world_await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'", 5);
 	/* the queue is consumed with the intents */
 	await_queue_empty(&w);
+	world_down(&w);
+}
+END_TEST
+
+/* The daemon killed while the shop's chunks of shipped orders are partly looked at:
+ * what it took was taken with the intents it recorded, the rest is still queued, and
+ * after the restart every order is captured once and nothing is left queued. */
+START_TEST(a_daemon_killed_mid_burst_loses_no_queued_order)
+{
+	struct world w;
+	world_up(&w, NULL);
+	world_add_orders(&w, 600, &(struct world_order){.status = "authorized"});
+	pgtest_exec(w.db, "DELETE FROM smartpay.order_change_chunks");
+	/* one statement: chunks of 256, 256 and 88 */
+	pgtest_exec(w.db, "UPDATE public.orders SET status = 'shipped'");
+	ck_assert_int_eq(world_count(&w, "SELECT count(*) FROM smartpay.order_change_chunks"), 3);
+	/* 64 in flight for 500 ms each: about ten rounds */
+	ck_assert(simproc_set_faults(w.sim, "{\"latency_ms\": 500}"));
+	daemonproc_start(&w.d, false);
+	world_await_at_least(&w,
+	                     "SELECT count(*) FROM smartpay.modifications WHERE state = "
+	                     "'succeeded'",
+	                     64);
+	daemonproc_kill(&w.d);
+	long long queued = world_count(&w, "SELECT count(*) FROM smartpay.queued_orders");
+	ck_assert_msg(queued > 0 && queued < 600, "%lld orders queued at the kill", queued);
+	/* an order is either still queued or has its intent, never neither */
+	ck_assert_int_eq(world_count(&w, "SELECT count(*) FROM public.orders o WHERE NOT EXISTS "
+	                                 "(SELECT 1 FROM smartpay.queued_orders q WHERE "
+	                                 "q.order_id = o.id::text) AND NOT EXISTS (SELECT 1 FROM "
+	                                 "smartpay.modifications m WHERE m.order_id = o.id::text)"),
+	                 0);
+	ck_assert(simproc_clear_faults(w.sim));
+	daemonproc_start(&w.d, false);
+	world_await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'",
+	            600);
+	await_queue_empty(&w);
+	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "CAPTURE"), 600);
 	world_down(&w);
 }
 END_TEST
@@ -305,6 +344,7 @@ static Suite *adopt_suite(void)
 	tcase_add_test(tc, preview_looks_back_as_configured);
 	tcase_add_test(tc, rescan_finds_orders_no_trigger_reported);
 	tcase_add_test(tc, changes_made_while_the_daemon_is_down_are_queued);
+	tcase_add_test(tc, a_daemon_killed_mid_burst_loses_no_queued_order);
 	suite_add_tcase(s, tc);
 	return s;
 }

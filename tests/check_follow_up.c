@@ -39,8 +39,9 @@ static void set_status(struct world *w, long id, const char *status)
 	pgtest_exec(w->db, sql);
 }
 
-/* Logs every row inserted into smartpay.order_changes (public.change_log), whoever
- * inserts it: the shop's trigger, the daemon's follow-ups. */
+/* Logs every order queued (public.change_log), whoever queues it: the shop's trigger
+ * (in chunks, smartpay.order_change_chunks), the daemon's follow-ups (one a row,
+ * smartpay.order_changes). */
 static void log_queued_changes(struct world *w)
 {
 	pgtest_exec(w->db,
@@ -49,7 +50,13 @@ static void log_queued_changes(struct world *w)
 	            "SECURITY DEFINER SET search_path = pg_catalog AS $$ BEGIN "
 	            "INSERT INTO public.change_log VALUES (NEW.order_id); RETURN NULL; END $$; "
 	            "CREATE TRIGGER log_change AFTER INSERT ON smartpay.order_changes "
-	            "FOR EACH ROW EXECUTE FUNCTION public.log_change()");
+	            "FOR EACH ROW EXECUTE FUNCTION public.log_change(); "
+	            "CREATE FUNCTION public.log_chunk() RETURNS trigger LANGUAGE plpgsql "
+	            "SECURITY DEFINER SET search_path = pg_catalog AS $$ BEGIN "
+	            "INSERT INTO public.change_log SELECT unnest(NEW.order_ids); RETURN NULL; "
+	            "END $$; "
+	            "CREATE TRIGGER log_chunk AFTER INSERT ON smartpay.order_change_chunks "
+	            "FOR EACH ROW EXECUTE FUNCTION public.log_chunk()");
 }
 
 /* How many rows were queued for order `id` so far. */
@@ -102,7 +109,7 @@ static void await_looked_at(struct world *w, long id)
 {
 	char sql[128];
 	snprintf(sql, sizeof(sql),
-	         "SELECT count(*) FROM smartpay.order_changes WHERE order_id = '%ld'", id);
+	         "SELECT count(*) FROM smartpay.queued_orders WHERE order_id = '%ld'", id);
 	await_none(w, sql);
 }
 
@@ -269,7 +276,8 @@ START_TEST(plain_capture_queues_no_follow_up)
 	daemonproc_start(&w.d, false);
 	world_await(&w, "SELECT count(*) FROM smartpay.modifications WHERE state = 'succeeded'",
 	            22);
-	await_none(&w, "SELECT count(*) FROM smartpay.order_changes");
+	await_none(&w, "SELECT (SELECT count(*) FROM smartpay.queued_orders) + "
+	               "(SELECT count(*) FROM smartpay.order_change_chunks)");
 	/* one queued change per order, the shop's: no capture queued its order again */
 	ck_assert_int_eq(world_count(&w, "SELECT count(*) FROM public.change_log"), 22);
 	ck_assert_int_eq(world_count(&w, "SELECT count(DISTINCT order_id) FROM public.change_log"),
@@ -294,7 +302,7 @@ START_TEST(plain_capture_queues_no_follow_up)
 	await_looked_at(&w, delivered);
 	usleep(1500000);
 	ck_assert_int_eq(queued_for(&w, delivered), 4);
-	ck_assert_int_eq(world_count(&w, "SELECT count(*) FROM smartpay.order_changes"), 0);
+	ck_assert_int_eq(world_count(&w, "SELECT count(*) FROM smartpay.queued_orders"), 0);
 	ck_assert_int_eq(simproc_count_effects(w.sim, NULL, "CAPTURE"), 22);
 	world_down(&w);
 }

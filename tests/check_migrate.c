@@ -340,7 +340,7 @@ static void expect_notify(PGconn *listener, PGconn *conn, const char *id)
 	ck_assert_str_eq(n->relname, "smartpay_orders");
 	ck_assert_str_eq(n->extra, id);
 	PQfreemem(n);
-	char *queued = pgtest_value(conn, "SELECT order_id FROM smartpay.order_changes "
+	char *queued = pgtest_value(conn, "SELECT order_id FROM smartpay.queued_orders "
 	                                  "ORDER BY change_id DESC LIMIT 1");
 	ck_assert_str_eq(queued, id);
 	free(queued);

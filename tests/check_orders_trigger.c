@@ -1,7 +1,8 @@
 /* The orders triggers once per statement (sql/020, lib/store_migrate.c): what one
- * statement queues in smartpay.order_changes and which notifications it sends (one per
- * changed order up to 64, else one with an empty payload), that the row trigger of
- * before is replaced, and that a row trigger attached by hand still works. */
+ * statement queues (in chunks of up to 256 orders in smartpay.order_change_chunks,
+ * sql/022) and which notifications it sends (one per changed order up to 64, else one
+ * with an empty payload), that the row trigger of before is replaced, and that a row
+ * trigger attached by hand still works (one row per order in smartpay.order_changes). */
 #include "autoconfig.h"
 
 #include <check.h>
@@ -77,6 +78,7 @@ static void reset_queue(struct trig_db *db)
 	int count;
 	free(drain_notifications(db->listener, &count));
 	pgtest_exec(db->conn, "DELETE FROM smartpay.order_changes");
+	pgtest_exec(db->conn, "DELETE FROM smartpay.order_change_chunks");
 }
 
 START_TEST(few_changes_notify_each_order)
@@ -93,7 +95,7 @@ START_TEST(few_changes_notify_each_order)
 	free(got);
 	free(want);
 	ck_assert_int_eq(pgtest_int(db.conn, "SELECT count(DISTINCT order_id) FROM "
-	                                     "smartpay.order_changes"),
+	                                     "smartpay.queued_orders"),
 	                 3);
 
 	/* two of three change status: those two, once each */
@@ -107,11 +109,11 @@ START_TEST(few_changes_notify_each_order)
 	ck_assert_str_eq(got, want);
 	free(got);
 	free(want);
-	ck_assert_int_eq(pgtest_int(db.conn, "SELECT count(*) FROM smartpay.order_changes c "
+	ck_assert_int_eq(pgtest_int(db.conn, "SELECT count(*) FROM smartpay.queued_orders c "
 	                                     "JOIN public.orders o ON o.id::text = c.order_id "
 	                                     "WHERE o.status = 'shipped'"),
 	                 2);
-	ck_assert_int_eq(pgtest_int(db.conn, "SELECT count(*) FROM smartpay.order_changes"), 2);
+	ck_assert_int_eq(pgtest_int(db.conn, "SELECT count(*) FROM smartpay.queued_orders"), 2);
 
 	/* another column only, or the same status: nothing queued, no notification */
 	reset_queue(&db);
@@ -119,7 +121,7 @@ START_TEST(few_changes_notify_each_order)
 	pgtest_exec(db.conn, "UPDATE public.orders SET status = status");
 	free(drain_notifications(db.listener, &count));
 	ck_assert_int_eq(count, 0);
-	ck_assert_int_eq(pgtest_int(db.conn, "SELECT count(*) FROM smartpay.order_changes"), 0);
+	ck_assert_int_eq(pgtest_int(db.conn, "SELECT count(*) FROM smartpay.queued_orders"), 0);
 	trig_db_close(&db);
 }
 END_TEST
@@ -135,7 +137,7 @@ START_TEST(many_changes_one_empty_notification)
 	ck_assert_str_eq(got, "");
 	free(got);
 	ck_assert_int_eq(pgtest_int(db.conn, "SELECT count(DISTINCT order_id) FROM "
-	                                     "smartpay.order_changes"),
+	                                     "smartpay.queued_orders"),
 	                 100);
 
 	/* 70 of 100 change status: all 70 queued, one notification */
@@ -146,11 +148,15 @@ START_TEST(many_changes_one_empty_notification)
 	ck_assert_int_eq(count, 1);
 	ck_assert_str_eq(got, "");
 	free(got);
-	ck_assert_int_eq(pgtest_int(db.conn, "SELECT count(*) FROM smartpay.order_changes c "
+	ck_assert_int_eq(pgtest_int(db.conn, "SELECT count(*) FROM smartpay.queued_orders c "
 	                                     "JOIN public.orders o ON o.id::text = c.order_id "
 	                                     "WHERE o.status = 'shipped'"),
 	                 70);
-	ck_assert_int_eq(pgtest_int(db.conn, "SELECT count(*) FROM smartpay.order_changes"), 70);
+	ck_assert_int_eq(pgtest_int(db.conn, "SELECT count(*) FROM smartpay.queued_orders"), 70);
+	/* in one chunk, none one order a row */
+	ck_assert_int_eq(pgtest_int(db.conn, "SELECT count(*) FROM smartpay.order_change_chunks"),
+	                 1);
+	ck_assert_int_eq(pgtest_int(db.conn, "SELECT count(*) FROM smartpay.order_changes"), 0);
 
 	/* exactly 64 changed: still one notification each */
 	reset_queue(&db);
@@ -158,6 +164,42 @@ START_TEST(many_changes_one_empty_notification)
 	                     "min(id) + 64 FROM public.orders)");
 	free(drain_notifications(db.listener, &count));
 	ck_assert_int_eq(count, 64);
+	trig_db_close(&db);
+}
+END_TEST
+
+START_TEST(large_statements_queue_chunks_of_256)
+{
+	struct trig_db db;
+	trig_db_open(&db);
+	insert_orders(db.conn, 600);
+	/* 600 inserted: chunks of 256, 256 and 88, every order once, numbered from 0 */
+	ck_assert_int_eq(pgtest_int(db.conn, "SELECT count(*) FROM smartpay.order_change_chunks"),
+	                 3);
+	ck_assert_int_eq(pgtest_int(db.conn, "SELECT max(cardinality(order_ids)) FROM "
+	                                     "smartpay.order_change_chunks"),
+	                 256);
+	ck_assert_int_eq(pgtest_int(db.conn, "SELECT count(*) FROM public.orders o WHERE "
+	                                     "(SELECT count(*) FROM smartpay.queued_orders q "
+	                                     "WHERE q.order_id = o.id::text) = 1"),
+	                 600);
+	ck_assert_int_eq(pgtest_int(db.conn, "SELECT count(*) FROM smartpay.queued_orders q JOIN "
+	                                     "smartpay.order_change_chunks k ON k.change_id = "
+	                                     "q.change_id / 1024 WHERE k.order_ids[q.change_id "
+	                                     "% 1024 + 1] = q.order_id"),
+	                 600);
+
+	/* 300 of them shipped and the others' amount changed in one statement: 300 queued */
+	reset_queue(&db);
+	pgtest_exec(db.conn, "UPDATE public.orders SET status = CASE WHEN id % 2 = 0 THEN "
+	                     "'shipped' ELSE status END, capture_amount = 1.00");
+	ck_assert_int_eq(pgtest_int(db.conn, "SELECT count(*) FROM smartpay.order_change_chunks"),
+	                 2);
+	ck_assert_int_eq(pgtest_int(db.conn, "SELECT count(*) FROM smartpay.queued_orders q JOIN "
+	                                     "public.orders o ON o.id::text = q.order_id WHERE "
+	                                     "o.status = 'shipped'"),
+	                 300);
+	ck_assert_int_eq(pgtest_int(db.conn, "SELECT count(*) FROM smartpay.queued_orders"), 300);
 	trig_db_close(&db);
 }
 END_TEST
@@ -187,7 +229,7 @@ START_TEST(statement_triggers_replace_the_row_trigger)
 	int count;
 	free(drain_notifications(db.listener, &count));
 	ck_assert_int_eq(count, 1);
-	ck_assert_int_eq(pgtest_int(db.conn, "SELECT count(*) FROM smartpay.order_changes"), 1);
+	ck_assert_int_eq(pgtest_int(db.conn, "SELECT count(*) FROM smartpay.queued_orders"), 1);
 
 	/* a relation the function cannot read is refused, not attached */
 	pgtest_exec(db.conn, "CREATE TABLE public.noid (status text)");
@@ -217,6 +259,8 @@ START_TEST(row_trigger_by_hand_still_works)
 	free(drain_notifications(db.listener, &count));
 	ck_assert_int_eq(count, 70);
 	ck_assert_int_eq(pgtest_int(db.conn, "SELECT count(*) FROM smartpay.order_changes"), 70);
+	ck_assert_int_eq(pgtest_int(db.conn, "SELECT count(*) FROM smartpay.order_change_chunks"),
+	                 0);
 	reset_queue(&db);
 	pgtest_exec(db.conn, "UPDATE public.shop_orders SET status = 'shipped' WHERE id = 'S-7'");
 	char *got = drain_notifications(db.listener, &count);
@@ -234,6 +278,7 @@ static Suite *orders_trigger_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, few_changes_notify_each_order);
 	tcase_add_test(tc, many_changes_one_empty_notification);
+	tcase_add_test(tc, large_statements_queue_chunks_of_256);
 	tcase_add_test(tc, statement_triggers_replace_the_row_trigger);
 	tcase_add_test(tc, row_trigger_by_hand_still_works);
 	suite_add_tcase(s, tc);

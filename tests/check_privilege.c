@@ -135,6 +135,9 @@ START_TEST(daemon_runs_as_least_privilege_role)
 	    "UPDATE public.orders SET status = 'shipped'",
 	    "INSERT INTO public.orders (amount) VALUES (1)",
 	    "DELETE FROM public.orders",
+	    /* the queue's chunks are the shop trigger's to write */
+	    "INSERT INTO smartpay.order_change_chunks (order_ids) VALUES ('{1}')",
+	    "TRUNCATE smartpay.order_change_chunks",
 	    "CREATE ROLE intruder",
 	    "DROP SCHEMA smartpay CASCADE",
 	    /* the shop's functions run as their owner: not for the daemon's role */

@@ -32,6 +32,8 @@ UNIT_SUITES += tests/check_status_call
 PG_SUITES = tests/check_migrate tests/check_shop_api tests/check_ctl
 PG_SUITES += tests/check_reconcile_pages
 PG_SUITES += tests/check_due_claim tests/check_orders_trigger
+# the queue of changed orders in chunks: its read and the deletion of what was looked at
+PG_SUITES += tests/check_queue
 # the open-requests query: what it returns, and a request open behind one in flight
 PG_SUITES += tests/check_requests_claim
 # the outcome write's plan with statistics that lag behind a burst (lib/store.c)
