@@ -238,10 +238,37 @@ static void log_summary(const struct engine *engine)
 	           LOG_UINT("needs_attention", s->needs_attention));
 }
 
+/* Callbacks of the lowest priority run before the loop looks for events again. */
+#define LOOP_LOW_BATCH 16
+
+/* The daemon's loop, with three priorities: the HTTP client's transfers (lib/http.c)
+ * and the engine's kick take the lowest, everything else the middle one, so that a
+ * database result (the next claim statement, the next outcome write) is handled before
+ * the transfers ready in the same pass, and found within LOOP_LOW_BATCH of them (at
+ * 1,000 in flight a claim's 512 new connections are 30-35 ms of connects and sends).
+ * Changes to the watched sockets are applied once per pass (curl stops watching a
+ * connection at each answer and watches it again for the next request). NULL when
+ * libevent refuses. */
+static struct event_base *loop_new(void)
+{
+	struct event_config *ec = event_config_new();
+	if (ec == NULL)
+		return NULL;
+	event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	event_config_set_max_dispatch_interval(ec, NULL, LOOP_LOW_BATCH, 2);
+	struct event_base *base = event_base_new_with_config(ec);
+	event_config_free(ec);
+	if (base != NULL && event_base_priority_init(base, 3) != 0) {
+		event_base_free(base);
+		return NULL;
+	}
+	return base;
+}
+
 /* Runs the loop until drained, finished (--once) or forced out; returns the exit code. */
 static int run(struct daemon *d)
 {
-	d->base = event_base_new();
+	d->base = loop_new();
 	if (d->base == NULL) {
 		log_fields(LOG_LVL_ERR, "startup_failed",
 		           LOG_STR("reason", "cannot create the event loop"));

@@ -94,7 +94,13 @@ struct engine *engine_new(struct event_base *base, const struct sp_config *cfg, 
 	                          .user_agent = cfg->user_agent};
 	e->http = http_client_new(base, &ho);
 	e->ev_kick = event_new(base, -1, 0, engine_kick_cb, e);
+	/* the kick after an answer runs once the other answers of the pass are handled, as
+	 * with one priority (the HTTP client's, the loop's lowest: lib/http.c) */
+	int npri = event_base_get_npriorities(base);
+	if (npri > 1)
+		event_priority_set(e->ev_kick, npri - 1);
 	e->ev_flush = evtimer_new(base, engine_flush_cb, e);
+	e->ev_pause = evtimer_new(base, engine_kick_cb, e);
 	e->ev_timer = evtimer_new(base, engine_timer_cb, e);
 	e->ev_drain = evtimer_new(base, engine_drain_cb, e);
 	e->targeted_max = TARGETED_MAX_IDS;
@@ -325,6 +331,13 @@ static void engine_kick_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- claim: which claim runs next, and its statements ---- */
 
+/* True when an answer came within the last sched_pause_us. */
+static bool engine_answering(const struct engine *e)
+{
+	return e->last_answer_us != 0 &&
+	       clock_mono_us() - e->last_answer_us < sched_pause_us(e->latency_avg_us);
+}
+
 /* The engine's state as the scheduler sees it (lib/schedule.c). */
 static struct sched_state engine_sched_state(const struct engine *e, int64_t now)
 {
@@ -339,6 +352,7 @@ static struct sched_state engine_sched_state(const struct engine *e, int64_t now
 	                         .queued = e->qlen,
 	                         .lead = e->claim_lead,
 	                         .inflight = http_inflight(e->http) > 0,
+	                         .answering = engine_answering(e),
 	                         .want_due = e->own_wanted || e->wanted[SCHED_DUE],
 	                         .want_requests = e->wanted[SCHED_REQUESTS],
 	                         .want_scan = e->wanted[SCHED_SCAN],
@@ -430,12 +444,26 @@ static bool engine_claim_start(struct engine *e, struct sched_choice next, int64
 	return ok;
 }
 
+/* A claim waits for the answers to pause: the pump runs again when sched_pause_us
+ * have passed since the last one (an answer meanwhile kicks it anyway). */
+static void engine_pump_after_pause(struct engine *e)
+{
+	int64_t wait = e->last_answer_us + sched_pause_us(e->latency_avg_us) - clock_mono_us();
+	if (wait < 1)
+		wait = 1;
+	struct timeval tv = {.tv_sec = (time_t)(wait / 1000000),
+	                     .tv_usec = (suseconds_t)(wait % 1000000)};
+	evtimer_add(e->ev_pause, &tv);
+}
+
 /* Starts the claim the scheduler picks from the engine's state (lib/schedule.c), if any. */
 static void engine_pump(struct engine *e)
 {
 	int64_t now = clock_real_ms();
 	struct sched_state st = engine_sched_state(e, now);
 	struct sched_choice next = sched_next(&st);
+	if (next.deferred)
+		engine_pump_after_pause(e);
 	if (next.claim != SCHED_NONE && !engine_claim_start(e, next, now))
 		e->running = SCHED_NONE;
 	engine_check_idle(e);
@@ -1047,6 +1075,7 @@ static void engine_on_answer(const struct http_result *res, void *arg)
 	struct engine *e = f->e;
 	struct claim *c = &f->claim;
 	int64_t now = clock_real_ms();
+	e->last_answer_us = clock_mono_us();
 	engine_note_gateway(e, res, now);
 	if (f->probe && f->epoch == e->br.epoch && e->probes_on_wire > 0)
 		e->probes_on_wire--;
@@ -1201,6 +1230,7 @@ void engine_free(struct engine *e)
 	free(e->queue);
 	event_free(e->ev_kick);
 	event_free(e->ev_flush);
+	event_free(e->ev_pause);
 	event_free(e->ev_timer);
 	event_free(e->ev_drain);
 	if (e->secret) {

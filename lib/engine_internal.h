@@ -122,6 +122,10 @@ struct engine {
 	 * queue while the last cycle that leased rows ran (the scheduler's lead) */
 	uint64_t claim_sent_from;
 	size_t claim_lead;
+	/* when the last answer came (clock_mono_us; 0: none yet), and the pump again once
+	 * the answers pause, for a claim that waits for that (sched_choice.deferred) */
+	int64_t last_answer_us;
+	struct event *ev_pause;
 	bool prepared;
 	/* the scans of this poll: blocked candidates (sorted), and what the running scan
 	 * submitted for sending */

@@ -100,9 +100,10 @@ struct http_client {
 	struct http_xfer *xfers; /* running transfers */
 	size_t inflight;
 	struct http_sock *socks;
-	int depth;  /* > 0 while curl is being driven from a loop callback */
-	bool dying; /* http_client_free was called while depth > 0 */
-	bool added; /* some lane's "added" is set */
+	int priority; /* the loop's lowest priority for every event of the client, or -1 */
+	int depth;    /* > 0 while curl is being driven from a loop callback */
+	bool dying;   /* http_client_free was called while depth > 0 */
+	bool added;   /* some lane's "added" is set */
 };
 
 /* Returns an easy handle to the pool, reset so that it keeps no request's data, or
@@ -153,6 +154,17 @@ static void xfer_detach(struct http_xfer *x)
 	x->prev = x->next = NULL;
 	c->inflight--;
 	x->lane->inflight--;
+}
+
+/* Puts one of the client's events at its priority (the loop's lowest, when the loop has
+ * more than one): the loop's other work, a database result above all (the next claim
+ * statement, the next outcome write), is handled before the transfers that are ready in
+ * the same pass. At 1,000 in flight a claim's 512 new connections took 30-35 ms of
+ * connects and sends, and the next claim's candidates waited behind them for 25 ms. */
+static void event_at_priority(const struct http_client *c, struct event *ev)
+{
+	if (c->priority >= 0)
+		event_priority_set(ev, c->priority);
 }
 
 /* Frees a socket context and stops watching its socket. */
@@ -326,6 +338,7 @@ static int curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, v
 			free(s);
 			return -1;
 		}
+		event_at_priority(c, s->ev);
 		s->next = c->socks;
 		if (c->socks != NULL)
 			c->socks->prev = s;
@@ -334,6 +347,7 @@ static int curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, v
 	} else {
 		event_del(s->ev);
 		event_assign(s->ev, c->base, fd, kind, on_socket, l);
+		event_at_priority(c, s->ev);
 	}
 	return event_add(s->ev, NULL) == 0 ? 0 : -1;
 }
@@ -416,6 +430,7 @@ static bool lane_init(struct http_client *c, struct http_lane *l, long max_conns
 	l->timer = evtimer_new(c->base, on_timer, l);
 	if (l->multi == NULL || l->timer == NULL)
 		return false;
+	event_at_priority(c, l->timer);
 	curl_multi_setopt(l->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb);
 	curl_multi_setopt(l->multi, CURLMOPT_SOCKETDATA, l);
 	curl_multi_setopt(l->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
@@ -451,6 +466,8 @@ struct http_client *http_client_new(struct event_base *base, const struct http_o
 		return NULL;
 	c = xcalloc(1, sizeof(*c));
 	c->base = base;
+	int npri = event_base_get_npriorities(base);
+	c->priority = npri > 1 ? npri - 1 : -1;
 	c->share = curl_share_init();
 	ok = c->share != NULL &&
 	     curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) == CURLSHE_OK;

@@ -25,7 +25,9 @@ struct http_options {
 };
 
 /* Creates a client on the loop; the strings in opt are copied. TLS verification is
- * always on. Returns NULL when curl cannot be set up. */
+ * always on. On a loop with more than one priority (event_base_priority_init) the
+ * client's events take the lowest, so that the loop's other work ready in the same pass
+ * goes first. Returns NULL when curl cannot be set up. */
 struct http_client *http_client_new(struct event_base *base, const struct http_options *opt)
     __attribute__((warn_unused_result));
 

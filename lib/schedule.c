@@ -70,29 +70,52 @@ static int sched_room(const struct sched_state *s)
 	return (int)room;
 }
 
+/* A claim waits while answers are arriving and the queue still holds a batch beyond
+ * what the window took during the last claim: its statements and intents would compete
+ * for the CPU with the answers and the requests that refill the window (at 1,000 in
+ * flight two claims of 512 ran inside every round of answers and stalled the refill),
+ * and the queue covers the refill until the answers pause. Below that the claim goes at
+ * once. A window smaller than half a batch claims only below that anyway (sched_room),
+ * so nothing changes for it. */
+static bool sched_waits_for_pause(const struct sched_state *s)
+{
+	size_t lead = s->lead < sched_batch(s) ? s->lead : sched_batch(s);
+	return s->inflight && s->answering && s->queued >= sched_batch(s) + lead;
+}
+
+/* The claim of the given room, by the order of the claims: due rows, shop requests, the
+ * notified orders, the scan; none when none is wanted or all wanted wait out a failure. */
+static struct sched_choice sched_pick(const struct sched_state *s, int room)
+{
+	if (s->want_due && !s->waiting[SCHED_DUE])
+		return (struct sched_choice){SCHED_DUE, room, false};
+	if (s->want_requests && !s->waiting[SCHED_REQUESTS])
+		return (struct sched_choice){SCHED_REQUESTS, room, false};
+	/* notified orders before the scan: a scan's page may never reach them */
+	if (s->notified > 0 && !s->waiting[SCHED_TARGETED])
+		return (struct sched_choice){SCHED_TARGETED, room, false};
+	if (s->want_scan && !s->waiting[SCHED_SCAN])
+		return (struct sched_choice){SCHED_SCAN, room, false};
+	return (struct sched_choice){SCHED_NONE, 0, false};
+}
+
 struct sched_choice sched_next(const struct sched_state *s)
 {
-	struct sched_choice none = {SCHED_NONE, 0};
+	struct sched_choice none = {SCHED_NONE, 0, false};
 	if (!s->usable)
 		return none;
 	if (!s->breaker_closed) {
 		if (s->probe_due && s->queued == 0 && !s->waiting[SCHED_DUE])
-			return (struct sched_choice){SCHED_PROBE, 1};
+			return (struct sched_choice){SCHED_PROBE, 1, false};
 		return none;
 	}
 	int room = sched_room(s);
 	if (room <= 0)
 		return none;
-	if (s->want_due && !s->waiting[SCHED_DUE])
-		return (struct sched_choice){SCHED_DUE, room};
-	if (s->want_requests && !s->waiting[SCHED_REQUESTS])
-		return (struct sched_choice){SCHED_REQUESTS, room};
-	/* notified orders before the scan: a scan's page may never reach them */
-	if (s->notified > 0 && !s->waiting[SCHED_TARGETED])
-		return (struct sched_choice){SCHED_TARGETED, room};
-	if (s->want_scan && !s->waiting[SCHED_SCAN])
-		return (struct sched_choice){SCHED_SCAN, room};
-	return none;
+	struct sched_choice c = sched_pick(s, room);
+	if (c.claim != SCHED_NONE && sched_waits_for_pause(s))
+		return (struct sched_choice){SCHED_NONE, 0, true};
+	return c;
 }
 
 /* The recent time of the gateway's answers (an exponentially weighted average). */
@@ -114,5 +137,17 @@ int64_t sched_flush_delay_us(int64_t latency_avg_us)
 		return SCHED_FLUSH_MIN_US;
 	if (d > SCHED_FLUSH_MAX_US)
 		return SCHED_FLUSH_MAX_US;
+	return d;
+}
+
+/* How long after an answer the answers count as arriving still: a tenth of the answer
+ * time, within the bounds. */
+int64_t sched_pause_us(int64_t latency_avg_us)
+{
+	int64_t d = latency_avg_us / 10;
+	if (d < SCHED_PAUSE_MIN_US)
+		return SCHED_PAUSE_MIN_US;
+	if (d > SCHED_PAUSE_MAX_US)
+		return SCHED_PAUSE_MAX_US;
 	return d;
 }

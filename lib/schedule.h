@@ -9,7 +9,10 @@
  * whole in-flight window and a batch stay claimed, so that the window is refilled from
  * the queue while the next claim runs, and beyond them what the window took from the
  * queue while the last claim ran (up to another batch), so that a fast window does not
- * drain the queue before the next claim is recorded. Beside it, how long an outcome
+ * drain the queue before the next claim is recorded. While answers are arriving, a
+ * claim waits for them to pause as long as the queue still holds a batch beyond what the
+ * window took during the last claim (so with a window larger than half a batch the claims
+ * fall between the rounds of answers, not among them). Beside it, how long an outcome
  * waits for others to share its write. */
 #ifndef SP_SCHEDULE_H
 #define SP_SCHEDULE_H
@@ -44,6 +47,7 @@ struct sched_state {
 	size_t queued;    /* claimed rows waiting for the in-flight window */
 	size_t lead;      /* rows the window took from the queue while the last claim ran */
 	bool inflight;    /* requests on the wire */
+	bool answering;   /* an answer came within the last sched_pause_us */
 	bool want_due;    /* due rows or own rows wanted */
 	bool want_requests;
 	bool want_scan;
@@ -53,8 +57,18 @@ struct sched_state {
 
 struct sched_choice {
 	enum sched_claim claim;
-	int room; /* rows it may lease */
+	int room;      /* rows it may lease */
+	bool deferred; /* SCHED_NONE: a claim waits for the answers to pause (ask again then) */
 };
+
+/* How long after an answer the answers count as arriving still: a tenth of the
+ * gateway's recent answer time, between SCHED_PAUSE_MIN_US and SCHED_PAUSE_MAX_US. A
+ * round of answers at 1,000 in flight and 500 ms comes about 20 a millisecond, in two
+ * parts 20-30 ms apart when the window was filled by two claims; between two rounds
+ * there are about 400 ms without answers. */
+#define SCHED_PAUSE_MIN_US 2000
+#define SCHED_PAUSE_MAX_US 50000
+int64_t sched_pause_us(int64_t latency_avg_us);
 
 struct sched_choice sched_next(const struct sched_state *s);
 

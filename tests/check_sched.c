@@ -1,6 +1,7 @@
 /* Unit tests of the claim scheduler (lib/schedule.c): which claim runs next and how many
  * rows it may lease, from the engine's state: the order of the claims, failing claims
- * skipped, room ahead of the in-flight window, backpressure, the breaker's probe. */
+ * skipped, room ahead of the in-flight window, claims waiting for the answers to pause,
+ * backpressure, the breaker's probe. */
 #include "autoconfig.h"
 
 #include "schedule.h"
@@ -20,126 +21,216 @@ static const struct {
 	struct sched_state state;
 	enum sched_claim claim;
 	int room;
+	bool deferred; /* a claim waits for the answers to pause */
 } choices[] = {
-    {"nothing wanted", {IDLE}, SCHED_NONE, 0},
-    {"everything wanted: due first", {IDLE, ALL_WANTED, .notified = 3}, SCHED_DUE, 10},
+    {"nothing wanted", {IDLE}, SCHED_NONE, 0, false},
+    {"everything wanted: due first", {IDLE, ALL_WANTED, .notified = 3}, SCHED_DUE, 10, false},
     {"then requests",
      {IDLE, .want_requests = true, .want_scan = true, .notified = 3},
      SCHED_REQUESTS,
-     10},
+     10,
+     false},
     {"notified orders before the scan",
      {IDLE, .want_scan = true, .notified = 3},
      SCHED_TARGETED,
-     10},
-    {"then the scan", {IDLE, .want_scan = true}, SCHED_SCAN, 10},
+     10,
+     false},
+    {"then the scan", {IDLE, .want_scan = true}, SCHED_SCAN, 10, false},
     {"failing claims wait, the others go on",
      {IDLE, ALL_WANTED, .notified = 1,
       .waiting = {[SCHED_DUE] = true, [SCHED_REQUESTS] = true, [SCHED_SCAN] = true}},
      SCHED_TARGETED,
-     10},
+     10,
+     false},
     {"all waiting",
      {IDLE, ALL_WANTED, .notified = 1, .waiting = {true, true, true, true}},
      SCHED_NONE,
-     0},
-    {"room is the batch beyond the queue", {IDLE, .want_scan = true, .queued = 4}, SCHED_SCAN, 6},
+     0,
+     false},
+    {"room is the batch beyond the queue",
+     {IDLE, .want_scan = true, .queued = 4},
+     SCHED_SCAN,
+     6,
+     false},
     {"claims in batches: half the queue must go out first",
      {IDLE, .want_scan = true, .queued = 6, .inflight = true},
      SCHED_NONE,
-     0},
-    {"no room", {IDLE, .want_scan = true, .queued = 12}, SCHED_NONE, 0},
+     0,
+     false},
+    {"no room", {IDLE, .want_scan = true, .queued = 12}, SCHED_NONE, 0, false},
     /* claims run ahead of the window: a batch beyond a whole window stays claimed */
     {"a window and a batch ahead: a whole batch",
      {IDLE, .want_scan = true, .max_inflight = 20, .inflight = true, .queued = 15},
      SCHED_SCAN,
-     10},
+     10,
+     false},
     {"ahead: a whole batch once half a batch has room",
      {IDLE, .want_scan = true, .max_inflight = 20, .inflight = true, .queued = 25},
      SCHED_SCAN,
-     10},
+     10,
+     false},
     {"ahead: less than half a batch waits",
      {IDLE, .want_scan = true, .max_inflight = 20, .inflight = true, .queued = 26},
      SCHED_NONE,
-     0},
+     0,
+     false},
     {"ahead: nothing in flight, any room",
      {IDLE, .want_scan = true, .max_inflight = 20, .queued = 26},
      SCHED_SCAN,
-     4},
-    {"ahead: full", {IDLE, .want_scan = true, .max_inflight = 20, .queued = 30}, SCHED_NONE, 0},
+     4,
+     false},
+    {"ahead: full",
+     {IDLE, .want_scan = true, .max_inflight = 20, .queued = 30},
+     SCHED_NONE,
+     0,
+     false},
     /* a window that took rows from the queue while the last claim ran keeps as many
      * more claimed (at most a batch more), in whole batches */
     {"lead: that much more stays claimed, a whole batch at a time",
      {IDLE, .want_scan = true, .max_inflight = 20, .inflight = true, .queued = 30, .lead = 6},
      SCHED_SCAN,
-     10},
+     10,
+     false},
     {"lead: less than half a batch of room waits",
      {IDLE, .want_scan = true, .max_inflight = 20, .inflight = true, .queued = 32, .lead = 6},
      SCHED_NONE,
-     0},
+     0,
+     false},
     {"lead: at most a batch more",
      {IDLE, .want_scan = true, .max_inflight = 20, .inflight = true, .queued = 35, .lead = 50},
      SCHED_SCAN,
-     10},
+     10,
+     false},
     {"lead: beyond a batch more, full",
      {IDLE, .want_scan = true, .max_inflight = 20, .inflight = true, .queued = 36, .lead = 50},
      SCHED_NONE,
-     0},
+     0,
+     false},
     {"lead, nothing in flight: the rest",
      {IDLE, .want_scan = true, .max_inflight = 20, .queued = 36, .lead = 7},
      SCHED_SCAN,
-     1},
+     1,
+     false},
     /* an idle start claims at most the window, its requests leave sooner */
-    {"idle start: at most the window", {IDLE, .want_scan = true, .max_inflight = 4}, SCHED_SCAN, 4},
+    {"idle start: at most the window",
+     {IDLE, .want_scan = true, .max_inflight = 4},
+     SCHED_SCAN,
+     4,
+     false},
     {"idle start, notified orders: at most the window",
      {IDLE, .notified = 30, .max_inflight = 4},
      SCHED_TARGETED,
-     4},
+     4,
+     false},
     {"not idle: outcomes held, a batch",
      {IDLE, .want_scan = true, .max_inflight = 4, .outcomes_held = 1},
      SCHED_SCAN,
-     10},
+     10,
+     false},
     {"not idle: rows queued, up to a batch",
      {IDLE, .want_scan = true, .max_inflight = 4, .queued = 1},
      SCHED_SCAN,
-     10},
+     10,
+     false},
+    /* while answers arrive a claim waits for them to pause, as long as the queue holds a
+     * batch beyond the lead */
+    {"answers arriving, a batch queued: the claim waits for a pause",
+     {IDLE, .want_scan = true, .max_inflight = 20, .inflight = true, .answering = true,
+      .queued = 10},
+     SCHED_NONE,
+     0,
+     true},
+    {"answers arriving, less than a batch queued: the claim goes",
+     {IDLE, .want_scan = true, .max_inflight = 20, .inflight = true, .answering = true,
+      .queued = 9},
+     SCHED_SCAN,
+     10,
+     false},
+    {"answers paused, a batch queued: the claim goes",
+     {IDLE, .want_scan = true, .max_inflight = 20, .inflight = true, .queued = 10},
+     SCHED_SCAN,
+     10,
+     false},
+    {"answers arriving, a batch beyond the lead queued: waits",
+     {IDLE, .notified = 5, .max_inflight = 20, .inflight = true, .answering = true, .queued = 16,
+      .lead = 6},
+     SCHED_NONE,
+     0,
+     true},
+    {"answers arriving, less than a batch beyond the lead: goes",
+     {IDLE, .notified = 5, .max_inflight = 20, .inflight = true, .answering = true, .queued = 15,
+      .lead = 6},
+     SCHED_TARGETED,
+     10,
+     false},
+    {"answers arriving, a window under half a batch: claims as usual",
+     {IDLE, .want_scan = true, .max_inflight = 4, .inflight = true, .answering = true, .queued = 9},
+     SCHED_SCAN,
+     10,
+     false},
+    {"answers arriving, nothing wanted: nothing waits",
+     {IDLE, .max_inflight = 20, .inflight = true, .answering = true, .queued = 10},
+     SCHED_NONE,
+     0,
+     false},
+    {"answers arriving, no room: nothing waits",
+     {IDLE, .want_scan = true, .max_inflight = 20, .inflight = true, .answering = true,
+      .queued = 26},
+     SCHED_NONE,
+     0,
+     false},
     {"backpressure: outcomes cannot be written",
      {IDLE, .want_scan = true, .outcomes_blocked = true},
      SCHED_NONE,
-     0},
+     0,
+     false},
     {"backpressure: two writes of a window and a batch held",
      {IDLE, .want_scan = true, .max_inflight = 20, .outcomes_held = 60},
      SCHED_NONE,
-     0},
+     0,
+     false},
     {"held outcomes: fewer than two writes' worth",
      {IDLE, .want_scan = true, .max_inflight = 20, .outcomes_held = 59},
      SCHED_SCAN,
-     10},
+     10,
+     false},
     {"a claim running, draining or no database",
      {.breaker_closed = true, .batch_size = 10, .want_scan = true},
      SCHED_NONE,
-     0},
-    {"breaker open, pause not over", {ROOM, .want_scan = true, .want_due = true}, SCHED_NONE, 0},
+     0,
+     false},
+    {"breaker open, pause not over",
+     {ROOM, .want_scan = true, .want_due = true},
+     SCHED_NONE,
+     0,
+     false},
     {"breaker open, pause over: one probe",
      {ROOM, .want_scan = true, .want_due = true, .probe_due = true},
      SCHED_PROBE,
-     1},
+     1,
+     false},
     {"probe only with an empty queue",
      {ROOM, .want_scan = true, .want_due = true, .probe_due = true, .queued = 1},
      SCHED_NONE,
-     0},
+     0,
+     false},
     {"probe claim waiting out a failure",
      {ROOM, .want_scan = true, .want_due = true, .probe_due = true,
       .waiting = {[SCHED_DUE] = true}},
      SCHED_NONE,
-     0},
+     0,
+     false},
 };
 
 /* Each row: the claim and the room the scheduler picks. */
 START_TEST(scheduler_choices)
 {
 	struct sched_choice c = sched_next(&choices[_i].state);
-	ck_assert_msg(c.claim == choices[_i].claim && c.room == choices[_i].room,
-	              "%s: got %s/%d, want %s/%d", choices[_i].what, sched_claim_name(c.claim),
-	              c.room, sched_claim_name(choices[_i].claim), choices[_i].room);
+	ck_assert_msg(c.claim == choices[_i].claim && c.room == choices[_i].room &&
+	                  c.deferred == choices[_i].deferred,
+	              "%s: got %s/%d%s, want %s/%d%s", choices[_i].what, sched_claim_name(c.claim),
+	              c.room, c.deferred ? " deferred" : "", sched_claim_name(choices[_i].claim),
+	              choices[_i].room, choices[_i].deferred ? " deferred" : "");
 }
 END_TEST
 
@@ -163,6 +254,19 @@ START_TEST(flush_delay_follows_the_answer_time)
 }
 END_TEST
 
+/* How long the answers count as arriving after one: a tenth of the answer time, within
+ * 2 and 50 ms. */
+START_TEST(pause_follows_the_answer_time)
+{
+	ck_assert_int_eq(sched_pause_us(0), SCHED_PAUSE_MIN_US);
+	ck_assert_int_eq(sched_pause_us(10000), SCHED_PAUSE_MIN_US);
+	ck_assert_int_eq(sched_pause_us(50000), 5000);
+	ck_assert_int_eq(sched_pause_us(250000), 25000);
+	ck_assert_int_eq(sched_pause_us(500000), SCHED_PAUSE_MAX_US);
+	ck_assert_int_eq(sched_pause_us(90000000), SCHED_PAUSE_MAX_US);
+}
+END_TEST
+
 /* The claims' names, as logs and alerts write them. */
 START_TEST(claim_names)
 {
@@ -177,9 +281,10 @@ END_TEST
 static Suite *sched_suite(void)
 {
 	Suite *s = suite_create("sched");
-	TCase *tc = testutil_tcase(
-	    s, "sched", 60,
-	    (const TTest *const[]){claim_names, flush_delay_follows_the_answer_time, NULL});
+	TCase *tc =
+	    testutil_tcase(s, "sched", 60,
+	                   (const TTest *const[]){claim_names, flush_delay_follows_the_answer_time,
+	                                          pause_follows_the_answer_time, NULL});
 	tcase_add_loop_test(tc, scheduler_choices, 0, (int)(sizeof(choices) / sizeof(choices[0])));
 	return s;
 }
