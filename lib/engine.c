@@ -52,6 +52,7 @@ static void engine_pump(struct engine *e);
 static void engine_want_requests(struct engine *e);
 static void engine_on_due(struct claim *rows, size_t n, const char *error, void *arg);
 static void engine_on_changes(struct order_change *rows, size_t n, const char *error, void *arg);
+static void engine_on_candidates(struct candidate *rows, size_t n, const char *error, void *arg);
 static void engine_on_requests(struct shop_request *rows, size_t n, bool blocked, const char *error,
                                void *arg);
 static void engine_on_inserted(struct claim *rows, size_t n, const char *error, void *arg);
@@ -81,8 +82,6 @@ struct engine *engine_new(struct event_base *base, const struct sp_config *cfg, 
 	struct pg_conn_handlers h = {
 	    .up = engine_db_up, .down = engine_db_down, .notify = engine_db_notify};
 	e->pc = pg_conn_new(base, cfg->db_conninfo, &h, e);
-	/* a claim's next candidates may go behind its intent insert (engine_ahead_read) */
-	pg_conn_set_pipelining(e->pc, true);
 	e->st = store_new(e->pc, cfg);
 	struct pg_conn_handlers wh = {.up = engine_writer_up};
 	e->wpc = pg_conn_new(base, cfg->db_conninfo, &wh, e);
@@ -176,8 +175,6 @@ static void engine_db_down(void *arg, const char *why)
 	e->prepared = false;
 	e->preparing = false;
 	e->running = SCHED_NONE;
-	e->inserting = false;
-	engine_ahead_drop(e);
 	if (e->listener.db_down)
 		e->listener.db_down(e->listener.arg);
 	if (e->once && !e->stats.ready) {
@@ -351,20 +348,6 @@ static struct sched_state engine_sched_state(const struct engine *e, int64_t now
 	return st;
 }
 
-/* The engine's state as the scheduler will see it once the running claim is done and
- * its `leased` rows are queued. */
-struct sched_state engine_sched_after_claim(const struct engine *e, size_t leased)
-{
-	struct sched_state st = engine_sched_state(e, clock_real_ms());
-	st.usable =
-	    !e->draining && !e->exited && !e->gave_up && e->prepared && pg_conn_is_up(e->pc);
-	st.queued += leased;
-	st.inflight = st.inflight || leased > 0;
-	if (e->running != SCHED_NONE) /* what engine_send_all will make the lead */
-		st.lead = (size_t)(e->stats.sent - e->claim_sent_from);
-	return st;
-}
-
 /* Marks a claim cycle of `kind` as running. */
 static void engine_claim_begin(struct engine *e, enum sched_claim kind, int limit, int room)
 {
@@ -397,8 +380,6 @@ static bool engine_claim_targeted(struct engine *e)
 	/* queued changes: blocked candidates are looked past, as by a scan */
 	e->looking_past = engine_queue_mode(e);
 	e->claim_limit = e->looking_past ? engine_scan_limit(e, e->claim_room) : e->claim_room;
-	if (engine_ahead_take(e))
-		return true;
 	if (store_find_candidates(e->st, (const char *const *)e->ids, give, e->claim_limit,
 	                          engine_on_candidates, e))
 		return true;
@@ -455,9 +436,6 @@ static void engine_pump(struct engine *e)
 	int64_t now = clock_real_ms();
 	struct sched_state st = engine_sched_state(e, now);
 	struct sched_choice next = sched_next(&st);
-	/* what was read ahead is for a targeted claim starting now, or for none */
-	if (st.usable && (next.claim != SCHED_TARGETED || engine_reads_changes(e)))
-		engine_ahead_drop(e);
 	if (next.claim != SCHED_NONE && !engine_claim_start(e, next, now))
 		e->running = SCHED_NONE;
 	engine_check_idle(e);
@@ -503,8 +481,6 @@ static void engine_claim_failed(struct engine *e, const char *error)
 	log_fields(LOG_LVL_WARNING, "claim_failed", LOG_STR("claim", sched_claim_name(k)),
 	           LOG_STR("reason", why));
 	e->running = SCHED_NONE;
-	e->inserting = false;
-	engine_ahead_drop(e);
 	size_t given = e->targeted;
 	e->targeted = 0;
 	int64_t now = clock_real_ms();
@@ -681,10 +657,6 @@ static void engine_insert_intents(struct engine *e, struct intent *intents, char
 	                                    engine_on_inserted, e)) {
 		engine_scan_sent_clear(e);
 		engine_claim_failed(e, "database connection lost");
-	} else {
-		e->inserting = e->running == SCHED_TARGETED;
-		e->insert_leased = (size_t)leased;
-		engine_ahead_read(e);
 	}
 	for (size_t i = 0; i < n; i++) {
 		free(intents[i].body);
@@ -719,7 +691,7 @@ static void engine_intents_from(struct engine *e, const struct candidate *orders
 
 /* Candidate orders read, by a scan or a targeted claim: the ids looked at are done with,
  * blocked candidates are looked past, the others become intents. */
-void engine_on_candidates(struct candidate *rows, size_t n, const char *error, void *arg)
+static void engine_on_candidates(struct candidate *rows, size_t n, const char *error, void *arg)
 {
 	struct engine *e = arg;
 	if (!engine_claim_read(e, error))
@@ -784,7 +756,6 @@ static void engine_send_leased(struct engine *e, struct claim *rows, size_t n)
 static void engine_on_inserted(struct claim *rows, size_t n, const char *error, void *arg)
 {
 	struct engine *e = arg;
-	e->inserting = false;
 	if (error) {
 		/* nothing was recorded, so nothing is sent; the orders are looked at again (the
 		 * queued changes were not deleted: they are read again) */
@@ -916,7 +887,6 @@ static void engine_send_queued(struct engine *e)
 	}
 	if (e->qlen == 0)
 		e->qhead = 0;
-	engine_ahead_read(e); /* the claim after the running insert may be due now */
 }
 
 /* Queues claimed rows for sending and sends what the window allows. Takes the array.

@@ -40,22 +40,6 @@ struct solo_outcome {
 	bool sanitised; /* the gateway's text is already dropped */
 };
 
-/* The next targeted claim's candidates, read on the claim connection behind the running
- * intent insert (pipelined: the read starts when the insert has committed), for the
- * claim that starts at once when the insert is done. */
-struct engine_ahead {
-	bool sent;     /* queued or on the wire, or its answer kept */
-	bool answered; /* the answer is in rows / n / error */
-	bool taken;    /* a claim waits for the answer */
-	bool dropped;  /* not to be used: freed when it comes */
-	struct candidate *rows;
-	size_t n;
-	char *error;
-	size_t given;   /* ids[0..given) were read */
-	int limit;      /* rows asked for */
-	unsigned epoch; /* ids_epoch when it was sent */
-};
-
 /* One modification on the wire, or waiting for its transaction's status to settle an
  * unknown outcome. */
 struct flight {
@@ -130,14 +114,10 @@ struct engine {
 	/* the cycle looks past blocked candidates: a scan, or a targeted claim of queued
 	 * changes (whose blocked orders stay queued for the next poll) */
 	bool looking_past;
-	size_t targeted;    /* ids[0..targeted) were given to the running targeted claim */
-	unsigned ids_epoch; /* changes whenever ids loses or reorders entries */
-	struct engine_ahead ahead;
-	bool inserting;       /* the running targeted claim's intent insert is under way */
-	size_t insert_leased; /* ... with this many rows to lease */
-	size_t targeted_max;  /* ids given at most: halved while a targeted query fails */
-	int claim_limit;      /* rows asked for by the running cycle */
-	int claim_room;       /* rows the running cycle may lease */
+	size_t targeted;     /* ids[0..targeted) were given to the running targeted claim */
+	size_t targeted_max; /* ids given at most: halved while a targeted query fails */
+	int claim_limit;     /* rows asked for by the running cycle */
+	int claim_room;      /* rows the running cycle may lease */
 	/* requests sent when the running cycle began, and how many the window took from the
 	 * queue while the last cycle that leased rows ran (the scheduler's lead) */
 	uint64_t claim_sent_from;
@@ -187,11 +167,6 @@ struct engine {
 
 /* Asks for a pump (the next claim) on the next loop iteration, coalescing requests. */
 void engine_kick(struct engine *e);
-/* The engine's state as the scheduler will see it once the running claim is done and
- * its `leased` rows are queued. */
-struct sched_state engine_sched_after_claim(const struct engine *e, size_t leased);
-/* Candidate orders read, by a scan or a targeted claim (store_candidates_fn). */
-void engine_on_candidates(struct candidate *rows, size_t n, const char *error, void *arg);
 /* The retry policy of the configuration, as lib/outcome.c takes it. */
 struct outcome_policy engine_outcome_policy(const struct engine *e);
 /* Counts, logs and records the outcome of one attempt; frees the flight. */
@@ -235,17 +210,6 @@ size_t engine_drop_blocked(struct engine *e, struct candidate *rows, size_t n);
 size_t engine_note_blocked(struct engine *e, const struct claim *rows, size_t n);
 /* Frees the order ids the running scan submitted. */
 void engine_scan_sent_clear(struct engine *e);
-/* While the running targeted claim's intent insert is under way (inserting): reads the
- * next targeted claim's candidates behind it when the scheduler would start that claim
- * as soon as the insert is done. Called when the insert is queued and whenever the
- * window takes rows from the queue. */
-void engine_ahead_read(struct engine *e);
-/* In a targeted claim that begins: takes the candidates read ahead when they are this
- * claim's (the same ids and limit); their answer goes to engine_on_candidates, now or
- * when it comes. False otherwise (the read ahead is dropped). */
-bool engine_ahead_take(struct engine *e);
-/* Drops the candidates read ahead, unless a claim waits for them. */
-void engine_ahead_drop(struct engine *e);
 /* Frees all of the above (engine_free). */
 void engine_orders_free(struct engine *e);
 

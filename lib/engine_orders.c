@@ -53,7 +53,6 @@ void engine_note_order(struct engine *e, const char *order_id)
 		e->wanted[SCHED_SCAN] = true;
 		return;
 	}
-	e->ids_epoch++;
 	e->ids = xgrow(e->ids, &e->cap_ids, e->nids + 1, sizeof(*e->ids));
 	e->ids[e->nids++] = xstrdup(order_id);
 }
@@ -180,7 +179,6 @@ void engine_forget_ids(struct engine *e, const struct candidate *rows, size_t n)
 {
 	size_t given = e->targeted;
 	e->targeted = 0;
-	e->ids_epoch++;
 	bool full = (int)n == e->claim_limit;
 	char **returned = xcalloc(n ? n : 1, sizeof(char *));
 	for (size_t i = 0; i < n; i++)
@@ -272,88 +270,8 @@ void engine_scan_sent_clear(struct engine *e)
 }
 
 /* Frees the order ids, the queued changes read and the blocked candidates. */
-/* Forgets the read ahead's answer and state. */
-static void engine_ahead_clear(struct engine *e)
-{
-	candidates_free(e->ahead.rows, e->ahead.n);
-	free(e->ahead.error);
-	memset(&e->ahead, 0, sizeof(e->ahead));
-}
-
-/* Hands the read ahead's answer to the claim that took it. */
-static void engine_ahead_deliver(struct engine *e)
-{
-	struct candidate *rows = e->ahead.rows;
-	size_t n = e->ahead.n;
-	char *error = e->ahead.error;
-	memset(&e->ahead, 0, sizeof(e->ahead));
-	engine_on_candidates(rows, n, error, e);
-	free(error);
-}
-
-/* The candidates read ahead came: to the claim waiting for them, kept for the next
- * claim, or freed when dropped. */
-static void engine_on_ahead(struct candidate *rows, size_t n, const char *error, void *arg)
-{
-	struct engine *e = arg;
-	e->ahead.rows = rows;
-	e->ahead.n = n;
-	e->ahead.error = error ? xstrdup(error) : NULL;
-	e->ahead.answered = true;
-	if (e->ahead.dropped)
-		engine_ahead_clear(e);
-	else if (e->ahead.taken)
-		engine_ahead_deliver(e);
-}
-
-void engine_ahead_read(struct engine *e)
-{
-	if (!e->inserting || !engine_queue_mode(e) || e->running != SCHED_TARGETED ||
-	    e->ahead.sent || e->nids == 0)
-		return;
-	struct sched_state st = engine_sched_after_claim(e, e->insert_leased);
-	st.notified = e->nids;
-	struct sched_choice next = sched_next(&st);
-	if (next.claim != SCHED_TARGETED)
-		return;
-	size_t give = e->nids < e->targeted_max ? e->nids : e->targeted_max;
-	int limit = engine_scan_limit(e, next.room);
-	if (!store_find_candidates(e->st, (const char *const *)e->ids, give, limit, engine_on_ahead,
-	                           e))
-		return;
-	e->ahead = (struct engine_ahead){
-	    .sent = true, .given = give, .limit = limit, .epoch = e->ids_epoch};
-}
-
-bool engine_ahead_take(struct engine *e)
-{
-	if (!e->ahead.sent)
-		return false;
-	if (e->ahead.dropped || e->ahead.epoch != e->ids_epoch || e->ahead.given != e->targeted ||
-	    e->ahead.limit != e->claim_limit) {
-		engine_ahead_drop(e);
-		return false;
-	}
-	e->ahead.taken = true;
-	if (e->ahead.answered)
-		engine_ahead_deliver(e);
-	return true;
-}
-
-void engine_ahead_drop(struct engine *e)
-{
-	if (!e->ahead.sent || e->ahead.taken)
-		return;
-	if (e->ahead.answered)
-		engine_ahead_clear(e);
-	else
-		e->ahead.dropped = true;
-}
-
 void engine_orders_free(struct engine *e)
 {
-	if (e->ahead.answered)
-		engine_ahead_clear(e);
 	engine_blocked_clear(e);
 	free(e->blocked);
 	engine_scan_sent_clear(e);

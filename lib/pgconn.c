@@ -54,12 +54,8 @@ struct pg_conn {
 	bool reading_for_connect; /* during connect: which direction PQconnectPoll asked for */
 
 	struct pg_query *head, *tail; /* head is the running query once sent */
-	size_t nsent;                 /* the first nsent queries are sent and await results */
-	/* prepared statements' executions and preparations go out behind the ones running
-	 * (libpq's pipeline mode, each with its own sync: its own transaction) */
-	bool pipelining;
-	bool in_pipeline; /* the connection is in libpq's pipeline mode */
-	PGresult *keep;   /* result kept for the callback of the running query */
+	bool sent;                    /* head has been sent and awaits its results */
+	PGresult *keep;               /* result kept for the callback of the running query */
 	/* the statements prepared (or being prepared) on this connection */
 	struct pg_prepared *prepared;
 	size_t nprepared;
@@ -176,8 +172,7 @@ static void pg_conn_close(struct pg_conn *pc)
 		pc->conn = NULL;
 	}
 	pc->fd = -1;
-	pc->nsent = 0;
-	pc->in_pipeline = false;
+	pc->sent = false;
 	pc->setting_up = false;
 	pg_conn_forget_prepared(pc);
 }
@@ -408,34 +403,6 @@ static bool pg_conn_enqueue_named(struct pg_conn *pc, const char *name, bool pre
                                   const int *lengths, const int *formats, pg_query_fn done,
                                   void *arg);
 
-/* Whether a query may go out in pipeline mode: a prepared statement's preparation or
- * execution (the extended protocol, one statement). */
-static bool query_pipelinable(const struct pg_conn *pc, const struct pg_query *q)
-{
-	return pc->pipelining && q->name != NULL && q->nparams >= 0;
-}
-
-/* The first query of the queue not sent yet, NULL when all are. */
-static struct pg_query *pg_conn_first_unsent(const struct pg_conn *pc)
-{
-	struct pg_query *q = pc->head;
-	for (size_t i = 0; q && i < pc->nsent; i++)
-		q = q->next;
-	return q;
-}
-
-/* Whether q, the first query not sent, may be sent now: nothing is running, or q goes
- * in pipeline mode behind the ones running. */
-static bool pg_conn_may_send(const struct pg_conn *pc, const struct pg_query *q)
-{
-	return pc->nsent == 0 || (pc->in_pipeline && query_pipelinable(pc, q));
-}
-
-void pg_conn_set_pipelining(struct pg_conn *pc, bool on)
-{
-	pc->pipelining = on;
-}
-
 /* Appends a query to the queue and starts it when the connection is free. A query sent
  * at once is not copied (an outcome or intent batch is a parameter of up to a few
  * hundred KiB, and libpq copies it into its output buffer anyway); a queued one is,
@@ -458,11 +425,11 @@ static bool pg_conn_enqueue_named(struct pg_conn *pc, const char *name, bool pre
 	if (pc->state != PGC_UP)
 		return false;
 	struct pg_query *q = xcalloc(1, sizeof(*q));
+	bool now = pc->head == NULL && !pc->sent;
 	q->sql = xstrdup(sql ? sql : "");
 	q->nparams = nparams;
 	q->name = name ? xstrdup(name) : NULL;
 	q->prepare = prepare;
-	bool now = pg_conn_first_unsent(pc) == NULL && pg_conn_may_send(pc, q);
 	if (!now && nparams > 0 && !prepare)
 		query_copy_params(q, params, lengths, formats);
 	q->done = done;
@@ -544,44 +511,22 @@ static bool pg_conn_flush(struct pg_conn *pc)
 	return true;
 }
 
-/* Sends the queued queries that may go now (the head when nothing is running; in
- * pipeline mode the prepared statements behind it too), dropping their parameters. */
+/* Sends the head of the queue if nothing is running, then drops its parameters. */
 static void pg_conn_pump(struct pg_conn *pc)
 {
-	struct pg_query *q;
-	while (pc->state == PGC_UP && (q = pg_conn_first_unsent(pc)) != NULL &&
-	       pg_conn_may_send(pc, q)) {
-		if (!pg_conn_send(pc, q, (const char *const *)q->params, q->lengths, q->formats))
-			return;
+	if (pc->state != PGC_UP || pc->sent || pc->head == NULL)
+		return;
+	struct pg_query *q = pc->head;
+	if (pg_conn_send(pc, q, (const char *const *)q->params, q->lengths, q->formats))
 		query_drop_params(q);
-	}
 }
 
-/* Enters or leaves libpq's pipeline mode for query q, the next to send, when nothing is
- * running; false when the connection was lost. */
-static bool pg_conn_pipeline_for(struct pg_conn *pc, const struct pg_query *q)
-{
-	bool pipe = query_pipelinable(pc, q);
-	if (pc->nsent > 0 || pipe == pc->in_pipeline)
-		return true;
-	if (!(pipe ? PQenterPipelineMode(pc->conn) : PQexitPipelineMode(pc->conn))) {
-		char *why = xstrdup(PQerrorMessage(pc->conn));
-		pg_conn_lost(pc, why);
-		free(why);
-		return false;
-	}
-	pc->in_pipeline = pipe;
-	return true;
-}
-
-/* Sends query q, the first not sent, with these parameters (pg_conn_may_send): its
- * text, the preparation of a named statement or its execution, in pipeline mode
- * followed by its sync; false when the connection was lost. */
+/* Sends query q, the head of the queue, with these parameters (nothing is running):
+ * its text, the preparation of a named statement or its execution; false when the
+ * connection was lost. */
 static bool pg_conn_send(struct pg_conn *pc, const struct pg_query *q, const char *const *params,
                          const int *lengths, const int *formats)
 {
-	if (!pg_conn_pipeline_for(pc, q))
-		return false;
 	int ok;
 	if (q->nparams < 0)
 		ok = PQsendQuery(pc->conn, q->sql);
@@ -593,15 +538,13 @@ static bool pg_conn_send(struct pg_conn *pc, const struct pg_query *q, const cha
 	else
 		ok = PQsendQueryParams(pc->conn, q->sql, q->nparams, NULL, params, lengths, formats,
 		                       0);
-	if (ok && pc->in_pipeline)
-		ok = PQpipelineSync(pc->conn);
 	if (!ok) {
 		char *why = xstrdup(PQerrorMessage(pc->conn));
 		pg_conn_lost(pc, why);
 		free(why);
 		return false;
 	}
-	pc->nsent++;
+	pc->sent = true;
 	return pg_conn_flush(pc);
 }
 
@@ -648,15 +591,13 @@ static void pg_conn_complete(struct pg_conn *pc)
 	pc->head = q->next;
 	if (pc->head == NULL)
 		pc->tail = NULL;
-	pc->nsent--;
+	pc->sent = false;
 	PGresult *res = pc->keep;
 	pc->keep = NULL;
 	const char *error = NULL;
 	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 	if (res == NULL)
 		error = "no result";
-	else if (st == PGRES_PIPELINE_ABORTED)
-		error = "not run: an earlier statement of its pipeline failed";
 	else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY)
 		error = PQresultErrorMessage(res);
 	if (q->prepare && error)
@@ -679,17 +620,9 @@ static void pg_conn_read(struct pg_conn *pc)
 		free(why);
 		return;
 	}
-	while (pc->state == PGC_UP && pc->nsent > 0 && !PQisBusy(pc->conn)) {
+	while (pc->state == PGC_UP && pc->sent && !PQisBusy(pc->conn)) {
 		PGresult *r = PQgetResult(pc->conn);
 		if (r == NULL) {
-			/* in pipeline mode the end of a query's results comes before its commit:
-			 * it completes at its sync */
-			if (!pc->in_pipeline)
-				pg_conn_complete(pc);
-			continue;
-		}
-		if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
-			PQclear(r);
 			pg_conn_complete(pc);
 			continue;
 		}

@@ -68,13 +68,6 @@ bool pg_conn_query_prepared(struct pg_conn *pc, const char *name, const char *sq
                             const char *const *params, const int *lengths, const int *formats,
                             pg_query_fn done, void *arg) __attribute__((warn_unused_result));
 
-/* Lets prepared statements (pg_conn_query_prepared) go out while others run: libpq's
- * pipeline mode, each statement followed by its own sync, so each is its own
- * transaction and its callback runs once it has committed, in the order queued. A
- * statement queued behind a running one starts on the server as soon as the one before
- * is done, without waiting for the caller. Other queries wait until nothing runs. */
-void pg_conn_set_pipelining(struct pg_conn *pc, bool on);
-
 /* Queues parameterless SQL that may hold several statements (e.g. "LISTEN a; LISTEN b"). */
 bool pg_conn_exec(struct pg_conn *pc, const char *sql, pg_query_fn done, void *arg)
     __attribute__((warn_unused_result));

@@ -5,9 +5,7 @@
  * columns changed type under it, and after a reconnect (the backend terminated) it is
  * prepared again on the new connection. With the daemon's session settings
  * (store_session_setup_sql) every execution is planned for its own parameters: no
- * generic plan is ever used (they are the trap of bench/README.md). With pipelining,
- * prepared statements queued together go out at once, each commits on its own and its
- * callback runs after its commit, in order. */
+ * generic plan is ever used (they are the trap of bench/README.md). */
 #include "autoconfig.h"
 
 #include "pgconn.h"
@@ -210,108 +208,13 @@ START_TEST(the_daemons_sessions_plan_every_call)
 }
 END_TEST
 
-/* What the pipelined statements of one test saw, in the order their callbacks ran. */
-struct piped {
-	struct fixture *f;
-	PGconn *side;  /* a second, plain connection looking at the first */
-	char *backend; /* the pipelined connection's backend pid */
-	int calls;
-	char *seen[4];  /* per call: its value or "error: ..." */
-	char *visible;  /* in the first callback: its row as the side connection sees it */
-	char *activity; /* ... and what the pipelined connection's backend runs then */
-};
-
-/* A pipelined statement completed: keeps its value or error; the first one also looks,
- * from the side connection, at its committed row and at what the backend runs next. */
-static void on_piped(PGresult *res, const char *error, void *arg)
-{
-	struct piped *p = arg;
-	if (p->calls < 4)
-		p->seen[p->calls] = error                ? xasprintf("error: %s", error)
-		                    : PQntuples(res) > 0 ? xstrdup(PQgetvalue(res, 0, 0))
-		                                         : xstrdup("");
-	if (p->calls == 0) {
-		p->visible = pgtest_value(p->side, "SELECT count(*) FROM t_piped WHERE n = 1");
-		char *sql = xasprintf("SELECT state || ':' || query FROM pg_stat_activity "
-		                      "WHERE pid = %s",
-		                      p->backend);
-		p->activity = pgtest_value(p->side, sql);
-		free(sql);
-	}
-	if (++p->calls == 4) {
-		p->f->done = true;
-		event_base_loopbreak(p->f->base);
-	}
-}
-
-START_TEST(pipelined_statements_go_behind_and_commit_each)
-{
-	char *conninfo = pgtest_createdb(NULL);
-	struct fixture f = {.base = event_base_new()};
-	struct pg_conn_handlers h = {.up = on_up};
-	f.pc = pg_conn_new(f.base, conninfo, &h, &f);
-	pg_conn_set_pipelining(f.pc, true);
-	pg_conn_start(f.pc);
-	wait_up(&f, 1);
-	/* an insert's commit takes 0.3 s (a deferred trigger), so that a callback run
-	 * before the commit would not see its row from another session */
-	run_plain(&f, "CREATE TABLE t_piped (n int PRIMARY KEY)");
-	run_plain(&f, "CREATE FUNCTION t_slow_commit() RETURNS trigger LANGUAGE plpgsql AS "
-	              "$$BEGIN PERFORM pg_sleep(0.3); RETURN NULL; END$$");
-	run_plain(&f, "CREATE CONSTRAINT TRIGGER t_slow AFTER INSERT ON t_piped DEFERRABLE "
-	              "INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION t_slow_commit()");
-	run_plain(&f, "SELECT pg_backend_pid()");
-	struct piped p = {.f = &f, .side = pgtest_connect(conninfo), .backend = xstrdup(f.value)};
-
-	/* four statements queued at once: an insert, a slow select behind it, one that
-	 * fails, another insert */
-	static const char ins[] = "INSERT INTO t_piped VALUES ($1::int) RETURNING n";
-	static const char slow[] = "SELECT 'second:' || pg_sleep($1::float8)";
-	static const char div[] = "SELECT 1 / $1::int";
-	const char *one[] = {"1"}, *half[] = {"0.5"}, *zero[] = {"0"}, *four[] = {"4"};
-	ck_assert(pg_conn_query_prepared(f.pc, "t_ins", ins, 1, one, NULL, NULL, on_piped, &p));
-	ck_assert(pg_conn_query_prepared(f.pc, "t_slow", slow, 1, half, NULL, NULL, on_piped, &p));
-	ck_assert(pg_conn_query_prepared(f.pc, "t_div", div, 1, zero, NULL, NULL, on_piped, &p));
-	ck_assert(pg_conn_query_prepared(f.pc, "t_ins", ins, 1, four, NULL, NULL, on_piped, &p));
-	wait_done(&f);
-
-	/* in order, each its own transaction: the failure spoils none of the others */
-	ck_assert_int_eq(p.calls, 4);
-	ck_assert_str_eq(p.seen[0], "1");
-	ck_assert_str_eq(p.seen[1], "second:");
-	ck_assert_msg(strstr(p.seen[2], "division by zero") != NULL, "%s", p.seen[2]);
-	ck_assert_str_eq(p.seen[3], "4");
-	/* the first callback ran after its commit, and the slow select was on the server
-	 * already: it went out behind the insert, not after the insert's callback */
-	ck_assert_str_eq(p.visible, "1");
-	ck_assert_msg(strncmp(p.activity, "active:", 7) == 0 && strstr(p.activity, "second:"), "%s",
-	              p.activity);
-	/* a plain statement after them leaves pipeline mode and runs as usual */
-	run_plain(&f, "SELECT string_agg(n::text, ',' ORDER BY n) FROM t_piped");
-	ck_assert_str_eq(f.value, "1,4");
-
-	for (int i = 0; i < 4; i++)
-		free(p.seen[i]);
-	free(p.visible);
-	free(p.activity);
-	free(p.backend);
-	PQfinish(p.side);
-	free(f.value);
-	free(f.error);
-	pg_conn_free(f.pc);
-	event_base_free(f.base);
-	free(conninfo);
-}
-END_TEST
-
 int main(void)
 {
 	pgtest_start();
 	Suite *s = suite_create("pgconn_prepared");
 	testutil_tcase(s, "pgconn_prepared", 60,
-	               (const TTest *const[]){
-	                   prepared_once_per_connection, the_daemons_sessions_plan_every_call,
-	                   pipelined_statements_go_behind_and_commit_each, NULL});
+	               (const TTest *const[]){prepared_once_per_connection,
+	                                      the_daemons_sessions_plan_every_call, NULL});
 	int status = testutil_run_suite(s, CK_NORMAL);
 	pgtest_stop();
 	return status;
