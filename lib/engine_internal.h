@@ -122,6 +122,9 @@ struct engine {
 	 * queue while the last cycle that leased rows ran (the scheduler's lead) */
 	uint64_t claim_sent_from;
 	size_t claim_lead;
+	/* the window had room and nothing was queued while the running cycle ran: it
+	 * would have taken more than it did, and the lead is taken as a whole batch */
+	bool claim_starved;
 	bool prepared;
 	/* the scans of this poll: blocked candidates (sorted), and what the running scan
 	 * submitted for sending */
