@@ -372,6 +372,7 @@ static void engine_claim_begin(struct engine *e, enum sched_claim kind, int limi
 	e->claim_full = false;
 	e->looking_past = kind == SCHED_SCAN;
 	e->claim_sent_from = e->stats.sent;
+	e->claim_starved = false;
 }
 
 /* Half-open breaker: one due row is claimed to go out as the probe. */
@@ -913,16 +914,21 @@ static void engine_send_queued(struct engine *e)
 		           LOG_STR("msg", "released unsent; claimed again with a fresh lease"));
 		engine_release(e, c, "released unsent: lease too short to send");
 	}
-	if (e->qlen == 0)
+	if (e->qlen == 0) {
 		e->qhead = 0;
+		if (e->running != SCHED_NONE && (int)http_inflight(e->http) < e->cfg->max_inflight)
+			e->claim_starved = true;
+	}
 }
 
 /* Queues claimed rows for sending and sends what the window allows. Takes the array.
- * What the window took from the queue while this claim ran is the next claims' lead. */
+ * What the window took from the queue while this claim ran is the next claims' lead
+ * (sched_lead: a whole batch when the queue ran dry with room in the window). */
 static void engine_send_all(struct engine *e, struct claim *rows, size_t n)
 {
 	if (e->running != SCHED_NONE)
-		e->claim_lead = (size_t)(e->stats.sent - e->claim_sent_from);
+		e->claim_lead = sched_lead((size_t)(e->stats.sent - e->claim_sent_from),
+		                           e->claim_starved, e->cfg->batch_size);
 	if (e->qhead + e->qlen + n > e->qcap) {
 		if (e->qlen > 0)
 			memmove(e->queue, e->queue + e->qhead, e->qlen * sizeof(*e->queue));

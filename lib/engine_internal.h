@@ -126,6 +126,9 @@ struct engine {
 	 * the answers pause, for a claim that waits for that (sched_choice.deferred) */
 	int64_t last_answer_us;
 	struct event *ev_pause;
+	/* the window had room and nothing was queued while the running cycle ran: it
+	 * would have taken more than it did, and the lead is taken as a whole batch */
+	bool claim_starved;
 	bool prepared;
 	/* the scans of this poll: blocked candidates (sorted), and what the running scan
 	 * submitted for sending */

@@ -118,6 +118,13 @@ struct sched_choice sched_next(const struct sched_state *s)
 	return c;
 }
 
+size_t sched_lead(size_t sent, bool starved, int batch_size)
+{
+	if (starved && batch_size > 0)
+		return (size_t)batch_size;
+	return sent;
+}
+
 /* The recent time of the gateway's answers (an exponentially weighted average). */
 int64_t sched_latency_avg(int64_t avg_us, int64_t sample_us)
 {

@@ -87,4 +87,11 @@ int64_t sched_latency_avg(int64_t avg_us, int64_t sample_us);
 #define SCHED_FLUSH_MAX_US 30000
 int64_t sched_flush_delay_us(int64_t latency_avg_us);
 
+/* The lead of the next claims (sched_state.lead): what the window took from the queue
+ * while the last claim ran, `sent` requests; when the queue ran dry meanwhile with room
+ * in the window (`starved`) it would have taken more than it did, and the lead is a
+ * whole batch. Measured by what was sent alone, a claim that left the window starved
+ * made the next one start later still (bench/README.md, the 0 ms burst's idle cores). */
+size_t sched_lead(size_t sent, bool starved, int batch_size);
+
 #endif

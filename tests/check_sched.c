@@ -267,6 +267,30 @@ START_TEST(pause_follows_the_answer_time)
 }
 END_TEST
 
+/* The next claims' lead: what the window took while the last claim ran, a whole batch
+ * when the queue ran dry with room in the window meanwhile. */
+START_TEST(lead_of_a_starved_claim_is_a_batch)
+{
+	ck_assert_uint_eq(sched_lead(300, false, 512), 300);
+	ck_assert_uint_eq(sched_lead(700, false, 512), 700);
+	ck_assert_uint_eq(sched_lead(300, true, 512), 512);
+	ck_assert_uint_eq(sched_lead(0, true, 512), 512);
+	ck_assert_uint_eq(sched_lead(40, true, 0), 40);
+	/* batch 10, window 20, 31 rows queued: after a claim that took 4 the next waits
+	 * (too little room), after a starved one it claims a whole batch */
+	struct sched_state s = {IDLE,
+	                        .want_scan = true,
+	                        .max_inflight = 20,
+	                        .inflight = true,
+	                        .queued = 31,
+	                        .lead = sched_lead(4, false, 10)};
+	ck_assert_int_eq(sched_next(&s).claim, SCHED_NONE);
+	s.lead = sched_lead(4, true, 10);
+	ck_assert_int_eq(sched_next(&s).claim, SCHED_SCAN);
+	ck_assert_int_eq(sched_next(&s).room, 10);
+}
+END_TEST
+
 /* The claims' names, as logs and alerts write them. */
 START_TEST(claim_names)
 {
@@ -284,7 +308,8 @@ static Suite *sched_suite(void)
 	TCase *tc =
 	    testutil_tcase(s, "sched", 60,
 	                   (const TTest *const[]){claim_names, flush_delay_follows_the_answer_time,
-	                                          pause_follows_the_answer_time, NULL});
+	                                          pause_follows_the_answer_time,
+	                                          lead_of_a_starved_claim_is_a_batch, NULL});
 	tcase_add_loop_test(tc, scheduler_choices, 0, (int)(sizeof(choices) / sizeof(choices[0])));
 	return s;
 }
