@@ -21,6 +21,7 @@
 #include "log.h"
 #include "modification.h"
 #include "pgconn.h"
+#include "status_call.h"
 #include "uuid.h"
 #include "xmalloc.h"
 
@@ -1282,6 +1283,10 @@ void engine_set_status_client(struct engine *e, struct status_client *status)
 	if (status != e->status)
 		engine_drop_settling(e);
 	e->status = status;
+	/* one TLS session cache for both callers of the gateway: a session the status calls
+	 * hold (the reconciler's, before any capture) resumes the connections of a burst */
+	if (status != NULL && e->http != NULL)
+		(void)status_client_share_tls(status, e->http);
 }
 
 /* The --once exit status: 0 when nothing due was left undone. */

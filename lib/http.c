@@ -50,6 +50,12 @@
  * 16 KiB upload buffer). */
 #define HTTP_POOL_MAX 64
 
+/* curl's TLS session cache, held by every client that shares it (http_client_share_tls). */
+struct http_tls_share {
+	CURLSH *share;
+	int refs;
+};
+
 /* One curl multi handle with its own timer and connection cache. */
 struct http_lane {
 	struct http_client *client;
@@ -89,8 +95,8 @@ struct http_client {
 	struct event_base *base;
 	struct http_lane *lanes;
 	size_t nlanes;
-	CURLSH *share; /* TLS sessions, shared by every transfer */
-	CURL **pool;   /* idle easy handles, reset (no URL, body or credentials left) */
+	struct http_tls_share *tls; /* TLS sessions, shared by every transfer */
+	CURL **pool; /* idle easy handles, reset (no URL, body or credentials left) */
 	size_t npool;
 	char *ca_file;
 	bool bundle_only; /* trust one CA file (ours or curl's default), no CA directory */
@@ -105,6 +111,33 @@ struct http_client {
 	bool dying;   /* http_client_free was called while depth > 0 */
 	bool added;   /* some lane's "added" is set */
 };
+
+/* A new TLS session cache with one holder, or NULL when curl refuses. */
+static struct http_tls_share *tls_share_new(void)
+{
+	CURLSH *sh = curl_share_init();
+
+	if (sh == NULL)
+		return NULL;
+	if (curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK) {
+		curl_share_cleanup(sh);
+		return NULL;
+	}
+	struct http_tls_share *t = xcalloc(1, sizeof(*t));
+	t->share = sh;
+	t->refs = 1;
+	return t;
+}
+
+/* Drops one holder of a TLS session cache; the last frees it (no easy handle of the
+ * holder may still be attached). NULL is a no-op. */
+static void tls_share_put(struct http_tls_share *t)
+{
+	if (t == NULL || --t->refs > 0)
+		return;
+	curl_share_cleanup(t->share);
+	free(t);
+}
 
 /* Returns an easy handle to the pool, reset so that it keeps no request's data, or
  * frees it when the pool is full. */
@@ -208,7 +241,7 @@ static void client_destroy(struct http_client *c)
 	while (c->npool > 0)
 		curl_easy_cleanup(c->pool[--c->npool]);
 	free(c->pool);
-	curl_share_cleanup(c->share);
+	tls_share_put(c->tls);
 	while (c->socks != NULL)
 		sock_free(c->socks);
 	free(c->ca_file);
@@ -468,9 +501,8 @@ struct http_client *http_client_new(struct event_base *base, const struct http_o
 	c->base = base;
 	int npri = event_base_get_npriorities(base);
 	c->priority = npri > 1 ? npri - 1 : -1;
-	c->share = curl_share_init();
-	ok = c->share != NULL &&
-	     curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) == CURLSHE_OK;
+	c->tls = tls_share_new();
+	ok = c->tls != NULL;
 	c->nlanes = lane_count(opt->max_host_connections);
 	c->lanes = xcalloc(c->nlanes, sizeof(*c->lanes));
 	for (size_t i = 0; ok && i < c->nlanes; i++) {
@@ -483,8 +515,7 @@ struct http_client *http_client_new(struct event_base *base, const struct http_o
 	}
 	if (!ok) {
 		lanes_free(c);
-		if (c->share != NULL)
-			curl_share_cleanup(c->share);
+		tls_share_put(c->tls);
 		free(c);
 		curl_global_cleanup();
 		return NULL;
@@ -551,7 +582,7 @@ static bool xfer_setup(struct http_xfer *x, const struct http_request *req)
 	if (strncasecmp(req->url, "https:", 6) == 0)
 		SETOPT(CURLOPT_PIPEWAIT, 1L);
 	SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
-	SETOPT(CURLOPT_SHARE, c->share);
+	SETOPT(CURLOPT_SHARE, c->tls->share);
 	if (c->bundle_only)
 		SETOPT(CURLOPT_CAPATH, NULL);
 #if LIBCURL_VERSION_NUM >= 0x075700
@@ -660,4 +691,20 @@ fail:
 size_t http_inflight(const struct http_client *c)
 {
 	return c != NULL ? c->inflight : 0;
+}
+
+bool http_client_share_tls(struct http_client *c, struct http_client *with)
+{
+	if (c == NULL || with == NULL || c->inflight > 0)
+		return false;
+	if (c->tls == with->tls)
+		return true;
+	/* the pooled handles are still attached to the old cache: curl frees it only
+	 * once none is */
+	while (c->npool > 0)
+		curl_easy_cleanup(c->pool[--c->npool]);
+	tls_share_put(c->tls);
+	c->tls = with->tls;
+	c->tls->refs++;
+	return true;
 }

@@ -67,6 +67,15 @@ typedef void (*http_done_fn)(const struct http_result *res, void *arg);
 bool http_submit(struct http_client *c, const struct http_request *req, http_done_fn done,
                  void *arg) __attribute__((warn_unused_result));
 
+/* From now on c's TLS connections look up and keep their sessions in with's cache, so
+ * that a session either client holds for a server resumes the other's new connections
+ * (each connection's first handshake otherwise a full one, with the chain verified).
+ * curl resumes a session only on a connection to the same host and port with the same
+ * TLS settings (CA file, verification) as the one that made it; a full handshake still
+ * verifies the server's chain. The cache lives while one of its clients does. False
+ * (nothing changed) when c has transfers running or either is NULL. */
+bool http_client_share_tls(struct http_client *c, struct http_client *with);
+
 /* Transfers submitted and not yet completed. */
 size_t http_inflight(const struct http_client *c);
 

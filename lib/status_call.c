@@ -231,6 +231,11 @@ void status_client_free(struct status_client *c)
 	free(c);
 }
 
+bool status_client_share_tls(struct status_client *c, struct http_client *http)
+{
+	return c != NULL && http_client_share_tls(c->http, http);
+}
+
 void status_client_reload(struct status_client *c, const struct sp_config *cfg, const char *secret)
 {
 	c->cfg = cfg;

@@ -14,6 +14,7 @@
 struct event_base;
 struct sp_config;
 struct status_client; /* opaque */
+struct http_client;
 
 /* How a status call ended. Only STATUS_OK carries a history; nothing may be decided
  * from any other result. */
@@ -50,6 +51,11 @@ struct status_client *status_client_new(struct event_base *base, const struct sp
 /* Drops queued calls and aborts running ones (their callbacks are not called). NULL is a
  * no-op. */
 void status_client_free(struct status_client *c);
+
+/* The status calls' TLS connections keep and resume their sessions in the cache of
+ * http (the engine's client to the same gateway): lib/http.h, http_client_share_tls.
+ * False (each keeps its own) when a call is running or either is NULL. */
+bool status_client_share_tls(struct status_client *c, struct http_client *http);
 
 /* Swaps in a new configuration and secret (same lifetime rule as at creation). */
 void status_client_reload(struct status_client *c, const struct sp_config *cfg, const char *secret);
