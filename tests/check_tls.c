@@ -1,9 +1,12 @@
 /* lib/http.c over TLS against the real smartpay-sim: connections kept across drained
- * windows, TLS sessions resumed on new connections, verification always on. */
+ * windows, TLS sessions resumed on new connections (also from a cache shared between
+ * clients), verification always on. */
 #include "autoconfig.h"
 
+#include "config.h"
 #include "http.h"
 #include "simproc.h"
+#include "status_call.h"
 #include "testutil.h"
 #include "xmalloc.h"
 
@@ -180,6 +183,153 @@ START_TEST(untrusted_certificate_refused)
 }
 END_TEST
 
+/* A second client on t's loop trusting ca_file, at most WAVE connections. */
+static struct http_client *second_client(struct tls_ctx *t, const char *ca_file)
+{
+	struct http_options o = {.ca_file = ca_file,
+	                         .timeout_ms = 20000,
+	                         .connect_timeout_ms = 5000,
+	                         .max_host_connections = WAVE};
+	struct http_client *c = http_client_new(t->base, &o);
+	ck_assert_ptr_nonnull(c);
+	return c;
+}
+
+/* A client sharing another's session cache (http_client_share_tls) resumes, on its very
+ * first connection, the session the other holds (on its own cache that connection would
+ * be a full handshake), and the cache outlives the client that filled it. One new
+ * connection at a time: OpenSSL's client takes a TLS 1.3 ticket out of use once a
+ * handshake that resumed it has finished, and each handshake brings the next tickets. */
+START_TEST(shared_cache_resumes_the_other_clients_session)
+{
+	struct tls_ctx t;
+	ctx_init(&t, "");
+	wave(&t, 1, NULL);
+	struct http_client *first = t.client;
+	t.client = second_client(&t, simproc_ca_file(t.sim));
+	ck_assert(http_client_share_tls(t.client, first));
+	long conns0 = ledger_number(&t, "connections");
+	long resumed0 = ledger_number(&t, "tlsResumed");
+	wave(&t, 1, "Connection: close");
+	wave(&t, 1, "Connection: close");
+	http_client_free(first);
+	wave(&t, 1, NULL);
+	ck_assert_msg(t.failed == 0, "%d failed: %s", t.failed, t.last_error);
+	/* each ledger read after the first came on a connection of its own, a full handshake */
+	ck_assert_int_eq(ledger_number(&t, "connections") - conns0 - 2, 3);
+	ck_assert_int_eq(ledger_number(&t, "tlsResumed") - resumed0, 3);
+	ctx_done(&t);
+}
+END_TEST
+
+/* Counts a status call's answer and stops the loop. */
+static void on_status(enum status_result result, struct gw_history *history, int http_status,
+                      const char *error, void *arg)
+{
+	(void)history;
+	(void)http_status;
+	(void)error;
+	struct tls_ctx *t = arg;
+	if (result == STATUS_OK)
+		t->ok++;
+	else
+		t->failed++;
+	event_base_loopbreak(t->base);
+}
+
+/* The daemon's status calls (lib/status_call.c) keep their sessions in the engine's
+ * cache: after one status call, the engine's client's first connection resumes. */
+START_TEST(status_calls_share_the_engines_sessions)
+{
+	struct tls_ctx t;
+	ctx_init(&t, "");
+	char *text =
+	    xasprintf("[smartpay]\nbase_url = %s\nmerchant_key = %s\nca_file = %s\n",
+	              simproc_base_url(t.sim), simproc_merchant_key(t.sim), simproc_ca_file(t.sim));
+	struct sp_config *cfg = NULL;
+	char *errors = NULL;
+	ck_assert_msg(config_load_string("t.conf", text, &cfg, &errors), "%s", errors);
+	struct status_client *sc = status_client_new(t.base, cfg, simproc_auth_key(t.sim));
+	ck_assert_ptr_nonnull(sc);
+	ck_assert(status_client_share_tls(sc, t.client));
+	status_client_get(sc, "00000007-0000-4000-8000-000000000000", on_status, &t);
+	struct timeval tv = {30, 0};
+	event_base_loopexit(t.base, &tv);
+	event_base_dispatch(t.base);
+	ck_assert_int_eq(t.ok, 1);
+	long conns0 = ledger_number(&t, "connections");
+	long resumed0 = ledger_number(&t, "tlsResumed");
+	wave(&t, 1, NULL);
+	ck_assert_msg(t.failed == 0, "%d failed: %s", t.failed, t.last_error);
+	ck_assert_int_eq(ledger_number(&t, "connections") - conns0 - 2, 1);
+	ck_assert_int_eq(ledger_number(&t, "tlsResumed") - resumed0, 1);
+	status_client_free(sc);
+	config_free(cfg);
+	free(text);
+	ctx_done(&t);
+}
+END_TEST
+
+/* A client that trusts another CA finds no session in the cache it shares with one that
+ * trusts the simulator's: its handshakes are full ones, and they are refused. */
+START_TEST(shared_cache_keeps_verification)
+{
+	struct tls_ctx t;
+	ctx_init(&t, "");
+	wave(&t, 1, NULL);
+	ck_assert_int_eq(t.ok, 1);
+	ck_assert(simproc_make_tls(simproc_dir(t.sim), "other"));
+	char *other = xasprintf("%s/other-ca.pem", simproc_dir(t.sim));
+	struct http_client *first = t.client;
+	t.client = second_client(&t, other);
+	ck_assert(http_client_share_tls(t.client, first));
+	long resumed0 = ledger_number(&t, "tlsResumed");
+	wave(&t, 2, NULL);
+	ck_assert_int_eq(t.ok, 1);
+	ck_assert_int_eq(t.failed, 2);
+	ck_assert_int_eq(ledger_number(&t, "tlsResumed"), resumed0);
+	http_client_free(first);
+	free(other);
+	ctx_done(&t);
+}
+END_TEST
+
+/* Joining another client's cache is refused while a transfer is running, and the
+ * transfer still finishes. */
+START_TEST(share_refused_while_a_transfer_runs)
+{
+	struct tls_ctx t;
+	ctx_init(&t, "");
+	struct http_client *other = second_client(&t, simproc_ca_file(t.sim));
+	const char *headers[] = {"Content-Type: application/json", "Accept-Language: en-US",
+	                         "Origin: https://shop.example", NULL};
+	char *body = xasprintf("{\"transactionId\":\"00000007-0000-4000-8000-%012lx\","
+	                       "\"merchantKey\":\"%s\",\"modificationId\":\"tls-share\"}",
+	                       0L, simproc_merchant_key(t.sim));
+	struct http_request req = {.method = "POST",
+	                           .url = t.url,
+	                           .headers = headers,
+	                           .body = body,
+	                           .body_len = strlen(body),
+	                           .username = simproc_merchant_key(t.sim),
+	                           .password = simproc_auth_key(t.sim)};
+	t.expected = 1;
+	ck_assert(http_submit(t.client, &req, on_done, &t));
+	ck_assert(!http_client_share_tls(t.client, other));
+	ck_assert(!http_client_share_tls(NULL, other));
+	ck_assert(!http_client_share_tls(other, NULL));
+	struct timeval tv = {30, 0};
+	event_base_loopexit(t.base, &tv);
+	event_base_dispatch(t.base);
+	ck_assert_msg(t.ok == 1, "failed: %s", t.last_error);
+	ck_assert(http_client_share_tls(t.client, other));
+	ck_assert(http_client_share_tls(t.client, other));
+	http_client_free(other);
+	free(body);
+	ctx_done(&t);
+}
+END_TEST
+
 /* The suite. */
 static Suite *tls_suite(void)
 {
@@ -189,6 +339,10 @@ static Suite *tls_suite(void)
 	tcase_add_test(tc, connections_survive_a_drained_window);
 	tcase_add_test(tc, new_connections_resume_the_session);
 	tcase_add_test(tc, untrusted_certificate_refused);
+	tcase_add_test(tc, shared_cache_resumes_the_other_clients_session);
+	tcase_add_test(tc, shared_cache_keeps_verification);
+	tcase_add_test(tc, share_refused_while_a_transfer_runs);
+	tcase_add_test(tc, status_calls_share_the_engines_sessions);
 	suite_add_tcase(s, tc);
 	return s;
 }
