@@ -1284,7 +1284,7 @@ void engine_set_status_client(struct engine *e, struct status_client *status)
 		engine_drop_settling(e);
 	e->status = status;
 	/* one TLS session cache for both callers of the gateway: a session the status calls
-	 * hold (the reconciler's, before any capture) resumes the connections of a burst */
+	 * hold (the reconciler's, before any capture) resumes a burst's first connections */
 	if (status != NULL && e->http != NULL)
 		(void)status_client_share_tls(status, e->http);
 }
