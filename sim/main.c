@@ -18,6 +18,9 @@
 #include "timeutil.h"
 #include "xmalloc.h"
 
+/* Callbacks at the default priority the loop runs before it looks at its timers again. */
+#define SIM_MAX_CALLBACKS 16
+
 /* Command-line settings. */
 struct sim_options {
 	const char *listen;
@@ -261,14 +264,20 @@ int main(int argc, char **argv)
 	event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST |
 	                               EVENT_BASE_FLAG_PRECISE_TIMER |
 	                               EVENT_BASE_FLAG_NO_CACHE_TIME);
+	/* After at most SIM_MAX_CALLBACKS callbacks below the peek's priority (accepts,
+	 * requests read and parsed) the loop looks at its timers again, so an answer that
+	 * fell due during a storm of new connections or requests is not held behind all
+	 * of that pass's work. */
+	(void)event_config_set_max_dispatch_interval(cfg, NULL, SIM_MAX_CALLBACKS,
+	                                             SIM_PRIO_DEFAULT);
 	ctx.base = event_base_new_with_config(cfg);
 	event_config_free(cfg);
 	if (ctx.base == NULL)
 		ctx.base = event_base_new();
-	/* two priorities: a request's arrival time is peeked (server.c) before evhttp,
-	 * at the default priority 1, reads the request */
+	/* the priorities of enum sim_priority: due answers first, then a request's arrival
+	 * time peeked (server.c) before evhttp reads the request */
 	if (ctx.base != NULL)
-		(void)event_base_priority_init(ctx.base, 2);
+		(void)event_base_priority_init(ctx.base, SIM_PRIO_COUNT);
 	ctx.state = sim_state_new(o.auth_validity_ms);
 	if (o.preload > 0)
 		sim_state_preload(ctx.state, o.preload, o.seed);
