@@ -18,9 +18,6 @@
 #include "timeutil.h"
 #include "xmalloc.h"
 
-/* Callbacks at the default priority the loop runs before it looks at its timers again. */
-#define SIM_MAX_CALLBACKS 16
-
 /* Command-line settings. */
 struct sim_options {
 	const char *listen;
@@ -264,12 +261,6 @@ int main(int argc, char **argv)
 	event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST |
 	                               EVENT_BASE_FLAG_PRECISE_TIMER |
 	                               EVENT_BASE_FLAG_NO_CACHE_TIME);
-	/* After at most SIM_MAX_CALLBACKS callbacks below the peek's priority (accepts,
-	 * requests read and parsed) the loop looks at its timers again, so an answer that
-	 * fell due during a storm of new connections or requests is not held behind all
-	 * of that pass's work. */
-	(void)event_config_set_max_dispatch_interval(cfg, NULL, SIM_MAX_CALLBACKS,
-	                                             SIM_PRIO_DEFAULT);
 	ctx.base = event_base_new_with_config(cfg);
 	event_config_free(cfg);
 	if (ctx.base == NULL)
