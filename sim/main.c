@@ -265,10 +265,10 @@ int main(int argc, char **argv)
 	event_config_free(cfg);
 	if (ctx.base == NULL)
 		ctx.base = event_base_new();
-	/* two priorities: a request's arrival time is peeked (server.c) before evhttp,
-	 * at the default priority 1, reads the request */
+	/* the priorities of enum sim_priority: due answers first, then a request's arrival
+	 * time peeked (server.c) before evhttp reads the request */
 	if (ctx.base != NULL)
-		(void)event_base_priority_init(ctx.base, 2);
+		(void)event_base_priority_init(ctx.base, SIM_PRIO_COUNT);
 	ctx.state = sim_state_new(o.auth_validity_ms);
 	if (o.preload > 0)
 		sim_state_preload(ctx.state, o.preload, o.seed);

@@ -264,7 +264,7 @@ struct sim_conn {
 	struct sim_ctx *ctx;
 	struct evhttp_connection *evcon;
 	evutil_socket_t fd;
-	struct event *peek; /* one-shot, at the loop's first priority: runs before evhttp reads */
+	struct event *peek; /* one-shot, at SIM_PRIO_PEEK: runs before evhttp reads */
 	int64_t arrival_us; /* monotonic; 0 when none was taken */
 };
 
@@ -415,6 +415,8 @@ void sim_answer(struct sim_ctx *ctx, struct evhttp_request *req, const struct si
 		p->len = len;
 	}
 	p->timer = evtimer_new(ctx->base, pending_fire, p);
+	/* a due answer goes before new connections and requests (sim.h) */
+	(void)event_priority_set(p->timer, SIM_PRIO_ANSWER);
 	p->next = ctx->pending;
 	if (ctx->pending)
 		ctx->pending->prev = p;

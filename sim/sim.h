@@ -18,6 +18,19 @@ struct sim_pending;
 struct sim_conn;
 struct json_tokener;
 
+/* The loop's priorities, most urgent first (main.c sets them up, server.c assigns
+ * them): a due answer's timer, then the peek of a request's arrival time, then
+ * everything else at libevent's default (the middle of SIM_PRIO_COUNT: the listener,
+ * evhttp's connections reading and parsing requests). A request read late keeps its
+ * arrival time (the kernel's receive stamp, peeked), an answer written late does not,
+ * so due answers go before new connections are accepted or requests read. */
+enum sim_priority {
+	SIM_PRIO_ANSWER = 0,
+	SIM_PRIO_PEEK = 1,
+	SIM_PRIO_DEFAULT = 2,
+	SIM_PRIO_COUNT = 4 /* libevent's default priority is SIM_PRIO_COUNT / 2 */
+};
+
 struct sim_ctx {
 	struct event_base *base;
 	struct evhttp *http;

@@ -1,6 +1,7 @@
 #include "autoconfig.h"
 
 #include <check.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,8 @@
 #include <time.h>
 
 #include <arpa/inet.h>
+#include <poll.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -1766,6 +1769,146 @@ START_TEST(http_latency_keep_alive)
 }
 END_TEST
 
+/* One client connection of a burst: its answer being read and when its request left. */
+struct burst_conn {
+	int fd;
+	char buf[4096];
+	size_t have;
+	int64_t sent_us; /* monotonic, taken before the request's write */
+};
+
+/* Monotonic µs. */
+static int64_t mono_us(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
+}
+
+/* The length of the whole HTTP answer at the start of buf (with its status), 0 while
+ * it is incomplete. */
+static size_t answer_length(char *buf, size_t have, int *status)
+{
+	buf[have] = '\0';
+	char *end = strstr(buf, "\r\n\r\n");
+	const char *cl = strstr(buf, "Content-Length: ");
+	if (end == NULL || cl == NULL || cl > end)
+		return 0;
+	size_t total = (size_t)(end + 4 - buf) + (size_t)strtoul(cl + 16, NULL, 10);
+	if (have < total)
+		return 0;
+	*status = 0;
+	sscanf(buf, "HTTP/1.1 %d", status);
+	return total;
+}
+
+/* Opens a connection to the simulator and sends req on it. */
+static void burst_open(struct burst_conn *c, int port, const char *req, int rl)
+{
+	c->fd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ge(c->fd, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(connect(c->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	c->have = 0;
+	c->sent_us = mono_us();
+	ck_assert_int_eq(write(c->fd, req, (size_t)rl), rl);
+}
+
+/* Reads answers on all connections until `want` have come (or 60 s pass): each one
+ * a 200 that came no sooner than latency_ms after its request was sent; after each
+ * answer the connection sends the next request while `again` answers are still to be
+ * asked for. Returns the answers read. */
+static int burst_collect(struct burst_conn *c, int n, int want, int again, int64_t latency_ms,
+                         const char *req, int rl)
+{
+	struct pollfd *p = xcalloc((size_t)n, sizeof(*p));
+	int got = 0;
+	int64_t give_up = mono_us() + 60 * 1000000;
+	while (got < want && mono_us() < give_up) {
+		for (int i = 0; i < n; i++)
+			p[i] = (struct pollfd){.fd = c[i].fd, .events = POLLIN};
+		if (poll(p, (nfds_t)n, 1000) <= 0)
+			continue;
+		for (int i = 0; i < n; i++) {
+			if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			ssize_t r =
+			    read(c[i].fd, c[i].buf + c[i].have, sizeof(c[i].buf) - 1 - c[i].have);
+			ck_assert_msg(r > 0, "connection %d closed before its answer", i);
+			c[i].have += (size_t)r;
+			int status;
+			size_t len = answer_length(c[i].buf, c[i].have, &status);
+			if (len == 0)
+				continue;
+			int64_t took = mono_us() - c[i].sent_us;
+			ck_assert_int_eq(status, 200);
+			ck_assert_msg(took >= latency_ms * 1000,
+			              "an answer came %" PRId64
+			              " µs after its request, before the latency",
+			              took);
+			memmove(c[i].buf, c[i].buf + len, c[i].have - len);
+			c[i].have -= len;
+			got++;
+			if (again > 0) {
+				again--;
+				c[i].sent_us = mono_us();
+				ck_assert_int_eq(write(c[i].fd, req, (size_t)rl), rl);
+			}
+		}
+	}
+	free(p);
+	return got;
+}
+
+/* A storm of new connections and requests beside answers falling due: the loop runs
+ * due answers before it accepts and reads (sim.h), and every answer still comes, none
+ * before the latency has passed since its request was sent. Then the simulator is
+ * stopped until the answers waiting on it are overdue while more connections and
+ * requests queue in the kernel: on its return every one of them is answered, the
+ * late-read requests still no sooner than their latency. */
+START_TEST(http_latency_burst_of_connections)
+{
+	enum { FIRST = 200, MORE = 100, LATENCY = 150 };
+	char *id = simproc_create_txn(sim, "10.00", "EUR");
+	char *faults = xasprintf("{\"latency_ms\":%d}", LATENCY);
+	ck_assert(simproc_set_faults(sim, faults));
+	char req[1024];
+	int rl = snprintf(req, sizeof(req),
+	                  "GET /payment/status/%s HTTP/1.1\r\nHost: 127.0.0.1\r\n", id);
+	for (const char *const *h = simproc_api_headers(sim); *h != NULL; h++)
+		rl += snprintf(req + rl, sizeof(req) - (size_t)rl, "%s\r\n", *h);
+	rl += snprintf(req + rl, sizeof(req) - (size_t)rl, "\r\n");
+	long calls0 = simproc_status_calls(sim, id);
+	struct burst_conn *c = xcalloc(FIRST + MORE, sizeof(*c));
+	/* the burst: 200 new connections, then two more requests on each as answers come */
+	for (int i = 0; i < FIRST; i++)
+		burst_open(&c[i], simproc_port(sim), req, rl);
+	ck_assert_int_eq(burst_collect(c, FIRST, 3 * FIRST, 2 * FIRST, LATENCY, req, rl),
+	                 3 * FIRST);
+	/* answers overdue while the simulator is stopped, and new work queued behind them */
+	for (int i = 0; i < FIRST; i++) {
+		c[i].sent_us = mono_us();
+		ck_assert_int_eq(write(c[i].fd, req, (size_t)rl), rl);
+	}
+	ck_assert_int_eq(kill(simproc_pid(sim), SIGSTOP), 0);
+	for (int i = FIRST; i < FIRST + MORE; i++)
+		burst_open(&c[i], simproc_port(sim), req, rl);
+	struct timespec pause = {.tv_sec = 0, .tv_nsec = 2 * LATENCY * 1000000L};
+	nanosleep(&pause, NULL);
+	ck_assert_int_eq(kill(simproc_pid(sim), SIGCONT), 0);
+	ck_assert_int_eq(burst_collect(c, FIRST + MORE, FIRST + MORE, 0, LATENCY, req, rl),
+	                 FIRST + MORE);
+	for (int i = 0; i < FIRST + MORE; i++)
+		close(c[i].fd);
+	ck_assert_int_eq(simproc_status_calls(sim, id) - calls0, 4 * FIRST + MORE);
+	free(c);
+	ck_assert(simproc_clear_faults(sim));
+	free(faults);
+	free(id);
+}
+END_TEST
+
 START_TEST(http_fault_formats)
 {
 	char *id = simproc_create_txn(sim, "10.00", "EUR");
@@ -2275,6 +2418,7 @@ static Suite *sim_suite(void)
 	tcase_add_test(tc, http_hostile_pages_and_cut_bodies);
 	tcase_add_test(tc, http_fault_latency_and_seed);
 	tcase_add_test(tc, http_latency_keep_alive);
+	tcase_add_test(tc, http_latency_burst_of_connections);
 	tcase_add_test(tc, http_fault_formats);
 	tcase_add_test(tc, http_shape_option);
 	tcase_add_test(tc, http_stop_with_answers_pending);
