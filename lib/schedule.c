@@ -135,26 +135,22 @@ int64_t sched_latency_avg(int64_t avg_us, int64_t sample_us)
 	return avg_us + (sample_us - avg_us) / 8;
 }
 
+/* v within lo and hi. */
+static int64_t clamp_us(int64_t v, int64_t lo, int64_t hi)
+{
+	return v < lo ? lo : v > hi ? hi : v;
+}
+
 /* How long an outcome waits for others to share its write: half the answer time,
  * within the bounds. */
 int64_t sched_flush_delay_us(int64_t latency_avg_us)
 {
-	int64_t d = latency_avg_us / 2;
-	if (d < SCHED_FLUSH_MIN_US)
-		return SCHED_FLUSH_MIN_US;
-	if (d > SCHED_FLUSH_MAX_US)
-		return SCHED_FLUSH_MAX_US;
-	return d;
+	return clamp_us(latency_avg_us / 2, SCHED_FLUSH_MIN_US, SCHED_FLUSH_MAX_US);
 }
 
 /* How long after an answer the answers count as arriving still: a tenth of the answer
  * time, within the bounds. */
 int64_t sched_pause_us(int64_t latency_avg_us)
 {
-	int64_t d = latency_avg_us / 10;
-	if (d < SCHED_PAUSE_MIN_US)
-		return SCHED_PAUSE_MIN_US;
-	if (d > SCHED_PAUSE_MAX_US)
-		return SCHED_PAUSE_MAX_US;
-	return d;
+	return clamp_us(latency_avg_us / 10, SCHED_PAUSE_MIN_US, SCHED_PAUSE_MAX_US);
 }

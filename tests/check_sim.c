@@ -2264,6 +2264,26 @@ static SSL *tls_connect(SSL_CTX *c, int port, int *fd)
 	return ssl;
 }
 
+/* Reads one answer over TLS with one SSL_read, i.e. one record, and checks that the
+ * record holds the headers and the whole body; its status. */
+static int tls_read_answer(SSL *ssl)
+{
+	char buf[16385];
+	int n = SSL_read(ssl, buf, (int)sizeof(buf) - 1);
+	ck_assert_int_gt(n, 0);
+	buf[n] = '\0';
+	const char *end = strstr(buf, "\r\n\r\n");
+	ck_assert_ptr_nonnull(end);
+	const char *cl = strcasestr(buf, "\r\nContent-Length:");
+	ck_assert_ptr_nonnull(cl);
+	long len = strtol(cl + strlen("\r\nContent-Length:"), NULL, 10);
+	ck_assert_int_gt(len, 0);
+	ck_assert_int_eq(n, (end + 4 - buf) + len);
+	int status = 0;
+	ck_assert_int_eq(sscanf(buf, "HTTP/1.1 %d", &status), 1);
+	return status;
+}
+
 /* An answer over TLS is one record: SSL_read returns at most one record, and the first
  * one holds the headers and the whole body (two records stall on Nagle's algorithm). */
 START_TEST(http_tls_answer_is_one_record)
@@ -2279,17 +2299,7 @@ START_TEST(http_tls_answer_is_one_record)
 	for (int i = 0; i < 3; i++) {
 		const char *req = "GET /_sim/ledger HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
 		ck_assert_int_eq(SSL_write(ssl, req, (int)strlen(req)), (int)strlen(req));
-		char buf[16385];
-		int n = SSL_read(ssl, buf, (int)sizeof(buf) - 1);
-		ck_assert_int_gt(n, 0);
-		buf[n] = '\0';
-		const char *end = strstr(buf, "\r\n\r\n");
-		ck_assert_ptr_nonnull(end);
-		const char *cl = strcasestr(buf, "\r\nContent-Length:");
-		ck_assert_ptr_nonnull(cl);
-		long len = strtol(cl + strlen("\r\nContent-Length:"), NULL, 10);
-		ck_assert_int_gt(len, 0);
-		ck_assert_int_eq(n, (end + 4 - buf) + len);
+		ck_assert_int_eq(tls_read_answer(ssl), 200);
 	}
 	SSL_free(ssl);
 	close(fd);
@@ -2297,25 +2307,6 @@ START_TEST(http_tls_answer_is_one_record)
 	ck_assert(simproc_stop(s2));
 }
 END_TEST
-
-/* Reads one answer over TLS with one SSL_read, i.e. one record, and checks that the
- * record holds the headers and the whole body; its status. */
-static int tls_read_answer(SSL *ssl)
-{
-	char buf[16385];
-	int n = SSL_read(ssl, buf, (int)sizeof(buf) - 1);
-	ck_assert_int_gt(n, 0);
-	buf[n] = '\0';
-	const char *end = strstr(buf, "\r\n\r\n");
-	ck_assert_ptr_nonnull(end);
-	const char *cl = strcasestr(buf, "\r\nContent-Length:");
-	ck_assert_ptr_nonnull(cl);
-	long len = strtol(cl + strlen("\r\nContent-Length:"), NULL, 10);
-	ck_assert_int_eq(n, (end + 4 - buf) + len);
-	int status = 0;
-	ck_assert_int_eq(sscanf(buf, "HTTP/1.1 %d", &status), 1);
-	return status;
-}
 
 /* Delayed answers over TLS (1.2 and 1.3) on one kept-alive connection are written
  * from their timers as plain ones are: each one record, none before the latency has
