@@ -397,8 +397,8 @@ static void engine_connect_ahead(struct engine *e, size_t leasing)
 {
 	if (e->br.state != BREAKER_CLOSED || e->draining || leasing == 0)
 		return;
-	size_t want = sched_connections_ahead(http_inflight(e->http), e->qlen, leasing,
-	                                      e->cfg->max_inflight);
+	size_t want =
+	    sched_connections_ahead(http_inflight(e->http), e->qlen, leasing, e->cfg->max_inflight);
 	http_connect_ahead(e->http, e->cfg->base_url, want);
 }
 
@@ -412,7 +412,8 @@ static bool engine_claim_targeted(struct engine *e)
 	e->claim_limit = e->looking_past ? engine_scan_limit(e, e->claim_room) : e->claim_room;
 	if (store_find_candidates(e->st, (const char *const *)e->ids, give, e->claim_limit,
 	                          engine_on_candidates, e)) {
-		engine_connect_ahead(e, give < (size_t)e->claim_limit ? give : (size_t)e->claim_limit);
+		engine_connect_ahead(e,
+		                     give < (size_t)e->claim_limit ? give : (size_t)e->claim_limit);
 		return true;
 	}
 	e->targeted = 0;

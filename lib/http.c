@@ -120,10 +120,10 @@ struct http_client {
 	struct http_xfer *xfers; /* running transfers */
 	size_t inflight;
 	struct http_sock *socks;
-	int priority; /* the loop's lowest priority for every event of the client, or -1 */
-	int depth;    /* > 0 while curl is being driven from a loop callback */
-	bool dying;   /* http_client_free was called while depth > 0 */
-	bool added;   /* some lane's "added" is set */
+	int priority;   /* the loop's lowest priority for every event of the client, or -1 */
+	int depth;      /* > 0 while curl is being driven from a loop callback */
+	bool dying;     /* http_client_free was called while depth > 0 */
+	bool added;     /* some lane's "added" is set */
 	long max_conns; /* max_host_connections, 0: no limit */
 	/* connections opened ahead, oldest first, to the one address ahead_addr */
 	struct http_ahead *ahead;
@@ -132,9 +132,9 @@ struct http_client {
 	socklen_t ahead_addrlen;
 	struct sockaddr_storage learned; /* the address curl last connected to */
 	socklen_t learned_len;           /* 0: none yet */
-	struct event *ahead_timer; /* closes the unused ones after HTTP_AHEAD_TTL_US */
-	int handed_fd;   /* the socket opensocket_cb just handed over from ahead, or -1 */
-	size_t nsockets; /* sockets curl holds (opened through opensocket_cb, not yet closed) */
+	struct event *ahead_timer;       /* closes the unused ones after HTTP_AHEAD_TTL_US */
+	int handed_fd;    /* the socket opensocket_cb just handed over from ahead, or -1 */
+	size_t nsockets;  /* sockets curl holds (opened through opensocket_cb, not yet closed) */
 	bool multiplexed; /* an answer came over HTTP/2: new transfers share connections */
 	bool h1_seen;     /* an answer came over HTTP/1.x */
 };
@@ -300,7 +300,8 @@ static bool ahead_usable(int fd)
 
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0)
 		return false;
-	return recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+	return recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
+	       (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
 /* True when two socket addresses are the same IPv4 or IPv6 address and port. */
@@ -332,7 +333,8 @@ static curl_socket_t opensocket_cb(void *clientp, curlsocktype purpose, struct c
 	    (a->family == AF_INET || a->family == AF_INET6) && a->addrlen <= sizeof(c->learned)) {
 		memcpy(&c->learned, &a->addr, a->addrlen);
 		c->learned_len = a->addrlen;
-		while (c->nahead > 0 && same_addr(&a->addr, (const struct sockaddr *)&c->ahead_addr)) {
+		while (c->nahead > 0 &&
+		       same_addr(&a->addr, (const struct sockaddr *)&c->ahead_addr)) {
 			fd = ahead_pop(c);
 			if (ahead_usable(fd)) {
 				c->handed_fd = fd;
