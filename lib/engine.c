@@ -388,20 +388,6 @@ static bool engine_claim_probe(struct engine *e, int64_t now)
 	return false;
 }
 
-/* The orders of a targeted claim changed (the shop's work is there): while the claim
- * runs in the database the HTTP client opens the connections its rows will need, so
- * that at 1,000 in flight the first wave's connects overlap the claims instead of
- * following them (nothing is sent on them before the intents are committed). Not while
- * the gateway is paused or the engine drains. */
-static void engine_connect_ahead(struct engine *e, size_t leasing)
-{
-	if (e->br.state != BREAKER_CLOSED || e->draining || leasing == 0)
-		return;
-	size_t want =
-	    sched_connections_ahead(http_inflight(e->http), e->qlen, leasing, e->cfg->max_inflight);
-	http_connect_ahead(e->http, e->cfg->base_url, want);
-}
-
 /* Looks at the orders in ids: they compete, the earliest deadlines win the room. */
 static bool engine_claim_targeted(struct engine *e)
 {
@@ -411,11 +397,8 @@ static bool engine_claim_targeted(struct engine *e)
 	e->looking_past = engine_queue_mode(e);
 	e->claim_limit = e->looking_past ? engine_scan_limit(e, e->claim_room) : e->claim_room;
 	if (store_find_candidates(e->st, (const char *const *)e->ids, give, e->claim_limit,
-	                          engine_on_candidates, e)) {
-		engine_connect_ahead(e,
-		                     give < (size_t)e->claim_limit ? give : (size_t)e->claim_limit);
+	                          engine_on_candidates, e))
 		return true;
-	}
 	e->targeted = 0;
 	return false;
 }

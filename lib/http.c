@@ -7,15 +7,11 @@
 #include "url.h"
 #include "xmalloc.h"
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
-#include <errno.h>
 #include <event2/event.h>
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 /* Longest Retry-After value kept (an HTTP-date is 29 characters). */
@@ -53,16 +49,6 @@
  * full needs few; the rest are freed when the window drains (over TLS each keeps a
  * 16 KiB upload buffer). */
 #define HTTP_POOL_MAX 64
-
-/* A connection opened ahead (http_connect_ahead) and not taken by a transfer within this
- * long is closed: far less than a gateway's idle timeout and than a lease. */
-#define HTTP_AHEAD_TTL_US 2000000
-
-/* A TCP connection opened ahead of the transfers that will take it. */
-struct http_ahead {
-	int fd;
-	int64_t opened_us;
-};
 
 /* curl's TLS session cache, held by every client that shares it (http_client_share_tls). */
 struct http_tls_share {
@@ -120,23 +106,10 @@ struct http_client {
 	struct http_xfer *xfers; /* running transfers */
 	size_t inflight;
 	struct http_sock *socks;
-	int priority;   /* the loop's lowest priority for every event of the client, or -1 */
-	int depth;      /* > 0 while curl is being driven from a loop callback */
-	bool dying;     /* http_client_free was called while depth > 0 */
-	bool added;     /* some lane's "added" is set */
-	long max_conns; /* max_host_connections, 0: no limit */
-	/* connections opened ahead, oldest first, to the one address ahead_addr */
-	struct http_ahead *ahead;
-	size_t nahead, ahead_cap;
-	struct sockaddr_storage ahead_addr;
-	socklen_t ahead_addrlen;
-	struct sockaddr_storage learned; /* the address curl last connected to */
-	socklen_t learned_len;           /* 0: none yet */
-	struct event *ahead_timer;       /* closes the unused ones after HTTP_AHEAD_TTL_US */
-	int handed_fd;    /* the socket opensocket_cb just handed over from ahead, or -1 */
-	size_t nsockets;  /* sockets curl holds (opened through opensocket_cb, not yet closed) */
-	bool multiplexed; /* an answer came over HTTP/2: new transfers share connections */
-	bool h1_seen;     /* an answer came over HTTP/1.x */
+	int priority; /* the loop's lowest priority for every event of the client, or -1 */
+	int depth;    /* > 0 while curl is being driven from a loop callback */
+	bool dying;   /* http_client_free was called while depth > 0 */
+	bool added;   /* some lane's "added" is set */
 };
 
 /* A new TLS session cache with one holder, or NULL when curl refuses. */
@@ -242,191 +215,6 @@ static void sock_free(struct http_sock *s)
 	free(s);
 }
 
-/* Closes the connections opened ahead that no transfer took. */
-static void ahead_close_all(struct http_client *c)
-{
-	while (c->nahead > 0)
-		close(c->ahead[--c->nahead].fd);
-	if (c->ahead_timer != NULL)
-		evtimer_del(c->ahead_timer);
-}
-
-/* Arms the timer that closes the oldest connection opened ahead once it is too old. */
-static void ahead_arm(struct http_client *c)
-{
-	if (c->nahead == 0) {
-		evtimer_del(c->ahead_timer);
-		return;
-	}
-	int64_t wait = c->ahead[0].opened_us + HTTP_AHEAD_TTL_US - clock_mono_us();
-	if (wait < 1)
-		wait = 1;
-	struct timeval tv = {.tv_sec = (time_t)(wait / 1000000),
-	                     .tv_usec = (suseconds_t)(wait % 1000000)};
-	evtimer_add(c->ahead_timer, &tv);
-}
-
-/* Takes the oldest connection opened ahead off the list. */
-static int ahead_pop(struct http_client *c)
-{
-	int fd = c->ahead[0].fd;
-	c->nahead--;
-	memmove(c->ahead, c->ahead + 1, c->nahead * sizeof(*c->ahead));
-	return fd;
-}
-
-/* Loop callback: closes the connections opened ahead that no transfer took in time. */
-static void on_ahead_timer(evutil_socket_t fd, short kind, void *arg)
-{
-	struct http_client *c = arg;
-	int64_t now = clock_mono_us();
-	size_t old = 0;
-
-	while (old < c->nahead && now - c->ahead[old].opened_us >= HTTP_AHEAD_TTL_US)
-		close(c->ahead[old++].fd);
-	c->nahead -= old;
-	memmove(c->ahead, c->ahead + old, c->nahead * sizeof(*c->ahead));
-	ahead_arm(c);
-}
-
-/* True when a connection opened ahead can carry a request: no error on it, not closed by
- * the peer, nothing unasked-for to read (a connect still in progress is fine: curl waits
- * for it to be writable). */
-static bool ahead_usable(int fd)
-{
-	int err = 0;
-	socklen_t len = sizeof(err);
-	char b;
-
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0)
-		return false;
-	return recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
-	       (errno == EAGAIN || errno == EWOULDBLOCK);
-}
-
-/* True when two socket addresses are the same IPv4 or IPv6 address and port. */
-static bool same_addr(const struct sockaddr *a, const struct sockaddr *b)
-{
-	if (a->sa_family != b->sa_family)
-		return false;
-	if (a->sa_family == AF_INET) {
-		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-	}
-	if (a->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-		return x->sin6_port == y->sin6_port &&
-		       memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
-	}
-	return false;
-}
-
-/* CURLOPT_OPENSOCKETFUNCTION: a connection opened ahead to this address when one is
- * usable (sockopt_cb then tells curl it is connected), else a new socket. Remembers the
- * address, which http_connect_ahead uses for a URL with a host name. */
-static curl_socket_t opensocket_cb(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
-{
-	struct http_client *c = clientp;
-	curl_socket_t fd;
-
-	if (purpose == CURLSOCKTYPE_IPCXN && a->socktype == SOCK_STREAM &&
-	    (a->family == AF_INET || a->family == AF_INET6) && a->addrlen <= sizeof(c->learned)) {
-		memcpy(&c->learned, &a->addr, a->addrlen);
-		c->learned_len = a->addrlen;
-		while (c->nahead > 0 &&
-		       same_addr(&a->addr, (const struct sockaddr *)&c->ahead_addr)) {
-			fd = ahead_pop(c);
-			if (ahead_usable(fd)) {
-				c->handed_fd = fd;
-				c->nsockets++;
-				return fd;
-			}
-			close(fd);
-		}
-	}
-	fd = socket(a->family, a->socktype, a->protocol);
-	if (fd != CURL_SOCKET_BAD)
-		c->nsockets++;
-	return fd;
-}
-
-/* CURLOPT_SOCKOPTFUNCTION: the socket opensocket_cb took from the connections opened
- * ahead is connected already. */
-static int sockopt_cb(void *clientp, curl_socket_t fd, curlsocktype purpose)
-{
-	struct http_client *c = clientp;
-
-	if (purpose == CURLSOCKTYPE_IPCXN && fd == c->handed_fd) {
-		c->handed_fd = -1;
-		return CURL_SOCKOPT_ALREADY_CONNECTED;
-	}
-	return CURL_SOCKOPT_OK;
-}
-
-/* CURLOPT_CLOSESOCKETFUNCTION: closes a socket of curl's, counted in nsockets. */
-static int closesocket_cb(void *clientp, curl_socket_t fd)
-{
-	struct http_client *c = clientp;
-
-	c->nsockets--;
-	return close(fd);
-}
-
-/* The address of a URL whose host is an IPv4 or IPv6 address, into *to; false for a
- * host name (or a URL curl refuses). */
-static bool numeric_url_addr(const char *url, struct sockaddr_storage *to, socklen_t *len)
-{
-	CURLU *u = curl_url();
-	char *host = NULL, *port = NULL;
-	bool ok = false;
-
-	memset(to, 0, sizeof(*to));
-	if (u != NULL && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
-	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
-		uint16_t p = (uint16_t)strtol(port, NULL, 10);
-		size_t hl = strlen(host);
-		struct sockaddr_in *v4 = (void *)to;
-		struct sockaddr_in6 *v6 = (void *)to;
-		if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
-			v4->sin_family = AF_INET;
-			v4->sin_port = htons(p);
-			*len = sizeof(*v4);
-			ok = true;
-		} else if (hl > 2 && host[0] == '[' && host[hl - 1] == ']') {
-			host[hl - 1] = '\0';
-			if (inet_pton(AF_INET6, host + 1, &v6->sin6_addr) == 1) {
-				v6->sin6_family = AF_INET6;
-				v6->sin6_port = htons(p);
-				*len = sizeof(*v6);
-				ok = true;
-			}
-		}
-	}
-	curl_free(host);
-	curl_free(port);
-	curl_url_cleanup(u);
-	return ok;
-}
-
-/* Opens one TCP connection ahead to ahead_addr (the connect goes on in the kernel);
- * false when the socket or the connect fails. */
-static bool ahead_open(struct http_client *c)
-{
-	const struct sockaddr *to = (const struct sockaddr *)&c->ahead_addr;
-	int fd = socket(to->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
-
-	if (fd < 0)
-		return false;
-	if (connect(fd, to, c->ahead_addrlen) != 0 && errno != EINPROGRESS) {
-		close(fd);
-		return false;
-	}
-	c->ahead = xgrow(c->ahead, &c->ahead_cap, c->nahead + 1, sizeof(*c->ahead));
-	c->ahead[c->nahead++] = (struct http_ahead){.fd = fd, .opened_us = clock_mono_us()};
-	return true;
-}
-
 /* Frees the lanes' multi handles and timers (those set up, after a failed start). */
 static void lanes_free(struct http_client *c)
 {
@@ -450,10 +238,6 @@ static void client_destroy(struct http_client *c)
 		xfer_free(x);
 	}
 	lanes_free(c);
-	ahead_close_all(c);
-	if (c->ahead_timer != NULL)
-		event_free(c->ahead_timer);
-	free(c->ahead);
 	while (c->npool > 0)
 		curl_easy_cleanup(c->pool[--c->npool]);
 	free(c->pool);
@@ -466,22 +250,6 @@ static void client_destroy(struct http_client *c)
 	curl_global_cleanup();
 }
 
-/* Notes the HTTP version an answer came over: over HTTP/2 new transfers share
- * connections, so none is opened ahead any more. */
-static void xfer_note_version(struct http_xfer *x)
-{
-	long ver = 0;
-
-	if (curl_easy_getinfo(x->easy, CURLINFO_HTTP_VERSION, &ver) != CURLE_OK || ver == 0)
-		return;
-	if (ver >= CURL_HTTP_VERSION_2_0) {
-		x->client->multiplexed = true;
-		ahead_close_all(x->client);
-	} else {
-		x->client->h1_seen = true;
-	}
-}
-
 /* Hands a finished transfer's result to its callback, then frees the transfer. */
 static void xfer_complete(struct http_xfer *x, CURLcode code)
 {
@@ -491,7 +259,6 @@ static void xfer_complete(struct http_xfer *x, CURLcode code)
 	memset(&res, 0, sizeof(res));
 	if (curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK)
 		res.http_status = (int)status;
-	xfer_note_version(x);
 	res.timed_out = code == CURLE_OPERATION_TIMEDOUT;
 	res.transport_error = code != CURLE_OK && !res.timed_out;
 	if (code != CURLE_OK)
@@ -735,10 +502,7 @@ struct http_client *http_client_new(struct event_base *base, const struct http_o
 	int npri = event_base_get_npriorities(base);
 	c->priority = npri > 1 ? npri - 1 : -1;
 	c->tls = tls_share_new();
-	c->handed_fd = -1;
-	c->max_conns = opt->max_host_connections > 0 ? opt->max_host_connections : 0;
-	c->ahead_timer = evtimer_new(base, on_ahead_timer, c);
-	ok = c->tls != NULL && c->ahead_timer != NULL;
+	ok = c->tls != NULL;
 	c->nlanes = lane_count(opt->max_host_connections);
 	c->lanes = xcalloc(c->nlanes, sizeof(*c->lanes));
 	for (size_t i = 0; ok && i < c->nlanes; i++) {
@@ -751,8 +515,6 @@ struct http_client *http_client_new(struct event_base *base, const struct http_o
 	}
 	if (!ok) {
 		lanes_free(c);
-		if (c->ahead_timer != NULL)
-			event_free(c->ahead_timer);
 		tls_share_put(c->tls);
 		free(c);
 		curl_global_cleanup();
@@ -820,12 +582,6 @@ static bool xfer_setup(struct http_xfer *x, const struct http_request *req)
 	if (strncasecmp(req->url, "https:", 6) == 0)
 		SETOPT(CURLOPT_PIPEWAIT, 1L);
 	SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
-	SETOPT(CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
-	SETOPT(CURLOPT_OPENSOCKETDATA, (void *)c);
-	SETOPT(CURLOPT_SOCKOPTFUNCTION, sockopt_cb);
-	SETOPT(CURLOPT_SOCKOPTDATA, (void *)c);
-	SETOPT(CURLOPT_CLOSESOCKETFUNCTION, closesocket_cb);
-	SETOPT(CURLOPT_CLOSESOCKETDATA, (void *)c);
 	SETOPT(CURLOPT_SHARE, c->tls->share);
 	if (c->bundle_only)
 		SETOPT(CURLOPT_CAPATH, NULL);
@@ -951,48 +707,4 @@ bool http_client_share_tls(struct http_client *c, struct http_client *with)
 	c->tls = with->tls;
 	c->tls->refs++;
 	return true;
-}
-
-size_t http_connect_ahead(struct http_client *c, const char *url, size_t want)
-{
-	struct sockaddr_storage to;
-	socklen_t len = 0;
-	size_t opened = 0;
-
-	if (c == NULL || c->dying || url == NULL || c->multiplexed)
-		return 0;
-	/* over TLS the gateway may speak HTTP/2 (one connection for all): only once an
-	 * answer came over HTTP/1.x */
-	if (strncasecmp(url, "https:", 6) == 0 && !c->h1_seen)
-		return 0;
-	if (c->max_conns > 0 && want > (size_t)c->max_conns)
-		want = (size_t)c->max_conns;
-	if (c->nsockets + c->nahead >= want)
-		return 0;
-	if (!numeric_url_addr(url, &to, &len)) {
-		if (c->learned_len == 0)
-			return 0;
-		memcpy(&to, &c->learned, c->learned_len);
-		len = c->learned_len;
-	}
-	if (c->nahead > 0 &&
-	    !same_addr((const struct sockaddr *)&to, (const struct sockaddr *)&c->ahead_addr))
-		ahead_close_all(c);
-	c->ahead_addr = to;
-	c->ahead_addrlen = len;
-	while (c->nsockets + c->nahead < want && ahead_open(c))
-		opened++;
-	if (opened > 0 && !evtimer_pending(c->ahead_timer, NULL))
-		ahead_arm(c);
-	return opened;
-}
-
-size_t http_connections(const struct http_client *c)
-{
-	return c != NULL ? c->nsockets : 0;
-}
-
-size_t http_connections_ahead(const struct http_client *c)
-{
-	return c != NULL ? c->nahead : 0;
 }

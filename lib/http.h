@@ -76,23 +76,6 @@ bool http_submit(struct http_client *c, const struct http_request *req, http_don
  * (nothing changed) when c has transfers running or either is NULL. */
 bool http_client_share_tls(struct http_client *c, struct http_client *with);
 
-/* Opens TCP connections to the host of url (an IPv4 or IPv6 address, or the address the
- * client last connected to for a host name) until the client holds `want` connections
- * (at most max_host_connections) with those opened ahead, so that transfers about to
- * be submitted (rows being claimed) find their connections open: a new transfer takes
- * one of them instead of connecting. Nothing is sent on them before a transfer takes
- * one; those not taken within 2 s are closed. Opens none once an answer came over
- * HTTP/2, and over TLS none before an answer came over HTTP/1.x. Returns how many it
- * opened. */
-size_t http_connect_ahead(struct http_client *c, const char *url, size_t want);
-
-/* Connections the client's transfers hold (in use or idle in curl's cache), not
- * counting those opened ahead. */
-size_t http_connections(const struct http_client *c);
-
-/* Connections opened ahead that no transfer took yet. */
-size_t http_connections_ahead(const struct http_client *c);
-
 /* Transfers submitted and not yet completed. */
 size_t http_inflight(const struct http_client *c);
 

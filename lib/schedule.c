@@ -154,12 +154,3 @@ int64_t sched_pause_us(int64_t latency_avg_us)
 {
 	return clamp_us(latency_avg_us / 10, SCHED_PAUSE_MIN_US, SCHED_PAUSE_MAX_US);
 }
-
-size_t sched_connections_ahead(size_t inflight, size_t queued, size_t leasing, int max_inflight)
-{
-	size_t want = inflight + queued + leasing;
-
-	if (max_inflight > 0 && want > (size_t)max_inflight)
-		want = (size_t)max_inflight;
-	return want;
-}

@@ -94,10 +94,4 @@ int64_t sched_flush_delay_us(int64_t latency_avg_us);
  * made the next one start later still (bench/README.md, the 0 ms burst's idle cores). */
 size_t sched_lead(size_t sent, bool starved, int batch_size);
 
-/* The connections the window needs once a claim that may lease up to `leasing` rows is
- * in: those in flight, the rows queued for sending and the claim's, at most
- * max_inflight (<= 0: no limit). The HTTP client opens what it lacks of them while the
- * claim runs in the database (http_connect_ahead). */
-size_t sched_connections_ahead(size_t inflight, size_t queued, size_t leasing, int max_inflight);
-
 #endif

@@ -815,101 +815,6 @@ START_TEST(test_connection_limit_over_many)
 }
 END_TEST
 
-START_TEST(test_connections_opened_ahead)
-{
-	struct test_server srv;
-	struct test_ctx ctx;
-	char *url;
-	char *https;
-	char *named;
-
-	ctx_init_conns(&ctx, &srv, 30);
-	url = url_for(&srv, "/echo");
-	ck_assert_int_gt(asprintf(&https, "https://127.0.0.1:%d/echo", srv.port), 0);
-	ck_assert_int_gt(asprintf(&named, "http://localhost:%d/echo", srv.port), 0);
-	/* over TLS none before an answer came over HTTP/1.x; a host name needs an address
-	 * the client connected to */
-	ck_assert_uint_eq(http_connect_ahead(ctx.client, https, 10), 0);
-	ck_assert_uint_eq(http_connect_ahead(ctx.client, named, 10), 0);
-	/* opened ahead, none of them in curl's hands yet */
-	ck_assert_uint_eq(http_connect_ahead(ctx.client, url, 20), 20);
-	ck_assert_uint_eq(http_connections_ahead(ctx.client), 20);
-	ck_assert_uint_eq(http_connections(ctx.client), 0);
-	ck_assert_uint_eq(http_connect_ahead(ctx.client, url, 20), 0);
-	run_for(ctx.base, 50);
-	/* the transfers take them instead of connecting */
-	echo_round(&ctx, url, 20);
-	ck_assert_int_eq(ctx.failures, 0);
-	ck_assert_int_eq(ctx.done, 20);
-	ck_assert_int_eq(srv.hits_echo, 20);
-	ck_assert_uint_eq(http_connections_ahead(ctx.client), 0);
-	ck_assert_uint_eq(http_connections(ctx.client), 20);
-	ck_assert_int_eq(srv.peers, 20);
-	/* the connections held count: none opened for what they cover; the limit holds */
-	ck_assert_uint_eq(http_connect_ahead(ctx.client, url, 20), 0);
-	ck_assert_uint_eq(http_connect_ahead(ctx.client, url, 100), 10);
-	ck_assert_uint_eq(http_connections_ahead(ctx.client), 10);
-	/* the ones no transfer takes are closed after a while */
-	for (int i = 0; i < 100 && http_connections_ahead(ctx.client) > 0; i++)
-		run_for(ctx.base, 100);
-	ck_assert_uint_eq(http_connections_ahead(ctx.client), 0);
-	/* a host name: the address the client connected to */
-	ck_assert_uint_eq(http_connect_ahead(ctx.client, named, 25), 5);
-	echo_round(&ctx, url, 25);
-	ck_assert_int_eq(ctx.failures, 0);
-	ck_assert_int_eq(ctx.done, 45);
-	ck_assert_uint_eq(http_connections_ahead(ctx.client), 0);
-	ck_assert_uint_eq(http_connections(ctx.client), 25);
-	ck_assert_int_eq(srv.peers, 25);
-	free(url);
-	free(https);
-	free(named);
-	ctx_done(&ctx);
-}
-END_TEST
-
-START_TEST(test_connection_ahead_closed_by_the_peer)
-{
-	struct test_server srv;
-	struct test_ctx ctx;
-	char *url;
-	int lfd;
-	struct sockaddr_in a;
-	socklen_t alen = sizeof(a);
-
-	/* a listener that accepts and closes at once: the connection opened ahead is dead
-	 * when the transfer would take it, and a new one is made for it instead */
-	ctx_init_conns(&ctx, &srv, 30);
-	lfd = socket(AF_INET, SOCK_STREAM, 0);
-	ck_assert_int_ge(lfd, 0);
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-	ck_assert_int_eq(listen(lfd, 8), 0);
-	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
-	ck_assert_int_gt(asprintf(&url, "http://127.0.0.1:%d/echo", ntohs(a.sin_port)), 0);
-	ck_assert_uint_eq(http_connect_ahead(ctx.client, url, 1), 1);
-	int cfd = accept(lfd, NULL, NULL);
-	ck_assert_int_ge(cfd, 0);
-	close(cfd);
-	close(lfd);
-	run_for(ctx.base, 50);
-	free(url);
-	/* the same port now refuses: the transfer's own connect fails, not a send on the
-	 * dead connection */
-	ck_assert_int_gt(asprintf(&url, "http://127.0.0.1:%d/echo", ntohs(a.sin_port)), 0);
-	struct http_request req = {.method = "POST", .url = url, .body = "{}", .body_len = 2};
-	one_request(&ctx, &req);
-	ck_assert(ctx.last.transport_error);
-	ck_assert_ptr_nonnull(ctx.last_error);
-	ck_assert_msg(strstr(ctx.last_error, "connect to") != NULL, "error: %s", ctx.last_error);
-	ck_assert_uint_eq(http_connections_ahead(ctx.client), 0);
-	free(url);
-	ctx_done(&ctx);
-}
-END_TEST
-
 /* Builds the suite. */
 static Suite *http_suite(void)
 {
@@ -930,8 +835,6 @@ static Suite *http_suite(void)
 	tcase_add_test(tc, test_submit_from_callback);
 	tcase_add_test(tc, test_many_connections_reused);
 	tcase_add_test(tc, test_connection_limit_over_many);
-	tcase_add_test(tc, test_connections_opened_ahead);
-	tcase_add_test(tc, test_connection_ahead_closed_by_the_peer);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -291,19 +291,6 @@ START_TEST(lead_of_a_starved_claim_is_a_batch)
 }
 END_TEST
 
-/* The connections a claim's rows will need with the window's: in flight, queued and
- * the claim's, at most the window. */
-START_TEST(connections_ahead_for_the_window)
-{
-	ck_assert_uint_eq(sched_connections_ahead(0, 0, 512, 1000), 512);
-	ck_assert_uint_eq(sched_connections_ahead(512, 0, 488, 1000), 1000);
-	ck_assert_uint_eq(sched_connections_ahead(300, 200, 100, 1000), 600);
-	ck_assert_uint_eq(sched_connections_ahead(900, 300, 512, 1000), 1000);
-	ck_assert_uint_eq(sched_connections_ahead(0, 0, 64, 64), 64);
-	ck_assert_uint_eq(sched_connections_ahead(10, 5, 3, 0), 18);
-}
-END_TEST
-
 /* The claims' names, as logs and alerts write them. */
 START_TEST(claim_names)
 {
@@ -322,8 +309,7 @@ static Suite *sched_suite(void)
 	    testutil_tcase(s, "sched", 60,
 	                   (const TTest *const[]){claim_names, flush_delay_follows_the_answer_time,
 	                                          pause_follows_the_answer_time,
-	                                          lead_of_a_starved_claim_is_a_batch,
-	                                          connections_ahead_for_the_window, NULL});
+	                                          lead_of_a_starved_claim_is_a_batch, NULL});
 	tcase_add_loop_test(tc, scheduler_choices, 0, (int)(sizeof(choices) / sizeof(choices[0])));
 	return s;
 }
