@@ -757,13 +757,15 @@ static char *plan_of(PGconn *conn, const char *query)
 	return plan;
 }
 
-/* Fails unless the plan of `query` reads the summary through `index` and neither scans
- * the whole summary nor sorts. */
+/* Fails unless the plan of `query` reads the summary through `index` (either way: the
+ * grid's indexes are ascending and read backward, sql/023) and neither scans the whole
+ * summary nor sorts. */
 static void assert_plan_uses(PGconn *conn, const char *query, const char *index)
 {
 	char *plan = plan_of(conn, query);
-	char *scan = xasprintf("Index Scan using %s on order_summaries", index);
-	ck_assert_msg(strstr(plan, scan) != NULL, "%s\nexpected %s in:\n%s", query, scan, plan);
+	char *scan = xasprintf(" using %s on order_summaries", index);
+	ck_assert_msg(strstr(plan, scan) != NULL && strstr(plan, "Index Scan") != NULL,
+	              "%s\nexpected an Index Scan%s in:\n%s", query, scan, plan);
 	ck_assert_msg(strstr(plan, "Seq Scan on order_summaries") == NULL, "%s\nscans:\n%s", query,
 	              plan);
 	ck_assert_msg(strstr(plan, "Sort") == NULL, "%s\nsorts:\n%s", query, plan);
@@ -864,6 +866,61 @@ START_TEST(test_query_shapes_use_their_indexes)
 	assert_same_page(conn, "WHERE refundable_minor > 0");
 	assert_same_page(conn, "WHERE refundable > 0");
 	assert_same_page(conn, "WHERE (last_at, order_id) < (now() - interval '1 day', 'o9')");
+
+	PQfinish(conn);
+	free(conninfo);
+}
+END_TEST
+
+/* The leaf density (percent) of the summary's index `index`, from pgstatindex. */
+static long long leaf_density(PGconn *conn, const char *index)
+{
+	char *sql =
+	    xasprintf("SELECT round(avg_leaf_density) FROM pgstatindex('smartpay.%s')", index);
+	long long density = pgtest_int(conn, sql);
+	free(sql);
+	return density;
+}
+
+START_TEST(test_grid_indexes_stay_dense_under_new_writes)
+{
+	PGconn *conn;
+	char *conninfo = summary_db(&conn);
+
+	/* the daemon's writes: every intent and every outcome is newer than all before it,
+	 * 40 intent statements of 500 captures, then their outcomes in 40 statements */
+	pgtest_exec(conn, "CREATE EXTENSION pgstattuple");
+	for (int b = 0; b < 40; b++) {
+		char *sql = xasprintf(
+		    "INSERT INTO smartpay.modifications (modification_id, order_id, "
+		    "transaction_id, "
+		    "kind, amount_minor, currency, request_body, state, created_at, updated_at) "
+		    "SELECT gen_random_uuid(), 'o' || i, 'tx-' || i, 'capture', 1000, 'EUR', '{}', "
+		    "'pending', now() + i * interval '1 ms', now() + i * interval '1 ms' "
+		    "FROM generate_series(%d, %d) AS i",
+		    b * 500, b * 500 + 499);
+		pgtest_exec(conn, sql);
+		free(sql);
+	}
+	for (int b = 0; b < 40; b++) {
+		char *sql = xasprintf("UPDATE smartpay.modifications SET state = 'succeeded', "
+		                      "updated_at = now() + interval '1 hour' + "
+		                      "substr(order_id, 2)::int * interval '1 ms' "
+		                      "WHERE order_id = ANY (ARRAY(SELECT 'o' || i FROM "
+		                      "generate_series(%d, %d) AS i))",
+		                      b * 500, b * 500 + 499);
+		pgtest_exec(conn, sql);
+		free(sql);
+	}
+	assert_agrees(conn);
+	/* each new entry lands at the right edge of an ascending index, where a full page
+	 * is split leaving its left half full; at the left edge of a descending one every
+	 * split leaves a half-empty page behind (about 50% there) */
+	long long newest = leaf_density(conn, "order_summaries_newest");
+	long long refundable = leaf_density(conn, "order_summaries_refundable");
+	ck_assert_msg(newest >= 80, "order_summaries_newest leaf density %lld%%", newest);
+	ck_assert_msg(refundable >= 80, "order_summaries_refundable leaf density %lld%%",
+	              refundable);
 
 	PQfinish(conn);
 	free(conninfo);
@@ -1060,6 +1117,7 @@ static Suite *order_summaries_suite(void)
 	tcase_add_test(tc, test_concurrent_writers_of_one_order);
 	tcase_add_test(tc, test_many_concurrent_writers);
 	tcase_add_test(tc, test_query_shapes_use_their_indexes);
+	tcase_add_test(tc, test_grid_indexes_stay_dense_under_new_writes);
 	tcase_add_test(tc, test_backfill_from_an_existing_ledger);
 	tcase_add_test(tc, test_upgrade_keeps_the_summaries);
 	tcase_add_test(tc, test_shop_role_keeps_the_summary);
