@@ -139,13 +139,12 @@ static void error_answer(struct sim_ctx *ctx, struct answer *a, int status, cons
 }
 
 /* Authentication and the required headers, common to every endpoint. */
-static bool check_envelope(struct sim_ctx *ctx, struct evhttp_request *req, struct answer *a)
+static bool check_envelope(struct sim_ctx *ctx, struct sim_req *req, struct answer *a)
 {
-	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	struct evkeyvalq *in = req->in;
 	if (!sim_api_check_basic(evhttp_find_header(in, "Authorization"), ctx->merchant_key,
 	                         ctx->auth_key)) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
-		                  "Basic realm=\"SmartPay\"");
+		evhttp_add_header(req->out, "WWW-Authenticate", "Basic realm=\"SmartPay\"");
 		error_answer(
 		    ctx, a, 401, "unauthorized",
 		    "missing or wrong credentials (HTTP Basic merchantKey:authenticationKey)",
@@ -166,7 +165,7 @@ static bool check_envelope(struct sim_ctx *ctx, struct evhttp_request *req, stru
 }
 
 /* Decides a modification request: validation, idempotency, business rules. */
-static void modification(struct sim_ctx *ctx, struct evhttp_request *req, enum sim_op op,
+static void modification(struct sim_ctx *ctx, struct sim_req *req, enum sim_op op,
                          struct json_object *root, const char *body, size_t len, struct answer *a)
 {
 	if (!check_envelope(ctx, req, a))
@@ -217,8 +216,7 @@ static void modification(struct sim_ctx *ctx, struct evhttp_request *req, enum s
 }
 
 /* Decides a Get Payment Status request. */
-static void status_query(struct sim_ctx *ctx, struct evhttp_request *req, const char *id,
-                         struct answer *a)
+static void status_query(struct sim_ctx *ctx, struct sim_req *req, const char *id, struct answer *a)
 {
 	if (!check_envelope(ctx, req, a))
 		return;
@@ -383,9 +381,9 @@ static bool op_for_path(const char *path, enum sim_op *op)
 	return false;
 }
 
-void sim_api_handle(struct sim_ctx *ctx, struct evhttp_request *req, const char *path)
+void sim_api_handle(struct sim_ctx *ctx, struct sim_req *req, const char *path)
 {
-	enum evhttp_cmd_type method = evhttp_request_get_command(req);
+	enum evhttp_cmd_type method = req->method;
 	struct answer a = {0};
 	enum sim_op op = SIM_OP_CAPTURE;
 	bool is_mod = op_for_path(path, &op);
@@ -398,13 +396,12 @@ void sim_api_handle(struct sim_ctx *ctx, struct evhttp_request *req, const char 
 		return;
 	}
 	if ((is_mod && method != EVHTTP_REQ_POST) || (!is_mod && method != EVHTTP_REQ_GET)) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
-		                  is_mod ? "POST" : "GET");
+		evhttp_add_header(req->out, "Allow", is_mod ? "POST" : "GET");
 		sim_reply_error(req, 405, "method_not_allowed", "method not allowed");
 		return;
 	}
 
-	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	struct evbuffer *in = req->body;
 	size_t len = evbuffer_get_length(in);
 	const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
 	struct json_object *root = NULL;

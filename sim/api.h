@@ -11,7 +11,7 @@
 #include "sim.h"
 
 /* Handles one request whose path starts with /payment/. */
-void sim_api_handle(struct sim_ctx *ctx, struct evhttp_request *req, const char *path);
+void sim_api_handle(struct sim_ctx *ctx, struct sim_req *req, const char *path);
 
 /* Checks an Authorization header value against merchant_key:auth_key (HTTP Basic). */
 bool sim_api_check_basic(const char *header, const char *merchant_key, const char *auth_key);

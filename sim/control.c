@@ -15,16 +15,15 @@
 #include "timeutil.h"
 
 /* Sends {"error", "errorDetails"}. */
-static void control_error(struct evhttp_request *req, int status, const char *error,
-                          const char *details)
+static void control_error(struct sim_req *req, int status, const char *error, const char *details)
 {
 	sim_reply_error(req, status, error, details);
 }
 
 /* Parses the request body as one JSON object; answers 400 and returns NULL otherwise. */
-static struct json_object *body_object(struct evhttp_request *req)
+static struct json_object *body_object(struct sim_req *req)
 {
-	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	struct evbuffer *in = req->body;
 	size_t len = evbuffer_get_length(in);
 	const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
 	struct json_object *root = sim_request_json(NULL, body, len);
@@ -54,7 +53,7 @@ static void add_amount(struct json_object *o, const char *key, int64_t minor, co
 }
 
 /* Reads an optional string member; false (after answering 400) when it has another type. */
-static bool opt_string(struct evhttp_request *req, struct json_object *doc, const char *key,
+static bool opt_string(struct sim_req *req, struct json_object *doc, const char *key,
                        const char **out)
 {
 	struct json_object *v;
@@ -72,8 +71,8 @@ static bool opt_string(struct evhttp_request *req, struct json_object *doc, cons
 }
 
 /* Reads an optional timestamp member. */
-static bool opt_time(struct evhttp_request *req, struct json_object *doc, const char *key,
-                     bool *has, int64_t *ms)
+static bool opt_time(struct sim_req *req, struct json_object *doc, const char *key, bool *has,
+                     int64_t *ms)
 {
 	const char *s;
 	*has = false;
@@ -109,7 +108,7 @@ static struct json_object *txn_json(const struct sim_txn *t)
 }
 
 /* POST /_sim/transactions: creates one transaction. */
-static void create_transaction(struct sim_ctx *ctx, struct evhttp_request *req)
+static void create_transaction(struct sim_ctx *ctx, struct sim_req *req)
 {
 	static const char *const known[] = {
 	    "amount",        "currencyCode", "status",        "authorizedAt", "expiresAt",
@@ -203,8 +202,8 @@ static struct json_object *status_calls_json(const struct sim_state *st)
 }
 
 /* Reads the optional amount of an outside effect into r (the transaction's currency). */
-static bool external_amount(struct evhttp_request *req, struct json_object *doc,
-                            const struct sim_txn *t, struct sim_mod_request *r)
+static bool external_amount(struct sim_req *req, struct json_object *doc, const struct sim_txn *t,
+                            struct sim_mod_request *r)
 {
 	struct json_object *amount;
 	const char *why;
@@ -242,7 +241,7 @@ static bool external_op(const char *name, enum sim_op *op)
 /* POST /_sim/transactions/{id}/external {"operation", "amount"?, "modificationId"?,
  * "description"?}: an effect made outside the API (portal capture, support cancel or
  * refund, "expire" for an early expiry). */
-static void external_effect(struct sim_ctx *ctx, struct evhttp_request *req, const char *id)
+static void external_effect(struct sim_ctx *ctx, struct sim_req *req, const char *id)
 {
 	struct sim_txn *t = sim_state_find(ctx->state, id);
 	if (t == NULL) {
@@ -302,7 +301,7 @@ out:
 
 /* GET /_sim/ledger: every effect, and per modificationId the request count, the
  * requests whose body differed from the first one's and the hostile answers. */
-static void ledger(struct sim_ctx *ctx, struct evhttp_request *req)
+static void ledger(struct sim_ctx *ctx, struct sim_req *req)
 {
 	size_t n;
 	const struct sim_effect *e = sim_state_effects(ctx->state, &n);
@@ -353,6 +352,8 @@ static void ledger(struct sim_ctx *ctx, struct evhttp_request *req)
 	    o, "statusCallsMaxPerSecond",
 	    json_object_new_int64((int64_t)sim_state_status_calls_max_per_second(ctx->state)));
 	json_object_object_add(o, "connections", json_object_new_int64((int64_t)ctx->connections));
+	json_object_object_add(o, "http2Connections",
+	                       json_object_new_int64((int64_t)ctx->h2_connections));
 	json_object_object_add(o, "answersFromTimer",
 	                       json_object_new_int64((int64_t)ctx->timer_writes));
 	if (ctx->ssl_ctx != NULL)
@@ -371,7 +372,7 @@ void sim_control_set_faults(struct sim_ctx *ctx, struct sim_faults *f)
 }
 
 /* /_sim/faults: GET reads, POST replaces, DELETE clears. */
-static void faults(struct sim_ctx *ctx, struct evhttp_request *req, enum evhttp_cmd_type method)
+static void faults(struct sim_ctx *ctx, struct sim_req *req, enum evhttp_cmd_type method)
 {
 	if (method == EVHTTP_REQ_POST) {
 		struct json_object *doc = body_object(req);
@@ -405,8 +406,7 @@ static struct json_object *clock_json(struct sim_ctx *ctx)
 }
 
 /* /_sim/clock: GET reads; POST {"advance": "96h"} or {"set": "ISO-8601"}. */
-static void clock_handler(struct sim_ctx *ctx, struct evhttp_request *req,
-                          enum evhttp_cmd_type method)
+static void clock_handler(struct sim_ctx *ctx, struct sim_req *req, enum evhttp_cmd_type method)
 {
 	if (method == EVHTTP_REQ_POST) {
 		struct json_object *doc = body_object(req);
@@ -451,9 +451,9 @@ static bool external_path(const char *rest, char *id, size_t idlen)
 	return true;
 }
 
-void sim_control_handle(struct sim_ctx *ctx, struct evhttp_request *req, const char *path)
+void sim_control_handle(struct sim_ctx *ctx, struct sim_req *req, const char *path)
 {
-	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	enum evhttp_cmd_type m = req->method;
 	const char *sub = path + 6;
 	char id[SIM_TXN_ID_MAX + 1];
 	if (strcmp(sub, "transactions") == 0 && m == EVHTTP_REQ_POST) {

@@ -8,7 +8,7 @@
 #include "sim.h"
 
 /* Handles one request whose path starts with /_sim/. */
-void sim_control_handle(struct sim_ctx *ctx, struct evhttp_request *req, const char *path);
+void sim_control_handle(struct sim_ctx *ctx, struct sim_req *req, const char *path);
 
 /* Applies a faults configuration: reseeds the fault generator with its seed, or
  * with the --seed value when it has none. Frees the previous configuration's

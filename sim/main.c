@@ -31,18 +31,22 @@ struct sim_options {
 	int64_t auth_validity_ms;
 	uint64_t preload;
 	bool quiet, verbose;
+	bool http2;
 };
 
 static void usage(FILE *f)
 {
 	fputs("usage: smartpay-sim --listen 127.0.0.1:PORT --merchant-key KEY\n"
 	      "                    --authentication-key-file FILE\n"
-	      "                    [--tls-cert FILE --tls-key FILE] [--latency MS[:JITTER_MS]]\n"
+	      "                    [--tls-cert FILE --tls-key FILE [--http2]]\n"
+	      "                    [--latency MS[:JITTER_MS]]\n"
 	      "                    [--seed N] [--auth-validity DURATION] [--preload N]\n"
 	      "                    [--faults JSON] [--shape modification|modifications]\n"
 	      "                    [--quiet] [--verbose]\n"
 	      "A SmartPay gateway simulator for tests and benchmarks (loopback only).\n"
-	      "Prints \"listening on HOST:PORT\" once ready; SIGTERM or SIGINT stop it.\n",
+	      "Prints \"listening on HOST:PORT\" once ready; SIGTERM or SIGINT stop it.\n"
+	      "--http2: the TLS listener also offers HTTP/2 (ALPN h2, preferred); clients\n"
+	      "that offer only http/1.1 or no ALPN are served HTTP/1.1 as without it.\n",
 	      f);
 }
 
@@ -61,13 +65,22 @@ static bool parse_u64(const char *text, uint64_t *out)
 /* Parses argv; returns 0 to run, or an exit code. */
 static int parse_args(int argc, char **argv, struct sim_options *o)
 {
-	enum { O_TLS_CERT = 256, O_TLS_KEY, O_AUTH_VALIDITY, O_PRELOAD, O_FAULTS, O_SHAPE };
+	enum {
+		O_TLS_CERT = 256,
+		O_TLS_KEY,
+		O_AUTH_VALIDITY,
+		O_PRELOAD,
+		O_FAULTS,
+		O_SHAPE,
+		O_HTTP2
+	};
 	static const struct option longopts[] = {
 	    {"listen", required_argument, NULL, 'l'},
 	    {"merchant-key", required_argument, NULL, 'm'},
 	    {"authentication-key-file", required_argument, NULL, 'k'},
 	    {"tls-cert", required_argument, NULL, O_TLS_CERT},
 	    {"tls-key", required_argument, NULL, O_TLS_KEY},
+	    {"http2", no_argument, NULL, O_HTTP2},
 	    {"latency", required_argument, NULL, 'L'},
 	    {"seed", required_argument, NULL, 's'},
 	    {"auth-validity", required_argument, NULL, O_AUTH_VALIDITY},
@@ -101,6 +114,9 @@ static int parse_args(int argc, char **argv, struct sim_options *o)
 			break;
 		case O_TLS_KEY:
 			o->tls_key = optarg;
+			break;
+		case O_HTTP2:
+			o->http2 = true;
 			break;
 		case 'L':
 			o->latency = optarg;
@@ -156,6 +172,10 @@ static int parse_args(int argc, char **argv, struct sim_options *o)
 	}
 	if ((o->tls_cert == NULL) != (o->tls_key == NULL)) {
 		fprintf(stderr, "smartpay-sim: --tls-cert and --tls-key go together\n");
+		return 2;
+	}
+	if (o->http2 && o->tls_cert == NULL) {
+		fprintf(stderr, "smartpay-sim: --http2 needs --tls-cert and --tls-key\n");
 		return 2;
 	}
 	if (strlen(o->merchant_key) == 0 || strlen(o->merchant_key) > 36) {
@@ -244,6 +264,7 @@ int main(int argc, char **argv)
 	ctx.merchant_key = xstrdup(o.merchant_key);
 	ctx.seed = o.seed;
 	ctx.verbose = o.verbose;
+	ctx.http2 = o.http2;
 	sim_jw_init(&ctx.out);
 	ctx.tok = json_tokener_new();
 	sim_control_set_faults(&ctx, &f);

@@ -23,6 +23,7 @@
 
 #include "api.h"
 #include "control.h"
+#include "h2.h"
 #include "timeutil.h"
 #include "url.h"
 #include "xmalloc.h"
@@ -30,7 +31,7 @@
 /* An answer waiting on a timer (latency, slow answers, deferred drops and resets). */
 struct sim_pending {
 	struct sim_ctx *ctx;
-	struct evhttp_request *req;
+	struct sim_req req; /* a copy: its pointers live until the answer is sent */
 	struct event *timer;
 	enum sim_fault_action action;
 	int status;
@@ -42,39 +43,43 @@ struct sim_pending {
 };
 
 /* Adds the headers every answer carries; content_type NULL means JSON. */
-static void answer_headers(struct evhttp_request *req, const char *content_type)
+static void answer_headers(struct sim_req *req, const char *content_type)
 {
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	evhttp_add_header(h, "Content-Type", content_type ? content_type : "application/json");
-	evhttp_add_header(h, "Accept-Language", "en-US");
+	evhttp_add_header(req->out, "Content-Type",
+	                  content_type ? content_type : "application/json");
+	evhttp_add_header(req->out, "Accept-Language", "en-US");
 }
 
-/* Sends status and body now. */
-static void send_typed(struct evhttp_request *req, int status, const char *content_type,
-                       const char *body, size_t len)
+/* Sends status and body now, through the front end that read the request. */
+static void send_typed(struct sim_req *req, int status, const char *content_type, const char *body,
+                       size_t len)
 {
 	answer_headers(req, content_type);
-	evbuffer_add(evhttp_request_get_output_buffer(req), body, len);
-	evhttp_send_reply(req, status, NULL, NULL);
+	if (req->h2 != NULL) {
+		sim_h2_reply(req->h2, status, body, len);
+		return;
+	}
+	evbuffer_add(evhttp_request_get_output_buffer(req->ev), body, len);
+	evhttp_send_reply(req->ev, status, NULL, NULL);
 }
 
 /* Sends a JSON status and body now. */
-static void send_now(struct evhttp_request *req, int status, const char *body, size_t len)
+static void send_now(struct sim_req *req, int status, const char *body, size_t len)
 {
 	send_typed(req, status, NULL, body, len);
 }
 
 /* Adds Retry-After (the faults' retry_after) to a 429 or 503. */
-static void add_retry_after(struct sim_ctx *ctx, struct evhttp_request *req, int status)
+static void add_retry_after(struct sim_ctx *ctx, struct sim_req *req, int status)
 {
 	if (status != 429 && status != 503)
 		return;
 	char ra[16];
 	snprintf(ra, sizeof(ra), "%d", ctx->faults.retry_after);
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
+	evhttp_add_header(req->out, "Retry-After", ra);
 }
 
-void sim_reply_json(struct evhttp_request *req, int status, struct json_object *obj)
+void sim_reply_json(struct sim_req *req, int status, struct json_object *obj)
 {
 	size_t len;
 	const char *text = json_object_to_json_string_length(
@@ -83,7 +88,7 @@ void sim_reply_json(struct evhttp_request *req, int status, struct json_object *
 	json_object_put(obj);
 }
 
-void sim_reply_error(struct evhttp_request *req, int status, const char *error, const char *details)
+void sim_reply_error(struct sim_req *req, int status, const char *error, const char *details)
 {
 	struct json_object *o = json_object_new_object();
 	json_object_object_add(o, "error", json_object_new_string(error));
@@ -92,9 +97,15 @@ void sim_reply_error(struct evhttp_request *req, int status, const char *error, 
 }
 
 /* Closes the request's connection without an answer; with `reset`, the socket is
- * aborted (SO_LINGER 0) so the client sees a connection reset instead of an EOF. */
-static void close_connection(struct evhttp_request *req, bool reset)
+ * aborted (SO_LINGER 0) so the client sees a connection reset instead of an EOF.
+ * Over HTTP/2 only the request's stream ends, reset (h2.c). */
+static void close_connection(struct sim_req *sreq, bool reset)
 {
+	if (sreq->h2 != NULL) {
+		sim_h2_abort(sreq->h2, reset);
+		return;
+	}
+	struct evhttp_request *req = sreq->ev;
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	if (evcon == NULL) {
 		/* the client went away already; sending frees the detached request */
@@ -119,7 +130,7 @@ static void close_connection(struct evhttp_request *req, bool reset)
 }
 
 /* The error body of an injected failure. */
-static void send_fault_status(struct sim_ctx *ctx, struct evhttp_request *req, int status)
+static void send_fault_status(struct sim_ctx *ctx, struct sim_req *req, int status)
 {
 	char details[96];
 	snprintf(details, sizeof(details), "injected failure: HTTP %d without processing", status);
@@ -128,7 +139,7 @@ static void send_fault_status(struct sim_ctx *ctx, struct evhttp_request *req, i
 }
 
 /* Carries out a plan's action now. */
-static void carry_out(struct sim_ctx *ctx, struct evhttp_request *req, enum sim_fault_action action,
+static void carry_out(struct sim_ctx *ctx, struct sim_req *req, enum sim_fault_action action,
                       int status, const char *content_type, const char *body, size_t len)
 {
 	switch (action) {
@@ -247,10 +258,11 @@ static void pending_fire(evutil_socket_t fd, short what, void *arg)
 	struct sim_pending *p = arg;
 	struct sim_ctx *ctx = p->ctx;
 	bool answers = p->action != SIM_FAULT_RESET && p->action != SIM_FAULT_DROP;
-	struct evhttp_connection *evcon = evhttp_request_get_connection(p->req);
+	struct evhttp_connection *evcon =
+	    p->req.ev != NULL ? evhttp_request_get_connection(p->req.ev) : NULL;
 	struct bufferevent *bev =
 	    answers && evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
-	carry_out(ctx, p->req, p->action, p->status, p->content_type, p->body, p->len);
+	carry_out(ctx, &p->req, p->action, p->status, p->content_type, p->body, p->len);
 	pending_free(p);
 	flush_answer(ctx, bev);
 }
@@ -268,11 +280,8 @@ struct sim_conn {
 	int64_t arrival_us; /* monotonic; 0 when none was taken */
 };
 
-/* Loop callback: the next request's first bytes are in; their kernel receive time is
- * kept (the data stays for evhttp). */
-static void conn_peek(evutil_socket_t fd, short what, void *arg)
+int64_t sim_server_peek_arrival(evutil_socket_t fd)
 {
-	struct sim_conn *sc = arg;
 	char byte;
 	union {
 		struct cmsghdr align;
@@ -283,9 +292,8 @@ static void conn_peek(evutil_socket_t fd, short what, void *arg)
 	                     .msg_iovlen = 1,
 	                     .msg_control = control.buf,
 	                     .msg_controllen = sizeof(control.buf)};
-	(void)what;
 	if (recvmsg(fd, &msg, MSG_PEEK | MSG_DONTWAIT) <= 0)
-		return;
+		return 0;
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS)
 			continue;
@@ -296,8 +304,20 @@ static void conn_peek(evutil_socket_t fd, short what, void *arg)
 		              (real.tv_nsec - got.tv_nsec) / 1000;
 		/* the kernel stamps with the wall clock: kept as "this long ago" */
 		if (ago >= 0 && ago < 1000000)
-			sc->arrival_us = sim_time_mono_us() - ago;
+			return sim_time_mono_us() - ago;
 	}
+	return 0;
+}
+
+/* Loop callback: the next request's first bytes are in; their kernel receive time is
+ * kept (the data stays for evhttp). */
+static void conn_peek(evutil_socket_t fd, short what, void *arg)
+{
+	struct sim_conn *sc = arg;
+	(void)what;
+	int64_t at = sim_server_peek_arrival(fd);
+	if (at > 0)
+		sc->arrival_us = at;
 }
 
 /* Frees a connection's state. */
@@ -390,7 +410,7 @@ static void watch_next_arrival(struct sim_ctx *ctx, struct evhttp_request *req)
 		(void)event_add(sc->peek, NULL);
 }
 
-void sim_answer(struct sim_ctx *ctx, struct evhttp_request *req, const struct sim_fault_plan *plan,
+void sim_answer(struct sim_ctx *ctx, struct sim_req *req, const struct sim_fault_plan *plan,
                 int status, const char *body, size_t len)
 {
 	if (plan->action == SIM_FAULT_FAIL)
@@ -405,7 +425,9 @@ void sim_answer(struct sim_ctx *ctx, struct evhttp_request *req, const struct si
 	}
 	struct sim_pending *p = xcalloc(1, sizeof(*p));
 	p->ctx = ctx;
-	p->req = req;
+	p->req = *req;
+	if (req->h2 != NULL)
+		sim_h2_wait(req->h2);
 	p->action = plan->action;
 	p->status = status;
 	p->content_type = plan->content_type;
@@ -423,19 +445,15 @@ void sim_answer(struct sim_ctx *ctx, struct evhttp_request *req, const struct si
 	ctx->pending = p;
 	p->due_us = ctx->request_us + plan->delay_ms * 1000;
 	pending_arm(p);
-	watch_next_arrival(ctx, req);
+	if (req->ev != NULL)
+		watch_next_arrival(ctx, req->ev);
 }
 
-/* Routes one request to the SmartPay API or the control API. */
-static void dispatch(struct evhttp_request *req, void *arg)
+void sim_server_dispatch(struct sim_ctx *ctx, struct sim_req *req, const char *path,
+                         int64_t arrival_us)
 {
-	struct sim_ctx *ctx = arg;
 	/* a delayed answer is due its delay after the request's arrival */
-	ctx->request_us = request_arrival(ctx, req);
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-	if (path == NULL)
-		path = "";
+	ctx->request_us = arrival_us;
 	if (strncmp(path, "/payment/", 9) == 0) {
 		sim_api_handle(ctx, req, path);
 	} else if (strncmp(path, "/_sim/", 6) == 0) {
@@ -445,11 +463,26 @@ static void dispatch(struct evhttp_request *req, void *arg)
 	}
 }
 
+/* evhttp callback: one HTTP/1.1 request, routed with its arrival time. */
+static void dispatch(struct evhttp_request *ev, void *arg)
+{
+	struct sim_ctx *ctx = arg;
+	struct sim_req req = {.method = evhttp_request_get_command(ev),
+	                      .in = evhttp_request_get_input_headers(ev),
+	                      .out = evhttp_request_get_output_headers(ev),
+	                      .body = evhttp_request_get_input_buffer(ev),
+	                      .ev = ev};
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	sim_server_dispatch(ctx, &req, path != NULL ? path : "", request_arrival(ctx, ev));
+}
+
 /* Output-buffer hook of a TLS connection: the OpenSSL bufferevent writes one TLS record
  * per buffer chain, and evhttp queues an answer's headers and body as separate chains;
  * joining them makes every answer (up to 16 KiB, one record's size) one record, one
  * segment and one wake-up for the client. */
-static void tls_coalesce_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+void sim_server_tls_coalesce_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+                                void *arg)
 {
 	(void)arg;
 	if (info->n_added == 0)
@@ -478,8 +511,11 @@ static struct bufferevent *tls_bevcb(struct event_base *base, void *arg)
 		return NULL;
 	struct bufferevent *bev = bufferevent_openssl_socket_new(
 	    base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (bev != NULL && ctx->http2)
+		sim_h2_offer(ctx, ssl, bev);
 	if (bev != NULL)
-		(void)evbuffer_add_cb(bufferevent_get_output(bev), tls_coalesce_cb, NULL);
+		(void)evbuffer_add_cb(bufferevent_get_output(bev), sim_server_tls_coalesce_cb,
+		                      NULL);
 	return bev;
 }
 
@@ -557,6 +593,8 @@ bool sim_server_start(struct sim_ctx *ctx, const char *listen_at, const char *tl
 		ctx->ssl_ctx = tls_context(tls_cert, tls_key, err, errlen);
 		if (ctx->ssl_ctx == NULL)
 			return false;
+		if (ctx->http2)
+			sim_h2_setup_tls(ctx, ctx->ssl_ctx);
 	}
 	ctx->http = evhttp_new(ctx->base);
 	if (ctx->http == NULL) {
@@ -610,9 +648,11 @@ void sim_server_stop(struct sim_ctx *ctx)
 {
 	while (ctx->pending != NULL) {
 		struct sim_pending *p = ctx->pending;
-		close_connection(p->req, false);
+		close_connection(&p->req, false);
 		pending_free(p);
 	}
+	/* before evhttp_free, which frees their bufferevents with its connections */
+	sim_h2_close_all(ctx);
 	if (ctx->http != NULL)
 		evhttp_free(ctx->http);
 	ctx->http = NULL;

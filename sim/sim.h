@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <event2/http.h>
 #include <openssl/ssl.h>
 
 #include "faults.h"
@@ -17,6 +18,22 @@ struct evhttp;
 struct sim_pending;
 struct sim_conn;
 struct json_tokener;
+struct sim_h2_conn;
+struct sim_h2_stream;
+struct evkeyvalq;
+struct evbuffer;
+
+/* One request as the handlers (api.c, control.c) see it and answer it, whichever
+ * front end read it: evhttp's HTTP/1.1 one or the HTTP/2 one (h2.c). Copied by value
+ * into a waiting answer: every pointer stays valid until the answer is sent. */
+struct sim_req {
+	enum evhttp_cmd_type method;
+	struct evkeyvalq *in;      /* request headers */
+	struct evkeyvalq *out;     /* headers the handlers add to the answer */
+	struct evbuffer *body;     /* request body */
+	struct evhttp_request *ev; /* the HTTP/1.1 request; NULL over HTTP/2 */
+	struct sim_h2_stream *h2;  /* the HTTP/2 stream; NULL over HTTP/1.1 */
+};
 
 /* The loop's priorities, most urgent first (main.c sets them up, server.c assigns
  * them): a due answer's timer, then the peek of a request's arrival time, then
@@ -34,7 +51,10 @@ enum sim_priority {
 struct sim_ctx {
 	struct event_base *base;
 	struct evhttp *http;
-	SSL_CTX *ssl_ctx; /* NULL when serving plain HTTP */
+	SSL_CTX *ssl_ctx;            /* NULL when serving plain HTTP */
+	bool http2;                  /* --http2: the TLS listener also offers HTTP/2 (ALPN h2) */
+	struct sim_h2_conn *h2conns; /* open HTTP/2 connections (h2.c) */
+	uint64_t h2_connections;     /* of ctx->connections, those that chose HTTP/2 */
 	struct sim_state *state;
 	struct sim_faults faults;    /* applied to /payment/ requests only */
 	struct sim_rng rng;          /* fault decisions and format variations */

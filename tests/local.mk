@@ -55,11 +55,12 @@ WORLD_SUITES += tests/check_follow_up
 WORLD_SUITES += tests/check_tls
 # the expiring gauges and the sweep after their first pass, the open-alert counts
 WORLD_SUITES += tests/check_gauges
-check_PROGRAMS += $(UNIT_SUITES) tests/check_sim $(PG_SUITES) $(WORLD_SUITES)
-TESTS += $(UNIT_SUITES) tests/check_sim $(PG_SUITES) $(WORLD_SUITES)
+check_PROGRAMS += $(UNIT_SUITES) tests/check_sim tests/check_sim_h2 $(PG_SUITES) $(WORLD_SUITES)
+TESTS += $(UNIT_SUITES) tests/check_sim tests/check_sim_h2 $(PG_SUITES) $(WORLD_SUITES)
 # smartpay-sim: its pure modules directly, and the program over HTTP (tests/simproc.h)
 tests_check_sim_SOURCES = tests/check_sim.c $(SIM_CORE_SOURCES)
-tests_check_sim_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/sim
+tests_check_sim_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/sim $(NGHTTP2_CFLAGS)
+tests_check_sim_LDADD = $(LDADD) $(NGHTTP2_LIBS)
 endif
 # the systemd unit: systemd-analyze verify and security --offline=true
 TESTS += tests/systemd-unit.sh
