@@ -147,6 +147,14 @@ static void pool_put(struct http_client *c, CURL *e)
 		curl_easy_cleanup(e);
 		return;
 	}
+	/* curl 7.88 refuses CURLOPT_BUFFERSIZE (CURLE_BAD_FUNCTION_ARGUMENT) on a handle
+	 * whose last transfer was HTTP/2: such a handle is not reused */
+	long version = 0;
+	if (curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &version) == CURLE_OK &&
+	    version == CURL_HTTP_VERSION_2_0) {
+		curl_easy_cleanup(e);
+		return;
+	}
 	curl_easy_reset(e);
 	if (c->pool == NULL)
 		c->pool = xcalloc(HTTP_POOL_MAX, sizeof(*c->pool));
