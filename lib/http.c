@@ -40,6 +40,9 @@
  * cache of at most this many. */
 #define HTTP_LANE_SIZE 128
 
+/* curl's default limit of HTTP/2 streams per connection (CURLMOPT_MAX_CONCURRENT_STREAMS). */
+#define HTTP_H2_STREAMS_DEFAULT 100L
+
 /* At most this many lanes (the scans above are then over max_host_connections / 16). */
 #define HTTP_LANES_MAX 16
 
@@ -478,6 +481,12 @@ static bool lane_init(struct http_client *c, struct http_lane *l, long max_conns
 	curl_multi_setopt(l->multi, CURLMOPT_TIMERDATA, l);
 	curl_multi_setopt(l->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
 	curl_multi_setopt(l->multi, CURLMOPT_MAX_HOST_CONNECTIONS, max_conns);
+	/* Over HTTP/2 a lane's whole window may share one connection: past curl's default of
+	 * 100 streams the transfers started at once opened more connections (and TLS
+	 * handshakes). A gateway's own, lower SETTINGS_MAX_CONCURRENT_STREAMS still
+	 * bounds each connection: nghttp2 opens no stream past it. */
+	if (max_conns > HTTP_H2_STREAMS_DEFAULT)
+		curl_multi_setopt(l->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, max_conns);
 	/* Keep as many idle connections as may be in flight. curl's default keeps four per
 	 * transfer still attached, so each time the window drains it closes the idle ones
 	 * and the next batch opens (over TLS: handshakes) them again. */

@@ -23,6 +23,10 @@
 #define WAVE 32
 #define WAVES 10
 
+/* Transfers at once (and connections allowed) in the wide HTTP/2 test: one lane, more
+ * than curl's default of 100 streams per connection. */
+#define WIDE_WAVE 128
+
 /* One client on its own loop, and the results of the wave being waited for. */
 struct tls_ctx {
 	struct event_base *base;
@@ -34,9 +38,10 @@ struct tls_ctx {
 	long next_txn;
 };
 
-/* Starts the simulator over TLS (with one more argument, or NULL) and a client trusting
- * ca_file (NULL: the system's store; "": the simulator's own CA). */
-static void ctx_init_args(struct tls_ctx *t, const char *ca_file, const char *arg)
+/* Starts the simulator over TLS (with one more argument, or NULL) and a client of at most
+ * max_conns connections trusting ca_file (NULL: the system's store; "": the simulator's
+ * own CA). */
+static void ctx_init_args(struct tls_ctx *t, const char *ca_file, const char *arg, long max_conns)
 {
 	memset(t, 0, sizeof(*t));
 	struct simproc_opts opts = {
@@ -50,7 +55,7 @@ static void ctx_init_args(struct tls_ctx *t, const char *ca_file, const char *ar
 	    .ca_file = ca_file != NULL && *ca_file == '\0' ? simproc_ca_file(t->sim) : ca_file,
 	    .timeout_ms = 20000,
 	    .connect_timeout_ms = 5000,
-	    .max_host_connections = WAVE};
+	    .max_host_connections = max_conns};
 	t->client = http_client_new(t->base, &o);
 	ck_assert_ptr_nonnull(t->client);
 	t->url = xasprintf("%s/payment/capture", simproc_base_url(t->sim));
@@ -59,7 +64,7 @@ static void ctx_init_args(struct tls_ctx *t, const char *ca_file, const char *ar
 /* ctx_init_args without a further argument: the simulator speaks HTTP/1.1 only. */
 static void ctx_init(struct tls_ctx *t, const char *ca_file)
 {
-	ctx_init_args(t, ca_file, NULL);
+	ctx_init_args(t, ca_file, NULL, WAVE);
 }
 
 /* Frees what ctx_init made and checks the simulator exits cleanly. */
@@ -344,7 +349,7 @@ END_TEST
 START_TEST(waves_over_http2)
 {
 	struct tls_ctx t;
-	ctx_init_args(&t, "", "--http2");
+	ctx_init_args(&t, "", "--http2", WAVE);
 	for (int w = 0; w < WAVES; w++)
 		wave(&t, WAVE, NULL);
 	ck_assert_msg(t.failed == 0, "%d failed: %s", t.failed, t.last_error);
@@ -357,6 +362,24 @@ START_TEST(waves_over_http2)
 	long conns = ledger_number(&t, "connections") - 1;
 	ck_assert_msg(conns < WAVE, "%ld connections for %d transfers over HTTP/2", conns,
 	              WAVES * WAVE);
+	ctx_done(&t);
+}
+END_TEST
+
+/* A window wider than curl's default of 100 streams per connection started at once
+ * over HTTP/2 shares one connection (with curl's default limit, transfers past 100
+ * opened connections of their own: 8 for 128 transfers, each a TLS handshake). */
+START_TEST(a_wide_window_shares_one_http2_connection)
+{
+	struct tls_ctx t;
+	ctx_init_args(&t, "", "--http2", WIDE_WAVE);
+	wave(&t, WIDE_WAVE, NULL);
+	wave(&t, WIDE_WAVE, NULL);
+	ck_assert_msg(t.failed == 0, "%d failed: %s", t.failed, t.last_error);
+	ck_assert_int_eq(t.ok, 2 * WIDE_WAVE);
+	long conns = ledger_number(&t, "connections") - 1;
+	ck_assert_msg(conns <= 2, "%ld connections for %d transfers at once over HTTP/2", conns,
+	              WIDE_WAVE);
 	ctx_done(&t);
 }
 END_TEST
@@ -374,6 +397,7 @@ static Suite *tls_suite(void)
 	tcase_add_test(tc, share_refused_while_a_transfer_runs);
 	tcase_add_test(tc, status_calls_share_the_engines_sessions);
 	tcase_add_test(tc, waves_over_http2);
+	tcase_add_test(tc, a_wide_window_shares_one_http2_connection);
 	suite_add_tcase(s, tc);
 	return s;
 }
