@@ -7,7 +7,8 @@ lib_libsmartpay_a_SOURCES += lib/money.c lib/money.h lib/log.c lib/log.h \
 	lib/config.c lib/config.h lib/config_internal.h lib/config_ini.c lib/config_value.c
 lib_libsmartpay_a_SOURCES += lib/store_migrate.c lib/store_migrate.h
 lib_libsmartpay_a_SOURCES += lib/uuid.c lib/uuid.h lib/modification.c lib/modification.h \
-	lib/response.c lib/response.h lib/classify.c lib/classify.h lib/text.c lib/text.h \
+	lib/response.c lib/response.h lib/response_internal.h lib/json_scan.c lib/json_scan.h \
+	lib/classify.c lib/classify.h lib/text.c lib/text.h \
 	lib/reconcile.c lib/reconcile.h lib/status_call.c lib/status_call.h \
 	lib/reconciler.c lib/reconciler.h \
 	lib/backoff.c lib/backoff.h lib/breaker.c lib/breaker.h lib/http.c lib/http.h

@@ -3,6 +3,7 @@
 #include "autoconfig.h"
 
 #include "response.h"
+#include "response_internal.h"
 #include "testutil.h"
 
 #include <check.h>
@@ -452,17 +453,206 @@ START_TEST(test_response_fuzz)
 }
 END_TEST
 
+/* A capture answer as the simulator writes it: every optional field, a history. */
+static const char capture_answer[] =
+    "{\"reconciliationReferenceId\":\"RR-0001\",\"description\":\"order 17\","
+    "\"paymentStatus\":\"CAPTURE_PENDING\",\"creationDate\":\"2026-12-02T01:00:00.000Z\","
+    "\"lastStatusDate\":\"2026-12-02T01:00:00.120Z\",\"transactionOverview\":{"
+    "\"transactionId\":\"" TXID "\",\"paymentMethod\":\"CARDS\",\"amount\":-0.5,"
+    "\"currencyCode\":\"EUR\",\"mit\":false},\"modification\":{\"modificationData\":{"
+    "\"type\":\"CAPTURE\",\"modificationId\":\"" MODID "\",\"reconciliationReferenceId\":"
+    "\"RR-0002\",\"simExtraCode\":7},\"modificationAmount\":{\"amount\":10.99,"
+    "\"currencyCode\":\"EUR\",\"description\":\"caf\xc3\xa9 \\\"au\\\" lait\\\\\\/\\n\"},"
+    "\"status\":\"CAPTURE_PENDING\",\"statusHistory\":[{\"status\":\"CAPTURE_PENDING\","
+    "\"statusDate\":\"2026-12-02T01:00:00.120Z\"}]},\"ignoredProperties\":[],"
+    "\"simExtra\":{\"nested\":[1,\"two\",null,true,{\"error\":{}}]},\"simExtraNull\":null}";
+
+/* True when two parsed answers hold the same (possibly NULL) texts and flags. */
+static bool same_response(const struct gw_response *a, const struct gw_response *b)
+{
+	const char *const x[] = {a->payment_status, a->reconciliation_reference_id,
+	                         a->modification_status, a->modification_type, a->error};
+	const char *const y[] = {b->payment_status, b->reconciliation_reference_id,
+	                         b->modification_status, b->modification_type, b->error};
+	for (size_t i = 0; i < sizeof(x) / sizeof(x[0]); i++) {
+		if ((x[i] == NULL) != (y[i] == NULL) || (x[i] != NULL && strcmp(x[i], y[i]) != 0))
+			return false;
+	}
+	return a->has_error == b->has_error && a->modification_entries == b->modification_entries &&
+	       a->entries_disagree == b->entries_disagree;
+}
+
+/* Parses a body both ways: when the scan takes it, json-c's tree must take it too and
+ * read the same; returns whether the scan took it. */
+static bool scan_agrees(const char *body, size_t len, const char *modid)
+{
+	struct gw_response scan, tree;
+	bool by_scan = response_parse_scan(body, len, modid, &scan);
+	bool by_tree = response_parse_tree(body, len, modid, &tree);
+	if (by_scan) {
+		ck_assert_msg(by_tree, "the scan took a body json-c refuses: %.*s", (int)len, body);
+		ck_assert_msg(same_response(&scan, &tree), "the scan read otherwise: %.*s",
+		              (int)len, body);
+	} else {
+		ck_assert_ptr_null(scan.payment_status);
+		ck_assert_ptr_null(scan.modification_status);
+		ck_assert_ptr_null(scan.error);
+	}
+	response_free(&scan);
+	response_free(&tree);
+	return by_scan;
+}
+
+/* Strict JSON answers, the gateway's usual ones, are read by the scan, as json-c
+ * reads them. */
+START_TEST(test_response_scan_takes_strict_answers)
+{
+	static const char *const bodies[] = {
+	    capture_answer,
+	    cancel_example,
+	    cancel_or_refund_example,
+	    modifications_array,
+	    "{\"paymentStatus\":\"CAPTURED\",\"modifications\":[[{\"modificationData\":{"
+	    "\"modificationId\":\"" MODID "\",\"type\":\"CAPTURE\"},\"status\":\"CAPTURED\"}],"
+	    "[[{\"modificationData\":{\"modificationId\":\"" MODID "\",\"type\":\"CAPTURE\"},"
+	    "\"status\":\"SETTLED\"}]]]}",
+	    "{\"error\":\"payment_failed\",\"errorDetails\":\"card \\\"invalid\\\"\","
+	    "\"message\":null}",
+	    "{\"error\":null,\"errorDetails\":\"\",\"message\":\"transaction not found\"}",
+	    "{\"modification\":{\"status\":7,\"modificationData\":{\"modificationId\":\"" MODID
+	    "\",\"type\":[],\"reconciliationReferenceId\":{}}},\"reconciliationReferenceId\":"
+	    "\"TOP\"}",
+	    "{\"modifications\":[1,\"a\",null,true,[[]],{}],\"modification\":\"x\","
+	    "\"paymentStatus\":42}",
+	    "{\"paymentStatus\":\"caf\xe9\",\"reconciliationReferenceId\":\"\"}",
+	    " \t\r\n{}\r\n ",
+	};
+	static const char *const ids[] = {MODID, "cap-1", "", NULL};
+	struct gw_response r;
+
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		for (size_t k = 0; k < sizeof(ids) / sizeof(ids[0]); k++)
+			ck_assert_msg(scan_agrees(bodies[i], strlen(bodies[i]), ids[k]),
+			              "the scan left body %zu to json-c", i);
+	}
+	/* what the scan read, spelled out for the simulator's answer */
+	ck_assert(response_parse_scan(capture_answer, strlen(capture_answer), MODID, &r));
+	expect_str(r.payment_status, "CAPTURE_PENDING");
+	expect_str(r.modification_status, "CAPTURE_PENDING");
+	expect_str(r.modification_type, "CAPTURE");
+	expect_str(r.reconciliation_reference_id, "RR-0002");
+	ck_assert_uint_eq(r.modification_entries, 1);
+	ck_assert(!r.has_error);
+	response_free(&r);
+	ck_assert(response_parse_scan(bodies[5], strlen(bodies[5]), MODID, &r));
+	expect_str(r.error, "payment_failed; card \"invalid\"");
+	ck_assert(r.has_error);
+	response_free(&r);
+}
+END_TEST
+
+/* What only json-c's lenient parser takes, or reads in its own way, is left to it, and
+ * response_parse still reads it. */
+START_TEST(test_response_scan_leaves_the_rest)
+{
+	static const struct {
+		const char *body, *payment_status;
+	} cases[] = {
+	    {"{/* a comment */\"paymentStatus\":\"CAPTURED\"}", "CAPTURED"},
+	    {"{\"paymentStatus\":'CAPTURED'}", "CAPTURED"},
+	    {"{\"paymentStatus\":\"CAPTURED\",\"paymentStatus\":\"FAILED\"}", NULL},
+	    {"{\"paymentStatus\":\"CAPT\\u0055RED\"}", "CAPTURED"},
+	    {"{\"paymentStatus\":\"CAPTURED\",\"n\":1e3}", "CAPTURED"},
+	    {"{\"paymentStatus\":\"CAPTURED\",\"n\":1234567890123456}", "CAPTURED"},
+	    {"{\"paymentStatus\":\"CAPTURED\",\"b\":True}", "CAPTURED"},
+	    {"{\"paymentStatus\":\"CAPTURED\",\"error\":{\"code\":4}}", "CAPTURED"},
+	    {"{\"paymentStatus\":\"CAP\tTURED\"}", "CAP\tTURED"},
+	    {"{\"modifications\":[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]],\"paymentStatus\":"
+	     "\"CAPTURED\"}",
+	     "CAPTURED"},
+	    {"{\"modification\":{\"modificationData\":{\"modificationId\":\"" MODID
+	     "\"},\"status\":\"A\",\"status\":\"B\"},\"paymentStatus\":\"CAPTURED\"}",
+	     "CAPTURED"},
+	};
+	struct gw_response r;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t len = strlen(cases[i].body);
+		ck_assert_msg(!scan_agrees(cases[i].body, len, MODID), "the scan took case %zu", i);
+		ck_assert_msg(response_parse(cases[i].body, len, MODID, &r), "case %zu not parsed",
+		              i);
+		/* a repeated key: whichever json-c keeps, response_parse reads as json-c does */
+		if (cases[i].payment_status != NULL)
+			expect_str(r.payment_status, cases[i].payment_status);
+		else
+			ck_assert_ptr_nonnull(r.payment_status);
+		response_free(&r);
+	}
+	/* the repeated modification status: read as json-c's tree reads it */
+	struct gw_response tree;
+	ck_assert(response_parse(cases[10].body, strlen(cases[10].body), MODID, &r));
+	ck_assert(response_parse_tree(cases[10].body, strlen(cases[10].body), MODID, &tree));
+	ck_assert(same_response(&r, &tree));
+	ck_assert_ptr_nonnull(r.modification_status);
+	response_free(&r);
+	response_free(&tree);
+}
+END_TEST
+
+/* Every body one edit away from a real answer (a byte deleted, doubled or replaced by
+ * a character that matters to JSON) is read by the scan exactly as json-c reads it,
+ * or left to json-c. */
+START_TEST(test_response_scan_agrees_mutated)
+{
+	static const char *const seeds[] = {capture_answer, cancel_or_refund_example,
+	                                    modifications_array,
+	                                    "{\"error\":\"e\",\"errorDetails\":\"d\\\"\"}"};
+	static const char swaps[] = {'"', '\\', '{', '}', '[', ']',  ',',    ':',   ' ',
+	                             '0', '.',  'e', 'n', 'u', '\0', '\x01', '\xff'};
+	size_t taken = 0, tried = 0;
+
+	for (size_t s = 0; s < sizeof(seeds) / sizeof(seeds[0]); s++) {
+		size_t len = strlen(seeds[s]);
+		char *copy = malloc(len + 2);
+		ck_assert_ptr_nonnull(copy);
+		for (size_t at = 0; at < len; at++) {
+			/* deleted */
+			memcpy(copy, seeds[s], at);
+			memcpy(copy + at, seeds[s] + at + 1, len - at - 1);
+			taken += scan_agrees(copy, len - 1, MODID);
+			/* doubled */
+			memcpy(copy, seeds[s], at + 1);
+			memcpy(copy + at + 1, seeds[s] + at, len - at);
+			taken += scan_agrees(copy, len + 1, MODID);
+			tried += 2;
+			for (size_t k = 0; k < sizeof(swaps); k++) {
+				memcpy(copy, seeds[s], len);
+				copy[at] = swaps[k];
+				taken += scan_agrees(copy, len, k % 2 == 0 ? MODID : "cap-1");
+				tried++;
+			}
+		}
+		free(copy);
+	}
+	/* the edits that keep the text strict JSON (inside strings, most of them) are the
+	 * scan's: the comparison above is not between two refusals */
+	ck_assert_msg(taken > tried / 10, "the scan took %zu of %zu", taken, tried);
+}
+END_TEST
+
 /* Builds the suite. */
 static Suite *response_suite(void)
 {
 	Suite *s = suite_create("response");
-	testutil_tcase(s, "response", 60,
-	               (const TTest *const[]){
-	                   test_response_single_object, test_response_array, test_response_statuses,
-	                   test_response_lenient, test_response_wrong_types,
-	                   test_response_unreadable, test_response_deep_nesting,
-	                   test_response_errors, test_response_nul_in_strings,
-	                   test_response_entries_agree, test_response_fuzz, NULL});
+	testutil_tcase(
+	    s, "response", 60,
+	    (const TTest *const[]){
+	        test_response_single_object, test_response_array, test_response_statuses,
+	        test_response_lenient, test_response_wrong_types, test_response_unreadable,
+	        test_response_deep_nesting, test_response_errors, test_response_nul_in_strings,
+	        test_response_entries_agree, test_response_fuzz,
+	        test_response_scan_takes_strict_answers, test_response_scan_leaves_the_rest,
+	        test_response_scan_agrees_mutated, NULL});
 	return s;
 }
 

@@ -18,12 +18,14 @@
  * checked here with json-c directly); retry delays stay within backoff, Retry-After and
  * deadline bounds; every stored string is well-formed UTF-8 without NUL and bounded,
  * and a well-formed body is kept byte for byte (NULs dropped); deciding twice gives the
- * same outcome; nothing leaks. */
+ * same outcome; the scan of strict JSON answers (lib/json_scan.c) reads a body it takes
+ * exactly as json-c's tree does; nothing leaks. */
 #include "autoconfig.h"
 
 #include "classify.h"
 #include "fuzz.h"
 #include "outcome.h"
+#include "response_internal.h"
 #include "xmalloc.h"
 
 #include <json-c/json.h>
@@ -454,6 +456,36 @@ static void check_repeatable(const struct outcome_policy *pol, const struct fuzz
 	outcome_clear(&again);
 }
 
+/* True when two optional texts are equal (both NULL counts). */
+static bool same_or_null(const char *a, const char *b)
+{
+	return a == NULL || b == NULL ? a == b : strcmp(a, b) == 0;
+}
+
+/* Checks that a body the scan takes is one json-c's tree takes and reads the same. */
+static void check_scan_agrees(const struct fuzz_case *fc)
+{
+	struct gw_response scan, tree;
+	const struct outcome_answer *a = &fc->answer;
+	const char *id = fc->claim.modification_id;
+	bool by_scan = response_parse_scan(a->body, a->body_len, id, &scan);
+	bool by_tree = response_parse_tree(a->body, a->body_len, id, &tree);
+	if (by_scan) {
+		FUZZ_CHECK(by_tree);
+		FUZZ_CHECK(same_or_null(scan.payment_status, tree.payment_status));
+		FUZZ_CHECK(same_or_null(scan.reconciliation_reference_id,
+		                        tree.reconciliation_reference_id));
+		FUZZ_CHECK(same_or_null(scan.modification_status, tree.modification_status));
+		FUZZ_CHECK(same_or_null(scan.modification_type, tree.modification_type));
+		FUZZ_CHECK(same_or_null(scan.error, tree.error));
+		FUZZ_CHECK(scan.has_error == tree.has_error);
+		FUZZ_CHECK(scan.modification_entries == tree.modification_entries);
+		FUZZ_CHECK(scan.entries_disagree == tree.entries_disagree);
+	}
+	response_free(&scan);
+	response_free(&tree);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const struct outcome_policy pol = {
@@ -468,6 +500,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_result_cause(r, &fc, &pol, &o);
 	check_stored(&fc, &o);
 	check_repeatable(&pol, &fc, random, r, &o);
+	check_scan_agrees(&fc);
 
 	outcome_clear(&o);
 	fuzz_case_free(&fc);
