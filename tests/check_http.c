@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -178,6 +179,28 @@ static void serve(struct evhttp_request *req, void *arg)
 			reply(req, 200, NULL, NULL, "{\"got\":1}", 9);
 		else
 			reply(req, 405, NULL, NULL, "{}", 2);
+	} else if (strcmp(uri, "/headers") == 0) {
+		/* the method, the X-Test header and the body's length, as the server saw them */
+		char text[256];
+		const char *x = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Test");
+		int n = snprintf(text, sizeof(text), "%s %s %zu",
+		                 method == EVHTTP_REQ_GET ? "GET" : "POST", x != NULL ? x : "-",
+		                 evbuffer_get_length(evhttp_request_get_input_buffer(req)));
+		reply(req, 200, NULL, NULL, text, (size_t)n);
+	} else if (strcmp(uri, "/count") == 0) {
+		/* how many User-Agent and Authorization headers came, and the first of each */
+		char text[512];
+		int ua = 0, auth = 0;
+		const char *first_ua = "-", *first_auth = "-";
+		for (struct evkeyval *h = evhttp_request_get_input_headers(req)->tqh_first;
+		     h != NULL; h = h->next.tqe_next) {
+			if (strcasecmp(h->key, "User-Agent") == 0 && ua++ == 0)
+				first_ua = h->value;
+			if (strcasecmp(h->key, "Authorization") == 0 && auth++ == 0)
+				first_auth = h->value;
+		}
+		int n = snprintf(text, sizeof(text), "%d %s %d %s", ua, first_ua, auth, first_auth);
+		reply(req, 200, NULL, NULL, text, (size_t)n);
 	} else if (strcmp(uri, "/big") == 0) {
 		size_t len = 2 * HTTP_BODY_MAX + 17;
 		char *body = malloc(len);
@@ -523,7 +546,92 @@ START_TEST(test_basic_auth_and_headers)
 	req.password = NULL;
 	one_request(&ctx, &req);
 	ck_assert_int_eq(ctx.last.http_status, 401);
-	ck_assert_int_eq(srv.hits_auth, 3);
+
+	/* nor right after a request with the right ones, on the same pooled handle */
+	req.username = USERNAME;
+	req.password = PASSWORD;
+	one_request(&ctx, &req);
+	ck_assert_int_eq(ctx.last.http_status, 200);
+	req.username = NULL;
+	req.password = NULL;
+	one_request(&ctx, &req);
+	ck_assert_int_eq(ctx.last.http_status, 401);
+	ck_assert_int_eq(srv.hits_auth, 5);
+	free(url);
+	ctx_done(&ctx);
+}
+END_TEST
+
+/* A pooled handle keeps the client's options and nothing of the request before: each
+ * request goes with its own method, header lines and body, also past the header lists
+ * the client keeps. */
+START_TEST(test_pooled_handle_per_request)
+{
+	struct test_server srv;
+	struct test_ctx ctx;
+	static const char *const tags[] = {"a", "b", "c", "d", "e", "f", "g", "a", "b"};
+	char line[32], want[64];
+
+	ctx_init(&ctx, &srv, 5000);
+	char *url = url_for(&srv, "/headers");
+	for (size_t i = 0; i < sizeof(tags) / sizeof(tags[0]); i++) {
+		snprintf(line, sizeof(line), "X-Test: %s", tags[i]);
+		const char *const headers[] = {"Content-Type: application/json", line, NULL};
+		const char *const one[] = {line, NULL};
+		struct http_request post = {.method = "POST",
+		                            .url = url,
+		                            .headers = i % 2 == 0 ? headers : one,
+		                            .body = "{\"k\":12345}",
+		                            .body_len = i};
+		struct http_request get = {.method = "GET", .url = url};
+
+		one_request(&ctx, &post);
+		snprintf(want, sizeof(want), "POST %s %zu", tags[i], i);
+		ck_assert_str_eq(ctx.last_body, want);
+		one_request(&ctx, &get);
+		ck_assert_str_eq(ctx.last_body, "GET - 0");
+	}
+	free(url);
+	ctx_done(&ctx);
+}
+END_TEST
+
+/* The client's User-Agent and a request's credentials go once, as their own headers,
+ * unless the request gives those headers itself; new credentials replace the old. */
+START_TEST(test_agent_and_credentials_once)
+{
+	struct test_server srv;
+	struct test_ctx ctx;
+	const char *const own[] = {"user-agent: mine/2", "Authorization: Bearer t", NULL};
+	const char *const plain[] = {"Content-Type: application/json", NULL};
+
+	ctx_init(&ctx, &srv, 5000);
+	char *url = url_for(&srv, "/count");
+	struct http_request req = {.method = "POST",
+	                           .url = url,
+	                           .headers = plain,
+	                           .body = "{}",
+	                           .body_len = 2,
+	                           .username = USERNAME,
+	                           .password = PASSWORD};
+	one_request(&ctx, &req);
+	ck_assert_str_eq(ctx.last_body, "1 " USER_AGENT " 1 " AUTH_HEADER);
+	/* user "a", password "b": "a:b" */
+	req.username = "a";
+	req.password = "b";
+	one_request(&ctx, &req);
+	ck_assert_str_eq(ctx.last_body, "1 " USER_AGENT " 1 Basic YTpi");
+	/* no password: "a:" */
+	req.password = NULL;
+	one_request(&ctx, &req);
+	ck_assert_str_eq(ctx.last_body, "1 " USER_AGENT " 1 Basic YTo=");
+	req.headers = own;
+	one_request(&ctx, &req);
+	ck_assert_str_eq(ctx.last_body, "1 mine/2 1 Bearer t");
+	req.headers = NULL;
+	req.username = NULL;
+	one_request(&ctx, &req);
+	ck_assert_str_eq(ctx.last_body, "1 " USER_AGENT " 0 -");
 	free(url);
 	ctx_done(&ctx);
 }
@@ -828,6 +936,8 @@ static Suite *http_suite(void)
 	tcase_add_test(tc, test_connection_refused);
 	tcase_add_test(tc, test_closed_without_answer);
 	tcase_add_test(tc, test_basic_auth_and_headers);
+	tcase_add_test(tc, test_pooled_handle_per_request);
+	tcase_add_test(tc, test_agent_and_credentials_once);
 	tcase_add_test(tc, test_get_and_big_body);
 	tcase_add_test(tc, test_setup_errors);
 	tcase_add_test(tc, test_free_with_inflight);
