@@ -235,28 +235,34 @@ static bool is_transient_4xx(int status)
 /* The modification a type or a status belongs to. */
 enum family { FAM_NONE, FAM_CAPTURE, FAM_CANCEL, FAM_REFUND };
 
-/* A spelling in canonical form (ASCII upper case, CANCELED -> CANCELLED ...). */
-static char *canonical(const char *s)
-{
-	char *upper = xstrdup(s);
-	char *out;
+/* Spellings this long or longer are compared from the heap; shorter ones (every one the
+ * tables hold) from the stack, without an allocation per answer. */
+#define CLASSIFY_SPELLING_STACK 64
 
-	for (char *p = upper; *p != '\0'; p++)
-		if (*p >= 'a' && *p <= 'z')
-			*p = (char)(*p - 'a' + 'A');
-	out = response_normalise_status(upper);
-	free(upper);
-	return out;
-}
-
-/* Looks a canonical word up in a table of {text, family}; FAM_NONE when absent. */
-static enum family lookup(const char *canon, const char *const *texts, const enum family *families,
+/* Looks a spelling up in a table of canonical {text, family} (ASCII upper case,
+ * CANCELED -> CANCELLED ...); FAM_NONE when absent. */
+static enum family lookup(const char *s, const char *const *texts, const enum family *families,
                           size_t n)
 {
-	for (size_t i = 0; i < n; i++)
+	char upper_stack[CLASSIFY_SPELLING_STACK], canon_stack[2 * CLASSIFY_SPELLING_STACK + 1];
+	size_t len = strlen(s);
+	bool small = len < sizeof(upper_stack);
+	char *upper = small ? upper_stack : xmalloc(len + 1);
+	char *canon = canon_stack;
+	enum family f = FAM_NONE;
+
+	for (size_t i = 0; i <= len; i++)
+		upper[i] = s[i] >= 'a' && s[i] <= 'z' ? (char)(s[i] - 'a' + 'A') : s[i];
+	if (!response_normalise_status_into(upper, canon_stack, sizeof(canon_stack)))
+		canon = response_normalise_status(upper);
+	for (size_t i = 0; i < n && f == FAM_NONE; i++)
 		if (strcmp(canon, texts[i]) == 0)
-			return families[i];
-	return FAM_NONE;
+			f = families[i];
+	if (canon != canon_stack)
+		free(canon);
+	if (!small)
+		free(upper);
+	return f;
 }
 
 /* The modification a modificationData.type names. */
@@ -264,11 +270,8 @@ static enum family type_family(const char *type)
 {
 	static const char *const texts[] = {"CAPTURE", "CANCELLATION", "REFUND"};
 	static const enum family families[] = {FAM_CAPTURE, FAM_CANCEL, FAM_REFUND};
-	char *canon = canonical(type);
-	enum family f = lookup(canon, texts, families, sizeof(texts) / sizeof(texts[0]));
 
-	free(canon);
-	return f;
+	return lookup(type, texts, families, sizeof(texts) / sizeof(texts[0]));
 }
 
 /* The modification a status confirms, FAM_NONE when it confirms none. */
@@ -279,11 +282,8 @@ static enum family status_family(const char *status)
 	                                    "REFUND_PENDING"};
 	static const enum family families[] = {FAM_CAPTURE, FAM_CAPTURE, FAM_CAPTURE, FAM_CANCEL,
 	                                       FAM_CANCEL,  FAM_REFUND,  FAM_REFUND};
-	char *canon = canonical(status);
-	enum family f = lookup(canon, texts, families, sizeof(texts) / sizeof(texts[0]));
 
-	free(canon);
-	return f;
+	return lookup(status, texts, families, sizeof(texts) / sizeof(texts[0]));
 }
 
 /* Whether a modification of `kind` can be one of family f. */

@@ -38,12 +38,28 @@ static bool simple_escape(char c)
 	}
 }
 
+/* True for a byte that stands for itself inside a string: not '"', '\\' or a control
+ * character. */
+static bool plain_byte(unsigned char c)
+{
+	return c >= 0x20 && c != '"' && c != '\\';
+}
+
 /* The end of the string whose opening quote is at p, or NULL when it leaves the
  * subset or the text; *escaped is set when it holds a backslash. */
 static const char *scan_string(const char *p, const char *end, bool *escaped)
 {
 	for (p++; p < end; p++) {
+		/* most of an answer's text: runs of plain bytes */
+		while (p + 4 <= end && plain_byte((unsigned char)p[0]) &&
+		       plain_byte((unsigned char)p[1]) && plain_byte((unsigned char)p[2]) &&
+		       plain_byte((unsigned char)p[3]))
+			p += 4;
+		if (p >= end)
+			break;
 		unsigned char c = (unsigned char)*p;
+		if (plain_byte(c))
+			continue;
 		if (c == '"')
 			return p + 1;
 		if (c < 0x20)
@@ -123,7 +139,8 @@ static const char *scan_object(const char *p, const char *end, int depth, const 
 		if ((p = scan_value(value, end, depth)) == NULL)
 			return NULL;
 		for (size_t i = 0; i < n && !escaped; i++) {
-			if (strlen(keys[i]) != key_len || memcmp(keys[i], key, key_len) != 0)
+			if (keys[i][0] != key[0] || strncmp(keys[i], key, key_len) != 0 ||
+			    keys[i][key_len] != '\0')
 				continue;
 			if (out[i].p != NULL)
 				*twice = true;

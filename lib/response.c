@@ -28,11 +28,16 @@ static const struct {
     {"AUTORIZATION", "AUTHORIZATION"},
 };
 
-char *response_normalise_status(const char *status)
+/* The longest a spelling can grow: each word by one letter at most. */
+static size_t normalised_cap(size_t len)
 {
-	size_t len = strlen(status);
-	/* each word can grow by one letter at most */
-	char *out = xmalloc(2 * len + 1);
+	return 2 * len + 1;
+}
+
+/* Writes the normalised spelling of status into out (normalised_cap of its length
+ * bytes at least). */
+static void normalise_into(const char *status, char *out)
+{
 	size_t o = 0;
 	const char *p = status;
 
@@ -56,7 +61,22 @@ char *response_normalise_status(const char *status)
 		out[o++] = *p++;
 	}
 	out[o] = '\0';
+}
+
+char *response_normalise_status(const char *status)
+{
+	char *out = xmalloc(normalised_cap(strlen(status)));
+
+	normalise_into(status, out);
 	return out;
+}
+
+bool response_normalise_status_into(const char *status, char *out, size_t cap)
+{
+	if (normalised_cap(strlen(status)) > cap)
+		return false;
+	normalise_into(status, out);
+	return true;
 }
 
 /* Returns a member of an object, or NULL when v is not an object or lacks the key. */

@@ -81,4 +81,9 @@ void response_free(struct gw_response *r);
  * AUTHORIZATION_, CANCELATION -> CANCELLATION ...); returns a malloc'd string. */
 char *response_normalise_status(const char *status) __attribute__((warn_unused_result));
 
+/* response_normalise_status into out[0..cap): false, out untouched, when the result
+ * might not fit (cap under twice the length plus one). */
+bool response_normalise_status_into(const char *status, char *out, size_t cap)
+    __attribute__((warn_unused_result));
+
 #endif

@@ -5,6 +5,7 @@
 #include "xmalloc.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 
 /* U+FFFD REPLACEMENT CHARACTER in UTF-8. */
@@ -56,7 +57,16 @@ size_t text_utf8_sequence(const unsigned char *s, size_t avail, size_t *subpart)
  * whole character kept as it is. */
 static size_t text_ascii_run(const unsigned char *s, size_t max)
 {
+	const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
 	size_t k = 0;
+
+	/* eight bytes at a time while none has its high bit set or is zero (an answer of
+	 * about 1 KiB is checked here before it is copied for its outcome) */
+	for (uint64_t w; k + 8 <= max; k += 8) {
+		memcpy(&w, s + k, sizeof(w));
+		if ((w & highs) != 0 || ((w - ones) & ~w & highs) != 0)
+			break;
+	}
 	while (k < max && s[k] != 0 && s[k] < 0x80)
 		k++;
 	return k;

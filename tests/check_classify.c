@@ -266,6 +266,21 @@ START_TEST(test_classify_confirms)
 		              cases[i].type ? cases[i].type : "-",
 		              cases[i].status ? cases[i].status : "-", why ? why : "confirms");
 	}
+	/* spellings of every length around the size compared without an allocation: a
+	 * confirming status with its words repeated never confirms, the status itself does */
+	char status[300], type[300];
+	for (size_t len = 50; len < sizeof(status) - 1; len += 7) {
+		for (size_t k = 0; k < len; k++) {
+			status[k] = "CANCELED_"[k % 9];
+			type[k] = "CANCELATION_"[k % 12];
+		}
+		status[len] = type[len] = '\0';
+		ck_assert_str_eq(classify_confirms(MOD_CANCEL, type, "CANCELED"),
+		                 CLASSIFY_UNCONFIRMED_WRONG_TYPE);
+		ck_assert_str_eq(classify_confirms(MOD_CANCEL, NULL, status),
+		                 CLASSIFY_UNCONFIRMED_STATUS);
+	}
+	ck_assert_ptr_null(classify_confirms(MOD_CANCEL, "cancelation", "canceled"));
 }
 END_TEST
 

@@ -168,13 +168,51 @@ START_TEST(test_text_random)
 }
 END_TEST
 
+/* One byte that is not plain ASCII at every position of ASCII text of every length up
+ * to a few words (the checks go eight bytes at a time): kept, replaced or dropped
+ * exactly at its place. */
+START_TEST(test_text_one_odd_byte)
+{
+	static const struct {
+		unsigned char byte;
+		const char *drop, *replace; /* what it becomes */
+	} odd[] = {{0x00, "", "\xEF\xBF\xBD"},
+	           {0x80, "\xEF\xBF\xBD", "\xEF\xBF\xBD"},
+	           {0xFF, "\xEF\xBF\xBD", "\xEF\xBF\xBD"},
+	           {0x7F, "\x7F", "\x7F"}};
+	char in[40], want[64];
+
+	for (size_t len = 1; len < sizeof(in); len++) {
+		for (size_t at = 0; at < len; at++) {
+			for (size_t k = 0; k < sizeof(odd) / sizeof(odd[0]); k++) {
+				for (size_t i = 0; i < len; i++)
+					in[i] = (char)('a' + i % 26);
+				in[at] = (char)odd[k].byte;
+				for (int nul = 0; nul < 2; nul++) {
+					const char *as = nul ? odd[k].replace : odd[k].drop;
+					snprintf(want, sizeof(want), "%.*s%s%.*s", (int)at, in, as,
+					         (int)(len - at - 1), in + at + 1);
+					char *got =
+					    text_storable(in, len, TEXT_UNLIMITED,
+					                  nul ? TEXT_NUL_REPLACE : TEXT_NUL_DROP);
+					ck_assert_msg(strcmp(got, want) == 0,
+					              "len %zu at %zu byte %02x", len, at,
+					              odd[k].byte);
+					free(got);
+				}
+			}
+		}
+	}
+}
+END_TEST
+
 /* Builds the suite. */
 static Suite *text_suite(void)
 {
 	Suite *s = suite_create("text");
 	testutil_tcase(s, "text", 60,
 	               (const TTest *const[]){test_text_ill_formed, test_text_truncation,
-	                                      test_text_random, NULL});
+	                                      test_text_random, test_text_one_odd_byte, NULL});
 	return s;
 }
 
