@@ -1,5 +1,5 @@
 /* A read-only scan of strict JSON text for the few members an answer is read for: no
- * tree, no allocation. It takes a strict subset of what json-c's lenient parser takes,
+ * tree, and a string is copied only when it is asked for and holds an escape. It takes a strict subset of what json-c's lenient parser takes,
  * on which both read the same values; the caller parses anything else with json-c.
  * Pure. */
 #ifndef SP_JSON_SCAN_H
