@@ -1,7 +1,7 @@
 /* A read-only scan of strict JSON text for the few members an answer is read for: no
- * tree, and a string is copied only when it is asked for and holds an escape. It takes a strict subset of what json-c's lenient parser takes,
- * on which both read the same values; the caller parses anything else with json-c.
- * Pure. */
+ * tree, and a string is copied only when it is asked for and holds an escape. It takes
+ * a strict subset of what json-c's lenient parser takes, on which both read the same
+ * values; the caller parses anything else with json-c. Pure. */
 #ifndef SP_JSON_SCAN_H
 #define SP_JSON_SCAN_H
 
