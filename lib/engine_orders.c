@@ -124,6 +124,7 @@ void engine_pick_consumed(struct engine *e)
 	free(left);
 }
 
+/* The order of each change the next insert consumes, for its choice of text. */
 const char **engine_consuming_orders(const struct engine *e)
 {
 	const char **orders = xcalloc(e->nconsuming ? e->nconsuming : 1, sizeof(char *));

@@ -1059,7 +1059,8 @@ static const char intents_sql_tail_lean[] =
     "FROM cd WHERE k.change_id = cd.change_id AND NOT cd.whole) "
     "SELECT " CLAIM_COLUMNS " FROM ins m WHERE m.state = 'pending'";
 
-/* The intent insert's two texts: plain, where a conflict with one of the ledger's rules
+/* The intent insert's texts (and the lean one of a batch that leaves nothing behind,
+ * above): plain, where a conflict with one of the ledger's rules
  * (one live capture or cancel per order, one pending modification per transaction, one
  * modification per shop request) fails the whole statement, and with ON CONFLICT DO
  * NOTHING, which records the others. The plain insert is sent first: ON CONFLICT probes
@@ -1095,6 +1096,7 @@ static int intents_cmp_str(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* True when the lean intent insert does what the full one does (store_internal.h). */
 bool store_intents_leave_nothing(const struct intent *intents, size_t n,
                                  const char *const *changed_orders, size_t nchanges)
 {
