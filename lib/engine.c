@@ -683,11 +683,13 @@ static void engine_insert_intents(struct engine *e, struct intent *intents, char
 			if (intents[i].reason == NULL)
 				e->scan_sent[e->nscan_sent++] = xstrdup(intents[i].order_id);
 	}
-	if (!store_insert_intents_consuming(e->st, intents, n, e->consuming, e->nconsuming,
+	const char **orders = engine_consuming_orders(e);
+	if (!store_insert_intents_consuming(e->st, intents, n, e->consuming, orders, e->nconsuming,
 	                                    engine_on_inserted, e)) {
 		engine_scan_sent_clear(e);
 		engine_claim_failed(e, "database connection lost");
 	}
+	free(orders);
 	for (size_t i = 0; i < n; i++) {
 		free(intents[i].body);
 		free(reasons[i]);

@@ -199,6 +199,9 @@ bool engine_reads_changes(const struct engine *e);
 /* Picks the read changes the targeted claim is done with as the ones the next insert
  * deletes. */
 void engine_pick_consumed(struct engine *e);
+/* The order of each change in consuming (pointers into changes; NULL where one is not
+ * found), for the intent insert; the array is the caller's to free. */
+const char **engine_consuming_orders(const struct engine *e);
 /* After an insert that deleted `consuming`: those rows are gone from the queue. */
 void engine_consumed(struct engine *e);
 /* Deletes the queued changes of an order no statement can read. */

@@ -124,6 +124,22 @@ void engine_pick_consumed(struct engine *e)
 	free(left);
 }
 
+/* The order of each change the next insert consumes, for its choice of text. */
+const char **engine_consuming_orders(const struct engine *e)
+{
+	const char **orders = xcalloc(e->nconsuming ? e->nconsuming : 1, sizeof(char *));
+	size_t i = 0;
+	/* consuming was picked from changes in their order (engine_pick_consumed) */
+	for (size_t k = 0; k < e->nconsuming; k++) {
+		while (i < e->nchanges && e->changes[i].change_id != e->consuming[k])
+			i++;
+		if (i == e->nchanges)
+			break;
+		orders[k] = e->changes[i].order_id;
+	}
+	return orders;
+}
+
 /* After an insert that deleted `consuming`: those rows are gone from the queue. */
 void engine_consumed(struct engine *e)
 {
@@ -166,7 +182,8 @@ void engine_skip_changes(struct engine *e, const char *order_id)
 		}
 	}
 	e->nchanges = kept;
-	if (n > 0 && !store_insert_intents_consuming(e->st, NULL, 0, ids, n, engine_on_skipped, e))
+	if (n > 0 &&
+	    !store_insert_intents_consuming(e->st, NULL, 0, ids, NULL, n, engine_on_skipped, e))
 		log_fields(LOG_LVL_WARNING, "queue_delete_failed",
 		           LOG_STR("reason", "database connection lost"));
 	free(ids);

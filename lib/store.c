@@ -29,7 +29,7 @@ struct store {
 	char *sql_scan;       /* candidate query over the whole relation */
 	char *sql_targeted;   /* candidate query for a list of order ids */
 	char *sql_requests;   /* open shop requests */
-	char *sql_intents[2]; /* the intent insert: plain, and with ON CONFLICT DO NOTHING */
+	char *sql_intents[3]; /* the intent insert: plain, with ON CONFLICT DO NOTHING, lean */
 	int intents_guarded;  /* intent inserts left to send with ON CONFLICT after a conflict */
 	bool queue_fed;       /* a trigger writes smartpay.order_changes (last prepare) */
 	/* the durability settings last logged (store_session.c) */
@@ -41,6 +41,9 @@ struct store {
 };
 
 static void store_intents_sql(struct store *st);
+
+/* The index of the lean intent insert's text in sql_intents. */
+#define INTENTS_LEAN 2
 
 /* Every connect of the store's connection runs `setup` first (taken). */
 static void store_session_set(struct store *st, char *setup)
@@ -80,8 +83,8 @@ void store_free(struct store *st)
 	free(st->sql_scan);
 	free(st->sql_targeted);
 	free(st->sql_requests);
-	free(st->sql_intents[0]);
-	free(st->sql_intents[1]);
+	for (int k = 0; k < 3; k++)
+		free(st->sql_intents[k]);
 	free(st->session_reported);
 	store_expiring_free(st->expiring);
 	/* the calls whose statements the freed connection dropped */
@@ -911,7 +914,7 @@ static bool batch_send(struct store_call *c, const char *name, const char *sql,
 bool store_insert_intents(struct store *st, const struct intent *intents, size_t n,
                           store_claims_fn done, void *arg)
 {
-	return store_insert_intents_consuming(st, intents, n, NULL, 0, done, arg);
+	return store_insert_intents_consuming(st, intents, n, NULL, NULL, 0, done, arg);
 }
 
 /* After an intent insert that a conflict with a rule failed, how many of the next ones
@@ -939,7 +942,10 @@ static const char intents_sql_head[] =
     "1, "
     "CASE WHEN reason IS NULL AND lease THEN now() + $3::interval END, "
     "CASE WHEN reason IS NULL THEN NULL ELSE now() END, request_id, "
-    "coalesce(settles_cancel, false) FROM u "
+    "coalesce(settles_cancel, false) FROM u ";
+
+/* The intent insert's test of a refund's room, after intents_sql_head. */
+static const char intents_sql_refund_room[] =
     /* a refund is recorded only within what remains captured by the ledger as this
      * statement sees it (another daemon may have recorded one since the claim read
      * it); one left out is looked at again and refused with its reason */
@@ -1019,7 +1025,42 @@ static const char intents_sql_tail[] =
     "CROSS JOIN LATERAL pg_notify('smartpay_orders', r.order_id) n) "
     "SELECT " CLAIM_COLUMNS " FROM ins m WHERE m.state = 'pending'";
 
-/* The intent insert's two texts: plain, where a conflict with one of the ledger's rules
+/* The intent insert after intents_sql_head where nothing of the batch can be left
+ * behind (store_intents_leave_nothing): every queued order looked at gave an intent of
+ * the batch, no refund's room is tested against the ledger (none is in the batch) and
+ * the insert is plain (a conflict fails it whole), so every row of u is recorded, every
+ * change looked at is done and no order waits behind a modification in flight. The
+ * orders left (kp), the orders looked at without an intent (qt), their follow-up marks
+ * (fu) and queued-again changes (rq) of the full text are then all empty, and are left
+ * out; so are the shop requests' links (req) and the refusals' alerts (al), since no
+ * intent answers a request or is refused: an empty UPDATE of smartpay.requests and an
+ * empty INSERT into smartpay.alerts still fire their tables' statement triggers. */
+static const char intents_sql_tail_lean[] =
+    "RETURNING *), "
+    "sn AS (SELECT x AS id FROM unnest($1::bigint[]) AS x), "
+    "con AS (DELETE FROM smartpay.order_changes c "
+    "WHERE c.change_id = ANY (ARRAY(SELECT id / 1024 FROM sn WHERE id % 1024 = 0))), "
+    "ck AS MATERIALIZED (SELECT k.change_id, k.order_ids "
+    "FROM smartpay.order_change_chunks k "
+    "WHERE k.change_id = ANY (ARRAY(SELECT DISTINCT id / 1024 FROM sn)) "
+    "ORDER BY k.change_id FOR UPDATE), "
+    "ce AS MATERIALIZED (SELECT ck.change_id, ck.change_id * 1024 + e.pos - 1 AS id, "
+    "ck.change_id * 1024 + e.pos - 1 IN (SELECT id FROM sn) AS done "
+    "FROM ck CROSS JOIN LATERAL unnest(ck.order_ids) WITH ORDINALITY AS e(order_id, pos) "
+    "WHERE e.order_id IS NOT NULL), "
+    "cd AS (SELECT change_id, bool_and(done) AS whole FROM ce GROUP BY change_id "
+    "HAVING bool_or(done)), "
+    "cdel AS (DELETE FROM smartpay.order_change_chunks k USING cd "
+    "WHERE k.change_id = cd.change_id AND cd.whole), "
+    "cupd AS (UPDATE smartpay.order_change_chunks k SET order_ids = "
+    "(SELECT array_agg(CASE WHEN k.change_id * 1024 + e.pos - 1 IN "
+    "(SELECT id FROM ce WHERE done) THEN NULL ELSE e.order_id END ORDER BY e.pos) "
+    "FROM unnest(k.order_ids) WITH ORDINALITY AS e(order_id, pos)) "
+    "FROM cd WHERE k.change_id = cd.change_id AND NOT cd.whole) "
+    "SELECT " CLAIM_COLUMNS " FROM ins m WHERE m.state = 'pending'";
+
+/* The intent insert's texts (and the lean one of a batch that leaves nothing behind,
+ * above): plain, where a conflict with one of the ledger's rules
  * (one live capture or cancel per order, one pending modification per transaction, one
  * modification per shop request) fails the whole statement, and with ON CONFLICT DO
  * NOTHING, which records the others. The plain insert is sent first: ON CONFLICT probes
@@ -1032,13 +1073,53 @@ static void store_intents_sql(struct store *st)
 {
 	for (int guarded = 0; guarded < 2; guarded++)
 		st->sql_intents[guarded] = store_intents_text(guarded);
+	st->sql_intents[INTENTS_LEAN] = store_intents_lean_text();
 }
 
 /* The intent insert, plain or with ON CONFLICT DO NOTHING (store_internal.h). */
 char *store_intents_text(bool guarded)
 {
-	return xasprintf("%s%s%s", intents_sql_head, guarded ? "ON CONFLICT DO NOTHING " : "",
-	                 intents_sql_tail);
+	return xasprintf("%s%s%s%s", intents_sql_head, intents_sql_refund_room,
+	                 guarded ? "ON CONFLICT DO NOTHING " : "", intents_sql_tail);
+}
+
+/* The plain intent insert that leaves nothing behind (store_internal.h): no refund's
+ * room to test either. */
+char *store_intents_lean_text(void)
+{
+	return xasprintf("%s%s", intents_sql_head, intents_sql_tail_lean);
+}
+
+/* Orders strings for qsort and bsearch. */
+static int intents_cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* True when the lean intent insert does what the full one does (store_internal.h). */
+bool store_intents_leave_nothing(const struct intent *intents, size_t n,
+                                 const char *const *changed_orders, size_t nchanges)
+{
+	for (size_t i = 0; i < n; i++)
+		if (intents[i].kind == MOD_REFUND || intents[i].reason != NULL ||
+		    intents[i].request_id > 0)
+			return false;
+	if (nchanges == 0)
+		return true;
+	if (changed_orders == NULL || n == 0)
+		return false;
+	const char **own = xcalloc(n, sizeof(char *));
+	size_t nown = 0;
+	for (size_t i = 0; i < n; i++)
+		if (intents[i].order_id != NULL)
+			own[nown++] = intents[i].order_id;
+	qsort(own, nown, sizeof(char *), intents_cmp_str);
+	bool all = true;
+	for (size_t k = 0; k < nchanges && all; k++)
+		all = changed_orders[k] != NULL && bsearch(&changed_orders[k], own, nown,
+		                                           sizeof(char *), intents_cmp_str) != NULL;
+	free(own);
+	return all;
 }
 
 /* The intent insert's columns, sent as binary arrays after its three text parameters. */
@@ -1067,6 +1148,7 @@ struct intents_params {
 	char *consumed;
 	char lease[STORE_INTERVAL_TEXT];
 	bool guarded; /* sent with ON CONFLICT DO NOTHING */
+	bool lean;    /* plain, and nothing of the batch can be left behind */
 };
 
 /* Frees an intent insert's parameters (the call's data). */
@@ -1093,9 +1175,14 @@ static void intents_done(PGresult *res, const char *error, void *arg);
 static bool intents_send(struct store_call *c)
 {
 	struct intents_params *p = c->data;
-	return batch_query(c,
-	                   p->guarded ? "smartpay_insert_intents" : "smartpay_insert_intents_plain",
-	                   c->st->sql_intents[p->guarded], &p->params, intents_done);
+	if (p->guarded)
+		return batch_query(c, "smartpay_insert_intents", c->st->sql_intents[1], &p->params,
+		                   intents_done);
+	if (p->lean)
+		return batch_query(c, "smartpay_insert_intents_lean",
+		                   c->st->sql_intents[INTENTS_LEAN], &p->params, intents_done);
+	return batch_query(c, "smartpay_insert_intents_plain", c->st->sql_intents[0], &p->params,
+	                   intents_done);
 }
 
 /* Completion of an intent insert: a plain one that a rule's conflict failed (nothing of
@@ -1118,8 +1205,8 @@ static void intents_done(PGresult *res, const char *error, void *arg)
 }
 
 bool store_insert_intents_consuming(struct store *st, const struct intent *intents, size_t n,
-                                    const int64_t *changes, size_t nchanges, store_claims_fn done,
-                                    void *arg)
+                                    const int64_t *changes, const char *const *changed_orders,
+                                    size_t nchanges, store_claims_fn done, void *arg)
 {
 	if (!pg_conn_is_up(st->pc))
 		return false;
@@ -1154,6 +1241,7 @@ bool store_insert_intents_consuming(struct store *st, const struct intent *inten
 	p->guarded = st->intents_guarded > 0;
 	if (st->intents_guarded > 0)
 		st->intents_guarded--;
+	p->lean = store_intents_leave_nothing(intents, n, changed_orders, nchanges);
 	struct store_call *c = store_call_new(st, arg);
 	c->fn.claims = done;
 	c->data = p;

@@ -172,10 +172,11 @@ bool store_insert_intents(struct store *st, const struct intent *intents, size_t
 /* The same, deleting the queued changes `changes` (their queued ids, sql/022) in the
  * statement that records the intents: what was looked at is consumed with what it
  * gave, or not at all; the changes of an order whose intent was not recorded stay.
- * n may be 0. */
+ * changed_orders names each change's order (NULL: not known); when every one of them
+ * has an intent in the batch, a shorter statement does the same. n may be 0. */
 bool store_insert_intents_consuming(struct store *st, const struct intent *intents, size_t n,
-                                    const int64_t *changes, size_t nchanges, store_claims_fn done,
-                                    void *arg);
+                                    const int64_t *changes, const char *const *changed_orders,
+                                    size_t nchanges, store_claims_fn done, void *arg);
 
 /* The oldest `limit` queued changes after queued id `after`, from both tables of the
  * queue (free with order_changes_free). */

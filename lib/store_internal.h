@@ -190,5 +190,15 @@ extern const char store_read_changes_sql[];
  * DO NOTHING: $1 the queued ids looked at, $2 the instance, $3 the lease, $4... the
  * batch's columns (malloc'd). */
 char *store_intents_text(bool guarded);
+/* The plain intent insert without the follow-up of orders looked at that gave no
+ * intent, the refunds' room, the requests' links and the refusals' alerts, for a batch
+ * store_intents_leave_nothing accepts (malloc'd; same parameters). */
+char *store_intents_lean_text(void);
+/* True when the lean insert does what the full one does for the batch: no refund (the
+ * insert re-checks its room), no refused intent, none answering a shop request, and
+ * each of the nchanges queued orders looked at (changed_orders, NULL when not known)
+ * has an intent in it. */
+bool store_intents_leave_nothing(const struct intent *intents, size_t n,
+                                 const char *const *changed_orders, size_t nchanges);
 
 #endif

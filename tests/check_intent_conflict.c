@@ -124,12 +124,15 @@ static void insert_captures(struct fixture *f, const char *const *orders, size_t
 	wait_for(f, false);
 }
 
-/* The executions of the session's prepared intent inserts: "plain n, guarded m". */
+/* The executions of the session's prepared intent inserts: "plain n, lean m, guarded k"
+ * (lean: the plain insert of a batch that leaves nothing behind, store_intents_lean_text). */
 static char *intent_statements(struct fixture *f)
 {
 	static const char sql[] =
 	    "SELECT 'plain ' || coalesce(sum(generic_plans + custom_plans) FILTER (WHERE name = "
-	    "'smartpay_insert_intents_plain'), 0) || ', guarded ' || coalesce(sum(generic_plans "
+	    "'smartpay_insert_intents_plain'), 0) || ', lean ' || coalesce(sum(generic_plans "
+	    "+ custom_plans) FILTER (WHERE name = 'smartpay_insert_intents_lean'), 0) "
+	    "|| ', guarded ' || coalesce(sum(generic_plans "
 	    "+ custom_plans) FILTER (WHERE name = 'smartpay_insert_intents'), 0) "
 	    "FROM pg_prepared_statements";
 	ck_assert(pg_conn_query(f->pc, sql, 0, NULL, on_result, f));
@@ -158,12 +161,13 @@ START_TEST(a_conflicting_batch_is_recorded_without_its_conflicts)
 	pg_conn_start(f.pc);
 	wait_for(&f, true);
 
-	/* no conflict: the plain insert records the batch */
+	/* no conflict: the plain insert records the batch (the lean one: it leaves nothing
+	 * behind) */
 	insert_captures(&f, (const char *const[]){"o-3", "o-4"}, 2);
 	ck_assert_msg(f.error == NULL, "%s", f.error);
 	ck_assert_str_eq(f.claimed, "o-3,o-4");
 	char *ran = intent_statements(&f);
-	ck_assert_str_eq(ran, "plain 1, guarded 0");
+	ck_assert_str_eq(ran, "plain 0, lean 1, guarded 0");
 	free(ran);
 
 	/* a failure that is no conflict is not sent again: it goes to the caller */
@@ -172,7 +176,7 @@ START_TEST(a_conflicting_batch_is_recorded_without_its_conflicts)
 	insert_captures(&f, (const char *const[]){"o-7"}, 1);
 	ck_assert_ptr_nonnull(f.error);
 	ran = intent_statements(&f);
-	ck_assert_str_eq(ran, "plain 2, guarded 0");
+	ck_assert_str_eq(ran, "plain 0, lean 2, guarded 0");
 	free(ran);
 
 	/* two conflicts: the batch goes again with ON CONFLICT, the third is recorded */
@@ -180,7 +184,7 @@ START_TEST(a_conflicting_batch_is_recorded_without_its_conflicts)
 	ck_assert_msg(f.error == NULL, "%s", f.error);
 	ck_assert_str_eq(f.claimed, "o-5");
 	ran = intent_statements(&f);
-	ck_assert_str_eq(ran, "plain 3, guarded 1");
+	ck_assert_str_eq(ran, "plain 0, lean 3, guarded 1");
 	free(ran);
 	ck_assert_int_eq(pgtest_int(conn, "SELECT count(*) FROM smartpay.modifications WHERE "
 	                                  "order_id IN ('o-1', 'o-2') AND kind = 'capture'"),
@@ -195,7 +199,7 @@ START_TEST(a_conflicting_batch_is_recorded_without_its_conflicts)
 	ck_assert_msg(f.error == NULL, "%s", f.error);
 	ck_assert_str_eq(f.claimed, "o-6");
 	ran = intent_statements(&f);
-	ck_assert_str_eq(ran, "plain 3, guarded 2");
+	ck_assert_str_eq(ran, "plain 0, lean 3, guarded 2");
 	free(ran);
 
 	store_free(f.st);

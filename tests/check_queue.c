@@ -414,6 +414,138 @@ START_TEST(rows_queued_before_the_upgrade_are_consumed)
 }
 END_TEST
 
+/* Appends `item` to the array literal being built in *lit ("{" at the start). */
+static void lit_add(char **lit, const char *item)
+{
+	char *next = xasprintf("%s%s%s", *lit, (*lit)[1] ? "," : "", item);
+	free(*lit);
+	*lit = next;
+}
+
+/* Closes an array literal built with lit_add (returns it, malloc'd). */
+static char *lit_end(char *lit)
+{
+	char *done = xasprintf("%s}", lit);
+	free(lit);
+	return done;
+}
+
+/* True for the orders of the lean insert's test that are looked at: the first 100 of
+ * the first chunk, the whole second chunk (256-299) and the single row (300). */
+static bool lean_looked(size_t i)
+{
+	return i < 100 || i >= 256;
+}
+
+/* Records a capture intent for each order of `all` that lean_looked picks with the
+ * insert `text`, consuming the queued ids of the same orders; returns the rows
+ * recorded. */
+static int record_captures(PGconn *conn, const char *text, const struct queue_read *all)
+{
+	char *cols[12];
+	char *looked = xstrdup("{");
+	for (int k = 0; k < 12; k++)
+		cols[k] = xstrdup("{");
+	for (size_t i = 0; i < all->n; i++) {
+		if (!lean_looked(i))
+			continue;
+		char *queued = xasprintf("%" PRId64, all->ids[i]);
+		char *id = xasprintf("6f1c2a9e-0000-4000-8000-%012zu", i);
+		char *tx = xasprintf("tx-%s", all->orders[i]);
+		const char *v[12] = {
+		    id,     all->orders[i],  tx,     "capture", "1000", "EUR", "\"{}\"",
+		    "NULL", "4102444800000", "NULL", "NULL",    "t"};
+		lit_add(&looked, queued);
+		for (int k = 0; k < 12; k++)
+			lit_add(&cols[k], v[k]);
+		free(queued);
+		free(id);
+		free(tx);
+	}
+	looked = lit_end(looked);
+	const char *p[15] = {looked, "me", "30 seconds"};
+	for (int k = 0; k < 12; k++) {
+		cols[k] = lit_end(cols[k]);
+		p[3 + k] = cols[k];
+	}
+	PGresult *res = PQexecParams(conn, text, 15, NULL, p, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
+	int n = PQntuples(res);
+	PQclear(res);
+	for (int k = 0; k < 12; k++)
+		free(cols[k]);
+	free(looked);
+	return n;
+}
+
+/* The lean intent insert (store_intents_lean_text), which leaves out the follow-up of
+ * orders that gave no intent, consumes what the full one does when every order looked
+ * at gave one: a chunk partly looked at keeps the rest, a whole chunk and a row-per-order
+ * change go, and the intents are recorded. */
+START_TEST(the_lean_insert_consumes_what_the_full_one_does)
+{
+	for (int lean = 0; lean < 2; lean++) {
+		PGconn *conn = queue_db(0);
+		ship_orders(conn, 300); /* chunks of 256 and 44 */
+		pgtest_exec(conn, "INSERT INTO smartpay.order_changes (order_id) VALUES ('one')");
+		struct queue_read all = read_queue(conn, 400, 0);
+		ck_assert_uint_eq(all.n, 301);
+		ck_assert_str_eq(all.orders[300], "one");
+		char *text = lean ? store_intents_lean_text() : store_intents_text(false);
+		ck_assert_int_eq(record_captures(conn, text, &all), 145);
+		free(text);
+		/* the rest of the first chunk under the same ids, nothing else */
+		struct queue_read left = read_all(conn, 50);
+		ck_assert_uint_eq(left.n, 156);
+		for (size_t i = 0; i < left.n; i++) {
+			ck_assert_int_eq(left.ids[i], all.ids[100 + i]);
+			ck_assert_str_eq(left.orders[i], all.orders[100 + i]);
+		}
+		ck_assert_int_eq(
+		    pgtest_int(conn, "SELECT count(*) FROM smartpay.order_change_chunks"), 1);
+		ck_assert_int_eq(pgtest_int(conn, "SELECT count(*) FROM smartpay.modifications "
+		                                  "WHERE state = 'pending' AND lease_owner = 'me'"),
+		                 145);
+		queue_read_free(&left);
+		queue_read_free(&all);
+		PQfinish(conn);
+	}
+}
+END_TEST
+
+/* Which batches the lean intent insert may record (store_intents_leave_nothing): only
+ * those where every queued order looked at has an intent, and none is a refund, refused
+ * or a shop request's. */
+START_TEST(the_lean_insert_only_where_nothing_is_left)
+{
+	struct intent in[3] = {{.order_id = "a", .kind = MOD_CAPTURE},
+	                       {.order_id = "b", .kind = MOD_CANCEL},
+	                       {.order_id = "c", .kind = MOD_CANCEL_OR_REFUND}};
+	const char *all[] = {"c", "a", "b", "a"};
+	const char *one_left[] = {"a", "d"};
+	const char *unknown[] = {"a", NULL};
+	ck_assert(store_intents_leave_nothing(in, 3, all, 4));
+	ck_assert(store_intents_leave_nothing(in, 3, NULL, 0));
+	ck_assert(!store_intents_leave_nothing(in, 3, one_left, 2));
+	ck_assert(!store_intents_leave_nothing(in, 3, unknown, 2));
+	ck_assert(!store_intents_leave_nothing(in, 3, NULL, 2));
+	ck_assert(!store_intents_leave_nothing(NULL, 0, all, 1));
+	/* a refund's room is re-checked by the insert, which may leave it out */
+	in[1].kind = MOD_REFUND;
+	ck_assert(!store_intents_leave_nothing(in, 3, all, 4));
+	ck_assert(!store_intents_leave_nothing(in, 3, NULL, 0));
+	/* a refusal's alert, a request's link */
+	in[1].kind = MOD_CANCEL;
+	in[2].reason = "refused";
+	ck_assert(!store_intents_leave_nothing(in, 3, all, 4));
+	in[2].reason = NULL;
+	in[0].request_id = 7;
+	ck_assert(!store_intents_leave_nothing(in, 3, all, 4));
+	in[0].request_id = 0;
+	ck_assert(store_intents_leave_nothing(in, 3, all, 4));
+}
+END_TEST
+
 int main(void)
 {
 	pgtest_start();
@@ -424,7 +556,9 @@ int main(void)
 	                                      nothing_goes_before_the_commit,
 	                                      two_daemons_taking_one_chunk_leave_nothing,
 	                                      an_order_whose_intent_was_not_recorded_stays,
-	                                      rows_queued_before_the_upgrade_are_consumed, NULL});
+	                                      rows_queued_before_the_upgrade_are_consumed,
+	                                      the_lean_insert_consumes_what_the_full_one_does,
+	                                      the_lean_insert_only_where_nothing_is_left, NULL});
 	int failed = testutil_run_suite(s, CK_NORMAL);
 	pgtest_stop();
 	return failed;
