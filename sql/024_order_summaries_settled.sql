@@ -65,8 +65,9 @@ CREATE INDEX order_summaries_by_state
     WHERE last_state <> 'succeeded';
 
 -- Takes the advisory locks of the given orders for this transaction: one per order (in
--- key order, so that two writers cannot deadlock here), or, for more than 1,024 orders,
--- the lock that stands for all of them.
+-- key order, so that two writers cannot deadlock here; key 1 is "SmSu", beside
+-- smartpay.lock_order's "SmRf"), or, for more than 1,024 orders, the lock that stands
+-- for all of them.
 CREATE FUNCTION smartpay.order_summaries_lock(p_order_ids text[]) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan SET jit = off AS $$
@@ -75,7 +76,7 @@ BEGIN
         PERFORM pg_advisory_xact_lock(7310224135318237024);
     ELSE
         PERFORM pg_advisory_xact_lock_shared(7310224135318237024);
-        PERFORM pg_advisory_xact_lock(1701995123, k.key)
+        PERFORM pg_advisory_xact_lock(1399673717, k.key)
         FROM (SELECT DISTINCT hashtext(i.order_id) AS key
               FROM unnest(p_order_ids) AS i(order_id) ORDER BY 1) k;
     END IF;
@@ -99,9 +100,10 @@ $$;
 -- locks its orders (order_summaries_lock). On smartpay.modifications:
 -- * pending rows that are their order's newest modification, in an order with no other
 --   pending row, and (an update) still in the same order, are skipped;
--- * a row that is not pending in an order with no other modification and no summary row
---   inserts the summary row from the statement's row (an intent refused at once, the
---   outcome of an order's only modification);
+-- * a row that is not pending in an order with no summary row inserts the summary row
+--   from the statement's row (an intent refused at once, the outcome of an order's only
+--   modification) if the order has no other modification (an update in place: none but
+--   a pending head, which the summary need not reflect);
 -- * a row that is not pending and is its order's only modification, named by a summary
 --   row that counts one modification and no open request, rewrites it (an update);
 -- * every other order in the transition tables is refreshed from the ledger.
@@ -122,6 +124,7 @@ DECLARE
     v_ids     text[];
     v_moved   boolean := false;
     v_settled boolean := false;
+    v_probe   boolean;
 BEGIN
     IF TG_OP = 'TRUNCATE' THEN
         PERFORM smartpay.order_summaries_rebuild();
@@ -173,7 +176,12 @@ BEGIN
             END IF;
         END IF;
         IF v_final > 0 THEN
-            -- an order's only modification, settled, and no summary row yet
+            -- an order's only modification, settled, and no summary row yet. An order
+            -- without a summary row reflects none of its rows, so it has no row but the
+            -- one updated here and perhaps its pending head (a newer row, which the
+            -- summary need not reflect): the ledger is probed only for a row inserted
+            -- (which may be newer than a pending head) or moved
+            v_probe := TG_OP = 'INSERT' OR v_moved;
             WITH ins AS (
                 INSERT INTO smartpay.order_summaries AS s
                 SELECT n.order_id, n.transaction_id, n.currency::text,
@@ -191,10 +199,11 @@ BEGIN
                        n.deadline, n.modification_id, n.kind, n.state, n.updated_at, 0, 1
                 FROM new_rows n
                 WHERE n.state <> 'pending'
-                  AND (SELECT m.modification_id FROM smartpay.modifications m
-                       WHERE m.order_id = n.order_id
-                         AND m.modification_id <> n.modification_id
-                       LIMIT 1) IS NULL
+                  AND (NOT v_probe
+                       OR (SELECT m.modification_id FROM smartpay.modifications m
+                           WHERE m.order_id = n.order_id
+                             AND m.modification_id <> n.modification_id
+                           LIMIT 1) IS NULL)
                 ORDER BY n.order_id
                 ON CONFLICT (order_id) DO NOTHING
                 RETURNING s.order_id)
