@@ -1228,6 +1228,7 @@ START_TEST(test_shop_role_keeps_the_summary)
 	char *conninfo = summary_db(&conn);
 
 	free(add_mod(conn, "42", "capture", "succeeded", 5000));
+	free(add_mod(conn, "43", "capture", "pending", 6000));
 	/* the grants README.md gives a shop role: nothing on the summary itself */
 	pgtest_exec(
 	    conn,
@@ -1240,6 +1241,12 @@ START_TEST(test_shop_role_keeps_the_summary)
 	pgtest_exec_fails(conn, "SELECT * FROM smartpay.order_summaries", "42501");
 	pgtest_exec_fails(conn, "SELECT smartpay.order_summaries_rebuild()", "42501");
 	pgtest_exec_fails(conn, "SELECT smartpay.order_summaries_refresh('{42}', false)", "42501");
+	pgtest_exec_fails(conn, "SELECT smartpay.order_summaries_lock('{42}')", "42501");
+	/* an order with a pending capture, read from the ledger (sql/024) */
+	ck_assert_int_eq(pgtest_int(conn, "SELECT count(*) FROM smartpay.order_payments WHERE "
+	                                  "order_id = '43' AND capture_state = 'pending' AND "
+	                                  "transaction_id = 'tx-43'"),
+	                 1);
 	pgtest_int(conn, "SELECT smartpay.request_refund('42', 10.00)");
 	ck_assert_int_eq(pgtest_int(conn, "SELECT refundable_minor FROM smartpay.order_payments "
 	                                  "WHERE order_id = '42'"),
