@@ -35,7 +35,7 @@
 -- transaction's settled row of the same order would be neither the head nor in the
 -- summary. So the statements that may skip (an INSERT, an UPDATE leaving a row pending)
 -- and those that may add such a row (an INSERT, an UPDATE of a row that was not pending
--- or that moves a row to another order or time) first take a transaction-level advisory
+-- or that moves a row to another order) first take a transaction-level advisory
 -- lock per order; the later one's statements then see what the earlier one committed
 -- (READ COMMITTED takes a snapshot per statement): a skipped row is seen by the later
 -- recomputation, and a skip that comes second sees the newer row and writes the summary
@@ -137,10 +137,12 @@ BEGIN
             RETURN NULL;
         END IF;
         IF TG_OP = 'UPDATE' THEN
-            -- rows that were not pending, and rows moved to another order, id or time
+            -- rows that were not pending, and rows moved to another order or id (a row
+            -- that was pending can change its created_at: every other transaction sees
+            -- it pending in its order meanwhile, so none skips beside it)
             SELECT coalesce(bool_or(o.state <> 'pending'), false),
-                   coalesce(bool_or(n.modification_id IS NULL OR n.order_id <> o.order_id
-                                    OR n.created_at <> o.created_at), false)
+                   coalesce(bool_or(n.modification_id IS NULL OR n.order_id <> o.order_id),
+                            false)
             INTO v_settled, v_moved
             FROM old_rows o
             LEFT JOIN new_rows n ON n.modification_id = o.modification_id;
