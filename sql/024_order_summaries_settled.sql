@@ -22,7 +22,7 @@
 --
 -- smartpay.order_payments reads an order without a pending head from its summary row,
 -- and an order with one from the ledger (order_summary_compute of that order, which is
--- what the summary row would be), in two branches of a UNION ALL that each come in
+-- what the summary row would be), in the branches of a UNION ALL that each come in
 -- last_at order from an index: the summary's grid indexes, and for the pending heads the
 -- partial indexes below (last_at is the head's updated_at). So the view's rows,
 -- columns and meaning are what they were, and the grid's pages still read an index.
@@ -96,8 +96,10 @@ ROWS 1 COST 10000 AS $$
 $$;
 
 -- Statement-level trigger function on smartpay.modifications and smartpay.requests (as
--- sql/018, with the pending heads skipped). Every statement that changed a row first
--- locks its orders (order_summaries_lock). On smartpay.modifications:
+-- sql/018, with the pending heads skipped). On smartpay.modifications, a statement that
+-- may skip a row or add a settled one first locks its orders (order_summaries_lock: an
+-- INSERT; an UPDATE leaving a row pending, of a row that was not pending, or moving a
+-- row; not an outcome in place), then:
 -- * pending rows that are their order's newest modification, in an order with no other
 --   pending row, and (an update) still in the same order, are skipped;
 -- * a row that is not pending in an order with no summary row inserts the summary row
