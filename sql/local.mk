@@ -24,8 +24,7 @@ SP_MIGRATIONS = \
 	sql/020_statement_orders_trigger.sql \
 	sql/021_summary_plans_kept.sql \
 	sql/022_order_change_chunks.sql \
-	sql/023_order_summaries_ascending.sql \
-	sql/024_order_summaries_settled.sql
+	sql/023_order_summaries_ascending.sql
 
 sqldir = $(pkgdatadir)/sql
 # grant-smartpayd.sql: the daemon's least-privilege role (not a migration; run with psql)
