@@ -368,17 +368,22 @@ END_TEST
 
 /* A window wider than curl's default of 100 streams per connection started at once
  * over HTTP/2 shares one connection (with curl's default limit, transfers past 100
- * opened connections of their own: 8 for 128 transfers, each a TLS handshake). */
+ * opened connections of their own: 8 for 128 transfers, each a TLS handshake). One
+ * transfer goes first: until the gateway's SETTINGS have arrived curl counts 100
+ * streams whatever the limit, so a wide wave started on a connection still in its
+ * handshake puts the 28 past 100 on connections of their own (29 in all, seen under
+ * load). */
 START_TEST(a_wide_window_shares_one_http2_connection)
 {
 	struct tls_ctx t;
 	ctx_init_args(&t, "", "--http2", WIDE_WAVE);
+	wave(&t, 1, NULL);
 	wave(&t, WIDE_WAVE, NULL);
 	wave(&t, WIDE_WAVE, NULL);
 	ck_assert_msg(t.failed == 0, "%d failed: %s", t.failed, t.last_error);
-	ck_assert_int_eq(t.ok, 2 * WIDE_WAVE);
+	ck_assert_int_eq(t.ok, 1 + 2 * WIDE_WAVE);
 	long conns = ledger_number(&t, "connections") - 1;
-	ck_assert_msg(conns <= 2, "%ld connections for %d transfers at once over HTTP/2", conns,
+	ck_assert_msg(conns == 1, "%ld connections for %d transfers at once over HTTP/2", conns,
 	              WIDE_WAVE);
 	ctx_done(&t);
 }
