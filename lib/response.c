@@ -136,33 +136,64 @@ static bool same_text(const char *a, const char *b)
 	return strcasecmp(a, b) == 0;
 }
 
-/* What the search for our modification has found so far. */
-struct mod_search {
+/* The entries naming our modification id, as either reading counts them. */
+struct entry_tally {
 	const char *id;
 	size_t id_len;
-	struct json_object *first; /* the first entry naming our id */
-	char *status, *type;       /* of the first entry */
+	char *status, *type; /* of the first entry */
 	size_t entries;
 	bool disagree;
+};
+
+/* Counts one entry that names our id (status and type taken): true for the first, whose
+ * spellings are kept; a later one is compared with it. */
+static bool tally_entry(struct entry_tally *t, char *status, char *type)
+{
+	if (t->entries++ == 0) {
+		t->status = status;
+		t->type = type;
+		return true;
+	}
+	if (!same_text(t->status, status) || !same_text(t->type, type))
+		t->disagree = true;
+	free(status);
+	free(type);
+	return false;
+}
+
+/* Starts a tally for the modification id (NULL or empty: none is searched for); false
+ * when there is nothing to search for. */
+static bool tally_start(struct entry_tally *t, const char *modification_id)
+{
+	memset(t, 0, sizeof(*t));
+	if (modification_id == NULL || modification_id[0] == '\0')
+		return false;
+	t->id = modification_id;
+	t->id_len = strlen(modification_id);
+	return true;
+}
+
+/* Hands the tally's counts and spellings to the answer read. */
+static void tally_into(const struct entry_tally *t, struct gw_response *out)
+{
+	out->modification_entries = t->entries;
+	out->entries_disagree = t->disagree;
+	out->modification_status = t->status;
+	out->modification_type = t->type;
+}
+
+/* What the search for our modification has found so far. */
+struct mod_search {
+	struct entry_tally t;
+	struct json_object *first; /* the first entry naming our id */
 };
 
 /* Notes one entry that names our id: the first is kept, later ones compared with it. */
 static void note_entry(struct mod_search *ms, struct json_object *entry)
 {
-	char *status = status_member(entry, "status");
-	char *type = status_member(member(entry, "modificationData"), "type");
-
-	ms->entries++;
-	if (ms->first == NULL) {
+	if (tally_entry(&ms->t, status_member(entry, "status"),
+	                status_member(member(entry, "modificationData"), "type")))
 		ms->first = entry;
-		ms->status = status;
-		ms->type = type;
-		return;
-	}
-	if (!same_text(ms->status, status) || !same_text(ms->type, type))
-		ms->disagree = true;
-	free(status);
-	free(type);
 }
 
 /* Visits every modification entry in an entry object or an array of entries (arrays
@@ -174,7 +205,7 @@ static void find_modifications(struct json_object *v, struct mod_search *ms, int
 	if (json_object_is_type(v, json_type_object)) {
 		size_t len;
 		const char *mid = raw_member(member(v, "modificationData"), "modificationId", &len);
-		if (mid != NULL && len == ms->id_len && memcmp(mid, ms->id, len) == 0)
+		if (mid != NULL && len == ms->t.id_len && memcmp(mid, ms->t.id, len) == 0)
 			note_entry(ms, v);
 		return;
 	}
@@ -280,17 +311,12 @@ bool response_parse_tree(const char *body, size_t len, const char *modification_
 		return false;
 
 	out->payment_status = status_member(root, "paymentStatus");
-	memset(&ms, 0, sizeof(ms));
-	if (modification_id != NULL && modification_id[0] != '\0') {
-		ms.id = modification_id;
-		ms.id_len = strlen(modification_id);
+	ms.first = NULL;
+	if (tally_start(&ms.t, modification_id)) {
 		find_modifications(member(root, "modification"), &ms, 0);
 		find_modifications(member(root, "modifications"), &ms, 0);
 	}
-	out->modification_entries = ms.entries;
-	out->entries_disagree = ms.disagree;
-	out->modification_status = ms.status;
-	out->modification_type = ms.type;
+	tally_into(&ms.t, out);
 	if (ms.first != NULL)
 		rrid =
 		    text_member(member(ms.first, "modificationData"), "reconciliationReferenceId");
@@ -382,35 +408,20 @@ static bool span_is(struct json_span v, const char *id, size_t id_len)
 
 /* What the scan's search for our modification has found so far (as struct mod_search). */
 struct scan_search {
-	const char *id;
-	size_t id_len;
+	struct entry_tally t;
 	bool found;
 	struct json_span
-	    reference;       /* the first entry's modificationData.reconciliationReferenceId */
-	char *status, *type; /* of the first entry */
-	size_t entries;
-	bool disagree;
+	    reference; /* the first entry's modificationData.reconciliationReferenceId */
 };
 
 /* Notes one entry that names our id, as note_entry does. */
 static void scan_note(struct scan_search *ss, struct json_span status_v, struct json_span type_v,
                       struct json_span reference)
 {
-	char *status = span_status(status_v);
-	char *type = span_status(type_v);
-
-	ss->entries++;
-	if (!ss->found) {
+	if (tally_entry(&ss->t, span_status(status_v), span_status(type_v))) {
 		ss->found = true;
-		ss->status = status;
-		ss->type = type;
 		ss->reference = reference;
-		return;
 	}
-	if (!same_text(ss->status, status) || !same_text(ss->type, type))
-		ss->disagree = true;
-	free(status);
-	free(type);
 }
 
 /* Visits the entries of v as find_modifications does; false when an entry or its
@@ -425,7 +436,7 @@ static bool scan_modifications(struct json_span v, struct scan_search *ss)
 		if (!json_scan_members(v, entry_keys, ENTRY_KEYS, entry) ||
 		    !json_scan_members(entry[ENTRY_DATA], data_keys, DATA_KEYS, data))
 			return false;
-		if (span_is(data[DATA_ID], ss->id, ss->id_len))
+		if (span_is(data[DATA_ID], ss->t.id, ss->t.id_len))
 			scan_note(ss, entry[ENTRY_STATUS], data[DATA_TYPE], data[DATA_REFERENCE]);
 		return true;
 	case JSON_SCAN_ARRAY:
@@ -463,21 +474,15 @@ bool response_parse_scan(const char *body, size_t len, const char *modification_
 	if (body == NULL || len == 0 || len > INT_MAX ||
 	    !json_scan_document(body, len, top_keys, TOP_KEYS, top) || !scan_errors_plain(top))
 		return false;
-	if (modification_id != NULL && modification_id[0] != '\0') {
-		ss.id = modification_id;
-		ss.id_len = strlen(modification_id);
-		if (!scan_modifications(top[TOP_MODIFICATION], &ss) ||
-		    !scan_modifications(top[TOP_MODIFICATIONS], &ss)) {
-			free(ss.status);
-			free(ss.type);
-			return false;
-		}
+	if (tally_start(&ss.t, modification_id) &&
+	    (!scan_modifications(top[TOP_MODIFICATION], &ss) ||
+	     !scan_modifications(top[TOP_MODIFICATIONS], &ss))) {
+		free(ss.t.status);
+		free(ss.t.type);
+		return false;
 	}
 	out->payment_status = span_status(top[TOP_PAYMENT_STATUS]);
-	out->modification_entries = ss.entries;
-	out->entries_disagree = ss.disagree;
-	out->modification_status = ss.status;
-	out->modification_type = ss.type;
+	tally_into(&ss.t, out);
 	if (ss.found)
 		rrid = span_text(ss.reference);
 	if (rrid == NULL || rrid[0] == '\0') {

@@ -957,25 +957,32 @@ static const char intents_sql_refund_room[] =
     "AND c.kind = 'capture' AND c.state = 'succeeded' LIMIT 1) ELSE true END ";
 
 /* The intent insert after its conflict clause. */
-static const char intents_sql_tail[] =
-    "RETURNING *), "
+/* The intent insert's links of shop requests and refusals' alerts, after "RETURNING *), ". */
+static const char intents_sql_links[] =
     "req AS (UPDATE smartpay.requests r SET modification_id = ins.modification_id "
     "FROM ins WHERE r.request_id = ins.request_id), "
     "al AS (INSERT INTO smartpay.alerts (kind, severity, order_id, modification_id, "
     "dedup_key, message) SELECT 'order_refused', 'critical', order_id, modification_id, "
     "modification_id::text, 'order ' || order_id || ' refused: ' || reason "
-    "FROM ins WHERE state = 'refused' ON CONFLICT DO NOTHING), "
-    /* the queued orders looked at go with the intents they gave, named by their
-     * queued ids (sql/022: change_id * 1024 + the position in a chunk), except an
-     * order whose intent was not recorded (blocked behind a pending modification of
-     * its transaction, a refund that no longer fits): it stays */
+    "FROM ins WHERE state = 'refused' ON CONFLICT DO NOTHING), ";
+
+/* The queued orders looked at go with the intents they gave, named by their queued ids
+ * (sql/022: change_id * 1024 + the position in a chunk), except an order whose intent
+ * was not recorded (blocked behind a pending modification of its transaction, a refund
+ * that no longer fits): it stays (kp, in the full text only). */
+static const char intents_sql_kept[] = "kp AS (SELECT u.order_id FROM u WHERE NOT EXISTS "
+                                       "(SELECT 1 FROM ins WHERE ins.order_id = u.order_id)), ";
+
+/* The consumed changes' bookkeeping in three parts around the two tests of kp (the full
+ * text: intents_sql_kept_change, intents_sql_kept_entry; the lean text has none). */
+static const char intents_sql_chunks_head[] =
     "sn AS (SELECT x AS id FROM unnest($1::bigint[]) AS x), "
-    "kp AS (SELECT u.order_id FROM u WHERE NOT EXISTS "
-    "(SELECT 1 FROM ins WHERE ins.order_id = u.order_id)), "
     /* one order a row: deleted */
     "con AS (DELETE FROM smartpay.order_changes c "
-    "WHERE c.change_id = ANY (ARRAY(SELECT id / 1024 FROM sn WHERE id % 1024 = 0)) "
-    "AND NOT EXISTS (SELECT 1 FROM kp WHERE kp.order_id = c.order_id) "
+    "WHERE c.change_id = ANY (ARRAY(SELECT id / 1024 FROM sn WHERE id % 1024 = 0)) ";
+static const char intents_sql_kept_change[] =
+    "AND NOT EXISTS (SELECT 1 FROM kp WHERE kp.order_id = c.order_id) ";
+static const char intents_sql_chunks_mid[] =
     "RETURNING c.order_id), "
     /* the chunks: locked in id order and read as they are now (another daemon may
      * have taken orders out since this statement's snapshot), so that what is
@@ -985,8 +992,11 @@ static const char intents_sql_tail[] =
     "WHERE k.change_id = ANY (ARRAY(SELECT DISTINCT id / 1024 FROM sn)) "
     "ORDER BY k.change_id FOR UPDATE), "
     "ce AS MATERIALIZED (SELECT ck.change_id, ck.change_id * 1024 + e.pos - 1 AS id, "
-    "e.order_id, ck.change_id * 1024 + e.pos - 1 IN (SELECT id FROM sn) "
-    "AND NOT EXISTS (SELECT 1 FROM kp WHERE kp.order_id = e.order_id) AS done "
+    "e.order_id, ck.change_id * 1024 + e.pos - 1 IN (SELECT id FROM sn) ";
+static const char intents_sql_kept_entry[] =
+    "AND NOT EXISTS (SELECT 1 FROM kp WHERE kp.order_id = e.order_id) ";
+static const char intents_sql_chunks_tail[] =
+    "AS done "
     "FROM ck CROSS JOIN LATERAL unnest(ck.order_ids) WITH ORDINALITY AS e(order_id, pos) "
     "WHERE e.order_id IS NOT NULL), "
     "cd AS (SELECT change_id, bool_and(done) AS whole FROM ce GROUP BY change_id "
@@ -999,7 +1009,11 @@ static const char intents_sql_tail[] =
     "(SELECT array_agg(CASE WHEN k.change_id * 1024 + e.pos - 1 IN "
     "(SELECT id FROM ce WHERE done) THEN NULL ELSE e.order_id END ORDER BY e.pos) "
     "FROM unnest(k.order_ids) WITH ORDINALITY AS e(order_id, pos)) "
-    "FROM cd WHERE k.change_id = cd.change_id AND NOT cd.whole), "
+    "FROM cd WHERE k.change_id = cd.change_id AND NOT cd.whole)";
+
+/* The full text's follow-up marks and queued-again changes, after the bookkeeping. */
+static const char intents_sql_follow_up[] =
+    ", "
     /* an order looked at that gave no intent may wait behind a modification in
      * flight (a cancel during its capture, behind a refund): that one is marked and
      * its outcome queues the order again (sql/017); so is what an intent that was
@@ -1025,40 +1039,6 @@ static const char intents_sql_tail[] =
     "CROSS JOIN LATERAL pg_notify('smartpay_orders', r.order_id) n) "
     "SELECT " CLAIM_COLUMNS " FROM ins m WHERE m.state = 'pending'";
 
-/* The intent insert after intents_sql_head where nothing of the batch can be left
- * behind (store_intents_leave_nothing): every queued order looked at gave an intent of
- * the batch, no refund's room is tested against the ledger (none is in the batch) and
- * the insert is plain (a conflict fails it whole), so every row of u is recorded, every
- * change looked at is done and no order waits behind a modification in flight. The
- * orders left (kp), the orders looked at without an intent (qt), their follow-up marks
- * (fu) and queued-again changes (rq) of the full text are then all empty, and are left
- * out; so are the shop requests' links (req) and the refusals' alerts (al), since no
- * intent answers a request or is refused: an empty UPDATE of smartpay.requests and an
- * empty INSERT into smartpay.alerts still fire their tables' statement triggers. */
-static const char intents_sql_tail_lean[] =
-    "RETURNING *), "
-    "sn AS (SELECT x AS id FROM unnest($1::bigint[]) AS x), "
-    "con AS (DELETE FROM smartpay.order_changes c "
-    "WHERE c.change_id = ANY (ARRAY(SELECT id / 1024 FROM sn WHERE id % 1024 = 0))), "
-    "ck AS MATERIALIZED (SELECT k.change_id, k.order_ids "
-    "FROM smartpay.order_change_chunks k "
-    "WHERE k.change_id = ANY (ARRAY(SELECT DISTINCT id / 1024 FROM sn)) "
-    "ORDER BY k.change_id FOR UPDATE), "
-    "ce AS MATERIALIZED (SELECT ck.change_id, ck.change_id * 1024 + e.pos - 1 AS id, "
-    "ck.change_id * 1024 + e.pos - 1 IN (SELECT id FROM sn) AS done "
-    "FROM ck CROSS JOIN LATERAL unnest(ck.order_ids) WITH ORDINALITY AS e(order_id, pos) "
-    "WHERE e.order_id IS NOT NULL), "
-    "cd AS (SELECT change_id, bool_and(done) AS whole FROM ce GROUP BY change_id "
-    "HAVING bool_or(done)), "
-    "cdel AS (DELETE FROM smartpay.order_change_chunks k USING cd "
-    "WHERE k.change_id = cd.change_id AND cd.whole), "
-    "cupd AS (UPDATE smartpay.order_change_chunks k SET order_ids = "
-    "(SELECT array_agg(CASE WHEN k.change_id * 1024 + e.pos - 1 IN "
-    "(SELECT id FROM ce WHERE done) THEN NULL ELSE e.order_id END ORDER BY e.pos) "
-    "FROM unnest(k.order_ids) WITH ORDINALITY AS e(order_id, pos)) "
-    "FROM cd WHERE k.change_id = cd.change_id AND NOT cd.whole) "
-    "SELECT " CLAIM_COLUMNS " FROM ins m WHERE m.state = 'pending'";
-
 /* The intent insert's texts (and the lean one of a batch that leaves nothing behind,
  * above): plain, where a conflict with one of the ledger's rules
  * (one live capture or cancel per order, one pending modification per transaction, one
@@ -1079,15 +1059,30 @@ static void store_intents_sql(struct store *st)
 /* The intent insert, plain or with ON CONFLICT DO NOTHING (store_internal.h). */
 char *store_intents_text(bool guarded)
 {
-	return xasprintf("%s%s%s%s", intents_sql_head, intents_sql_refund_room,
-	                 guarded ? "ON CONFLICT DO NOTHING " : "", intents_sql_tail);
+	return xasprintf("%s%s%sRETURNING *), %s%s%s%s%s%s%s%s", intents_sql_head,
+	                 intents_sql_refund_room, guarded ? "ON CONFLICT DO NOTHING " : "",
+	                 intents_sql_links, intents_sql_kept, intents_sql_chunks_head,
+	                 intents_sql_kept_change, intents_sql_chunks_mid, intents_sql_kept_entry,
+	                 intents_sql_chunks_tail, intents_sql_follow_up);
 }
 
-/* The plain intent insert that leaves nothing behind (store_internal.h): no refund's
- * room to test either. */
+/* The plain intent insert that leaves nothing behind (store_internal.h), for a batch
+ * where nothing can be left behind (store_intents_leave_nothing): every queued order
+ * looked at gave an intent of the batch, no refund's room is tested against the ledger
+ * (none is in the batch) and the insert is plain (a conflict fails it whole), so every
+ * row of u is recorded, every change looked at is done and no order waits behind a
+ * modification in flight. The orders left (kp), the orders looked at without an intent
+ * (qt), their follow-up marks (fu) and queued-again changes (rq) of the full text are
+ * then all empty, and are left out; so are the shop requests' links (req) and the
+ * refusals' alerts (al), since no intent answers a request or is refused: an empty
+ * UPDATE of smartpay.requests and an empty INSERT into smartpay.alerts still fire their
+ * tables' statement triggers. */
 char *store_intents_lean_text(void)
 {
-	return xasprintf("%s%s", intents_sql_head, intents_sql_tail_lean);
+	return xasprintf("%sRETURNING *), %s%s%s SELECT " CLAIM_COLUMNS
+	                 " FROM ins m WHERE m.state = 'pending'",
+	                 intents_sql_head, intents_sql_chunks_head, intents_sql_chunks_mid,
+	                 intents_sql_chunks_tail);
 }
 
 /* Orders strings for qsort and bsearch. */
