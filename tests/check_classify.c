@@ -335,7 +335,7 @@ START_TEST(test_classify_table)
 	}
 	/* every status in range, against the independent statement of the rules */
 	for (int s = 100; s <= 599; s++) {
-		char want[32];
+		char want[48];
 		classify_answer(s, false, false, &capture_ok, MOD_CAPTURE, NULL, 0, &c);
 		ck_assert_msg(c.verdict == expected_outcome(s), "status %d", s);
 		if (c.verdict == VERDICT_REFUSED)
