@@ -17,6 +17,7 @@ struct event_base;
 struct evhttp;
 struct sim_pending;
 struct sim_conn;
+struct sim_answer_block;
 struct json_tokener;
 struct sim_h2_conn;
 struct sim_h2_stream;
@@ -68,8 +69,9 @@ struct sim_ctx {
 	int64_t request_us;          /* monotonic: when the request being handled arrived */
 	struct sim_conn **conns;     /* connections by descriptor (server.c) */
 	size_t nconns;
-	struct sim_jw out;        /* the answer being written (api.c), reused */
-	struct json_tokener *tok; /* request parser (api.c), reused */
+	struct sim_answer_block *answer_blocks; /* spare blocks TLS answers are joined in */
+	struct sim_jw out;                      /* the answer being written (api.c), reused */
+	struct json_tokener *tok;               /* request parser (api.c), reused */
 };
 
 #endif

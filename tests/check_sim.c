@@ -2284,8 +2284,21 @@ static int tls_read_answer(SSL *ssl)
 	return status;
 }
 
+/* Writes a status request for transaction id with the API's headers into req; its length. */
+static int status_request(const struct simproc *s, const char *id, char *req, size_t size)
+{
+	int rl = snprintf(req, size, "GET /payment/status/%s HTTP/1.1\r\nHost: 127.0.0.1\r\n", id);
+	for (const char *const *h = simproc_api_headers(s); *h != NULL; h++)
+		rl += snprintf(req + rl, size - (size_t)rl, "%s\r\n", *h);
+	rl += snprintf(req + rl, size - (size_t)rl, "\r\n");
+	ck_assert_int_lt(rl, (int)size);
+	return rl;
+}
+
 /* An answer over TLS is one record: SSL_read returns at most one record, and the first
- * one holds the headers and the whole body (two records stall on Nagle's algorithm). */
+ * one holds the headers and the whole body (two records stall on Nagle's algorithm),
+ * also answers of 2 and 6 KiB (joined in a kept block, and beyond its 4 KiB as before),
+ * one after the other on one connection. */
 START_TEST(http_tls_answer_is_one_record)
 {
 	struct simproc_opts opts = {.tls = true};
@@ -2301,6 +2314,28 @@ START_TEST(http_tls_answer_is_one_record)
 		ck_assert_int_eq(SSL_write(ssl, req, (int)strlen(req)), (int)strlen(req));
 		ck_assert_int_eq(tls_read_answer(ssl), 200);
 	}
+	char *ids[2];
+	const size_t lengths[2] = {2000, 6000};
+	for (size_t i = 0; i < 2; i++) {
+		char json[6200], desc[6001];
+		memset(desc, 'd', lengths[i]);
+		desc[lengths[i]] = '\0';
+		snprintf(json, sizeof(json),
+		         "{\"amount\":\"1.00\",\"currencyCode\":\"EUR\",\"description\":\"%s\"}",
+		         desc);
+		ids[i] = simproc_create_txn_json(s2, json);
+		ck_assert_ptr_nonnull(ids[i]);
+	}
+	for (int round = 0; round < 2; round++) {
+		for (size_t i = 0; i < 2; i++) {
+			char req[2048];
+			int rl = status_request(s2, ids[i], req, sizeof(req));
+			ck_assert_int_eq(SSL_write(ssl, req, rl), rl);
+			ck_assert_int_eq(tls_read_answer(ssl), 200);
+		}
+	}
+	free(ids[0]);
+	free(ids[1]);
 	SSL_free(ssl);
 	close(fd);
 	SSL_CTX_free(c);
@@ -2321,11 +2356,7 @@ START_TEST(http_tls_latency_keep_alive)
 	ck_assert_ptr_nonnull(id);
 	ck_assert(simproc_set_faults(s2, "{\"latency_ms\":30}"));
 	char req[2048];
-	int rl = snprintf(req, sizeof(req) / 2,
-	                  "GET /payment/status/%s HTTP/1.1\r\nHost: 127.0.0.1\r\n", id);
-	for (const char *const *h = simproc_api_headers(s2); *h != NULL; h++)
-		rl += snprintf(req + rl, sizeof(req) / 2 - (size_t)rl, "%s\r\n", *h);
-	rl += snprintf(req + rl, sizeof(req) / 2 - (size_t)rl, "\r\n");
+	int rl = status_request(s2, id, req, sizeof(req) / 2);
 	memcpy(req + rl, req, (size_t)rl); /* the same request twice, for one write */
 	const int versions[] = {TLS1_2_VERSION, TLS1_3_VERSION};
 	for (size_t v = 0; v < sizeof(versions) / sizeof(versions[0]); v++) {
