@@ -519,13 +519,15 @@ void sim_server_tls_coalesce_cb(struct evbuffer *buf, const struct evbuffer_cb_i
 		b = xcalloc(1, sizeof(*b));
 		b->ctx = ctx;
 	}
-	/* the buffer's bytes are replaced by the same bytes in one chain; when the buffer
-	 * refuses the reference, they go back as a copy */
-	if (evbuffer_remove(buf, b->data, len) != (int)len ||
-	    evbuffer_add_reference(buf, b->data, len, answer_block_done, b) != 0) {
+	/* the buffer's bytes are replaced by the same bytes in one chain; a buffer that
+	 * refuses the removal keeps them as they were, one that refuses the reference gets
+	 * them back as a copy */
+	int n = evbuffer_remove(buf, b->data, len);
+	if (n == (int)len && evbuffer_add_reference(buf, b->data, len, answer_block_done, b) == 0)
+		return;
+	if (n == (int)len)
 		(void)evbuffer_add(buf, b->data, len);
-		answer_block_done(b->data, len, b);
-	}
+	answer_block_done(b->data, len, b);
 }
 
 /* evhttp connection hook for plain HTTP: counts the connection, then the bufferevent

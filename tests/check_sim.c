@@ -2297,8 +2297,8 @@ static int status_request(const struct simproc *s, const char *id, char *req, si
 
 /* An answer over TLS is one record: SSL_read returns at most one record, and the first
  * one holds the headers and the whole body (two records stall on Nagle's algorithm),
- * also answers of 2 and 6 KiB (joined in a kept block, and beyond its 4 KiB as before),
- * one after the other on one connection. */
+ * also answers of about 3 and 7 KiB (descriptions of 2,000 and 6,000 characters: joined
+ * in a kept block, and beyond its 4 KiB as before), twice each on one connection. */
 START_TEST(http_tls_answer_is_one_record)
 {
 	struct simproc_opts opts = {.tls = true};
