@@ -13,6 +13,7 @@
 #include "rng.h"
 #include "server.h"
 #include "timeutil.h"
+#include "tls.h"
 
 /* Sends {"error", "errorDetails"}. */
 static void control_error(struct sim_req *req, int status, const char *error, const char *details)
@@ -356,10 +357,9 @@ static void ledger(struct sim_ctx *ctx, struct sim_req *req)
 	                       json_object_new_int64((int64_t)ctx->h2_connections));
 	json_object_object_add(o, "answersFromTimer",
 	                       json_object_new_int64((int64_t)ctx->timer_writes));
-	if (ctx->ssl_ctx != NULL)
-		json_object_object_add(
-		    o, "tlsResumed",
-		    json_object_new_int64((int64_t)SSL_CTX_sess_hits(ctx->ssl_ctx)));
+	if (ctx->tls != NULL)
+		json_object_object_add(o, "tlsResumed",
+		                       json_object_new_int64((int64_t)sim_tls_resumed(ctx->tls)));
 	sim_reply_json(req, 200, o);
 }
 

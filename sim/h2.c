@@ -11,7 +11,7 @@
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent_ssl.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -183,24 +183,27 @@ static void conn_write(struct bufferevent *bev, void *arg)
 	conn_flush(arg);
 }
 
-/* Bufferevent event callback: the handshake done, or the connection gone. */
+/* Bufferevent event callback: the connection is gone (EOF, error, timeout). */
 static void conn_event(struct bufferevent *bev, short what, void *arg)
 {
-	struct sim_h2_conn *c = arg;
-	if (what & BEV_EVENT_CONNECTED) {
-		evutil_socket_t fd = bufferevent_getfd(bev);
-		int one = 1;
-		if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one)) == 0) {
-			c->peek = event_new(c->ctx->base, fd, EV_READ, conn_peek, c);
-			if (c->peek != NULL)
-				(void)event_priority_set(c->peek, SIM_PRIO_PEEK);
-		}
-		(void)bufferevent_enable(bev, EV_READ | EV_WRITE);
-		conn_watch(c);
-		conn_flush(c);
-		return;
+	(void)bev, (void)what;
+	conn_free(arg);
+}
+
+/* Starts the session on a connection whose handshake is over: the peek of each read's
+ * arrival time, both directions on, the SETTINGS out. */
+static void conn_start(struct sim_h2_conn *c)
+{
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+	int one = 1;
+	if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one)) == 0) {
+		c->peek = event_new(c->ctx->base, fd, EV_READ, conn_peek, c);
+		if (c->peek != NULL)
+			(void)event_priority_set(c->peek, SIM_PRIO_PEEK);
 	}
-	conn_free(c);
+	(void)bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	conn_watch(c);
+	conn_flush(c);
 }
 
 /* The method evhttp's front end would report, false for one it does not take. */
@@ -363,9 +366,9 @@ static bool conn_session(struct sim_h2_conn *c)
 	return nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, iv, 1) == 0;
 }
 
-/* The handshake chose h2: the connection leaves evhttp (which keeps owning the
- * bufferevent until conn_free) for an HTTP/2 session. */
-static void take_over(struct sim_ctx *ctx, struct bufferevent *bev)
+/* The connection leaves evhttp (which keeps owning the bufferevent until conn_free)
+ * for an HTTP/2 session. */
+void sim_h2_start(struct sim_ctx *ctx, struct bufferevent *bev)
 {
 	bufferevent_data_cb rd, wr;
 	bufferevent_event_cb ev;
@@ -391,33 +394,7 @@ static void take_over(struct sim_ctx *ctx, struct bufferevent *bev)
 	/* evhttp's idle timeout no longer applies: HTTP/2 keeps a connection open */
 	(void)bufferevent_set_timeouts(bev, NULL, NULL);
 	bufferevent_setcb(bev, conn_read, conn_write, conn_event, c);
-}
-
-/* OpenSSL ALPN callback: h2 when the client offers it, else http/1.1, else none. */
-static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
-                       const unsigned char *in, unsigned int inlen, void *arg)
-{
-	struct sim_ctx *ctx = arg;
-	int rv = nghttp2_select_next_protocol((unsigned char **)out, outlen, in, inlen);
-	if (rv < 0)
-		return SSL_TLSEXT_ERR_NOACK;
-	struct bufferevent *bev = SSL_get_app_data(ssl);
-	if (rv == 1 && bev != NULL) {
-		SSL_set_app_data(ssl, NULL);
-		take_over(ctx, bev);
-	}
-	return SSL_TLSEXT_ERR_OK;
-}
-
-void sim_h2_setup_tls(struct sim_ctx *ctx, SSL_CTX *ssl_ctx)
-{
-	SSL_CTX_set_alpn_select_cb(ssl_ctx, alpn_select, ctx);
-}
-
-void sim_h2_offer(struct sim_ctx *ctx, SSL *ssl, struct bufferevent *bev)
-{
-	(void)ctx;
-	SSL_set_app_data(ssl, bev);
+	conn_start(c);
 }
 
 /* Lower-cases a header name into buf (HTTP/2 names are lower case). */

@@ -10,16 +10,12 @@
 #include <stddef.h>
 
 #include <event2/bufferevent.h>
-#include <openssl/ssl.h>
 
 #include "sim.h"
 
-/* Makes the TLS context offer ALPN h2 and http/1.1 (h2 preferred). */
-void sim_h2_setup_tls(struct sim_ctx *ctx, SSL_CTX *ssl_ctx);
-
-/* Links a TLS connection's SSL to its bufferevent, so that a handshake choosing h2
- * moves the connection from evhttp to an HTTP/2 session. */
-void sim_h2_offer(struct sim_ctx *ctx, SSL *ssl, struct bufferevent *bev);
+/* The TLS handshake chose h2 (tls.c): the connection moves from evhttp to an HTTP/2
+ * session on the same bufferevent. */
+void sim_h2_start(struct sim_ctx *ctx, struct bufferevent *bev);
 
 /* Answers a stream's request now: status, the headers in its sim_req's out list,
  * and body (copied). A stream whose client went away is freed instead. */

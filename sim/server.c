@@ -15,16 +15,14 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/keyvalq_struct.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 
 #include "api.h"
 #include "control.h"
 #include "h2.h"
 #include "timeutil.h"
+#include "tls.h"
 #include "url.h"
 #include "xmalloc.h"
 
@@ -208,31 +206,6 @@ static bool write_plain(struct bufferevent *bev, struct evbuffer *out)
 	return true;
 }
 
-/* Writes a TLS connection's answer now, as the OpenSSL bufferevent would on the loop's
- * next pass: one SSL_write of the buffer's one chain (tls_coalesce_cb joined the
- * headers and the body), so the same bytes in the same single record. Only when no
- * earlier write waits on the connection (SSL_want_write; a read that ran dry leaves
- * SSL_READING, which does not count) and the answer is one chain; otherwise, or when
- * the socket does not take the record at once (OpenSSL then keeps it, and the
- * bufferevent's own retry writes the same chain), the loop writes. */
-static bool write_tls(struct bufferevent *bev, struct evbuffer *out)
-{
-	SSL *ssl = bufferevent_openssl_get_ssl(bev);
-	size_t len = evbuffer_get_length(out);
-	if (ssl == NULL || SSL_want_write(ssl) || len > INT_MAX ||
-	    evbuffer_get_contiguous_space(out) != len)
-		return false;
-	ERR_clear_error();
-	int n = SSL_write(ssl, evbuffer_pullup(out, -1), (int)len);
-	if (n <= 0) {
-		/* the bufferevent meets the same condition on its next write and reports it */
-		ERR_clear_error();
-		return false;
-	}
-	evbuffer_drain(out, (size_t)n);
-	return evbuffer_get_length(out) == 0;
-}
-
 /* Writes a delayed answer to the socket now, from the timer's callback, and tells
  * evhttp it is out (evhttp then reads the next request): without this the answer
  * waits for the loop's next pass, after every other answer due at the same time has
@@ -245,7 +218,13 @@ static void flush_answer(struct sim_ctx *ctx, struct bufferevent *bev)
 	struct evbuffer *out = bufferevent_get_output(bev);
 	if (evbuffer_get_length(out) == 0)
 		return;
-	if (!(ctx->ssl_ctx != NULL ? write_tls(bev, out) : write_plain(bev, out)))
+	if (ctx->tls != NULL) {
+		/* the flush runs evhttp's write callback itself once the answer is out */
+		if (sim_tls_flush(ctx->tls, bev))
+			ctx->timer_writes++;
+		return;
+	}
+	if (!write_plain(bev, out))
 		return;
 	ctx->timer_writes++;
 	/* the answer is out: evhttp's write callback finishes the request */
@@ -269,7 +248,7 @@ static void pending_fire(evutil_socket_t fd, short what, void *arg)
 
 /* What the simulator keeps per connection: the kernel's receive time of the next
  * request (over TLS: of its first record), peeked (SO_TIMESTAMPNS) before evhttp or
- * OpenSSL reads it, so that a delayed answer is timed from the request's arrival
+ * the TLS session reads it, so that a delayed answer is timed from the request's arrival
  * rather than from when the loop got to it (a busy or descheduled simulator read
  * requests a few hundred µs late). */
 struct sim_conn {
@@ -477,59 +456,6 @@ static void dispatch(struct evhttp_request *ev, void *arg)
 	sim_server_dispatch(ctx, &req, path != NULL ? path : "", request_arrival(ctx, ev));
 }
 
-/* A block an answer is joined in, kept for the next answer once written. */
-struct sim_answer_block {
-	struct sim_answer_block *next; /* on the context's spare list */
-	struct sim_ctx *ctx;
-	char data[4096];
-};
-
-/* Reference cleanup: the answer in the block is written; keep the block for another. */
-static void answer_block_done(const void *data, size_t len, void *arg)
-{
-	(void)data;
-	(void)len;
-	struct sim_answer_block *b = arg;
-	b->next = b->ctx->answer_blocks;
-	b->ctx->answer_blocks = b;
-}
-
-/* Output-buffer hook of a TLS connection: the OpenSSL bufferevent writes one TLS record
- * per buffer chain, and evhttp queues an answer's headers and body as separate chains;
- * joining them makes every answer (up to 16 KiB, one record's size) one record, one
- * segment and one wake-up for the client. An answer up to 4 KiB is joined in a kept
- * block, which spares glibc's slow path for a new chain over 1 KiB per answer. */
-void sim_server_tls_coalesce_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
-                                void *arg)
-{
-	struct sim_ctx *ctx = arg;
-	if (info->n_added == 0)
-		return;
-	size_t len = evbuffer_get_length(buf);
-	if (len > 16384 || evbuffer_get_contiguous_space(buf) >= len)
-		return;
-	struct sim_answer_block *b = ctx->answer_blocks;
-	if (len > sizeof(b->data)) {
-		(void)evbuffer_pullup(buf, -1);
-		return;
-	}
-	if (b != NULL)
-		ctx->answer_blocks = b->next;
-	else {
-		b = xcalloc(1, sizeof(*b));
-		b->ctx = ctx;
-	}
-	/* the buffer's bytes are replaced by the same bytes in one chain; a buffer that
-	 * refuses the removal keeps them as they were, one that refuses the reference gets
-	 * them back as a copy */
-	int n = evbuffer_remove(buf, b->data, len);
-	if (n == (int)len && evbuffer_add_reference(buf, b->data, len, answer_block_done, b) == 0)
-		return;
-	if (n == (int)len)
-		(void)evbuffer_add(buf, b->data, len);
-	answer_block_done(b->data, len, b);
-}
-
 /* evhttp connection hook for plain HTTP: counts the connection, then the bufferevent
  * evhttp would make itself. */
 static struct bufferevent *plain_bevcb(struct event_base *base, void *arg)
@@ -539,52 +465,12 @@ static struct bufferevent *plain_bevcb(struct event_base *base, void *arg)
 	return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 }
 
-/* evhttp connection hook for TLS: every accepted socket gets an OpenSSL bufferevent. */
+/* evhttp connection hook for TLS: counts the connection; a TLS session's bufferevent. */
 static struct bufferevent *tls_bevcb(struct event_base *base, void *arg)
 {
 	struct sim_ctx *ctx = arg;
 	ctx->connections++;
-	SSL *ssl = SSL_new(ctx->ssl_ctx);
-	if (ssl == NULL)
-		return NULL;
-	struct bufferevent *bev = bufferevent_openssl_socket_new(
-	    base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	/* reads of at most 960 bytes land in a new input chain of 1 KiB, which glibc serves
-	 * from its per-thread cache; the default 4 KiB takes its slow path per request */
-	if (bev != NULL)
-		(void)bufferevent_set_max_single_read(bev, 960);
-	if (bev != NULL && ctx->http2)
-		sim_h2_offer(ctx, ssl, bev);
-	if (bev != NULL)
-		(void)evbuffer_add_cb(bufferevent_get_output(bev), sim_server_tls_coalesce_cb, ctx);
-	return bev;
-}
-
-/* Loads the certificate chain and key into a server context. */
-static SSL_CTX *tls_context(const char *cert, const char *key, char *err, size_t errlen)
-{
-	SSL_CTX *c = SSL_CTX_new(TLS_server_method());
-	if (c == NULL) {
-		snprintf(err, errlen, "cannot create a TLS context");
-		return NULL;
-	}
-	SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
-	/* no renegotiation: a TLS 1.2 client cannot ask for new handshakes at will */
-	SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION);
-	if (SSL_CTX_use_certificate_chain_file(c, cert) != 1) {
-		snprintf(err, errlen, "%s: cannot load the TLS certificate: %s", cert,
-		         ERR_reason_error_string(ERR_get_error()));
-		SSL_CTX_free(c);
-		return NULL;
-	}
-	if (SSL_CTX_use_PrivateKey_file(c, key, SSL_FILETYPE_PEM) != 1 ||
-	    SSL_CTX_check_private_key(c) != 1) {
-		snprintf(err, errlen, "%s: cannot load the TLS key or it does not match: %s", key,
-		         ERR_reason_error_string(ERR_get_error()));
-		SSL_CTX_free(c);
-		return NULL;
-	}
-	return c;
+	return sim_tls_accept(ctx, base);
 }
 
 /* Splits "HOST:PORT" and accepts only loopback hosts; host gets the numeric form. */
@@ -631,11 +517,9 @@ bool sim_server_start(struct sim_ctx *ctx, const char *listen_at, const char *tl
 	if (!parse_listen(listen_at, host, sizeof(host), &port, err, errlen))
 		return false;
 	if (tls_cert != NULL) {
-		ctx->ssl_ctx = tls_context(tls_cert, tls_key, err, errlen);
-		if (ctx->ssl_ctx == NULL)
+		ctx->tls = sim_tls_new(tls_cert, tls_key, ctx->http2, err, errlen);
+		if (ctx->tls == NULL)
 			return false;
-		if (ctx->http2)
-			sim_h2_setup_tls(ctx, ctx->ssl_ctx);
 	}
 	ctx->http = evhttp_new(ctx->base);
 	if (ctx->http == NULL) {
@@ -647,7 +531,7 @@ bool sim_server_start(struct sim_ctx *ctx, const char *listen_at, const char *tl
 	evhttp_set_max_body_size(ctx->http, 1 << 20);
 	evhttp_set_timeout(ctx->http, 3600);
 	evhttp_set_gencb(ctx->http, dispatch, ctx);
-	evhttp_set_bevcb(ctx->http, ctx->ssl_ctx != NULL ? tls_bevcb : plain_bevcb, ctx);
+	evhttp_set_bevcb(ctx->http, ctx->tls != NULL ? tls_bevcb : plain_bevcb, ctx);
 	struct evhttp_bound_socket *bs =
 	    evhttp_bind_socket_with_handle(ctx->http, host, (ev_uint16_t)port);
 	if (bs == NULL) {
@@ -705,12 +589,6 @@ void sim_server_stop(struct sim_ctx *ctx)
 	free(ctx->conns);
 	ctx->conns = NULL;
 	ctx->nconns = 0;
-	while (ctx->answer_blocks != NULL) {
-		struct sim_answer_block *b = ctx->answer_blocks;
-		ctx->answer_blocks = b->next;
-		free(b);
-	}
-	if (ctx->ssl_ctx != NULL)
-		SSL_CTX_free(ctx->ssl_ctx);
-	ctx->ssl_ctx = NULL;
+	sim_tls_free(ctx->tls);
+	ctx->tls = NULL;
 }

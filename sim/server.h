@@ -49,9 +49,4 @@ void sim_server_dispatch(struct sim_ctx *ctx, struct sim_req *req, const char *p
  * (SO_TIMESTAMPNS on), or 0 when none was taken. */
 int64_t sim_server_peek_arrival(evutil_socket_t fd);
 
-/* Output-buffer hook of a TLS connection: joins an answer's pieces into one chain, so
- * that the OpenSSL bufferevent writes it as one record. */
-void sim_server_tls_coalesce_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
-                                void *arg);
-
 #endif

@@ -6,7 +6,6 @@
 #include <stdint.h>
 
 #include <event2/http.h>
-#include <openssl/ssl.h>
 
 #include "faults.h"
 #include "jsonw.h"
@@ -17,7 +16,7 @@ struct event_base;
 struct evhttp;
 struct sim_pending;
 struct sim_conn;
-struct sim_answer_block;
+struct sim_tls;
 struct json_tokener;
 struct sim_h2_conn;
 struct sim_h2_stream;
@@ -52,7 +51,7 @@ enum sim_priority {
 struct sim_ctx {
 	struct event_base *base;
 	struct evhttp *http;
-	SSL_CTX *ssl_ctx;            /* NULL when serving plain HTTP */
+	struct sim_tls *tls;         /* NULL when serving plain HTTP (tls.c) */
 	bool http2;                  /* --http2: the TLS listener also offers HTTP/2 (ALPN h2) */
 	struct sim_h2_conn *h2conns; /* open HTTP/2 connections (h2.c) */
 	uint64_t h2_connections;     /* of ctx->connections, those that chose HTTP/2 */
@@ -69,7 +68,6 @@ struct sim_ctx {
 	int64_t request_us;          /* monotonic: when the request being handled arrived */
 	struct sim_conn **conns;     /* connections by descriptor (server.c) */
 	size_t nconns;
-	struct sim_answer_block *answer_blocks; /* spare blocks TLS answers are joined in */
 	struct sim_jw out;                      /* the answer being written (api.c), reused */
 	struct json_tokener *tok;               /* request parser (api.c), reused */
 };

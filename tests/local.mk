@@ -59,8 +59,8 @@ check_PROGRAMS += $(UNIT_SUITES) tests/check_sim tests/check_sim_h2 $(PG_SUITES)
 TESTS += $(UNIT_SUITES) tests/check_sim tests/check_sim_h2 $(PG_SUITES) $(WORLD_SUITES)
 # smartpay-sim: its pure modules directly, and the program over HTTP (tests/simproc.h)
 tests_check_sim_SOURCES = tests/check_sim.c $(SIM_CORE_SOURCES)
-tests_check_sim_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/sim $(NGHTTP2_CFLAGS)
-tests_check_sim_LDADD = $(LDADD) $(NGHTTP2_LIBS)
+tests_check_sim_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/sim $(NGHTTP2_CFLAGS) $(GNUTLS_CFLAGS)
+tests_check_sim_LDADD = $(LDADD) $(NGHTTP2_LIBS) $(GNUTLS_LIBS)
 endif
 # the systemd unit: systemd-analyze verify and security --offline=true
 TESTS += tests/systemd-unit.sh
