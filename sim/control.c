@@ -357,9 +357,12 @@ static void ledger(struct sim_ctx *ctx, struct sim_req *req)
 	                       json_object_new_int64((int64_t)ctx->h2_connections));
 	json_object_object_add(o, "answersFromTimer",
 	                       json_object_new_int64((int64_t)ctx->timer_writes));
-	if (ctx->tls != NULL)
+	if (ctx->tls != NULL) {
 		json_object_object_add(o, "tlsResumed",
 		                       json_object_new_int64((int64_t)sim_tls_resumed(ctx->tls)));
+		json_object_object_add(o, "tlsWritesWaited",
+		                       json_object_new_int64((int64_t)sim_tls_stalls(ctx->tls)));
+	}
 	sim_reply_json(req, 200, o);
 }
 

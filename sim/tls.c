@@ -155,7 +155,8 @@ static enum bufferevent_filter_result tls_in(struct evbuffer *src, struct evbuff
 			}
 			got = true;
 			/* the session reads records exactly: no more bytes, no more records */
-			if (evbuffer_get_length(src) == 0 && gnutls_record_check_pending(c->session) == 0)
+			if (evbuffer_get_length(src) == 0 &&
+			    gnutls_record_check_pending(c->session) == 0)
 				return BEV_OK;
 		} else if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
 			return got ? BEV_OK : BEV_NEED_MORE;
@@ -164,7 +165,8 @@ static enum bufferevent_filter_result tls_in(struct evbuffer *src, struct evbuff
 			return got ? BEV_OK : BEV_NEED_MORE;
 		} else if (n == GNUTLS_E_REHANDSHAKE) {
 			/* no renegotiation: a TLS 1.2 client cannot ask for new handshakes */
-			(void)gnutls_alert_send(c->session, GNUTLS_AL_WARNING, GNUTLS_A_NO_RENEGOTIATION);
+			(void)gnutls_alert_send(c->session, GNUTLS_AL_WARNING,
+			                        GNUTLS_A_NO_RENEGOTIATION);
 		} else if (n != GNUTLS_E_WARNING_ALERT_RECEIVED) {
 			conn_fail(c);
 			return BEV_ERROR;
@@ -191,7 +193,8 @@ static enum bufferevent_filter_result tls_out(struct evbuffer *src, struct evbuf
 	} else {
 		char buf[TLS_RECORD_MAX];
 		ev_ssize_t n = evbuffer_copyout(src, buf, sizeof(buf));
-		r = n > 0 ? gnutls_record_send(c->session, buf, (size_t)n) : GNUTLS_E_INTERNAL_ERROR;
+		r = n > 0 ? gnutls_record_send(c->session, buf, (size_t)n)
+		          : GNUTLS_E_INTERNAL_ERROR;
 	}
 	if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
 		c->sending = true;
@@ -316,13 +319,19 @@ uint64_t sim_tls_resumed(const struct sim_tls *t)
 	return t->resumed;
 }
 
+uint64_t sim_tls_stalls(const struct sim_tls *t)
+{
+	return t->stalls;
+}
+
 /* Reads a PEM file whole; false with a reason naming it. */
 static bool load_pem(const char *path, const char *what, gnutls_datum_t *out, char *err,
                      size_t errlen)
 {
 	int r = gnutls_load_file(path, out);
 	if (r < 0)
-		snprintf(err, errlen, "%s: cannot read the TLS %s: %s", path, what, gnutls_strerror(r));
+		snprintf(err, errlen, "%s: cannot read the TLS %s: %s", path, what,
+		         gnutls_strerror(r));
 	return r >= 0;
 }
 
@@ -357,11 +366,12 @@ static bool load_credentials(struct sim_tls *t, const char *cert, const char *ke
 {
 	gnutls_datum_t c = {NULL, 0}, k = {NULL, 0};
 	bool ok = load_pem(cert, "certificate", &c, err, errlen) &&
-	          load_pem(key, "key", &k, err, errlen) && pem_parses(&c, false, cert, err, errlen) &&
+	          load_pem(key, "key", &k, err, errlen) &&
+	          pem_parses(&c, false, cert, err, errlen) &&
 	          pem_parses(&k, true, key, err, errlen);
 	if (ok) {
-		int r = gnutls_certificate_set_x509_key_mem2(t->cred, &c, &k, GNUTLS_X509_FMT_PEM, NULL,
-		                                             0);
+		int r = gnutls_certificate_set_x509_key_mem2(t->cred, &c, &k, GNUTLS_X509_FMT_PEM,
+		                                             NULL, 0);
 		if (r < 0)
 			snprintf(err, errlen, "%s: the TLS key does not match %s: %s", key, cert,
 			         gnutls_strerror(r));
@@ -374,14 +384,15 @@ static bool load_credentials(struct sim_tls *t, const char *cert, const char *ke
 	return ok;
 }
 
-struct sim_tls *sim_tls_new(const char *cert, const char *key, bool http2, char *err,
-                            size_t errlen)
+struct sim_tls *sim_tls_new(const char *cert, const char *key, bool http2, char *err, size_t errlen)
 {
 	struct sim_tls *t = xcalloc(1, sizeof(*t));
 	t->http2 = http2;
 	if (gnutls_certificate_allocate_credentials(&t->cred) < 0 ||
-	    gnutls_priority_init2(&t->priority, "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2", NULL,
-	                          0) < 0 ||
+	    gnutls_priority_init2(&t->priority,
+	                          "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-"
+	                          "GCM:+AES-256-GCM:+CHACHA20-POLY1305:%SERVER_PRECEDENCE",
+	                          NULL, 0) < 0 ||
 	    gnutls_session_ticket_key_generate(&t->ticket_key) < 0) {
 		snprintf(err, errlen, "cannot set up TLS");
 		sim_tls_free(t);

@@ -1,7 +1,7 @@
 /* The simulator's TLS: GnuTLS sessions behind libevent filter bufferevents, which
  * evhttp (and the HTTP/2 front end, h2.c) read and write as they would a socket's.
- * Each answer goes out as one TLS record (its pieces corked together) on the loop's
- * next pass, written straight to the socket when nothing waits before it. */
+ * Each answer goes out as one TLS record on the loop's next pass, written straight
+ * to the socket. */
 #ifndef SIM_TLS_H
 #define SIM_TLS_H
 
@@ -33,5 +33,8 @@ bool sim_tls_flush(struct sim_tls *t, struct bufferevent *bev);
 
 /* Handshakes that resumed an earlier session (a session ticket). */
 uint64_t sim_tls_resumed(const struct sim_tls *t);
+
+/* Writes that found the socket full and waited for room (the client reads slowly). */
+uint64_t sim_tls_stalls(const struct sim_tls *t);
 
 #endif

@@ -2297,8 +2297,8 @@ static int status_request(const struct simproc *s, const char *id, char *req, si
 
 /* An answer over TLS is one record: SSL_read returns at most one record, and the first
  * one holds the headers and the whole body (two records stall on Nagle's algorithm),
- * also answers of about 3 and 7 KiB (descriptions of 2,000 and 6,000 characters: joined
- * in a kept block, and beyond its 4 KiB as before), twice each on one connection. */
+ * also answers of about 3 and 7 KiB (descriptions of 2,000 and 6,000 characters), twice
+ * each on one connection. */
 START_TEST(http_tls_answer_is_one_record)
 {
 	struct simproc_opts opts = {.tls = true};
@@ -2391,6 +2391,63 @@ START_TEST(http_tls_latency_keep_alive)
 }
 END_TEST
 
+/* A client that sends many requests at once and reads nothing for a while fills the
+ * simulator's socket: the answers wait for room (counted as tlsWritesWaited) and
+ * then all come, each whole and in order, the last one (Connection: close) before the
+ * connection's end. */
+START_TEST(http_tls_answers_wait_for_room)
+{
+	enum { N = 1000 }; /* 7 MB of answers: more than the kernel buffers (4 MB at most) */
+	struct simproc_opts opts = {.tls = true};
+	struct simproc *s2 = simproc_start(&opts);
+	ck_assert_ptr_nonnull(s2);
+	char json[6200], desc[6001];
+	memset(desc, 'd', 6000);
+	desc[6000] = '\0';
+	snprintf(json, sizeof(json),
+	         "{\"amount\":\"1.00\",\"currencyCode\":\"EUR\",\"description\":\"%s\"}", desc);
+	char *id = simproc_create_txn_json(s2, json);
+	ck_assert_ptr_nonnull(id);
+	char one[2048];
+	int rl = status_request(s2, id, one, sizeof(one));
+	/* the last request asks for the connection's end: put it before the blank line */
+	char last[2100];
+	int ll = snprintf(last, sizeof(last), "%.*sConnection: close\r\n\r\n", rl - 2, one);
+	size_t total = (size_t)rl * (N - 1) + (size_t)ll;
+	char *reqs = xmalloc(total);
+	for (int i = 0; i < N - 1; i++)
+		memcpy(reqs + (size_t)rl * (size_t)i, one, (size_t)rl);
+	memcpy(reqs + (size_t)rl * (N - 1), last, (size_t)ll);
+	SSL_CTX *c = SSL_CTX_new(TLS_client_method());
+	ck_assert_ptr_nonnull(c);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ge(fd, 0);
+	int small = 4096;
+	ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+	struct sockaddr_in a = {.sin_family = AF_INET,
+	                        .sin_port = htons((uint16_t)simproc_port(s2))};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	SSL *ssl = SSL_new(c);
+	ck_assert_ptr_nonnull(ssl);
+	ck_assert_int_eq(SSL_set_fd(ssl, fd), 1);
+	ck_assert_int_eq(SSL_connect(ssl), 1);
+	ck_assert_int_eq(SSL_write(ssl, reqs, (int)total), (int)total);
+	usleep(300 * 1000);
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(tls_read_answer(ssl), 200);
+	char byte;
+	ck_assert_int_le(SSL_read(ssl, &byte, 1), 0);
+	SSL_free(ssl);
+	close(fd);
+	SSL_CTX_free(c);
+	free(reqs);
+	free(id);
+	ck_assert_int_gt(ledger_number(s2, "tlsWritesWaited"), 0);
+	ck_assert(simproc_stop(s2));
+}
+END_TEST
+
 static Suite *sim_suite(void)
 {
 	Suite *s = suite_create("smartpay-sim");
@@ -2449,6 +2506,7 @@ static Suite *sim_suite(void)
 	tcase_add_test(tc, http_status_call_faults_and_counts);
 	tcase_add_test(tc, http_tls_answer_is_one_record);
 	tcase_add_test(tc, http_tls_latency_keep_alive);
+	tcase_add_test(tc, http_tls_answers_wait_for_room);
 	suite_add_tcase(s, tc);
 	return s;
 }
