@@ -2448,6 +2448,28 @@ START_TEST(http_tls_answers_wait_for_room)
 }
 END_TEST
 
+/* A TLS 1.2 client cannot renegotiate (the simulator answers its new ClientHello with
+ * a no_renegotiation alert), and the simulator goes on serving. */
+START_TEST(http_tls_refuses_renegotiation)
+{
+	struct simproc_opts opts = {.tls = true};
+	struct simproc *s2 = simproc_start(&opts);
+	ck_assert_ptr_nonnull(s2);
+	SSL_CTX *c = SSL_CTX_new(TLS_client_method());
+	ck_assert_ptr_nonnull(c);
+	ck_assert_int_eq(SSL_CTX_set_max_proto_version(c, TLS1_2_VERSION), 1);
+	int fd;
+	SSL *ssl = tls_connect(c, simproc_port(s2), &fd);
+	ck_assert_int_eq(SSL_renegotiate(ssl), 1);
+	ck_assert_int_le(SSL_do_handshake(ssl), 0);
+	SSL_free(ssl);
+	close(fd);
+	SSL_CTX_free(c);
+	ck_assert_int_eq(ledger_number(s2, "connections"), 2);
+	ck_assert(simproc_stop(s2));
+}
+END_TEST
+
 static Suite *sim_suite(void)
 {
 	Suite *s = suite_create("smartpay-sim");
@@ -2507,6 +2529,7 @@ static Suite *sim_suite(void)
 	tcase_add_test(tc, http_tls_answer_is_one_record);
 	tcase_add_test(tc, http_tls_latency_keep_alive);
 	tcase_add_test(tc, http_tls_answers_wait_for_room);
+	tcase_add_test(tc, http_tls_refuses_renegotiation);
 	suite_add_tcase(s, tc);
 	return s;
 }
