@@ -25,8 +25,8 @@ struct sim_tls {
 	gnutls_priority_t priority;
 	gnutls_datum_t ticket_key; /* one per process: every connection's tickets resume */
 	bool http2;                /* ALPN offers h2 */
-	bool flushing;             /* inside tls_flush: the output filter encrypts */
-	uint64_t stalls;           /* writes the socket did not take whole at once */
+	bool flushing;             /* inside conn_flush: the output filter encrypts */
+	uint64_t stalls;           /* writes that found the socket full (each try counted) */
 	uint64_t resumed;
 };
 
@@ -103,7 +103,6 @@ static bool conn_wait_writable(struct tls_conn *c)
 		                        tls_writable, c);
 		if (c->writable == NULL)
 			return false;
-		(void)event_priority_set(c->writable, SIM_PRIO_ANSWER);
 	}
 	return event_add(c->writable, NULL) == 0;
 }
