@@ -2247,13 +2247,16 @@ START_TEST(state_external_and_expiry)
 }
 END_TEST
 
-/* Connects a TLS client of context c to the simulator; nothing is verified. (With TLS
- * 1.3 the session tickets after the handshake are read by the first SSL_read, which
- * then goes on to the answer's record.) */
-static SSL *tls_connect(SSL_CTX *c, int port, int *fd)
+/* Connects a TLS client of context c to the simulator; nothing is verified. rcvbuf,
+ * when not 0, is the socket's SO_RCVBUF. (With TLS 1.3 the session tickets after the
+ * handshake are read by the first SSL_read, which then goes on to the answer's record.) */
+static SSL *tls_connect(SSL_CTX *c, int port, int rcvbuf, int *fd)
 {
 	*fd = socket(AF_INET, SOCK_STREAM, 0);
 	ck_assert_int_ge(*fd, 0);
+	if (rcvbuf != 0)
+		ck_assert_int_eq(setsockopt(*fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)),
+		                 0);
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	ck_assert_int_eq(connect(*fd, (struct sockaddr *)&a, sizeof(a)), 0);
@@ -2284,6 +2287,21 @@ static int tls_read_answer(SSL *ssl)
 	return status;
 }
 
+/* Creates a 1.00 EUR transaction whose description is `len` (at most 6,000) 'd's, so that
+ * its status answer is about len + 1 KiB; its id (owned). */
+static char *create_long_txn(const struct simproc *s, size_t len)
+{
+	char json[6200], desc[6001];
+	ck_assert_uint_le(len, 6000);
+	memset(desc, 'd', len);
+	desc[len] = '\0';
+	snprintf(json, sizeof(json),
+	         "{\"amount\":\"1.00\",\"currencyCode\":\"EUR\",\"description\":\"%s\"}", desc);
+	char *id = simproc_create_txn_json(s, json);
+	ck_assert_ptr_nonnull(id);
+	return id;
+}
+
 /* Writes a status request for transaction id with the API's headers into req; its length. */
 static int status_request(const struct simproc *s, const char *id, char *req, size_t size)
 {
@@ -2308,7 +2326,7 @@ START_TEST(http_tls_answer_is_one_record)
 	ck_assert_ptr_nonnull(c);
 	ck_assert_int_eq(SSL_CTX_set_max_proto_version(c, TLS1_2_VERSION), 1);
 	int fd;
-	SSL *ssl = tls_connect(c, simproc_port(s2), &fd);
+	SSL *ssl = tls_connect(c, simproc_port(s2), 0, &fd);
 	for (int i = 0; i < 3; i++) {
 		const char *req = "GET /_sim/ledger HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
 		ck_assert_int_eq(SSL_write(ssl, req, (int)strlen(req)), (int)strlen(req));
@@ -2316,16 +2334,8 @@ START_TEST(http_tls_answer_is_one_record)
 	}
 	char *ids[2];
 	const size_t lengths[2] = {2000, 6000};
-	for (size_t i = 0; i < 2; i++) {
-		char json[6200], desc[6001];
-		memset(desc, 'd', lengths[i]);
-		desc[lengths[i]] = '\0';
-		snprintf(json, sizeof(json),
-		         "{\"amount\":\"1.00\",\"currencyCode\":\"EUR\",\"description\":\"%s\"}",
-		         desc);
-		ids[i] = simproc_create_txn_json(s2, json);
-		ck_assert_ptr_nonnull(ids[i]);
-	}
+	for (size_t i = 0; i < 2; i++)
+		ids[i] = create_long_txn(s2, lengths[i]);
 	for (int round = 0; round < 2; round++) {
 		for (size_t i = 0; i < 2; i++) {
 			char req[2048];
@@ -2365,7 +2375,7 @@ START_TEST(http_tls_latency_keep_alive)
 		ck_assert_int_eq(SSL_CTX_set_min_proto_version(c, versions[v]), 1);
 		ck_assert_int_eq(SSL_CTX_set_max_proto_version(c, versions[v]), 1);
 		int fd;
-		SSL *ssl = tls_connect(c, simproc_port(s2), &fd);
+		SSL *ssl = tls_connect(c, simproc_port(s2), 0, &fd);
 		ck_assert_int_eq(SSL_version(ssl), versions[v]);
 		for (int i = 0; i < 3; i++) {
 			struct timespec t0;
@@ -2401,13 +2411,7 @@ START_TEST(http_tls_answers_wait_for_room)
 	struct simproc_opts opts = {.tls = true};
 	struct simproc *s2 = simproc_start(&opts);
 	ck_assert_ptr_nonnull(s2);
-	char json[6200], desc[6001];
-	memset(desc, 'd', 6000);
-	desc[6000] = '\0';
-	snprintf(json, sizeof(json),
-	         "{\"amount\":\"1.00\",\"currencyCode\":\"EUR\",\"description\":\"%s\"}", desc);
-	char *id = simproc_create_txn_json(s2, json);
-	ck_assert_ptr_nonnull(id);
+	char *id = create_long_txn(s2, 6000);
 	char one[2048];
 	int rl = status_request(s2, id, one, sizeof(one));
 	/* the last request asks for the connection's end: put it before the blank line */
@@ -2420,18 +2424,8 @@ START_TEST(http_tls_answers_wait_for_room)
 	memcpy(reqs + (size_t)rl * (N - 1), last, (size_t)ll);
 	SSL_CTX *c = SSL_CTX_new(TLS_client_method());
 	ck_assert_ptr_nonnull(c);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	ck_assert_int_ge(fd, 0);
-	int small = 4096;
-	ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
-	struct sockaddr_in a = {.sin_family = AF_INET,
-	                        .sin_port = htons((uint16_t)simproc_port(s2))};
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	SSL *ssl = SSL_new(c);
-	ck_assert_ptr_nonnull(ssl);
-	ck_assert_int_eq(SSL_set_fd(ssl, fd), 1);
-	ck_assert_int_eq(SSL_connect(ssl), 1);
+	int fd;
+	SSL *ssl = tls_connect(c, simproc_port(s2), 4096, &fd);
 	ck_assert_int_eq(SSL_write(ssl, reqs, (int)total), (int)total);
 	usleep(300 * 1000);
 	for (int i = 0; i < N; i++)
@@ -2448,8 +2442,8 @@ START_TEST(http_tls_answers_wait_for_room)
 }
 END_TEST
 
-/* A TLS 1.2 client cannot renegotiate (the simulator answers its new ClientHello with
- * a no_renegotiation alert), and the simulator goes on serving. */
+/* A TLS 1.2 client cannot renegotiate (its new handshake fails), and the simulator
+ * goes on serving. */
 START_TEST(http_tls_refuses_renegotiation)
 {
 	struct simproc_opts opts = {.tls = true};
@@ -2459,7 +2453,7 @@ START_TEST(http_tls_refuses_renegotiation)
 	ck_assert_ptr_nonnull(c);
 	ck_assert_int_eq(SSL_CTX_set_max_proto_version(c, TLS1_2_VERSION), 1);
 	int fd;
-	SSL *ssl = tls_connect(c, simproc_port(s2), &fd);
+	SSL *ssl = tls_connect(c, simproc_port(s2), 0, &fd);
 	ck_assert_int_eq(SSL_renegotiate(ssl), 1);
 	ck_assert_int_le(SSL_do_handshake(ssl), 0);
 	SSL_free(ssl);
