@@ -3,6 +3,7 @@
 #include "uuid.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,13 +27,50 @@ void uuid_random_bytes(void *buf, size_t len)
 	}
 }
 
+/* Modification ids draw their random bytes from the kernel this many at a time: one
+ * getrandom per id was one system call per capture (0.5 ms in a claim of 512). */
+#define UUID_POOL_BYTES 512
+
+static _Thread_local unsigned char pool[UUID_POOL_BYTES];
+static _Thread_local size_t pool_left;
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+
+/* In a forked child the parent's unused bytes are dropped: both would draw the same ids. */
+static void pool_forget(void)
+{
+	pool_left = 0;
+}
+
+/* Registers pool_forget for the child of every fork. */
+static void pool_init(void)
+{
+	if (pthread_atfork(NULL, NULL, pool_forget) != 0) {
+		fprintf(stderr, "smartpay: pthread_atfork failed\n");
+		abort();
+	}
+}
+
+/* Takes 16 random bytes from the pool, refilling it from the kernel when empty; the bytes
+ * taken are wiped from it. */
+static void pool_take16(unsigned char b[16])
+{
+	pthread_once(&pool_once, pool_init);
+	if (pool_left < 16) {
+		uuid_random_bytes(pool, sizeof(pool));
+		pool_left = sizeof(pool);
+	}
+	pool_left -= 16;
+	memcpy(b, pool + pool_left, 16);
+	memset(pool + pool_left, 0, 16);
+}
+
 void uuid_v4(char out[37])
 {
 	static const char hex[] = "0123456789abcdef";
 	unsigned char b[16];
 	size_t o = 0;
 
-	uuid_random_bytes(b, sizeof(b));
+	pool_take16(b);
 	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
 	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
 	for (size_t i = 0; i < sizeof(b); i++) {

@@ -8,7 +8,8 @@
 /* Length of a UUID in text form, without the terminating NUL. */
 #define UUID_TEXT_LEN 36
 
-/* Writes a fresh random version-4 UUID, lowercase, NUL-terminated, into out. */
+/* Writes a fresh random version-4 UUID, lowercase, NUL-terminated, into out; its bytes
+ * come from the kernel's CSPRNG, drawn for 32 ids at a time (a forked child draws anew). */
 void uuid_v4(char out[37]);
 
 /* True when s is a UUID in the 8-4-4-4-12 hex form (any version, either case). */

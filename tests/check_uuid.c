@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* Orders UUID strings for the uniqueness check. */
 static int cmp_uuid(const void *a, const void *b)
@@ -56,11 +58,39 @@ START_TEST(test_uuid)
 }
 END_TEST
 
+/* A forked child does not draw the ids its parent draws next from the bytes both held. */
+START_TEST(test_uuid_fork)
+{
+	char first[37], parent_next[37], child_next[37] = "";
+	int fds[2];
+
+	uuid_v4(first); /* the pool now holds the bytes of the next 31 ids */
+	ck_assert_int_eq(pipe(fds), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		char id[37];
+		uuid_v4(id);
+		_exit(write(fds[1], id, sizeof(id)) == (ssize_t)sizeof(id) ? 0 : 1);
+	}
+	close(fds[1]);
+	ck_assert_int_eq(read(fds[0], child_next, sizeof(child_next)), (ssize_t)sizeof(child_next));
+	close(fds[0]);
+	int status = 0;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	uuid_v4(parent_next);
+	ck_assert(uuid_valid(child_next));
+	ck_assert_str_ne(child_next, parent_next);
+	ck_assert_str_ne(child_next, first);
+}
+END_TEST
+
 /* Builds the suite. */
 static Suite *uuid_suite(void)
 {
 	Suite *s = suite_create("uuid");
-	testutil_tcase(s, "uuid", 60, (const TTest *const[]){test_uuid, NULL});
+	testutil_tcase(s, "uuid", 60, (const TTest *const[]){test_uuid, test_uuid_fork, NULL});
 	return s;
 }
 
