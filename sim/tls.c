@@ -36,10 +36,12 @@ struct tls_conn {
 	struct sim_ctx *ctx;
 	struct sim_tls *tls;
 	gnutls_session_t session;
-	struct bufferevent *under; /* the socket's: reads records; writes go past it */
+	struct bufferevent *under; /* the socket's: records come into its input; writes go past it */
 	struct bufferevent *bev;   /* the filter */
 	struct event *due;         /* active: the output goes out on the loop's next pass */
 	struct event *writable;    /* the socket has room again (made on the first stall) */
+	struct event *readable;    /* reads the socket after the first bytes (conn_take_reads) */
+	bool reads_paused;         /* readable is off while evhttp reads no more */
 	bool sending;              /* a record is half out: the session sends the rest */
 	bool shaken;               /* the handshake is over */
 	bool failed;               /* a fatal TLS error: the connection is reported broken */
@@ -95,6 +97,58 @@ static void tls_writable(evutil_socket_t fd, short what, void *arg)
 		event_active(c->due, 0, 1);
 }
 
+/* Loop callback: the socket's bytes go into the socket bufferevent's input and on to
+ * the filter (tls_in), its end or error to the filter's owner; while evhttp reads no
+ * more (a request is being answered) they wait in the socket (conn_resume_reads). The
+ * connection may be gone after the trigger. */
+static void tls_readable(evutil_socket_t fd, short what, void *arg)
+{
+	(void)what;
+	struct tls_conn *c = arg;
+	if (!(bufferevent_get_enabled(c->bev) & EV_READ)) {
+		event_del(c->readable);
+		c->reads_paused = true;
+		return;
+	}
+	struct evbuffer *in = bufferevent_get_input(c->under);
+	/* a bufferevent's input takes bytes only from the bufferevent: its own read
+	 * unfreezes it the same way */
+	evbuffer_unfreeze(in, 0);
+	int n = evbuffer_read(in, fd, -1);
+	evbuffer_freeze(in, 0);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (n > 0) {
+		bufferevent_trigger(c->under, EV_READ, BEV_TRIG_IGNORE_WATERMARKS);
+		return;
+	}
+	event_del(c->readable);
+	bufferevent_trigger_event(c->under, (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR) | BEV_EVENT_READING,
+	                          0);
+}
+
+/* The socket's reads move from its bufferevent to the connection's own event at the
+ * first bytes: the filter stops the bufferevent's reading each time evhttp reads no more
+ * (a request is in) and starts it again with the answer, and libevent made of each such
+ * pair one epoll_ctl per request that set the same events again. */
+static bool conn_take_reads(struct tls_conn *c)
+{
+	c->readable = event_new(bufferevent_get_base(c->under), conn_fd(c), EV_READ | EV_PERSIST,
+	                        tls_readable, c);
+	if (c->readable == NULL || event_add(c->readable, NULL) != 0)
+		return false;
+	return bufferevent_disable(c->under, EV_READ) == 0;
+}
+
+/* Reads the socket again once evhttp does (it starts reading again when an answer went
+ * out: tls_due comes after every answer). */
+static void conn_resume_reads(struct tls_conn *c)
+{
+	if (c->reads_paused && (bufferevent_get_enabled(c->bev) & EV_READ) &&
+	    event_add(c->readable, NULL) == 0)
+		c->reads_paused = false;
+}
+
 /* Waits for room on the socket (a write or the handshake got EAGAIN). */
 static bool conn_wait_writable(struct tls_conn *c)
 {
@@ -130,6 +184,10 @@ static enum bufferevent_filter_result tls_in(struct evbuffer *src, struct evbuff
 	struct tls_conn *c = arg;
 	if (c->failed)
 		return BEV_ERROR;
+	if (c->readable == NULL && !conn_take_reads(c)) {
+		conn_fail(c);
+		return BEV_ERROR;
+	}
 	if (!c->shaken) {
 		int r = gnutls_handshake(c->session);
 		if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
@@ -219,8 +277,9 @@ static void conn_flush(struct sim_tls *t, struct bufferevent *bev)
 	t->flushing = false;
 }
 
-/* Loop callback: the output queued since the last pass goes out, or a broken
- * connection is reported to its owner (who frees it). */
+/* Loop callback: the output queued since the last pass goes out (and the socket is
+ * read again if evhttp now reads), or a broken connection is reported to its owner
+ * (who frees it). */
 static void tls_due(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what;
@@ -229,9 +288,14 @@ static void tls_due(evutil_socket_t fd, short what, void *arg)
 		bufferevent_trigger_event(c->bev, BEV_EVENT_ERROR | BEV_EVENT_READING, 0);
 		return;
 	}
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0 &&
+	/* held, so that c outlives an answer after which evhttp frees the connection */
+	struct bufferevent *bev = c->bev;
+	bufferevent_incref(bev);
+	if (evbuffer_get_length(bufferevent_get_output(bev)) > 0 &&
 	    (c->writable == NULL || !event_pending(c->writable, EV_WRITE, NULL)))
-		conn_flush(c->tls, c->bev);
+		conn_flush(c->tls, bev);
+	conn_resume_reads(c);
+	bufferevent_decref(bev);
 }
 
 /* Output-buffer hook: an answer (or part of one) was queued; it goes out once evhttp
@@ -252,6 +316,8 @@ static void conn_free(void *arg)
 		event_free(c->due);
 	if (c->writable != NULL)
 		event_free(c->writable);
+	if (c->readable != NULL)
+		event_free(c->readable);
 	gnutls_deinit(c->session);
 	free(c);
 }

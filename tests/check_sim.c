@@ -2401,6 +2401,42 @@ START_TEST(http_tls_latency_keep_alive)
 }
 END_TEST
 
+/* A request that arrives over TLS while the one before waits for its delayed answer is
+ * read and answered after it (the connection reads its socket with its own event). */
+START_TEST(http_tls_request_during_delayed_answer)
+{
+	struct simproc_opts opts = {.tls = true};
+	struct simproc *s2 = simproc_start(&opts);
+	ck_assert_ptr_nonnull(s2);
+	char *id = simproc_create_txn(s2, "10.00", "EUR");
+	ck_assert_ptr_nonnull(id);
+	ck_assert(simproc_set_faults(s2, "{\"latency_ms\":100}"));
+	char req[2048];
+	int rl = status_request(s2, id, req, sizeof(req));
+	SSL_CTX *c = SSL_CTX_new(TLS_client_method());
+	ck_assert_ptr_nonnull(c);
+	int fd;
+	SSL *ssl = tls_connect(c, simproc_port(s2), 0, &fd);
+	/* an answer that does not come fails the read instead of hanging the test */
+	struct timeval tv = {.tv_sec = 5};
+	ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ck_assert_int_eq(SSL_write(ssl, req, rl), rl);
+	usleep(40 * 1000);
+	ck_assert_int_eq(SSL_write(ssl, req, rl), rl);
+	ck_assert_int_eq(tls_read_answer(ssl), 200);
+	ck_assert_int_eq(tls_read_answer(ssl), 200);
+	ck_assert_int_ge(testutil_elapsed_ms(&t0), 200);
+	SSL_free(ssl);
+	close(fd);
+	SSL_CTX_free(c);
+	ck_assert_int_eq(ledger_number(s2, "answersFromTimer"), 2);
+	free(id);
+	ck_assert(simproc_stop(s2));
+}
+END_TEST
+
 /* A client that sends many requests at once and reads nothing for a while fills the
  * simulator's socket: the answers wait for room (counted as tlsWritesWaited) and
  * then all come, each whole and in order, the last one (Connection: close) before the
@@ -2523,6 +2559,7 @@ static Suite *sim_suite(void)
 	tcase_add_test(tc, http_tls_answer_is_one_record);
 	tcase_add_test(tc, http_tls_latency_keep_alive);
 	tcase_add_test(tc, http_tls_answers_wait_for_room);
+	tcase_add_test(tc, http_tls_request_during_delayed_answer);
 	tcase_add_test(tc, http_tls_refuses_renegotiation);
 	suite_add_tcase(s, tc);
 	return s;
