@@ -308,7 +308,8 @@ static void tls_output_added(struct evbuffer *buf, const struct evbuffer_cb_info
 		event_active(c->due, 0, 1);
 }
 
-/* The filter's context is freed with it: the session and the connection's events. */
+/* The filter's context is freed with it (or by a failed sim_tls_accept): the session
+ * and the connection's events. */
 static void conn_free(void *arg)
 {
 	struct tls_conn *c = arg;
@@ -318,7 +319,8 @@ static void conn_free(void *arg)
 		event_free(c->writable);
 	if (c->readable != NULL)
 		event_free(c->readable);
-	gnutls_deinit(c->session);
+	if (c->session != NULL)
+		gnutls_deinit(c->session);
 	free(c);
 }
 
@@ -358,11 +360,7 @@ struct bufferevent *sim_tls_accept(struct sim_ctx *ctx, struct event_base *base)
 	if (c->bev == NULL) {
 		if (c->under != NULL)
 			bufferevent_free(c->under);
-		if (c->session != NULL)
-			gnutls_deinit(c->session);
-		if (c->due != NULL)
-			event_free(c->due);
-		free(c);
+		conn_free(c);
 		return NULL;
 	}
 	if (evbuffer_add_cb(bufferevent_get_output(c->bev), tls_output_added, c) == NULL) {
