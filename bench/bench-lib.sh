@@ -3,7 +3,6 @@
 #
 # bench_pg_start DIR                 the durable private cluster with pg_stat_statements
 #                                    (scripts/pgcluster.sh must be sourced first)
-# psql_q [ARGS]                      psql on $PG_CONNINFO, quiet, stop on error, unaligned
 # bench_shop_orders SEED ORDERS      the simulator's preloaded transactions as shipped-to-be
 #                                    orders, public.bench_shipped, pg_stat_statements
 # bench_daemon_conf FILE SIM MERCHANT_KEY KEY_FILE INFLIGHT [CA_LINE]
@@ -18,10 +17,6 @@ bench_pg_start() {
 pg_stat_statements.max = 1000
 pg_stat_statements.track = all" pg_cluster_start "$1" durable
 }
-
-# psql on $PG_CONNINFO: quiet, no psqlrc, stop on the first error, unaligned tuples.
-# shellcheck disable=SC2120 # the callers pass the arguments
-psql_q() { psql "$PG_CONNINFO" -X -q -v ON_ERROR_STOP=1 -At "$@"; }
 
 # The orders of a run (public.orders from sql/example-orders.sql exists): the
 # simulator's preloaded transactions, 100.00 EUR each, ids from the seed and index;

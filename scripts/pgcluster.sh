@@ -5,6 +5,7 @@
 #                                  127.0.0.1 port; sets PG_CONNINFO and PG_PORT;
 #                                  PG_EXTRA_CONF (lines) is appended to postgresql.conf
 # pg_cluster_stop DIR              fast stop (called from the caller's trap)
+# psql_q [ARGS]                    psql on $PG_CONNINFO, quiet, stop on error, unaligned
 
 PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
 
@@ -61,3 +62,9 @@ pg_cluster_stop() {
 	[ -d "$dir/data" ] || return 0
 	pg_as_owner "$PG_BINDIR/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
 }
+
+# psql on $PG_CONNINFO: quiet, no psqlrc, stop on the first error, unaligned tuples. The
+# version's own binary: Debian's /usr/bin/psql is a Perl wrapper that takes about 25 ms
+# of CPU per call, which the benchmarks' polls would spend beside the work they time.
+# shellcheck disable=SC2120 # the callers pass the arguments
+psql_q() { "$PG_BINDIR/psql" "$PG_CONNINFO" -X -q -v ON_ERROR_STOP=1 -At "$@"; }
