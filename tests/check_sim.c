@@ -2353,18 +2353,28 @@ START_TEST(http_tls_answer_is_one_record)
 }
 END_TEST
 
+/* A simulator over TLS with one transaction (*id), whose answers wait latency_ms. */
+static struct simproc *tls_sim_delayed(int latency_ms, char **id)
+{
+	struct simproc_opts opts = {.tls = true};
+	struct simproc *s = simproc_start(&opts);
+	ck_assert_ptr_nonnull(s);
+	*id = simproc_create_txn(s, "10.00", "EUR");
+	ck_assert_ptr_nonnull(*id);
+	char faults[64];
+	snprintf(faults, sizeof(faults), "{\"latency_ms\":%d}", latency_ms);
+	ck_assert(simproc_set_faults(s, faults));
+	return s;
+}
+
 /* Delayed answers over TLS (1.2 and 1.3) on one kept-alive connection are written
  * from their timers as plain ones are: each one record, none before the latency has
  * passed since its request was sent, the connection goes on reading, also two
  * requests sent together, and every answer counted as written from its timer. */
 START_TEST(http_tls_latency_keep_alive)
 {
-	struct simproc_opts opts = {.tls = true};
-	struct simproc *s2 = simproc_start(&opts);
-	ck_assert_ptr_nonnull(s2);
-	char *id = simproc_create_txn(s2, "10.00", "EUR");
-	ck_assert_ptr_nonnull(id);
-	ck_assert(simproc_set_faults(s2, "{\"latency_ms\":30}"));
+	char *id;
+	struct simproc *s2 = tls_sim_delayed(30, &id);
 	char req[2048];
 	int rl = status_request(s2, id, req, sizeof(req) / 2);
 	memcpy(req + rl, req, (size_t)rl); /* the same request twice, for one write */
@@ -2405,12 +2415,8 @@ END_TEST
  * read and answered after it (the connection reads its socket with its own event). */
 START_TEST(http_tls_request_during_delayed_answer)
 {
-	struct simproc_opts opts = {.tls = true};
-	struct simproc *s2 = simproc_start(&opts);
-	ck_assert_ptr_nonnull(s2);
-	char *id = simproc_create_txn(s2, "10.00", "EUR");
-	ck_assert_ptr_nonnull(id);
-	ck_assert(simproc_set_faults(s2, "{\"latency_ms\":100}"));
+	char *id;
+	struct simproc *s2 = tls_sim_delayed(100, &id);
 	char req[2048];
 	int rl = status_request(s2, id, req, sizeof(req));
 	SSL_CTX *c = SSL_CTX_new(TLS_client_method());
